@@ -1,0 +1,71 @@
+// BLAKE3, the hash that names every object.
+//
+// The native build (@napi-rs/blake-hash, Rust BLAKE3 with SIMD) is ~40x faster than the
+// portable @noble/hashes implementation under Bun (see docs/benchmarks.md), so it is used
+// whenever it loads. @noble/hashes stays as the portable fallback and as the reference the
+// tests compare the native build against.
+import { blake3 as nobleBlake3 } from "@noble/hashes/blake3.js";
+import { idFromBytes, type ObjectId } from "./id.ts";
+
+export interface IncrementalHasher {
+  update(bytes: Uint8Array): void;
+  digest(): ObjectId;
+}
+
+interface Blake3Backend {
+  name: string;
+  hash(bytes: Uint8Array): Uint8Array;
+  create(): { update(bytes: Uint8Array): unknown; digest(): Uint8Array };
+}
+
+const portableBackend: Blake3Backend = {
+  name: "@noble/hashes (portable)",
+  hash: (bytes) => nobleBlake3(bytes),
+  create: () => nobleBlake3.create(),
+};
+
+function loadNativeBackend(): Blake3Backend | undefined {
+  if (process.env.DSYNC_BLAKE3 === "portable") return undefined;
+  try {
+    // A literal require so `bun build --compile` embeds the native addon in the binary.
+    const native = require("@napi-rs/blake-hash") as typeof import("@napi-rs/blake-hash");
+    const probe = native.blake3(new Uint8Array(0));
+    if (probe.length !== 32) return undefined;
+    return {
+      name: "@napi-rs/blake-hash (native)",
+      hash: (bytes) => native.blake3(bytes),
+      create: () => {
+        const hasher = new native.Blake3Hasher();
+        return { update: (b: Uint8Array) => hasher.update(b), digest: () => hasher.digestBuffer() };
+      },
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+const backend: Blake3Backend = loadNativeBackend() ?? portableBackend;
+
+/** Which implementation is in use, for logs and benchmarks. */
+export const blake3BackendName = backend.name;
+
+/** BLAKE3-256 of bytes, as an object id. Equal to what `b3sum` prints for the same bytes. */
+export function blake3(bytes: Uint8Array): ObjectId {
+  return backend.hash(bytes) as ObjectId;
+}
+
+export function createBlake3(): IncrementalHasher {
+  const state = backend.create();
+  return {
+    update: (bytes) => void state.update(bytes),
+    digest: () => idFromBytes(state.digest()),
+  };
+}
+
+/** The reference implementation, for tests that check the fast path against it. */
+export function blake3Portable(bytes: Uint8Array): ObjectId {
+  return nobleBlake3(bytes) as ObjectId;
+}
+
+/** BLAKE3 of the empty input. */
+export const EMPTY_BLAKE3_HEX = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";

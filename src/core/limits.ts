@@ -1,0 +1,34 @@
+// Every bound dsync enforces, in one place. Units are in the names.
+
+export const LIMITS = {
+  /** Longest file or directory name, in UTF-8 bytes (the common filesystem limit). */
+  nameLengthBytesMax: 255,
+  /** Longest relative path, in UTF-8 bytes. */
+  pathLengthBytesMax: 4096,
+  /** Longest symlink target, in UTF-8 bytes. */
+  symlinkTargetLengthBytesMax: 4096,
+  /** Deepest directory nesting a tree may have. */
+  treeDepthMax: 256,
+  /** Longest version message, in UTF-8 bytes. */
+  messageLengthBytesMax: 4096,
+  /** Most parents a version may name. */
+  versionParentsMax: 16,
+  /** Largest structured object (file, tree, version node), in bytes. Pages keep real ones far below. */
+  structuredObjectBytesMax: 1024 * 1024,
+  /** Largest object of any kind (a chunk is at most the chunker's max size). */
+  objectBytesMax: 8 * 1024 * 1024,
+  /** Entries in one page of a paged list: the content-defined rule aims at the average. */
+  pageEntriesMin: 16,
+  pageEntriesAvgLog2: 8, // 256 entries on average
+  pageEntriesMax: 2048,
+  /** Largest request body the HTTP API accepts, in bytes. */
+  requestBodyBytesMax: 64 * 1024 * 1024,
+  /** Most ids in one "which do you lack?" or download batch. */
+  batchIdsMax: 100_000,
+  /** Target size of one upload/download batch, in bytes. */
+  batchBytesTarget: 4 * 1024 * 1024,
+  /** Requests a client keeps in flight at once. */
+  transferConcurrency: 4,
+  /** Longest folder name, in bytes. */
+  folderNameLengthBytesMax: 128,
+} as const;

@@ -1,0 +1,153 @@
+// Content-defined paging of long lists (a big file's chunk list, a big directory's entries).
+//
+// A list is cut into pages where an entry's boundary hash matches a pattern, as prolly trees
+// and bup's hashsplit do: the cut points depend on the entries themselves, not on their
+// positions, so inserting or removing an entry changes only the page that holds it and the
+// pages above it. Pages are grouped again the same way, level by level, until one node is
+// left: that node is the file's or directory's id. An edit in a 10 GiB file therefore writes
+// O(log n) small objects, not a new 150 000-entry list.
+//
+// Boundary hashes: a chunk or page id is already uniformly random, so its first four bytes are
+// used as is; a tree entry uses a hash of its name (not of its content), so editing a file does
+// not move the cut points of the directory that lists it.
+import { type ObjectId } from "./id.ts";
+import { LIMITS } from "./limits.ts";
+import {
+  isFileLeaf,
+  isTreeLeaf,
+  sealObject,
+  type ChunkRef,
+  type FileNode,
+  type StructuredObject,
+  type TreeEntry,
+  type TreeNode,
+} from "./objects.ts";
+
+export interface SealedObject<T extends StructuredObject = StructuredObject> {
+  id: ObjectId;
+  bytes: Uint8Array;
+  object: T;
+}
+
+/** Loads and decodes a structured object by id (from a store, a cache or a peer). */
+export type ObjectLoader = (id: ObjectId) => Promise<StructuredObject>;
+
+const BOUNDARY_MASK = (1 << LIMITS.pageEntriesAvgLog2) - 1;
+
+function idBoundaryHash(id: Uint8Array): number {
+  return (id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) >>> 0;
+}
+
+const textEncoder = new TextEncoder();
+
+/** FNV-1a over the UTF-8 bytes, then a murmur3 finalizer so the low bits are well mixed. */
+export function nameBoundaryHash(name: string): number {
+  const bytes = textEncoder.encode(name);
+  let h = 0x811c9dc5 | 0;
+  for (let i = 0; i < bytes.length; i++) {
+    h ^= bytes[i]!;
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Cuts a list into runs: a run ends after an entry whose hash matches, once it holds the minimum. */
+export function splitIntoPages<T>(items: readonly T[], boundaryHash: (item: T) => number): T[][] {
+  const pages: T[][] = [];
+  let current: T[] = [];
+  for (const item of items) {
+    current.push(item);
+    const atPattern = (boundaryHash(item) & BOUNDARY_MASK) === 0;
+    if ((atPattern && current.length >= LIMITS.pageEntriesMin) || current.length >= LIMITS.pageEntriesMax) {
+      pages.push(current);
+      current = [];
+    }
+  }
+  if (current.length > 0 || pages.length === 0) pages.push(current);
+  return pages;
+}
+
+/** Builds a file's node tree from its chunk list. The last object returned is the root. */
+export function buildFileNodes(chunks: readonly ChunkRef[]): SealedObject<FileNode>[] {
+  const out: SealedObject<FileNode>[] = [];
+  const seal = (node: FileNode) => {
+    const sealed = { ...sealObject(node), object: node };
+    out.push(sealed);
+    return sealed;
+  };
+  let level = 0;
+  let current = splitIntoPages(chunks, (c) => idBoundaryHash(c.id)).map((page) =>
+    seal({ kind: "file", level: 0, sizeBytes: page.reduce((sum, c) => sum + c.lengthBytes, 0), chunks: page }),
+  );
+  while (current.length > 1) {
+    level++;
+    const nodeLevel = level;
+    current = splitIntoPages(current, (s) => idBoundaryHash(s.id)).map((page) =>
+      seal({
+        kind: "file",
+        level: nodeLevel,
+        sizeBytes: page.reduce((sum, s) => sum + s.object.sizeBytes, 0),
+        pages: page.map((s) => ({ id: s.id, sizeBytes: s.object.sizeBytes })),
+      }),
+    );
+  }
+  return out;
+}
+
+/** Builds a directory's node tree from its entries (which must be sorted by name). The last object is the root. */
+export function buildTreeNodes(entries: readonly TreeEntry[]): SealedObject<TreeNode>[] {
+  const out: SealedObject<TreeNode>[] = [];
+  const seal = (node: TreeNode, firstName: string) => {
+    const sealed = { ...sealObject(node), object: node, firstName };
+    out.push(sealed);
+    return sealed;
+  };
+  let level = 0;
+  let current = splitIntoPages(entries, (e) => nameBoundaryHash(e.name)).map((page) =>
+    seal({ kind: "tree", level: 0, entries: page }, page[0]?.name ?? ""),
+  );
+  while (current.length > 1) {
+    level++;
+    const nodeLevel = level;
+    current = splitIntoPages(current, (s) => idBoundaryHash(s.id)).map((page) =>
+      seal({ kind: "tree", level: nodeLevel, pages: page.map((s) => ({ id: s.id, firstName: s.firstName })) }, page[0]!.firstName),
+    );
+  }
+  return out.map(({ id, bytes, object }) => ({ id, bytes, object }));
+}
+
+function expectKind<K extends StructuredObject["kind"]>(object: StructuredObject, kind: K, id: ObjectId): Extract<StructuredObject, { kind: K }> {
+  if (object.kind !== kind) throw new Error(`object ${Buffer.from(id).toString("hex")} is a ${object.kind}, expected a ${kind}`);
+  return object as Extract<StructuredObject, { kind: K }>;
+}
+
+/** Every chunk of a file, in order, loading pages as needed. */
+export async function readFileChunks(rootId: ObjectId, load: ObjectLoader): Promise<ChunkRef[]> {
+  const out: ChunkRef[] = [];
+  const visit = async (id: ObjectId, depth: number): Promise<void> => {
+    if (depth > 32) throw new Error("file node tree too deep");
+    const node = expectKind(await load(id), "file", id);
+    if (isFileLeaf(node)) out.push(...node.chunks);
+    else for (const page of node.pages) await visit(page.id, depth + 1);
+  };
+  await visit(rootId, 0);
+  return out;
+}
+
+/** Every entry of a directory, in name order, loading pages as needed. */
+export async function readTreeEntries(rootId: ObjectId, load: ObjectLoader): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
+  const visit = async (id: ObjectId, depth: number): Promise<void> => {
+    if (depth > 32) throw new Error("tree node tree too deep");
+    const node = expectKind(await load(id), "tree", id);
+    if (isTreeLeaf(node)) out.push(...node.entries);
+    else for (const page of node.pages) await visit(page.id, depth + 1);
+  };
+  await visit(rootId, 0);
+  return out;
+}

@@ -1,0 +1,263 @@
+// The scanner: walks a directory into content-addressed objects.
+//
+// Files are read through one reused buffer and cut with FastCDC as they stream, so memory stays
+// bounded whatever the file sizes. Each chunk is hashed and handed to the sink (which may store
+// it, or only note it); file and tree nodes are built bottom-up and handed over too. Symlinks are
+// recorded as links and never followed. Files unchanged since the last scan (size, mtime, ctime
+// and inode all equal, per the stat cache) are not read again.
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type BigIntStats } from "node:fs";
+import { join } from "node:path";
+import { blake3 } from "../core/blake3.ts";
+import { DEFAULT_CHUNKER_PARAMS, findCutPoint, type ChunkerParams } from "../core/fastcdc.ts";
+import type { ObjectId } from "../core/id.ts";
+import { compareNames, type ChunkRef, type TreeEntry } from "../core/objects.ts";
+import { validateName, validateSymlinkTarget } from "../core/names.ts";
+import { buildFileNodes, buildTreeNodes, type SealedObject } from "../core/pages.ts";
+import { IGNORE_FILE_NAME, isIgnored, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
+import { NoStatCache, RACY_WINDOW_NS, type StatCache } from "./stat-cache.ts";
+
+/** Where the scan's output goes. */
+export interface ScanSink {
+  /** A chunk read from a file. `bytes` is a view into a reused buffer, valid only during the call: copy to keep it. */
+  chunk?(id: ObjectId, bytes: Uint8Array): void | Promise<void>;
+  /** A file or tree node the scan created. */
+  object(sealed: SealedObject): void | Promise<void>;
+  /** Whether a file node remembered by the stat cache is still at hand; a cache hit needs it. */
+  hasObject?(id: ObjectId): boolean | Promise<boolean>;
+}
+
+export interface ScanOptions {
+  sink: ScanSink;
+  chunker?: ChunkerParams;
+  statCache?: StatCache;
+  /** Names skipped at the top level only (the sync state folder). */
+  excludeTopLevel?: readonly string[];
+  /** Size of the one read buffer; at least twice the chunker's max size. */
+  readBufferBytes?: number;
+  /** Wall clock in ns, for the racily-clean check; injected so tests can control it. */
+  nowNs?: () => bigint;
+  onProgress?: (progress: ScanProgress) => void;
+}
+
+export interface ScanProgress {
+  bytesRead: number;
+  filesDone: number;
+}
+
+export interface SkippedPath {
+  path: string;
+  reason: string;
+}
+
+export interface ScanResult {
+  rootId: ObjectId;
+  files: number;
+  directories: number;
+  symlinks: number;
+  /** Sum of file sizes. */
+  totalBytes: number;
+  /** Bytes actually read (files not served by the stat cache). */
+  bytesRead: number;
+  filesRead: number;
+  filesFromCache: number;
+  /** Chunk references across files read this time. */
+  chunksRead: number;
+  skipped: SkippedPath[];
+}
+
+/** Names dsync itself writes while materializing; a leftover from a crash is never synced. */
+export const TEMP_FILE_PREFIX = ".dsync-tmp-";
+
+const READ_BUFFER_BYTES_DEFAULT = 4 * 1024 * 1024;
+
+export async function scanDirectory(rootPath: string, options: ScanOptions): Promise<ScanResult> {
+  const scanner = new Scanner(rootPath, options);
+  const rootId = await scanner.scanDirectoryAt("", rootPath, []);
+  scanner.statCache.finish(scanner.seenPaths);
+  return { rootId, ...scanner.counts, skipped: scanner.skipped };
+}
+
+class Scanner {
+  readonly statCache: StatCache;
+  readonly seenPaths = new Set<string>();
+  readonly skipped: SkippedPath[] = [];
+  readonly counts = { files: 0, directories: 0, symlinks: 0, totalBytes: 0, bytesRead: 0, filesRead: 0, filesFromCache: 0, chunksRead: 0 };
+  private readonly params: ChunkerParams;
+  private readonly buffer: Uint8Array;
+  private readonly startNs: bigint;
+
+  constructor(private readonly rootPath: string, private readonly options: ScanOptions) {
+    this.params = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
+    this.statCache = options.statCache ?? new NoStatCache();
+    const size = Math.max(options.readBufferBytes ?? READ_BUFFER_BYTES_DEFAULT, this.params.maxSizeBytes * 2);
+    this.buffer = new Uint8Array(size);
+    this.startNs = (options.nowNs ?? (() => BigInt(Date.now()) * 1_000_000n))();
+  }
+
+  private skip(path: string, reason: string): void {
+    this.skipped.push({ path, reason });
+  }
+
+  async scanDirectoryAt(relativePath: string, absolutePath: string, inheritedRules: IgnoreRules[]): Promise<ObjectId> {
+    let ruleSets = inheritedRules;
+    const names = readdirSync(absolutePath);
+    if (names.includes(IGNORE_FILE_NAME)) {
+      try {
+        const text = readFileSync(join(absolutePath, IGNORE_FILE_NAME), "utf8");
+        ruleSets = [...inheritedRules, parseIgnoreFile(text, relativePath)];
+      } catch (error) {
+        this.skip(join(relativePath, IGNORE_FILE_NAME), `unreadable ignore file: ${(error as Error).message}`);
+      }
+    }
+    names.sort(compareNames);
+    const entries: TreeEntry[] = [];
+    for (const name of names) {
+      const childRelative = relativePath === "" ? name : `${relativePath}/${name}`;
+      if (relativePath === "" && this.options.excludeTopLevel?.includes(name)) continue;
+      if (name.startsWith(TEMP_FILE_PREFIX)) continue;
+      const nameProblem = validateName(name);
+      if (nameProblem) {
+        this.skip(childRelative, nameProblem);
+        continue;
+      }
+      const childAbsolute = join(absolutePath, name);
+      let stats: BigIntStats;
+      try {
+        stats = lstatSync(childAbsolute, { bigint: true });
+      } catch (error) {
+        this.skip(childRelative, `cannot stat: ${(error as Error).message}`);
+        continue;
+      }
+      if (isIgnored(ruleSets, childRelative, stats.isDirectory())) continue;
+      const mode = Number(stats.mode & 0o7777n);
+      const mtimeMs = Number(stats.mtimeNs / 1_000_000n);
+      if (stats.isDirectory()) {
+        let id: ObjectId;
+        try {
+          id = await this.scanDirectoryAt(childRelative, childAbsolute, ruleSets);
+        } catch (error) {
+          this.skip(childRelative, `cannot read directory: ${(error as Error).message}`);
+          continue;
+        }
+        this.counts.directories++;
+        entries.push({ name, kind: "dir", mode, mtimeMs, sizeBytes: 0, id, target: null });
+      } else if (stats.isFile()) {
+        const file = await this.scanFileAt(childRelative, childAbsolute, stats);
+        if (!file) continue;
+        this.counts.files++;
+        this.counts.totalBytes += file.sizeBytes;
+        entries.push({ name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null });
+      } else if (stats.isSymbolicLink()) {
+        let target: string;
+        try {
+          target = readlinkSync(childAbsolute, "utf8");
+        } catch (error) {
+          this.skip(childRelative, `cannot read link: ${(error as Error).message}`);
+          continue;
+        }
+        const targetProblem = validateSymlinkTarget(target);
+        if (targetProblem) {
+          this.skip(childRelative, targetProblem);
+          continue;
+        }
+        this.counts.symlinks++;
+        entries.push({ name, kind: "symlink", mode, mtimeMs, sizeBytes: 0, id: null, target });
+      } else {
+        this.skip(childRelative, "not a regular file, directory or symlink");
+      }
+    }
+    const nodes = buildTreeNodes(entries);
+    for (const node of nodes) await this.options.sink.object(node);
+    return nodes[nodes.length - 1]!.id;
+  }
+
+  private async scanFileAt(
+    relativePath: string,
+    absolutePath: string,
+    stats: BigIntStats,
+  ): Promise<{ id: ObjectId; sizeBytes: number; mtimeMs: number } | undefined> {
+    this.seenPaths.add(relativePath);
+    const cached = this.statCache.get(relativePath);
+    const mode = Number(stats.mode & 0o7777n);
+    if (
+      cached &&
+      cached.sizeBytes === Number(stats.size) &&
+      cached.mtimeNs === stats.mtimeNs &&
+      cached.ctimeNs === stats.ctimeNs &&
+      cached.inode === stats.ino &&
+      (!this.options.sink.hasObject || (await this.options.sink.hasObject(cached.fileId)))
+    ) {
+      this.counts.filesFromCache++;
+      if (cached.mode !== mode) this.statCache.set(relativePath, { ...cached, mode });
+      return { id: cached.fileId, sizeBytes: cached.sizeBytes, mtimeMs: Number(stats.mtimeNs / 1_000_000n) };
+    }
+    let fd: number;
+    try {
+      fd = openSync(absolutePath, "r");
+    } catch (error) {
+      this.skip(relativePath, `cannot open: ${(error as Error).message}`);
+      return undefined;
+    }
+    try {
+      const chunks = await this.readChunks(fd);
+      // The file's identity after reading: if it changed while we read, what we hashed may be a
+      // mix of old and new bytes, so it must not be cached (the next scan reads it again).
+      const after = fstatSync(fd, { bigint: true });
+      const sizeBytes = chunks.reduce((sum, c) => sum + c.lengthBytes, 0);
+      const nodes = buildFileNodes(chunks);
+      for (const node of nodes) await this.options.sink.object(node);
+      const id = nodes[nodes.length - 1]!.id;
+      this.counts.filesRead++;
+      const stable = after.mtimeNs === stats.mtimeNs && after.size === stats.size && BigInt(sizeBytes) === after.size;
+      const racy = this.startNs - after.mtimeNs < RACY_WINDOW_NS || this.startNs - after.ctimeNs < RACY_WINDOW_NS;
+      if (stable && !racy) {
+        this.statCache.set(relativePath, { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id });
+      }
+      return { id, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
+    } catch (error) {
+      this.skip(relativePath, `cannot read: ${(error as Error).message}`);
+      return undefined;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Streams a file through the reused buffer, cutting and hashing chunks as they complete. */
+  private async readChunks(fd: number): Promise<ChunkRef[]> {
+    const buffer = this.buffer;
+    const sink = this.options.sink;
+    const chunks: ChunkRef[] = [];
+    let filled = 0;
+    let start = 0;
+    let eof = false;
+    let position = 0;
+    for (;;) {
+      while (!eof && filled < buffer.length) {
+        const n = readSync(fd, buffer, filled, buffer.length - filled, position);
+        if (n === 0) eof = true;
+        filled += n;
+        position += n;
+        this.counts.bytesRead += n;
+      }
+      while (start < filled) {
+        const length = findCutPoint(buffer, start, filled, this.params, eof);
+        if (length < 0) break;
+        const bytes = buffer.subarray(start, start + length);
+        const id = blake3(bytes);
+        chunks.push({ id, lengthBytes: length });
+        if (sink.chunk) {
+          const pending = sink.chunk(id, bytes);
+          if (pending) await pending;
+        }
+        start += length;
+      }
+      if (eof && start >= filled) break;
+      buffer.copyWithin(0, start, filled);
+      filled -= start;
+      start = 0;
+      this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
+    }
+    this.counts.chunksRead += chunks.length;
+    return chunks;
+  }
+}

@@ -1,0 +1,91 @@
+// The stat cache: lets a scan skip re-reading a file whose size, mtime, ctime and inode are
+// unchanged since the last scan, reusing the file node id computed then.
+//
+// Stored in a small SQLite database beside the synced directory's state (DIR/.dsync/).
+// A file modified in the same clock tick as it was scanned would look unchanged afterwards
+// ("racily clean"), so entries whose mtime is too close to the scan's start are not recorded.
+import { Database } from "bun:sqlite";
+import type { ObjectId } from "../core/id.ts";
+
+export interface StatCacheEntry {
+  sizeBytes: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  inode: bigint;
+  mode: number;
+  fileId: ObjectId;
+}
+
+export interface StatCache {
+  get(path: string): StatCacheEntry | undefined;
+  set(path: string, entry: StatCacheEntry): void;
+  /** Drops every path not set or confirmed during this scan, then persists. */
+  finish(seenPaths: ReadonlySet<string>): void;
+  close(): void;
+}
+
+/** Timestamps closer than this to the scan start are not trusted for caching. */
+export const RACY_WINDOW_NS = 100_000_000n;
+
+export class SqliteStatCache implements StatCache {
+  private readonly db: Database;
+  private readonly pending = new Map<string, StatCacheEntry>();
+  private readonly getStatement;
+
+  constructor(path: string) {
+    this.db = new Database(path, { create: true });
+    this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    this.db.exec(`CREATE TABLE IF NOT EXISTS stat_cache (
+      path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns TEXT NOT NULL, ctime_ns TEXT NOT NULL,
+      inode TEXT NOT NULL, mode INTEGER NOT NULL, file_id BLOB NOT NULL) WITHOUT ROWID`);
+    this.getStatement = this.db.prepare("SELECT size, mtime_ns, ctime_ns, inode, mode, file_id FROM stat_cache WHERE path = ?");
+  }
+
+  get(path: string): StatCacheEntry | undefined {
+    const row = this.getStatement.get(path) as
+      | { size: number; mtime_ns: string; ctime_ns: string; inode: string; mode: number; file_id: Uint8Array }
+      | null;
+    if (!row) return undefined;
+    return {
+      sizeBytes: row.size,
+      mtimeNs: BigInt(row.mtime_ns),
+      ctimeNs: BigInt(row.ctime_ns),
+      inode: BigInt(row.inode),
+      mode: row.mode,
+      fileId: new Uint8Array(row.file_id) as ObjectId,
+    };
+  }
+
+  set(path: string, entry: StatCacheEntry): void {
+    this.pending.set(path, entry);
+  }
+
+  finish(seenPaths: ReadonlySet<string>): void {
+    const insert = this.db.prepare(
+      "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    const remove = this.db.prepare("DELETE FROM stat_cache WHERE path = ?");
+    const existing = this.db.prepare("SELECT path FROM stat_cache").all() as { path: string }[];
+    this.db.transaction(() => {
+      for (const { path } of existing) if (!seenPaths.has(path)) remove.run(path);
+      for (const [path, e] of this.pending) {
+        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId);
+      }
+    })();
+    this.pending.clear();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** A stat cache that remembers nothing: every file is read. */
+export class NoStatCache implements StatCache {
+  get(): undefined {
+    return undefined;
+  }
+  set(): void {}
+  finish(): void {}
+  close(): void {}
+}

@@ -1,0 +1,82 @@
+// Retention and garbage collection.
+//
+// 1. Retention prunes each folder's version index: the head is always kept, plus the newest
+//    `keepVersions` versions and every version younger than `keepDays` (either rule keeps).
+// 2. Mark: everything reachable from a kept version, and everything a push touched within the
+//    grace period (objects it uploaded or was told are present) with all that lies below them.
+// 3. Completeness is forgotten for every unmarked object, then unmarked objects older than
+//    the grace period are deleted and the space reclaimed.
+// GC runs under the node's write lock, so no commit interleaves with it. A push that was told
+// an object is present before GC deleted it fails its closure check at commit (the object is
+// no longer marked complete) and the client uploads it again; a head can never dangle.
+import { idToHex, type ObjectId } from "../core/id.ts";
+import type { DsyncNode } from "./node.ts";
+import { walkClosure, type WalkStart } from "./walk.ts";
+
+export interface GcOptions {
+  /** Objects used more recently than this are kept even if unreachable (pushes in flight). */
+  graceMs?: number;
+  /** Report what would be deleted without deleting. */
+  dryRun?: boolean;
+}
+
+export interface GcReport {
+  versionsPruned: number;
+  versionsKept: number;
+  objectsMarked: number;
+  objectsDeleted: number;
+  bytesReclaimed: number;
+  dryRun: boolean;
+}
+
+export const GC_GRACE_MS_DEFAULT = 15 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export async function collectGarbage(node: DsyncNode, options: GcOptions): Promise<GcReport> {
+  const nowMs = node.clock.nowMs();
+  const graceMs = options.graceMs ?? GC_GRACE_MS_DEFAULT;
+  const dryRun = options.dryRun ?? false;
+  let versionsPruned = 0;
+  const starts: WalkStart[] = [];
+
+  for (const folder of node.metadata.listFolders()) {
+    const versions = node.metadata.listVersions(folder.name); // newest first
+    const prune: ObjectId[] = [];
+    versions.forEach((version, index) => {
+      const isHead = folder.head !== null && idToHex(folder.head) === idToHex(version.id);
+      const noRule = folder.keepVersions === null && folder.keepDays === null;
+      const byCount = folder.keepVersions !== null && index < folder.keepVersions;
+      const byAge = folder.keepDays !== null && version.createdMs >= nowMs - folder.keepDays * DAY_MS;
+      if (isHead || noRule || byCount || byAge) starts.push({ id: version.id, kind: "structured" });
+      else prune.push(version.id);
+    });
+    if (prune.length > 0 && !dryRun) node.metadata.deleteVersions(folder.name, prune);
+    versionsPruned += prune.length;
+  }
+  for await (const id of node.store.listUsedSince(nowMs - graceMs)) starts.push({ id, kind: "unknown" });
+
+  const marked = await walkClosure(starts, node.store);
+
+  const unmarkedComplete = node.metadata.listCompleteIds().filter((id) => !marked.has(idToHex(id)));
+  const doomed: ObjectId[] = [];
+  for await (const id of node.store.list()) if (!marked.has(idToHex(id))) doomed.push(id);
+
+  let bytesReclaimed = 0;
+  if (!dryRun) {
+    // Completeness first: once it is gone, no commit can rely on what is about to be deleted.
+    node.metadata.unmarkComplete(unmarkedComplete);
+    const before = await node.store.stats();
+    await node.store.deleteMany(doomed);
+    await node.store.repack();
+    const after = await node.store.stats();
+    bytesReclaimed = Math.max(0, before.storedBytes - after.storedBytes);
+  }
+  return {
+    versionsPruned,
+    versionsKept: starts.filter((s) => s.kind === "structured").length,
+    objectsMarked: marked.size,
+    objectsDeleted: doomed.length,
+    bytesReclaimed,
+    dryRun,
+  };
+}

@@ -1,0 +1,281 @@
+// The node's metadata: folders and their heads, the version index, the node's identity, and
+// the set of objects known to be complete (every object below them is present).
+//
+// Objects themselves live in the object store; this database only indexes them. A head moves
+// by compare-and-set inside one transaction with synchronous=FULL, so a head that was
+// acknowledged survives a power cut, and a head never names a version that is not stored.
+import { Database } from "bun:sqlite";
+import { idToHex, type ObjectId } from "../core/id.ts";
+
+export type ConsistencyMode = "eventual" | "strong";
+
+export interface FolderRecord {
+  name: string;
+  head: ObjectId | null;
+  mode: ConsistencyMode;
+  keepVersions: number | null;
+  keepDays: number | null;
+  createdMs: number;
+  updatedMs: number;
+}
+
+export type VersionOrigin = "push" | "merge" | "restore" | "replica";
+
+export interface VersionRecord {
+  folder: string;
+  id: ObjectId;
+  /** Order of arrival at this node, per folder. */
+  sequence: number;
+  root: ObjectId;
+  parents: ObjectId[];
+  author: string;
+  hlcWallMs: number;
+  hlcCounter: number;
+  message: string;
+  origin: VersionOrigin;
+  files: number;
+  totalBytes: number;
+  createdMs: number;
+}
+
+interface FolderRow {
+  name: string;
+  head: Uint8Array | null;
+  mode: string;
+  keep_versions: number | null;
+  keep_days: number | null;
+  created_ms: number;
+  updated_ms: number;
+}
+
+interface VersionRow {
+  folder: string;
+  id: Uint8Array;
+  sequence: number;
+  root: Uint8Array;
+  parents: Uint8Array;
+  author: string;
+  hlc_wall_ms: number;
+  hlc_counter: number;
+  message: string;
+  origin: string;
+  files: number;
+  total_bytes: number;
+  created_ms: number;
+}
+
+const SCHEMA_VERSION = 1;
+
+function asId(bytes: Uint8Array): ObjectId {
+  return new Uint8Array(bytes) as ObjectId;
+}
+
+function joinIds(ids: readonly ObjectId[]): Uint8Array {
+  const out = new Uint8Array(ids.length * 32);
+  ids.forEach((id, i) => out.set(id, i * 32));
+  return out;
+}
+
+function splitIds(bytes: Uint8Array): ObjectId[] {
+  const out: ObjectId[] = [];
+  for (let i = 0; i + 32 <= bytes.length; i += 32) out.push(asId(bytes.subarray(i, i + 32)));
+  return out;
+}
+
+function folderFromRow(row: FolderRow): FolderRecord {
+  return {
+    name: row.name,
+    head: row.head ? asId(row.head) : null,
+    mode: row.mode as ConsistencyMode,
+    keepVersions: row.keep_versions,
+    keepDays: row.keep_days,
+    createdMs: row.created_ms,
+    updatedMs: row.updated_ms,
+  };
+}
+
+function versionFromRow(row: VersionRow): VersionRecord {
+  return {
+    folder: row.folder,
+    id: asId(row.id),
+    sequence: row.sequence,
+    root: asId(row.root),
+    parents: splitIds(row.parents),
+    author: row.author,
+    hlcWallMs: row.hlc_wall_ms,
+    hlcCounter: row.hlc_counter,
+    message: row.message,
+    origin: row.origin as VersionOrigin,
+    files: row.files,
+    totalBytes: row.total_bytes,
+    createdMs: row.created_ms,
+  };
+}
+
+export class HeadMovedError extends Error {
+  override name = "HeadMovedError";
+  constructor(readonly folder: string, readonly expected: ObjectId | null, readonly actual: ObjectId | null) {
+    super(`head of ${folder} is ${actual ? idToHex(actual) : "empty"}, expected ${expected ? idToHex(expected) : "empty"}`);
+  }
+}
+
+export class Metadata {
+  private readonly db: Database;
+
+  constructor(path: string) {
+    this.db = new Database(path, { create: true, strict: true });
+    // FULL: a committed head (what a push acknowledges) must survive a power cut.
+    this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;");
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS folders (
+        name TEXT PRIMARY KEY, head BLOB, mode TEXT NOT NULL DEFAULT 'eventual',
+        keep_versions INTEGER, keep_days INTEGER, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS versions (
+        folder TEXT NOT NULL REFERENCES folders(name), id BLOB NOT NULL, sequence INTEGER NOT NULL,
+        root BLOB NOT NULL, parents BLOB NOT NULL, author TEXT NOT NULL,
+        hlc_wall_ms INTEGER NOT NULL, hlc_counter INTEGER NOT NULL, message TEXT NOT NULL,
+        origin TEXT NOT NULL, files INTEGER NOT NULL, total_bytes INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+        PRIMARY KEY (folder, id)) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS versions_by_sequence ON versions (folder, sequence);
+      CREATE TABLE IF NOT EXISTS complete_objects (id BLOB PRIMARY KEY) WITHOUT ROWID;
+    `);
+    const version = this.getMeta("schema_version");
+    if (version === undefined) this.setMeta("schema_version", String(SCHEMA_VERSION));
+    else if (Number(version) > SCHEMA_VERSION) {
+      throw new Error(`metadata schema ${version} is newer than this dsync understands (${SCHEMA_VERSION})`);
+    }
+  }
+
+  getMeta(key: string): string | undefined {
+    const row = this.db.query("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | null;
+    return row?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(key, value);
+  }
+
+  listFolders(): FolderRecord[] {
+    return (this.db.query("SELECT * FROM folders ORDER BY name").all() as FolderRow[]).map(folderFromRow);
+  }
+
+  getFolder(name: string): FolderRecord | undefined {
+    const row = this.db.query("SELECT * FROM folders WHERE name = ?").get(name) as FolderRow | null;
+    return row ? folderFromRow(row) : undefined;
+  }
+
+  /** Creates the folder if absent; returns it either way. */
+  ensureFolder(name: string, nowMs: number, defaults: { keepVersions?: number | null; keepDays?: number | null; mode?: ConsistencyMode } = {}): FolderRecord {
+    this.db
+      .query("INSERT OR IGNORE INTO folders (name, head, mode, keep_versions, keep_days, created_ms, updated_ms) VALUES (?, NULL, ?, ?, ?, ?, ?)")
+      .run(name, defaults.mode ?? "eventual", defaults.keepVersions ?? null, defaults.keepDays ?? null, nowMs, nowMs);
+    return this.getFolder(name)!;
+  }
+
+  setRetention(name: string, retention: { keepVersions?: number | null; keepDays?: number | null }, nowMs: number): void {
+    const folder = this.getFolder(name);
+    if (!folder) throw new Error(`no folder ${name}`);
+    this.db
+      .query("UPDATE folders SET keep_versions = ?, keep_days = ?, updated_ms = ? WHERE name = ?")
+      .run(
+        retention.keepVersions === undefined ? folder.keepVersions : retention.keepVersions,
+        retention.keepDays === undefined ? folder.keepDays : retention.keepDays,
+        nowMs,
+        name,
+      );
+  }
+
+  /**
+   * Records versions and moves the head from `expectedHead` to `newHead` atomically.
+   * Throws HeadMovedError (changing nothing) when the head is no longer `expectedHead`.
+   */
+  commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: Omit<VersionRecord, "sequence" | "folder">[], nowMs: number): void {
+    const run = this.db.transaction(() => {
+      const current = this.getFolder(folder);
+      if (!current) throw new Error(`no folder ${folder}`);
+      const same = current.head === null ? expectedHead === null : expectedHead !== null && Buffer.compare(current.head, expectedHead) === 0;
+      if (!same) throw new HeadMovedError(folder, expectedHead, current.head);
+      this.insertVersions(folder, versions);
+      this.db.query("UPDATE folders SET head = ?, updated_ms = ? WHERE name = ?").run(newHead, nowMs, folder);
+    });
+    run.immediate();
+  }
+
+  /** Records versions without moving the head (history that arrived from elsewhere). */
+  addVersions(folder: string, versions: Omit<VersionRecord, "sequence" | "folder">[]): void {
+    this.db.transaction(() => this.insertVersions(folder, versions)).immediate();
+  }
+
+  private insertVersions(folder: string, versions: Omit<VersionRecord, "sequence" | "folder">[]): void {
+    const next = this.db.query("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM versions WHERE folder = ?").get(folder) as { next: number };
+    let sequence = next.next;
+    const insert = this.db.query(
+      `INSERT OR IGNORE INTO versions (folder, id, sequence, root, parents, author, hlc_wall_ms, hlc_counter, message, origin, files, total_bytes, created_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const v of versions) {
+      const result = insert.run(folder, v.id, sequence, v.root, joinIds(v.parents), v.author, v.hlcWallMs, v.hlcCounter, v.message, v.origin, v.files, v.totalBytes, v.createdMs);
+      if (result.changes > 0) sequence++;
+    }
+  }
+
+  getVersion(folder: string, id: ObjectId): VersionRecord | undefined {
+    const row = this.db.query("SELECT * FROM versions WHERE folder = ? AND id = ?").get(folder, id) as VersionRow | null;
+    return row ? versionFromRow(row) : undefined;
+  }
+
+  /** Versions whose hex id starts with prefix (for short ids typed by people). */
+  findVersionsByPrefix(folder: string, hexPrefix: string): VersionRecord[] {
+    return this.listVersions(folder).filter((v) => idToHex(v.id).startsWith(hexPrefix));
+  }
+
+  /** Newest first. */
+  listVersions(folder: string, limit = Number.MAX_SAFE_INTEGER): VersionRecord[] {
+    return (this.db.query("SELECT * FROM versions WHERE folder = ? ORDER BY sequence DESC LIMIT ?").all(folder, limit) as VersionRow[]).map(versionFromRow);
+  }
+
+  allVersions(): VersionRecord[] {
+    return (this.db.query("SELECT * FROM versions").all() as VersionRow[]).map(versionFromRow);
+  }
+
+  deleteVersions(folder: string, ids: readonly ObjectId[]): void {
+    const remove = this.db.query("DELETE FROM versions WHERE folder = ? AND id = ?");
+    this.db.transaction(() => {
+      for (const id of ids) remove.run(folder, id);
+    }).immediate();
+  }
+
+  isComplete(id: ObjectId): boolean {
+    return this.db.query("SELECT 1 FROM complete_objects WHERE id = ?").get(id) !== null;
+  }
+
+  markComplete(ids: readonly ObjectId[]): void {
+    if (ids.length === 0) return;
+    const insert = this.db.query("INSERT OR IGNORE INTO complete_objects (id) VALUES (?)");
+    this.db.transaction(() => {
+      for (const id of ids) insert.run(id);
+    }).immediate();
+  }
+
+  /** Forgets completeness for objects about to be deleted; must commit before they are deleted. */
+  unmarkComplete(ids: readonly ObjectId[]): void {
+    const remove = this.db.query("DELETE FROM complete_objects WHERE id = ?");
+    this.db.transaction(() => {
+      for (const id of ids) remove.run(id);
+    }).immediate();
+  }
+
+  listCompleteIds(): ObjectId[] {
+    return (this.db.query("SELECT id FROM complete_objects").all() as { id: Uint8Array }[]).map((r) => asId(r.id));
+  }
+
+  integrityCheck(): string {
+    const row = this.db.query("PRAGMA integrity_check").get() as { integrity_check: string };
+    return row.integrity_check;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,266 @@
+// The HTTP API, as a Hono app over a DsyncNode. It never listens by itself (serve.ts does), so
+// tests can drive it through app.request() as well as over a real socket.
+//
+// Client routes live under /v1; routes for other nodes will live under /v1/peer with their own
+// credential. Data moves as msgpack, what people read as JSON. Every body is size-limited
+// (413) and every decoder turns malformed input into a 4xx.
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { DecodeError } from "../core/encoding.ts";
+import { idToHex, isIdHex, idFromHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
+import { CorruptObjectError, ObjectHashMismatchError } from "../store/object-store.ts";
+import { IncompleteTreeError, InvalidTreeError } from "../node/closure.ts";
+import { HeadMovedError, type FolderRecord, type VersionRecord } from "../node/metadata.ts";
+import { UserError, type CommitResult, type DsyncNode } from "../node/node.ts";
+import { bearerToken, tokensEqual } from "./auth.ts";
+import {
+  BodyTooLargeError,
+  compressIfWorthIt,
+  decodeIdList,
+  decodeObjectBatch,
+  decompressBody,
+  encodeCanonicalReply,
+  encodeDownloadReply,
+} from "./wire.ts";
+import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject } from "./validate.ts";
+
+export interface AppOptions {
+  /** When set, every route but /v1/health needs `Authorization: Bearer <token>`. */
+  token?: string;
+  version?: string;
+}
+
+export const API_VERSION = "v1";
+
+export function folderJson(folder: FolderRecord) {
+  return {
+    name: folder.name,
+    head: folder.head ? idToHex(folder.head) : null,
+    mode: folder.mode,
+    keepVersions: folder.keepVersions,
+    keepDays: folder.keepDays,
+    createdMs: folder.createdMs,
+    updatedMs: folder.updatedMs,
+  };
+}
+
+export function versionJson(version: VersionRecord) {
+  return {
+    id: idToHex(version.id),
+    folder: version.folder,
+    sequence: version.sequence,
+    root: idToHex(version.root),
+    parents: version.parents.map(idToHex),
+    author: version.author,
+    time: new Date(version.hlcWallMs).toISOString(),
+    hlcWallMs: version.hlcWallMs,
+    hlcCounter: version.hlcCounter,
+    message: version.message,
+    origin: version.origin,
+    files: version.files,
+    bytes: version.totalBytes,
+    createdMs: version.createdMs,
+  };
+}
+
+export function commitJson(result: CommitResult) {
+  return {
+    version: idToHex(result.version),
+    pushed: idToHex(result.pushed),
+    parent: result.parent ? idToHex(result.parent) : null,
+    mergedWith: result.mergedWith ? idToHex(result.mergedWith) : null,
+    root: idToHex(result.root),
+    conflicts: result.conflicts.map((conflict) => conflictJson(conflict)),
+  };
+}
+
+function conflictJson(conflict: unknown): unknown {
+  // Ids become hex; everything else is passed through as is.
+  return JSON.parse(JSON.stringify(conflict, (_key, value) => (value instanceof Uint8Array && value.length === 32 ? idToHex(value) : value)));
+}
+
+async function readBody(c: Context): Promise<Uint8Array> {
+  const raw = new Uint8Array(await c.req.arrayBuffer());
+  return decompressBody(raw, c.req.header("content-encoding"));
+}
+
+async function readJson(c: Context, emptyAllowed = false): Promise<Record<string, unknown>> {
+  const bytes = await readBody(c);
+  if (emptyAllowed && bytes.length === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new UserError("the body must be valid JSON");
+  }
+  return requireObject(value);
+}
+
+function msgpackResponse(c: Context, bytes: Uint8Array, allowCompression = false): Response {
+  const accepts = (c.req.header("accept-encoding") ?? "").includes("zstd");
+  const { body, encoding } = allowCompression && accepts ? compressIfWorthIt(bytes) : { body: bytes, encoding: null };
+  const headers: Record<string, string> = { "content-type": "application/msgpack" };
+  if (encoding) headers["content-encoding"] = encoding;
+  return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers });
+}
+
+function pathId(c: Context, name: string): ObjectId {
+  const text = c.req.param(name);
+  if (!isIdHex(text)) throw new UserError(`${name} must be an object id (64 lowercase hex digits)`);
+  return idFromHex(text);
+}
+
+export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
+  const app = new Hono();
+
+  app.onError((error, c) => {
+    if (error instanceof UserError) return c.json({ error: error.message }, error.status);
+    if (error instanceof ObjectHashMismatchError) return c.json({ error: error.message }, 422);
+    if (error instanceof DecodeError) return c.json({ error: error.message }, 400);
+    if (error instanceof BodyTooLargeError) return c.json({ error: error.message }, 413);
+    if (error instanceof IncompleteTreeError) {
+      return c.json({ error: error.message, missing: error.missing.slice(0, 1000).map(idToHex) }, 409);
+    }
+    if (error instanceof InvalidTreeError) return c.json({ error: error.message }, 422);
+    if (error instanceof HeadMovedError) return c.json({ error: error.message }, 409);
+    if (error instanceof CorruptObjectError) {
+      console.error(`dsync: ${error.message}`);
+      return c.json({ error: error.message }, 500);
+    }
+    console.error("dsync: unexpected error:", error);
+    return c.json({ error: "internal error" }, 500);
+  });
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
+
+  app.get("/v1/health", (c) => c.json({ ok: true, node: node.nodeId, version: options.version ?? "dev" }));
+
+  if (options.token) {
+    const token = options.token;
+    app.use("/v1/*", async (c, next) => {
+      const given = bearerToken(c.req.header("authorization"));
+      if (given === undefined || !tokensEqual(given, token)) {
+        return c.json({ error: "missing or wrong token (send Authorization: Bearer <token>)" }, 401);
+      }
+      await next();
+    });
+  }
+
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: LIMITS.requestBodyBytesMax,
+      onError: (c) => c.json({ error: `request body larger than ${LIMITS.requestBodyBytesMax} bytes` }, 413),
+    }),
+  );
+
+  // ----- objects -----
+
+  app.post("/v1/objects/missing", async (c) => {
+    const ids = decodeIdList(await readBody(c));
+    const missing = await node.missing(ids);
+    return msgpackResponse(c, encodeCanonicalReply({ missing }));
+  });
+
+  app.post("/v1/objects/upload", async (c) => {
+    const objects = decodeObjectBatch(await readBody(c));
+    await node.putObjects(objects);
+    return c.json({ stored: objects.length });
+  });
+
+  app.post("/v1/objects/download", async (c) => {
+    const ids = decodeIdList(await readBody(c));
+    const datas = await node.getObjects(ids);
+    const found = [];
+    const missing = [];
+    let totalBytes = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const data = datas[i];
+      if (!data) missing.push(ids[i]!);
+      else {
+        found.push({ id: ids[i]!, bytes: data });
+        totalBytes += data.length;
+        if (totalBytes > LIMITS.requestBodyBytesMax) throw new UserError(`ask for at most ${LIMITS.requestBodyBytesMax} bytes per download`, 400);
+      }
+    }
+    return msgpackResponse(c, encodeDownloadReply(found, missing), true);
+  });
+
+  app.put("/v1/objects/:id", async (c) => {
+    const id = pathId(c, "id");
+    const bytes = await readBody(c);
+    if (bytes.length > LIMITS.objectBytesMax) throw new BodyTooLargeError(`object larger than ${LIMITS.objectBytesMax} bytes`);
+    await node.putObjects([{ id, bytes }]);
+    return c.json({ id: idToHex(id), stored: true }, 201);
+  });
+
+  app.get("/v1/objects/:id", async (c) => {
+    const id = pathId(c, "id");
+    const [bytes] = await node.getObjects([id]);
+    if (!bytes) return c.json({ error: `no object ${idToHex(id)}` }, 404);
+    return new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { "content-type": "application/octet-stream" } });
+  });
+
+  // ----- folders and versions -----
+
+  app.get("/v1/folders", (c) => c.json({ folders: node.listFolders().map(folderJson) }));
+
+  app.get("/v1/folders/:folder", (c) => c.json(folderJson(node.getFolder(c.req.param("folder")))));
+
+  app.put("/v1/folders/:folder/retention", async (c) => {
+    const body = await readJson(c);
+    const folder = node.setRetention(c.req.param("folder"), {
+      keepVersions: optionalNullableCount(body.keepVersions, "keepVersions"),
+      keepDays: optionalNullableCount(body.keepDays, "keepDays"),
+    });
+    return c.json(folderJson(folder));
+  });
+
+  app.get("/v1/folders/:folder/versions", (c) => {
+    const limitText = c.req.query("limit");
+    const limit = limitText === undefined ? undefined : Number(limitText);
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) throw new UserError("limit must be a positive whole number");
+    return c.json({ versions: node.listVersions(c.req.param("folder"), limit).map(versionJson) });
+  });
+
+  app.get("/v1/folders/:folder/versions/:version", (c) => {
+    return c.json(versionJson(node.resolveVersion(c.req.param("folder"), c.req.param("version"))));
+  });
+
+  app.post("/v1/folders/:folder/commit", async (c) => {
+    const body = await readJson(c);
+    const result = await node.commit({
+      folder: c.req.param("folder"),
+      root: requireId(body.root, "root"),
+      parent: optionalId(body.parent, "parent"),
+      message: optionalString(body.message, "message", LIMITS.messageLengthBytesMax, ""),
+      chunking: optionalString(body.chunking, "chunking", 256, "unknown"),
+      files: optionalCount(body.files, "files", 0),
+      totalBytes: optionalCount(body.bytes, "bytes", 0),
+    });
+    return c.json(commitJson(result));
+  });
+
+  app.post("/v1/folders/:folder/restore", async (c) => {
+    const body = await readJson(c);
+    if (typeof body.version !== "string") throw new UserError("version must be a version id");
+    const message = optionalString(body.message, "message", LIMITS.messageLengthBytesMax, "");
+    const result = await node.restore(c.req.param("folder"), body.version, message || undefined);
+    return c.json(commitJson(result));
+  });
+
+  // ----- maintenance -----
+
+  app.post("/v1/gc", async (c) => {
+    const body = await readJson(c, true);
+    const report = await node.gc({
+      graceMs: body.graceMs === undefined ? undefined : optionalCount(body.graceMs, "graceMs", 0),
+      dryRun: body.dryRun === true,
+    });
+    return c.json(report);
+  });
+
+  app.post("/v1/verify", async (c) => c.json(await node.verify()));
+
+  return app;
+}

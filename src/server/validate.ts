@@ -1,0 +1,41 @@
+// Small validators for JSON request bodies: each returns the value or throws a UserError
+// whose message says which field is wrong and why.
+import { idFromHex, isIdHex, type ObjectId } from "../core/id.ts";
+import { UserError } from "../node/node.ts";
+
+export function requireObject(value: unknown): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UserError("the body must be a JSON object");
+  return value as Record<string, unknown>;
+}
+
+export function requireId(value: unknown, field: string): ObjectId {
+  if (!isIdHex(value)) throw new UserError(`${field} must be an object id (64 lowercase hex digits)`);
+  return idFromHex(value);
+}
+
+export function optionalId(value: unknown, field: string): ObjectId | null {
+  if (value === null || value === undefined) return null;
+  return requireId(value, field);
+}
+
+export function optionalString(value: unknown, field: string, maxLength: number, fallback: string): string {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== "string") throw new UserError(`${field} must be a string`);
+  if (value.length > maxLength) throw new UserError(`${field} must be at most ${maxLength} characters`);
+  return value;
+}
+
+export function optionalCount(value: unknown, field: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0 || value > max) {
+    throw new UserError(`${field} must be a whole number from 0 to ${max}`);
+  }
+  return value;
+}
+
+/** A count that may be explicitly null (meaning "no limit"). */
+export function optionalNullableCount(value: unknown, field: string): number | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === null) return null;
+  return optionalCount(value, field, 0);
+}

@@ -1,0 +1,99 @@
+// Wire formats for object transfer. Data travels as msgpack; batches of object bytes are
+// zstd-compressed as a whole when that pays (compressing a 4 MiB batch finds more redundancy
+// than compressing chunks one by one), announced with `Content-Encoding: zstd`.
+import zlib from "node:zlib";
+import { DecodeError, decodeMsgpack, encodeCanonical } from "../core/encoding.ts";
+import { isObjectIdBytes, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
+import type { StoredObject } from "../store/object-store.ts";
+
+/** Compression is kept only when it saves at least this fraction. */
+const COMPRESSION_SAVING_MIN = 0.05;
+const ZSTD_LEVEL = 3;
+
+export function compressIfWorthIt(bytes: Uint8Array): { body: Uint8Array; encoding: "zstd" | null } {
+  if (bytes.length < 512) return { body: bytes, encoding: null };
+  // A 64 KiB sample tells cheaply whether the batch is already compressed or random.
+  if (bytes.length > 256 * 1024) {
+    const sample = bytes.subarray(0, 64 * 1024);
+    const packed = Bun.zstdCompressSync(sample, { level: 1 });
+    if (packed.length > sample.length * (1 - COMPRESSION_SAVING_MIN)) return { body: bytes, encoding: null };
+  }
+  const compressed = Bun.zstdCompressSync(bytes, { level: ZSTD_LEVEL });
+  if (compressed.length > bytes.length * (1 - COMPRESSION_SAVING_MIN)) return { body: bytes, encoding: null };
+  return { body: compressed, encoding: "zstd" };
+}
+
+/** Undoes compressIfWorthIt, refusing to inflate past `maxBytes` (a zstd bomb gets an error, not our memory). */
+export function decompressBody(body: Uint8Array, encoding: string | null | undefined, maxBytes: number = LIMITS.requestBodyBytesMax): Uint8Array {
+  if (!encoding || encoding === "identity") return body;
+  if (encoding !== "zstd") throw new DecodeError(`unsupported content encoding ${JSON.stringify(encoding)}`);
+  try {
+    return zlib.zstdDecompressSync(body, { maxOutputLength: maxBytes });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ERR_BUFFER_TOO_LARGE") throw new BodyTooLargeError(`body inflates past ${maxBytes} bytes`);
+    throw new DecodeError(`malformed zstd body: ${(error as Error).message}`);
+  }
+}
+
+export class BodyTooLargeError extends Error {
+  override name = "BodyTooLargeError";
+}
+
+export function encodeIdList(ids: readonly ObjectId[]): Uint8Array {
+  return encodeCanonical({ ids });
+}
+
+function parseIdArray(list: unknown, field: string): ObjectId[] {
+  if (!Array.isArray(list)) throw new DecodeError(`expected an array "${field}"`);
+  if (list.length > LIMITS.batchIdsMax) throw new DecodeError(`at most ${LIMITS.batchIdsMax} ids per request`);
+  return list.map((id, i) => {
+    if (!isObjectIdBytes(id)) throw new DecodeError(`${field}[${i}] is not a 32-byte id`);
+    return id as ObjectId;
+  });
+}
+
+function parseObjectPairs(value: unknown): StoredObject[] {
+  if (!Array.isArray(value)) throw new DecodeError("an object batch is an array of [id, bytes] pairs");
+  if (value.length > LIMITS.batchIdsMax) throw new DecodeError(`at most ${LIMITS.batchIdsMax} objects per batch`);
+  return value.map((pair, i) => {
+    if (!Array.isArray(pair) || pair.length !== 2) throw new DecodeError(`batch item ${i} is not an [id, bytes] pair`);
+    const [id, data] = pair;
+    if (!isObjectIdBytes(id)) throw new DecodeError(`batch item ${i}: id is not 32 bytes`);
+    if (!(data instanceof Uint8Array)) throw new DecodeError(`batch item ${i}: bytes must be binary`);
+    if (data.length > LIMITS.objectBytesMax) throw new DecodeError(`batch item ${i}: object larger than ${LIMITS.objectBytesMax} bytes`);
+    return { id: id as ObjectId, bytes: data };
+  });
+}
+
+export function decodeIdList(bytes: Uint8Array, field = "ids"): ObjectId[] {
+  const value = decodeMsgpack(bytes);
+  if (!(value instanceof Map)) throw new DecodeError(`expected a map with an array "${field}"`);
+  return parseIdArray(value.get(field), field);
+}
+
+/** A batch of objects: msgpack array of [id, bytes] pairs. */
+export function encodeObjectBatch(objects: readonly StoredObject[]): Uint8Array {
+  return encodeCanonical(objects.map((o) => [o.id, o.bytes]));
+}
+
+export function decodeObjectBatch(bytes: Uint8Array): StoredObject[] {
+  return parseObjectPairs(decodeMsgpack(bytes));
+}
+
+/** Download reply: the objects found, and the ids that were not. */
+export function encodeDownloadReply(found: readonly StoredObject[], missing: readonly ObjectId[]): Uint8Array {
+  return encodeCanonical({ objects: found.map((o) => [o.id, o.bytes]), missing });
+}
+
+export function decodeDownloadReply(bytes: Uint8Array): { objects: StoredObject[]; missing: ObjectId[] } {
+  const value = decodeMsgpack(bytes);
+  if (!(value instanceof Map)) throw new DecodeError("a download reply is a map");
+  return { objects: parseObjectPairs(value.get("objects")), missing: parseIdArray(value.get("missing"), "missing") };
+}
+
+/** Any small msgpack reply (ids travel as binary). */
+export function encodeCanonicalReply(value: Record<string, unknown>): Uint8Array {
+  return encodeCanonical(value);
+}

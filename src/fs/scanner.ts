@@ -5,10 +5,10 @@
 // it, or only note it); file and tree nodes are built bottom-up and handed over too. Symlinks are
 // recorded as links and never followed. Files unchanged since the last scan (size, mtime, ctime
 // and inode all equal, per the stat cache) are not read again.
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type BigIntStats } from "node:fs";
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, type BigIntStats } from "node:fs";
 import { join } from "node:path";
-import { blake3 } from "../core/blake3.ts";
-import { DEFAULT_CHUNKER_PARAMS, findCutPoint, type ChunkerParams } from "../core/fastcdc.ts";
+import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
+import { forEachChunk } from "./chunk-reader.ts";
 import type { ObjectId } from "../core/id.ts";
 import { compareNames, type ChunkRef, type TreeEntry } from "../core/objects.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
@@ -62,6 +62,8 @@ export interface ScanResult {
   filesFromCache: number;
   /** Chunk references across files read this time. */
   chunksRead: number;
+  /** Chunk references across all files (read now or known from the stat cache). */
+  chunks: number;
   skipped: SkippedPath[];
 }
 
@@ -81,7 +83,7 @@ class Scanner {
   readonly statCache: StatCache;
   readonly seenPaths = new Set<string>();
   readonly skipped: SkippedPath[] = [];
-  readonly counts = { files: 0, directories: 0, symlinks: 0, totalBytes: 0, bytesRead: 0, filesRead: 0, filesFromCache: 0, chunksRead: 0 };
+  readonly counts = { files: 0, directories: 0, symlinks: 0, totalBytes: 0, bytesRead: 0, filesRead: 0, filesFromCache: 0, chunksRead: 0, chunks: 0 };
   private readonly params: ChunkerParams;
   private readonly buffer: Uint8Array;
   private readonly startNs: bigint;
@@ -188,6 +190,7 @@ class Scanner {
       (!this.options.sink.hasObject || (await this.options.sink.hasObject(cached.fileId)))
     ) {
       this.counts.filesFromCache++;
+      this.counts.chunks += cached.chunkCount;
       if (cached.mode !== mode) this.statCache.set(relativePath, { ...cached, mode });
       return { id: cached.fileId, sizeBytes: cached.sizeBytes, mtimeMs: Number(stats.mtimeNs / 1_000_000n) };
     }
@@ -210,8 +213,10 @@ class Scanner {
       this.counts.filesRead++;
       const stable = after.mtimeNs === stats.mtimeNs && after.size === stats.size && BigInt(sizeBytes) === after.size;
       const racy = this.startNs - after.mtimeNs < RACY_WINDOW_NS || this.startNs - after.ctimeNs < RACY_WINDOW_NS;
+      this.counts.chunks += chunks.length;
+      this.counts.chunksRead += chunks.length;
       if (stable && !racy) {
-        this.statCache.set(relativePath, { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id });
+        this.statCache.set(relativePath, { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id, chunkCount: chunks.length });
       }
       return { id, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
     } catch (error) {
@@ -224,40 +229,21 @@ class Scanner {
 
   /** Streams a file through the reused buffer, cutting and hashing chunks as they complete. */
   private async readChunks(fd: number): Promise<ChunkRef[]> {
-    const buffer = this.buffer;
     const sink = this.options.sink;
     const chunks: ChunkRef[] = [];
-    let filled = 0;
-    let start = 0;
-    let eof = false;
-    let position = 0;
-    for (;;) {
-      while (!eof && filled < buffer.length) {
-        const n = readSync(fd, buffer, filled, buffer.length - filled, position);
-        if (n === 0) eof = true;
-        filled += n;
-        position += n;
+    await forEachChunk(
+      fd,
+      this.buffer,
+      this.params,
+      ({ id, bytes }) => {
+        chunks.push({ id, lengthBytes: bytes.length });
+        return sink.chunk?.(id, bytes);
+      },
+      (n) => {
         this.counts.bytesRead += n;
-      }
-      while (start < filled) {
-        const length = findCutPoint(buffer, start, filled, this.params, eof);
-        if (length < 0) break;
-        const bytes = buffer.subarray(start, start + length);
-        const id = blake3(bytes);
-        chunks.push({ id, lengthBytes: length });
-        if (sink.chunk) {
-          const pending = sink.chunk(id, bytes);
-          if (pending) await pending;
-        }
-        start += length;
-      }
-      if (eof && start >= filled) break;
-      buffer.copyWithin(0, start, filled);
-      filled -= start;
-      start = 0;
-      this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
-    }
-    this.counts.chunksRead += chunks.length;
+        this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
+      },
+    );
     return chunks;
   }
 }

@@ -14,6 +14,8 @@ export interface StatCacheEntry {
   inode: bigint;
   mode: number;
   fileId: ObjectId;
+  /** How many chunks the file has, so a cached file still counts in push reports. */
+  chunkCount: number;
 }
 
 export interface StatCache {
@@ -37,13 +39,13 @@ export class SqliteStatCache implements StatCache {
     this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
     this.db.exec(`CREATE TABLE IF NOT EXISTS stat_cache (
       path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns TEXT NOT NULL, ctime_ns TEXT NOT NULL,
-      inode TEXT NOT NULL, mode INTEGER NOT NULL, file_id BLOB NOT NULL) WITHOUT ROWID`);
-    this.getStatement = this.db.prepare("SELECT size, mtime_ns, ctime_ns, inode, mode, file_id FROM stat_cache WHERE path = ?");
+      inode TEXT NOT NULL, mode INTEGER NOT NULL, file_id BLOB NOT NULL, chunk_count INTEGER NOT NULL) WITHOUT ROWID`);
+    this.getStatement = this.db.prepare("SELECT size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count FROM stat_cache WHERE path = ?");
   }
 
   get(path: string): StatCacheEntry | undefined {
     const row = this.getStatement.get(path) as
-      | { size: number; mtime_ns: string; ctime_ns: string; inode: string; mode: number; file_id: Uint8Array }
+      | { size: number; mtime_ns: string; ctime_ns: string; inode: string; mode: number; file_id: Uint8Array; chunk_count: number }
       | null;
     if (!row) return undefined;
     return {
@@ -53,6 +55,7 @@ export class SqliteStatCache implements StatCache {
       inode: BigInt(row.inode),
       mode: row.mode,
       fileId: new Uint8Array(row.file_id) as ObjectId,
+      chunkCount: row.chunk_count,
     };
   }
 
@@ -62,14 +65,14 @@ export class SqliteStatCache implements StatCache {
 
   finish(seenPaths: ReadonlySet<string>): void {
     const insert = this.db.prepare(
-      "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     const remove = this.db.prepare("DELETE FROM stat_cache WHERE path = ?");
     const existing = this.db.prepare("SELECT path FROM stat_cache").all() as { path: string }[];
     this.db.transaction(() => {
       for (const { path } of existing) if (!seenPaths.has(path)) remove.run(path);
       for (const [path, e] of this.pending) {
-        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId);
+        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
       }
     })();
     this.pending.clear();

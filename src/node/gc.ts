@@ -9,7 +9,7 @@
 // GC runs under the node's write lock, so no commit interleaves with it. A push that was told
 // an object is present before GC deleted it fails its closure check at commit (the object is
 // no longer marked complete) and the client uploads it again; a head can never dangle.
-import { idToHex, type ObjectId } from "../core/id.ts";
+import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
 import type { DsyncNode } from "./node.ts";
 import { walkClosure, type WalkStart } from "./walk.ts";
 
@@ -53,20 +53,27 @@ export async function collectGarbage(node: DsyncNode, options: GcOptions): Promi
     if (prune.length > 0 && !dryRun) node.metadata.deleteVersions(folder.name, prune);
     versionsPruned += prune.length;
   }
-  for await (const id of node.store.listUsedSince(nowMs - graceMs)) starts.push({ id, kind: "unknown" });
+  // Objects put or touched within the grace period belong to pushes that may still commit.
+  const cutoffMs = nowMs - graceMs;
+  const unused = new Set<string>();
+  for await (const id of node.store.listUnusedSince(cutoffMs)) unused.add(idToHex(id));
+  for await (const id of node.store.list()) if (!unused.has(idToHex(id))) starts.push({ id, kind: "unknown" });
 
   const marked = await walkClosure(starts, node.store);
 
   const unmarkedComplete = node.metadata.listCompleteIds().filter((id) => !marked.has(idToHex(id)));
   const doomed: ObjectId[] = [];
-  for await (const id of node.store.list()) if (!marked.has(idToHex(id))) doomed.push(id);
+  for (const key of unused) if (!marked.has(key)) doomed.push(idFromHex(key));
 
   let bytesReclaimed = 0;
+  let objectsDeleted = doomed.length;
   if (!dryRun) {
     // Completeness first: once it is gone, no commit can rely on what is about to be deleted.
     node.metadata.unmarkComplete(unmarkedComplete);
     const before = await node.store.stats();
-    await node.store.deleteMany(doomed);
+    // The store re-checks the time of last use as it deletes: a push that touched an object
+    // after it was chosen keeps it.
+    objectsDeleted = await node.store.deleteUnusedSince(doomed, cutoffMs);
     await node.store.repack();
     const after = await node.store.stats();
     bytesReclaimed = Math.max(0, before.storedBytes - after.storedBytes);
@@ -75,7 +82,7 @@ export async function collectGarbage(node: DsyncNode, options: GcOptions): Promi
     versionsPruned,
     versionsKept: starts.filter((s) => s.kind === "structured").length,
     objectsMarked: marked.size,
-    objectsDeleted: doomed.length,
+    objectsDeleted,
     bytesReclaimed,
     dryRun,
   };

@@ -127,7 +127,7 @@ export class DsyncNode {
   async missing(ids: readonly ObjectId[]): Promise<ObjectId[]> {
     const present = await this.store.hasMany(ids);
     const have = ids.filter((_, i) => present[i]);
-    if (have.length > 0) this.store.touch(have, this.clock.nowMs());
+    if (have.length > 0) await this.store.touch(have, this.clock.nowMs());
     return ids.filter((_, i) => !present[i]);
   }
 
@@ -330,7 +330,8 @@ export class DsyncNode {
 
   /** Re-hashes every stored object and checks every head's closure and the metadata database. */
   async verify(): Promise<{ objectsChecked: number; corrupt: string[]; missing: string[]; metadataIntegrity: string }> {
-    const report = await this.store.verifyAll();
+    const problems = await this.store.verifyAll();
+    const { objects } = await this.store.stats();
     const missing: string[] = [];
     for (const folder of this.metadata.listFolders()) {
       if (!folder.head) continue;
@@ -347,7 +348,7 @@ export class DsyncNode {
         else throw error;
       }
     }
-    return { objectsChecked: report.checked, corrupt: report.corrupt.map(idToHex), missing, metadataIntegrity: this.metadata.integrityCheck() };
+    return { objectsChecked: objects, corrupt: problems.map((p) => idToHex(p.id)), missing, metadataIntegrity: this.metadata.integrityCheck() };
   }
 }
 

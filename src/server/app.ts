@@ -13,6 +13,8 @@ import { CorruptObjectError, ObjectHashMismatchError } from "../store/object-sto
 import { IncompleteTreeError, InvalidTreeError } from "../node/closure.ts";
 import { HeadMovedError, type FolderRecord, type VersionRecord } from "../node/metadata.ts";
 import { UserError, type CommitResult, type DsyncNode } from "../node/node.ts";
+import type { MergeConflict } from "../core/merge.ts";
+import type { TreeEntry } from "../core/objects.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
 import {
   BodyTooLargeError,
@@ -75,9 +77,21 @@ export function commitJson(result: CommitResult) {
   };
 }
 
-function conflictJson(conflict: unknown): unknown {
-  // Ids become hex; everything else is passed through as is.
-  return JSON.parse(JSON.stringify(conflict, (_key, value) => (value instanceof Uint8Array && value.length === 32 ? idToHex(value) : value)));
+function entryJson(entry: TreeEntry | null) {
+  if (!entry) return null;
+  return { kind: entry.kind, id: entry.id ? idToHex(entry.id) : null, mode: entry.mode, size: entry.sizeBytes, mtimeMs: entry.mtimeMs, target: entry.target };
+}
+
+/** A conflict as the API reports it: which side's entry stands at the path, and what lost. */
+function conflictJson(conflict: MergeConflict) {
+  return {
+    path: conflict.path,
+    kind: conflict.kind,
+    winner: conflict.winner,
+    kept: entryJson(conflict.kept),
+    losers: conflict.losers.map(entryJson),
+    copies: conflict.extraPaths,
+  };
 }
 
 async function readBody(c: Context): Promise<Uint8Array> {

@@ -1,0 +1,40 @@
+// How the CLI ends: a sentence on stderr and an exit code (0 ok, 1 failure, 2 usage), never a
+// stack trace unless DSYNC_DEBUG is set.
+import { RemoteError } from "../src/client/remote.ts";
+import { UsageError } from "../src/client/sync-target.ts";
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export function describeError(error: unknown): { message: string; exitCode: number } {
+  if (error instanceof UsageError) return { message: error.message, exitCode: EXIT_USAGE };
+  if (error instanceof Error && error.name === "CACError") return { message: `${error.message} (see dsync --help)`, exitCode: EXIT_USAGE };
+  if (error instanceof RemoteError) return { message: error.message, exitCode: EXIT_FAILURE };
+  if (error instanceof Error) return { message: error.message, exitCode: EXIT_FAILURE };
+  return { message: String(error), exitCode: EXIT_FAILURE };
+}
+
+/** Runs a command body and exits with its code; errors become one readable line. */
+export async function runCommand(body: () => Promise<number | void>, failureExitCode = EXIT_FAILURE): Promise<never> {
+  try {
+    const code = await body();
+    process.exit(code ?? EXIT_OK);
+  } catch (error) {
+    const { message, exitCode } = describeError(error);
+    process.stderr.write(`dsync: ${message}\n`);
+    if (process.env.DSYNC_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    process.exit(exitCode === EXIT_USAGE ? EXIT_USAGE : Math.max(exitCode, failureExitCode));
+  }
+}
+
+export function parseCount(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isSafeInteger(number) || number < 0) throw new UsageError(`${flag} takes a whole number, got ${JSON.stringify(value)}`);
+  return number;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+}

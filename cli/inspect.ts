@@ -1,0 +1,31 @@
+// dsync inspect chunks FILE [--json]: how a file is cut, chunk by chunk.
+import { closeSync, openSync, statSync } from "node:fs";
+import { DEFAULT_CHUNKER_PARAMS } from "../src/core/fastcdc.ts";
+import { idToHex } from "../src/core/id.ts";
+import { forEachChunk } from "../src/fs/chunk-reader.ts";
+import { UsageError } from "../src/client/sync-target.ts";
+import { printJson } from "./errors.ts";
+
+export async function inspectCommand(what: string, file: string, options: { json?: boolean }): Promise<number> {
+  if (what !== "chunks") throw new UsageError(`dsync inspect knows "chunks", not ${JSON.stringify(what)}`);
+  let isFile = false;
+  try {
+    isFile = statSync(file).isFile();
+  } catch {
+    throw new UsageError(`no such file: ${file}`);
+  }
+  if (!isFile) throw new UsageError(`${file} is not a regular file`);
+  const chunks: { offset: number; length: number; id: string }[] = [];
+  const fd = openSync(file, "r");
+  try {
+    await forEachChunk(fd, new Uint8Array(DEFAULT_CHUNKER_PARAMS.maxSizeBytes * 4), DEFAULT_CHUNKER_PARAMS, ({ id, offsetBytes, bytes }) => {
+      const chunk = { offset: offsetBytes, length: bytes.length, id: idToHex(id) };
+      if (options.json) chunks.push(chunk);
+      else process.stdout.write(`${chunk.offset}\t${chunk.length}\t${chunk.id}\n`);
+    });
+  } finally {
+    closeSync(fd);
+  }
+  if (options.json) printJson({ chunks });
+  return 0;
+}

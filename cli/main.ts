@@ -1,0 +1,113 @@
+#!/usr/bin/env bun
+// The dsync command line: one binary that runs a node (serve) or talks to one.
+import { cac } from "cac";
+import { diffCommand } from "./diff.ts";
+import { EXIT_USAGE, runCommand } from "./errors.ts";
+import { inspectCommand } from "./inspect.ts";
+import { logCommand } from "./log.ts";
+import { lsCommand } from "./ls.ts";
+import { gcCommand, verifyCommand } from "./maintenance.ts";
+import { pullCommand } from "./pull.ts";
+import { pushCommand } from "./push.ts";
+import { restoreCommand } from "./restore.ts";
+import { serveCommand } from "./serve.ts";
+import { DSYNC_VERSION } from "./version.ts";
+
+const cli = cac("dsync");
+
+cli
+  .command("serve", "Run a node")
+  .option("--data <dir>", "Data folder (default ./dsync-data)")
+  .option("--listen <host:port>", "Address to listen on (default 127.0.0.1:7700)")
+  .option("--token <token>", "Require this bearer token (also DSYNC_TOKEN)")
+  .option("--insecure", "Allow listening beyond loopback without a token")
+  .option("--keep-versions <n>", "Retention for new folders: keep the newest N versions")
+  .option("--keep-days <d>", "Retention for new folders: keep versions younger than D days")
+  .option("--node-id <id>", "Set this node's id (kept in the data folder)")
+  .action((flags) => runCommand(() => serveCommand(flags)));
+
+cli
+  .command("push [dir]", "Send a directory to a node as a new version")
+  .option("--remote <url>", "Node URL (else DSYNC_REMOTE, else remembered, else http://127.0.0.1:7700)")
+  .option("--folder <name>", "Folder name (default: remembered, else the directory's name)")
+  .option("--message <text>", "Message recorded with the version")
+  .option("--keep-versions <n>", "Set the folder's retention: keep the newest N versions")
+  .option("--keep-days <d>", "Set the folder's retention: keep versions younger than D days")
+  .option("--json", "Print one JSON document")
+  .action((dir, flags) => runCommand(() => pushCommand(dir, flags)));
+
+cli
+  .command("pull [dir]", "Bring a directory to a folder's head (or --version)")
+  .option("--remote <url>", "Node URL")
+  .option("--folder <name>", "Folder name")
+  .option("--version <id>", "Version id or unique prefix (default: the head)")
+  .option("--json", "Print one JSON document")
+  .action((dir, flags) => runCommand(() => pullCommand(dir, flags)));
+
+cli
+  .command("diff <a> <b>", "Compare two directories or URL/FOLDER[@VERSION]; exit 0 same, 1 differ, 2 error")
+  .option("--json", "Print one JSON document")
+  .action((a, b, flags) => runCommand(() => diffCommand(a, b, flags), EXIT_USAGE));
+
+cli
+  .command("log [dir]", "List a folder's versions, newest first")
+  .option("--remote <url>", "Node URL")
+  .option("--folder <name>", "Folder name")
+  .option("--limit <n>", "Show at most N versions")
+  .option("--json", "Print one JSON document")
+  .action((dir, flags) => runCommand(() => logCommand(dir, flags)));
+
+cli
+  .command("ls", "List the folders on a node")
+  .option("--remote <url>", "Node URL")
+  .option("--json", "Print one JSON document")
+  .action((flags) => runCommand(() => lsCommand(flags)));
+
+cli
+  .command("restore <version> [dir]", "Make an earlier version the folder's content again (a new version), then pull it")
+  .option("--remote <url>", "Node URL")
+  .option("--folder <name>", "Folder name")
+  .option("--message <text>", "Message for the new version")
+  .option("--no-pull", "Only change the node; leave the directory alone")
+  .option("--json", "Print one JSON document")
+  .action((version, dir, flags) => runCommand(() => restoreCommand(version, dir, flags)));
+
+cli
+  .command("verify", "Re-hash every stored object and check every head; exit 1 on any problem")
+  .option("--remote <url>", "Node URL")
+  .option("--data <dir>", "Check a data folder directly (node stopped)")
+  .option("--json", "Print one JSON document")
+  .action((flags) => runCommand(() => verifyCommand(flags)));
+
+cli
+  .command("gc", "Apply retention and delete unreachable objects")
+  .option("--remote <url>", "Node URL")
+  .option("--data <dir>", "Collect in a data folder directly (node stopped)")
+  .option("--grace-ms <ms>", "Keep objects used this recently (pushes in flight; default 900000)")
+  .option("--dry-run", "Report without deleting")
+  .option("--json", "Print one JSON document")
+  .action((flags) => runCommand(() => gcCommand(flags)));
+
+cli
+  .command("inspect <what> <file>", "Show how a file is cut: dsync inspect chunks FILE")
+  .option("--json", "Print one JSON document")
+  .action((what, file, flags) => runCommand(() => inspectCommand(what, file, flags)));
+
+cli.help();
+cli.version(DSYNC_VERSION);
+
+try {
+  cli.parse(process.argv, { run: false });
+  if (!cli.matchedCommand) {
+    if (cli.args.length > 0) {
+      process.stderr.write(`dsync: unknown command ${JSON.stringify(cli.args[0])} (see dsync --help)\n`);
+      process.exit(EXIT_USAGE);
+    }
+    if (!cli.options.help && !cli.options.version) cli.outputHelp();
+    process.exit(cli.options.help || cli.options.version ? 0 : EXIT_USAGE);
+  }
+  await cli.runMatchedCommand();
+} catch (error) {
+  process.stderr.write(`dsync: ${(error as Error).message} (see dsync --help)\n`);
+  process.exit(EXIT_USAGE);
+}

@@ -1,0 +1,37 @@
+// dsync pull [DIR]: brings a directory to the folder's head (or --version).
+import { pull } from "../src/client/pull.ts";
+import { createProgress, formatBytes } from "../src/client/progress.ts";
+import { printJson } from "./errors.ts";
+
+export interface PullFlags {
+  remote?: string;
+  folder?: string;
+  version?: string;
+  json?: boolean;
+}
+
+export async function pullCommand(dir: string | undefined, flags: PullFlags): Promise<number> {
+  const report = await pull(dir ?? ".", {
+    remote: flags.remote,
+    folder: flags.folder,
+    version: flags.version === undefined ? undefined : String(flags.version),
+    progress: createProgress(!flags.json),
+  });
+  if (flags.json) {
+    printJson(report);
+    return 0;
+  }
+  const out: string[] = [];
+  out.push(`pulled ${report.folder} from ${report.remote}: version ${report.version.slice(0, 12)}`);
+  out.push(
+    `  wrote ${report.files_written} files (${formatBytes(report.bytes_written)}), removed ${report.paths_removed}; ` +
+      `fetched ${report.chunks_fetched} chunks (${formatBytes(report.bytes_fetched)}), reused ${report.chunks_reused} local chunks, ` +
+      `${report.requests} requests, ${(report.elapsed_ms / 1000).toFixed(2)} s`,
+  );
+  for (const conflict of report.conflicts) {
+    out.push(`  conflict at ${conflict.path}: ${conflict.reason}${conflict.keptAs ? `; your version is now ${conflict.keptAs}` : ""}`);
+  }
+  for (const skipped of report.skipped) out.push(`  skipped ${skipped.path}: ${skipped.reason}`);
+  process.stdout.write(out.join("\n") + "\n");
+  return 0;
+}

@@ -1,0 +1,440 @@
+// Pull: bring a directory to a version of a folder, changing only what differs and moving only
+// the chunks the directory cannot find locally.
+//
+// Three trees are compared: the version the directory last synced (base), the directory as it
+// is now (local), and the version being pulled (remote). Remote changes are applied where the
+// directory still matches base. Where the directory changed a path too, the local content is
+// never overwritten silently: it is renamed to a conflict copy and reported. A path deleted
+// remotely but changed locally is kept.
+import { existsSync, mkdirSync, renameSync, rmdirSync, lstatSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { blake3 } from "../core/blake3.ts";
+import { diffTrees, entriesEqual, type DiffEntry } from "../core/diff.ts";
+import { idEquals, idFromHex, idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
+import type { ChunkRef, TreeEntry } from "../core/objects.ts";
+import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
+import {
+  DirectorySyncer,
+  ensureDirectory,
+  prepareParents,
+  removeInside,
+  setDirectoryAttributes,
+  writeFileAtomic,
+  writeSymlinkAtomic,
+  type ChunkSource,
+} from "../fs/materialize.ts";
+import { TEMP_FILE_PREFIX } from "../fs/scanner.ts";
+import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
+import { openLocalCaches, readSyncState, STATE_DIR_NAME, writeSyncState } from "./local-state.ts";
+import { silentProgress, type Progress } from "./progress.ts";
+import { RemoteError, RemoteNode } from "./remote.ts";
+import { cachedRemoteLoader, fetchNodeClosure } from "./remote-objects.ts";
+import { scanIntoCache } from "./scan-local.ts";
+import { clientToken, resolveFolder, resolveRemote, UsageError } from "./sync-target.ts";
+
+export interface PullOptions {
+  remote?: string;
+  folder?: string;
+  /** A version id (or unique prefix); the folder's head when absent. */
+  version?: string;
+  progress?: Progress;
+  /** Time for conflict copy names; injected for tests. */
+  nowMs?: () => number;
+}
+
+export interface PullConflict {
+  path: string;
+  /** Where the local content was moved to, or null when it was kept in place. */
+  keptAs: string | null;
+  reason: string;
+}
+
+export interface PullReport {
+  remote: string;
+  folder: string;
+  version: string;
+  root: string;
+  /** The version the directory was in sync with before (null on a first pull). */
+  previous: string | null;
+  files_written: number;
+  paths_removed: number;
+  bytes_written: number;
+  chunks_fetched: number;
+  /** Chunk bytes fetched from the node (before wire compression). */
+  bytes_fetched: number;
+  chunks_reused: number;
+  nodes_fetched: number;
+  wire_bytes_sent: number;
+  wire_bytes_received: number;
+  requests: number;
+  conflicts: PullConflict[];
+  skipped: { path: string; reason: string }[];
+  elapsed_ms: number;
+}
+
+/** A name for the local copy of a conflicting path: "report.sync-conflict-20261125-120000-local.txt". */
+export function conflictCopyName(name: string, nowMs: number, who: string): string {
+  const stamp = new Date(nowMs).toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  const dot = name.lastIndexOf(".");
+  const [stem, extension] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+  return `${stem}.sync-conflict-${stamp}-${who}${extension}`;
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash === -1 ? "" : path.slice(0, slash);
+}
+
+function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** Serves chunks from local files where possible, else from the node, in bounded batches. */
+class PullChunkSource implements ChunkSource {
+  readonly local = new Map<string, ChunkLocation>();
+  readonly prefetched = new Map<string, Uint8Array>();
+  readonly reader = new FileChunkReader();
+  chunksFetched = 0;
+  bytesFetched = 0;
+  chunksReused = 0;
+
+  constructor(private readonly remote: RemoteNode) {}
+
+  /** Whether a chunk can be had without the network (not verified until read). */
+  hasLocally(id: ObjectId): boolean {
+    const key = idToHex(id);
+    return this.prefetched.has(key) || this.local.has(key);
+  }
+
+  /** Downloads chunks into memory, a few requests of ~4 MiB at a time. */
+  async prefetch(chunks: readonly ChunkRef[]): Promise<void> {
+    const batches: ObjectId[][] = [];
+    let batch: ObjectId[] = [];
+    let bytes = 0;
+    for (const chunk of chunks) {
+      batch.push(chunk.id);
+      bytes += chunk.lengthBytes;
+      if (bytes >= LIMITS.batchBytesTarget) {
+        batches.push(batch);
+        batch = [];
+        bytes = 0;
+      }
+    }
+    if (batch.length > 0) batches.push(batch);
+    for (let i = 0; i < batches.length; i += LIMITS.transferConcurrency) {
+      const replies = await Promise.all(batches.slice(i, i + LIMITS.transferConcurrency).map((ids) => this.remote.download(ids)));
+      for (const reply of replies) {
+        if (reply.missing.length > 0) throw new RemoteError("rejected", `the node lacks chunk ${idToHex(reply.missing[0]!)} of its own tree`);
+        for (const object of reply.objects) {
+          if (!idEquals(blake3(object.bytes), object.id)) throw new RemoteError("rejected", `the node sent chunk ${idToHex(object.id)} with wrong bytes`);
+          this.prefetched.set(idToHex(object.id), object.bytes);
+          this.chunksFetched++;
+          this.bytesFetched += object.bytes.length;
+        }
+      }
+    }
+  }
+
+  async getChunks(ids: readonly ObjectId[]): Promise<Uint8Array[]> {
+    const out: (Uint8Array | undefined)[] = ids.map((id) => {
+      const key = idToHex(id);
+      const fetched = this.prefetched.get(key);
+      if (fetched) return fetched;
+      const location = this.local.get(key);
+      if (!location) return undefined;
+      const bytes = this.reader.tryRead(id, location);
+      if (bytes) this.chunksReused++;
+      else this.local.delete(key); // the local copy changed; fetch instead
+      return bytes;
+    });
+    const missing = ids.filter((_, i) => out[i] === undefined);
+    if (missing.length > 0) {
+      const reply = await this.remote.download(missing);
+      const byId = new Map(reply.objects.map((o) => [idToHex(o.id), o.bytes]));
+      for (let i = 0; i < ids.length; i++) {
+        if (out[i] !== undefined) continue;
+        const bytes = byId.get(idToHex(ids[i]!));
+        if (!bytes) throw new RemoteError("rejected", `the node lacks chunk ${idToHex(ids[i]!)} of its own tree`);
+        this.chunksFetched++;
+        this.bytesFetched += bytes.length;
+        out[i] = bytes;
+      }
+    }
+    return out as Uint8Array[];
+  }
+
+  /** Remembers where a file's chunks sit on disk, to reuse them for later files. */
+  noteLocalFile(absolutePath: string, chunks: readonly ChunkRef[]): void {
+    let offset = 0;
+    for (const chunk of chunks) {
+      const key = idToHex(chunk.id);
+      if (!this.local.has(key)) this.local.set(key, { path: absolutePath, offsetBytes: offset, lengthBytes: chunk.lengthBytes });
+      offset += chunk.lengthBytes;
+    }
+  }
+
+  releasePrefetched(): void {
+    this.prefetched.clear();
+  }
+}
+
+interface FileJob {
+  path: string;
+  entry: TreeEntry;
+  chunks: ChunkRef[];
+}
+
+const PREFETCH_GROUP_BYTES = 16 * 1024 * 1024;
+
+export async function pull(dir: string, options: PullOptions = {}): Promise<PullReport> {
+  const startMs = Date.now();
+  const nowMs = options.nowMs ?? (() => Date.now());
+  const progress = options.progress ?? silentProgress;
+  if (existsSync(dir) && !lstatSync(dir).isDirectory()) throw new UsageError(`${dir} exists and is not a directory`);
+  mkdirSync(dir, { recursive: true });
+  const state = readSyncState(dir);
+  const remoteUrl = resolveRemote(options.remote, state);
+  const folder = resolveFolder(options.folder, state, dir);
+  const remote = new RemoteNode(remoteUrl, clientToken());
+
+  const folderInfo = await remote.getFolder(folder);
+  if (!folderInfo) throw new RemoteError("not-found", `the node at ${remoteUrl} has no folder named ${JSON.stringify(folder)}`);
+  let versionId: string;
+  let rootHex: string;
+  if (options.version) {
+    const version = await remote.getVersion(folder, options.version);
+    versionId = version.id;
+    rootHex = version.root;
+  } else {
+    if (!folderInfo.head) throw new RemoteError("not-found", `folder ${folder} has no versions yet`);
+    const version = await remote.getVersion(folder, folderInfo.head);
+    versionId = version.id;
+    rootHex = version.root;
+  }
+  const root = idFromHex(rootHex);
+  const sameTarget = state.remote === remoteUrl && state.folder === folder;
+  const base = sameTarget && state.lastRoot ? idFromHex(state.lastRoot) : null;
+
+  const caches = await openLocalCaches(dir);
+  const source = new PullChunkSource(remote);
+  const syncer = new DirectorySyncer();
+  const conflicts: PullConflict[] = [];
+  const skipped: { path: string; reason: string }[] = [];
+  let filesWritten = 0;
+  let pathsRemoved = 0;
+  let bytesWritten = 0;
+  try {
+    const nodesFetched = await fetchNodeClosure(remote, root, caches.objects);
+    const load: ObjectLoader = cachedRemoteLoader(remote, caches.objects);
+    const scan = await scanIntoCache(dir, caches, progress);
+    const localRoot = scan.rootId;
+
+    const remoteChanges = await diffTrees(base, root, load);
+    const localChanges = await diffTrees(base, localRoot, load);
+    const localByPath = new Map<string, DiffEntry>();
+    for (const list of [localChanges.added, localChanges.removed, localChanges.modified, localChanges.typeChanged]) {
+      for (const change of list) localByPath.set(change.path, change);
+    }
+    /** True when the directory changed this path, or anything below it, since the last sync. */
+    const changedLocallyAtOrBelow = (path: string) => {
+      for (const changed of localByPath.keys()) if (changed === path || changed.startsWith(path + "/")) return true;
+      return false;
+    };
+
+    const moveAside = (path: string, reason: string) => {
+      const copyName = conflictCopyName(nameOf(path), nowMs(), "local");
+      let copyPath = parentOf(path) === "" ? copyName : `${parentOf(path)}/${copyName}`;
+      for (let n = 1; existsSync(join(dir, copyPath)); n++) copyPath = `${copyPath}.${n}`;
+      const { absolutePath } = prepareParents(dir, path);
+      renameSync(absolutePath, join(dir, copyPath));
+      syncer.add(join(dir, parentOf(path)));
+      conflicts.push({ path, keptAs: copyPath, reason });
+    };
+
+    const fileJobs: FileJob[] = [];
+    const dirsToFinish = new Map<string, TreeEntry>();
+    const removals: DiffEntry[] = [];
+    const upserts = [...remoteChanges.added, ...remoteChanges.modified, ...remoteChanges.typeChanged].sort((x, y) => (x.path < y.path ? -1 : 1));
+
+    for (const change of upserts) {
+      const after = change.after!;
+      if (change.path === STATE_DIR_NAME || nameOf(change.path).startsWith(TEMP_FILE_PREFIX)) {
+        skipped.push({ path: change.path, reason: "reserved name, not written" });
+        continue;
+      }
+      if (change.path.split("/").some((part, i) => (i === 0 && part === STATE_DIR_NAME) || part.startsWith(TEMP_FILE_PREFIX))) continue;
+      const local = localByPath.get(change.path);
+      const localEntry = local ? local.after : change.before; // unchanged locally: still base
+      if (entriesEqual(localEntry, after)) continue; // already what the remote has
+      if (local && local.after !== null && !(after.kind === "dir" && local.after.kind === "dir")) {
+        moveAside(change.path, "changed here and on the node");
+      } else if (!local && change.before?.kind === "dir" && after.kind !== "dir" && changedLocallyAtOrBelow(change.path)) {
+        moveAside(change.path, "directory replaced on the node while changed here");
+      }
+      if (after.kind === "dir") {
+        ensureDirectory(dir, change.path, syncer);
+        dirsToFinish.set(change.path, after);
+      } else if (after.kind === "symlink") {
+        writeSymlinkAtomic(dir, change.path, after.target!, after.mtimeMs, syncer);
+        filesWritten++;
+      } else {
+        fileJobs.push({ path: change.path, entry: after, chunks: await readFileChunks(after.id!, load) });
+      }
+    }
+
+    for (const change of remoteChanges.removed) {
+      if (change.path.split("/")[0] === STATE_DIR_NAME) continue;
+      if (localByPath.has(change.path) && localByPath.get(change.path)!.after !== null) {
+        conflicts.push({ path: change.path, keptAs: null, reason: "deleted on the node but changed here; kept" });
+        continue;
+      }
+      removals.push(change);
+    }
+
+    // Chunks the directory already holds: the old versions of the files being replaced.
+    const modifiedBefore = new Map(remoteChanges.modified.map((c) => [c.path, c.before]));
+    for (const job of fileJobs) {
+      const before = modifiedBefore.get(job.path);
+      if (before?.kind === "file" && !localByPath.has(job.path)) {
+        source.noteLocalFile(join(dir, job.path), await readFileChunks(before.id!, load));
+      }
+    }
+
+    const bytesToFetch = fileJobs.reduce((sum, job) => sum + job.chunks.filter((c) => !source.hasLocally(c.id)).reduce((s, c) => s + c.lengthBytes, 0), 0);
+    progress.phase("pulling", bytesToFetch);
+    // Files are written in groups whose missing chunks are fetched together (bounded memory,
+    // few requests); a file larger than a group streams its chunks batch by batch.
+    let group: FileJob[] = [];
+    let groupBytes = 0;
+    const writeGroup = async () => {
+      const wanted = new Map<string, ChunkRef>();
+      for (const job of group) {
+        if (job.entry.sizeBytes > PREFETCH_GROUP_BYTES) continue;
+        for (const chunk of job.chunks) if (!source.hasLocally(chunk.id)) wanted.set(idToHex(chunk.id), chunk);
+      }
+      await source.prefetch([...wanted.values()]);
+      for (const job of group) {
+        await writeFileAtomic(dir, job.path, { chunks: job.chunks, source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer });
+        source.noteLocalFile(join(dir, job.path), job.chunks);
+        filesWritten++;
+        bytesWritten += job.entry.sizeBytes;
+        progress.advance(job.entry.sizeBytes);
+      }
+      source.releasePrefetched();
+      group = [];
+      groupBytes = 0;
+    };
+    for (const job of fileJobs) {
+      group.push(job);
+      groupBytes += job.entry.sizeBytes;
+      if (groupBytes >= PREFETCH_GROUP_BYTES || group.length >= 2048) await writeGroup();
+    }
+    await writeGroup();
+
+    // Removals, deepest first; a directory that still holds local files is kept.
+    removals.sort((x, y) => (x.path < y.path ? 1 : -1));
+    for (const change of removals) {
+      const absolute = join(dir, change.path);
+      if (!existsSync(absolute) && !isDanglingLink(absolute)) continue;
+      if (change.before?.kind === "dir") {
+        try {
+          prepareParents(dir, change.path);
+          if (readdirSync(absolute).length === 0) rmdirSync(absolute);
+          else {
+            conflicts.push({ path: change.path, keptAs: null, reason: "deleted on the node but holds local files; kept" });
+            continue;
+          }
+        } catch (error) {
+          skipped.push({ path: change.path, reason: (error as Error).message });
+          continue;
+        }
+      } else removeInside(dir, change.path, syncer);
+      syncer.add(join(dir, parentOf(change.path)));
+      pathsRemoved++;
+    }
+
+    // Directory modes and mtimes last, deepest first, for every directory on a changed path.
+    const changedPaths = [...upserts, ...removals].map((c) => c.path);
+    const lookup = new TreeLookup(root, load);
+    for (const path of changedPaths) {
+      for (let parent = parentOf(path); parent !== ""; parent = parentOf(parent)) {
+        if (dirsToFinish.has(parent)) break;
+        const entry = await lookup.entryAt(parent);
+        if (entry?.kind === "dir") dirsToFinish.set(parent, entry);
+      }
+    }
+    for (const [path, entry] of [...dirsToFinish].sort((x, y) => (x[0] < y[0] ? 1 : -1))) {
+      try {
+        setDirectoryAttributes(join(dir, path), entry.mode, entry.mtimeMs);
+      } catch (error) {
+        skipped.push({ path, reason: `cannot set directory attributes: ${(error as Error).message}` });
+      }
+    }
+    syncer.flush();
+    progress.done();
+    writeSyncState(dir, { remote: remoteUrl, folder, lastVersion: versionId, lastRoot: rootHex });
+    return {
+      remote: remoteUrl,
+      folder,
+      version: versionId,
+      root: rootHex,
+      previous: sameTarget ? state.lastVersion ?? null : null,
+      files_written: filesWritten,
+      paths_removed: pathsRemoved,
+      bytes_written: bytesWritten,
+      chunks_fetched: source.chunksFetched,
+      bytes_fetched: source.bytesFetched,
+      chunks_reused: source.chunksReused,
+      nodes_fetched: nodesFetched,
+      wire_bytes_sent: remote.counters.wireBytesSent,
+      wire_bytes_received: remote.counters.wireBytesReceived,
+      requests: remote.counters.requests,
+      conflicts,
+      skipped: [...skipped, ...scan.skipped],
+      elapsed_ms: Date.now() - startMs,
+    };
+  } finally {
+    source.reader.closeAll();
+    await caches.close();
+  }
+}
+
+function isDanglingLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** Finds entries by path in one tree, decoding each directory once. */
+class TreeLookup {
+  private readonly directories = new Map<string, Map<string, TreeEntry>>();
+  constructor(private readonly root: ObjectId, private readonly load: ObjectLoader) {}
+
+  private async directory(id: ObjectId): Promise<Map<string, TreeEntry>> {
+    const key = idToHex(id);
+    let entries = this.directories.get(key);
+    if (!entries) {
+      entries = new Map((await readTreeEntries(id, this.load)).map((e) => [e.name, e]));
+      this.directories.set(key, entries);
+    }
+    return entries;
+  }
+
+  async entryAt(path: string): Promise<TreeEntry | undefined> {
+    let current = this.root;
+    let found: TreeEntry | undefined;
+    const parts = path.split("/");
+    for (let i = 0; i < parts.length; i++) {
+      found = (await this.directory(current)).get(parts[i]!);
+      if (!found) return undefined;
+      if (i < parts.length - 1) {
+        if (found.kind !== "dir") return undefined;
+        current = found.id!;
+      }
+    }
+    return found;
+  }
+}

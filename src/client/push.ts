@@ -1,0 +1,273 @@
+// Push: scan the directory, find top-down what the node lacks, send only that (chunks first,
+// then the nodes that name them), then ask the node to make the tree the folder's new head.
+//
+// Finding what is missing walks the Merkle tree level by level: one "which of these do you
+// lack?" request per level, descending only below objects the node lacks. An unchanged folder
+// costs one request; an edit deep in a big file costs O(depth) requests and sends the changed
+// chunks plus the O(depth) nodes above them.
+import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
+import { decodeObject, isFileLeaf, isTreeLeaf } from "../core/objects.ts";
+import type { StoredObject } from "../store/object-store.ts";
+import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
+import { openLocalCaches, readSyncState, writeSyncState, type LocalCaches } from "./local-state.ts";
+import { silentProgress, type Progress } from "./progress.ts";
+import { RemoteError, RemoteNode, type CommitInfo } from "./remote.ts";
+import { scanIntoCache, type LocalScan } from "./scan-local.ts";
+import { clientToken, resolveFolder, resolveRemote, UsageError } from "./sync-target.ts";
+
+export interface PushOptions {
+  remote?: string;
+  folder?: string;
+  message?: string;
+  keepVersions?: number;
+  keepDays?: number;
+  progress?: Progress;
+}
+
+export interface PushReport {
+  remote: string;
+  folder: string;
+  /** The folder's head after the push (a merge when the head had moved). */
+  version: string;
+  /** The version the directory was last in sync with (null on a first push). */
+  parent: string | null;
+  /** The version made from this directory's tree. */
+  pushed: string;
+  merged: boolean;
+  root: string;
+  files: number;
+  directories: number;
+  symlinks: number;
+  bytes: number;
+  chunks: number;
+  chunks_sent: number;
+  /** Object bytes sent (chunks and nodes, before wire compression). */
+  bytes_sent: number;
+  objects_sent: number;
+  wire_bytes_sent: number;
+  wire_bytes_received: number;
+  requests: number;
+  files_read: number;
+  conflicts: CommitInfo["conflicts"];
+  skipped: { path: string; reason: string }[];
+  elapsed_ms: number;
+}
+
+interface Pending {
+  id: ObjectId;
+  kind: "tree" | "file";
+  path: string;
+  offsetBytes: number;
+}
+
+export interface UploadPlan {
+  /** Nodes the remote lacks, deepest last in discovery order. */
+  objects: ObjectId[];
+  chunks: { id: ObjectId; location: ChunkLocation }[];
+  chunkBytes: number;
+}
+
+/** Descends from the root, level by level, asking the remote which objects it lacks. */
+export async function planUpload(remote: RemoteNode, rootId: ObjectId, dir: string, readNode: (id: ObjectId) => Promise<Uint8Array>): Promise<UploadPlan> {
+  const plan: UploadPlan = { objects: [], chunks: [], chunkBytes: 0 };
+  const seen = new Set<string>();
+  let level: Pending[] = [{ id: rootId, kind: "tree", path: "", offsetBytes: 0 }];
+  let chunkCandidates = new Map<string, { id: ObjectId; location: ChunkLocation }>();
+  while (level.length > 0 || chunkCandidates.size > 0) {
+    const candidates = [...chunkCandidates.values()];
+    const query = [...level.map((p) => p.id), ...candidates.map((c) => c.id)];
+    const missing = new Set((await remote.missing(query)).map(idToHex));
+    for (const candidate of candidates) {
+      if (missing.has(idToHex(candidate.id))) {
+        plan.chunks.push(candidate);
+        plan.chunkBytes += candidate.location.lengthBytes;
+      }
+    }
+    chunkCandidates = new Map();
+    const next: Pending[] = [];
+    for (const item of level) {
+      if (!missing.has(idToHex(item.id))) continue;
+      plan.objects.push(item.id);
+      const object = decodeObject(await readNode(item.id));
+      if (object.kind === "tree") {
+        if (isTreeLeaf(object)) {
+          for (const entry of object.entries) {
+            const path = item.path === "" ? entry.name : `${item.path}/${entry.name}`;
+            if (entry.kind === "dir") next.push({ id: entry.id!, kind: "tree", path, offsetBytes: 0 });
+            else if (entry.kind === "file") next.push({ id: entry.id!, kind: "file", path, offsetBytes: 0 });
+          }
+        } else {
+          for (const page of object.pages) next.push({ id: page.id, kind: "tree", path: item.path, offsetBytes: 0 });
+        }
+      } else if (object.kind === "file") {
+        let offset = item.offsetBytes;
+        if (isFileLeaf(object)) {
+          for (const chunk of object.chunks) {
+            const key = idToHex(chunk.id);
+            if (!chunkCandidates.has(key) && !seen.has(key)) {
+              seen.add(key);
+              chunkCandidates.set(key, { id: chunk.id, location: { path: join(dir, item.path), offsetBytes: offset, lengthBytes: chunk.lengthBytes } });
+            }
+            offset += chunk.lengthBytes;
+          }
+        } else {
+          for (const page of object.pages) {
+            next.push({ id: page.id, kind: "file", path: item.path, offsetBytes: offset });
+            offset += page.sizeBytes;
+          }
+        }
+      }
+    }
+    // The same node can sit at several paths (identical files): ask about it once.
+    level = next.filter((p) => {
+      const key = idToHex(p.id);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+  return plan;
+}
+
+/** Sends batches with a bounded number in flight. */
+class UploadPipeline {
+  private inFlight: Promise<unknown>[] = [];
+  wireBytes = 0;
+  constructor(private readonly remote: RemoteNode) {}
+  async send(batch: StoredObject[]): Promise<void> {
+    if (this.inFlight.length >= LIMITS.transferConcurrency) await this.inFlight.shift();
+    this.inFlight.push(this.remote.upload(batch).then((n) => (this.wireBytes += n)));
+  }
+  async drain(): Promise<void> {
+    await Promise.all(this.inFlight);
+    this.inFlight = [];
+  }
+}
+
+export async function executeUpload(
+  remote: RemoteNode,
+  plan: UploadPlan,
+  readNode: (id: ObjectId) => Promise<Uint8Array>,
+  progress: Progress,
+): Promise<{ objectsSent: number; bytesSent: number }> {
+  const pipeline = new UploadPipeline(remote);
+  const reader = new FileChunkReader();
+  let bytesSent = 0;
+  let batch: StoredObject[] = [];
+  let batchBytes = 0;
+  const push = async (object: StoredObject) => {
+    batch.push(object);
+    batchBytes += object.bytes.length;
+    bytesSent += object.bytes.length;
+    if (batchBytes >= LIMITS.batchBytesTarget) {
+      await pipeline.send(batch);
+      progress.advance(batchBytes);
+      batch = [];
+      batchBytes = 0;
+    }
+  };
+  try {
+    // Chunks first, then the nodes that name them, deepest first.
+    for (const chunk of plan.chunks) await push({ id: chunk.id, bytes: reader.read(chunk.id, chunk.location) });
+    for (let i = plan.objects.length - 1; i >= 0; i--) {
+      const id = plan.objects[i]!;
+      await push({ id, bytes: await readNode(id) });
+    }
+    if (batch.length > 0) {
+      await pipeline.send(batch);
+      progress.advance(batchBytes);
+    }
+    await pipeline.drain();
+  } finally {
+    reader.closeAll();
+  }
+  return { objectsSent: plan.chunks.length + plan.objects.length, bytesSent };
+}
+
+function nodeReader(scan: LocalScan, caches: LocalCaches) {
+  return async (id: ObjectId): Promise<Uint8Array> => {
+    const fresh = scan.newObjects.get(idToHex(id));
+    if (fresh) return fresh;
+    const cached = await caches.objects.get(id);
+    if (!cached) throw new Error(`the local cache lost object ${idToHex(id)}; delete .dsync/ and push again`);
+    return cached;
+  };
+}
+
+export async function push(dir: string, options: PushOptions = {}): Promise<PushReport> {
+  const startMs = Date.now();
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
+  const state = readSyncState(dir);
+  const remoteUrl = resolveRemote(options.remote, state);
+  const folder = resolveFolder(options.folder, state, dir);
+  const progress = options.progress ?? silentProgress;
+  const remote = new RemoteNode(remoteUrl, clientToken());
+  const sameTarget = state.remote === remoteUrl && state.folder === folder;
+  const parent = sameTarget ? state.lastVersion ?? null : null;
+
+  const caches = await openLocalCaches(dir);
+  try {
+    const scan = await scanIntoCache(dir, caches, progress);
+    const readNode = nodeReader(scan, caches);
+    const plan = await planUpload(remote, scan.rootId, dir, readNode);
+    progress.phase("pushing", plan.chunkBytes);
+    let sent = await executeUpload(remote, plan, readNode, progress);
+    const commitBody = {
+      root: idToHex(scan.rootId),
+      parent,
+      message: options.message ?? "",
+      chunking: scan.chunking,
+      files: scan.files,
+      bytes: scan.totalBytes,
+    };
+    let result: CommitInfo;
+    try {
+      result = await remote.commit(folder, commitBody);
+    } catch (error) {
+      // Garbage collection on the node may have removed objects it had told us it held:
+      // the node then names what is missing, and one more round sends it.
+      if (!(error instanceof RemoteError && error.kind === "conflict" && Array.isArray(error.body?.missing))) throw error;
+      const again = await planUpload(remote, scan.rootId, dir, readNode);
+      const more = await executeUpload(remote, again, readNode, progress);
+      sent = { objectsSent: sent.objectsSent + more.objectsSent, bytesSent: sent.bytesSent + more.bytesSent };
+      plan.chunks.push(...again.chunks);
+      result = await remote.commit(folder, commitBody);
+    }
+    progress.done();
+    if (options.keepVersions !== undefined || options.keepDays !== undefined) {
+      await remote.setRetention(folder, { keepVersions: options.keepVersions, keepDays: options.keepDays });
+    }
+    // The directory now matches the pushed version; a merge's other changes arrive with the next pull.
+    writeSyncState(dir, { remote: remoteUrl, folder, lastVersion: result.pushed, lastRoot: commitBody.root });
+    return {
+      remote: remoteUrl,
+      folder,
+      version: result.version,
+      parent,
+      pushed: result.pushed,
+      merged: result.mergedWith !== null,
+      root: result.root,
+      files: scan.files,
+      directories: scan.directories,
+      symlinks: scan.symlinks,
+      bytes: scan.totalBytes,
+      chunks: scan.chunks,
+      chunks_sent: plan.chunks.length,
+      bytes_sent: sent.bytesSent,
+      objects_sent: sent.objectsSent,
+      wire_bytes_sent: remote.counters.wireBytesSent,
+      wire_bytes_received: remote.counters.wireBytesReceived,
+      requests: remote.counters.requests,
+      files_read: scan.filesRead,
+      conflicts: result.conflicts,
+      skipped: scan.skipped,
+      elapsed_ms: Date.now() - startMs,
+    };
+  } finally {
+    await caches.close();
+  }
+}
+

@@ -1,0 +1,167 @@
+// The HTTP client for a node's API. Each failure becomes a RemoteError with a kind the CLI can
+// turn into its own message: the node is unreachable, the token is wrong, a thing is missing,
+// or the node refused the request (with its reason).
+import { idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
+import type { StoredObject } from "../store/object-store.ts";
+import {
+  compressIfWorthIt,
+  decodeDownloadReply,
+  decodeIdList,
+  decompressBody,
+  encodeIdList,
+  encodeObjectBatch,
+} from "../server/wire.ts";
+import type { commitJson, folderJson, versionJson } from "../server/app.ts";
+
+export type FolderInfo = ReturnType<typeof folderJson>;
+export type VersionInfo = ReturnType<typeof versionJson>;
+export type CommitInfo = ReturnType<typeof commitJson>;
+
+export type RemoteErrorKind = "unreachable" | "unauthorized" | "not-found" | "conflict" | "rejected" | "server";
+
+export class RemoteError extends Error {
+  override name = "RemoteError";
+  constructor(readonly kind: RemoteErrorKind, message: string, readonly status?: number, readonly body?: Record<string, unknown>) {
+    super(message);
+  }
+}
+
+/** Counts what crosses the wire, for push/pull reports and benchmarks. */
+export interface TransferCounters {
+  requests: number;
+  wireBytesSent: number;
+  wireBytesReceived: number;
+}
+
+export class RemoteNode {
+  readonly counters: TransferCounters = { requests: 0, wireBytesSent: 0, wireBytesReceived: 0 };
+  readonly baseUrl: string;
+
+  constructor(baseUrl: string, private readonly token?: string) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+  }
+
+  private async request(method: string, path: string, body?: Uint8Array | string, headers: Record<string, string> = {}): Promise<Response> {
+    const allHeaders: Record<string, string> = { ...headers };
+    if (this.token) allHeaders.authorization = `Bearer ${this.token}`;
+    let response: Response;
+    this.counters.requests++;
+    if (body !== undefined) this.counters.wireBytesSent += typeof body === "string" ? Buffer.byteLength(body) : body.length;
+    try {
+      response = await fetch(this.baseUrl + path, { method, body: body as BodyInit | undefined, headers: allHeaders, decompress: false } as RequestInit);
+    } catch (error) {
+      throw new RemoteError("unreachable", `cannot reach the dsync node at ${this.baseUrl}: ${(error as Error).message}`);
+    }
+    if (response.ok) return response;
+    let detail: Record<string, unknown> = {};
+    try {
+      detail = (await response.json()) as Record<string, unknown>;
+    } catch {}
+    const reason = typeof detail.error === "string" ? detail.error : response.statusText;
+    if (response.status === 401 || response.status === 403) {
+      throw new RemoteError("unauthorized", `the node at ${this.baseUrl} refused the token: ${reason} (set DSYNC_TOKEN)`, response.status, detail);
+    }
+    if (response.status === 404) throw new RemoteError("not-found", reason, 404, detail);
+    if (response.status === 409) throw new RemoteError("conflict", reason, 409, detail);
+    if (response.status >= 500) throw new RemoteError("server", `the node failed: ${reason}`, response.status, detail);
+    throw new RemoteError("rejected", `the node rejected the request: ${reason}`, response.status, detail);
+  }
+
+  private async bytesOf(response: Response): Promise<Uint8Array> {
+    const raw = new Uint8Array(await response.arrayBuffer());
+    this.counters.wireBytesReceived += raw.length;
+    return decompressBody(raw, response.headers.get("content-encoding"), LIMITS.requestBodyBytesMax * 2);
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const response = await this.request(method, path, text, text === undefined ? {} : { "content-type": "application/json" });
+    const bytes = await this.bytesOf(response);
+    return JSON.parse(new TextDecoder().decode(bytes)) as T;
+  }
+
+  health(): Promise<{ ok: boolean; node: string; version: string }> {
+    return this.json("GET", "/v1/health");
+  }
+
+  /** The ids the node lacks, in the order given. */
+  async missing(ids: readonly ObjectId[]): Promise<ObjectId[]> {
+    const out: ObjectId[] = [];
+    const step = 16_384;
+    for (let i = 0; i < ids.length; i += step) {
+      const response = await this.request("POST", "/v1/objects/missing", encodeIdList(ids.slice(i, i + step)), { "content-type": "application/msgpack" });
+      out.push(...decodeIdList(await this.bytesOf(response), "missing"));
+    }
+    return out;
+  }
+
+  /** Uploads one batch (compressed when that pays); returns the bytes put on the wire. */
+  async upload(objects: readonly StoredObject[]): Promise<number> {
+    const { body, encoding } = compressIfWorthIt(encodeObjectBatch(objects));
+    const headers: Record<string, string> = { "content-type": "application/msgpack" };
+    if (encoding) headers["content-encoding"] = encoding;
+    await this.request("POST", "/v1/objects/upload", body, headers);
+    return body.length;
+  }
+
+  async download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
+    const response = await this.request("POST", "/v1/objects/download", encodeIdList(ids), {
+      "content-type": "application/msgpack",
+      "accept-encoding": "zstd",
+    });
+    return decodeDownloadReply(await this.bytesOf(response));
+  }
+
+  async getObject(id: ObjectId): Promise<Uint8Array | undefined> {
+    try {
+      return await this.bytesOf(await this.request("GET", `/v1/objects/${idToHex(id)}`));
+    } catch (error) {
+      if (error instanceof RemoteError && error.kind === "not-found") return undefined;
+      throw error;
+    }
+  }
+
+  async listFolders(): Promise<FolderInfo[]> {
+    return (await this.json<{ folders: FolderInfo[] }>("GET", "/v1/folders")).folders;
+  }
+
+  /** The folder, or undefined when the node has no folder of that name. */
+  async getFolder(name: string): Promise<FolderInfo | undefined> {
+    try {
+      return await this.json<FolderInfo>("GET", `/v1/folders/${encodeURIComponent(name)}`);
+    } catch (error) {
+      if (error instanceof RemoteError && error.kind === "not-found") return undefined;
+      throw error;
+    }
+  }
+
+  async listVersions(folder: string, limit?: number): Promise<VersionInfo[]> {
+    const query = limit ? `?limit=${limit}` : "";
+    return (await this.json<{ versions: VersionInfo[] }>("GET", `/v1/folders/${encodeURIComponent(folder)}/versions${query}`)).versions;
+  }
+
+  getVersion(folder: string, idOrPrefix: string): Promise<VersionInfo> {
+    return this.json("GET", `/v1/folders/${encodeURIComponent(folder)}/versions/${encodeURIComponent(idOrPrefix)}`);
+  }
+
+  commit(folder: string, body: { root: string; parent: string | null; message: string; chunking: string; files: number; bytes: number }): Promise<CommitInfo> {
+    return this.json("POST", `/v1/folders/${encodeURIComponent(folder)}/commit`, body);
+  }
+
+  restore(folder: string, version: string, message?: string): Promise<CommitInfo> {
+    return this.json("POST", `/v1/folders/${encodeURIComponent(folder)}/restore`, { version, message });
+  }
+
+  setRetention(folder: string, retention: { keepVersions?: number | null; keepDays?: number | null }): Promise<FolderInfo> {
+    return this.json("PUT", `/v1/folders/${encodeURIComponent(folder)}/retention`, retention);
+  }
+
+  gc(options: { graceMs?: number; dryRun?: boolean }): Promise<Record<string, unknown>> {
+    return this.json("POST", "/v1/gc", options);
+  }
+
+  verify(): Promise<{ objectsChecked: number; corrupt: string[]; missing: string[]; metadataIntegrity: string }> {
+    return this.json("POST", "/v1/verify", {});
+  }
+}

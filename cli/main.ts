@@ -94,7 +94,13 @@ cli
   .action((what, file, flags) => runCommand(() => inspectCommand(what, file, flags)));
 
 cli.help();
-cli.version(DSYNC_VERSION);
+
+// `--version` is handled here rather than by cac: `pull --version <id>` needs the flag name.
+const firstArgument = process.argv[2];
+if (firstArgument === "--version" || firstArgument === "-v" || firstArgument === "version") {
+  process.stdout.write(`dsync ${DSYNC_VERSION}\n`);
+  process.exit(0);
+}
 
 try {
   cli.parse(process.argv, { run: false });
@@ -103,8 +109,8 @@ try {
       process.stderr.write(`dsync: unknown command ${JSON.stringify(cli.args[0])} (see dsync --help)\n`);
       process.exit(EXIT_USAGE);
     }
-    if (!cli.options.help && !cli.options.version) cli.outputHelp();
-    process.exit(cli.options.help || cli.options.version ? 0 : EXIT_USAGE);
+    if (!cli.options.help) cli.outputHelp();
+    process.exit(cli.options.help ? 0 : EXIT_USAGE);
   }
   await cli.runMatchedCommand();
 } catch (error) {

@@ -1,0 +1,120 @@
+// End-to-end helpers: real `dsync` processes on 127.0.0.1 with real temporary data folders.
+import { spawn, type Subprocess } from "bun";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const REPO_ROOT = resolve(import.meta.dir, "../..");
+export const CLI_ENTRY = join(REPO_ROOT, "cli/main.ts");
+
+/** The command that runs dsync: the compiled binary when given, else bun on the sources. */
+export function dsyncCommand(binary?: string): string[] {
+  return binary ? [binary] : [process.execPath, CLI_ENTRY];
+}
+
+const tempDirs: string[] = [];
+
+export function tempDir(prefix = "dsync-test-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export function cleanupTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json<T = any>(): T;
+}
+
+function baseEnv(extra: Record<string, string | undefined>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !key.startsWith("DSYNC_")) env[key] = value;
+  }
+  for (const [key, value] of Object.entries(extra)) if (value !== undefined) env[key] = value;
+  return env;
+}
+
+export async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string | undefined>; binary?: string } = {}): Promise<CliResult> {
+  const proc = spawn([...dsyncCommand(options.binary), ...args], {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: baseEnv(options.env ?? {}),
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return {
+    code,
+    stdout,
+    stderr,
+    json() {
+      try {
+        return JSON.parse(stdout);
+      } catch {
+        throw new Error(`not JSON (exit ${code}): ${stdout}\n${stderr}`);
+      }
+    },
+  };
+}
+
+export interface NodeProcess {
+  url: string;
+  dataDir: string;
+  process: Subprocess;
+  output(): string;
+  stop(): Promise<number>;
+  kill9(): Promise<void>;
+}
+
+/** Starts `dsync serve` on a free loopback port and waits until it answers. */
+export async function startNode(options: { dataDir?: string; args?: string[]; env?: Record<string, string | undefined>; binary?: string } = {}): Promise<NodeProcess> {
+  const dataDir = options.dataDir ?? join(tempDir(), "data");
+  const proc = spawn([...dsyncCommand(options.binary), "serve", "--data", dataDir, "--listen", "127.0.0.1:0", ...(options.args ?? [])], {
+    cwd: REPO_ROOT,
+    env: baseEnv(options.env ?? {}),
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  let output = "";
+  const decoder = new TextDecoder();
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dsync serve did not start: ${output}`)), 20_000);
+    const pump = async (stream: ReadableStream<Uint8Array>) => {
+      for await (const piece of stream) {
+        output += decoder.decode(piece);
+        const match = /listening on (http:\/\/\S+)/.exec(output);
+        if (match) {
+          clearTimeout(timer);
+          resolveUrl(match[1]!);
+        }
+      }
+    };
+    void pump(proc.stdout as ReadableStream<Uint8Array>);
+    void pump(proc.stderr as ReadableStream<Uint8Array>);
+    void proc.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`dsync serve exited with ${code}: ${output}`));
+    });
+  });
+  return {
+    url,
+    dataDir,
+    process: proc,
+    output: () => output,
+    async stop() {
+      proc.kill("SIGTERM");
+      return proc.exited;
+    },
+    async kill9() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+}

@@ -1,0 +1,336 @@
+// The pack store's index: where each object's record lives, in SQLite.
+//
+// A row in `objects` is what makes an object visible, so rows go in only after their record's
+// bytes are flushed, in one transaction per batch. The `packs` table keeps per-pack counters in
+// the same transactions, so stats() and repack never scan every row, and `committed_end` tells
+// recovery where each pack's acknowledged bytes end.
+import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
+import type { ObjectId } from "../core/id.ts";
+
+const SCHEMA_VERSION = "1";
+
+export interface IndexEntry {
+  id: ObjectId;
+  packNumber: number;
+  offsetBytes: number;
+  storedLengthBytes: number;
+  rawLengthBytes: number;
+  flags: number;
+}
+
+export interface PackRow {
+  packNumber: number;
+  /** Everything in the pack before this offset was written and flushed before its rows committed. */
+  committedEndBytes: number;
+  liveObjects: number;
+  liveStoredBytes: number;
+  liveRawBytes: number;
+}
+
+export interface EntryMove {
+  entry: IndexEntry;
+  toPackNumber: number;
+  toOffsetBytes: number;
+}
+
+interface EntryRow {
+  id: Uint8Array;
+  pack: number;
+  offset: number;
+  stored_length: number;
+  raw_length: number;
+  flags: number;
+}
+
+interface PackTableRow {
+  pack: number;
+  committed_end: number;
+  live_objects: number;
+  live_stored_bytes: number;
+  live_raw_bytes: number;
+}
+
+interface RemovedRow {
+  pack: number;
+  stored_length: number;
+  raw_length: number;
+}
+
+export class StoreInUseError extends Error {
+  override name = "StoreInUseError";
+  constructor(readonly path: string, detail: string) {
+    super(`${path} is open in another process or store instance (${detail})`);
+  }
+}
+
+export class PackIndex {
+  private readonly selectEntry: Statement<EntryRow, [Uint8Array]>;
+  private readonly selectPresent: Statement<{ present: number }, [Uint8Array]>;
+  private readonly insertEntry: Statement<unknown, [Uint8Array, number, number, number, number, number, number]>;
+  private readonly touchEntry: Statement<unknown, [number, Uint8Array]>;
+  private readonly deleteEntry: Statement<RemovedRow, [Uint8Array]>;
+  private readonly deleteEntryIfUnused: Statement<RemovedRow, [Uint8Array, number]>;
+  private readonly moveEntry: Statement<unknown, [number, number, Uint8Array, number, number]>;
+  private readonly adjustPack: Statement<unknown, [number, number, number, number, number]>;
+  private readonly selectIdsAfter: Statement<{ id: Uint8Array }, [Uint8Array, number]>;
+  private readonly selectUnusedIdsAfter: Statement<{ id: Uint8Array }, [Uint8Array, number, number]>;
+  private readonly selectEntriesInPack: Statement<EntryRow, [number, number, number]>;
+  private readonly countEntriesInPack: Statement<{ n: number }, [number]>;
+
+  /** Every prepared statement, finalized on close: SQLite keeps the file (and its lock) open until they are. */
+  private readonly statements: { finalize(): void }[] = [];
+
+  private constructor(private readonly db: Database) {
+    db.run(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
+    db.run(`CREATE TABLE IF NOT EXISTS objects (
+      id BLOB PRIMARY KEY,
+      pack INTEGER NOT NULL,
+      "offset" INTEGER NOT NULL,
+      stored_length INTEGER NOT NULL,
+      raw_length INTEGER NOT NULL,
+      flags INTEGER NOT NULL,
+      used_ms INTEGER NOT NULL
+    ) WITHOUT ROWID`);
+    // Repack and verifyAll walk one pack in file order; 64 KiB chunks make this index cheap to keep.
+    db.run(`CREATE INDEX IF NOT EXISTS objects_by_pack ON objects (pack, "offset")`);
+    db.run(`CREATE TABLE IF NOT EXISTS packs (
+      pack INTEGER PRIMARY KEY,
+      committed_end INTEGER NOT NULL,
+      live_objects INTEGER NOT NULL,
+      live_stored_bytes INTEGER NOT NULL,
+      live_raw_bytes INTEGER NOT NULL
+    )`);
+    const version = db.query<{ value: string }, [string]>(`SELECT value FROM meta WHERE key = ?`).get("schema_version");
+    if (version === null) {
+      db.query(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(SCHEMA_VERSION);
+    } else if (version.value !== SCHEMA_VERSION) {
+      throw new Error(`index schema version ${version.value} is not the supported ${SCHEMA_VERSION}`);
+    }
+
+    this.selectEntry = this.prepare(`SELECT id, pack, "offset", stored_length, raw_length, flags FROM objects WHERE id = ?`);
+    this.selectPresent = this.prepare(`SELECT 1 AS present FROM objects WHERE id = ?`);
+    this.insertEntry = this.prepare(
+      `INSERT INTO objects (id, pack, "offset", stored_length, raw_length, flags, used_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO NOTHING`,
+    );
+    this.touchEntry = this.prepare(`UPDATE objects SET used_ms = max(used_ms, ?) WHERE id = ?`);
+    this.deleteEntry = this.prepare(`DELETE FROM objects WHERE id = ? RETURNING pack, stored_length, raw_length`);
+    this.deleteEntryIfUnused = this.prepare(
+      `DELETE FROM objects WHERE id = ? AND used_ms < ? RETURNING pack, stored_length, raw_length`,
+    );
+    this.moveEntry = this.prepare(`UPDATE objects SET pack = ?, "offset" = ? WHERE id = ? AND pack = ? AND "offset" = ?`);
+    this.adjustPack = this.prepare(
+      `INSERT INTO packs (pack, committed_end, live_objects, live_stored_bytes, live_raw_bytes) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (pack) DO UPDATE SET
+         committed_end = max(committed_end, excluded.committed_end),
+         live_objects = live_objects + excluded.live_objects,
+         live_stored_bytes = live_stored_bytes + excluded.live_stored_bytes,
+         live_raw_bytes = live_raw_bytes + excluded.live_raw_bytes`,
+    );
+    this.selectIdsAfter = this.prepare(`SELECT id FROM objects WHERE id > ? ORDER BY id LIMIT ?`);
+    this.selectUnusedIdsAfter = this.prepare(`SELECT id FROM objects WHERE id > ? AND used_ms < ? ORDER BY id LIMIT ?`);
+    this.selectEntriesInPack = this.prepare(
+      `SELECT id, pack, "offset", stored_length, raw_length, flags FROM objects
+       WHERE pack = ? AND "offset" > ? ORDER BY "offset" LIMIT ?`,
+    );
+    this.countEntriesInPack = this.prepare(`SELECT count(*) AS n FROM objects WHERE pack = ?`);
+  }
+
+  /**
+   * Opens (creating if needed) and takes SQLite's exclusive lock for as long as the index is open,
+   * so a second process or store instance on the same directory fails instead of interleaving appends.
+   */
+  static open(path: string): PackIndex {
+    const db = new Database(path, { create: true });
+    try {
+      db.run("PRAGMA locking_mode = EXCLUSIVE");
+      db.run("PRAGMA journal_mode = WAL");
+      // FULL: a committed batch survives power loss, which is what put's promise says.
+      db.run("PRAGMA synchronous = FULL");
+      db.run("BEGIN IMMEDIATE");
+      db.run("COMMIT");
+      return new PackIndex(db);
+    } catch (error) {
+      db.close();
+      const message = error instanceof Error ? error.message : String(error);
+      if (/locked|busy/i.test(message)) throw new StoreInUseError(path, message);
+      throw error;
+    }
+  }
+
+  /** False for a new index and for one whose rebuild was interrupted. */
+  isComplete(): boolean {
+    return this.db.query(`SELECT 1 FROM meta WHERE key = 'index_complete'`).get() !== null;
+  }
+
+  markComplete(): void {
+    this.db.run(`INSERT OR REPLACE INTO meta (key, value) VALUES ('index_complete', '1')`);
+  }
+
+  /** Empties the index before a rebuild; it counts as incomplete until markComplete(). */
+  clear(): void {
+    this.db.transaction(() => {
+      this.db.run(`DELETE FROM meta WHERE key = 'index_complete'`);
+      this.db.run(`DELETE FROM objects`);
+      this.db.run(`DELETE FROM packs`);
+    })();
+  }
+
+  lookup(id: ObjectId): IndexEntry | undefined {
+    const row = this.selectEntry.get(id);
+    return row === null ? undefined : toEntry(row);
+  }
+
+  has(id: ObjectId): boolean {
+    return this.selectPresent.get(id) !== null;
+  }
+
+  /**
+   * Makes flushed records visible: inserts their rows, advances each pack's committed end, and
+   * refreshes used_ms of ids the batch found already present. One transaction.
+   */
+  commitAppends(entries: readonly IndexEntry[], packEnds: ReadonlyMap<number, number>, presentIds: readonly ObjectId[], nowMs: number): void {
+    this.db.transaction(() => {
+      const deltas = new PackDeltas();
+      for (const e of entries) {
+        const { changes } = this.insertEntry.run(e.id, e.packNumber, e.offsetBytes, e.storedLengthBytes, e.rawLengthBytes, e.flags, nowMs);
+        if (changes === 1) deltas.add(e.packNumber, 1, e.storedLengthBytes, e.rawLengthBytes);
+      }
+      for (const [packNumber, endBytes] of packEnds) deltas.end(packNumber, endBytes);
+      for (const id of presentIds) this.touchEntry.run(nowMs, id);
+      this.applyDeltas(deltas);
+    })();
+  }
+
+  /** Sets used_ms to at least nowMs; one answer per id, true when it was present. */
+  touch(ids: readonly ObjectId[], nowMs: number): boolean[] {
+    return this.db.transaction(() => ids.map((id) => this.touchEntry.run(nowMs, id).changes === 1))();
+  }
+
+  /** Deletes rows (only those with used_ms below the cutoff, when one is given); returns how many went. */
+  deleteIds(ids: readonly ObjectId[], unusedBeforeMs?: number): number {
+    return this.db.transaction(() => {
+      const deltas = new PackDeltas();
+      let removed = 0;
+      for (const id of ids) {
+        const row = unusedBeforeMs === undefined ? this.deleteEntry.get(id) : this.deleteEntryIfUnused.get(id, unusedBeforeMs);
+        if (row === null) continue;
+        removed++;
+        deltas.add(row.pack, -1, -row.stored_length, -row.raw_length);
+      }
+      this.applyDeltas(deltas);
+      return removed;
+    })();
+  }
+
+  /** Points rows at their copies and drops rows of records found corrupt, in one transaction. */
+  commitMoves(moves: readonly EntryMove[], dropped: readonly IndexEntry[], packEnds: ReadonlyMap<number, number>): void {
+    this.db.transaction(() => {
+      const deltas = new PackDeltas();
+      for (const { entry: e, toPackNumber, toOffsetBytes } of moves) {
+        const { changes } = this.moveEntry.run(toPackNumber, toOffsetBytes, e.id, e.packNumber, e.offsetBytes);
+        if (changes !== 1) continue;
+        deltas.add(e.packNumber, -1, -e.storedLengthBytes, -e.rawLengthBytes);
+        deltas.add(toPackNumber, 1, e.storedLengthBytes, e.rawLengthBytes);
+      }
+      for (const e of dropped) {
+        const row = this.deleteEntry.get(e.id);
+        if (row !== null) deltas.add(row.pack, -1, -row.stored_length, -row.raw_length);
+      }
+      for (const [packNumber, endBytes] of packEnds) deltas.end(packNumber, endBytes);
+      this.applyDeltas(deltas);
+    })();
+  }
+
+  /** Records a pack found by a rebuild scan, even one with no valid records. */
+  ensurePack(packNumber: number, committedEndBytes: number): void {
+    this.adjustPack.run(packNumber, committedEndBytes, 0, 0, 0);
+  }
+
+  /** Forgets a pack whose rows have all moved away; refuses while any row still points into it. */
+  removePack(packNumber: number): void {
+    this.db.transaction(() => {
+      const { n } = this.countEntriesInPack.get(packNumber)!;
+      if (n !== 0) throw new Error(`pack ${packNumber} still holds ${n} indexed objects`);
+      this.db.query(`DELETE FROM packs WHERE pack = ?`).run(packNumber);
+    })();
+  }
+
+  packRows(): PackRow[] {
+    return this.db
+      .query<PackTableRow, []>(`SELECT pack, committed_end, live_objects, live_stored_bytes, live_raw_bytes FROM packs ORDER BY pack`)
+      .all()
+      .map((row) => ({
+        packNumber: row.pack,
+        committedEndBytes: row.committed_end,
+        liveObjects: row.live_objects,
+        liveStoredBytes: row.live_stored_bytes,
+        liveRawBytes: row.live_raw_bytes,
+      }));
+  }
+
+  /** Ids in byte order after `afterId` (exclusive); keyset paging stays correct while rows change. */
+  idsAfter(afterId: Uint8Array, limit: number, unusedBeforeMs?: number): ObjectId[] {
+    const rows = unusedBeforeMs === undefined ? this.selectIdsAfter.all(afterId, limit) : this.selectUnusedIdsAfter.all(afterId, unusedBeforeMs, limit);
+    return rows.map((row) => row.id as ObjectId);
+  }
+
+  /** Rows of one pack in file order, after `afterOffsetBytes` (exclusive). */
+  entriesInPack(packNumber: number, afterOffsetBytes: number, limit: number): IndexEntry[] {
+    return this.selectEntriesInPack.all(packNumber, afterOffsetBytes, limit).map(toEntry);
+  }
+
+  close(): void {
+    for (const statement of this.statements) statement.finalize();
+    this.db.close();
+  }
+
+  private prepare<Row, Params extends SQLQueryBindings[]>(sql: string): Statement<Row, Params> {
+    const statement = this.db.prepare<Row, Params>(sql) as Statement<Row, Params>;
+    this.statements.push(statement);
+    return statement;
+  }
+
+  private applyDeltas(deltas: PackDeltas): void {
+    for (const [packNumber, d] of deltas.byPack) {
+      this.adjustPack.run(packNumber, d.endBytes, d.objects, d.storedBytes, d.rawBytes);
+    }
+  }
+}
+
+/** Counter changes per pack, summed in memory so a batch writes each pack row once. */
+class PackDeltas {
+  readonly byPack = new Map<number, { endBytes: number; objects: number; storedBytes: number; rawBytes: number }>();
+
+  add(packNumber: number, objects: number, storedBytes: number, rawBytes: number): void {
+    const d = this.get(packNumber);
+    d.objects += objects;
+    d.storedBytes += storedBytes;
+    d.rawBytes += rawBytes;
+  }
+
+  end(packNumber: number, endBytes: number): void {
+    const d = this.get(packNumber);
+    d.endBytes = Math.max(d.endBytes, endBytes);
+  }
+
+  private get(packNumber: number) {
+    let d = this.byPack.get(packNumber);
+    if (d === undefined) {
+      d = { endBytes: 0, objects: 0, storedBytes: 0, rawBytes: 0 };
+      this.byPack.set(packNumber, d);
+    }
+    return d;
+  }
+}
+
+function toEntry(row: EntryRow): IndexEntry {
+  return {
+    id: row.id as ObjectId,
+    packNumber: row.pack,
+    offsetBytes: row.offset,
+    storedLengthBytes: row.stored_length,
+    rawLengthBytes: row.raw_length,
+    flags: row.flags,
+  };
+}

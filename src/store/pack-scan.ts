@@ -1,0 +1,96 @@
+// Reading a whole pack front to back to find its valid records, for rebuilding the index.
+//
+// Only records whose bytes hash to their id count. After anything that is not a valid record
+// (a torn tail, a damaged header, flipped bits) the scan searches forward for the next record
+// magic, so one damaged record does not hide the ones behind it.
+import * as fs from "node:fs";
+import { LIMITS } from "../core/limits.ts";
+import { PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES, RECORD_MAGIC, readRecordHeader, type RecordHeader } from "./pack-format.ts";
+import { readFully } from "./pack-io.ts";
+import { verifyRecord } from "./pack-record.ts";
+
+export interface ScannedRecord extends RecordHeader {
+  offsetBytes: number;
+}
+
+export interface PackScanResult {
+  records: number;
+  /** End of the last valid record (the pack header's end when there is none). */
+  validEndBytes: number;
+  /** Bytes after the pack header that belong to no valid record. */
+  invalidBytes: number;
+}
+
+/** Large enough to hold the largest possible record twice over, so one refill always suffices. */
+const WINDOW_LENGTH_BYTES = 2 * (LIMITS.objectBytesMax + RECORD_HEADER_LENGTH_BYTES);
+
+export function scanPack(path: string, onRecord: (record: ScannedRecord) => void): PackScanResult {
+  const fd = fs.openSync(path, "r");
+  try {
+    const window = new PackWindow(fd, fs.fstatSync(fd).size);
+    return scanWindow(window, onRecord);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function scanWindow(window: PackWindow, onRecord: (record: ScannedRecord) => void): PackScanResult {
+  const sizeBytes = window.sizeBytes;
+  let position = PACK_HEADER_LENGTH_BYTES;
+  let records = 0;
+  let validEndBytes = PACK_HEADER_LENGTH_BYTES;
+  let validBytes = 0;
+  while (position + RECORD_HEADER_LENGTH_BYTES <= sizeBytes) {
+    const header = readRecordHeader(window.bytesAt(position, RECORD_HEADER_LENGTH_BYTES), 0);
+    const endBytes = typeof header === "string" ? -1 : position + RECORD_HEADER_LENGTH_BYTES + header.storedLengthBytes;
+    if (typeof header !== "string" && endBytes <= sizeBytes) {
+      const verified = verifyRecord(window.bytesAt(position, endBytes - position));
+      if (typeof verified !== "string") {
+        onRecord({ ...header, offsetBytes: position });
+        records++;
+        validBytes += endBytes - position;
+        validEndBytes = endBytes;
+        position = endBytes;
+        continue;
+      }
+    }
+    position = window.findMagic(position + 1);
+  }
+  return { records, validEndBytes, invalidBytes: Math.max(0, sizeBytes - PACK_HEADER_LENGTH_BYTES - validBytes) };
+}
+
+/** A sliding view over the file, refilled by positional reads. */
+class PackWindow {
+  private backing = Buffer.allocUnsafe(0);
+  private startBytes = 0;
+  private filledBytes = 0;
+
+  constructor(private readonly fd: number, readonly sizeBytes: number) {}
+
+  /** The bytes at [position, position + length), which must lie within the file. */
+  bytesAt(position: number, lengthBytes: number): Uint8Array {
+    if (position < this.startBytes || position + lengthBytes > this.startBytes + this.filledBytes) {
+      const wantedBytes = Math.min(Math.max(WINDOW_LENGTH_BYTES, lengthBytes), this.sizeBytes - position);
+      if (this.backing.length < wantedBytes) this.backing = Buffer.allocUnsafe(wantedBytes);
+      this.filledBytes = readFully(this.fd, this.backing.subarray(0, wantedBytes), position);
+      this.startBytes = position;
+    }
+    const at = position - this.startBytes;
+    return this.backing.subarray(at, at + lengthBytes);
+  }
+
+  /** The position of the next record magic at or after `from`, or the file size when there is none. */
+  findMagic(from: number): number {
+    let position = from;
+    while (position + RECORD_MAGIC.length <= this.sizeBytes) {
+      const lengthBytes = Math.min(WINDOW_LENGTH_BYTES, this.sizeBytes - position);
+      const chunk = this.bytesAt(position, lengthBytes);
+      const found = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).indexOf(RECORD_MAGIC);
+      if (found >= 0) return position + found;
+      // Overlap by the magic's length minus one so a magic split across windows is still found.
+      position += lengthBytes - (RECORD_MAGIC.length - 1);
+      if (lengthBytes < WINDOW_LENGTH_BYTES) break;
+    }
+    return this.sizeBytes;
+  }
+}

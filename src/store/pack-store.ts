@@ -1,0 +1,550 @@
+// The on-disk object store: append-only pack files plus a SQLite index.
+//
+// A file per 64 KiB chunk costs a create and an fsync per chunk (44 MB/s measured); appending
+// records to a pack costs one flush per batch. An object is visible exactly when its index row
+// exists, and rows are committed only after their bytes are flushed, so a crash can leave
+// unacknowledged bytes at a pack's end but never a visible half object. Layout and recovery
+// rules: docs/format-store.md.
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { blake3 } from "../core/blake3.ts";
+import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
+import { CorruptObjectError, ObjectHashMismatchError, type ObjectStore, type StoredObject } from "./object-store.ts";
+import { encodePayload } from "./pack-compression.ts";
+import { packFileName, parsePackFileName, PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES } from "./pack-format.ts";
+import { PackIndex, type EntryMove, type IndexEntry, type PackRow } from "./pack-index.ts";
+import { fileSizeBytes, fsyncDirectory, isNotFound, readFully, truncateDurably } from "./pack-io.ts";
+import { PackReadCache } from "./pack-read-cache.ts";
+import { verifyRecord, type VerifiedRecord } from "./pack-record.ts";
+import { scanPack } from "./pack-scan.ts";
+import { PackWriteQueue } from "./pack-write-queue.ts";
+import { PackWriter, type PendingRecord } from "./pack-writer.ts";
+
+export const PACKS_DIR_NAME = "packs";
+export const INDEX_FILE_NAME = "index.sqlite";
+
+const PACK_SIZE_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
+const COMPRESSION_LEVEL_DEFAULT = 1;
+/** A put batch is flushed and committed in steps of about this many stored bytes, bounding memory. */
+const COMMIT_STEP_BYTES = 32 * 1024 * 1024;
+/** Rows committed per transaction while rebuilding the index. */
+const REBUILD_COMMIT_ROWS = 4096;
+const LIST_PAGE_IDS = 1024;
+const VERIFY_PAGE_IDS = 1024;
+const REPACK_PAGE_ROWS = 256;
+const REPACK_LIVE_RATIO_MIN_DEFAULT = 0.5;
+
+export interface PackObjectStoreOptions {
+  /** A new pack is started when the next record would grow the active one past this. Default 256 MiB. */
+  packSizeBytesMax?: number;
+  /** Store objects zstd-compressed where that saves at least 5%. Default true. */
+  compression?: boolean;
+  /** zstd level, 1 (fastest) to 19. Default 1: the store must keep up with scanning. */
+  compressionLevel?: number;
+  /** The clock for used_ms; tests pass their own. Default Date.now. */
+  nowMs?: () => number;
+}
+
+/** What open() found and fixed; all zero after a clean shutdown. */
+export interface RecoveryReport {
+  /** The index was missing or its last rebuild was interrupted, so it was rebuilt from the packs. */
+  rebuiltIndex: boolean;
+  /** Valid records found by that rebuild. */
+  recordsIndexed: number;
+  /** Bytes after the last acknowledged record of a pack (an interrupted batch), cut off. */
+  truncatedBytes: number;
+  /** Pack files without any acknowledged record (created by an interrupted batch or repack), removed. */
+  packFilesRemoved: number;
+}
+
+export interface RepackOptions {
+  /** Rewrite packs whose live records fill less than this share of them. Default 0.5. */
+  liveRatioMin?: number;
+}
+
+export interface RepackReport {
+  packFilesRemoved: number;
+  objectsMoved: number;
+  /** Pack bytes freed, net of the bytes the moved records took up again. */
+  bytesReclaimed: number;
+  /** Objects that failed verification while being moved; their rows were dropped, so they read as absent. */
+  corruptIds: ObjectId[];
+}
+
+export interface VerifyProblem {
+  id: ObjectId;
+  detail: string;
+}
+
+export interface VerifyProgress {
+  checkedObjects: number;
+  totalObjects: number;
+}
+
+interface WaitingPut {
+  objects: readonly StoredObject[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+export class PackObjectStore implements ObjectStore {
+  private readonly index: PackIndex;
+  private readonly readers: PackReadCache;
+  private readonly queue = new PackWriteQueue();
+  private readonly packSizeBytesMax: number;
+  private readonly compressionLevel: number | undefined;
+  private readonly nowMs: () => number;
+  private writer!: PackWriter;
+  private closing: Promise<void> | undefined;
+  /** Verified putMany calls waiting for the writer. */
+  private waitingPuts: WaitingPut[] = [];
+  private lastRecovery!: RecoveryReport;
+
+  private constructor(readonly dir: string, private readonly packsDir: string, index: PackIndex, options: PackObjectStoreOptions) {
+    this.index = index;
+    this.readers = new PackReadCache(packsDir);
+    this.packSizeBytesMax = options.packSizeBytesMax ?? PACK_SIZE_BYTES_MAX_DEFAULT;
+    if (!(this.packSizeBytesMax > PACK_HEADER_LENGTH_BYTES)) throw new RangeError(`packSizeBytesMax ${this.packSizeBytesMax} is too small`);
+    this.compressionLevel = options.compression === false ? undefined : (options.compressionLevel ?? COMPRESSION_LEVEL_DEFAULT);
+    this.nowMs = options.nowMs ?? Date.now;
+  }
+
+  /**
+   * Opens or creates the store in `dir`. Recovers from an interrupted run first: rebuilds a
+   * missing index from the packs, cuts unacknowledged bytes off pack ends, removes packs that
+   * hold nothing acknowledged. Throws StoreInUseError when the directory is already open.
+   */
+  static async open(dir: string, options: PackObjectStoreOptions = {}): Promise<PackObjectStore> {
+    const packsDir = join(dir, PACKS_DIR_NAME);
+    fs.mkdirSync(packsDir, { recursive: true });
+    const index = PackIndex.open(join(dir, INDEX_FILE_NAME));
+    try {
+      const store = new PackObjectStore(dir, packsDir, index, options);
+      store.recover();
+      return store;
+    } catch (error) {
+      index.close();
+      throw error;
+    }
+  }
+
+  /** What the last recovery (on open, or by rebuildIndex) found and fixed. */
+  get recovery(): RecoveryReport {
+    return this.lastRecovery;
+  }
+
+  async has(id: ObjectId): Promise<boolean> {
+    this.assertOpen();
+    return this.index.has(id);
+  }
+
+  async hasMany(ids: readonly ObjectId[]): Promise<boolean[]> {
+    this.assertOpen();
+    return ids.map((id) => this.index.has(id));
+  }
+
+  async get(id: ObjectId): Promise<Uint8Array | undefined> {
+    this.assertOpen();
+    return this.readObject(id);
+  }
+
+  async getMany(ids: readonly ObjectId[]): Promise<(Uint8Array | undefined)[]> {
+    this.assertOpen();
+    return ids.map((id) => this.readObject(id));
+  }
+
+  async put(id: ObjectId, bytes: Uint8Array): Promise<void> {
+    await this.putMany([{ id, bytes }]);
+  }
+
+  /**
+   * Verifies every id before storing anything, then appends the new objects, flushes, and
+   * commits their index rows. Ids already present are skipped but get their used_ms refreshed.
+   * Callers must not modify the byte arrays until the returned promise settles.
+   */
+  async putMany(objects: readonly StoredObject[]): Promise<void> {
+    this.assertOpen();
+    for (const { id, bytes } of objects) {
+      if (bytes.length > LIMITS.objectBytesMax) {
+        throw new RangeError(`object ${idToHex(id)} is ${bytes.length} bytes, above the ${LIMITS.objectBytesMax}-byte limit`);
+      }
+      const actual = blake3(bytes);
+      if (!idEquals(actual, id)) throw new ObjectHashMismatchError(idToHex(id), idToHex(actual));
+    }
+    if (objects.length === 0) return;
+    return new Promise<void>((resolve, reject) => {
+      this.waitingPuts.push({ objects, resolve, reject });
+      if (this.waitingPuts.length === 1) void this.queue.run(() => this.storeWaitingPuts());
+    });
+  }
+
+  async delete(id: ObjectId): Promise<void> {
+    await this.deleteMany([id]);
+  }
+
+  /** Removes index rows; the bytes stay in their pack until repack() rewrites it. */
+  async deleteMany(ids: readonly ObjectId[]): Promise<void> {
+    this.assertOpen();
+    await this.queue.run(() => void this.index.deleteIds(ids));
+  }
+
+  /**
+   * Deletes those of `ids` whose used_ms is below `cutoffMs`, in one step with the check, so an
+   * object a push touched after the collector chose it survives. Returns how many were deleted.
+   */
+  async deleteUnusedSince(ids: readonly ObjectId[], cutoffMs: number): Promise<number> {
+    this.assertOpen();
+    return this.queue.run(() => this.index.deleteIds(ids, cutoffMs));
+  }
+
+  /**
+   * Raises used_ms to at least `nowMs` for the ids that are present, so a collection that started
+   * earlier keeps them. One answer per id: true when present (and now touched).
+   */
+  async touch(ids: readonly ObjectId[], nowMs: number = this.nowMs()): Promise<boolean[]> {
+    this.assertOpen();
+    return this.index.touch(ids, nowMs);
+  }
+
+  async *list(): AsyncIterable<ObjectId> {
+    yield* this.pagedIds(undefined);
+  }
+
+  /** Ids whose used_ms is below `cutoffMs` (not put or touched since), in no particular order. */
+  async *listUnusedSince(cutoffMs: number): AsyncIterable<ObjectId> {
+    yield* this.pagedIds(cutoffMs);
+  }
+
+  /** storedBytes counts record payloads of live objects, not record headers or deleted records. */
+  async stats(): Promise<{ objects: number; storedBytes: number; rawBytes: number }> {
+    this.assertOpen();
+    let objects = 0;
+    let storedBytes = 0;
+    let rawBytes = 0;
+    for (const row of this.index.packRows()) {
+      objects += row.liveObjects;
+      storedBytes += row.liveStoredBytes;
+      rawBytes += row.liveRawBytes;
+    }
+    return { objects, storedBytes, rawBytes };
+  }
+
+  /**
+   * Re-reads and re-hashes every indexed object. Returns the ones that are corrupt or whose pack
+   * is missing; an empty list means every object is intact. Writes may continue meanwhile.
+   */
+  async verifyAll(onProgress?: (progress: VerifyProgress) => void): Promise<VerifyProblem[]> {
+    this.assertOpen();
+    const problems: VerifyProblem[] = [];
+    const totalObjects = (await this.stats()).objects;
+    let checkedObjects = 0;
+    let afterId: Uint8Array = new Uint8Array(0);
+    for (;;) {
+      this.assertOpen();
+      // Look-ups and reads of one page run without a pause, so no write can move an entry between them.
+      const ids = this.index.idsAfter(afterId, VERIFY_PAGE_IDS);
+      const entries = ids.map((id) => this.index.lookup(id)).filter((entry) => entry !== undefined);
+      entries.sort((a, b) => a.packNumber - b.packNumber || a.offsetBytes - b.offsetBytes);
+      for (const entry of entries) {
+        const result = this.readEntry(entry);
+        if (typeof result === "string") problems.push({ id: entry.id, detail: result });
+      }
+      checkedObjects += entries.length;
+      onProgress?.({ checkedObjects, totalObjects: Math.max(totalObjects, checkedObjects) });
+      if (ids.length < VERIFY_PAGE_IDS) return problems;
+      afterId = ids[ids.length - 1]!;
+      await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * Reclaims the space of deleted objects: every pack whose live records fill less than
+   * `liveRatioMin` of it has its live records copied to the active pack (flushed, then the index
+   * rows repointed in one transaction), and is then unlinked. The active pack qualifies too: a
+   * new one is started first.
+   */
+  async repack(options: RepackOptions = {}): Promise<RepackReport> {
+    this.assertOpen();
+    const liveRatioMin = options.liveRatioMin ?? REPACK_LIVE_RATIO_MIN_DEFAULT;
+    return this.queue.run(async () => {
+      const report: RepackReport = { packFilesRemoved: 0, objectsMoved: 0, bytesReclaimed: 0, corruptIds: [] };
+      const packBytesBefore = this.packBytesTotal();
+      const candidates = this.index.packRows().filter((row) => liveRatio(row) < liveRatioMin);
+      if (candidates.some((row) => row.packNumber === this.writer.activePackNumber)) this.writer.retireActivePack();
+      for (const row of candidates) await this.repackOne(row.packNumber, report);
+      report.bytesReclaimed = packBytesBefore - this.packBytesTotal();
+      return report;
+    });
+  }
+
+  /** Discards the index and rebuilds it by scanning every pack. Deleted objects whose records were not yet repacked come back. */
+  async rebuildIndex(): Promise<RecoveryReport> {
+    this.assertOpen();
+    return this.queue.run(() => {
+      this.writer.close();
+      this.readers.closeAll();
+      this.index.clear();
+      this.recover();
+      return this.lastRecovery;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closing = this.queue.drain().finally(() => {
+        this.writer.close();
+        this.readers.closeAll();
+        this.index.close();
+      });
+    }
+    return this.closing;
+  }
+
+  private assertOpen(): void {
+    if (this.closing !== undefined) throw new Error(`object store ${this.dir} is closed`);
+  }
+
+  /**
+   * Group commit: every putMany that arrived while the previous write was flushing shares one
+   * write, one flush and one index transaction. Flush latency, not bandwidth, bounds small
+   * batches, so concurrent callers (an upload server, a pipelined scan) gain the most.
+   */
+  private async storeWaitingPuts(): Promise<void> {
+    const group = this.waitingPuts;
+    this.waitingPuts = [];
+    try {
+      await this.storeVerified(group.length === 1 ? group[0]!.objects : group.flatMap((put) => put.objects));
+      for (const put of group) put.resolve();
+    } catch (error) {
+      for (const put of group) put.reject(error);
+    }
+  }
+
+  private async storeVerified(objects: readonly StoredObject[]): Promise<void> {
+    const nowMs = this.nowMs();
+    const seen = new Set<string>();
+    let records: PendingRecord[] = [];
+    let presentIds: ObjectId[] = [];
+    let stepBytes = 0;
+    for (const { id, bytes } of objects) {
+      const hex = idToHex(id);
+      if (seen.has(hex)) continue;
+      seen.add(hex);
+      if (this.index.has(id)) {
+        presentIds.push(id);
+        continue;
+      }
+      const { flags, payload } = encodePayload(bytes, this.compressionLevel);
+      records.push({ id, flags, rawLengthBytes: bytes.length, payload });
+      stepBytes += payload.length;
+      if (stepBytes >= COMMIT_STEP_BYTES) {
+        await this.appendAndCommit(records, presentIds, nowMs);
+        records = [];
+        presentIds = [];
+        stepBytes = 0;
+      }
+    }
+    await this.appendAndCommit(records, presentIds, nowMs);
+  }
+
+  private async appendAndCommit(records: readonly PendingRecord[], presentIds: readonly ObjectId[], nowMs: number): Promise<void> {
+    if (records.length === 0 && presentIds.length === 0) return;
+    try {
+      const { locations, packEnds } = await this.writer.append(records);
+      const entries = records.map((record, i): IndexEntry => ({
+        id: record.id,
+        packNumber: locations[i]!.packNumber,
+        offsetBytes: locations[i]!.offsetBytes,
+        storedLengthBytes: record.payload.length,
+        rawLengthBytes: record.rawLengthBytes,
+        flags: record.flags,
+      }));
+      this.index.commitAppends(entries, packEnds, presentIds, nowMs);
+      this.writer.markCommitted();
+    } catch (error) {
+      this.writer.rewind();
+      throw error;
+    }
+  }
+
+  private readObject(id: ObjectId): Uint8Array | undefined {
+    const entry = this.index.lookup(id);
+    if (entry === undefined) return undefined;
+    const result = this.readEntry(entry);
+    if (typeof result === "string") throw new CorruptObjectError(idToHex(id), result);
+    return result.bytes;
+  }
+
+  /** Reads and verifies the record an index entry points to; a string describes what is wrong. */
+  private readEntry(entry: IndexEntry): VerifiedRecord | string {
+    const fd = this.readers.fdFor(entry.packNumber);
+    if (fd === undefined) return `pack file ${packFileName(entry.packNumber)} is missing`;
+    const record = new Uint8Array(RECORD_HEADER_LENGTH_BYTES + entry.storedLengthBytes);
+    const readBytes = readFully(fd, record, entry.offsetBytes);
+    if (readBytes < record.length) return `pack ${packFileName(entry.packNumber)} ends ${record.length - readBytes} bytes before the record does`;
+    return verifyRecord(record, entry);
+  }
+
+  private async *pagedIds(unusedBeforeMs: number | undefined): AsyncIterable<ObjectId> {
+    let afterId: Uint8Array = new Uint8Array(0);
+    for (;;) {
+      this.assertOpen();
+      const ids = this.index.idsAfter(afterId, LIST_PAGE_IDS, unusedBeforeMs);
+      yield* ids;
+      if (ids.length < LIST_PAGE_IDS) return;
+      afterId = ids[ids.length - 1]!;
+    }
+  }
+
+  private async repackOne(packNumber: number, report: RepackReport): Promise<void> {
+    const path = join(this.packsDir, packFileName(packNumber));
+    let afterOffsetBytes = -1;
+    for (;;) {
+      const entries = this.index.entriesInPack(packNumber, afterOffsetBytes, REPACK_PAGE_ROWS);
+      if (entries.length === 0) break;
+      afterOffsetBytes = entries[entries.length - 1]!.offsetBytes;
+      let kept: { entry: IndexEntry; record: PendingRecord }[] = [];
+      let dropped: IndexEntry[] = [];
+      let stepBytes = 0;
+      for (const entry of entries) {
+        const result = this.readEntry(entry);
+        if (typeof result === "string") {
+          dropped.push(entry);
+          report.corruptIds.push(entry.id);
+          continue;
+        }
+        // The stored payload is copied as it is: it was verified just now, and recompressing gains nothing.
+        kept.push({ entry, record: { id: entry.id, flags: entry.flags, rawLengthBytes: entry.rawLengthBytes, payload: result.payload } });
+        stepBytes += entry.storedLengthBytes;
+        if (stepBytes >= COMMIT_STEP_BYTES) {
+          await this.commitRepackStep(kept, dropped, report);
+          kept = [];
+          dropped = [];
+          stepBytes = 0;
+        }
+      }
+      await this.commitRepackStep(kept, dropped, report);
+    }
+    this.index.removePack(packNumber);
+    this.readers.forget(packNumber);
+    try {
+      fs.unlinkSync(path);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+    fsyncDirectory(this.packsDir);
+    report.packFilesRemoved++;
+  }
+
+  private async commitRepackStep(
+    kept: readonly { entry: IndexEntry; record: PendingRecord }[],
+    dropped: readonly IndexEntry[],
+    report: RepackReport,
+  ): Promise<void> {
+    if (kept.length === 0 && dropped.length === 0) return;
+    try {
+      const { locations, packEnds } = await this.writer.append(kept.map((k) => k.record));
+      const moves = kept.map(({ entry }, i): EntryMove => ({
+        entry,
+        toPackNumber: locations[i]!.packNumber,
+        toOffsetBytes: locations[i]!.offsetBytes,
+      }));
+      this.index.commitMoves(moves, dropped, packEnds);
+      this.writer.markCommitted();
+    } catch (error) {
+      this.writer.rewind();
+      throw error;
+    }
+    report.objectsMoved += kept.length;
+  }
+
+  /** Brings the directory back to a state where every pack byte after each committed end is gone. */
+  private recover(): void {
+    const report: RecoveryReport = { rebuiltIndex: false, recordsIndexed: 0, truncatedBytes: 0, packFilesRemoved: 0 };
+    if (!this.index.isComplete()) {
+      report.rebuiltIndex = true;
+      report.recordsIndexed = this.rebuildFromPacks();
+    }
+    const rows = new Map(this.index.packRows().map((row) => [row.packNumber, row]));
+    const kept: number[] = [];
+    for (const packNumber of this.packFileNumbers()) {
+      const path = join(this.packsDir, packFileName(packNumber));
+      const row = rows.get(packNumber);
+      if (row === undefined) {
+        fs.unlinkSync(path);
+        report.packFilesRemoved++;
+        continue;
+      }
+      kept.push(packNumber);
+      const sizeBytes = fileSizeBytes(path) ?? 0;
+      if (sizeBytes > row.committedEndBytes) {
+        truncateDurably(path, row.committedEndBytes);
+        report.truncatedBytes += sizeBytes - row.committedEndBytes;
+      }
+    }
+    if (report.packFilesRemoved > 0) fsyncDirectory(this.packsDir);
+    const activePackNumber = kept.length > 0 ? kept[kept.length - 1] : undefined;
+    // Numbers of packs whose files are gone are not reused either, so no stale row can point into a new file.
+    const highestPackNumber = Math.max(0, ...kept, ...rows.keys());
+    this.writer = new PackWriter(this.packsDir, this.packSizeBytesMax, {
+      activePackNumber,
+      committedEndBytes: activePackNumber === undefined ? 0 : rows.get(activePackNumber)!.committedEndBytes,
+      nextPackNumber: highestPackNumber + 1,
+    });
+    this.lastRecovery = report;
+  }
+
+  /** Indexes every valid record of every pack; returns how many. The first copy of an id wins. */
+  private rebuildFromPacks(): number {
+    this.index.clear();
+    const nowMs = this.nowMs();
+    let indexed = 0;
+    for (const packNumber of this.packFileNumbers()) {
+      let entries: IndexEntry[] = [];
+      const result = scanPack(join(this.packsDir, packFileName(packNumber)), (record) => {
+        entries.push({
+          id: record.id,
+          packNumber,
+          offsetBytes: record.offsetBytes,
+          storedLengthBytes: record.storedLengthBytes,
+          rawLengthBytes: record.rawLengthBytes,
+          flags: record.flags,
+        });
+        if (entries.length >= REBUILD_COMMIT_ROWS) {
+          this.index.commitAppends(entries, new Map(), [], nowMs);
+          entries = [];
+        }
+      });
+      this.index.commitAppends(entries, new Map([[packNumber, result.validEndBytes]]), [], nowMs);
+      this.index.ensurePack(packNumber, result.validEndBytes);
+      indexed += result.records;
+    }
+    this.index.markComplete();
+    return indexed;
+  }
+
+  private packBytesTotal(): number {
+    let total = 0;
+    for (const packNumber of this.packFileNumbers()) total += fileSizeBytes(join(this.packsDir, packFileName(packNumber))) ?? 0;
+    return total;
+  }
+
+  private packFileNumbers(): number[] {
+    return fs
+      .readdirSync(this.packsDir)
+      .map(parsePackFileName)
+      .filter((packNumber) => packNumber !== undefined)
+      .sort((a, b) => a - b);
+  }
+}
+
+/** The share of a pack's record bytes that belong to live objects. */
+function liveRatio(row: PackRow): number {
+  const liveBytes = row.liveStoredBytes + row.liveObjects * RECORD_HEADER_LENGTH_BYTES;
+  return liveBytes / Math.max(1, row.committedEndBytes - PACK_HEADER_LENGTH_BYTES);
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -22,6 +22,7 @@ import {
   setDirectoryAttributes,
   writeFileAtomic,
   writeSymlinkAtomic,
+  UnsafePathError,
   type ChunkSource,
 } from "../fs/materialize.ts";
 import { TEMP_FILE_PREFIX } from "../fs/scanner.ts";
@@ -252,6 +253,18 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       conflicts.push({ path, keptAs: copyPath, reason });
     };
 
+    /** Runs a write; a path that would go through a symlink is skipped and reported instead. */
+    const refuseUnsafe = (write: () => unknown, path: string): boolean => {
+      try {
+        write();
+        return false;
+      } catch (error) {
+        if (!(error instanceof UnsafePathError)) throw error;
+        skipped.push({ path, reason: error.message });
+        return true;
+      }
+    };
+
     const fileJobs: FileJob[] = [];
     const dirsToFinish = new Map<string, TreeEntry>();
     const removals: DiffEntry[] = [];
@@ -273,11 +286,9 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
         moveAside(change.path, "directory replaced on the node while changed here");
       }
       if (after.kind === "dir") {
-        ensureDirectory(dir, change.path, syncer);
-        dirsToFinish.set(change.path, after);
+        if (!refuseUnsafe(() => ensureDirectory(dir, change.path, syncer), change.path)) dirsToFinish.set(change.path, after);
       } else if (after.kind === "symlink") {
-        writeSymlinkAtomic(dir, change.path, after.target!, after.mtimeMs, syncer);
-        filesWritten++;
+        if (!refuseUnsafe(() => writeSymlinkAtomic(dir, change.path, after.target!, after.mtimeMs, syncer), change.path)) filesWritten++;
       } else {
         fileJobs.push({ path: change.path, entry: after, chunks: await readFileChunks(after.id!, load) });
       }
@@ -315,7 +326,13 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       }
       await source.prefetch([...wanted.values()]);
       for (const job of group) {
-        await writeFileAtomic(dir, job.path, { chunks: job.chunks, source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer });
+        try {
+          await writeFileAtomic(dir, job.path, { chunks: job.chunks, source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer });
+        } catch (error) {
+          if (!(error instanceof UnsafePathError)) throw error;
+          skipped.push({ path: job.path, reason: error.message });
+          continue;
+        }
         source.noteLocalFile(join(dir, job.path), job.chunks);
         filesWritten++;
         bytesWritten += job.entry.sizeBytes;

@@ -87,8 +87,11 @@ export async function startNode(options: { dataDir?: string; args?: string[]; en
   const url = await new Promise<string>((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`dsync serve did not start: ${output}`)), 20_000);
     const pump = async (stream: ReadableStream<Uint8Array>) => {
-      for await (const piece of stream) {
-        output += decoder.decode(piece);
+      const reader = stream.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        output += decoder.decode(value);
         const match = /listening on (http:\/\/\S+)/.exec(output);
         if (match) {
           clearTimeout(timer);

@@ -6,6 +6,7 @@
 // (413) and every decoder turns malformed input into a 4xx.
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { blake3BackendName } from "../core/blake3.ts";
 import { DecodeError } from "../core/encoding.ts";
 import { idToHex, isIdHex, idFromHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
@@ -147,7 +148,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 
-  app.get("/v1/health", (c) => c.json({ ok: true, node: node.nodeId, version: options.version ?? "dev" }));
+  app.get("/v1/health", (c) => c.json({ ok: true, node: node.nodeId, version: options.version ?? "dev", blake3: blake3BackendName }));
 
   if (options.token) {
     const token = options.token;

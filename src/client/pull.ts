@@ -26,6 +26,7 @@ import {
   type ChunkSource,
 } from "../fs/materialize.ts";
 import { TEMP_FILE_PREFIX } from "../fs/scanner.ts";
+import type { StatCacheEntry } from "../fs/stat-cache.ts";
 import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
 import { openLocalCaches, readSyncState, STATE_DIR_NAME, writeSyncState } from "./local-state.ts";
 import { silentProgress, type Progress } from "./progress.ts";
@@ -266,6 +267,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     };
 
     const fileJobs: FileJob[] = [];
+    const writtenStats = new Map<string, StatCacheEntry>();
     const dirsToFinish = new Map<string, TreeEntry>();
     const removals: DiffEntry[] = [];
     const upserts = [...remoteChanges.added, ...remoteChanges.modified, ...remoteChanges.typeChanged].sort((x, y) => (x.path < y.path ? -1 : 1));
@@ -334,6 +336,17 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
           continue;
         }
         source.noteLocalFile(join(dir, job.path), job.chunks);
+        // The file is exactly the node's content: remember it, so the next push need not read it.
+        const written = lstatSync(join(dir, job.path), { bigint: true });
+        writtenStats.set(job.path, {
+          sizeBytes: Number(written.size),
+          mtimeNs: written.mtimeNs,
+          ctimeNs: written.ctimeNs,
+          inode: written.ino,
+          mode: Number(written.mode & 0o7777n),
+          fileId: job.entry.id!,
+          chunkCount: job.chunks.length,
+        });
         filesWritten++;
         bytesWritten += job.entry.sizeBytes;
         progress.advance(job.entry.sizeBytes);
@@ -389,6 +402,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       }
     }
     syncer.flush();
+    caches.statCache.remember(writtenStats);
     progress.done();
     writeSyncState(dir, { remote: remoteUrl, folder, lastVersion: versionId, lastRoot: rootHex });
     return {

@@ -29,14 +29,15 @@ function loadNativeBackend(): Blake3Backend | undefined {
   try {
     // A literal require so `bun build --compile` embeds the native addon in the binary.
     const native = require("@napi-rs/blake-hash") as typeof import("@napi-rs/blake-hash");
-    const probe = native.blake3(new Uint8Array(0));
+    // The typings say Buffer; any Uint8Array works (Buffer is one).
+    const probe = native.blake3(new Uint8Array(0) as Buffer);
     if (probe.length !== 32) return undefined;
     return {
       name: "@napi-rs/blake-hash (native)",
-      hash: (bytes) => native.blake3(bytes),
+      hash: (bytes) => native.blake3(bytes as Buffer),
       create: () => {
         const hasher = new native.Blake3Hasher();
-        return { update: (b: Uint8Array) => hasher.update(b), digest: () => hasher.digestBuffer() };
+        return { update: (b: Uint8Array) => hasher.update(b as Buffer), digest: () => hasher.digestBuffer() };
       },
     };
   } catch {

@@ -23,6 +23,8 @@ export interface StatCache {
   set(path: string, entry: StatCacheEntry): void;
   /** Drops every path not set or confirmed during this scan, then persists. */
   finish(seenPaths: ReadonlySet<string>): void;
+  /** Persists entries for files dsync itself just wrote (a pull), leaving other paths alone. */
+  remember(entries: ReadonlyMap<string, StatCacheEntry>): void;
   close(): void;
 }
 
@@ -63,6 +65,17 @@ export class SqliteStatCache implements StatCache {
     this.pending.set(path, entry);
   }
 
+  remember(entries: ReadonlyMap<string, StatCacheEntry>): void {
+    const insert = this.db.prepare(
+      "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.db.transaction(() => {
+      for (const [path, e] of entries) {
+        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
+      }
+    })();
+  }
+
   finish(seenPaths: ReadonlySet<string>): void {
     const insert = this.db.prepare(
       "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -90,5 +103,6 @@ export class NoStatCache implements StatCache {
   }
   set(): void {}
   finish(): void {}
+  remember(): void {}
   close(): void {}
 }

@@ -96,6 +96,12 @@ describe("push and pull", () => {
     expect(pulled.chunks_fetched).toBeLessThanOrEqual(3);
     expect(pulled.chunks_reused).toBeGreaterThan(20);
     expect(describeTree(target)).toEqual(describeTree(source));
+
+    // The pulled copy is already in sync: pushing it reads no file and sends nothing.
+    const echo = (await runCli(["push", target, "--json"])).json();
+    expect(echo.files_read).toBe(0);
+    expect(echo.objects_sent).toBe(0);
+    expect(echo.root).toBe(pulled.root);
   });
 
   test("history: log lists every version and restore brings an old one back byte-identical", async () => {

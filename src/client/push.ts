@@ -54,6 +54,8 @@ export interface PushReport {
   conflicts: CommitInfo["conflicts"];
   skipped: { path: string; reason: string }[];
   elapsed_ms: number;
+  /** Where the time went: scanning, finding what the node lacks, uploading, committing. */
+  phases_ms: { scan: number; plan: number; upload: number; commit: number };
 }
 
 interface Pending {
@@ -210,11 +212,15 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
 
   const caches = await openLocalCaches(dir);
   try {
+    const scanStartMs = Date.now();
     const scan = await scanIntoCache(dir, caches, progress);
     const readNode = nodeReader(scan, caches);
+    const planStartMs = Date.now();
     const plan = await planUpload(remote, scan.rootId, dir, readNode);
     progress.phase("pushing", plan.chunkBytes);
+    const uploadStartMs = Date.now();
     let sent = await executeUpload(remote, plan, readNode, progress);
+    const commitStartMs = Date.now();
     const commitBody = {
       root: idToHex(scan.rootId),
       parent,
@@ -265,6 +271,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       conflicts: result.conflicts,
       skipped: scan.skipped,
       elapsed_ms: Date.now() - startMs,
+      phases_ms: { scan: planStartMs - scanStartMs, plan: uploadStartMs - planStartMs, upload: commitStartMs - uploadStartMs, commit: Date.now() - commitStartMs },
     };
   } finally {
     await caches.close();

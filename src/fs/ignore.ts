@@ -49,7 +49,8 @@ function globToRegexSource(glob: string): string {
       else {
         let body = glob.slice(i + 1, close);
         if (body.startsWith("!")) body = "^" + body.slice(1);
-        out += "[" + body.replace(/\\/g, "\\\\") + "]";
+        // Like '?' and '*', a class never matches the '/' between path components.
+        out += "(?!/)[" + body.replace(/\\/g, "\\\\") + "]";
         i = close;
       }
     } else {
@@ -67,8 +68,8 @@ function escapeRegex(c: string): string {
 export function parseIgnoreFile(text: string, base: string): IgnoreRules {
   const rules: IgnoreRule[] = [];
   for (let line of text.split(/\r?\n/)) {
-    // Trailing spaces are ignored unless escaped.
-    line = line.replace(/(?<!\\)\s+$/, "");
+    // Trailing spaces are ignored unless escaped (spaces only, as in git: a tab is part of the name).
+    line = line.replace(/(?<!\\) +$/, "");
     if (line === "" || line.startsWith("#")) continue;
     let negated = false;
     if (line.startsWith("!")) {
@@ -86,7 +87,14 @@ export function parseIgnoreFile(text: string, base: string): IgnoreRules {
     const anchored = line.includes("/");
     if (line.startsWith("/")) line = line.slice(1);
     const source = globToRegexSource(line);
-    const regex = new RegExp(anchored ? `^${source}$` : `^(?:.*/)?${source}$`);
+    let regex: RegExp;
+    try {
+      regex = new RegExp(anchored ? `^${source}$` : `^(?:.*/)?${source}$`);
+    } catch {
+      // A malformed pattern (a class like [z-a]) matches nothing, as in git; it must not take
+      // the file's other rules down with it.
+      continue;
+    }
     rules.push({ regex, negated, directoryOnly });
   }
   return { base, rules };

@@ -5,7 +5,7 @@
 // it, or only note it); file and tree nodes are built bottom-up and handed over too. Symlinks are
 // recorded as links and never followed. Files unchanged since the last scan (size, mtime, ctime
 // and inode all equal, per the stat cache) are not read again.
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, type BigIntStats } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
 import { forEachChunk } from "./chunk-reader.ts";
@@ -79,6 +79,20 @@ export async function scanDirectory(rootPath: string, options: ScanOptions): Pro
   return { rootId, ...scanner.counts, skipped: scanner.skipped };
 }
 
+/**
+ * Reads an ignore file (following a symlink, so one file can be shared). Opened without
+ * blocking and checked to be a regular file: reading a FIFO named .dsyncignore would hang the scan.
+ */
+function readIgnoreFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error("not a regular file");
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
 class Scanner {
   readonly statCache: StatCache;
   readonly seenPaths = new Set<string>();
@@ -105,8 +119,7 @@ class Scanner {
     const names = readdirSync(absolutePath);
     if (names.includes(IGNORE_FILE_NAME)) {
       try {
-        const text = readFileSync(join(absolutePath, IGNORE_FILE_NAME), "utf8");
-        ruleSets = [...inheritedRules, parseIgnoreFile(text, relativePath)];
+        ruleSets = [...inheritedRules, parseIgnoreFile(readIgnoreFile(join(absolutePath, IGNORE_FILE_NAME)), relativePath)];
       } catch (error) {
         this.skip(join(relativePath, IGNORE_FILE_NAME), `unreadable ignore file: ${(error as Error).message}`);
       }

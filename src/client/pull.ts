@@ -366,10 +366,16 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     removals.sort((x, y) => (x.path < y.path ? 1 : -1));
     for (const change of removals) {
       const absolute = join(dir, change.path);
-      if (!existsSync(absolute) && !isDanglingLink(absolute)) continue;
+      try {
+        // Checks every parent with lstat: a path below a symlink is never touched.
+        prepareParents(dir, change.path, undefined, { create: false });
+        lstatSync(absolute);
+      } catch (error) {
+        if (error instanceof UnsafePathError) skipped.push({ path: change.path, reason: error.message });
+        continue; // already gone, or not ours to remove
+      }
       if (change.before?.kind === "dir") {
         try {
-          prepareParents(dir, change.path);
           if (readdirSync(absolute).length === 0) rmdirSync(absolute);
           else {
             conflicts.push({ path: change.path, keptAs: null, reason: "deleted on the node but holds local files; kept" });
@@ -431,13 +437,6 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   }
 }
 
-function isDanglingLink(path: string): boolean {
-  try {
-    return lstatSync(path).isSymbolicLink();
-  } catch {
-    return false;
-  }
-}
 
 /** Finds entries by path in one tree, decoding each directory once. */
 class TreeLookup {

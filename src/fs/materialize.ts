@@ -70,7 +70,13 @@ function isMissing(error: unknown): boolean {
  * Resolves a relative path inside root, creating missing parent directories (mode 0o755 until
  * their own entry sets it) and refusing any parent that is not a real directory.
  */
-export function prepareParents(root: string, relativePath: string, syncer?: DirectorySyncer): { absolutePath: string; parent: string } {
+export function prepareParents(
+  root: string,
+  relativePath: string,
+  syncer?: DirectorySyncer,
+  options: { create?: boolean } = {},
+): { absolutePath: string; parent: string } {
+  const create = options.create ?? true;
   const parts = splitRelativePath(relativePath);
   let current = root;
   for (const part of parts.slice(0, -1)) {
@@ -80,7 +86,7 @@ export function prepareParents(root: string, relativePath: string, syncer?: Dire
       if (stats.isSymbolicLink()) throw new UnsafePathError(`refusing to write through the symlink ${next}`);
       if (!stats.isDirectory()) throw new UnsafePathError(`${next} is in the way: expected a directory`);
     } catch (error) {
-      if (!isMissing(error)) throw error;
+      if (!isMissing(error) || !create) throw error;
       mkdirSync(next, { mode: 0o755 });
       syncer?.add(current);
     }
@@ -192,7 +198,14 @@ export function ensureDirectory(root: string, relativePath: string, syncer?: Dir
 
 /** Removes a path (recursively for directories) without following links. */
 export function removeInside(root: string, relativePath: string, syncer?: DirectorySyncer): void {
-  const { absolutePath, parent } = prepareParents(root, relativePath);
+  let resolved: { absolutePath: string; parent: string };
+  try {
+    resolved = prepareParents(root, relativePath, undefined, { create: false });
+  } catch (error) {
+    if (isMissing(error)) return; // a parent is gone: so is the path
+    throw error;
+  }
+  const { absolutePath, parent } = resolved;
   rmSync(absolutePath, { recursive: true, force: true });
   syncer?.add(parent);
 }

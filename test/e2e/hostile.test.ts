@@ -79,15 +79,18 @@ test("a directory swapped for a symlink is never written through", async () => {
   // Someone replaces victim/sub with a link to a directory outside, then the remote adds sub/b.txt.
   const outside = join(tempDir(), "outside");
   mkdirSync(outside);
+  writeFileSync(join(outside, "a.txt"), "not yours\n");
   rmSync(join(victim, "sub"), { recursive: true });
   symlinkSync(outside, join(victim, "sub"));
   writeFileSync(join(source, "sub", "b.txt"), "b\n");
+  rmSync(join(source, "sub", "a.txt")); // and a deletion that must not reach through the link
   writeFileSync(join(source, "top.txt"), "t2\n");
   expect((await runCli(["push", source])).code).toBe(0);
 
   const pulled = await runCli(["pull", victim, "--json"]);
   expect(pulled.code).toBe(0);
-  expect(readdirSync(outside)).toEqual([]);
+  expect(readdirSync(outside)).toEqual(["a.txt"]);
+  expect(readFileSync(join(outside, "a.txt"), "utf8")).toBe("not yours\n");
   expect(readFileSync(join(victim, "top.txt"), "utf8")).toBe("t2\n");
   const report = pulled.json();
   expect(report.skipped.map((s: { path: string }) => s.path)).toContain("sub/b.txt");

@@ -20,6 +20,12 @@ export class FileChunkReader {
 
   /** The chunk's bytes, or undefined when the file no longer holds them. */
   tryRead(id: ObjectId, location: ChunkLocation): Uint8Array | undefined {
+    const bytes = new Uint8Array(location.lengthBytes);
+    return this.readInto(id, location, bytes) ? bytes : undefined;
+  }
+
+  /** Reads the chunk into `target` (exactly its length); false when the file no longer holds it. */
+  readInto(id: ObjectId, location: ChunkLocation, target: Uint8Array): boolean {
     let fd = this.fds.get(location.path);
     try {
       if (fd === undefined) {
@@ -27,16 +33,15 @@ export class FileChunkReader {
         fd = openSync(location.path, "r");
         this.fds.set(location.path, fd);
       }
-      const bytes = new Uint8Array(location.lengthBytes);
       let done = 0;
-      while (done < bytes.length) {
-        const n = readSync(fd, bytes, done, bytes.length - done, location.offsetBytes + done);
-        if (n === 0) return undefined;
+      while (done < target.length) {
+        const n = readSync(fd, target, done, target.length - done, location.offsetBytes + done);
+        if (n === 0) return false;
         done += n;
       }
-      return idEquals(blake3(bytes), id) ? bytes : undefined;
+      return idEquals(blake3(target), id);
     } catch {
-      return undefined;
+      return false;
     }
   }
 

@@ -10,8 +10,8 @@ import { existsSync, statSync } from "node:fs";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { decodeObject, isFileLeaf, isTreeLeaf } from "../core/objects.ts";
-import type { StoredObject } from "../store/object-store.ts";
-import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
+import { ObjectBatchWriter } from "./batch-writer.ts";
+import { FileChangedError, FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
 import { openLocalCaches, readSyncState, writeSyncState, type LocalCaches } from "./local-state.ts";
 import { silentProgress, type Progress } from "./progress.ts";
 import { RemoteError, RemoteNode, type CommitInfo } from "./remote.ts";
@@ -134,18 +134,40 @@ export async function planUpload(remote: RemoteNode, rootId: ObjectId, dir: stri
   return plan;
 }
 
-/** Sends batches with a bounded number in flight. */
+/**
+ * Sends batches with a bounded number in flight. Each batch is built in one of a small pool of
+ * reusable buffers, which returns to the pool when its request completes.
+ */
 class UploadPipeline {
-  private inFlight: Promise<unknown>[] = [];
+  private readonly inFlight: Promise<void>[] = [];
+  private readonly free: Uint8Array[] = [];
   wireBytes = 0;
-  constructor(private readonly remote: RemoteNode) {}
-  async send(batch: StoredObject[]): Promise<void> {
-    if (this.inFlight.length >= LIMITS.transferConcurrency) await this.inFlight.shift();
-    this.inFlight.push(this.remote.upload(batch).then((n) => (this.wireBytes += n)));
+
+  constructor(private readonly remote: RemoteNode) {
+    const capacity = LIMITS.batchBytesTarget + LIMITS.objectBytesMax + 64 * 1024;
+    for (let i = 0; i <= LIMITS.transferConcurrency; i++) this.free.push(new Uint8Array(capacity));
   }
+
+  /** A writer over a free buffer (waiting for a request to finish if none is free). */
+  async writer(): Promise<ObjectBatchWriter> {
+    while (this.free.length === 0) await this.inFlight.shift();
+    return new ObjectBatchWriter(this.free.pop()!);
+  }
+
+  async send(writer: ObjectBatchWriter): Promise<void> {
+    if (this.inFlight.length >= LIMITS.transferConcurrency) await this.inFlight.shift();
+    const body = writer.finish();
+    const request = this.remote.uploadEncoded(body).then((wireBytes) => {
+      this.wireBytes += wireBytes;
+      this.free.push(writer.buffer);
+    });
+    // Failures surface from drain() or the next send; keep the rejection from going unhandled meanwhile.
+    request.catch(() => {});
+    this.inFlight.push(request);
+  }
+
   async drain(): Promise<void> {
-    await Promise.all(this.inFlight);
-    this.inFlight = [];
+    while (this.inFlight.length > 0) await this.inFlight.shift();
   }
 }
 
@@ -158,30 +180,30 @@ export async function executeUpload(
   const pipeline = new UploadPipeline(remote);
   const reader = new FileChunkReader();
   let bytesSent = 0;
-  let batch: StoredObject[] = [];
-  let batchBytes = 0;
-  const push = async (object: StoredObject) => {
-    batch.push(object);
-    batchBytes += object.bytes.length;
-    bytesSent += object.bytes.length;
-    if (batchBytes >= LIMITS.batchBytesTarget) {
-      await pipeline.send(batch);
-      progress.advance(batchBytes);
-      batch = [];
-      batchBytes = 0;
-    }
+  let writer = await pipeline.writer();
+  const flush = async () => {
+    if (writer.count === 0) return;
+    const batchBytes = writer.objectBytes;
+    await pipeline.send(writer);
+    progress.advance(batchBytes);
+    writer = await pipeline.writer();
   };
   try {
     // Chunks first, then the nodes that name them, deepest first.
-    for (const chunk of plan.chunks) await push({ id: chunk.id, bytes: reader.read(chunk.id, chunk.location) });
+    for (const chunk of plan.chunks) {
+      if (!writer.fits(chunk.location.lengthBytes) || writer.objectBytes >= LIMITS.batchBytesTarget) await flush();
+      const ok = writer.appendWith(chunk.id, chunk.location.lengthBytes, (target) => reader.readInto(chunk.id, chunk.location, target));
+      if (!ok) throw new FileChangedError(`${chunk.location.path} changed while dsync was reading it; run the command again`);
+      bytesSent += chunk.location.lengthBytes;
+    }
     for (let i = plan.objects.length - 1; i >= 0; i--) {
       const id = plan.objects[i]!;
-      await push({ id, bytes: await readNode(id) });
+      const bytes = await readNode(id);
+      if (!writer.fits(bytes.length) || writer.objectBytes >= LIMITS.batchBytesTarget) await flush();
+      writer.append(id, bytes);
+      bytesSent += bytes.length;
     }
-    if (batch.length > 0) {
-      await pipeline.send(batch);
-      progress.advance(batchBytes);
-    }
+    await flush();
     await pipeline.drain();
   } finally {
     reader.closeAll();

@@ -97,8 +97,13 @@ export class RemoteNode {
   }
 
   /** Uploads one batch (compressed when that pays); returns the bytes put on the wire. */
-  async upload(objects: readonly StoredObject[]): Promise<number> {
-    const { body, encoding } = compressIfWorthIt(encodeObjectBatch(objects));
+  upload(objects: readonly StoredObject[]): Promise<number> {
+    return this.uploadEncoded(encodeObjectBatch(objects));
+  }
+
+  /** Uploads a batch already encoded as a msgpack array of [id, bytes] pairs. */
+  async uploadEncoded(batch: Uint8Array): Promise<number> {
+    const { body, encoding } = compressIfWorthIt(batch);
     const headers: Record<string, string> = { "content-type": "application/msgpack" };
     if (encoding) headers["content-encoding"] = encoding;
     await this.request("POST", "/v1/objects/upload", body, headers);

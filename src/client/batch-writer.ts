@@ -59,6 +59,28 @@ export class ObjectBatchWriter {
     });
   }
 
+  /** Keeps only the objects whose id `keep` accepts, compacting the batch in place. */
+  retain(keep: (id: Uint8Array) => boolean): void {
+    let read = HEADER_BYTES;
+    let write = HEADER_BYTES;
+    let count = 0;
+    let objectBytes = 0;
+    while (read < this.position) {
+      const lengthBytes = this.view.getUint32(read + 36);
+      const itemBytes = BATCH_ITEM_OVERHEAD_BYTES + lengthBytes;
+      if (keep(this.buffer.subarray(read + 3, read + 35))) {
+        if (write !== read) this.buffer.copyWithin(write, read, read + itemBytes);
+        write += itemBytes;
+        count++;
+        objectBytes += lengthBytes;
+      }
+      read += itemBytes;
+    }
+    this.position = write;
+    this.count = count;
+    this.objectBytes = objectBytes;
+  }
+
   /** The encoded batch: a view into the buffer, valid until the writer is reset. */
   finish(): Uint8Array {
     this.buffer[0] = ARRAY32;

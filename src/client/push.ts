@@ -10,7 +10,8 @@ import { existsSync, statSync } from "node:fs";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { decodeObject, isFileLeaf, isTreeLeaf } from "../core/objects.ts";
-import { ObjectBatchWriter } from "./batch-writer.ts";
+import { UploadPipeline } from "./upload-pipeline.ts";
+import { StreamingChunkUploader } from "./streaming-upload.ts";
 import { FileChangedError, FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
 import { openLocalCaches, readSyncState, writeSyncState, type LocalCaches } from "./local-state.ts";
 import { silentProgress, type Progress } from "./progress.ts";
@@ -134,50 +135,13 @@ export async function planUpload(remote: RemoteNode, rootId: ObjectId, dir: stri
   return plan;
 }
 
-/**
- * Sends batches with a bounded number in flight. Each batch is built in one of a small pool of
- * reusable buffers, which returns to the pool when its request completes.
- */
-class UploadPipeline {
-  private readonly inFlight: Promise<void>[] = [];
-  private readonly free: Uint8Array[] = [];
-  wireBytes = 0;
-
-  constructor(private readonly remote: RemoteNode) {
-    const capacity = LIMITS.batchBytesTarget + LIMITS.objectBytesMax + 64 * 1024;
-    for (let i = 0; i <= LIMITS.transferConcurrency; i++) this.free.push(new Uint8Array(capacity));
-  }
-
-  /** A writer over a free buffer (waiting for a request to finish if none is free). */
-  async writer(): Promise<ObjectBatchWriter> {
-    while (this.free.length === 0) await this.inFlight.shift();
-    return new ObjectBatchWriter(this.free.pop()!);
-  }
-
-  async send(writer: ObjectBatchWriter): Promise<void> {
-    if (this.inFlight.length >= LIMITS.transferConcurrency) await this.inFlight.shift();
-    const body = writer.finish();
-    const request = this.remote.uploadEncoded(body).then((wireBytes) => {
-      this.wireBytes += wireBytes;
-      this.free.push(writer.buffer);
-    });
-    // Failures surface from drain() or the next send; keep the rejection from going unhandled meanwhile.
-    request.catch(() => {});
-    this.inFlight.push(request);
-  }
-
-  async drain(): Promise<void> {
-    while (this.inFlight.length > 0) await this.inFlight.shift();
-  }
-}
-
 export async function executeUpload(
   remote: RemoteNode,
   plan: UploadPlan,
   readNode: (id: ObjectId) => Promise<Uint8Array>,
   progress: Progress,
+  pipeline: UploadPipeline = new UploadPipeline(remote),
 ): Promise<{ objectsSent: number; bytesSent: number }> {
-  const pipeline = new UploadPipeline(remote);
   const reader = new FileChunkReader();
   let bytesSent = 0;
   let writer = await pipeline.writer();
@@ -235,13 +199,18 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
   const caches = await openLocalCaches(dir);
   try {
     const scanStartMs = Date.now();
-    const scan = await scanIntoCache(dir, caches, progress);
+    const pipeline = new UploadPipeline(remote);
+    // A first push: the node most likely lacks most chunks, so send them while scanning.
+    const streamer = parent === null ? new StreamingChunkUploader(remote, pipeline) : undefined;
+    const scan = await scanIntoCache(dir, caches, progress, streamer && ((id, bytes) => streamer.chunk(id, bytes)));
+    await streamer?.finish();
     const readNode = nodeReader(scan, caches);
     const planStartMs = Date.now();
     const plan = await planUpload(remote, scan.rootId, dir, readNode);
     progress.phase("pushing", plan.chunkBytes);
     const uploadStartMs = Date.now();
-    let sent = await executeUpload(remote, plan, readNode, progress);
+    const uploaded = await executeUpload(remote, plan, readNode, progress, pipeline);
+    let sent = { objectsSent: uploaded.objectsSent + (streamer?.chunksSent ?? 0), bytesSent: uploaded.bytesSent + (streamer?.bytesSent ?? 0) };
     const commitStartMs = Date.now();
     const commitBody = {
       root: idToHex(scan.rootId),
@@ -259,7 +228,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       // the node then names what is missing, and one more round sends it.
       if (!(error instanceof RemoteError && error.kind === "conflict" && Array.isArray(error.body?.missing))) throw error;
       const again = await planUpload(remote, scan.rootId, dir, readNode);
-      const more = await executeUpload(remote, again, readNode, progress);
+      const more = await executeUpload(remote, again, readNode, progress, pipeline);
       sent = { objectsSent: sent.objectsSent + more.objectsSent, bytesSent: sent.bytesSent + more.bytesSent };
       plan.chunks.push(...again.chunks);
       result = await remote.commit(folder, commitBody);
@@ -283,7 +252,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       symlinks: scan.symlinks,
       bytes: scan.totalBytes,
       chunks: scan.chunks,
-      chunks_sent: plan.chunks.length,
+      chunks_sent: plan.chunks.length + (streamer?.chunksSent ?? 0),
       bytes_sent: sent.bytesSent,
       objects_sent: sent.objectsSent,
       wire_bytes_sent: remote.counters.wireBytesSent,

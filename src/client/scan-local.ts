@@ -1,7 +1,7 @@
 // Scans a synced directory into its local cache of file and tree nodes, with its stat cache,
 // so unchanged files are not read again and the nodes are at hand for uploads and diffs.
 import { chunkingDescriptor, DEFAULT_CHUNKER_PARAMS } from "../core/fastcdc.ts";
-import { idToHex } from "../core/id.ts";
+import { idToHex, type ObjectId } from "../core/id.ts";
 import { scanDirectory, type ScanResult } from "../fs/scanner.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
@@ -15,7 +15,12 @@ export interface LocalScan extends ScanResult {
 
 const FLUSH_OBJECTS = 2048;
 
-export async function scanIntoCache(dir: string, caches: LocalCaches, progress: Progress): Promise<LocalScan> {
+export async function scanIntoCache(
+  dir: string,
+  caches: LocalCaches,
+  progress: Progress,
+  onChunk?: (id: ObjectId, bytes: Uint8Array) => void | Promise<void>,
+): Promise<LocalScan> {
   const newObjects = new Map<string, Uint8Array>();
   let pending: StoredObject[] = [];
   const flush = async () => {
@@ -31,6 +36,7 @@ export async function scanIntoCache(dir: string, caches: LocalCaches, progress: 
     statCache: caches.statCache,
     excludeTopLevel: [STATE_DIR_NAME],
     sink: {
+      chunk: onChunk,
       object: async (sealed) => {
         const key = idToHex(sealed.id);
         if (newObjects.has(key)) return;

@@ -1,16 +1,8 @@
 #!/usr/bin/env bun
-// The dsync command line: one binary that runs a node (serve) or talks to one.
+// The dsync command line: one binary that runs a node (serve) or talks to one. Each command
+// module is loaded only when that command runs, so short commands start fast.
 import { cac } from "cac";
-import { diffCommand } from "./diff.ts";
 import { EXIT_USAGE, runCommand } from "./errors.ts";
-import { inspectCommand } from "./inspect.ts";
-import { logCommand } from "./log.ts";
-import { lsCommand } from "./ls.ts";
-import { gcCommand, verifyCommand } from "./maintenance.ts";
-import { pullCommand } from "./pull.ts";
-import { pushCommand } from "./push.ts";
-import { restoreCommand } from "./restore.ts";
-import { serveCommand } from "./serve.ts";
 import { DSYNC_VERSION } from "./version.ts";
 
 const cli = cac("dsync");
@@ -24,7 +16,7 @@ cli
   .option("--keep-versions <n>", "Retention for new folders: keep the newest N versions")
   .option("--keep-days <d>", "Retention for new folders: keep versions younger than D days")
   .option("--node-id <id>", "Set this node's id (kept in the data folder)")
-  .action((flags) => runCommand(() => serveCommand(flags)));
+  .action((flags) => runCommand(async () => (await import("./serve.ts")).serveCommand(flags)));
 
 cli
   .command("push [dir]", "Send a directory to a node as a new version")
@@ -34,7 +26,7 @@ cli
   .option("--keep-versions <n>", "Set the folder's retention: keep the newest N versions")
   .option("--keep-days <d>", "Set the folder's retention: keep versions younger than D days")
   .option("--json", "Print one JSON document")
-  .action((dir, flags) => runCommand(() => pushCommand(dir, flags)));
+  .action((dir, flags) => runCommand(async () => (await import("./push.ts")).pushCommand(dir, flags)));
 
 cli
   .command("pull [dir]", "Bring a directory to a folder's head (or --version)")
@@ -42,12 +34,12 @@ cli
   .option("--folder <name>", "Folder name")
   .option("--version <id>", "Version id or unique prefix (default: the head)")
   .option("--json", "Print one JSON document")
-  .action((dir, flags) => runCommand(() => pullCommand(dir, flags)));
+  .action((dir, flags) => runCommand(async () => (await import("./pull.ts")).pullCommand(dir, flags)));
 
 cli
   .command("diff <a> <b>", "Compare two directories or URL/FOLDER[@VERSION]; exit 0 same, 1 differ, 2 error")
   .option("--json", "Print one JSON document")
-  .action((a, b, flags) => runCommand(() => diffCommand(a, b, flags), EXIT_USAGE));
+  .action((a, b, flags) => runCommand(async () => (await import("./diff.ts")).diffCommand(a, b, flags), EXIT_USAGE));
 
 cli
   .command("log [dir]", "List a folder's versions, newest first")
@@ -55,13 +47,13 @@ cli
   .option("--folder <name>", "Folder name")
   .option("--limit <n>", "Show at most N versions")
   .option("--json", "Print one JSON document")
-  .action((dir, flags) => runCommand(() => logCommand(dir, flags)));
+  .action((dir, flags) => runCommand(async () => (await import("./log.ts")).logCommand(dir, flags)));
 
 cli
   .command("ls", "List the folders on a node")
   .option("--remote <url>", "Node URL")
   .option("--json", "Print one JSON document")
-  .action((flags) => runCommand(() => lsCommand(flags)));
+  .action((flags) => runCommand(async () => (await import("./ls.ts")).lsCommand(flags)));
 
 cli
   .command("restore <version> [dir]", "Make an earlier version the folder's content again (a new version), then pull it")
@@ -70,14 +62,14 @@ cli
   .option("--message <text>", "Message for the new version")
   .option("--no-pull", "Only change the node; leave the directory alone")
   .option("--json", "Print one JSON document")
-  .action((version, dir, flags) => runCommand(() => restoreCommand(version, dir, flags)));
+  .action((version, dir, flags) => runCommand(async () => (await import("./restore.ts")).restoreCommand(version, dir, flags)));
 
 cli
   .command("verify", "Re-hash every stored object and check every head; exit 1 on any problem")
   .option("--remote <url>", "Node URL")
   .option("--data <dir>", "Check a data folder directly (node stopped)")
   .option("--json", "Print one JSON document")
-  .action((flags) => runCommand(() => verifyCommand(flags)));
+  .action((flags) => runCommand(async () => (await import("./maintenance.ts")).verifyCommand(flags)));
 
 cli
   .command("gc", "Apply retention and delete unreachable objects")
@@ -86,12 +78,12 @@ cli
   .option("--grace-ms <ms>", "Keep objects used this recently (pushes in flight; default 900000)")
   .option("--dry-run", "Report without deleting")
   .option("--json", "Print one JSON document")
-  .action((flags) => runCommand(() => gcCommand(flags)));
+  .action((flags) => runCommand(async () => (await import("./maintenance.ts")).gcCommand(flags)));
 
 cli
   .command("inspect <what> <file>", "Show how a file is cut: dsync inspect chunks FILE")
   .option("--json", "Print one JSON document")
-  .action((what, file, flags) => runCommand(() => inspectCommand(what, file, flags)));
+  .action((what, file, flags) => runCommand(async () => (await import("./inspect.ts")).inspectCommand(what, file, flags)));
 
 cli.help();
 

@@ -70,6 +70,9 @@ export async function openLocalCaches(dir: string): Promise<LocalCaches> {
   mkdirSync(folder, { recursive: true });
   const objects = await PackObjectStore.open(join(folder, "cache"), { packSizeBytesMax: 64 * 1024 * 1024 });
   const statCache = new SqliteStatCache(join(folder, "stat-cache.sqlite"));
+  // The stat cache names file nodes in this object cache, which only ever grows; if the cache
+  // was deleted, the names would dangle, so start over.
+  if ((await objects.stats()).objects === 0) statCache.clear();
   return {
     objects,
     statCache,

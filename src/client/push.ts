@@ -10,6 +10,7 @@ import { existsSync, statSync } from "node:fs";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { decodeObject, isFileLeaf, isTreeLeaf } from "../core/objects.ts";
+import type { ObjectBatchWriter } from "./batch-writer.ts";
 import { UploadPipeline } from "./upload-pipeline.ts";
 import { StreamingChunkUploader } from "./streaming-upload.ts";
 import { FileChangedError, FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
@@ -144,27 +145,33 @@ export async function executeUpload(
 ): Promise<{ objectsSent: number; bytesSent: number }> {
   const reader = new FileChunkReader();
   let bytesSent = 0;
-  let writer = await pipeline.writer();
+  let writer: ObjectBatchWriter | undefined;
+  /** Sends the current batch if it cannot take `lengthBytes` more (or is full), and makes sure there is one. */
+  const room = async (lengthBytes: number): Promise<ObjectBatchWriter> => {
+    if (writer && (!writer.fits(lengthBytes) || writer.objectBytes >= LIMITS.batchBytesTarget)) await flush();
+    writer ??= await pipeline.writer();
+    return writer;
+  };
   const flush = async () => {
-    if (writer.count === 0) return;
-    const batchBytes = writer.objectBytes;
-    await pipeline.send(writer);
-    progress.advance(batchBytes);
-    writer = await pipeline.writer();
+    if (!writer) return;
+    const batch = writer;
+    writer = undefined;
+    if (batch.count === 0) return pipeline.release(batch);
+    await pipeline.send(batch);
+    progress.advance(batch.objectBytes);
   };
   try {
     // Chunks first, then the nodes that name them, deepest first.
     for (const chunk of plan.chunks) {
-      if (!writer.fits(chunk.location.lengthBytes) || writer.objectBytes >= LIMITS.batchBytesTarget) await flush();
-      const ok = writer.appendWith(chunk.id, chunk.location.lengthBytes, (target) => reader.readInto(chunk.id, chunk.location, target));
+      const target = await room(chunk.location.lengthBytes);
+      const ok = target.appendWith(chunk.id, chunk.location.lengthBytes, (target) => reader.readInto(chunk.id, chunk.location, target));
       if (!ok) throw new FileChangedError(`${chunk.location.path} changed while dsync was reading it; run the command again`);
       bytesSent += chunk.location.lengthBytes;
     }
     for (let i = plan.objects.length - 1; i >= 0; i--) {
       const id = plan.objects[i]!;
       const bytes = await readNode(id);
-      if (!writer.fits(bytes.length) || writer.objectBytes >= LIMITS.batchBytesTarget) await flush();
-      writer.append(id, bytes);
+      (await room(bytes.length)).append(id, bytes);
       bytesSent += bytes.length;
     }
     await flush();

@@ -41,10 +41,11 @@ export async function scanIntoCache(
         const key = idToHex(sealed.id);
         if (newObjects.has(key)) return;
         newObjects.set(key, sealed.bytes);
+        // Unchanged directories rebuild nodes the cache already holds; asking is cheaper than re-putting.
+        if (await caches.objects.has(sealed.id)) return;
         pending.push({ id: sealed.id, bytes: sealed.bytes });
         if (pending.length >= FLUSH_OBJECTS) await flush();
       },
-      hasObject: (id) => caches.objects.has(id),
     },
     onProgress: ({ bytesRead }) => {
       progress.advance(bytesRead - lastBytes);

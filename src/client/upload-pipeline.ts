@@ -14,13 +14,19 @@ export class UploadPipeline {
   private readonly waiting: (() => void)[] = [];
   wireBytes = 0;
 
-  constructor(private readonly remote: RemoteNode) {
-    const capacity = LIMITS.batchBytesTarget + LIMITS.objectBytesMax + 64 * 1024;
-    for (let i = 0; i <= LIMITS.transferConcurrency; i++) this.free.push(new Uint8Array(capacity));
-  }
+  /** Buffers made so far; at most one per request in flight plus the one being filled. */
+  private buffersMade = 0;
+  private static readonly BUFFER_BYTES = LIMITS.batchBytesTarget + LIMITS.objectBytesMax + 64 * 1024;
+  private static readonly BUFFERS_MAX = LIMITS.transferConcurrency + 1;
+
+  constructor(private readonly remote: RemoteNode) {}
 
   /** A writer over a free buffer, waiting until one is given back if none is free. */
   async writer(): Promise<ObjectBatchWriter> {
+    if (this.free.length === 0 && this.buffersMade < UploadPipeline.BUFFERS_MAX) {
+      this.buffersMade++;
+      this.free.push(new Uint8Array(UploadPipeline.BUFFER_BYTES));
+    }
     while (this.free.length === 0) await new Promise<void>((resolve) => this.waiting.push(resolve));
     return new ObjectBatchWriter(this.free.pop()!);
   }

@@ -233,7 +233,16 @@ function decodeFile(top: unknown[]): FileNode {
 /** Byte-wise comparison of names as UTF-8, the order tree entries are kept in. */
 export function compareNames(a: string, b: string): number {
   if (a === b) return 0;
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  // UTF-16 code units below the surrogates (U+D800) sort like UTF-8 bytes, so the common case
+  // needs no encoding; anything else is compared as UTF-8.
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x >= 0xd800 || y >= 0xd800) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+    if (x !== y) return x - y;
+  }
+  return a.length - b.length;
 }
 
 function decodeTree(top: unknown[]): TreeNode {

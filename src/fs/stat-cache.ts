@@ -31,10 +31,22 @@ export interface StatCache {
 /** Timestamps closer than this to the scan start are not trusted for caching. */
 export const RACY_WINDOW_NS = 100_000_000n;
 
+interface StatCacheRow {
+  path: string;
+  size: number;
+  mtime_ns: string;
+  ctime_ns: string;
+  inode: string;
+  mode: number;
+  file_id: Uint8Array;
+  chunk_count: number;
+}
+
 export class SqliteStatCache implements StatCache {
   private readonly db: Database;
   private readonly pending = new Map<string, StatCacheEntry>();
-  private readonly getStatement;
+  /** Every row, read in one query on first use: one lookup per file would cost more than the lstat. */
+  private loaded: Map<string, StatCacheEntry> | undefined;
 
   constructor(path: string) {
     this.db = new Database(path, { create: true });
@@ -42,23 +54,35 @@ export class SqliteStatCache implements StatCache {
     this.db.exec(`CREATE TABLE IF NOT EXISTS stat_cache (
       path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns TEXT NOT NULL, ctime_ns TEXT NOT NULL,
       inode TEXT NOT NULL, mode INTEGER NOT NULL, file_id BLOB NOT NULL, chunk_count INTEGER NOT NULL) WITHOUT ROWID`);
-    this.getStatement = this.db.prepare("SELECT size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count FROM stat_cache WHERE path = ?");
+  }
+
+  private rows(): Map<string, StatCacheEntry> {
+    if (!this.loaded) {
+      this.loaded = new Map();
+      for (const row of this.db.query("SELECT * FROM stat_cache").all() as StatCacheRow[]) {
+        this.loaded.set(row.path, {
+          sizeBytes: row.size,
+          mtimeNs: BigInt(row.mtime_ns),
+          ctimeNs: BigInt(row.ctime_ns),
+          inode: BigInt(row.inode),
+          mode: row.mode,
+          fileId: new Uint8Array(row.file_id) as ObjectId,
+          chunkCount: row.chunk_count,
+        });
+      }
+    }
+    return this.loaded;
   }
 
   get(path: string): StatCacheEntry | undefined {
-    const row = this.getStatement.get(path) as
-      | { size: number; mtime_ns: string; ctime_ns: string; inode: string; mode: number; file_id: Uint8Array; chunk_count: number }
-      | null;
-    if (!row) return undefined;
-    return {
-      sizeBytes: row.size,
-      mtimeNs: BigInt(row.mtime_ns),
-      ctimeNs: BigInt(row.ctime_ns),
-      inode: BigInt(row.inode),
-      mode: row.mode,
-      fileId: new Uint8Array(row.file_id) as ObjectId,
-      chunkCount: row.chunk_count,
-    };
+    return this.rows().get(path);
+  }
+
+  /** Forgets everything (when the objects it points at are gone). */
+  clear(): void {
+    this.db.exec("DELETE FROM stat_cache");
+    this.loaded = new Map();
+    this.pending.clear();
   }
 
   set(path: string, entry: StatCacheEntry): void {
@@ -74,6 +98,7 @@ export class SqliteStatCache implements StatCache {
         insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
       }
     })();
+    for (const [path, entry] of entries) this.loaded?.set(path, entry);
   }
 
   finish(seenPaths: ReadonlySet<string>): void {
@@ -81,13 +106,15 @@ export class SqliteStatCache implements StatCache {
       "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     const remove = this.db.prepare("DELETE FROM stat_cache WHERE path = ?");
-    const existing = this.db.prepare("SELECT path FROM stat_cache").all() as { path: string }[];
+    const existing = [...this.rows().keys()];
     this.db.transaction(() => {
-      for (const { path } of existing) if (!seenPaths.has(path)) remove.run(path);
+      for (const path of existing) if (!seenPaths.has(path)) remove.run(path);
       for (const [path, e] of this.pending) {
         insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
       }
     })();
+    for (const path of existing) if (!seenPaths.has(path)) this.loaded?.delete(path);
+    for (const [path, entry] of this.pending) this.loaded?.set(path, entry);
     this.pending.clear();
   }
 

@@ -3,10 +3,8 @@
 // It keeps the same contract as the pack store, including used_ms for the collector, so code
 // written against one behaves the same on the other. Bytes are copied on the way in and out:
 // a caller reusing its buffer must not change what is stored.
-import { blake3 } from "../core/blake3.ts";
-import { idEquals, idFromHex, idToHex, type ObjectId } from "../core/id.ts";
-import { LIMITS } from "../core/limits.ts";
-import { ObjectHashMismatchError, type ObjectStore, type StoredObject } from "./object-store.ts";
+import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
+import { verifyObjects, type ObjectStore, type StoredObject } from "./object-store.ts";
 
 export interface MemoryObjectStoreOptions {
   /** The clock for used_ms. Default Date.now. */
@@ -53,14 +51,7 @@ export class MemoryObjectStore implements ObjectStore {
 
   async putMany(objects: readonly StoredObject[]): Promise<void> {
     this.assertOpen();
-    // Everything is checked before anything is stored: a bad batch leaves no trace.
-    for (const { id, bytes } of objects) {
-      if (bytes.length > LIMITS.objectBytesMax) {
-        throw new RangeError(`object ${idToHex(id)} is ${bytes.length} bytes, above the ${LIMITS.objectBytesMax}-byte limit`);
-      }
-      const actual = blake3(bytes);
-      if (!idEquals(actual, id)) throw new ObjectHashMismatchError(idToHex(id), idToHex(actual));
-    }
+    verifyObjects(objects);
     const nowMs = this.nowMs();
     for (const { id, bytes } of objects) {
       const hex = idToHex(id);

@@ -8,7 +8,9 @@
 // - a crash leaves no half object visible: an object is either whole and readable or absent;
 // - get/getMany re-hash what they read and throw CorruptObjectError rather than return wrong bytes;
 // - deleting an absent id is not an error; putting a present id is a cheap no-op.
-import type { ObjectId } from "../core/id.ts";
+import { blake3 } from "../core/blake3.ts";
+import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
 
 export interface StoredObject {
   id: ObjectId;
@@ -44,5 +46,19 @@ export class CorruptObjectError extends Error {
   override name = "CorruptObjectError";
   constructor(readonly idHex: string, detail: string) {
     super(`stored object ${idHex} is corrupt: ${detail}`);
+  }
+}
+
+/**
+ * Checks a whole batch before any of it is stored, so a bad batch leaves no trace: every object
+ * within the size limit (RangeError) and hashing to its id (ObjectHashMismatchError).
+ */
+export function verifyObjects(objects: readonly StoredObject[]): void {
+  for (const { id, bytes } of objects) {
+    if (bytes.length > LIMITS.objectBytesMax) {
+      throw new RangeError(`object ${idToHex(id)} is ${bytes.length} bytes, above the ${LIMITS.objectBytesMax}-byte limit`);
+    }
+    const actual = blake3(bytes);
+    if (!idEquals(actual, id)) throw new ObjectHashMismatchError(idToHex(id), idToHex(actual));
   }
 }

@@ -7,10 +7,8 @@
 // rules: docs/format-store.md.
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { blake3 } from "../core/blake3.ts";
-import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
-import { LIMITS } from "../core/limits.ts";
-import { CorruptObjectError, ObjectHashMismatchError, type ObjectStore, type StoredObject } from "./object-store.ts";
+import { idToHex, type ObjectId } from "../core/id.ts";
+import { CorruptObjectError, verifyObjects, type ObjectStore, type StoredObject } from "./object-store.ts";
 import { encodePayload } from "./pack-compression.ts";
 import { packFileName, parsePackFileName, PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES } from "./pack-format.ts";
 import { PackIndex, type EntryMove, type IndexEntry, type PackRow } from "./pack-index.ts";
@@ -165,13 +163,7 @@ export class PackObjectStore implements ObjectStore {
    */
   async putMany(objects: readonly StoredObject[]): Promise<void> {
     this.assertOpen();
-    for (const { id, bytes } of objects) {
-      if (bytes.length > LIMITS.objectBytesMax) {
-        throw new RangeError(`object ${idToHex(id)} is ${bytes.length} bytes, above the ${LIMITS.objectBytesMax}-byte limit`);
-      }
-      const actual = blake3(bytes);
-      if (!idEquals(actual, id)) throw new ObjectHashMismatchError(idToHex(id), idToHex(actual));
-    }
+    verifyObjects(objects);
     if (objects.length === 0) return;
     return new Promise<void>((resolve, reject) => {
       this.waitingPuts.push({ objects, resolve, reject });

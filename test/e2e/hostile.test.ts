@@ -1,23 +1,16 @@
 // A client facing a hostile server, or a directory changed under it, never writes outside the
 // directory it syncs.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeObject, type TreeEntry } from "../../src/core/objects.ts";
 import { decodeIdList, encodeDownloadReply } from "../../src/server/wire.ts";
-import { cleanupTempDirs, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { runCli, sharedNode, tempDir } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
 
-let node: NodeProcess;
-beforeAll(async () => {
-  node = await startNode();
-});
-afterAll(async () => {
-  await node.stop();
-  cleanupTempDirs();
-});
+const node = sharedNode();
 
 /** A fake node that serves one folder whose tree holds whatever names it is given. */
 function hostileServer(names: string[]) {
@@ -72,9 +65,9 @@ test("a hostile server's unsafe names are refused and nothing is written anywher
 test("a directory swapped for a symlink is never written through", async () => {
   const source = join(tempDir(), "swap");
   writeTree(source, { sub: { "a.txt": "a\n" }, "top.txt": "t\n" });
-  expect((await runCli(["push", source, "--remote", node.url])).code).toBe(0);
+  expect((await runCli(["push", source, "--remote", node().url])).code).toBe(0);
   const victim = join(tempDir(), "victim");
-  expect((await runCli(["pull", victim, "--remote", node.url, "--folder", "swap"])).code).toBe(0);
+  expect((await runCli(["pull", victim, "--remote", node().url, "--folder", "swap"])).code).toBe(0);
 
   // Someone replaces victim/sub with a link to a directory outside, then the remote adds sub/b.txt.
   const outside = join(tempDir(), "outside");
@@ -101,9 +94,9 @@ test("a symlink replaced by a directory on the node is replaced, not followed", 
   mkdirSync(outside);
   const source = join(tempDir(), "linkswap");
   writeTree(source, { link: { symlink: outside } });
-  expect((await runCli(["push", source, "--remote", node.url])).code).toBe(0);
+  expect((await runCli(["push", source, "--remote", node().url])).code).toBe(0);
   const victim = join(tempDir(), "victim2");
-  expect((await runCli(["pull", victim, "--remote", node.url, "--folder", "linkswap"])).code).toBe(0);
+  expect((await runCli(["pull", victim, "--remote", node().url, "--folder", "linkswap"])).code).toBe(0);
   rmSync(join(source, "link"));
   writeTree(source, { link: { "x.txt": "inside\n" } });
   expect((await runCli(["push", source])).code).toBe(0);

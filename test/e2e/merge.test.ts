@@ -1,26 +1,19 @@
 // Two clients push concurrently: changes to different paths are all kept, the later push wins a
 // path both changed, and the overwritten content stays in history.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { cleanupTempDirs, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { runCli, sharedNode, tempDir } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
 
-let node: NodeProcess;
-beforeAll(async () => {
-  node = await startNode();
-});
-afterAll(async () => {
-  await node.stop();
-  cleanupTempDirs();
-});
+const node = sharedNode();
 
 test("concurrent pushes merge three ways; last writer wins; the loser stays in history", async () => {
   const alice = join(tempDir(), "alice");
   writeTree(alice, { "shared.txt": "base\n", "keep.txt": "keep\n", "drop-by-bob.txt": "x\n", "edit-by-alice.txt": "1\n" });
-  const base = (await runCli(["push", alice, "--remote", node.url, "--folder", "team", "--json"])).json();
+  const base = (await runCli(["push", alice, "--remote", node().url, "--folder", "team", "--json"])).json();
   const bob = join(tempDir(), "bob");
-  expect((await runCli(["pull", bob, "--remote", node.url, "--folder", "team"])).code).toBe(0);
+  expect((await runCli(["pull", bob, "--remote", node().url, "--folder", "team"])).code).toBe(0);
 
   // Alice: edits shared.txt, adds a file, edits another.
   writeFileSync(join(alice, "shared.txt"), "alice's version\n");
@@ -43,7 +36,7 @@ test("concurrent pushes merge three ways; last writer wins; the loser stays in h
 
   // Everyone converges on the merge.
   const carol = join(tempDir(), "carol");
-  expect((await runCli(["pull", carol, "--remote", node.url, "--folder", "team"])).code).toBe(0);
+  expect((await runCli(["pull", carol, "--remote", node().url, "--folder", "team"])).code).toBe(0);
   expect(readFileSync(join(carol, "shared.txt"), "utf8")).toBe("bob's version\n");
   expect(readFileSync(join(carol, "from-alice.txt"), "utf8")).toBe("hi from alice\n");
   expect(readFileSync(join(carol, "from-bob.txt"), "utf8")).toBe("hi from bob\n");
@@ -56,7 +49,7 @@ test("concurrent pushes merge three ways; last writer wins; the loser stays in h
   const merge = log.versions[0];
   expect(merge.parents).toEqual([alicePush.version, bobPush.pushed]);
   const old = join(tempDir(), "alice-old");
-  expect((await runCli(["pull", old, "--remote", node.url, "--folder", "team", "--version", alicePush.version])).code).toBe(0);
+  expect((await runCli(["pull", old, "--remote", node().url, "--folder", "team", "--version", alicePush.version])).code).toBe(0);
   expect(readFileSync(join(old, "shared.txt"), "utf8")).toBe("alice's version\n");
 
   // Bob pulls the merge: he gets Alice's changes; his own files are untouched.
@@ -69,9 +62,9 @@ test("concurrent pushes merge three ways; last writer wins; the loser stays in h
 test("a pull never silently overwrites a file changed locally: it keeps a conflict copy", async () => {
   const one = join(tempDir(), "one");
   writeTree(one, { "notes.txt": "v1\n", "other.txt": "o\n" });
-  await runCli(["push", one, "--remote", node.url, "--folder", "notes"]);
+  await runCli(["push", one, "--remote", node().url, "--folder", "notes"]);
   const two = join(tempDir(), "two");
-  await runCli(["pull", two, "--remote", node.url, "--folder", "notes"]);
+  await runCli(["pull", two, "--remote", node().url, "--folder", "notes"]);
   writeFileSync(join(one, "notes.txt"), "remote edit\n");
   await runCli(["push", one]);
   writeFileSync(join(two, "notes.txt"), "local edit\n");

@@ -1,21 +1,12 @@
 // Push and pull through a real node: byte-identical round trips, only changed chunks sent,
 // history and restore, diff exit codes.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { appendFileSync, chmodSync, existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { cleanupTempDirs, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { runCli, sharedNode, tempDir } from "../helpers/processes.ts";
 import { describeTree, randomBytes, writeTree } from "../helpers/trees.ts";
 
-let node: NodeProcess;
-
-beforeAll(async () => {
-  node = await startNode();
-});
-
-afterAll(async () => {
-  await node.stop();
-  cleanupTempDirs();
-});
+const node = sharedNode();
 
 function richTree() {
   return {
@@ -37,7 +28,7 @@ describe("push and pull", () => {
   test("a rich tree round-trips byte-identical, with modes, symlinks and empty directories", async () => {
     const source = join(tempDir(), "project");
     writeTree(source, richTree());
-    const pushed = await runCli(["push", source, "--remote", node.url, "--json"]);
+    const pushed = await runCli(["push", source, "--remote", node().url, "--json"]);
     expect(pushed.code).toBe(0);
     const report = pushed.json();
     expect(report.folder).toBe("project");
@@ -47,12 +38,12 @@ describe("push and pull", () => {
     expect(report.chunks_sent).toBe(report.chunks);
 
     const target = join(tempDir(), "copy");
-    const pulled = await runCli(["pull", target, "--remote", node.url, "--folder", "project", "--json"]);
+    const pulled = await runCli(["pull", target, "--remote", node().url, "--folder", "project", "--json"]);
     expect(pulled.code).toBe(0);
     expect(pulled.json().version).toBe(report.version);
     expect(describeTree(target)).toEqual(describeTree(source));
 
-    const same = await runCli(["diff", source, `${node.url}/project`]);
+    const same = await runCli(["diff", source, `${node().url}/project`]);
     expect(same.code).toBe(0);
     expect(same.stdout).toBe("");
   });
@@ -60,7 +51,7 @@ describe("push and pull", () => {
   test("a push after a small edit sends only the changed chunks and the nodes above them", async () => {
     const source = join(tempDir(), "edits");
     writeTree(source, { "big.bin": randomBytes(8_000_000, 3), docs: { "a.txt": "a\n" } });
-    const first = (await runCli(["push", source, "--remote", node.url, "--json"])).json();
+    const first = (await runCli(["push", source, "--remote", node().url, "--json"])).json();
     expect(first.chunks).toBeGreaterThan(50);
 
     // Overwrite 1 KiB in the middle of the big file.
@@ -86,7 +77,7 @@ describe("push and pull", () => {
     expect(unchanged.files_read).toBe(0);
 
     const target = join(tempDir(), "edits-copy");
-    expect((await runCli(["pull", target, "--remote", node.url, "--folder", "edits"])).code).toBe(0);
+    expect((await runCli(["pull", target, "--remote", node().url, "--folder", "edits"])).code).toBe(0);
     expect(describeTree(target)).toEqual(describeTree(source));
 
     // A later pull after another small edit fetches only the new chunk and reuses the rest locally.
@@ -110,7 +101,7 @@ describe("push and pull", () => {
   test("history: log lists every version and restore brings an old one back byte-identical", async () => {
     const source = join(tempDir(), "history");
     writeTree(source, { "v.txt": "version one\n", "keep.bin": randomBytes(300_000, 5) });
-    const v1 = (await runCli(["push", source, "--remote", node.url, "--message", "first", "--json"])).json();
+    const v1 = (await runCli(["push", source, "--remote", node().url, "--message", "first", "--json"])).json();
     const v1Tree = describeTree(source);
     writeFileSync(join(source, "v.txt"), "version two\n");
     writeFileSync(join(source, "added.txt"), "new in two\n");
@@ -126,7 +117,7 @@ describe("push and pull", () => {
 
     // An old version into a fresh directory, without touching the head.
     const old = join(tempDir(), "old");
-    expect((await runCli(["pull", old, "--remote", node.url, "--folder", "history", "--version", v1.version.slice(0, 10)])).code).toBe(0);
+    expect((await runCli(["pull", old, "--remote", node().url, "--folder", "history", "--version", v1.version.slice(0, 10)])).code).toBe(0);
     expect(describeTree(old)).toEqual(v1Tree);
 
     // Restore: a new head with v1's content; the directory follows.
@@ -156,7 +147,7 @@ describe("push and pull", () => {
     const text = await runCli(["diff", a, b]);
     expect(text.stdout).toBe("A new\nA new/z.txt\nM x.txt\n");
     expect((await runCli(["diff", a, join(a, "does-not-exist")])).code).toBe(2);
-    expect((await runCli(["diff", a, `${node.url}/no-such-folder`])).code).toBe(2);
+    expect((await runCli(["diff", a, `${node().url}/no-such-folder`])).code).toBe(2);
   });
 
   test("clear errors: unreachable node, missing folder, bad folder name", async () => {
@@ -166,10 +157,10 @@ describe("push and pull", () => {
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toContain("cannot reach");
     expect(unreachable.stderr).not.toContain("    at ");
-    const missing = await runCli(["pull", join(tempDir(), "x"), "--remote", node.url, "--folder", "nope"]);
+    const missing = await runCli(["pull", join(tempDir(), "x"), "--remote", node().url, "--folder", "nope"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("no folder named");
-    const badName = await runCli(["push", dir, "--remote", node.url, "--folder", "bad name"]);
+    const badName = await runCli(["push", dir, "--remote", node().url, "--folder", "bad name"]);
     expect(badName.code).toBe(2);
     const badFlag = await runCli(["push", dir, "--frobnicate"]);
     expect(badFlag.code).toBe(2);

@@ -1,31 +1,23 @@
 // Authentication, input validation and integrity at the API, against a real node.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { encodeCanonical } from "../../src/core/encoding.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeObject, type TreeEntry } from "../../src/core/objects.ts";
 import { encodeIdList, encodeObjectBatch, decodeIdList } from "../../src/server/wire.ts";
-import { cleanupTempDirs, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { runCli, sharedNode, tempDir } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
 
 const TOKEN = "s3cret-token-for-tests";
-let node: NodeProcess;
+const node = sharedNode({ args: ["--token", TOKEN] });
 const auth = { authorization: `Bearer ${TOKEN}` };
 /** Binary request bodies (the DOM typings are narrower than what fetch accepts). */
 const bin = (bytes: Uint8Array) => bytes as unknown as BodyInit;
 
-beforeAll(async () => {
-  node = await startNode({ args: ["--token", TOKEN] });
-});
-afterAll(async () => {
-  await node.stop();
-  cleanupTempDirs();
-});
-
 describe("authentication", () => {
   test("health needs no token; every other route needs the right one", async () => {
-    expect((await fetch(`${node.url}/v1/health`)).status).toBe(200);
+    expect((await fetch(`${node().url}/v1/health`)).status).toBe(200);
     const routes: [string, string][] = [
       ["GET", "/v1/folders"],
       ["POST", "/v1/objects/missing"],
@@ -49,22 +41,22 @@ describe("authentication", () => {
     ];
     for (const [method, path] of routes) {
       for (const headers of badHeaders) {
-        const response = await fetch(node.url + path, { method, headers });
+        const response = await fetch(node().url + path, { method, headers });
         expect({ method, path, headers, status: response.status }).toEqual({ method, path, headers, status: 401 });
       }
     }
-    expect((await fetch(`${node.url}/v1/folders`, { headers: auth })).status).toBe(200);
+    expect((await fetch(`${node().url}/v1/folders`, { headers: auth })).status).toBe(200);
   });
 
   test("the CLI uses DSYNC_TOKEN and says clearly when it is wrong", async () => {
     const dir = join(tempDir(), "authed");
     writeTree(dir, { "a.txt": "a\n" });
-    const ok = await runCli(["push", dir, "--remote", node.url], { env: { DSYNC_TOKEN: TOKEN } });
+    const ok = await runCli(["push", dir, "--remote", node().url], { env: { DSYNC_TOKEN: TOKEN } });
     expect(ok.code).toBe(0);
-    const wrong = await runCli(["push", dir, "--remote", node.url], { env: { DSYNC_TOKEN: "nope" } });
+    const wrong = await runCli(["push", dir, "--remote", node().url], { env: { DSYNC_TOKEN: "nope" } });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain("token");
-    const none = await runCli(["ls", "--remote", node.url]);
+    const none = await runCli(["ls", "--remote", node().url]);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain("DSYNC_TOKEN");
   });
@@ -83,17 +75,17 @@ describe("integrity and bad input", () => {
     const liar = { id: goodId, bytes: new TextEncoder().encode("evil bytes") };
     const other = new TextEncoder().encode("innocent bystander in the same batch");
     const batch = encodeObjectBatch([{ id: blake3(other), bytes: other }, liar]);
-    const response = await fetch(`${node.url}/v1/objects/upload`, { method: "POST", body: bin(batch), headers: { ...auth, "content-type": "application/msgpack" } });
+    const response = await fetch(`${node().url}/v1/objects/upload`, { method: "POST", body: bin(batch), headers: { ...auth, "content-type": "application/msgpack" } });
     expect(response.status).toBe(422);
-    const missing = await fetch(`${node.url}/v1/objects/missing`, { method: "POST", body: bin(encodeIdList([goodId, blake3(other)])), headers: auth });
+    const missing = await fetch(`${node().url}/v1/objects/missing`, { method: "POST", body: bin(encodeIdList([goodId, blake3(other)])), headers: auth });
     expect(decodeIdList(new Uint8Array(await missing.arrayBuffer()), "missing").map(idToHex)).toEqual([idToHex(goodId), idToHex(blake3(other))]);
-    expect((await fetch(`${node.url}/v1/objects/${idToHex(goodId)}`, { headers: auth })).status).toBe(404);
+    expect((await fetch(`${node().url}/v1/objects/${idToHex(goodId)}`, { headers: auth })).status).toBe(404);
 
-    const put = await fetch(`${node.url}/v1/objects/${idToHex(goodId)}`, { method: "PUT", body: "evil bytes", headers: auth });
+    const put = await fetch(`${node().url}/v1/objects/${idToHex(goodId)}`, { method: "PUT", body: "evil bytes", headers: auth });
     expect(put.status).toBe(422);
-    const putOk = await fetch(`${node.url}/v1/objects/${idToHex(goodId)}`, { method: "PUT", body: bin(good), headers: auth });
+    const putOk = await fetch(`${node().url}/v1/objects/${idToHex(goodId)}`, { method: "PUT", body: bin(good), headers: auth });
     expect(putOk.status).toBe(201);
-    const got = await fetch(`${node.url}/v1/objects/${idToHex(goodId)}`, { headers: auth });
+    const got = await fetch(`${node().url}/v1/objects/${idToHex(goodId)}`, { headers: auth });
     expect(new Uint8Array(await got.arrayBuffer())).toEqual(good);
   });
 
@@ -119,27 +111,27 @@ describe("integrity and bad input", () => {
       ["PUT", "/v1/folders/x/retention", JSON.stringify({ keepVersions: "many" }), {}],
     ];
     for (const [method, path, body, headers] of cases) {
-      const response = await fetch(node.url + path, { method, body: method === "GET" ? undefined : body, headers: { ...auth, ...headers } });
+      const response = await fetch(node().url + path, { method, body: method === "GET" ? undefined : body, headers: { ...auth, ...headers } });
       const text = await response.text();
       expect({ path, status: response.status >= 400 && response.status < 500 }).toEqual({ path, status: true });
       expect(JSON.parse(text).error).toBeString();
     }
-    expect((await fetch(`${node.url}/v1/health`)).status).toBe(200);
+    expect((await fetch(`${node().url}/v1/health`)).status).toBe(200);
   });
 
   test("bodies over the limit get 413", async () => {
     const huge = new Uint8Array(70 * 1024 * 1024);
-    const response = await fetch(`${node.url}/v1/objects/upload`, { method: "POST", body: bin(huge), headers: auth });
+    const response = await fetch(`${node().url}/v1/objects/upload`, { method: "POST", body: bin(huge), headers: auth });
     expect(response.status).toBe(413);
     // A small zstd body that would inflate past the limit is refused too.
     const bomb = Bun.zstdCompressSync(new Uint8Array(80 * 1024 * 1024));
-    const inflated = await fetch(`${node.url}/v1/objects/upload`, { method: "POST", body: bin(bomb), headers: { ...auth, "content-encoding": "zstd" } });
+    const inflated = await fetch(`${node().url}/v1/objects/upload`, { method: "POST", body: bin(bomb), headers: { ...auth, "content-encoding": "zstd" } });
     expect(inflated.status).toBe(413);
   });
 
   test("trees with unsafe names or missing children are rejected and the head does not move", async () => {
     const upload = async (objects: { id: ObjectId; bytes: Uint8Array }[]) => {
-      const response = await fetch(`${node.url}/v1/objects/upload`, { method: "POST", body: bin(encodeObjectBatch(objects)), headers: auth });
+      const response = await fetch(`${node().url}/v1/objects/upload`, { method: "POST", body: bin(encodeObjectBatch(objects)), headers: auth });
       expect(response.status).toBe(200);
     };
     const content = new TextEncoder().encode("payload");
@@ -149,7 +141,7 @@ describe("integrity and bad input", () => {
     await upload([{ id: chunkId, bytes: content }, { id: fileId, bytes: fileBytes }]);
     const entry = (name: string): TreeEntry => ({ name, kind: "file", mode: 0o644, mtimeMs: 0, sizeBytes: content.length, id: fileId, target: null });
     const commit = (root: ObjectId) =>
-      fetch(`${node.url}/v1/folders/hostile/commit`, { method: "POST", body: JSON.stringify({ root: idToHex(root) }), headers: auth });
+      fetch(`${node().url}/v1/folders/hostile/commit`, { method: "POST", body: JSON.stringify({ root: idToHex(root) }), headers: auth });
 
     // A good first version, so there is a head that must not move.
     const goodTree = encodeObject({ kind: "tree", level: 0, entries: [entry("fine.txt")] });
@@ -176,7 +168,7 @@ describe("integrity and bad input", () => {
     await upload([{ id: blake3(liarTree), bytes: liarTree }]);
     expect((await commit(blake3(liarTree))).status).toBe(422);
 
-    const folder = await (await fetch(`${node.url}/v1/folders/hostile`, { headers: auth })).json();
+    const folder = await (await fetch(`${node().url}/v1/folders/hostile`, { headers: auth })).json();
     expect(folder.head).toBe(head);
   });
 });

@@ -1,4 +1,5 @@
 // End-to-end helpers: real `dsync` processes on 127.0.0.1 with real temporary data folders.
+import { afterAll, beforeAll } from "bun:test";
 import { spawn, type Subprocess } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -119,5 +120,24 @@ export async function startNode(options: { dataDir?: string; args?: string[]; en
       proc.kill("SIGKILL");
       await proc.exited;
     },
+  };
+}
+
+/**
+ * One node shared by the tests of a file: started before them, stopped (and temp dirs removed)
+ * after. Returns a getter, since the node exists only once the tests run.
+ */
+export function sharedNode(options: Parameters<typeof startNode>[0] = {}): () => NodeProcess {
+  let node: NodeProcess | undefined;
+  beforeAll(async () => {
+    node = await startNode(options);
+  });
+  afterAll(async () => {
+    await node?.stop();
+    cleanupTempDirs();
+  });
+  return () => {
+    if (!node) throw new Error("the shared node has not started");
+    return node;
   };
 }

@@ -1,6 +1,6 @@
 // BLAKE3, the hash that names every object.
 //
-// The native build (@napi-rs/blake-hash, Rust BLAKE3 with SIMD) is ~40x faster than the
+// The native build (@napi-rs/blake-hash, Rust BLAKE3 with SIMD) is 21-43x faster than the
 // portable @noble/hashes implementation under Bun (see docs/benchmarks.md), so it is used
 // whenever it loads. @noble/hashes stays as the portable fallback and as the reference the
 // tests compare the native build against.

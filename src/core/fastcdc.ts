@@ -16,7 +16,8 @@
 //   byte-at-a-time loop (the tests check this against such a loop). The sum is grouped as
 //   (h << 2) + (GEAR_LS[b0] + GEAR[b1]) so the chain from one step to the next is one shift and
 //   one add per two bytes; the table sum and the first byte's test run beside it. That grouping
-//   alone took the loop from ~1.1 to ~1.8 GB/s on the development machine.
+//   alone took the loop from ~1.1 to ~1.8 GB/s on an idle development machine (relative gain;
+//   docs/benchmarks.md has the figures measured beside b3sum).
 //
 // This is part of the on-disk format: the gear table, the masks and the rules below decide the
 // chunk ids, so for the same parameters the cut points must never change. New behaviour needs

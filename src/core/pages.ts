@@ -72,30 +72,65 @@ export function splitIntoPages<T>(items: readonly T[], boundaryHash: (item: T) =
   return pages;
 }
 
+/**
+ * Builds a file's node tree as its chunks arrive. A leaf page is sealed as soon as its last
+ * chunk is known, so memory holds one page of chunk references and one reference per page,
+ * not the whole chunk list of a huge file. The result is exactly that of buildFileNodes.
+ */
+export class FileNodeBuilder {
+  private page: ChunkRef[] = [];
+  private pageBytes = 0;
+  private readonly leaves: { id: ObjectId; sizeBytes: number }[] = [];
+  chunkCount = 0;
+  sizeBytes = 0;
+
+  /** Adds the next chunk; returns the leaf page it completed, if it completed one. */
+  add(chunk: ChunkRef): SealedObject<FileNode> | undefined {
+    this.page.push(chunk);
+    this.pageBytes += chunk.lengthBytes;
+    this.chunkCount++;
+    this.sizeBytes += chunk.lengthBytes;
+    const atPattern = (idBoundaryHash(chunk.id) & BOUNDARY_MASK) === 0;
+    if ((atPattern && this.page.length >= LIMITS.pageEntriesMin) || this.page.length >= LIMITS.pageEntriesMax) return this.sealPage();
+    return undefined;
+  }
+
+  private sealPage(): SealedObject<FileNode> {
+    const node: FileNode = { kind: "file", level: 0, sizeBytes: this.pageBytes, chunks: this.page };
+    const sealed = { ...sealObject(node), object: node };
+    this.leaves.push({ id: sealed.id, sizeBytes: this.pageBytes });
+    this.page = [];
+    this.pageBytes = 0;
+    return sealed;
+  }
+
+  /** Seals what is left: the last leaf (an empty file is one empty leaf) and every inner node. The last one is the root. */
+  finish(): SealedObject<FileNode>[] {
+    const out: SealedObject<FileNode>[] = [];
+    if (this.page.length > 0 || this.leaves.length === 0) out.push(this.sealPage());
+    let current = this.leaves;
+    for (let level = 1; current.length > 1; level++) {
+      const nodeLevel = level;
+      current = splitIntoPages(current, (ref) => idBoundaryHash(ref.id)).map((page) => {
+        const node: FileNode = { kind: "file", level: nodeLevel, sizeBytes: page.reduce((sum, ref) => sum + ref.sizeBytes, 0), pages: page };
+        const sealed = { ...sealObject(node), object: node };
+        out.push(sealed);
+        return { id: sealed.id, sizeBytes: node.sizeBytes };
+      });
+    }
+    return out;
+  }
+}
+
 /** Builds a file's node tree from its chunk list. The last object returned is the root. */
 export function buildFileNodes(chunks: readonly ChunkRef[]): SealedObject<FileNode>[] {
+  const builder = new FileNodeBuilder();
   const out: SealedObject<FileNode>[] = [];
-  const seal = (node: FileNode) => {
-    const sealed = { ...sealObject(node), object: node };
-    out.push(sealed);
-    return sealed;
-  };
-  let level = 0;
-  let current = splitIntoPages(chunks, (c) => idBoundaryHash(c.id)).map((page) =>
-    seal({ kind: "file", level: 0, sizeBytes: page.reduce((sum, c) => sum + c.lengthBytes, 0), chunks: page }),
-  );
-  while (current.length > 1) {
-    level++;
-    const nodeLevel = level;
-    current = splitIntoPages(current, (s) => idBoundaryHash(s.id)).map((page) =>
-      seal({
-        kind: "file",
-        level: nodeLevel,
-        sizeBytes: page.reduce((sum, s) => sum + s.object.sizeBytes, 0),
-        pages: page.map((s) => ({ id: s.id, sizeBytes: s.object.sizeBytes })),
-      }),
-    );
+  for (const chunk of chunks) {
+    const leaf = builder.add(chunk);
+    if (leaf) out.push(leaf);
   }
+  out.push(...builder.finish());
   return out;
 }
 

@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
 import { forEachChunk } from "./chunk-reader.ts";
 import type { ObjectId } from "../core/id.ts";
-import { compareNames, type ChunkRef, type TreeEntry } from "../core/objects.ts";
+import { compareNames, type TreeEntry } from "../core/objects.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
-import { buildFileNodes, buildTreeNodes, type SealedObject } from "../core/pages.ts";
+import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/pages.ts";
 import { IGNORE_FILE_NAME, isIgnored, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
 import { NoStatCache, RACY_WINDOW_NS, type StatCache } from "./stat-cache.ts";
 
@@ -215,21 +215,22 @@ class Scanner {
       return undefined;
     }
     try {
-      const chunks = await this.readChunks(fd);
+      const builder = await this.readChunks(fd);
       // The file's identity after reading: if it changed while we read, what we hashed may be a
       // mix of old and new bytes, so it must not be cached (the next scan reads it again).
       const after = fstatSync(fd, { bigint: true });
-      const sizeBytes = chunks.reduce((sum, c) => sum + c.lengthBytes, 0);
-      const nodes = buildFileNodes(chunks);
+      const sizeBytes = builder.sizeBytes;
+      const nodes = builder.finish();
       for (const node of nodes) await this.options.sink.object(node);
       const id = nodes[nodes.length - 1]!.id;
+
       this.counts.filesRead++;
       const stable = after.mtimeNs === stats.mtimeNs && after.size === stats.size && BigInt(sizeBytes) === after.size;
       const racy = this.startNs - after.mtimeNs < RACY_WINDOW_NS || this.startNs - after.ctimeNs < RACY_WINDOW_NS;
-      this.counts.chunks += chunks.length;
-      this.counts.chunksRead += chunks.length;
+      this.counts.chunks += builder.chunkCount;
+      this.counts.chunksRead += builder.chunkCount;
       if (stable && !racy) {
-        this.statCache.set(relativePath, { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id, chunkCount: chunks.length });
+        this.statCache.set(relativePath, { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id, chunkCount: builder.chunkCount });
       }
       return { id, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
     } catch (error) {
@@ -240,23 +241,27 @@ class Scanner {
     }
   }
 
-  /** Streams a file through the reused buffer, cutting and hashing chunks as they complete. */
-  private async readChunks(fd: number): Promise<ChunkRef[]> {
+  /**
+   * Streams a file through the reused buffer, cutting and hashing chunks as they complete and
+   * sealing its leaf pages as they fill, so memory does not grow with the file's size.
+   */
+  private async readChunks(fd: number): Promise<FileNodeBuilder> {
     const sink = this.options.sink;
-    const chunks: ChunkRef[] = [];
+    const builder = new FileNodeBuilder();
     await forEachChunk(
       fd,
       this.buffer,
       this.params,
-      ({ id, bytes }) => {
-        chunks.push({ id, lengthBytes: bytes.length });
-        return sink.chunk?.(id, bytes);
+      async ({ id, bytes }) => {
+        if (sink.chunk) await sink.chunk(id, bytes);
+        const leaf = builder.add({ id, lengthBytes: bytes.length });
+        if (leaf) await sink.object(leaf);
       },
       (n) => {
         this.counts.bytesRead += n;
         this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
       },
     );
-    return chunks;
+    return builder;
   }
 }

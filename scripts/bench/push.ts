@@ -1,0 +1,679 @@
+// Push benchmark: `dsync push` against rsync to a local rsync daemon, on the same data in the
+// same run, each behind a counting TCP proxy so both are measured by the bytes on the wire.
+//
+//   bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4]
+//                             [--dsync auto|binary|source|build] [--release NAME@FROM..TO]
+//
+// --dsync: auto (default) runs dist/dsync when it exists (what users run; warns when it is older
+// than the sources), else bun on cli/main.ts; build compiles the committed HEAD into --data first.
+// Where dsync's time goes comes from its own report: elapsed_ms and phases_ms (scan, plan,
+// upload, commit); start-up and exit are the wall time minus elapsed_ms.
+//
+// Cases (each beside rsync -a and rsync -az):
+//   1. initial push of a mixed tree (3 large random files + ~8 000 small files; 1 GiB by default)
+//   2. push after a 1 KiB edit in the middle of a large file (256 MiB by default)
+//   3. no-change push of a 10 000-file tree (files of 1-8 KiB)
+//   4. a real update: two releases of an npm package with a native binary, v1 then v2
+//
+// Times are medians over --runs runs, from process spawn to exit (start-up included for both
+// tools); bytes are what crossed each proxy (up = client to server); CPU is the client's own
+// (rusage) and the node's or the daemon's with its reaped children (/proc), plus this process's
+// (the proxies). Before each timed run the tool's destination holds the case's starting state
+// and `sync` has flushed dirty pages. Generated data is cached under --data, so reruns skip it.
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join, resolve } from "node:path";
+import { formatBytes, formatMarkdownTable, formatTable, gitCommit, machineInfo, median, warmPageCache } from "./lib.ts";
+import {
+  buildDsyncAtHead,
+  cleanEnv,
+  editMiddle,
+  ensureEditBase,
+  ensureMixedTree,
+  ensureReleasePair,
+  ensureSmallFilesTree,
+  REPO_ROOT,
+  replaceContents,
+  resolveDsync,
+  runTimed,
+  startDsyncNode,
+  startRsyncDaemon,
+  type DsyncCommand,
+  type Service,
+} from "./push-lib.ts";
+import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  dataDir: string;
+  runs: number;
+  sizeMiB: number;
+  cases: Set<number>;
+  dsync: "auto" | "binary" | "source" | "build";
+  release: { name: string; from: string; to: string };
+}
+
+function usage(message?: string): never {
+  process.stderr.write(
+    (message ? `push bench: ${message}\n` : "") +
+      "usage: bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4] [--dsync auto|binary|source|build] [--release NAME@FROM..TO]\n",
+  );
+  process.exit(message ? 2 : 0);
+}
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = {
+    dataDir: join(REPO_ROOT, ".bench/push"),
+    runs: 3,
+    sizeMiB: 1024,
+    cases: new Set([1, 2, 3, 4]),
+    dsync: "auto",
+    release: { name: "@oven/bun-linux-x64", from: "1.4.4", to: "1.4.5" },
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = () => argv[++i] ?? usage(`${flag} needs a value`);
+    const count = (min: number) => {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < min) usage(`${flag} needs a whole number >= ${min}`);
+      return n;
+    };
+    if (flag === "--data") options.dataDir = resolve(value());
+    else if (flag === "--runs") options.runs = count(1);
+    else if (flag === "--size-mib") options.sizeMiB = count(16);
+    else if (flag === "--cases") options.cases = new Set(value().split(",").map((c) => Number(c)));
+    else if (flag === "--dsync") {
+      const choice = value();
+      if (choice !== "auto" && choice !== "binary" && choice !== "source" && choice !== "build") usage("--dsync is auto, binary, source or build");
+      options.dsync = choice;
+    } else if (flag === "--release") {
+      const match = /^(@?[^@]+)@([^.][^ ]*?)\.\.(.+)$/.exec(value());
+      if (!match) usage("--release is NAME@FROM..TO, e.g. @oven/bun-linux-x64@1.4.4..1.4.5");
+      options.release = { name: match[1]!, from: match[2]!, to: match[3]! };
+    } else if (flag === "--help" || flag === "-h") usage();
+    else usage(`unknown argument ${flag}`);
+  }
+  for (const c of options.cases) if (![1, 2, 3, 4].includes(c)) usage(`no case ${c}`);
+  return options;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+type Tool = "dsync" | "rsync -a" | "rsync -az";
+const TOOLS: Tool[] = ["dsync", "rsync -a", "rsync -az"];
+
+interface PushReportFields {
+  files: number;
+  bytes: number;
+  chunks: number;
+  chunks_sent: number;
+  bytes_sent: number;
+  objects_sent: number;
+  wire_bytes_sent: number;
+  wire_bytes_received: number;
+  requests: number;
+  files_read: number;
+  elapsed_ms: number;
+  /** From phases_ms in the report (absent from older builds). */
+  phase_scan_ms: number;
+  phase_plan_ms: number;
+  phase_upload_ms: number;
+  phase_commit_ms: number;
+  /** Wall time minus elapsed_ms: process start-up, module loading, exit. */
+  outside_ms: number;
+}
+
+const REPORT_FIELDS = [
+  "files",
+  "bytes",
+  "chunks",
+  "chunks_sent",
+  "bytes_sent",
+  "objects_sent",
+  "wire_bytes_sent",
+  "wire_bytes_received",
+  "requests",
+  "files_read",
+  "elapsed_ms",
+] as const;
+
+function parseReport(stdout: string, seconds: number): PushReportFields {
+  const raw = JSON.parse(stdout) as Record<string, unknown>;
+  const out = {} as PushReportFields;
+  for (const key of REPORT_FIELDS) out[key] = Number(raw[key]);
+  const phases = (raw.phases_ms ?? {}) as Record<string, number | undefined>;
+  out.phase_scan_ms = phases.scan ?? NaN;
+  out.phase_plan_ms = phases.plan ?? NaN;
+  out.phase_upload_ms = phases.upload ?? NaN;
+  out.phase_commit_ms = phases.commit ?? NaN;
+  out.outside_ms = seconds * 1000 - out.elapsed_ms;
+  return out;
+}
+
+interface Sample {
+  seconds: number;
+  up: number;
+  down: number;
+  /** CPU seconds of the client process, and of the node / daemon (with its children) during the run. */
+  clientCpu: number;
+  serverCpu: number;
+  /** CPU seconds of this process (the two proxies) during the run. */
+  proxyCpu: number;
+  report?: PushReportFields;
+}
+
+interface CaseResult {
+  id: string;
+  title: string;
+  /** What the data was, for the tables. */
+  data: string;
+  samples: Record<Tool, Sample[]>;
+  /** Set for the cases that have a target. */
+  target?: Target;
+  notes: string[];
+}
+
+interface Target {
+  text: string;
+  check(summary: Record<Tool, Summary>): { met: boolean; detail: string };
+}
+
+interface Summary {
+  seconds: number;
+  up: number;
+  down: number;
+  total: number;
+  clientCpu: number;
+  serverCpu: number;
+  proxyCpu: number;
+  runs: number;
+  report?: Record<keyof PushReportFields, number>;
+}
+
+function summarize(samples: Sample[]): Summary {
+  const reports = samples.map((s) => s.report).filter((r): r is PushReportFields => r !== undefined);
+  let report: Summary["report"];
+  if (reports.length > 0) {
+    report = {} as Record<keyof PushReportFields, number>;
+    for (const key of Object.keys(reports[0]!) as (keyof PushReportFields)[]) report[key] = median(reports.map((r) => r[key]));
+  }
+  return {
+    seconds: median(samples.map((s) => s.seconds)),
+    up: median(samples.map((s) => s.up)),
+    down: median(samples.map((s) => s.down)),
+    total: median(samples.map((s) => s.up + s.down)),
+    clientCpu: median(samples.map((s) => s.clientCpu)),
+    serverCpu: median(samples.map((s) => s.serverCpu)),
+    proxyCpu: median(samples.map((s) => s.proxyCpu)),
+    runs: samples.length,
+    report,
+  };
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Rotates the order of the tools from run to run, so none always goes first after a setup step. */
+function toolOrder(run: number): Tool[] {
+  return TOOLS.map((_, i) => TOOLS[(i + run) % TOOLS.length]!);
+}
+
+class Bench {
+  node: (Service & { url: string }) | undefined;
+  dsyncProxy!: TcpProxy;
+  rsyncProxy!: TcpProxy;
+  rsyncd!: Service;
+  readonly nodeDir: string;
+  readonly moduleDir: string;
+  readonly workDir: string;
+  readonly env = cleanEnv();
+
+  constructor(readonly options: Options, readonly dsync: DsyncCommand) {
+    this.nodeDir = join(options.dataDir, "run", "node");
+    this.moduleDir = join(options.dataDir, "run", "rsync-module");
+    this.workDir = join(options.dataDir, "run", "work");
+  }
+
+  async start(): Promise<void> {
+    rmSync(join(this.options.dataDir, "run"), { recursive: true, force: true });
+    mkdirSync(this.workDir, { recursive: true });
+    this.rsyncd = await startRsyncDaemon(join(this.options.dataDir, "run", "rsyncd"), this.moduleDir);
+    this.rsyncProxy = await startTcpProxy({ targetPort: this.rsyncd.port });
+    this.dsyncProxy = await startTcpProxy({ targetPort: 1 });
+    await this.freshNode();
+  }
+
+  /** Stops the node (if any) and starts one over an empty data folder, behind the same proxy. */
+  async freshNode(): Promise<void> {
+    await this.node?.stop();
+    this.node = undefined;
+    this.node = await startDsyncNode(this.dsync, this.nodeDir, true);
+    this.dsyncProxy.setTarget(this.node.port);
+  }
+
+  get remote(): string {
+    return `http://127.0.0.1:${this.dsyncProxy.port}`;
+  }
+
+  async stop(): Promise<void> {
+    const steps: (() => unknown)[] = [() => this.node?.stop(), () => this.rsyncd?.stop(), () => this.dsyncProxy?.stop(), () => this.rsyncProxy?.stop()];
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (error) {
+        log(`cleanup: ${(error as Error).message}`);
+      }
+    }
+    // The node's data, the rsync destinations and the working copies are only useful while running.
+    rmSync(join(this.options.dataDir, "run"), { recursive: true, force: true });
+  }
+
+  /** Flushes dirty pages (untimed), so one run does not pay for the last one's writeback. */
+  async settle(): Promise<void> {
+    await runTimed(["sync"]);
+  }
+
+  async measure(proxy: TcpProxy, server: Service, argv: string[], withReport: boolean): Promise<Sample> {
+    await this.settle();
+    proxy.reset();
+    const serverCpuBefore = server.cpuSeconds();
+    const ownCpuBefore = process.cpuUsage();
+    const timed = await runTimed(argv, { env: this.env });
+    // The last bytes the client wrote may still be on their way through the proxy, and the
+    // daemon reaps its per-connection children just after the client exits.
+    await Bun.sleep(50);
+    const { up, down } = proxy.counters();
+    const sample: Sample = { seconds: timed.seconds, up, down, clientCpu: timed.cpuSeconds, serverCpu: server.cpuSeconds() - serverCpuBefore, proxyCpu: cpuSecondsSince(ownCpuBefore) };
+    if (withReport) sample.report = parseReport(timed.stdout, timed.seconds);
+    return sample;
+  }
+
+  push(dir: string, folder: string): Promise<Sample> {
+    return this.measure(this.dsyncProxy, this.node!, [...this.dsync.argv, "push", dir, "--remote", this.remote, "--folder", folder, "--json"], true);
+  }
+
+  rsync(variant: "rsync -a" | "rsync -az", source: string, dest: string, extra: string[] = []): Promise<Sample> {
+    const flags = variant === "rsync -a" ? "-a" : "-az";
+    return this.measure(this.rsyncProxy, this.rsyncd, ["rsync", flags, ...extra, "--exclude=/.dsync/", `${source}/`, `rsync://127.0.0.1:${this.rsyncProxy.port}/bench/${dest}/`], false);
+  }
+
+  runTool(tool: Tool, source: string, folder: string, dest: string, extra: string[] = []): Promise<Sample> {
+    return tool === "dsync" ? this.push(source, folder) : this.rsync(tool, source, dest, extra);
+  }
+
+  removeDest(dest: string): void {
+    rmSync(join(this.moduleDir, dest), { recursive: true, force: true });
+  }
+
+  /** Checks that the rsync destination and the node's head both equal `dir` (outside the timed part). */
+  async verify(dir: string, folder: string, dests: string[]): Promise<void> {
+    for (const dest of dests) await runTimed(["diff", "-r", "-q", "--exclude=.dsync", dir, join(this.moduleDir, dest)]);
+    await runTimed([...this.dsync.argv, "diff", dir, `${this.node!.url}/${folder}`], { env: this.env });
+  }
+}
+
+function cpuSecondsSince(before: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1e6;
+}
+
+function emptySamples(): Record<Tool, Sample[]> {
+  return { dsync: [], "rsync -a": [], "rsync -az": [] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases
+
+const FIRST_PUSH_NOTE = "On a folder's first push dsync uploads chunks while it scans, so its scan phase includes the upload.";
+
+async function caseInitial(bench: Bench): Promise<CaseResult> {
+  const { options } = bench;
+  const tree = ensureMixedTree(options.dataDir, options.sizeMiB, log);
+  const stateDir = join(tree.root, ".dsync");
+  rmSync(stateDir, { recursive: true, force: true });
+  warmPageCache(listFiles(tree.root), new Uint8Array(4 * 1024 * 1024));
+  const samples = emptySamples();
+  try {
+    for (let run = 0; run < options.runs; run++) {
+      for (const tool of toolOrder(run)) {
+        const dest = `c1-${tool === "rsync -a" ? "a" : "az"}-${run}`;
+        if (tool === "dsync") {
+          await bench.freshNode();
+          rmSync(stateDir, { recursive: true, force: true });
+        }
+        const sample = await bench.runTool(tool, tree.root, "mixed", dest);
+        samples[tool].push(sample);
+        log(`  case 1 run ${run + 1} ${tool}: ${sample.seconds.toFixed(2)} s, ${formatBytes(sample.up + sample.down)}`);
+        if (tool !== "dsync") {
+          if (run === 0) await runTimed(["diff", "-r", "-q", "--exclude=.dsync", tree.root, join(bench.moduleDir, dest)]);
+          bench.removeDest(dest);
+        }
+      }
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+  return {
+    id: "1",
+    title: "Initial push of a mixed tree to an empty node / module",
+    data: `${tree.files} files, ${formatBytes(tree.bytes)} (3 random files of ${formatBytes(Math.floor((options.sizeMiB * 1024 * 1024 * 3) / 4 / 3))} + small files of 1-64 KiB, half text)`,
+    samples,
+    target: {
+      text: "dsync time <= rsync -a time",
+      check: (s) => ratioCheck(s.dsync.seconds, s["rsync -a"].seconds, 1, "time vs rsync -a"),
+    },
+    notes: [FIRST_PUSH_NOTE],
+  };
+}
+
+async function caseEdit(bench: Bench): Promise<CaseResult> {
+  const { options } = bench;
+  const fileMiB = Math.max(4, Math.round(options.sizeMiB / 4));
+  const base = ensureEditBase(options.dataDir, fileMiB, log);
+  const dir = join(bench.workDir, "edit");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, "data.bin");
+  await runTimed(["cp", base.path, file]);
+  await bench.freshNode();
+  const setup = emptySamples();
+  for (const tool of TOOLS) setup[tool].push(await bench.runTool(tool, dir, "edit", tool === "rsync -a" ? "c2-a" : "c2-az"));
+  const samples = emptySamples();
+  let offset = 0;
+  for (let run = 0; run < options.runs; run++) {
+    offset = editMiddle(file, `push/edit/run-${run}`);
+    for (const tool of toolOrder(run)) {
+      const sample = await bench.runTool(tool, dir, "edit", tool === "rsync -a" ? "c2-a" : "c2-az");
+      samples[tool].push(sample);
+      log(`  case 2 run ${run + 1} ${tool}: ${sample.seconds.toFixed(3)} s, ${formatBytes(sample.up + sample.down)}`);
+    }
+  }
+  await bench.verify(dir, "edit", ["c2-a", "c2-az"]);
+  bench.removeDest("c2-a");
+  bench.removeDest("c2-az");
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    id: "2",
+    title: "Push after a 1 KiB edit in the middle of a large file",
+    data: `one random file of ${formatBytes(base.bytes)}, 1 KiB overwritten at offset ${formatBytes(offset)} before each run (the node / destination hold the previous state)`,
+    samples,
+    target: {
+      text: "dsync bytes (both directions) <= 0.6x rsync -a, time <= 0.5x rsync -a",
+      check: (s) => {
+        const bytes = ratioCheck(s.dsync.total, s["rsync -a"].total, 0.6, "bytes vs rsync -a");
+        const time = ratioCheck(s.dsync.seconds, s["rsync -a"].seconds, 0.5, "time vs rsync -a");
+        return { met: bytes.met && time.met, detail: `${bytes.detail}; ${time.detail}` };
+      },
+    },
+    notes: [`initial sync of the file (setup, one run): dsync ${setup.dsync[0]!.seconds.toFixed(2)} s, rsync -a ${setup["rsync -a"][0]!.seconds.toFixed(2)} s, rsync -az ${setup["rsync -az"][0]!.seconds.toFixed(2)} s`],
+  };
+}
+
+async function caseNoChange(bench: Bench): Promise<CaseResult> {
+  const { options } = bench;
+  const tree = ensureSmallFilesTree(options.dataDir, 10_000, log);
+  const stateDir = join(tree.root, ".dsync");
+  rmSync(stateDir, { recursive: true, force: true });
+  warmPageCache(listFiles(tree.root), new Uint8Array(64 * 1024));
+  const samples = emptySamples();
+  const setup = emptySamples();
+  try {
+    await bench.freshNode();
+    for (const tool of TOOLS) setup[tool].push(await bench.runTool(tool, tree.root, "small", tool === "rsync -a" ? "c3-a" : "c3-az"));
+    for (let run = 0; run < options.runs; run++) {
+      for (const tool of toolOrder(run)) {
+        const sample = await bench.runTool(tool, tree.root, "small", tool === "rsync -a" ? "c3-a" : "c3-az");
+        samples[tool].push(sample);
+        log(`  case 3 run ${run + 1} ${tool}: ${sample.seconds.toFixed(3)} s, ${formatBytes(sample.up + sample.down)}`);
+      }
+    }
+    await bench.verify(tree.root, "small", ["c3-a", "c3-az"]);
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+    bench.removeDest("c3-a");
+    bench.removeDest("c3-az");
+  }
+  const first = (tool: Tool) => setup[tool][0]!;
+  return {
+    id: "3",
+    title: "No-change push of a 10 000-file tree",
+    data: `${tree.files} files, ${formatBytes(tree.bytes)} (1-8 KiB each, half text) in 100 directories, already synced`,
+    samples,
+    target: {
+      text: "dsync time <= 0.5x rsync -a",
+      check: (s) => ratioCheck(s.dsync.seconds, s["rsync -a"].seconds, 0.5, "time vs rsync -a"),
+    },
+    notes: [
+      `initial sync (setup, one run): dsync ${first("dsync").seconds.toFixed(2)} s / ${formatBytes(first("dsync").up + first("dsync").down)}, ` +
+        `rsync -a ${first("rsync -a").seconds.toFixed(2)} s / ${formatBytes(first("rsync -a").up + first("rsync -a").down)}, ` +
+        `rsync -az ${first("rsync -az").seconds.toFixed(2)} s / ${formatBytes(first("rsync -az").up + first("rsync -az").down)}`,
+    ],
+  };
+}
+
+async function caseRelease(bench: Bench): Promise<CaseResult[]> {
+  const { options } = bench;
+  const { name, from, to } = options.release;
+  const pair = await ensureReleasePair(options.dataDir, name, from, to, log);
+  const dir = join(bench.workDir, "release");
+  const initial = emptySamples();
+  const update = emptySamples();
+  for (let run = 0; run < options.runs; run++) {
+    await bench.freshNode();
+    rmSync(dir, { recursive: true, force: true });
+    replaceContents(dir, pair.from.dir);
+    const dest = (tool: Tool) => `c4-${tool === "rsync -a" ? "a" : "az"}-${run}`;
+    for (const tool of toolOrder(run)) initial[tool].push(await bench.runTool(tool, dir, "release", dest(tool), ["--delete"]));
+    replaceContents(dir, pair.to.dir);
+    for (const tool of toolOrder(run)) {
+      const sample = await bench.runTool(tool, dir, "release", dest(tool), ["--delete"]);
+      update[tool].push(sample);
+      log(`  case 4 run ${run + 1} ${tool}: ${sample.seconds.toFixed(3)} s, ${formatBytes(sample.up + sample.down)}`);
+    }
+    if (run === 0) await bench.verify(dir, "release", [dest("rsync -a"), dest("rsync -az")]);
+    bench.removeDest(dest("rsync -a"));
+    bench.removeDest(dest("rsync -az"));
+  }
+  rmSync(dir, { recursive: true, force: true });
+  const describe = (r: Awaited<ReturnType<typeof ensureReleasePair>>["from"]) => `${r.version}: ${r.files} files, ${formatBytes(r.bytes)} (tarball ${formatBytes(r.tarballBytes)})`;
+  return [
+    {
+      id: "4a",
+      title: `Release ${from} pushed to an empty node / module (the setup of case 4)`,
+      data: `${name} ${describe(pair.from)}`,
+      samples: initial,
+      notes: [FIRST_PUSH_NOTE],
+    },
+    {
+      id: "4",
+      title: `Release update ${from} -> ${to} (directory replaced, --delete for rsync)`,
+      data: `${name} ${describe(pair.from)} -> ${describe(pair.to)}`,
+      samples: update,
+      target: {
+        text: "dsync bytes <= rsync -az bytes and time <= rsync -az time",
+        check: (s) => {
+          const bytes = ratioCheck(s.dsync.total, s["rsync -az"].total, 1, "bytes vs rsync -az");
+          const time = ratioCheck(s.dsync.seconds, s["rsync -az"].seconds, 1, "time vs rsync -az");
+          return { met: bytes.met && time.met, detail: `${bytes.detail}; ${time.detail}` };
+        },
+      },
+      notes: [],
+    },
+  ];
+}
+
+
+function ratioCheck(value: number, reference: number, limit: number, what: string): { met: boolean; detail: string } {
+  const ratio = value / reference;
+  return { met: ratio <= limit, detail: `${what} ${ratio.toFixed(2)}x (limit ${limit}x)` };
+}
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === ".dsync") continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...listFiles(path));
+    else if (entry.isFile()) out.push(path);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+function seconds(value: number): string {
+  return value >= 10 ? `${value.toFixed(1)} s` : value >= 1 ? `${value.toFixed(2)} s` : `${(value * 1000).toFixed(0)} ms`;
+}
+
+function ratio(value: number, reference: number): string {
+  if (reference === 0) return "-";
+  return `${(value / reference).toFixed(2)}x`;
+}
+
+const HEADER = ["tool", "time", "up", "down", "total", "CPU client+server (+proxy)", "time vs -a", "bytes vs -a", "time vs -az", "bytes vs -az"];
+
+function caseRows(result: CaseResult): { header: string[]; rows: string[][]; summaries: Record<Tool, Summary> } {
+  const summaries = { dsync: summarize(result.samples.dsync), "rsync -a": summarize(result.samples["rsync -a"]), "rsync -az": summarize(result.samples["rsync -az"]) };
+  const a = summaries["rsync -a"];
+  const az = summaries["rsync -az"];
+  const rows = TOOLS.map((tool) => {
+    const s = summaries[tool];
+    return [
+      tool,
+      seconds(s.seconds),
+      formatBytes(s.up),
+      formatBytes(s.down),
+      formatBytes(s.total),
+      `${s.clientCpu.toFixed(2)} + ${s.serverCpu.toFixed(2)} (+${s.proxyCpu.toFixed(2)}) s`,
+      tool === "dsync" ? ratio(s.seconds, a.seconds) : "",
+      tool === "dsync" ? ratio(s.total, a.total) : "",
+      tool === "dsync" ? ratio(s.seconds, az.seconds) : "",
+      tool === "dsync" ? ratio(s.total, az.total) : "",
+    ];
+  });
+  return { header: HEADER, rows, summaries };
+}
+
+function reportLines(summary: Summary): string[] {
+  const r = summary.report;
+  if (!r) return [];
+  const ms = (v: number) => (Number.isNaN(v) ? "?" : `${Math.round(v)} ms`);
+  return [
+    `dsync report (medians): chunks_sent ${r.chunks_sent} of ${r.chunks}, bytes_sent ${formatBytes(r.bytes_sent)}, objects_sent ${r.objects_sent}, ` +
+      `wire_bytes_sent ${formatBytes(r.wire_bytes_sent)}, wire_bytes_received ${formatBytes(r.wire_bytes_received)}, requests ${r.requests}, ` +
+      `files_read ${r.files_read}, elapsed_ms ${Math.round(r.elapsed_ms)}`,
+    `dsync time split (medians): start-up and exit ${ms(r.outside_ms)} | scan ${ms(r.phase_scan_ms)} | plan (missing checks) ${ms(r.phase_plan_ms)} | ` +
+      `upload ${ms(r.phase_upload_ms)} | commit ${ms(r.phase_commit_ms)}`,
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  mkdirSync(options.dataDir, { recursive: true });
+  const dsync = options.dsync === "build" ? await buildDsyncAtHead(options.dataDir, log) : resolveDsync(options.dsync);
+  const machine = machineInfo();
+  const commit = await gitCommit(REPO_ROOT);
+  const dirty = (await runTimed(["git", "status", "--porcelain", "--", "src", "cli"])).stdout.trim() !== "";
+  const rsyncVersion = (await runTimed(["rsync", "--version"])).stdout.split("\n")[0]!.trim().replace(/\s+/g, " ");
+  const startedAt = new Date();
+  log(`dsync: ${dsync.label}${dsync.staleNote ? ` (warning: ${dsync.staleNote})` : ""}`);
+  log(`rsync: ${rsyncVersion}`);
+  log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memTotal}, load ${machine.loadAverage}`);
+
+  // Start-up cost of each tool, for reading the small cases.
+  const startupTimes = async (argv: string[]) => {
+    const out: number[] = [];
+    for (let i = 0; i < 5; i++) out.push((await runTimed(argv)).seconds);
+    return median(out);
+  };
+  const startup = { dsync: await startupTimes([...dsync.argv, "--version"]), rsync: await startupTimes(["rsync", "--version"]) };
+
+  const bench = new Bench(options, dsync);
+  const results: CaseResult[] = [];
+  const onSignal = () => {
+    log("interrupted: stopping the node, the daemon and the proxies");
+    void bench.stop().then(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    await bench.start();
+    if (options.cases.has(1)) {
+      log(`case 1: initial push (${options.sizeMiB} MiB)`);
+      results.push(await caseInitial(bench));
+    }
+    if (options.cases.has(2)) {
+      log("case 2: 1 KiB edit in a large file");
+      results.push(await caseEdit(bench));
+    }
+    if (options.cases.has(3)) {
+      log("case 3: no-change push of 10 000 files");
+      results.push(await caseNoChange(bench));
+    }
+    if (options.cases.has(4)) {
+      log(`case 4: release update ${options.release.name} ${options.release.from} -> ${options.release.to}`);
+      results.push(...(await caseRelease(bench)));
+    }
+  } finally {
+    await bench.stop();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+
+  // Text tables on stdout; Markdown and JSON beside the data.
+  const text: string[] = [];
+  const markdown: string[] = [];
+  const heading = [
+    `dsync push vs rsync (daemon over loopback, both behind a counting TCP proxy)`,
+    `date ${startedAt.toISOString()}, commit ${commit}${dirty ? " (the working tree has uncommitted changes in src/ or cli/)" : ""}`,
+    `dsync: ${dsync.label}${dsync.staleNote ? ` (${dsync.staleNote})` : ""}; ${rsyncVersion}`,
+    `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memTotal}, kernel ${machine.kernel}, load at start ${machine.loadAverage}`,
+    `runs: ${options.runs} (medians), size: ${options.sizeMiB} MiB; process start-up (--version): dsync ${seconds(startup.dsync)}, rsync ${seconds(startup.rsync)}; load at end ${loadavg().map((v) => v.toFixed(2)).join(" ")}`,
+  ];
+  text.push(...heading, "");
+  markdown.push(...heading.map((line) => `${line}  `), "");
+  const targetRows: string[][] = [];
+  for (const result of results) {
+    const { header, rows, summaries } = caseRows(result);
+    text.push(`${result.id}. ${result.title}`, `   ${result.data}`, formatTable(header, rows), ...reportLines(summaries.dsync));
+    markdown.push(`#### ${result.id}. ${result.title}`, "", result.data, "", formatMarkdownTable(header, rows), "", ...reportLines(summaries.dsync).map((line) => `${line}  `));
+    for (const note of result.notes) {
+      text.push(note);
+      markdown.push("", note);
+    }
+    if (result.target) {
+      const check = result.target.check(summaries);
+      const line = `target: ${result.target.text}: ${check.met ? "MET" : "MISSED"} (${check.detail})`;
+      text.push(line);
+      markdown.push("", `Target: ${result.target.text}: **${check.met ? "met" : "missed"}** (${check.detail})`);
+      targetRows.push([result.id, result.target.text, check.met ? "met" : "missed", check.detail]);
+    }
+    text.push("");
+    markdown.push("");
+  }
+  if (targetRows.length > 0) {
+    text.push(formatTable(["case", "target", "result", "measured"], targetRows), "");
+    markdown.push(formatMarkdownTable(["case", "target", "result", "measured"], targetRows), "");
+  }
+  process.stdout.write(text.join("\n") + "\n");
+  const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
+  const resultsDir = join(options.dataDir, "results");
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, `push-${stamp}.md`), markdown.join("\n") + "\n");
+  writeFileSync(
+    join(resultsDir, `push-${stamp}.json`),
+    JSON.stringify({ startedAt, commit, dirty, dsync: dsync.label, rsync: rsyncVersion, machine, options: { ...options, cases: [...options.cases] }, startup, results }, null, 2),
+  );
+  log(`results: ${join(resultsDir, `push-${stamp}.md`)}`);
+  if (!existsSync(resultsDir)) log("results directory vanished");
+}
+
+await main();

@@ -23,7 +23,11 @@ export function idFromBytes(bytes: Uint8Array): ObjectId {
   return new Uint8Array(bytes) as ObjectId;
 }
 
+/** Native Uint8Array.prototype.toHex where the runtime has it (several times faster). */
+const nativeToHex = (Uint8Array.prototype as { toHex?: () => string }).toHex;
+
 export function idToHex(id: Uint8Array): string {
+  if (nativeToHex) return nativeToHex.call(id);
   let out = "";
   for (let i = 0; i < id.length; i++) {
     const byte = id[i]!;

@@ -13,7 +13,7 @@ import { diffTrees, entriesEqual, type DiffEntry } from "../core/diff.ts";
 import { idEquals, idFromHex, idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
-import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
+import { readFileChunks, type ObjectLoader } from "../core/pages.ts";
 import {
   DirectorySyncer,
   ensureDirectory,
@@ -34,6 +34,7 @@ import { RemoteError, RemoteNode } from "./remote.ts";
 import { cachedRemoteLoader, fetchNodeClosure } from "./remote-objects.ts";
 import { scanIntoCache } from "./scan-local.ts";
 import { clientToken, resolveFolder, resolveRemote, UsageError } from "./sync-target.ts";
+import { TreeLookup } from "./tree-lookup.ts";
 
 export interface PullOptions {
   remote?: string;
@@ -438,33 +439,3 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
 }
 
 
-/** Finds entries by path in one tree, decoding each directory once. */
-class TreeLookup {
-  private readonly directories = new Map<string, Map<string, TreeEntry>>();
-  constructor(private readonly root: ObjectId, private readonly load: ObjectLoader) {}
-
-  private async directory(id: ObjectId): Promise<Map<string, TreeEntry>> {
-    const key = idToHex(id);
-    let entries = this.directories.get(key);
-    if (!entries) {
-      entries = new Map((await readTreeEntries(id, this.load)).map((e) => [e.name, e]));
-      this.directories.set(key, entries);
-    }
-    return entries;
-  }
-
-  async entryAt(path: string): Promise<TreeEntry | undefined> {
-    let current = this.root;
-    let found: TreeEntry | undefined;
-    const parts = path.split("/");
-    for (let i = 0; i < parts.length; i++) {
-      found = (await this.directory(current)).get(parts[i]!);
-      if (!found) return undefined;
-      if (i < parts.length - 1) {
-        if (found.kind !== "dir") return undefined;
-        current = found.id!;
-      }
-    }
-    return found;
-  }
-}

@@ -7,7 +7,10 @@
 // chunks plus the O(depth) nodes above them.
 import { join } from "node:path";
 import { existsSync, statSync } from "node:fs";
-import { idToHex, type ObjectId } from "../core/id.ts";
+import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
+import { readFileChunks, type ObjectLoader } from "../core/pages.ts";
+import { cachedRemoteLoader } from "./remote-objects.ts";
+import { TreeLookup } from "./tree-lookup.ts";
 import { LIMITS } from "../core/limits.ts";
 import { decodeObject, isFileLeaf, isTreeLeaf } from "../core/objects.ts";
 import type { ObjectBatchWriter } from "./batch-writer.ts";
@@ -65,6 +68,14 @@ interface Pending {
   kind: "tree" | "file";
   path: string;
   offsetBytes: number;
+  /** The node a tree entry names (a file's top node), as opposed to one of its pages. */
+  top?: boolean;
+}
+
+/** The version the directory last synced, whose chunks the node holds already. */
+export interface PreviousTree {
+  root: ObjectId;
+  load: ObjectLoader;
 }
 
 export interface UploadPlan {
@@ -75,9 +86,25 @@ export interface UploadPlan {
 }
 
 /** Descends from the root, level by level, asking the remote which objects it lacks. */
-export async function planUpload(remote: RemoteNode, rootId: ObjectId, dir: string, readNode: (id: ObjectId) => Promise<Uint8Array>): Promise<UploadPlan> {
+/**
+ * With `previous`, chunks that the same path's file held in the last synced version are taken
+ * as present without asking (an edit in a big file would otherwise ask about every chunk of the
+ * changed pages). If the node lost them meanwhile, the commit names them and the caller plans
+ * again without `previous`.
+ */
+export async function planUpload(
+  remote: RemoteNode,
+  rootId: ObjectId,
+  dir: string,
+  readNode: (id: ObjectId) => Promise<Uint8Array>,
+  previous?: PreviousTree,
+  /** Descend below nodes the remote has too (after it reported missing objects under present nodes). */
+  descendAll = false,
+): Promise<UploadPlan> {
   const plan: UploadPlan = { objects: [], chunks: [], chunkBytes: 0 };
   const seen = new Set<string>();
+  const previousLookup = previous && new TreeLookup(previous.root, previous.load);
+  const knownPresent = new Set<string>();
   let level: Pending[] = [{ id: rootId, kind: "tree", path: "", offsetBytes: 0 }];
   let chunkCandidates = new Map<string, { id: ObjectId; location: ChunkLocation }>();
   while (level.length > 0 || chunkCandidates.size > 0) {
@@ -93,25 +120,33 @@ export async function planUpload(remote: RemoteNode, rootId: ObjectId, dir: stri
     chunkCandidates = new Map();
     const next: Pending[] = [];
     for (const item of level) {
-      if (!missing.has(idToHex(item.id))) continue;
-      plan.objects.push(item.id);
+      const lacked = missing.has(idToHex(item.id));
+      if (!lacked && !descendAll) continue;
+      if (lacked) plan.objects.push(item.id);
       const object = decodeObject(await readNode(item.id));
       if (object.kind === "tree") {
         if (isTreeLeaf(object)) {
           for (const entry of object.entries) {
             const path = item.path === "" ? entry.name : `${item.path}/${entry.name}`;
             if (entry.kind === "dir") next.push({ id: entry.id!, kind: "tree", path, offsetBytes: 0 });
-            else if (entry.kind === "file") next.push({ id: entry.id!, kind: "file", path, offsetBytes: 0 });
+            else if (entry.kind === "file") next.push({ id: entry.id!, kind: "file", path, offsetBytes: 0, top: true });
           }
         } else {
           for (const page of object.pages) next.push({ id: page.id, kind: "tree", path: item.path, offsetBytes: 0 });
         }
       } else if (object.kind === "file") {
+        if (item.top && previousLookup) {
+          const before = await previousLookup.entryAt(item.path).catch(() => undefined);
+          if (before?.kind === "file") {
+            const chunks = await readFileChunks(before.id!, previous!.load).catch(() => []);
+            for (const chunk of chunks) knownPresent.add(idToHex(chunk.id));
+          }
+        }
         let offset = item.offsetBytes;
         if (isFileLeaf(object)) {
           for (const chunk of object.chunks) {
             const key = idToHex(chunk.id);
-            if (!chunkCandidates.has(key) && !seen.has(key)) {
+            if (!chunkCandidates.has(key) && !seen.has(key) && !knownPresent.has(key)) {
               seen.add(key);
               chunkCandidates.set(key, { id: chunk.id, location: { path: join(dir, item.path), offsetBytes: offset, lengthBytes: chunk.lengthBytes } });
             }
@@ -213,7 +248,8 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     await streamer?.finish();
     const readNode = nodeReader(scan, caches);
     const planStartMs = Date.now();
-    const plan = await planUpload(remote, scan.rootId, dir, readNode);
+    const previous = sameTarget && state.lastRoot ? { root: idFromHex(state.lastRoot), load: cachedRemoteLoader(undefined, caches.objects) } : undefined;
+    const plan = await planUpload(remote, scan.rootId, dir, readNode, previous);
     progress.phase("pushing", plan.chunkBytes);
     const uploadStartMs = Date.now();
     const uploaded = await executeUpload(remote, plan, readNode, progress, pipeline);
@@ -231,10 +267,11 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     try {
       result = await remote.commit(folder, commitBody);
     } catch (error) {
-      // Garbage collection on the node may have removed objects it had told us it held:
-      // the node then names what is missing, and one more round sends it.
+      // Garbage collection on the node may have removed objects it had told us it held (or that
+      // the last synced version held): the node then names what is missing, and one more round,
+      // which checks every object of the tree, sends it.
       if (!(error instanceof RemoteError && error.kind === "conflict" && Array.isArray(error.body?.missing))) throw error;
-      const again = await planUpload(remote, scan.rootId, dir, readNode);
+      const again = await planUpload(remote, scan.rootId, dir, readNode, undefined, true);
       const more = await executeUpload(remote, again, readNode, progress, pipeline);
       sent = { objectsSent: sent.objectsSent + more.objectsSent, bytesSent: sent.bytesSent + more.bytesSent };
       plan.chunks.push(...again.chunks);

@@ -188,9 +188,8 @@ export class DsyncNode {
         keepVersions: this.options.defaultKeepVersions ?? null,
         keepDays: this.options.defaultKeepDays ?? null,
       });
-      if (request.parent && !this.metadata.getVersion(folder.name, request.parent)) {
-        throw new UserError(`parent version ${idToHex(request.parent)} is not part of folder ${folder.name}`, 409);
-      }
+      // A parent this node does not know (pruned by retention, or never seen) gives no merge
+      // base: the push is then merged without one, which keeps every path of both sides.
       const newlyComplete = await verifyTreeClosure(request.root, this.store, this.metadata);
       this.metadata.markComplete(newlyComplete);
 

@@ -63,3 +63,33 @@ test("objects used within the grace period survive, and a push after gc still wo
   const verify = await runCli(["verify", "--remote", node().url]);
   expect(verify.code).toBe(0);
 });
+
+test("a push that relies on chunks of a version collected since then re-sends them and lands whole", async () => {
+  // Alice pushes v1 and keeps it as her last synced version.
+  const alice = join(tempDir(), "collected");
+  const big = randomBytes(3_000_000, 77);
+  writeTree(alice, { "big.bin": big });
+  const v1 = (await runCli(["push", alice, "--remote", node().url, "--json", "--keep-versions", "1"])).json();
+  // Bob replaces the folder's content; retention keeps only his version, and GC deletes v1's chunks.
+  const bob = join(tempDir(), "bob-collected");
+  await runCli(["pull", bob, "--remote", node().url, "--folder", "collected"]);
+  writeFileSync(join(bob, "big.bin"), randomBytes(3_000_000, 78));
+  await runCli(["push", bob, "--json"]);
+  const collected = (await runCli(["gc", "--remote", node().url, "--grace-ms", "0", "--json"])).json();
+  expect(collected.versionsPruned).toBeGreaterThanOrEqual(1); // other folders of this file may prune too
+  expect(collected.objectsDeleted).toBeGreaterThan(30);
+
+  // Alice edits one byte: she assumes the node still has v1's other chunks; it does not.
+  big[1_500_000] ^= 0xff;
+  writeFileSync(join(alice, "big.bin"), big);
+  const pushed = await runCli(["push", alice, "--json"]);
+  expect(pushed.stderr).toBe("");
+  expect(pushed.code).toBe(0);
+  const report = pushed.json();
+  expect(report.parent).toBe(v1.version);
+  expect(report.chunks_sent).toBeGreaterThan(30);
+  const copy = join(tempDir(), "collected-copy");
+  expect((await runCli(["pull", copy, "--remote", node().url, "--folder", "collected", "--version", report.pushed])).code).toBe(0);
+  expect(describeTree(copy)).toEqual(describeTree(alice));
+  expect((await runCli(["verify", "--remote", node().url])).code).toBe(0);
+});

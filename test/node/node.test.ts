@@ -7,7 +7,7 @@ import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeObject, type FileLeaf, type TreeEntry } from "../../src/core/objects.ts";
 import { readTreeEntries } from "../../src/core/pages.ts";
 import { IncompleteTreeError } from "../../src/node/closure.ts";
-import { DsyncNode, UserError } from "../../src/node/node.ts";
+import { DsyncNode } from "../../src/node/node.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
 
 afterEach(() => cleanupTempDirs());
@@ -60,7 +60,11 @@ describe("commits", () => {
     expect(idToHex(head)).toBe(idToHex(third.version));
     const mergeRecord = node.listVersions("f")[0]!;
     expect(mergeRecord.parents.map(idToHex)).toEqual([idToHex(second.version), idToHex(third.pushed)]);
-    await expect(node.commit(commitOf("f", v3.root, blake3(new Uint8Array([9]))))).rejects.toBeInstanceOf(UserError);
+    // A parent the node does not know (pruned, or never seen) merges without a base: nothing is dropped.
+    const v4 = await storeTree(node, { "c.txt": "sea" });
+    const orphan = await node.commit(commitOf("f", v4.root, blake3(new Uint8Array([9]))));
+    const names = (await readTreeEntries(orphan.root, node.load)).map((e) => e.name);
+    expect(names).toEqual(["a.txt", "b.txt", "c.txt"]);
     await node.close();
   });
 

@@ -2,7 +2,9 @@
 // so unchanged files are not read again and the nodes are at hand for uploads and diffs.
 import { chunkingDescriptor, DEFAULT_CHUNKER_PARAMS } from "../core/fastcdc.ts";
 import { idToHex, type ObjectId } from "../core/id.ts";
+import { readFileChunks } from "../core/pages.ts";
 import { scanDirectory, type ScanResult } from "../fs/scanner.ts";
+import { cachedRemoteLoader } from "./remote-objects.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
 import type { Progress } from "./progress.ts";
@@ -47,6 +49,7 @@ export async function scanIntoCache(
         if (pending.length >= FLUSH_OBJECTS) await flush();
       },
     },
+    previousChunks: (fileId) => readFileChunks(fileId, cachedRemoteLoader(undefined, caches.objects)),
     onProgress: ({ bytesRead }) => {
       progress.advance(bytesRead - lastBytes);
       lastBytes = bytesRead;

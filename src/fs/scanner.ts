@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
 import { forEachChunk } from "./chunk-reader.ts";
 import type { ObjectId } from "../core/id.ts";
-import { compareNames, type TreeEntry } from "../core/objects.ts";
+import { compareNames, type ChunkRef, type TreeEntry } from "../core/objects.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
 import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/pages.ts";
 import { IGNORE_FILE_NAME, isIgnored, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
@@ -37,6 +37,11 @@ export interface ScanOptions {
   /** Wall clock in ns, for the racily-clean check; injected so tests can control it. */
   nowNs?: () => bigint;
   onProgress?: (progress: ScanProgress) => void;
+  /**
+   * The chunk list of a file node the stat cache remembers, when at hand: a file that changed
+   * since is then checked chunk by chunk against it instead of being cut afresh (same result).
+   */
+  previousChunks?: (fileId: ObjectId) => Promise<readonly ChunkRef[] | undefined>;
 }
 
 export interface ScanProgress {
@@ -215,7 +220,8 @@ class Scanner {
       return undefined;
     }
     try {
-      const builder = await this.readChunks(fd);
+      const previous = cached && this.options.previousChunks ? await this.options.previousChunks(cached.fileId).catch(() => undefined) : undefined;
+      const builder = await this.readChunks(fd, previous);
       // The file's identity after reading: if it changed while we read, what we hashed may be a
       // mix of old and new bytes, so it must not be cached (the next scan reads it again).
       const after = fstatSync(fd, { bigint: true });
@@ -245,7 +251,7 @@ class Scanner {
    * Streams a file through the reused buffer, cutting and hashing chunks as they complete and
    * sealing its leaf pages as they fill, so memory does not grow with the file's size.
    */
-  private async readChunks(fd: number): Promise<FileNodeBuilder> {
+  private async readChunks(fd: number, previous: readonly ChunkRef[] | undefined): Promise<FileNodeBuilder> {
     const sink = this.options.sink;
     const builder = new FileNodeBuilder();
     await forEachChunk(
@@ -261,6 +267,7 @@ class Scanner {
         this.counts.bytesRead += n;
         this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
       },
+      previous,
     );
     return builder;
   }

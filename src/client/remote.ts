@@ -6,6 +6,7 @@ import { LIMITS } from "../core/limits.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import {
   compressIfWorthIt,
+  ZSTD_LEVEL_UPLOAD,
   decodeDownloadReply,
   decodeIdList,
   decompressBody,
@@ -103,7 +104,7 @@ export class RemoteNode {
 
   /** Uploads a batch already encoded as a msgpack array of [id, bytes] pairs. */
   async uploadEncoded(batch: Uint8Array): Promise<number> {
-    const { body, encoding } = compressIfWorthIt(batch);
+    const { body, encoding } = compressIfWorthIt(batch, ZSTD_LEVEL_UPLOAD);
     const headers: Record<string, string> = { "content-type": "application/msgpack" };
     if (encoding) headers["content-encoding"] = encoding;
     await this.request("POST", "/v1/objects/upload", body, headers);

@@ -9,9 +9,16 @@ import type { StoredObject } from "../store/object-store.ts";
 
 /** Compression is kept only when it saves at least this fraction. */
 const COMPRESSION_SAVING_MIN = 0.05;
-const ZSTD_LEVEL = 3;
+/**
+ * Levels: uploads compress harder (5), since what a push sends is the new data of a change and
+ * every byte saved crosses the network; on a real release update level 5 saved 5% over level 3
+ * for ~1 s more CPU per 100 MiB (docs/benchmarks.md). Download replies stay at 3: a node
+ * serves many clients and its CPU is shared.
+ */
+export const ZSTD_LEVEL_UPLOAD = 5;
+export const ZSTD_LEVEL_DOWNLOAD = 3;
 
-export function compressIfWorthIt(bytes: Uint8Array): { body: Uint8Array; encoding: "zstd" | null } {
+export function compressIfWorthIt(bytes: Uint8Array, level: number = ZSTD_LEVEL_DOWNLOAD): { body: Uint8Array; encoding: "zstd" | null } {
   if (bytes.length < 512) return { body: bytes, encoding: null };
   // A 64 KiB sample tells cheaply whether the batch is already compressed or random.
   if (bytes.length > 256 * 1024) {
@@ -19,7 +26,7 @@ export function compressIfWorthIt(bytes: Uint8Array): { body: Uint8Array; encodi
     const packed = Bun.zstdCompressSync(sample, { level: 1 });
     if (packed.length > sample.length * (1 - COMPRESSION_SAVING_MIN)) return { body: bytes, encoding: null };
   }
-  const compressed = Bun.zstdCompressSync(bytes, { level: ZSTD_LEVEL });
+  const compressed = Bun.zstdCompressSync(bytes, { level });
   if (compressed.length > bytes.length * (1 - COMPRESSION_SAVING_MIN)) return { body: bytes, encoding: null };
   return { body: compressed, encoding: "zstd" };
 }

@@ -4,8 +4,15 @@
 // portable @noble/hashes implementation under Bun (see docs/benchmarks.md), so it is used
 // whenever it loads. @noble/hashes stays as the portable fallback and as the reference the
 // tests compare the native build against.
-import { blake3 as nobleBlake3 } from "@noble/hashes/blake3.js";
 import { idFromBytes, type ObjectId } from "./id.ts";
+
+type NobleBlake3 = typeof import("@noble/hashes/blake3.js").blake3;
+let nobleBlake3: NobleBlake3 | undefined;
+/** The portable implementation, loaded on first use: most runs never need it, and loading it costs start-up time. */
+function noble(): NobleBlake3 {
+  nobleBlake3 ??= (require("@noble/hashes/blake3.js") as typeof import("@noble/hashes/blake3.js")).blake3;
+  return nobleBlake3;
+}
 
 export interface IncrementalHasher {
   update(bytes: Uint8Array): void;
@@ -20,8 +27,8 @@ interface Blake3Backend {
 
 const portableBackend: Blake3Backend = {
   name: "@noble/hashes (portable)",
-  hash: (bytes) => nobleBlake3(bytes),
-  create: () => nobleBlake3.create(),
+  hash: (bytes) => noble()(bytes),
+  create: () => noble().create(),
 };
 
 function loadNativeBackend(): Blake3Backend | undefined {
@@ -65,7 +72,7 @@ export function createBlake3(): IncrementalHasher {
 
 /** The reference implementation, for tests that check the fast path against it. */
 export function blake3Portable(bytes: Uint8Array): ObjectId {
-  return nobleBlake3(bytes) as ObjectId;
+  return noble()(bytes) as ObjectId;
 }
 
 /** BLAKE3 of the empty input. */

@@ -42,11 +42,25 @@ const textEncoder = new TextEncoder();
 
 /** FNV-1a over the UTF-8 bytes, then a murmur3 finalizer so the low bits are well mixed. */
 export function nameBoundaryHash(name: string): number {
-  const bytes = textEncoder.encode(name);
   let h = 0x811c9dc5 | 0;
-  for (let i = 0; i < bytes.length; i++) {
-    h ^= bytes[i]!;
+  let ascii = true;
+  // ASCII names (the common case) are their own UTF-8 bytes: hash them without encoding.
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if (code >= 0x80) {
+      ascii = false;
+      break;
+    }
+    h ^= code;
     h = Math.imul(h, 0x01000193);
+  }
+  if (!ascii) {
+    h = 0x811c9dc5 | 0;
+    const bytes = textEncoder.encode(name);
+    for (let i = 0; i < bytes.length; i++) {
+      h ^= bytes[i]!;
+      h = Math.imul(h, 0x01000193);
+    }
   }
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

@@ -249,7 +249,10 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     const readNode = nodeReader(scan, caches);
     const planStartMs = Date.now();
     const previous = sameTarget && state.lastRoot ? { root: idFromHex(state.lastRoot), load: cachedRemoteLoader(undefined, caches.objects) } : undefined;
-    const plan = await planUpload(remote, scan.rootId, dir, readNode, previous);
+    // Nothing changed since the last sync: the node has all of it (if it lost something since,
+    // the commit says what, and the retry below sends it).
+    const unchanged = previous !== undefined && idToHex(scan.rootId) === state.lastRoot;
+    const plan: UploadPlan = unchanged ? { objects: [], chunks: [], chunkBytes: 0 } : await planUpload(remote, scan.rootId, dir, readNode, previous);
     progress.phase("pushing", plan.chunkBytes);
     const uploadStartMs = Date.now();
     const uploaded = await executeUpload(remote, plan, readNode, progress, pipeline);

@@ -107,6 +107,9 @@ export class SqliteStatCache implements StatCache {
     );
     const remove = this.db.prepare("DELETE FROM stat_cache WHERE path = ?");
     const existing = [...this.rows().keys()];
+    const gone = existing.filter((path) => !seenPaths.has(path));
+    // An unchanged directory writes nothing (no transaction, no sync).
+    if (gone.length === 0 && this.pending.size === 0) return;
     this.db.transaction(() => {
       for (const path of existing) if (!seenPaths.has(path)) remove.run(path);
       for (const [path, e] of this.pending) {

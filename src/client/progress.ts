@@ -39,7 +39,11 @@ export function createProgress(enabled: boolean, nowMs: () => number = () => Dat
     const width = 24;
     const filled = Math.round(fraction * width);
     const leftS = rate > 0 && total > doneBytes ? (total - doneBytes) / rate : 0;
-    const line = `${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${formatBytes(doneBytes)}/${formatBytes(total)} ${formatBytes(rate)}/s ${leftS.toFixed(0)}s left`;
+    // Without a known total (a scan) there is no bar and no time left, only what was done and how fast.
+    const line =
+      total > 0
+        ? `${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${formatBytes(doneBytes)}/${formatBytes(total)} ${formatBytes(rate)}/s ${leftS.toFixed(0)}s left`
+        : `${label} ${formatBytes(doneBytes)} ${formatBytes(rate)}/s`;
     process.stderr.write(`\r${line.padEnd(process.stderr.columns ? process.stderr.columns - 1 : 80)}`);
   };
   return {

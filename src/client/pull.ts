@@ -102,7 +102,7 @@ class PullChunkSource implements ChunkSource {
   bytesFetched = 0;
   chunksReused = 0;
 
-  constructor(private readonly remote: RemoteNode) {}
+  constructor(private readonly remote: RemoteNode, private readonly onFetched: (bytes: number) => void = () => {}) {}
 
   /** Whether a chunk can be had without the network (not verified until read). */
   hasLocally(id: ObjectId): boolean {
@@ -134,6 +134,7 @@ class PullChunkSource implements ChunkSource {
           this.prefetched.set(idToHex(object.id), object.bytes);
           this.chunksFetched++;
           this.bytesFetched += object.bytes.length;
+          this.onFetched(object.bytes.length);
         }
       }
     }
@@ -161,6 +162,7 @@ class PullChunkSource implements ChunkSource {
         if (!bytes) throw new RemoteError("rejected", `the node lacks chunk ${idToHex(ids[i]!)} of its own tree`);
         this.chunksFetched++;
         this.bytesFetched += bytes.length;
+        this.onFetched(bytes.length);
         out[i] = bytes;
       }
     }
@@ -220,7 +222,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   const base = sameTarget && state.lastRoot ? idFromHex(state.lastRoot) : null;
 
   const caches = await openLocalCaches(dir);
-  const source = new PullChunkSource(remote);
+  const source = new PullChunkSource(remote, (bytes) => progress.advance(bytes));
   const syncer = new DirectorySyncer();
   const conflicts: PullConflict[] = [];
   const skipped: { path: string; reason: string }[] = [];
@@ -350,7 +352,6 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
         });
         filesWritten++;
         bytesWritten += job.entry.sizeBytes;
-        progress.advance(job.entry.sizeBytes);
       }
       source.releasePrefetched();
       group = [];

@@ -3,6 +3,7 @@
 // module is loaded only when that command runs, so short commands start fast.
 import { cac } from "cac";
 import { EXIT_USAGE, runCommand } from "./errors.ts";
+import { restoreTextOptions } from "./raw-options.ts";
 import { DSYNC_VERSION } from "./version.ts";
 
 const cli = cac("dsync");
@@ -104,6 +105,7 @@ try {
     if (!cli.options.help) cli.outputHelp();
     process.exit(cli.options.help ? 0 : EXIT_USAGE);
   }
+  restoreTextOptions(cli.options, process.argv);
   await cli.runMatchedCommand();
 } catch (error) {
   process.stderr.write(`dsync: ${(error as Error).message} (see dsync --help)\n`);

@@ -150,6 +150,16 @@ describe("push and pull", () => {
     expect((await runCli(["diff", a, `${node().url}/no-such-folder`])).code).toBe(2);
   });
 
+  test("names and messages that look like numbers stay text", async () => {
+    const dir = join(tempDir(), "numeric");
+    writeTree(dir, { "a.txt": "a" });
+    const pushed = await runCli(["push", dir, "--remote", node().url, "--folder", "007", "--message", "0123", "--json"]);
+    expect(pushed.json().folder).toBe("007");
+    const log = (await runCli(["log", "--remote", node().url, "--folder", "007", "--json"])).json();
+    expect(log.folder.name).toBe("007");
+    expect(log.versions[0].message).toBe("0123");
+  });
+
   test("clear errors: unreachable node, missing folder, bad folder name", async () => {
     const dir = join(tempDir(), "errs");
     writeTree(dir, { "a.txt": "a" });

@@ -234,6 +234,12 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     const load: ObjectLoader = cachedRemoteLoader(remote, caches.objects);
     const scan = await scanIntoCache(dir, caches, progress);
     const localRoot = scan.rootId;
+    // Temp files of an interrupted earlier write are ours and never synced: clear them away.
+    for (const leftover of scan.tempLeftovers) {
+      try {
+        removeInside(dir, leftover, syncer);
+      } catch {}
+    }
 
     const remoteChanges = await diffTrees(base, root, load);
     const localChanges = await diffTrees(base, localRoot, load);

@@ -70,6 +70,8 @@ export interface ScanResult {
   /** Chunk references across all files (read now or known from the stat cache). */
   chunks: number;
   skipped: SkippedPath[];
+  /** Temp files a crashed write left behind (never synced; a writer may remove them). */
+  tempLeftovers: string[];
 }
 
 /** Names dsync itself writes while materializing; a leftover from a crash is never synced. */
@@ -81,7 +83,7 @@ export async function scanDirectory(rootPath: string, options: ScanOptions): Pro
   const scanner = new Scanner(rootPath, options);
   const rootId = await scanner.scanDirectoryAt("", rootPath, []);
   scanner.statCache.finish(scanner.seenPaths);
-  return { rootId, ...scanner.counts, skipped: scanner.skipped };
+  return { rootId, ...scanner.counts, skipped: scanner.skipped, tempLeftovers: scanner.tempLeftovers };
 }
 
 /**
@@ -102,6 +104,7 @@ class Scanner {
   readonly statCache: StatCache;
   readonly seenPaths = new Set<string>();
   readonly skipped: SkippedPath[] = [];
+  readonly tempLeftovers: string[] = [];
   readonly counts = { files: 0, directories: 0, symlinks: 0, totalBytes: 0, bytesRead: 0, filesRead: 0, filesFromCache: 0, chunksRead: 0, chunks: 0 };
   private readonly params: ChunkerParams;
   private readonly buffer: Uint8Array;
@@ -134,7 +137,10 @@ class Scanner {
     for (const name of names) {
       const childRelative = relativePath === "" ? name : `${relativePath}/${name}`;
       if (relativePath === "" && this.options.excludeTopLevel?.includes(name)) continue;
-      if (name.startsWith(TEMP_FILE_PREFIX)) continue;
+      if (name.startsWith(TEMP_FILE_PREFIX)) {
+        this.tempLeftovers.push(childRelative);
+        continue;
+      }
       const nameProblem = validateName(name);
       if (nameProblem) {
         this.skip(childRelative, nameProblem);

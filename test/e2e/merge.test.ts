@@ -77,3 +77,14 @@ test("a pull never silently overwrites a file changed locally: it keeps a confli
   expect(readFileSync(join(two, report.conflicts[0].keptAs), "utf8")).toBe("local edit\n");
   expect(report.conflicts[0].keptAs).toMatch(/^notes\.sync-conflict-\d{8}-\d{6}-local\.txt$/);
 });
+
+test("temp files left by an interrupted write are never pushed and are cleared by the next pull", async () => {
+  const dir = join(tempDir(), "leftovers");
+  writeTree(dir, { "a.txt": "a\n", sub: { ".dsync-tmp-0123456789abcdef": "half a file" } });
+  const pushed = (await runCli(["push", dir, "--remote", node().url, "--json"])).json();
+  expect(pushed.files).toBe(1);
+  const pulled = await runCli(["pull", dir, "--json"]);
+  expect(pulled.code).toBe(0);
+  expect(existsSync(join(dir, "sub", ".dsync-tmp-0123456789abcdef"))).toBe(false);
+  expect(readFileSync(join(dir, "a.txt"), "utf8")).toBe("a\n");
+});

@@ -80,7 +80,7 @@ export const TEMP_FILE_PREFIX = ".dsync-tmp-";
 const READ_BUFFER_BYTES_DEFAULT = 4 * 1024 * 1024;
 
 export async function scanDirectory(rootPath: string, options: ScanOptions): Promise<ScanResult> {
-  const scanner = new Scanner(rootPath, options);
+  const scanner = new Scanner(options);
   const rootId = await scanner.scanDirectoryAt("", rootPath, []);
   scanner.statCache.finish(scanner.seenPaths);
   return { rootId, ...scanner.counts, skipped: scanner.skipped, tempLeftovers: scanner.tempLeftovers };
@@ -110,7 +110,7 @@ class Scanner {
   private readonly buffer: Uint8Array;
   private readonly startNs: bigint;
 
-  constructor(private readonly rootPath: string, private readonly options: ScanOptions) {
+  constructor(private readonly options: ScanOptions) {
     this.params = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
     this.statCache = options.statCache ?? new NoStatCache();
     const size = Math.max(options.readBufferBytes ?? READ_BUFFER_BYTES_DEFAULT, this.params.maxSizeBytes * 2);

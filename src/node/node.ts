@@ -7,7 +7,6 @@
 // something missing.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { hlcCompare, hlcTick, HLC_ZERO, type HlcTimestamp } from "../core/hlc.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { decodeObject, sealObject, type StructuredObject, type Version } from "../core/objects.ts";
@@ -16,16 +15,18 @@ import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
 import { PackObjectStore } from "../store/pack-store.ts";
 import type { StoredObject } from "../store/object-store.ts";
-import { systemClock, type Clock } from "./clock.ts";
+import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
 import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
 import { walkClosure } from "./walk.ts";
-import { HeadMovedError, Metadata, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
+import { Metadata, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
 import { Mutex } from "./mutex.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.ts";
 
 export interface NodeOptions {
   dataDir: string;
   clock?: Clock;
+  /** Source of the node id made on first start. */
+  random?: RandomSource;
   /** Retention for folders created on this node, unless a push sets its own. */
   defaultKeepVersions?: number | null;
   defaultKeepDays?: number | null;
@@ -92,7 +93,7 @@ export class DsyncNode {
       nodeId = options.nodeId;
       metadata.setMeta("node_id", nodeId);
     } else if (!nodeId) {
-      nodeId = randomBytes(8).toString("hex");
+      nodeId = Buffer.from((options.random ?? systemRandom).bytes(8)).toString("hex");
       metadata.setMeta("node_id", nodeId);
     }
     return new DsyncNode(options.dataDir, store, metadata, nodeId, clock, options);

@@ -2,7 +2,7 @@
 // it, serving and syncing end to end, with the native BLAKE3 embedded.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex } from "../../src/core/id.ts";

@@ -45,12 +45,6 @@ export class FileChunkReader {
     }
   }
 
-  read(id: ObjectId, location: ChunkLocation): Uint8Array {
-    const bytes = this.tryRead(id, location);
-    if (!bytes) throw new FileChangedError(`${location.path} changed while dsync was reading it; run the command again`);
-    return bytes;
-  }
-
   closeAll(): void {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();

@@ -11,7 +11,6 @@ import {
   decodeIdList,
   decompressBody,
   encodeIdList,
-  encodeObjectBatch,
 } from "../server/wire.ts";
 import type { commitJson, folderJson, versionJson } from "../server/app.ts";
 
@@ -97,12 +96,7 @@ export class RemoteNode {
     return out;
   }
 
-  /** Uploads one batch (compressed when that pays); returns the bytes put on the wire. */
-  upload(objects: readonly StoredObject[]): Promise<number> {
-    return this.uploadEncoded(encodeObjectBatch(objects));
-  }
-
-  /** Uploads a batch already encoded as a msgpack array of [id, bytes] pairs. */
+  /** Uploads a batch encoded as a msgpack array of [id, bytes] pairs (compressed when that pays); returns the bytes put on the wire. */
   async uploadEncoded(batch: Uint8Array): Promise<number> {
     const { body, encoding } = compressIfWorthIt(batch, ZSTD_LEVEL_UPLOAD);
     const headers: Record<string, string> = { "content-type": "application/msgpack" };

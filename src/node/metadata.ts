@@ -202,11 +202,6 @@ export class Metadata {
     run.immediate();
   }
 
-  /** Records versions without moving the head (history that arrived from elsewhere). */
-  addVersions(folder: string, versions: Omit<VersionRecord, "sequence" | "folder">[]): void {
-    this.db.transaction(() => this.insertVersions(folder, versions)).immediate();
-  }
-
   private insertVersions(folder: string, versions: Omit<VersionRecord, "sequence" | "folder">[]): void {
     const next = this.db.query("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM versions WHERE folder = ?").get(folder) as { next: number };
     let sequence = next.next;
@@ -227,7 +222,8 @@ export class Metadata {
 
   /** Versions whose hex id starts with prefix (for short ids typed by people). */
   findVersionsByPrefix(folder: string, hexPrefix: string): VersionRecord[] {
-    return this.listVersions(folder).filter((v) => idToHex(v.id).startsWith(hexPrefix));
+    const rows = this.db.query("SELECT * FROM versions WHERE folder = ? AND lower(hex(id)) LIKE ?").all(folder, `${hexPrefix}%`) as VersionRow[];
+    return rows.map(versionFromRow);
   }
 
   /** Newest first. */

@@ -126,9 +126,8 @@ export class DsyncNode {
 
   /** The ids this node lacks. Present ones are marked as in use, so a running GC keeps them. */
   async missing(ids: readonly ObjectId[]): Promise<ObjectId[]> {
-    const present = await this.store.hasMany(ids);
-    const have = ids.filter((_, i) => present[i]);
-    if (have.length > 0) await this.store.touch(have, this.clock.nowMs());
+    // One pass: touch marks the present ones as in use and says which they are.
+    const present = await this.store.touch(ids, this.clock.nowMs());
     return ids.filter((_, i) => !present[i]);
   }
 

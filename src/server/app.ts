@@ -7,7 +7,7 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { blake3BackendName } from "../core/blake3.ts";
-import { DecodeError } from "../core/encoding.ts";
+import { DecodeError, encodeCanonical } from "../core/encoding.ts";
 import { idToHex, isIdHex, idFromHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { CorruptObjectError, ObjectHashMismatchError } from "../store/object-store.ts";
@@ -23,7 +23,6 @@ import {
   decodeIdList,
   decodeObjectBatch,
   decompressBody,
-  encodeCanonicalReply,
   encodeDownloadReply,
 } from "./wire.ts";
 import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject } from "./validate.ts";
@@ -174,7 +173,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   app.post("/v1/objects/missing", async (c) => {
     const ids = decodeIdList(await readBody(c));
     const missing = await node.missing(ids);
-    return msgpackResponse(c, encodeCanonicalReply({ missing }));
+    return msgpackResponse(c, encodeCanonical({ missing }));
   });
 
   app.post("/v1/objects/upload", async (c) => {

@@ -99,8 +99,3 @@ export function decodeDownloadReply(bytes: Uint8Array): { objects: StoredObject[
   if (!(value instanceof Map)) throw new DecodeError("a download reply is a map");
   return { objects: parseObjectPairs(value.get("objects")), missing: parseIdArray(value.get("missing"), "missing") };
 }
-
-/** Any small msgpack reply (ids travel as binary). */
-export function encodeCanonicalReply(value: Record<string, unknown>): Uint8Array {
-  return encodeCanonical(value);
-}

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { blake3 } from "../core/blake3.ts";
 import { diffTrees, entriesEqual, type DiffEntry } from "../core/diff.ts";
 import { idEquals, idFromHex, idToHex, type ObjectId } from "../core/id.ts";
+import { conflictCopyName } from "../core/conflict-name.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { readFileChunks, type ObjectLoader } from "../core/pages.ts";
@@ -74,14 +75,6 @@ export interface PullReport {
   conflicts: PullConflict[];
   skipped: { path: string; reason: string }[];
   elapsed_ms: number;
-}
-
-/** A name for the local copy of a conflicting path: "report.sync-conflict-20261125-120000-local.txt". */
-export function conflictCopyName(name: string, nowMs: number, who: string): string {
-  const stamp = new Date(nowMs).toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
-  const dot = name.lastIndexOf(".");
-  const [stem, extension] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
-  return `${stem}.sync-conflict-${stamp}-${who}${extension}`;
 }
 
 function parentOf(path: string): string {

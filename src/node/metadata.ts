@@ -202,6 +202,11 @@ export class Metadata {
     run.immediate();
   }
 
+  /** Records versions without moving the head (history received from a peer). */
+  recordVersions(folder: string, versions: Omit<VersionRecord, "sequence" | "folder">[]): void {
+    this.db.transaction(() => this.insertVersions(folder, versions)).immediate();
+  }
+
   private insertVersions(folder: string, versions: Omit<VersionRecord, "sequence" | "folder">[]): void {
     const next = this.db.query("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM versions WHERE folder = ?").get(folder) as { next: number };
     let sequence = next.next;

@@ -7,18 +7,20 @@
 // something missing.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { hlcCompare, hlcTick, HLC_ZERO, type HlcTimestamp } from "../core/hlc.ts";
+import { hlcCompare, hlcReceive, hlcTick, HLC_ZERO, type HlcTimestamp } from "../core/hlc.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { decodeObject, sealObject, type StructuredObject, type Version } from "../core/objects.ts";
 import { mergeTrees, type MergeConflict } from "../core/merge.ts";
+import { isReplicationMerge, mergeConcurrent, type KnownVersion, type VersionLookup } from "../core/concurrent-merge.ts";
+import { compareVectors, counterOf, EMPTY_VECTOR, withCounter, type VersionVector } from "../core/version-vector.ts";
 import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
 import { PackObjectStore } from "../store/pack-store.ts";
-import type { StoredObject } from "../store/object-store.ts";
+import type { ObjectStore, StoredObject } from "../store/object-store.ts";
 import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
 import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
 import { walkClosure } from "./walk.ts";
-import { Metadata, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
+import { Metadata, type ConsistencyMode, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
 import { Mutex } from "./mutex.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.ts";
 
@@ -58,6 +60,25 @@ export interface CommitResult {
   conflicts: MergeConflict[];
 }
 
+/** A version received from a peer: its verified object, plus the counts the peer reported. */
+export interface ReplicaVersion {
+  id: ObjectId;
+  version: Version;
+  files: number;
+  totalBytes: number;
+}
+
+export interface IntegrateResult {
+  /** The folder's head afterwards. */
+  head: ObjectId;
+  /** What happened to the head: unchanged, fast-forwarded to the peer's, or a new merge. */
+  outcome: "unchanged" | "fast-forward" | "merged";
+  recorded: number;
+  conflicts: MergeConflict[];
+}
+
+export type HeadListener = (folder: string, head: ObjectId) => void;
+
 export class UserError extends Error {
   override name = "UserError";
   constructor(message: string, readonly status: 400 | 404 | 409 | 422 = 400) {
@@ -65,13 +86,27 @@ export class UserError extends Error {
   }
 }
 
+/** Why a node id is unusable, or undefined. It names its writes in version vectors and conflict copies. */
+export function nodeIdProblem(id: string): string | undefined {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) return `a node id is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (got ${JSON.stringify(id)})`;
+  return undefined;
+}
+
+/** What a node needs of its object store beyond the common interface (GC and verification). */
+export type NodeStore = ObjectStore &
+  Pick<PackObjectStore, "touch" | "listUnusedSince" | "deleteUnusedSince"> & {
+    verifyAll(): Promise<{ id: ObjectId; detail: string }[]>;
+    repack(): Promise<unknown>;
+  };
+
 export class DsyncNode {
   private readonly writeLock = new Mutex();
   private hlc: HlcTimestamp = HLC_ZERO;
+  private readonly headListeners: HeadListener[] = [];
 
   private constructor(
     readonly dataDir: string,
-    readonly store: PackObjectStore,
+    readonly store: NodeStore,
     readonly metadata: Metadata,
     readonly nodeId: string,
     readonly clock: Clock,
@@ -88,7 +123,20 @@ export class DsyncNode {
     mkdirSync(options.dataDir, { recursive: true });
     const store = await PackObjectStore.open(join(options.dataDir, "objects"), { nowMs: () => clock.nowMs() });
     const metadata = new Metadata(join(options.dataDir, "metadata.sqlite"));
+    return DsyncNode.over(store, metadata, options);
+  }
+
+  /**
+   * A node over a store and metadata opened elsewhere (a simulation keeps them across a
+   * simulated crash and opens a new node over them).
+   */
+  static over(store: NodeStore, metadata: Metadata, options: NodeOptions): DsyncNode {
+    const clock = options.clock ?? systemClock;
     let nodeId = metadata.getMeta("node_id");
+    if (options.nodeId !== undefined) {
+      const problem = nodeIdProblem(options.nodeId);
+      if (problem) throw new UserError(problem);
+    }
     if (options.nodeId && options.nodeId !== nodeId) {
       nodeId = options.nodeId;
       metadata.setMeta("node_id", nodeId);
@@ -174,16 +222,58 @@ export class DsyncNode {
     return this.getFolder(folder);
   }
 
+  /** Calls `listener` after every change of a folder's head (push, restore, replication). */
+  onHeadChanged(listener: HeadListener): () => void {
+    this.headListeners.push(listener);
+    return () => {
+      const at = this.headListeners.indexOf(listener);
+      if (at !== -1) this.headListeners.splice(at, 1);
+    };
+  }
+
+  private headChanged(folder: string, head: ObjectId): void {
+    for (const listener of [...this.headListeners]) {
+      try {
+        listener(folder, head);
+      } catch (error) {
+        console.error("dsync: head listener failed:", error);
+      }
+    }
+  }
+
+  /** The version vector of a version this node stores (empty for none). */
+  async vectorOf(id: ObjectId | null): Promise<VersionVector> {
+    if (id === null) return EMPTY_VECTOR;
+    return (await this.decodeVersion(id)).versionVector;
+  }
+
+  /** The folder's version graph as this node holds it, for merges (decoded versions cached per call). */
+  versionLookup(folder: string): VersionLookup {
+    const cache = new Map<string, KnownVersion | undefined>();
+    return async (id) => {
+      const key = idToHex(id);
+      if (cache.has(key)) return cache.get(key);
+      const known = this.metadata.getVersion(folder, id) ? { id, version: await this.decodeVersion(id) } : undefined;
+      cache.set(key, known);
+      return known;
+    };
+  }
+
   /**
    * Records a pushed tree as a new version and moves the folder's head to it. When the head
    * moved since the client's parent, the pushed tree is merged three ways with the head
    * against their common ancestor; the pushed side is the later writer and wins conflicts, and
    * the overwritten content stays reachable through the merge's first parent.
+   *
+   * Every write this node makes sits on top of its current head and carries the next counter
+   * of this node in its version vector. A push with a stale parent is first recorded as it was
+   * pushed, with an empty vector (it is history, never a head), and then merged onto the head by
+   * a write that has both as parents.
    */
   async commit(request: CommitRequest): Promise<CommitResult> {
     const nameProblem = validateFolderName(request.folder);
     if (nameProblem) throw new UserError(nameProblem);
-    return this.writeLock.run(async () => {
+    const result = await this.writeLock.run(async () => {
       const folder = this.metadata.ensureFolder(request.folder, this.clock.nowMs(), {
         keepVersions: this.options.defaultKeepVersions ?? null,
         keepDays: this.options.defaultKeepDays ?? null,
@@ -193,21 +283,32 @@ export class DsyncNode {
       const newlyComplete = await verifyTreeClosure(request.root, this.store, this.metadata);
       this.metadata.markComplete(newlyComplete);
 
+      const head = folder.head;
+      const headVector = await this.vectorOf(head);
+      const nextVector = withCounter(headVector, this.nodeId, counterOf(headVector, this.nodeId) + 1);
+      const headMatches = head === null ? request.parent === null : request.parent !== null && idEquals(head, request.parent);
+      if (headMatches) {
+        const pushed = await this.storeVersion({
+          root: request.root,
+          parents: head ? [head] : [],
+          message: request.message,
+          chunking: request.chunking,
+          versionVector: nextVector,
+        });
+        const pushedRecord = this.versionRecord(pushed.id, pushed.version, request.origin ?? "push", request.files, request.totalBytes);
+        this.metadata.commitVersions(folder.name, head, pushed.id, [pushedRecord], this.clock.nowMs());
+        return { version: pushed.id, pushed: pushed.id, parent: request.parent, mergedWith: null, root: request.root, conflicts: [] };
+      }
+
+      // The head moved: record the push as pushed, then merge it onto the head.
       const pushed = await this.storeVersion({
         root: request.root,
         parents: request.parent ? [request.parent] : [],
         message: request.message,
         chunking: request.chunking,
+        versionVector: EMPTY_VECTOR,
       });
       const pushedRecord = this.versionRecord(pushed.id, pushed.version, request.origin ?? "push", request.files, request.totalBytes);
-      const head = folder.head;
-      const headMatches = head === null ? request.parent === null : request.parent !== null && idEquals(head, request.parent);
-      if (headMatches || (head !== null && idEquals(head, pushed.id))) {
-        this.metadata.commitVersions(folder.name, head, pushed.id, [pushedRecord], this.clock.nowMs());
-        return { version: pushed.id, pushed: pushed.id, parent: request.parent, mergedWith: null, root: request.root, conflicts: [] };
-      }
-
-      // The head moved: merge the pushed tree onto it.
       const headRecord = this.metadata.getVersion(folder.name, head!)!;
       const baseVersion = request.parent ? this.findMergeBase(folder.name, head!, request.parent) : null;
       const baseRoot = baseVersion ? this.metadata.getVersion(folder.name, baseVersion)?.root ?? null : null;
@@ -219,6 +320,7 @@ export class DsyncNode {
         parents: [head!, pushed.id],
         message: `merge ${idToHex(pushed.id).slice(0, 12)} into ${idToHex(head!).slice(0, 12)}`,
         chunking: request.chunking,
+        versionVector: nextVector,
       });
       const mergeRecord = this.versionRecord(mergeVersion.id, mergeVersion.version, "merge", request.files, request.totalBytes);
       this.metadata.commitVersions(folder.name, head, mergeVersion.id, [pushedRecord, mergeRecord], this.clock.nowMs());
@@ -231,6 +333,74 @@ export class DsyncNode {
         conflicts: merged.conflicts,
       };
     });
+    this.headChanged(request.folder, result.version);
+    return result;
+  }
+
+  /**
+   * Takes in versions a peer sent (their objects and every tree below them already stored and
+   * verified by the caller) and moves the head by their version vectors: a peer head this
+   * node's head already covers changes nothing but history; one that covers this node's head
+   * is taken as it is; a concurrent one is merged deterministically (concurrent-merge.ts), so
+   * every node that holds the same versions ends on the same head.
+   */
+  async integrateReplica(folderName: string, mode: ConsistencyMode, versions: readonly ReplicaVersion[], remoteHead: ObjectId): Promise<IntegrateResult> {
+    const nameProblem = validateFolderName(folderName);
+    if (nameProblem) throw new UserError(nameProblem);
+    const result = await this.writeLock.run(async (): Promise<IntegrateResult> => {
+      const folder = this.metadata.ensureFolder(folderName, this.clock.nowMs(), {
+        keepVersions: this.options.defaultKeepVersions ?? null,
+        keepDays: this.options.defaultKeepDays ?? null,
+        mode,
+      });
+      const records: Omit<VersionRecord, "sequence" | "folder">[] = [];
+      for (const item of versions) {
+        if (this.metadata.getVersion(folderName, item.id)) continue;
+        // Nothing is recorded whose tree is not all here and valid.
+        this.metadata.markComplete(await verifyTreeClosure(item.version.root, this.store, this.metadata));
+        this.hlc = hlcReceive(this.hlc, { wallMs: item.version.hlcWallMs, counter: item.version.hlcCounter }, this.clock.nowMs());
+        const origin: VersionOrigin = isReplicationMerge(item.version) ? "merge" : "replica";
+        records.push(this.versionRecord(item.id, item.version, origin, item.files, item.totalBytes));
+      }
+      if (records.length > 0) this.metadata.recordVersions(folderName, records);
+      const head = folder.head;
+      const remoteRecord = this.metadata.getVersion(folderName, remoteHead);
+      if (!remoteRecord) throw new UserError(`the peer's head ${idToHex(remoteHead)} was not among the versions received`, 422);
+      const unchanged = { head: head ?? remoteHead, outcome: "unchanged" as const, recorded: records.length, conflicts: [] };
+      if (head !== null && idEquals(head, remoteHead)) return unchanged;
+      if (head === null) {
+        this.metadata.commitVersions(folderName, null, remoteHead, [], this.clock.nowMs());
+        return { head: remoteHead, outcome: "fast-forward", recorded: records.length, conflicts: [] };
+      }
+      const ours: KnownVersion = { id: head, version: await this.decodeVersion(head) };
+      const theirs: KnownVersion = { id: remoteHead, version: await this.decodeVersion(remoteHead) };
+      const order = compareVectors(ours.version.versionVector, theirs.version.versionVector);
+      if (order === "after") return unchanged;
+      if (order === "before" || (order === "equal" && Buffer.compare(remoteHead, head) > 0)) {
+        // "equal" with different ids: two merges of the same writes built over different
+        // histories (retention pruned a base on one node). The greater id wins everywhere.
+        this.metadata.commitVersions(folderName, head, remoteHead, [], this.clock.nowMs());
+        return { head: remoteHead, outcome: "fast-forward", recorded: records.length, conflicts: [] };
+      }
+      if (order === "equal") return unchanged;
+
+      const merged = await mergeConcurrent([ours, theirs], this.versionLookup(folderName), this.load);
+      if ("single" in merged) {
+        if (idEquals(merged.single.id, head)) return unchanged;
+        this.metadata.commitVersions(folderName, head, merged.single.id, [], this.clock.nowMs());
+        return { head: merged.single.id, outcome: "fast-forward", recorded: records.length, conflicts: [] };
+      }
+      await this.store.putMany(merged.newObjects.map((o) => ({ id: o.id, bytes: o.bytes })));
+      this.metadata.markComplete(merged.newObjects.map((o) => o.id));
+      const sealed = sealObject(merged.version);
+      await this.store.putMany([{ id: sealed.id, bytes: sealed.bytes }]);
+      const newest = this.metadata.getVersion(folderName, merged.frontier.at(-1)!.id)!;
+      const mergeRecord = this.versionRecord(sealed.id, merged.version, "merge", newest.files, newest.totalBytes);
+      this.metadata.commitVersions(folderName, head, sealed.id, [mergeRecord], this.clock.nowMs());
+      return { head: sealed.id, outcome: "merged", recorded: records.length + 1, conflicts: merged.conflicts };
+    });
+    if (result.outcome !== "unchanged") this.headChanged(folderName, result.head);
+    return result;
   }
 
   /** Makes a new head whose content is that of an earlier version (history is kept). */
@@ -256,7 +426,7 @@ export class DsyncNode {
     return object;
   }
 
-  private async storeVersion(fields: { root: ObjectId; parents: ObjectId[]; message: string; chunking: string }) {
+  private async storeVersion(fields: { root: ObjectId; parents: ObjectId[]; message: string; chunking: string; versionVector: VersionVector }) {
     const stamp = this.nextTimestamp();
     const version: Version = {
       kind: "version",
@@ -266,7 +436,7 @@ export class DsyncNode {
       hlcWallMs: stamp.wallMs,
       hlcCounter: stamp.counter,
       message: fields.message,
-      versionVector: [],
+      versionVector: [...fields.versionVector],
       chunking: fields.chunking,
     };
     const sealed = sealObject(version);

@@ -115,6 +115,27 @@ export class MemoryObjectStore implements ObjectStore {
     return { objects: this.entries.size, storedBytes: rawBytes, rawBytes };
   }
 
+  /** Re-hashes every object; the ids whose bytes no longer match. */
+  async verifyAll(): Promise<{ id: ObjectId; detail: string }[]> {
+    this.assertOpen();
+    const problems: { id: ObjectId; detail: string }[] = [];
+    for (const [key, entry] of this.entries) {
+      const id = idFromHex(key);
+      try {
+        verifyObjects([{ id, bytes: entry.bytes }]);
+      } catch (error) {
+        problems.push({ id, detail: (error as Error).message });
+      }
+    }
+    return problems;
+  }
+
+  /** Nothing to compact in memory; present so the store can stand in for a pack store. */
+  async repack(): Promise<{ packsRewritten: number }> {
+    this.assertOpen();
+    return { packsRewritten: 0 };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.entries.clear();

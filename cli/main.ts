@@ -17,7 +17,16 @@ cli
   .option("--keep-versions <n>", "Retention for new folders: keep the newest N versions")
   .option("--keep-days <d>", "Retention for new folders: keep versions younger than D days")
   .option("--node-id <id>", "Set this node's id (kept in the data folder)")
+  .option("--peers <urls>", "Replicate with these nodes: comma-separated URLs")
+  .option("--cluster-token <token>", "Credential nodes present to each other (also DSYNC_CLUSTER_TOKEN)")
+  .option("--sync-interval-ms <ms>", "Period of the full comparison with each peer (default 2000)")
   .action((flags) => runCommand(async () => (await import("./serve.ts")).serveCommand(flags)));
+
+cli
+  .command("status", "Show, per folder and per peer, whether a node is in sync and how far behind")
+  .option("--remote <url>", "Node URL (else DSYNC_REMOTE, else http://127.0.0.1:7700)")
+  .option("--json", "Print one JSON document")
+  .action((flags) => runCommand(async () => (await import("./status.ts")).statusCommand(flags)));
 
 cli
   .command("push [dir]", "Send a directory to a node as a new version")

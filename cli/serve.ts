@@ -1,6 +1,6 @@
 // dsync serve: runs a node until SIGINT or SIGTERM.
 import { UsageError } from "../src/client/sync-target.ts";
-import { DsyncNode } from "../src/node/node.ts";
+import { DsyncNode, nodeIdProblem } from "../src/node/node.ts";
 import { isLoopback, parseListenAddress, startServer } from "../src/server/serve.ts";
 import { parseCount } from "./errors.ts";
 import { DSYNC_VERSION } from "./version.ts";
@@ -13,6 +13,30 @@ export interface ServeFlags {
   keepVersions?: string;
   keepDays?: string;
   nodeId?: string;
+  peers?: string;
+  clusterToken?: string;
+  syncIntervalMs?: string;
+}
+
+/** Parses --peers: comma-separated http(s) URLs, each a node's base address. */
+export function parsePeers(text: string | undefined): string[] {
+  if (text === undefined || text.trim() === "") return [];
+  const peers: string[] = [];
+  for (const part of String(text).split(",")) {
+    const trimmed = part.trim();
+    if (trimmed === "") continue;
+    let url: URL;
+    try {
+      url = new URL(trimmed);
+    } catch {
+      throw new UsageError(`--peers: ${JSON.stringify(trimmed)} is not a URL (use http://HOST:PORT)`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`--peers: ${trimmed} must be an http:// or https:// URL`);
+    if (url.search || url.hash || url.username) throw new UsageError(`--peers: ${trimmed} must be a plain base URL`);
+    const base = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+    if (!peers.includes(base)) peers.push(base);
+  }
+  return peers;
 }
 
 export async function serveCommand(flags: ServeFlags): Promise<number> {
@@ -30,20 +54,38 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
         "Set --token (or DSYNC_TOKEN), or pass --insecure if the network is trusted.",
     );
   }
+  const peers = parsePeers(flags.peers);
+  const clusterToken = flags.clusterToken ?? (process.env.DSYNC_CLUSTER_TOKEN || undefined);
+  if (peers.length > 0 && !clusterToken) {
+    throw new UsageError("--peers needs --cluster-token (or DSYNC_CLUSTER_TOKEN): nodes prove to each other that they belong to the cluster");
+  }
+  if (clusterToken !== undefined && !/^[\x21-\x7e]{8,512}$/.test(clusterToken)) {
+    throw new UsageError("--cluster-token must be 8 to 512 printable characters without spaces");
+  }
+  if (clusterToken !== undefined && token !== undefined && clusterToken === token) {
+    throw new UsageError("--cluster-token must differ from --token: a client must not be able to act as a node");
+  }
+  const syncIntervalMs = parseCount(flags.syncIntervalMs, "--sync-interval-ms") ?? 2000;
+  if (syncIntervalMs < 50) throw new UsageError("--sync-interval-ms must be at least 50");
+  if (flags.nodeId !== undefined) {
+    const problem = nodeIdProblem(String(flags.nodeId));
+    if (problem) throw new UsageError(`--node-id: ${problem}`);
+  }
   const node = await DsyncNode.open({
     dataDir,
     defaultKeepVersions: parseCount(flags.keepVersions, "--keep-versions") ?? null,
     defaultKeepDays: parseCount(flags.keepDays, "--keep-days") ?? null,
-    nodeId: flags.nodeId,
+    nodeId: flags.nodeId === undefined ? undefined : String(flags.nodeId),
   });
   let server;
   try {
-    server = startServer(node, address, { token, version: DSYNC_VERSION });
+    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs });
   } catch (error) {
     await node.close();
     throw new Error(`cannot listen on ${address.hostname}:${address.port}: ${(error as Error).message}`);
   }
   process.stdout.write(`dsync node ${node.nodeId} listening on ${server.url} (data in ${dataDir})\n`);
+  if (peers.length > 0) process.stdout.write(`dsync: replicating with ${peers.join(", ")}\n`);
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

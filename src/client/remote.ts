@@ -18,6 +18,19 @@ export type FolderInfo = ReturnType<typeof folderJson>;
 export type VersionInfo = ReturnType<typeof versionJson>;
 export type CommitInfo = ReturnType<typeof commitJson>;
 
+export interface NodeStatus {
+  node: string;
+  peers: { address: string; node: string | null; reachable: boolean | null; lastContactMs: number | null; lastError: string | null }[];
+  folders: {
+    name: string;
+    mode: string;
+    head: string | null;
+    vector: Record<string, number>;
+    peers: { peer: string; node: string | null; head: string | null; state: string; behindWrites: number; aheadWrites: number }[];
+  }[];
+  replication: Record<string, number> | null;
+}
+
 export type RemoteErrorKind = "unreachable" | "unauthorized" | "not-found" | "conflict" | "rejected" | "server";
 
 export class RemoteError extends Error {
@@ -159,6 +172,11 @@ export class RemoteNode {
 
   gc(options: { graceMs?: number; dryRun?: boolean }): Promise<Record<string, unknown>> {
     return this.json("POST", "/v1/gc", options);
+  }
+
+  /** Replication status: per folder and per peer (GET /v1/status). */
+  status(): Promise<NodeStatus> {
+    return this.json("GET", "/v1/status");
   }
 
   verify(): Promise<{ objectsChecked: number; corrupt: string[]; missing: string[]; metadataIntegrity: string }> {

@@ -174,18 +174,7 @@ export async function mergeConcurrent(heads: readonly KnownVersion[], lookup: Ve
     const folded = frontier.slice(0, i);
     const incoming = frontier[i]!;
     const base = await bestCommonAncestor(folded, incoming, lookup);
-    const resolver: ConflictResolver = async (path, ours, theirs) => {
-      // The loser is named after the newest folded write whose tree holds exactly that entry.
-      let writer = folded.at(-1)!;
-      for (const candidate of [...folded].reverse()) {
-        if (entriesEqual(await lookupFor(candidate).entryAt(path), ours)) {
-          writer = candidate;
-          break;
-        }
-      }
-      const copy: TreeEntry = { ...ours, name: conflictCopyName(ours.name, writer.version.hlcWallMs, writer.version.author) };
-      return { keep: theirs, extra: [copy] };
-    };
+    const resolver = keepLoserBeside(folded, lookupFor);
     const step = await mergeTrees({ base: base?.version.root ?? null, ours: root, theirs: incoming.version.root, load, resolveConflict: resolver });
     root = step.root;
     newObjects.push(...step.newObjects);
@@ -206,8 +195,40 @@ export async function mergeConcurrent(heads: readonly KnownVersion[], lookup: Ve
   return { version, root, newObjects, conflicts, frontier };
 }
 
+/**
+ * The resolver both merges use: the incoming side (theirs, the later write) keeps the name, and
+ * our entry is kept beside it as a conflict copy named after the newest of `writers` whose
+ * tree holds exactly that entry (the last of them when none does).
+ */
+export function keepLoserBeside(writers: readonly KnownVersion[], lookupFor: (v: KnownVersion) => RootLookup): ConflictResolver {
+  return async (path, ours, theirs) => {
+    let writer = writers.at(-1)!;
+    for (const candidate of [...writers].reverse()) {
+      if (entriesEqual(await lookupFor(candidate).entryAt(path), ours)) {
+        writer = candidate;
+        break;
+      }
+    }
+    const who = writer.version.author === MERGE_AUTHOR ? "merge" : writer.version.author;
+    const copy: TreeEntry = { ...ours, name: conflictCopyName(ours.name, writer.version.hlcWallMs, who) };
+    return { keep: theirs, extra: [copy] };
+  };
+}
+
+/** A resolver for merging a push onto a head: the loser is named after the head's writers. */
+export async function headLoserResolver(head: KnownVersion, lookup: VersionLookup, load: ObjectLoader): Promise<ConflictResolver> {
+  // A replication merge stands for its parents: the content came from one of them.
+  const writers = isReplicationMerge(head.version) ? await writeFrontier([head], lookup) : [head];
+  const lookups = new Map<string, RootLookup>();
+  return keepLoserBeside(writers.length > 0 ? writers : [head], (v) => {
+    const key = idToHex(v.version.root);
+    if (!lookups.has(key)) lookups.set(key, new RootLookup(v.version.root, load));
+    return lookups.get(key)!;
+  });
+}
+
 /** Looks entries up by path in one tree (conflicts only, so no cache beyond directories). */
-class RootLookup {
+export class RootLookup {
   private readonly directories = new Map<string, Map<string, TreeEntry>>();
   constructor(
     private readonly root: ObjectId,

@@ -11,7 +11,7 @@ import { hlcCompare, hlcReceive, hlcTick, HLC_ZERO, type HlcTimestamp } from "..
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { decodeObject, sealObject, type StructuredObject, type Version } from "../core/objects.ts";
 import { mergeTrees, type MergeConflict } from "../core/merge.ts";
-import { isReplicationMerge, mergeConcurrent, type KnownVersion, type VersionLookup } from "../core/concurrent-merge.ts";
+import { headLoserResolver, isReplicationMerge, mergeConcurrent, type KnownVersion, type VersionLookup } from "../core/concurrent-merge.ts";
 import { compareVectors, counterOf, EMPTY_VECTOR, withCounter, type VersionVector } from "../core/version-vector.ts";
 import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
@@ -312,7 +312,11 @@ export class DsyncNode {
       const headRecord = this.metadata.getVersion(folder.name, head!)!;
       const baseVersion = request.parent ? this.findMergeBase(folder.name, head!, request.parent) : null;
       const baseRoot = baseVersion ? this.metadata.getVersion(folder.name, baseVersion)?.root ?? null : null;
-      const merged = await mergeTrees({ base: baseRoot, ours: headRecord.root, theirs: request.root, load: this.load });
+      // The pushed side is the later writer and keeps contested names; what it displaced stays
+      // beside it as a conflict copy, as in a replication merge.
+      const headKnown: KnownVersion = { id: head!, version: await this.decodeVersion(head!) };
+      const resolveConflict = await headLoserResolver(headKnown, this.versionLookup(folder.name), this.load);
+      const merged = await mergeTrees({ base: baseRoot, ours: headRecord.root, theirs: request.root, load: this.load, resolveConflict });
       await this.store.putMany(merged.newObjects.map((o) => ({ id: o.id, bytes: o.bytes })));
       this.metadata.markComplete(merged.newObjects.map((o) => o.id));
       const mergeVersion = await this.storeVersion({

@@ -17,6 +17,11 @@ import { UserError, type CommitResult, type DsyncNode } from "../node/node.ts";
 import type { MergeConflict } from "../core/merge.ts";
 import type { TreeEntry } from "../core/objects.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
+import { registerPeerRoutes } from "./peer-routes.ts";
+import { msgpackResponse, readBody, readJson } from "./http-body.ts";
+import type { PeerService } from "../replication/peer-service.ts";
+import type { Replicator } from "../replication/replicator.ts";
+import { vectorToRecord } from "../core/version-vector.ts";
 import {
   BodyTooLargeError,
   compressIfWorthIt,
@@ -28,9 +33,15 @@ import {
 import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject } from "./validate.ts";
 
 export interface AppOptions {
-  /** When set, every route but /v1/health needs `Authorization: Bearer <token>`. */
+  /** When set, every client route (all of /v1 but /v1/health and /v1/peer) needs `Authorization: Bearer <token>`. */
   token?: string;
   version?: string;
+  /** The credential other nodes present on /v1/peer; without it the peer routes refuse everyone. */
+  clusterToken?: string;
+  /** Answers peer requests; absent on a node that takes none. */
+  peerService?: PeerService;
+  /** The node's replication, for /v1/status. */
+  replicator?: Replicator;
 }
 
 export const API_VERSION = "v1";
@@ -94,31 +105,6 @@ function conflictJson(conflict: MergeConflict) {
   };
 }
 
-async function readBody(c: Context): Promise<Uint8Array> {
-  const raw = new Uint8Array(await c.req.arrayBuffer());
-  return decompressBody(raw, c.req.header("content-encoding"));
-}
-
-async function readJson(c: Context, emptyAllowed = false): Promise<Record<string, unknown>> {
-  const bytes = await readBody(c);
-  if (emptyAllowed && bytes.length === 0) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    throw new UserError("the body must be valid JSON");
-  }
-  return requireObject(value);
-}
-
-function msgpackResponse(c: Context, bytes: Uint8Array, allowCompression = false): Response {
-  const accepts = (c.req.header("accept-encoding") ?? "").includes("zstd");
-  const { body, encoding } = allowCompression && accepts ? compressIfWorthIt(bytes) : { body: bytes, encoding: null };
-  const headers: Record<string, string> = { "content-type": "application/msgpack" };
-  if (encoding) headers["content-encoding"] = encoding;
-  return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers });
-}
-
 function pathId(c: Context, name: string): ObjectId {
   const text = c.req.param(name);
   if (!isIdHex(text)) throw new UserError(`${name} must be an object id (64 lowercase hex digits)`);
@@ -152,6 +138,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   if (options.token) {
     const token = options.token;
     app.use("/v1/*", async (c, next) => {
+      // Peer routes have their own credential (peer-routes.ts); a client token opens none of them.
+      if (c.req.path.startsWith("/v1/peer/")) return next();
       const given = bearerToken(c.req.header("authorization"));
       if (given === undefined || !tokensEqual(given, token)) {
         return c.json({ error: "missing or wrong token (send Authorization: Bearer <token>)" }, 401);
@@ -167,6 +155,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       onError: (c) => c.json({ error: `request body larger than ${LIMITS.requestBodyBytesMax} bytes` }, 413),
     }),
   );
+
+  registerPeerRoutes(app, { clusterToken: options.clusterToken, service: options.peerService });
 
   // ----- objects -----
 
@@ -275,6 +265,30 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   });
 
   app.post("/v1/verify", async (c) => c.json(await node.verify()));
+
+  // ----- replication status -----
+
+  app.get("/v1/status", async (c) => {
+    const replicator = options.replicator;
+    const folders = [];
+    for (const folder of node.listFolders()) {
+      folders.push({
+        name: folder.name,
+        mode: folder.mode,
+        head: folder.head ? idToHex(folder.head) : null,
+        vector: vectorToRecord(await node.vectorOf(folder.head)),
+        peers: replicator ? await replicator.folderStatus(folder.name) : [],
+      });
+    }
+    const peers = (replicator?.peerStates() ?? []).map((peer) => ({
+      address: peer.address,
+      node: peer.node,
+      reachable: peer.reachable,
+      lastContactMs: peer.lastContactMs,
+      lastError: peer.lastError,
+    }));
+    return c.json({ node: node.nodeId, peers, folders, replication: replicator ? { ...replicator.stats } : null });
+  });
 
   return app;
 }

@@ -2,6 +2,10 @@
 import { LIMITS } from "../core/limits.ts";
 import type { DsyncNode } from "../node/node.ts";
 import { createApp } from "./app.ts";
+import { HttpPeerTransport } from "../replication/http-transport.ts";
+import { PeerService } from "../replication/peer-service.ts";
+import { Replicator } from "../replication/replicator.ts";
+import { systemTimers } from "../replication/transport.ts";
 
 export interface ListenAddress {
   hostname: string;
@@ -27,8 +31,32 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export function startServer(node: DsyncNode, address: ListenAddress, options: { token?: string; version?: string }): RunningServer {
-  const app = createApp(node, options);
+export interface ServerOptions {
+  token?: string;
+  version?: string;
+  /** Credential for the peer routes and for calling peers. */
+  clusterToken?: string;
+  /** Peer base URLs to replicate with. */
+  peers?: string[];
+  syncIntervalMs?: number;
+}
+
+export function startServer(node: DsyncNode, address: ListenAddress, options: ServerOptions): RunningServer {
+  let replicator: Replicator | undefined;
+  let peerService: PeerService | undefined;
+  if (options.clusterToken) {
+    replicator = new Replicator({
+      node,
+      peers: options.peers ?? [],
+      transport: new HttpPeerTransport({ clusterToken: options.clusterToken }),
+      timers: systemTimers,
+      intervalMs: options.syncIntervalMs ?? 2000,
+      log: (line) => console.error(line),
+    });
+    const running = replicator;
+    peerService = new PeerService(node, (notice) => running.onNotice(notice));
+  }
+  const app = createApp(node, { token: options.token, version: options.version, clusterToken: options.clusterToken, peerService, replicator });
   const server = Bun.serve({
     hostname: address.hostname,
     port: address.port,
@@ -38,9 +66,11 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: { 
     idleTimeout: 120,
   });
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  replicator?.start();
   return {
     url: `http://${host}:${server.port}`,
     stop: async () => {
+      replicator?.stop();
       // Let requests in flight finish (a push's commit must not be cut off), but not forever.
       const graceful = server.stop(false);
       const timeout = new Promise((resolve) => setTimeout(resolve, 5000));

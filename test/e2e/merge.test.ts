@@ -1,5 +1,6 @@
 // Two clients push concurrently: changes to different paths are all kept, the later push wins a
-// path both changed, and the overwritten content stays in history.
+// path both changed, the overwritten content is kept beside it as a conflict copy and stays in
+// history.
 import { expect, test } from "bun:test";
 import { readFileSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import { join } from "node:path";
@@ -33,6 +34,9 @@ test("concurrent pushes merge three ways; last writer wins; the loser stays in h
   expect(bobPush.merged).toBe(true);
   expect(bobPush.conflicts.map((c: { path: string }) => c.path)).toEqual(["shared.txt"]);
   expect(bobPush.conflicts[0].winner).toBe("theirs");
+  // Alice's displaced content is kept beside the winner, named after the node that wrote it.
+  expect(bobPush.conflicts[0].copies).toHaveLength(1);
+  expect(bobPush.conflicts[0].copies[0]).toMatch(/^shared\.sync-conflict-\d{8}-\d{6}-[0-9a-f]{16}\.txt$/);
 
   // Everyone converges on the merge.
   const carol = join(tempDir(), "carol");
@@ -43,6 +47,7 @@ test("concurrent pushes merge three ways; last writer wins; the loser stays in h
   expect(readFileSync(join(carol, "edit-by-alice.txt"), "utf8")).toBe("2\n");
   expect(readFileSync(join(carol, "keep.txt"), "utf8")).toBe("keep\n");
   expect(existsSync(join(carol, "drop-by-bob.txt"))).toBe(false);
+  expect(readFileSync(join(carol, bobPush.conflicts[0].copies[0]), "utf8")).toBe("alice's version\n");
 
   // Alice's overwritten content is still in history.
   const log = (await runCli(["log", carol, "--json"])).json();

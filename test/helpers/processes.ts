@@ -73,10 +73,18 @@ export interface NodeProcess {
   kill9(): Promise<void>;
 }
 
+/** A loopback port that was free a moment ago (for nodes that must know each other's address before starting). */
+export async function freePort(): Promise<number> {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = server.port;
+  server.stop(true);
+  return port;
+}
+
 /** Starts `dsync serve` on a free loopback port and waits until it answers. */
-export async function startNode(options: { dataDir?: string; args?: string[]; env?: Record<string, string | undefined>; binary?: string } = {}): Promise<NodeProcess> {
+export async function startNode(options: { dataDir?: string; args?: string[]; env?: Record<string, string | undefined>; binary?: string; listen?: string } = {}): Promise<NodeProcess> {
   const dataDir = options.dataDir ?? join(tempDir(), "data");
-  const proc = spawn([...dsyncCommand(options.binary), "serve", "--data", dataDir, "--listen", "127.0.0.1:0", ...(options.args ?? [])], {
+  const proc = spawn([...dsyncCommand(options.binary), "serve", "--data", dataDir, "--listen", options.listen ?? "127.0.0.1:0", ...(options.args ?? [])], {
     cwd: REPO_ROOT,
     env: baseEnv(options.env ?? {}),
     stdout: "pipe",

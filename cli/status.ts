@@ -1,0 +1,33 @@
+// dsync status: how a node's folders stand against each of its peers.
+import { printJson } from "./errors.ts";
+import { remoteFor } from "./remote-target.ts";
+
+export async function statusCommand(flags: { remote?: string; json?: boolean }): Promise<number> {
+  const remote = remoteFor(flags);
+  const status = await remote.status();
+  if (flags.json) {
+    printJson(status);
+    return 0;
+  }
+  const lines: string[] = [`node ${status.node} at ${remote.baseUrl}`];
+  if (status.peers.length === 0) lines.push("peers: none (not replicating)");
+  for (const peer of status.peers) {
+    const state = peer.reachable === null ? "not contacted yet" : peer.reachable ? "reachable" : `unreachable: ${peer.lastError ?? "unknown error"}`;
+    lines.push(`peer ${peer.address}${peer.node ? ` (node ${peer.node})` : ""}: ${state}`);
+  }
+  if (status.folders.length === 0) lines.push("no folders yet");
+  for (const folder of status.folders) {
+    lines.push(`folder ${folder.name} (${folder.mode}) head ${folder.head ? folder.head.slice(0, 12) : "(empty)"}`);
+    for (const peer of folder.peers) {
+      let detail: string;
+      if (peer.state === "in-sync") detail = "in sync";
+      else if (peer.state === "unknown") detail = "unknown (the peer has not listed this folder)";
+      else if (peer.state === "behind") detail = `behind by ${peer.behindWrites} write(s)`;
+      else if (peer.state === "ahead") detail = `ahead by ${peer.aheadWrites} write(s)`;
+      else detail = `diverged: behind by ${peer.behindWrites}, ahead by ${peer.aheadWrites} write(s)`;
+      lines.push(`  ${peer.peer}: ${detail}${peer.head && peer.state !== "in-sync" ? ` (peer head ${peer.head.slice(0, 12)})` : ""}`);
+    }
+  }
+  process.stdout.write(lines.join("\n") + "\n");
+  return 0;
+}

@@ -1,0 +1,94 @@
+// The peer transport over HTTP: the /v1/peer routes of other nodes, with the cluster token.
+// Every call has a deadline, so a peer that hangs slows replication down but never stops it.
+import { idFromHex, idToHex, isIdHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
+import { vectorFromRecord, vectorToRecord } from "../core/version-vector.ts";
+import type { ConsistencyMode } from "../node/metadata.ts";
+import { decodeHistory } from "../server/peer-routes.ts";
+import { decodeDownloadReply, decompressBody, encodeIdList } from "../server/wire.ts";
+import type { HeadNotice, HistoryItem, HistoryRequest, PeerListing, PeerTransport } from "./transport.ts";
+
+export interface HttpTransportOptions {
+  clusterToken: string;
+  /** Deadline for listing, history and notices. */
+  requestTimeoutMs?: number;
+  /** Deadline for one download batch (up to tens of MiB). */
+  downloadTimeoutMs?: number;
+}
+
+export class PeerRequestError extends Error {
+  override name = "PeerRequestError";
+}
+
+export class HttpPeerTransport implements PeerTransport {
+  /** Requests made, per peer address (for benchmarks and status). */
+  readonly requests = new Map<string, number>();
+
+  constructor(private readonly options: HttpTransportOptions) {}
+
+  private async call(peer: string, method: string, path: string, body: Uint8Array | string | undefined, contentType: string, timeoutMs: number): Promise<Uint8Array> {
+    this.requests.set(peer, (this.requests.get(peer) ?? 0) + 1);
+    const headers: Record<string, string> = { authorization: `Bearer ${this.options.clusterToken}`, "accept-encoding": "zstd" };
+    if (body !== undefined) headers["content-type"] = contentType;
+    let response: Response;
+    try {
+      response = await fetch(peer.replace(/\/+$/, "") + path, {
+        method,
+        headers,
+        body: body as BodyInit | undefined,
+        signal: AbortSignal.timeout(timeoutMs),
+        decompress: false,
+      } as RequestInit);
+    } catch (error) {
+      throw new PeerRequestError(`cannot reach peer ${peer}: ${(error as Error).message}`);
+    }
+    const raw = new Uint8Array(await response.arrayBuffer());
+    const bytes = decompressBody(raw, response.headers.get("content-encoding"), LIMITS.requestBodyBytesMax * 2);
+    if (!response.ok) {
+      let reason = response.statusText;
+      try {
+        const detail = JSON.parse(new TextDecoder().decode(bytes)) as { error?: string };
+        if (detail.error) reason = detail.error;
+      } catch {}
+      throw new PeerRequestError(`peer ${peer} answered ${response.status} to ${method} ${path}: ${reason}`);
+    }
+    return bytes;
+  }
+
+  async listFolders(peer: string): Promise<PeerListing> {
+    const bytes = await this.call(peer, "GET", "/v1/peer/folders", undefined, "", this.options.requestTimeoutMs ?? 10_000);
+    const value = JSON.parse(new TextDecoder().decode(bytes)) as { node?: unknown; folders?: unknown };
+    if (typeof value.node !== "string" || !Array.isArray(value.folders)) throw new PeerRequestError(`peer ${peer} sent a malformed folder list`);
+    return {
+      node: value.node,
+      folders: value.folders.map((raw) => {
+        const f = raw as { name?: unknown; mode?: unknown; head?: unknown; vector?: unknown };
+        if (typeof f.name !== "string" || (f.head !== null && (typeof f.head !== "string" || !isIdHex(f.head)))) {
+          throw new PeerRequestError(`peer ${peer} sent a malformed folder entry`);
+        }
+        return {
+          name: f.name,
+          mode: (f.mode === "strong" ? "strong" : "eventual") as ConsistencyMode,
+          head: f.head === null ? null : idFromHex(f.head as string),
+          vector: vectorFromRecord(f.vector ?? {}),
+        };
+      }),
+    };
+  }
+
+  async history(peer: string, request: HistoryRequest): Promise<HistoryItem[]> {
+    const body = JSON.stringify({ head: idToHex(request.head), known: vectorToRecord(request.known) });
+    const path = `/v1/peer/folders/${encodeURIComponent(request.folder)}/history`;
+    return decodeHistory(await this.call(peer, "POST", path, body, "application/json", this.options.downloadTimeoutMs ?? 120_000));
+  }
+
+  async download(peer: string, ids: readonly ObjectId[]) {
+    const bytes = await this.call(peer, "POST", "/v1/peer/objects/download", encodeIdList(ids), "application/msgpack", this.options.downloadTimeoutMs ?? 120_000);
+    return decodeDownloadReply(bytes);
+  }
+
+  async notify(peer: string, notice: HeadNotice): Promise<void> {
+    const body = JSON.stringify({ from: notice.from, folder: notice.folder, head: idToHex(notice.head), vector: vectorToRecord(notice.vector) });
+    await this.call(peer, "POST", "/v1/peer/notify", body, "application/json", this.options.requestTimeoutMs ?? 10_000);
+  }
+}

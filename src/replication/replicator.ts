@@ -1,0 +1,332 @@
+// Eventual-mode replication: anti-entropy between a node and its peers.
+//
+// - When a folder's head changes here, every peer is told at once (a notice; losing one is
+//   harmless). A peer that hears of a head it does not cover pulls it.
+// - Every `intervalMs`, and once at start, each peer's folder list is compared with ours, and
+//   any folder where the peer has writes we lack is pulled. This repairs lost notices, partitions
+//   and restarts.
+// - A pull: ask the peer for the versions behind its head that our head's vector does not cover,
+//   verify them, fetch their trees by Merkle descent (fetch-closure.ts), then let the node
+//   integrate them (fast-forward or deterministic merge, DsyncNode.integrateReplica).
+//
+// Safety: nothing a peer says is ever applied as a deletion by itself. A listing only triggers
+// pulls; a pull records versions whose every object is here and verified; the head then moves
+// only to a version that covers ours, or to a merge of both. A peer that lists nothing, fails,
+// or sends a partial tree changes nothing here.
+//
+// Pulls of one folder from one peer run one at a time; a notice arriving meanwhile makes the
+// pull run once more after. Folders in a mode other than eventual are left to their own mode.
+import { blake3 } from "../core/blake3.ts";
+import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
+import { decodeObject, type Version } from "../core/objects.ts";
+import { compareVectors, EMPTY_VECTOR, writesMissing, type VersionVector } from "../core/version-vector.ts";
+import type { DsyncNode, ReplicaVersion } from "../node/node.ts";
+import { fetchClosure } from "./fetch-closure.ts";
+import type { HeadNotice, PeerFolder, PeerTransport, Timers } from "./transport.ts";
+
+export interface ReplicatorOptions {
+  node: DsyncNode;
+  /** Peer addresses, as the transport understands them (URLs over HTTP). */
+  peers: readonly string[];
+  transport: PeerTransport;
+  timers: Timers;
+  /** Period of the full comparison with each peer. */
+  intervalMs: number;
+  log?: (line: string) => void;
+}
+
+export interface PeerState {
+  address: string;
+  /** The peer's node id, once it has answered. */
+  node: string | null;
+  reachable: boolean | null;
+  lastContactMs: number | null;
+  lastError: string | null;
+  /** The peer's folders as last heard (listing or notice). */
+  folders: Map<string, { head: ObjectId | null; vector: VersionVector; mode: string }>;
+}
+
+export interface PeerFolderStatus {
+  peer: string;
+  node: string | null;
+  head: string | null;
+  /** in-sync: same head; behind: the peer has writes we lack; ahead: we have writes it lacks. */
+  state: "in-sync" | "behind" | "ahead" | "diverged" | "unknown";
+  /** Writes the peer has that this node lacks, and the other way round. */
+  behindWrites: number;
+  aheadWrites: number;
+}
+
+export interface SyncStats {
+  pulls: number;
+  pullFailures: number;
+  versionsReceived: number;
+  objectsFetched: number;
+  bytesFetched: number;
+  merges: number;
+  noticesSent: number;
+  noticesReceived: number;
+}
+
+interface PullTask {
+  running: boolean;
+  again: boolean;
+}
+
+export class Replicator {
+  private readonly peers = new Map<string, PeerState>();
+  private readonly tasks = new Map<string, PullTask>();
+  private timer: unknown = null;
+  private stopped = true;
+  private unsubscribe: (() => void) | null = null;
+  private roundRunning = false;
+  readonly stats: SyncStats = { pulls: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0, bytesFetched: 0, merges: 0, noticesSent: 0, noticesReceived: 0 };
+
+  constructor(private readonly options: ReplicatorOptions) {
+    for (const address of options.peers) {
+      this.peers.set(address, { address, node: null, reachable: null, lastContactMs: null, lastError: null, folders: new Map() });
+    }
+  }
+
+  private get node(): DsyncNode {
+    return this.options.node;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.unsubscribe = this.node.onHeadChanged((folder, head) => void this.announce(folder, head));
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    if (this.timer !== null) this.options.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    if (this.timer !== null) this.options.timers.clearTimeout(this.timer);
+    this.timer = this.options.timers.setTimeout(() => {
+      this.timer = null;
+      void this.round().finally(() => this.schedule(this.options.intervalMs));
+    }, delayMs);
+  }
+
+  /** Compares every folder with every peer and pulls where a peer is ahead. */
+  async round(): Promise<void> {
+    if (this.roundRunning || this.stopped) return;
+    this.roundRunning = true;
+    try {
+      await Promise.all([...this.peers.values()].map((peer) => this.compareWith(peer)));
+    } finally {
+      this.roundRunning = false;
+    }
+  }
+
+  private async compareWith(peer: PeerState): Promise<void> {
+    let listing;
+    try {
+      listing = await this.options.transport.listFolders(peer.address);
+    } catch (error) {
+      this.markFailure(peer, error);
+      return;
+    }
+    if (this.stopped) return;
+    if (listing.node === this.node.nodeId) {
+      this.markFailure(peer, new Error("this address is this node itself; ignoring it"));
+      return;
+    }
+    this.markContact(peer, listing.node);
+    // A listing replaces what we knew of the peer's folders, but a folder missing from it is
+    // only forgotten in the status, never taken as a deletion.
+    peer.folders = new Map(listing.folders.map((f) => [f.name, { head: f.head, vector: f.vector, mode: f.mode }]));
+    await Promise.all(listing.folders.map((folder) => this.consider(peer, folder)));
+  }
+
+  /** Starts a pull when the peer's head has writes ours lacks. */
+  private async consider(peer: PeerState, folder: PeerFolder): Promise<void> {
+    if (folder.head === null || folder.mode !== "eventual") return;
+    const local = this.node.metadata.getFolder(folder.name);
+    if (local && local.mode !== "eventual") return;
+    if (local?.head && idEquals(local.head, folder.head)) return;
+    const localVector = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
+    const order = compareVectors(folder.vector, localVector);
+    // "equal" with a different id is settled by integrateReplica (the greater id wins).
+    if (order === "before") return;
+    await this.pull(peer, folder.name);
+  }
+
+  /** A peer's notice: pull from it if its head is news. */
+  onNotice(notice: HeadNotice): void {
+    if (this.stopped) return;
+    this.stats.noticesReceived++;
+    const peer = [...this.peers.values()].find((p) => p.node === notice.from);
+    if (!peer) {
+      // A node we have not heard from yet (or one not in our list): a full round finds it.
+      void this.round();
+      return;
+    }
+    const known = peer.folders.get(notice.folder);
+    peer.folders.set(notice.folder, { head: notice.head, vector: notice.vector, mode: known?.mode ?? "eventual" });
+    void this.consider(peer, { name: notice.folder, head: notice.head, vector: notice.vector, mode: (known?.mode as "eventual") ?? "eventual" });
+  }
+
+  /** Pulls one folder from one peer, once more if asked again while running. */
+  async pull(peer: PeerState, folder: string): Promise<void> {
+    const key = `${peer.address}\u0000${folder}`;
+    let task = this.tasks.get(key);
+    if (!task) this.tasks.set(key, (task = { running: false, again: false }));
+    if (task.running) {
+      task.again = true;
+      return;
+    }
+    task.running = true;
+    try {
+      do {
+        task.again = false;
+        if (this.stopped) return;
+        try {
+          await this.pullOnce(peer, folder);
+        } catch (error) {
+          this.stats.pullFailures++;
+          this.markFailure(peer, error);
+          this.options.log?.(`dsync: pulling ${folder} from ${peer.address} failed: ${(error as Error).message}`);
+          return;
+        }
+      } while (task.again);
+    } finally {
+      task.running = false;
+    }
+  }
+
+  private async pullOnce(peer: PeerState, folderName: string): Promise<void> {
+    const transport = this.options.transport;
+    // Ask the peer for its current head rather than trusting a notice that may be stale.
+    const local = this.node.metadata.getFolder(folderName);
+    const known = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
+    const listing = await transport.listFolders(peer.address);
+    if (this.stopped) return;
+    this.markContact(peer, listing.node);
+    const remote = listing.folders.find((f) => f.name === folderName);
+    if (!remote || remote.head === null || remote.mode !== "eventual") return;
+    peer.folders.set(folderName, { head: remote.head, vector: remote.vector, mode: remote.mode });
+    if (local?.head && idEquals(local.head, remote.head)) return;
+    if (compareVectors(remote.vector, known) === "before") return;
+    this.stats.pulls++;
+
+    let versions: (ReplicaVersion & { bytes: Uint8Array })[] = [];
+    if (!this.node.metadata.getVersion(folderName, remote.head)) {
+      const items = await transport.history(peer.address, { folder: folderName, head: remote.head, known });
+      if (this.stopped) return;
+      versions = parentsFirst(
+        items.map((item) => {
+          const id = blake3(item.bytes);
+          const object = decodeObject(item.bytes);
+          if (object.kind !== "version") throw new Error(`${peer.address} sent a ${object.kind} object as history`);
+          return { id, version: object, files: item.files, totalBytes: item.totalBytes, bytes: item.bytes };
+        }),
+      );
+      if (!versions.some((v) => idEquals(v.id, remote.head!))) throw new Error(`${peer.address} did not send its head ${idToHex(remote.head)}`);
+      const roots = versions.filter((v) => !this.node.metadata.getVersion(folderName, v.id)).map((v) => v.version.root);
+      // The version objects themselves are stored too: peers and restores read them by id.
+      await this.node.putObjects(versions.map((v) => ({ id: v.id, bytes: v.bytes })));
+      const fetched = await fetchClosure(this.node, transport, peer.address, roots);
+      if (this.stopped) return;
+      this.stats.objectsFetched += fetched.objectsFetched;
+      this.stats.bytesFetched += fetched.bytesFetched;
+    }
+    const result = await this.node.integrateReplica(folderName, "eventual", versions, remote.head);
+    this.stats.versionsReceived += result.recorded;
+    if (result.outcome === "merged") this.stats.merges++;
+  }
+
+  /** Tells every peer that a folder's head changed here. Failures are left to anti-entropy. */
+  private async announce(folder: string, head: ObjectId): Promise<void> {
+    if (this.stopped) return;
+    const vector = await this.node.vectorOf(head);
+    await Promise.all(
+      [...this.peers.values()].map(async (peer) => {
+        try {
+          this.stats.noticesSent++;
+          await this.options.transport.notify(peer.address, { from: this.node.nodeId, folder, head, vector });
+        } catch {
+          // The next round repairs a lost notice.
+        }
+      }),
+    );
+  }
+
+  private markContact(peer: PeerState, nodeId: string): void {
+    peer.node = nodeId;
+    peer.reachable = true;
+    peer.lastContactMs = this.node.clock.nowMs();
+    peer.lastError = null;
+  }
+
+  private markFailure(peer: PeerState, error: unknown): void {
+    peer.reachable = false;
+    peer.lastError = (error as Error)?.message ?? String(error);
+  }
+
+  peerStates(): PeerState[] {
+    return [...this.peers.values()];
+  }
+
+  /** How each folder stands against each peer, from what the peers last said. */
+  async folderStatus(folder: string): Promise<PeerFolderStatus[]> {
+    const local = this.node.metadata.getFolder(folder);
+    const localVector = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
+    return [...this.peers.values()].map((peer) => {
+      const theirs = peer.folders.get(folder);
+      if (!theirs) return { peer: peer.address, node: peer.node, head: null, state: "unknown", behindWrites: 0, aheadWrites: 0 };
+      const behindWrites = writesMissing(localVector, theirs.vector);
+      const aheadWrites = writesMissing(theirs.vector, localVector);
+      const sameHead = theirs.head !== null && local?.head != null && idEquals(theirs.head, local.head);
+      const state: PeerFolderStatus["state"] = sameHead
+        ? "in-sync"
+        : behindWrites > 0 && aheadWrites > 0
+          ? "diverged"
+          : behindWrites > 0
+            ? "behind"
+            : aheadWrites > 0
+              ? "ahead"
+              : "diverged";
+      return { peer: peer.address, node: peer.node, head: theirs.head ? idToHex(theirs.head) : null, state, behindWrites, aheadWrites };
+    });
+  }
+}
+
+/** Orders versions so each comes after those of its parents that are in the list. */
+function parentsFirst<T extends ReplicaVersion>(versions: T[]): T[] {
+  const byKey = new Map(versions.map((v) => [idToHex(v.id), v]));
+  const out: T[] = [];
+  const placed = new Set<string>();
+  const visit = (v: T) => {
+    const stack: { v: T; next: number }[] = [{ v, next: 0 }];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const key = idToHex(top.v.id);
+      if (placed.has(key)) {
+        stack.pop();
+        continue;
+      }
+      const parents = top.v.version.parents;
+      if (top.next < parents.length) {
+        const parent = byKey.get(idToHex(parents[top.next++]!));
+        if (parent && !placed.has(idToHex(parent.id))) stack.push({ v: parent, next: 0 });
+        continue;
+      }
+      placed.add(key);
+      out.push(top.v);
+      stack.pop();
+    }
+  };
+  [...versions].sort((a, b) => Buffer.compare(a.id, b.id)).forEach(visit);
+  return out;
+}
+
+export type { Version };

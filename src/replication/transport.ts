@@ -1,0 +1,61 @@
+// What one node asks of another during replication, as an interface: the HTTP transport
+// (http-transport.ts) sends it over the network, a simulation delivers it in memory.
+import type { ObjectId } from "../core/id.ts";
+import type { VersionVector } from "../core/version-vector.ts";
+import type { ConsistencyMode } from "../node/metadata.ts";
+import type { StoredObject } from "../store/object-store.ts";
+
+export interface PeerFolder {
+  name: string;
+  mode: ConsistencyMode;
+  head: ObjectId | null;
+  /** The head's version vector. */
+  vector: VersionVector;
+}
+
+export interface PeerListing {
+  /** The answering node's id. */
+  node: string;
+  folders: PeerFolder[];
+}
+
+export interface HistoryRequest {
+  folder: string;
+  /** The version whose history is wanted. */
+  head: ObjectId;
+  /** The asking node's head vector: writes it covers (and what lies behind them) are left out. */
+  known: VersionVector;
+}
+
+export interface HistoryItem {
+  /** The version object's bytes; the receiver hashes them for the id. */
+  bytes: Uint8Array;
+  files: number;
+  totalBytes: number;
+}
+
+export interface HeadNotice {
+  /** The id of the node whose head changed. */
+  from: string;
+  folder: string;
+  head: ObjectId;
+  vector: VersionVector;
+}
+
+export interface PeerTransport {
+  listFolders(peer: string): Promise<PeerListing>;
+  history(peer: string, request: HistoryRequest): Promise<HistoryItem[]>;
+  download(peer: string, ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }>;
+  notify(peer: string, notice: HeadNotice): Promise<void>;
+}
+
+/** Timers as an input, so a simulation can run replication on its own schedule. */
+export interface Timers {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemTimers: Timers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};

@@ -20,7 +20,7 @@
 //
 // Nodes that hold the same versions therefore build the same merge, byte for byte, whatever
 // order the versions reached them in. Pure: the graph and the objects come in as loaders.
-import { compareNames, type StructuredObject, type TreeEntry, type Version } from "./objects.ts";
+import { compareNames, decodeObject, type StructuredObject, type TreeEntry, type Version } from "./objects.ts";
 import { conflictCopyName } from "./conflict-name.ts";
 import { entriesEqual } from "./diff.ts";
 import { idToHex, type ObjectId } from "./id.ts";
@@ -163,6 +163,13 @@ export async function mergeConcurrent(heads: readonly KnownVersion[], lookup: Ve
   }
   let root = frontier[0]!.version.root;
   const newObjects: SealedObject[] = [];
+  // Each step reads the tree the step before it built, which is not stored yet.
+  const built = new Map<string, SealedObject>();
+  const outerLoad = load;
+  load = async (id) => {
+    const own = built.get(idToHex(id));
+    return own ? decodeObject(own.bytes) : outerLoad(id);
+  };
   const conflicts: MergeConflict[] = [];
   const lookups = new Map<string, RootLookup>();
   const lookupFor = (v: KnownVersion) => {
@@ -178,6 +185,7 @@ export async function mergeConcurrent(heads: readonly KnownVersion[], lookup: Ve
     const step = await mergeTrees({ base: base?.version.root ?? null, ours: root, theirs: incoming.version.root, load, resolveConflict: resolver });
     root = step.root;
     newObjects.push(...step.newObjects);
+    for (const object of step.newObjects) built.set(idToHex(object.id), object);
     conflicts.push(...step.conflicts);
   }
   const newest = frontier.at(-1)!.version;

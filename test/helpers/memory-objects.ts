@@ -5,7 +5,7 @@
 // is "symlink" (with a string value) is a symlink. file(), dir() and symlink() give control over
 // mode, mtime and chunking, and dir() also spells a directory holding a single file "symlink".
 import { blake3 } from "../../src/core/blake3.ts";
-import { idToHex, type ObjectId } from "../../src/core/id.ts";
+import { idFromHex, idToHex, type ObjectId } from "../../src/core/id.ts";
 import { decodeObject, type ChunkRef, type StructuredObject, type TreeEntry } from "../../src/core/objects.ts";
 import { readFileChunks, readTreeEntries, type ObjectLoader, type SealedObject } from "../../src/core/pages.ts";
 import { sealFile, sealTree } from "../../src/core/tree-builder.ts";
@@ -86,6 +86,13 @@ export class MemoryObjects {
     const bytes = this.objects.get(idToHex(id));
     if (bytes === undefined) throw new Error(`no object ${idToHex(id)}`);
     return decodeObject(bytes);
+  }
+
+  /** Every structured object and chunk held, as id and bytes (to put into a store). */
+  all(): { id: ObjectId; bytes: Uint8Array }[] {
+    const out: { id: ObjectId; bytes: Uint8Array }[] = [];
+    for (const map of [this.chunkBytes, this.objects]) for (const [key, bytes] of map) out.push({ id: idFromHex(key), bytes });
+    return out;
   }
 
   resetLoads(): void {

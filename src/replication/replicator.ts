@@ -79,7 +79,7 @@ export class Replicator {
   private timer: unknown = null;
   private stopped = true;
   private unsubscribe: (() => void) | null = null;
-  private roundRunning = false;
+  private readonly comparing = new Set<string>();
   readonly stats: SyncStats = { pulls: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0, bytesFetched: 0, merges: 0, noticesSent: 0, noticesReceived: 0 };
 
   constructor(private readonly options: ReplicatorOptions) {
@@ -116,18 +116,26 @@ export class Replicator {
     }, delayMs);
   }
 
-  /** Compares every folder with every peer and pulls where a peer is ahead. */
+  /**
+   * Compares every folder with every peer and pulls where a peer is ahead. Each peer is compared
+   * on its own, so a slow or hanging peer delays only its own next comparison.
+   */
   async round(): Promise<void> {
-    if (this.roundRunning || this.stopped) return;
-    this.roundRunning = true;
-    try {
-      await Promise.all([...this.peers.values()].map((peer) => this.compareWith(peer)));
-    } finally {
-      this.roundRunning = false;
-    }
+    if (this.stopped) return;
+    await Promise.all([...this.peers.values()].map((peer) => this.compareWith(peer)));
   }
 
   private async compareWith(peer: PeerState): Promise<void> {
+    if (this.comparing.has(peer.address)) return;
+    this.comparing.add(peer.address);
+    try {
+      await this.compareOnce(peer);
+    } finally {
+      this.comparing.delete(peer.address);
+    }
+  }
+
+  private async compareOnce(peer: PeerState): Promise<void> {
     let listing;
     try {
       listing = await this.options.transport.listFolders(peer.address);

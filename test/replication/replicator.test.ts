@@ -3,7 +3,6 @@
 // Merkle-descent cost, and convergence on concurrent writes.
 import { describe, expect, test } from "bun:test";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
-import { sealTree } from "../../src/core/tree-builder.ts";
 import { Metadata } from "../../src/node/metadata.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
@@ -105,8 +104,7 @@ class Cluster {
     const head = node.metadata.getFolder(folder)?.head;
     if (!head) return null;
     const version = node.metadata.getVersion(folder, head)!;
-    const out = new MemoryObjects();
-    return describeFrom(node, version.root, out);
+    return describeFrom(node, version.root);
   }
 
   head(name: string, folder: string): string | null {
@@ -115,11 +113,11 @@ class Cluster {
   }
 }
 
-async function describeFrom(node: DsyncNode, root: ObjectId, _unused: MemoryObjects): Promise<Record<string, unknown>> {
+async function describeFrom(node: DsyncNode, root: ObjectId): Promise<Record<string, unknown>> {
   const { readTreeEntries, readFileChunks } = await import("../../src/core/pages.ts");
   const out: Record<string, unknown> = {};
   for (const entry of await readTreeEntries(root, node.load)) {
-    if (entry.kind === "dir") out[entry.name] = await describeFrom(node, entry.id!, _unused);
+    if (entry.kind === "dir") out[entry.name] = await describeFrom(node, entry.id!);
     else if (entry.kind === "file") {
       const chunks = await readFileChunks(entry.id!, node.load);
       const bytes = await node.getObjects(chunks.map((c) => c.id));
@@ -224,13 +222,11 @@ describe("replication between nodes in one process", () => {
   });
 });
 
-function toNested(flat: TreeLiteral): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+function toNested(flat: TreeLiteral): TreeLiteral {
+  const out: Record<string, Record<string, unknown>> = {};
   for (const [path, content] of Object.entries(flat)) {
     const [dir, name] = path.split("/") as [string, string];
-    ((out[dir] ??= {}) as Record<string, unknown>)[name] = content;
+    (out[dir] ??= {})[name] = content;
   }
-  return out;
+  return out as TreeLiteral;
 }
-
-export { sealTree };

@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex } from "../../src/core/id.ts";
-import { cleanupTempDirs, REPO_ROOT, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { cleanupTempDirs, freePort, REPO_ROOT, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { describeTree, randomBytes, writeTree } from "../helpers/trees.ts";
 
 let binary: string;
@@ -69,3 +69,38 @@ test("inspect chunks: offsets and lengths tile the file and each id is the BLAKE
     expect(out).toBe(chunks[0]!.id);
   }
 });
+
+test("two binaries replicate a folder and report it in status", async () => {
+  const ports = [await freePort(), await freePort()];
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+  const pair: NodeProcess[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      pair.push(
+        await startNode({
+          binary,
+          listen: `127.0.0.1:${ports[i]}`,
+          args: ["--peers", urls[1 - i]!, "--cluster-token", "binary-cluster-token", "--sync-interval-ms", "200"],
+        }),
+      );
+    }
+    const source = join(tempDir(), "replicated");
+    writeTree(source, { "a.txt": "alpha\n", sub: { "b.bin": randomBytes(300_000, 3) } });
+    expect((await runCli(["push", source, "--remote", urls[0]!], { binary, cwd: tempDir() })).code).toBe(0);
+    let status: any;
+    for (let attempt = 0; attempt < 300; attempt++) {
+      status = (await runCli(["status", "--remote", urls[1]!, "--json"], { binary })).json();
+      const folder = status.folders.find((f: { name: string }) => f.name === "replicated");
+      if (folder?.peers[0]?.state === "in-sync") break;
+      await Bun.sleep(100);
+    }
+    expect(status.folders.find((f: { name: string }) => f.name === "replicated").peers[0].state).toBe("in-sync");
+    const target = join(tempDir(), "from-second");
+    expect((await runCli(["pull", target, "--remote", urls[1]!, "--folder", "replicated"], { binary, cwd: tempDir() })).code).toBe(0);
+    expect(describeTree(target)).toEqual(describeTree(source));
+    const text = await runCli(["status", "--remote", urls[1]!], { binary });
+    expect(text.stdout).toContain("in sync");
+  } finally {
+    for (const node of pair) await node.stop();
+  }
+}, 60_000);

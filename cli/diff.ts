@@ -1,6 +1,18 @@
 // dsync diff A B: exits 0 when identical, 1 when they differ, 2 on error (as diff(1) does).
-import { compare } from "../src/client/compare.ts";
+// The A/D/M/T lines go to stdout; one summary line goes to stderr: what each side lacks
+// relative to the other, the requests made to nodes and the depth the descent reached.
+import { compare, type CompareReport } from "../src/client/compare.ts";
+import { formatBytes } from "../src/client/progress.ts";
 import { printJson } from "./errors.ts";
+
+export function summaryLine(report: CompareReport): string {
+  const lacks = (side: "a" | "b") => {
+    const { objects, bytes } = report[side].lacks;
+    return `${side} lacks ${objects} object${objects === 1 ? "" : "s"} (${formatBytes(bytes)})`;
+  };
+  const requests = `${report.requests} request${report.requests === 1 ? "" : "s"} (a ${report.a.requests}, b ${report.b.requests})`;
+  return `${lacks("a")}, ${lacks("b")}; ${requests}, depth ${report.depth}`;
+}
 
 export async function diffCommand(a: string, b: string, flags: { json?: boolean }): Promise<number> {
   const report = await compare(a, b);
@@ -13,6 +25,7 @@ export async function diffCommand(a: string, b: string, flags: { json?: boolean 
       ...report.typeChanged.map((p) => ({ p, line: `T ${p}` })),
     ].sort((x, y) => (x.p < y.p ? -1 : x.p > y.p ? 1 : 0));
     if (lines.length > 0) process.stdout.write(lines.map((l) => l.line).join("\n") + "\n");
+    process.stderr.write(summaryLine(report) + "\n");
   }
   return report.identical ? 0 : 1;
 }

@@ -1,14 +1,44 @@
 // dsync diff: compare two sides, each a local directory or a folder on a node
 // (URL/FOLDER, optionally @VERSION), by Merkle descent: only subtrees whose ids differ are
-// loaded, so comparing two replicas that differ in one file costs O(depth) requests.
+// loaded, and a remote side is read through a BatchedRemoteLoader, so each level of the
+// descent costs one request per remote side, however many branches it explores.
+//
+// Requests, for a remote side:
+//   URL/FOLDER            1  GET /v1/folders/:folder          the head's id
+//                         1  POST /v1/objects/download        the head's version object (its root)
+//                         L  POST /v1/objects/download        one per descent level that loads
+//                                                             something of this side
+//   URL/FOLDER@VERSION    1  GET /v1/folders/:folder/versions/:version   (names the root)
+//                         L  as above
+// A directory side makes no request. L is at most the depth reached: the number of object
+// levels from the root tree down to the deepest object loaded (directory pages, subdirectories,
+// file nodes, file pages). When the sides differ along one path (one changed file), every level
+// of that path is one round: diffTrees explores differing subtrees concurrently and
+// unsharedLeaves loads one page level per round, then missingChunks loads the changed files'
+// nodes level by level through the same loaders. So, for one changed file:
+//   two remote heads                 2·depth + 4
+//   two pinned versions              2·depth + 2
+//   a directory and a remote head    depth + 2      (≤ 2·depth + 2)
+// Two heads stay 2 requests above 2·depth + 2 because no route gives a head's root in one
+// request: GET /v1/folders/:folder names the head but not its root, and the version (record or
+// object) that names the root can only be asked for once the head is known. The listing
+// GET /v1/folders/:folder/versions?limit=1 would give a root in one request, but it is the newest
+// version recorded, which the API does not promise is the head. Reaching 2·depth + 2 for heads
+// needs the head's root in the folder record (GET /v1/folders/:folder → {..., "headRoot": hex|null}),
+// or a route for the head version (GET /v1/folders/:folder/head → Version).
+//
+// Several changes at different depths can cost more rounds than the depth (a branch that
+// finishes early does not wait for the others), and a directory present on one side only is
+// listed page by page (readTreeEntries), one round per page.
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { diffTrees, type DiffEntry } from "../core/diff.ts";
+import { diffTrees, missingChunks, type DiffEntry } from "../core/diff.ts";
 import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
 import { validateFolderName } from "../core/names.ts";
-import { decodeObject, type StructuredObject } from "../core/objects.ts";
+import { childRefs, decodeObject, type StructuredObject } from "../core/objects.ts";
 import { scanDirectory } from "../fs/scanner.ts";
 import { MemoryObjectStore } from "../store/memory-store.ts";
+import { BatchedRemoteLoader } from "./batched-remote-loader.ts";
 import { openLocalCaches, STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
 import { silentProgress } from "./progress.ts";
 import { scanIntoCache } from "./scan-local.ts";
@@ -36,77 +66,200 @@ export function parseSide(spec: string): Side {
   return { kind: "local", dir: spec };
 }
 
+/** What one side lacks relative to the other, to become equal to it. */
+export interface Lacks {
+  /** nodes + chunks. */
+  objects: number;
+  /** nodeBytes + chunkBytes. */
+  bytes: number;
+  /** Tree and file nodes (pages included) of the other side's differing paths that this side does not have there. */
+  nodes: number;
+  /** Their encoded size. */
+  nodeBytes: number;
+  /** Chunks of the other side's added or changed files that none of this side's removed or changed files hold (missingChunks). */
+  chunks: number;
+  chunkBytes: number;
+}
+
+export interface SideReport {
+  spec: string;
+  root: string;
+  /** Requests made to this side's node (0 for a directory). */
+  requests: number;
+  lacks: Lacks;
+}
+
 export interface CompareReport {
   identical: boolean;
-  a: { spec: string; root: string };
-  b: { spec: string; root: string };
+  a: SideReport;
+  b: SideReport;
   added: string[];
   removed: string[];
   modified: string[];
   typeChanged: string[];
-  /** Requests made to nodes, and objects loaded during the descent. */
+  /** Requests made to nodes, both sides together. */
   requests: number;
+  /** Objects the descent loaded (each side's, and the file nodes behind the chunk counts). */
   objectsLoaded: number;
+  /** Object levels from the root trees down to the deepest object loaded (0 when the roots are equal). */
+  depth: number;
+}
+
+/** One side, resolved to a root and a way to read its objects. */
+export interface ResolvedSide {
+  root: ObjectId;
+  /** The object's bytes, or undefined when this side does not hold it. */
+  get(id: ObjectId): Promise<Uint8Array | undefined>;
+  remote?: RemoteNode;
+}
+
+export const SIDE_A = 1;
+export const SIDE_B = 2;
+
+/**
+ * The diff's loader over two sides. Each id is asked of the side whose tree named it (a root,
+ * or a child of an object of that side), so each remote sees only its own ids; an object one
+ * side lacks after all is asked of the other. It also records, for each object loaded, which
+ * sides' trees reference it and how deep, for the depth and the "lacks" counts.
+ */
+export class TwoSidedLoader {
+  objectsLoaded = 0;
+  depth = 0;
+  /** Hex id → sides (bit mask) whose loaded objects or roots reference it, and the shallowest depth seen. */
+  private readonly known = new Map<string, { sides: number; depth: number }>();
+  /** Hex id → encoded size, for every object loaded. */
+  private readonly loaded = new Map<string, number>();
+
+  constructor(private readonly sides: readonly [ResolvedSide, ResolvedSide]) {}
+
+  addRoot(id: ObjectId, side: number): void {
+    this.note(idToHex(id), side, 1);
+  }
+
+  private note(key: string, sides: number, depth: number): void {
+    const entry = this.known.get(key);
+    if (entry === undefined) this.known.set(key, { sides, depth });
+    else {
+      entry.sides |= sides;
+      entry.depth = Math.min(entry.depth, depth);
+    }
+  }
+
+  readonly load = async (id: ObjectId): Promise<StructuredObject> => {
+    this.objectsLoaded++;
+    const key = idToHex(id);
+    const entry = this.known.get(key) ?? { sides: SIDE_A | SIDE_B, depth: 1 };
+    // The sides whose trees name the id first; among them a directory before a node.
+    const rank = (index: number) => (entry.sides & (index === 0 ? SIDE_A : SIDE_B) ? 0 : 2) + (this.sides[index]!.remote ? 1 : 0);
+    const order = rank(0) <= rank(1) ? [0, 1] : [1, 0];
+    let bytes: Uint8Array | undefined;
+    for (const index of order) {
+      bytes = await this.sides[index]!.get(id);
+      if (bytes !== undefined) break;
+    }
+    if (bytes === undefined) throw new Error(`object ${key} was found on neither side`);
+    const object = decodeObject(bytes);
+    if (!this.loaded.has(key)) {
+      this.loaded.set(key, bytes.length);
+      this.depth = Math.max(this.depth, entry.depth);
+    }
+    for (const child of childRefs(object).objects) this.note(idToHex(child), entry.sides, entry.depth + 1);
+    return object;
+  };
+
+  /** Count and bytes of the loaded objects referenced by one side only. */
+  onlyOn(side: number): { count: number; bytes: number } {
+    let count = 0;
+    let bytes = 0;
+    for (const [key, size] of this.loaded) {
+      if (this.known.get(key)?.sides !== side) continue;
+      count++;
+      bytes += size;
+    }
+    return { count, bytes };
+  }
+}
+
+async function resolveLocal(dir: string, closers: (() => Promise<void>)[]): Promise<ResolvedSide> {
+  if (existsSync(join(dir, STATE_DIR_NAME, "state.json"))) {
+    // A synced directory: its stat cache spares reading unchanged files.
+    const caches: LocalCaches = await openLocalCaches(dir);
+    closers.push(() => caches.close());
+    const scan = await scanIntoCache(dir, caches, silentProgress);
+    return { root: scan.rootId, get: async (id) => scan.newObjects.get(idToHex(id)) ?? (await caches.objects.get(id)) };
+  }
+  const store = new MemoryObjectStore();
+  const scan = await scanDirectory(dir, {
+    excludeTopLevel: [STATE_DIR_NAME],
+    sink: { object: (sealed) => store.put(sealed.id, sealed.bytes) },
+  });
+  return { root: scan.rootId, get: (id) => store.get(id) };
+}
+
+async function resolveRemote(side: Extract<Side, { kind: "remote" }>): Promise<ResolvedSide> {
+  const remote = new RemoteNode(side.url, clientToken());
+  const loader = new BatchedRemoteLoader(remote, { label: `the node at ${side.url}` });
+  let root: ObjectId;
+  if (side.version !== undefined) {
+    // One request: the version record names its root, and the node checks it is the folder's.
+    root = idFromHex((await remote.getVersion(side.folder, side.version)).root);
+  } else {
+    // Two requests: the folder names its head; the head's version object names the root. The
+    // object is verified against the head id like every other object.
+    const folder = await remote.getFolder(side.folder);
+    if (!folder) throw new RemoteError("not-found", `${side.url} has no folder named ${JSON.stringify(side.folder)}`);
+    if (!folder.head) throw new RemoteError("not-found", `folder ${side.folder} on ${side.url} has no versions yet`);
+    const bytes = await loader.fetch(idFromHex(folder.head));
+    if (!bytes) throw new RemoteError("rejected", `the node at ${side.url} lacks the version object of the head of ${side.folder}`);
+    const version = decodeObject(bytes);
+    if (version.kind !== "version") throw new RemoteError("rejected", `the head of ${side.folder} on ${side.url} is a ${version.kind}, not a version`);
+    root = version.root;
+  }
+  return { root, get: (id) => loader.fetch(id), remote };
 }
 
 export async function compare(specA: string, specB: string): Promise<CompareReport> {
-  const sides = [parseSide(specA), parseSide(specB)];
-  const local = new MemoryObjectStore();
-  const remotes = new Map<string, RemoteNode>();
-  const roots: ObjectId[] = [];
-  const openCaches: LocalCaches[] = [];
+  const specs = [parseSide(specA), parseSide(specB)];
+  const closers: (() => Promise<void>)[] = [];
   try {
-    for (const side of sides) {
-      if (side.kind === "local" && existsSync(join(side.dir, STATE_DIR_NAME, "state.json"))) {
-        // A synced directory: its stat cache spares reading unchanged files.
-        const caches = await openLocalCaches(side.dir);
-        openCaches.push(caches);
-        roots.push((await scanIntoCache(side.dir, caches, silentProgress)).rootId);
-      } else if (side.kind === "local") {
-        const scan = await scanDirectory(side.dir, {
-          excludeTopLevel: [STATE_DIR_NAME],
-          sink: { object: (sealed) => local.put(sealed.id, sealed.bytes) },
-        });
-        roots.push(scan.rootId);
-      } else {
-        let remote = remotes.get(side.url);
-        if (!remote) remotes.set(side.url, (remote = new RemoteNode(side.url, clientToken())));
-        const folder = await remote.getFolder(side.folder);
-        if (!folder) throw new RemoteError("not-found", `${side.url} has no folder named ${JSON.stringify(side.folder)}`);
-        const versionRef = side.version ?? folder.head;
-        if (!versionRef) throw new RemoteError("not-found", `folder ${side.folder} on ${side.url} has no versions yet`);
-        const version = await remote.getVersion(side.folder, versionRef);
-        roots.push(idFromHex(version.root));
-      }
-    }
-    let objectsLoaded = 0;
-    const load = async (id: ObjectId): Promise<StructuredObject> => {
-      objectsLoaded++;
-      let bytes = await local.get(id);
-      for (const caches of openCaches) bytes ??= await caches.objects.get(id);
-      for (const remote of remotes.values()) {
-        if (bytes) break;
-        bytes = await remote.getObject(id);
-        if (bytes) await local.put(id, bytes); // verifies the id
-      }
-      if (!bytes) throw new Error(`object ${idToHex(id)} was found on neither side`);
-      return decodeObject(bytes);
+    const settled = await Promise.allSettled(specs.map((side) => (side.kind === "local" ? resolveLocal(side.dir, closers) : resolveRemote(side))));
+    for (const result of settled) if (result.status === "rejected") throw result.reason;
+    const [a, b] = settled.map((r) => (r as PromiseFulfilledResult<ResolvedSide>).value) as [ResolvedSide, ResolvedSide];
+
+    const loader = new TwoSidedLoader([a, b]);
+    loader.addRoot(a.root, SIDE_A);
+    loader.addRoot(b.root, SIDE_B);
+    const diff = await diffTrees(a.root, b.root, loader.load);
+    // The chunks each side lacks: the changed files' nodes, loaded level by level through the
+    // same batched loaders, after the descent (the diff is passed in, not recomputed).
+    const chunks = await missingChunks(a.root, b.root, loader.load, diff);
+
+    const lacks = (otherSide: number, missing: { chunks: unknown[]; totalBytes: number }): Lacks => {
+      const nodes = loader.onlyOn(otherSide);
+      return {
+        objects: nodes.count + missing.chunks.length,
+        bytes: nodes.bytes + missing.totalBytes,
+        nodes: nodes.count,
+        nodeBytes: nodes.bytes,
+        chunks: missing.chunks.length,
+        chunkBytes: missing.totalBytes,
+      };
     };
-    const diff = await diffTrees(roots[0]!, roots[1]!, load);
+    const requestsOf = (side: ResolvedSide) => side.remote?.counters.requests ?? 0;
     const paths = (list: DiffEntry[]) => list.map((d) => d.path);
-    const report: CompareReport = {
+    return {
       identical: diff.added.length + diff.removed.length + diff.modified.length + diff.typeChanged.length === 0,
-      a: { spec: specA, root: idToHex(roots[0]!) },
-      b: { spec: specB, root: idToHex(roots[1]!) },
+      a: { spec: specA, root: idToHex(a.root), requests: requestsOf(a), lacks: lacks(SIDE_B, chunks.missingInA) },
+      b: { spec: specB, root: idToHex(b.root), requests: requestsOf(b), lacks: lacks(SIDE_A, chunks.missingInB) },
       added: paths(diff.added),
       removed: paths(diff.removed),
       modified: paths(diff.modified),
       typeChanged: paths(diff.typeChanged),
-      requests: [...remotes.values()].reduce((sum, r) => sum + r.counters.requests, 0),
-      objectsLoaded,
+      requests: requestsOf(a) + requestsOf(b),
+      objectsLoaded: loader.objectsLoaded,
+      depth: loader.depth,
     };
-    return report;
   } finally {
-    for (const caches of openCaches) await caches.close();
+    for (const close of closers) await close();
   }
 }

@@ -274,9 +274,12 @@ export interface MissingChunks {
  * Never too small: a chunk left out is one a provably has (it is in one of a's changed files).
  * It may be too large: a chunk that a holds only in an unchanged file, or only in a file page
  * shared with b, is still listed. It is the list to ask a store "which of these do you lack?".
+ *
+ * `known`: diffTrees(a, b, load) with the default options, when the caller has already
+ * computed it (the result is the same; the trees are not walked a second time).
  */
-export async function missingChunks(a: ObjectId | null, b: ObjectId | null, load: ObjectLoader): Promise<MissingChunks> {
-  const diff = await diffTrees(a, b, load);
+export async function missingChunks(a: ObjectId | null, b: ObjectId | null, load: ObjectLoader, known?: TreeDiff): Promise<MissingChunks> {
+  const diff = known ?? (await diffTrees(a, b, load));
   const filesA: ObjectId[] = [];
   const filesB: ObjectId[] = [];
   for (const list of [diff.added, diff.removed, diff.modified, diff.typeChanged]) {

@@ -1,4 +1,5 @@
-// dsync status: how a node's folders stand against each of its peers.
+// dsync status: how a node's folders stand against each of its peers. "behind" and "ahead" are
+// this node's position: behind means the peer has writes this node lacks.
 import { printJson } from "./errors.ts";
 import { remoteFor } from "./remote-target.ts";
 
@@ -22,9 +23,9 @@ export async function statusCommand(flags: { remote?: string; json?: boolean }):
       let detail: string;
       if (peer.state === "in-sync") detail = "in sync";
       else if (peer.state === "unknown") detail = "unknown (the peer has not listed this folder)";
-      else if (peer.state === "behind") detail = `behind by ${peer.behindWrites} write(s)`;
-      else if (peer.state === "ahead") detail = `ahead by ${peer.aheadWrites} write(s)`;
-      else detail = `diverged: behind by ${peer.behindWrites}, ahead by ${peer.aheadWrites} write(s)`;
+      else if (peer.state === "behind") detail = `behind: this node lacks ${peer.behindWrites} write(s) the peer has`;
+      else if (peer.state === "ahead") detail = `ahead: the peer lacks ${peer.aheadWrites} write(s)`;
+      else detail = `diverged: this node lacks ${peer.behindWrites} write(s), the peer lacks ${peer.aheadWrites}`;
       lines.push(`  ${peer.peer}: ${detail}${peer.head && peer.state !== "in-sync" ? ` (peer head ${peer.head.slice(0, 12)})` : ""}`);
     }
   }

@@ -21,6 +21,7 @@ import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { decodeObject, type Version } from "../core/objects.ts";
 import { compareVectors, EMPTY_VECTOR, writesMissing, type VersionVector } from "../core/version-vector.ts";
 import type { DsyncNode, ReplicaVersion } from "../node/node.ts";
+import { Mutex } from "../node/mutex.ts";
 import { fetchClosure } from "./fetch-closure.ts";
 import type { HeadNotice, PeerFolder, PeerTransport, Timers } from "./transport.ts";
 
@@ -80,6 +81,7 @@ export class Replicator {
   private stopped = true;
   private unsubscribe: (() => void) | null = null;
   private readonly comparing = new Set<string>();
+  private readonly folderLocks = new Map<string, Mutex>();
   readonly stats: SyncStats = { pulls: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0, bytesFetched: 0, merges: 0, noticesSent: 0, noticesReceived: 0 };
 
   constructor(private readonly options: ReplicatorOptions) {
@@ -152,7 +154,33 @@ export class Replicator {
     // A listing replaces what we knew of the peer's folders, but a folder missing from it is
     // only forgotten in the status, never taken as a deletion.
     peer.folders = new Map(listing.folders.map((f) => [f.name, { head: f.head, vector: f.vector, mode: f.mode }]));
+    this.nudgeIfBehind(peer);
     await Promise.all(listing.folders.map((folder) => this.consider(peer, folder)));
+  }
+
+  /**
+   * Sends a notice for every folder where the peer lacks writes this node has: the peer pulls at
+   * once instead of waiting for its own round (after a partition heals, whichever side compares
+   * first ends the wait).
+   */
+  private nudgeIfBehind(peer: PeerState): void {
+    void (async () => {
+      for (const folder of this.node.listFolders()) {
+        if (folder.mode !== "eventual" || folder.head === null) continue;
+        const theirs = peer.folders.get(folder.name);
+        if (theirs && theirs.mode !== "eventual") continue;
+        if (theirs?.head && idEquals(theirs.head, folder.head)) continue;
+        const vector = await this.node.vectorOf(folder.head);
+        const order = theirs ? compareVectors(vector, theirs.vector) : "after";
+        if (order !== "after" && order !== "concurrent") continue;
+        try {
+          this.stats.noticesSent++;
+          await this.options.transport.notify(peer.address, { from: this.node.nodeId, folder: folder.name, head: folder.head, vector });
+        } catch {
+          // The peer's own round will find it.
+        }
+      }
+    })();
   }
 
   /** Starts a pull when the peer's head has writes ours lacks. */
@@ -198,7 +226,9 @@ export class Replicator {
         task.again = false;
         if (this.stopped) return;
         try {
-          await this.pullOnce(peer, folder);
+          // One pull per folder at a time, whatever the peer: a pull queued behind another
+          // re-checks the peer's head first and usually finds nothing left to fetch.
+          await this.folderLock(folder).run(() => this.pullOnce(peer, folder));
         } catch (error) {
           this.stats.pullFailures++;
           this.markFailure(peer, error);
@@ -250,6 +280,12 @@ export class Replicator {
     const result = await this.node.integrateReplica(folderName, "eventual", versions, remote.head);
     this.stats.versionsReceived += result.recorded;
     if (result.outcome === "merged") this.stats.merges++;
+  }
+
+  private folderLock(folder: string): Mutex {
+    let lock = this.folderLocks.get(folder);
+    if (!lock) this.folderLocks.set(folder, (lock = new Mutex()));
+    return lock;
   }
 
   /** Tells every peer that a folder's head changed here. Failures are left to anti-entropy. */

@@ -46,10 +46,12 @@ export interface AppOptions {
 
 export const API_VERSION = "v1";
 
-export function folderJson(folder: FolderRecord) {
+/** A folder as the API shows it; `root` is the head's root tree, so one request gives a diff its starting point. */
+export function folderJson(folder: FolderRecord, headRoot: ObjectId | null = null) {
   return {
     name: folder.name,
     head: folder.head ? idToHex(folder.head) : null,
+    root: headRoot ? idToHex(headRoot) : null,
     mode: folder.mode,
     keepVersions: folder.keepVersions,
     keepDays: folder.keepDays,
@@ -207,9 +209,11 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   // ----- folders and versions -----
 
-  app.get("/v1/folders", (c) => c.json({ folders: node.listFolders().map(folderJson) }));
+  const folderWithRoot = (folder: FolderRecord) => folderJson(folder, folder.head ? node.metadata.getVersion(folder.name, folder.head)?.root ?? null : null);
 
-  app.get("/v1/folders/:folder", (c) => c.json(folderJson(node.getFolder(c.req.param("folder")))));
+  app.get("/v1/folders", (c) => c.json({ folders: node.listFolders().map(folderWithRoot) }));
+
+  app.get("/v1/folders/:folder", (c) => c.json(folderWithRoot(node.getFolder(c.req.param("folder")))));
 
   app.put("/v1/folders/:folder/retention", async (c) => {
     const body = await readJson(c);
@@ -217,7 +221,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       keepVersions: optionalNullableCount(body.keepVersions, "keepVersions"),
       keepDays: optionalNullableCount(body.keepDays, "keepDays"),
     });
-    return c.json(folderJson(folder));
+    return c.json(folderWithRoot(folder));
   });
 
   app.get("/v1/folders/:folder/versions", (c) => {

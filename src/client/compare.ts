@@ -125,32 +125,38 @@ export const SIDE_B = 2;
 export class TwoSidedLoader {
   objectsLoaded = 0;
   depth = 0;
-  /** Hex id → sides (bit mask) whose loaded objects or roots reference it, and the shallowest depth seen. */
-  private readonly known = new Map<string, { sides: number; depth: number }>();
+  /**
+   * Hex id → the sides (bit mask, low 2 bits) whose roots or loaded objects reference it, and
+   * the shallowest depth it was seen at (the bits above), packed in one number: every entry of
+   * every leaf loaded passes through here, and a number costs less than an object per entry.
+   */
+  private readonly known = new Map<string, number>();
   /** Hex id → encoded size, for every object loaded. */
   private readonly loaded = new Map<string, number>();
 
   constructor(private readonly sides: readonly [ResolvedSide, ResolvedSide]) {}
 
   addRoot(id: ObjectId, side: number): void {
-    this.note(idToHex(id), side, 1);
+    this.note(idToHex(id), side | (1 << 2));
   }
 
-  private note(key: string, sides: number, depth: number): void {
-    const entry = this.known.get(key);
-    if (entry === undefined) this.known.set(key, { sides, depth });
+  private note(key: string, packed: number): void {
+    const current = this.known.get(key);
+    if (current === undefined) this.known.set(key, packed);
     else {
-      entry.sides |= sides;
-      entry.depth = Math.min(entry.depth, depth);
+      const merged = ((current | packed) & 3) | (Math.min(current >>> 2, packed >>> 2) << 2);
+      if (merged !== current) this.known.set(key, merged);
     }
   }
 
   readonly load = async (id: ObjectId): Promise<StructuredObject> => {
     this.objectsLoaded++;
     const key = idToHex(id);
-    const entry = this.known.get(key) ?? { sides: SIDE_A | SIDE_B, depth: 1 };
+    const packed = this.known.get(key) ?? (SIDE_A | SIDE_B | (1 << 2));
+    const sides = packed & 3;
+    const depth = packed >>> 2;
     // The sides whose trees name the id first; among them a directory before a node.
-    const rank = (index: number) => (entry.sides & (index === 0 ? SIDE_A : SIDE_B) ? 0 : 2) + (this.sides[index]!.remote ? 1 : 0);
+    const rank = (index: number) => (sides & (index === 0 ? SIDE_A : SIDE_B) ? 0 : 2) + (this.sides[index]!.remote ? 1 : 0);
     const order = rank(0) <= rank(1) ? [0, 1] : [1, 0];
     let bytes: Uint8Array | undefined;
     for (const index of order) {
@@ -161,9 +167,10 @@ export class TwoSidedLoader {
     const object = decodeObject(bytes);
     if (!this.loaded.has(key)) {
       this.loaded.set(key, bytes.length);
-      this.depth = Math.max(this.depth, entry.depth);
+      this.depth = Math.max(this.depth, depth);
     }
-    for (const child of childRefs(object).objects) this.note(idToHex(child), entry.sides, entry.depth + 1);
+    const childPacked = sides | ((depth + 1) << 2);
+    for (const child of childRefs(object).objects) this.note(idToHex(child), childPacked);
     return object;
   };
 
@@ -172,7 +179,7 @@ export class TwoSidedLoader {
     let count = 0;
     let bytes = 0;
     for (const [key, size] of this.loaded) {
-      if (this.known.get(key)?.sides !== side) continue;
+      if (((this.known.get(key) ?? 0) & 3) !== side) continue;
       count++;
       bytes += size;
     }

@@ -3,8 +3,8 @@
 // between the two source directories (a dry run that reads and hashes every file on both sides)
 // in the same run.
 //
-//   bun scripts/bench/replica-diff.ts [--data DIR] [--files N] [--dirs N] [--runs N]
-//                                     [--dsync source|binary|auto] [--json FILE]
+//   bun scripts/bench/replica-diff.ts [--data DIR] [--files N] [--dirs N] [--changes N]
+//                                     [--runs N] [--dsync source|binary|auto] [--json FILE]
 //
 // What it prints: the requests the diff made, the depth it reached, the bound 2·depth + 2 and
 // whether it is met, for the two heads (URL/FOLDER, which costs two head lookups per side:
@@ -13,9 +13,10 @@
 //
 // The data set is generated once under --data and reused: N files of 100–500 bytes of seeded
 // word text in --dirs directories (100 × 1 000 by default), every file and directory given the
-// same times; the second replica is a copy (`cp -a`) with one file changed. Each run starts a
-// fresh node and pushes both replicas into it (the push times are printed, not measured
-// against anything). replicaDiffBench() is exported for other benchmarks.
+// same times; the second replica is a copy (`cp -a`) with one file changed, or with --changes N,
+// N files spread over the directories (where sending a level in one request matters most).
+// Each run starts a fresh node and pushes both replicas into it (the push times are printed,
+// not measured against anything). replicaDiffBench() is exported for other benchmarks.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { formatBytes, formatMarkdownTable, formatTable, gitCommit, loadAverageText, machineInfo, median, Xorshift128Plus } from "./lib.ts";
@@ -26,6 +27,8 @@ export interface ReplicaDiffOptions {
   dataDir: string;
   files: number;
   dirs: number;
+  /** Files changed in replica b (1: the replicas differ in one file). */
+  changes: number;
   runs: number;
   dsync: DsyncCommand;
 }
@@ -52,7 +55,7 @@ export interface ReplicaDiffResult {
   files: number;
   bytes: number;
   dirs: number;
-  changedPath: string;
+  changedPaths: string[];
   pushSeconds: { a: number; b: number };
   heads: DiffFigures;
   pinned: DiffFigures;
@@ -62,56 +65,85 @@ export interface ReplicaDiffResult {
   ratioPinned: number;
 }
 
-const DATA_FORMAT = 2;
+const DATA_FORMAT = 3;
 
-/** The two replicas under dataDir (generated once): a, and b = a with one file changed. */
-export function ensureReplicaPair(dataDir: string, files: number, dirs: number, log: (line: string) => void): { a: string; b: string; bytes: number; changedPath: string } {
+function fileName(index: number, dirs: number): string {
+  return `d${String(index % dirs).padStart(3, "0")}/f${String(index).padStart(6, "0")}.txt`;
+}
+
+/** Which files replica b changes: the first in the middle directory, the others spread over the directories. */
+export function changedIndexes(files: number, dirs: number, changes: number): number[] {
+  // The first is a file of the middle directory (d050 of 100: its 1 000 entries are split into pages).
+  const first = Math.min(files - 1, Math.floor(files * 0.42) - (Math.floor(files * 0.42) % dirs) + Math.floor(dirs / 2));
+  let step = Math.max(1, Math.floor(files / changes));
+  if (dirs > 1 && step % dirs === 0) step++;
+  const out = new Set<number>();
+  for (let k = 0; out.size < Math.min(changes, files); k++) out.add((first + k * step) % files);
+  return [...out];
+}
+
+/**
+ * The two replicas under dataDir: a (generated once), and b-N = a copied with `cp -a` (same
+ * times) and one line appended to each of N files (generated once per N).
+ */
+export function ensureReplicaPair(
+  dataDir: string,
+  files: number,
+  dirs: number,
+  changes: number,
+  log: (line: string) => void,
+): { a: string; b: string; bytes: number; changedPaths: string[] } {
   const root = join(dataDir, `replicas-${files}-${dirs}`);
   const manifestPath = join(root, "manifest.json");
   const a = join(root, "a");
-  const b = join(root, "b");
-  const perDir = Math.ceil(files / dirs);
-  // A file of the middle directory (d050 of 100: its 1 000 entries are split into pages).
-  const changedIndex = Math.min(files - 1, Math.floor(files * 0.42) - (Math.floor(files * 0.42) % dirs) + Math.floor(dirs / 2));
-  const changedPath = `d${String(changedIndex % dirs).padStart(3, "0")}/f${String(changedIndex).padStart(6, "0")}.txt`;
+  const b = join(root, `b-${changes}`);
+  const bDone = `${b}.done`;
+  const changedPaths = changedIndexes(files, dirs, changes).map((i) => fileName(i, dirs));
+  let bytes: number | undefined;
   if (existsSync(manifestPath)) {
     try {
       const m = JSON.parse(readFileSync(manifestPath, "utf8"));
-      if (m.format === DATA_FORMAT && m.files === files && m.dirs === dirs) {
-        log(`data: reusing ${root}`);
-        return { a, b, bytes: m.bytes, changedPath };
-      }
+      if (m.format === DATA_FORMAT && m.files === files && m.dirs === dirs) bytes = m.bytes;
     } catch {
       // Regenerate.
     }
   }
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(a, { recursive: true });
-  const started = performance.now();
-  log(`data: writing ${files} files in ${dirs} directories (${perDir} each) under ${a}`);
-  const buffer = new Uint8Array(4096);
-  const rng = new Xorshift128Plus("replica-diff/sizes");
-  const scratch = new Uint32Array(2);
-  let bytes = 0;
-  for (let d = 0; d < dirs; d++) mkdirSync(join(a, `d${String(d).padStart(3, "0")}`));
-  for (let n = 0; n < files; n++) {
-    rng.fill(scratch, 2);
-    const size = 100 + (scratch[0]! % 401);
-    writeTextFile(join(a, `d${String(n % dirs).padStart(3, "0")}`, `f${String(n).padStart(6, "0")}.txt`), size, `replica-diff/${n}`, buffer);
-    bytes += size;
-  }
-  // Replicas synced from one another carry the same times; give every entry one fixed time.
-  const when = new Date("2026-01-01T00:00:00Z");
-  for (const dir of readdirSync(a)) {
-    for (const name of readdirSync(join(a, dir))) utimesSync(join(a, dir, name), when, when);
-    utimesSync(join(a, dir), when, when);
-  }
-  const copy = Bun.spawnSync(["cp", "-a", a, b]);
-  if (copy.exitCode !== 0) throw new Error(`cp -a failed: ${copy.stderr.toString()}`);
-  appendFileSync(join(b, changedPath), "one line added on replica b only\n");
-  writeFileSync(manifestPath, JSON.stringify({ format: DATA_FORMAT, files, dirs, bytes }));
-  log(`data: ${files} files, ${formatBytes(bytes)} per replica, written in ${((performance.now() - started) / 1000).toFixed(1)} s; changed in b: ${changedPath}`);
-  return { a, b, bytes, changedPath };
+  if (bytes === undefined) {
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(a, { recursive: true });
+    const started = performance.now();
+    log(`data: writing ${files} files in ${dirs} directories under ${a}`);
+    const buffer = new Uint8Array(4096);
+    const rng = new Xorshift128Plus("replica-diff/sizes");
+    const scratch = new Uint32Array(2);
+    bytes = 0;
+    for (let d = 0; d < dirs; d++) mkdirSync(join(a, `d${String(d).padStart(3, "0")}`));
+    for (let n = 0; n < files; n++) {
+      rng.fill(scratch, 2);
+      const size = 100 + (scratch[0]! % 401);
+      writeTextFile(join(a, fileName(n, dirs)), size, `replica-diff/${n}`, buffer);
+      bytes += size;
+    }
+    // Replicas synced from one another carry the same times; give every entry one fixed time.
+    const when = new Date("2026-01-01T00:00:00Z");
+    for (const dir of readdirSync(a)) {
+      for (const name of readdirSync(join(a, dir))) utimesSync(join(a, dir, name), when, when);
+      utimesSync(join(a, dir), when, when);
+    }
+    writeFileSync(manifestPath, JSON.stringify({ format: DATA_FORMAT, files, dirs, bytes }));
+    log(`data: ${files} files, ${formatBytes(bytes)}, written in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  } else log(`data: reusing ${a}`);
+  if (!existsSync(bDone)) {
+    rmSync(b, { recursive: true, force: true });
+    const copy = Bun.spawnSync(["cp", "-a", a, b]);
+    if (copy.exitCode !== 0) throw new Error(`cp -a failed: ${copy.stderr.toString()}`);
+    // A copy of a pushed directory carries its .dsync state; b is a replica, not a synced copy of a.
+    rmSync(join(b, ".dsync"), { recursive: true, force: true });
+    for (const path of changedPaths) appendFileSync(join(b, path), "one line added on replica b only\n");
+    writeFileSync(bDone, JSON.stringify(changedPaths));
+    log(`data: ${b} = a with ${changes} file(s) changed, e.g. ${changedPaths[0]}`);
+  } else log(`data: reusing ${b}`);
+  return { a, b, bytes, changedPaths };
 }
 
 async function timedDiff(dsync: DsyncCommand, specA: string, specB: string, runs: number, log: (line: string) => void): Promise<DiffFigures> {
@@ -146,7 +178,7 @@ async function timedDiff(dsync: DsyncCommand, specA: string, specB: string, runs
 
 /** Builds (or reuses) the replicas, pushes them into a fresh node, and times the diff and rsync. */
 export async function replicaDiffBench(options: ReplicaDiffOptions, log: (line: string) => void = (line) => process.stderr.write(line + "\n")): Promise<ReplicaDiffResult> {
-  const pair = ensureReplicaPair(options.dataDir, options.files, options.dirs, log);
+  const pair = ensureReplicaPair(options.dataDir, options.files, options.dirs, options.changes, log);
   const node = await startDsyncNode(options.dsync, join(options.dataDir, "node"));
   try {
     log(`node: ${node.url}`);
@@ -181,7 +213,7 @@ export async function replicaDiffBench(options: ReplicaDiffOptions, log: (line: 
       files: options.files,
       bytes: pair.bytes,
       dirs: options.dirs,
-      changedPath: pair.changedPath,
+      changedPaths: pair.changedPaths,
       pushSeconds: { a: pushA.seconds, b: pushB.seconds },
       heads,
       pinned,
@@ -200,7 +232,7 @@ export async function replicaDiffBench(options: ReplicaDiffOptions, log: (line: 
 function usage(message?: string): never {
   process.stderr.write(
     (message ? `replica-diff bench: ${message}\n` : "") +
-      "usage: bun scripts/bench/replica-diff.ts [--data DIR] [--files N] [--dirs N] [--runs N] [--dsync source|binary|auto] [--json FILE]\n",
+      "usage: bun scripts/bench/replica-diff.ts [--data DIR] [--files N] [--dirs N] [--changes N] [--runs N] [--dsync source|binary|auto] [--json FILE]\n",
   );
   process.exit(message ? 2 : 0);
 }
@@ -209,6 +241,7 @@ async function main(argv: string[]): Promise<void> {
   let dataDir = join(REPO_ROOT, ".bench/replica-diff");
   let files = 100_000;
   let dirs = 100;
+  let changes = 1;
   let runs = 3;
   let dsyncChoice: "source" | "binary" | "auto" = "source";
   let jsonPath: string | undefined;
@@ -223,6 +256,7 @@ async function main(argv: string[]): Promise<void> {
     if (flag === "--data") dataDir = resolve(value());
     else if (flag === "--files") files = count(2);
     else if (flag === "--dirs") dirs = count(1);
+    else if (flag === "--changes") changes = count(1);
     else if (flag === "--runs") runs = count(1);
     else if (flag === "--dsync") {
       const choice = value();
@@ -238,9 +272,10 @@ async function main(argv: string[]): Promise<void> {
   const commit = await gitCommit(REPO_ROOT);
   log(`dsync: ${dsync.label}${dsync.staleNote ? ` (warning: ${dsync.staleNote})` : ""}`);
   log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memTotal}, load ${machine.loadAverage}`);
-  const result = await replicaDiffBench({ dataDir, files, dirs, runs, dsync }, log);
+  const result = await replicaDiffBench({ dataDir, files, dirs, changes, runs, dsync }, log);
   const loadEnd = loadAverageText();
 
+  const listed = (paths: string[]) => (paths.length <= 3 ? paths.join(", ") : `${paths.length} paths, ${paths.slice(0, 2).join(", ")}, …`);
   const seconds = (s: number) => `${(s * 1000).toFixed(0)} ms`;
   const row = (label: string, f: DiffFigures, ratio: number) => [
     label,
@@ -258,9 +293,9 @@ async function main(argv: string[]): Promise<void> {
     ["rsync -rn --delete --checksum", "", "", "", "", seconds(result.rsync.medianSeconds), "1.00x"],
   ];
   const out = [
-    `Replica diff: ${result.files} files (${formatBytes(result.bytes)}) in ${result.dirs} directories, differing in ${result.changedPath}`,
+    `Replica diff: ${result.files} files (${formatBytes(result.bytes)}) in ${result.dirs} directories, differing in ${result.changedPaths.length} file(s): ${listed(result.changedPaths)}`,
     `commit ${commit}, ${new Date().toISOString()}, load ${machine.loadAverage} -> ${loadEnd}, ${runs} runs`,
-    `dsync paths: ${result.heads.paths.join(", ")}; rsync paths: ${result.rsync.paths.join(", ")}`,
+    `dsync paths: ${listed(result.heads.paths)}; rsync paths: ${listed(result.rsync.paths)}`,
     `a lacks ${result.heads.aLacks.objects} objects (${formatBytes(result.heads.aLacks.bytes)}), b lacks ${result.heads.bLacks.objects} objects (${formatBytes(result.heads.bLacks.bytes)})`,
     `pushes (setup): a ${result.pushSeconds.a.toFixed(1)} s, b ${result.pushSeconds.b.toFixed(1)} s`,
     "",

@@ -27,8 +27,8 @@ export interface ReplicaDiffOptions {
   dataDir: string;
   files: number;
   dirs: number;
-  /** Files changed in replica b (1: the replicas differ in one file). */
-  changes: number;
+  /** Files changed in replica b; default 1 (the replicas differ in one file). */
+  changes?: number;
   runs: number;
   dsync: DsyncCommand;
 }
@@ -55,6 +55,8 @@ export interface ReplicaDiffResult {
   files: number;
   bytes: number;
   dirs: number;
+  /** The first (with one change, the only) changed path. */
+  changedPath: string;
   changedPaths: string[];
   pushSeconds: { a: number; b: number };
   heads: DiffFigures;
@@ -178,7 +180,7 @@ async function timedDiff(dsync: DsyncCommand, specA: string, specB: string, runs
 
 /** Builds (or reuses) the replicas, pushes them into a fresh node, and times the diff and rsync. */
 export async function replicaDiffBench(options: ReplicaDiffOptions, log: (line: string) => void = (line) => process.stderr.write(line + "\n")): Promise<ReplicaDiffResult> {
-  const pair = ensureReplicaPair(options.dataDir, options.files, options.dirs, options.changes, log);
+  const pair = ensureReplicaPair(options.dataDir, options.files, options.dirs, options.changes ?? 1, log);
   const node = await startDsyncNode(options.dsync, join(options.dataDir, "node"));
   try {
     log(`node: ${node.url}`);
@@ -213,6 +215,7 @@ export async function replicaDiffBench(options: ReplicaDiffOptions, log: (line: 
       files: options.files,
       bytes: pair.bytes,
       dirs: options.dirs,
+      changedPath: pair.changedPaths[0]!,
       changedPaths: pair.changedPaths,
       pushSeconds: { a: pushA.seconds, b: pushB.seconds },
       heads,

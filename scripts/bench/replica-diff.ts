@@ -7,9 +7,10 @@
 //                                     [--runs N] [--dsync source|binary|auto] [--json FILE]
 //
 // What it prints: the requests the diff made, the depth it reached, the bound 2·depth + 2 and
-// whether it is met, for the two heads (URL/FOLDER, which costs two head lookups per side:
-// 2·depth + 4) and for the two versions pinned (URL/FOLDER@VERSION: 2·depth + 2); the diff's
-// wall time from spawn to exit (median of --runs), rsync's, and their ratio.
+// whether it is met, for the two heads (URL/FOLDER: the folder record names the head's root)
+// and for the two versions pinned (URL/FOLDER@VERSION), one lookup and one download per level
+// and side either way; the diff's wall time from spawn to exit (median of --runs), rsync's, and
+// their ratio.
 //
 // The data set is generated once under --data and reused: N files of 100–500 bytes of seeded
 // word text in --dirs directories (100 × 1 000 by default), every file and directory given the

@@ -4,36 +4,32 @@
 // descent costs one request per remote side, however many branches it explores.
 //
 // Requests, for a remote side:
-//   URL/FOLDER            1  GET /v1/folders/:folder          the head's id
-//                         1  POST /v1/objects/download        the head's version object (its root)
+//   URL/FOLDER            1  GET /v1/folders/:folder          the head and the head's root
 //                         L  POST /v1/objects/download        one per descent level that loads
 //                                                             something of this side
 //   URL/FOLDER@VERSION    1  GET /v1/folders/:folder/versions/:version   (names the root)
 //                         L  as above
-// A directory side makes no request. L is at most the depth reached: the number of object
-// levels from the root tree down to the deepest object loaded (directory pages, subdirectories,
-// file nodes, file pages). When the sides differ along one path (one changed file), every level
-// of that path is one round: diffTrees explores differing subtrees concurrently and
-// unsharedLeaves loads one page level per round, then missingChunks loads the changed files'
-// nodes level by level through the same loaders. So, for one changed file:
-//   two remote heads                 2·depth + 4
-//   two pinned versions              2·depth + 2
-//   a directory and a remote head    depth + 2      (≤ 2·depth + 2)
-// Two heads stay 2 requests above 2·depth + 2 because no route gives a head's root in one
-// request: GET /v1/folders/:folder names the head but not its root, and the version (record or
-// object) that names the root can only be asked for once the head is known. The listing
-// GET /v1/folders/:folder/versions?limit=1 would give a root in one request, but it is the newest
-// version recorded, which the API does not promise is the head. Reaching 2·depth + 2 for heads
-// needs the head's root in the folder record (GET /v1/folders/:folder → {..., "headRoot": hex|null}),
-// or a route for the head version (GET /v1/folders/:folder/head → Version).
+// A node whose folder record does not name the head's root (`root`, added to the API with
+// replication) costs one request more for a head: its version object, through the first
+// batched download. A directory side makes no request.
 //
-// Several changes at different depths can cost more rounds than the depth (a branch that
-// finishes early does not wait for the others), and a directory present on one side only is
-// listed page by page (readTreeEntries), one round per page.
+// L is at most the depth reached: the number of object levels from the root tree down to the
+// deepest object loaded (directory pages, subdirectories, file nodes, file pages). When the
+// sides differ along one path (one changed file), every level of that path is one round:
+// diffTrees explores differing subtrees concurrently and unsharedLeaves loads one page level
+// per round, then missingChunks loads the changed files' nodes level by level through the same
+// loaders. Several changed paths at the same depth share those rounds. So, for one changed file:
+//   two remote sides (heads or pinned versions)   2·depth + 2   (2·depth + 4 for two heads on
+//                                                                nodes without `root`)
+//   a directory and a remote side                  depth + 1
+//
+// Changes at different depths can cost more rounds than the depth (a branch that finishes
+// early does not wait for the others), and a directory present on one side only is listed page
+// by page (readTreeEntries), one round per page.
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { diffTrees, missingChunks, type DiffEntry } from "../core/diff.ts";
-import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
+import { idFromHex, idToHex, isIdHex, type ObjectId } from "../core/id.ts";
 import { validateFolderName } from "../core/names.ts";
 import { childRefs, decodeObject, type StructuredObject } from "../core/objects.ts";
 import { scanDirectory } from "../fs/scanner.ts";
@@ -211,11 +207,13 @@ async function resolveRemote(side: Extract<Side, { kind: "remote" }>): Promise<R
     // One request: the version record names its root, and the node checks it is the folder's.
     root = idFromHex((await remote.getVersion(side.folder, side.version)).root);
   } else {
-    // Two requests: the folder names its head; the head's version object names the root. The
-    // object is verified against the head id like every other object.
+    // One request: the folder record names the head and its root.
     const folder = await remote.getFolder(side.folder);
     if (!folder) throw new RemoteError("not-found", `${side.url} has no folder named ${JSON.stringify(side.folder)}`);
     if (!folder.head) throw new RemoteError("not-found", `folder ${side.folder} on ${side.url} has no versions yet`);
+    if (isIdHex(folder.root)) return { root: idFromHex(folder.root), get: (id) => loader.fetch(id), remote };
+    // A node that does not send the root: the head's version object names it (one request more,
+    // verified against the head id like every other object).
     const bytes = await loader.fetch(idFromHex(folder.head));
     if (!bytes) throw new RemoteError("rejected", `the node at ${side.url} lacks the version object of the head of ${side.folder}`);
     const version = decodeObject(bytes);

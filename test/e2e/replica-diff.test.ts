@@ -1,8 +1,9 @@
 // `dsync diff` between two replicas on two real nodes: a tree of ~3 000 files in several
 // directory levels (the root and one directory are split into pages), differing in one file.
 // The diff names that one path, says what each side lacks, and costs one request per level and
-// side plus the head lookups: 2·depth + 4 for two heads, 2·depth + 2 for pinned versions,
-// depth + 2 for a directory against a node (see src/client/compare.ts).
+// side plus one to find each side's root: 2·depth + 2 for two remote sides, depth + 1 for a
+// directory against a node, 2·depth + 4 for two heads on nodes whose folder records do not name
+// the head's root (see src/client/compare.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -84,15 +85,44 @@ function expectOneChangedFile(report: any): void {
 }
 
 describe("dsync diff between two replicas", () => {
-  test("two heads on two nodes: one changed path, what each side lacks, depth + 2 requests per side", async () => {
+  test("two heads on two nodes: one changed path, what each side lacks, at most 2·depth + 2 requests", async () => {
     const result = await runCli(["diff", `${nodeA.url}/replica`, `${nodeB.url}/replica`, "--json"]);
     expect(result.code).toBe(1);
     const report = result.json();
     expectOneChangedFile(report);
-    // Per side: the folder, the head's version object, then one download per level.
-    expect(report.a.requests).toBe(report.depth + 2);
-    expect(report.b.requests).toBe(report.depth + 2);
-    expect(report.requests).toBeLessThanOrEqual(2 * report.depth + 4);
+    // Per side: the folder (head and root), then one download per level.
+    expect(report.a.requests).toBe(report.depth + 1);
+    expect(report.b.requests).toBe(report.depth + 1);
+    expect(report.requests).toBeLessThanOrEqual(2 * report.depth + 2);
+  });
+
+  test("a node whose folder record lacks the head's root costs one request more per side: the head's version object", async () => {
+    // A proxy in front of node A that drops `root` from folder records, as a node from before it was added would.
+    const proxy = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(request) {
+        const url = new URL(request.url);
+        const body = request.method === "GET" ? undefined : await request.arrayBuffer();
+        const upstream = await fetch(nodeA.url + url.pathname + url.search, { method: request.method, headers: request.headers, body, decompress: false } as RequestInit);
+        if (request.method === "GET" && /^\/v1\/folders\/[^/]+$/.test(url.pathname) && upstream.ok) {
+          const folder = (await upstream.json()) as Record<string, unknown>;
+          delete folder.root;
+          return Response.json(folder);
+        }
+        return new Response(upstream.body, { status: upstream.status, headers: upstream.headers });
+      },
+    });
+    try {
+      const result = await runCli(["diff", `http://127.0.0.1:${proxy.port}/replica`, `${nodeB.url}/replica`, "--json"]);
+      expect(result.code).toBe(1);
+      const report = result.json();
+      expectOneChangedFile(report);
+      expect(report.a.requests).toBe(report.depth + 2);
+      expect(report.b.requests).toBe(report.depth + 1);
+    } finally {
+      proxy.stop(true);
+    }
   });
 
   test("two pinned versions: at most 2·depth + 2 requests", async () => {
@@ -104,13 +134,13 @@ describe("dsync diff between two replicas", () => {
     expect(report.requests).toBeLessThanOrEqual(2 * report.depth + 2);
   });
 
-  test("a directory against a node: requests only to the node, at most 2·depth + 2", async () => {
+  test("a directory against a node: depth + 1 requests, all to the node", async () => {
     const result = await runCli(["diff", dirB, `${nodeA.url}/replica`, "--json"]);
     expect(result.code).toBe(1);
     const report = result.json();
     expect(report.modified).toEqual([CHANGED]);
     expect(report.a.requests).toBe(0);
-    expect(report.b.requests).toBe(report.depth + 2);
+    expect(report.b.requests).toBe(report.depth + 1);
     expect(report.requests).toBeLessThanOrEqual(2 * report.depth + 2);
     expect(report.a.lacks.chunkBytes).toBe(OLD_CONTENT.length);
   });
@@ -124,6 +154,6 @@ describe("dsync diff between two replicas", () => {
     const same = await runCli(["diff", `${nodeA.url}/replica`, `${nodeA.url}/replica@${versionA.slice(0, 8)}`]);
     expect(same.code).toBe(0);
     expect(same.stdout).toBe("");
-    expect(same.stderr).toBe("a lacks 0 objects (0 B), b lacks 0 objects (0 B); 3 requests (a 2, b 1), depth 0\n");
+    expect(same.stderr).toBe("a lacks 0 objects (0 B), b lacks 0 objects (0 B); 2 requests (a 1, b 1), depth 0\n");
   });
 });

@@ -1,0 +1,679 @@
+// A simulated cluster of dsync nodes running the real replication code (DsyncNode,
+// PeerService, Replicator) over the in-memory network, with crashes, restarts and a random
+// client workload, and the checks made once the faults stop.
+//
+// One run, for one seed:
+// 1. Fault phase: clients push to random live nodes; messages are delayed, lost, duplicated;
+//    the network splits into partitions for a while; nodes crash and come back.
+// 2. Heal: no more pushes or faults, partitions healed, crashed nodes restarted. The run goes
+//    on until every node agrees on every folder's head (then a little longer, to see that the
+//    agreement holds), or a deadline passes.
+// 3. Checks: same folders and heads everywhere; every acknowledged version recorded on every
+//    node and reachable from the head; every head's whole tree stored on every node.
+//
+// A node's durable state is its MemoryObjectStore and its Metadata; a crash keeps them and
+// throws away everything else (the DsyncNode, its Replicator and PeerService, and all calls and
+// store writes it had in flight: see durable-store.ts). A restart opens a new DsyncNode over
+// the same two.
+import { idEquals, idToHex, type ObjectId } from "../../src/core/id.ts";
+import type { MergeConflict } from "../../src/core/merge.ts";
+import { isReplicationMerge } from "../../src/core/concurrent-merge.ts";
+import { compareVectors, counterOf, joinVectors, vectorToRecord, withCounter, type VersionVector } from "../../src/core/version-vector.ts";
+import type { Clock } from "../../src/node/clock.ts";
+import { Metadata } from "../../src/node/metadata.ts";
+import { DsyncNode, type CommitResult } from "../../src/node/node.ts";
+import { PeerService } from "../../src/replication/peer-service.ts";
+import { Replicator } from "../../src/replication/replicator.ts";
+import { MemoryObjectStore } from "../../src/store/memory-store.ts";
+import { Network, type Incarnation, type NetworkConfig, type NetworkStats } from "./network.ts";
+import { IncarnationStore } from "./durable-store.ts";
+import { Scheduler, SimRandom } from "./scheduler.ts";
+import { applyRandomEdits, conflictCopiesIn, emptyDir, readTree, sealSimTree } from "./workload.ts";
+
+export interface SimConfig {
+  seed: number;
+  nodes: number;
+  folders: string[];
+  /** Length of the phase with pushes and faults. */
+  faultPhaseMs: number;
+  /** How long after healing the nodes have to agree. */
+  healDeadlineMs: number;
+  /** How long agreement must hold before the checks. */
+  settleMs: number;
+  /** Longest simulated time one store write takes (0: writes are instant, but still separate events). */
+  maxWriteMs: number;
+  /** The replicators' full-comparison period. */
+  intervalMs: number;
+  pushGapMs: [number, number];
+  /** Share of pushes whose client holds an older version than the node's head. */
+  staleRate: number;
+  /** Share of client actions that restore an older version instead of pushing. */
+  restoreRate: number;
+  /** Chance that a node (other than the first) joins only later in the fault phase, empty. */
+  lateJoinRate: number;
+  /** Each node's wall clock is off by up to this much, either way. */
+  maxClockSkewMs: number;
+  /** Mean gap between fault decisions (partition, crash). */
+  chaosGapMs: [number, number];
+  partitionRate: number;
+  partitionMs: [number, number];
+  crashRate: number;
+  /** Chance that a store write (during the fault phase) is accompanied by a crash of its node. */
+  crashInWriteRate: number;
+  downMs: [number, number];
+  network: NetworkConfig;
+}
+
+/** Draws a run's shape from its seed (the same random source then drives the run). */
+export function configForSeed(seed: number, random: SimRandom, overrides: Partial<SimConfig> = {}): SimConfig {
+  const nodes = random.between(3, 7);
+  const config: SimConfig = {
+    seed,
+    nodes,
+    folders: random.chance(0.5) ? ["docs"] : ["docs", "photos"],
+    faultPhaseMs: random.between(6_000, 9_000),
+    healDeadlineMs: 120_000,
+    settleMs: 2_000,
+    intervalMs: random.pick([1_000, 2_000]),
+    maxWriteMs: 3,
+    pushGapMs: [200, 500],
+    staleRate: 0.2,
+    restoreRate: 0.05,
+    lateJoinRate: 0.15,
+    maxClockSkewMs: random.pick([0, 50, 2_000, 30_000]),
+    chaosGapMs: [500, 3_000],
+    partitionRate: 0.35,
+    partitionMs: [300, 5_000],
+    crashRate: 0.3,
+    crashInWriteRate: 0.003,
+    downMs: [100, 4_000],
+    network: {
+      minDelayMs: 1,
+      maxDelayMs: random.between(10, 80),
+      timeoutMs: 1_000,
+      dropRate: random.pick([0, 0.01, 0.03, 0.06]),
+      duplicateRate: random.pick([0, 0.02, 0.05]),
+    },
+  };
+  return { ...config, ...overrides, network: { ...config.network, ...overrides.network } };
+}
+
+export interface Ack {
+  folder: string;
+  node: string;
+  pushed: ObjectId;
+  version: ObjectId;
+}
+
+export interface SimReport {
+  seed: number;
+  config: SimConfig;
+  /** Empty when every check passed. */
+  failures: string[];
+  traceHash: string;
+  /** Folder → head id (hex) as agreed at the end (from the first node when they differ). */
+  heads: Record<string, string | null>;
+  events: number;
+  simulatedMs: number;
+  /** Simulated time from healing to agreement, or null when the nodes never agreed. */
+  agreedAfterHealMs: number | null;
+  /** Client writes: pushes and restores. */
+  pushes: { attempted: number; acknowledged: number; staleParent: number; restores: number; lostToCrash: number; mergedOnPush: number };
+  /** writesCut: store writes a crash caught in flight. */
+  faults: { partitions: number; crashes: number; restarts: number; writesCut: number; lateJoins: number };
+  /** Replication merges made (on any node), and their conflicts. */
+  merges: { replication: number; conflicts: number; conflictsWithCopy: number; conflictCopies: number };
+  /** Conflict copies present in the final heads' trees. */
+  conflictCopiesInHeads: number;
+  network: NetworkStats;
+  replication: { pulls: number; pullFailures: number; versionsReceived: number; objectsFetched: number };
+}
+
+interface SimNode {
+  id: string;
+  /** This node's wall clock (skewed from simulated time). */
+  clock: Clock;
+  store: MemoryObjectStore;
+  metadata: Metadata;
+  incarnation: Incarnation;
+  node: DsyncNode | null;
+  replicator: Replicator | null;
+}
+
+export class Cluster {
+  readonly scheduler: Scheduler;
+  readonly network: Network;
+  readonly nodes: SimNode[] = [];
+  readonly acks: Ack[] = [];
+  readonly failures: string[] = [];
+  readonly report: SimReport;
+  private healed = false;
+  private incarnations = 0;
+
+  constructor(
+    readonly config: SimConfig,
+    readonly random: SimRandom,
+  ) {
+    this.scheduler = new Scheduler();
+    this.network = new Network(this.scheduler, random, { ...config.network });
+    this.report = {
+      seed: config.seed,
+      config,
+      failures: this.failures,
+      traceHash: "",
+      heads: {},
+      events: 0,
+      simulatedMs: 0,
+      agreedAfterHealMs: null,
+      pushes: { attempted: 0, acknowledged: 0, staleParent: 0, restores: 0, lostToCrash: 0, mergedOnPush: 0 },
+      faults: { partitions: 0, crashes: 0, restarts: 0, writesCut: 0, lateJoins: 0 },
+      merges: { replication: 0, conflicts: 0, conflictsWithCopy: 0, conflictCopies: 0 },
+      conflictCopiesInHeads: 0,
+      network: this.network.stats,
+      replication: { pulls: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0 },
+    };
+    for (let i = 1; i <= config.nodes; i++) {
+      const id = `n${i}`;
+      const skewMs = random.between(-config.maxClockSkewMs, config.maxClockSkewMs);
+      const clock: Clock = { nowMs: () => this.scheduler.nowMs() + skewMs };
+      this.nodes.push({
+        id,
+        clock,
+        store: new MemoryObjectStore({ nowMs: () => clock.nowMs() }),
+        metadata: new Metadata(":memory:"),
+        incarnation: { address: id, number: 0, alive: false },
+        node: null,
+        replicator: null,
+      });
+    }
+  }
+
+  private addresses(): string[] {
+    return this.nodes.map((n) => n.id);
+  }
+
+  /** Starts (or restarts) a node over its durable store and metadata. */
+  start(sim: SimNode): void {
+    if (sim.incarnation.alive) throw new Error(`${sim.id} is already running`);
+    const incarnation: Incarnation = { address: sim.id, number: ++this.incarnations, alive: true };
+    const store = new IncarnationStore(sim.store, incarnation, this.scheduler, this.random, this.config.maxWriteMs, {
+      onWrite: (delayMs) => this.maybeCrashDuringWrite(sim, incarnation, delayMs),
+      onCut: () => this.report.faults.writesCut++,
+    });
+    const node = DsyncNode.over(store, sim.metadata, { dataDir: `/nonexistent/sim/${sim.id}`, nodeId: sim.id, clock: sim.clock });
+    this.countMerges(node);
+    this.watchHeads(sim, node);
+    const replicator = new Replicator({
+      node,
+      peers: this.addresses().filter((a) => a !== sim.id),
+      transport: this.network.transportFor(incarnation),
+      timers: this.scheduler.timers(`${sim.id}#${incarnation.number}`, () => incarnation.alive),
+      intervalMs: this.config.intervalMs,
+    });
+    const service = new PeerService(node, (notice) => replicator.onNotice(notice));
+    sim.incarnation = incarnation;
+    sim.node = node;
+    sim.replicator = replicator;
+    this.network.attach(incarnation, service);
+    replicator.start();
+  }
+
+  /** Kills a node: its replicator stops, it leaves the network, its calls in flight never settle. */
+  crash(sim: SimNode): void {
+    if (!sim.incarnation.alive) return;
+    this.collectStats(sim);
+    sim.incarnation.alive = false;
+    sim.replicator?.stop();
+    this.network.detach(sim.id);
+    sim.node = null;
+    sim.replicator = null;
+    this.report.faults.crashes++;
+    this.scheduler.note(`crash ${sim.id}`);
+  }
+
+  private collectStats(sim: SimNode): void {
+    const stats = sim.replicator?.stats;
+    if (!stats) return;
+    this.report.replication.pulls += stats.pulls;
+    this.report.replication.pullFailures += stats.pullFailures;
+    this.report.replication.versionsReceived += stats.versionsReceived;
+    this.report.replication.objectsFetched += stats.objectsFetched;
+  }
+
+  /** Counts the conflicts of every replication merge this node makes. */
+  private countMerges(node: DsyncNode): void {
+    const integrate = node.integrateReplica.bind(node);
+    node.integrateReplica = async (...args) => {
+      const result = await integrate(...args);
+      if (result.outcome === "merged") {
+        this.report.merges.replication++;
+        this.countConflicts(result.conflicts);
+      }
+      return result;
+    };
+  }
+
+  /**
+   * A head only ever moves forward: to a version whose vector covers the old head's (a write on
+   * top of it, a fast-forward, a merge), or, between two merges of the same writes, to the
+   * greater id. Checked at every move, in order.
+   */
+  private watchHeads(sim: SimNode, node: DsyncNode): void {
+    let checks = Promise.resolve();
+    const last = new Map<string, { head: ObjectId; vector: VersionVector }>();
+    for (const folder of sim.metadata.listFolders()) {
+      if (folder.head) checks = checks.then(async () => void last.set(folder.name, { head: folder.head!, vector: await node.vectorOf(folder.head) }));
+    }
+    node.onHeadChanged((folder, head) => {
+      checks = checks.then(async () => {
+        const vector = await node.vectorOf(head);
+        const before = last.get(folder);
+        last.set(folder, { head, vector });
+        if (!before || idEquals(before.head, head)) return;
+        const order = compareVectors(vector, before.vector);
+        if (order === "after" || (order === "equal" && Buffer.compare(head, before.head) > 0)) return;
+        this.failures.push(
+          `${sim.id}: head of ${folder} moved from ${idToHex(before.head).slice(0, 12)} ${vectorText(before.vector)} to ${idToHex(head).slice(0, 12)} ${vectorText(vector)} (${order})`,
+        );
+      });
+    });
+  }
+
+  private countConflicts(conflicts: readonly MergeConflict[]): void {
+    for (const conflict of conflicts) {
+      this.report.merges.conflicts++;
+      if (conflict.extraPaths.length > 0) this.report.merges.conflictsWithCopy++;
+      this.report.merges.conflictCopies += conflict.extraPaths.length;
+    }
+  }
+
+  private liveNodes(): SimNode[] {
+    return this.nodes.filter((n) => n.incarnation.alive);
+  }
+
+  // ---------- workload ----------
+
+  private schedulePushes(): void {
+    const tick = () => {
+      if (this.healed) return;
+      this.startPush();
+      this.scheduler.schedule(this.random.between(...this.config.pushGapMs), "push", tick);
+    };
+    this.scheduler.schedule(this.random.between(...this.config.pushGapMs), "push", tick);
+  }
+
+  /**
+   * A client reads a version from a live node, edits it, uploads the objects, and commits a
+   * little later (the head may move meanwhile: the node then merges the push onto it).
+   */
+  private startPush(): void {
+    const live = this.liveNodes();
+    if (live.length === 0) return;
+    const sim = this.random.pick(live);
+    const node = sim.node!;
+    const incarnation = sim.incarnation;
+    const folder = this.random.pick(this.config.folders);
+    const number = ++this.report.pushes.attempted;
+    const head = node.metadata.getFolder(folder)?.head ?? null;
+    if (head !== null && this.random.chance(this.config.restoreRate)) {
+      this.restoreOn(sim, folder, number);
+      return;
+    }
+    let parent = head;
+    if (head !== null && this.random.chance(this.config.staleRate)) {
+      // A client that synced an older version, or (now and then) one pushing into the folder
+      // for the first time.
+      const versions = node.metadata.listVersions(folder);
+      parent = this.random.chance(0.1) ? null : this.random.pick(versions).id;
+      if (parent === null || !idEquals(parent, head)) this.report.pushes.staleParent++;
+    }
+    const commitDelayMs = this.random.between(1, 40);
+    // The edits are drawn now, before any await, so the draws keep their place in the sequence.
+    const editRandom = new SimRandom(this.random.int(0x1_0000_0000));
+    const tag = `${sim.id}/${number}`;
+    const nowMs = sim.clock.nowMs();
+    void (async () => {
+      try {
+        const tree = parent === null ? emptyDir() : await readTree(node, node.metadata.getVersion(folder, parent)!.root);
+        const edits = applyRandomEdits(tree, editRandom, tag, nowMs);
+        const sealed = sealSimTree(tree);
+        await node.putObjects(sealed.objects);
+        this.scheduler.note(`push ${tag} ${folder} ${edits.join(", ")}`);
+        this.scheduler.schedule(commitDelayMs, `commit ${tag}`, () => {
+          if (!incarnation.alive) {
+            // The node died while the client was uploading: no acknowledgement.
+            this.report.pushes.lostToCrash++;
+            return;
+          }
+          void node
+            .commit({ folder, root: sealed.root, parent, message: `push ${tag}`, chunking: "sim", files: sealed.files, totalBytes: sealed.totalBytes })
+            .then((result) => this.acknowledge(sim, folder, tag, result))
+            .catch((error) => this.failures.push(`push ${tag} to ${sim.id} failed: ${(error as Error).message}`));
+        });
+      } catch (error) {
+        this.failures.push(`preparing push ${tag} on ${sim.id} failed: ${(error as Error).stack}`);
+      }
+    })();
+  }
+
+  /** A client asks a node to make an older version's content the head again. */
+  private restoreOn(sim: SimNode, folder: string, number: number): void {
+    const node = sim.node!;
+    const target = this.random.pick(node.metadata.listVersions(folder));
+    const tag = `${sim.id}/${number}`;
+    this.report.pushes.restores++;
+    this.scheduler.note(`restore ${tag} ${folder} ${idToHex(target.id)}`);
+    void node
+      .restore(folder, idToHex(target.id))
+      .then((result) => this.acknowledge(sim, folder, tag, result))
+      .catch((error) => this.failures.push(`restore ${tag} on ${sim.id} failed: ${(error as Error).message}`));
+  }
+
+  private acknowledge(sim: SimNode, folder: string, tag: string, result: CommitResult): void {
+    this.acks.push({ folder, node: sim.id, pushed: result.pushed, version: result.version });
+    this.report.pushes.acknowledged++;
+    if (result.mergedWith !== null) this.report.pushes.mergedOnPush++;
+    this.scheduler.note(`ack ${tag} ${idToHex(result.version)}`);
+  }
+
+  // ---------- faults ----------
+
+  private scheduleChaos(): void {
+    const tick = () => {
+      if (this.healed) return;
+      this.chaos();
+      this.scheduler.schedule(this.random.between(...this.config.chaosGapMs), "chaos", tick);
+    };
+    this.scheduler.schedule(this.random.between(...this.config.chaosGapMs), "chaos", tick);
+  }
+
+  private chaos(): void {
+    if (!this.network.partitioned && this.random.chance(this.config.partitionRate)) {
+      const groups = this.randomSplit();
+      this.network.partition(groups);
+      this.report.faults.partitions++;
+      this.scheduler.note(`partition ${groups.map((g) => g.join("+")).join(" | ")}`);
+      this.scheduler.schedule(this.random.between(...this.config.partitionMs), "heal partition", () => {
+        if (this.healed) return;
+        this.network.heal();
+        this.scheduler.note("partition healed");
+      });
+    }
+    const live = this.liveNodes();
+    if (live.length > 1 && this.random.chance(this.config.crashRate)) {
+      const victim = this.random.pick(live);
+      this.crash(victim);
+      this.scheduleRestart(victim);
+    }
+  }
+
+  /** Now and then a node crashes while one of its writes is in flight (or just after it lands). */
+  private maybeCrashDuringWrite(sim: SimNode, incarnation: Incarnation, delayMs: number): void {
+    if (this.healed || !this.random.chance(this.config.crashInWriteRate) || this.liveNodes().length < 2) return;
+    this.scheduler.schedule(this.random.between(0, delayMs), `crash ${sim.id} during a write`, () => {
+      if (this.healed || sim.incarnation !== incarnation || !incarnation.alive) return;
+      this.crash(sim);
+      this.scheduleRestart(sim);
+    });
+  }
+
+  private scheduleRestart(sim: SimNode): void {
+    this.scheduler.schedule(this.random.between(...this.config.downMs), `restart ${sim.id}`, () => {
+      if (!sim.incarnation.alive) this.restart(sim);
+    });
+  }
+
+  private restart(sim: SimNode): void {
+    this.start(sim);
+    this.report.faults.restarts++;
+    this.scheduler.note(`restart ${sim.id}`);
+  }
+
+  /** Two (sometimes three) non-empty groups of nodes. */
+  private randomSplit(): string[][] {
+    const order = this.random.shuffle(this.addresses());
+    const count = order.length >= 4 && this.random.chance(0.3) ? 3 : 2;
+    const groups: string[][] = Array.from({ length: count }, () => []);
+    order.forEach((address, i) => groups[i < count ? i : this.random.int(count)]!.push(address));
+    return groups;
+  }
+
+  private heal(): void {
+    this.healed = true;
+    this.network.heal();
+    this.network.stopFaults();
+    for (const sim of this.nodes) {
+      if (sim.incarnation.alive) continue;
+      // A late joiner whose time had not come yet starts now; the others restart.
+      if (sim.incarnation.number === 0) this.start(sim);
+      else this.restart(sim);
+    }
+    this.scheduler.note("healed");
+  }
+
+  // ---------- the run ----------
+
+  async run(): Promise<SimReport> {
+    // Outside a test runner (which fails the test itself), a rejection the nodes let escape is a failure of the run.
+    const unhandled = (reason: unknown) => this.failures.push(`unhandled rejection: ${(reason as Error)?.stack ?? String(reason)}`);
+    process.on("unhandledRejection", unhandled);
+    try {
+      for (const [i, sim] of this.nodes.entries()) {
+        if (i === 0 || !this.random.chance(this.config.lateJoinRate)) {
+          this.start(sim);
+          continue;
+        }
+        // A node that joins the cluster later, with nothing yet.
+        this.report.faults.lateJoins++;
+        this.scheduler.schedule(this.random.between(0, Math.round(this.config.faultPhaseMs * 0.7)), `join ${sim.id}`, () => {
+          if (!sim.incarnation.alive && !this.healed) this.start(sim);
+        });
+      }
+      this.schedulePushes();
+      this.scheduleChaos();
+      const healAt = this.scheduler.startMs + this.config.faultPhaseMs;
+      await this.scheduler.runUntil(healAt, () => this.failures.length > 0);
+      if (this.failures.length === 0) {
+        this.heal();
+        const deadline = healAt + this.config.healDeadlineMs;
+        let lastCheckMs = 0;
+        const agreed = await this.scheduler.runUntil(deadline, () => {
+          if (this.failures.length > 0) return true;
+          const now = this.scheduler.nowMs();
+          if (now - lastCheckMs < 100) return false;
+          lastCheckMs = now;
+          return this.disagreement() === null;
+        });
+        if (this.failures.length === 0) {
+          if (!agreed) this.failures.push(`no agreement ${this.config.healDeadlineMs / 1000} s after healing: ${this.disagreement()}`);
+          else {
+            this.report.agreedAfterHealMs = this.scheduler.nowMs() - healAt;
+            await this.scheduler.runUntil(this.scheduler.nowMs() + this.config.settleMs, () => this.failures.length > 0);
+            await this.checkInvariants();
+          }
+        }
+      }
+      this.failures.push(...this.scheduler.errors);
+    } finally {
+      process.off("unhandledRejection", unhandled);
+      for (const sim of this.nodes) {
+        this.collectStats(sim);
+        sim.replicator?.stop();
+        sim.incarnation.alive = false;
+      }
+    }
+    for (const folder of this.folderNames()) {
+      const head = this.nodes[0]!.metadata.getFolder(folder)?.head ?? null;
+      this.report.heads[folder] = head ? idToHex(head) : null;
+      this.scheduler.note(`final ${folder} ${this.report.heads[folder]}`);
+    }
+    this.report.traceHash = this.scheduler.traceHash();
+    this.report.events = this.scheduler.eventsRun;
+    this.report.simulatedMs = this.scheduler.elapsedMs();
+    for (const sim of this.nodes) sim.metadata.close();
+    return this.report;
+  }
+
+  private folderNames(): string[] {
+    const names = new Set<string>();
+    for (const sim of this.nodes) for (const folder of sim.metadata.listFolders()) names.add(folder.name);
+    return [...names].sort();
+  }
+
+  /** Null when every node runs and all agree on every folder's head; else what differs. */
+  disagreement(): string | null {
+    const down = this.nodes.filter((n) => !n.incarnation.alive);
+    if (down.length > 0) return `down: ${down.map((n) => n.id).join(", ")}`;
+    for (const folder of this.folderNames()) {
+      const heads = this.nodes.map((sim) => {
+        const record = sim.metadata.getFolder(folder);
+        return record ? (record.head ? idToHex(record.head).slice(0, 12) : "empty") : "absent";
+      });
+      if (new Set(heads).size > 1) return `folder ${folder}: ${this.nodes.map((sim, i) => `${sim.id}=${heads[i]}`).join(" ")}`;
+    }
+    return null;
+  }
+
+  private async checkInvariants(): Promise<void> {
+    const problem = this.disagreement();
+    if (problem) {
+      this.failures.push(`agreement did not hold for ${this.config.settleMs} ms: ${problem}`);
+      return;
+    }
+    const folders = this.folderNames();
+    const dots = new Map<string, string>();
+    for (const sim of this.nodes) {
+      const node = sim.node!;
+      const names = sim.metadata.listFolders().map((f) => f.name).sort();
+      if (names.join("\n") !== folders.join("\n")) this.failures.push(`${sim.id} has folders [${names}] but the cluster has [${folders}]`);
+      for (const folder of folders) {
+        const head = sim.metadata.getFolder(folder)?.head;
+        if (!head) {
+          this.failures.push(`${sim.id} has no head for ${folder}`);
+          continue;
+        }
+        const reachable = this.ancestry(sim, folder, head);
+        for (const ack of this.acks.filter((a) => a.folder === folder)) {
+          for (const [what, id] of [["pushed", ack.pushed], ["version", ack.version]] as const) {
+            const key = idToHex(id);
+            if (!sim.metadata.getVersion(folder, id)) this.failures.push(`${sim.id} lacks ${what} ${key.slice(0, 12)} acknowledged by ${ack.node} in ${folder}`);
+            else if (!reachable.has(key)) this.failures.push(`${sim.id}: ${what} ${key.slice(0, 12)} acknowledged by ${ack.node} is not reachable from the head of ${folder}`);
+          }
+        }
+      }
+      await this.checkVectors(sim, folders, dots);
+      const verified = await node.verify();
+      if (verified.missing.length > 0) this.failures.push(`${sim.id} lacks ${verified.missing.length} object(s) below its heads, e.g. ${verified.missing[0]!.slice(0, 12)}`);
+      if (verified.corrupt.length > 0) this.failures.push(`${sim.id} holds ${verified.corrupt.length} corrupt object(s)`);
+    }
+    const first = this.nodes[0]!;
+    for (const folder of folders) {
+      const head = first.metadata.getFolder(folder)!.head!;
+      const root = first.metadata.getVersion(folder, head)!.root;
+      this.report.conflictCopiesInHeads += (await conflictCopiesIn(first.node!, root)).length;
+    }
+  }
+
+  /**
+   * The version vector rules, on every version a node records: a replication merge carries the
+   * join of its parents' vectors; a write adds to that join its author's next counter (its dot);
+   * a push recorded as it arrived with a stale parent carries none. No two versions anywhere
+   * share a dot, since peers skip sending writes by their dots.
+   */
+  private async checkVectors(sim: SimNode, folders: readonly string[], dots: Map<string, string>): Promise<void> {
+    const node = sim.node!;
+    for (const folder of folders) {
+      for (const record of sim.metadata.listVersions(folder)) {
+        const key = idToHex(record.id);
+        const version = await node.decodeVersion(record.id);
+        const parents = [];
+        for (const parent of version.parents) {
+          if (!sim.metadata.getVersion(folder, parent)) continue;
+          parents.push(await node.decodeVersion(parent));
+        }
+        if (parents.length < version.parents.length) continue; // reported by the ancestry check when reachable
+        const joined = joinVectors(...parents.map((p) => p.versionVector));
+        let expected: VersionVector;
+        if (isReplicationMerge(version)) expected = joined;
+        else if (version.versionVector.length === 0) continue;
+        else expected = withCounter(joined, version.author, counterOf(joined, version.author) + 1);
+        if (compareVectors(version.versionVector, expected) !== "equal") {
+          this.failures.push(`${sim.id}: version ${key.slice(0, 12)} in ${folder} has vector ${vectorText(version.versionVector)}, expected ${vectorText(expected)}`);
+          continue;
+        }
+        if (isReplicationMerge(version)) continue;
+        const dot = `${folder}/${version.author}:${counterOf(version.versionVector, version.author)}`;
+        const holder = dots.get(dot);
+        if (holder === undefined) dots.set(dot, key);
+        else if (holder !== key) this.failures.push(`two versions share the dot ${dot}: ${holder.slice(0, 12)} and ${key.slice(0, 12)}`);
+      }
+    }
+  }
+
+  /** Version ids (hex) reachable from head through parents; a parent the node does not record is a failure. */
+  private ancestry(sim: SimNode, folder: string, head: ObjectId): Set<string> {
+    const seen = new Set<string>();
+    let frontier = [head];
+    const holes: string[] = [];
+    while (frontier.length > 0) {
+      const next: ObjectId[] = [];
+      for (const id of frontier) {
+        const key = idToHex(id);
+        if (seen.has(key)) continue;
+        const record = sim.metadata.getVersion(folder, id);
+        if (!record) {
+          holes.push(key);
+          continue;
+        }
+        seen.add(key);
+        next.push(...record.parents);
+      }
+      frontier = next;
+    }
+    if (holes.length > 0) this.failures.push(`${sim.id}: ${holes.length} version(s) in the history of ${folder} are not recorded, e.g. ${holes[0]!.slice(0, 12)}`);
+    return seen;
+  }
+}
+
+function vectorText(vector: VersionVector): string {
+  return JSON.stringify(vectorToRecord(vector));
+}
+
+/** One simulation run for one seed. */
+export async function runSimulation(seed: number, overrides: Partial<SimConfig> = {}): Promise<SimReport> {
+  const random = new SimRandom(seed);
+  const config = configForSeed(seed, random, overrides);
+  return new Cluster(config, random).run();
+}
+
+/** Seeds from SIM_SEEDS: "N" (seeds 1..N) or "A-B" (A..B inclusive); `fallback` seeds when unset. */
+export function seedsFromEnv(value: string | undefined, fallback: number): number[] {
+  const text = value?.trim();
+  let from = 1;
+  let to = fallback;
+  if (text) {
+    const range = /^(\d+)-(\d+)$/.exec(text);
+    if (range) {
+      from = Number(range[1]);
+      to = Number(range[2]);
+    } else if (/^\d+$/.test(text)) to = Number(text);
+    else throw new Error(`SIM_SEEDS must be N or A-B, not ${JSON.stringify(text)}`);
+  }
+  const seeds: number[] = [];
+  for (let seed = from; seed <= to; seed++) seeds.push(seed);
+  return seeds;
+}
+
+/**
+ * The long run (SIM_LONG=1): the fault phase at 20-30 s with pushes every 100-300 ms, the size a
+ * longer soak uses; the default is scaled down so 200 seeds take well under a minute.
+ */
+export function longOverrides(seed: number): Partial<SimConfig> {
+  return { faultPhaseMs: 20_000 + ((seed * 7919) % 10_001), pushGapMs: [100, 300] };
+}
+
+/** The one line a failing seed prints. */
+export function failureLine(report: SimReport, rerunPrefix = ""): string {
+  const more = report.failures.length > 1 ? ` (and ${report.failures.length - 1} more)` : "";
+  return `simulation seed ${report.seed} failed: ${report.failures[0]}${more}; rerun with ${rerunPrefix}SIM_SEEDS=${report.seed}-${report.seed}`;
+}

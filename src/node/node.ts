@@ -390,7 +390,10 @@ export class DsyncNode {
 
       const merged = await mergeConcurrent([ours, theirs], this.versionLookup(folderName), this.load);
       if ("single" in merged) {
-        if (idEquals(merged.single.id, head)) return unchanged;
+        // Only when a parent of a merge is missing here (pruned by retention) can the frontier
+        // shrink to one write; the head then moves only if that write covers it, never back.
+        const covers = compareVectors(merged.single.version.versionVector, ours.version.versionVector);
+        if (idEquals(merged.single.id, head) || (covers !== "after" && covers !== "equal")) return unchanged;
         this.metadata.commitVersions(folderName, head, merged.single.id, [], this.clock.nowMs());
         return { head: merged.single.id, outcome: "fast-forward", recorded: records.length, conflicts: [] };
       }

@@ -3,8 +3,9 @@
 // - When a folder's head changes here, every peer is told at once (a notice; losing one is
 //   harmless). A peer that hears of a head it does not cover pulls it.
 // - Every `intervalMs`, and once at start, each peer's folder list is compared with ours, and
-//   any folder where the peer has writes we lack is pulled. This repairs lost notices, partitions
-//   and restarts.
+//   any folder where the peer has writes we lack is pulled; a peer that lacks writes we have is
+//   sent a notice. This repairs lost notices, partitions and restarts. A peer that cannot be
+//   reached is tried again every UNREACHABLE_RETRY_MS until it answers.
 // - A pull: ask the peer for the versions behind its head that our head's vector does not cover,
 //   verify them, fetch their trees by Merkle descent (fetch-closure.ts), then let the node
 //   integrate them (fast-forward or deterministic merge, DsyncNode.integrateReplica).
@@ -24,6 +25,9 @@ import type { DsyncNode, ReplicaVersion } from "../node/node.ts";
 import { Mutex } from "../node/mutex.ts";
 import { fetchClosure } from "./fetch-closure.ts";
 import type { HeadNotice, PeerFolder, PeerTransport, Timers } from "./transport.ts";
+
+/** How soon an unreachable peer is tried again (at most the round interval). */
+export const UNREACHABLE_RETRY_MS = 200;
 
 export interface ReplicatorOptions {
   node: DsyncNode;
@@ -82,6 +86,7 @@ export class Replicator {
   private unsubscribe: (() => void) | null = null;
   private readonly comparing = new Set<string>();
   private readonly folderLocks = new Map<string, Mutex>();
+  private readonly retryTimers = new Map<string, unknown>();
   readonly stats: SyncStats = { pulls: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0, bytesFetched: 0, merges: 0, noticesSent: 0, noticesReceived: 0 };
 
   constructor(private readonly options: ReplicatorOptions) {
@@ -107,6 +112,8 @@ export class Replicator {
     this.unsubscribe = null;
     if (this.timer !== null) this.options.timers.clearTimeout(this.timer);
     this.timer = null;
+    for (const handle of this.retryTimers.values()) this.options.timers.clearTimeout(handle);
+    this.retryTimers.clear();
   }
 
   private schedule(delayMs: number): void {
@@ -134,6 +141,18 @@ export class Replicator {
       await this.compareOnce(peer);
     } finally {
       this.comparing.delete(peer.address);
+    }
+    // A peer that could not be reached is tried again soon rather than at the next round, so
+    // the end of a partition or a restart is noticed within the retry delay.
+    if (peer.reachable === false && !this.stopped && !this.retryTimers.has(peer.address)) {
+      const delayMs = Math.min(this.options.intervalMs, UNREACHABLE_RETRY_MS);
+      this.retryTimers.set(
+        peer.address,
+        this.options.timers.setTimeout(() => {
+          this.retryTimers.delete(peer.address);
+          void this.compareWith(peer);
+        }, delayMs),
+      );
     }
   }
 

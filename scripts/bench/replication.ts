@@ -20,8 +20,9 @@
 //    port. A --tree-files (10 000) file folder in nested directories is pushed to A and
 //    replicated to B. Then, --runs (5) times: cut both links, rewrite --changed (1%) files and
 //    push to A (A's notice to B is lost), restore the links, and time until B's head equals A's.
-//    Nothing tells B after the heal: it finds out at its next periodic round, so the figure
-//    includes a detection delay of up to one --interval-ms (1000). B's /v1/status gives the
+//    A's notice is lost; after the heal, whichever node reaches the other first (a node retries
+//    an unreachable peer every 200 ms, and notices a peer it finds behind) starts B's pull, so
+//    the figure includes a detection delay of up to the retry delay. B's /v1/status gives the
 //    moment its pull started (the `pulls` counter moves), so the figure is also split into
 //    detection and the pull itself. Baseline: `rsync -a --delete` of the same changed tree to
 //    an rsync daemon on 127.0.0.1 whose module holds the pre-change tree (median).
@@ -815,7 +816,7 @@ async function main(argv: string[]): Promise<void> {
         `during each partition; ${conv.runs.length} runs; --sync-interval-ms ${conv.intervalMs}; B polled every ${conv.pollMs} ms`,
     );
     out.push(
-      `   The notice of the push is lost during the partition, so B finds out at its next periodic round: convergence includes a detection delay of up to ${conv.intervalMs} ms ` +
+      `   The notice of the push is lost during the partition; after the heal, the first retry of the unreachable peer (every 200 ms) or the next round (${conv.intervalMs} ms) starts B's pull: convergence includes that detection delay ` +
         `(heal -> B's pull counter moves; it includes two listings of A's folders). "pull" = convergence - detection.`,
     );
     out.push(

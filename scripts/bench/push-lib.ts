@@ -150,7 +150,8 @@ export function processCpuSeconds(pid: number): number {
   }
 }
 
-async function stopProcess(proc: Subprocess): Promise<void> {
+/** SIGTERM, then SIGKILL after 10 s; resolves when the process is gone. */
+export async function stopProcess(proc: Subprocess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   proc.kill("SIGTERM");
   const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);

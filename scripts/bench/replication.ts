@@ -43,7 +43,8 @@ import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { push } from "../../src/client/push.ts";
 import { formatBytes, formatMarkdownTable, formatTable, gitCommit, loadAverageText, machineInfo, median, Xorshift128Plus } from "./lib.ts";
-import { buildDsyncAtHead, cleanEnv, freePort, KIB, REPO_ROOT, resolveDsync, runTimed, startRsyncDaemon, writeTextFile, type DsyncCommand, type Service } from "./push-lib.ts";
+import { buildDsyncAtHead, cleanEnv, freePort, KIB, REPO_ROOT, resolveDsync, runTimed, startRsyncDaemon, stopProcess, writeTextFile, type DsyncCommand, type Service } from "./push-lib.ts";
+import type { SyncStats } from "../../src/replication/replicator.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -224,14 +225,6 @@ function logTail(path: string, bytes = 2000): string {
   }
 }
 
-async function stopProcess(proc: Subprocess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  proc.kill("SIGTERM");
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-  await proc.exited;
-  clearTimeout(timer);
-}
-
 /** `dsync serve` on 127.0.0.1:port with the given peers; output goes to a log file; waits for /v1/health. */
 async function startNode(dsync: DsyncCommand, root: string, name: string, port: number, peers: string[], clusterToken: string, intervalMs: number): Promise<Node> {
   const dataDir = join(root, `node-${name}`);
@@ -283,16 +276,7 @@ async function headOf(node: Node, folder: string): Promise<string | null> {
   return status === 200 ? (body.head as string | null) : null;
 }
 
-interface ReplicationStats {
-  pulls: number;
-  pullFailures: number;
-  versionsReceived: number;
-  objectsFetched: number;
-  bytesFetched: number;
-  merges: number;
-  noticesSent: number;
-  noticesReceived: number;
-}
+type ReplicationStats = SyncStats;
 
 async function statsOf(node: Node): Promise<ReplicationStats> {
   return (await getJson(`${node.url}/v1/status`)).body.replication as ReplicationStats;

@@ -16,8 +16,10 @@ export async function logCommand(dir: string | undefined, flags: { remote?: stri
   for (const version of versions) {
     const head = version.id === info.head ? " (head)" : "";
     const parents = version.parents.length > 1 ? ` merge of ${version.parents.map((p) => p.slice(0, 12)).join(" + ")}` : "";
+    // A replication merge has no author: every node computes the same one.
+    const author = version.author ? `by ${version.author}` : "by replication";
     process.stdout.write(
-      `${version.id.slice(0, 12)}${head}  ${version.time}  ${version.origin}${parents}  ${version.files} files, ${formatBytes(version.bytes)}` +
+      `${version.id.slice(0, 12)}${head}  ${version.time}  ${version.origin}${parents}  ${author}  ${version.files} files, ${formatBytes(version.bytes)}` +
         `${version.message ? `  ${version.message}` : ""}\n`,
     );
   }

@@ -123,6 +123,12 @@ test("three nodes replicate, survive kill -9, and converge on the same conflict 
   expect(copies[0]).toMatch(/^shared\.sync-conflict-\d{8}-\d{6}-node-a\.txt$/);
   expect(readFileSync(join(dirB, copies[0]!), "utf8")).toBe("from A\n");
 
+  // The log names who wrote what; the merge of the concurrent writes is by replication.
+  const logText = (await runCli(["log", dirB])).stdout;
+  expect(logText).toContain("by node-a");
+  expect(logText).toContain("by node-c");
+  expect(logText.split("\n")[0]).toContain("(head)");
+
   // A replica diff between B and A finds nothing.
   const diff = await runCli(["diff", `${urlA}/team`, `${urlB}/team`]);
   expect(diff.code).toBe(0);

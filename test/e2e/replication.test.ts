@@ -145,6 +145,56 @@ test("three nodes replicate, survive kill -9, and converge on the same conflict 
   expect(team!.peers.map((p) => [p.state, p.behindWrites])).toEqual([["in-sync", 0], ["in-sync", 0]]);
 }, 120_000);
 
+test("writes made while two nodes could not see each other merge by replication, the same on both", async () => {
+  const ports = [await freePort(), await freePort()];
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`) as [string, string];
+  const dataDirs = [join(tempDir(), "a"), join(tempDir(), "c")];
+  const start = (i: number, withPeers: boolean) =>
+    startNode({
+      dataDir: dataDirs[i],
+      listen: `127.0.0.1:${ports[i]}`,
+      args: ["--node-id", ["node-a", "node-c"][i]!, "--cluster-token", CLUSTER_TOKEN, "--sync-interval-ms", "200", ...(withPeers ? ["--peers", urls[1 - i]!] : [])],
+    });
+  const a = await start(0, true);
+  let c = await start(1, true);
+  running.push(a, c);
+  const dirA = join(tempDir(), "wa");
+  writeTree(dirA, { "shared.txt": "base\n", "other.txt": "o\n" });
+  expect((await runCli(["push", dirA, "--remote", urls[0], "--folder", "f"])).code).toBe(0);
+  await waitForSameHead(urls, "f");
+  const dirC = join(tempDir(), "wc");
+  expect((await runCli(["pull", dirC, "--remote", urls[1], "--folder", "f"])).code).toBe(0);
+
+  // C comes back without peers: it hears of nothing and tells nothing.
+  await c.stop();
+  c = await start(1, false);
+  running.push(c);
+  writeFileSync(join(dirA, "shared.txt"), "from A\n");
+  const pushA = (await runCli(["push", dirA, "--json"])).json();
+  writeFileSync(join(dirC, "shared.txt"), "from C\n");
+  writeFileSync(join(dirC, "new-on-c.txt"), "c\n");
+  const pushC = (await runCli(["push", dirC, "--json"])).json();
+  expect(pushC.merged).toBe(false); // C never saw A's write: the two writes are concurrent
+
+  // A still reaches C and merges; C, back with its peer, takes the same merge.
+  await c.stop();
+  c = await start(1, true);
+  running.push(c);
+  const head = await waitForSameHead(urls, "f");
+  const version = (await getJson(`${urls[1]}/v1/folders/f/versions/${head}`)).body;
+  expect(version.author).toBe("");
+  expect(version.origin).toBe("merge");
+  expect([...version.parents].sort()).toEqual([pushA.version, pushC.version].sort());
+
+  const out = join(tempDir(), "merged");
+  expect((await runCli(["pull", out, "--remote", urls[1], "--folder", "f"])).code).toBe(0);
+  expect(readFileSync(join(out, "shared.txt"), "utf8")).toBe("from C\n");
+  expect(readFileSync(join(out, "new-on-c.txt"), "utf8")).toBe("c\n");
+  const copies = readdirSync(out).filter((name) => name.startsWith("shared.sync-conflict-"));
+  expect(copies).toEqual([expect.stringMatching(/^shared\.sync-conflict-\d{8}-\d{6}-node-a\.txt$/)]);
+  expect(readFileSync(join(out, copies[0]!), "utf8")).toBe("from A\n");
+}, 120_000);
+
 test("peer routes need the cluster token; a client token opens none of them", async () => {
   const port = await freePort();
   const node = await startNode({ listen: `127.0.0.1:${port}`, args: ["--token", "client-token-1", "--cluster-token", CLUSTER_TOKEN] });

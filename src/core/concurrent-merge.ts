@@ -27,7 +27,7 @@ import { idToHex, type ObjectId } from "./id.ts";
 import { LIMITS } from "./limits.ts";
 import { mergeTrees, type ConflictResolver, type MergeConflict } from "./merge.ts";
 import { readTreeEntries, type ObjectLoader, type SealedObject } from "./pages.ts";
-import { coversDot, counterOf, joinVectors } from "./version-vector.ts";
+import { compareVectors, coversDot, counterOf, joinVectors } from "./version-vector.ts";
 
 export interface KnownVersion {
   id: ObjectId;
@@ -61,8 +61,9 @@ function dotOf(write: KnownVersion): { node: string; counter: number } {
 
 /**
  * The writes behind some heads that no other of them has seen. A replication merge stands for
- * its parents; a parent the graph lacks is skipped (its content is inside the merge's own
- * parents' trees or was pruned).
+ * its parents, unless the graph lacks one of them (pruned by retention here, or never sent by a
+ * peer that had pruned it): the merge then stands for itself, since only its own tree and
+ * vector still hold what that parent brought.
  */
 export async function writeFrontier(heads: readonly KnownVersion[], lookup: VersionLookup): Promise<KnownVersion[]> {
   const writes = new Map<string, KnownVersion>();
@@ -72,19 +73,37 @@ export async function writeFrontier(heads: readonly KnownVersion[], lookup: Vers
       return;
     }
     if (depth > LIMITS.versionParentsMax) throw new Error("replication merges nested too deep");
+    const parents: KnownVersion[] = [];
     for (const parent of item.version.parents) {
       const known = await lookup(parent);
-      if (known) await expand(known, depth + 1);
+      if (!known) {
+        writes.set(idToHex(item.id), item);
+        return;
+      }
+      parents.push(known);
     }
+    for (const parent of parents) await expand(parent, depth + 1);
   };
   for (const head of heads) await expand(head, 0);
   const all = [...writes.values()];
-  return all
-    .filter((w) => {
-      const dot = dotOf(w);
-      return !all.some((other) => other !== w && coversDot(other.version.versionVector, dot.node, dot.counter) && !isSameDot(other, w));
-    })
-    .sort(compareStamps);
+  return all.filter((w) => !all.some((other) => other !== w && hasSeen(other, w))).sort(compareStamps);
+}
+
+/**
+ * Whether frontier candidate `other` has seen everything `w` stands for. Between writes: its
+ * vector covers w's dot. Where a merge stands for itself: its vector covers the other's, and
+ * between equal vectors a write is kept over a merge, and the greater id among merges.
+ */
+function hasSeen(other: KnownVersion, w: KnownVersion): boolean {
+  if (!isReplicationMerge(other.version) && !isReplicationMerge(w.version)) {
+    const dot = dotOf(w);
+    return coversDot(other.version.versionVector, dot.node, dot.counter) && !isSameDot(other, w);
+  }
+  const order = compareVectors(other.version.versionVector, w.version.versionVector);
+  if (order === "after") return true;
+  if (order !== "equal") return false;
+  if (!isReplicationMerge(w.version)) return false;
+  return !isReplicationMerge(other.version) || Buffer.compare(other.id, w.id) > 0;
 }
 
 function isSameDot(a: KnownVersion, b: KnownVersion): boolean {

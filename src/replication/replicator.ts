@@ -189,10 +189,12 @@ export class Replicator {
         const theirs = peer.folders.get(folder.name);
         if (theirs && theirs.mode !== "eventual") continue;
         if (theirs?.head && idEquals(theirs.head, folder.head)) continue;
-        const vector = await this.node.vectorOf(folder.head);
-        const order = theirs ? compareVectors(vector, theirs.vector) : "after";
-        if (order !== "after" && order !== "concurrent") continue;
         try {
+          // The heads were listed before the notices ahead of this one went out: this one may
+          // have moved on since, and its version been pruned and collected.
+          const vector = await this.node.vectorOf(folder.head);
+          const order = theirs ? compareVectors(vector, theirs.vector) : "after";
+          if (order !== "after" && order !== "concurrent") continue;
           this.stats.noticesSent++;
           await this.options.transport.notify(peer.address, { from: this.node.nodeId, folder: folder.name, head: folder.head, vector });
         } catch {

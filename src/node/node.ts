@@ -358,6 +358,12 @@ export class DsyncNode {
         mode,
       });
       const records: Omit<VersionRecord, "sequence" | "folder">[] = [];
+      // Nothing is recorded without its version object: the caller stored it, but a collection
+      // since then may have deleted it (no kept version reached it yet).
+      const fresh = versions.filter((item) => !this.metadata.getVersion(folderName, item.id));
+      const stored = await this.store.hasMany(fresh.map((item) => item.id));
+      const lacking = fresh.filter((_, i) => !stored[i]).map((item) => item.id);
+      if (lacking.length > 0) throw new IncompleteTreeError(lacking);
       for (const item of versions) {
         if (this.metadata.getVersion(folderName, item.id)) continue;
         // Nothing is recorded whose tree is not all here and valid.

@@ -11,6 +11,16 @@
 // 3. Checks: same folders and heads everywhere; every acknowledged version recorded on every
 //    node and reachable from the head; every head's whole tree stored on every node.
 //
+// With the retention fault on (config.retention, off by default): during the fault phase random
+// live nodes keep only a few versions of one of their folders (setRetention), and garbage
+// collections (node.gc with a grace of a few simulated seconds) run on random live nodes until
+// the checks, then once more on every node. Retention is local, so "every acknowledged version
+// recorded everywhere" no longer holds; the checks become: every acknowledged version is
+// recorded on every node, or that node pruned it, or retention on some node pruned it or a
+// version after it (the history it would have come by); every acknowledged write is covered by
+// the final head's version vector; every head's whole tree is stored, also right after every
+// collection. Agreement, forward-only heads and the vector rules are checked as always.
+//
 // A node's durable state is its MemoryObjectStore and its Metadata; a crash keeps them and
 // throws away everything else (the DsyncNode, its Replicator and PeerService, and all calls and
 // store writes it had in flight: see durable-store.ts). A restart opens a new DsyncNode over
@@ -18,8 +28,11 @@
 import { idEquals, idToHex, type ObjectId } from "../../src/core/id.ts";
 import type { MergeConflict } from "../../src/core/merge.ts";
 import { isReplicationMerge } from "../../src/core/concurrent-merge.ts";
-import { compareVectors, counterOf, joinVectors, vectorToRecord, withCounter, type VersionVector } from "../../src/core/version-vector.ts";
+import { decodeObject } from "../../src/core/objects.ts";
+import { compareVectors, counterOf, coversDot, joinVectors, vectorToRecord, withCounter, type VersionVector } from "../../src/core/version-vector.ts";
 import type { Clock } from "../../src/node/clock.ts";
+import { IncompleteTreeError } from "../../src/node/closure.ts";
+import { walkClosure } from "../../src/node/walk.ts";
 import { Metadata } from "../../src/node/metadata.ts";
 import { DsyncNode, type CommitResult } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
@@ -62,6 +75,24 @@ export interface SimConfig {
   crashInWriteRate: number;
   downMs: [number, number];
   network: NetworkConfig;
+  /** The retention and garbage collection fault; null (the default) leaves both out. */
+  retention: RetentionConfig | null;
+}
+
+export interface RetentionConfig {
+  /** The keepVersions a retention decision gives a node's folder. */
+  keepVersions: [number, number];
+  /** Gap between retention decisions (in the fault phase): a random live node keeps few versions of one of its folders. */
+  setGapMs: [number, number];
+  /** Gap between garbage collections on a random live node (they go on after healing, until the checks). */
+  gcGapMs: [number, number];
+  /** The grace period of one collection (objects used more recently are kept). */
+  graceMs: [number, number];
+}
+
+/** The retention fault as retention.test.ts runs it: windows of 2-6 versions, a collection every 0.2-1.2 s with 1-4 s of grace. */
+export function retentionOverrides(): Partial<SimConfig> {
+  return { retention: { keepVersions: [2, 6], setGapMs: [300, 1_500], gcGapMs: [200, 1_200], graceMs: [1_000, 4_000] } };
 }
 
 /** Draws a run's shape from its seed (the same random source then drives the run). */
@@ -94,6 +125,7 @@ export function configForSeed(seed: number, random: SimRandom, overrides: Partia
       dropRate: random.pick([0, 0.01, 0.03, 0.06]),
       duplicateRate: random.pick([0, 0.02, 0.05]),
     },
+    retention: null,
   };
   return { ...config, ...overrides, network: { ...config.network, ...overrides.network } };
 }
@@ -103,6 +135,8 @@ export interface Ack {
   node: string;
   pushed: ObjectId;
   version: ObjectId;
+  /** The acknowledged write's own counter (its dot is node:dot); read from its vector just after. */
+  dot: number;
 }
 
 export interface SimReport {
@@ -127,6 +161,29 @@ export interface SimReport {
   conflictCopiesInHeads: number;
   network: NetworkStats;
   replication: { pulls: number; pullFailures: number; versionsReceived: number; objectsFetched: number };
+  /**
+   * The retention fault (all zero when off). acksPrunedHere: (node, acknowledged version) pairs
+   * where the node pruned the version itself; acksCutUpstream: where it never received it
+   * because retention elsewhere pruned it or a version after it; restoresOfPruned: restores
+   * refused because the version was pruned before the restore committed;
+   * mergesOverPrunedHistory: replication merges with a merge among their parents (one that
+   * stood for itself, its own parents pruned); pullsRefusedFor…: integrations refused because a
+   * collection deleted a version object or a tree object the pull had stored;
+   * collectedVersionReads: vector reads of a version collected meanwhile (a head that moved on).
+   */
+  retention: {
+    settings: number;
+    collections: number;
+    versionsPruned: number;
+    objectsDeleted: number;
+    acksPrunedHere: number;
+    acksCutUpstream: number;
+    restoresOfPruned: number;
+    mergesOverPrunedHistory: number;
+    pullsRefusedForCollectedVersion: number;
+    pullsRefusedForCollectedTree: number;
+    collectedVersionReads: number;
+  };
 }
 
 interface SimNode {
@@ -138,6 +195,8 @@ interface SimNode {
   incarnation: Incarnation;
   node: DsyncNode | null;
   replicator: Replicator | null;
+  /** "folder/version id (hex)" of every version this node's collections pruned (retention runs only). */
+  pruned: Set<string>;
 }
 
 export class Cluster {
@@ -148,7 +207,11 @@ export class Cluster {
   readonly failures: string[] = [];
   readonly report: SimReport;
   private healed = false;
+  /** Set once the final checks begin: no more collections are started. */
+  private checking = false;
   private incarnations = 0;
+  /** Retention runs: "folder/version id" → parents (hex), of every version any node recorded. */
+  private readonly graph = new Map<string, string[]>();
 
   constructor(
     readonly config: SimConfig,
@@ -171,21 +234,66 @@ export class Cluster {
       conflictCopiesInHeads: 0,
       network: this.network.stats,
       replication: { pulls: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0 },
+      retention: {
+        settings: 0,
+        collections: 0,
+        versionsPruned: 0,
+        objectsDeleted: 0,
+        acksPrunedHere: 0,
+        acksCutUpstream: 0,
+        restoresOfPruned: 0,
+        mergesOverPrunedHistory: 0,
+        pullsRefusedForCollectedVersion: 0,
+        pullsRefusedForCollectedTree: 0,
+        collectedVersionReads: 0,
+      },
     };
     for (let i = 1; i <= config.nodes; i++) {
       const id = `n${i}`;
       const skewMs = random.between(-config.maxClockSkewMs, config.maxClockSkewMs);
       const clock: Clock = { nowMs: () => this.scheduler.nowMs() + skewMs };
-      this.nodes.push({
+      const sim: SimNode = {
         id,
         clock,
+        // used_ms follows the node's own (simulated, skewed) clock, as the node's GC does.
         store: new MemoryObjectStore({ nowMs: () => clock.nowMs() }),
         metadata: new Metadata(":memory:"),
         incarnation: { address: id, number: 0, alive: false },
         node: null,
         replicator: null,
-      });
+        pruned: new Set(),
+      };
+      if (config.retention) this.recordGraph(sim);
+      this.nodes.push(sim);
     }
+  }
+
+  /**
+   * Retention runs: keeps, across crashes (the metadata is durable), the parents of every version
+   * any node records and the versions each node prunes, for the checks.
+   */
+  private recordGraph(sim: SimNode): void {
+    const metadata = sim.metadata;
+    const note = (folder: string, versions: readonly { id: ObjectId; parents: ObjectId[] }[]) => {
+      for (const v of versions) this.graph.set(`${folder}/${idToHex(v.id)}`, v.parents.map(idToHex));
+    };
+    const commitVersions = metadata.commitVersions.bind(metadata);
+    metadata.commitVersions = (folder, expectedHead, newHead, versions, nowMs) => {
+      commitVersions(folder, expectedHead, newHead, versions, nowMs);
+      note(folder, versions);
+    };
+    const recordVersions = metadata.recordVersions.bind(metadata);
+    metadata.recordVersions = (folder, versions) => {
+      recordVersions(folder, versions);
+      note(folder, versions);
+    };
+    const deleteVersions = metadata.deleteVersions.bind(metadata);
+    metadata.deleteVersions = (folder, ids) => {
+      const head = metadata.getFolder(folder)?.head;
+      if (head && ids.some((id) => idEquals(id, head))) this.failures.push(`${sim.id}: retention pruned the head ${idToHex(head).slice(0, 12)} of ${folder}`);
+      deleteVersions(folder, ids);
+      for (const id of ids) sim.pruned.add(`${folder}/${idToHex(id)}`);
+    };
   }
 
   private addresses(): string[] {
@@ -201,7 +309,7 @@ export class Cluster {
       onCut: () => this.report.faults.writesCut++,
     });
     const node = DsyncNode.over(store, sim.metadata, { dataDir: `/nonexistent/sim/${sim.id}`, nodeId: sim.id, clock: sim.clock });
-    this.countMerges(node);
+    this.countMerges(sim, node);
     this.watchHeads(sim, node);
     const replicator = new Replicator({
       node,
@@ -240,17 +348,40 @@ export class Cluster {
     this.report.replication.objectsFetched += stats.objectsFetched;
   }
 
-  /** Counts the conflicts of every replication merge this node makes. */
-  private countMerges(node: DsyncNode): void {
+  /**
+   * Counts the conflicts of every replication merge this node makes; in retention runs also the
+   * merges that had to stand a merge in for its pruned parents, and the pulls refused because a
+   * collection took objects they had fetched.
+   */
+  private countMerges(sim: SimNode, node: DsyncNode): void {
     const integrate = node.integrateReplica.bind(node);
     node.integrateReplica = async (...args) => {
-      const result = await integrate(...args);
+      let result;
+      try {
+        result = await integrate(...args);
+      } catch (error) {
+        if (error instanceof IncompleteTreeError) {
+          const versions = new Set(args[2].map((v) => idToHex(v.id)));
+          if (error.missing.some((id) => versions.has(idToHex(id)))) this.report.retention.pullsRefusedForCollectedVersion++;
+          else this.report.retention.pullsRefusedForCollectedTree++;
+        }
+        throw error;
+      }
       if (result.outcome === "merged") {
         this.report.merges.replication++;
         this.countConflicts(result.conflicts);
+        const parents = sim.metadata.getVersion(args[0], result.head)?.parents ?? [];
+        if (parents.some((p) => sim.metadata.getVersion(args[0], p)?.author === "")) this.report.retention.mergesOverPrunedHistory++;
       }
       return result;
     };
+    if (!this.config.retention) return;
+    const vectorOf = node.vectorOf.bind(node);
+    node.vectorOf = (id) =>
+      vectorOf(id).catch((error) => {
+        this.report.retention.collectedVersionReads++;
+        throw error;
+      });
   }
 
   /**
@@ -266,7 +397,16 @@ export class Cluster {
     }
     node.onHeadChanged((folder, head) => {
       checks = checks.then(async () => {
-        const vector = await node.vectorOf(head);
+        let vector: VersionVector;
+        try {
+          vector = await node.vectorOf(head);
+        } catch (error) {
+          // A head that has moved on may be pruned and collected before this check reads it;
+          // the next move is then checked against the one before (forward is transitive).
+          const current = sim.metadata.getFolder(folder)?.head;
+          if (current && idEquals(current, head)) this.failures.push(`${sim.id}: the head ${idToHex(head).slice(0, 12)} of ${folder} cannot be read: ${(error as Error).message}`);
+          return;
+        }
         const before = last.get(folder);
         last.set(folder, { head, vector });
         if (!before || idEquals(before.head, head)) return;
@@ -366,11 +506,27 @@ export class Cluster {
     void node
       .restore(folder, idToHex(target.id))
       .then((result) => this.acknowledge(sim, folder, tag, result))
-      .catch((error) => this.failures.push(`restore ${tag} on ${sim.id} failed: ${(error as Error).message}`));
+      .catch((error) => {
+        // A collection may prune the version (and delete its tree) before the restore commits:
+        // the node then refuses it, and nothing is acknowledged.
+        if (error instanceof IncompleteTreeError && sim.pruned.has(`${folder}/${idToHex(target.id)}`)) {
+          this.report.retention.restoresOfPruned++;
+          this.scheduler.note(`restore ${tag} refused: ${idToHex(target.id)} was pruned`);
+          return;
+        }
+        this.failures.push(`restore ${tag} on ${sim.id} failed: ${(error as Error).message}`);
+      });
   }
 
   private acknowledge(sim: SimNode, folder: string, tag: string, result: CommitResult): void {
-    this.acks.push({ folder, node: sim.id, pushed: result.pushed, version: result.version });
+    const ack: Ack = { folder, node: sim.id, pushed: result.pushed, version: result.version, dot: 0 };
+    this.acks.push(ack);
+    // The version was stored before the acknowledgement (a store read schedules no event).
+    void sim.store.get(result.version).then((bytes) => {
+      const object = bytes && decodeObject(bytes);
+      if (object && object.kind === "version") ack.dot = counterOf(object.versionVector, sim.id);
+      else this.failures.push(`acknowledged version ${idToHex(result.version).slice(0, 12)} of ${sim.id} is not stored`);
+    });
     this.report.pushes.acknowledged++;
     if (result.mergedWith !== null) this.report.pushes.mergedOnPush++;
     this.scheduler.note(`ack ${tag} ${idToHex(result.version)}`);
@@ -438,6 +594,95 @@ export class Cluster {
     return groups;
   }
 
+  // ---------- retention and garbage collection ----------
+
+  private scheduleRetention(retention: RetentionConfig): void {
+    const keepTick = () => {
+      if (this.healed) return;
+      this.keepFewVersions(retention);
+      this.scheduler.schedule(this.random.between(...retention.setGapMs), "retention", keepTick);
+    };
+    this.scheduler.schedule(this.random.between(...retention.setGapMs), "retention", keepTick);
+    const gcTick = () => {
+      if (this.checking) return;
+      const live = this.liveNodes();
+      if (live.length > 0) void this.collectGarbage(this.random.pick(live), this.random.between(...retention.graceMs));
+      this.scheduler.schedule(this.random.between(...retention.gcGapMs), "gc", gcTick);
+    };
+    this.scheduler.schedule(this.random.between(...retention.gcGapMs), "gc", gcTick);
+  }
+
+  /** A random live node keeps only a few versions of one of its folders from now on. */
+  private keepFewVersions(retention: RetentionConfig): void {
+    const live = this.liveNodes();
+    if (live.length === 0) return;
+    const sim = this.random.pick(live);
+    const folders = sim.metadata.listFolders();
+    if (folders.length === 0) return;
+    const folder = this.random.pick(folders).name;
+    const keepVersions = this.random.between(...retention.keepVersions);
+    sim.node!.setRetention(folder, { keepVersions });
+    this.report.retention.settings++;
+    this.scheduler.note(`retention ${sim.id} ${folder} keep ${keepVersions}`);
+  }
+
+  /** One collection on a live node, then a check that its heads are still whole. */
+  private collectGarbage(sim: SimNode, graceMs: number): Promise<void> {
+    const incarnation = sim.incarnation;
+    this.report.retention.collections++;
+    return sim.node!.gc({ graceMs }).then(
+      async (gc) => {
+        this.report.retention.versionsPruned += gc.versionsPruned;
+        this.report.retention.objectsDeleted += gc.objectsDeleted;
+        this.scheduler.note(`gc ${sim.id} pruned ${gc.versionsPruned} deleted ${gc.objectsDeleted}`);
+        if (incarnation.alive) await this.checkHeadsWhole(sim, `after a collection with ${graceMs} ms of grace`);
+      },
+      (error) => void this.failures.push(`gc on ${sim.id} failed: ${(error as Error)?.stack ?? String(error)}`),
+    );
+  }
+
+  /** Every object below every head of a node is stored (read from its disk, whatever the completeness marks say). */
+  private async checkHeadsWhole(sim: SimNode, when: string): Promise<void> {
+    for (const folder of sim.metadata.listFolders()) {
+      if (!folder.head) continue;
+      const missing: string[] = [];
+      await walkClosure([{ id: folder.head, kind: "structured" }], sim.store, { onMissing: (id) => missing.push(idToHex(id)) });
+      if (missing.length > 0) {
+        this.failures.push(`${sim.id}: the head ${idToHex(folder.head).slice(0, 12)} of ${folder.name} lacks ${missing.length} object(s) ${when}, e.g. ${missing[0]!.slice(0, 12)}`);
+      }
+    }
+  }
+
+  /** After agreement: one last collection on every node, no grace, so everything retention allows goes. */
+  private async finalCollections(): Promise<void> {
+    this.checking = true;
+    let pending = this.nodes.length;
+    for (const sim of this.nodes) void this.collectGarbage(sim, 0).finally(() => pending--);
+    const done = await this.scheduler.runUntil(this.scheduler.nowMs() + 10_000, () => pending === 0 || this.failures.length > 0);
+    if (!done && pending > 0) this.failures.push(`${pending} final collection(s) did not finish within 10 s`);
+  }
+
+  /**
+   * Versions some node pruned, with everything before them: a node may lack one of these
+   * because the history it would have come by was cut (a peer sends history down to the first
+   * version it no longer holds).
+   */
+  private cutByRetention(folder: string): Set<string> {
+    const cut = new Set<string>();
+    let frontier: string[] = [];
+    for (const sim of this.nodes) for (const key of sim.pruned) if (key.startsWith(`${folder}/`)) frontier.push(key.slice(folder.length + 1));
+    while (frontier.length > 0) {
+      const next: string[] = [];
+      for (const hex of frontier) {
+        if (cut.has(hex)) continue;
+        cut.add(hex);
+        next.push(...(this.graph.get(`${folder}/${hex}`) ?? []));
+      }
+      frontier = next;
+    }
+    return cut;
+  }
+
   private heal(): void {
     this.healed = true;
     this.network.heal();
@@ -471,6 +716,7 @@ export class Cluster {
       }
       this.schedulePushes();
       this.scheduleChaos();
+      if (this.config.retention) this.scheduleRetention(this.config.retention);
       const healAt = this.scheduler.startMs + this.config.faultPhaseMs;
       await this.scheduler.runUntil(healAt, () => this.failures.length > 0);
       if (this.failures.length === 0) {
@@ -489,7 +735,14 @@ export class Cluster {
           else {
             this.report.agreedAfterHealMs = this.scheduler.nowMs() - healAt;
             await this.scheduler.runUntil(this.scheduler.nowMs() + this.config.settleMs, () => this.failures.length > 0);
-            await this.checkInvariants();
+            if (this.config.retention && this.failures.length === 0) await this.finalCollections();
+            if (this.failures.length === 0) {
+              try {
+                await this.checkInvariants();
+              } catch (error) {
+                this.failures.push(`the checks failed to run: ${(error as Error)?.stack ?? String(error)}`);
+              }
+            }
           }
         }
       }
@@ -542,6 +795,7 @@ export class Cluster {
     }
     const folders = this.folderNames();
     const dots = new Map<string, string>();
+    const cut = new Map(this.config.retention ? folders.map((f) => [f, this.cutByRetention(f)]) : []);
     for (const sim of this.nodes) {
       const node = sim.node!;
       const names = sim.metadata.listFolders().map((f) => f.name).sort();
@@ -552,8 +806,30 @@ export class Cluster {
           this.failures.push(`${sim.id} has no head for ${folder}`);
           continue;
         }
+        const acks = this.acks.filter((a) => a.folder === folder);
+        // Every acknowledged write is in the head's history by its vector, pruned or not.
+        const headVector = await node.vectorOf(head);
+        for (const ack of acks) {
+          if (ack.dot === 0 || !coversDot(headVector, ack.node, ack.dot)) {
+            this.failures.push(`${sim.id}: the head of ${folder} ${vectorText(headVector)} does not cover ${ack.node}:${ack.dot}, acknowledged as ${idToHex(ack.version).slice(0, 12)}`);
+          }
+        }
+        if (this.config.retention) {
+          // Retention is local: a node may lack an acknowledged version it pruned, or one it
+          // never received because retention elsewhere cut the history it would have come by.
+          for (const ack of acks) {
+            for (const [what, id] of [["pushed", ack.pushed], ["version", ack.version]] as const) {
+              const key = idToHex(id);
+              if (sim.metadata.getVersion(folder, id)) continue;
+              if (sim.pruned.has(`${folder}/${key}`)) this.report.retention.acksPrunedHere++;
+              else if (cut.get(folder)!.has(key)) this.report.retention.acksCutUpstream++;
+              else this.failures.push(`${sim.id} lacks ${what} ${key.slice(0, 12)} acknowledged by ${ack.node} in ${folder}, and no node pruned it or a version after it`);
+            }
+          }
+          continue;
+        }
         const reachable = this.ancestry(sim, folder, head);
-        for (const ack of this.acks.filter((a) => a.folder === folder)) {
+        for (const ack of acks) {
           for (const [what, id] of [["pushed", ack.pushed], ["version", ack.version]] as const) {
             const key = idToHex(id);
             if (!sim.metadata.getVersion(folder, id)) this.failures.push(`${sim.id} lacks ${what} ${key.slice(0, 12)} acknowledged by ${ack.node} in ${folder}`);
@@ -562,6 +838,7 @@ export class Cluster {
         }
       }
       await this.checkVectors(sim, folders, dots);
+      if (this.config.retention) await this.checkHeadsWhole(sim, "after the final collection");
       const verified = await node.verify();
       if (verified.missing.length > 0) this.failures.push(`${sim.id} lacks ${verified.missing.length} object(s) below its heads, e.g. ${verified.missing[0]!.slice(0, 12)}`);
       if (verified.corrupt.length > 0) this.failures.push(`${sim.id} holds ${verified.corrupt.length} corrupt object(s)`);
@@ -570,6 +847,11 @@ export class Cluster {
     for (const folder of folders) {
       const head = first.metadata.getFolder(folder)!.head!;
       const root = first.metadata.getVersion(folder, head)!.root;
+      for (const sim of this.nodes) {
+        const record = sim.metadata.getVersion(folder, head);
+        const stored = await sim.node!.decodeVersion(head);
+        if (!record || !idEquals(record.root, root) || !idEquals(stored.root, root)) this.failures.push(`${sim.id}: the head of ${folder} does not have the root ${idToHex(root).slice(0, 12)} the others have`);
+      }
       this.report.conflictCopiesInHeads += (await conflictCopiesIn(first.node!, root)).length;
     }
   }
@@ -647,7 +929,7 @@ export async function runSimulation(seed: number, overrides: Partial<SimConfig> 
 }
 
 /** Seeds from SIM_SEEDS: "N" (seeds 1..N) or "A-B" (A..B inclusive); `fallback` seeds when unset. */
-export function seedsFromEnv(value: string | undefined, fallback: number): number[] {
+export function seedsFromEnv(value: string | undefined, fallback: number, variable = "SIM_SEEDS"): number[] {
   const text = value?.trim();
   let from = 1;
   let to = fallback;
@@ -657,7 +939,7 @@ export function seedsFromEnv(value: string | undefined, fallback: number): numbe
       from = Number(range[1]);
       to = Number(range[2]);
     } else if (/^\d+$/.test(text)) to = Number(text);
-    else throw new Error(`SIM_SEEDS must be N or A-B, not ${JSON.stringify(text)}`);
+    else throw new Error(`${variable} must be N or A-B, not ${JSON.stringify(text)}`);
   }
   const seeds: number[] = [];
   for (let seed = from; seed <= to; seed++) seeds.push(seed);
@@ -673,7 +955,7 @@ export function longOverrides(seed: number): Partial<SimConfig> {
 }
 
 /** The one line a failing seed prints. */
-export function failureLine(report: SimReport, rerunPrefix = ""): string {
+export function failureLine(report: SimReport, rerunPrefix = "", variable = "SIM_SEEDS"): string {
   const more = report.failures.length > 1 ? ` (and ${report.failures.length - 1} more)` : "";
-  return `simulation seed ${report.seed} failed: ${report.failures[0]}${more}; rerun with ${rerunPrefix}SIM_SEEDS=${report.seed}-${report.seed}`;
+  return `simulation seed ${report.seed} failed: ${report.failures[0]}${more}; rerun with ${rerunPrefix}${variable}=${report.seed}-${report.seed}`;
 }

@@ -5,7 +5,8 @@
 // events (peer calls, replies, other clients' commits) run while a write is in flight, and a
 // crash can fall between any two writes of a commit or a pull. When the incarnation has
 // crashed by then, the write never resolves, as the process is gone, and a random prefix of its
-// objects may have reached the disk anyway. Reads answer at once.
+// objects may have reached the disk anyway. Reads answer at once, and so do deletions and
+// touches (used times follow the node's simulated clock, through the MemoryObjectStore's clock).
 import type { ObjectId } from "../../src/core/id.ts";
 import type { NodeStore } from "../../src/node/node.ts";
 import type { StoredObject } from "../../src/store/object-store.ts";
@@ -67,11 +68,14 @@ export class IncarnationStore implements NodeStore {
     });
   }
 
+  // A crashed process deletes nothing (a collection it had started never finishes).
   delete(id: ObjectId): Promise<void> {
+    if (!this.incarnation.alive) return new Promise<void>(() => {});
     return this.disk.delete(id);
   }
 
   deleteMany(ids: readonly ObjectId[]): Promise<void> {
+    if (!this.incarnation.alive) return new Promise<void>(() => {});
     return this.disk.deleteMany(ids);
   }
 
@@ -84,6 +88,7 @@ export class IncarnationStore implements NodeStore {
   }
 
   deleteUnusedSince(ids: readonly ObjectId[], cutoffMs: number): Promise<number> {
+    if (!this.incarnation.alive) return new Promise<number>(() => {});
     return this.disk.deleteUnusedSince(ids, cutoffMs);
   }
 

@@ -8,7 +8,8 @@
 // Each run has 6-9 s of faults with a push every 200-500 ms (simulated), so the 200 default seeds
 // take about 40 s. SIM_LONG=1 makes it 20-30 s with a push every 100-300 ms (about 3 s a seed).
 // A failing seed prints one line with its first failure and how to rerun it alone; seeds that
-// once failed get a named test in regressions.test.ts.
+// once failed get a named test in regressions.test.ts. The same runs with retention and garbage
+// collection on the nodes are in retention.test.ts.
 import { afterEach, describe, expect, test } from "bun:test";
 import { failureLine, longOverrides, runSimulation, seedsFromEnv } from "./cluster.ts";
 import { Network } from "./network.ts";

@@ -210,7 +210,13 @@ export class Replicator {
     const local = this.node.metadata.getFolder(folder.name);
     if (local && local.mode !== "eventual") return;
     if (local?.head && idEquals(local.head, folder.head)) return;
-    const localVector = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
+    let localVector: VersionVector;
+    try {
+      localVector = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
+    } catch {
+      // The head read a moment ago moved on and was collected; the next notice or round decides.
+      return;
+    }
     const order = compareVectors(folder.vector, localVector);
     // "equal" with a different id is settled by integrateReplica (the greater id wins).
     if (order === "before") return;
@@ -312,7 +318,12 @@ export class Replicator {
   /** Tells every peer that a folder's head changed here. Failures are left to anti-entropy. */
   private async announce(folder: string, head: ObjectId): Promise<void> {
     if (this.stopped) return;
-    const vector = await this.node.vectorOf(head);
+    let vector: VersionVector;
+    try {
+      vector = await this.node.vectorOf(head);
+    } catch {
+      return; // that head has already moved on and been collected; a later change announces
+    }
     await Promise.all(
       [...this.peers.values()].map(async (peer) => {
         try {

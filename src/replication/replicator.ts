@@ -257,6 +257,8 @@ export class Replicator {
           // re-checks the peer's head first and usually finds nothing left to fetch.
           await this.folderLock(folder).run(() => this.pullOnce(peer, folder));
         } catch (error) {
+          // A pull cut short by shutdown (the store closing under it) is not a failure to report.
+          if (this.stopped) return;
           this.stats.pullFailures++;
           this.markFailure(peer, error);
           this.options.log?.(`dsync: pulling ${folder} from ${peer.address} failed: ${(error as Error).message}`);

@@ -175,28 +175,28 @@ function expectKind<K extends StructuredObject["kind"]>(object: StructuredObject
   return object as Extract<StructuredObject, { kind: K }>;
 }
 
-/** Every chunk of a file, in order, loading pages as needed. */
+/**
+ * Every chunk of a file, in order, loading pages as needed. The pages of one level are asked
+ * for together, so a loader that batches (a remote one) makes one round trip per level.
+ */
 export async function readFileChunks(rootId: ObjectId, load: ObjectLoader): Promise<ChunkRef[]> {
-  const out: ChunkRef[] = [];
-  const visit = async (id: ObjectId, depth: number): Promise<void> => {
+  const visit = async (id: ObjectId, depth: number): Promise<ChunkRef[]> => {
     if (depth > 32) throw new Error("file node tree too deep");
     const node = expectKind(await load(id), "file", id);
-    if (isFileLeaf(node)) out.push(...node.chunks);
-    else for (const page of node.pages) await visit(page.id, depth + 1);
+    if (isFileLeaf(node)) return node.chunks;
+    return (await Promise.all(node.pages.map((page) => visit(page.id, depth + 1)))).flat();
   };
-  await visit(rootId, 0);
-  return out;
+  // A copy: callers may change the list, and a loader may hand out cached objects.
+  return [...(await visit(rootId, 0))];
 }
 
-/** Every entry of a directory, in name order, loading pages as needed. */
+/** Every entry of a directory, in name order, loading pages as needed (one level at a time, as above). */
 export async function readTreeEntries(rootId: ObjectId, load: ObjectLoader): Promise<TreeEntry[]> {
-  const out: TreeEntry[] = [];
-  const visit = async (id: ObjectId, depth: number): Promise<void> => {
+  const visit = async (id: ObjectId, depth: number): Promise<TreeEntry[]> => {
     if (depth > 32) throw new Error("tree node tree too deep");
     const node = expectKind(await load(id), "tree", id);
-    if (isTreeLeaf(node)) out.push(...node.entries);
-    else for (const page of node.pages) await visit(page.id, depth + 1);
+    if (isTreeLeaf(node)) return node.entries;
+    return (await Promise.all(node.pages.map((page) => visit(page.id, depth + 1)))).flat();
   };
-  await visit(rootId, 0);
-  return out;
+  return [...(await visit(rootId, 0))];
 }

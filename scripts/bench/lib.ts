@@ -457,3 +457,21 @@ export function formatMarkdownTable(header: readonly string[], rows: readonly (r
   const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
   return [line(header), line(header.map((_, i) => (i === 0 ? "---" : "---:"))), ...rows.map(line)].join("\n");
 }
+
+/**
+ * The flags of a command line, one at a time: `value()` takes the argument after the flag,
+ * `count(min)` takes it as a whole number of at least `min`; both call `usage` when it is missing
+ * or wrong.
+ */
+export function* commandFlags(argv: readonly string[], usage: (message?: string) => never): Generator<{ flag: string; value: () => string; count: (min: number) => number }> {
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = () => argv[++i] ?? usage(`${flag} needs a value`);
+    const count = (min: number) => {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < min) usage(`${flag} needs a whole number >= ${min}`);
+      return n;
+    };
+    yield { flag, value, count };
+  }
+}

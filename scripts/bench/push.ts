@@ -23,7 +23,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
-import { formatBytes, formatMarkdownTable, formatTable, gitCommit, machineInfo, median, warmPageCache } from "./lib.ts";
+import { commandFlags, formatBytes, formatMarkdownTable, formatTable, gitCommit, machineInfo, median, warmPageCache } from "./lib.ts";
 import {
   buildDsyncAtHead,
   cleanEnv,
@@ -72,14 +72,7 @@ function parseOptions(argv: string[]): Options {
     dsync: "auto",
     release: { name: "@oven/bun-linux-x64", from: "1.4.4", to: "1.4.5" },
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = () => argv[++i] ?? usage(`${flag} needs a value`);
-    const count = (min: number) => {
-      const n = Number(value());
-      if (!Number.isInteger(n) || n < min) usage(`${flag} needs a whole number >= ${min}`);
-      return n;
-    };
+  for (const { flag, value, count } of commandFlags(argv, usage)) {
     if (flag === "--data") options.dataDir = resolve(value());
     else if (flag === "--runs") options.runs = count(1);
     else if (flag === "--size-mib") options.sizeMiB = count(16);

@@ -20,7 +20,7 @@
 // not measured against anything). replicaDiffBench() is exported for other benchmarks.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { formatBytes, formatMarkdownTable, formatTable, gitCommit, loadAverageText, machineInfo, median, Xorshift128Plus } from "./lib.ts";
+import { commandFlags, formatBytes, formatMarkdownTable, formatTable, gitCommit, loadAverageText, machineInfo, median, Xorshift128Plus } from "./lib.ts";
 import { cleanEnv, REPO_ROOT, resolveDsync, runTimed, startDsyncNode, writeTextFile, type DsyncCommand } from "./push-lib.ts";
 
 export interface ReplicaDiffOptions {
@@ -249,14 +249,7 @@ async function main(argv: string[]): Promise<void> {
   let runs = 3;
   let dsyncChoice: "source" | "binary" | "auto" = "source";
   let jsonPath: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = () => argv[++i] ?? usage(`${flag} needs a value`);
-    const count = (min: number) => {
-      const n = Number(value());
-      if (!Number.isInteger(n) || n < min) usage(`${flag} needs a whole number >= ${min}`);
-      return n;
-    };
+  for (const { flag, value, count } of commandFlags(argv, usage)) {
     if (flag === "--data") dataDir = resolve(value());
     else if (flag === "--files") files = count(2);
     else if (flag === "--dirs") dirs = count(1);

@@ -42,7 +42,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { push } from "../../src/client/push.ts";
-import { formatBytes, formatMarkdownTable, formatTable, gitCommit, loadAverageText, machineInfo, median, Xorshift128Plus } from "./lib.ts";
+import { commandFlags, formatBytes, formatMarkdownTable, formatTable, gitCommit, loadAverageText, machineInfo, median, Xorshift128Plus } from "./lib.ts";
 import { buildDsyncAtHead, cleanEnv, freePort, KIB, REPO_ROOT, resolveDsync, runTimed, startRsyncDaemon, stopProcess, writeTextFile, type DsyncCommand, type Service } from "./push-lib.ts";
 import type { SyncStats } from "../../src/replication/replicator.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
@@ -104,14 +104,7 @@ function parseOptions(argv: string[]): Options {
     markdown: false,
     keep: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = () => argv[++i] ?? usage(`${flag} needs a value`);
-    const count = (min: number) => {
-      const n = Number(value());
-      if (!Number.isInteger(n) || n < min) usage(`${flag} needs a whole number >= ${min}`);
-      return n;
-    };
+  for (const { flag, value, count } of commandFlags(argv, usage)) {
     if (flag === "--pushes") options.pushes = count(1);
     else if (flag === "--warmup") options.warmup = count(0);
     else if (flag === "--files") options.files = count(10);

@@ -83,7 +83,7 @@ describe("peer routes", () => {
       const response = await call("POST", "/v1/peer/objects/download", body, CLUSTER, "application/msgpack");
       expect(response.status).toBe(400);
     }
-    const response = await call("POST", "/v1/peer/objects/download", encodeIdList([new Uint8Array(32).fill(7) as never]), CLUSTER, "application/msgpack");
+    const response = await call("POST", "/v1/peer/objects/download", encodeIdList([new Uint8Array(32).fill(7) as never]) as Uint8Array<ArrayBuffer>, CLUSTER, "application/msgpack");
     expect(response.status).toBe(200);
     const reply = decodeDownloadReply(new Uint8Array(await response.arrayBuffer()));
     expect(reply.objects).toEqual([]);

@@ -35,7 +35,7 @@ import { RemoteError, RemoteNode } from "./remote.ts";
 import { cachedRemoteLoader, fetchNodeClosure } from "./remote-objects.ts";
 import { scanIntoCache } from "./scan-local.ts";
 import { clientToken, resolveFolder, resolveRemote, UsageError } from "./sync-target.ts";
-import { TreeLookup } from "./tree-lookup.ts";
+import { TreeLookup } from "../core/tree-lookup.ts";
 
 export interface PullOptions {
   remote?: string;

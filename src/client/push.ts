@@ -10,7 +10,7 @@ import { existsSync, statSync } from "node:fs";
 import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
 import { readFileChunks, type ObjectLoader } from "../core/pages.ts";
 import { cachedRemoteLoader } from "./remote-objects.ts";
-import { TreeLookup } from "./tree-lookup.ts";
+import { TreeLookup } from "../core/tree-lookup.ts";
 import { LIMITS } from "../core/limits.ts";
 import { decodeObject, isFileLeaf, isTreeLeaf } from "../core/objects.ts";
 import type { ObjectBatchWriter } from "./batch-writer.ts";

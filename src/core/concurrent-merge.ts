@@ -20,7 +20,8 @@
 //
 // Nodes that hold the same versions therefore build the same merge, byte for byte, whatever
 // order the versions reached them in. Pure: the graph and the objects come in as loaders.
-import { compareNames, decodeObject, type StructuredObject, type TreeEntry, type Version } from "./objects.ts";
+import { compareNames, decodeObject, type TreeEntry, type Version } from "./objects.ts";
+import { TreeLookup } from "./tree-lookup.ts";
 import { conflictCopyName } from "./conflict-name.ts";
 import { entriesEqual } from "./diff.ts";
 import { idToHex, type ObjectId } from "./id.ts";
@@ -170,7 +171,7 @@ export interface ConcurrentMergeResult {
 }
 
 /**
- * Merges heads that are pairwise concurrent. Returns null when their write frontier is a
+ * Merges heads that are pairwise concurrent. Returns `{ single }` when their write frontier is a
  * single write (one side already has everything the other has): that write is the result.
  */
 export async function mergeConcurrent(heads: readonly KnownVersion[], lookup: VersionLookup, load: ObjectLoader): Promise<ConcurrentMergeResult | { single: KnownVersion }> {
@@ -184,24 +185,22 @@ export async function mergeConcurrent(heads: readonly KnownVersion[], lookup: Ve
   const newObjects: SealedObject[] = [];
   // Each step reads the tree the step before it built, which is not stored yet.
   const built = new Map<string, SealedObject>();
-  const outerLoad = load;
-  load = async (id) => {
+  const loadBuiltOrStored: ObjectLoader = async (id) => {
     const own = built.get(idToHex(id));
-    return own ? decodeObject(own.bytes) : outerLoad(id);
+    return own ? decodeObject(own.bytes) : load(id);
   };
   const conflicts: MergeConflict[] = [];
-  const lookups = new Map<string, RootLookup>();
-  const lookupFor = (v: KnownVersion) => {
-    const key = idToHex(v.version.root);
-    if (!lookups.has(key)) lookups.set(key, new RootLookup(v.version.root, load));
-    return lookups.get(key)!;
-  };
   for (let i = 1; i < frontier.length; i++) {
     const folded = frontier.slice(0, i);
     const incoming = frontier[i]!;
     const base = await bestCommonAncestor(folded, incoming, lookup);
-    const resolver = keepLoserBeside(folded, lookupFor);
-    const step = await mergeTrees({ base: base?.version.root ?? null, ours: root, theirs: incoming.version.root, load, resolveConflict: resolver });
+    const step = await mergeTrees({
+      base: base?.version.root ?? null,
+      ours: root,
+      theirs: incoming.version.root,
+      load: loadBuiltOrStored,
+      resolveConflict: keepLoserBeside(folded, load),
+    });
     root = step.root;
     newObjects.push(...step.newObjects);
     for (const object of step.newObjects) built.set(idToHex(object.id), object);
@@ -227,12 +226,14 @@ export async function mergeConcurrent(heads: readonly KnownVersion[], lookup: Ve
  * our entry is kept beside it as a conflict copy named after the newest of `writers` whose
  * tree holds exactly that entry (the last of them when none does).
  */
-export function keepLoserBeside(writers: readonly KnownVersion[], lookupFor: (v: KnownVersion) => RootLookup): ConflictResolver {
+export function keepLoserBeside(writers: readonly KnownVersion[], load: ObjectLoader): ConflictResolver {
+  // The writers' trees are stored; each is read only as far as conflicted paths lead.
+  const lookups = writers.map((w) => new TreeLookup(w.version.root, load));
   return async (path, ours, theirs) => {
     let writer = writers.at(-1)!;
-    for (const candidate of [...writers].reverse()) {
-      if (entriesEqual(await lookupFor(candidate).entryAt(path), ours)) {
-        writer = candidate;
+    for (let i = writers.length - 1; i >= 0; i--) {
+      if (entriesEqual((await lookups[i]!.entryAt(path)) ?? null, ours)) {
+        writer = writers[i]!;
         break;
       }
     }
@@ -246,40 +247,6 @@ export function keepLoserBeside(writers: readonly KnownVersion[], lookupFor: (v:
 export async function headLoserResolver(head: KnownVersion, lookup: VersionLookup, load: ObjectLoader): Promise<ConflictResolver> {
   // A replication merge stands for its parents: the content came from one of them.
   const writers = isReplicationMerge(head.version) ? await writeFrontier([head], lookup) : [head];
-  const lookups = new Map<string, RootLookup>();
-  return keepLoserBeside(writers.length > 0 ? writers : [head], (v) => {
-    const key = idToHex(v.version.root);
-    if (!lookups.has(key)) lookups.set(key, new RootLookup(v.version.root, load));
-    return lookups.get(key)!;
-  });
+  return keepLoserBeside(writers.length > 0 ? writers : [head], load);
 }
 
-/** Looks entries up by path in one tree (conflicts only, so no cache beyond directories). */
-export class RootLookup {
-  private readonly directories = new Map<string, Map<string, TreeEntry>>();
-  constructor(
-    private readonly root: ObjectId,
-    private readonly load: ObjectLoader,
-  ) {}
-
-  async entryAt(path: string): Promise<TreeEntry | null> {
-    let directory = this.root;
-    const parts = path.split("/");
-    for (let i = 0; i < parts.length; i++) {
-      const key = idToHex(directory);
-      let entries = this.directories.get(key);
-      if (!entries) {
-        entries = new Map((await readTreeEntries(directory, this.load)).map((e) => [e.name, e]));
-        this.directories.set(key, entries);
-      }
-      const found = entries.get(parts[i]!);
-      if (!found) return null;
-      if (i === parts.length - 1) return found;
-      if (found.kind !== "dir") return null;
-      directory = found.id!;
-    }
-    return null;
-  }
-}
-
-export type { StructuredObject };

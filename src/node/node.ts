@@ -9,6 +9,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { hlcCompare, hlcReceive, hlcTick, HLC_ZERO, type HlcTimestamp } from "../core/hlc.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
 import { decodeObject, sealObject, type StructuredObject, type Version } from "../core/objects.ts";
 import { mergeTrees, type MergeConflict } from "../core/merge.ts";
 import { headLoserResolver, isReplicationMerge, mergeConcurrent, type KnownVersion, type VersionLookup } from "../core/concurrent-merge.ts";
@@ -186,6 +187,25 @@ export class DsyncNode {
 
   async getObjects(ids: readonly ObjectId[]): Promise<(Uint8Array | undefined)[]> {
     return this.store.getMany(ids);
+  }
+
+  /** A download batch: the objects held, the ids not held; refused past one request body's worth of bytes. */
+  async download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
+    const datas = await this.store.getMany(ids);
+    const objects: StoredObject[] = [];
+    const missing: ObjectId[] = [];
+    let totalBytes = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const bytes = datas[i];
+      if (!bytes) {
+        missing.push(ids[i]!);
+        continue;
+      }
+      totalBytes += bytes.length;
+      if (totalBytes > LIMITS.requestBodyBytesMax) throw new UserError(`ask for at most ${LIMITS.requestBodyBytesMax} bytes per download`);
+      objects.push({ id: ids[i]!, bytes });
+    }
+    return { objects, missing };
   }
 
   // ---------- folders and versions ----------

@@ -1,7 +1,6 @@
 // The answering side of replication: what a node tells its peers. The HTTP peer routes and the
 // simulation's in-memory transport both call these, so both run the same code.
 import { idToHex, type ObjectId } from "../core/id.ts";
-import { LIMITS } from "../core/limits.ts";
 import { isReplicationMerge } from "../core/concurrent-merge.ts";
 import { coversDot, counterOf } from "../core/version-vector.ts";
 import type { DsyncNode } from "../node/node.ts";
@@ -61,22 +60,8 @@ export class PeerService {
     return out;
   }
 
-  async download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
-    const datas = await this.node.getObjects(ids);
-    const objects: StoredObject[] = [];
-    const missing: ObjectId[] = [];
-    let totalBytes = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const bytes = datas[i];
-      if (!bytes) {
-        missing.push(ids[i]!);
-        continue;
-      }
-      totalBytes += bytes.length;
-      if (totalBytes > LIMITS.requestBodyBytesMax) throw new RangeError(`ask for at most ${LIMITS.requestBodyBytesMax} bytes per download`);
-      objects.push({ id: ids[i]!, bytes });
-    }
-    return { objects, missing };
+  download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
+    return this.node.download(ids);
   }
 
   notify(notice: HeadNotice): void {

@@ -19,7 +19,7 @@
 // pull run once more after. Folders in a mode other than eventual are left to their own mode.
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
-import { decodeObject, type Version } from "../core/objects.ts";
+import { decodeObject } from "../core/objects.ts";
 import { compareVectors, EMPTY_VECTOR, writesMissing, type VersionVector } from "../core/version-vector.ts";
 import type { DsyncNode, ReplicaVersion } from "../node/node.ts";
 import { Mutex } from "../node/mutex.ts";
@@ -195,10 +195,9 @@ export class Replicator {
           const vector = await this.node.vectorOf(folder.head);
           const order = theirs ? compareVectors(vector, theirs.vector) : "after";
           if (order !== "after" && order !== "concurrent") continue;
-          this.stats.noticesSent++;
-          await this.options.transport.notify(peer.address, { from: this.node.nodeId, folder: folder.name, head: folder.head, vector });
+          await this.sendNotice(peer, folder.name, folder.head, vector);
         } catch {
-          // The peer's own round will find it.
+          // That head moved on and was collected meanwhile; the peer's own round will find it.
         }
       }
     })();
@@ -326,16 +325,17 @@ export class Replicator {
     } catch {
       return; // that head has already moved on and been collected; a later change announces
     }
-    await Promise.all(
-      [...this.peers.values()].map(async (peer) => {
-        try {
-          this.stats.noticesSent++;
-          await this.options.transport.notify(peer.address, { from: this.node.nodeId, folder, head, vector });
-        } catch {
-          // The next round repairs a lost notice.
-        }
-      }),
-    );
+    await Promise.all([...this.peers.values()].map((peer) => this.sendNotice(peer, folder, head, vector)));
+  }
+
+  /** One notice to one peer; a lost one is repaired by the next round, so failures are dropped. */
+  private async sendNotice(peer: PeerState, folder: string, head: ObjectId, vector: VersionVector): Promise<void> {
+    this.stats.noticesSent++;
+    try {
+      await this.options.transport.notify(peer.address, { from: this.node.nodeId, folder, head, vector });
+    } catch {
+      // The next round repairs a lost notice.
+    }
   }
 
   private markContact(peer: PeerState, nodeId: string): void {
@@ -407,4 +407,3 @@ function parentsFirst<T extends ReplicaVersion>(versions: T[]): T[] {
   return out;
 }
 
-export type { Version };

@@ -175,21 +175,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   });
 
   app.post("/v1/objects/download", async (c) => {
-    const ids = decodeIdList(await readBody(c));
-    const datas = await node.getObjects(ids);
-    const found = [];
-    const missing = [];
-    let totalBytes = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const data = datas[i];
-      if (!data) missing.push(ids[i]!);
-      else {
-        found.push({ id: ids[i]!, bytes: data });
-        totalBytes += data.length;
-        if (totalBytes > LIMITS.requestBodyBytesMax) throw new UserError(`ask for at most ${LIMITS.requestBodyBytesMax} bytes per download`, 400);
-      }
-    }
-    return msgpackResponse(c, encodeDownloadReply(found, missing), true);
+    const reply = await node.download(decodeIdList(await readBody(c)));
+    return msgpackResponse(c, encodeDownloadReply(reply.objects, reply.missing), true);
   });
 
   app.put("/v1/objects/:id", async (c) => {

@@ -9,7 +9,7 @@
 //   POST /v1/peer/notify                    JSON {from, folder, head, vector} -> 202
 import type { Hono } from "hono";
 import { encodeCanonical, DecodeError, decodeMsgpack } from "../core/encoding.ts";
-import { idToHex, type ObjectId } from "../core/id.ts";
+import { idToHex } from "../core/id.ts";
 import { validateFolderName } from "../core/names.ts";
 import { vectorFromRecord, vectorToRecord, type VersionVector } from "../core/version-vector.ts";
 import { nodeIdProblem, UserError } from "../node/node.ts";
@@ -47,14 +47,7 @@ export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; 
   });
 
   app.post("/v1/peer/objects/download", async (c) => {
-    const ids = decodeIdList(await readBody(c));
-    let reply;
-    try {
-      reply = await service().download(ids);
-    } catch (error) {
-      if (error instanceof RangeError) throw new UserError(error.message);
-      throw error;
-    }
+    const reply = await service().download(decodeIdList(await readBody(c)));
     return msgpackResponse(c, encodeDownloadReply(reply.objects, reply.missing), true);
   });
 
@@ -97,4 +90,3 @@ export function decodeHistory(bytes: Uint8Array): HistoryItem[] {
   });
 }
 
-export type { ObjectId };

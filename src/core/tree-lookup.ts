@@ -1,7 +1,7 @@
 // Looking entries up by path in one tree, decoding each directory once.
-import { idToHex, type ObjectId } from "../core/id.ts";
-import type { TreeEntry } from "../core/objects.ts";
-import { readTreeEntries, type ObjectLoader } from "../core/pages.ts";
+import { idToHex, type ObjectId } from "./id.ts";
+import type { TreeEntry } from "./objects.ts";
+import { readTreeEntries, type ObjectLoader } from "./pages.ts";
 
 /** Finds entries by path in one tree, decoding each directory once. */
 export class TreeLookup {

@@ -1,49 +1,37 @@
-// Low-level file operations the pack store needs: whole positional reads and writes, and the
-// flushes that make them durable.
-import * as fs from "node:fs";
+// Whole positional reads and writes, durable truncation and the error tests the pack store
+// needs, over a FileSystem (file-system.ts).
+import type { FileSystem } from "./file-system.ts";
 
 /** Reads up to target.length bytes at a position; returns how many were read (short only at end of file). */
-export function readFully(fd: number, target: Uint8Array, positionBytes: number): number {
+export function readFully(files: FileSystem, fd: number, target: Uint8Array, positionBytes: number): number {
   let done = 0;
   while (done < target.length) {
-    const n = fs.readSync(fd, target, done, target.length - done, positionBytes + done);
+    const n = files.read(fd, target, done, target.length - done, positionBytes + done);
     if (n === 0) break;
     done += n;
   }
   return done;
 }
 
-export function writeFully(fd: number, source: Uint8Array, positionBytes: number): void {
+export function writeFully(files: FileSystem, fd: number, source: Uint8Array, positionBytes: number): void {
   let done = 0;
   while (done < source.length) {
-    done += fs.writeSync(fd, source, done, source.length - done, positionBytes + done);
+    done += files.write(fd, source, done, source.length - done, positionBytes + done);
   }
 }
 
-/**
- * fdatasync on the thread pool, so a server keeps answering reads while a batch is flushed.
- * fdatasync (not fsync) is enough: it also flushes the file size, which appends change.
- */
-export function fdatasyncAsync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
-}
-
-/** Makes a created, renamed or removed directory entry durable. */
-export function fsyncDirectory(path: string): void {
-  const fd = fs.openSync(path, "r");
+export function fileSizeBytes(files: FileSystem, path: string): number | undefined {
+  let fd: number;
   try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-export function fileSizeBytes(path: string): number | undefined {
-  try {
-    return fs.statSync(path).size;
+    fd = files.open(path, "read");
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;
+  }
+  try {
+    return files.sizeBytes(fd);
+  } finally {
+    files.close(fd);
   }
 }
 
@@ -52,12 +40,12 @@ export function isNotFound(error: unknown): boolean {
 }
 
 /** Cuts a file back to a length and flushes the new size. */
-export function truncateDurably(path: string, lengthBytes: number): void {
-  const fd = fs.openSync(path, "r+");
+export function truncateDurably(files: FileSystem, path: string, lengthBytes: number): void {
+  const fd = files.open(path, "read-write");
   try {
-    fs.ftruncateSync(fd, lengthBytes);
-    fs.fsyncSync(fd);
+    files.truncate(fd, lengthBytes);
+    files.fsync(fd);
   } finally {
-    fs.closeSync(fd);
+    files.close(fd);
   }
 }

@@ -2,8 +2,8 @@
 //
 // Opening a file per read would double the syscalls of a small-object read; keeping every pack
 // open would run into descriptor limits on large stores.
-import * as fs from "node:fs";
 import { join } from "node:path";
+import type { FileSystem } from "./file-system.ts";
 import { packFileName } from "./pack-format.ts";
 import { isNotFound } from "./pack-io.ts";
 
@@ -11,7 +11,7 @@ export class PackReadCache {
   // Map iteration order is insertion order; re-inserting on use makes the first key the oldest.
   private readonly fds = new Map<number, number>();
 
-  constructor(private readonly packsDir: string, private readonly openFilesMax = 32) {}
+  constructor(private readonly files: FileSystem, private readonly packsDir: string, private readonly openFilesMax = 32) {}
 
   /** The descriptor for a pack, or undefined when the file does not exist. */
   fdFor(packNumber: number): number | undefined {
@@ -23,7 +23,7 @@ export class PackReadCache {
     }
     let fd: number;
     try {
-      fd = fs.openSync(join(this.packsDir, packFileName(packNumber)), "r");
+      fd = this.files.open(join(this.packsDir, packFileName(packNumber)), "read");
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -32,7 +32,7 @@ export class PackReadCache {
     if (this.fds.size > this.openFilesMax) {
       const [oldestPack, oldestFd] = this.fds.entries().next().value!;
       this.fds.delete(oldestPack);
-      fs.closeSync(oldestFd);
+      this.files.close(oldestFd);
     }
     return fd;
   }
@@ -42,11 +42,11 @@ export class PackReadCache {
     const fd = this.fds.get(packNumber);
     if (fd === undefined) return;
     this.fds.delete(packNumber);
-    fs.closeSync(fd);
+    this.files.close(fd);
   }
 
   closeAll(): void {
-    for (const fd of this.fds.values()) fs.closeSync(fd);
+    for (const fd of this.fds.values()) this.files.close(fd);
     this.fds.clear();
   }
 }

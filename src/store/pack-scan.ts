@@ -3,9 +3,9 @@
 // Only records whose bytes hash to their id count. After anything that is not a valid record
 // (a torn tail, a damaged header, flipped bits) the scan searches forward for the next record
 // magic, so one damaged record does not hide the ones behind it.
-import * as fs from "node:fs";
 import { LIMITS } from "../core/limits.ts";
 import { PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES, RECORD_MAGIC, readRecordHeader, type RecordHeader } from "./pack-format.ts";
+import type { FileSystem } from "./file-system.ts";
 import { readFully } from "./pack-io.ts";
 import { verifyRecord } from "./pack-record.ts";
 
@@ -24,13 +24,13 @@ export interface PackScanResult {
 /** Large enough to hold the largest possible record twice over, so one refill always suffices. */
 const WINDOW_LENGTH_BYTES = 2 * (LIMITS.objectBytesMax + RECORD_HEADER_LENGTH_BYTES);
 
-export function scanPack(path: string, onRecord: (record: ScannedRecord) => void): PackScanResult {
-  const fd = fs.openSync(path, "r");
+export function scanPack(files: FileSystem, path: string, onRecord: (record: ScannedRecord) => void): PackScanResult {
+  const fd = files.open(path, "read");
   try {
-    const window = new PackWindow(fd, fs.fstatSync(fd).size);
+    const window = new PackWindow(files, fd, files.sizeBytes(fd));
     return scanWindow(window, onRecord);
   } finally {
-    fs.closeSync(fd);
+    files.close(fd);
   }
 }
 
@@ -65,14 +65,14 @@ class PackWindow {
   private startBytes = 0;
   private filledBytes = 0;
 
-  constructor(private readonly fd: number, readonly sizeBytes: number) {}
+  constructor(private readonly files: FileSystem, private readonly fd: number, readonly sizeBytes: number) {}
 
   /** The bytes at [position, position + length), which must lie within the file. */
   bytesAt(position: number, lengthBytes: number): Uint8Array {
     if (position < this.startBytes || position + lengthBytes > this.startBytes + this.filledBytes) {
       const wantedBytes = Math.min(Math.max(WINDOW_LENGTH_BYTES, lengthBytes), this.sizeBytes - position);
       if (this.backing.length < wantedBytes) this.backing = Buffer.allocUnsafe(wantedBytes);
-      this.filledBytes = readFully(this.fd, this.backing.subarray(0, wantedBytes), position);
+      this.filledBytes = readFully(this.files, this.fd, this.backing.subarray(0, wantedBytes), position);
       this.startBytes = position;
     }
     const at = position - this.startBytes;

@@ -5,19 +5,19 @@
 // exists, and rows are committed only after their bytes are flushed, so a crash can leave
 // unacknowledged bytes at a pack's end but never a visible half object. Layout and recovery
 // rules: docs/format-store.md.
-import * as fs from "node:fs";
 import { join } from "node:path";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { CorruptObjectError, verifyObjects, type ObjectStore, type StoredObject } from "./object-store.ts";
+import { nodeFileSystem, type FileSystem } from "./file-system.ts";
 import { encodePayload } from "./pack-compression.ts";
 import { packFileName, parsePackFileName, PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES } from "./pack-format.ts";
 import { PackIndex, type EntryMove, type IndexEntry, type PackRow } from "./pack-index.ts";
-import { fileSizeBytes, fsyncDirectory, isNotFound, readFully, truncateDurably } from "./pack-io.ts";
+import { fileSizeBytes, isNotFound, readFully, truncateDurably } from "./pack-io.ts";
 import { PackReadCache } from "./pack-read-cache.ts";
 import { verifyRecord, type VerifiedRecord } from "./pack-record.ts";
 import { scanPack } from "./pack-scan.ts";
 import { PackWriteQueue } from "./pack-write-queue.ts";
-import { PackWriter, type PendingRecord } from "./pack-writer.ts";
+import { NEW_PACK_SUFFIX, PackWriter, type PendingRecord } from "./pack-writer.ts";
 
 export const PACKS_DIR_NAME = "packs";
 export const INDEX_FILE_NAME = "index.sqlite";
@@ -42,6 +42,8 @@ export interface PackObjectStoreOptions {
   compressionLevel?: number;
   /** The clock for used_ms; tests pass their own. Default Date.now. */
   nowMs?: () => number;
+  /** Where pack files are read and written; tests pass one that injects faults. Default node:fs. */
+  fileSystem?: FileSystem;
 }
 
 /** What open() found and fixed; all zero after a clean shutdown. */
@@ -93,6 +95,7 @@ export class PackObjectStore implements ObjectStore {
   private readonly packSizeBytesMax: number;
   private readonly compressionLevel: number | undefined;
   private readonly nowMs: () => number;
+  private readonly files: FileSystem;
   private writer!: PackWriter;
   private closing: Promise<void> | undefined;
   /** Verified putMany calls waiting for the writer. */
@@ -101,7 +104,8 @@ export class PackObjectStore implements ObjectStore {
 
   private constructor(readonly dir: string, private readonly packsDir: string, index: PackIndex, options: PackObjectStoreOptions) {
     this.index = index;
-    this.readers = new PackReadCache(packsDir);
+    this.files = options.fileSystem ?? nodeFileSystem;
+    this.readers = new PackReadCache(this.files, packsDir);
     this.packSizeBytesMax = options.packSizeBytesMax ?? PACK_SIZE_BYTES_MAX_DEFAULT;
     if (!(this.packSizeBytesMax > PACK_HEADER_LENGTH_BYTES)) throw new RangeError(`packSizeBytesMax ${this.packSizeBytesMax} is too small`);
     this.compressionLevel = options.compression === false ? undefined : (options.compressionLevel ?? COMPRESSION_LEVEL_DEFAULT);
@@ -115,7 +119,7 @@ export class PackObjectStore implements ObjectStore {
    */
   static async open(dir: string, options: PackObjectStoreOptions = {}): Promise<PackObjectStore> {
     const packsDir = join(dir, PACKS_DIR_NAME);
-    fs.mkdirSync(packsDir, { recursive: true });
+    (options.fileSystem ?? nodeFileSystem).mkdirs(packsDir);
     const index = PackIndex.open(join(dir, INDEX_FILE_NAME));
     try {
       const store = new PackObjectStore(dir, packsDir, index, options);
@@ -373,7 +377,7 @@ export class PackObjectStore implements ObjectStore {
     const fd = this.readers.fdFor(entry.packNumber);
     if (fd === undefined) return `pack file ${packFileName(entry.packNumber)} is missing`;
     const record = new Uint8Array(RECORD_HEADER_LENGTH_BYTES + entry.storedLengthBytes);
-    const readBytes = readFully(fd, record, entry.offsetBytes);
+    const readBytes = readFully(this.files, fd, record, entry.offsetBytes);
     if (readBytes < record.length) return `pack ${packFileName(entry.packNumber)} ends ${record.length - readBytes} bytes before the record does`;
     return verifyRecord(record, entry);
   }
@@ -421,11 +425,11 @@ export class PackObjectStore implements ObjectStore {
     this.index.removePack(packNumber);
     this.readers.forget(packNumber);
     try {
-      fs.unlinkSync(path);
+      this.files.unlink(path);
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
-    fsyncDirectory(this.packsDir);
+    this.files.fsyncDirectory(this.packsDir);
     report.packFilesRemoved++;
   }
 
@@ -464,22 +468,28 @@ export class PackObjectStore implements ObjectStore {
       const path = join(this.packsDir, packFileName(packNumber));
       const row = rows.get(packNumber);
       if (row === undefined) {
-        fs.unlinkSync(path);
+        this.files.unlink(path);
         report.packFilesRemoved++;
         continue;
       }
       kept.push(packNumber);
-      const sizeBytes = fileSizeBytes(path) ?? 0;
+      const sizeBytes = fileSizeBytes(this.files, path) ?? 0;
       if (sizeBytes > row.committedEndBytes) {
-        truncateDurably(path, row.committedEndBytes);
+        truncateDurably(this.files, path, row.committedEndBytes);
         report.truncatedBytes += sizeBytes - row.committedEndBytes;
       }
     }
-    if (report.packFilesRemoved > 0) fsyncDirectory(this.packsDir);
+    // A pack whose creation was interrupted before its rename never held anything.
+    for (const name of this.files.readdir(this.packsDir)) {
+      if (!name.endsWith(NEW_PACK_SUFFIX) || parsePackFileName(name.slice(0, -NEW_PACK_SUFFIX.length)) === undefined) continue;
+      this.files.unlink(join(this.packsDir, name));
+      report.packFilesRemoved++;
+    }
+    if (report.packFilesRemoved > 0) this.files.fsyncDirectory(this.packsDir);
     const activePackNumber = kept.length > 0 ? kept[kept.length - 1] : undefined;
     // Numbers of packs whose files are gone are not reused either, so no stale row can point into a new file.
     const highestPackNumber = Math.max(0, ...kept, ...rows.keys());
-    this.writer = new PackWriter(this.packsDir, this.packSizeBytesMax, {
+    this.writer = new PackWriter(this.files, this.packsDir, this.packSizeBytesMax, {
       activePackNumber,
       committedEndBytes: activePackNumber === undefined ? 0 : rows.get(activePackNumber)!.committedEndBytes,
       nextPackNumber: highestPackNumber + 1,
@@ -494,7 +504,7 @@ export class PackObjectStore implements ObjectStore {
     let indexed = 0;
     for (const packNumber of this.packFileNumbers()) {
       let entries: IndexEntry[] = [];
-      const result = scanPack(join(this.packsDir, packFileName(packNumber)), (record) => {
+      const result = scanPack(this.files, join(this.packsDir, packFileName(packNumber)), (record) => {
         entries.push({
           id: record.id,
           packNumber,
@@ -518,13 +528,13 @@ export class PackObjectStore implements ObjectStore {
 
   private packBytesTotal(): number {
     let total = 0;
-    for (const packNumber of this.packFileNumbers()) total += fileSizeBytes(join(this.packsDir, packFileName(packNumber))) ?? 0;
+    for (const packNumber of this.packFileNumbers()) total += fileSizeBytes(this.files, join(this.packsDir, packFileName(packNumber))) ?? 0;
     return total;
   }
 
   private packFileNumbers(): number[] {
-    return fs
-      .readdirSync(this.packsDir)
+    return this.files
+      .readdir(this.packsDir)
       .map(parsePackFileName)
       .filter((packNumber) => packNumber !== undefined)
       .sort((a, b) => a - b);

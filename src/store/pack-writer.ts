@@ -2,11 +2,13 @@
 // starts a new pack at the size cap, and flushes before reporting where records landed.
 //
 // The writer never touches the index. Its caller commits the rows for the returned locations
-// and then calls markCommitted(); on any failure before that it calls rewind(), and the next
-// batch overwrites the unacknowledged bytes (recovery on open truncates them after a crash).
-import * as fs from "node:fs";
+// and then calls markCommitted(); on any failure before that it calls rewind(), which cuts the
+// unacknowledged bytes off durably and removes packs created since the last commit. A failed
+// batch (a full disk, a failed flush) therefore neither keeps its space nor leaves bytes whose
+// flush may have failed for a later batch to count on: the next batch writes them afresh.
 import { join } from "node:path";
 import type { ObjectId } from "../core/id.ts";
+import type { FileSystem } from "./file-system.ts";
 import {
   encodePackHeader,
   isPackHeader,
@@ -15,7 +17,10 @@ import {
   RECORD_HEADER_LENGTH_BYTES,
   writeRecordHeader,
 } from "./pack-format.ts";
-import { fdatasyncAsync, fsyncDirectory, readFully, writeFully } from "./pack-io.ts";
+import { readFully, truncateDurably, writeFully } from "./pack-io.ts";
+
+/** A pack being created is written under this suffix and renamed into place once its header is durable. */
+export const NEW_PACK_SUFFIX = ".new";
 
 export interface PendingRecord {
   id: ObjectId;
@@ -57,13 +62,25 @@ export class PackWriter {
   private fd: number | undefined;
   private packNumber: number | undefined;
   private appendOffsetBytes: number;
-  private committedEndBytes: number;
   private nextPackNumber: number;
   private reusedBuffer = new Uint8Array(0);
+  /** Where the last commit left the writer (pack and end); a failed batch goes back here. */
+  private committedPackNumber: number | undefined;
+  private committedPackEndBytes: number;
+  /** Bytes were written (or packs created) since the last commit. */
+  private uncommittedWrites = false;
+  /** Packs created since the last commit: they hold nothing acknowledged. */
+  private packsCreatedSinceCommit: number[] = [];
 
-  constructor(private readonly packsDir: string, private readonly packSizeBytesMax: number, start: PackWriterStart) {
+  constructor(
+    private readonly files: FileSystem,
+    private readonly packsDir: string,
+    private readonly packSizeBytesMax: number,
+    start: PackWriterStart,
+  ) {
     this.packNumber = start.activePackNumber;
-    this.committedEndBytes = start.committedEndBytes;
+    this.committedPackNumber = start.activePackNumber;
+    this.committedPackEndBytes = start.committedEndBytes;
     this.appendOffsetBytes = start.committedEndBytes;
     this.nextPackNumber = start.nextPackNumber;
   }
@@ -73,10 +90,12 @@ export class PackWriter {
     return this.packNumber;
   }
 
+  /** Writes and flushes the records. On failure the caller must call rewind() before anything else. */
   async append(records: readonly PendingRecord[]): Promise<AppendResult> {
     const locations: RecordLocation[] = [];
     const packEnds = new Map<number, number>();
     if (records.length === 0) return { locations, packEnds };
+    this.uncommittedWrites = true;
     if (this.fd === undefined) this.openActivePack();
     let segment: PlacedRecord[] = [];
     for (const record of records) {
@@ -98,12 +117,34 @@ export class PackWriter {
 
   /** The last append's rows are committed: its bytes are now part of the store. */
   markCommitted(): void {
-    this.committedEndBytes = this.appendOffsetBytes;
+    this.committedPackNumber = this.packNumber;
+    this.committedPackEndBytes = this.appendOffsetBytes;
+    this.packsCreatedSinceCommit = [];
+    this.uncommittedWrites = false;
   }
 
-  /** The last append was not committed: reuse its space. */
+  /**
+   * The last append was not committed: its bytes are cut off the committed pack (durably, so the
+   * space comes back now, not at the next start) and packs it created are removed. Never throws:
+   * when the cut itself fails, the pack is left as it is (its committed end in the index still
+   * bounds what is read; open() cuts the rest) and the next append starts a new pack.
+   */
   rewind(): void {
-    this.appendOffsetBytes = this.committedEndBytes;
+    this.closeFd();
+    if (!this.uncommittedWrites) return;
+    this.uncommittedWrites = false;
+    for (const packNumber of this.packsCreatedSinceCommit) this.removeQuietly(join(this.packsDir, packFileName(packNumber)));
+    if (this.packsCreatedSinceCommit.length > 0) this.fsyncDirectoryQuietly();
+    this.packsCreatedSinceCommit = [];
+    this.packNumber = this.committedPackNumber;
+    this.appendOffsetBytes = this.committedPackEndBytes;
+    if (this.packNumber === undefined) return;
+    try {
+      truncateDurably(this.files, join(this.packsDir, packFileName(this.packNumber)), this.committedPackEndBytes);
+    } catch {
+      this.packNumber = undefined;
+      this.committedPackNumber = undefined;
+    }
   }
 
   /** Closes the active pack; the next append starts a new one. Repack uses this to empty the active pack. */
@@ -111,6 +152,7 @@ export class PackWriter {
     const retired = this.packNumber;
     this.closeFd();
     this.packNumber = undefined;
+    this.committedPackNumber = undefined;
     return retired;
   }
 
@@ -133,8 +175,10 @@ export class PackWriter {
       });
       buffer.set(record.payload, at + RECORD_HEADER_LENGTH_BYTES);
     }
-    writeFully(this.fd!, buffer, startBytes);
-    await fdatasyncAsync(this.fd!);
+    writeFully(this.files, this.fd!, buffer, startBytes);
+    // A failed flush fails the batch; the bytes are never flushed "again" (after a failed fsync
+    // the kernel may have dropped them while still reporting the next fsync clean).
+    await this.files.fdatasync(this.fd!);
     packEnds.set(this.packNumber!, this.appendOffsetBytes);
   }
 
@@ -151,43 +195,71 @@ export class PackWriter {
   }
 
   private openActivePack(): void {
-    if (this.packNumber === undefined || this.committedEndBytes >= this.packSizeBytesMax) {
+    if (this.packNumber === undefined || this.committedPackEndBytes >= this.packSizeBytesMax) {
       this.createPack();
       return;
     }
-    const fd = fs.openSync(join(this.packsDir, packFileName(this.packNumber)), "r+");
+    const fd = this.files.open(join(this.packsDir, packFileName(this.packNumber)), "read-write");
     const header = new Uint8Array(PACK_HEADER_LENGTH_BYTES);
-    if (readFully(fd, header, 0) === PACK_HEADER_LENGTH_BYTES && isPackHeader(header)) {
+    if (readFully(this.files, fd, header, 0) === PACK_HEADER_LENGTH_BYTES && isPackHeader(header)) {
       this.fd = fd;
       return;
     }
     // A damaged header: leave that pack as it is for verify to report, and append elsewhere.
-    fs.closeSync(fd);
+    this.files.close(fd);
     this.createPack();
   }
 
+  /**
+   * A new pack appears whole or not at all: its header is written and flushed under a temporary
+   * name, renamed into place, and the directory flushed, before any index row can point into it.
+   */
   private createPack(): void {
     const packNumber = this.nextPackNumber;
-    const fd = fs.openSync(join(this.packsDir, packFileName(packNumber)), "wx+");
+    // Never reused, even when this attempt fails: no stale row or leftover file may meet a new pack.
+    this.nextPackNumber = packNumber + 1;
+    const path = join(this.packsDir, packFileName(packNumber));
+    const temporaryPath = path + NEW_PACK_SUFFIX;
+    const fd = this.files.open(temporaryPath, "create-exclusive");
+    let renamed = false;
     try {
-      writeFully(fd, encodePackHeader(), 0);
-      // The header itself is flushed with the first records; the directory entry must be durable
-      // before any index row can point into the file.
-      fsyncDirectory(this.packsDir);
+      writeFully(this.files, fd, encodePackHeader(), 0);
+      this.files.fsync(fd);
+      this.files.rename(temporaryPath, path);
+      renamed = true;
+      this.files.fsyncDirectory(this.packsDir);
     } catch (error) {
-      fs.closeSync(fd);
+      this.files.close(fd);
+      this.removeQuietly(renamed ? path : temporaryPath);
       throw error;
     }
-    this.nextPackNumber = packNumber + 1;
+    this.packsCreatedSinceCommit.push(packNumber);
     this.fd = fd;
     this.packNumber = packNumber;
     this.appendOffsetBytes = PACK_HEADER_LENGTH_BYTES;
-    this.committedEndBytes = PACK_HEADER_LENGTH_BYTES;
+  }
+
+  /** Removal of a file that holds nothing acknowledged; if it fails, open() removes it later. */
+  private removeQuietly(path: string): void {
+    try {
+      this.files.unlink(path);
+    } catch {
+      // Already gone, or left for open() to remove.
+    }
+  }
+
+  private fsyncDirectoryQuietly(): void {
+    try {
+      this.files.fsyncDirectory(this.packsDir);
+    } catch {
+      // A removal that did not become durable comes back after a crash as a pack without rows, which open() removes.
+    }
   }
 
   private closeFd(): void {
     if (this.fd === undefined) return;
-    fs.closeSync(this.fd);
+    const fd = this.fd;
     this.fd = undefined;
+    this.files.close(fd);
   }
 }

@@ -35,10 +35,23 @@ export function splitRelativePath(path: string): string[] {
   return parts;
 }
 
-/** Folder names: a conservative set that is safe in URLs and file names. */
+/**
+ * Folder names: a conservative set that is safe in URLs, in file names on every system and on a
+ * terminal: ASCII letters, digits, '.', '_' and '-', 1 to 128 of them, and not "." or "..". So
+ * no separator, no control character (C0, DEL, C1), no bidirectional override and no space can
+ * ever be part of one. The same rule runs on every route of the node and in the client before
+ * it sends a name or trusts one a node sent.
+ */
 export function validateFolderName(name: string): string | undefined {
-  if (!/^[A-Za-z0-9._-]+$/.test(name)) return "a folder name uses only letters, digits, '.', '_' and '-'";
-  if (name === "." || name === "..") return "a folder name cannot be '.' or '..'";
+  if (name.length === 0) return "a folder name cannot be empty";
   if (name.length > LIMITS.folderNameLengthBytesMax) return `a folder name is at most ${LIMITS.folderNameLengthBytesMax} characters`;
+  if (name === "." || name === "..") return "a folder name cannot be '.' or '..'";
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) return "a folder name uses only letters, digits, '.', '_' and '-'";
+  return undefined;
+}
+
+/** A version as a client names one: its full id, or an abbreviation of at least 4 hex digits. */
+export function validateVersionRef(text: string): string | undefined {
+  if (!/^[0-9a-fA-F]{4,64}$/.test(text)) return "a version is named by its id or a prefix of it: 4 to 64 hex digits";
   return undefined;
 }

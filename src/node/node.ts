@@ -236,8 +236,9 @@ export class DsyncNode {
     return matches[0]!;
   }
 
+  /** Sets a folder's retention; 404 for a folder that does not exist (only a commit or replication creates one). */
   setRetention(folder: string, retention: { keepVersions?: number | null; keepDays?: number | null }): FolderRecord {
-    this.metadata.ensureFolder(folder, this.clock.nowMs());
+    this.getFolder(folder);
     this.metadata.setRetention(folder, retention, this.clock.nowMs());
     return this.getFolder(folder);
   }

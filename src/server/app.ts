@@ -30,7 +30,8 @@ import {
   decompressBody,
   encodeDownloadReply,
 } from "./wire.ts";
-import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject } from "./validate.ts";
+import { checkRouteParams } from "./route-params.ts";
+import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
 
 export interface AppOptions {
   /** When set, every client route (all of /v1 but /v1/health and /v1/peer) needs `Authorization: Bearer <token>`. */
@@ -158,6 +159,10 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     }),
   );
 
+  // Every path parameter (folder, version, id) of every route below, peer routes included, is
+  // checked here before its handler runs: 400 with the reason, nothing looked up or created.
+  app.use("/v1/*", checkRouteParams);
+
   registerPeerRoutes(app, { clusterToken: options.clusterToken, service: options.peerService });
 
   // ----- objects -----
@@ -238,9 +243,9 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   app.post("/v1/folders/:folder/restore", async (c) => {
     const body = await readJson(c);
-    if (typeof body.version !== "string") throw new UserError("version must be a version id");
+    const version = requireVersionRef(body.version, "version");
     const message = optionalString(body.message, "message", LIMITS.messageLengthBytesMax, "");
-    const result = await node.restore(c.req.param("folder"), body.version, message || undefined);
+    const result = await node.restore(c.req.param("folder"), version, message || undefined);
     return c.json(commitJson(result));
   });
 

@@ -10,14 +10,13 @@
 import type { Hono } from "hono";
 import { encodeCanonical, DecodeError, decodeMsgpack } from "../core/encoding.ts";
 import { idToHex } from "../core/id.ts";
-import { validateFolderName } from "../core/names.ts";
 import { vectorFromRecord, vectorToRecord, type VersionVector } from "../core/version-vector.ts";
-import { nodeIdProblem, UserError } from "../node/node.ts";
+import { UserError } from "../node/node.ts";
 import type { PeerService } from "../replication/peer-service.ts";
 import type { HistoryItem, PeerListing } from "../replication/transport.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
 import { msgpackResponse, readBody, readJson } from "./http-body.ts";
-import { requireId } from "./validate.ts";
+import { requireFolderName, requireId, requireNodeId } from "./validate.ts";
 import { decodeIdList, encodeDownloadReply } from "./wire.ts";
 
 export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; service?: PeerService }): void {
@@ -36,9 +35,7 @@ export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; 
   app.get("/v1/peer/folders", async (c) => c.json(listingToJson(await service().listFolders())));
 
   app.post("/v1/peer/folders/:folder/history", async (c) => {
-    const folder = c.req.param("folder");
-    const problem = validateFolderName(folder);
-    if (problem) throw new UserError(problem);
+    const folder = c.req.param("folder"); // checked with every route parameter (route-params.ts)
     const body = await readJson(c);
     const head = requireId(body.head, "head");
     const known = parseVector(body.known);
@@ -53,9 +50,9 @@ export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; 
 
   app.post("/v1/peer/notify", async (c) => {
     const body = await readJson(c);
-    if (typeof body.from !== "string" || nodeIdProblem(body.from)) throw new UserError("from must be a node id");
-    if (typeof body.folder !== "string" || validateFolderName(body.folder)) throw new UserError("folder must be a folder name");
-    service().notify({ from: body.from, folder: body.folder, head: requireId(body.head, "head"), vector: parseVector(body.vector) });
+    const from = requireNodeId(body.from, "from");
+    const folder = requireFolderName(body.folder, "folder");
+    service().notify({ from, folder, head: requireId(body.head, "head"), vector: parseVector(body.vector) });
     return c.json({ ok: true }, 202);
   });
 }

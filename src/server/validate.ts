@@ -1,7 +1,8 @@
 // Small validators for JSON request bodies: each returns the value or throws a UserError
 // whose message says which field is wrong and why.
 import { idFromHex, isIdHex, type ObjectId } from "../core/id.ts";
-import { UserError } from "../node/node.ts";
+import { validateFolderName, validateVersionRef } from "../core/names.ts";
+import { nodeIdProblem, UserError } from "../node/node.ts";
 
 export function requireObject(value: unknown): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UserError("the body must be a JSON object");
@@ -38,4 +39,35 @@ export function optionalNullableCount(value: unknown, field: string): number | n
   if (value === undefined) return undefined;
   if (value === null) return null;
   return optionalCount(value, field, 0);
+}
+
+/** A value as an error message shows it: quoted and escaped by JSON, and cut short. */
+export function quoteForError(value: string, maxChars = 64): string {
+  return value.length > maxChars ? `${JSON.stringify(value.slice(0, maxChars))}…` : JSON.stringify(value);
+}
+
+/** Throws a 400 UserError naming `field` when `value` breaks `rule`. */
+export function checkNamed(field: string, value: string, rule: (value: string) => string | undefined): void {
+  const problem = rule(value);
+  if (problem) throw new UserError(`${field} ${quoteForError(value)}: ${problem}`);
+}
+
+function requireNamed(value: unknown, field: string, what: string, rule: (value: string) => string | undefined): string {
+  if (typeof value !== "string") throw new UserError(`${field} must be ${what}`);
+  checkNamed(field, value, rule);
+  return value;
+}
+
+/** A folder name in a body: the rule of every folder route (core/names.ts). */
+export function requireFolderName(value: unknown, field: string): string {
+  return requireNamed(value, field, "a folder name", validateFolderName);
+}
+
+/** A version id or prefix in a body. */
+export function requireVersionRef(value: unknown, field: string): string {
+  return requireNamed(value, field, "a version id", validateVersionRef);
+}
+
+export function requireNodeId(value: unknown, field: string): string {
+  return requireNamed(value, field, "a node id", nodeIdProblem);
 }

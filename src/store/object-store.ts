@@ -7,6 +7,10 @@
 // - when put/putMany resolve, the objects are durable (fsynced on disk stores);
 // - a crash leaves no half object visible: an object is either whole and readable or absent;
 // - get/getMany re-hash what they read and throw CorruptObjectError rather than return wrong bytes;
+// - an object found corrupt by any read (get/getMany, verifyAll, scrub) is quarantined: from then
+//   on it reads as absent (has, hasMany, touch, get, list, stats), so "which do you lack?" names it
+//   and a client or peer sends it again; its damaged bytes are kept, never deleted, and a put of
+//   the right bytes stores a new copy and marks the quarantine record repaired;
 // - deleting an absent id is not an error; putting a present id is a cheap no-op.
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
@@ -32,7 +36,71 @@ export interface ObjectStore {
   list(): AsyncIterable<ObjectId>;
   /** Counts for status pages and metrics. */
   stats(): Promise<{ objects: number; storedBytes: number; rawBytes: number }>;
+  /**
+   * Re-reads and verifies stored objects in id order after `afterId` (null: from the start),
+   * until about `bytesMax` bytes were read; quarantines what is corrupt. `nextAfterId` is where
+   * the next step starts, null once the pass reached the end.
+   */
+  scrub(afterId: ObjectId | null, bytesMax: number): Promise<ScrubStep>;
+  /** Objects found corrupt, oldest first; `unrepairedOnly` leaves out those stored again since. */
+  listQuarantine(options?: { unrepairedOnly?: boolean }): Promise<QuarantineRecord[]>;
+  /** How many objects are quarantined now, and how many were repaired by a later put. */
+  quarantineStats(): Promise<QuarantineStats>;
+  /** Calls `listener` with the ids each time objects are newly quarantined; returns an unsubscribe. */
+  onQuarantine(listener: QuarantineListener): () => void;
   close(): Promise<void>;
+}
+
+/** Which read found an object corrupt. */
+export type QuarantineFinder = "read" | "verify" | "scrub" | "repack";
+
+export interface QuarantineRecord {
+  id: ObjectId;
+  foundMs: number;
+  foundBy: QuarantineFinder;
+  /** What was wrong, e.g. "content hashes to …" or "pack file … is missing". */
+  detail: string;
+  /** When a good copy was stored again; null while the object is still missing. */
+  repairedMs: number | null;
+}
+
+export interface QuarantineStats {
+  quarantined: number;
+  repaired: number;
+}
+
+export type QuarantineListener = (ids: readonly ObjectId[]) => void;
+
+export interface ScrubStep {
+  checkedObjects: number;
+  checkedBytes: number;
+  /** Ids found corrupt (and quarantined) by this step. */
+  corrupt: ObjectId[];
+  nextAfterId: ObjectId | null;
+}
+
+/** Listeners of one store, each called in turn; one that throws does not stop the others. */
+export class QuarantineListeners {
+  private readonly listeners: QuarantineListener[] = [];
+
+  add(listener: QuarantineListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const at = this.listeners.indexOf(listener);
+      if (at !== -1) this.listeners.splice(at, 1);
+    };
+  }
+
+  emit(ids: readonly ObjectId[]): void {
+    if (ids.length === 0) return;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(ids);
+      } catch (error) {
+        console.error("dsync: quarantine listener failed:", error);
+      }
+    }
+  }
 }
 
 export class ObjectHashMismatchError extends Error {

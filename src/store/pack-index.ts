@@ -4,6 +4,11 @@
 // bytes are flushed, in one transaction per batch. The `packs` table keeps per-pack counters in
 // the same transactions, so stats() and repack never scan every row, and `committed_end` tells
 // recovery where each pack's acknowledged bytes end.
+//
+// `quarantine` holds objects a read found corrupt: their row left `objects` (so they read as
+// absent and get sent again) but where their damaged record lies is kept, and repack leaves
+// that pack alone until a good copy was stored (`repaired_ms`), since the damaged bytes may be
+// all there is of the object.
 import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
 import type { ObjectId } from "../core/id.ts";
 
@@ -50,6 +55,22 @@ interface PackTableRow {
   live_raw_bytes: number;
 }
 
+export interface QuarantineRow {
+  id: ObjectId;
+  foundMs: number;
+  foundBy: string;
+  detail: string;
+  repairedMs: number | null;
+}
+
+interface QuarantineTableRow {
+  id: Uint8Array;
+  found_ms: number;
+  found_by: string;
+  detail: string;
+  repaired_ms: number | null;
+}
+
 interface RemovedRow {
   pack: number;
   stored_length: number;
@@ -76,6 +97,9 @@ export class PackIndex {
   private readonly selectUnusedIdsAfter: Statement<{ id: Uint8Array }, [Uint8Array, number, number]>;
   private readonly selectEntriesInPack: Statement<EntryRow, [number, number, number]>;
   private readonly countEntriesInPack: Statement<{ n: number }, [number]>;
+  private readonly deleteEntryAt: Statement<RemovedRow, [Uint8Array, number, number]>;
+  private readonly upsertQuarantine: Statement<unknown, [Uint8Array, number, number, number, number, number, number, string, string]>;
+  private readonly markRepaired: Statement<unknown, [number, Uint8Array]>;
 
   /** Every prepared statement, finalized on close: SQLite keeps the file (and its lock) open until they are. */
   private readonly statements: { finalize(): void }[] = [];
@@ -100,6 +124,18 @@ export class PackIndex {
       live_stored_bytes INTEGER NOT NULL,
       live_raw_bytes INTEGER NOT NULL
     )`);
+    db.run(`CREATE TABLE IF NOT EXISTS quarantine (
+      id BLOB PRIMARY KEY,
+      pack INTEGER NOT NULL,
+      "offset" INTEGER NOT NULL,
+      stored_length INTEGER NOT NULL,
+      raw_length INTEGER NOT NULL,
+      flags INTEGER NOT NULL,
+      found_ms INTEGER NOT NULL,
+      found_by TEXT NOT NULL,
+      detail TEXT NOT NULL,
+      repaired_ms INTEGER
+    ) WITHOUT ROWID`);
     const version = db.query<{ value: string }, [string]>(`SELECT value FROM meta WHERE key = ?`).get("schema_version");
     if (version === null) {
       db.query(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(SCHEMA_VERSION);
@@ -134,6 +170,17 @@ export class PackIndex {
        WHERE pack = ? AND "offset" > ? ORDER BY "offset" LIMIT ?`,
     );
     this.countEntriesInPack = this.prepare(`SELECT count(*) AS n FROM objects WHERE pack = ?`);
+    this.deleteEntryAt = this.prepare(
+      `DELETE FROM objects WHERE id = ? AND pack = ? AND "offset" = ? RETURNING pack, stored_length, raw_length`,
+    );
+    this.upsertQuarantine = this.prepare(
+      `INSERT INTO quarantine (id, pack, "offset", stored_length, raw_length, flags, found_ms, found_by, detail, repaired_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+       ON CONFLICT (id) DO UPDATE SET pack = excluded.pack, "offset" = excluded."offset",
+         stored_length = excluded.stored_length, raw_length = excluded.raw_length, flags = excluded.flags,
+         found_ms = excluded.found_ms, found_by = excluded.found_by, detail = excluded.detail, repaired_ms = NULL`,
+    );
+    this.markRepaired = this.prepare(`UPDATE quarantine SET repaired_ms = ? WHERE id = ? AND repaired_ms IS NULL`);
   }
 
   /**
@@ -194,7 +241,11 @@ export class PackIndex {
       const deltas = new PackDeltas();
       for (const e of entries) {
         const { changes } = this.insertEntry.run(e.id, e.packNumber, e.offsetBytes, e.storedLengthBytes, e.rawLengthBytes, e.flags, nowMs);
-        if (changes === 1) deltas.add(e.packNumber, 1, e.storedLengthBytes, e.rawLengthBytes);
+        if (changes === 1) {
+          deltas.add(e.packNumber, 1, e.storedLengthBytes, e.rawLengthBytes);
+          // A good copy of a quarantined object: its damaged record is garbage from now on.
+          this.markRepaired.run(nowMs, e.id);
+        }
       }
       for (const [packNumber, endBytes] of packEnds) deltas.end(packNumber, endBytes);
       for (const id of presentIds) this.touchEntry.run(nowMs, id);
@@ -240,6 +291,56 @@ export class PackIndex {
       for (const [packNumber, endBytes] of packEnds) deltas.end(packNumber, endBytes);
       this.applyDeltas(deltas);
     })();
+  }
+
+  /**
+   * Takes the rows of records found corrupt out of `objects` and records them in `quarantine`,
+   * in one transaction. A row that moved or went since the caller read it (a concurrent repack,
+   * delete or put) is left alone. Returns the ids quarantined.
+   */
+  quarantine(found: readonly { entry: IndexEntry; detail: string }[], foundBy: string, nowMs: number): ObjectId[] {
+    return this.db.transaction(() => {
+      const deltas = new PackDeltas();
+      const quarantined: ObjectId[] = [];
+      for (const { entry: e, detail } of found) {
+        const row = this.deleteEntryAt.get(e.id, e.packNumber, e.offsetBytes);
+        if (row === null) continue;
+        deltas.add(row.pack, -1, -row.stored_length, -row.raw_length);
+        this.upsertQuarantine.run(e.id, e.packNumber, e.offsetBytes, e.storedLengthBytes, e.rawLengthBytes, e.flags, nowMs, foundBy, detail);
+        quarantined.push(e.id);
+      }
+      this.applyDeltas(deltas);
+      return quarantined;
+    })();
+  }
+
+  quarantineRows(unrepairedOnly: boolean): QuarantineRow[] {
+    const where = unrepairedOnly ? "WHERE repaired_ms IS NULL" : "";
+    return this.db
+      .query<QuarantineTableRow, []>(`SELECT id, found_ms, found_by, detail, repaired_ms FROM quarantine ${where} ORDER BY found_ms, id`)
+      .all()
+      .map((row) => ({ id: row.id as ObjectId, foundMs: row.found_ms, foundBy: row.found_by, detail: row.detail, repairedMs: row.repaired_ms }));
+  }
+
+  quarantineCounts(): { quarantined: number; repaired: number } {
+    const row = this.db
+      .query<{ quarantined: number | null; repaired: number | null }, []>(
+        `SELECT sum(repaired_ms IS NULL) AS quarantined, sum(repaired_ms IS NOT NULL) AS repaired FROM quarantine`,
+      )
+      .get();
+    return { quarantined: row?.quarantined ?? 0, repaired: row?.repaired ?? 0 };
+  }
+
+  /** Packs that hold the damaged record of an object not yet stored again: repack must keep them. */
+  packsHoldingQuarantined(): Set<number> {
+    const rows = this.db.query<{ pack: number }, []>(`SELECT DISTINCT pack FROM quarantine WHERE repaired_ms IS NULL`).all();
+    return new Set(rows.map((row) => row.pack));
+  }
+
+  /** SQLite's own structural check of the index file: "ok", or what is wrong. */
+  integrityCheck(): string {
+    const rows = this.db.query<{ integrity_check: string }, []>("PRAGMA integrity_check").all();
+    return rows.map((row) => row.integrity_check).join("; ");
   }
 
   /** Records a pack found by a rebuild scan, even one with no valid records. */

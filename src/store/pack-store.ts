@@ -7,7 +7,18 @@
 // rules: docs/format-store.md.
 import { join } from "node:path";
 import { idToHex, type ObjectId } from "../core/id.ts";
-import { CorruptObjectError, verifyObjects, type ObjectStore, type StoredObject } from "./object-store.ts";
+import {
+  CorruptObjectError,
+  QuarantineListeners,
+  verifyObjects,
+  type ObjectStore,
+  type QuarantineFinder,
+  type QuarantineListener,
+  type QuarantineRecord,
+  type QuarantineStats,
+  type ScrubStep,
+  type StoredObject,
+} from "./object-store.ts";
 import { nodeFileSystem, type FileSystem } from "./file-system.ts";
 import { encodePayload } from "./pack-compression.ts";
 import { packFileName, parsePackFileName, PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES } from "./pack-format.ts";
@@ -30,6 +41,7 @@ const COMMIT_STEP_BYTES = 32 * 1024 * 1024;
 const REBUILD_COMMIT_ROWS = 4096;
 const LIST_PAGE_IDS = 1024;
 const VERIFY_PAGE_IDS = 1024;
+const SCRUB_PAGE_IDS = 256;
 const REPACK_PAGE_ROWS = 256;
 const REPACK_LIVE_RATIO_MIN_DEFAULT = 0.5;
 
@@ -68,7 +80,10 @@ export interface RepackReport {
   objectsMoved: number;
   /** Pack bytes freed, net of the bytes the moved records took up again. */
   bytesReclaimed: number;
-  /** Objects that failed verification while being moved; their rows were dropped, so they read as absent. */
+  /**
+   * Objects that failed verification while being moved: quarantined (they read as absent), and
+   * their pack kept, since the damaged record may be all there is of them.
+   */
   corruptIds: ObjectId[];
 }
 
@@ -101,6 +116,7 @@ export class PackObjectStore implements ObjectStore {
   /** Verified putMany calls waiting for the writer. */
   private waitingPuts: WaitingPut[] = [];
   private lastRecovery!: RecoveryReport;
+  private readonly quarantineListeners = new QuarantineListeners();
 
   private constructor(readonly dir: string, private readonly packsDir: string, index: PackIndex, options: PackObjectStoreOptions) {
     this.index = index;
@@ -148,12 +164,12 @@ export class PackObjectStore implements ObjectStore {
 
   async get(id: ObjectId): Promise<Uint8Array | undefined> {
     this.assertOpen();
-    return this.readObject(id);
+    return (await this.readObjects([id]))[0];
   }
 
   async getMany(ids: readonly ObjectId[]): Promise<(Uint8Array | undefined)[]> {
     this.assertOpen();
-    return ids.map((id) => this.readObject(id));
+    return this.readObjects(ids);
   }
 
   async put(id: ObjectId, bytes: Uint8Array): Promise<void> {
@@ -242,16 +258,72 @@ export class PackObjectStore implements ObjectStore {
       const ids = this.index.idsAfter(afterId, VERIFY_PAGE_IDS);
       const entries = ids.map((id) => this.index.lookup(id)).filter((entry) => entry !== undefined);
       entries.sort((a, b) => a.packNumber - b.packNumber || a.offsetBytes - b.offsetBytes);
+      const found: { entry: IndexEntry; detail: string }[] = [];
       for (const entry of entries) {
         const result = this.readEntry(entry);
-        if (typeof result === "string") problems.push({ id: entry.id, detail: result });
+        if (typeof result === "string") {
+          problems.push({ id: entry.id, detail: result });
+          found.push({ entry, detail: result });
+        }
       }
+      if (found.length > 0) await this.quarantineFound(found, "verify");
       checkedObjects += entries.length;
       onProgress?.({ checkedObjects, totalObjects: Math.max(totalObjects, checkedObjects) });
       if (ids.length < VERIFY_PAGE_IDS) return problems;
       afterId = ids[ids.length - 1]!;
       await yieldToEventLoop();
     }
+  }
+
+  /**
+   * Re-reads and verifies objects in id order after `afterId` until about `bytesMax` bytes of
+   * records were read (at least one object), quarantining what is corrupt. For a background
+   * scrub: each step is short, and the position is the caller's to keep.
+   */
+  async scrub(afterId: ObjectId | null, bytesMax: number): Promise<ScrubStep> {
+    this.assertOpen();
+    const step: ScrubStep = { checkedObjects: 0, checkedBytes: 0, corrupt: [], nextAfterId: null };
+    let after: Uint8Array = afterId ?? new Uint8Array(0);
+    const found: { entry: IndexEntry; detail: string }[] = [];
+    scan: for (;;) {
+      const ids = this.index.idsAfter(after, SCRUB_PAGE_IDS);
+      for (const id of ids) {
+        if (step.checkedObjects > 0 && step.checkedBytes >= bytesMax) {
+          step.nextAfterId = after as ObjectId;
+          break scan;
+        }
+        after = id;
+        const entry = this.index.lookup(id);
+        if (entry === undefined) continue;
+        const result = this.readEntry(entry);
+        step.checkedObjects++;
+        step.checkedBytes += RECORD_HEADER_LENGTH_BYTES + entry.storedLengthBytes;
+        if (typeof result === "string") found.push({ entry, detail: result });
+      }
+      if (ids.length < SCRUB_PAGE_IDS) break;
+    }
+    if (found.length > 0) step.corrupt = await this.quarantineFound(found, "scrub");
+    return step;
+  }
+
+  async listQuarantine(options: { unrepairedOnly?: boolean } = {}): Promise<QuarantineRecord[]> {
+    this.assertOpen();
+    return this.index.quarantineRows(options.unrepairedOnly === true).map((row) => ({ ...row, foundBy: row.foundBy as QuarantineFinder }));
+  }
+
+  async quarantineStats(): Promise<QuarantineStats> {
+    this.assertOpen();
+    return this.index.quarantineCounts();
+  }
+
+  onQuarantine(listener: QuarantineListener): () => void {
+    return this.quarantineListeners.add(listener);
+  }
+
+  /** SQLite's structural check of the index file: "ok", or what is wrong. */
+  async integrityCheck(): Promise<string> {
+    this.assertOpen();
+    return this.index.integrityCheck();
   }
 
   /**
@@ -266,7 +338,9 @@ export class PackObjectStore implements ObjectStore {
     return this.queue.run(async () => {
       const report: RepackReport = { packFilesRemoved: 0, objectsMoved: 0, bytesReclaimed: 0, corruptIds: [] };
       const packBytesBefore = this.packBytesTotal();
-      const candidates = this.index.packRows().filter((row) => liveRatio(row) < liveRatioMin);
+      // A pack holding the damaged record of an object not stored again since keeps its bytes.
+      const keep = this.index.packsHoldingQuarantined();
+      const candidates = this.index.packRows().filter((row) => liveRatio(row) < liveRatioMin && !keep.has(row.packNumber));
       if (candidates.some((row) => row.packNumber === this.writer.activePackNumber)) this.writer.retireActivePack();
       for (const row of candidates) await this.repackOne(row.packNumber, report);
       report.bytesReclaimed = packBytesBefore - this.packBytesTotal();
@@ -364,12 +438,31 @@ export class PackObjectStore implements ObjectStore {
     }
   }
 
-  private readObject(id: ObjectId): Uint8Array | undefined {
-    const entry = this.index.lookup(id);
-    if (entry === undefined) return undefined;
-    const result = this.readEntry(entry);
-    if (typeof result === "string") throw new CorruptObjectError(idToHex(id), result);
-    return result.bytes;
+  /**
+   * Reads and verifies each id; every corrupt one is quarantined before CorruptObjectError is
+   * thrown for the first, so a retry reads them as absent instead of failing the same way.
+   */
+  private async readObjects(ids: readonly ObjectId[]): Promise<(Uint8Array | undefined)[]> {
+    const out: (Uint8Array | undefined)[] = [];
+    const found: { entry: IndexEntry; detail: string }[] = [];
+    for (const id of ids) {
+      const entry = this.index.lookup(id);
+      const result = entry === undefined ? undefined : this.readEntry(entry);
+      if (typeof result === "string") found.push({ entry: entry!, detail: result });
+      out.push(result === undefined || typeof result === "string" ? undefined : result.bytes);
+    }
+    if (found.length > 0) {
+      await this.quarantineFound(found, "read");
+      throw new CorruptObjectError(idToHex(found[0]!.entry.id), found[0]!.detail);
+    }
+    return out;
+  }
+
+  /** Quarantines records found corrupt (between writes, so no put sees half of it) and tells the listeners. */
+  private async quarantineFound(found: readonly { entry: IndexEntry; detail: string }[], foundBy: QuarantineFinder): Promise<ObjectId[]> {
+    const ids = await this.queue.run(() => this.index.quarantine(found, foundBy, this.nowMs()));
+    this.quarantineListeners.emit(ids);
+    return ids;
   }
 
   /** Reads and verifies the record an index entry points to; a string describes what is wrong. */
@@ -406,7 +499,9 @@ export class PackObjectStore implements ObjectStore {
       for (const entry of entries) {
         const result = this.readEntry(entry);
         if (typeof result === "string") {
-          dropped.push(entry);
+          // Already inside the write queue, so the index is changed directly.
+          const ids = this.index.quarantine([{ entry, detail: result }], "repack", this.nowMs());
+          this.quarantineListeners.emit(ids);
           report.corruptIds.push(entry.id);
           continue;
         }
@@ -422,6 +517,8 @@ export class PackObjectStore implements ObjectStore {
       }
       await this.commitRepackStep(kept, dropped, report);
     }
+    // The damaged records found stay where they are until good copies are stored.
+    if (this.index.packsHoldingQuarantined().has(packNumber)) return;
     this.index.removePack(packNumber);
     this.readers.forget(packNumber);
     try {

@@ -9,7 +9,7 @@
 // touches (used times follow the node's simulated clock, through the MemoryObjectStore's clock).
 import type { ObjectId } from "../../src/core/id.ts";
 import type { NodeStore } from "../../src/node/node.ts";
-import type { StoredObject } from "../../src/store/object-store.ts";
+import type { QuarantineListener, QuarantineRecord, QuarantineStats, ScrubStep, StoredObject } from "../../src/store/object-store.ts";
 import type { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import type { Incarnation } from "./network.ts";
 import type { Scheduler, SimRandom } from "./scheduler.ts";
@@ -106,6 +106,22 @@ export class IncarnationStore implements NodeStore {
 
   repack(): Promise<{ packsRewritten: number }> {
     return this.disk.repack();
+  }
+
+  scrub(afterId: ObjectId | null, bytesMax: number): Promise<ScrubStep> {
+    return this.disk.scrub(afterId, bytesMax);
+  }
+
+  listQuarantine(options?: { unrepairedOnly?: boolean }): Promise<QuarantineRecord[]> {
+    return this.disk.listQuarantine(options);
+  }
+
+  quarantineStats(): Promise<QuarantineStats> {
+    return this.disk.quarantineStats();
+  }
+
+  onQuarantine(listener: QuarantineListener): () => void {
+    return this.disk.onQuarantine(listener);
   }
 
   /** The disk stays; only this incarnation's handle goes. */

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { blake3, EMPTY_BLAKE3_HEX } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { LIMITS } from "../../src/core/limits.ts";
-import { ObjectHashMismatchError, type ObjectStore, type StoredObject } from "../../src/store/object-store.ts";
+import { CorruptObjectError, ObjectHashMismatchError, type ObjectStore, type StoredObject } from "../../src/store/object-store.ts";
 
 export function objectOf(bytes: Uint8Array): StoredObject {
   return { id: blake3(bytes), bytes };
@@ -280,6 +280,112 @@ export function runUsageTrackingConformance(name: string, makeStore: (nowMs: () 
       expect(await store.deleteUnusedSince([a.id, b.id, smallObject(3).id], 1_500)).toBe(1);
       expect(await store.hasMany([a.id, b.id])).toEqual([false, true]);
       expect((await store.stats()).objects).toBe(1);
+    });
+  });
+}
+
+/** Changes one byte of a stored object where the implementation keeps it, as a failing disk would. */
+export type DamageObject<S extends ObjectStore> = (store: S, id: ObjectId) => Promise<void>;
+
+export function runQuarantineConformance<S extends ObjectStore>(name: string, makeStore: () => Promise<S>, damage: DamageObject<S>): void {
+  describe(`${name} (quarantine of corrupt objects)`, () => {
+    let store: S;
+    beforeEach(async () => {
+      store = await makeStore();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    test("an object found corrupt by a read is quarantined: it then reads as absent everywhere", async () => {
+      const [bad, good] = [randomObject(5000), randomObject(3000)];
+      await store.putMany([bad, good]);
+      const heard: string[] = [];
+      store.onQuarantine((ids) => heard.push(...ids.map(idToHex)));
+      await damage(store, bad.id);
+      // Presence alone cannot see the damage: only a read does.
+      expect(await store.has(bad.id)).toBe(true);
+      const error = await store.get(bad.id).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CorruptObjectError);
+      expect((error as CorruptObjectError).idHex).toBe(idToHex(bad.id));
+      expect(heard).toEqual([idToHex(bad.id)]);
+      expect(await store.has(bad.id)).toBe(false);
+      expect(await store.hasMany([good.id, bad.id])).toEqual([true, false]);
+      expect(await store.get(bad.id)).toBeUndefined();
+      expect(await store.getMany([bad.id, good.id])).toEqual([undefined, good.bytes]);
+      expect(hexSet(await collect(store.list()))).toEqual(hexSet([good.id]));
+      expect((await store.stats()).objects).toBe(1);
+      expect(await store.quarantineStats()).toEqual({ quarantined: 1, repaired: 0 });
+      const [record] = await store.listQuarantine();
+      expect(idToHex(record!.id)).toBe(idToHex(bad.id));
+      expect(record!.foundBy).toBe("read");
+      expect(record!.detail.length).toBeGreaterThan(0);
+      expect(record!.repairedMs).toBeNull();
+    });
+
+    test("getMany quarantines every corrupt object of the batch before it throws", async () => {
+      const objects = [randomObject(4000), compressibleObject(20_000, 1), smallObject(1), randomObject(2000)];
+      await store.putMany(objects);
+      await damage(store, objects[0]!.id);
+      await damage(store, objects[1]!.id);
+      await expect(store.getMany(objects.map((o) => o.id))).rejects.toBeInstanceOf(CorruptObjectError);
+      expect(await store.hasMany(objects.map((o) => o.id))).toEqual([false, false, true, true]);
+      expect(await store.getMany(objects.map((o) => o.id))).toEqual([undefined, undefined, objects[2]!.bytes, objects[3]!.bytes]);
+      expect(await store.quarantineStats()).toEqual({ quarantined: 2, repaired: 0 });
+    });
+
+    test("a put of the right bytes stores a good copy and marks the quarantine repaired", async () => {
+      const object = randomObject(6000);
+      await store.put(object.id, object.bytes);
+      await damage(store, object.id);
+      await expect(store.get(object.id)).rejects.toBeInstanceOf(CorruptObjectError);
+      await store.put(object.id, object.bytes);
+      expect(await store.has(object.id)).toBe(true);
+      expect(await store.get(object.id)).toEqual(object.bytes);
+      expect(await store.quarantineStats()).toEqual({ quarantined: 0, repaired: 1 });
+      expect(await store.listQuarantine({ unrepairedOnly: true })).toEqual([]);
+      const [record] = await store.listQuarantine();
+      expect(record!.repairedMs).not.toBeNull();
+      expect((await store.stats()).objects).toBe(1);
+    });
+
+    test("scrub walks every object in bounded steps and quarantines what is corrupt", async () => {
+      const objects = Array.from({ length: 40 }, (_, i) => (i % 4 === 0 ? compressibleObject(3000, i) : randomObject(1000 + i)));
+      await store.putMany(objects);
+      const damaged = [objects[3]!, objects[17]!, objects[32]!];
+      for (const object of damaged) await damage(store, object.id);
+      const heard: string[] = [];
+      store.onQuarantine((ids) => heard.push(...ids.map(idToHex)));
+      let afterId: ObjectId | null = null;
+      let steps = 0;
+      let checked = 0;
+      const corrupt: ObjectId[] = [];
+      do {
+        const step = await store.scrub(afterId, 5000);
+        expect(step.checkedObjects).toBeGreaterThan(0);
+        // A step stops once past its byte budget: no more than one object over it.
+        expect(step.checkedBytes).toBeLessThan(5000 + 4000);
+        checked += step.checkedObjects;
+        corrupt.push(...step.corrupt);
+        afterId = step.nextAfterId;
+        steps++;
+      } while (afterId !== null && steps < 100);
+      expect(afterId).toBeNull();
+      expect(steps).toBeGreaterThan(5);
+      expect(checked).toBe(40);
+      expect(hexSet(corrupt)).toEqual(hexSet(damaged.map((o) => o.id)));
+      expect(new Set(heard)).toEqual(hexSet(damaged.map((o) => o.id)));
+      expect(await store.quarantineStats()).toEqual({ quarantined: 3, repaired: 0 });
+      expect((await store.listQuarantine()).every((r) => r.foundBy === "scrub")).toBe(true);
+      // A second pass finds nothing more: what was damaged is no longer among the stored objects.
+      const again = await store.scrub(null, Number.MAX_SAFE_INTEGER);
+      expect(again.checkedObjects).toBe(37);
+      expect(again.corrupt).toEqual([]);
+      expect(again.nextAfterId).toBeNull();
+    });
+
+    test("scrub of an empty store ends the pass at once", async () => {
+      expect(await store.scrub(null, 1000)).toEqual({ checkedObjects: 0, checkedBytes: 0, corrupt: [], nextAfterId: null });
     });
   });
 }

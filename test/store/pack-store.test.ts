@@ -13,6 +13,7 @@ import {
   hexSet,
   randomObject,
   runObjectStoreConformance,
+  runQuarantineConformance,
   runUsageTrackingConformance,
   smallObject,
 } from "./conformance.ts";
@@ -60,6 +61,23 @@ runObjectStoreConformance("PackObjectStore with 1 MiB packs, no compression", ()
   PackObjectStore.open(tempDir(), { packSizeBytesMax: 1 << 20, compression: false }),
 );
 runUsageTrackingConformance("PackObjectStore", (nowMs) => PackObjectStore.open(tempDir(), { nowMs }));
+
+/** Flips one payload byte of an object's record in place, under the open store, as a failing disk would. */
+async function damageRecord(store: PackObjectStore, id: ObjectId): Promise<void> {
+  const { path, offsetBytes } = findRecord(store.dir, id);
+  const fd = fs.openSync(path, "r+");
+  try {
+    const one = new Uint8Array(1);
+    const at = offsetBytes + RECORD_HEADER_LENGTH_BYTES + 7;
+    fs.readSync(fd, one, 0, 1, at);
+    one[0] = one[0]! ^ 0x5a;
+    fs.writeSync(fd, one, 0, 1, at);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+runQuarantineConformance("PackObjectStore", () => PackObjectStore.open(tempDir()), damageRecord);
 
 describe("PackObjectStore on disk", () => {
   test("reopening keeps every object, deletion and count", async () => {
@@ -135,7 +153,7 @@ describe("PackObjectStore on disk", () => {
     await reopened.close();
   });
 
-  test("a flipped byte is reported as corruption by get and verifyAll, never returned", async () => {
+  test("a flipped byte is reported as corruption by get and verifyAll, never returned, and quarantined", async () => {
     const dir = tempDir();
     const [plain, packed, header, healthy] = [randomObject(5000), compressibleObject(50_000, 1), randomObject(3000), randomObject(7000)];
     const store = await PackObjectStore.open(dir);
@@ -150,19 +168,33 @@ describe("PackObjectStore on disk", () => {
     flipByte(headerRecord.path, headerRecord.offsetBytes + 9); // raw length
 
     const reopened = await PackObjectStore.open(dir);
-    for (const object of [plain, packed, header]) {
-      await expect(reopened.get(object.id)).rejects.toBeInstanceOf(CorruptObjectError);
-    }
-    await expect(reopened.getMany([healthy.id, plain.id])).rejects.toBeInstanceOf(CorruptObjectError);
-    expect(await reopened.get(healthy.id)).toEqual(healthy.bytes);
     // Presence comes from the index; only reading finds the damage.
     expect(await reopened.has(plain.id)).toBe(true);
+    await expect(reopened.get(plain.id)).rejects.toBeInstanceOf(CorruptObjectError);
+    await expect(reopened.getMany([healthy.id, packed.id])).rejects.toBeInstanceOf(CorruptObjectError);
+    expect(await reopened.get(healthy.id)).toEqual(healthy.bytes);
+    // What a read found corrupt is quarantined: absent from then on, so it gets sent again.
+    expect(await reopened.hasMany([plain.id, packed.id, header.id])).toEqual([false, false, true]);
     const progress: number[] = [];
     const problems = await reopened.verifyAll((p) => progress.push(p.checkedObjects));
-    expect(hexSet(problems.map((p) => p.id))).toEqual(hexSet([plain.id, packed.id, header.id]));
+    expect(hexSet(problems.map((p) => p.id))).toEqual(hexSet([header.id]));
     expect(problems.every((p) => p.detail.length > 0)).toBe(true);
-    expect(progress.at(-1)).toBe(4);
+    expect(progress.at(-1)).toBe(2);
+    expect(await reopened.has(header.id)).toBe(false);
+    const quarantine = await reopened.listQuarantine();
+    expect(quarantine.map((r) => [idToHex(r.id), r.foundBy]).sort()).toEqual(
+      [
+        [idToHex(plain.id), "read"],
+        [idToHex(packed.id), "read"],
+        [idToHex(header.id), "verify"],
+      ].sort(),
+    );
     await reopened.close();
+    // The quarantine outlives a restart.
+    const again = await PackObjectStore.open(dir);
+    expect(await again.quarantineStats()).toEqual({ quarantined: 3, repaired: 0 });
+    expect(await again.verifyAll()).toEqual([]);
+    await again.close();
   });
 
   test("a missing or shortened pack is reported as corruption", async () => {
@@ -181,8 +213,10 @@ describe("PackObjectStore on disk", () => {
     await expect(reopened.get(first[0]!.id)).rejects.toThrow(/missing/);
     await expect(reopened.get(second[4]!.id)).rejects.toBeInstanceOf(CorruptObjectError);
     expect(await reopened.get(second[0]!.id)).toEqual(second[0]!.bytes);
+    // The two read above are quarantined already; verifyAll finds the rest of the missing pack.
     const problems = await reopened.verifyAll();
-    expect(hexSet(problems.map((p) => p.id))).toEqual(hexSet([...first.map((o) => o.id), second[4]!.id]));
+    expect(hexSet(problems.map((p) => p.id))).toEqual(hexSet(first.slice(1).map((o) => o.id)));
+    expect(await reopened.quarantineStats()).toEqual({ quarantined: 6, repaired: 0 });
     // New writes go after the damage and stay readable.
     const later = randomObject(1000);
     await reopened.put(later.id, later.bytes);
@@ -303,7 +337,7 @@ describe("PackObjectStore on disk", () => {
     await reopened.close();
   });
 
-  test("repack empties a mostly dead active pack, and drops a corrupt record instead of copying it", async () => {
+  test("repack empties a mostly dead active pack, but keeps a pack with a corrupt record until a good copy is stored", async () => {
     const dir = tempDir();
     const objects = Array.from({ length: 20 }, () => randomObject(10_000));
     const store = await PackObjectStore.open(dir);
@@ -314,14 +348,26 @@ describe("PackObjectStore on disk", () => {
     flipByte(damaged.path, damaged.offsetBytes + RECORD_HEADER_LENGTH_BYTES + 10);
 
     const reopened = await PackObjectStore.open(dir);
+    const packBytesBefore = packBytesTotal(dir);
     const report = await reopened.repack();
-    expect(report.packFilesRemoved).toBe(1);
+    // The damaged record may be all there is of that object: its pack stays.
+    expect(report.packFilesRemoved).toBe(0);
     expect(report.objectsMoved).toBe(1);
     expect(hexSet(report.corruptIds)).toEqual(hexSet([objects[1]!.id]));
     expect(await reopened.get(objects[0]!.id)).toEqual(objects[0]!.bytes);
     expect(await reopened.has(objects[1]!.id)).toBe(false);
-    expect(packBytesTotal(dir)).toBe(PACK_HEADER_LENGTH_BYTES + RECORD_HEADER_LENGTH_BYTES + 10_000);
+    expect((await reopened.listQuarantine()).map((r) => r.foundBy)).toEqual(["repack"]);
+    expect(packBytesTotal(dir)).toBe(packBytesBefore + PACK_HEADER_LENGTH_BYTES + RECORD_HEADER_LENGTH_BYTES + 10_000);
     expect(await reopened.stats()).toEqual({ objects: 1, storedBytes: 10_000, rawBytes: 10_000 });
+    // A later repack leaves it too; once a good copy is stored, the old pack is garbage.
+    expect((await reopened.repack({ liveRatioMin: 1.01 })).packFilesRemoved).toBe(1);
+    expect(fs.existsSync(damaged.path)).toBe(true);
+    await reopened.put(objects[1]!.id, objects[1]!.bytes);
+    expect(await reopened.quarantineStats()).toEqual({ quarantined: 0, repaired: 1 });
+    const afterRepair = await reopened.repack({ liveRatioMin: 0.99 });
+    expect(afterRepair.packFilesRemoved).toBeGreaterThanOrEqual(1);
+    expect(fs.existsSync(damaged.path)).toBe(false);
+    expect(await reopened.getMany([objects[0]!.id, objects[1]!.id])).toEqual([objects[0]!.bytes, objects[1]!.bytes]);
     await reopened.close();
   });
 

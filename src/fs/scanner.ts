@@ -5,14 +5,21 @@
 // it, or only note it); file and tree nodes are built bottom-up and handed over too. Symlinks are
 // recorded as links and never followed. Files unchanged since the last scan (size, mtime, ctime
 // and inode all equal, per the stat cache) are not read again.
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, type BigIntStats } from "node:fs";
+//
+// The scan also says exactly which paths it saw and did not store, and why (`notRead`): an
+// ignored path, one it could not read, one it cannot sync. "Not stored" must never be taken for
+// "deleted": the caller keeps the last synced entry at those paths (scan-local.ts, graft.ts).
+// Names are read as bytes (directory-names.ts), so a name that is not UTF-8 is skipped by
+// itself and never stands in for, or collides with, the file its lossy decoding would name.
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, type BigIntStats } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
 import { forEachChunk } from "./chunk-reader.ts";
 import type { ObjectId } from "../core/id.ts";
-import { compareNames, type ChunkRef, type TreeEntry } from "../core/objects.ts";
+import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
 import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/pages.ts";
+import { decodeNameBytes, escapeNameBytes, readDirectoryNames, type DirectoryNames } from "./directory-names.ts";
 import { IGNORE_FILE_NAME, isIgnored, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
 import { NoStatCache, RACY_WINDOW_NS, type StatCache } from "./stat-cache.ts";
 
@@ -49,9 +56,24 @@ export interface ScanProgress {
   filesDone: number;
 }
 
+/**
+ * Why a path was not stored: `unreadable` (an error reading it: permissions, I/O), `ignored`
+ * (a .dsyncignore rule), `unsupported` (something dsync does not sync: a FIFO, socket or
+ * device, a name or link target the format refuses).
+ */
+export type SkipCause = "unreadable" | "ignored" | "unsupported";
+
 export interface SkippedPath {
   path: string;
   reason: string;
+  cause?: SkipCause;
+}
+
+/** A path the scan saw and did not store, whose last synced entry (if any) stands for it. */
+export interface NotReadPath {
+  /** The tree path, '/'-joined (always a valid tree path). */
+  path: string;
+  cause: SkipCause;
 }
 
 export interface ScanResult {
@@ -69,7 +91,14 @@ export interface ScanResult {
   chunksRead: number;
   /** Chunk references across all files (read now or known from the stat cache). */
   chunks: number;
+  /** Paths not stored, with the reason, for reports (ignored paths are counted, not listed here). */
   skipped: SkippedPath[];
+  /**
+   * Every path the scan saw and did not store whose name a tree can hold: ignored, unreadable
+   * or unsupported. Nothing below one of them is listed. Names that are not valid UTF-8 or
+   * that the format refuses are only in `skipped` (no tree can hold them).
+   */
+  notRead: NotReadPath[];
   /** Temp files a crashed write left behind (never synced; a writer may remove them). */
   tempLeftovers: string[];
 }
@@ -81,9 +110,10 @@ const READ_BUFFER_BYTES_DEFAULT = 4 * 1024 * 1024;
 
 export async function scanDirectory(rootPath: string, options: ScanOptions): Promise<ScanResult> {
   const scanner = new Scanner(options);
-  const rootId = await scanner.scanDirectoryAt("", rootPath, []);
+  // The root itself must be readable: a scan of nothing would look like a deleted folder.
+  const rootId = await scanner.scanDirectoryAt("", rootPath, [], readDirectoryNames(rootPath));
   scanner.statCache.finish(scanner.seenPaths);
-  return { rootId, ...scanner.counts, skipped: scanner.skipped, tempLeftovers: scanner.tempLeftovers };
+  return { rootId, ...scanner.counts, skipped: scanner.skipped, notRead: scanner.notRead, tempLeftovers: scanner.tempLeftovers };
 }
 
 /**
@@ -100,10 +130,18 @@ function readIgnoreFile(path: string): string {
   }
 }
 
+/** An error of the sink while a file was read: it fails the scan, it does not make the file unreadable. */
+class SinkFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
 class Scanner {
   readonly statCache: StatCache;
   readonly seenPaths = new Set<string>();
   readonly skipped: SkippedPath[] = [];
+  readonly notRead: NotReadPath[] = [];
   readonly tempLeftovers: string[] = [];
   readonly counts = { files: 0, directories: 0, symlinks: 0, totalBytes: 0, bytesRead: 0, filesRead: 0, filesFromCache: 0, chunksRead: 0, chunks: 0 };
   private readonly params: ChunkerParams;
@@ -118,21 +156,25 @@ class Scanner {
     this.startNs = (options.nowNs ?? (() => BigInt(Date.now()) * 1_000_000n))();
   }
 
-  private skip(path: string, reason: string): void {
-    this.skipped.push({ path, reason });
+  /** A path the scan did not store; `path` must be a valid tree path unless `treePath` is false. */
+  private skip(path: string, reason: string, cause: SkipCause, treePath = true): void {
+    this.skipped.push({ path, reason, cause });
+    if (treePath) this.notRead.push({ path, cause });
   }
 
-  async scanDirectoryAt(relativePath: string, absolutePath: string, inheritedRules: IgnoreRules[]): Promise<ObjectId> {
+  async scanDirectoryAt(relativePath: string, absolutePath: string, inheritedRules: IgnoreRules[], listing: DirectoryNames): Promise<ObjectId> {
     let ruleSets = inheritedRules;
-    const names = readdirSync(absolutePath);
+    const names = listing.names;
+    for (const escaped of listing.undecodable) {
+      this.skip(relativePath === "" ? escaped : `${relativePath}/${escaped}`, "the name is not valid UTF-8; not synced", "unsupported", false);
+    }
     if (names.includes(IGNORE_FILE_NAME)) {
       try {
         ruleSets = [...inheritedRules, parseIgnoreFile(readIgnoreFile(join(absolutePath, IGNORE_FILE_NAME)), relativePath)];
       } catch (error) {
-        this.skip(join(relativePath, IGNORE_FILE_NAME), `unreadable ignore file: ${(error as Error).message}`);
+        this.skipped.push({ path: join(relativePath, IGNORE_FILE_NAME), reason: `unreadable ignore file: ${(error as Error).message}`, cause: "unreadable" });
       }
     }
-    names.sort(compareNames);
     const entries: TreeEntry[] = [];
     for (const name of names) {
       const childRelative = relativePath === "" ? name : `${relativePath}/${name}`;
@@ -143,7 +185,7 @@ class Scanner {
       }
       const nameProblem = validateName(name);
       if (nameProblem) {
-        this.skip(childRelative, nameProblem);
+        this.skip(childRelative, nameProblem, "unsupported", false);
         continue;
       }
       const childAbsolute = join(absolutePath, name);
@@ -151,20 +193,26 @@ class Scanner {
       try {
         stats = lstatSync(childAbsolute, { bigint: true });
       } catch (error) {
-        this.skip(childRelative, `cannot stat: ${(error as Error).message}`);
+        this.skip(childRelative, `cannot stat: ${(error as Error).message}`, "unreadable");
         continue;
       }
-      if (isIgnored(ruleSets, childRelative, stats.isDirectory())) continue;
+      if (isIgnored(ruleSets, childRelative, stats.isDirectory())) {
+        this.notRead.push({ path: childRelative, cause: "ignored" });
+        continue;
+      }
       const mode = Number(stats.mode & 0o7777n);
       const mtimeMs = Number(stats.mtimeNs / 1_000_000n);
       if (stats.isDirectory()) {
-        let id: ObjectId;
+        // Only listing the directory counts as "cannot read it": any other error (the sink's,
+        // say) is a failure of the scan, never a reason to leave the directory out.
+        let listing: DirectoryNames;
         try {
-          id = await this.scanDirectoryAt(childRelative, childAbsolute, ruleSets);
+          listing = readDirectoryNames(childAbsolute);
         } catch (error) {
-          this.skip(childRelative, `cannot read directory: ${(error as Error).message}`);
+          this.skip(childRelative, `cannot read directory: ${(error as Error).message}`, "unreadable");
           continue;
         }
+        const id = await this.scanDirectoryAt(childRelative, childAbsolute, ruleSets, listing);
         this.counts.directories++;
         entries.push({ name, kind: "dir", mode, mtimeMs, sizeBytes: 0, id, target: null });
       } else if (stats.isFile()) {
@@ -174,22 +222,28 @@ class Scanner {
         this.counts.totalBytes += file.sizeBytes;
         entries.push({ name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null });
       } else if (stats.isSymbolicLink()) {
-        let target: string;
+        let targetBytes: Buffer;
         try {
-          target = readlinkSync(childAbsolute, "utf8");
+          targetBytes = readlinkSync(childAbsolute, "buffer");
         } catch (error) {
-          this.skip(childRelative, `cannot read link: ${(error as Error).message}`);
+          this.skip(childRelative, `cannot read link: ${(error as Error).message}`, "unreadable");
+          continue;
+        }
+        // As for names: a lossy decoding would store a link to somewhere else.
+        const target = decodeNameBytes(targetBytes);
+        if (target === undefined) {
+          this.skip(childRelative, `the link target ${escapeNameBytes(targetBytes)} is not valid UTF-8`, "unsupported");
           continue;
         }
         const targetProblem = validateSymlinkTarget(target);
         if (targetProblem) {
-          this.skip(childRelative, targetProblem);
+          this.skip(childRelative, targetProblem, "unsupported");
           continue;
         }
         this.counts.symlinks++;
         entries.push({ name, kind: "symlink", mode, mtimeMs, sizeBytes: 0, id: null, target });
       } else {
-        this.skip(childRelative, "not a regular file, directory or symlink");
+        this.skip(childRelative, "not a regular file, directory or symlink", "unsupported");
       }
     }
     const nodes = buildTreeNodes(entries);
@@ -222,35 +276,40 @@ class Scanner {
     try {
       fd = openSync(absolutePath, "r");
     } catch (error) {
-      this.skip(relativePath, `cannot open: ${(error as Error).message}`);
+      this.skip(relativePath, `cannot open: ${(error as Error).message}`, "unreadable");
       return undefined;
     }
+    let builder: FileNodeBuilder;
+    let after: BigIntStats;
     try {
       const previous = cached && this.options.previousChunks ? await this.options.previousChunks(cached.fileId).catch(() => undefined) : undefined;
-      const builder = await this.readChunks(fd, previous);
+      builder = await this.readChunks(fd, previous);
       // The file's identity after reading: if it changed while we read, what we hashed may be a
       // mix of old and new bytes, so it must not be cached (the next scan reads it again).
-      const after = fstatSync(fd, { bigint: true });
-      const sizeBytes = builder.sizeBytes;
-      const nodes = builder.finish();
-      for (const node of nodes) await this.options.sink.object(node);
-      const id = nodes[nodes.length - 1]!.id;
-
-      this.counts.filesRead++;
-      const stable = after.mtimeNs === stats.mtimeNs && after.size === stats.size && BigInt(sizeBytes) === after.size;
-      const racy = this.startNs - after.mtimeNs < RACY_WINDOW_NS || this.startNs - after.ctimeNs < RACY_WINDOW_NS;
-      this.counts.chunks += builder.chunkCount;
-      this.counts.chunksRead += builder.chunkCount;
-      if (stable && !racy) {
-        this.statCache.set(relativePath, { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id, chunkCount: builder.chunkCount });
-      }
-      return { id, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
+      after = fstatSync(fd, { bigint: true });
     } catch (error) {
-      this.skip(relativePath, `cannot read: ${(error as Error).message}`);
+      // The sink failing (a full cache, a failed upload) fails the scan; only reading the file
+      // makes it "unreadable".
+      if (error instanceof SinkFailure) throw error.cause;
+      this.skip(relativePath, `cannot read: ${(error as Error).message}`, "unreadable");
       return undefined;
     } finally {
       closeSync(fd);
     }
+    const sizeBytes = builder.sizeBytes;
+    const nodes = builder.finish();
+    for (const node of nodes) await this.options.sink.object(node);
+    const id = nodes[nodes.length - 1]!.id;
+
+    this.counts.filesRead++;
+    const stable = after.mtimeNs === stats.mtimeNs && after.size === stats.size && BigInt(sizeBytes) === after.size;
+    const racy = this.startNs - after.mtimeNs < RACY_WINDOW_NS || this.startNs - after.ctimeNs < RACY_WINDOW_NS;
+    this.counts.chunks += builder.chunkCount;
+    this.counts.chunksRead += builder.chunkCount;
+    if (stable && !racy) {
+      this.statCache.set(relativePath, { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id, chunkCount: builder.chunkCount });
+    }
+    return { id, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
   }
 
   /**
@@ -265,9 +324,13 @@ class Scanner {
       this.buffer,
       this.params,
       async ({ id, bytes }) => {
-        if (sink.chunk) await sink.chunk(id, bytes);
-        const leaf = builder.add({ id, lengthBytes: bytes.length });
-        if (leaf) await sink.object(leaf);
+        try {
+          if (sink.chunk) await sink.chunk(id, bytes);
+          const leaf = builder.add({ id, lengthBytes: bytes.length });
+          if (leaf) await sink.object(leaf);
+        } catch (error) {
+          throw new SinkFailure(error);
+        }
       },
       (n) => {
         this.counts.bytesRead += n;

@@ -342,6 +342,66 @@ describe("entries", () => {
     expect(result.skipped[0]!.path.startsWith("bad-")).toBe(true);
   });
 
+  test("a name that is not UTF-8 beside the file its lossy decoding names: both seen, the bad one skipped by itself, escaped", async () => {
+    const root = tempDir();
+    mkdirSync(join(root, "dir"));
+    // x\xff.txt decodes lossily to x\uFFFD.txt, the exact name of the file beside it.
+    writeFileSync(Buffer.concat([Buffer.from(join(root, "dir") + "/x"), Buffer.from([0xff]), Buffer.from(".txt")]), "not utf-8");
+    writeFileSync(join(root, "dir", "x\uFFFD.txt"), "the real replacement-character file");
+    writeFileSync(join(root, "dir", "z.txt"), "z");
+    const { result, sink } = await scan(root);
+    expect(await flatten(sink, result.rootId)).toEqual({ dir: "dir 755", "dir/x\uFFFD.txt": "file 644 35", "dir/z.txt": "file 644 1" });
+    // The stored file is the real one, not the one a lossy path would have opened.
+    const entry = (await entryAt(sink, result.rootId, "dir/x\uFFFD.txt"))!;
+    expect(Buffer.from(await sink.fileBytes(entry.id!)).toString()).toBe("the real replacement-character file");
+    expect(result.skipped).toEqual([{ path: "dir/x\\xff.txt", reason: "the name is not valid UTF-8; not synced", cause: "unsupported" }]);
+    // No tree can hold that name: there is nothing to keep in its place.
+    expect(result.notRead).toEqual([]);
+  });
+
+  test("names differing only by Unicode normalization or by case are distinct entries, not an error", async () => {
+    const root = tempDir();
+    const nfc = "caf\u00e9.txt";
+    const nfd = "cafe\u0301.txt";
+    writeTree(root, { [nfc]: "nfc", [nfd]: "nfd", "Readme.md": "upper", "readme.md": "lower" });
+    const { result, sink } = await scan(root);
+    expect(Object.keys(await flatten(sink, result.rootId)).sort()).toEqual([nfc, nfd, "Readme.md", "readme.md"].sort());
+    expect(result.skipped).toEqual([]);
+  });
+
+  test("a link whose target is not valid UTF-8 is skipped, not stored with a lossy target", async () => {
+    const root = tempDir();
+    symlinkSync(Buffer.concat([Buffer.from("to-"), Buffer.from([0xfe])]), join(root, "bad-link"));
+    symlinkSync("a.txt", join(root, "good-link"));
+    const { result, sink } = await scan(root);
+    expect(await flatten(sink, result.rootId)).toEqual({ "good-link": "link -> a.txt" });
+    expect(result.skipped).toEqual([{ path: "bad-link", reason: "the link target to-\\xfe is not valid UTF-8", cause: "unsupported" }]);
+  });
+
+  test("notRead lists every ignored, unsupported and unreadable path a tree can hold, and nothing below them", async () => {
+    const root = tempDir();
+    writeTree(root, { ".dsyncignore": "*.bin\ncache/\n", "a.txt": "a", "x.bin": "x", cache: { "c.txt": "c" }, sub: { "y.bin": "y", "a\\b": "bad name" } });
+    if (HAS_MKFIFO) await mkfifo(join(root, "sub", "pipe"));
+    const { result } = await scan(root);
+    const notRead = [...result.notRead].sort((x, y) => (x.path < y.path ? -1 : 1));
+    expect(notRead).toEqual([
+      { path: "cache", cause: "ignored" },
+      ...(HAS_MKFIFO ? [{ path: "sub/pipe", cause: "unsupported" as const }] : []),
+      { path: "sub/y.bin", cause: "ignored" },
+      { path: "x.bin", cause: "ignored" },
+    ]);
+  });
+
+  test("a sink that fails while a file is read fails the scan; it does not make the file look unreadable", async () => {
+    const root = tempDir();
+    writeTree(root, { "a.txt": "some bytes" });
+    const sink = new CollectingSink();
+    sink.chunk = () => {
+      throw new Error("cache is full");
+    };
+    await expect(scan(root, { sink })).rejects.toThrow("cache is full");
+  });
+
   test.skipIf(!HAS_MKFIFO)("a FIFO is skipped with a reason, and never opened", async () => {
     const root = tempDir();
     writeTree(root, { "a.txt": "a", sub: {} });

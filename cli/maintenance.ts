@@ -17,12 +17,17 @@ async function withLocalNode<T>(dataDir: string, run: (node: DsyncNode) => Promi
 
 export async function verifyCommand(flags: { remote?: string; data?: string; json?: boolean }): Promise<number> {
   const report = flags.data ? await withLocalNode(flags.data, (node) => node.verify()) : await remoteFor(flags).verify();
-  const healthy = report.corrupt.length === 0 && report.missing.length === 0 && report.metadataIntegrity === "ok";
+  const healthy = report.corrupt.length === 0 && report.missing.length === 0 && report.structure.length === 0 && report.metadataIntegrity === "ok";
   if (flags.json) printJson({ healthy, ...report });
   else {
-    process.stdout.write(`checked ${report.objectsChecked} objects: ${report.corrupt.length} corrupt, ${report.missing.length} missing; metadata ${report.metadataIntegrity}\n`);
+    process.stdout.write(
+      `checked ${report.objectsChecked} objects: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.structure.length} invalid trees; metadata ${report.metadataIntegrity}\n`,
+    );
     for (const id of report.corrupt) process.stdout.write(`  corrupt ${id}\n`);
     for (const id of report.missing) process.stdout.write(`  missing ${id}\n`);
+    for (const p of report.structure) {
+      process.stdout.write(`  invalid tree in folder ${JSON.stringify(p.folder)}, version ${p.version}: object ${p.object} at ${JSON.stringify(p.path)}: ${JSON.stringify(p.problem)}\n`);
+    }
   }
   return healthy ? 0 : 1;
 }

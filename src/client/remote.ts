@@ -179,7 +179,14 @@ export class RemoteNode {
     return this.json("GET", "/v1/status");
   }
 
-  verify(): Promise<{ objectsChecked: number; corrupt: string[]; missing: string[]; metadataIntegrity: string }> {
+  verify(): Promise<{
+    objectsChecked: number;
+    corrupt: string[];
+    missing: string[];
+    /** Trees that break a structural rule: folder, version, object (hex), path in the version, the rule. */
+    structure: { folder: string; version: string; object: string; path: string; problem: string }[];
+    metadataIntegrity: string;
+  }> {
     return this.json("POST", "/v1/verify", {});
   }
 }

@@ -1,9 +1,10 @@
 // Closure check: before a head may point at a tree, every object below it must be present and
-// well-formed. Objects already known complete (checked by an earlier commit) are not descended
-// into, so the cost grows with what is new, not with the size of the folder.
+// the whole tree must keep the format's structural rules (across pages and levels, the kind and
+// size of every child). Objects already known complete (checked by an earlier commit) are not
+// read again but matched against the summary that check recorded, so the cost grows with what
+// is new, not with the size of the folder, and a mark never vouches for more than was checked.
 import { idToHex, type ObjectId } from "../core/id.ts";
-import { LIMITS } from "../core/limits.ts";
-import { decodeObject, isFileLeaf, isTreeLeaf, type StructuredObject } from "../core/objects.ts";
+import { checkTreeStructure, TreeStructureError, type CheckedNode, type NodeSummary, type StructureReport } from "../core/tree-structure.ts";
 import type { ObjectStore } from "../store/object-store.ts";
 import type { Metadata } from "./metadata.ts";
 
@@ -14,79 +15,32 @@ export class IncompleteTreeError extends Error {
   }
 }
 
+/** A tree that breaks a rule of the format: names the object, where it sits, and the rule. */
 export class InvalidTreeError extends Error {
   override name = "InvalidTreeError";
-}
-
-interface Pending {
-  id: ObjectId;
-  expect: "tree" | "file";
-  depth: number;
-  /** For a file's top node: the size the tree entry claims. */
-  sizeBytes?: number;
-}
-
-const BATCH_SIZE = 512;
-
-/** Verifies the closure of a tree and returns the structured objects it found complete for the first time. */
-export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, metadata: Metadata): Promise<ObjectId[]> {
-  const newlyComplete: ObjectId[] = [];
-  const missing: ObjectId[] = [];
-  const chunkIds: ObjectId[] = [];
-  const seen = new Set<string>();
-  const stack: Pending[] = [{ id: rootId, expect: "tree", depth: 0 }];
-
-  const checkChunks = async (final: boolean) => {
-    while (chunkIds.length >= BATCH_SIZE || (final && chunkIds.length > 0)) {
-      const batch = chunkIds.splice(0, BATCH_SIZE);
-      const present = await store.hasMany(batch);
-      present.forEach((ok, i) => ok || missing.push(batch[i]!));
-    }
-  };
-
-  while (stack.length > 0) {
-    const batch = stack.splice(Math.max(0, stack.length - BATCH_SIZE));
-    const toLoad = batch.filter((item) => item.sizeBytes !== undefined || !metadata.isComplete(item.id));
-    const bytesList = await store.getMany(toLoad.map((item) => item.id));
-    for (let i = 0; i < toLoad.length; i++) {
-      const item = toLoad[i]!;
-      const bytes = bytesList[i];
-      if (!bytes) {
-        missing.push(item.id);
-        continue;
-      }
-      let object: StructuredObject;
-      try {
-        object = decodeObject(bytes);
-      } catch (error) {
-        throw new InvalidTreeError(`object ${idToHex(item.id)}: ${(error as Error).message}`);
-      }
-      if (object.kind !== item.expect) throw new InvalidTreeError(`object ${idToHex(item.id)} is a ${object.kind}, expected a ${item.expect}`);
-      if (item.sizeBytes !== undefined && object.kind === "file" && object.sizeBytes !== item.sizeBytes) {
-        throw new InvalidTreeError(`file ${idToHex(item.id)} holds ${object.sizeBytes} bytes but its entry says ${item.sizeBytes}`);
-      }
-      const key = idToHex(item.id);
-      if (seen.has(key) || metadata.isComplete(item.id)) continue;
-      seen.add(key);
-      newlyComplete.push(item.id);
-      if (item.depth > LIMITS.treeDepthMax) throw new InvalidTreeError("tree deeper than allowed");
-      if (object.kind === "tree") {
-        if (isTreeLeaf(object)) {
-          for (const entry of object.entries) {
-            if (entry.kind === "dir") stack.push({ id: entry.id!, expect: "tree", depth: item.depth + 1 });
-            else if (entry.kind === "file") stack.push({ id: entry.id!, expect: "file", depth: item.depth + 1, sizeBytes: entry.sizeBytes });
-          }
-        } else {
-          for (const page of object.pages) stack.push({ id: page.id, expect: "tree", depth: item.depth + 1 });
-        }
-      } else if (object.kind === "file") {
-        if (isFileLeaf(object)) chunkIds.push(...object.chunks.map((c) => c.id));
-        else for (const page of object.pages) stack.push({ id: page.id, expect: "file", depth: item.depth + 1 });
-      }
-    }
-    await checkChunks(false);
+  constructor(message: string, readonly objectId?: ObjectId, readonly path?: string, readonly rule?: string) {
+    super(message);
   }
-  await checkChunks(true);
-  if (missing.length > 0) throw new IncompleteTreeError(missing);
-  return newlyComplete;
+}
+
+/**
+ * Checks that everything below a tree is stored and that the tree keeps every structural rule
+ * (core/tree-structure.ts), taking what earlier commits marked complete at the value of their
+ * summaries. Returns what it checked for the first time, for the caller to mark complete once
+ * it commits; throws IncompleteTreeError or InvalidTreeError and then nothing is to be marked.
+ */
+export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, metadata: Metadata): Promise<CheckedNode[]> {
+  const report = await checkTree(rootId, store, (id) => metadata.completeSummary(id));
+  if (report.missing.length > 0) throw new IncompleteTreeError(report.missing);
+  return report.checked;
+}
+
+/** The structural check over a store; a broken rule becomes InvalidTreeError (HTTP 422). */
+export async function checkTree(rootId: ObjectId, store: ObjectStore, known: (id: ObjectId) => NodeSummary | undefined): Promise<StructureReport> {
+  try {
+    return await checkTreeStructure(rootId, { getMany: (ids) => store.getMany(ids), hasMany: (ids) => store.hasMany(ids), known });
+  } catch (error) {
+    if (error instanceof TreeStructureError) throw new InvalidTreeError(error.message, error.objectId, error.path, error.rule);
+    throw error;
+  }
 }

@@ -1,11 +1,15 @@
 // The node's metadata: folders and their heads, the version index, the node's identity, and
-// the set of objects known to be complete (every object below them is present).
+// the objects known to be complete: checked by an earlier commit, with everything below them
+// present and structurally valid, each with the summary that check established (its kind,
+// level, first and last name or size; see core/tree-structure.ts), so a later check matches a
+// reference against the summary instead of re-reading the subtree.
 //
 // Objects themselves live in the object store; this database only indexes them. A head moves
 // by compare-and-set inside one transaction with synchronous=FULL, so a head that was
 // acknowledged survives a power cut, and a head never names a version that is not stored.
 import { Database } from "bun:sqlite";
 import { idToHex, type ObjectId } from "../core/id.ts";
+import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
 
 export type ConsistencyMode = "eventual" | "strong";
 
@@ -64,7 +68,24 @@ interface VersionRow {
   created_ms: number;
 }
 
-const SCHEMA_VERSION = 1;
+// 2: completeness marks carry the summary of what was checked (checked_nodes); the marks of
+// schema 1 (complete_objects) said nothing of kind or order, so they are dropped, not trusted:
+// they are only a cache, and the next commit re-checks what it needs.
+const SCHEMA_VERSION = 2;
+
+interface CheckedRow {
+  kind: string;
+  level: number;
+  size_bytes: number | null;
+  first_name: string | null;
+  last_name: string | null;
+  height_dirs: number | null;
+}
+
+function summaryFromRow(row: CheckedRow): NodeSummary {
+  if (row.kind === "file") return { kind: "file", level: row.level, sizeBytes: row.size_bytes! };
+  return { kind: "tree", level: row.level, firstName: row.first_name, lastName: row.last_name, heightDirs: row.height_dirs! };
+}
 
 function asId(bytes: Uint8Array): ObjectId {
   return new Uint8Array(bytes) as ObjectId;
@@ -138,12 +159,19 @@ export class Metadata {
         origin TEXT NOT NULL, files INTEGER NOT NULL, total_bytes INTEGER NOT NULL, created_ms INTEGER NOT NULL,
         PRIMARY KEY (folder, id)) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS versions_by_sequence ON versions (folder, sequence);
-      CREATE TABLE IF NOT EXISTS complete_objects (id BLOB PRIMARY KEY) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS checked_nodes (
+        id BLOB PRIMARY KEY, kind TEXT NOT NULL, level INTEGER NOT NULL, size_bytes INTEGER,
+        first_name TEXT, last_name TEXT, height_dirs INTEGER) WITHOUT ROWID;
     `);
     const version = this.getMeta("schema_version");
-    if (version === undefined) this.setMeta("schema_version", String(SCHEMA_VERSION));
-    else if (Number(version) > SCHEMA_VERSION) {
+    if (version !== undefined && Number(version) > SCHEMA_VERSION) {
       throw new Error(`metadata schema ${version} is newer than this dsync understands (${SCHEMA_VERSION})`);
+    }
+    if (version === undefined || Number(version) < SCHEMA_VERSION) {
+      this.db.transaction(() => {
+        this.db.exec("DROP TABLE IF EXISTS complete_objects");
+        this.setMeta("schema_version", String(SCHEMA_VERSION));
+      }).immediate();
     }
   }
 
@@ -248,27 +276,39 @@ export class Metadata {
   }
 
   isComplete(id: ObjectId): boolean {
-    return this.db.query("SELECT 1 FROM complete_objects WHERE id = ?").get(id) !== null;
+    return this.db.query("SELECT 1 FROM checked_nodes WHERE id = ?").get(id) !== null;
   }
 
-  markComplete(ids: readonly ObjectId[]): void {
-    if (ids.length === 0) return;
-    const insert = this.db.query("INSERT OR IGNORE INTO complete_objects (id) VALUES (?)");
+  /** What the check that marked an object complete established about it; undefined if none did. */
+  completeSummary(id: ObjectId): NodeSummary | undefined {
+    const row = this.db.query("SELECT kind, level, size_bytes, first_name, last_name, height_dirs FROM checked_nodes WHERE id = ?").get(id) as CheckedRow | null;
+    return row ? summaryFromRow(row) : undefined;
+  }
+
+  /** Marks objects complete with what their check established (only ever the output of a check). */
+  markComplete(nodes: readonly CheckedNode[]): void {
+    if (nodes.length === 0) return;
+    const insert = this.db.query(
+      "INSERT OR IGNORE INTO checked_nodes (id, kind, level, size_bytes, first_name, last_name, height_dirs) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
     this.db.transaction(() => {
-      for (const id of ids) insert.run(id);
+      for (const { id, summary: s } of nodes) {
+        if (s.kind === "file") insert.run(id, "file", s.level, s.sizeBytes, null, null, null);
+        else insert.run(id, "tree", s.level, null, s.firstName, s.lastName, s.heightDirs);
+      }
     }).immediate();
   }
 
   /** Forgets completeness for objects about to be deleted; must commit before they are deleted. */
   unmarkComplete(ids: readonly ObjectId[]): void {
-    const remove = this.db.query("DELETE FROM complete_objects WHERE id = ?");
+    const remove = this.db.query("DELETE FROM checked_nodes WHERE id = ?");
     this.db.transaction(() => {
       for (const id of ids) remove.run(id);
     }).immediate();
   }
 
   listCompleteIds(): ObjectId[] {
-    return (this.db.query("SELECT id FROM complete_objects").all() as { id: Uint8Array }[]).map((r) => asId(r.id));
+    return (this.db.query("SELECT id FROM checked_nodes").all() as { id: Uint8Array }[]).map((r) => asId(r.id));
   }
 
   integrityCheck(): string {

@@ -21,6 +21,7 @@ import type { ObjectStore, StoredObject } from "../store/object-store.ts";
 import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
 import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
 import { walkClosure } from "./walk.ts";
+import { auditStructure, type StructureProblem } from "./structure-audit.ts";
 import { Metadata, type ConsistencyMode, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
 import { Mutex } from "./mutex.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.ts";
@@ -339,7 +340,8 @@ export class DsyncNode {
       const resolveConflict = await headLoserResolver(headKnown, this.versionLookup(folder.name), this.load);
       const merged = await mergeTrees({ base: baseRoot, ours: headRecord.root, theirs: request.root, load: this.load, resolveConflict });
       await this.store.putMany(merged.newObjects.map((o) => ({ id: o.id, bytes: o.bytes })));
-      this.metadata.markComplete(merged.newObjects.map((o) => o.id));
+      // The merged tree is marked by the same check as a pushed one: a mark is only ever what a check established.
+      this.metadata.markComplete(await verifyTreeClosure(merged.root, this.store, this.metadata));
       const mergeVersion = await this.storeVersion({
         root: merged.root,
         parents: [head!, pushed.id],
@@ -425,7 +427,7 @@ export class DsyncNode {
         return { head: merged.single.id, outcome: "fast-forward", recorded: records.length, conflicts: [] };
       }
       await this.store.putMany(merged.newObjects.map((o) => ({ id: o.id, bytes: o.bytes })));
-      this.metadata.markComplete(merged.newObjects.map((o) => o.id));
+      this.metadata.markComplete(await verifyTreeClosure(merged.root, this.store, this.metadata));
       const sealed = sealObject(merged.version);
       await this.store.putMany([{ id: sealed.id, bytes: sealed.bytes }]);
       const newest = this.metadata.getVersion(folderName, merged.frontier.at(-1)!.id)!;
@@ -531,8 +533,12 @@ export class DsyncNode {
     return this.writeLock.run(() => collectGarbage(this, options));
   }
 
-  /** Re-hashes every stored object and checks every head's closure and the metadata database. */
-  async verify(): Promise<{ objectsChecked: number; corrupt: string[]; missing: string[]; metadataIntegrity: string }> {
+  /**
+   * Re-hashes every stored object, checks every head's closure, the structure of every kept
+   * version's tree (`structure`: which folder, version and object, and the rule broken), and
+   * the metadata database.
+   */
+  async verify(): Promise<{ objectsChecked: number; corrupt: string[]; missing: string[]; structure: StructureProblem[]; metadataIntegrity: string }> {
     const problems = await this.store.verifyAll();
     const { objects } = await this.store.stats();
     const missing: string[] = [];
@@ -551,7 +557,10 @@ export class DsyncNode {
         else throw error;
       }
     }
-    return { objectsChecked: objects, corrupt: problems.map((p) => idToHex(p.id)), missing, metadataIntegrity: this.metadata.integrityCheck() };
+    const audit = await auditStructure(this.store, this.metadata);
+    const reported = new Set(missing);
+    for (const id of audit.missing) if (!reported.has(id)) missing.push(id);
+    return { objectsChecked: objects, corrupt: problems.map((p) => idToHex(p.id)), missing, structure: audit.problems, metadataIntegrity: this.metadata.integrityCheck() };
   }
 }
 

@@ -113,6 +113,11 @@ function joinPath(dir: string, name: string): string {
   return dir === "" ? name : `${dir}/${name}`;
 }
 
+/** Where a page sits: the path of its directory or file, then which page of which node. */
+function pagePath(path: string, index: number, parentLevel: number): string {
+  return `${path === "" ? "" : `${path} `}(page ${index} of a level-${parentLevel} node)`;
+}
+
 /**
  * Whether a summary fits the place an object is named from: undefined when it does, the broken
  * rule when not, PENDING when the summary's last name or height is still being worked out.
@@ -265,7 +270,7 @@ function checkNode(item: Pending, object: StructuredObject, stack: Pending[], ch
     }
     pages.forEach((page, index) => {
       const next = pages[index + 1]?.firstName ?? before;
-      stack.push({ id: page.id, role: { as: "tree-page", level: object.level - 1, firstName: page.firstName, before: next, depth: role.depth }, path: `${path} (page ${index} of a level-${object.level} node)` });
+      stack.push({ id: page.id, role: { as: "tree-page", level: object.level - 1, firstName: page.firstName, before: next, depth: role.depth }, path: pagePath(path, index, object.level) });
     });
     const summary: TreeSummary = { kind: "tree", level: object.level, firstName, lastName: null, heightDirs: 0 };
     unresolved.set(idToHex(item.id), { summary, lastPage: pages.at(-1)!.id, below: pages.map((p) => p.id), leaf: false });
@@ -278,7 +283,7 @@ function checkNode(item: Pending, object: StructuredObject, stack: Pending[], ch
   if (isFileLeaf(object)) chunkIds.push(...object.chunks.map((c) => c.id));
   else {
     object.pages.forEach((page, index) => {
-      stack.push({ id: page.id, role: { as: "file-page", level: object.level - 1, sizeBytes: page.sizeBytes }, path: `${path} (page ${index} of a level-${object.level} node)` });
+      stack.push({ id: page.id, role: { as: "file-page", level: object.level - 1, sizeBytes: page.sizeBytes }, path: pagePath(path, index, object.level) });
     });
   }
   return summary;

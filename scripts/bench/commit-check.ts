@@ -1,0 +1,92 @@
+// Commit-check benchmark: what a node's closure and structure check reads when a commit changes
+// one file of a big folder. A node over a pack store in a scratch directory gets a folder of
+// --files files (one chunk each) spread over --dirs directories (1: one paged directory), commits
+// it, then commits the same tree with one file changed. Printed per commit: structured objects
+// the check read from the store, chunks it asked about, and the commit's wall time.
+//
+//   bun scripts/bench/commit-check.ts [--files N] [--dirs N] [--data DIR]
+//
+// The first commit reads everything; the second should read only the new nodes (the changed
+// file's node, its leaf page and the pages above it), whatever the size of the folder.
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { blake3 } from "../../src/core/blake3.ts";
+import type { ObjectId } from "../../src/core/id.ts";
+import type { TreeEntry } from "../../src/core/objects.ts";
+import { sealFile, sealTree } from "../../src/core/tree-builder.ts";
+import { DsyncNode } from "../../src/node/node.ts";
+import type { StoredObject } from "../../src/store/object-store.ts";
+
+function flag(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at === -1 ? fallback : process.argv[at + 1] ?? fallback;
+}
+
+const files = Number(flag("files", "100000"));
+const dirs = Math.max(1, Number(flag("dirs", "1")));
+const dataDir = join(flag("data", "/tmp/dsync-bench"), "commit-check");
+
+rmSync(dataDir, { recursive: true, force: true });
+mkdirSync(dataDir, { recursive: true });
+const node = await DsyncNode.open({ dataDir });
+const counts = { objectsRead: 0, chunksAsked: 0 };
+const getMany = node.store.getMany.bind(node.store);
+const hasMany = node.store.hasMany.bind(node.store);
+node.store.getMany = (ids) => {
+  counts.objectsRead += ids.length;
+  return getMany(ids);
+};
+node.store.hasMany = (ids) => {
+  counts.chunksAsked += ids.length;
+  return hasMany(ids);
+};
+
+const text = new TextEncoder();
+function fileEntry(name: string, content: string, objects: StoredObject[]): TreeEntry {
+  const bytes = text.encode(content);
+  const chunk = blake3(bytes);
+  const sealed = sealFile([{ id: chunk, lengthBytes: bytes.length }]);
+  objects.push({ id: chunk, bytes }, ...sealed.objects.map((o) => ({ id: o.id, bytes: o.bytes })));
+  return { name, kind: "file", mode: 0o644, mtimeMs: 0, sizeBytes: bytes.length, id: sealed.id, target: null };
+}
+
+/** The folder's tree with file `changed` (if any) holding other content; returns its root. */
+async function storeFolder(changed: number | null): Promise<ObjectId> {
+  const objects: StoredObject[] = [];
+  const perDir = Math.ceil(files / dirs);
+  const dirEntries: TreeEntry[] = [];
+  for (let d = 0; d < dirs; d++) {
+    const entries: TreeEntry[] = [];
+    for (let i = d * perDir; i < Math.min(files, (d + 1) * perDir); i++) {
+      entries.push(fileEntry(`file-${String(i).padStart(7, "0")}`, i === changed ? `changed ${i}` : `content ${i}`, objects));
+    }
+    const tree = sealTree(entries);
+    objects.push(...tree.objects.map((o) => ({ id: o.id, bytes: o.bytes })));
+    dirEntries.push({ name: `dir-${String(d).padStart(4, "0")}`, kind: "dir", mode: 0o755, mtimeMs: 0, sizeBytes: 0, id: tree.id, target: null });
+  }
+  let root: ObjectId;
+  if (dirs === 1) root = dirEntries[0]!.id!;
+  else {
+    const tree = sealTree(dirEntries);
+    objects.push(...tree.objects.map((o) => ({ id: o.id, bytes: o.bytes })));
+    root = tree.id;
+  }
+  for (let i = 0; i < objects.length; i += 10_000) await node.putObjects(objects.slice(i, i + 10_000));
+  return root;
+}
+
+async function timedCommit(label: string, root: ObjectId, parent: ObjectId | null): Promise<ObjectId> {
+  counts.objectsRead = 0;
+  counts.chunksAsked = 0;
+  const started = performance.now();
+  const result = await node.commit({ folder: "big", root, parent, message: "", chunking: "bench", files, totalBytes: 0 });
+  const ms = performance.now() - started;
+  process.stdout.write(`${label}: ${counts.objectsRead} objects read, ${counts.chunksAsked} chunks asked about, ${ms.toFixed(1)} ms\n`);
+  return result.version;
+}
+
+process.stdout.write(`${files} files in ${dirs} director${dirs === 1 ? "y" : "ies"}\n`);
+const first = await timedCommit("first commit (everything new)", await storeFolder(null), null);
+await timedCommit("one file changed", await storeFolder(Math.floor(files / 2)), first);
+await node.close();
+rmSync(dataDir, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import {
   encodeIdList,
 } from "../server/wire.ts";
 import type { commitJson, folderJson, versionJson } from "../server/app.ts";
+import type { VerifyReport } from "../node/node.ts";
 
 export type FolderInfo = ReturnType<typeof folderJson>;
 export type VersionInfo = ReturnType<typeof versionJson>;
@@ -29,6 +30,14 @@ export interface NodeStatus {
     peers: { peer: string; node: string | null; head: string | null; state: string; behindWrites: number; aheadWrites: number }[];
   }[];
   replication: Record<string, number> | null;
+  /** Objects found corrupt: quarantined now, repaired since, and with no copy on any peer. */
+  objects?: {
+    quarantined: number;
+    repaired: number;
+    unrepairable: number;
+    repair: Record<string, number> | null;
+    scrub: { bytesPerSecond: number; passes: number; checkedObjects: number; checkedBytes: number; corruptFound: number; position: string | null } | null;
+  };
 }
 
 export type RemoteErrorKind = "unreachable" | "unauthorized" | "not-found" | "conflict" | "rejected" | "server";
@@ -179,14 +188,8 @@ export class RemoteNode {
     return this.json("GET", "/v1/status");
   }
 
-  verify(): Promise<{
-    objectsChecked: number;
-    corrupt: string[];
-    missing: string[];
-    /** Trees that break a structural rule: folder, version, object (hex), path in the version, the rule. */
-    structure: { folder: string; version: string; object: string; path: string; problem: string }[];
-    metadataIntegrity: string;
-  }> {
-    return this.json("POST", "/v1/verify", {});
+  /** Re-hash and check everything; with `repair`, fetch what is corrupt or missing from the node's peers (POST /v1/verify). */
+  verify(options: { repair?: boolean } = {}): Promise<VerifyReport> {
+    return this.json("POST", "/v1/verify", { repair: options.repair === true });
   }
 }

@@ -4,7 +4,8 @@
 // what an earlier check (or an older dsync, which checked less) let through. Versions share
 // their unchanged subtrees, so what one version's check vouched for is reused by the next one
 // within the same audit; a subtree that broke a rule is not, so every version holding it is
-// reported.
+// reported. That reuse is a cache with a bound: past it, it starts over (later versions then
+// re-read what they share), so memory follows the largest tree, not the whole history.
 import { idToHex, type ObjectId } from "../core/id.ts";
 import type { NodeSummary } from "../core/tree-structure.ts";
 import type { ObjectStore } from "../store/object-store.ts";
@@ -27,6 +28,9 @@ export interface StructureAudit {
   missing: string[];
 }
 
+/** Summaries kept for reuse across versions (about 200 bytes each). */
+const VOUCHED_ENTRIES_MAX = 1_000_000;
+
 export async function auditStructure(store: ObjectStore, metadata: Metadata): Promise<StructureAudit> {
   const vouched = new Map<string, NodeSummary>();
   const known = (id: ObjectId) => vouched.get(idToHex(id));
@@ -37,6 +41,7 @@ export async function auditStructure(store: ObjectStore, metadata: Metadata): Pr
       try {
         const report = await checkTree(version.root, store, known);
         for (const id of report.missing) missing.add(idToHex(id));
+        if (vouched.size + report.checked.length > VOUCHED_ENTRIES_MAX) vouched.clear();
         for (const item of report.checked) vouched.set(idToHex(item.id), item.summary);
       } catch (error) {
         if (!(error instanceof InvalidTreeError)) throw error;

@@ -22,6 +22,8 @@ import { msgpackResponse, readBody, readJson } from "./http-body.ts";
 import type { PeerService } from "../replication/peer-service.ts";
 import type { Replicator } from "../replication/replicator.ts";
 import { vectorToRecord } from "../core/version-vector.ts";
+import type { Repairer } from "../node/repair.ts";
+import type { Scrubber } from "../node/scrub.ts";
 import {
   BodyTooLargeError,
   compressIfWorthIt,
@@ -44,6 +46,9 @@ export interface AppOptions {
   /** The node's replication, for /v1/status. */
   replicator?: Replicator;
 }
+  /** Repair of quarantined objects from peers and the background scrub, for /v1/status. */
+  repairer?: Repairer;
+  scrubber?: Scrubber;
 
 export const API_VERSION = "v1";
 
@@ -189,6 +194,20 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const bytes = await readBody(c);
     if (bytes.length > LIMITS.objectBytesMax) throw new BodyTooLargeError(`object larger than ${LIMITS.objectBytesMax} bytes`);
     await node.putObjects([{ id, bytes }]);
+    if (reply.corrupt.length > 0) {
+      // Found corrupt and quarantined, with no good copy yet: say so, rather than "missing".
+      const first = idToHex(reply.corrupt[0]!);
+      const more = reply.corrupt.length > 1 ? ` (and ${reply.corrupt.length - 1} more)` : "";
+      return c.json(
+        {
+          error:
+            `object ${first}${more} is corrupt on this node and was quarantined; it is fetched again from a peer that holds it, ` +
+            "or stored again by the next push of a folder that holds it",
+          corrupt: reply.corrupt.slice(0, 1000).map(idToHex),
+        },
+        503,
+      );
+    }
     return c.json({ id: idToHex(id), stored: true }, 201);
   });
 
@@ -260,7 +279,11 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     return c.json(report);
   });
 
-  app.post("/v1/verify", async (c) => c.json(await node.verify()));
+  app.post("/v1/verify", async (c) => {
+    const body = await readJson(c, true);
+    if (body.repair !== undefined && typeof body.repair !== "boolean") throw new UserError("repair must be true or false");
+    return c.json(await node.verify({ repair: body.repair === true }));
+  });
 
   // ----- replication status -----
 
@@ -283,7 +306,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       lastContactMs: peer.lastContactMs,
       lastError: peer.lastError,
     }));
-    return c.json({ node: node.nodeId, peers, folders, replication: replicator ? { ...replicator.stats } : null });
+    const objects = { ...(await node.corruptionStatus()), repair: options.repairer?.stats ?? null, scrub: options.scrubber?.stats ?? null };
+    return c.json({ node: node.nodeId, peers, folders, replication: replicator ? { ...replicator.stats } : null, objects });
   });
 
   return app;

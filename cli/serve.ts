@@ -17,6 +17,7 @@ export interface ServeFlags {
   clusterToken?: string;
   syncIntervalMs?: string;
 }
+  scrubBytesPerSecond?: string;
 
 /** Parses --peers: comma-separated http(s) URLs, each a node's base address. */
 export function parsePeers(text: string | undefined): string[] {
@@ -68,6 +69,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   const syncIntervalMs = parseCount(flags.syncIntervalMs, "--sync-interval-ms") ?? 2000;
   if (syncIntervalMs < 50) throw new UsageError("--sync-interval-ms must be at least 50");
   if (flags.nodeId !== undefined) {
+  const scrubBytesPerSecond = parseCount(flags.scrubBytesPerSecond, "--scrub-bytes-per-second");
     const problem = nodeIdProblem(String(flags.nodeId));
     if (problem) throw new UsageError(`--node-id: ${problem}`);
   }
@@ -79,7 +81,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   });
   let server;
   try {
-    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs });
+    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond });
   } catch (error) {
     await node.close();
     throw new Error(`cannot listen on ${address.hostname}:${address.port}: ${(error as Error).message}`);

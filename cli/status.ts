@@ -17,11 +17,17 @@ export async function statusCommand(flags: { remote?: string; json?: boolean }):
     lines.push(`peer ${peer.address}${peer.node ? ` (node ${peer.node})` : ""}: ${state}`);
   }
   if (status.folders.length === 0) lines.push("no folders yet");
+  const corrupt = status.objects?.quarantined ?? 0;
+  if (status.objects && (corrupt > 0 || status.objects.repaired > 0)) {
+    const { repaired, unrepairable } = status.objects;
+    lines.push(`objects: ${corrupt} corrupt (quarantined, awaiting a good copy), ${repaired} repaired, ${unrepairable} unrepairable`);
+  }
   for (const folder of status.folders) {
     lines.push(`folder ${folder.name} (${folder.mode}) head ${folder.head ? folder.head.slice(0, 12) : "(empty)"}`);
     for (const peer of folder.peers) {
       let detail: string;
-      if (peer.state === "in-sync") detail = "in sync";
+      // The same head, but objects of this node's copy are quarantined until a peer's copy replaces them.
+      if (peer.state === "in-sync") detail = corrupt > 0 ? `in sync, but corrupt: ${corrupt} object(s) quarantined here await repair` : "in sync";
       else if (peer.state === "unknown") detail = "unknown (the peer has not listed this folder)";
       else if (peer.state === "behind") detail = `behind: this node lacks ${peer.behindWrites} write(s) the peer has`;
       else if (peer.state === "ahead") detail = `ahead: the peer lacks ${peer.aheadWrites} write(s)`;

@@ -13,3 +13,14 @@ export interface RandomSource {
 }
 
 export const systemRandom: RandomSource = { bytes: (length) => new Uint8Array(randomBytes(length)) };
+
+/** Timers as an input, so a test or a simulation can run background work on its own schedule. */
+export interface Timers {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemTimers: Timers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};

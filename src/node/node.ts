@@ -17,13 +17,15 @@ import { compareVectors, counterOf, EMPTY_VECTOR, withCounter, type VersionVecto
 import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
 import { PackObjectStore } from "../store/pack-store.ts";
-import type { ObjectStore, StoredObject } from "../store/object-store.ts";
+import { CorruptObjectError, type ObjectStore, type StoredObject } from "../store/object-store.ts";
 import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
 import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
 import { walkClosure } from "./walk.ts";
 import { auditStructure, type StructureProblem } from "./structure-audit.ts";
 import { Metadata, type ConsistencyMode, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
 import { Mutex } from "./mutex.ts";
+import type { Repairer } from "./repair.ts";
+import { checkAndRepair, type RepairReport } from "./verify-repair.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.ts";
 
 export interface NodeOptions {
@@ -98,13 +100,20 @@ export function nodeIdProblem(id: string): string | undefined {
 export type NodeStore = ObjectStore &
   Pick<PackObjectStore, "touch" | "listUnusedSince" | "deleteUnusedSince"> & {
     verifyAll(): Promise<{ id: ObjectId; detail: string }[]>;
+    /** SQLite's structural check of the store's own database, where it has one. */
+    integrityCheck?(): Promise<string>;
     repack(): Promise<unknown>;
   };
+
+/** How long a read of an object found corrupt waits for a peer's copy before it answers without it. */
+export const READ_REPAIR_TIMEOUT_MS = 5_000;
 
 export class DsyncNode {
   private readonly writeLock = new Mutex();
   private hlc: HlcTimestamp = HLC_ZERO;
   private readonly headListeners: HeadListener[] = [];
+  private repairer: Repairer | undefined;
+  private readonly stopHearingQuarantine: () => void;
 
   private constructor(
     readonly dataDir: string,
@@ -114,6 +123,10 @@ export class DsyncNode {
     readonly clock: Clock,
     private readonly options: NodeOptions,
   ) {
+    // A completeness mark vouches for everything below an object; once anything is quarantined,
+    // no mark can be trusted to (a mark does not say what lies below it), so all are dropped and
+    // the next commit or pull checks its tree again, finding the quarantined object missing.
+    this.stopHearingQuarantine = store.onQuarantine(() => metadata.unmarkComplete(metadata.listCompleteIds()));
     for (const version of metadata.allVersions()) {
       const stamp = { wallMs: version.hlcWallMs, counter: version.hlcCounter };
       if (hlcCompare(stamp, this.hlc) > 0) this.hlc = stamp;
@@ -154,6 +167,7 @@ export class DsyncNode {
   }
 
   async close(): Promise<void> {
+    this.stopHearingQuarantine();
     await this.writeLock.run(async () => {
       await this.store.close();
       this.metadata.close();
@@ -162,10 +176,52 @@ export class DsyncNode {
 
   /** Loads and decodes a structured object from the local store. */
   readonly load: ObjectLoader = async (id) => {
-    const bytes = await this.store.get(id);
+    const [bytes] = await this.readRepairing([id]);
     if (!bytes) throw new UserError(`object ${idToHex(id)} is not stored on this node`, 404);
     return decodeObject(bytes);
   };
+
+  /** Where quarantined objects are fetched from (the peers); none on a node without peers. */
+  setRepairer(repairer: Repairer | undefined): void {
+    this.repairer = repairer;
+  }
+
+  /** Counts for status: objects quarantined now, repaired by a later put, and those no peer had. */
+  async corruptionStatus(): Promise<{ quarantined: number; repaired: number; unrepairable: number }> {
+    const { quarantined, repaired } = await this.store.quarantineStats();
+    // Without peers nothing can repair a quarantined object but a client sending it again.
+    const unrepairable = this.repairer === undefined ? quarantined : Math.min(quarantined, this.repairer.stats.unrepairable);
+    return { quarantined, repaired, unrepairable };
+  }
+
+  /**
+   * Reads objects; one found corrupt is quarantined by the store and, when the node has peers,
+   * fetched from them (waiting at most READ_REPAIR_TIMEOUT_MS); what is still not back reads as
+   * absent, so a reader gets an answer rather than the same failure on every try.
+   */
+  private async readRepairing(ids: readonly ObjectId[]): Promise<(Uint8Array | undefined)[]> {
+    let datas: (Uint8Array | undefined)[];
+    try {
+      return await this.store.getMany(ids);
+    } catch (error) {
+      if (!(error instanceof CorruptObjectError)) throw error;
+      // The store quarantined every corrupt object of the batch before throwing.
+      datas = await this.store.getMany(ids);
+    }
+    if (this.repairer === undefined || !datas.includes(undefined)) return datas;
+    // Only what is quarantined is fetched: an id that is simply not here is the caller's business.
+    const quarantined = await this.quarantinedAmong(ids.filter((_, i) => datas[i] === undefined));
+    if (quarantined.length === 0) return datas;
+    await this.repairer.repairWithin(quarantined, READ_REPAIR_TIMEOUT_MS);
+    return this.store.getMany(ids);
+  }
+
+  /** Those of `ids` in quarantine: found corrupt here, with no good copy stored since. */
+  private async quarantinedAmong(ids: readonly ObjectId[]): Promise<ObjectId[]> {
+    if (ids.length === 0) return [];
+    const quarantined = new Set((await this.store.listQuarantine({ unrepairedOnly: true })).map((record) => idToHex(record.id)));
+    return quarantined.size === 0 ? [] : ids.filter((id) => quarantined.has(idToHex(id)));
+  }
 
   private nextTimestamp(): HlcTimestamp {
     this.hlc = hlcTick(this.hlc, this.clock.nowMs());
@@ -186,13 +242,14 @@ export class DsyncNode {
     await this.store.putMany(objects);
   }
 
+  /** The verified bytes of each id, or undefined when absent (a corrupt one is quarantined, and repaired when it can be). */
   async getObjects(ids: readonly ObjectId[]): Promise<(Uint8Array | undefined)[]> {
-    return this.store.getMany(ids);
+    return this.readRepairing(ids);
   }
 
   /** A download batch: the objects held, the ids not held; refused past one request body's worth of bytes. */
-  async download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
-    const datas = await this.store.getMany(ids);
+  async download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[]; corrupt: ObjectId[] }> {
+    const datas = await this.readRepairing(ids);
     const objects: StoredObject[] = [];
     const missing: ObjectId[] = [];
     let totalBytes = 0;
@@ -206,7 +263,8 @@ export class DsyncNode {
       if (totalBytes > LIMITS.requestBodyBytesMax) throw new UserError(`ask for at most ${LIMITS.requestBodyBytesMax} bytes per download`);
       objects.push({ id: ids[i]!, bytes });
     }
-    return { objects, missing };
+    // Of the missing, those found corrupt here (and not repaired yet): a reader is told why.
+    return { objects, missing, corrupt: await this.quarantinedAmong(missing) };
   }
 
   // ---------- folders and versions ----------
@@ -538,9 +596,10 @@ export class DsyncNode {
    * version's tree (`structure`: which folder, version and object, and the rule broken), and
    * the metadata database.
    */
-  async verify(): Promise<{ objectsChecked: number; corrupt: string[]; missing: string[]; structure: StructureProblem[]; metadataIntegrity: string }> {
-    const problems = await this.store.verifyAll();
+  async verify(options: { repair?: boolean } = {}): Promise<VerifyReport> {
+    // Counted before the re-hash quarantines what is corrupt, so those count as checked.
     const { objects } = await this.store.stats();
+    const problems = await this.store.verifyAll();
     const missing: string[] = [];
     for (const folder of this.metadata.listFolders()) {
       if (!folder.head) continue;
@@ -560,9 +619,33 @@ export class DsyncNode {
     const audit = await auditStructure(this.store, this.metadata);
     const reported = new Set(missing);
     for (const id of audit.missing) if (!reported.has(id)) missing.push(id);
-    return { objectsChecked: objects, corrupt: problems.map((p) => idToHex(p.id)), missing, structure: audit.problems, metadataIntegrity: this.metadata.integrityCheck() };
+    // --repair fetches every missing or quarantined object from peers; without peers (or without
+    // --repair) the same accounting says what remains unrepaired and which versions need it.
+    const repair = await checkAndRepair(this.store, this.metadata, options.repair ? this.repairer : undefined);
+    return {
+      objectsChecked: objects,
+      corrupt: problems.map((p) => idToHex(p.id)),
+      missing,
+      structure: audit.problems,
+      metadataIntegrity: this.metadata.integrityCheck(),
+      indexIntegrity: (await this.store.integrityCheck?.()) ?? "ok",
+      ...repair,
+    };
   }
 }
+
+/** What `dsync verify` found, and with --repair what it fixed. */
+export type VerifyReport = {
+  objectsChecked: number;
+  /** Objects the re-hash found corrupt (now quarantined). */
+  corrupt: string[];
+  /** Objects the heads and kept versions name that were not stored when checked. */
+  missing: string[];
+  structure: StructureProblem[];
+  metadataIntegrity: string;
+  /** SQLite's check of the object store's index ("ok" for stores without one). */
+  indexIntegrity: string;
+} & RepairReport;
 
 /** A closure check that ignores the completeness cache (for verify). */
 async function verifyTreeClosureFully(root: ObjectId, node: DsyncNode): Promise<void> {

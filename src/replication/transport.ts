@@ -49,13 +49,5 @@ export interface PeerTransport {
   notify(peer: string, notice: HeadNotice): Promise<void>;
 }
 
-/** Timers as an input, so a simulation can run replication on its own schedule. */
-export interface Timers {
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimers: Timers = {
-  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
+/** Timers as an input, so a simulation can run replication on its own schedule (defined beside the clock). */
+export { systemTimers, type Timers } from "../node/clock.ts";

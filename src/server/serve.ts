@@ -6,6 +6,12 @@ import { HttpPeerTransport } from "../replication/http-transport.ts";
 import { PeerService } from "../replication/peer-service.ts";
 import { Replicator } from "../replication/replicator.ts";
 import { systemTimers } from "../replication/transport.ts";
+import { PeerObjectSource } from "../replication/peer-object-source.ts";
+import { Repairer } from "../node/repair.ts";
+import { Scrubber, SCRUB_BYTES_PER_SECOND_WITH_PEERS } from "../node/scrub.ts";
+
+/** The metadata key under which the scrub keeps its position across restarts. */
+const SCRUB_POSITION_KEY = "scrub_position";
 
 export interface ListenAddress {
   hostname: string;
@@ -39,24 +45,54 @@ export interface ServerOptions {
   /** Peer base URLs to replicate with. */
   peers?: string[];
   syncIntervalMs?: number;
+  /**
+   * Rate of the background scrub (src/node/scrub.ts); 0 turns it off. Default: off on a node
+   * without peers (nothing could repair what it finds but a push), 8 MiB/s with peers.
+   */
+  scrubBytesPerSecond?: number;
 }
 
 export function startServer(node: DsyncNode, address: ListenAddress, options: ServerOptions): RunningServer {
   let replicator: Replicator | undefined;
   let peerService: PeerService | undefined;
+  let repairer: Repairer | undefined;
+  const log = (line: string) => console.error(line);
   if (options.clusterToken) {
+    const transport = new HttpPeerTransport({ clusterToken: options.clusterToken });
     replicator = new Replicator({
       node,
       peers: options.peers ?? [],
-      transport: new HttpPeerTransport({ clusterToken: options.clusterToken }),
+      transport,
       timers: systemTimers,
       intervalMs: options.syncIntervalMs ?? 2000,
-      log: (line) => console.error(line),
+      log,
     });
     const running = replicator;
     peerService = new PeerService(node, (notice) => running.onNotice(notice));
+    if ((options.peers ?? []).length > 0) {
+      // Peers that answered last are asked first for copies of what this node found corrupt.
+      const peersInOrder = () => running.peerStates().sort((a, b) => Number(b.reachable === true) - Number(a.reachable === true)).map((peer) => peer.address);
+      repairer = new Repairer({ store: node.store, source: new PeerObjectSource(transport, peersInOrder, log), clock: node.clock, timers: systemTimers, log });
+      node.setRepairer(repairer);
+    }
   }
-  const app = createApp(node, { token: options.token, version: options.version, clusterToken: options.clusterToken, peerService, replicator });
+  const scrubber = new Scrubber({
+    store: node.store,
+    bytesPerSecond: options.scrubBytesPerSecond ?? (repairer ? SCRUB_BYTES_PER_SECOND_WITH_PEERS : 0),
+    clock: node.clock,
+    timers: systemTimers,
+    position: { load: () => node.metadata.getMeta(SCRUB_POSITION_KEY), save: (value) => node.metadata.setMeta(SCRUB_POSITION_KEY, value) },
+    log,
+  });
+  const app = createApp(node, {
+    token: options.token,
+    version: options.version,
+    clusterToken: options.clusterToken,
+    peerService,
+    replicator,
+    repairer,
+    scrubber,
+  });
   const server = Bun.serve({
     hostname: address.hostname,
     port: address.port,
@@ -67,10 +103,15 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
   });
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   replicator?.start();
+  void repairer?.start().catch((error: unknown) => log(`dsync: starting repair failed: ${(error as Error).message}`));
+  scrubber.start();
   return {
     url: `http://${host}:${server.port}`,
     stop: async () => {
       replicator?.stop();
+      scrubber.stop();
+      repairer?.stop();
+      node.setRepairer(undefined);
       // Let requests in flight finish (a push's commit must not be cut off), but not forever.
       const graceful = server.stop(false);
       const timeout = new Promise((resolve) => setTimeout(resolve, 5000));

@@ -130,7 +130,10 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     if (error instanceof IncompleteTreeError) {
       return c.json({ error: error.message, missing: error.missing.slice(0, 1000).map(idToHex) }, 409);
     }
-    if (error instanceof InvalidTreeError) return c.json({ error: error.message }, 422);
+    if (error instanceof InvalidTreeError) {
+      // The object, its place in the pushed tree and the rule, also apart, for tools.
+      return c.json({ error: error.message, object: error.objectId ? idToHex(error.objectId) : undefined, path: error.path, rule: error.rule }, 422);
+    }
     if (error instanceof HeadMovedError) return c.json({ error: error.message }, 409);
     if (error instanceof CorruptObjectError) {
       console.error(`dsync: ${error.message}`);

@@ -35,9 +35,12 @@ describe("a hostile client's commit", () => {
 
       const response = await commit(folder, hostile.root, head);
       expect(response.status).toBe(422);
-      const { error } = (await response.json()) as { error: string };
-      expect(error).toMatch(hostile.rule);
-      expect(error).toMatch(/object [0-9a-f]{64}/);
+      const body = (await response.json()) as { error: string; object: string; path: string; rule: string };
+      expect(body.error).toMatch(hostile.rule);
+      expect(body.error).toContain(`object ${body.object} at `);
+      expect(body.object).toMatch(/^[0-9a-f]{64}$/);
+      expect(typeof body.path).toBe("string");
+      expect(body.error.endsWith(body.rule)).toBe(true);
       const after = await (await fetch(`${node().url}/v1/folders/${folder}`)).json();
       expect(after.head).toBe(head);
     });

@@ -2,6 +2,7 @@
 // The dsync command line: one binary that runs a node (serve) or talks to one. Each command
 // module is loaded only when that command runs, so short commands start fast.
 import { cac } from "cac";
+import { terminalError, terminalLines } from "../src/core/terminal-text.ts";
 import { EXIT_USAGE, runCommand } from "./errors.ts";
 import { restoreTextOptions } from "./raw-options.ts";
 import { DSYNC_VERSION } from "./version.ts";
@@ -102,7 +103,7 @@ cli.help();
 // `--version` is handled here rather than by cac: `pull --version <id>` needs the flag name.
 const firstArgument = process.argv[2];
 if (firstArgument === "--version" || firstArgument === "-v" || firstArgument === "version") {
-  process.stdout.write(`dsync ${DSYNC_VERSION}\n`);
+  process.stdout.write(terminalLines([`dsync ${DSYNC_VERSION}`]));
   process.exit(0);
 }
 
@@ -110,7 +111,7 @@ try {
   cli.parse(process.argv, { run: false });
   if (!cli.matchedCommand) {
     if (cli.args.length > 0) {
-      process.stderr.write(`dsync: unknown command ${JSON.stringify(cli.args[0])} (see dsync --help)\n`);
+      process.stderr.write(terminalError(`unknown command ${JSON.stringify(cli.args[0])} (see dsync --help)`));
       process.exit(EXIT_USAGE);
     }
     if (!cli.options.help) cli.outputHelp();
@@ -119,6 +120,6 @@ try {
   restoreTextOptions(cli.options, process.argv);
   await cli.runMatchedCommand();
 } catch (error) {
-  process.stderr.write(`dsync: ${(error as Error).message} (see dsync --help)\n`);
+  process.stderr.write(terminalError(`${(error as Error).message} (see dsync --help)`));
   process.exit(EXIT_USAGE);
 }

@@ -1,4 +1,5 @@
 // dsync push [DIR]: sends a directory to a node as a new version of its folder.
+import { terminalLines } from "../src/core/terminal-text.ts";
 import { push } from "../src/client/push.ts";
 import { createProgress, formatBytes } from "../src/client/progress.ts";
 import { parseCount, printJson } from "./errors.ts";
@@ -38,6 +39,6 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
     out.push(`  conflict at ${conflict.path} (${conflict.kind}): ${conflict.winner === "theirs" ? "this push's version" : "the node's version"} kept; overwritten ${lost} stays in history`);
   }
   for (const skipped of report.skipped) out.push(`  skipped ${skipped.path}: ${skipped.reason}`);
-  process.stdout.write(out.join("\n") + "\n");
+  process.stdout.write(terminalLines(out)); // paths and names escaped (core/terminal-text.ts)
   return 0;
 }

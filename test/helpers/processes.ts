@@ -41,7 +41,19 @@ function baseEnv(extra: Record<string, string | undefined>): Record<string, stri
   return env;
 }
 
-export async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string | undefined>; binary?: string } = {}): Promise<CliResult> {
+export interface CliOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  binary?: string;
+}
+
+/** A dsync command started but not awaited: its process (to kill it midway) and its result once it exits. */
+export interface RunningCli {
+  process: Subprocess<"ignore", "pipe", "pipe">;
+  result: Promise<CliResult>;
+}
+
+export function spawnCli(args: string[], options: CliOptions = {}): RunningCli {
   const proc = spawn([...dsyncCommand(options.binary), ...args], {
     cwd: options.cwd ?? REPO_ROOT,
     env: baseEnv(options.env ?? {}),
@@ -49,8 +61,7 @@ export async function runCli(args: string[], options: { cwd?: string; env?: Reco
     stderr: "pipe",
     stdin: "ignore",
   });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return {
+  const result = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]).then(([stdout, stderr, code]) => ({
     code,
     stdout,
     stderr,
@@ -61,7 +72,12 @@ export async function runCli(args: string[], options: { cwd?: string; env?: Reco
         throw new Error(`not JSON (exit ${code}): ${stdout}\n${stderr}`);
       }
     },
-  };
+  }));
+  return { process: proc, result };
+}
+
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return spawnCli(args, options).result;
 }
 
 export interface NodeProcess {

@@ -3,6 +3,7 @@
 // relative to the other, the requests made to nodes and the depth the descent reached.
 import { compare, type CompareReport } from "../src/client/compare.ts";
 import { formatBytes } from "../src/client/progress.ts";
+import { terminalLines } from "../src/core/terminal-text.ts";
 import { printJson } from "./errors.ts";
 
 export function summaryLine(report: CompareReport): string {
@@ -24,8 +25,8 @@ export async function diffCommand(a: string, b: string, flags: { json?: boolean 
       ...report.modified.map((p) => ({ p, line: `M ${p}` })),
       ...report.typeChanged.map((p) => ({ p, line: `T ${p}` })),
     ].sort((x, y) => (x.p < y.p ? -1 : x.p > y.p ? 1 : 0));
-    if (lines.length > 0) process.stdout.write(lines.map((l) => l.line).join("\n") + "\n");
-    process.stderr.write(summaryLine(report) + "\n");
+    process.stdout.write(terminalLines(lines.map((l) => l.line)));
+    process.stderr.write(terminalLines([summaryLine(report)]));
   }
   return report.identical ? 0 : 1;
 }

@@ -2,6 +2,7 @@
 // stack trace unless DSYNC_DEBUG is set.
 import { RemoteError } from "../src/client/remote.ts";
 import { UsageError } from "../src/client/sync-target.ts";
+import { terminalError, terminalJson, terminalLines } from "../src/core/terminal-text.ts";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -22,8 +23,9 @@ export async function runCommand(body: () => Promise<number | void>, failureExit
     process.exit(code ?? EXIT_OK);
   } catch (error) {
     const { message, exitCode } = describeError(error);
-    process.stderr.write(`dsync: ${message}\n`);
-    if (process.env.DSYNC_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    // A message may carry a node's words: cut to a bound and escaped (core/terminal-text.ts).
+    process.stderr.write(terminalError(message));
+    if (process.env.DSYNC_DEBUG && error instanceof Error) process.stderr.write(terminalLines(String(error.stack).split("\n")));
     process.exit(exitCode === EXIT_USAGE ? EXIT_USAGE : Math.max(exitCode, failureExitCode));
   }
 }
@@ -36,5 +38,5 @@ export function parseCount(value: unknown, flag: string): number | undefined {
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+  process.stdout.write(terminalJson(value));
 }

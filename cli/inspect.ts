@@ -4,6 +4,7 @@ import { DEFAULT_CHUNKER_PARAMS } from "../src/core/fastcdc.ts";
 import { idToHex } from "../src/core/id.ts";
 import { forEachChunk } from "../src/fs/chunk-reader.ts";
 import { UsageError } from "../src/client/sync-target.ts";
+import { terminalLines } from "../src/core/terminal-text.ts";
 import { printJson } from "./errors.ts";
 
 export async function inspectCommand(what: string, file: string, options: { json?: boolean }): Promise<number> {
@@ -21,7 +22,7 @@ export async function inspectCommand(what: string, file: string, options: { json
     await forEachChunk(fd, new Uint8Array(DEFAULT_CHUNKER_PARAMS.maxSizeBytes * 4), DEFAULT_CHUNKER_PARAMS, ({ id, offsetBytes, bytes }) => {
       const chunk = { offset: offsetBytes, length: bytes.length, id: idToHex(id) };
       if (options.json) chunks.push(chunk);
-      else process.stdout.write(`${chunk.offset}\t${chunk.length}\t${chunk.id}\n`);
+      else process.stdout.write(terminalLines([`${chunk.offset}\t${chunk.length}\t${chunk.id}`]));
     });
   } finally {
     closeSync(fd);

@@ -2,6 +2,7 @@
 // with the node stopped).
 import { DsyncNode } from "../src/node/node.ts";
 import { UsageError } from "../src/client/sync-target.ts";
+import { terminalLines } from "../src/core/terminal-text.ts";
 import { parseCount, printJson } from "./errors.ts";
 import { remoteFor } from "./remote-target.ts";
 
@@ -20,14 +21,13 @@ export async function verifyCommand(flags: { remote?: string; data?: string; jso
   const healthy = report.corrupt.length === 0 && report.missing.length === 0 && report.structure.length === 0 && report.metadataIntegrity === "ok";
   if (flags.json) printJson({ healthy, ...report });
   else {
-    process.stdout.write(
-      `checked ${report.objectsChecked} objects: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.structure.length} invalid trees; metadata ${report.metadataIntegrity}\n`,
-    );
-    for (const id of report.corrupt) process.stdout.write(`  corrupt ${id}\n`);
-    for (const id of report.missing) process.stdout.write(`  missing ${id}\n`);
-    for (const p of report.structure) {
-      process.stdout.write(`  invalid tree in folder ${JSON.stringify(p.folder)}, version ${p.version}: object ${p.object} at ${JSON.stringify(p.path)}: ${JSON.stringify(p.problem)}\n`);
-    }
+    const lines = [
+      `checked ${report.objectsChecked} objects: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.structure.length} invalid trees; metadata ${report.metadataIntegrity}`,
+    ];
+    for (const id of report.corrupt) lines.push(`  corrupt ${id}`);
+    for (const id of report.missing) lines.push(`  missing ${id}`);
+    for (const p of report.structure) lines.push(`  invalid tree in folder ${p.folder}, version ${p.version}: object ${p.object} at ${JSON.stringify(p.path)}: ${p.problem}`);
+    process.stdout.write(terminalLines(lines));
   }
   return healthy ? 0 : 1;
 }
@@ -38,10 +38,10 @@ export async function gcCommand(flags: { remote?: string; data?: string; graceMs
   if (flags.json) printJson(report);
   else {
     const r = report as Record<string, unknown>;
-    process.stdout.write(
+    process.stdout.write(terminalLines([
       `${r.dryRun ? "would prune" : "pruned"} ${r.versionsPruned} versions, ${r.dryRun ? "would delete" : "deleted"} ${r.objectsDeleted} objects ` +
-        `(${r.objectsMarked} reachable kept), reclaimed ${r.bytesReclaimed} bytes\n`,
-    );
+        `(${r.objectsMarked} reachable kept), reclaimed ${r.bytesReclaimed} bytes`,
+    ]));
   }
   return 0;
 }

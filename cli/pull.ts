@@ -1,4 +1,5 @@
 // dsync pull [DIR]: brings a directory to the folder's head (or --version).
+import { terminalLines } from "../src/core/terminal-text.ts";
 import { pull } from "../src/client/pull.ts";
 import { createProgress, formatBytes } from "../src/client/progress.ts";
 import { printJson } from "./errors.ts";
@@ -32,6 +33,6 @@ export async function pullCommand(dir: string | undefined, flags: PullFlags): Pr
     out.push(`  conflict at ${conflict.path}: ${conflict.reason}${conflict.keptAs ? `; your version is now ${conflict.keptAs}` : ""}`);
   }
   for (const skipped of report.skipped) out.push(`  skipped ${skipped.path}: ${skipped.reason}`);
-  process.stdout.write(out.join("\n") + "\n");
+  process.stdout.write(terminalLines(out)); // paths and names escaped (core/terminal-text.ts)
   return 0;
 }

@@ -2,6 +2,7 @@
 // version (history is kept), then brings DIR to it unless --no-pull.
 import { pull } from "../src/client/pull.ts";
 import { createProgress } from "../src/client/progress.ts";
+import { terminalLines } from "../src/core/terminal-text.ts";
 import { printJson } from "./errors.ts";
 import { targetFor } from "./remote-target.ts";
 
@@ -15,8 +16,9 @@ export async function restoreCommand(
   const pulled = flags.pull === false ? null : await pull(dir ?? ".", { remote: remote.baseUrl, folder, progress: createProgress(!flags.json) });
   if (flags.json) printJson({ folder, restored: String(version), version: result.version, pull: pulled });
   else {
-    process.stdout.write(`restored ${folder} to the content of ${String(version)}: new version ${result.version.slice(0, 12)}\n`);
-    if (pulled) process.stdout.write(`  ${dir ?? "."} now matches it (${pulled.files_written} files written, ${pulled.paths_removed} removed)\n`);
+    const lines = [`restored ${folder} to the content of ${String(version)}: new version ${result.version.slice(0, 12)}`];
+    if (pulled) lines.push(`  ${dir ?? "."} now matches it (${pulled.files_written} files written, ${pulled.paths_removed} removed)`);
+    process.stdout.write(terminalLines(lines));
   }
   return 0;
 }

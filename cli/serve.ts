@@ -1,4 +1,5 @@
 // dsync serve: runs a node until SIGINT or SIGTERM.
+import { terminalLines } from "../src/core/terminal-text.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { DsyncNode, nodeIdProblem } from "../src/node/node.ts";
 import { isLoopback, parseListenAddress, startServer } from "../src/server/serve.ts";
@@ -16,8 +17,8 @@ export interface ServeFlags {
   peers?: string;
   clusterToken?: string;
   syncIntervalMs?: string;
-}
   scrubBytesPerSecond?: string;
+}
 
 /** Parses --peers: comma-separated http(s) URLs, each a node's base address. */
 export function parsePeers(text: string | undefined): string[] {
@@ -68,8 +69,8 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   }
   const syncIntervalMs = parseCount(flags.syncIntervalMs, "--sync-interval-ms") ?? 2000;
   if (syncIntervalMs < 50) throw new UsageError("--sync-interval-ms must be at least 50");
-  if (flags.nodeId !== undefined) {
   const scrubBytesPerSecond = parseCount(flags.scrubBytesPerSecond, "--scrub-bytes-per-second");
+  if (flags.nodeId !== undefined) {
     const problem = nodeIdProblem(String(flags.nodeId));
     if (problem) throw new UsageError(`--node-id: ${problem}`);
   }
@@ -86,13 +87,14 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     await node.close();
     throw new Error(`cannot listen on ${address.hostname}:${address.port}: ${(error as Error).message}`);
   }
-  process.stdout.write(`dsync node ${node.nodeId} listening on ${server.url} (data in ${dataDir})\n`);
-  if (peers.length > 0) process.stdout.write(`dsync: replicating with ${peers.join(", ")}\n`);
+  const started = [`dsync node ${node.nodeId} listening on ${server.url} (data in ${dataDir})`];
+  if (peers.length > 0) started.push(`dsync: replicating with ${peers.join(", ")}`);
+  process.stdout.write(terminalLines(started));
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
   });
-  process.stdout.write("dsync: shutting down\n");
+  process.stdout.write(terminalLines(["dsync: shutting down"]));
   await server.stop();
   await node.close();
   return 0;

@@ -1,5 +1,6 @@
 // dsync status: how a node's folders stand against each of its peers. "behind" and "ahead" are
 // this node's position: behind means the peer has writes this node lacks.
+import { terminalLines } from "../src/core/terminal-text.ts";
 import { printJson } from "./errors.ts";
 import { remoteFor } from "./remote-target.ts";
 
@@ -16,12 +17,12 @@ export async function statusCommand(flags: { remote?: string; json?: boolean }):
     const state = peer.reachable === null ? "not contacted yet" : peer.reachable ? "reachable" : `unreachable: ${peer.lastError ?? "unknown error"}`;
     lines.push(`peer ${peer.address}${peer.node ? ` (node ${peer.node})` : ""}: ${state}`);
   }
-  if (status.folders.length === 0) lines.push("no folders yet");
   const corrupt = status.objects?.quarantined ?? 0;
   if (status.objects && (corrupt > 0 || status.objects.repaired > 0)) {
     const { repaired, unrepairable } = status.objects;
     lines.push(`objects: ${corrupt} corrupt (quarantined, awaiting a good copy), ${repaired} repaired, ${unrepairable} unrepairable`);
   }
+  if (status.folders.length === 0) lines.push("no folders yet");
   for (const folder of status.folders) {
     lines.push(`folder ${folder.name} (${folder.mode}) head ${folder.head ? folder.head.slice(0, 12) : "(empty)"}`);
     for (const peer of folder.peers) {
@@ -35,6 +36,6 @@ export async function statusCommand(flags: { remote?: string; json?: boolean }):
       lines.push(`  ${peer.peer}: ${detail}${peer.head && peer.state !== "in-sync" ? ` (peer head ${peer.head.slice(0, 12)})` : ""}`);
     }
   }
-  process.stdout.write(lines.join("\n") + "\n");
+  process.stdout.write(terminalLines(lines)); // paths and names escaped (core/terminal-text.ts)
   return 0;
 }

@@ -1,5 +1,6 @@
 // A one-line progress bar on stderr: bytes done, rate, time left. Silent unless stderr is a
 // terminal and the command is not in --json mode, so scripts never see it.
+import { terminalLines, terminalRedraw } from "../core/terminal-text.ts";
 
 export interface Progress {
   phase(label: string, totalBytes: number): void;
@@ -44,7 +45,7 @@ export function createProgress(enabled: boolean, nowMs: () => number = () => Dat
       total > 0
         ? `${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${formatBytes(doneBytes)}/${formatBytes(total)} ${formatBytes(rate)}/s ${leftS.toFixed(0)}s left`
         : `${label} ${formatBytes(doneBytes)} ${formatBytes(rate)}/s`;
-    process.stderr.write(`\r${line.padEnd(process.stderr.columns ? process.stderr.columns - 1 : 80)}`);
+    process.stderr.write(terminalRedraw(line.padEnd(process.stderr.columns ? process.stderr.columns - 1 : 80)));
   };
   return {
     phase(nextLabel, totalBytes) {
@@ -60,7 +61,7 @@ export function createProgress(enabled: boolean, nowMs: () => number = () => Dat
     },
     done() {
       draw(true);
-      process.stderr.write("\n");
+      process.stderr.write(terminalLines([""]));
     },
   };
 }

@@ -1,0 +1,130 @@
+// What the CLI prints never carries a raw control character, bidirectional override or lone
+// surrogate from a name, a message or a node's reply: real dsync processes against a real node
+// whose data holds a hostile folder name, a real push with a hostile file name, and a fake node
+// that answers with hostile text. --json output stays exact.
+import { expect, test } from "bun:test";
+import { cpSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DsyncNode } from "../../src/node/node.ts";
+import { runCli, sharedNode, startNode, tempDir } from "../helpers/processes.ts";
+import { writeTree } from "../helpers/trees.ts";
+
+const node = sharedNode();
+
+const HOSTILE = "\x1b[2J\x1b]0;pwned\x07\r\u202eevil\x9b\0\n";
+
+/** The characters a terminal acts on or reorders (newline and tab allowed: they end lines and separate columns). */
+const UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function expectInert(output: string, label: string): void {
+  const found = UNSAFE.exec(output);
+  expect({ label, unsafe: found ? JSON.stringify(found[0]) : null, output: found ? output : "" }).toEqual({ label, unsafe: null, output: "" });
+}
+
+/** A fake node that answers every client route with the hostile text it is given. */
+function hostileNode(text: string) {
+  const version = "ab".repeat(32);
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(request) {
+      const path = new URL(request.url).pathname;
+      if (path === "/v1/folders") {
+        return Response.json({ folders: [{ name: text, head: version, mode: text }, { name: "fine", head: null, mode: "eventual" }] });
+      }
+      if (path === "/v1/folders/evil") return Response.json({ name: "evil", head: version, mode: "eventual" });
+      if (path === "/v1/folders/evil/versions") {
+        const item = { id: version, folder: text, parents: [version, text], author: text, time: text, origin: text, files: 1, bytes: 1, message: text };
+        return Response.json({ versions: [item] });
+      }
+      if (path === "/v1/status") {
+        return Response.json({
+          node: text,
+          peers: [{ address: text, node: text, reachable: false, lastContactMs: null, lastError: text }],
+          folders: [{ name: text, mode: text, head: version, vector: {}, peers: [{ peer: text, node: text, head: text, state: "behind", behindWrites: 1, aheadWrites: 0 }] }],
+          replication: null,
+        });
+      }
+      return Response.json({ error: `${text} ${"x".repeat(1_000_000)}` }, { status: 400 });
+    },
+  });
+  return { url: `http://127.0.0.1:${server.port}`, stop: () => server.stop(true) };
+}
+
+test("dsync ls on a node whose data holds a bad folder name (left by an older version): listed, escaped; --json exact", async () => {
+  const dataDir = join(tempDir(), "data");
+  const old = await DsyncNode.open({ dataDir });
+  old.metadata.ensureFolder(HOSTILE, 0);
+  await old.close();
+  const planted = await startNode({ dataDir });
+  try {
+    const listing = await runCli(["ls", "--remote", planted.url]);
+    expect(listing.code).toBe(0);
+    expectInert(listing.stdout, "ls");
+    expect(listing.stdout).toContain("\\x1b[2J\\x1b]0;pwned\\x07\\r\\u202eevil\\x9b\\x00\\n");
+    const json = await runCli(["ls", "--remote", planted.url, "--json"]);
+    expect(json.code).toBe(0);
+    expectInert(json.stdout, "ls --json");
+    expect(json.json().folders.map((folder: { name: string }) => folder.name)).toEqual([HOSTILE]);
+    // By name it is refused (400), with the name escaped in the message.
+    const byName = await runCli(["log", "--remote", planted.url, "--folder", HOSTILE.replace("\0", "")]); // argv holds no NUL
+    expect(byName.code).toBe(2);
+    expectInert(byName.stderr, "log --folder <bad>");
+  } finally {
+    await planted.stop();
+  }
+});
+
+test("a hostile node's folder list, versions, status and error text are printed escaped, errors bounded", async () => {
+  const fake = hostileNode(HOSTILE);
+  try {
+    const ls = await runCli(["ls", "--remote", fake.url]);
+    expectInert(ls.stdout + ls.stderr, "ls");
+    const log = await runCli(["log", "--remote", fake.url, "--folder", "evil"]);
+    expectInert(log.stdout + log.stderr, "log");
+    const status = await runCli(["status", "--remote", fake.url]);
+    expectInert(status.stdout + status.stderr, "status");
+    for (const args of [["ls", "--json"], ["log", "--folder", "evil", "--json"], ["status", "--json"]]) {
+      const json = await runCli([...args, "--remote", fake.url]);
+      expectInert(json.stdout + json.stderr, args.join(" "));
+    }
+    const refused = await runCli(["pull", join(tempDir(), "copy"), "--remote", fake.url, "--folder", "other"]);
+    expect(refused.code).toBe(1);
+    expectInert(refused.stderr, "pull error");
+    expect(refused.stderr).toContain("\\x1b[2J");
+    expect(refused.stderr.length).toBeLessThan(5000);
+    expect(refused.stderr).toContain("more characters)");
+  } finally {
+    fake.stop();
+  }
+});
+
+test("a file name with control characters: push's conflict lines and diff's lines are escaped", async () => {
+  const name = "\x1b[2J\r\u202etxt.exe";
+  const a = join(tempDir(), "a");
+  writeTree(a, { [name]: "one\n", "plain.txt": "p\n" });
+  const first = await runCli(["push", a, "--remote", node().url, "--folder", "hostile-names"]);
+  expect(first.code).toBe(0);
+  const b = join(tempDir(), "b");
+  cpSync(a, b, { recursive: true });
+  writeFileSync(join(a, name), "two\n");
+  expect((await runCli(["push", a])).code).toBe(0);
+  writeFileSync(join(b, name), "three\n");
+  const stale = await runCli(["push", b, "--message", "msg \x1b[2J\x9b\r\u202e\nsecond line"]); // (argv holds no NUL)
+  expect(stale.code).toBe(0);
+  expect(stale.stdout).toContain("conflict at \\x1b[2J\\r\\u202etxt.exe");
+  expectInert(stale.stdout + stale.stderr, "push with a conflict");
+
+  const log = await runCli(["log", b]);
+  expect(log.code).toBe(0);
+  expect(log.stdout).toContain("msg \\x1b[2J");
+  expectInert(log.stdout, "log");
+
+  const diff = await runCli(["diff", a, b]);
+  expect(diff.code).toBe(1);
+  expect(diff.stdout).toContain("\\x1b[2J\\r\\u202etxt.exe");
+  expectInert(diff.stdout + diff.stderr, "diff");
+
+  const pulled = await runCli(["pull", a]);
+  expectInert(pulled.stdout + pulled.stderr, "pull");
+});

@@ -6,7 +6,7 @@
 // directory still matches base. Where the directory changed a path too, the local content is
 // never overwritten silently: it is renamed to a conflict copy and reported. A path deleted
 // remotely but changed locally is kept.
-import { existsSync, mkdirSync, renameSync, rmdirSync, lstatSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../core/blake3.ts";
 import { diffTrees, entriesEqual, type DiffEntry } from "../core/diff.ts";
@@ -14,10 +14,11 @@ import { idEquals, idFromHex, idToHex, type ObjectId } from "../core/id.ts";
 import { conflictCopyName } from "../core/conflict-name.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
-import { readFileChunks, type ObjectLoader } from "../core/pages.ts";
+import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
 import {
   DirectorySyncer,
   ensureDirectory,
+  moveAsideInside,
   prepareParents,
   removeInside,
   setDirectoryAttributes,
@@ -34,6 +35,7 @@ import { silentProgress, type Progress } from "./progress.ts";
 import { RemoteError, RemoteNode } from "./remote.ts";
 import { cachedRemoteLoader, fetchNodeClosure } from "./remote-objects.ts";
 import { scanIntoCache } from "./scan-local.ts";
+import { setAsideChangesNotRead } from "./changes-not-read.ts";
 import { clientToken, resolveFolder, resolveRemote, UsageError } from "./sync-target.ts";
 import { TreeLookup } from "../core/tree-lookup.ts";
 
@@ -74,6 +76,8 @@ export interface PullReport {
   requests: number;
   conflicts: PullConflict[];
   skipped: { path: string; reason: string }[];
+  /** Changes on the node not applied because this copy does not read their paths (ignored, unreadable); grouped in skipped. */
+  not_applied: number;
   elapsed_ms: number;
 }
 
@@ -145,18 +149,23 @@ class PullChunkSource implements ChunkSource {
       else this.local.delete(key); // the local copy changed; fetch instead
       return bytes;
     });
-    const missing = ids.filter((_, i) => out[i] === undefined);
+    // Each distinct chunk once, however often the batch names it.
+    const missing = [...new Map(ids.filter((_, i) => out[i] === undefined).map((id) => [idToHex(id), id])).values()];
     if (missing.length > 0) {
       const reply = await this.remote.download(missing);
+      const counted = new Set<string>();
       const byId = new Map(reply.objects.map((o) => [idToHex(o.id), o.bytes]));
       for (let i = 0; i < ids.length; i++) {
         if (out[i] !== undefined) continue;
-        const bytes = byId.get(idToHex(ids[i]!));
-        if (!bytes) throw new RemoteError("rejected", `the node lacks chunk ${idToHex(ids[i]!)} of its own tree`);
+        const key = idToHex(ids[i]!);
+        const bytes = byId.get(key);
+        if (!bytes) throw new RemoteError("rejected", `the node lacks chunk ${key} of its own tree`);
+        out[i] = bytes;
+        if (counted.has(key)) continue;
+        counted.add(key);
         this.chunksFetched++;
         this.bytesFetched += bytes.length;
         this.onFetched(bytes.length);
-        out[i] = bytes;
       }
     }
     return out as Uint8Array[];
@@ -225,7 +234,9 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   try {
     const nodesFetched = await fetchNodeClosure(remote, root, caches.objects);
     const load: ObjectLoader = cachedRemoteLoader(remote, caches.objects);
-    const scan = await scanIntoCache(dir, caches, progress);
+    // Paths this copy does not read stand as last synced (ignored is not deleted), and the node's
+    // changes there are set aside below (changes-not-read.ts).
+    const scan = await scanIntoCache(dir, caches, progress, undefined, base ? { root: base, load } : undefined);
     const localRoot = scan.rootId;
     // Temp files of an interrupted earlier write are ours and never synced: clear them away.
     for (const leftover of scan.tempLeftovers) {
@@ -234,7 +245,9 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       } catch {}
     }
 
-    const remoteChanges = await diffTrees(base, root, load);
+    const notRead = setAsideChangesNotRead(await diffTrees(base, root, load), scan);
+    const remoteChanges = notRead.diff;
+    skipped.push(...notRead.skipped);
     const localChanges = await diffTrees(base, localRoot, load);
     const localByPath = new Map<string, DiffEntry>();
     for (const list of [localChanges.added, localChanges.removed, localChanges.modified, localChanges.typeChanged]) {
@@ -247,13 +260,72 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     };
 
     const moveAside = (path: string, reason: string) => {
-      const copyName = conflictCopyName(nameOf(path), nowMs(), "local");
-      let copyPath = parentOf(path) === "" ? copyName : `${parentOf(path)}/${copyName}`;
-      for (let n = 1; existsSync(join(dir, copyPath)); n++) copyPath = `${copyPath}.${n}`;
-      const { absolutePath } = prepareParents(dir, path);
-      renameSync(absolutePath, join(dir, copyPath));
-      syncer.add(join(dir, parentOf(path)));
-      conflicts.push({ path, keptAs: copyPath, reason });
+      const keptAs = moveAsideInside(dir, path, conflictCopyName(nameOf(path), nowMs(), "local"), syncer);
+      conflicts.push({ path, keptAs, reason });
+    };
+
+    // What may be replaced or deleted: only what the last synced version (base) holds exactly,
+    // so it stays in history. The scan records less than the disk holds (ignored paths, FIFOs,
+    // names it cannot store, unreadable files), so the disk itself is walked to find the rest.
+    const skippedPaths = scan.skipped.map((s) => s.path);
+    const skippedAtOrBelow = (path: string) => skippedPaths.some((p) => p === path || p.startsWith(path + "/"));
+    /** The first entry on disk below `path` that base's directory `dirId` does not hold, or null. */
+    const firstUnsyncedBelow = async (path: string, dirId: ObjectId): Promise<string | null> => {
+      const synced = new Map((await readTreeEntries(dirId, load)).map((e) => [e.name, e]));
+      for (const found of readdirSync(join(dir, path), { withFileTypes: true })) {
+        const child = `${path}/${found.name}`;
+        const entry = synced.get(found.name);
+        if (!entry) {
+          if (found.name.startsWith(TEMP_FILE_PREFIX) && !found.isDirectory()) continue; // a half-written file of ours
+          return child;
+        }
+        const kind = found.isDirectory() ? "dir" : found.isSymbolicLink() ? "symlink" : found.isFile() ? "file" : "other";
+        if (kind !== entry.kind) return child;
+        if (kind === "dir") {
+          const deeper = await firstUnsyncedBelow(child, entry.id!);
+          if (deeper) return deeper;
+        }
+      }
+      return null;
+    };
+    /** What is on disk at path: its kind, or null when nothing is (or the path is below a link: writes are refused there). */
+    const diskKindAt = (path: string): string | null => {
+      try {
+        const { absolutePath } = prepareParents(dir, path, undefined, { create: false });
+        const stats = lstatSync(absolutePath);
+        return stats.isDirectory() ? "dir" : stats.isSymbolicLink() ? "symlink" : stats.isFile() ? "file" : "other";
+      } catch {
+        return null;
+      }
+    };
+    /**
+     * Why the entry on disk at path may not be replaced or deleted (it holds bytes the last
+     * synced version does not), or null when it is absent or exactly base's entry `base`.
+     */
+    const notInHistory = async (path: string, base: TreeEntry | null): Promise<string | null> => {
+      const onDisk = diskKindAt(path);
+      if (onDisk === null) return null;
+      const local = localByPath.get(path);
+      if (local && local.after !== null) return "changed here and on the node";
+      if (local || !base) return "never synced from here (ignored, unreadable or not a regular file)";
+      if (skippedAtOrBelow(path)) return "holds paths that could not be read here";
+      if (onDisk !== base.kind) return "changed here and on the node";
+      if (base.kind === "dir") {
+        if (changedLocallyAtOrBelow(path)) return "directory replaced on the node while changed here";
+        const unsynced = await firstUnsyncedBelow(path, base.id!);
+        if (unsynced) return `directory replaced on the node while it holds ${unsynced}, never synced`;
+      }
+      return null;
+    };
+    /** Removes a directory that holds exactly base's entries: each one, deepest first, never recursively. */
+    const removeSyncedDirectory = async (path: string, base: TreeEntry): Promise<void> => {
+      for (const child of await readTreeEntries(base.id!, load)) {
+        const childPath = `${path}/${child.name}`;
+        if (child.kind === "dir") await removeSyncedDirectory(childPath, child);
+        else removeInside(dir, childPath, syncer);
+      }
+      for (const name of readdirSync(join(dir, path))) if (name.startsWith(TEMP_FILE_PREFIX)) removeInside(dir, `${path}/${name}`, syncer);
+      removeInside(dir, path, syncer);
     };
 
     /** Runs a write; a path that would go through a symlink is skipped and reported instead. */
@@ -272,6 +344,8 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     const writtenStats = new Map<string, StatCacheEntry>();
     const dirsToFinish = new Map<string, TreeEntry>();
     const removals: DiffEntry[] = [];
+    /** Directories replaced by a file or link: the removals below them were done (or kept) with them. */
+    const replacedDirectories: string[] = [];
     const upserts = [...remoteChanges.added, ...remoteChanges.modified, ...remoteChanges.typeChanged].sort((x, y) => (x.path < y.path ? -1 : 1));
 
     for (const change of upserts) {
@@ -284,10 +358,23 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       const local = localByPath.get(change.path);
       const localEntry = local ? local.after : change.before; // unchanged locally: still base
       if (entriesEqual(localEntry, after)) continue; // already what the remote has
-      if (local && local.after !== null && !(after.kind === "dir" && local.after.kind === "dir")) {
-        moveAside(change.path, "changed here and on the node");
-      } else if (!local && change.before?.kind === "dir" && after.kind !== "dir" && changedLocallyAtOrBelow(change.path)) {
-        moveAside(change.path, "directory replaced on the node while changed here");
+      const onDisk = diskKindAt(change.path);
+      // Writing into a directory that is already there loses nothing; anything else replaces
+      // what is on disk, which must then be exactly base's (in history) or be moved aside.
+      if (onDisk !== null && !(onDisk === "dir" && after.kind === "dir")) {
+        const reason = await notInHistory(change.path, change.before);
+        if (reason) {
+          if (refuseUnsafe(() => moveAside(change.path, reason), change.path)) continue;
+        } else if (onDisk === "dir") {
+          try {
+            await removeSyncedDirectory(change.path, change.before!);
+          } catch (error) {
+            if (!(error instanceof UnsafePathError)) throw error;
+            skipped.push({ path: change.path, reason: error.message });
+            continue;
+          }
+        }
+        if (change.before?.kind === "dir") replacedDirectories.push(change.path);
       }
       if (after.kind === "dir") {
         if (!refuseUnsafe(() => ensureDirectory(dir, change.path, syncer), change.path)) dirsToFinish.set(change.path, after);
@@ -300,6 +387,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
 
     for (const change of remoteChanges.removed) {
       if (change.path.split("/")[0] === STATE_DIR_NAME) continue;
+      if (replacedDirectories.some((replaced) => change.path.startsWith(replaced + "/"))) continue;
       if (localByPath.has(change.path) && localByPath.get(change.path)!.after !== null) {
         conflicts.push({ path: change.path, keptAs: null, reason: "deleted on the node but changed here; kept" });
         continue;
@@ -375,19 +463,24 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
         if (error instanceof UnsafePathError) skipped.push({ path: change.path, reason: error.message });
         continue; // already gone, or not ours to remove
       }
-      if (change.before?.kind === "dir") {
-        try {
-          if (readdirSync(absolute).length === 0) rmdirSync(absolute);
-          else {
-            conflicts.push({ path: change.path, keptAs: null, reason: "deleted on the node but holds local files; kept" });
-            continue;
-          }
-        } catch (error) {
-          skipped.push({ path: change.path, reason: (error as Error).message });
+      // A directory is emptied by the removals below it; anything else must be base's exactly.
+      if (change.before?.kind !== "dir" || diskKindAt(change.path) !== "dir") {
+        const reason = await notInHistory(change.path, change.before);
+        if (reason) {
+          conflicts.push({ path: change.path, keptAs: null, reason: `deleted on the node, kept here: ${reason}` });
           continue;
         }
-      } else removeInside(dir, change.path, syncer);
-      syncer.add(join(dir, parentOf(change.path)));
+      }
+      try {
+        // Never recursive: a directory goes only once empty (what is left in it was never synced).
+        removeInside(dir, change.path, syncer);
+      } catch (error) {
+        if (!(error instanceof UnsafePathError)) throw error;
+        if (change.before?.kind === "dir" && diskKindAt(change.path) === "dir") {
+          conflicts.push({ path: change.path, keptAs: null, reason: "deleted on the node but holds local files; kept" });
+        } else skipped.push({ path: change.path, reason: error.message });
+        continue;
+      }
       pathsRemoved++;
     }
 
@@ -403,7 +496,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     }
     for (const [path, entry] of [...dirsToFinish].sort((x, y) => (x[0] < y[0] ? 1 : -1))) {
       try {
-        setDirectoryAttributes(join(dir, path), entry.mode, entry.mtimeMs);
+        setDirectoryAttributes(dir, path, entry.mode, entry.mtimeMs);
       } catch (error) {
         skipped.push({ path, reason: `cannot set directory attributes: ${(error as Error).message}` });
       }
@@ -430,6 +523,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       requests: remote.counters.requests,
       conflicts,
       skipped: [...skipped, ...scan.skipped],
+      not_applied: notRead.count,
       elapsed_ms: Date.now() - startMs,
     };
   } finally {

@@ -9,17 +9,18 @@ import { randomBytes } from "node:crypto";
 import {
   closeSync,
   fsyncSync,
+  ftruncateSync,
   futimesSync,
   fchmodSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
+  readSync,
   renameSync,
-  rmSync,
+  rmdirSync,
   symlinkSync,
   unlinkSync,
-  utimesSync,
-  chmodSync,
   writeSync,
   lutimesSync,
 } from "node:fs";
@@ -30,15 +31,14 @@ import { LIMITS } from "../core/limits.ts";
 import { splitRelativePath } from "../core/names.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
+import { handlesResolveNames, openDirectoryInside, pathInHandle, setDirectoryAttributes, UnsafePathError } from "./directory-handle.ts";
 import { TEMP_FILE_PREFIX } from "./scanner.ts";
+
+export { setDirectoryAttributes, UnsafePathError };
 
 /** Supplies chunk bytes by id (from a local store, a remote node, or an existing local file). */
 export interface ChunkSource {
   getChunks(ids: readonly ObjectId[]): Promise<Uint8Array[]>;
-}
-
-export class UnsafePathError extends Error {
-  override name = "UnsafePathError";
 }
 
 /** Tracks directories whose entries changed, so each is fsynced once at the end. */
@@ -46,6 +46,19 @@ export class DirectorySyncer {
   private readonly dirs = new Set<string>();
   add(dir: string): void {
     this.dirs.add(dir);
+  }
+  /**
+   * A directory was removed (or moved away): it, and everything that was below it, leaves the
+   * set (there is nothing left there to fsync); its parent, whose entry changed, joins it.
+   */
+  removed(dir: string, parent: string): void {
+    const below = dir + "/";
+    for (const tracked of this.dirs) if (tracked === dir || tracked.startsWith(below)) this.dirs.delete(tracked);
+    this.dirs.add(parent);
+  }
+  /** The directories waiting for an fsync (for tests and reports). */
+  pending(): string[] {
+    return [...this.dirs];
   }
   flush(): void {
     for (const dir of this.dirs) fsyncDirectory(dir);
@@ -66,6 +79,15 @@ function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === "ENOENT";
 }
 
+/** Where a relative path lands: its absolute path, and its parent both absolute and relative. */
+export interface ResolvedPath {
+  absolutePath: string;
+  parent: string;
+  /** The parent relative to the root ("" for the root itself). */
+  parentRelative: string;
+  name: string;
+}
+
 /**
  * Resolves a relative path inside root, creating missing parent directories (mode 0o755 until
  * their own entry sets it) and refusing any parent that is not a real directory.
@@ -75,7 +97,7 @@ export function prepareParents(
   relativePath: string,
   syncer?: DirectorySyncer,
   options: { create?: boolean } = {},
-): { absolutePath: string; parent: string } {
+): ResolvedPath {
   const create = options.create ?? true;
   const parts = splitRelativePath(relativePath);
   let current = root;
@@ -92,11 +114,27 @@ export function prepareParents(
     }
     current = next;
   }
-  return { absolutePath: join(current, parts[parts.length - 1]!), parent: current };
+  const name = parts[parts.length - 1]!;
+  return { absolutePath: join(current, name), parent: current, parentRelative: parts.slice(0, -1).join("/"), name };
 }
 
-function tempPathIn(parent: string): string {
-  return join(parent, TEMP_FILE_PREFIX + randomBytes(8).toString("hex"));
+/**
+ * Runs `use` with the parent of a resolved path held open (no link followed on the way from
+ * the root) and a function naming entries inside that parent. On Linux the names resolve
+ * through the handle, so a parent swapped for a symlink after the check is never written
+ * through; elsewhere they are plain paths below the checked parent.
+ */
+function inParent<T>(root: string, resolved: ResolvedPath, use: (at: (name: string) => string) => T): T {
+  const fd = openDirectoryInside(root, resolved.parentRelative);
+  try {
+    return use((name) => (handlesResolveNames() ? pathInHandle(fd, name) : join(resolved.parent, name)));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tempName(): string {
+  return TEMP_FILE_PREFIX + randomBytes(8).toString("hex");
 }
 
 export interface FileWriteOptions {
@@ -107,61 +145,171 @@ export interface FileWriteOptions {
   syncer?: DirectorySyncer;
 }
 
-/** Writes one file atomically. Each chunk is verified against its id before it is written. */
-export async function writeFileAtomic(root: string, relativePath: string, options: FileWriteOptions): Promise<void> {
-  const { absolutePath, parent } = prepareParents(root, relativePath, options.syncer);
-  const temp = tempPathIn(parent);
-  const fd = openSync(temp, "wx", 0o600);
-  try {
-    let position = 0;
-    // Fetch in batches so memory stays bounded for huge files.
-    let batch: ChunkRef[] = [];
-    let batchBytes = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const datas = await options.source.getChunks(batch.map((c) => c.id));
-      for (let i = 0; i < batch.length; i++) {
-        const data = datas[i]!;
-        const expected = batch[i]!;
-        if (data.length !== expected.lengthBytes || !idEquals(blake3(data), expected.id)) {
-          throw new Error(`chunk ${idToHex(expected.id)} of ${relativePath} failed verification`);
-        }
-        let written = 0;
-        while (written < data.length) written += writeSync(fd, data, written, data.length - written, position + written);
-        position += data.length;
-      }
-      batch = [];
-      batchBytes = 0;
-    };
-    for (const chunk of options.chunks) {
-      batch.push(chunk);
-      batchBytes += chunk.lengthBytes;
-      if (batchBytes >= LIMITS.batchBytesTarget) await flush();
-    }
-    await flush();
-    fchmodSync(fd, options.mode & 0o7777);
-    fsyncSync(fd);
-    futimesSync(fd, new Date(options.mtimeMs), new Date(options.mtimeMs));
-    closeSync(fd);
-  } catch (error) {
-    try {
-      closeSync(fd);
-    } catch {}
-    try {
-      unlinkSync(temp);
-    } catch {}
-    throw error;
+/** True when every byte is zero (such a chunk is left as a hole instead of being written). */
+export function isAllZero(bytes: Uint8Array): boolean {
+  const words = bytes.byteOffset % 8 === 0 ? Math.floor(bytes.length / 8) : 0;
+  if (words > 0) {
+    const view = new BigUint64Array(bytes.buffer, bytes.byteOffset, words);
+    for (let i = 0; i < words; i++) if (view[i] !== 0n) return false;
   }
-  replaceWith(temp, absolutePath);
-  if (options.syncer) options.syncer.add(parent);
-  else fsyncDirectory(parent);
+  for (let i = words * 8; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
 }
 
-/** Renames temp over target; a directory in the way is removed first (a type change). */
-function replaceWith(temp: string, target: string): void {
+function writeFully(fd: number, data: Uint8Array, position: number): void {
+  let written = 0;
+  while (written < data.length) written += writeSync(fd, data, written, data.length - written, position + written);
+}
+
+/** Where a chunk's bytes already are in the file being written: an offset, or a hole. */
+type WrittenAt = number | "hole";
+
+/**
+ * Writes one file atomically. Each chunk is verified against its id before it is written.
+ * A chunk that repeats within the file is fetched once: later copies are read back from the
+ * temp file (and checked again); an all-zero chunk is not written at all, so runs of zeros
+ * become holes (the file is truncated to its full size at the end).
+ */
+export async function writeFileAtomic(root: string, relativePath: string, options: FileWriteOptions): Promise<void> {
+  const resolved = prepareParents(root, relativePath, options.syncer);
+  await inParentAsync(root, resolved, async (at) => {
+    const temp = at(tempName());
+    const fd = openSync(temp, "wx+", 0o600);
+    try {
+      await writeChunks(fd, relativePath, options);
+      fchmodSync(fd, options.mode & 0o7777);
+      futimesSync(fd, new Date(options.mtimeMs), new Date(options.mtimeMs));
+      fsyncSync(fd);
+      closeSync(fd);
+    } catch (error) {
+      try {
+        closeSync(fd);
+      } catch {}
+      try {
+        unlinkSync(temp);
+      } catch {}
+      throw error;
+    }
+    try {
+      replaceWith(temp, at(resolved.name), resolved, options.syncer);
+    } catch (error) {
+      try {
+        unlinkSync(temp);
+      } catch {}
+      throw error;
+    }
+  });
+  if (options.syncer) options.syncer.add(resolved.parent);
+  else fsyncDirectory(resolved.parent);
+}
+
+async function inParentAsync(root: string, resolved: ResolvedPath, use: (at: (name: string) => string) => Promise<void>): Promise<void> {
+  const fd = openDirectoryInside(root, resolved.parentRelative);
+  try {
+    await use((name) => (handlesResolveNames() ? pathInHandle(fd, name) : join(resolved.parent, name)));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function writeChunks(fd: number, relativePath: string, options: FileWriteOptions): Promise<void> {
+  const written = new Map<string, WrittenAt>();
+  // Fetch in batches so memory stays bounded for huge files; each distinct chunk once.
+  let toFetch: ChunkRef[] = [];
+  let toFetchBytes = 0;
+  let planned: { chunk: ChunkRef; position: number }[] = [];
+  const copyFromFile = (chunk: ChunkRef, from: WrittenAt, position: number) => {
+    if (from === "hole") return;
+    const bytes = new Uint8Array(chunk.lengthBytes);
+    let done = 0;
+    while (done < bytes.length) {
+      const n = readSync(fd, bytes, done, bytes.length - done, from + done);
+      if (n === 0) break;
+      done += n;
+    }
+    if (done !== bytes.length || !idEquals(blake3(bytes), chunk.id)) {
+      throw new Error(`chunk ${idToHex(chunk.id)} of ${relativePath} did not read back as written`);
+    }
+    writeFully(fd, bytes, position);
+  };
+  const flush = async () => {
+    if (planned.length === 0) return;
+    const datas = toFetch.length > 0 ? await options.source.getChunks(toFetch.map((c) => c.id)) : [];
+    const fetched = new Map<string, Uint8Array>();
+    for (let i = 0; i < toFetch.length; i++) {
+      const data = datas[i];
+      const expected = toFetch[i]!;
+      if (!data || data.length !== expected.lengthBytes || !idEquals(blake3(data), expected.id)) {
+        throw new Error(`chunk ${idToHex(expected.id)} of ${relativePath} failed verification`);
+      }
+      fetched.set(idToHex(expected.id), data);
+    }
+    for (const { chunk, position } of planned) {
+      const key = idToHex(chunk.id);
+      const earlier = written.get(key);
+      if (earlier !== undefined) {
+        copyFromFile(chunk, earlier, position);
+        continue;
+      }
+      const data = fetched.get(key)!;
+      if (isAllZero(data)) written.set(key, "hole");
+      else {
+        writeFully(fd, data, position);
+        written.set(key, position);
+      }
+    }
+    toFetch = [];
+    toFetchBytes = 0;
+    planned = [];
+  };
+  const inBatch = new Set<string>();
+  let position = 0;
+  for (const chunk of options.chunks) {
+    const key = idToHex(chunk.id);
+    const earlier = written.get(key);
+    if (earlier !== undefined) copyFromFile(chunk, earlier, position);
+    else {
+      planned.push({ chunk, position });
+      if (!inBatch.has(key)) {
+        inBatch.add(key);
+        toFetch.push(chunk);
+        toFetchBytes += chunk.lengthBytes;
+      }
+      if (toFetchBytes >= LIMITS.batchBytesTarget || planned.length >= PLANNED_CHUNKS_MAX) {
+        await flush();
+        inBatch.clear();
+      }
+    }
+    position += chunk.lengthBytes;
+  }
+  await flush();
+  // Holes at the end still count towards the size.
+  ftruncateSync(fd, position);
+}
+
+/** A bound on chunk positions waiting for one fetch (a long run of one repeated chunk). */
+const PLANNED_CHUNKS_MAX = 65_536;
+
+/**
+ * Renames temp over target. Something in the way is replaced only when nothing is lost: a file
+ * or link (its caller decided it may go), or an empty directory. A directory that still holds
+ * entries is refused: its contents may exist nowhere else.
+ */
+function replaceWith(temp: string, target: string, resolved: ResolvedPath, syncer?: DirectorySyncer): void {
   try {
     const existing = lstatSync(target);
-    if (existing.isDirectory()) rmSync(target, { recursive: true, force: true });
+    if (existing.isDirectory()) {
+      try {
+        rmdirSync(target);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOTEMPTY" || code === "EEXIST") {
+          throw new UnsafePathError(`${resolved.absolutePath} is a directory that still holds entries; not replaced`);
+        }
+        throw error;
+      }
+      syncer?.removed(resolved.absolutePath, resolved.parent);
+    }
   } catch (error) {
     if (!isMissing(error)) throw error;
   }
@@ -170,50 +318,136 @@ function replaceWith(temp: string, target: string): void {
 
 /** Creates a symlink atomically (never following anything at its place). */
 export function writeSymlinkAtomic(root: string, relativePath: string, target: string, mtimeMs: number, syncer?: DirectorySyncer): void {
-  const { absolutePath, parent } = prepareParents(root, relativePath, syncer);
-  const temp = tempPathIn(parent);
-  symlinkSync(target, temp);
-  try {
-    lutimesSync(temp, new Date(mtimeMs), new Date(mtimeMs));
-  } catch {}
-  replaceWith(temp, absolutePath);
-  if (syncer) syncer.add(parent);
-  else fsyncDirectory(parent);
+  const resolved = prepareParents(root, relativePath, syncer);
+  inParent(root, resolved, (at) => {
+    const temp = at(tempName());
+    symlinkSync(target, temp);
+    try {
+      // lutimes never follows the last component, and the parent is the handle: the link's own time.
+      try {
+        lutimesSync(temp, new Date(mtimeMs), new Date(mtimeMs));
+      } catch {}
+      replaceWith(temp, at(resolved.name), resolved, syncer);
+    } catch (error) {
+      try {
+        unlinkSync(temp);
+      } catch {}
+      throw error;
+    }
+  });
+  if (syncer) syncer.add(resolved.parent);
+  else fsyncDirectory(resolved.parent);
 }
 
-/** Makes sure a directory exists at the path (replacing a file or link that is in the way). */
+/**
+ * Makes sure a directory exists at the path. A file or link in the way is replaced (its caller
+ * decided it may go: a pull moves aside anything it cannot find in history first).
+ */
 export function ensureDirectory(root: string, relativePath: string, syncer?: DirectorySyncer): string {
-  const { absolutePath, parent } = prepareParents(root, relativePath, syncer);
-  try {
-    const stats = lstatSync(absolutePath);
-    if (stats.isDirectory()) return absolutePath;
-    unlinkSync(absolutePath);
-  } catch (error) {
-    if (!isMissing(error)) throw error;
-  }
-  mkdirSync(absolutePath, { mode: 0o755 });
-  syncer?.add(parent);
-  return absolutePath;
+  const resolved = prepareParents(root, relativePath, syncer);
+  inParent(root, resolved, (at) => {
+    const path = at(resolved.name);
+    try {
+      const stats = lstatSync(path);
+      if (stats.isDirectory()) return;
+      unlinkSync(path);
+    } catch (error) {
+      if (!isMissing(error)) throw error;
+    }
+    mkdirSync(path, { mode: 0o755 });
+    syncer?.add(resolved.parent);
+  });
+  return resolved.absolutePath;
 }
 
-/** Removes a path (recursively for directories) without following links. */
+/**
+ * Removes a file, a link or an empty directory, without following links. A directory that
+ * still holds entries is refused (UnsafePathError): nothing is ever removed recursively here.
+ */
 export function removeInside(root: string, relativePath: string, syncer?: DirectorySyncer): void {
-  let resolved: { absolutePath: string; parent: string };
+  let resolved: ResolvedPath;
   try {
     resolved = prepareParents(root, relativePath, undefined, { create: false });
   } catch (error) {
     if (isMissing(error)) return; // a parent is gone: so is the path
     throw error;
   }
-  const { absolutePath, parent } = resolved;
-  rmSync(absolutePath, { recursive: true, force: true });
-  syncer?.add(parent);
+  inParent(root, resolved, (at) => {
+    const path = at(resolved.name);
+    let stats;
+    try {
+      stats = lstatSync(path);
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw error;
+    }
+    if (stats.isDirectory()) {
+      try {
+        rmdirSync(path);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOTEMPTY" || code === "EEXIST") throw new UnsafePathError(`${resolved.absolutePath} still holds entries; not removed`);
+        throw error;
+      }
+      syncer?.removed(resolved.absolutePath, resolved.parent);
+    } else {
+      unlinkSync(path);
+      syncer?.add(resolved.parent);
+    }
+  });
 }
 
-/** Applies a directory's mode and mtime, after its contents are written. */
-export function setDirectoryAttributes(absolutePath: string, mode: number, mtimeMs: number): void {
-  chmodSync(absolutePath, mode & 0o7777);
-  utimesSync(absolutePath, new Date(mtimeMs), new Date(mtimeMs));
+/**
+ * Moves the entry at relativePath aside to `copyName` in the same directory (a conflict copy),
+ * never replacing anything already there: ".1", ".2"... are appended until a name is free, and
+ * the move itself cannot replace an entry that appears meanwhile (a hard link for files and
+ * links, which fails on an existing name; a rename for directories, which fails on anything but
+ * an empty directory). Returns the copy's path relative to the root.
+ */
+export function moveAsideInside(root: string, relativePath: string, copyName: string, syncer?: DirectorySyncer): string {
+  const resolved = prepareParents(root, relativePath, syncer, { create: false });
+  let isDirectory = false;
+  const chosen = inParent(root, resolved, (at) => {
+    const source = at(resolved.name);
+    isDirectory = lstatSync(source).isDirectory();
+    for (let n = 0; n < 10_000; n++) {
+      const candidate = n === 0 ? copyName : `${copyName}.${n}`;
+      if (exists(at(candidate))) continue;
+      try {
+        if (isDirectory) renameSync(source, at(candidate));
+        else {
+          linkSync(source, at(candidate));
+          unlinkSync(source);
+        }
+        return candidate;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "EEXIST" || code === "ENOTEMPTY" || code === "ENOTDIR" || code === "EISDIR") continue; // taken meanwhile
+        if (!isDirectory && (code === "EPERM" || code === "EXDEV" || code === "ENOTSUP")) {
+          // A file system without hard links: rename, after the check above.
+          renameSync(source, at(candidate));
+          return candidate;
+        }
+        throw error;
+      }
+    }
+    throw new UnsafePathError(`no free name beside ${resolved.absolutePath} for its conflict copy`);
+  });
+  // A directory moved away takes its pending fsyncs along (they would find nothing there).
+  if (syncer && isDirectory) syncer.removed(resolved.absolutePath, resolved.parent);
+  else if (syncer) syncer.add(resolved.parent);
+  else fsyncDirectory(resolved.parent);
+  return resolved.parentRelative === "" ? chosen : `${resolved.parentRelative}/${chosen}`;
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
 }
 
 /** Writes a whole tree into root (which may exist). Existing paths not in the tree are left alone. */
@@ -252,9 +486,9 @@ export async function writeEntry(
       writeSymlinkAtomic(root, path, entry.target!, entry.mtimeMs, syncer);
       break;
     case "dir": {
-      const absolute = ensureDirectory(root, path, syncer);
+      ensureDirectory(root, path, syncer);
       await writeChildren(entry.id!);
-      setDirectoryAttributes(absolute, entry.mode, entry.mtimeMs);
+      setDirectoryAttributes(root, path, entry.mode, entry.mtimeMs);
       break;
     }
   }

@@ -13,6 +13,9 @@ import {
   readFileSync,
   readlinkSync,
   readSync,
+  renameSync,
+  fchmodSync,
+  statSync,
   symlinkSync,
   utimesSync,
   lutimesSync,
@@ -24,13 +27,17 @@ import { chunkLengths, DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../../
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { LIMITS } from "../../src/core/limits.ts";
 import { splitRelativePath } from "../../src/core/names.ts";
-import { decodeObject, type ChunkRef } from "../../src/core/objects.ts";
+import { decodeObject, encodeObject, type ChunkRef, type StructuredObject, type TreeEntry } from "../../src/core/objects.ts";
 import type { ObjectLoader } from "../../src/core/pages.ts";
+import { openDirectoryInside } from "../../src/fs/directory-handle.ts";
 import {
+  DirectorySyncer,
   ensureDirectory,
   materializeTree,
+  moveAsideInside,
   prepareParents,
   removeInside,
+  setDirectoryAttributes,
   UnsafePathError,
   writeFileAtomic,
   writeSymlinkAtomic,
@@ -188,7 +195,7 @@ describe("materializeTree", () => {
     const out = tempDir();
     writeTree(out, {
       "f.txt": "old content",
-      "was-dir": { "old.txt": "old" },
+      "was-dir": {},
       "was-file": "old file",
       "was-link": { symlink: outside },
       "extra.txt": "not in the tree",
@@ -264,14 +271,27 @@ describe("writeFileAtomic", () => {
     expect(readdirSync(root)).toEqual(["f.txt"]);
   });
 
-  test("replaces a directory in the way", async () => {
+  test("replaces an empty directory in the way", async () => {
     const root = tempDir();
-    writeTree(root, { target: { "inner.txt": "i", sub: { "deep.txt": "d" } } });
+    writeTree(root, { target: {} });
     const store = new MemoryObjectStore();
     const chunks = await storeChunks(store, new TextEncoder().encode("a file now"));
     await writeFileAtomic(root, "target", { chunks, source: storeSource(store), mode: 0o644, mtimeMs: MTIME_MS });
     expect(lstatSync(join(root, "target")).isFile()).toBe(true);
     expect(readFileSync(join(root, "target"), "utf8")).toBe("a file now");
+    expect(readdirSync(root)).toEqual(["target"]);
+  });
+
+  test("never deletes a directory that still holds entries: the write is refused and everything in it stays", async () => {
+    const root = tempDir();
+    writeTree(root, { target: { "inner.txt": "i", sub: { "deep.txt": "d" } } });
+    const store = new MemoryObjectStore();
+    const chunks = await storeChunks(store, new TextEncoder().encode("a file now"));
+    await expect(writeFileAtomic(root, "target", { chunks, source: storeSource(store), mode: 0o644, mtimeMs: MTIME_MS })).rejects.toBeInstanceOf(UnsafePathError);
+    expect(() => writeSymlinkAtomic(root, "target", "elsewhere", MTIME_MS)).toThrow(UnsafePathError);
+    expect(() => removeInside(root, "target")).toThrow(UnsafePathError);
+    expect(readFileSync(join(root, "target/inner.txt"), "utf8")).toBe("i");
+    expect(readFileSync(join(root, "target/sub/deep.txt"), "utf8")).toBe("d");
     expect(readdirSync(root)).toEqual(["target"]);
   });
 
@@ -364,7 +384,7 @@ describe("writeFileAtomic", () => {
 describe("writeSymlinkAtomic and ensureDirectory", () => {
   test("a symlink replaces a file, a directory or another link, with its mtime, leaving no temp file", async () => {
     const root = tempDir();
-    writeTree(root, { file: "f", dir: { "x.txt": "x" }, link: { symlink: "old-target" } });
+    writeTree(root, { file: "f", dir: {}, link: { symlink: "old-target" } });
     for (const name of ["file", "dir", "link", "new"]) {
       writeSymlinkAtomic(root, name, `../target-of-${name}`, MTIME_MS);
       expect(readlinkSync(join(root, name))).toBe(`../target-of-${name}`);
@@ -499,5 +519,193 @@ describe("splitRelativePath", () => {
   ];
   test.each(accepted)("accepts %j", (path, parts) => {
     expect(splitRelativePath(path)).toEqual(parts);
+  });
+});
+
+describe("attributes only through no-follow handles", () => {
+  const OLD_MS = 1_600_000_000_000;
+  /** An outside file and directory with known modes and mtimes, to check nothing reached them. */
+  function outsideTargets() {
+    const outside = tempDir();
+    const file = join(outside, "victim.txt");
+    writeFileSync(file, "not yours\n");
+    chmodSync(file, 0o600);
+    utimesSync(file, new Date(OLD_MS), new Date(OLD_MS));
+    const dir = join(outside, "victim-dir");
+    mkdirSync(dir);
+    chmodSync(dir, 0o700);
+    utimesSync(dir, new Date(OLD_MS), new Date(OLD_MS));
+    const unchanged = () => {
+      for (const path of [file, dir]) {
+        const stats = statSync(path);
+        expect({ path, mode: stats.mode & 0o7777, mtimeMs: stats.mtimeMs }).toEqual({ path, mode: path === file ? 0o600 : 0o700, mtimeMs: OLD_MS });
+      }
+    };
+    return { file, dir, unchanged };
+  }
+
+  test("setDirectoryAttributes refuses a link at the directory or at any parent; the targets keep their mode and mtime", () => {
+    const targets = outsideTargets();
+    const root = tempDir();
+    mkdirSync(join(root, "real"));
+    symlinkSync(targets.file, join(root, "to-file"));
+    symlinkSync(targets.dir, join(root, "to-dir"));
+    symlinkSync(targets.dir, join(root, "real", "nested-link"));
+    for (const path of ["to-file", "to-dir", "real/nested-link"]) {
+      expect(() => setDirectoryAttributes(root, path, 0o4777, 0)).toThrow(UnsafePathError);
+    }
+    // A parent that is a link: the walk never goes through it, even to a directory inside.
+    mkdirSync(join(targets.dir, "inner"));
+    utimesSync(targets.dir, new Date(OLD_MS), new Date(OLD_MS));
+    expect(() => setDirectoryAttributes(root, "to-dir/inner", 0o4777, 0)).toThrow(UnsafePathError);
+    expect(statSync(join(targets.dir, "inner")).mode & 0o7777).toBe(0o755);
+    targets.unchanged();
+  });
+
+  test("setDirectoryAttributes sets mode (setuid bits included) and mtime on a real directory", () => {
+    const root = tempDir();
+    mkdirSync(join(root, "a/b"), { recursive: true });
+    setDirectoryAttributes(root, "a/b", 0o2750, MTIME_MS);
+    expect(lstatSync(join(root, "a/b")).mode & 0o7777).toBe(0o2750);
+    expect(lstatSync(join(root, "a/b")).mtimeMs).toBe(MTIME_MS);
+  });
+
+  test("a handle keeps pointing inside the root when a parent is swapped for a link after it was opened", () => {
+    const targets = outsideTargets();
+    const root = tempDir();
+    mkdirSync(join(root, "a"));
+    const fd = openDirectoryInside(root, "a");
+    try {
+      // Swap a for a link to the outside directory: the handle is still the real a, moved aside.
+      renameSync(join(root, "a"), join(root, "a-moved"));
+      symlinkSync(targets.dir, join(root, "a"));
+      fchmodSync(fd, 0o750);
+    } finally {
+      closeSync(fd);
+    }
+    expect(lstatSync(join(root, "a-moved")).mode & 0o7777).toBe(0o750);
+    targets.unchanged();
+  });
+
+  test("a hostile paged tree naming one directory twice (a setuid directory and a link to an outside file) changes nothing outside", async () => {
+    const targets = outsideTargets();
+    const store = new MemoryObjectStore();
+    const put = async (object: StructuredObject): Promise<ObjectId> => {
+      const bytes = encodeObject(object);
+      const id = blake3(bytes);
+      await store.put(id, bytes);
+      return id;
+    };
+    const content = new TextEncoder().encode("inside\n");
+    const chunkId = blake3(content);
+    await store.put(chunkId, content);
+    const fileId = await put({ kind: "file", level: 0, sizeBytes: content.length, chunks: [{ id: chunkId, lengthBytes: content.length }] });
+    const fileEntry = (name: string): TreeEntry => ({ name, kind: "file", mode: 0o644, mtimeMs: MTIME_MS, sizeBytes: content.length, id: fileId, target: null });
+    const inner = await put({ kind: "tree", level: 0, entries: [fileEntry("new.txt")] });
+    const asDir: TreeEntry = { name: "d", kind: "dir", mode: 0o4777, mtimeMs: 0, sizeBytes: 0, id: inner, target: null };
+    const asLink: TreeEntry = { name: "d", kind: "symlink", mode: 0o777, mtimeMs: 0, sizeBytes: 0, id: null, target: targets.file };
+    for (const pages of [[asDir, asLink], [asLink, asDir]]) {
+      const first = await put({ kind: "tree", level: 0, entries: [fileEntry("a.txt"), pages[0]!] });
+      const second = await put({ kind: "tree", level: 0, entries: [pages[1]!] });
+      const rootId = await put({ kind: "tree", level: 1, pages: [{ id: first, firstName: "a.txt" }, { id: second, firstName: "d" }] });
+      const out = tempDir();
+      await materializeTree(out, rootId, storeLoader(store), storeSource(store)).catch((error) => {
+        if (!(error instanceof UnsafePathError)) throw error;
+      });
+      targets.unchanged();
+      expect(readFileSync(targets.file, "utf8")).toBe("not yours\n");
+    }
+  });
+});
+
+describe("removed directories leave the syncer", () => {
+  test("removing a file and then its (now empty) directory: the flush syncs the parent, not the removed directory", () => {
+    const root = tempDir();
+    writeTree(root, { d: { "f.txt": "f", sub: {} } });
+    const syncer = new DirectorySyncer();
+    removeInside(root, "d/sub", syncer);
+    removeInside(root, "d/f.txt", syncer);
+    expect(syncer.pending().sort()).toEqual([join(root, "d")]);
+    removeInside(root, "d", syncer);
+    expect(syncer.pending()).toEqual([root]);
+    expect(() => syncer.flush()).not.toThrow();
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  test("a directory moved aside takes its pending syncs with it", () => {
+    const root = tempDir();
+    writeTree(root, { d: { "f.txt": "f" } });
+    const syncer = new DirectorySyncer();
+    syncer.add(join(root, "d"));
+    const keptAs = moveAsideInside(root, "d", "d.copy", syncer);
+    expect(keptAs).toBe("d.copy");
+    expect(syncer.pending()).toEqual([root]);
+    expect(() => syncer.flush()).not.toThrow();
+  });
+});
+
+describe("moveAsideInside", () => {
+  test("never replaces what is at the copy's name (a file, a dangling link, a directory): it picks a free name", () => {
+    const root = tempDir();
+    writeTree(root, { "f.txt": "mine", "f.copy": "someone else's", "f.copy.1": { symlink: "dangling" }, "f.copy.2": { "x.txt": "x" } });
+    expect(moveAsideInside(root, "f.txt", "f.copy")).toBe("f.copy.3");
+    expect(readFileSync(join(root, "f.copy.3"), "utf8")).toBe("mine");
+    expect(readFileSync(join(root, "f.copy"), "utf8")).toBe("someone else's");
+    expect(readlinkSync(join(root, "f.copy.1"))).toBe("dangling");
+    expect(readdirSync(join(root, "f.copy.2"))).toEqual(["x.txt"]);
+    expect(existsSync(join(root, "f.txt"))).toBe(false);
+  });
+
+  test("moves a directory with everything in it, and refuses a path below a link", () => {
+    const outside = tempDir();
+    writeFileSync(join(outside, "x"), "outside");
+    const root = tempDir();
+    writeTree(root, { d: { "a.txt": "a", sub: { "b.txt": "b" } }, evil: { symlink: outside } });
+    expect(moveAsideInside(root, "d", "d.copy")).toBe("d.copy");
+    expect(readFileSync(join(root, "d.copy/sub/b.txt"), "utf8")).toBe("b");
+    expect(() => moveAsideInside(root, "evil/x", "x.copy")).toThrow(UnsafePathError);
+    expect(readdirSync(outside)).toEqual(["x"]);
+  });
+});
+
+describe("repeated and all-zero chunks", () => {
+  test("a file of one repeated zero chunk: that chunk is fetched once, the file is holes, the bytes read back right", async () => {
+    const root = tempDir();
+    const store = new MemoryObjectStore();
+    const zero = new Uint8Array(DEFAULT_CHUNKER_PARAMS.maxSizeBytes);
+    const zeroId = blake3(zero);
+    await store.put(zeroId, zero);
+    const data = randomBytes(10_000, 77);
+    const dataId = blake3(data);
+    await store.put(dataId, data);
+    // 64 MiB of zeros with one data chunk in the middle, twice, and zeros at the end.
+    const chunks: ChunkRef[] = [];
+    for (let i = 0; i < 128; i++) chunks.push({ id: zeroId, lengthBytes: zero.length });
+    chunks.push({ id: dataId, lengthBytes: data.length });
+    for (let i = 0; i < 64; i++) chunks.push({ id: zeroId, lengthBytes: zero.length });
+    chunks.push({ id: dataId, lengthBytes: data.length });
+    for (let i = 0; i < 64; i++) chunks.push({ id: zeroId, lengthBytes: zero.length });
+    const requested: string[] = [];
+    const inner = storeSource(store);
+    const source: ChunkSource = {
+      getChunks: async (ids) => {
+        requested.push(...ids.map(idToHex));
+        return inner.getChunks(ids);
+      },
+    };
+    await writeFileAtomic(root, "sparse.img", { chunks, source, mode: 0o644, mtimeMs: MTIME_MS });
+    expect(requested.sort()).toEqual([idToHex(zeroId), idToHex(dataId)].sort());
+    const path = join(root, "sparse.img");
+    const sizeBytes = 256 * zero.length + 2 * data.length;
+    const stats = statSync(path);
+    expect(stats.size).toBe(sizeBytes);
+    expect(stats.blocks * 512).toBeLessThan(1 * MiB);
+    const back = readFileSync(path);
+    const middle = 128 * zero.length;
+    expect(back.subarray(middle, middle + data.length).equals(Buffer.from(data))).toBe(true);
+    const second = middle + data.length + 64 * zero.length;
+    expect(back.subarray(second, second + data.length).equals(Buffer.from(data))).toBe(true);
+    expect(back.subarray(0, middle).every((b) => b === 0)).toBe(true);
+    expect(back.subarray(second + data.length).every((b) => b === 0)).toBe(true);
   });
 });

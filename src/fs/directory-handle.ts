@@ -1,0 +1,121 @@
+// Directory handles inside a root, opened without following any link, and the one place where
+// a directory's attributes (mode, mtime) are written.
+//
+// Setting attributes by path (chmod, utimes) follows every symlink on the way: a directory that
+// a hostile tree or a local user swapped for a link to /etc would have its mode changed there.
+// So attributes are only ever set on a handle (fchmod, futimes) to a directory reached from the
+// root one component at a time, each opened with O_NOFOLLOW | O_DIRECTORY: a component that is
+// a symlink (or anything but a directory) fails the open instead of being followed.
+//
+// Node has no openat(). On Linux (the target platform) `/proc/self/fd/<fd>/<name>` is resolved by
+// the kernel as `<name>` inside the directory open as <fd>, which is openat(fd, name): the walk
+// holds each directory by its handle, so swapping a parent for a link between two steps changes
+// nothing. Where /proc is missing, each prefix is opened by path and the handle is checked
+// against an lstat of the same prefix (device and inode); that leaves a small window against a
+// concurrent local attacker, documented in docs/durability.md.
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, futimesSync, lstatSync, openSync } from "node:fs";
+import { join } from "node:path";
+import { splitRelativePath } from "../core/names.ts";
+
+export class UnsafePathError extends Error {
+  override name = "UnsafePathError";
+}
+
+const DIRECTORY_NO_FOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+
+/** Whether `/proc/self/fd/<fd>/<name>` works as openat (Linux with /proc mounted). */
+const HAS_PROC_FD = process.platform === "linux" && existsSync("/proc/self/fd");
+
+/** The path the kernel resolves as `name` inside the directory open as `dirFd`. */
+export function pathInHandle(dirFd: number, name: string): string {
+  return `/proc/self/fd/${dirFd}/${name}`;
+}
+
+/** Whether names can be resolved relative to a handle (see `pathInHandle`). */
+export function handlesResolveNames(): boolean {
+  return HAS_PROC_FD;
+}
+
+function refusal(error: unknown, path: string): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  // O_NOFOLLOW on a link gives ELOOP; O_DIRECTORY on a link or a file gives ENOTDIR.
+  if (code === "ELOOP" || code === "ENOTDIR") {
+    let what = "not a directory";
+    try {
+      if (lstatSync(path).isSymbolicLink()) what = "a symlink";
+    } catch {}
+    return new UnsafePathError(`refusing to go through ${path}: ${what}`);
+  }
+  return error as Error;
+}
+
+function openNoFollow(path: string): number {
+  try {
+    return openSync(path, DIRECTORY_NO_FOLLOW);
+  } catch (error) {
+    throw refusal(error, path);
+  }
+}
+
+/**
+ * Opens root/relativeDir as a directory handle ("" for the root itself), never following a
+ * link at any component. Throws UnsafePathError when a component is a link or not a directory.
+ * The caller closes the handle.
+ */
+export function openDirectoryInside(root: string, relativeDir: string): number {
+  const parts = relativeDir === "" ? [] : splitRelativePath(relativeDir);
+  let fd = openNoFollow(root);
+  let path = root;
+  try {
+    for (const part of parts) {
+      path = join(path, part);
+      const next = HAS_PROC_FD ? openViaHandle(fd, part, path) : openCheckedByPath(path);
+      closeSync(fd);
+      fd = next;
+    }
+    return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+function openViaHandle(dirFd: number, name: string, pathForErrors: string): number {
+  try {
+    return openSync(pathInHandle(dirFd, name), DIRECTORY_NO_FOLLOW);
+  } catch (error) {
+    throw refusal(error, pathForErrors);
+  }
+}
+
+function openCheckedByPath(path: string): number {
+  const fd = openNoFollow(path);
+  const opened = fstatSync(fd);
+  const seen = lstatSync(path);
+  if (!seen.isDirectory() || seen.dev !== opened.dev || seen.ino !== opened.ino) {
+    closeSync(fd);
+    throw new UnsafePathError(`refusing to go through ${path}: it changed while being opened`);
+  }
+  return fd;
+}
+
+/** Runs `use` with a no-follow handle to root/relativeDir, closing it afterwards. */
+export function withDirectoryInside<T>(root: string, relativeDir: string, use: (fd: number) => T): T {
+  const fd = openDirectoryInside(root, relativeDir);
+  try {
+    return use(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Applies a directory's mode and mtime through a no-follow handle. Every directory attribute a
+ * pull or materialize writes goes through here; nothing sets attributes by path.
+ */
+export function setDirectoryAttributes(root: string, relativeDir: string, mode: number, mtimeMs: number): void {
+  withDirectoryInside(root, relativeDir, (fd) => {
+    fchmodSync(fd, mode & 0o7777);
+    futimesSync(fd, new Date(mtimeMs), new Date(mtimeMs));
+  });
+}

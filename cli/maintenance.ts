@@ -1,6 +1,6 @@
 // dsync verify and dsync gc: against a running node (--remote) or a data folder directly (--data,
 // with the node stopped).
-import { DsyncNode } from "../src/node/node.ts";
+import { DsyncNode, type VerifyReport } from "../src/node/node.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { parseCount, printJson } from "./errors.ts";
@@ -16,9 +16,13 @@ async function withLocalNode<T>(dataDir: string, run: (node: DsyncNode) => Promi
   }
 }
 
-export async function verifyCommand(flags: { remote?: string; data?: string; json?: boolean }): Promise<number> {
-  const report = flags.data ? await withLocalNode(flags.data, (node) => node.verify()) : await remoteFor(flags).verify();
-  const healthy = report.corrupt.length === 0 && report.missing.length === 0 && report.structure.length === 0 && report.metadataIntegrity === "ok";
+export async function verifyCommand(flags: { remote?: string; data?: string; json?: boolean; repair?: boolean }): Promise<number> {
+  const options = { repair: flags.repair === true };
+  const report = flags.data ? await withLocalNode(flags.data, (node) => node.verify(options)) : await remoteFor(flags).verify(options);
+  // With --repair, what was found and then repaired is healthy; anything still unrepaired is not.
+  const found = options.repair ? 0 : report.corrupt.length + report.missing.length;
+  const healthy =
+    found === 0 && report.unrepairable.length === 0 && report.structure.length === 0 && report.metadataIntegrity === "ok" && report.indexIntegrity === "ok";
   if (flags.json) printJson({ healthy, ...report });
   else {
     const lines = [
@@ -27,9 +31,27 @@ export async function verifyCommand(flags: { remote?: string; data?: string; jso
     for (const id of report.corrupt) lines.push(`  corrupt ${id}`);
     for (const id of report.missing) lines.push(`  missing ${id}`);
     for (const p of report.structure) lines.push(`  invalid tree in folder ${p.folder}, version ${p.version}: object ${p.object} at ${JSON.stringify(p.path)}: ${p.problem}`);
+    if (report.indexIntegrity !== "ok") lines.push(`object index: ${report.indexIntegrity}`);
+    lines.push(...repairLines(report, options.repair));
     process.stdout.write(terminalLines(lines));
   }
   return healthy ? 0 : 1;
+}
+
+/** The repair part of verify's text output: what was repaired, and what remains with the versions that need it. */
+function repairLines(report: VerifyReport, repairAsked: boolean): string[] {
+  const lines: string[] = [];
+  const remaining = report.unrepairable.length;
+  if (repairAsked && report.repairFrom === "none") lines.push(`repair: no peers to fetch from; ${remaining} unrepairable`);
+  else if (repairAsked) lines.push(`repair from peers: ${report.repaired.length} repaired, ${remaining} unrepairable`);
+  else if (remaining > 0) lines.push(`${remaining} object(s) need repair (dsync verify --repair fetches them from the node's peers)`);
+  for (const id of report.repaired) lines.push(`  repaired ${id}`);
+  for (const damaged of report.unrepairable) {
+    const where = damaged.affected.map((a) => `${a.folder}@${a.version.slice(0, 12)}`).join(", ");
+    lines.push(`  ${repairAsked ? "unrepairable" : "unrepaired"} ${damaged.id}${where ? ` needed by ${where}` : ""}`);
+  }
+  if (report.quarantined > 0) lines.push(`quarantined: ${report.quarantined} (${report.quarantinedUnneeded} needed by no kept version)`);
+  return lines;
 }
 
 export async function gcCommand(flags: { remote?: string; data?: string; graceMs?: string; dryRun?: boolean; json?: boolean }): Promise<number> {

@@ -37,6 +37,9 @@ cli
   .option("--message <text>", "Message recorded with the version")
   .option("--keep-versions <n>", "Set the folder's retention: keep the newest N versions")
   .option("--keep-days <d>", "Set the folder's retention: keep versions younger than D days")
+  .option("--allow-deletes", "Push even if it deletes more than the guard allows")
+  .option("--max-delete-percent <p>", "Guard: refuse deleting more than P% of the folder's files (default 50)")
+  .option("--max-delete-min-files <n>", "Guard: ... when that is at least N files (default 100)")
   .option("--json", "Print one JSON document")
   .action((dir, flags) => runCommand(async () => (await import("./push.ts")).pushCommand(dir, flags)));
 

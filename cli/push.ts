@@ -2,7 +2,16 @@
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { push } from "../src/client/push.ts";
 import { createProgress, formatBytes } from "../src/client/progress.ts";
+import { DEFAULT_DELETION_LIMITS } from "../src/client/deletion-guard.ts";
+import { UsageError } from "../src/client/sync-target.ts";
 import { parseCount, printJson } from "./errors.ts";
+
+/**
+ * The push committed, but some paths could not be read (their last synced entries were kept).
+ * Not 0: like restic's 3 and rsync's 23, a script must not take it for a complete copy; not 1:
+ * the version exists, and running again is safe.
+ */
+export const EXIT_PUSHED_WITH_UNREADABLE = 3;
 
 export interface PushFlags {
   remote?: string;
@@ -11,6 +20,18 @@ export interface PushFlags {
   json?: boolean;
   keepVersions?: string;
   keepDays?: string;
+  allowDeletes?: boolean;
+  maxDeletePercent?: string;
+  maxDeleteMinFiles?: string;
+}
+
+function deletionLimits(flags: PushFlags) {
+  const percent = parseCount(flags.maxDeletePercent, "--max-delete-percent");
+  if (percent !== undefined && percent > 100) throw new UsageError(`--max-delete-percent takes a whole number from 0 to 100, got ${percent}`);
+  return {
+    maxDeletePercent: percent ?? DEFAULT_DELETION_LIMITS.maxDeletePercent,
+    minFiles: parseCount(flags.maxDeleteMinFiles, "--max-delete-min-files") ?? DEFAULT_DELETION_LIMITS.minFiles,
+  };
 }
 
 export async function pushCommand(dir: string | undefined, flags: PushFlags): Promise<number> {
@@ -21,10 +42,16 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
     keepVersions: parseCount(flags.keepVersions, "--keep-versions"),
     keepDays: parseCount(flags.keepDays, "--keep-days"),
     progress: createProgress(!flags.json),
+    allowDeletes: flags.allowDeletes === true,
+    deletionLimits: deletionLimits(flags),
   });
+  const code = report.unreadable > 0 ? EXIT_PUSHED_WITH_UNREADABLE : 0;
+  if (report.unreadable > 0) {
+    process.stderr.write(`dsync: warning: ${report.unreadable} path(s) could not be read; the pushed version keeps their last synced content (exit ${code})\n`);
+  }
   if (flags.json) {
     printJson(report);
-    return 0;
+    return code;
   }
   const out: string[] = [];
   out.push(`pushed ${report.folder} to ${report.remote}: version ${report.version.slice(0, 12)}`);
@@ -39,6 +66,9 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
     out.push(`  conflict at ${conflict.path} (${conflict.kind}): ${conflict.winner === "theirs" ? "this push's version" : "the node's version"} kept; overwritten ${lost} stays in history`);
   }
   for (const skipped of report.skipped) out.push(`  skipped ${skipped.path}: ${skipped.reason}`);
+  if (report.ignored > 0 || report.kept > 0) {
+    out.push(`  ${report.ignored} ignored path(s); ${report.kept} path(s) not read kept as last synced`);
+  }
   process.stdout.write(terminalLines(out)); // paths and names escaped (core/terminal-text.ts)
-  return 0;
+  return code;
 }

@@ -20,7 +20,8 @@ import { FileChangedError, FileChunkReader, type ChunkLocation } from "./file-ch
 import { openLocalCaches, readSyncState, writeSyncState, type LocalCaches } from "./local-state.ts";
 import { silentProgress, type Progress } from "./progress.ts";
 import { RemoteError, RemoteNode, type CommitInfo } from "./remote.ts";
-import { scanIntoCache, type LocalScan } from "./scan-local.ts";
+import { lastSyncedTree, scanIntoCache, type LocalScan } from "./scan-local.ts";
+import { checkDeletions, countDeletedFiles, DEFAULT_DELETION_LIMITS, type DeletionLimits } from "./deletion-guard.ts";
 import { clientToken, resolveFolder, resolveRemote, UsageError } from "./sync-target.ts";
 
 export interface PushOptions {
@@ -30,6 +31,10 @@ export interface PushOptions {
   keepVersions?: number;
   keepDays?: number;
   progress?: Progress;
+  /** Push even when the deletion guard would refuse (deletion-guard.ts). */
+  allowDeletes?: boolean;
+  /** The guard's limits; DEFAULT_DELETION_LIMITS when absent. */
+  deletionLimits?: DeletionLimits;
 }
 
 export interface PushReport {
@@ -57,7 +62,14 @@ export interface PushReport {
   requests: number;
   files_read: number;
   conflicts: CommitInfo["conflicts"];
-  skipped: { path: string; reason: string }[];
+  /** Paths not stored, with the reason and its cause (unreadable, unsupported); ignored paths are only counted. */
+  skipped: { path: string; reason: string; cause?: string }[];
+  /** Paths .dsyncignore left out (an ignored directory counts once). */
+  ignored: number;
+  /** Paths not read (ignored, unreadable, unsupported) whose last synced entry the pushed version keeps. */
+  kept: number;
+  /** Paths that could not be read (permissions, I/O errors): also in skipped, with the error. */
+  unreadable: number;
   elapsed_ms: number;
   /** Where the time went: scanning, finding what the node lacks, uploading, committing. */
   phases_ms: { scan: number; plan: number; upload: number; commit: number };
@@ -244,8 +256,16 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     const pipeline = new UploadPipeline(remote);
     // A first push: the node most likely lacks most chunks, so send them while scanning.
     const streamer = parent === null ? new StreamingChunkUploader(remote, pipeline) : undefined;
-    const scan = await scanIntoCache(dir, caches, progress, streamer && ((id, bytes) => streamer.chunk(id, bytes)));
+    // Paths not read keep the entry of the tree this push is made on (the parent's), so the node's
+    // merge sees them unchanged: never deleted, never reverted over another copy's change.
+    const baseLoad = cachedRemoteLoader(remote, caches.objects);
+    const keepFrom = parent === null ? undefined : lastSyncedTree(state.lastRoot, baseLoad);
+    const scan = await scanIntoCache(dir, caches, progress, streamer && ((id, bytes) => streamer.chunk(id, bytes)), keepFrom);
     await streamer?.finish();
+    if (keepFrom && !options.allowDeletes) {
+      const count = await countDeletedFiles(keepFrom.root, scan.rootId, scan.files, baseLoad);
+      checkDeletions(count, options.deletionLimits ?? DEFAULT_DELETION_LIMITS, { dir, folder, pushedFiles: scan.files });
+    }
     const readNode = nodeReader(scan, caches);
     const planStartMs = Date.now();
     const previous = sameTarget && state.lastRoot ? { root: idFromHex(state.lastRoot), load: cachedRemoteLoader(undefined, caches.objects) } : undefined;
@@ -308,6 +328,9 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       files_read: scan.filesRead,
       conflicts: result.conflicts,
       skipped: scan.skipped,
+      ignored: scan.ignored,
+      kept: scan.kept.length,
+      unreadable: scan.skipped.filter((s) => s.cause === "unreadable").length,
       elapsed_ms: Date.now() - startMs,
       phases_ms: { scan: planStartMs - scanStartMs, plan: uploadStartMs - planStartMs, upload: commitStartMs - uploadStartMs, commit: Date.now() - commitStartMs },
     };

@@ -1,9 +1,15 @@
 // Scans a synced directory into its local cache of file and tree nodes, with its stat cache,
 // so unchanged files are not read again and the nodes are at hand for uploads and diffs.
+//
+// With `keepFrom` (the tree the directory last synced), every path the scan did not read
+// (ignored, unreadable, unsupported) holds the entry that tree has there: to a push or a pull,
+// such a path is unchanged, never deleted (graft.ts).
 import { chunkingDescriptor, DEFAULT_CHUNKER_PARAMS } from "../core/fastcdc.ts";
-import { idToHex, type ObjectId } from "../core/id.ts";
-import { readFileChunks } from "../core/pages.ts";
-import { scanDirectory, type ScanResult } from "../fs/scanner.ts";
+import { countEntries, graftEntries } from "../core/graft.ts";
+import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
+import { decodeObject } from "../core/objects.ts";
+import { readFileChunks, type ObjectLoader } from "../core/pages.ts";
+import { scanDirectory, type NotReadPath, type ScanResult } from "../fs/scanner.ts";
 import { cachedRemoteLoader } from "./remote-objects.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
@@ -13,6 +19,16 @@ export interface LocalScan extends ScanResult {
   /** The nodes this scan built, by hex id (nodes of cached files are in the local cache). */
   newObjects: Map<string, Uint8Array>;
   chunking: string;
+  /** Paths not read whose entry was taken from `keepFrom`, with why they were not read. */
+  kept: NotReadPath[];
+  /** How many paths .dsyncignore left out (an ignored directory counts once). */
+  ignored: number;
+}
+
+/** The tree whose entries stand in for the paths a scan did not read, and a loader reaching it. */
+export interface KeepFrom {
+  root: ObjectId;
+  load: ObjectLoader;
 }
 
 const FLUSH_OBJECTS = 2048;
@@ -22,6 +38,7 @@ export async function scanIntoCache(
   caches: LocalCaches,
   progress: Progress,
   onChunk?: (id: ObjectId, bytes: Uint8Array) => void | Promise<void>,
+  keepFrom?: KeepFrom,
 ): Promise<LocalScan> {
   const newObjects = new Map<string, Uint8Array>();
   let pending: StoredObject[] = [];
@@ -55,6 +72,44 @@ export async function scanIntoCache(
       lastBytes = bytesRead;
     },
   });
+  const ignored = result.notRead.filter((p) => p.cause === "ignored").length;
+  if (!keepFrom || result.notRead.length === 0) {
+    await flush();
+    return { ...result, newObjects, chunking: chunkingDescriptor(DEFAULT_CHUNKER_PARAMS), kept: [], ignored };
+  }
+  // The scanned tree's nodes are in newObjects (or the cache); the kept tree's come through its loader.
+  const load: ObjectLoader = async (id) => {
+    const fresh = newObjects.get(idToHex(id));
+    if (fresh) return decodeObject(fresh);
+    const cached = await caches.objects.get(id);
+    return cached ? decodeObject(cached) : keepFrom.load(id);
+  };
+  const graft = await graftEntries(result.rootId, keepFrom.root, result.notRead.map((p) => p.path), load);
+  for (const sealed of graft.objects) {
+    const key = idToHex(sealed.id);
+    if (newObjects.has(key)) continue;
+    newObjects.set(key, sealed.bytes);
+    pending.push({ id: sealed.id, bytes: sealed.bytes });
+  }
   await flush();
-  return { ...result, newObjects, chunking: chunkingDescriptor(DEFAULT_CHUNKER_PARAMS) };
+  // The grafted tree is what stands for the directory: count what it holds.
+  const counts = await countEntries(graft.grafted.map((g) => g.entry), load);
+  const causes = new Map(result.notRead.map((p) => [p.path, p.cause]));
+  return {
+    ...result,
+    rootId: graft.root,
+    files: result.files + counts.files,
+    directories: result.directories + counts.directories,
+    symlinks: result.symlinks + counts.symlinks,
+    totalBytes: result.totalBytes + counts.bytes,
+    newObjects,
+    chunking: chunkingDescriptor(DEFAULT_CHUNKER_PARAMS),
+    kept: graft.grafted.map((g) => ({ path: g.path, cause: causes.get(g.path)! })),
+    ignored,
+  };
+}
+
+/** The tree a directory last synced with this target, as `keepFrom` (undefined before the first sync). */
+export function lastSyncedTree(lastRoot: string | undefined, load: ObjectLoader): KeepFrom | undefined {
+  return lastRoot ? { root: idFromHex(lastRoot), load } : undefined;
 }

@@ -99,6 +99,12 @@ export interface ScanResult {
    * that the format refuses are only in `skipped` (no tree can hold them).
    */
   notRead: NotReadPath[];
+  /**
+   * Whether this directory's .dsyncignore rules leave out a path it may not hold (one a pull
+   * would bring): the shortest ignored prefix of the path, or undefined. Uses the rules of the
+   * deepest directory on the path that the scan read.
+   */
+  ignoredAt(path: string, isDirectory: boolean): string | undefined;
   /** Temp files a crashed write left behind (never synced; a writer may remove them). */
   tempLeftovers: string[];
 }
@@ -113,7 +119,14 @@ export async function scanDirectory(rootPath: string, options: ScanOptions): Pro
   // The root itself must be readable: a scan of nothing would look like a deleted folder.
   const rootId = await scanner.scanDirectoryAt("", rootPath, [], readDirectoryNames(rootPath));
   scanner.statCache.finish(scanner.seenPaths);
-  return { rootId, ...scanner.counts, skipped: scanner.skipped, notRead: scanner.notRead, tempLeftovers: scanner.tempLeftovers };
+  return {
+    rootId,
+    ...scanner.counts,
+    skipped: scanner.skipped,
+    notRead: scanner.notRead,
+    ignoredAt: (path, isDirectory) => scanner.ignoredAt(path, isDirectory),
+    tempLeftovers: scanner.tempLeftovers,
+  };
 }
 
 /**
@@ -142,6 +155,8 @@ class Scanner {
   readonly seenPaths = new Set<string>();
   readonly skipped: SkippedPath[] = [];
   readonly notRead: NotReadPath[] = [];
+  /** The ignore rules in force in each directory read, by its relative path. */
+  private readonly rulesByDirectory = new Map<string, IgnoreRules[]>();
   readonly tempLeftovers: string[] = [];
   readonly counts = { files: 0, directories: 0, symlinks: 0, totalBytes: 0, bytesRead: 0, filesRead: 0, filesFromCache: 0, chunksRead: 0, chunks: 0 };
   private readonly params: ChunkerParams;
@@ -154,6 +169,19 @@ class Scanner {
     const size = Math.max(options.readBufferBytes ?? READ_BUFFER_BYTES_DEFAULT, this.params.maxSizeBytes * 2);
     this.buffer = new Uint8Array(size);
     this.startNs = (options.nowNs ?? (() => BigInt(Date.now()) * 1_000_000n))();
+  }
+
+  ignoredAt(path: string, isDirectory: boolean): string | undefined {
+    const parts = path.split("/");
+    let depth = parts.length - 1;
+    while (depth > 0 && !this.rulesByDirectory.has(parts.slice(0, depth).join("/"))) depth--;
+    const rules = this.rulesByDirectory.get(parts.slice(0, depth).join("/")) ?? [];
+    // As in git, an ignored directory leaves out everything below it.
+    for (let i = depth; i < parts.length; i++) {
+      const prefix = parts.slice(0, i + 1).join("/");
+      if (isIgnored(rules, prefix, i < parts.length - 1 || isDirectory)) return prefix;
+    }
+    return undefined;
   }
 
   /** A path the scan did not store; `path` must be a valid tree path unless `treePath` is false. */
@@ -175,6 +203,7 @@ class Scanner {
         this.skipped.push({ path: join(relativePath, IGNORE_FILE_NAME), reason: `unreadable ignore file: ${(error as Error).message}`, cause: "unreadable" });
       }
     }
+    this.rulesByDirectory.set(relativePath, ruleSets);
     const entries: TreeEntry[] = [];
     for (const name of names) {
       const childRelative = relativePath === "" ? name : `${relativePath}/${name}`;

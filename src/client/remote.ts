@@ -3,7 +3,10 @@
 // or the node refused the request (with its reason).
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
+import { validateFolderName } from "../core/names.ts";
 import type { StoredObject } from "../store/object-store.ts";
+import { folderListReply, folderReply, MalformedReplyError, statusReply, versionListReply, versionReply } from "./reply-shapes.ts";
+import { UsageError } from "./sync-target.ts";
 import {
   compressIfWorthIt,
   ZSTD_LEVEL_UPLOAD,
@@ -49,6 +52,34 @@ export class RemoteError extends Error {
   }
 }
 
+/** An error reply is a sentence: more than this is not read (the reason is then the HTTP status text). */
+export const ERROR_REPLY_BYTES_MAX = 64 * 1024;
+/** The largest reply read at all, compressed or not (the same bound as inflating one). */
+export const REPLY_BYTES_MAX = LIMITS.requestBodyBytesMax * 2;
+
+/** A response body, read up to `maxBytes`; null when it is longer (the rest is not read). */
+async function readAtMost(response: Response, maxBytes: number): Promise<Uint8Array | null> {
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes || !response.body) {
+    await response.body?.cancel();
+    return declared > maxBytes ? null : new Uint8Array(0);
+  }
+  const reader = response.body.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > maxBytes) {
+      await reader.cancel();
+      return null;
+    }
+    parts.push(value);
+  }
+  return Buffer.concat(parts);
+}
+
 /** Counts what crosses the wire, for push/pull reports and benchmarks. */
 export interface TransferCounters {
   requests: number;
@@ -78,8 +109,10 @@ export class RemoteNode {
     if (response.ok) return response;
     let detail: Record<string, unknown> = {};
     try {
-      detail = (await response.json()) as Record<string, unknown>;
+      const bytes = await readAtMost(response, ERROR_REPLY_BYTES_MAX);
+      if (bytes) detail = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
     } catch {}
+    if (typeof detail !== "object" || detail === null) detail = {};
     const reason = typeof detail.error === "string" ? detail.error : response.statusText;
     if (response.status === 401 || response.status === 403) {
       throw new RemoteError("unauthorized", `the node at ${this.baseUrl} refused the token: ${reason} (set DSYNC_TOKEN)`, response.status, detail);
@@ -91,9 +124,28 @@ export class RemoteNode {
   }
 
   private async bytesOf(response: Response): Promise<Uint8Array> {
-    const raw = new Uint8Array(await response.arrayBuffer());
+    const raw = await readAtMost(response, REPLY_BYTES_MAX);
+    if (!raw) throw new RemoteError("server", `the node at ${this.baseUrl} sent a reply larger than ${REPLY_BYTES_MAX} bytes`, response.status);
     this.counters.wireBytesReceived += raw.length;
     return decompressBody(raw, response.headers.get("content-encoding"), LIMITS.requestBodyBytesMax * 2);
+  }
+
+  /** A folder's part of a route, checked by the rule the node applies, before anything is sent. */
+  private folderPath(name: string): string {
+    const problem = validateFolderName(name);
+    if (problem) throw new UsageError(`folder name ${JSON.stringify(name)}: ${problem}`);
+    return `/v1/folders/${name}`;
+  }
+
+  /** A JSON reply passed through its shape check (reply-shapes.ts); a malformed one is the node's failure. */
+  private async checkedJson<T>(parse: (value: unknown) => T, method: string, path: string, body?: unknown): Promise<T> {
+    const value = await this.json<unknown>(method, path, body);
+    try {
+      return parse(value);
+    } catch (error) {
+      if (!(error instanceof MalformedReplyError)) throw error;
+      throw new RemoteError("server", `the node at ${this.baseUrl} sent a malformed reply to ${method} ${path}: ${error.message}`);
+    }
   }
 
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -145,13 +197,15 @@ export class RemoteNode {
   }
 
   async listFolders(): Promise<FolderInfo[]> {
-    return (await this.json<{ folders: FolderInfo[] }>("GET", "/v1/folders")).folders;
+    return this.checkedJson(folderListReply, "GET", "/v1/folders");
   }
 
   /** The folder, or undefined when the node has no folder of that name. */
   async getFolder(name: string): Promise<FolderInfo | undefined> {
     try {
-      return await this.json<FolderInfo>("GET", `/v1/folders/${encodeURIComponent(name)}`);
+      const folder = await this.checkedJson(folderReply, "GET", this.folderPath(name));
+      if (folder.name !== name) throw new RemoteError("server", `the node at ${this.baseUrl} answered for folder ${JSON.stringify(folder.name)} when asked for ${JSON.stringify(name)}`);
+      return folder;
     } catch (error) {
       if (error instanceof RemoteError && error.kind === "not-found") return undefined;
       throw error;
@@ -160,23 +214,23 @@ export class RemoteNode {
 
   async listVersions(folder: string, limit?: number): Promise<VersionInfo[]> {
     const query = limit ? `?limit=${limit}` : "";
-    return (await this.json<{ versions: VersionInfo[] }>("GET", `/v1/folders/${encodeURIComponent(folder)}/versions${query}`)).versions;
+    return this.checkedJson(versionListReply, "GET", `${this.folderPath(folder)}/versions${query}`);
   }
 
   getVersion(folder: string, idOrPrefix: string): Promise<VersionInfo> {
-    return this.json("GET", `/v1/folders/${encodeURIComponent(folder)}/versions/${encodeURIComponent(idOrPrefix)}`);
+    return this.checkedJson(versionReply, "GET", `${this.folderPath(folder)}/versions/${encodeURIComponent(idOrPrefix)}`);
   }
 
   commit(folder: string, body: { root: string; parent: string | null; message: string; chunking: string; files: number; bytes: number }): Promise<CommitInfo> {
-    return this.json("POST", `/v1/folders/${encodeURIComponent(folder)}/commit`, body);
+    return this.json("POST", `${this.folderPath(folder)}/commit`, body);
   }
 
   restore(folder: string, version: string, message?: string): Promise<CommitInfo> {
-    return this.json("POST", `/v1/folders/${encodeURIComponent(folder)}/restore`, { version, message });
+    return this.json("POST", `${this.folderPath(folder)}/restore`, { version, message });
   }
 
   setRetention(folder: string, retention: { keepVersions?: number | null; keepDays?: number | null }): Promise<FolderInfo> {
-    return this.json("PUT", `/v1/folders/${encodeURIComponent(folder)}/retention`, retention);
+    return this.json("PUT", `${this.folderPath(folder)}/retention`, retention);
   }
 
   gc(options: { graceMs?: number; dryRun?: boolean }): Promise<Record<string, unknown>> {
@@ -185,7 +239,7 @@ export class RemoteNode {
 
   /** Replication status: per folder and per peer (GET /v1/status). */
   status(): Promise<NodeStatus> {
-    return this.json("GET", "/v1/status");
+    return this.checkedJson(statusReply, "GET", "/v1/status");
   }
 
   /** Re-hash and check everything; with `repair`, fetch what is corrupt or missing from the node's peers (POST /v1/verify). */

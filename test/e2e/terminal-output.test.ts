@@ -45,7 +45,10 @@ function hostileNode(text: string) {
           replication: null,
         });
       }
-      return Response.json({ error: `${text} ${"x".repeat(1_000_000)}` }, { status: 400 });
+      if (path === "/v1/folders/huge-error") return new Response(`{"error": "${"x".repeat(20_000_000)}"}`, { status: 400, statusText: "Bad Request" });
+      if (path === "/v1/folders/wrong-types") return Response.json({ name: "wrong-types", head: 5, mode: [] });
+      // A long reason, under the bound on what is read of an error reply, over what is printed.
+      return Response.json({ error: `${text} ${"x".repeat(50_000)}` }, { status: 400 });
     },
   });
   return { url: `http://127.0.0.1:${server.port}`, stop: () => server.stop(true) };
@@ -94,6 +97,15 @@ test("a hostile node's folder list, versions, status and error text are printed 
     expect(refused.stderr).toContain("\\x1b[2J");
     expect(refused.stderr.length).toBeLessThan(5000);
     expect(refused.stderr).toContain("more characters)");
+    // An error reply past the bound is not read: the reason is the status.
+    const huge = await runCli(["log", "--remote", fake.url, "--folder", "huge-error"]);
+    expect(huge.code).toBe(1);
+    expect(huge.stderr).toBe("dsync: the node rejected the request: Bad Request\n");
+    // Fields of the wrong type are a malformed reply, named, not a crash halfway through.
+    const wrong = await runCli(["log", "--remote", fake.url, "--folder", "wrong-types"]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("malformed reply");
+    expect(wrong.stderr).toContain(".head");
   } finally {
     fake.stop();
   }

@@ -519,6 +519,19 @@ describe(".dsyncignore", () => {
     expect(Object.keys(await flatten(sink, result.rootId))).toEqual(["a.txt"]);
   });
 
+  test("ignoredAt applies the rules the scan read to paths the directory does not hold", async () => {
+    const root = tempDir();
+    writeTree(root, { ".dsyncignore": "*.log\nbuild/\n", sub: { ".dsyncignore": "*.tmp\n", "a.txt": "a" } });
+    const { result } = await scan(root);
+    expect(result.ignoredAt("new.log", false)).toBe("new.log");
+    expect(result.ignoredAt("deep/er/x.log", false)).toBe("deep/er/x.log");
+    expect(result.ignoredAt("build/out/x.js", false)).toBe("build");
+    expect(result.ignoredAt("build", false)).toBeUndefined(); // 'build/' is for directories
+    expect(result.ignoredAt("sub/x.tmp", false)).toBe("sub/x.tmp");
+    expect(result.ignoredAt("x.tmp", false)).toBeUndefined(); // sub's rules stay in sub
+    expect(result.ignoredAt("sub/a.txt", false)).toBeUndefined();
+  });
+
   test("an ignored directory is not descended into", async () => {
     const root = tempDir();
     writeTree(root, { ".dsyncignore": "skipme/\n", skipme: { "a\\b": "would be skipped if seen", "f.txt": "f" } });

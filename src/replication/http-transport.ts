@@ -2,8 +2,10 @@
 // Every call has a deadline, so a peer that hangs slows replication down but never stops it.
 import { idFromHex, idToHex, isIdHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
+import { validateFolderName } from "../core/names.ts";
 import { vectorFromRecord, vectorToRecord } from "../core/version-vector.ts";
 import type { ConsistencyMode } from "../node/metadata.ts";
+import { nodeIdProblem } from "../node/node.ts";
 import { decodeHistory } from "../server/peer-routes.ts";
 import { decodeDownloadReply, decompressBody, encodeIdList } from "../server/wire.ts";
 import type { HeadNotice, HistoryItem, HistoryRequest, PeerListing, PeerTransport } from "./transport.ts";
@@ -59,13 +61,18 @@ export class HttpPeerTransport implements PeerTransport {
     const bytes = await this.call(peer, "GET", "/v1/peer/folders", undefined, "", this.options.requestTimeoutMs ?? 10_000);
     const value = JSON.parse(new TextDecoder().decode(bytes)) as { node?: unknown; folders?: unknown };
     if (typeof value.node !== "string" || !Array.isArray(value.folders)) throw new PeerRequestError(`peer ${peer} sent a malformed folder list`);
+    const nodeProblem = nodeIdProblem(value.node);
+    if (nodeProblem) throw new PeerRequestError(`peer ${peer} sent a malformed folder list: ${nodeProblem}`);
     return {
       node: value.node,
-      folders: value.folders.map((raw) => {
+      // A folder whose name breaks the rule (one an older version let in) cannot be asked for by
+      // name, so it is left out here rather than failing the whole listing, and so every folder.
+      folders: value.folders.flatMap((raw) => {
         const f = raw as { name?: unknown; mode?: unknown; head?: unknown; vector?: unknown };
         if (typeof f.name !== "string" || (f.head !== null && (typeof f.head !== "string" || !isIdHex(f.head)))) {
           throw new PeerRequestError(`peer ${peer} sent a malformed folder entry`);
         }
+        if (validateFolderName(f.name)) return [];
         return {
           name: f.name,
           mode: (f.mode === "strong" ? "strong" : "eventual") as ConsistencyMode,

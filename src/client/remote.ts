@@ -1,6 +1,6 @@
 // The HTTP client for a node's API. Each failure becomes a RemoteError with a kind the CLI can
 // turn into its own message: the node is unreachable, the token is wrong, a thing is missing,
-// or the node refused the request (with its reason).
+// the node is out of disk space, or the node refused the request (with its reason).
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { validateFolderName } from "../core/names.ts";
@@ -43,7 +43,7 @@ export interface NodeStatus {
   };
 }
 
-export type RemoteErrorKind = "unreachable" | "unauthorized" | "not-found" | "conflict" | "rejected" | "server";
+export type RemoteErrorKind = "unreachable" | "unauthorized" | "not-found" | "conflict" | "out-of-space" | "rejected" | "server";
 
 export class RemoteError extends Error {
   override name = "RemoteError";
@@ -119,6 +119,9 @@ export class RemoteNode {
     }
     if (response.status === 404) throw new RemoteError("not-found", reason, 404, detail);
     if (response.status === 409) throw new RemoteError("conflict", reason, 409, detail);
+    if (response.status === 507) {
+      throw new RemoteError("out-of-space", `the node at ${this.baseUrl} is out of disk space (507); free space on the node and push again`, 507, detail);
+    }
     if (response.status >= 500) throw new RemoteError("server", `the node failed: ${reason}`, response.status, detail);
     throw new RemoteError("rejected", `the node rejected the request: ${reason}`, response.status, detail);
   }

@@ -5,11 +5,14 @@
 // 2. Mark: everything reachable from a kept version, and everything a push touched within the
 //    grace period (objects it uploaded or was told are present) with all that lies below them.
 // 3. Completeness is forgotten for every unmarked object, then unmarked objects older than
-//    the grace period are deleted and the space reclaimed.
+//    the grace period are deleted and the space reclaimed: deleting index rows frees nothing
+//    (packs are append-only), so the store repacks, and the report gives what the data folder
+//    really shrank by on the file system.
 // GC runs under the node's write lock, so no commit interleaves with it. A push that was told
 // an object is present before GC deleted it fails its closure check at commit (the object is
 // no longer marked complete) and the client uploads it again; a head can never dangle.
 import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
+import { allocatedBytesUnder } from "./disk-usage.ts";
 import type { DsyncNode } from "./node.ts";
 import { walkClosure, type WalkStart } from "./walk.ts";
 
@@ -25,6 +28,7 @@ export interface GcReport {
   versionsKept: number;
   objectsMarked: number;
   objectsDeleted: number;
+  /** Bytes the data folder's files took on the file system before gc minus after (0 on a dry run, never negative). */
   bytesReclaimed: number;
   dryRun: boolean;
 }
@@ -36,6 +40,8 @@ export async function collectGarbage(node: DsyncNode, options: GcOptions): Promi
   const nowMs = node.clock.nowMs();
   const graceMs = options.graceMs ?? GC_GRACE_MS_DEFAULT;
   const dryRun = options.dryRun ?? false;
+  // Before anything is written: pruning and unmarking grow SQLite's log, and that counts against what gc frees.
+  const allocatedBytesBefore = dryRun ? 0 : allocatedBytesUnder(node.dataDir);
   let versionsPruned = 0;
   const starts: WalkStart[] = [];
 
@@ -70,13 +76,12 @@ export async function collectGarbage(node: DsyncNode, options: GcOptions): Promi
   if (!dryRun) {
     // Completeness first: once it is gone, no commit can rely on what is about to be deleted.
     node.metadata.unmarkComplete(unmarkedComplete);
-    const before = await node.store.stats();
     // The store re-checks the time of last use as it deletes: a push that touched an object
     // after it was chosen keeps it.
     objectsDeleted = await node.store.deleteUnusedSince(doomed, cutoffMs);
     await node.store.repack();
-    const after = await node.store.stats();
-    bytesReclaimed = Math.max(0, before.storedBytes - after.storedBytes);
+    // Measured, not computed from the index: a pack only gives space back when it is rewritten or removed.
+    bytesReclaimed = Math.max(0, allocatedBytesBefore - allocatedBytesUnder(node.dataDir));
   }
   return {
     versionsPruned,

@@ -11,6 +11,7 @@ import { DecodeError, encodeCanonical } from "../core/encoding.ts";
 import { idToHex, isIdHex, idFromHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { CorruptObjectError, ObjectHashMismatchError } from "../store/object-store.ts";
+import { isOutOfSpaceError } from "../store/out-of-space.ts";
 import { IncompleteTreeError, InvalidTreeError } from "../node/closure.ts";
 import { HeadMovedError, type FolderRecord, type VersionRecord } from "../node/metadata.ts";
 import { UserError, type CommitResult, type DsyncNode } from "../node/node.ts";
@@ -119,6 +120,8 @@ function pathId(c: Context, name: string): ObjectId {
   return idFromHex(text);
 }
 
+export const OUT_OF_SPACE_MESSAGE = "the node is out of disk space";
+
 export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   const app = new Hono();
 
@@ -135,6 +138,11 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       return c.json({ error: error.message, object: error.objectId ? idToHex(error.objectId) : undefined, path: error.path, rule: error.rule }, 422);
     }
     if (error instanceof HeadMovedError) return c.json({ error: error.message }, 409);
+    if (isOutOfSpaceError(error)) {
+      // Nothing of the request was acknowledged; the store gave back what it had written.
+      console.error(`dsync: out of disk space: ${error.message}`);
+      return c.json({ error: OUT_OF_SPACE_MESSAGE }, 507);
+    }
     if (error instanceof CorruptObjectError) {
       console.error(`dsync: ${error.message}`);
       return c.json({ error: error.message }, 500);

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { idToHex } from "../../src/core/id.ts";
+import { idFromHex, idToHex } from "../../src/core/id.ts";
 import type { StoredObject } from "../../src/store/object-store.ts";
 import { PACKS_DIR_NAME, PackObjectStore } from "../../src/store/pack-store.ts";
 import { FaultFileSystem, type FaultCode, type FaultOperation, type FaultPoint } from "../helpers/fault-fs.ts";
@@ -103,7 +103,7 @@ async function runWorkload(store: PackObjectStore, files: FaultFileSystem, packs
       // Delete some acknowledged objects and repack, so moved records go through the same faults.
       const victims = [...result.acknowledged.keys()].filter((_, i) => i % 2 === 0);
       try {
-        await store.deleteMany(victims.map((hex) => Buffer.from(hex, "hex")));
+        await store.deleteMany(victims.map(idFromHex));
         for (const hex of victims) result.deleted.add(hex);
         await store.repack({ liveRatioMin: 0.9 });
       } catch {
@@ -146,7 +146,7 @@ async function runScenario(scenario: Scenario): Promise<ScenarioOutcome> {
   const lost: string[] = [];
   for (const [hex, bytes] of run.acknowledged) {
     if (run.deleted.has(hex)) continue;
-    const read = await reopened.get(Buffer.from(hex, "hex"));
+    const read = await reopened.get(idFromHex(hex));
     if (read === undefined || Buffer.compare(Buffer.from(read), Buffer.from(bytes)) !== 0) lost.push(hex);
   }
   const verifyProblems = (await reopened.verifyAll()).map((p) => `${idToHex(p.id)}: ${p.detail}`);

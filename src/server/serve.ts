@@ -1,5 +1,6 @@
 // Starts a node's HTTP server on Bun.serve. The only place that listens on a socket.
 import { LIMITS } from "../core/limits.ts";
+import { ERROR_MESSAGE_CHARS_MAX, terminalLines, truncateText } from "../core/terminal-text.ts";
 import type { DsyncNode } from "../node/node.ts";
 import { createApp } from "./app.ts";
 import { HttpPeerTransport } from "../replication/http-transport.ts";
@@ -56,7 +57,8 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
   let replicator: Replicator | undefined;
   let peerService: PeerService | undefined;
   let repairer: Repairer | undefined;
-  const log = (line: string) => console.error(line);
+  // Log lines carry peers' words (their errors, folder names): escaped like all terminal output.
+  const log = (line: string) => process.stderr.write(terminalLines([truncateText(line, ERROR_MESSAGE_CHARS_MAX)]));
   if (options.clusterToken) {
     const transport = new HttpPeerTransport({ clusterToken: options.clusterToken });
     replicator = new Replicator({

@@ -3,7 +3,7 @@
 // UTF-8. The mass-deletion guard refuses pushing an emptied directory over a folder.
 import { describe, expect, test } from "bun:test";
 import { spawn } from "bun";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dsyncCommand, REPO_ROOT, runCli, sharedNode, tempDir, type CliResult } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
@@ -158,6 +158,27 @@ describe("an unreadable file or directory keeps its last synced entry", () => {
   });
 });
 
+const HAS_MKFIFO = Bun.which("mkfifo") !== null;
+
+describe("a path dsync does not sync", () => {
+  test.skipIf(!HAS_MKFIFO)("a synced file replaced by a FIFO keeps its synced entry; a pull leaves the FIFO alone", async () => {
+    const dir = join(tempDir(), "fifo");
+    writeTree(dir, { "a.txt": "a", "p": "was a file" });
+    expect((await push(dir)).code).toBe(0);
+    rmSync(join(dir, "p"));
+    const made = Bun.spawnSync(["mkfifo", join(dir, "p")]);
+    expect(made.exitCode).toBe(0);
+    writeFileSync(join(dir, "a.txt"), "a v2");
+    const pushed = await push(dir);
+    expect(pushed.code).toBe(0);
+    expect(pushed.json().kept).toBe(1);
+    expect(await headFiles("fifo")).toEqual({ "a.txt": "a v2", p: "was a file" });
+    const pulled = await pull(dir, "fifo");
+    expect(pulled.code).toBe(0);
+    expect(lstatSync(join(dir, "p")).isFIFO()).toBe(true);
+  });
+});
+
 describe("the mass-deletion guard", () => {
   test("an emptied directory pushed over 200 files is refused, nothing changes on the node; --allow-deletes pushes it", async () => {
     const dir = join(tempDir(), "guarded");
@@ -213,6 +234,18 @@ describe("the mass-deletion guard", () => {
     rmSync(join(small, "a"));
     rmSync(join(small, "b"));
     expect((await push(small, "--max-delete-min-files", "1")).code).toBe(1);
+  });
+
+  test("an empty directory without sync state (an unmounted mount point) pushed to the folder deletes nothing", async () => {
+    const dir = join(tempDir(), "mounted");
+    writeTree(dir, { "a.txt": "a", sub: { "b.txt": "b" } });
+    expect((await push(dir)).code).toBe(0);
+    const mountPoint = join(tempDir(), "mountpoint");
+    mkdirSync(mountPoint);
+    const pushed = await push(mountPoint, "--folder", "mounted");
+    expect(pushed.code).toBe(0);
+    expect(pushed.json().parent).toBeNull();
+    expect(await headFiles("mounted")).toEqual({ "a.txt": "a", "sub/b.txt": "b" });
   });
 
   test("ignored paths are not counted as deletions", async () => {

@@ -598,18 +598,25 @@ export class KillSweep {
       // The client's own databases (stat cache, node cache index), killed mid-write.
       this.checkIntegrity(join(dir, STATE_DIR_NAME), "client killed");
     }
-    await this.checkNextPull(dir, target);
+    const clean = await this.checkNextPull(dir, target);
     if (fresh) rmSync(dir, { recursive: true, force: true });
-    else this.mirrorVersion.set(dir, target);
+    else if (!clean) {
+      // Start the mirror again, so one failure is reported once and not again at every later point.
+      rmSync(dir, { recursive: true, force: true });
+      await this.pullUnkilled(dir, target);
+    }
+    if (!fresh) this.mirrorVersion.set(dir, target);
     for (const version of await this.checkNodeA()) this.epoch.known.set(version.id, version);
   }
 
-  /** After a killed pull: the next one succeeds, leaves no temp file, and the directory is the version. */
-  private async checkNextPull(dir: string, version: string): Promise<void> {
-    const pulled = await runCli(["pull", dir, "--remote", this.urlA, "--folder", MAIN_FOLDER, "--version", version, "--json"]);
+  /** After a killed pull: the next one succeeds, leaves no temp file, and the directory is the version. True when all holds. */
+  private async checkNextPull(dir: string, version: string): Promise<boolean> {
+    const failuresBefore = this.summary.failures.length;
+    // The same remote URL as before: a directory synced from another URL is treated as never synced.
+    const pulled = await runCli(["pull", dir, "--remote", this.viaProxy, "--folder", MAIN_FOLDER, "--version", version, "--json"]);
     if (pulled.code !== 0) {
       this.fail("nextPullFailures", `the pull after the kill failed (exit ${pulled.code}): ${pulled.stderr.slice(0, 500)}`);
-      return;
+      return false;
     }
     const temps = findTempFiles(dir);
     if (temps.length > 0) {
@@ -621,6 +628,7 @@ export class KillSweep {
     const root = this.epoch.known.get(version)?.root;
     const pushed = root ? this.epoch.treesByRoot.get(root) : undefined;
     if (pushed && !Bun.deepEquals(describeTree(dir), pushed)) this.fail("mismatchedPulls", `the pulled directory differs from the tree pushed as ${version}`);
+    return this.summary.failures.length === failuresBefore;
   }
 
   // ----- gc -----

@@ -3,7 +3,7 @@
 // id a directory's tree has (computed here, so an acknowledged version can be checked against
 // the bytes that were pushed: equal ids mean equal bytes).
 import { Database } from "bun:sqlite";
-import { closeSync, lstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS } from "../../src/core/fastcdc.ts";
 import { idToHex } from "../../src/core/id.ts";
@@ -40,7 +40,7 @@ export function findSqliteFiles(dir: string): string[] {
       else if (stats.isFile() && stats.size >= SQLITE_HEADER.length && isSqliteFile(child)) out.push(child);
     }
   };
-  walk(dir);
+  if (existsSync(dir)) walk(dir);
   return out.sort();
 }
 

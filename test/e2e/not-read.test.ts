@@ -262,6 +262,15 @@ describe("the mass-deletion guard", () => {
 });
 
 describe("a name that is not UTF-8 never blocks its directory", () => {
+  test("names differing only by normalization or case push and pull as distinct files", async () => {
+    const dir = join(tempDir(), "lookalikes");
+    writeTree(dir, { "caf\u00e9.txt": "nfc", "cafe\u0301.txt": "nfd", "Readme.md": "upper", "readme.md": "lower" });
+    const pushed = await push(dir);
+    expect(pushed.code).toBe(0);
+    expect(pushed.json().skipped).toEqual([]);
+    expect(await headFiles("lookalikes")).toEqual({ "caf\u00e9.txt": "nfc", "cafe\u0301.txt": "nfd", "Readme.md": "upper", "readme.md": "lower" });
+  });
+
   test("x\\xff.txt beside x\\uFFFD.txt: the push and pull succeed, the bad name is reported escaped, the rest syncs", async () => {
     const dir = join(tempDir(), "badname");
     mkdirSync(join(dir, "d"), { recursive: true });

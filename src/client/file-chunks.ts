@@ -1,6 +1,6 @@
 // Reads chunks back out of local files by position, verifying each against its id: a file
 // that changed since it was scanned is detected instead of sending or writing wrong bytes.
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, type ObjectId } from "../core/id.ts";
 
@@ -12,6 +12,20 @@ export interface ChunkLocation {
 
 export class FileChangedError extends Error {
   override name = "FileChangedError";
+}
+
+// A location names a path that held the chunk when it was noted; by the time it is read the
+// path may be a symlink (to anything, /dev/zero included) or a FIFO, whose open would block.
+// So it is opened without following a link and without blocking, and must be a regular file.
+const READ_NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+function openRegularFile(path: string): number {
+  const fd = openSync(path, READ_NO_FOLLOW);
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new FileChangedError(`${path} is no longer a regular file`);
+  }
+  return fd;
 }
 
 /** Keeps a few files open while chunks are read from them in order. */
@@ -30,7 +44,7 @@ export class FileChunkReader {
     try {
       if (fd === undefined) {
         if (this.fds.size >= 16) this.closeAll();
-        fd = openSync(location.path, "r");
+        fd = openRegularFile(location.path);
         this.fds.set(location.path, fd);
       }
       let done = 0;

@@ -13,7 +13,7 @@
 // nothing. Where /proc is missing, each prefix is opened by path and the handle is checked
 // against an lstat of the same prefix (device and inode); that leaves a small window against a
 // concurrent local attacker, documented in docs/durability.md.
-import { closeSync, constants, existsSync, fchmodSync, fstatSync, futimesSync, lstatSync, openSync } from "node:fs";
+import { closeSync, constants, existsSync, fchmodSync, fstatSync, futimesSync, lstatSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { splitRelativePath } from "../core/names.ts";
 
@@ -40,11 +40,11 @@ function refusal(error: unknown, path: string): Error {
   const code = (error as NodeJS.ErrnoException).code;
   // O_NOFOLLOW on a link gives ELOOP; O_DIRECTORY on a link or a file gives ENOTDIR.
   if (code === "ELOOP" || code === "ENOTDIR") {
-    let what = "not a directory";
+    let link = code === "ELOOP";
     try {
-      if (lstatSync(path).isSymbolicLink()) what = "a symlink";
+      link = lstatSync(path).isSymbolicLink();
     } catch {}
-    return new UnsafePathError(`refusing to go through ${path}: ${what}`);
+    return new UnsafePathError(link ? `refusing to write through the symlink ${path}` : `${path} is in the way: expected a directory`);
   }
   return error as Error;
 }
@@ -57,19 +57,40 @@ function openNoFollow(path: string): number {
   }
 }
 
+export interface OpenInsideOptions {
+  /** Create missing directories on the way (mode 0o755), inside the handle of their parent. */
+  create?: boolean;
+  /** Told the absolute path of each directory that gained an entry by a creation. */
+  onCreated?: (parent: string) => void;
+}
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === "ENOENT";
+}
+
 /**
  * Opens root/relativeDir as a directory handle ("" for the root itself), never following a
- * link at any component. Throws UnsafePathError when a component is a link or not a directory.
- * The caller closes the handle.
+ * link at any component. Throws UnsafePathError when a component is a link or not a directory
+ * (ENOENT for a missing one, unless `create`). The caller closes the handle.
  */
-export function openDirectoryInside(root: string, relativeDir: string): number {
+export function openDirectoryInside(root: string, relativeDir: string, options: OpenInsideOptions = {}): number {
   const parts = relativeDir === "" ? [] : splitRelativePath(relativeDir);
   let fd = openNoFollow(root);
   let path = root;
   try {
     for (const part of parts) {
+      const parent = path;
       path = join(path, part);
-      const next = HAS_PROC_FD ? openViaHandle(fd, part, path) : openCheckedByPath(path);
+      const open = () => (HAS_PROC_FD ? openViaHandle(fd, part, path) : openCheckedByPath(path));
+      let next: number;
+      try {
+        next = open();
+      } catch (error) {
+        if (!options.create || !isMissing(error)) throw error;
+        mkdirSync(HAS_PROC_FD ? pathInHandle(fd, part) : path, { mode: 0o755 });
+        options.onCreated?.(parent);
+        next = open();
+      }
       closeSync(fd);
       fd = next;
     }

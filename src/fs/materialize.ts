@@ -100,22 +100,12 @@ export function prepareParents(
 ): ResolvedPath {
   const create = options.create ?? true;
   const parts = splitRelativePath(relativePath);
-  let current = root;
-  for (const part of parts.slice(0, -1)) {
-    const next = join(current, part);
-    try {
-      const stats = lstatSync(next);
-      if (stats.isSymbolicLink()) throw new UnsafePathError(`refusing to write through the symlink ${next}`);
-      if (!stats.isDirectory()) throw new UnsafePathError(`${next} is in the way: expected a directory`);
-    } catch (error) {
-      if (!isMissing(error) || !create) throw error;
-      mkdirSync(next, { mode: 0o755 });
-      syncer?.add(current);
-    }
-    current = next;
-  }
+  const parentRelative = parts.slice(0, -1).join("/");
+  // The walk holds each directory by a no-follow handle, and creates what is missing inside it.
+  closeSync(openDirectoryInside(root, parentRelative, { create, onCreated: (dir) => syncer?.add(dir) }));
+  const current = parentRelative === "" ? root : join(root, ...parts.slice(0, -1));
   const name = parts[parts.length - 1]!;
-  return { absolutePath: join(current, name), parent: current, parentRelative: parts.slice(0, -1).join("/"), name };
+  return { absolutePath: join(current, name), parent: current, parentRelative, name };
 }
 
 /**

@@ -1,5 +1,7 @@
 // dsync verify and dsync gc: against a running node (--remote) or a data folder directly (--data,
 // with the node stopped).
+import { join } from "node:path";
+import { sqliteIntegrity } from "../src/node/database-check.ts";
 import { DsyncNode, type VerifyReport } from "../src/node/node.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { terminalLines } from "../src/core/terminal-text.ts";
@@ -18,7 +20,13 @@ async function withLocalNode<T>(dataDir: string, run: (node: DsyncNode) => Promi
 
 export async function verifyCommand(flags: { remote?: string; data?: string; json?: boolean; repair?: boolean }): Promise<number> {
   const options = { repair: flags.repair === true };
-  const report = flags.data ? await withLocalNode(flags.data, (node) => node.verify(options)) : await remoteFor(flags).verify(options);
+  let report: VerifyReport;
+  try {
+    report = flags.data ? await withLocalNode(flags.data, (node) => node.verify(options)) : await remoteFor(flags).verify(options);
+  } catch (error) {
+    if (flags.data && DsyncNode.exists(flags.data)) return reportDamagedDatabases(flags.data, error, flags.json === true);
+    throw error;
+  }
   // With --repair, what was found and then repaired is healthy; anything still unrepaired is not.
   const found = options.repair ? 0 : report.corrupt.length + report.missing.length;
   const healthy =
@@ -36,6 +44,24 @@ export async function verifyCommand(flags: { remote?: string; data?: string; jso
     process.stdout.write(terminalLines(lines));
   }
   return healthy ? 0 : 1;
+}
+
+/**
+ * The data folder could not be opened or checked: SQLite's own check of each database, opened
+ * on its own, says which is damaged. Rethrows when both are intact (the error is something else).
+ */
+function reportDamagedDatabases(dataDir: string, error: unknown, json: boolean): number {
+  const metadataIntegrity = sqliteIntegrity(join(dataDir, "metadata.sqlite"));
+  const indexIntegrity = sqliteIntegrity(join(dataDir, "objects", "index.sqlite"));
+  if (metadataIntegrity === "ok" && indexIntegrity === "ok") throw error;
+  const message = (error as Error).message ?? String(error);
+  if (json) printJson({ healthy: false, error: message, metadataIntegrity, indexIntegrity });
+  else {
+    process.stdout.write(
+      terminalLines([`cannot check ${dataDir}: ${message}`, `metadata database: ${metadataIntegrity}`, `object index: ${indexIntegrity}`]),
+    );
+  }
+  return 1;
 }
 
 /** The repair part of verify's text output: what was repaired, and what remains with the versions that need it. */

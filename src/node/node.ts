@@ -5,7 +5,7 @@
 // version object, then the head moves by compare-and-set in one synchronous=FULL transaction.
 // A crash at any point leaves at most unreferenced objects (garbage), never a head that names
 // something missing.
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { hlcCompare, hlcReceive, hlcTick, HLC_ZERO, type HlcTimestamp } from "../core/hlc.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
@@ -17,6 +17,7 @@ import { compareVectors, counterOf, EMPTY_VECTOR, withCounter, type VersionVecto
 import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
 import { PackObjectStore } from "../store/pack-store.ts";
+import { nodeFileSystem, type FileSystem } from "../store/file-system.ts";
 import { CorruptObjectError, type ObjectStore, type StoredObject } from "../store/object-store.ts";
 import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
 import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
@@ -27,6 +28,7 @@ import { Mutex } from "./mutex.ts";
 import type { Repairer } from "./repair.ts";
 import { checkAndRepair, type RepairReport } from "./verify-repair.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.ts";
+import { EventLog } from "./events.ts";
 
 export interface NodeOptions {
   dataDir: string;
@@ -38,6 +40,8 @@ export interface NodeOptions {
   defaultKeepDays?: number | null;
   /** Overrides the stored node id (it is then stored). */
   nodeId?: string;
+  /** Where the node's files (the object store's packs) are written; tests pass one that injects faults. Default node:fs. */
+  fileSystem?: FileSystem;
 }
 
 export interface CommitRequest {
@@ -114,6 +118,8 @@ export class DsyncNode {
   private readonly headListeners: HeadListener[] = [];
   private repairer: Repairer | undefined;
   private readonly stopHearingQuarantine: () => void;
+  /** What happened on this node, for GET /v1/events and the dashboard (events.ts). */
+  readonly events: EventLog;
 
   private constructor(
     readonly dataDir: string,
@@ -126,7 +132,11 @@ export class DsyncNode {
     // A completeness mark vouches for everything below an object; once anything is quarantined,
     // no mark can be trusted to (a mark does not say what lies below it), so all are dropped and
     // the next commit or pull checks its tree again, finding the quarantined object missing.
-    this.stopHearingQuarantine = store.onQuarantine(() => metadata.unmarkComplete(metadata.listCompleteIds()));
+    this.events = new EventLog(clock);
+    this.stopHearingQuarantine = store.onQuarantine((ids) => {
+      metadata.unmarkComplete(metadata.listCompleteIds());
+      for (const id of ids.slice(0, 100)) this.events.emit("verify", null, { finding: "corrupt", object: idToHex(id) });
+    });
     for (const version of metadata.allVersions()) {
       const stamp = { wallMs: version.hlcWallMs, counter: version.hlcCounter };
       if (hlcCompare(stamp, this.hlc) > 0) this.hlc = stamp;
@@ -135,10 +145,20 @@ export class DsyncNode {
 
   static async open(options: NodeOptions): Promise<DsyncNode> {
     const clock = options.clock ?? systemClock;
-    mkdirSync(options.dataDir, { recursive: true });
-    const store = await PackObjectStore.open(join(options.dataDir, "objects"), { nowMs: () => clock.nowMs() });
-    const metadata = new Metadata(join(options.dataDir, "metadata.sqlite"));
-    return DsyncNode.over(store, metadata, options);
+    // The one place the real file system is chosen; SQLite (metadata, store index) does its own I/O.
+    const files = options.fileSystem ?? nodeFileSystem;
+    files.mkdirs(options.dataDir);
+    const store = await PackObjectStore.open(join(options.dataDir, "objects"), { nowMs: () => clock.nowMs(), fileSystem: files });
+    let metadata: Metadata | undefined;
+    try {
+      metadata = new Metadata(join(options.dataDir, "metadata.sqlite"));
+      return DsyncNode.over(store, metadata, options);
+    } catch (error) {
+      // A damaged metadata database: let go of both files, so a check of them can open them.
+      metadata?.close();
+      await store.close();
+      throw error;
+    }
   }
 
   /**
@@ -419,7 +439,30 @@ export class DsyncNode {
       };
     });
     this.headChanged(request.folder, result.version);
+    this.reportCommit(request, result);
     return result;
+  }
+
+  private reportCommit(request: CommitRequest, result: CommitResult): void {
+    const record = this.metadata.getVersion(request.folder, result.version);
+    this.events.emit("commit", request.folder, {
+      version: idToHex(result.version),
+      parent: result.parent ? idToHex(result.parent) : null,
+      mergedWith: result.mergedWith ? idToHex(result.mergedWith) : null,
+      origin: request.origin ?? "push",
+      author: this.nodeId,
+      files: record?.files ?? request.files,
+      bytes: record?.totalBytes ?? request.totalBytes,
+      conflicts: result.conflicts.length,
+    });
+    this.reportConflicts(request.folder, result.version, result.conflicts);
+  }
+
+  /** One event per conflict of a merge that made `version` (a push onto a moved head, or replication). */
+  reportConflicts(folder: string, version: ObjectId, conflicts: readonly MergeConflict[]): void {
+    for (const conflict of conflicts.slice(0, 100)) {
+      this.events.emit("conflict", folder, { version: idToHex(version), path: conflict.path, kind: conflict.kind, winner: conflict.winner, copies: [...conflict.extraPaths] });
+    }
   }
 
   /**
@@ -622,15 +665,34 @@ export class DsyncNode {
     // --repair fetches every missing or quarantined object from peers; without peers (or without
     // --repair) the same accounting says what remains unrepaired and which versions need it.
     const repair = await checkAndRepair(this.store, this.metadata, options.repair ? this.repairer : undefined);
-    return {
+    const report: VerifyReport = {
       objectsChecked: objects,
       corrupt: problems.map((p) => idToHex(p.id)),
       missing,
       structure: audit.problems,
-      metadataIntegrity: this.metadata.integrityCheck(),
-      indexIntegrity: (await this.store.integrityCheck?.()) ?? "ok",
+      metadataIntegrity: await integrityOf(async () => this.metadata.integrityCheck()),
+      indexIntegrity: await integrityOf(async () => (await this.store.integrityCheck?.()) ?? "ok"),
       ...repair,
     };
+    this.reportVerify(report);
+    return report;
+  }
+
+  /** Verify's findings as events (a corrupt object is already reported when it is quarantined). */
+  private reportVerify(report: VerifyReport): void {
+    for (const id of report.missing.slice(0, 100)) this.events.emit("verify", null, { finding: "missing", object: id });
+    for (const problem of report.structure.slice(0, 100)) {
+      this.events.emit("verify", problem.folder, { finding: "structure", version: problem.version, object: problem.object, path: problem.path, problem: problem.problem });
+    }
+    this.events.emit("verify", null, {
+      finding: "done",
+      objectsChecked: report.objectsChecked,
+      corrupt: report.corrupt.length,
+      missing: report.missing.length,
+      structure: report.structure.length,
+      repaired: report.repaired.length,
+      unrepairable: report.unrepairable.length,
+    });
   }
 }
 
@@ -646,6 +708,15 @@ export type VerifyReport = {
   /** SQLite's check of the object store's index ("ok" for stores without one). */
   indexIntegrity: string;
 } & RepairReport;
+
+/** A database's integrity check; a check that fails outright (a damaged page it must read) is its own answer. */
+async function integrityOf(check: () => Promise<string>): Promise<string> {
+  try {
+    return await check();
+  } catch (error) {
+    return `integrity check failed: ${(error as Error).message}`;
+  }
+}
 
 /** A closure check that ignores the completeness cache (for verify). */
 async function verifyTreeClosureFully(root: ObjectId, node: DsyncNode): Promise<void> {

@@ -342,6 +342,9 @@ export class PackObjectStore implements ObjectStore {
       const keep = this.index.packsHoldingQuarantined();
       const candidates = this.index.packRows().filter((row) => liveRatio(row) < liveRatioMin && !keep.has(row.packNumber));
       if (candidates.some((row) => row.packNumber === this.writer.activePackNumber)) this.writer.retireActivePack();
+      // Emptiest first: a dead pack is only unlinked, which needs no space, so on a nearly full
+      // disk the space comes back before any live record must be copied.
+      candidates.sort((a, b) => a.liveStoredBytes - b.liveStoredBytes || a.packNumber - b.packNumber);
       for (const row of candidates) await this.repackOne(row.packNumber, report);
       report.bytesReclaimed = packBytesBefore - this.packBytesTotal();
       return report;

@@ -304,10 +304,25 @@ export class Replicator {
       if (this.stopped) return;
       this.stats.objectsFetched += fetched.objectsFetched;
       this.stats.bytesFetched += fetched.bytesFetched;
+      this.node.events.emit("fetch", folderName, { peer: peer.address, peerNode: peer.node, versions: versions.length, objects: fetched.objectsFetched, bytes: fetched.bytesFetched });
     }
     const result = await this.node.integrateReplica(folderName, "eventual", versions, remote.head);
     this.stats.versionsReceived += result.recorded;
     if (result.outcome === "merged") this.stats.merges++;
+    if (result.outcome !== "unchanged") {
+      const record = this.node.metadata.getVersion(folderName, result.head);
+      this.node.events.emit("merge", folderName, {
+        peer: peer.address,
+        peerNode: peer.node,
+        outcome: result.outcome,
+        version: idToHex(result.head),
+        author: record?.author ?? null,
+        files: record?.files ?? null,
+        bytes: record?.totalBytes ?? null,
+        conflicts: result.conflicts.length,
+      });
+      this.node.reportConflicts(folderName, result.head, result.conflicts);
+    }
   }
 
   private folderLock(folder: string): Mutex {
@@ -339,6 +354,7 @@ export class Replicator {
   }
 
   private markContact(peer: PeerState, nodeId: string): void {
+    if (peer.reachable !== true) this.node.events.emit("peer", null, { peer: peer.address, peerNode: nodeId, reachable: true, error: null });
     peer.node = nodeId;
     peer.reachable = true;
     peer.lastContactMs = this.node.clock.nowMs();
@@ -346,8 +362,10 @@ export class Replicator {
   }
 
   private markFailure(peer: PeerState, error: unknown): void {
+    const wasReachable = peer.reachable;
     peer.reachable = false;
     peer.lastError = (error as Error)?.message ?? String(error);
+    if (wasReachable !== false) this.node.events.emit("peer", null, { peer: peer.address, peerNode: peer.node, reachable: false, error: peer.lastError });
   }
 
   peerStates(): PeerState[] {

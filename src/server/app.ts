@@ -22,9 +22,9 @@ import { registerPeerRoutes } from "./peer-routes.ts";
 import { msgpackResponse, readBody, readJson } from "./http-body.ts";
 import type { PeerService } from "../replication/peer-service.ts";
 import type { Replicator } from "../replication/replicator.ts";
-import { vectorToRecord } from "../core/version-vector.ts";
 import type { Repairer } from "../node/repair.ts";
 import type { Scrubber } from "../node/scrub.ts";
+import { vectorToRecord } from "../core/version-vector.ts";
 import {
   BodyTooLargeError,
   compressIfWorthIt,
@@ -34,6 +34,7 @@ import {
   encodeDownloadReply,
 } from "./wire.ts";
 import { checkRouteParams } from "./route-params.ts";
+import { registerEventRoutes } from "./events.ts";
 import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
 
 export interface AppOptions {
@@ -46,10 +47,10 @@ export interface AppOptions {
   peerService?: PeerService;
   /** The node's replication, for /v1/status. */
   replicator?: Replicator;
-}
   /** Repair of quarantined objects from peers and the background scrub, for /v1/status. */
   repairer?: Repairer;
   scrubber?: Scrubber;
+}
 
 export const API_VERSION = "v1";
 
@@ -180,6 +181,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   app.use("/v1/*", checkRouteParams);
 
   registerPeerRoutes(app, { clusterToken: options.clusterToken, service: options.peerService });
+  registerEventRoutes(app, node.events);
 
   // ----- objects -----
 
@@ -192,19 +194,12 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   app.post("/v1/objects/upload", async (c) => {
     const objects = decodeObjectBatch(await readBody(c));
     await node.putObjects(objects);
+    node.events.emit("push", null, { objects: objects.length, bytes: objects.reduce((sum, o) => sum + o.bytes.length, 0) });
     return c.json({ stored: objects.length });
   });
 
   app.post("/v1/objects/download", async (c) => {
     const reply = await node.download(decodeIdList(await readBody(c)));
-    return msgpackResponse(c, encodeDownloadReply(reply.objects, reply.missing), true);
-  });
-
-  app.put("/v1/objects/:id", async (c) => {
-    const id = pathId(c, "id");
-    const bytes = await readBody(c);
-    if (bytes.length > LIMITS.objectBytesMax) throw new BodyTooLargeError(`object larger than ${LIMITS.objectBytesMax} bytes`);
-    await node.putObjects([{ id, bytes }]);
     if (reply.corrupt.length > 0) {
       // Found corrupt and quarantined, with no good copy yet: say so, rather than "missing".
       const first = idToHex(reply.corrupt[0]!);
@@ -219,6 +214,16 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
         503,
       );
     }
+    node.events.emit("pull", null, { objects: reply.objects.length, bytes: reply.objects.reduce((sum, o) => sum + o.bytes.length, 0), missing: reply.missing.length });
+    return msgpackResponse(c, encodeDownloadReply(reply.objects, reply.missing), true);
+  });
+
+  app.put("/v1/objects/:id", async (c) => {
+    const id = pathId(c, "id");
+    const bytes = await readBody(c);
+    if (bytes.length > LIMITS.objectBytesMax) throw new BodyTooLargeError(`object larger than ${LIMITS.objectBytesMax} bytes`);
+    await node.putObjects([{ id, bytes }]);
+    node.events.emit("push", null, { objects: 1, bytes: bytes.length });
     return c.json({ id: idToHex(id), stored: true }, 201);
   });
 

@@ -114,6 +114,8 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
       scrubber.stop();
       repairer?.stop();
       node.setRepairer(undefined);
+      // Event streams never end by themselves; this ends them, so the graceful stop below is quick.
+      node.events.close();
       // Let requests in flight finish (a push's commit must not be cut off), but not forever.
       const graceful = server.stop(false);
       const timeout = new Promise((resolve) => setTimeout(resolve, 5000));

@@ -1,0 +1,113 @@
+// GET /v1/events: the node's event log (src/node/events.ts) as server-sent events, or as a
+// plain long poll with ?since=N. Behind the client token like every /v1 route; a browser sends
+// it with fetch() and reads the stream, since EventSource cannot send a header, and the token
+// never goes into a URL.
+//
+// Bounded: at most EVENT_STREAMS_MAX streams at once (503 beyond), each fed from the log at the
+// pace its reader takes them (a reader that falls behind the ring is told of the gap, nothing
+// queues up for it), a long poll waits at most LONG_POLL_WAIT_MS_MAX, and one answer carries at
+// most EVENTS_PER_REPLY_MAX events.
+import type { Hono } from "hono";
+import type { EventLog, EventsSince, NodeEvent } from "../node/events.ts";
+import { UserError } from "../node/node.ts";
+
+export const EVENT_STREAMS_MAX = 64;
+export const LONG_POLL_WAIT_MS_MAX = 30_000;
+export const EVENTS_PER_REPLY_MAX = 1000;
+/** A comment line this often keeps proxies and idle timeouts from closing a quiet stream. */
+export const KEEPALIVE_MS = 15_000;
+
+/** An event as the API shows it (the same in a stream's data line and in a long poll's list). */
+export function eventJson(event: NodeEvent) {
+  return { id: event.id, type: event.type, time: new Date(event.timeMs).toISOString(), folder: event.folder, ...event.data };
+}
+
+/** The explicit report of events a reader will never get: those after its id that the ring no longer holds. */
+export function gapJson(gap: NonNullable<EventsSince["gap"]>, lastId: number) {
+  return { type: "gap", afterId: gap.afterId, firstHeldId: gap.firstHeldId, lastId, reason: gap.reason };
+}
+
+function parseEventId(text: string | undefined, what: string): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  if (!/^\d{1,15}$/.test(text)) throw new UserError(`${what} must be an event id (a whole number), got ${JSON.stringify(text.slice(0, 40))}`);
+  return Number(text);
+}
+
+export function registerEventRoutes(app: Hono, events: EventLog): void {
+  let openStreams = 0;
+  const encoder = new TextEncoder();
+
+  app.get("/v1/events", async (c) => {
+    const since = parseEventId(c.req.query("since"), "since");
+    const waitText = c.req.query("wait");
+    if (waitText !== undefined && !/^\d{1,9}$/.test(waitText)) throw new UserError("wait must be a number of milliseconds");
+    if (since !== undefined) {
+      // Long poll: answer at once when there is news, else when some arrives or the wait ends.
+      const waitMs = Math.min(waitText === undefined ? LONG_POLL_WAIT_MS_MAX : Number(waitText), LONG_POLL_WAIT_MS_MAX);
+      let reply = events.since(since, EVENTS_PER_REPLY_MAX);
+      if (reply.events.length === 0 && reply.gap === null && waitMs > 0) {
+        await events.waitAfter(since, waitMs, c.req.raw.signal);
+        reply = events.since(since, EVENTS_PER_REPLY_MAX);
+      }
+      return c.json({ events: reply.events.map(eventJson), gap: reply.gap ? gapJson(reply.gap, reply.lastId) : null, lastId: reply.lastId });
+    }
+
+    // A stream starts after Last-Event-ID (a reconnecting reader), else after the newest event.
+    const resumeFrom = parseEventId(c.req.header("last-event-id"), "Last-Event-ID");
+    if (openStreams >= EVENT_STREAMS_MAX) return c.json({ error: `at most ${EVENT_STREAMS_MAX} event streams at once; try again later` }, 503);
+    openStreams++;
+    let cursor = resumeFrom ?? events.lastId;
+    let first = true;
+    const signal = c.req.raw.signal;
+    let released = false;
+    const release = () => {
+      if (!released) openStreams--;
+      released = true;
+    };
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        // Called when the reader wants more: the stream holds nothing the reader has not asked for.
+        async pull(controller) {
+          let text = "";
+          if (first) {
+            first = false;
+            // Tells the browser how long to wait before reconnecting, and says the stream is open.
+            text += `retry: 1000\n: dsync events after ${cursor}\n\n`;
+          }
+          for (;;) {
+            if (signal.aborted || events.isClosed) {
+              if (text) controller.enqueue(encoder.encode(text));
+              release();
+              controller.close();
+              return;
+            }
+            const reply = events.since(cursor, EVENTS_PER_REPLY_MAX);
+            if (reply.gap) text += `event: gap\ndata: ${JSON.stringify(gapJson(reply.gap, reply.lastId))}\n\n`;
+            for (const event of reply.events) text += `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`;
+            // After a gap for an unknown id with nothing held, the reader's place is the newest id.
+            cursor = reply.events.at(-1)?.id ?? (reply.gap ? reply.lastId : cursor);
+            if (text) break;
+            const before = cursor;
+            await events.waitAfter(before, KEEPALIVE_MS, signal);
+            if (events.lastId === before && !signal.aborted && !events.isClosed) {
+              text = ": keepalive\n\n";
+              break;
+            }
+          }
+          controller.enqueue(encoder.encode(text));
+        },
+        cancel() {
+          release();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    return new Response(stream, {
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-store",
+        "x-accel-buffering": "no",
+      },
+    });
+  });
+}

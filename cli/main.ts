@@ -21,8 +21,8 @@ cli
   .option("--peers <urls>", "Replicate with these nodes: comma-separated URLs")
   .option("--cluster-token <token>", "Credential nodes present to each other (also DSYNC_CLUSTER_TOKEN)")
   .option("--sync-interval-ms <ms>", "Period of the full comparison with each peer (default 2000)")
-  .action((flags) => runCommand(async () => (await import("./serve.ts")).serveCommand(flags)));
   .option("--scrub-bytes-per-second <n>", "Re-verify stored objects in the background at this rate; 0 = off (default: off, 8388608 with --peers)")
+  .action((flags) => runCommand(async () => (await import("./serve.ts")).serveCommand(flags)));
 
 cli
   .command("status", "Show, per folder and per peer, whether a node is in sync and how far behind")
@@ -83,11 +83,11 @@ cli
   .command("verify", "Re-hash every stored object and check every kept version; exit 1 on any problem left unrepaired")
   .option("--remote <url>", "Node URL")
   .option("--data <dir>", "Check a data folder directly (node stopped)")
+  .option("--repair", "Fetch every corrupt or missing object from the node's peers; exit 1 if any remains")
   .option("--json", "Print one JSON document")
   .action((flags) => runCommand(async () => (await import("./maintenance.ts")).verifyCommand(flags)));
 
 cli
-  .option("--repair", "Fetch every corrupt or missing object from the node's peers; exit 1 if any remains")
   .command("gc", "Apply retention and delete unreachable objects")
   .option("--remote <url>", "Node URL")
   .option("--data <dir>", "Collect in a data folder directly (node stopped)")

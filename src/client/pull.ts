@@ -267,8 +267,13 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     // What may be replaced or deleted: only what the last synced version (base) holds exactly,
     // so it stays in history. The scan records less than the disk holds (ignored paths, FIFOs,
     // names it cannot store, unreadable files), so the disk itself is walked to find the rest.
-    const skippedPaths = scan.skipped.map((s) => s.path);
-    const skippedAtOrBelow = (path: string) => skippedPaths.some((p) => p === path || p.startsWith(path + "/"));
+    // Paths the scan did not read (ignored, unreadable, unsupported) and every directory above
+    // one: even where the local tree stands in base's entry for them, their bytes are unknown.
+    const notReadOrAbove = new Set<string>();
+    for (const { path } of [...scan.skipped, ...scan.notRead]) {
+      for (let at = path; at !== "" && !notReadOrAbove.has(at); at = parentOf(at)) notReadOrAbove.add(at);
+    }
+    const skippedAtOrBelow = (path: string) => notReadOrAbove.has(path);
     /** The first entry on disk below `path` that base's directory `dirId` does not hold, or null. */
     const firstUnsyncedBelow = async (path: string, dirId: ObjectId): Promise<string | null> => {
       const synced = new Map((await readTreeEntries(dirId, load)).map((e) => [e.name, e]));
@@ -308,7 +313,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       const local = localByPath.get(path);
       if (local && local.after !== null) return "changed here and on the node";
       if (local || !base) return "never synced from here (ignored, unreadable or not a regular file)";
-      if (skippedAtOrBelow(path)) return "holds paths that could not be read here";
+      if (skippedAtOrBelow(path)) return "not read here (ignored, unreadable or unsupported), at or below this path";
       if (onDisk !== base.kind) return "changed here and on the node";
       if (base.kind === "dir") {
         if (changedLocallyAtOrBelow(path)) return "directory replaced on the node while changed here";

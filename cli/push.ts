@@ -47,7 +47,7 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
   });
   const code = report.unreadable > 0 ? EXIT_PUSHED_WITH_UNREADABLE : 0;
   if (report.unreadable > 0) {
-    process.stderr.write(`dsync: warning: ${report.unreadable} path(s) could not be read; the pushed version keeps their last synced content (exit ${code})\n`);
+    process.stderr.write(terminalLines([`dsync: warning: ${report.unreadable} path(s) could not be read; the pushed version keeps their last synced content (exit ${code})`]));
   }
   if (flags.json) {
     printJson(report);

@@ -16,18 +16,29 @@ export function describeError(error: unknown): { message: string; exitCode: numb
   return { message: String(error), exitCode: EXIT_FAILURE };
 }
 
-/** Runs a command body and exits with its code; errors become one readable line. */
-export async function runCommand(body: () => Promise<number | void>, failureExitCode = EXIT_FAILURE): Promise<never> {
+/**
+ * Ends the command with `code` once its output is out. Output to a pipe is written
+ * asynchronously and process.exit() drops what is still queued (a 100 000-folder
+ * `dsync ls | wc -l` counted 4 228 lines), so the process ends by itself when its writes are
+ * done: a command leaves nothing running when it returns (the end-to-end tests would hang).
+ */
+function endAfterOutput(code: number): void {
+  process.exitCode = code;
+}
+
+/** Runs a command body and exits with its code once its output is written; errors become one readable line. */
+export async function runCommand(body: () => Promise<number | void>, failureExitCode = EXIT_FAILURE): Promise<void> {
+  let code: number;
   try {
-    const code = await body();
-    process.exit(code ?? EXIT_OK);
+    code = (await body()) ?? EXIT_OK;
   } catch (error) {
     const { message, exitCode } = describeError(error);
     // A message may carry a node's words: cut to a bound and escaped (core/terminal-text.ts).
     process.stderr.write(terminalError(message));
     if (process.env.DSYNC_DEBUG && error instanceof Error) process.stderr.write(terminalLines(String(error.stack).split("\n")));
-    process.exit(exitCode === EXIT_USAGE ? EXIT_USAGE : Math.max(exitCode, failureExitCode));
+    code = exitCode === EXIT_USAGE ? EXIT_USAGE : Math.max(exitCode, failureExitCode);
   }
+  endAfterOutput(code);
 }
 
 export function parseCount(value: unknown, flag: string): number | undefined {

@@ -22,7 +22,10 @@ cli
   .option("--cluster-token <token>", "Credential nodes present to each other (also DSYNC_CLUSTER_TOKEN)")
   .option("--sync-interval-ms <ms>", "Period of the full comparison with each peer (default 2000)")
   .option("--scrub-bytes-per-second <n>", "Re-verify stored objects in the background at this rate; 0 = off (default: off, 8388608 with --peers)")
-  .action((flags) => runCommand(async () => (await import("./serve.ts")).serveCommand(flags)));
+  .option("--metrics-token <token>", "A token accepted on GET /metrics only, for a Prometheus scraper (also DSYNC_METRICS_TOKEN)")
+  // A process that listened for signals is kept alive by them, so serve ends explicitly; its few
+  // lines of output were written long before. Other commands end by themselves (errors.ts).
+  .action((flags) => runCommand(async () => (await import("./serve.ts")).serveCommand(flags)).then(() => process.exit()));
 
 cli
   .command("status", "Show, per folder and per peer, whether a node is in sync and how far behind")

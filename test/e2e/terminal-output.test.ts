@@ -140,3 +140,36 @@ test("a file name with control characters: push's conflict lines and diff's line
   const pulled = await runCli(["pull", a]);
   expectInert(pulled.stdout + pulled.stderr, "pull");
 });
+
+test("a listing of 100 000 folders and a log of 100 000 versions reach a pipe whole", async () => {
+  const count = 100_000;
+  const head = "cd".repeat(32);
+  const folders = JSON.stringify({ folders: Array.from({ length: count }, (_, i) => ({ name: `folder-${i}`, head: null, mode: "eventual" })) });
+  const version = (i: number) => ({ id: i.toString(16).padStart(64, "0"), parents: [], author: "a", time: "t", origin: "push", files: 1, bytes: 1, message: `m${i}` });
+  const versions = JSON.stringify({ versions: Array.from({ length: count }, (_, i) => version(i + 1)) });
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(request) {
+      const path = new URL(request.url).pathname;
+      if (path === "/v1/folders") return new Response(folders, { headers: { "content-type": "application/json" } });
+      if (path === "/v1/folders/big") return Response.json({ name: "big", head, mode: "eventual" });
+      if (path === "/v1/folders/big/versions") return new Response(versions, { headers: { "content-type": "application/json" } });
+      return Response.json({ error: "no" }, { status: 404 });
+    },
+  });
+  try {
+    const url = `http://127.0.0.1:${server.port}`;
+    const ls = await runCli(["ls", "--remote", url]);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout.split("\n").length - 1).toBe(count);
+    expect(ls.stdout.endsWith("folder-99999\t(empty)\teventual\n")).toBe(true);
+    const log = await runCli(["log", "--remote", url, "--folder", "big"]);
+    expect(log.code).toBe(0);
+    expect(log.stdout.split("\n").length - 1).toBe(count);
+    const json = await runCli(["ls", "--remote", url, "--json"]);
+    expect(json.json().folders).toHaveLength(count);
+  } finally {
+    server.stop(true);
+  }
+}, 60_000);

@@ -193,6 +193,7 @@ export async function writeFileAtomic(root: string, relativePath: string, option
   else fsyncDirectory(resolved.parent);
 }
 
+/** `inParent` for an async use: the parent's handle stays open while chunks are fetched. */
 async function inParentAsync(root: string, resolved: ResolvedPath, use: (at: (name: string) => string) => Promise<void>): Promise<void> {
   const fd = openDirectoryInside(root, resolved.parentRelative);
   try {

@@ -562,6 +562,15 @@ describe("attributes only through no-follow handles", () => {
     targets.unchanged();
   });
 
+  test("a new link's mtime is its own: the outside file it points to keeps its mtime", () => {
+    const targets = outsideTargets();
+    const root = tempDir();
+    writeSymlinkAtomic(root, "to-file", targets.file, MTIME_MS);
+    writeSymlinkAtomic(root, "to-dir", targets.dir, MTIME_MS);
+    expect(lstatSync(join(root, "to-file")).mtimeMs).toBe(MTIME_MS);
+    targets.unchanged();
+  });
+
   test("setDirectoryAttributes sets mode (setuid bits included) and mtime on a real directory", () => {
     const root = tempDir();
     mkdirSync(join(root, "a/b"), { recursive: true });

@@ -1,6 +1,7 @@
 // How the CLI ends: a sentence on stderr and an exit code (0 ok, 1 failure, 2 usage), never a
 // stack trace unless DSYNC_DEBUG is set.
 import { RemoteError } from "../src/client/remote.ts";
+import { LIMITS } from "../src/core/limits.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { terminalError, terminalJson, terminalLines } from "../src/core/terminal-text.ts";
 
@@ -39,6 +40,15 @@ export async function runCommand(body: () => Promise<number | void>, failureExit
     code = exitCode === EXIT_USAGE ? EXIT_USAGE : Math.max(exitCode, failureExitCode);
   }
   endAfterOutput(code);
+}
+
+/** A --message for a version, refused before anything is sent when the node would refuse it. */
+export function parseMessage(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const message = String(value);
+  const bytes = Buffer.byteLength(message);
+  if (bytes > LIMITS.messageLengthBytesMax) throw new UsageError(`--message takes at most ${LIMITS.messageLengthBytesMax} bytes, got ${bytes}`);
+  return message;
 }
 
 export function parseCount(value: unknown, flag: string): number | undefined {

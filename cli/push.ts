@@ -4,7 +4,7 @@ import { push } from "../src/client/push.ts";
 import { createProgress, formatBytes } from "../src/client/progress.ts";
 import { DEFAULT_DELETION_LIMITS } from "../src/client/deletion-guard.ts";
 import { UsageError } from "../src/client/sync-target.ts";
-import { parseCount, printJson } from "./errors.ts";
+import { parseCount, parseMessage, printJson } from "./errors.ts";
 
 /**
  * The push committed, but some paths could not be read (their last synced entries were kept).
@@ -38,7 +38,7 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
   const report = await push(dir ?? ".", {
     remote: flags.remote,
     folder: flags.folder,
-    message: flags.message === undefined ? undefined : String(flags.message),
+    message: parseMessage(flags.message),
     keepVersions: parseCount(flags.keepVersions, "--keep-versions"),
     keepDays: parseCount(flags.keepDays, "--keep-days"),
     progress: createProgress(!flags.json),

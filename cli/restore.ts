@@ -3,7 +3,7 @@
 import { pull } from "../src/client/pull.ts";
 import { createProgress } from "../src/client/progress.ts";
 import { terminalLines } from "../src/core/terminal-text.ts";
-import { printJson } from "./errors.ts";
+import { parseMessage, printJson } from "./errors.ts";
 import { targetFor } from "./remote-target.ts";
 
 export async function restoreCommand(
@@ -12,7 +12,7 @@ export async function restoreCommand(
   flags: { remote?: string; folder?: string; message?: string; json?: boolean; pull?: boolean },
 ): Promise<number> {
   const { remote, folder } = targetFor(dir, flags);
-  const result = await remote.restore(folder, String(version), flags.message === undefined ? undefined : String(flags.message));
+  const result = await remote.restore(folder, String(version), parseMessage(flags.message));
   const pulled = flags.pull === false ? null : await pull(dir ?? ".", { remote: remote.baseUrl, folder, progress: createProgress(!flags.json) });
   if (flags.json) printJson({ folder, restored: String(version), version: result.version, pull: pulled });
   else {

@@ -19,10 +19,11 @@ export function optionalId(value: unknown, field: string): ObjectId | null {
   return requireId(value, field);
 }
 
-export function optionalString(value: unknown, field: string, maxLength: number, fallback: string): string {
+/** A string field of at most `maxBytes` bytes of UTF-8 (the limits are in bytes: see core/limits.ts). */
+export function optionalString(value: unknown, field: string, maxBytes: number, fallback: string): string {
   if (value === undefined || value === null) return fallback;
   if (typeof value !== "string") throw new UserError(`${field} must be a string`);
-  if (value.length > maxLength) throw new UserError(`${field} must be at most ${maxLength} characters`);
+  if (Buffer.byteLength(value) > maxBytes) throw new UserError(`${field} must be at most ${maxBytes} bytes of UTF-8`);
   return value;
 }
 

@@ -173,3 +173,24 @@ test("a listing of 100 000 folders and a log of 100 000 versions reach a pipe wh
     server.stop(true);
   }
 }, 60_000);
+
+test("a version message over the bound is refused before anything is sent", async () => {
+  const dir = join(tempDir(), "long-message");
+  writeTree(dir, { "a.txt": "a\n" });
+  const message = "é".repeat(2049); // 4 098 bytes: under 4 096 characters, over 4 096 bytes
+  const push = await runCli(["push", dir, "--remote", node().url, "--folder", "long-message", "--message", message]);
+  expect(push.code).toBe(2);
+  expect(push.stderr).toContain("--message takes at most 4096 bytes");
+  const ls = await runCli(["ls", "--remote", node().url, "--json"]);
+  expect(ls.json().folders.map((folder: { name: string }) => folder.name)).not.toContain("long-message");
+  const restore = await runCli(["restore", "abcd", dir, "--remote", node().url, "--folder", "long-message", "--message", message]);
+  expect(restore.code).toBe(2);
+  // The node counts bytes too: a client that sends such a message anyway gets 400.
+  const response = await fetch(`${node().url}/v1/folders/long-message/commit`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ root: "ab".repeat(32), parent: null, message }),
+  });
+  expect(response.status).toBe(400);
+  expect(((await response.json()) as { error: string }).error).toContain("message must be at most 4096 bytes");
+});

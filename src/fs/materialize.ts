@@ -24,7 +24,7 @@ import {
   writeSync,
   lutimesSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
@@ -44,25 +44,41 @@ export interface ChunkSource {
 /** Tracks directories whose entries changed, so each is fsynced once at the end. */
 export class DirectorySyncer {
   private readonly dirs = new Set<string>();
+  /** Directories removed or moved away (and not made again since): nothing at or below them is synced. */
+  private readonly gone = new Set<string>();
   add(dir: string): void {
     this.dirs.add(dir);
+    // An entry changed in dir: dir and every directory above it exist (again).
+    if (this.gone.size > 0) for (let at = dir; ; at = dirname(at)) {
+      this.gone.delete(at);
+      if (dirname(at) === at) break;
+    }
   }
   /**
    * A directory was removed (or moved away): it, and everything that was below it, leaves the
    * set (there is nothing left there to fsync); its parent, whose entry changed, joins it.
+   * O(depth) per call, so a pull removing many directories stays linear.
    */
   removed(dir: string, parent: string): void {
-    const below = dir + "/";
-    for (const tracked of this.dirs) if (tracked === dir || tracked.startsWith(below)) this.dirs.delete(tracked);
-    this.dirs.add(parent);
+    this.dirs.delete(dir);
+    this.gone.add(dir);
+    this.add(parent);
+  }
+  private isGone(dir: string): boolean {
+    if (this.gone.size === 0) return false;
+    for (let at = dir; ; at = dirname(at)) {
+      if (this.gone.has(at)) return true;
+      if (dirname(at) === at) return false;
+    }
   }
   /** The directories waiting for an fsync (for tests and reports). */
   pending(): string[] {
-    return [...this.dirs];
+    return [...this.dirs].filter((dir) => !this.isGone(dir));
   }
   flush(): void {
-    for (const dir of this.dirs) fsyncDirectory(dir);
+    for (const dir of this.pending()) fsyncDirectory(dir);
     this.dirs.clear();
+    this.gone.clear();
   }
 }
 

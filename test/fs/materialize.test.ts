@@ -641,6 +641,18 @@ describe("removed directories leave the syncer", () => {
     expect(readdirSync(root)).toEqual([]);
   });
 
+  test("a directory removed and made again in the same run is synced again, with what is below it", () => {
+    const root = tempDir();
+    writeTree(root, { d: { sub: {} } });
+    const syncer = new DirectorySyncer();
+    syncer.add(join(root, "d/sub"));
+    syncer.removed(join(root, "d"), root);
+    expect(syncer.pending()).toEqual([root]);
+    syncer.add(join(root, "d/sub"));
+    expect(syncer.pending().sort()).toEqual([root, join(root, "d/sub")]);
+    expect(() => syncer.flush()).not.toThrow();
+  });
+
   test("a directory moved aside takes its pending syncs with it", () => {
     const root = tempDir();
     writeTree(root, { d: { "f.txt": "f" } });

@@ -18,6 +18,7 @@ export interface ServeFlags {
   clusterToken?: string;
   syncIntervalMs?: string;
   scrubBytesPerSecond?: string;
+  metricsToken?: string;
 }
 
 /** Parses --peers: comma-separated http(s) URLs, each a node's base address. */
@@ -67,6 +68,13 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   if (clusterToken !== undefined && token !== undefined && clusterToken === token) {
     throw new UsageError("--cluster-token must differ from --token: a client must not be able to act as a node");
   }
+  const metricsToken = flags.metricsToken ?? (process.env.DSYNC_METRICS_TOKEN || undefined);
+  if (metricsToken !== undefined && !/^[\x21-\x7e]{8,512}$/.test(metricsToken)) {
+    throw new UsageError("--metrics-token must be 8 to 512 printable characters without spaces");
+  }
+  if (metricsToken !== undefined && clusterToken !== undefined && metricsToken === clusterToken) {
+    throw new UsageError("--metrics-token must differ from --cluster-token: a scraper must not be able to act as a node");
+  }
   const syncIntervalMs = parseCount(flags.syncIntervalMs, "--sync-interval-ms") ?? 2000;
   if (syncIntervalMs < 50) throw new UsageError("--sync-interval-ms must be at least 50");
   const scrubBytesPerSecond = parseCount(flags.scrubBytesPerSecond, "--scrub-bytes-per-second");
@@ -82,7 +90,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   });
   let server;
   try {
-    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond });
+    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken });
   } catch (error) {
     await node.close();
     throw new Error(`cannot listen on ${address.hostname}:${address.port}: ${(error as Error).message}`);

@@ -105,6 +105,18 @@ interface Draws {
   target: number;
 }
 
+/** An operation no kill touched failed: reported as a failure; the sweep goes on with a fresh epoch. */
+class OperationFailed extends Error {}
+
+/** The root of a workload tree; a scan that fails is a failure of the operation that needed it. */
+async function pushedRoot(dir: string): Promise<string> {
+  try {
+    return await treeRootHex(dir);
+  } catch (error) {
+    throw new OperationFailed(`scanning ${dir} failed: ${(error as Error).message}`);
+  }
+}
+
 function uniform(prng: Prng): number {
   return prng.nextUint32() / 0x1_0000_0000;
 }
@@ -186,11 +198,9 @@ export class KillSweep {
     const fullPullEvery = this.options.fullPullEvery ?? 10;
     try {
       let order: Phase[] = [];
+      let epochOpen = false;
+      let pointsInEpoch = 0;
       for (let point = 0; point < this.options.points; point++) {
-        if (point % epochPoints === 0) {
-          if (point > 0) await this.endEpoch();
-          await this.startEpoch(point / epochPoints);
-        }
         // Phases in a seeded order, each once per round, so every phase gets its share.
         if (order.length === 0) order = this.shuffledPhases();
         const phase = order.shift()!;
@@ -200,17 +210,36 @@ export class KillSweep {
           variant: uniform(this.schedule),
           target: uniform(this.schedule),
         };
-        this.label = `point ${point} (${phase})`;
         const pointStartMs = performance.now();
-        await this.runPoint(phase, draws);
-        if ((point + 1) % fullPullEvery === 0) await this.fullPullOfRandomAck();
+        try {
+          if (epochOpen && pointsInEpoch >= epochPoints) {
+            epochOpen = false;
+            await this.endEpoch();
+          }
+          if (!epochOpen) {
+            await this.startEpoch(this.summary.epochs);
+            epochOpen = true;
+            pointsInEpoch = 0;
+          }
+          this.label = `point ${point} (${phase})`;
+          await this.runPoint(phase, draws);
+          if ((point + 1) % fullPullEvery === 0) await this.fullPullOfRandomAck();
+        } catch (error) {
+          if (!(error instanceof OperationFailed)) throw error;
+          // An operation that no kill touched failed: a failure of its own, reported; the epoch
+          // ends there (its checks still run) and the next point starts a fresh one.
+          this.fail("operationFailures", error.message);
+          if (epochOpen) await this.endEpoch();
+          epochOpen = false;
+        }
+        pointsInEpoch++;
         this.summary.points++;
         this.summary.pointsByPhase[phase] = (this.summary.pointsByPhase[phase] ?? 0) + 1;
         const elapsedMs = performance.now() - pointStartMs;
         this.pointMs.push(elapsedMs);
         this.log(`${this.label} done in ${Math.round(elapsedMs)} ms`);
       }
-      if (this.options.points > 0) await this.endEpoch();
+      if (epochOpen) await this.endEpoch();
     } finally {
       await this.stopNodes();
       this.proxy.stop();
@@ -276,7 +305,7 @@ export class KillSweep {
     this.epoch.work.mutate();
     await this.pushUnkilled();
     const pulled = await runCli(["pull", this.epoch.mirror, "--remote", this.viaProxy, "--folder", MAIN_FOLDER, "--json"]);
-    if (pulled.code !== 0) throw new Error(`epoch ${index}: the first pull failed: ${pulled.stderr}`);
+    if (pulled.code !== 0) throw new OperationFailed(`epoch ${index}: the first pull (no kill) failed: ${pulled.stderr.slice(0, 500)}`);
     await this.refreshKnown();
   }
 
@@ -361,10 +390,15 @@ export class KillSweep {
     for (const problem of result.problems) this.fail("integrityFailures", `SQLite integrity (${when}): ${problem}`);
   }
 
+  /** A folder's versions, newest first: the route `dsync log` reads (asked directly, saving a process per check). */
   private async listVersions(url: string, folder: string): Promise<VersionJson[] | null> {
-    const log = await runCli(["log", "--remote", url, "--folder", folder, "--json"]);
-    if (log.code !== 0) return null;
-    return log.json<{ versions: VersionJson[] }>().versions;
+    try {
+      const response = await fetch(`${url}/v1/folders/${folder}/versions`, { signal: AbortSignal.timeout(30_000) });
+      if (response.status !== 200) return null;
+      return ((await response.json()) as { versions: VersionJson[] }).versions;
+    } catch {
+      return null;
+    }
   }
 
   private async refreshKnown(): Promise<VersionJson[]> {
@@ -438,9 +472,10 @@ export class KillSweep {
   }
 
   /** Times an uninterrupted run of an operation the first time it is needed: the scale kill moments are drawn on. */
-  private async calibrate(key: string, run: () => Promise<void>): Promise<Calibration> {
+  private async calibrate(key: string, run: () => Promise<void>, prepare?: () => Promise<void>): Promise<Calibration> {
     const known = this.calibrations.get(key);
     if (known) return known;
+    await prepare?.();
     const bytesAtStart = proxyBytes(this.proxy);
     const startedMs = performance.now();
     await run();
@@ -511,12 +546,12 @@ export class KillSweep {
 
   /** A push that is not killed: it must succeed. */
   private async pushUnkilled(tree: SeededTree = this.epoch.work, folder = MAIN_FOLDER): Promise<void> {
-    const rootHex = await treeRootHex(tree.root);
+    const rootHex = await pushedRoot(tree.root);
     const description = describeTree(tree.root);
     this.epoch.treesByRoot.set(rootHex, description);
     const result = await this.finish(spawnCli(this.pushArgs(tree, folder)), "push");
     if (!result) return;
-    if (result.code !== 0) throw new Error(`${this.label}: a push with no kill failed: ${result.stderr}`);
+    if (result.code !== 0) throw new OperationFailed(`a push with no kill failed (exit ${result.code}): ${result.stderr.slice(0, 500)}`);
     await this.recordAck(result, tree, folder, rootHex, description);
   }
 
@@ -528,7 +563,7 @@ export class KillSweep {
       await this.refreshKnown();
     });
     const changes = this.epoch.work.mutate();
-    const rootHex = await treeRootHex(this.epoch.work.root);
+    const rootHex = await pushedRoot(this.epoch.work.root);
     const description = describeTree(this.epoch.work.root);
     this.epoch.treesByRoot.set(rootHex, description);
     this.log(`  push of ${changes}`);
@@ -570,7 +605,7 @@ export class KillSweep {
 
   private async pullUnkilled(dir: string, version: string): Promise<void> {
     const result = await this.finish(spawnCli(["pull", dir, "--remote", this.viaProxy, "--folder", MAIN_FOLDER, "--version", version, "--json"]), "pull");
-    if (result && result.code !== 0) throw new Error(`${this.label}: a pull with no kill failed: ${result.stderr}`);
+    if (result && result.code !== 0) throw new OperationFailed(`a pull with no kill failed (exit ${result.code}): ${result.stderr.slice(0, 500)}`);
   }
 
   private async pullPoint(draws: Draws, victimKind: "node" | "client"): Promise<void> {
@@ -640,7 +675,7 @@ export class KillSweep {
       this.epoch.scratch.replaceWithScratch();
       await this.pushUnkilled(this.epoch.scratch, SCRATCH_FOLDER);
       const result = await this.finish(spawnCli(gcArgs), "gc");
-      if (result && result.code !== 0) throw new Error(`${this.label}: a gc with no kill failed: ${result.stderr}`);
+      if (result && result.code !== 0) throw new OperationFailed(`a gc with no kill failed (exit ${result.code}): ${result.stderr.slice(0, 500)}`);
     });
     // A new scratch version makes the previous one garbage (the folder keeps one).
     this.epoch.scratch.replaceWithScratch();
@@ -677,14 +712,22 @@ export class KillSweep {
 
   private async replicationPoint(draws: Draws): Promise<void> {
     await this.ensureA();
-    const calibration = await this.calibrate("replication", async () => {
-      this.epoch.work.mutate();
-      await this.pushUnkilled();
+    const catchUp = async () => {
       this.b = await this.startOn("b");
-      if (!(await this.waitConverged())) throw new Error(`${this.label}: B did not catch up with A without any kill`);
+      if (!(await this.waitConverged())) throw new OperationFailed(`B did not catch up with A within ${CONVERGE_TIMEOUT_MS} ms, with no kill`);
       await this.b.stop();
       this.b = null;
-    });
+    };
+    // Measured on one version's worth of changes, like the points (B first takes the whole folder).
+    const calibration = await this.calibrate(
+      "replication",
+      async () => {
+        this.epoch.work.mutate();
+        await this.pushUnkilled();
+        await catchUp();
+      },
+      catchUp,
+    );
     // A takes a push while B is down; B comes back and pulls it; the puller or the source is killed.
     this.epoch.work.mutate();
     await this.pushUnkilled();

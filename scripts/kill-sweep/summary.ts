@@ -35,6 +35,8 @@ export interface SweepSummary {
   fullPullsCompared: number;
   replicationFailures: number;
   repairFailures: number;
+  /** Operations no kill touched that failed (each ends its epoch early). */
+  operationFailures: number;
   restarts: number;
   /** Nodes that did not come back after a kill. */
   restartFailures: number;
@@ -68,6 +70,7 @@ export function emptySummary(seed: number): SweepSummary {
     fullPullsCompared: 0,
     replicationFailures: 0,
     repairFailures: 0,
+    operationFailures: 0,
     restarts: 0,
     restartFailures: 0,
     epochs: 0,
@@ -101,6 +104,7 @@ export function formatSummary(summary: SweepSummary): string {
   lines.push(`  next-pull failures      ${summary.nextPullFailures}; pulled trees not matching their version ${summary.mismatchedPulls}`);
   lines.push(`  full pulls compared     ${summary.fullPullsCompared}`);
   lines.push(`  replication failures    ${summary.replicationFailures}; repair failures ${summary.repairFailures}`);
+  lines.push(`  operations failed with no kill ${summary.operationFailures}`);
   for (const [key, value] of Object.entries(summary.calibration)) lines.push(`  calibration ${key}: ${Math.round(value.durationMs)} ms, ${value.bytes} B`);
   lines.push(summary.failures.length === 0 ? "  PASS: nothing lost, every check clean" : `  FAIL: ${summary.failures.length} failed checks`);
   for (const failure of summary.failures) lines.push(`    ${failure}`);

@@ -1,5 +1,5 @@
 // The kill sweep's workload: a directory tree drawn from the seed (a few hundred small files in
-// nested directories, a few large files of a few MiB so uploads and pulls take long enough to be
+// nested directories, a few large files of 1–3 MiB so uploads and pulls take long enough to be
 // cut in the middle, a symlink, an executable), and the changes made to it before each push:
 // edits, additions, deletions, renames, a mode change, a region rewritten inside a large file,
 // and always one new large file so every push has chunks to send.
@@ -13,20 +13,20 @@ const SMALL_FILES_INITIAL = 300;
 const SMALL_FILE_BYTES_MAX = 8 * 1024;
 const DIRECTORIES = ["docs", "docs/old", "src", "src/lib", "src/lib/deep", "assets", "notes", "notes/2026", "empty-later", "misc"];
 /** Large files kept at most; the oldest is deleted when a push adds one more. */
-const LARGE_FILES_MAX = 4;
+const LARGE_FILES_MAX = 3;
 const LARGE_FILE_BYTES_MIN = 1 * MiB;
-const LARGE_FILE_BYTES_SPAN = 3 * MiB;
+const LARGE_FILE_BYTES_SPAN = 2 * MiB;
 /** The state folder of a synced directory: never part of the tree. */
 const STATE_DIR_NAME = ".dsync";
 
 export interface WorkloadSizes {
   /** Small files written at the start. */
   smallFiles: number;
-  /** Large files written at the start (each 1–4 MiB). */
+  /** Large files written at the start (each 1–3 MiB). */
   largeFiles: number;
 }
 
-export const DEFAULT_SIZES: WorkloadSizes = { smallFiles: SMALL_FILES_INITIAL, largeFiles: 3 };
+export const DEFAULT_SIZES: WorkloadSizes = { smallFiles: SMALL_FILES_INITIAL, largeFiles: 2 };
 
 /** Every regular file under root (relative paths, sorted), the state folder excluded. */
 export function listFiles(root: string): string[] {
@@ -128,7 +128,7 @@ export class SeededTree {
   replaceWithScratch(): void {
     mkdirSync(this.root, { recursive: true });
     for (const name of readdirSync(this.root)) if (name !== STATE_DIR_NAME) rmSync(join(this.root, name), { recursive: true, force: true });
-    writeFileSync(join(this.root, "blob.bin"), randomBytes(2 * MiB + this.prng.nextInt(4 * MiB), this.prng.nextUint32()));
+    writeFileSync(join(this.root, "blob.bin"), randomBytes(1 * MiB + this.prng.nextInt(3 * MiB), this.prng.nextUint32()));
     for (let i = 0; i < 20; i++) writeFileSync(join(this.root, `s${i}.txt`), this.smallContent());
   }
 

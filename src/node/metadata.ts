@@ -264,6 +264,15 @@ export class Metadata {
     return (this.db.query("SELECT * FROM versions WHERE folder = ? ORDER BY sequence DESC LIMIT ?").all(folder, limit) as VersionRow[]).map(versionFromRow);
   }
 
+  /** Per folder: how many versions are kept and the sum of their file bytes (one aggregate query, for metrics). */
+  versionTotals(): { folder: string; versions: number; totalBytes: number }[] {
+    return this.db.query("SELECT folder, COUNT(*) AS versions, COALESCE(SUM(total_bytes), 0) AS totalBytes FROM versions GROUP BY folder").all() as {
+      folder: string;
+      versions: number;
+      totalBytes: number;
+    }[];
+  }
+
   allVersions(): VersionRecord[] {
     return (this.db.query("SELECT * FROM versions").all() as VersionRow[]).map(versionFromRow);
   }

@@ -47,8 +47,21 @@ export interface PeerState {
   reachable: boolean | null;
   lastContactMs: number | null;
   lastError: string | null;
-  /** The peer's folders as last heard (listing or notice). */
-  folders: Map<string, { head: ObjectId | null; vector: VersionVector; mode: string }>;
+  /**
+   * The peer's folders as last heard (listing or notice). `heardMs`: when this node first heard
+   * of a head of that folder it did not hold, kept while it still lacks one (the start of the lag).
+   */
+  folders: Map<string, PeerFolderHeard>;
+  /** What pulls from this peer brought (tree and file objects and chunks, as received). */
+  objectsFetched: number;
+  bytesFetched: number;
+}
+
+export interface PeerFolderHeard {
+  head: ObjectId | null;
+  vector: VersionVector;
+  mode: string;
+  heardMs: number;
 }
 
 export interface PeerFolderStatus {
@@ -60,15 +73,22 @@ export interface PeerFolderStatus {
   /** Writes the peer has that this node lacks, and the other way round. */
   behindWrites: number;
   aheadWrites: number;
+  /** How long this node has lacked writes the peer has: 0 when it lacks none. */
+  lagMs: number;
 }
 
 export interface SyncStats {
+  /** Pulls that fetched from a peer (started), those that ended with the peer's head integrated, and failed ones. */
   pulls: number;
+  pullsCompleted: number;
   pullFailures: number;
   versionsReceived: number;
   objectsFetched: number;
   bytesFetched: number;
   merges: number;
+  /** Heads moved to a peer's version as it was, and conflicts kept by replication merges. */
+  fastForwards: number;
+  conflicts: number;
   noticesSent: number;
   noticesReceived: number;
 }
@@ -87,11 +107,11 @@ export class Replicator {
   private readonly comparing = new Set<string>();
   private readonly folderLocks = new Map<string, Mutex>();
   private readonly retryTimers = new Map<string, unknown>();
-  readonly stats: SyncStats = { pulls: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0, bytesFetched: 0, merges: 0, noticesSent: 0, noticesReceived: 0 };
+  readonly stats: SyncStats = { pulls: 0, pullsCompleted: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0, bytesFetched: 0, merges: 0, fastForwards: 0, conflicts: 0, noticesSent: 0, noticesReceived: 0 };
 
   constructor(private readonly options: ReplicatorOptions) {
     for (const address of options.peers) {
-      this.peers.set(address, { address, node: null, reachable: null, lastContactMs: null, lastError: null, folders: new Map() });
+      this.peers.set(address, { address, node: null, reachable: null, lastContactMs: null, lastError: null, folders: new Map(), objectsFetched: 0, bytesFetched: 0 });
     }
   }
 
@@ -172,7 +192,7 @@ export class Replicator {
     this.markContact(peer, listing.node);
     // A listing replaces what we knew of the peer's folders, but a folder missing from it is
     // only forgotten in the status, never taken as a deletion.
-    peer.folders = new Map(listing.folders.map((f) => [f.name, { head: f.head, vector: f.vector, mode: f.mode }]));
+    peer.folders = new Map(listing.folders.map((f) => [f.name, this.heard(peer, f.name, f.head, f.vector, f.mode)]));
     this.nudgeIfBehind(peer);
     await Promise.all(listing.folders.map((folder) => this.consider(peer, folder)));
   }
@@ -233,7 +253,7 @@ export class Replicator {
       return;
     }
     const known = peer.folders.get(notice.folder);
-    peer.folders.set(notice.folder, { head: notice.head, vector: notice.vector, mode: known?.mode ?? "eventual" });
+    peer.folders.set(notice.folder, this.heard(peer, notice.folder, notice.head, notice.vector, known?.mode ?? "eventual"));
     void this.consider(peer, { name: notice.folder, head: notice.head, vector: notice.vector, mode: (known?.mode as "eventual") ?? "eventual" });
   }
 
@@ -279,7 +299,7 @@ export class Replicator {
     this.markContact(peer, listing.node);
     const remote = listing.folders.find((f) => f.name === folderName);
     if (!remote || remote.head === null || remote.mode !== "eventual") return;
-    peer.folders.set(folderName, { head: remote.head, vector: remote.vector, mode: remote.mode });
+    peer.folders.set(folderName, this.heard(peer, folderName, remote.head, remote.vector, remote.mode));
     if (local?.head && idEquals(local.head, remote.head)) return;
     if (compareVectors(remote.vector, known) === "before") return;
     this.stats.pulls++;
@@ -304,11 +324,16 @@ export class Replicator {
       if (this.stopped) return;
       this.stats.objectsFetched += fetched.objectsFetched;
       this.stats.bytesFetched += fetched.bytesFetched;
+      peer.objectsFetched += fetched.objectsFetched;
+      peer.bytesFetched += fetched.bytesFetched;
       this.node.events.emit("fetch", folderName, { peer: peer.address, peerNode: peer.node, versions: versions.length, objects: fetched.objectsFetched, bytes: fetched.bytesFetched });
     }
     const result = await this.node.integrateReplica(folderName, "eventual", versions, remote.head);
     this.stats.versionsReceived += result.recorded;
     if (result.outcome === "merged") this.stats.merges++;
+    if (result.outcome === "fast-forward") this.stats.fastForwards++;
+    this.stats.conflicts += result.conflicts.length;
+    this.stats.pullsCompleted++;
     if (result.outcome !== "unchanged") {
       const record = this.node.metadata.getVersion(folderName, result.head);
       this.node.events.emit("merge", folderName, {
@@ -323,6 +348,17 @@ export class Replicator {
       });
       this.node.reportConflicts(folderName, result.head, result.conflicts);
     }
+  }
+
+  /**
+   * What the peer said of a folder, with the time the lag starts: kept from what was heard
+   * before while this node still lacks the head heard then (the peer moving on again does not
+   * restart the count), else now.
+   */
+  private heard(peer: PeerState, folder: string, head: ObjectId | null, vector: VersionVector, mode: string): PeerFolderHeard {
+    const before = peer.folders.get(folder);
+    const stillLacking = before?.head != null && (head !== null && idEquals(before.head, head) ? true : !this.node.metadata.getVersion(folder, before.head));
+    return { head, vector, mode, heardMs: stillLacking ? before!.heardMs : this.node.clock.nowMs() };
   }
 
   private folderLock(folder: string): Mutex {
@@ -378,7 +414,7 @@ export class Replicator {
     const localVector = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
     return [...this.peers.values()].map((peer) => {
       const theirs = peer.folders.get(folder);
-      if (!theirs) return { peer: peer.address, node: peer.node, head: null, state: "unknown", behindWrites: 0, aheadWrites: 0 };
+      if (!theirs) return { peer: peer.address, node: peer.node, head: null, state: "unknown", behindWrites: 0, aheadWrites: 0, lagMs: 0 };
       const behindWrites = writesMissing(localVector, theirs.vector);
       const aheadWrites = writesMissing(theirs.vector, localVector);
       const sameHead = theirs.head !== null && local?.head != null && idEquals(theirs.head, local.head);
@@ -391,7 +427,8 @@ export class Replicator {
             : aheadWrites > 0
               ? "ahead"
               : "diverged";
-      return { peer: peer.address, node: peer.node, head: theirs.head ? idToHex(theirs.head) : null, state, behindWrites, aheadWrites };
+      const lagMs = behindWrites > 0 ? Math.max(0, this.node.clock.nowMs() - theirs.heardMs) : 0;
+      return { peer: peer.address, node: peer.node, head: theirs.head ? idToHex(theirs.head) : null, state, behindWrites, aheadWrites, lagMs };
     });
   }
 }

@@ -34,6 +34,7 @@ import {
   encodeDownloadReply,
 } from "./wire.ts";
 import { checkRouteParams } from "./route-params.ts";
+import { countBodyBytes, registerMetricsRoute, type NodeMetrics } from "./metrics.ts";
 import { registerEventRoutes } from "./events.ts";
 import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
 
@@ -50,6 +51,10 @@ export interface AppOptions {
   /** Repair of quarantined objects from peers and the background scrub, for /v1/status. */
   repairer?: Repairer;
   scrubber?: Scrubber;
+  /** When set: GET /metrics, and every request timed and counted (metrics.ts). */
+  metrics?: NodeMetrics;
+  /** A second token accepted on /metrics only (besides `token`), for a scraper. */
+  metricsToken?: string;
 }
 
 export const API_VERSION = "v1";
@@ -125,6 +130,9 @@ export const OUT_OF_SPACE_MESSAGE = "the node is out of disk space";
 
 export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   const app = new Hono();
+  const metrics = options.metrics;
+  // First, so requests refused by auth or the parameter check are timed and counted too.
+  if (metrics) app.use("*", metrics.middleware);
 
   app.onError((error, c) => {
     if (error instanceof UserError) return c.json({ error: error.message }, error.status);
@@ -152,6 +160,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     return c.json({ error: "internal error" }, 500);
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
+
+  if (metrics) registerMetricsRoute(app, metrics, { token: options.token, metricsToken: options.metricsToken });
 
   app.get("/v1/health", (c) => c.json({ ok: true, node: node.nodeId, version: options.version ?? "dev", blake3: blake3BackendName }));
 
@@ -231,6 +241,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const id = pathId(c, "id");
     const [bytes] = await node.getObjects([id]);
     if (!bytes) return c.json({ error: `no object ${idToHex(id)}` }, 404);
+    countBodyBytes(c, "sent", bytes.length);
     return new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { "content-type": "application/octet-stream" } });
   });
 
@@ -273,6 +284,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       files: optionalCount(body.files, "files", 0),
       totalBytes: optionalCount(body.bytes, "bytes", 0),
     });
+    metrics?.observeCommit("push", result);
     return c.json(commitJson(result));
   });
 
@@ -281,6 +293,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const version = requireVersionRef(body.version, "version");
     const message = optionalString(body.message, "message", LIMITS.messageLengthBytesMax, "");
     const result = await node.restore(c.req.param("folder"), version, message || undefined);
+    metrics?.observeCommit("restore", result);
     return c.json(commitJson(result));
   });
 
@@ -292,13 +305,16 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       graceMs: body.graceMs === undefined ? undefined : optionalCount(body.graceMs, "graceMs", 0),
       dryRun: body.dryRun === true,
     });
+    metrics?.observeGc(report);
     return c.json(report);
   });
 
   app.post("/v1/verify", async (c) => {
     const body = await readJson(c, true);
     if (body.repair !== undefined && typeof body.repair !== "boolean") throw new UserError("repair must be true or false");
-    return c.json(await node.verify({ repair: body.repair === true }));
+    const report = await node.verify({ repair: body.repair === true });
+    metrics?.observeVerify(report);
+    return c.json(report);
   });
 
   // ----- replication status -----

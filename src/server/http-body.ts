@@ -3,9 +3,11 @@ import type { Context } from "hono";
 import { UserError } from "../node/node.ts";
 import { compressIfWorthIt, decompressBody } from "./wire.ts";
 import { requireObject } from "./validate.ts";
+import { countBodyBytes } from "./metrics.ts";
 
 export async function readBody(c: Context): Promise<Uint8Array> {
   const raw = new Uint8Array(await c.req.arrayBuffer());
+  countBodyBytes(c, "received", raw.length);
   return decompressBody(raw, c.req.header("content-encoding"));
 }
 
@@ -26,6 +28,7 @@ export function msgpackResponse(c: Context, bytes: Uint8Array, allowCompression 
   const { body, encoding } = allowCompression && accepts ? compressIfWorthIt(bytes) : { body: bytes, encoding: null };
   const headers: Record<string, string> = { "content-type": "application/msgpack" };
   if (encoding) headers["content-encoding"] = encoding;
+  countBodyBytes(c, "sent", body.length);
   return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers });
 }
 

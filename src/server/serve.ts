@@ -3,6 +3,7 @@ import { LIMITS } from "../core/limits.ts";
 import { ERROR_MESSAGE_CHARS_MAX, terminalLines, truncateText } from "../core/terminal-text.ts";
 import type { DsyncNode } from "../node/node.ts";
 import { createApp } from "./app.ts";
+import { NodeMetrics } from "./metrics.ts";
 import { HttpPeerTransport } from "../replication/http-transport.ts";
 import { PeerService } from "../replication/peer-service.ts";
 import { Replicator } from "../replication/replicator.ts";
@@ -51,6 +52,8 @@ export interface ServerOptions {
    * without peers (nothing could repair what it finds but a push), 8 MiB/s with peers.
    */
   scrubBytesPerSecond?: number;
+  /** Accepted on GET /metrics only, besides the client token (docs/metrics.md). */
+  metricsToken?: string;
 }
 
 export function startServer(node: DsyncNode, address: ListenAddress, options: ServerOptions): RunningServer {
@@ -86,7 +89,10 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
     position: { load: () => node.metadata.getMeta(SCRUB_POSITION_KEY), save: (value) => node.metadata.setMeta(SCRUB_POSITION_KEY, value) },
     log,
   });
+  const metrics = new NodeMetrics({ node, version: options.version ?? "dev", replicator, repairer, scrubber });
   const app = createApp(node, {
+    metrics,
+    metricsToken: options.metricsToken,
     token: options.token,
     version: options.version,
     clusterToken: options.clusterToken,

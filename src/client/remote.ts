@@ -5,7 +5,7 @@ import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { validateFolderName } from "../core/names.ts";
 import type { StoredObject } from "../store/object-store.ts";
-import { folderListReply, folderReply, MalformedReplyError, statusReply, versionListReply, versionReply } from "./reply-shapes.ts";
+import { commitReply, folderListReply, folderReply, MalformedReplyError, statusReply, versionListReply, versionReply } from "./reply-shapes.ts";
 import { UsageError } from "./sync-target.ts";
 import {
   compressIfWorthIt,
@@ -225,11 +225,11 @@ export class RemoteNode {
   }
 
   commit(folder: string, body: { root: string; parent: string | null; message: string; chunking: string; files: number; bytes: number }): Promise<CommitInfo> {
-    return this.json("POST", `${this.folderPath(folder)}/commit`, body);
+    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/commit`, body);
   }
 
   restore(folder: string, version: string, message?: string): Promise<CommitInfo> {
-    return this.json("POST", `${this.folderPath(folder)}/restore`, { version, message });
+    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/restore`, { version, message });
   }
 
   setRetention(folder: string, retention: { keepVersions?: number | null; keepDays?: number | null }): Promise<FolderInfo> {

@@ -5,7 +5,7 @@
 // anything (the CLI escapes what it prints); names a node sends are checked against the folder
 // name rule by whoever uses them as names (`dsync ls` says which are invalid).
 import { isIdHex } from "../core/id.ts";
-import type { FolderInfo, NodeStatus, VersionInfo } from "./remote.ts";
+import type { CommitInfo, FolderInfo, NodeStatus, VersionInfo } from "./remote.ts";
 
 /** A reply that is not what the API documents; the message names the field. */
 export class MalformedReplyError extends Error {
@@ -95,4 +95,35 @@ export function statusReply(value: unknown): NodeStatus {
     );
   });
   return status;
+}
+
+const isEntryOrNull: Check = (value) =>
+  value === null ||
+  (typeof value === "object" &&
+    !Array.isArray(value) &&
+    isString((value as Record<string, unknown>).kind) &&
+    nullable(isIdHex)((value as Record<string, unknown>).id) &&
+    optional(nullable(isString))((value as Record<string, unknown>).target));
+
+/** A commit's or a restore's answer: the versions it names, and the conflicts push prints. */
+export function commitReply(value: unknown): CommitInfo {
+  const commit = fields<CommitInfo>(value, "the commit", {
+    version: isIdHex,
+    pushed: isIdHex,
+    parent: nullable(isIdHex),
+    mergedWith: nullable(isIdHex),
+    root: isIdHex,
+    conflicts: Array.isArray,
+  });
+  commit.conflicts.forEach((conflict, i) =>
+    fields(conflict, `conflicts[${i}]`, {
+      path: isString,
+      kind: isString,
+      winner: isString,
+      kept: isEntryOrNull,
+      losers: (v) => Array.isArray(v) && v.every(isEntryOrNull),
+      copies: (v) => Array.isArray(v) && v.every(isString),
+    }),
+  );
+  return commit;
 }

@@ -24,13 +24,23 @@ export type CommitInfo = ReturnType<typeof commitJson>;
 
 export interface NodeStatus {
   node: string;
+  /** The node's program version, and its clock when it answered (for "how long ago"). */
+  version?: string;
+  nowMs?: number;
   peers: { address: string; node: string | null; reachable: boolean | null; lastContactMs: number | null; lastError: string | null }[];
   folders: {
     name: string;
     mode: string;
     head: string | null;
     vector: Record<string, number>;
-    peers: { peer: string; node: string | null; head: string | null; state: string; behindWrites: number; aheadWrites: number }[];
+    /** What the head holds, when it was written (its wall clock) and by which node; absent from older nodes. */
+    files?: number;
+    bytes?: number;
+    lastChangeMs?: number | null;
+    changedBy?: string | null;
+    changeOrigin?: string | null;
+    /** `lagMs`: how long this node has lacked writes the peer has (0 when it lacks none). */
+    peers: { peer: string; node: string | null; head: string | null; state: string; behindWrites: number; aheadWrites: number; lagMs?: number }[];
   }[];
   replication: Record<string, number> | null;
   /** Objects found corrupt: quarantined now, repaired since, and with no copy on any peer. */

@@ -2,6 +2,7 @@
 // Last-Event-ID loses nothing the ring still holds, what it no longer holds is reported as a
 // gap, the long poll waits a bounded time, and the route is behind the client token.
 import { describe, expect, test } from "bun:test";
+import type { ObjectId } from "../../src/core/id.ts";
 import { SseParser, type ServerSentEvent } from "../../src/core/sse.ts";
 import { EventLog, EVENT_LOG_CAPACITY } from "../../src/node/events.ts";
 import { Metadata } from "../../src/node/metadata.ts";
@@ -40,7 +41,7 @@ async function readEvents(response: Response, count: number, timeoutMs = 3000): 
   return out;
 }
 
-async function commitFile(node: DsyncNode, folder: string, content: string, parent: Uint8Array | null) {
+async function commitFile(node: DsyncNode, folder: string, content: string, parent: ObjectId | null) {
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": content });
   await node.putObjects(objects.all());

@@ -1,0 +1,102 @@
+// The words of a node's summary (GET /v1/status), shared by `dsync status` and the web
+// dashboard's front page so both say the same thing: each peer's state, lag and last contact,
+// each folder's content, last change and standing against each peer. Pure: the caller gives
+// the time, and escapes for its medium (terminal text, or DOM textContent).
+import type { NodeStatus } from "./remote.ts";
+import { formatBytes } from "./progress.ts";
+
+export { formatBytes };
+
+type PeerSummary = NodeStatus["peers"][number];
+type FolderSummary = NodeStatus["folders"][number];
+type FolderPeer = FolderSummary["peers"][number];
+
+/** "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago"; "never" for null. */
+export function formatAgo(thenMs: number | null | undefined, nowMs: number): string {
+  if (thenMs === null || thenMs === undefined) return "never";
+  const seconds = Math.max(0, Math.round((nowMs - thenMs) / 1000));
+  if (seconds < 2) return "just now";
+  if (seconds < 120) return `${seconds} s ago`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86_400)} d ago`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.round(ms / 60_000)} min`;
+}
+
+export function peerStateText(peer: PeerSummary): string {
+  if (peer.reachable === null) return "not contacted yet";
+  return peer.reachable ? "reachable" : `unreachable: ${peer.lastError ?? "unknown error"}`;
+}
+
+/** A peer's lag over all folders: the writes this node lacks that the peer has, and for how long. */
+export function peerLag(status: NodeStatus, address: string): { writes: number; lagMs: number } {
+  let writes = 0;
+  let lagMs = 0;
+  for (const folder of status.folders) {
+    for (const peer of folder.peers) {
+      if (peer.peer !== address) continue;
+      writes += peer.behindWrites;
+      lagMs = Math.max(lagMs, peer.lagMs ?? 0);
+    }
+  }
+  return { writes, lagMs };
+}
+
+export function lagText(lag: { writes: number; lagMs: number }): string {
+  if (lag.writes === 0) return "no lag";
+  return `lags ${lag.writes} write(s)${lag.lagMs > 0 ? ` for ${formatDuration(lag.lagMs)}` : ""}`;
+}
+
+/** One line per peer: address, node id, state, lag, last contact. */
+export function peerLine(status: NodeStatus, peer: PeerSummary, nowMs: number): string {
+  const node = peer.node ? ` (node ${peer.node})` : "";
+  const contact = peer.lastContactMs !== null ? `, last contact ${formatAgo(peer.lastContactMs, nowMs)}` : "";
+  return `${peer.address}${node}: ${peerStateText(peer)}, ${lagText(peerLag(status, peer.address))}${contact}`;
+}
+
+/** What a folder holds and who changed it last: "3 files, 1.2 MiB, changed 5 min ago by n2 (push)". */
+export function folderContentText(folder: FolderSummary, nowMs: number): string {
+  if (folder.head === null) return "empty";
+  const parts = [`${folder.files ?? 0} file(s), ${formatBytes(folder.bytes ?? 0)}`];
+  if (folder.lastChangeMs !== undefined && folder.lastChangeMs !== null) {
+    const origin = folder.changeOrigin ? ` (${folder.changeOrigin})` : "";
+    parts.push(`changed ${formatAgo(folder.lastChangeMs, nowMs)}${folder.changedBy ? ` by ${folder.changedBy}` : ""}${origin}`);
+  }
+  return parts.join(", ");
+}
+
+/** How a folder stands against one peer. `corrupt`: objects quarantined on this node. */
+export function folderPeerText(peer: FolderPeer, corrupt: number): string {
+  let detail: string;
+  // The same head, but objects of this node's copy are quarantined until a peer's copy replaces them.
+  if (peer.state === "in-sync") detail = corrupt > 0 ? `in sync, but corrupt: ${corrupt} object(s) quarantined here await repair` : "in sync";
+  else if (peer.state === "unknown") detail = "unknown (the peer has not listed this folder)";
+  else if (peer.state === "behind") detail = `behind: this node lacks ${peer.behindWrites} write(s) the peer has`;
+  else if (peer.state === "ahead") detail = `ahead: the peer lacks ${peer.aheadWrites} write(s)`;
+  else detail = `diverged: this node lacks ${peer.behindWrites} write(s), the peer lacks ${peer.aheadWrites}`;
+  if (peer.lagMs !== undefined && peer.lagMs > 0) detail += ` for ${formatDuration(peer.lagMs)}`;
+  return `${detail}${peer.head && peer.state !== "in-sync" ? ` (peer head ${peer.head.slice(0, 12)})` : ""}`;
+}
+
+/** The summary as lines of plain text (not yet escaped for a terminal). */
+export function summaryLines(status: NodeStatus, baseUrl: string, nowMs: number): string[] {
+  const lines: string[] = [`node ${status.node} at ${baseUrl}${status.version ? ` (dsync ${status.version})` : ""}`];
+  if (status.peers.length === 0) lines.push("peers: none (not replicating)");
+  for (const peer of status.peers) lines.push(`peer ${peerLine(status, peer, nowMs)}`);
+  const corrupt = status.objects?.quarantined ?? 0;
+  if (status.objects && (corrupt > 0 || status.objects.repaired > 0)) {
+    const { repaired, unrepairable } = status.objects;
+    lines.push(`objects: ${corrupt} corrupt (quarantined, awaiting a good copy), ${repaired} repaired, ${unrepairable} unrepairable`);
+  }
+  if (status.folders.length === 0) lines.push("no folders yet");
+  for (const folder of status.folders) {
+    lines.push(`folder ${folder.name} (${folder.mode}) head ${folder.head ? folder.head.slice(0, 12) : "(empty)"}: ${folderContentText(folder, nowMs)}`);
+    for (const peer of folder.peers) lines.push(`  ${peer.peer}: ${folderPeerText(peer, corrupt)}`);
+  }
+  return lines;
+}

@@ -1,0 +1,515 @@
+// The dashboard's script, bundled for the browser (bundle.ts). No UI library: the page is a few
+// tables and lists redrawn from the API's JSON, which plain DOM calls do in a few hundred lines
+// and nothing to keep up to date. Names are data: every text from the node (folder and file
+// names, node ids, messages, errors) goes in with textContent or a text node, never innerHTML.
+//
+// The token is asked for once and kept in sessionStorage (this tab only, gone when it closes),
+// sent in the Authorization header, never put in a URL. Live updates come from GET /v1/events,
+// read with fetch() because EventSource cannot send that header; on a disconnect the stream is
+// opened again with Last-Event-ID, and a gap the node reports is shown.
+import type { NodeStatus } from "../../client/remote.ts";
+import { folderContentText, folderPeerText, formatAgo, formatBytes, lagText, peerLag, peerStateText } from "../../client/status-summary.ts";
+import { SseParser } from "../../core/sse.ts";
+
+const TOKEN_KEY = "dsync-token";
+const RECENT_EVENTS_MAX = 4096;
+const RATE_WINDOW_MS = 10_000;
+
+interface UiEvent {
+  id?: number;
+  type: string;
+  time: string;
+  folder: string | null;
+  [field: string]: unknown;
+}
+
+interface VersionJson {
+  id: string;
+  time: string;
+  author: string;
+  origin: string;
+  message: string;
+  files: number;
+  bytes: number;
+  parents: string[];
+}
+
+let token: string | null = sessionStorage.getItem(TOKEN_KEY);
+let status: NodeStatus | null = null;
+const events: UiEvent[] = [];
+let lastEventId = 0;
+let streamAbort: AbortController | null = null;
+let refreshTimer: ReturnType<typeof setTimeout> | null = null;
+
+class Unauthorized extends Error {}
+
+// ---------- DOM helpers (text only) ----------
+
+type Child = Node | string | null | undefined | false;
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return node;
+}
+
+function badge(text: string, tone: "ok" | "warn" | "bad" | "" = ""): HTMLElement {
+  return el("span", { class: `badge ${tone}`.trim() }, text);
+}
+
+function table(headers: string[], rows: Child[][], label: string): HTMLElement {
+  return el(
+    "table",
+    { "aria-label": label },
+    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows.map((cells) => el("tr", {}, ...cells.map((cell) => (cell instanceof HTMLTableCellElement ? cell : el("td", {}, cell)))))),
+  );
+}
+
+function num(text: string): HTMLTableCellElement {
+  return el("td", { class: "num" }, text);
+}
+
+function main(): HTMLElement {
+  return document.getElementById("main")!;
+}
+
+function show(...children: Child[]): void {
+  main().replaceChildren(...children.filter((c): c is Node | string => c !== null && c !== undefined && c !== false));
+}
+
+function folderHref(name: string): string {
+  return `#folder=${encodeURIComponent(name)}`;
+}
+
+function currentFolder(): string | null {
+  const match = /^#folder=(.*)$/.exec(location.hash);
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]!);
+  } catch {
+    return null;
+  }
+}
+
+// ---------- the API ----------
+
+async function api<T>(path: string): Promise<T> {
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(path, { headers, cache: "no-store" });
+  if (response.status === 401) throw new Unauthorized("the node refused this token");
+  if (!response.ok) {
+    const body = (await response.json().catch(() => ({}))) as { error?: string };
+    throw new Error(body.error ?? `${response.status} ${response.statusText}`);
+  }
+  return (await response.json()) as T;
+}
+
+function signOut(message?: string): void {
+  token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  streamAbort?.abort();
+  streamAbort = null;
+  setLive(false);
+  showLogin(message);
+}
+
+function showLogin(message?: string): void {
+  (document.getElementById("sign-out") as HTMLButtonElement).hidden = true;
+  document.getElementById("node-line")!.textContent = "";
+  const input = el("input", { id: "token", name: "token", type: "password", autocomplete: "current-password", required: "", "aria-describedby": "token-help" });
+  const form = el(
+    "form",
+    { class: "login", "aria-label": "Sign in" },
+    el("h1", {}, "Sign in to this node"),
+    message ? el("p", { class: "error", role: "alert" }, message) : null,
+    el("label", { for: "token" }, "Client token"),
+    input,
+    el("p", { id: "token-help", class: "muted" }, "The node's --token (DSYNC_TOKEN). It is kept in this tab only and never put in a URL."),
+    el("button", { type: "submit", class: "primary" }, "Open dashboard"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    token = input.value.trim();
+    sessionStorage.setItem(TOKEN_KEY, token);
+    void start();
+  });
+  show(form);
+  input.focus();
+}
+
+// ---------- live events ----------
+
+function setLive(on: boolean): void {
+  const live = document.getElementById("live")!;
+  live.textContent = on ? "live" : "offline";
+  live.classList.toggle("on", on);
+}
+
+function remember(event: UiEvent): void {
+  events.push(event);
+  if (events.length > RECENT_EVENTS_MAX) events.splice(0, events.length - RECENT_EVENTS_MAX);
+}
+
+/** Everything the node still holds, page by page, so a reload shows recent history too. */
+async function loadHeldEvents(): Promise<void> {
+  for (let page = 0; page < 8; page++) {
+    const reply = await api<{ events: UiEvent[]; gap: unknown; lastId: number }>(`/v1/events?since=${lastEventId}&wait=0`);
+    for (const event of reply.events) remember(event);
+    lastEventId = reply.events.at(-1)?.id ?? reply.lastId;
+    if (lastEventId >= reply.lastId) return;
+  }
+}
+
+async function followEvents(): Promise<void> {
+  streamAbort?.abort();
+  const abort = new AbortController();
+  streamAbort = abort;
+  while (!abort.signal.aborted) {
+    try {
+      const headers: Record<string, string> = { accept: "text/event-stream", "last-event-id": String(lastEventId) };
+      if (token) headers.authorization = `Bearer ${token}`;
+      const response = await fetch("/v1/events", { headers, signal: abort.signal, cache: "no-store" });
+      if (response.status === 401) return signOut("The node refused this token.");
+      if (!response.ok || !response.body) throw new Error(`${response.status}`);
+      setLive(true);
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      const parser = new SseParser();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        for (const message of parser.push(value)) onServerEvent(message.event, message.data);
+      }
+    } catch {
+      if (abort.signal.aborted) return;
+    }
+    setLive(false);
+    // The node restarted or the connection broke: resume after the last event seen.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+function onServerEvent(type: string, data: string): void {
+  let event: UiEvent;
+  try {
+    event = JSON.parse(data) as UiEvent;
+  } catch {
+    return;
+  }
+  if (type === "gap") {
+    // Events the node no longer holds (or from before its restart): say so, then refresh.
+    remember({ type: "gap", time: new Date().toISOString(), folder: null, afterId: event.afterId, firstHeldId: event.firstHeldId, reason: event.reason });
+  } else {
+    remember(event);
+    if (typeof event.id === "number") lastEventId = event.id;
+  }
+  scheduleRefresh(type === "push" || type === "pull" ? 1000 : 100);
+}
+
+/** Redraws after a burst of events settles (a push is many upload batches). */
+function scheduleRefresh(delayMs: number): void {
+  if (refreshTimer !== null) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    void render();
+  }, delayMs);
+}
+
+function describe(event: UiEvent): string {
+  const where = event.folder !== null ? `${event.folder}: ` : "";
+  const bytes = typeof event.bytes === "number" ? formatBytes(event.bytes) : "";
+  switch (event.type) {
+    case "push":
+      return `received ${event.objects} object(s), ${bytes} from a client`;
+    case "pull":
+      return `sent ${event.objects} object(s), ${bytes} to a client`;
+    case "commit":
+      return `${where}new head ${String(event.version).slice(0, 12)} (${event.origin}${event.mergedWith ? ", merged onto a moved head" : ""}), ${event.files} file(s)`;
+    case "fetch":
+      return `${where}fetched ${event.versions} version(s), ${event.objects} object(s), ${bytes} from ${event.peerNode ?? event.peer}`;
+    case "merge":
+      return `${where}${event.outcome === "merged" ? "merged with" : "took the head of"} ${event.peerNode ?? event.peer}: ${String(event.version).slice(0, 12)}`;
+    case "conflict":
+      return `${where}conflict at ${event.path}, other side kept as ${(event.copies as string[] | undefined)?.join(", ") || "(none)"}`;
+    case "verify":
+      return event.finding === "done"
+        ? `verify: ${event.objectsChecked} object(s) checked, ${event.corrupt} corrupt, ${event.missing} missing`
+        : `${where}verify found ${event.finding} ${event.object ?? ""}${event.path ? ` at ${event.path}` : ""}`;
+    case "peer":
+      return `peer ${event.peerNode ?? event.peer} ${event.reachable ? "reachable" : `unreachable: ${event.error ?? ""}`}`;
+    case "gap":
+      return event.reason === "unknown-id"
+        ? "the node restarted: events from before are gone"
+        : `missed events after #${event.afterId} (the node holds from #${event.firstHeldId})`;
+    default:
+      return `${where}${event.type}`;
+  }
+}
+
+function eventList(list: UiEvent[], label: string): HTMLElement {
+  if (list.length === 0) return el("p", { class: "muted" }, "nothing yet");
+  return el(
+    "ul",
+    { class: "events", "aria-label": label },
+    ...list
+      .slice(-100)
+      .reverse()
+      .map((event) =>
+        el(
+          "li",
+          { "data-type": event.type },
+          el("time", { datetime: event.time }, new Date(event.time).toLocaleTimeString()),
+          badge(event.type, event.type === "conflict" || event.type === "gap" ? "warn" : event.type === "verify" && event.finding !== "done" ? "bad" : ""),
+          el("span", { class: "text" }, describe(event)),
+        ),
+      ),
+  );
+}
+
+/** Bytes per second of each kind of transfer over the last RATE_WINDOW_MS. */
+function transferRates(nowMs: number): { kind: string; label: string; bytes: number; objects: number; last: number | null }[] {
+  const kinds = [
+    { kind: "push", label: "received from clients (push)" },
+    { kind: "pull", label: "sent to clients (pull)" },
+    { kind: "fetch", label: "fetched from peers (replication)" },
+  ];
+  return kinds.map(({ kind, label }) => {
+    let bytes = 0;
+    let objects = 0;
+    let last: number | null = null;
+    for (const event of events) {
+      if (event.type !== kind) continue;
+      const at = Date.parse(event.time);
+      last = at;
+      if (nowMs - at > RATE_WINDOW_MS) continue;
+      bytes += Number(event.bytes ?? 0);
+      objects += Number(event.objects ?? 0);
+    }
+    return { kind, label, bytes, objects, last };
+  });
+}
+
+// ---------- pages ----------
+
+function nodeClock(): number {
+  return status?.nowMs ?? Date.now();
+}
+
+function frontPage(current: NodeStatus): Node[] {
+  const now = nodeClock();
+  const totalFiles = current.folders.reduce((sum, f) => sum + (f.files ?? 0), 0);
+  const totalBytes = current.folders.reduce((sum, f) => sum + (f.bytes ?? 0), 0);
+  const reachable = current.peers.filter((p) => p.reachable).length;
+  const stats = el(
+    "div",
+    { class: "card stats", "aria-label": "Summary" },
+    stat(current.node, "this node"),
+    stat(`${reachable} / ${current.peers.length}`, "peers reachable"),
+    stat(String(current.folders.length), "folders"),
+    stat(String(totalFiles), "files at the heads"),
+    stat(formatBytes(totalBytes), "bytes at the heads"),
+    stat(String(current.objects?.quarantined ?? 0), "objects quarantined"),
+  );
+
+  const nodeRows: Child[][] = [
+    [el("td", { class: "name" }, current.node), badge("this node", "ok"), "—", el("td", { class: "muted" }, location.host), "—"],
+    ...current.peers.map((peer) => {
+      const lag = peerLag(current, peer.address);
+      return [
+        el("td", { class: "name" }, peer.node ?? "(not heard from)"),
+        badge(peer.reachable === null ? "not contacted" : peer.reachable ? "reachable" : "unreachable", peer.reachable ? "ok" : peer.reachable === null ? "" : "bad"),
+        el("td", { title: peerStateText(peer) }, lagText(lag)),
+        el("td", { class: "mono" }, peer.address),
+        num(formatAgo(peer.lastContactMs, now)),
+      ];
+    }),
+  ];
+  const nodes = el("section", { class: "card", "aria-labelledby": "nodes-title" }, el("h2", { id: "nodes-title" }, "Nodes"), table(["node", "state", "lag", "address", "last contact"], nodeRows, "Nodes"));
+
+  const corrupt = current.objects?.quarantined ?? 0;
+  const folderRows: Child[][] = current.folders.map((folder) => {
+    const peers = folder.peers;
+    const inSync = peers.filter((p) => p.state === "in-sync").length;
+    const syncBadge =
+      peers.length === 0 ? badge("no peers") : inSync === peers.length ? badge("in sync", "ok") : badge(`${peers.length - inSync} of ${peers.length} peers differ`, "warn");
+    syncBadge.title = peers.map((p) => `${p.node ?? p.peer}: ${folderPeerText(p, corrupt)}`).join("\n");
+    return [
+      el("td", { class: "name" }, el("a", { href: folderHref(folder.name), "data-folder": folder.name }, folder.name)),
+      folder.mode,
+      el("td", { class: "mono" }, folder.head ? folder.head.slice(0, 12) : "(empty)"),
+      num(String(folder.files ?? 0)),
+      num(formatBytes(folder.bytes ?? 0)),
+      num(formatAgo(folder.lastChangeMs ?? null, now)),
+      el("td", {}, folder.changedBy ?? "—", folder.changeOrigin ? el("span", { class: "muted" }, ` (${folder.changeOrigin})`) : null),
+      syncBadge,
+    ];
+  });
+  const folders = el(
+    "section",
+    { class: "card", "aria-labelledby": "folders-title" },
+    el("h2", { id: "folders-title" }, "Folders"),
+    current.folders.length === 0
+      ? el("p", { class: "muted" }, "No folders yet: push one with dsync push.")
+      : table(["folder", "mode", "head", "files", "bytes", "last change", "changed by", "peers"], folderRows, "Folders"),
+  );
+
+  const rates = transferRates(Date.now());
+  const transfers = el(
+    "section",
+    { class: "card", "aria-labelledby": "transfers-title" },
+    el("h2", { id: "transfers-title" }, "Transfers"),
+    table(
+      ["direction", "rate (10 s)", "objects (10 s)", "last"],
+      rates.map((r) => [r.label, num(`${formatBytes(r.bytes / (RATE_WINDOW_MS / 1000))}/s`), num(String(r.objects)), num(formatAgo(r.last, Date.now()))]),
+      "Transfers",
+    ),
+  );
+  const recent = el("section", { class: "card", "aria-labelledby": "events-title" }, el("h2", { id: "events-title" }, "Recent events"), eventList(events, "Recent events"));
+  return [stats, nodes, folders, el("div", { class: "grid" }, transfers, recent)];
+}
+
+function stat(value: string, label: string): HTMLElement {
+  return el("div", { class: "stat" }, el("b", {}, value), el("span", {}, label));
+}
+
+async function folderPage(name: string): Promise<Node[]> {
+  const path = encodeURIComponent(name);
+  const [folder, history] = await Promise.all([
+    api<{ name: string; head: string | null; mode: string; keepVersions: number | null; keepDays: number | null }>(`/v1/folders/${path}`),
+    api<{ versions: VersionJson[] }>(`/v1/folders/${path}/versions?limit=200`),
+  ]);
+  const summary = status?.folders.find((f) => f.name === name);
+  const now = nodeClock();
+  const conflicts = events.filter((e) => e.type === "conflict" && e.folder === name);
+  const conflictsByVersion = new Map<string, UiEvent[]>();
+  for (const conflict of conflicts) {
+    const list = conflictsByVersion.get(String(conflict.version)) ?? [];
+    list.push(conflict);
+    conflictsByVersion.set(String(conflict.version), list);
+  }
+  const rows: Child[][] = history.versions.map((version) => {
+    const here = conflictsByVersion.get(version.id) ?? [];
+    const kind = version.origin === "merge" || version.parents.length > 1 ? badge("merge", "warn") : badge(version.origin);
+    return [
+      el("td", { class: "mono" }, version.id.slice(0, 12), version.id === folder.head ? el("span", {}, " ", badge("head", "ok")) : null),
+      num(new Date(version.time).toLocaleString()),
+      el("td", {}, version.author),
+      el("td", {}, kind),
+      el("td", {}, version.message || el("span", { class: "muted" }, "—")),
+      num(String(version.files)),
+      num(formatBytes(version.bytes)),
+      el(
+        "td",
+        {},
+        here.length === 0
+          ? ""
+          : el("div", {}, badge(`${here.length} conflict(s)`, "warn"), el("ul", { class: "conflict-paths" }, ...here.map((c) => el("li", {}, String(c.path), el("span", { class: "muted" }, ` → ${(c.copies as string[] | undefined)?.join(", ") ?? ""}`))))),
+      ),
+    ];
+  });
+  const info = el(
+    "section",
+    { class: "card stats", "aria-label": "Folder" },
+    stat(folder.mode, "mode"),
+    stat(folder.head ? folder.head.slice(0, 12) : "(empty)", "head"),
+    stat(String(summary?.files ?? 0), "files"),
+    stat(formatBytes(summary?.bytes ?? 0), "bytes"),
+    stat(formatAgo(summary?.lastChangeMs ?? null, now), `last change${summary?.changedBy ? ` by ${summary.changedBy}` : ""}`),
+    stat(folder.keepVersions === null ? "all" : String(folder.keepVersions), "versions kept"),
+  );
+  const peers = summary?.peers.length
+    ? el(
+        "section",
+        { class: "card", "aria-labelledby": "peers-title" },
+        el("h2", { id: "peers-title" }, "Against each peer"),
+        table(["peer", "standing"], summary.peers.map((p) => [el("td", { class: "name" }, p.node ?? p.peer), folderPeerText(p, status?.objects?.quarantined ?? 0)]), "Peers"),
+      )
+    : null;
+  const versions = el(
+    "section",
+    { class: "card", "aria-labelledby": "history-title" },
+    el("h2", { id: "history-title" }, `History (${history.versions.length} version(s), newest first)`),
+    table(["version", "time", "author", "kind", "message", "files", "bytes", "conflicts"], rows, "History"),
+  );
+  const folderEvents = el(
+    "section",
+    { class: "card", "aria-labelledby": "folder-events-title" },
+    el("h2", { id: "folder-events-title" }, "Events of this folder"),
+    eventList(
+      events.filter((e) => e.folder === name),
+      "Events of this folder",
+    ),
+  );
+  const back = el("a", { class: "back", href: "#" }, "← All folders");
+  return peers ? [back, el("h1", {}, name), info, peers, versions, folderEvents] : [back, el("h1", {}, name), info, versions, folderEvents];
+}
+
+let rendering: Promise<void> | null = null;
+let renderAgain = false;
+
+async function render(): Promise<void> {
+  if (rendering) {
+    renderAgain = true;
+    return rendering;
+  }
+  rendering = (async () => {
+    do {
+      renderAgain = false;
+      try {
+        status = await api<NodeStatus>("/v1/status");
+        document.getElementById("node-line")!.textContent = `node ${status.node}${status.version ? ` · dsync ${status.version}` : ""}`;
+        (document.getElementById("sign-out") as HTMLButtonElement).hidden = token === null;
+        const folder = currentFolder();
+        const nodes = folder === null ? frontPage(status) : await folderPage(folder);
+        const focused = document.activeElement instanceof HTMLElement && main().contains(document.activeElement) ? document.activeElement.getAttribute("data-folder") : null;
+        show(...nodes);
+        // Keep the keyboard where it was across a live redraw.
+        if (focused !== null) (main().querySelector(`[data-folder="${CSS.escape(focused)}"]`) as HTMLElement | null)?.focus();
+      } catch (error) {
+        if (error instanceof Unauthorized) {
+          signOut("The node refused this token.");
+          return;
+        }
+        show(el("p", { class: "error", role: "alert" }, `Could not load: ${(error as Error).message}`));
+      }
+    } while (renderAgain);
+  })();
+  try {
+    await rendering;
+  } finally {
+    rendering = null;
+  }
+}
+
+async function start(): Promise<void> {
+  try {
+    await api<NodeStatus>("/v1/status");
+  } catch (error) {
+    if (error instanceof Unauthorized) {
+      showLogin(token ? "The node refused this token." : undefined);
+      if (token) sessionStorage.removeItem(TOKEN_KEY);
+      token = null;
+      return;
+    }
+    show(el("p", { class: "error", role: "alert" }, `Could not reach the node: ${(error as Error).message}`));
+    return;
+  }
+  await loadHeldEvents();
+  await render();
+  void followEvents();
+}
+
+document.getElementById("sign-out")!.addEventListener("click", () => signOut());
+window.addEventListener("hashchange", () => {
+  void render().then(() => main().focus());
+});
+// "How long ago" and the rates move on with time, not only with events.
+setInterval(() => {
+  if (status && currentFolder() === null && !document.querySelector("form.login")) scheduleRefresh(0);
+}, 5000);
+void start();

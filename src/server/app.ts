@@ -36,6 +36,7 @@ import {
 import { checkRouteParams } from "./route-params.ts";
 import { countBodyBytes, registerMetricsRoute, type NodeMetrics } from "./metrics.ts";
 import { registerEventRoutes } from "./events.ts";
+import { registerDashboardRoutes } from "./dashboard/routes.ts";
 import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
 
 export interface AppOptions {
@@ -162,6 +163,9 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 
   if (metrics) registerMetricsRoute(app, metrics, { token: options.token, metricsToken: options.metricsToken });
+
+  // The web dashboard (no data in it; its script calls /v1 with the token).
+  registerDashboardRoutes(app);
 
   app.get("/v1/health", (c) => c.json({ ok: true, node: node.nodeId, version: options.version ?? "dev", blake3: blake3BackendName }));
 
@@ -323,11 +327,18 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const replicator = options.replicator;
     const folders = [];
     for (const folder of node.listFolders()) {
+      // The head's record says what the folder holds now and which node wrote it, and when.
+      const head = folder.head ? node.metadata.getVersion(folder.name, folder.head) : undefined;
       folders.push({
         name: folder.name,
         mode: folder.mode,
         head: folder.head ? idToHex(folder.head) : null,
         vector: vectorToRecord(await node.vectorOf(folder.head)),
+        files: head?.files ?? 0,
+        bytes: head?.totalBytes ?? 0,
+        lastChangeMs: head?.hlcWallMs ?? null,
+        changedBy: head?.author ?? null,
+        changeOrigin: head?.origin ?? null,
         peers: replicator ? await replicator.folderStatus(folder.name) : [],
       });
     }
@@ -339,7 +350,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       lastError: peer.lastError,
     }));
     const objects = { ...(await node.corruptionStatus()), repair: options.repairer?.stats ?? null, scrub: options.scrubber?.stats ?? null };
-    return c.json({ node: node.nodeId, peers, folders, replication: replicator ? { ...replicator.stats } : null, objects });
+    return c.json({ node: node.nodeId, version: options.version ?? "dev", nowMs: node.clock.nowMs(), peers, folders, replication: replicator ? { ...replicator.stats } : null, objects });
   });
 
   return app;

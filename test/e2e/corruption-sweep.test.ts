@@ -100,19 +100,30 @@ function pick<T>(prng: Prng, items: readonly T[], count: number): T[] {
 }
 
 /**
- * Flips the low byte of the cell count in one seeded B-tree page of a SQLite file (not page 1,
- * which holds the schema); returns the page number. SQLite's integrity_check catches it.
+ * Flips the top bit of the cell count in one seeded B-tree page of a SQLite file (not page 1,
+ * which holds the schema); returns the page number. No page can hold 32768 cells, so SQLite's
+ * integrity_check always catches it. (A flip that leaves the page well-formed, such as one inside
+ * a row's value or one that shrinks a WITHOUT ROWID table's page to a smaller valid count, is
+ * beyond what integrity_check can see: it checks structure, not content.)
  */
 function corruptSqlitePage(path: string, prng: Prng): number {
   const bytes = readFileSync(path);
   const pageSize = bytes.readUInt16BE(16) === 1 ? 65536 : bytes.readUInt16BE(16);
+  // Pages on the freelist keep stale bytes that may look like a B-tree page; SQLite never reads
+  // them, so damage there is harmless and not what this checks. The header names the freelist.
+  const free = new Set<number>();
+  for (let trunk = bytes.readUInt32BE(32); trunk !== 0 && !free.has(trunk); trunk = bytes.readUInt32BE((trunk - 1) * pageSize)) {
+    free.add(trunk);
+    const at = (trunk - 1) * pageSize;
+    for (let i = 0; i < bytes.readUInt32BE(at + 4); i++) free.add(bytes.readUInt32BE(at + 8 + 4 * i));
+  }
   const btreePages: number[] = [];
   for (let page = 1; page * pageSize < bytes.length; page++) {
-    if ([2, 5, 10, 13].includes(bytes[page * pageSize]!)) btreePages.push(page);
+    if (!free.has(page + 1) && [2, 5, 10, 13].includes(bytes[page * pageSize]!)) btreePages.push(page);
   }
   expect(btreePages.length).toBeGreaterThan(0);
   const page = btreePages[prng.nextInt(btreePages.length)]!;
-  bytes[page * pageSize + 4] = bytes[page * pageSize + 4]! ^ 0x40;
+  bytes[page * pageSize + 3] = bytes[page * pageSize + 3]! ^ 0x80;
   writeFileSync(path, bytes);
   return page + 1; // SQLite numbers pages from 1
 }

@@ -26,11 +26,11 @@ function problem(run: () => unknown): string | null {
 
 describe("reply shapes", () => {
   test("well-formed replies pass unchanged", () => {
-    expect(folderListReply({ folders: [folder] })).toEqual([folder]);
+    expect(folderListReply({ folders: [folder] }) as unknown).toEqual([folder]);
     expect(folderReply({ name: "x", head: null, mode: "eventual" })).toEqual({ name: "x", head: null, mode: "eventual" } as never);
-    expect(versionListReply({ versions: [version] })).toEqual([version]);
+    expect(versionListReply({ versions: [version] }) as unknown).toEqual([version]);
     expect(versionReply({ id, root: id, parents: [] })).toEqual({ id, root: id, parents: [] } as never);
-    expect(commitReply(commit)).toEqual(commit);
+    expect(commitReply(commit) as unknown).toEqual(commit);
     expect(statusReply(status)).toEqual(status as never);
   });
 

@@ -35,8 +35,8 @@ function tempDir(): string {
 const STORE_OPTIONS = { packSizeBytesMax: 48 * 1024, compression: false } as const;
 const FAULT_CODES: FaultCode[] = ["EIO", "ENOSPC"];
 const FAULT_OPERATIONS: FaultOperation[] = ["write", "fsync", "rename"];
-/** Two seeds in the suite; DSYNC_FAULT_SEEDS=1,2,3,... runs a longer sweep (docs/reliability.md). */
-const SEEDS = (process.env.DSYNC_FAULT_SEEDS ?? "11,29").split(",").map((seed) => Number(seed));
+/** One seed in the suite; DSYNC_FAULT_SEEDS=1,2,3,... runs a longer sweep (docs/reliability.md). */
+const SEEDS = (process.env.DSYNC_FAULT_SEEDS ?? "11").split(",").map((seed) => Number(seed));
 if (SEEDS.some((seed) => !Number.isSafeInteger(seed))) throw new Error(`DSYNC_FAULT_SEEDS must list whole numbers, got ${process.env.DSYNC_FAULT_SEEDS}`);
 
 /** A seeded workload: batches of objects (some put concurrently, to share a group commit), a delete and a repack. */
@@ -132,8 +132,17 @@ interface ScenarioOutcome extends RunResult {
   powerWentOffEarly: boolean;
 }
 
+/** Each scenario removes its own folder: a long sweep makes thousands. */
 async function runScenario(scenario: Scenario): Promise<ScenarioOutcome> {
-  const dir = tempDir();
+  const dir = fs.mkdtempSync(join(tmpdir(), "dsync-pack-faults-"));
+  try {
+    return await runScenarioIn(dir, scenario);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runScenarioIn(dir: string, scenario: Scenario): Promise<ScenarioOutcome> {
   const packsDir = join(dir, PACKS_DIR_NAME);
   const files = new FaultFileSystem({ faults: scenario.faults, seed: scenario.seed });
   if (scenario.powerCutAtStep !== undefined) files.cutPowerAtStep(scenario.powerCutAtStep);
@@ -179,12 +188,16 @@ function expectSound(outcome: ScenarioOutcome, label: string): void {
 
 /** Counts of each operation in a run without faults: the injection points to try. */
 async function cleanRunCounts(seed: number): Promise<{ operations: Record<FaultOperation, number>; steps: number }> {
-  const dir = tempDir();
-  const files = new FaultFileSystem({ seed });
-  const store = await PackObjectStore.open(dir, { ...STORE_OPTIONS, fileSystem: files });
-  await runWorkload(store, files, join(dir, PACKS_DIR_NAME), seed);
-  await store.close();
-  return { operations: { ...files.operationCounts }, steps: files.stepCount };
+  const dir = fs.mkdtempSync(join(tmpdir(), "dsync-pack-faults-"));
+  try {
+    const files = new FaultFileSystem({ seed });
+    const store = await PackObjectStore.open(dir, { ...STORE_OPTIONS, fileSystem: files });
+    await runWorkload(store, files, join(dir, PACKS_DIR_NAME), seed);
+    await store.close();
+    return { operations: { ...files.operationCounts }, steps: files.stepCount };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Totals across the sweeps, printed at the end for the record. */

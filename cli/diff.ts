@@ -3,7 +3,7 @@
 // relative to the other, the requests made to nodes and the depth the descent reached.
 import { compare, type CompareReport } from "../src/client/compare.ts";
 import { formatBytes } from "../src/client/progress.ts";
-import { terminalLines } from "../src/core/terminal-text.ts";
+import { escapeTerminalText, terminalLines } from "../src/core/terminal-text.ts";
 import { printJson } from "./errors.ts";
 
 export function summaryLine(report: CompareReport): string {
@@ -20,10 +20,10 @@ export async function diffCommand(a: string, b: string, flags: { json?: boolean 
   if (flags.json) printJson(report);
   else {
     const lines = [
-      ...report.added.map((p) => ({ p, line: `A ${p}` })),
-      ...report.removed.map((p) => ({ p, line: `D ${p}` })),
-      ...report.modified.map((p) => ({ p, line: `M ${p}` })),
-      ...report.typeChanged.map((p) => ({ p, line: `T ${p}` })),
+      ...report.added.map((p) => ({ p, line: `A ${escapeTerminalText(p)}` })),
+      ...report.removed.map((p) => ({ p, line: `D ${escapeTerminalText(p)}` })),
+      ...report.modified.map((p) => ({ p, line: `M ${escapeTerminalText(p)}` })),
+      ...report.typeChanged.map((p) => ({ p, line: `T ${escapeTerminalText(p)}` })),
     ].sort((x, y) => (x.p < y.p ? -1 : x.p > y.p ? 1 : 0));
     process.stdout.write(terminalLines(lines.map((l) => l.line)));
     process.stderr.write(terminalLines([summaryLine(report)]));

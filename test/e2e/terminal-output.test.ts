@@ -132,9 +132,12 @@ test("a file name with control characters: push's conflict lines and diff's line
   expect(log.stdout).toContain("msg \\x1b[2J");
   expectInert(log.stdout, "log");
 
+  writeFileSync(join(b, "tab\tin name"), "t\n");
   const diff = await runCli(["diff", a, b]);
   expect(diff.code).toBe(1);
   expect(diff.stdout).toContain("\\x1b[2J\\r\\u202etxt.exe");
+  // One path per line, whole: a tab in a name is escaped too (it is not a column separator here).
+  expect(diff.stdout).toContain("A tab\\tin name\n");
   expectInert(diff.stdout + diff.stderr, "diff");
 
   const pulled = await runCli(["pull", a]);

@@ -3,6 +3,7 @@
 import { idFromHex, idToHex, isIdHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { validateFolderName } from "../core/names.ts";
+import { truncateText } from "../core/terminal-text.ts";
 import { vectorFromRecord, vectorToRecord } from "../core/version-vector.ts";
 import type { ConsistencyMode } from "../node/metadata.ts";
 import { nodeIdProblem } from "../node/node.ts";
@@ -17,6 +18,9 @@ export interface HttpTransportOptions {
   /** Deadline for one download batch (up to tens of MiB). */
   downloadTimeoutMs?: number;
 }
+
+/** The most of a peer's error reason kept (in an error message, the status, logs). */
+export const PEER_ERROR_CHARS_MAX = 500;
 
 export class PeerRequestError extends Error {
   override name = "PeerRequestError";
@@ -50,8 +54,10 @@ export class HttpPeerTransport implements PeerTransport {
       let reason = response.statusText;
       try {
         const detail = JSON.parse(new TextDecoder().decode(bytes)) as { error?: string };
-        if (detail.error) reason = detail.error;
+        if (typeof detail.error === "string") reason = detail.error;
       } catch {}
+      // The peer's words end up in this node's status and on terminals: one sentence, not a document.
+      reason = truncateText(reason, PEER_ERROR_CHARS_MAX);
       throw new PeerRequestError(`peer ${peer} answered ${response.status} to ${method} ${path}: ${reason}`);
     }
     return bytes;

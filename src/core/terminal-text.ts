@@ -42,11 +42,19 @@ export function escapeTerminalLine(line: string): string {
 }
 
 /**
- * Lines ready to write: each escaped on its own and ended by a newline. A newline inside a line
- * (a message spanning lines, a name holding one) is shown as `\n`, so one item stays one line.
+ * The longest line printed, before escaping. Real lines stay far below (a path is at most 4 096
+ * bytes, a version message too); a node that sends a 100 MB message gets its line cut, not the
+ * terminal flooded. --json output is never cut.
+ */
+export const LINE_CHARS_MAX = 16_384;
+
+/**
+ * Lines ready to write: each cut to LINE_CHARS_MAX, escaped on its own and ended by a newline.
+ * A newline inside a line (a message spanning lines, a name holding one) is shown as `\n`, so
+ * one item stays one line.
  */
 export function terminalLines(lines: readonly string[]): string {
-  return lines.map((line) => `${escapeTerminalLine(line)}\n`).join("");
+  return lines.map((line) => `${escapeTerminalLine(truncateText(line, LINE_CHARS_MAX))}\n`).join("");
 }
 
 /** A progress line redrawn in place: the carriage return is ours, the text's own are escaped. */

@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   ERROR_MESSAGE_CHARS_MAX,
+  LINE_CHARS_MAX,
   escapeTerminalLine,
   escapeTerminalText,
   terminalError,
@@ -78,6 +79,14 @@ describe("lines", () => {
     expect(escapeTerminalLine("name\t\x1b[31mhead\tmode")).toBe("name\t\\x1b[31mhead\tmode");
     expect(terminalLines(["first\nfake second line", "\x1b[2Jthird"])).toBe("first\\nfake second line\n\\x1b[2Jthird\n");
     expect(terminalLines([])).toBe("");
+  });
+
+  test("a line is cut to a bound, with a marker; a line of real length is whole", () => {
+    const path = "d/".repeat(2048);
+    expect(terminalLines([`A ${path}`])).toBe(`A ${path}\n`);
+    const huge = terminalLines([`message ${"\x1b".repeat(50_000_000)}`]);
+    expect(huge.length).toBeLessThan(LINE_CHARS_MAX * 4 + 100);
+    expect(huge.endsWith(" more characters)\n")).toBe(true);
   });
 
   test("a progress redraw starts with our carriage return only", () => {

@@ -3,7 +3,7 @@
 // the node is out of disk space, or the node refused the request (with its reason).
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
-import { validateFolderName } from "../core/names.ts";
+import { validateFolderName, validateVersionRef } from "../core/names.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { commitReply, folderListReply, folderReply, MalformedReplyError, statusReply, versionListReply, versionReply } from "./reply-shapes.ts";
 import { UsageError } from "./sync-target.ts";
@@ -150,6 +150,13 @@ export class RemoteNode {
     return `/v1/folders/${name}`;
   }
 
+  /** A version id or prefix, checked by the node's rule before it is sent. */
+  private versionRef(text: string): string {
+    const problem = validateVersionRef(text);
+    if (problem) throw new UsageError(`version ${JSON.stringify(text)}: ${problem}`);
+    return text;
+  }
+
   /** A JSON reply passed through its shape check (reply-shapes.ts); a malformed one is the node's failure. */
   private async checkedJson<T>(parse: (value: unknown) => T, method: string, path: string, body?: unknown): Promise<T> {
     const value = await this.json<unknown>(method, path, body);
@@ -231,7 +238,7 @@ export class RemoteNode {
   }
 
   getVersion(folder: string, idOrPrefix: string): Promise<VersionInfo> {
-    return this.checkedJson(versionReply, "GET", `${this.folderPath(folder)}/versions/${encodeURIComponent(idOrPrefix)}`);
+    return this.checkedJson(versionReply, "GET", `${this.folderPath(folder)}/versions/${this.versionRef(idOrPrefix)}`);
   }
 
   commit(folder: string, body: { root: string; parent: string | null; message: string; chunking: string; files: number; bytes: number }): Promise<CommitInfo> {
@@ -239,7 +246,7 @@ export class RemoteNode {
   }
 
   restore(folder: string, version: string, message?: string): Promise<CommitInfo> {
-    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/restore`, { version, message });
+    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/restore`, { version: this.versionRef(version), message });
   }
 
   setRetention(folder: string, retention: { keepVersions?: number | null; keepDays?: number | null }): Promise<FolderInfo> {

@@ -197,3 +197,12 @@ test("a version message over the bound is refused before anything is sent", asyn
   expect(response.status).toBe(400);
   expect(((await response.json()) as { error: string }).error).toContain("message must be at most 4096 bytes");
 });
+
+test("a bad --version is refused by the client before it is sent (exit 2)", async () => {
+  for (const args of [["restore", "\x1b[2J"], ["restore", "xyz"], ["pull", join(tempDir(), "v"), "--version", "zz\u202e"]]) {
+    const result = await runCli([...args, "--remote", node().url, "--folder", "hostile-names"]);
+    expect({ args, code: result.code }).toEqual({ args, code: 2 });
+    expect(result.stderr).toContain("4 to 64 hex digits");
+    expectInert(result.stderr, args.join(" "));
+  }
+});

@@ -19,6 +19,8 @@
 //    tree that was pushed when known);
 //  - after a killed replication pull (puller or source killed), the puller catches up to the
 //    source's head with every version and verifies clean;
+//  - after a killed repair (a byte flipped in one of A's packs, `dsync verify --repair` against A,
+//    A or the verify client killed), a repair with no kill completes and A verifies clean;
 //  - every --full-pull-every points, and for every acknowledged version at the end of each epoch,
 //    a real `dsync pull --version V` is compared file by file with what was pushed.
 // The kill moment is drawn from the seed (see kill-sweep/trigger.ts). A kill that lands before
@@ -36,6 +38,7 @@ import { checkSqliteIntegrity, findTempFiles, treeRootHex } from "./kill-sweep/c
 import { describeTrigger, drawTrigger, proxyBytes, waitForTrigger, type Calibration, type Trigger } from "./kill-sweep/trigger.ts";
 import { countLanding, emptySummary, formatSummary, PHASES, type Landing, type Phase, type SweepSummary } from "./kill-sweep/summary.ts";
 import { SeededTree } from "./kill-sweep/workload.ts";
+import { corruptSharedObject } from "./kill-sweep/corrupt.ts";
 import { STATE_DIR_NAME } from "../src/client/local-state.ts";
 
 export { PHASES, formatSummary, type Phase, type SweepSummary };
@@ -53,7 +56,7 @@ export interface SweepOptions {
 }
 
 /** The phases a sweep runs unless told otherwise. */
-export const DEFAULT_PHASES: readonly Phase[] = PHASES.filter((phase) => phase !== "repair");
+export const DEFAULT_PHASES: readonly Phase[] = PHASES;
 
 const MAIN_FOLDER = "main";
 const SCRATCH_FOLDER = "scratch";
@@ -161,7 +164,6 @@ export class KillSweep {
   constructor(private readonly options: SweepOptions) {
     this.summary = emptySummary(options.seed);
     this.phases = options.phases ?? DEFAULT_PHASES;
-    if (this.phases.includes("repair")) throw new Error("the repair phase needs `dsync verify --repair`, which this build does not have");
     // Three streams, so what one point's outcome changes (versions known, files present) never
     // shifts the kill plan of the next.
     this.schedule = createPrng(options.seed);
@@ -205,7 +207,8 @@ export class KillSweep {
         if (order.length === 0) order = this.shuffledPhases();
         const phase = order.shift()!;
         const draws: Draws = {
-          trigger: drawTrigger(this.schedule, phase !== "gc"),
+          // gc and repair move (almost) nothing through the proxy: their kill moments are delays.
+          trigger: drawTrigger(this.schedule, phase !== "gc" && phase !== "repair"),
           victim: uniform(this.schedule),
           variant: uniform(this.schedule),
           target: uniform(this.schedule),
@@ -760,8 +763,56 @@ export class KillSweep {
 
   // ----- repair -----
 
-  private async repairPoint(_draws: Draws): Promise<void> {
-    throw new Error("the repair phase needs `dsync verify --repair`, which this build does not have");
+  /**
+   * Bit rot on A, with B holding a good copy: both stopped, one byte of an object both hold is
+   * flipped in A's pack, both started again, and `dsync verify --repair` runs against A (which
+   * fetches the object from B) while A or the verify client is killed. Afterwards a repair with
+   * no kill completes and A verifies clean.
+   */
+  private async corruptOnA(): Promise<string> {
+    await this.ensureA();
+    this.b ??= await this.startOn("b");
+    if (!(await this.waitConverged())) throw new OperationFailed(`B did not catch up with A within ${CONVERGE_TIMEOUT_MS} ms, with no kill`);
+    await this.stopNodes();
+    const corruption = corruptSharedObject(this.epoch.dataA, this.epoch.dataB, this.choice);
+    if (!corruption) throw new OperationFailed("A and B share no object to corrupt");
+    this.a = await this.startA();
+    this.b = await this.startOn("b");
+    return `${corruption.idHex} at ${corruption.pack}:${corruption.offset}`;
+  }
+
+  private async repairPoint(draws: Draws): Promise<void> {
+    const repairArgs = ["verify", "--repair", "--remote", this.viaProxy, "--json"];
+    const calibration = await this.calibrate(
+      "repair",
+      async () => {
+        const result = await this.finish(spawnCli(repairArgs), "verify --repair");
+        if (result && result.code !== 0) throw new OperationFailed(`verify --repair with no kill failed (exit ${result.code}): ${result.stdout.slice(0, 500)}`);
+      },
+      async () => {
+        // Once: the flipped byte is really noticed (verify names the object), so repair points repair something.
+        const corrupted = await this.corruptOnA();
+        const found = await runCli(["verify", "--remote", this.urlA, "--json"]);
+        if (found.code === 0 || !found.stdout.includes(corrupted.slice(0, 64))) throw new OperationFailed(`verify did not report the corrupted object ${corrupted}: exit ${found.code}`);
+        if ((await runCli(["verify", "--repair", "--remote", this.urlA])).code !== 0) throw new OperationFailed(`verify --repair with no kill did not repair ${corrupted}`);
+        // The run measured starts from fresh rot, as the points do.
+        await this.corruptOnA();
+      },
+    );
+    const corrupted = await this.corruptOnA();
+    this.log(`  corrupted ${corrupted}`);
+    const victim = draws.victim < 0.5 ? "client" : this.a!;
+    const { landing } = await this.killDuring(repairArgs, draws.trigger, calibration, victim);
+    countLanding(this.summary, "repair", landing);
+    if (victim !== "client") {
+      this.checkIntegrity(this.epoch.dataA, "A killed");
+      await this.restart("a");
+    }
+    const repaired = await runCli(["verify", "--repair", "--remote", this.urlA, "--json"]);
+    if (repaired.code !== 0) this.fail("repairFailures", `verify --repair after the kill, exit ${repaired.code}: ${repaired.stdout.slice(0, 1000)}${repaired.stderr.slice(0, 300)}`);
+    for (const version of await this.checkNodeA()) this.epoch.known.set(version.id, version);
+    await this.b!.stop();
+    this.b = null;
   }
 }
 

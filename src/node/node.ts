@@ -196,7 +196,7 @@ export class DsyncNode {
 
   /** Loads and decodes a structured object from the local store. */
   readonly load: ObjectLoader = async (id) => {
-    const [bytes] = await this.readRepairing([id]);
+    const [bytes] = await this.readRepairing([id], true);
     if (!bytes) throw new UserError(`object ${idToHex(id)} is not stored on this node`, 404);
     return decodeObject(bytes);
   };
@@ -219,16 +219,16 @@ export class DsyncNode {
    * fetched from them (waiting at most READ_REPAIR_TIMEOUT_MS); what is still not back reads as
    * absent, so a reader gets an answer rather than the same failure on every try.
    */
-  private async readRepairing(ids: readonly ObjectId[]): Promise<(Uint8Array | undefined)[]> {
+  private async readRepairing(ids: readonly ObjectId[], repair: boolean): Promise<(Uint8Array | undefined)[]> {
     let datas: (Uint8Array | undefined)[];
     try {
-      return await this.store.getMany(ids);
+      datas = await this.store.getMany(ids);
     } catch (error) {
       if (!(error instanceof CorruptObjectError)) throw error;
       // The store quarantined every corrupt object of the batch before throwing.
       datas = await this.store.getMany(ids);
     }
-    if (this.repairer === undefined || !datas.includes(undefined)) return datas;
+    if (!repair || this.repairer === undefined || !datas.includes(undefined)) return datas;
     // Only what is quarantined is fetched: an id that is simply not here is the caller's business.
     const quarantined = await this.quarantinedAmong(ids.filter((_, i) => datas[i] === undefined));
     if (quarantined.length === 0) return datas;
@@ -262,14 +262,18 @@ export class DsyncNode {
     await this.store.putMany(objects);
   }
 
-  /** The verified bytes of each id, or undefined when absent (a corrupt one is quarantined, and repaired when it can be). */
-  async getObjects(ids: readonly ObjectId[]): Promise<(Uint8Array | undefined)[]> {
-    return this.readRepairing(ids);
+  /**
+   * The verified bytes of each id, or undefined when absent (a corrupt one is quarantined, and
+   * repaired from peers when it can be). `repair: false` for a peer's request: two nodes that
+   * both lack an object must not ask each other for it in turn, each waiting on the other.
+   */
+  async getObjects(ids: readonly ObjectId[], options: { repair?: boolean } = {}): Promise<(Uint8Array | undefined)[]> {
+    return this.readRepairing(ids, options.repair !== false);
   }
 
   /** A download batch: the objects held, the ids not held; refused past one request body's worth of bytes. */
-  async download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[]; corrupt: ObjectId[] }> {
-    const datas = await this.readRepairing(ids);
+  async download(ids: readonly ObjectId[], options: { repair?: boolean } = {}): Promise<{ objects: StoredObject[]; missing: ObjectId[]; corrupt: ObjectId[] }> {
+    const datas = await this.readRepairing(ids, options.repair !== false);
     const objects: StoredObject[] = [];
     const missing: ObjectId[] = [];
     let totalBytes = 0;

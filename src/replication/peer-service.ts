@@ -49,7 +49,8 @@ export class PeerService {
         const ownCounter = counterOf(version.versionVector, version.author);
         const isWrite = !isReplicationMerge(version) && ownCounter > 0;
         if (isWrite && coversDot(request.known, version.author, ownCounter)) continue;
-        const [bytes] = await this.node.getObjects([id]);
+        // Never repaired from peers on a peer's behalf (the asker may be the only other holder).
+        const [bytes] = await this.node.getObjects([id], { repair: false });
         if (!bytes) continue;
         out.push({ bytes, files: record.files, totalBytes: record.totalBytes });
         next.push(...record.parents);
@@ -60,8 +61,9 @@ export class PeerService {
     return out;
   }
 
+  /** What this node holds of `ids`; what it found corrupt is listed as missing, and the asker tries another peer. */
   download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
-    return this.node.download(ids);
+    return this.node.download(ids, { repair: false });
   }
 
   notify(notice: HeadNotice): void {

@@ -374,7 +374,7 @@ function frontPage(current: NodeStatus): Node[] {
 }
 
 function stat(value: string, label: string): HTMLElement {
-  return el("div", { class: "stat" }, el("b", {}, value), el("span", {}, label));
+  return el("div", { class: "stat" }, el("strong", {}, value), el("span", {}, label));
 }
 
 async function folderPage(name: string): Promise<Node[]> {

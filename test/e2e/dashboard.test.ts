@@ -1,0 +1,222 @@
+// The web dashboard in real headless Chromium against three real replicating nodes: a wrong
+// token is refused, the right one shows the three nodes and every folder, a push to another
+// node shows up within 2 s without a reload, a conflict shows in the folder's history; names
+// holding HTML and script show as text and run nothing; the page's CSP forbids inline script
+// and other origins; not one request leaves 127.0.0.1. Screenshots go to docs/ for the README.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Page } from "playwright-core";
+import { launchChromium, requestsOffLoopback, type Browser } from "../helpers/browser.ts";
+import { cleanupTempDirs, freePort, REPO_ROOT, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { writeTree } from "../helpers/trees.ts";
+
+const TOKEN = "dashboard-client-token";
+const CLUSTER_TOKEN = "dashboard-cluster-token";
+const env = { DSYNC_TOKEN: TOKEN };
+const IMG = "<img src=x onerror=alert(1)>.txt";
+// '/' separates names, so this is the file "script>.txt" in the directory "<": its path reads "</script>.txt".
+const SCRIPT_END = "</script>.txt";
+
+let nodes: NodeProcess[] = [];
+let urls: string[] = [];
+let browser: Browser;
+const dialogs: string[] = [];
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  urls = ports.map((port) => `http://127.0.0.1:${port}`);
+  nodes = await Promise.all(
+    ["alpha", "bravo", "charlie"].map((id, i) =>
+      startNode({
+        listen: `127.0.0.1:${ports[i]}`,
+        env,
+        args: ["--token", TOKEN, "--node-id", id, "--peers", urls.filter((_, j) => j !== i).join(","), "--cluster-token", CLUSTER_TOKEN, "--sync-interval-ms", "500"],
+      }),
+    ),
+  );
+  browser = await launchChromium();
+  browser.context.on("page", (page) => {
+    page.on("dialog", (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  for (const node of nodes) await node.stop().catch(() => {});
+  cleanupTempDirs();
+});
+
+async function push(dir: string, url: string, folder: string, extra: string[] = []): Promise<{ version: string; conflicts: unknown[] }> {
+  const result = await runCli(["push", dir, "--remote", url, "--folder", folder, "--json", ...extra], { env });
+  if (result.code !== 0) throw new Error(`push failed: ${result.stdout} ${result.stderr}`);
+  return result.json();
+}
+
+async function pull(dir: string, url: string, folder: string): Promise<void> {
+  const result = await runCli(["pull", dir, "--remote", url, "--folder", folder], { env });
+  if (result.code !== 0) throw new Error(`pull failed: ${result.stdout} ${result.stderr}`);
+}
+
+/** Every node has this head for the folder (bounded wait). */
+async function waitForHead(folder: string, head: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const heads = await Promise.all(
+      urls.map(async (url) => {
+        const response = await fetch(`${url}/v1/folders/${folder}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+        return response.ok ? ((await response.json()) as { head: string }).head : null;
+      }),
+    );
+    if (heads.every((h) => h === head)) return;
+    if (Date.now() > deadline) throw new Error(`nodes did not converge on ${folder}: ${JSON.stringify(heads)}`);
+    await Bun.sleep(50);
+  }
+}
+
+function writeFiles(root: string, files: Record<string, string>): void {
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), content);
+  }
+}
+
+/** Two clients change the same files (paths may hold '/') from the same version; the second push is merged with a conflict on the node. */
+async function makeConflict(url: string, folder: string, files: Record<string, string>, message?: string): Promise<{ version: string; conflicts: unknown[] }> {
+  const first = join(tempDir(), "first");
+  writeFiles(first, files);
+  const base = await push(first, url, folder);
+  await waitForHead(folder, base.version);
+  const second = join(tempDir(), "second");
+  await pull(second, url, folder);
+  for (const name of Object.keys(files)) writeFileSync(join(first, name), `first client's ${name}\n`);
+  await push(first, url, folder);
+  for (const name of Object.keys(files)) writeFileSync(join(second, name), `second client's ${name}\n`);
+  const merged = await push(second, url, folder, message ? ["--message", message] : []);
+  expect(merged.conflicts.length).toBe(Object.keys(files).length);
+  await waitForHead(folder, merged.version);
+  return merged;
+}
+
+async function signIn(page: Page, url: string, token: string): Promise<void> {
+  await page.goto(url);
+  await page.locator("#token").fill(token);
+  await page.locator("#token").press("Enter");
+}
+
+describe("dashboard in Chromium", () => {
+  test("a wrong token is refused; the right one lists the three nodes and the folders; a push elsewhere appears live; a conflict shows in history", async () => {
+    const photos = join(tempDir(), "photos");
+    writeTree(photos, { "beach.jpg": "pretend jpeg\n".repeat(500), "index.txt": "beach\n" });
+    const first = await push(photos, urls[1]!, "photos");
+    await waitForHead("photos", first.version);
+
+    const page = await browser.context.newPage();
+    await signIn(page, urls[0]!, "not-the-token");
+    await expect(page.locator("[role=alert]").textContent({ timeout: 10_000 })).resolves.toContain("refused this token");
+    expect(await page.locator("a[data-folder]").count()).toBe(0);
+    // The API said so too: nothing but the refusal came back.
+    const refused = browser.requests.filter((r) => r.url().endsWith("/v1/status"));
+    expect(refused.length).toBeGreaterThan(0);
+    expect((await refused.at(-1)!.response())!.status()).toBe(401);
+
+    await page.locator("#token").fill(TOKEN);
+    await page.locator("#token").press("Enter");
+    await page.locator('a[data-folder="photos"]').waitFor({ timeout: 10_000 });
+    const text = (await page.locator("main").textContent())!;
+    for (const id of ["alpha", "bravo", "charlie"]) expect(text).toContain(id);
+    expect(await page.locator("#live").textContent()).toBe("live");
+    // The token is in no URL the page ever asked for.
+    expect(browser.requests.filter((r) => r.url().includes(TOKEN))).toEqual([]);
+
+    // A push to bravo shows on alpha's page without a reload, within 2 s of its acknowledgement.
+    writeFileSync(join(photos, "sunset.jpg"), "another pretend jpeg\n".repeat(300));
+    const navigations: string[] = [];
+    page.on("framenavigated", (frame) => navigations.push(frame.url()));
+    const second = await push(photos, urls[1]!, "photos");
+    const acknowledgedMs = Date.now();
+    await page.waitForFunction(
+      (head) => document.querySelector('a[data-folder="photos"]')?.closest("tr")?.textContent?.includes(head.slice(0, 12)) ?? false,
+      second.version,
+      { timeout: 2000 },
+    );
+    const shownAfterMs = Date.now() - acknowledgedMs;
+    expect(shownAfterMs).toBeLessThan(2000);
+    expect(navigations).toEqual([]);
+    console.log(`dashboard: a push to another node was shown ${shownAfterMs} ms after its acknowledgement`);
+
+    // Two clients of alpha change the same file: alpha merges, keeps both, and its history shows it.
+    const merged = await makeConflict(urls[0]!, "notes", { "plan.md": "# plan\n" }, "second client's plan");
+    await page.locator('a[data-folder="notes"]').waitFor({ timeout: 5000 });
+    await Bun.sleep(1200); // let the rates and the event list settle for the picture
+    await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard.png"), fullPage: true });
+
+    // From the keyboard: focus the folder's link and press Enter.
+    await page.locator('a[data-folder="notes"]').focus();
+    await page.keyboard.press("Enter");
+    await page.locator("h1", { hasText: "notes" }).waitFor({ timeout: 5000 });
+    const history = page.locator('table[aria-label="History"]');
+    await history.waitFor();
+    const historyText = (await history.textContent())!;
+    expect(historyText).toContain(merged.version.slice(0, 12));
+    expect(historyText).toContain("merge");
+    expect(historyText).toContain("plan.md");
+    expect(historyText).toContain("conflict");
+    await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard-folder.png"), fullPage: true });
+
+    expect(requestsOffLoopback(browser.requests)).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 90_000);
+
+  test("names holding HTML and script show as text and run nothing; the CSP forbids inline script and other origins", async () => {
+    // Folder names are restricted to letters, digits, '.', '_' and '-': the markup ones are refused outright.
+    for (const folder of ["<img src=x onerror=alert(1)>", "</script>"]) {
+      const response = await fetch(`${urls[0]}/v1/folders/${encodeURIComponent(folder)}/versions`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(response.status).toBe(400);
+      const dir = join(tempDir(), "markup-folder");
+      writeTree(dir, { "a.txt": "a\n" });
+      const result = await runCli(["push", dir, "--remote", urls[0]!, "--folder", folder, "--json"], { env });
+      expect(result.code).not.toBe(0);
+    }
+    // File names may hold anything but '/' and NUL: conflicts on them, and a message with markup, reach the page.
+    const message = "<b>bold</b><script>window.__ran = 1</script>";
+    await makeConflict(urls[0]!, "markup", { [IMG]: "one\n", [SCRIPT_END]: "two\n" }, message);
+
+    const page = await browser.context.newPage();
+    const response = await page.goto(urls[0]!);
+    const csp = response!.headers()["content-security-policy"]!;
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain("unsafe-inline");
+    expect(csp).not.toContain("unsafe-eval");
+    expect(csp).not.toMatch(/https?:|\*/);
+    await page.locator("#token").fill(TOKEN);
+    await page.locator("#token").press("Enter");
+    await page.locator('a[data-folder="markup"]').click();
+    await page.locator('table[aria-label="History"]').waitFor({ timeout: 10_000 });
+    const mainText = (await page.locator("main").textContent())!;
+    expect(mainText).toContain(IMG);
+    expect(mainText).toContain(SCRIPT_END);
+    expect(mainText).toContain(message);
+    // No element was made of them: no image, no script, no bold, and nothing ran.
+    expect(await page.locator("main img, main script, main b").count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __ran?: number }).__ran)).toBeUndefined();
+    // The policy is enforced, not only sent: an inline script put into the page does not run.
+    await page.evaluate(() => {
+      const script = document.createElement("script");
+      script.textContent = "window.__inline = 1";
+      document.body.append(script);
+    });
+    await Bun.sleep(100);
+    expect(await page.evaluate(() => (window as unknown as { __inline?: number }).__inline)).toBeUndefined();
+    expect(dialogs).toEqual([]);
+    expect(requestsOffLoopback(browser.requests)).toEqual([]);
+    await page.close();
+  }, 60_000);
+});

@@ -42,6 +42,22 @@ export async function collectGarbage(node: DsyncNode, options: GcOptions): Promi
   const dryRun = options.dryRun ?? false;
   // Before anything is written: pruning and unmarking grow SQLite's log, and that counts against what gc frees.
   const allocatedBytesBefore = dryRun ? 0 : allocatedBytesUnder(node.dataDir);
+  // On a full disk the first deletion would fail for want of room in SQLite's log: the reserve gives it that room.
+  if (!dryRun) node.spaceReserve?.release();
+  let report: GcReport;
+  try {
+    report = await collect(node, nowMs, graceMs, dryRun);
+  } finally {
+    if (!dryRun) node.spaceReserve?.refill();
+  }
+  // Measured, not computed from the index: a pack only gives space back when it is rewritten or
+  // removed. After the reserve is made again, so it is not counted as freed.
+  if (!dryRun) report.bytesReclaimed = Math.max(0, allocatedBytesBefore - allocatedBytesUnder(node.dataDir));
+  return report;
+}
+
+/** Retention, mark and sweep; bytesReclaimed is left at 0 for the caller to measure. */
+async function collect(node: DsyncNode, nowMs: number, graceMs: number, dryRun: boolean): Promise<GcReport> {
   let versionsPruned = 0;
   const starts: WalkStart[] = [];
 
@@ -71,7 +87,6 @@ export async function collectGarbage(node: DsyncNode, options: GcOptions): Promi
   const doomed: ObjectId[] = [];
   for (const key of unused) if (!marked.has(key)) doomed.push(idFromHex(key));
 
-  let bytesReclaimed = 0;
   let objectsDeleted = doomed.length;
   if (!dryRun) {
     // Completeness first: once it is gone, no commit can rely on what is about to be deleted.
@@ -80,15 +95,13 @@ export async function collectGarbage(node: DsyncNode, options: GcOptions): Promi
     // after it was chosen keeps it.
     objectsDeleted = await node.store.deleteUnusedSince(doomed, cutoffMs);
     await node.store.repack();
-    // Measured, not computed from the index: a pack only gives space back when it is rewritten or removed.
-    bytesReclaimed = Math.max(0, allocatedBytesBefore - allocatedBytesUnder(node.dataDir));
   }
   return {
     versionsPruned,
     versionsKept: starts.filter((s) => s.kind === "structured").length,
     objectsMarked: marked.size,
     objectsDeleted,
-    bytesReclaimed,
+    bytesReclaimed: 0,
     dryRun,
   };
 }

@@ -18,6 +18,7 @@ import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
 import { PackObjectStore } from "../store/pack-store.ts";
 import { nodeFileSystem, type FileSystem } from "../store/file-system.ts";
+import { SpaceReserve } from "./space-reserve.ts";
 import { CorruptObjectError, type ObjectStore, type StoredObject } from "../store/object-store.ts";
 import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
 import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
@@ -121,6 +122,9 @@ export class DsyncNode {
   /** What happened on this node, for GET /v1/events and the dashboard (events.ts). */
   readonly events: EventLog;
 
+  /** Space kept back so gc can run on a full disk (space-reserve.ts); set by open(), absent for nodes made with over(). */
+  spaceReserve: SpaceReserve | undefined;
+
   private constructor(
     readonly dataDir: string,
     readonly store: NodeStore,
@@ -152,7 +156,10 @@ export class DsyncNode {
     let metadata: Metadata | undefined;
     try {
       metadata = new Metadata(join(options.dataDir, "metadata.sqlite"));
-      return DsyncNode.over(store, metadata, options);
+      const node = DsyncNode.over(store, metadata, options);
+      node.spaceReserve = new SpaceReserve(files, options.dataDir);
+      node.spaceReserve.refill();
+      return node;
     } catch (error) {
       // A damaged metadata database: let go of both files, so a check of them can open them.
       metadata?.close();

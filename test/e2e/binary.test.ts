@@ -104,3 +104,21 @@ test("two binaries replicate a folder and report it in status", async () => {
     for (const node of pair) await node.stop();
   }
 }, 60_000);
+
+test("the binary serves the dashboard from inside itself: page, bundled script and style, with the CSP", async () => {
+  const page = await fetch(`${node.url}/`);
+  expect(page.status).toBe(200);
+  expect(page.headers.get("content-security-policy")).toContain("default-src 'self'");
+  const html = await page.text();
+  expect(html).toContain('<script type="module" src="/ui/app.js"></script>');
+  const script = await fetch(`${node.url}/ui/app.js`);
+  expect(script.headers.get("content-type")).toStartWith("text/javascript");
+  const code = await script.text();
+  // The bundle, not the TypeScript source: no type annotations or imports left, the SSE reader inlined.
+  expect(code).not.toContain("import ");
+  expect(code).toContain("dsync-token");
+  expect(code).toContain("last-event-id");
+  expect((await fetch(`${node.url}/ui/style.css`)).status).toBe(200);
+  const events = await (await fetch(`${node.url}/v1/events?since=0&wait=0`)).json();
+  expect(events.events.some((event: { type: string }) => event.type === "commit")).toBe(true);
+});

@@ -138,7 +138,10 @@ export class RemoteNode {
 
   private async bytesOf(response: Response): Promise<Uint8Array> {
     const raw = await readAtMost(response, REPLY_BYTES_MAX);
-    if (!raw) throw new RemoteError("server", `the node at ${this.baseUrl} sent a reply larger than ${REPLY_BYTES_MAX} bytes`, response.status);
+    if (!raw) {
+      const mib = REPLY_BYTES_MAX / (1024 * 1024);
+      throw new RemoteError("server", `the node at ${this.baseUrl} sent a reply larger than ${mib} MiB, which is not read (for a long history, dsync log --limit N)`, response.status);
+    }
     this.counters.wireBytesReceived += raw.length;
     return decompressBody(raw, response.headers.get("content-encoding"), LIMITS.requestBodyBytesMax * 2);
   }

@@ -206,3 +206,32 @@ test("a bad --version is refused by the client before it is sent (exit 2)", asyn
     expectInert(result.stderr, args.join(" "));
   }
 });
+
+test("a reply past the client's bound is refused with a clear message, without being read whole", async () => {
+  const chunk = new TextEncoder().encode(" ".repeat(1024 * 1024));
+  let sentBytes = 0;
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch() {
+      // Streamed with no declared length: 1 GiB would follow if the client kept reading.
+      let left = 1024;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (left-- === 0) return controller.close();
+          sentBytes += chunk.length;
+          controller.enqueue(chunk);
+        },
+      });
+      return new Response(body, { headers: { "content-type": "application/json" } });
+    },
+  });
+  try {
+    const ls = await runCli(["ls", "--remote", `http://127.0.0.1:${server.port}`]);
+    expect(ls.code).toBe(1);
+    expect(ls.stderr).toContain("sent a reply larger than 128 MiB");
+    expect(sentBytes).toBeLessThan(512 * 1024 * 1024);
+  } finally {
+    server.stop(true);
+  }
+}, 60_000);

@@ -230,6 +230,34 @@ describe("quarantine and repair between two nodes", () => {
     expect(await b.store.get(victim)).toEqual(objects.chunk(victim)!);
   });
 
+  test("two nodes that both found the same object corrupt do not ask each other for it in turn", async () => {
+    const time = new ManualTime();
+    const a = makeNode("a", time);
+    const b = makeNode("b", time);
+    const objects = await pushTo(a.node, "team", CONTENT);
+    await pushTo(b.node, "team", CONTENT);
+    const services = new Map([
+      ["a", new PeerService(a.node)],
+      ["b", new PeerService(b.node)],
+    ]);
+    const fromA = transportTo(services);
+    const fromB = transportTo(services);
+    const repairA = new Repairer({ store: a.store, source: new PeerObjectSource(fromA, () => ["b"]), clock: time.clock, timers: time });
+    const repairB = new Repairer({ store: b.store, source: new PeerObjectSource(fromB, () => ["a"]), clock: time.clock, timers: time });
+    a.node.setRepairer(repairA);
+    b.node.setRepairer(repairB);
+    const victim = chunkIdsOf(objects)[4]!;
+    for (const store of [a.store, b.store]) {
+      store.damageForTesting(victim);
+      await expect(store.get(victim)).rejects.toThrow(/corrupt/);
+    }
+    const result = await repairA.repair([victim]);
+    expect(result.unrepairable.map(idToHex)).toEqual([idToHex(victim)]);
+    // A asked B once; B answered from what it holds, without turning to A.
+    expect(fromA.downloads).toBe(1);
+    expect(fromB.downloads).toBe(0);
+  });
+
   test("the scrub keeps its position across restarts and paces itself to the rate", async () => {
     const time = new ManualTime();
     const b = makeNode("b", time);

@@ -33,6 +33,7 @@ import {
   decompressBody,
   encodeDownloadReply,
 } from "./wire.ts";
+import { terminalLines } from "../core/terminal-text.ts";
 import { checkRouteParams } from "./route-params.ts";
 import { countBodyBytes, registerMetricsRoute, type NodeMetrics } from "./metrics.ts";
 import { registerEventRoutes } from "./events.ts";
@@ -129,6 +130,11 @@ function pathId(c: Context, name: string): ObjectId {
 
 export const OUT_OF_SPACE_MESSAGE = "the node is out of disk space";
 
+/** The node's log: messages may quote a request (a path, a name), so they are escaped like all terminal text. */
+function logLines(lines: string[]): void {
+  process.stderr.write(terminalLines(lines));
+}
+
 export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   const app = new Hono();
   const metrics = options.metrics;
@@ -150,14 +156,14 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     if (error instanceof HeadMovedError) return c.json({ error: error.message }, 409);
     if (isOutOfSpaceError(error)) {
       // Nothing of the request was acknowledged; the store gave back what it had written.
-      console.error(`dsync: out of disk space: ${error.message}`);
+      logLines([`dsync: out of disk space: ${error.message}`]);
       return c.json({ error: OUT_OF_SPACE_MESSAGE }, 507);
     }
     if (error instanceof CorruptObjectError) {
-      console.error(`dsync: ${error.message}`);
+      logLines([`dsync: ${error.message}`]);
       return c.json({ error: error.message }, 500);
     }
-    console.error("dsync: unexpected error:", error);
+    logLines(`dsync: unexpected error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`.split("\n"));
     return c.json({ error: "internal error" }, 500);
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));

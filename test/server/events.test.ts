@@ -83,7 +83,8 @@ describe("event log", () => {
 
 describe("GET /v1/events", () => {
   test("needs the client token", async () => {
-    const { app } = setUp();
+    const { app, get } = setUp();
+    expect((await get("/v1/events?since=0&wait=0")).status).toBe(200);
     expect((await app.request("/v1/events")).status).toBe(401);
     expect((await app.request("/v1/events?since=0", { headers: { authorization: "Bearer wrong-token-xx" } })).status).toBe(401);
   });
@@ -158,6 +159,8 @@ describe("GET /v1/events", () => {
   test("a stream ends when the log closes (the node stopping)", async () => {
     const { node, get } = setUp();
     const response = await get("/v1/events");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toStartWith("text/event-stream");
     const reader = response.body!.getReader();
     await reader.read(); // the opening comment
     node.events.close();

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Page } from "playwright-core";
+import { formatBytes } from "../../src/client/status-summary.ts";
 import { launchChromium, requestsOffLoopback, type Browser } from "../helpers/browser.ts";
 import { cleanupTempDirs, freePort, REPO_ROOT, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
@@ -217,6 +218,37 @@ describe("dashboard in Chromium", () => {
     expect(await page.evaluate(() => (window as unknown as { __inline?: number }).__inline)).toBeUndefined();
     expect(dialogs).toEqual([]);
     expect(requestsOffLoopback(browser.requests)).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  test("dsync status prints the front page's summary: the same peers, states, folders, files, bytes and authors", async () => {
+    const result = await runCli(["status", "--remote", urls[0]!], { env });
+    expect(result.code).toBe(0);
+    const lines = result.stdout.split("\n");
+    const status = (await (await fetch(`${urls[0]}/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+      peers: { address: string; node: string }[];
+      folders: { name: string; files: number; bytes: number; changedBy: string; head: string }[];
+    };
+    const page = await browser.context.newPage();
+    await signIn(page, urls[0]!, TOKEN);
+    await page.locator('a[data-folder="photos"]').waitFor({ timeout: 10_000 });
+    expect(lines[0]).toStartWith("node alpha at ");
+    for (const peer of status.peers) {
+      const line = lines.find((l) => l.startsWith(`peer ${peer.address} (node ${peer.node}): reachable, `))!;
+      expect(line).toBeDefined();
+      expect(line).toContain("last contact");
+      const row = (await page.locator("tr", { hasText: peer.address }).textContent())!;
+      expect(row).toContain(peer.node);
+      expect(row).toContain("reachable");
+    }
+    for (const folder of status.folders) {
+      const line = lines.find((l) => l.startsWith(`folder ${folder.name} (eventual) head ${folder.head.slice(0, 12)}: `))!;
+      expect(line).toBeDefined();
+      expect(line).toContain(`${folder.files} file(s), ${formatBytes(folder.bytes)}, changed `);
+      expect(line).toContain(` by ${folder.changedBy}`);
+      const row = (await page.locator("tr", { has: page.locator(`a[data-folder="${folder.name}"]`) }).textContent())!;
+      for (const fact of [folder.head.slice(0, 12), String(folder.files), formatBytes(folder.bytes), folder.changedBy]) expect(row).toContain(fact);
+    }
     await page.close();
   }, 60_000);
 });

@@ -317,7 +317,7 @@ function frontPage(current: NodeStatus): Node[] {
   );
 
   const nodeRows: Child[][] = [
-    [el("td", { class: "name" }, current.node), badge("this node", "ok"), "—", el("td", { class: "muted" }, location.host), "—"],
+    [el("td", { class: "name" }, current.node), badge("this node", "ok"), "—", el("td", { class: "mono" }, location.origin), "—"],
     ...current.peers.map((peer) => {
       const lag = peerLag(current, peer.address);
       return [

@@ -274,8 +274,8 @@ export class PackIndex {
     })();
   }
 
-  /** Points rows at their copies and drops rows of records found corrupt, in one transaction. */
-  commitMoves(moves: readonly EntryMove[], dropped: readonly IndexEntry[], packEnds: ReadonlyMap<number, number>): void {
+  /** Points rows at their copies, in one transaction (records found corrupt are quarantined instead: quarantine()). */
+  commitMoves(moves: readonly EntryMove[], packEnds: ReadonlyMap<number, number>): void {
     this.db.transaction(() => {
       const deltas = new PackDeltas();
       for (const { entry: e, toPackNumber, toOffsetBytes } of moves) {
@@ -283,10 +283,6 @@ export class PackIndex {
         if (changes !== 1) continue;
         deltas.add(e.packNumber, -1, -e.storedLengthBytes, -e.rawLengthBytes);
         deltas.add(toPackNumber, 1, e.storedLengthBytes, e.rawLengthBytes);
-      }
-      for (const e of dropped) {
-        const row = this.deleteEntry.get(e.id);
-        if (row !== null) deltas.add(row.pack, -1, -row.stored_length, -row.raw_length);
       }
       for (const [packNumber, endBytes] of packEnds) deltas.end(packNumber, endBytes);
       this.applyDeltas(deltas);

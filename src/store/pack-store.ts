@@ -497,7 +497,6 @@ export class PackObjectStore implements ObjectStore {
       if (entries.length === 0) break;
       afterOffsetBytes = entries[entries.length - 1]!.offsetBytes;
       let kept: { entry: IndexEntry; record: PendingRecord }[] = [];
-      let dropped: IndexEntry[] = [];
       let stepBytes = 0;
       for (const entry of entries) {
         const result = this.readEntry(entry);
@@ -512,13 +511,12 @@ export class PackObjectStore implements ObjectStore {
         kept.push({ entry, record: { id: entry.id, flags: entry.flags, rawLengthBytes: entry.rawLengthBytes, payload: result.payload } });
         stepBytes += entry.storedLengthBytes;
         if (stepBytes >= COMMIT_STEP_BYTES) {
-          await this.commitRepackStep(kept, dropped, report);
+          await this.commitRepackStep(kept, report);
           kept = [];
-          dropped = [];
           stepBytes = 0;
         }
       }
-      await this.commitRepackStep(kept, dropped, report);
+      await this.commitRepackStep(kept, report);
     }
     // The damaged records found stay where they are until good copies are stored.
     if (this.index.packsHoldingQuarantined().has(packNumber)) return;
@@ -535,10 +533,9 @@ export class PackObjectStore implements ObjectStore {
 
   private async commitRepackStep(
     kept: readonly { entry: IndexEntry; record: PendingRecord }[],
-    dropped: readonly IndexEntry[],
     report: RepackReport,
   ): Promise<void> {
-    if (kept.length === 0 && dropped.length === 0) return;
+    if (kept.length === 0) return;
     try {
       const { locations, packEnds } = await this.writer.append(kept.map((k) => k.record));
       const moves = kept.map(({ entry }, i): EntryMove => ({
@@ -546,7 +543,7 @@ export class PackObjectStore implements ObjectStore {
         toPackNumber: locations[i]!.packNumber,
         toOffsetBytes: locations[i]!.offsetBytes,
       }));
-      this.index.commitMoves(moves, dropped, packEnds);
+      this.index.commitMoves(moves, packEnds);
       this.writer.markCommitted();
     } catch (error) {
       this.writer.rewind();

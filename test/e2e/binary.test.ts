@@ -8,6 +8,8 @@ import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex } from "../../src/core/id.ts";
 import { cleanupTempDirs, freePort, REPO_ROOT, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { describeTree, randomBytes, writeTree } from "../helpers/trees.ts";
+import { parseExposition } from "../helpers/exposition.ts";
+import { RUNTIME_METRICS } from "../../src/server/metrics.ts";
 
 let binary: string;
 let node: NodeProcess;
@@ -121,4 +123,17 @@ test("the binary serves the dashboard from inside itself: page, bundled script a
   expect((await fetch(`${node.url}/ui/style.css`)).status).toBe(200);
   const events = await (await fetch(`${node.url}/v1/events?since=0&wait=0`)).json();
   expect(events.events.some((event: { type: string }) => event.type === "commit")).toBe(true);
+});
+
+test("the binary serves /metrics: prom-client inside it, the runtime metrics it keeps with real values", async () => {
+  const response = await fetch(`${node.url}/metrics`);
+  expect(response.status).toBe(200);
+  const exposition = parseExposition(await response.text());
+  expect(exposition.samples.find((s) => s.family === "dsync_build_info")!.labels.blake3).toContain("native");
+  for (const name of RUNTIME_METRICS) expect({ name, samples: exposition.samples.filter((s) => s.family === name).length }).toEqual({ name, samples: 1 });
+  for (const name of ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_max_fds", "nodejs_heap_size_used_bytes"]) {
+    expect({ name, positive: exposition.value(name) > 0 }).toEqual({ name, positive: true });
+  }
+  expect(Math.abs(exposition.value("process_start_time_seconds") - Date.now() / 1000)).toBeLessThan(600);
+  expect(exposition.value("dsync_pushes_total", { result: "ok" })).toBeGreaterThan(0);
 });

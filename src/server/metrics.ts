@@ -320,8 +320,11 @@ export class NodeMetrics {
     g.peers!.set(peers.length);
     if (!replicator || peers.length === 0) return;
     const standing = new Map(peers.map((peer) => [peer.address, { lagMs: 0, missing: 0, lacking: 0, states: new Map<string, number>() }]));
-    for (const folder of folders) {
-      for (const status of await replicator.folderStatus(folder.name)) {
+    // Folders a peer has and this node does not yet are where it lags most.
+    const names = new Set(folders.map((folder) => folder.name));
+    for (const peer of peers) for (const name of peer.folders.keys()) names.add(name);
+    for (const name of names) {
+      for (const status of await replicator.folderStatus(name)) {
         const sum = standing.get(status.peer);
         if (!sum) continue;
         sum.lagMs = Math.max(sum.lagMs, status.lagMs);

@@ -16,7 +16,11 @@ export const ROUTE_PARAM_RULES: Readonly<Record<string, (value: string) => strin
   id: (value) => (isIdHex(value) ? undefined : "an object id is 64 lowercase hex digits"),
 };
 
-/** The decoded path parameters of every route matched for this request (they are what handlers read). */
+/**
+ * The decoded path parameters of every route matched for this request, exactly as the handlers
+ * will read them. Hono answers c.req.param() for the handler at c.req.routeIndex, so each matched
+ * route is visited in turn, and the index is put back for the handlers that follow.
+ */
 function matchedParams(c: Context): Record<string, string>[] {
   const own = c.req.routeIndex;
   try {

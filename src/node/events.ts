@@ -1,15 +1,26 @@
 // The node's event log: what happened on this node, in order, for the dashboard and for any
 // client that watches (GET /v1/events). Bounded: a ring of the last EVENT_LOG_CAPACITY events.
 //
-// Ids increase by one per event from 1 at each start of the process, so a reader that sees
-// id N+2 after N knows it missed one, and a reader that resumes after an id older than the
-// ring holds is told so by `since` (a gap) instead of silently receiving less. An id beyond the
-// newest (the node restarted since the reader's last event) is a gap too: everything held may
-// be news to that reader.
+// Ids increase by one per event, so a reader that sees id N+2 after N knows it missed one, and
+// a reader that resumes after an id older than the ring holds is told so by `since` (a gap)
+// instead of silently receiving less. A run of the node starts its ids at its start time in
+// milliseconds × 1000 (firstEventId), so ids keep increasing across restarts and a reader's id
+// from before a restart is recognized as such (its events are gone with that process) rather
+// than mistaken for one of this run. An id beyond the newest (a clock set back, or a made-up id)
+// is a gap too: everything held may be news to that reader.
 import type { Clock } from "./clock.ts";
 
 /** Events held for readers that resume; about 1 KiB each, so at most a few MiB of memory. */
 export const EVENT_LOG_CAPACITY = 4096;
+
+/**
+ * The first id of a run started at `nowMs`: above every id of an earlier run as long as that run
+ * averaged fewer than 1000 events per millisecond and the clock did not go back. Below 2^53
+ * until the year 2255.
+ */
+export function firstEventId(nowMs: number): number {
+  return Math.max(1, Math.floor(nowMs) * 1000);
+}
 
 /**
  * What happened:
@@ -42,23 +53,27 @@ export interface NodeEvent {
 export interface EventsSince {
   events: NodeEvent[];
   /** Set when events after the reader's id are no longer held (or the id is from an earlier run). */
-  gap: { afterId: number; firstHeldId: number | null; reason: "dropped" | "unknown-id" } | null;
+  gap: { afterId: number; firstHeldId: number | null; reason: "dropped" | "restarted" | "unknown-id" } | null;
   /** The newest id (0 before the first event). */
   lastId: number;
 }
 
 export class EventLog {
   private readonly ring: (NodeEvent | undefined)[];
-  private nextId = 1;
+  private nextId: number;
   private readonly waiters = new Set<() => void>();
   private closed = false;
 
   constructor(
     private readonly clock: Clock,
     readonly capacity: number = EVENT_LOG_CAPACITY,
+    /** The id of this run's first event (firstEventId); 1 by default. */
+    readonly firstId: number = 1,
   ) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) throw new Error(`event log capacity must be a positive whole number, got ${capacity}`);
+    if (!Number.isSafeInteger(firstId) || firstId < 1) throw new Error(`the first event id must be a positive whole number, got ${firstId}`);
     this.ring = new Array(capacity);
+    this.nextId = firstId;
   }
 
   get lastId(): number {
@@ -67,8 +82,8 @@ export class EventLog {
 
   /** The oldest id still held, or null when none is. */
   get firstHeldId(): number | null {
-    if (this.nextId === 1) return null;
-    return Math.max(1, this.nextId - this.capacity);
+    if (this.nextId === this.firstId) return null;
+    return Math.max(this.firstId, this.nextId - this.capacity);
   }
 
   get isClosed(): boolean {
@@ -84,20 +99,26 @@ export class EventLog {
 
   /** The events after `afterId`, at most `limit` of them (oldest first). */
   since(afterId: number, limit = this.capacity): EventsSince {
+    // 0 asks for everything of this run: a gap only if some of it was dropped.
+    if (afterId === 0) afterId = this.firstId - 1;
     const lastId = this.lastId;
     const first = this.firstHeldId;
     let gap: EventsSince["gap"] = null;
     let from = afterId + 1;
     if (afterId > lastId) {
-      // An id this run never gave: the node restarted since. Everything held is sent.
+      // An id no run gave yet: everything held is sent.
       gap = { afterId, firstHeldId: first, reason: "unknown-id" };
-      from = first ?? 1;
+      from = first ?? this.firstId;
+    } else if (afterId < this.firstId - 1) {
+      // An id of an earlier run: what came after it there is gone with that process.
+      gap = { afterId, firstHeldId: first, reason: "restarted" };
+      from = first ?? this.firstId;
     } else if (first !== null && from < first) {
       gap = { afterId, firstHeldId: first, reason: "dropped" };
       from = first;
     }
     const events: NodeEvent[] = [];
-    for (let id = from; id <= lastId && events.length < limit; id++) events.push(this.ring[id % this.capacity]!);
+    for (let id = Math.max(from, this.firstId); id <= lastId && events.length < limit; id++) events.push(this.ring[id % this.capacity]!);
     return { events, gap, lastId };
   }
 

@@ -29,7 +29,7 @@ import { Mutex } from "./mutex.ts";
 import type { Repairer } from "./repair.ts";
 import { checkAndRepair, type RepairReport } from "./verify-repair.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.ts";
-import { EventLog } from "./events.ts";
+import { EVENT_LOG_CAPACITY, EventLog, firstEventId } from "./events.ts";
 
 export interface NodeOptions {
   dataDir: string;
@@ -136,7 +136,7 @@ export class DsyncNode {
     // A completeness mark vouches for everything below an object; once anything is quarantined,
     // no mark can be trusted to (a mark does not say what lies below it), so all are dropped and
     // the next commit or pull checks its tree again, finding the quarantined object missing.
-    this.events = new EventLog(clock);
+    this.events = new EventLog(clock, EVENT_LOG_CAPACITY, firstEventId(clock.nowMs()));
     this.stopHearingQuarantine = store.onQuarantine((ids) => {
       metadata.unmarkComplete(metadata.listCompleteIds());
       for (const id of ids.slice(0, 100)) this.events.emit("verify", null, { finding: "corrupt", object: idToHex(id) });

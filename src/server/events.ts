@@ -29,8 +29,9 @@ export function gapJson(gap: NonNullable<EventsSince["gap"]>, lastId: number) {
 
 function parseEventId(text: string | undefined, what: string): number | undefined {
   if (text === undefined || text === "") return undefined;
-  if (!/^\d{1,15}$/.test(text)) throw new UserError(`${what} must be an event id (a whole number), got ${JSON.stringify(text.slice(0, 40))}`);
-  return Number(text);
+  const id = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(id)) throw new UserError(`${what} must be an event id (a whole number), got ${JSON.stringify(text.slice(0, 40))}`);
+  return id;
 }
 
 export function registerEventRoutes(app: Hono, events: EventLog): void {

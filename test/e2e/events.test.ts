@@ -109,7 +109,7 @@ test("a reader that reconnects with Last-Event-ID misses nothing the node holds,
   expect(afterReconnect.map((e) => e.event)).toContain("commit");
   expect(afterReconnect.map((e) => e.event)).toContain("verify");
   const ids = [...beforeDisconnect, ...afterReconnect].map((e) => Number(e.id));
-  expect(ids).toEqual(Array.from({ length: ids.length }, (_, i) => i + 1));
+  expect(ids).toEqual(Array.from({ length: ids.length }, (_, i) => ids[0]! + i));
 
   // Away for longer than the ring holds: the first thing on reconnecting is the gap.
   await putObjects(node.url, EVENT_LOG_CAPACITY + 50);
@@ -123,6 +123,20 @@ test("a reader that reconnects with Last-Event-ID misses nothing the node holds,
   expect(gap.firstHeldId).toBe(gap.lastId - EVENT_LOG_CAPACITY + 1);
   expect(Number(afterGap[1]!.id)).toBe(gap.firstHeldId);
   expect(Number(afterGap[2]!.id)).toBe(gap.firstHeldId + 1);
+
+  // The node restarts: ids go on above the last run's, and an id from that run is a gap.
+  const newest = String(gap.lastId);
+  await node.stop();
+  const again = await startNode({ dataDir: node.dataDir, env, args: ["--token", TOKEN] });
+  running.push(again);
+  writeTree(dir, { "c.txt": "sea\n" });
+  expect((await runCli(["push", dir, "--remote", again.url], { env })).code).toBe(0);
+  const afterRestart = await openStream(again.url, newest);
+  const told = await afterRestart.until(2);
+  await afterRestart.close();
+  expect(told[0]!.event).toBe("gap");
+  expect(JSON.parse(told[0]!.data)).toMatchObject({ afterId: Number(newest), reason: "restarted" });
+  expect(Number(told[1]!.id)).toBeGreaterThan(Number(newest));
 }, 120_000);
 
 test("a push to one node shows on its peer's stream as a fetch and a merge", async () => {

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import type { ObjectId } from "../../src/core/id.ts";
 import { SseParser, type ServerSentEvent } from "../../src/core/sse.ts";
-import { EventLog, EVENT_LOG_CAPACITY } from "../../src/node/events.ts";
+import { EventLog, EVENT_LOG_CAPACITY, firstEventId } from "../../src/node/events.ts";
 import { Metadata } from "../../src/node/metadata.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { createApp } from "../../src/server/app.ts";
@@ -14,7 +14,8 @@ import { MemoryObjects } from "../helpers/memory-objects.ts";
 const TOKEN = "client-token-for-tests";
 
 function setUp() {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  // A clock at 0 makes this run's first event id 1 (firstEventId), so ids read 1, 2, 3...
+  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1", clock: { nowMs: () => 0 } });
   const app = createApp(node, { token: TOKEN });
   const get = (path: string, headers: Record<string, string> = {}) => app.request(path, { headers: { authorization: `Bearer ${TOKEN}`, ...headers } });
   return { node, app, get };
@@ -64,6 +65,22 @@ describe("event log", () => {
     const unknown = log.since(99);
     expect(unknown.gap?.reason).toBe("unknown-id");
     expect(unknown.events.map((e) => e.id)).toEqual([3, 4, 5, 6]);
+  });
+
+  test("a run's ids start above the last run's, so an id from before a restart is reported as a gap", () => {
+    expect(firstEventId(1_700_000_000_000)).toBe(1_700_000_000_000_000);
+    expect(Number.isSafeInteger(firstEventId(Date.UTC(2255, 0, 1)))).toBe(true);
+    const before = new EventLog({ nowMs: () => 5000 }, 16, firstEventId(5000));
+    const seen = [before.emit("commit", "f"), before.emit("commit", "f")].at(-1)!.id;
+    const after = new EventLog({ nowMs: () => 9000 }, 16, firstEventId(9000));
+    expect(after.since(seen)).toEqual({ events: [], gap: { afterId: seen, firstHeldId: null, reason: "restarted" }, lastId: firstEventId(9000) - 1 });
+    after.emit("push", null);
+    const reply = after.since(seen);
+    expect(reply.gap).toEqual({ afterId: seen, firstHeldId: firstEventId(9000), reason: "restarted" });
+    expect(reply.events.map((e) => e.id)).toEqual([firstEventId(9000)]);
+    // Asking from 0 is asking for all of this run: no gap unless some of it was dropped.
+    expect(after.since(0).gap).toBeNull();
+    expect(after.since(0).events.length).toBe(1);
   });
 
   test("a wait ends at its timeout, at the next event, or when the log closes", async () => {
@@ -152,6 +169,8 @@ describe("GET /v1/events", () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(reply.events.map((e: { type: string }) => e.type)).toEqual(["peer"]);
     expect((await get("/v1/events?since=-1")).status).toBe(400);
+    expect((await get("/v1/events?since=99999999999999999")).status).toBe(400);
+    expect((await get("/v1/events?since=1700000000000000&wait=0")).status).toBe(200);
     expect((await get("/v1/events?since=0&wait=soon")).status).toBe(400);
     expect((await get("/v1/events", { "last-event-id": "abc" })).status).toBe(400);
   });

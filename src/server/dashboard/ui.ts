@@ -243,9 +243,11 @@ function describe(event: UiEvent): string {
     case "peer":
       return `peer ${event.peerNode ?? event.peer} ${event.reachable ? "reachable" : `unreachable: ${event.error ?? ""}`}`;
     case "gap":
-      return event.reason === "unknown-id"
-        ? "the node restarted: events from before are gone"
-        : `missed events after #${event.afterId} (the node holds from #${event.firstHeldId})`;
+      return event.reason === "restarted"
+        ? "the node restarted: the events of its earlier run are gone"
+        : event.reason === "unknown-id"
+          ? "the node does not know the last event seen here: showing all it holds"
+          : `missed events after #${event.afterId} (the node holds from #${event.firstHeldId})`;
     default:
       return `${where}${event.type}`;
   }

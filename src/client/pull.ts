@@ -267,6 +267,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     // What may be replaced or deleted: only what the last synced version (base) holds exactly,
     // so it stays in history. The scan records less than the disk holds (ignored paths, FIFOs,
     // names it cannot store, unreadable files), so the disk itself is walked to find the rest.
+    //
     // Paths the scan did not read (ignored, unreadable, unsupported) and every directory above
     // one: even where the local tree stands in base's entry for them, their bytes are unknown.
     const notReadOrAbove = new Set<string>();

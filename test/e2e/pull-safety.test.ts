@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { TreeEntry } from "../../src/core/objects.ts";
 import { runCli, sharedNode, tempDir } from "../helpers/processes.ts";
 import { RawObjects, rawObjectServer } from "../helpers/raw-object-server.ts";
-import { writeTree } from "../helpers/trees.ts";
+import { randomBytes, writeTree } from "../helpers/trees.ts";
 
 const node = sharedNode();
 const OLD_MS = 1_600_000_000_000;
@@ -220,4 +220,21 @@ test("a sparse file pulls back sparse, each distinct chunk fetched once", async 
   expect(pulled.blocks * 512).toBeLessThan(MiB);
   const probe = readFileSync(join(victim, "disk.img")).subarray(100 * MiB, 100 * MiB + 4096);
   expect(probe.every((b) => b === 0)).toBe(true);
+});
+
+test("a file that repeats one block, and a second copy of it, fetch each distinct chunk once", async () => {
+  const source = join(tempDir(), "repeats");
+  mkdirSync(source);
+  const block = randomBytes(MiB, 5);
+  const repeated = Buffer.concat(Array.from({ length: 24 }, () => block));
+  writeFileSync(join(source, "repeated.bin"), repeated);
+  writeFileSync(join(source, "copy.bin"), repeated);
+  const pushed = await push(source, true);
+  const victim = join(tempDir(), "victim");
+  const report = await pullJson(victim, ["--remote", node().url, "--folder", "repeats"]);
+  // Every chunk the push had to send is a distinct one; the pull needs no more than those.
+  expect(report.chunks_fetched).toBe(pushed.chunks_sent);
+  expect(report.bytes_fetched).toBeLessThan(3 * MiB);
+  expect(readFileSync(join(victim, "repeated.bin")).equals(repeated)).toBe(true);
+  expect(readFileSync(join(victim, "copy.bin")).equals(repeated)).toBe(true);
 });

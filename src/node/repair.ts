@@ -34,6 +34,8 @@ export interface RepairerOptions {
   /** How long an id no source had waits before it is asked for again. Default 60 s. */
   retryMs?: number;
   log?: (line: string) => void;
+  /** Told of the objects each attempt stored again (the node's event log reports them). */
+  onRepaired?: (ids: readonly ObjectId[]) => void;
 }
 
 export interface RepairResult {
@@ -122,7 +124,10 @@ export class Repairer {
       const present = await this.options.store.hasMany(batch);
       const wanted = batch.filter((_, i) => !present[i]);
       const copies = wanted.length === 0 ? [] : await this.fetchVerified(wanted);
-      if (copies.length > 0) await this.options.store.putMany(copies);
+      if (copies.length > 0) {
+        await this.options.store.putMany(copies);
+        this.options.onRepaired?.(copies.map((copy) => copy.id));
+      }
       const got = new Set(copies.map((object) => idToHex(object.id)));
       for (let i = 0; i < batch.length; i++) {
         const id = batch[i]!;

@@ -1,6 +1,7 @@
 // Starts a node's HTTP server on Bun.serve. The only place that listens on a socket.
 import { LIMITS } from "../core/limits.ts";
 import { ERROR_MESSAGE_CHARS_MAX, terminalLines, truncateText } from "../core/terminal-text.ts";
+import { idToHex } from "../core/id.ts";
 import type { DsyncNode } from "../node/node.ts";
 import { createApp } from "./app.ts";
 import { NodeMetrics } from "./metrics.ts";
@@ -77,7 +78,14 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
     if ((options.peers ?? []).length > 0) {
       // Peers that answered last are asked first for copies of what this node found corrupt.
       const peersInOrder = () => running.peerStates().sort((a, b) => Number(b.reachable === true) - Number(a.reachable === true)).map((peer) => peer.address);
-      repairer = new Repairer({ store: node.store, source: new PeerObjectSource(transport, peersInOrder, log), clock: node.clock, timers: systemTimers, log });
+      repairer = new Repairer({
+        store: node.store,
+        source: new PeerObjectSource(transport, peersInOrder, log),
+        clock: node.clock,
+        timers: systemTimers,
+        log,
+        onRepaired: (ids) => node.events.emit("verify", null, { finding: "repaired", count: ids.length, objects: ids.slice(0, 100).map(idToHex) }),
+      });
       node.setRepairer(repairer);
     }
   }

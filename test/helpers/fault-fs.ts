@@ -4,7 +4,8 @@
 // directory has its entries now and its durable entries. fsync/fdatasync make a file's written
 // pages durable; fsyncDirectory makes a directory's creates, renames and unlinks durable.
 // cutPower() (or a cut armed at the n-th operation) stops the machine: every later operation
-// fails until restart(), which keeps only what was durable, like a machine coming back up.
+// fails until restart(), which keeps what was durable (and, if asked, a seeded part of what was
+// not), like a machine coming back up.
 //
 // Faults: EIO or ENOSPC on the n-th write, flush (fsync, fdatasync, directory fsync) or rename.
 // A failed write leaves a prefix of its bytes written (a torn write). A failed flush behaves as
@@ -77,6 +78,22 @@ class Inode {
   /** What a failed flush does: the dirty pages are lost to the disk, though readers still see them. */
   dropDirty(): void {
     this.dirtyPages.clear();
+  }
+
+  /** Some of what was written but not flushed may have reached the disk anyway before the cut. */
+  keepSomeDirtyPages(random: Prng): void {
+    for (const page of this.dirtyPages) {
+      if (random.nextInt(2) === 0) continue;
+      const start = page * PAGE_BYTES;
+      const end = Math.min(start + PAGE_BYTES, this.lengthBytes);
+      if (start >= end) continue;
+      if (this.durable.length < end) {
+        const grown = new Uint8Array(end);
+        grown.set(this.durable);
+        this.durable = grown;
+      }
+      this.durable.set(this.data.subarray(start, end), start);
+    }
   }
 
   powerCut(): void {
@@ -162,14 +179,22 @@ export class FaultFileSystem implements FileSystem {
     this.powerIsOff = true;
   }
 
-  /** Back up after a power cut: only durable bytes and entries remain; every old descriptor is gone. */
-  restart(): void {
+  /**
+   * Back up after a power cut: only durable bytes and entries remain; every old descriptor is
+   * gone. With `unflushedPages: "some"`, a seeded half of the pages written but not flushed
+   * survive too (the disk wrote them on its own, in no particular order): torn, out-of-order
+   * tails that recovery must never index.
+   */
+  restart(options: { unflushedPages?: "none" | "some" } = {}): void {
     const liveInodes = new Set<Inode>();
     for (const directory of this.directories.values()) {
       directory.entries = new Map(directory.durableEntries);
       for (const inode of directory.entries.values()) liveInodes.add(inode);
     }
-    for (const inode of liveInodes) inode.powerCut();
+    for (const inode of liveInodes) {
+      if (options.unflushedPages === "some") inode.keepSomeDirtyPages(this.random);
+      inode.powerCut();
+    }
     this.openFiles.clear();
     this.powerIsOff = false;
     this.powerCutAtStep = undefined;

@@ -237,9 +237,9 @@ function describe(event: UiEvent): string {
     case "conflict":
       return `${where}conflict at ${event.path}, other side kept as ${(event.copies as string[] | undefined)?.join(", ") || "(none)"}`;
     case "verify":
-      return event.finding === "done"
-        ? `verify: ${event.objectsChecked} object(s) checked, ${event.corrupt} corrupt, ${event.missing} missing`
-        : `${where}verify found ${event.finding} ${event.object ?? ""}${event.path ? ` at ${event.path}` : ""}`;
+      if (event.finding === "done") return `verify: ${event.objectsChecked} object(s) checked, ${event.corrupt} corrupt, ${event.missing} missing`;
+      if (event.finding === "repaired") return `repaired ${event.count} object(s) from peers`;
+      return `${where}verify found ${event.finding} ${event.object ?? ""}${event.path ? ` at ${event.path}` : ""}`;
     case "peer":
       return `peer ${event.peerNode ?? event.peer} ${event.reachable ? "reachable" : `unreachable: ${event.error ?? ""}`}`;
     case "gap":
@@ -266,7 +266,7 @@ function eventList(list: UiEvent[], label: string): HTMLElement {
           "li",
           { "data-type": event.type },
           el("time", { datetime: event.time }, new Date(event.time).toLocaleTimeString()),
-          badge(event.type, event.type === "conflict" || event.type === "gap" ? "warn" : event.type === "verify" && event.finding !== "done" ? "bad" : ""),
+          badge(event.type, event.type === "conflict" || event.type === "gap" ? "warn" : event.type === "verify" && event.finding !== "done" && event.finding !== "repaired" ? "bad" : ""),
           el("span", { class: "text" }, describe(event)),
         ),
       ),

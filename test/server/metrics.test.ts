@@ -147,3 +147,12 @@ test("a push, a merge, a gc and a verify move their counters; routes are pattern
   expect(info.labels.blake3).toBeTruthy();
   expect(info.labels.runtime).toStartWith("bun ");
 });
+
+test("serve refuses a metrics token that is too short or equal to the cluster token", async () => {
+  const short = await runCli(["serve", "--data", join(tempDir(), "d"), "--listen", "127.0.0.1:0", "--metrics-token", "short"]);
+  expect(short.code).toBe(2);
+  expect(short.stderr).toContain("--metrics-token must be 8 to 512 printable characters");
+  const same = await runCli(["serve", "--data", join(tempDir(), "d"), "--listen", "127.0.0.1:0", "--metrics-token", CLUSTER_TOKEN, "--cluster-token", CLUSTER_TOKEN]);
+  expect(same.code).toBe(2);
+  expect(same.stderr).toContain("--metrics-token must differ from --cluster-token");
+});

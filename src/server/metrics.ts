@@ -130,7 +130,7 @@ export class NodeMetrics {
       registers,
     });
     this.receivedBytes = counter("dsync_http_received_bytes_total", "Request body bytes read, as sent (before decompression), by kind of route.", ["kind"]);
-    this.sentBytes = counter("dsync_http_sent_bytes_total", "Object and listing bodies sent (msgpack and raw objects, after compression), by kind of route.", ["kind"]);
+    this.sentBytes = counter("dsync_http_sent_bytes_total", "Object and history bodies sent (msgpack batches and raw objects, after compression), by kind of route.", ["kind"]);
     this.pushes = counter("dsync_pushes_total", "Commits of pushed trees (POST /v1/folders/:folder/commit) by result.", ["result"]);
     this.commits = counter("dsync_commits_total", "Head changes made on this node, by origin and outcome.", ["origin", "outcome"]);
     this.conflicts = counter("dsync_conflicts_total", "Paths where a merge kept both sides (a conflict copy was made), by origin.", ["origin"]);

@@ -100,6 +100,12 @@ export interface TransferCounters {
 export class RemoteNode {
   readonly counters: TransferCounters = { requests: 0, wireBytesSent: 0, wireBytesReceived: 0 };
   readonly baseUrl: string;
+  /**
+   * The folder this remote's object transfers serve: the last one a request named (a pull reads
+   * its folder first). Sent as X-Dsync-Folder with object requests, only so the node can say in
+   * its events which folder a pull moved bytes for; objects themselves belong to no folder.
+   */
+  private folderInUse: string | null = null;
 
   constructor(baseUrl: string, private readonly token?: string) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
@@ -108,6 +114,9 @@ export class RemoteNode {
   private async request(method: string, path: string, body?: Uint8Array | string, headers: Record<string, string> = {}): Promise<Response> {
     const allHeaders: Record<string, string> = { ...headers };
     if (this.token) allHeaders.authorization = `Bearer ${this.token}`;
+    const named = /^\/v1\/folders\/([A-Za-z0-9._-]+)(?:[/?]|$)/.exec(path);
+    if (named) this.folderInUse = named[1]!;
+    if (this.folderInUse !== null && path.startsWith("/v1/objects/")) allHeaders["x-dsync-folder"] = this.folderInUse;
     let response: Response;
     this.counters.requests++;
     if (body !== undefined) this.counters.wireBytesSent += typeof body === "string" ? Buffer.byteLength(body) : body.length;

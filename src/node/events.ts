@@ -26,7 +26,7 @@ export function firstEventId(nowMs: number): number {
  * What happened:
  * - `push`: objects received from a client (a push's upload batch); `pull`: objects sent to a
  *   client (a pull's, diff's or restore's download batch). Objects are shared by content across
- *   folders, so a batch names no folder.
+ *   folders: a batch names the folder only when the client said which (X-Dsync-Folder).
  * - `commit`: a folder's head moved to a version made here (push, restore, or a push merged onto
  *   a head that had moved).
  * - `fetch`: replication brought versions and objects of a folder from a peer; `merge`: the head

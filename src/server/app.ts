@@ -36,7 +36,7 @@ import {
 import { terminalLines } from "../core/terminal-text.ts";
 import { checkRouteParams } from "./route-params.ts";
 import { countBodyBytes, registerMetricsRoute, type NodeMetrics } from "./metrics.ts";
-import { registerEventRoutes } from "./events.ts";
+import { registerEventRoutes, transferFolder } from "./events.ts";
 import { registerDashboardRoutes } from "./dashboard/routes.ts";
 import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
 
@@ -214,7 +214,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   app.post("/v1/objects/upload", async (c) => {
     const objects = decodeObjectBatch(await readBody(c));
     await node.putObjects(objects);
-    node.events.emit("push", null, { objects: objects.length, bytes: objects.reduce((sum, o) => sum + o.bytes.length, 0) });
+    node.events.emit("push", transferFolder(c), { objects: objects.length, bytes: objects.reduce((sum, o) => sum + o.bytes.length, 0) });
     return c.json({ stored: objects.length });
   });
 
@@ -234,7 +234,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
         503,
       );
     }
-    node.events.emit("pull", null, { objects: reply.objects.length, bytes: reply.objects.reduce((sum, o) => sum + o.bytes.length, 0), missing: reply.missing.length });
+    node.events.emit("pull", transferFolder(c), { objects: reply.objects.length, bytes: reply.objects.reduce((sum, o) => sum + o.bytes.length, 0), missing: reply.missing.length });
     return msgpackResponse(c, encodeDownloadReply(reply.objects, reply.missing), true);
   });
 
@@ -243,7 +243,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const bytes = await readBody(c);
     if (bytes.length > LIMITS.objectBytesMax) throw new BodyTooLargeError(`object larger than ${LIMITS.objectBytesMax} bytes`);
     await node.putObjects([{ id, bytes }]);
-    node.events.emit("push", null, { objects: 1, bytes: bytes.length });
+    node.events.emit("push", transferFolder(c), { objects: 1, bytes: bytes.length });
     return c.json({ id: idToHex(id), stored: true }, 201);
   });
 

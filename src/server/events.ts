@@ -7,7 +7,8 @@
 // pace its reader takes them (a reader that falls behind the ring is told of the gap, nothing
 // queues up for it), a long poll waits at most LONG_POLL_WAIT_MS_MAX, and one answer carries at
 // most EVENTS_PER_REPLY_MAX events.
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
+import { validateFolderName } from "../core/names.ts";
 import type { EventLog, EventsSince, NodeEvent } from "../node/events.ts";
 import { UserError } from "../node/node.ts";
 
@@ -25,6 +26,16 @@ export function eventJson(event: NodeEvent) {
 /** The explicit report of events a reader will never get: those after its id that the ring no longer holds. */
 export function gapJson(gap: NonNullable<EventsSince["gap"]>, lastId: number) {
   return { type: "gap", afterId: gap.afterId, firstHeldId: gap.firstHeldId, lastId, reason: gap.reason };
+}
+
+/**
+ * The folder an object transfer serves, as the client says in X-Dsync-Folder (a pull names the
+ * folder it reads first); only a label for the transfer's event, null when absent or not a
+ * valid folder name. Objects are shared by content, so the node could not tell by itself.
+ */
+export function transferFolder(c: Context): string | null {
+  const name = c.req.header("x-dsync-folder");
+  return name !== undefined && validateFolderName(name) === undefined ? name : null;
 }
 
 function parseEventId(text: string | undefined, what: string): number | undefined {

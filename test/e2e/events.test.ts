@@ -92,9 +92,10 @@ test("a reader that reconnects with Last-Event-ID misses nothing the node holds,
   expect(seen.length).toBeGreaterThan(0);
   const lastSeen = beforeDisconnect.at(-1)!.id!;
 
-  // While no one listens: another push and a verify.
+  // While no one listens: another push, a pull and a verify.
   writeTree(dir, { "a.txt": "two\n", "b.txt": "bee\n" });
   expect((await runCli(["push", dir], { env })).code).toBe(0);
+  expect((await runCli(["pull", join(tempDir(), "copy"), "--remote", node.url, "--folder", "work"], { env })).code).toBe(0);
   expect((await runCli(["verify", "--remote", node.url], { env })).code).toBe(0);
   const held = await (await fetch(`${node.url}/v1/events?since=${lastSeen}&wait=0`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
   expect(held.gap).toBeNull();
@@ -108,6 +109,10 @@ test("a reader that reconnects with Last-Event-ID misses nothing the node holds,
   expect(afterReconnect.map((e) => Number(e.id))).toEqual(missedIds);
   expect(afterReconnect.map((e) => e.event)).toContain("commit");
   expect(afterReconnect.map((e) => e.event)).toContain("verify");
+  // The pull's downloads are labelled with its folder (the client names it in X-Dsync-Folder).
+  const pulls = afterReconnect.filter((e) => e.event === "pull").map((e) => JSON.parse(e.data));
+  expect(pulls.length).toBeGreaterThan(0);
+  expect(pulls.every((p) => p.folder === "work" && p.objects > 0)).toBe(true);
   const ids = [...beforeDisconnect, ...afterReconnect].map((e) => Number(e.id));
   expect(ids).toEqual(Array.from({ length: ids.length }, (_, i) => ids[0]! + i));
 

@@ -2,7 +2,9 @@
 // Last-Event-ID loses nothing the ring still holds, what it no longer holds is reported as a
 // gap, the long poll waits a bounded time, and the route is behind the client token.
 import { describe, expect, test } from "bun:test";
+import { blake3 } from "../../src/core/blake3.ts";
 import type { ObjectId } from "../../src/core/id.ts";
+import { encodeIdList, encodeObjectBatch } from "../../src/server/wire.ts";
 import { SseParser, type ServerSentEvent } from "../../src/core/sse.ts";
 import { EventLog, EVENT_LOG_CAPACITY, firstEventId } from "../../src/node/events.ts";
 import { Metadata } from "../../src/node/metadata.ts";
@@ -119,6 +121,29 @@ describe("GET /v1/events", () => {
     expect(reply.events[3]).toMatchObject({ type: "conflict", folder: "docs", path: "a.txt" });
     expect(reply.events[2]).toMatchObject({ type: "commit", folder: "docs", origin: "push", author: "n1", conflicts: 1 });
     expect(reply.gap).toBeNull();
+  });
+
+  test("an object transfer is labelled with the folder the client names in X-Dsync-Folder, when it is a valid folder name", async () => {
+    const { app } = setUp();
+    const bytes = new TextEncoder().encode("content");
+    const id = blake3(bytes);
+    const call = (path: string, body: Uint8Array, folder?: string) =>
+      app.request(path, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/msgpack", ...(folder === undefined ? {} : { "x-dsync-folder": folder }) },
+        body: body as Uint8Array<ArrayBuffer>,
+      });
+    expect((await call("/v1/objects/upload", encodeObjectBatch([{ id, bytes }]), "photos")).status).toBe(200);
+    expect((await call("/v1/objects/download", encodeIdList([id]), "photos")).status).toBe(200);
+    expect((await call("/v1/objects/download", encodeIdList([id]), "../etc")).status).toBe(200);
+    expect((await call("/v1/objects/download", encodeIdList([id]))).status).toBe(200);
+    const reply = await (await app.request("/v1/events?since=0&wait=0", { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    expect(reply.events.map((e: { type: string; folder: string | null; bytes: number }) => [e.type, e.folder, e.bytes])).toEqual([
+      ["push", "photos", 7],
+      ["pull", "photos", 7],
+      ["pull", null, 7],
+      ["pull", null, 7],
+    ]);
   });
 
   test("resuming with Last-Event-ID after a disconnect loses nothing the ring holds", async () => {

@@ -225,9 +225,9 @@ function describe(event: UiEvent): string {
   const bytes = typeof event.bytes === "number" ? formatBytes(event.bytes) : "";
   switch (event.type) {
     case "push":
-      return `received ${event.objects} object(s), ${bytes} from a client`;
+      return `${where}received ${event.objects} object(s), ${bytes} from a client`;
     case "pull":
-      return `sent ${event.objects} object(s), ${bytes} to a client`;
+      return `${where}sent ${event.objects} object(s), ${bytes} to a client`;
     case "commit":
       return `${where}new head ${String(event.version).slice(0, 12)} (${event.origin}${event.mergedWith ? ", merged onto a moved head" : ""}), ${event.files} file(s)`;
     case "fetch":

@@ -105,6 +105,13 @@ export class Repairer {
     return [...this.unrepairableIds].map(idFromHex);
   }
 
+  /** Makes every waiting id due now (a peer that was away answers again): one batch per pause, as always. */
+  retryNow(): void {
+    const nowMs = this.options.clock.nowMs();
+    for (const key of this.due.keys()) this.due.set(key, nowMs);
+    this.scheduleAt(nowMs);
+  }
+
   /** Queues ids for a background attempt, due now. */
   enqueue(ids: readonly ObjectId[]): void {
     const nowMs = this.options.clock.nowMs();

@@ -38,6 +38,8 @@ export interface ReplicatorOptions {
   /** Period of the full comparison with each peer. */
   intervalMs: number;
   log?: (line: string) => void;
+  /** Called when a peer answers that had not (first contact, or back after a failure): repair asks it at once. */
+  onPeerBack?: (address: string) => void;
 }
 
 export interface PeerState {
@@ -390,11 +392,13 @@ export class Replicator {
   }
 
   private markContact(peer: PeerState, nodeId: string): void {
+    const wasReachable = peer.reachable === true;
     if (peer.reachable !== true) this.node.events.emit("peer", null, { peer: peer.address, peerNode: nodeId, reachable: true, error: null });
     peer.node = nodeId;
     peer.reachable = true;
     peer.lastContactMs = this.node.clock.nowMs();
     peer.lastError = null;
+    if (!wasReachable) this.options.onPeerBack?.(peer.address);
   }
 
   private markFailure(peer: PeerState, error: unknown): void {

@@ -72,6 +72,8 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
       timers: systemTimers,
       intervalMs: options.syncIntervalMs ?? 2000,
       log,
+      // What no peer had a moment ago may be on the one that just came back.
+      onPeerBack: () => repairer?.retryNow(),
     });
     const running = replicator;
     peerService = new PeerService(node, (notice) => running.onNotice(notice));

@@ -211,6 +211,28 @@ describe("quarantine and repair between two nodes", () => {
     repairer.stop();
   });
 
+  test("a peer that comes back is asked at once for what no peer had (retryNow), not after the retry delay", async () => {
+    const time = new ManualTime();
+    const a = makeNode("a", time);
+    const b = makeNode("b", time);
+    const services = new Map<string, PeerService>();
+    const objects = await pushTo(b.node, "team", CONTENT);
+    const repairer = new Repairer({ store: b.store, source: new PeerObjectSource(transportTo(services), () => ["a"]), clock: time.clock, timers: time });
+    b.node.setRepairer(repairer);
+    await repairer.start();
+    const victim = chunkIdsOf(objects)[6]!;
+    b.store.damageForTesting(victim);
+    await expect(b.store.get(victim)).rejects.toThrow(/corrupt/);
+    await time.advance(1000);
+    expect((await b.node.corruptionStatus()).unrepairable).toBe(1);
+    await pushTo(a.node, "team", CONTENT);
+    services.set("a", new PeerService(a.node));
+    repairer.retryNow();
+    await time.advance(1);
+    expect(await b.node.corruptionStatus()).toEqual({ quarantined: 0, repaired: 1, unrepairable: 0 });
+    repairer.stop();
+  });
+
   test("a peer's copy that does not hash to its id is refused and another peer is asked", async () => {
     const time = new ManualTime();
     const c = makeNode("c", time);

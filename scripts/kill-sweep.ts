@@ -515,6 +515,10 @@ export class KillSweep {
       }
     } else await this.kill(victim);
     const result = await this.finish(running, args[0]!);
+    // The command ended by itself before any kill, and failed: nothing the sweep did caused that.
+    if (!clientWasRunning && result && result.code !== 0) {
+      this.fail("operationFailures", `${args[0]} failed before the kill (exit ${result.code}): ${result.stderr.slice(0, 500)}${result.stdout.slice(0, 300)}`);
+    }
     let landing: Landing;
     if (victim === "client") landing = !clientWasRunning ? "after" : reachedNode ? "during" : "before";
     else landing = !reachedNode ? "before" : result && result.code === 0 ? "after" : "during";

@@ -88,11 +88,11 @@ async function main(): Promise<void> {
   for (let run = 0; run < options.runs; run++) {
     const order: ("without" | "with")[] = run % 2 === 0 ? ["without", "with"] : ["with", "without"];
     for (const side of order) {
-      const nodeDir = mkdtempSync(join(tmpdir(), "dsync-scrape-bench-"));
-      const node = await startDsyncNode(dsync, join(nodeDir, "data"));
       // A copy's remembered state would make the next push a different one: each starts clean.
       rmSync(join(tree.root, ".dsync"), { recursive: true, force: true });
       warmPageCache(listFilesRecursively(tree.root), buffer);
+      const nodeDir = mkdtempSync(join(tmpdir(), "dsync-scrape-bench-"));
+      const node = await startDsyncNode(dsync, join(nodeDir, "data"));
       const scraper = side === "with" ? startScraper(node.url, options.intervalMs) : undefined;
       try {
         const nodeCpuBefore = node.cpuSeconds();

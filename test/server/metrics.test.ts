@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { cleanupTempDirs, freePort, REPO_ROOT, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { cleanupTempDirs, freePort, REPO_ROOT, runCli, spawnCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
 import { parseExposition, type Exposition } from "../helpers/exposition.ts";
 
@@ -149,10 +149,18 @@ test("a push, a merge, a gc and a verify move their counters; routes are pattern
 });
 
 test("serve refuses a metrics token that is too short or equal to the cluster token", async () => {
-  const short = await runCli(["serve", "--data", join(tempDir(), "d"), "--listen", "127.0.0.1:0", "--metrics-token", "short"]);
+  /** Runs serve expecting it to refuse at once; a serve that starts instead is stopped and fails the test. */
+  const refused = async (args: string[]) => {
+    const running = spawnCli(["serve", "--data", join(tempDir(), "d"), "--listen", "127.0.0.1:0", ...args]);
+    const timer = setTimeout(() => running.process.kill("SIGKILL"), 10_000);
+    const result = await running.result;
+    clearTimeout(timer);
+    return result;
+  };
+  const short = await refused(["--metrics-token", "short"]);
   expect(short.code).toBe(2);
   expect(short.stderr).toContain("--metrics-token must be 8 to 512 printable characters");
-  const same = await runCli(["serve", "--data", join(tempDir(), "d"), "--listen", "127.0.0.1:0", "--metrics-token", CLUSTER_TOKEN, "--cluster-token", CLUSTER_TOKEN]);
+  const same = await refused(["--metrics-token", CLUSTER_TOKEN, "--cluster-token", CLUSTER_TOKEN]);
   expect(same.code).toBe(2);
   expect(same.stderr).toContain("--metrics-token must differ from --cluster-token");
-});
+}, 30_000);

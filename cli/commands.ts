@@ -1,0 +1,320 @@
+// Every dsync command, in one table: its arguments, options, help text and what runs it. The
+// parser (cli/main.ts) is built from this table and the help (cli/help.ts) is rendered from it,
+// so an option exists exactly when it is listed here with its help line: adding a flag is one
+// entry. Each command's module is imported only when that command runs, so short commands
+// start fast; the literal `import("./x.ts")` lets `bun build --compile` embed it.
+import { EXIT_USAGE, runCommand } from "./errors.ts";
+
+export interface OptionSpec {
+  /** As the parser takes it: "--remote <url>" (takes a value) or "--json" (a switch). */
+  flags: string;
+  /** One line; a default is said in words ("default 50"), never derived from the parser. */
+  description: string;
+}
+
+export interface ExampleSpec {
+  command: string;
+  explanation: string;
+}
+
+export interface CommandSpec {
+  /** The name and its arguments, as the parser takes them: "push [dir]", "diff <a> <b>". */
+  usage: string;
+  /** One line, shown in `dsync help` and at the top of the command's help. */
+  summary: string;
+  /** Paragraphs, each one string (wrapped when printed). */
+  description: string[];
+  options: OptionSpec[];
+  /** Names from ENVIRONMENT that this command reads. */
+  environment: EnvironmentName[];
+  examples: ExampleSpec[];
+  /** Exit codes and what each means. */
+  exitCodes: [number, string][];
+  run(...args: any[]): Promise<unknown>;
+}
+
+export const ENVIRONMENT = {
+  DSYNC_REMOTE: "Node URL used when --remote is not given (before what the directory remembers)",
+  DSYNC_TOKEN: "Bearer token sent to the node (serve: the token clients must send)",
+  DSYNC_CLUSTER_TOKEN: "Credential nodes present to each other (same as --cluster-token)",
+  DSYNC_METRICS_TOKEN: "Token accepted on GET /metrics only (same as --metrics-token)",
+  DSYNC_DEBUG: "When set, errors also print their stack trace",
+  DSYNC_BLAKE3: "\"portable\" skips the native BLAKE3 and uses the ~25x slower portable one",
+  TMPDIR: "Where the compiled binary unpacks its native BLAKE3; must be writable",
+} as const;
+
+export type EnvironmentName = keyof typeof ENVIRONMENT;
+
+const CLIENT_ENVIRONMENT: EnvironmentName[] = ["DSYNC_REMOTE", "DSYNC_TOKEN", "DSYNC_DEBUG", "DSYNC_BLAKE3", "TMPDIR"];
+
+const OK_FAILURE_USAGE: [number, string][] = [
+  [0, "success"],
+  [1, "failure (the message says what and what to do)"],
+  [2, "usage error (unknown option, bad value)"],
+];
+
+const JSON_OPTION: OptionSpec = { flags: "--json", description: "Print one JSON document instead of text" };
+const REMOTE_OPTION: OptionSpec = {
+  flags: "--remote <url>",
+  description: "Node URL (else DSYNC_REMOTE, else what DIR remembers, else http://127.0.0.1:7700)",
+};
+const NODE_OPTION: OptionSpec = { flags: "--remote <url>", description: "Node URL (else DSYNC_REMOTE, else http://127.0.0.1:7700)" };
+const FOLDER_OPTION: OptionSpec = { flags: "--folder <name>", description: "Folder name (default: what DIR remembers, else DIR's name)" };
+const REBIND_OPTION: OptionSpec = {
+  flags: "--rebind",
+  description: "Bind DIR to this --remote/--folder although it remembers others (else refused)",
+};
+
+export const COMMANDS: CommandSpec[] = [
+  {
+    usage: "serve",
+    summary: "Run a node",
+    description: [
+      "Runs a node: stores folders, their versions and their objects in the data folder, serves clients on the listen address, and replicates with --peers. Stops cleanly on SIGINT or SIGTERM.",
+      "Listening beyond loopback without a token is refused unless --insecure. The data folder is created on the first start, once the address could be taken.",
+    ],
+    options: [
+      { flags: "--data <dir>", description: "Data folder (default ./dsync-data)" },
+      { flags: "--listen <host:port>", description: "Address to listen on (default 127.0.0.1:7700)" },
+      { flags: "--token <token>", description: "Require this bearer token from clients (also DSYNC_TOKEN)" },
+      { flags: "--insecure", description: "Allow listening beyond loopback without a token" },
+      { flags: "--keep-versions <n>", description: "Retention for new folders: keep the newest N versions" },
+      { flags: "--keep-days <d>", description: "Retention for new folders: keep versions younger than D days" },
+      { flags: "--node-id <id>", description: "Set this node's id (kept in the data folder)" },
+      { flags: "--peers <urls>", description: "Replicate with these nodes: comma-separated URLs" },
+      { flags: "--cluster-token <token>", description: "Credential nodes present to each other (also DSYNC_CLUSTER_TOKEN)" },
+      { flags: "--sync-interval-ms <ms>", description: "Period of the full comparison with each peer (default 2000)" },
+      {
+        flags: "--scrub-bytes-per-second <n>",
+        description: "Re-verify stored objects in the background at this rate; 0 = off (default off, 8388608 with --peers)",
+      },
+      { flags: "--metrics-token <token>", description: "A token accepted on GET /metrics only, for a scraper (also DSYNC_METRICS_TOKEN)" },
+    ],
+    environment: ["DSYNC_TOKEN", "DSYNC_CLUSTER_TOKEN", "DSYNC_METRICS_TOKEN", "DSYNC_DEBUG", "DSYNC_BLAKE3", "TMPDIR"],
+    examples: [
+      { command: "dsync serve", explanation: "a node on 127.0.0.1:7700 with its data in ./dsync-data" },
+      {
+        command: "DSYNC_TOKEN=secret dsync serve --data /srv/dsync --listen 0.0.0.0:7700",
+        explanation: "reachable from the network, every client must send the token",
+      },
+      {
+        command: "dsync serve --data /srv/a --listen 127.0.0.1:7701 --peers http://127.0.0.1:7702 --cluster-token c1u5ter-t0ken",
+        explanation: "one of two replicating nodes",
+      },
+    ],
+    exitCodes: [
+      [0, "stopped by SIGINT or SIGTERM"],
+      [1, "could not start (the address is taken, the data folder cannot be used)"],
+      [2, "usage error"],
+    ],
+    // A process that listened for signals is kept alive by them, so serve ends explicitly; its few
+    // lines of output were written long before. Other commands end by themselves (errors.ts).
+    run: (flags) => runCommand(async () => (await import("./serve.ts")).serveCommand(flags)).then(() => process.exit()),
+  },
+  {
+    usage: "status",
+    summary: "Show, per folder and per peer, whether a node is in sync and how far behind",
+    description: [
+      "Prints the dashboard's summary as text: each peer's reachability, lag and last contact; each folder's files, bytes, last change and the node that made it; and per folder and peer whether this node is in sync, behind (it lacks writes the peer has), ahead or diverged.",
+    ],
+    options: [NODE_OPTION, JSON_OPTION],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync status", explanation: "the local node" },
+      { command: "dsync status --remote http://127.0.0.1:7702 --json", explanation: "another node, as JSON" },
+    ],
+    exitCodes: OK_FAILURE_USAGE,
+    run: (flags) => runCommand(async () => (await import("./status.ts")).statusCommand(flags)),
+  },
+  {
+    usage: "push [dir]",
+    summary: "Send a directory to a node as a new version",
+    description: [
+      "Scans DIR (default .), sends the chunks and nodes the node lacks, and records a new version of the folder. Paths matched by .dsyncignore are not sent; paths that cannot be read keep their last synced content. If the folder moved on since DIR last synced, the node merges the two and reports any conflict; pull to get the other changes.",
+      "DIR remembers the remote and folder it syncs with (in DIR/.dsync). A --remote or --folder that differs from what it remembers is refused unless --rebind is given.",
+      "A push that would delete more than P% of the folder's files (default 50), when that is at least N files (default 100), is refused unless --allow-deletes.",
+    ],
+    options: [
+      REMOTE_OPTION,
+      FOLDER_OPTION,
+      REBIND_OPTION,
+      { flags: "--message <text>", description: "Message recorded with the version" },
+      { flags: "--keep-versions <n>", description: "Set the folder's retention: keep the newest N versions" },
+      { flags: "--keep-days <d>", description: "Set the folder's retention: keep versions younger than D days" },
+      { flags: "--allow-deletes", description: "Push even if it deletes more than the guard allows" },
+      { flags: "--max-delete-percent <p>", description: "Guard: refuse deleting more than P% of the folder's files (default 50)" },
+      { flags: "--max-delete-min-files <n>", description: "Guard: apply only when that is at least N files (default 100)" },
+      JSON_OPTION,
+    ],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync push ~/notes", explanation: "first push: folder \"notes\" on the local node" },
+      { command: "dsync push ~/notes --message \"before the trip\"", explanation: "a new version with a message" },
+      { command: "dsync push ~/notes --remote http://10.0.0.2:7700 --rebind", explanation: "sync this directory with another node from now on" },
+    ],
+    exitCodes: [
+      [0, "pushed"],
+      [1, "failure (nothing was recorded)"],
+      [2, "usage error"],
+      [3, "pushed, but some paths could not be read (they keep their last synced content)"],
+    ],
+    run: (dir, flags) => runCommand(async () => (await import("./push.ts")).pushCommand(dir, flags)),
+  },
+  {
+    usage: "pull [dir]",
+    summary: "Bring a directory to a folder's head (or --version)",
+    description: [
+      "Brings DIR (default .) to the folder's head, or to --version, fetching only what it lacks. Creates DIR on the first pull, once the folder is found. A file changed here since the last sync is never overwritten: it is kept as name.sync-conflict-<time>-local.ext and reported.",
+      "DIR remembers the remote and folder it syncs with (in DIR/.dsync). A --remote or --folder that differs from what it remembers is refused unless --rebind is given. An interrupted first pull is resumed by running dsync pull DIR again.",
+    ],
+    options: [
+      REMOTE_OPTION,
+      FOLDER_OPTION,
+      REBIND_OPTION,
+      { flags: "--version <id>", description: "Version id or unique prefix (default: the head)" },
+      JSON_OPTION,
+    ],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync pull ~/copy --folder notes", explanation: "a second copy of folder \"notes\"" },
+      { command: "dsync pull ~/copy", explanation: "later: apply only what changed" },
+      { command: "dsync pull /tmp/old --folder notes --version 3f2a", explanation: "an old version, elsewhere" },
+    ],
+    exitCodes: OK_FAILURE_USAGE,
+    run: (dir, flags) => runCommand(async () => (await import("./pull.ts")).pullCommand(dir, flags)),
+  },
+  {
+    usage: "diff <a> <b>",
+    summary: "Compare two directories or URL/FOLDER[@VERSION]",
+    description: [
+      "Prints A, D, M and T lines (added, deleted, modified, type changed) on stdout, then one summary line on stderr: what each side lacks to become the other, the requests made to nodes and the depth reached. Only differing subtrees are loaded.",
+    ],
+    options: [JSON_OPTION],
+    environment: ["DSYNC_TOKEN", "DSYNC_DEBUG", "DSYNC_BLAKE3", "TMPDIR"],
+    examples: [
+      { command: "dsync diff ~/notes http://127.0.0.1:7700/notes", explanation: "what a push would change" },
+      { command: "dsync diff http://127.0.0.1:7701/notes http://127.0.0.1:7702/notes@3f2a", explanation: "two replicas, one at a version" },
+    ],
+    exitCodes: [
+      [0, "identical"],
+      [1, "they differ"],
+      [2, "error"],
+    ],
+    run: (a, b, flags) => runCommand(async () => (await import("./diff.ts")).diffCommand(a, b, flags), EXIT_USAGE),
+  },
+  {
+    usage: "log [dir]",
+    summary: "List a folder's versions, newest first",
+    description: ["Lists the versions the node keeps of the folder DIR (default .) syncs with: id, time, origin, author, files, bytes and message."],
+    options: [REMOTE_OPTION, FOLDER_OPTION, { flags: "--limit <n>", description: "Show at most N versions" }, JSON_OPTION],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync log ~/notes", explanation: "the versions of the folder ~/notes syncs with" },
+      { command: "dsync log --folder notes --limit 5", explanation: "the newest five" },
+    ],
+    exitCodes: OK_FAILURE_USAGE,
+    run: (dir, flags) => runCommand(async () => (await import("./log.ts")).logCommand(dir, flags)),
+  },
+  {
+    usage: "ls",
+    summary: "List the folders on a node",
+    description: ["Lists each folder's name, head version and replication mode."],
+    options: [NODE_OPTION, JSON_OPTION],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [{ command: "dsync ls --remote http://127.0.0.1:7701", explanation: "the folders on that node" }],
+    exitCodes: OK_FAILURE_USAGE,
+    run: (flags) => runCommand(async () => (await import("./ls.ts")).lsCommand(flags)),
+  },
+  {
+    usage: "restore <version> [dir]",
+    summary: "Make an earlier version the folder's content again (a new version), then pull it",
+    description: [
+      "Records a new version with VERSION's content (history is kept), then brings DIR (default .) to it unless --no-pull. A file changed here since the last sync is kept (as a conflict copy, or in place): the directory then does not match the version, and restore says which paths differ and why, and exits 3.",
+    ],
+    options: [
+      REMOTE_OPTION,
+      FOLDER_OPTION,
+      REBIND_OPTION,
+      { flags: "--message <text>", description: "Message for the new version" },
+      { flags: "--no-pull", description: "Only change the node; leave DIR alone" },
+      JSON_OPTION,
+    ],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync restore 3f2a ~/notes", explanation: "the content of version 3f2a again, in the folder and in ~/notes" },
+      { command: "dsync restore 3f2a --folder notes --no-pull", explanation: "only on the node" },
+    ],
+    exitCodes: [
+      [0, "restored, and DIR matches the restored version"],
+      [1, "failure"],
+      [2, "usage error"],
+      [3, "restored on the node, but DIR does not match it (local changes kept; listed)"],
+    ],
+    run: (version, dir, flags) => runCommand(async () => (await import("./restore.ts")).restoreCommand(version, dir, flags)),
+  },
+  {
+    usage: "verify",
+    summary: "Re-hash every stored object and check every kept version",
+    description: [
+      "Re-hashes every stored object (quarantining what is corrupt), checks every kept version's closure and the structure of its tree, and both SQLite databases. --repair fetches every corrupt or missing object from the node's peers. Works on a running node (--remote) or a data folder directly (--data, node stopped).",
+    ],
+    options: [
+      NODE_OPTION,
+      { flags: "--data <dir>", description: "Check a data folder directly (node stopped)" },
+      { flags: "--repair", description: "Fetch every corrupt or missing object from the node's peers" },
+      JSON_OPTION,
+    ],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync verify", explanation: "the local node" },
+      { command: "dsync verify --repair --remote http://127.0.0.1:7701", explanation: "and repair from its peers" },
+      { command: "dsync verify --data /srv/dsync", explanation: "a stopped node's data folder" },
+    ],
+    exitCodes: [
+      [0, "healthy"],
+      [1, "a problem remains unrepaired (listed), or the check failed"],
+      [2, "usage error"],
+    ],
+    run: (flags) => runCommand(async () => (await import("./maintenance.ts")).verifyCommand(flags)),
+  },
+  {
+    usage: "gc",
+    summary: "Apply retention and delete unreachable objects",
+    description: [
+      "Prunes versions retention no longer keeps, deletes objects no kept version needs, and repacks; reports the bytes the data folder really gave back. Works on a full disk.",
+    ],
+    options: [
+      NODE_OPTION,
+      { flags: "--data <dir>", description: "Collect in a data folder directly (node stopped)" },
+      { flags: "--grace-ms <ms>", description: "Keep objects used this recently (pushes in flight; default 900000)" },
+      { flags: "--dry-run", description: "Report without deleting" },
+      JSON_OPTION,
+    ],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync gc --dry-run", explanation: "what the local node would prune and delete" },
+      { command: "dsync gc --data /srv/dsync", explanation: "a stopped node's data folder" },
+    ],
+    exitCodes: OK_FAILURE_USAGE,
+    run: (flags) => runCommand(async () => (await import("./maintenance.ts")).gcCommand(flags)),
+  },
+  {
+    usage: "inspect <what> <file>",
+    summary: "Show how a file is cut: dsync inspect chunks FILE",
+    description: ["Prints the offset, length and BLAKE3 id of each chunk of FILE, as a push would cut it. WHAT is \"chunks\"."],
+    options: [JSON_OPTION],
+    environment: ["DSYNC_BLAKE3", "TMPDIR"],
+    examples: [{ command: "dsync inspect chunks big.iso --json", explanation: "the chunks of big.iso, as JSON" }],
+    exitCodes: OK_FAILURE_USAGE,
+    run: (what, file, flags) => runCommand(async () => (await import("./inspect.ts")).inspectCommand(what, file, flags)),
+  },
+];
+
+/** The command's name: the first word of its usage. */
+export function commandName(spec: CommandSpec): string {
+  return spec.usage.split(" ")[0]!;
+}
+
+export function findCommand(name: string): CommandSpec | undefined {
+  return COMMANDS.find((spec) => commandName(spec) === name);
+}

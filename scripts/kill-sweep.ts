@@ -336,7 +336,8 @@ export class KillSweep {
     if (!replicating) return ["--node-id", `node-${id}`];
     // A tells B directly when it changes; B fetches from A through the proxy, so its pulls are counted.
     const peer = id === "a" ? this.urlB : this.viaProxy;
-    return ["--node-id", `node-${id}`, "--cluster-token", CLUSTER_TOKEN, "--peers", peer, "--sync-interval-ms", "200"];
+    // No background scrub: the repair phase's rot is then found by the verify it kills, not by chance first.
+    return ["--node-id", `node-${id}`, "--cluster-token", CLUSTER_TOKEN, "--peers", peer, "--sync-interval-ms", "200", "--scrub-bytes-per-second", "0"];
   }
 
   private async startOn(id: "a" | "b"): Promise<NodeProcess> {

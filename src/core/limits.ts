@@ -31,4 +31,11 @@ export const LIMITS = {
   transferConcurrency: 4,
   /** Longest folder name, in bytes. */
   folderNameLengthBytesMax: 128,
+  /** Versions in one page of a folder's history (GET /v1/folders/:folder/versions): the default and the most. */
+  versionsPageMax: 1000,
+  /** Folders in one page of a folder listing (GET /v1/folders, the peer listing, status): the default and the most. */
+  foldersPageMax: 1000,
+  /** Versions in one page of a peer's history answer, and the most bytes of version objects in it (at least one is sent). */
+  historyPageVersionsMax: 1000,
+  historyPageBytesMax: 4 * 1024 * 1024,
 } as const;

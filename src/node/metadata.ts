@@ -259,9 +259,38 @@ export class Metadata {
     return rows.map(versionFromRow);
   }
 
-  /** Newest first. */
+  /** Newest first, all of them: for the node's own passes (retention, verify), never a reply (listVersionsPage). */
   listVersions(folder: string, limit = Number.MAX_SAFE_INTEGER): VersionRecord[] {
     return (this.db.query("SELECT * FROM versions WHERE folder = ? ORDER BY sequence DESC LIMIT ?").all(folder, limit) as VersionRow[]).map(versionFromRow);
+  }
+
+  /**
+   * One page of a folder's history, newest first: at most `limit` versions whose sequence is
+   * below `beforeSequence` (all when absent). Keyset paging on versions_by_sequence (folder,
+   * sequence): the cost is that of the page, however long the history, and a version recorded
+   * while someone pages gets a sequence above every one listed, so it never shifts a later page.
+   * `next` is the sequence to ask below for the page after, null when this page is the last.
+   */
+  listVersionsPage(folder: string, limit: number, beforeSequence?: number): { versions: VersionRecord[]; next: number | null } {
+    // One more than asked says whether anything older remains, without a count over the history.
+    const rows = (
+      beforeSequence === undefined
+        ? this.db.query("SELECT * FROM versions WHERE folder = ? ORDER BY sequence DESC LIMIT ?").all(folder, limit + 1)
+        : this.db.query("SELECT * FROM versions WHERE folder = ? AND sequence < ? ORDER BY sequence DESC LIMIT ?").all(folder, beforeSequence, limit + 1)
+    ) as VersionRow[];
+    const versions = rows.slice(0, limit).map(versionFromRow);
+    return { versions, next: rows.length > limit ? versions.at(-1)!.sequence : null };
+  }
+
+  /** One page of folders by name: at most `limit` whose names sort after `afterName` (keyset on the primary key). */
+  listFoldersPage(limit: number, afterName?: string): { folders: FolderRecord[]; next: string | null } {
+    const rows = (
+      afterName === undefined
+        ? this.db.query("SELECT * FROM folders ORDER BY name LIMIT ?").all(limit + 1)
+        : this.db.query("SELECT * FROM folders WHERE name > ? ORDER BY name LIMIT ?").all(afterName, limit + 1)
+    ) as FolderRow[];
+    const folders = rows.slice(0, limit).map(folderFromRow);
+    return { folders, next: rows.length > limit ? folders.at(-1)!.name : null };
   }
 
   /** Per folder: how many versions are kept and the sum of their file bytes (one aggregate query, for metrics). */

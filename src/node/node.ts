@@ -315,6 +315,12 @@ export class DsyncNode {
     return this.metadata.listVersions(folder, limit);
   }
 
+  /** One page of a folder's history, newest first (metadata.listVersionsPage); 404 for an unknown folder. */
+  listVersionsPage(folder: string, limit: number, beforeSequence?: number): { versions: VersionRecord[]; next: number | null } {
+    this.getFolder(folder);
+    return this.metadata.listVersionsPage(folder, limit, beforeSequence);
+  }
+
   /** Finds a version of a folder by full or abbreviated (≥ 4 hex digits) id. */
   resolveVersion(folder: string, idOrPrefix: string): VersionRecord {
     this.getFolder(folder);

@@ -35,10 +35,12 @@ import {
 } from "./wire.ts";
 import { terminalLines } from "../core/terminal-text.ts";
 import { checkRouteParams } from "./route-params.ts";
+import { nameCursor, nameFromCursor, pageLimit, sequenceCursor, sequenceFromCursor } from "./paging.ts";
+import { validateVersionRef } from "../core/names.ts";
 import { countBodyBytes, registerMetricsRoute, type NodeMetrics } from "./metrics.ts";
 import { registerEventRoutes, transferFolder } from "./events.ts";
 import { registerDashboardRoutes } from "./dashboard/routes.ts";
-import { optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
+import { checkNamed, optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
 
 export interface AppOptions {
   /** When set, every client route (all of /v1 but /v1/health and /v1/peer) needs `Authorization: Bearer <token>`. */
@@ -259,7 +261,12 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   const folderWithRoot = (folder: FolderRecord) => folderJson(folder, folder.head ? node.metadata.getVersion(folder.name, folder.head)?.root ?? null : null);
 
-  app.get("/v1/folders", (c) => c.json({ folders: node.listFolders().map(folderWithRoot) }));
+  // One page of folders by name (paging.ts).
+  app.get("/v1/folders", (c) => {
+    const limit = pageLimit(c, LIMITS.foldersPageMax);
+    const page = node.metadata.listFoldersPage(limit, nameFromCursor(c));
+    return c.json({ folders: page.folders.map(folderWithRoot), limit, next: page.next === null ? null : nameCursor(page.next) });
+  });
 
   app.get("/v1/folders/:folder", (c) => c.json(folderWithRoot(node.getFolder(c.req.param("folder")))));
 
@@ -272,11 +279,21 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     return c.json(folderWithRoot(folder));
   });
 
+  // One page of the history, newest first (paging.ts): `cursor` is the `next` of the page
+  // before, or `before` names a version (id or prefix) to start below.
   app.get("/v1/folders/:folder/versions", (c) => {
-    const limitText = c.req.query("limit");
-    const limit = limitText === undefined ? undefined : Number(limitText);
-    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) throw new UserError("limit must be a positive whole number");
-    return c.json({ versions: node.listVersions(c.req.param("folder"), limit).map(versionJson) });
+    const folder = c.req.param("folder");
+    const limit = pageLimit(c, LIMITS.versionsPageMax);
+    const cursor = sequenceFromCursor(c);
+    const beforeText = c.req.query("before");
+    if (cursor !== undefined && beforeText !== undefined) throw new UserError("give cursor or before, not both");
+    let below = cursor;
+    if (beforeText !== undefined) {
+      checkNamed("before", beforeText, validateVersionRef);
+      below = node.resolveVersion(folder, beforeText).sequence;
+    }
+    const page = node.listVersionsPage(folder, limit, below);
+    return c.json({ versions: page.versions.map(versionJson), limit, next: page.next === null ? null : sequenceCursor(page.next) });
   });
 
   app.get("/v1/folders/:folder/versions/:version", (c) => {

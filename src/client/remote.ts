@@ -141,6 +141,15 @@ export class RemoteNode {
     if (response.status === 507) {
       throw new RemoteError("out-of-space", `the node at ${this.baseUrl} is out of disk space (507); free space on the node and push again`, 507, detail);
     }
+    if (response.status === 503 && Array.isArray(detail.corrupt)) {
+      // Not "missing": the node had the object, found its copy damaged, and waits for a good one.
+      throw new RemoteError(
+        "server",
+        `the node at ${this.baseUrl} holds only a damaged copy (503): ${reason}; try again once it is repaired (dsync status counts what awaits repair)`,
+        503,
+        detail,
+      );
+    }
     if (response.status >= 500) throw new RemoteError("server", `the node failed: ${reason}`, response.status, detail);
     throw new RemoteError("rejected", `the node rejected the request: ${reason}`, response.status, detail);
   }

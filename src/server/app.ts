@@ -130,6 +130,24 @@ function pathId(c: Context, name: string): ObjectId {
   return idFromHex(text);
 }
 
+/**
+ * 503 for objects found corrupt here and quarantined, with no good copy yet: a reader is told
+ * "corrupt, awaiting repair" (try again later), not "missing" (the node never had it).
+ */
+function corruptReply(c: Context, corrupt: readonly ObjectId[]): Response {
+  const first = idToHex(corrupt[0]!);
+  const more = corrupt.length > 1 ? ` (and ${corrupt.length - 1} more)` : "";
+  return c.json(
+    {
+      error:
+        `object ${first}${more} is corrupt on this node and was quarantined; it is fetched again from a peer that holds it, ` +
+        "or stored again by the next push of a folder that holds it",
+      corrupt: corrupt.slice(0, 1000).map(idToHex),
+    },
+    503,
+  );
+}
+
 export const OUT_OF_SPACE_MESSAGE = "the node is out of disk space";
 
 /** The node's log: messages may quote a request (a path, a name), so they are escaped like all terminal text. */
@@ -222,20 +240,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   app.post("/v1/objects/download", async (c) => {
     const reply = await node.download(decodeIdList(await readBody(c)));
-    if (reply.corrupt.length > 0) {
-      // Found corrupt and quarantined, with no good copy yet: say so, rather than "missing".
-      const first = idToHex(reply.corrupt[0]!);
-      const more = reply.corrupt.length > 1 ? ` (and ${reply.corrupt.length - 1} more)` : "";
-      return c.json(
-        {
-          error:
-            `object ${first}${more} is corrupt on this node and was quarantined; it is fetched again from a peer that holds it, ` +
-            "or stored again by the next push of a folder that holds it",
-          corrupt: reply.corrupt.slice(0, 1000).map(idToHex),
-        },
-        503,
-      );
-    }
+    if (reply.corrupt.length > 0) return corruptReply(c, reply.corrupt);
     node.events.emit("pull", transferFolder(c), { objects: reply.objects.length, bytes: reply.objects.reduce((sum, o) => sum + o.bytes.length, 0), missing: reply.missing.length });
     return msgpackResponse(c, encodeDownloadReply(reply.objects, reply.missing), true);
   });
@@ -251,7 +256,10 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   app.get("/v1/objects/:id", async (c) => {
     const id = pathId(c, "id");
-    const [bytes] = await node.getObjects([id]);
+    const reply = await node.download([id]);
+    // Found corrupt here and not repaired yet is not "never had it": the same 503 as a download.
+    if (reply.corrupt.length > 0) return corruptReply(c, reply.corrupt);
+    const bytes = reply.objects[0]?.bytes;
     if (!bytes) return c.json({ error: `no object ${idToHex(id)}` }, 404);
     countBodyBytes(c, "sent", bytes.length);
     return new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { "content-type": "application/octet-stream" } });

@@ -159,11 +159,14 @@ export async function stopProcess(proc: Subprocess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** `dsync serve` on a free loopback port over `dataDir` (created fresh when `fresh`). */
-export async function startDsyncNode(dsync: DsyncCommand, dataDir: string, fresh = true): Promise<Service & { url: string }> {
+/**
+ * `dsync serve` on a free loopback port (or `options.listen`) over `dataDir` (created fresh when
+ * `fresh`), with `options.args` added to its command line.
+ */
+export async function startDsyncNode(dsync: DsyncCommand, dataDir: string, fresh = true, options: { listen?: string; args?: string[] } = {}): Promise<Service & { url: string }> {
   if (fresh) rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
-  const proc = Bun.spawn([...dsync.argv, "serve", "--data", dataDir, "--listen", "127.0.0.1:0"], {
+  const proc = Bun.spawn([...dsync.argv, "serve", "--data", dataDir, "--listen", options.listen ?? "127.0.0.1:0", ...(options.args ?? [])], {
     cwd: REPO_ROOT,
     env: cleanEnv(),
     stdout: "pipe",

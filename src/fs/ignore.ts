@@ -1,120 +1,81 @@
 // .dsyncignore: gitignore syntax, one file per directory, applying to that directory's subtree.
 //
-// Supported: blank lines and '#' comments, '!' negation (the last matching rule wins), a
-// trailing '/' (directories only), a leading or inner '/' (anchored to the .dsyncignore's
-// directory), '*', '?', '[...]' classes, and '**' across directories. A '\' escapes the next
-// character. As in git, a file inside an ignored directory cannot be re-included.
+// The patterns are matched by the `ignore` package (pinned), whose matching is git's own:
+// blank lines and '#' comments, '!' negation (the last matching rule wins), a trailing '/'
+// (directories only), a leading or inner '/' (anchored to the .dsyncignore's directory), '*',
+// '?', bracket classes with ranges and POSIX classes ('[[:digit:]]'), '**' across directories,
+// '\' escapes and trailing spaces. What this file adds is how several files combine, as in git:
+// the rules of the deepest file that has a matching rule decide, and a file's rules never apply
+// to the directory holding it. As in git, a file inside an ignored directory cannot be
+// re-included. Matching is case-sensitive, as git's on Linux. The verdicts are checked against `git check-ignore` (test/fs/ignore-git.test.ts).
+import ignore, { type Ignore } from "ignore";
 
 export const IGNORE_FILE_NAME = ".dsyncignore";
 
-interface IgnoreRule {
-  regex: RegExp;
-  negated: boolean;
-  directoryOnly: boolean;
+/** What one file's rules say of one path by themselves, parent directories aside. */
+interface PathVerdict {
+  ignored: boolean;
+  unignored: boolean;
 }
+
+/**
+ * The library's public `test` also reports a path ignored when its file's rules ignore a
+ * directory above it. Combining files needs each file's verdict on the path itself: git lets a
+ * deeper file re-include a directory an outer one ignores ("sub/a/" at the top, "!a/" in sub),
+ * and then the outer rule says nothing about sub/a/x. That per-path test is the library's rule
+ * list (`_rules.test`, the step `test` makes at each level), reached here and checked once, at
+ * load, so a change of the pinned version fails loudly instead of matching differently.
+ */
+type PathMatcher = Ignore & { _rules: { test(path: string, mode: "regex"): PathVerdict } };
+
+function pathMatcher(text: string): PathMatcher {
+  // Case-sensitive, as git on Linux (the library's default folds case).
+  const matcher = ignore({ ignorecase: false }).add(text) as PathMatcher;
+  if (typeof matcher._rules?.test !== "function") throw new Error("the ignore package changed: its per-path rule test is gone (see src/fs/ignore.ts)");
+  return matcher;
+}
+pathMatcher("");
 
 export interface IgnoreRules {
   /** Path of the directory the rules came from, relative to the scan root ("" for the root). */
   base: string;
-  rules: IgnoreRule[];
-}
-
-function globToRegexSource(glob: string): string {
-  let out = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === "\\" && i + 1 < glob.length) {
-      out += escapeRegex(glob[++i]!);
-    } else if (c === "*") {
-      if (glob[i + 1] === "*") {
-        const atStart = i === 0 || glob[i - 1] === "/";
-        const atEnd = i + 2 === glob.length || glob[i + 2] === "/";
-        if (atStart && atEnd) {
-          // "**/" matches zero or more directories; a trailing "**" matches everything below.
-          if (i + 2 === glob.length) out += ".*";
-          else {
-            out += "(?:.*/)?";
-            i++; // also consume the '/'
-          }
-          i++;
-          continue;
-        }
-      }
-      out += "[^/]*";
-    } else if (c === "?") {
-      out += "[^/]";
-    } else if (c === "[") {
-      const close = glob.indexOf("]", i + 2);
-      if (close === -1) out += "\\[";
-      else {
-        let body = glob.slice(i + 1, close);
-        if (body.startsWith("!")) body = "^" + body.slice(1);
-        // Like '?' and '*', a class never matches the '/' between path components.
-        out += "(?!/)[" + body.replace(/\\/g, "\\\\") + "]";
-        i = close;
-      }
-    } else {
-      out += escapeRegex(c);
-    }
-  }
-  return out;
-}
-
-function escapeRegex(c: string): string {
-  return /[.*+?^${}()|[\]\\/]/.test(c) ? "\\" + c : c;
+  /** The compiled patterns of that one file, matched against paths relative to `base`. */
+  matcher: PathMatcher;
 }
 
 /** Parses the text of one .dsyncignore file; `base` is its directory relative to the scan root. */
 export function parseIgnoreFile(text: string, base: string): IgnoreRules {
-  const rules: IgnoreRule[] = [];
-  for (let line of text.split(/\r?\n/)) {
-    // Trailing spaces are ignored unless escaped (spaces only, as in git: a tab is part of the name).
-    line = line.replace(/(?<!\\) +$/, "");
-    if (line === "" || line.startsWith("#")) continue;
-    let negated = false;
-    if (line.startsWith("!")) {
-      negated = true;
-      line = line.slice(1);
-    } else if (line.startsWith("\\!") || line.startsWith("\\#")) {
-      line = line.slice(1);
-    }
-    let directoryOnly = false;
-    if (line.endsWith("/")) {
-      directoryOnly = true;
-      line = line.slice(0, -1);
-    }
-    if (line === "") continue;
-    const anchored = line.includes("/");
-    if (line.startsWith("/")) line = line.slice(1);
-    const source = globToRegexSource(line);
-    let regex: RegExp;
-    try {
-      regex = new RegExp(anchored ? `^${source}$` : `^(?:.*/)?${source}$`);
-    } catch {
-      // A malformed pattern (a class like [z-a]) matches nothing, as in git; it must not take
-      // the file's other rules down with it.
-      continue;
-    }
-    rules.push({ regex, negated, directoryOnly });
-  }
-  return { base, rules };
+  return { base, matcher: pathMatcher(text) };
 }
 
 /**
  * Decides whether a path is ignored, given the rule sets that apply to it (outermost first).
- * `relativePath` is relative to the scan root.
+ * `relativePath` is relative to the scan root. As in git, a path below an ignored directory is
+ * ignored; the rules of the deepest file with a rule matching the path itself decide the rest.
  */
 export function isIgnored(ruleSets: readonly IgnoreRules[], relativePath: string, isDirectory: boolean): boolean {
-  let ignored = false;
-  for (const set of ruleSets) {
+  for (let slash = relativePath.indexOf("/"); slash !== -1; slash = relativePath.indexOf("/", slash + 1)) {
+    if (ignoredItself(ruleSets, relativePath.slice(0, slash), true)) return true;
+  }
+  return ignoredItself(ruleSets, relativePath, isDirectory);
+}
+
+/**
+ * The verdict on the path itself, its directories aside: the deepest file with a matching rule
+ * decides. For a walk that never goes below an ignored directory, this is `isIgnored` without
+ * asking again about every directory above.
+ */
+export function ignoredItself(ruleSets: readonly IgnoreRules[], relativePath: string, isDirectory: boolean): boolean {
+  for (let i = ruleSets.length - 1; i >= 0; i--) {
+    const set = ruleSets[i]!;
     let local: string;
     if (set.base === "") local = relativePath;
     else if (relativePath.startsWith(set.base + "/")) local = relativePath.slice(set.base.length + 1);
     else continue;
-    for (const rule of set.rules) {
-      if (rule.directoryOnly && !isDirectory) continue;
-      if (rule.regex.test(local)) ignored = !rule.negated;
-    }
+    // The library tells a directory by its trailing '/', which is what 'dir/' patterns need.
+    const verdict = set.matcher._rules.test(isDirectory ? `${local}/` : local, "regex");
+    if (verdict.ignored) return true;
+    if (verdict.unignored) return false;
   }
-  return ignored;
+  return false;
 }

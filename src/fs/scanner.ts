@@ -20,7 +20,7 @@ import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
 import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/pages.ts";
 import { decodeNameBytes, escapeNameBytes, readDirectoryNames, type DirectoryNames } from "./directory-names.ts";
-import { IGNORE_FILE_NAME, isIgnored, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
+import { IGNORE_FILE_NAME, ignoredItself, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
 import { NoStatCache, RACY_WINDOW_NS, type StatCache } from "./stat-cache.ts";
 
 /** Where the scan's output goes. */
@@ -117,7 +117,16 @@ const READ_BUFFER_BYTES_DEFAULT = 4 * 1024 * 1024;
 export async function scanDirectory(rootPath: string, options: ScanOptions): Promise<ScanResult> {
   const scanner = new Scanner(options);
   // The root itself must be readable: a scan of nothing would look like a deleted folder.
-  const rootId = await scanner.scanDirectoryAt("", rootPath, [], readDirectoryNames(rootPath));
+  let rootId: ObjectId;
+  try {
+    rootId = await scanner.scanDirectoryAt("", rootPath, [], readDirectoryNames(rootPath));
+  } catch (error) {
+    // The root's own rules decide what the whole directory syncs: without them, nothing is scanned.
+    if (error instanceof IgnoreFileUnreadable && error.path === IGNORE_FILE_NAME) {
+      throw new Error(`cannot read ${join(rootPath, IGNORE_FILE_NAME)}: ${(error.cause as Error)?.message ?? error.message}; nothing was scanned (fix its permissions, or remove it)`);
+    }
+    throw error;
+  }
   scanner.statCache.finish(scanner.seenPaths);
   return {
     rootId,
@@ -131,15 +140,24 @@ export async function scanDirectory(rootPath: string, options: ScanOptions): Pro
 
 /**
  * Reads an ignore file (following a symlink, so one file can be shared). Opened without
- * blocking and checked to be a regular file: reading a FIFO named .dsyncignore would hang the scan.
+ * blocking and checked to be a regular file: reading a FIFO named .dsyncignore would hang the
+ * scan. Something that is not a regular file (a FIFO, a directory) holds no rules: undefined
+ * (the walk reports it like any such entry). An error opening or reading one throws.
  */
-function readIgnoreFile(path: string): string {
+function readIgnoreFile(path: string): string | undefined {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    if (!fstatSync(fd).isFile()) throw new Error("not a regular file");
+    if (!fstatSync(fd).isFile()) return undefined;
     return readFileSync(fd, "utf8");
   } finally {
     closeSync(fd);
+  }
+}
+
+/** A .dsyncignore that is there and cannot be read (permissions, not a regular file, I/O). */
+export class IgnoreFileUnreadable extends Error {
+  constructor(readonly path: string, override readonly cause: unknown) {
+    super(`cannot read its ignore file ${path}: ${cause instanceof Error ? cause.message : String(cause)}`);
   }
 }
 
@@ -179,7 +197,7 @@ class Scanner {
     // As in git, an ignored directory leaves out everything below it.
     for (let i = depth; i < parts.length; i++) {
       const prefix = parts.slice(0, i + 1).join("/");
-      if (isIgnored(rules, prefix, i < parts.length - 1 || isDirectory)) return prefix;
+      if (ignoredItself(rules, prefix, i < parts.length - 1 || isDirectory)) return prefix;
     }
     return undefined;
   }
@@ -190,18 +208,27 @@ class Scanner {
     if (treePath) this.notRead.push({ path, cause });
   }
 
+  /**
+   * The rules in force in a directory: the inherited ones and its own .dsyncignore. Throws
+   * IgnoreFileUnreadable when that file is there and cannot be read: its rules are unknown, so
+   * nothing in the directory can be told apart from what it meant to exclude.
+   */
+  private rulesOf(relativePath: string, absolutePath: string, inheritedRules: IgnoreRules[], listing: DirectoryNames): IgnoreRules[] {
+    if (!listing.names.includes(IGNORE_FILE_NAME)) return inheritedRules;
+    let text: string | undefined;
+    try {
+      text = readIgnoreFile(join(absolutePath, IGNORE_FILE_NAME));
+    } catch (error) {
+      throw new IgnoreFileUnreadable(relativePath === "" ? IGNORE_FILE_NAME : `${relativePath}/${IGNORE_FILE_NAME}`, error);
+    }
+    return text === undefined ? inheritedRules : [...inheritedRules, parseIgnoreFile(text, relativePath)];
+  }
+
   async scanDirectoryAt(relativePath: string, absolutePath: string, inheritedRules: IgnoreRules[], listing: DirectoryNames): Promise<ObjectId> {
-    let ruleSets = inheritedRules;
+    const ruleSets = this.rulesOf(relativePath, absolutePath, inheritedRules, listing);
     const names = listing.names;
     for (const escaped of listing.undecodable) {
       this.skip(relativePath === "" ? escaped : `${relativePath}/${escaped}`, "the name is not valid UTF-8; not synced", "unsupported", false);
-    }
-    if (names.includes(IGNORE_FILE_NAME)) {
-      try {
-        ruleSets = [...inheritedRules, parseIgnoreFile(readIgnoreFile(join(absolutePath, IGNORE_FILE_NAME)), relativePath)];
-      } catch (error) {
-        this.skipped.push({ path: join(relativePath, IGNORE_FILE_NAME), reason: `unreadable ignore file: ${(error as Error).message}`, cause: "unreadable" });
-      }
     }
     this.rulesByDirectory.set(relativePath, ruleSets);
     const entries: TreeEntry[] = [];
@@ -225,7 +252,8 @@ class Scanner {
         this.skip(childRelative, `cannot stat: ${(error as Error).message}`, "unreadable");
         continue;
       }
-      if (isIgnored(ruleSets, childRelative, stats.isDirectory())) {
+      // Nothing above is ignored (the walk does not go below an ignored directory).
+      if (ignoredItself(ruleSets, childRelative, stats.isDirectory())) {
         this.notRead.push({ path: childRelative, cause: "ignored" });
         continue;
       }
@@ -241,7 +269,16 @@ class Scanner {
           this.skip(childRelative, `cannot read directory: ${(error as Error).message}`, "unreadable");
           continue;
         }
-        const id = await this.scanDirectoryAt(childRelative, childAbsolute, ruleSets, listing);
+        let id: ObjectId;
+        try {
+          id = await this.scanDirectoryAt(childRelative, childAbsolute, ruleSets, listing);
+        } catch (error) {
+          // Only this directory's own ignore file: one deeper down was handled there.
+          if (!(error instanceof IgnoreFileUnreadable) || error.path !== `${childRelative}/${IGNORE_FILE_NAME}`) throw error;
+          // Without its rules the directory is not read at all: its synced entry stands for it.
+          this.skip(childRelative, error.message, "unreadable");
+          continue;
+        }
         this.counts.directories++;
         entries.push({ name, kind: "dir", mode, mtimeMs, sizeBytes: 0, id, target: null });
       } else if (stats.isFile()) {

@@ -532,6 +532,26 @@ describe(".dsyncignore", () => {
     expect(result.ignoredAt("sub/a.txt", false)).toBeUndefined();
   });
 
+  test("a .dsyncignore that cannot be read makes its directory not read: nothing it meant to exclude is stored", async () => {
+    const root = tempDir();
+    writeTree(root, { "a.txt": "a", sub: { ".env": "SECRET=1", "b.txt": "b", inner: { "c.txt": "c" } } });
+    // Shared rules through a link whose target is gone (an unmounted drive): open fails.
+    symlinkSync(join(root, "nowhere", "rules"), join(root, "sub", ".dsyncignore"));
+    const { result, sink } = await scan(root);
+    expect(await flatten(sink, result.rootId)).toEqual({ "a.txt": "file 644 1" });
+    expect(result.notRead).toEqual([{ path: "sub", cause: "unreadable" }]);
+    expect(result.skipped).toHaveLength(1);
+    expect(result.skipped[0]!.path).toBe("sub");
+    expect(result.skipped[0]!.reason).toMatch(/cannot read its ignore file sub\/\.dsyncignore: .*ENOENT/);
+  });
+
+  test("a root .dsyncignore that cannot be read fails the scan, naming it", async () => {
+    const root = tempDir();
+    writeTree(root, { "a.txt": "a" });
+    symlinkSync(join(root, "nowhere"), join(root, ".dsyncignore"));
+    await expect(scan(root)).rejects.toThrow(`cannot read ${join(root, ".dsyncignore")}`);
+  });
+
   test("an ignored directory is not descended into", async () => {
     const root = tempDir();
     writeTree(root, { ".dsyncignore": "skipme/\n", skipme: { "a\\b": "would be skipped if seen", "f.txt": "f" } });

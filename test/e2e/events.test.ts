@@ -8,6 +8,7 @@ import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex } from "../../src/core/id.ts";
 import { SseParser, type ServerSentEvent } from "../../src/core/sse.ts";
 import { EVENT_LOG_CAPACITY } from "../../src/node/events.ts";
+import { EVENT_STREAMS_MAX } from "../../src/server/events.ts";
 import { cleanupTempDirs, freePort, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
 
@@ -134,8 +135,9 @@ test("a reader that reconnects with Last-Event-ID misses nothing the node holds,
   await node.stop();
   const again = await startNode({ dataDir: node.dataDir, env, args: ["--token", TOKEN] });
   running.push(again);
-  writeTree(dir, { "c.txt": "sea\n" });
-  expect((await runCli(["push", dir, "--remote", again.url], { env })).code).toBe(0);
+  const later = join(tempDir(), "later");
+  writeTree(later, { "c.txt": "sea\n" });
+  expect((await runCli(["push", later, "--remote", again.url], { env })).code).toBe(0);
   const afterRestart = await openStream(again.url, newest);
   const told = await afterRestart.until(2);
   await afterRestart.close();
@@ -165,4 +167,36 @@ test("a push to one node shows on its peer's stream as a fetch and a merge", asy
   const merged = events.find((e) => e.event === "merge");
   expect(fetched && JSON.parse(fetched.data)).toMatchObject({ folder: "shared", peerNode: "n0", versions: 1 });
   expect(merged && JSON.parse(merged.data)).toMatchObject({ folder: "shared", outcome: "fast-forward", version: pushed.version, author: "n0" });
+}, 60_000);
+
+test("at most 64 streams at once, and a reader that goes away gives its place back", async () => {
+  const node = await startNode({ env, args: ["--token", TOKEN] });
+  running.push(node);
+  for (let round = 0; round < 2; round++) {
+    const aborts: AbortController[] = [];
+    const statuses: number[] = [];
+    for (let i = 0; i < EVENT_STREAMS_MAX + 1; i++) {
+      const abort = new AbortController();
+      aborts.push(abort);
+      const response = await fetch(`${node.url}/v1/events`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: abort.signal });
+      statuses.push(response.status);
+      if (response.status !== 200) await response.text();
+    }
+    expect(statuses.filter((s) => s === 200).length).toBe(EVENT_STREAMS_MAX);
+    expect(statuses.at(-1)).toBe(503);
+    for (const abort of aborts) abort.abort();
+    // The node notices each disconnect; wait (bounded) until a stream can be opened again.
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const probe = await fetch(`${node.url}/v1/events?since=0&wait=0`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      await probe.text();
+      const stream = new AbortController();
+      const response = await fetch(`${node.url}/v1/events`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: stream.signal });
+      stream.abort();
+      if (response.status === 200) break;
+      await response.text();
+      if (Date.now() > deadline) throw new Error("stream places were not given back");
+      await Bun.sleep(50);
+    }
+  }
 }, 60_000);

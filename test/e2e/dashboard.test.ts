@@ -131,6 +131,8 @@ describe("dashboard in Chromium", () => {
     await page.locator('a[data-folder="photos"]').waitFor({ timeout: 10_000 });
     const text = (await page.locator("main").textContent())!;
     for (const id of ["alpha", "bravo", "charlie"]) expect(text).toContain(id);
+    // The event stream is open (the badge turns "live" once the node answered it).
+    await page.locator("#live.on").waitFor({ timeout: 5000 });
     expect(await page.locator("#live").textContent()).toBe("live");
     // The token is in no URL the page ever asked for.
     expect(browser.requests.filter((r) => r.url().includes(TOKEN))).toEqual([]);

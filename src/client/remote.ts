@@ -123,7 +123,7 @@ export class RemoteNode {
     try {
       response = await fetch(this.baseUrl + path, { method, body: body as BodyInit | undefined, headers: allHeaders, decompress: false } as RequestInit);
     } catch (error) {
-      throw new RemoteError("unreachable", `cannot reach the dsync node at ${this.baseUrl}: ${(error as Error).message}`);
+      throw new RemoteError("unreachable", `cannot reach the dsync node at ${this.baseUrl}: ${(error as Error).message} (is it running? check --remote or DSYNC_REMOTE)`);
     }
     if (response.ok) return response;
     let detail: Record<string, unknown> = {};
@@ -150,7 +150,7 @@ export class RemoteNode {
         detail,
       );
     }
-    if (response.status >= 500) throw new RemoteError("server", `the node failed: ${reason}`, response.status, detail);
+    if (response.status >= 500) throw new RemoteError("server", `the node at ${this.baseUrl} failed (${response.status}): ${reason}; its log says why`, response.status, detail);
     throw new RemoteError("rejected", `the node rejected the request: ${reason}`, response.status, detail);
   }
 

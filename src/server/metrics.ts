@@ -242,11 +242,17 @@ export class NodeMetrics {
 
   /** The exposition in the Prometheus text format, with every read-at-scrape value fresh. */
   async exposition(): Promise<{ contentType: string; text: string }> {
-    // One refresh at a time: two scrapes at once would interleave resets and sets.
-    const refreshed = this.refreshing.then(() => this.refresh());
-    this.refreshing = refreshed.catch(() => {});
-    await refreshed;
-    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+    // One scrape at a time, refresh and rendering together: another scrape's refresh resets
+    // series before it sets them again, and must not run while this one renders.
+    const rendered = this.refreshing.then(async () => {
+      await this.refresh();
+      return this.registry.metrics();
+    });
+    this.refreshing = rendered.then(
+      () => {},
+      () => {},
+    );
+    return { contentType: this.registry.contentType, text: await rendered };
   }
 
   private async refresh(): Promise<void> {

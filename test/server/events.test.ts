@@ -214,6 +214,29 @@ describe("GET /v1/events", () => {
   });
 });
 
+describe("dashboard routes", () => {
+  test("/ and its two files are served without a token, each with the CSP; /ui leads to /", async () => {
+    const { app } = setUp();
+    for (const [path, type] of [["/", "text/html"], ["/ui/app.js", "text/javascript"], ["/ui/style.css", "text/css"]] as const) {
+      const response = await app.request(path);
+      expect(response.status).toBe(200);
+      expect(response.headers.get("content-type")).toStartWith(type);
+      expect(response.headers.get("content-security-policy")).toBe(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+      );
+      expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    }
+    const page = await (await app.request("/")).text();
+    // No inline script: the page loads one script file and nothing else runs.
+    expect(page.match(/<script/g)?.length).toBe(1);
+    expect(page).toContain('<script type="module" src="/ui/app.js"></script>');
+    expect(page).not.toMatch(/\son\w+=/);
+    const redirect = await app.request("/ui");
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get("location")).toBe("/");
+  });
+});
+
 describe("SSE parser", () => {
   test("splits events across pieces and line endings, keeps the last id", () => {
     const parser = new SseParser();

@@ -35,6 +35,7 @@ function asset(c: Context, body: string, contentType: string) {
 
 export function registerDashboardRoutes(app: Hono): void {
   app.get("/", (c) => asset(c, PAGE, "text/html; charset=utf-8"));
+  app.get("/ui", (c) => c.redirect("/", 302));
   app.get("/ui/app.js", (c) => asset(c, SCRIPT, "text/javascript; charset=utf-8"));
   app.get("/ui/style.css", (c) => asset(c, STYLE, "text/css; charset=utf-8"));
   // Browsers ask for it by themselves; nothing to show, and no 404 in the console.

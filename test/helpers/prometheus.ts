@@ -63,14 +63,14 @@ export async function startPrometheus(targets: string[], options: { token?: stri
       await proc.exited;
     }
   };
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`prometheus exited with ${proc.exitCode}: ${output}`);
     const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
     if (ready) break;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`prometheus did not become ready within 30 s: ${output}`);
+      throw new Error(`prometheus did not become ready within 60 s: ${output}`);
     }
     await Bun.sleep(100);
   }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { sqliteIntegrity } from "../src/node/database-check.ts";
 import { DsyncNode, type VerifyReport } from "../src/node/node.ts";
 import { UsageError } from "../src/client/sync-target.ts";
+import { counted } from "../src/core/plural.ts";
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { parseCount, printJson } from "./errors.ts";
 import { remoteFor } from "./remote-target.ts";
@@ -34,7 +35,7 @@ export async function verifyCommand(flags: { remote?: string; data?: string; jso
   if (flags.json) printJson({ healthy, ...report });
   else {
     const lines = [
-      `checked ${report.objectsChecked} objects: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.structure.length} invalid trees; metadata ${report.metadataIntegrity}`,
+      `checked ${counted(report.objectsChecked, "object")}: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${counted(report.structure.length, "invalid tree")}; metadata ${report.metadataIntegrity}`,
     ];
     for (const id of report.corrupt) lines.push(`  corrupt ${id}`);
     for (const id of report.missing) lines.push(`  missing ${id}`);
@@ -70,7 +71,7 @@ function repairLines(report: VerifyReport, repairAsked: boolean): string[] {
   const remaining = report.unrepairable.length;
   if (repairAsked && report.repairFrom === "none") lines.push(`repair: no peers to fetch from; ${remaining} unrepairable`);
   else if (repairAsked) lines.push(`repair from peers: ${report.repaired.length} repaired, ${remaining} unrepairable`);
-  else if (remaining > 0) lines.push(`${remaining} object(s) need repair (dsync verify --repair fetches them from the node's peers)`);
+  else if (remaining > 0) lines.push(`${counted(remaining, "object needs", "objects need")} repair (dsync verify --repair fetches them from the node's peers)`);
   for (const id of report.repaired) lines.push(`  repaired ${id}`);
   for (const damaged of report.unrepairable) {
     const where = damaged.affected.map((a) => `${a.folder}@${a.version.slice(0, 12)}`).join(", ");
@@ -85,10 +86,11 @@ export async function gcCommand(flags: { remote?: string; data?: string; graceMs
   const report = flags.data ? await withLocalNode(flags.data, (node) => node.gc(options)) : await remoteFor(flags).gc(options);
   if (flags.json) printJson(report);
   else {
-    const r = report as Record<string, unknown>;
+    const r = report as Record<string, unknown> & { versionsPruned: number; objectsDeleted: number; objectsMarked: number; bytesReclaimed: number };
+    // A dry run reclaims nothing: it says what a real run would give back.
     process.stdout.write(terminalLines([
-      `${r.dryRun ? "would prune" : "pruned"} ${r.versionsPruned} versions, ${r.dryRun ? "would delete" : "deleted"} ${r.objectsDeleted} objects ` +
-        `(${r.objectsMarked} reachable kept), reclaimed ${r.bytesReclaimed} bytes`,
+      `${r.dryRun ? "would prune" : "pruned"} ${counted(r.versionsPruned, "version")}, ${r.dryRun ? "would delete" : "deleted"} ${counted(r.objectsDeleted, "object")} ` +
+        `(${counted(r.objectsMarked, "reachable object")} kept), ${r.dryRun ? "would reclaim" : "reclaimed"} ${counted(r.bytesReclaimed, "byte")}`,
     ]));
   }
   return 0;

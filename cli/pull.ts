@@ -2,12 +2,14 @@
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { pull } from "../src/client/pull.ts";
 import { createProgress, formatBytes } from "../src/client/progress.ts";
+import { counted } from "../src/core/plural.ts";
 import { printJson } from "./errors.ts";
 
 export interface PullFlags {
   remote?: string;
   folder?: string;
   version?: string;
+  rebind?: boolean;
   json?: boolean;
 }
 
@@ -16,6 +18,7 @@ export async function pullCommand(dir: string | undefined, flags: PullFlags): Pr
     remote: flags.remote,
     folder: flags.folder,
     version: flags.version === undefined ? undefined : String(flags.version),
+    rebind: flags.rebind === true,
     progress: createProgress(!flags.json),
   });
   if (flags.json) {
@@ -25,9 +28,9 @@ export async function pullCommand(dir: string | undefined, flags: PullFlags): Pr
   const out: string[] = [];
   out.push(`pulled ${report.folder} from ${report.remote}: version ${report.version.slice(0, 12)}`);
   out.push(
-    `  wrote ${report.files_written} files (${formatBytes(report.bytes_written)}), removed ${report.paths_removed}; ` +
-      `fetched ${report.chunks_fetched} chunks (${formatBytes(report.bytes_fetched)}), reused ${report.chunks_reused} local chunks, ` +
-      `${report.requests} requests, ${(report.elapsed_ms / 1000).toFixed(2)} s`,
+    `  wrote ${counted(report.files_written, "file")} (${formatBytes(report.bytes_written)}), removed ${counted(report.paths_removed, "path")}; ` +
+      `fetched ${counted(report.chunks_fetched, "chunk")} (${formatBytes(report.bytes_fetched)}), reused ${counted(report.chunks_reused, "local chunk")}, ` +
+      `${counted(report.requests, "request")}, ${(report.elapsed_ms / 1000).toFixed(2)} s`,
   );
   for (const conflict of report.conflicts) {
     out.push(`  conflict at ${conflict.path}: ${conflict.reason}${conflict.keptAs ? `; your version is now ${conflict.keptAs}` : ""}`);

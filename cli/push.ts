@@ -4,6 +4,7 @@ import { push } from "../src/client/push.ts";
 import { createProgress, formatBytes } from "../src/client/progress.ts";
 import { DEFAULT_DELETION_LIMITS } from "../src/client/deletion-guard.ts";
 import { UsageError } from "../src/client/sync-target.ts";
+import { counted } from "../src/core/plural.ts";
 import { parseCount, parseMessage, printJson } from "./errors.ts";
 
 /**
@@ -23,6 +24,7 @@ export interface PushFlags {
   allowDeletes?: boolean;
   maxDeletePercent?: string;
   maxDeleteMinFiles?: string;
+  rebind?: boolean;
 }
 
 function deletionLimits(flags: PushFlags) {
@@ -43,11 +45,13 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
     keepDays: parseCount(flags.keepDays, "--keep-days"),
     progress: createProgress(!flags.json),
     allowDeletes: flags.allowDeletes === true,
+    rebind: flags.rebind === true,
     deletionLimits: deletionLimits(flags),
   });
   const code = report.unreadable > 0 ? EXIT_PUSHED_WITH_UNREADABLE : 0;
   if (report.unreadable > 0) {
-    process.stderr.write(terminalLines([`dsync: warning: ${report.unreadable} path(s) could not be read; the pushed version keeps their last synced content (exit ${code})`]));
+    const paths = report.unreadable === 1 ? "1 path could not be read; the pushed version keeps its" : `${report.unreadable} paths could not be read; the pushed version keeps their`;
+    process.stderr.write(terminalLines([`dsync: warning: ${paths} last synced content (exit ${code})`]));
   }
   if (flags.json) {
     printJson(report);
@@ -56,9 +60,9 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
   const out: string[] = [];
   out.push(`pushed ${report.folder} to ${report.remote}: version ${report.version.slice(0, 12)}`);
   out.push(
-    `  ${report.files} files, ${formatBytes(report.bytes)} in ${report.chunks} chunks; ` +
-      `sent ${report.chunks_sent} chunks and ${report.objects_sent - report.chunks_sent} nodes, ${formatBytes(report.bytes_sent)} ` +
-      `(${formatBytes(report.wire_bytes_sent)} on the wire, ${report.requests} requests, ${(report.elapsed_ms / 1000).toFixed(2)} s)`,
+    `  ${counted(report.files, "file")}, ${formatBytes(report.bytes)} in ${counted(report.chunks, "chunk")}; ` +
+      `sent ${counted(report.chunks_sent, "chunk")} and ${counted(report.objects_sent - report.chunks_sent, "node")}, ${formatBytes(report.bytes_sent)} ` +
+      `(${formatBytes(report.wire_bytes_sent)} on the wire, ${counted(report.requests, "request")}, ${(report.elapsed_ms / 1000).toFixed(2)} s)`,
   );
   if (report.merged) out.push(`  the folder had moved on: merged with the newer head (this push is ${report.pushed.slice(0, 12)}); pull to get the other changes`);
   for (const conflict of report.conflicts) {
@@ -67,7 +71,7 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
   }
   for (const skipped of report.skipped) out.push(`  skipped ${skipped.path}: ${skipped.reason}`);
   if (report.ignored > 0 || report.kept > 0) {
-    out.push(`  ${report.ignored} ignored path(s); ${report.kept} path(s) not read kept as last synced`);
+    out.push(`  ${counted(report.ignored, "ignored path")}; ${counted(report.kept, "path")} not read kept as last synced`);
   }
   process.stdout.write(terminalLines(out)); // paths and names escaped (core/terminal-text.ts)
   return code;

@@ -36,7 +36,7 @@ import { RemoteError, RemoteNode } from "./remote.ts";
 import { cachedRemoteLoader, fetchNodeClosure } from "./remote-objects.ts";
 import { scanIntoCache } from "./scan-local.ts";
 import { setAsideChangesNotRead } from "./changes-not-read.ts";
-import { clientToken, resolveFolder, resolveRemote, UsageError } from "./sync-target.ts";
+import { clientToken, resolveSyncTarget, UsageError } from "./sync-target.ts";
 import { TreeLookup } from "../core/tree-lookup.ts";
 
 export interface PullOptions {
@@ -45,6 +45,8 @@ export interface PullOptions {
   /** A version id (or unique prefix); the folder's head when absent. */
   version?: string;
   progress?: Progress;
+  /** Sync DIR with this remote and folder although it remembers others (sync-target.ts). */
+  rebind?: boolean;
   /** Time for conflict copy names; injected for tests. */
   nowMs?: () => number;
 }
@@ -199,14 +201,16 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   const nowMs = options.nowMs ?? (() => Date.now());
   const progress = options.progress ?? silentProgress;
   if (existsSync(dir) && !lstatSync(dir).isDirectory()) throw new UsageError(`${dir} exists and is not a directory`);
-  mkdirSync(dir, { recursive: true });
+  // Nothing is created before the folder and version are found: a failed first pull leaves no
+  // empty directory behind.
   const state = readSyncState(dir);
-  const remoteUrl = resolveRemote(options.remote, state);
-  const folder = resolveFolder(options.folder, state, dir);
+  const { remote: remoteUrl, folder, rebound } = resolveSyncTarget(dir, state, options);
   const remote = new RemoteNode(remoteUrl, clientToken());
 
   const folderInfo = await remote.getFolder(folder);
-  if (!folderInfo) throw new RemoteError("not-found", `the node at ${remoteUrl} has no folder named ${JSON.stringify(folder)}`);
+  if (!folderInfo) {
+    throw new RemoteError("not-found", `the node at ${remoteUrl} has no folder named ${JSON.stringify(folder)} (dsync ls --remote ${remoteUrl} lists its folders)`);
+  }
   let versionId: string;
   let rootHex: string;
   if (options.version) {
@@ -220,7 +224,11 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     rootHex = version.root;
   }
   const root = idFromHex(rootHex);
-  const sameTarget = state.remote === remoteUrl && state.folder === folder;
+  const sameTarget = !rebound && state.remote === remoteUrl && state.folder === folder;
+  mkdirSync(dir, { recursive: true });
+  // The directory is bound to the folder from here on (with no last version until the pull
+  // completes), so a pull interrupted midway is resumed by a bare `dsync pull DIR`.
+  if (!sameTarget) writeSyncState(dir, { remote: remoteUrl, folder });
   const base = sameTarget && state.lastRoot ? idFromHex(state.lastRoot) : null;
 
   const caches = await openLocalCaches(dir);

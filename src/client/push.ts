@@ -22,7 +22,7 @@ import { silentProgress, type Progress } from "./progress.ts";
 import { RemoteError, RemoteNode, type CommitInfo } from "./remote.ts";
 import { lastSyncedTree, scanIntoCache, type LocalScan } from "./scan-local.ts";
 import { checkDeletions, countDeletedFiles, DEFAULT_DELETION_LIMITS, type DeletionLimits } from "./deletion-guard.ts";
-import { clientToken, resolveFolder, resolveRemote, UsageError } from "./sync-target.ts";
+import { clientToken, resolveSyncTarget } from "./sync-target.ts";
 
 export interface PushOptions {
   remote?: string;
@@ -35,6 +35,8 @@ export interface PushOptions {
   allowDeletes?: boolean;
   /** The guard's limits; DEFAULT_DELETION_LIMITS when absent. */
   deletionLimits?: DeletionLimits;
+  /** Sync DIR with this remote and folder although it remembers others (sync-target.ts). */
+  rebind?: boolean;
 }
 
 export interface PushReport {
@@ -241,13 +243,14 @@ function nodeReader(scan: LocalScan, caches: LocalCaches) {
 
 export async function push(dir: string, options: PushOptions = {}): Promise<PushReport> {
   const startMs = Date.now();
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
+  // A path that is not there is a failure (exit 1), as in git and restic, not a usage error.
+  if (!existsSync(dir)) throw new Error(`${dir} does not exist: nothing to push (check the path, or pull to create it)`);
+  if (!statSync(dir).isDirectory()) throw new Error(`${dir} is not a directory: push sends a directory`);
   const state = readSyncState(dir);
-  const remoteUrl = resolveRemote(options.remote, state);
-  const folder = resolveFolder(options.folder, state, dir);
+  const { remote: remoteUrl, folder, rebound } = resolveSyncTarget(dir, state, options);
   const progress = options.progress ?? silentProgress;
   const remote = new RemoteNode(remoteUrl, clientToken());
-  const sameTarget = state.remote === remoteUrl && state.folder === folder;
+  const sameTarget = !rebound && state.remote === remoteUrl && state.folder === folder;
   const parent = sameTarget ? state.lastVersion ?? null : null;
 
   const caches = await openLocalCaches(dir);

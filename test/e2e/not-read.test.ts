@@ -141,7 +141,7 @@ describe("an unreadable file or directory keeps its last synced entry", () => {
     chownSync(join(dir, "a.txt"), NOBODY, NOBODY);
     const second = await runAsNobody(["push", dir, "--remote", node().url, "--json"], home);
     expect(second.code).toBe(3);
-    expect(second.stderr).toContain("2 path(s) could not be read");
+    expect(second.stderr).toContain("2 paths could not be read");
     const report = second.json();
     expect(report.unreadable).toBe(2);
     expect(report.kept).toBe(2);

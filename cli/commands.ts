@@ -205,8 +205,17 @@ export const COMMANDS: CommandSpec[] = [
   {
     usage: "log [dir]",
     summary: "List a folder's versions, newest first",
-    description: ["Lists the versions the node keeps of the folder DIR (default .) syncs with: id, time, origin, author, files, bytes and message."],
-    options: [REMOTE_OPTION, FOLDER_OPTION, { flags: "--limit <n>", description: "Show at most N versions" }, JSON_OPTION],
+    description: [
+      "Lists the versions the node keeps of the folder DIR (default .) syncs with: id, time, origin, author, files, bytes and message.",
+      "The versions are read from the node a page at a time and each page is printed before the next is asked for, so a long history streams in little memory.",
+    ],
+    options: [
+      REMOTE_OPTION,
+      FOLDER_OPTION,
+      { flags: "--limit <n>", description: "Show at most N versions (the newest N)" },
+      { flags: "--json", description: "Print one JSON document {folder, versions: [...]}, written page by page as the node sends them" },
+      { flags: "--json-lines", description: "Print one JSON object per version, one per line" },
+    ],
     environment: CLIENT_ENVIRONMENT,
     examples: [
       { command: "dsync log ~/notes", explanation: "the versions of the folder ~/notes syncs with" },

@@ -1,31 +1,59 @@
-// dsync log [DIR]: a folder's versions, newest first.
+// dsync log [DIR]: a folder's versions, newest first, read from the node a page at a time.
 import { formatBytes } from "../src/client/progress.ts";
 import { RemoteError } from "../src/client/remote.ts";
-import { terminalLines } from "../src/core/terminal-text.ts";
-import { parseCount, printJson } from "./errors.ts";
+import { UsageError } from "../src/client/sync-target.ts";
+import { terminalJsonClose, terminalJsonItems, terminalJsonLines, terminalJsonOpen, terminalLines } from "../src/core/terminal-text.ts";
+import { parseCount } from "./errors.ts";
 import { targetFor } from "./remote-target.ts";
 
-export async function logCommand(dir: string | undefined, flags: { remote?: string; folder?: string; limit?: string; json?: boolean }): Promise<number> {
+export async function logCommand(
+  dir: string | undefined,
+  flags: { remote?: string; folder?: string; limit?: string; json?: boolean; jsonLines?: boolean },
+): Promise<number> {
+  if (flags.json && flags.jsonLines) throw new UsageError("--json and --json-lines: choose one");
+  const limit = parseCount(flags.limit, "--limit");
+  if (limit === 0) throw new UsageError("--limit takes a whole number from 1");
   const { remote, folder } = targetFor(dir, flags);
   const info = await remote.getFolder(folder);
   if (!info) throw new RemoteError("not-found", `the node at ${remote.baseUrl} has no folder named ${JSON.stringify(folder)}`);
-  const versions = await remote.listVersions(folder, parseCount(flags.limit, "--limit"));
-  if (flags.json) {
-    printJson({ folder: info, versions });
+  // Page by page from the node, each page written out before the next is asked for: memory
+  // holds one page (at most 1000 versions) however long the history.
+  const pages = remote.versionPages(folder, limit ?? Number.POSITIVE_INFINITY);
+  if (flags.jsonLines) {
+    for await (const page of pages) await drained(process.stdout.write(terminalJsonLines(page)));
     return 0;
   }
-  const lines: string[] = [];
-  for (const version of versions) {
-    const head = version.id === info.head ? " (head)" : "";
-    const parents = version.parents.length > 1 ? ` merge of ${version.parents.map((p) => p.slice(0, 12)).join(" + ")}` : "";
-    // A replication merge has no author: every node computes the same one.
-    const author = version.author ? `by ${version.author}` : "by replication";
-    lines.push(
-      `${version.id.slice(0, 12)}${head}  ${version.time}  ${version.origin}${parents}  ${author}  ${version.files} files, ${formatBytes(version.bytes)}` +
-        `${version.message ? `  ${version.message}` : ""}`,
-    );
+  if (flags.json) {
+    // One JSON document, {folder, versions: [...]}, written as it comes: the array is never
+    // built whole. A failure halfway leaves it unterminated, and the exit code says so.
+    await drained(process.stdout.write(terminalJsonOpen({ folder: info }, "versions")));
+    let written = 0;
+    for await (const page of pages) {
+      await drained(process.stdout.write(terminalJsonItems(page, written)));
+      written += page.length;
+    }
+    await drained(process.stdout.write(terminalJsonClose(written)));
+    return 0;
   }
-  // A message or an author may hold anything: each version stays one escaped line.
-  process.stdout.write(terminalLines(lines));
+  for await (const page of pages) {
+    const lines = page.map((version) => {
+      const head = version.id === info.head ? " (head)" : "";
+      const parents = version.parents.length > 1 ? ` merge of ${version.parents.map((p) => p.slice(0, 12)).join(" + ")}` : "";
+      // A replication merge has no author: every node computes the same one.
+      const author = version.author ? `by ${version.author}` : "by replication";
+      return (
+        `${version.id.slice(0, 12)}${head}  ${version.time}  ${version.origin}${parents}  ${author}  ${version.files} files, ${formatBytes(version.bytes)}` +
+        `${version.message ? `  ${version.message}` : ""}`
+      );
+    });
+    // A message or an author may hold anything: each version stays one escaped line.
+    await drained(process.stdout.write(terminalLines(lines)));
+  }
   return 0;
+}
+
+/** Waits, after a write the pipe could not take at once, until it drains: a slow reader holds the pages back instead of memory filling. */
+function drained(accepted: boolean): Promise<void> {
+  if (accepted) return Promise.resolve();
+  return new Promise((resolve) => process.stdout.once("drain", () => resolve()));
 }

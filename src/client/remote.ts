@@ -5,7 +5,7 @@ import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { validateFolderName, validateVersionRef } from "../core/names.ts";
 import type { StoredObject } from "../store/object-store.ts";
-import { commitReply, folderListReply, folderReply, MalformedReplyError, statusReply, versionListReply, versionReply } from "./reply-shapes.ts";
+import { commitReply, folderPageReply, folderReply, MalformedReplyError, statusReply, versionPageReply, versionReply, type ListPage } from "./reply-shapes.ts";
 import { UsageError } from "./sync-target.ts";
 import {
   compressIfWorthIt,
@@ -237,8 +237,11 @@ export class RemoteNode {
     }
   }
 
+  /** Every folder on the node, asked for one page at a time. */
   async listFolders(): Promise<FolderInfo[]> {
-    return this.checkedJson(folderListReply, "GET", "/v1/folders");
+    const folders: FolderInfo[] = [];
+    for await (const page of this.pages(folderPageReply, "/v1/folders", LIMITS.foldersPageMax, Number.POSITIVE_INFINITY)) folders.push(...page);
+    return folders;
   }
 
   /** The folder, or undefined when the node has no folder of that name. */
@@ -253,9 +256,35 @@ export class RemoteNode {
     }
   }
 
-  async listVersions(folder: string, limit?: number): Promise<VersionInfo[]> {
-    const query = limit ? `?limit=${limit}` : "";
-    return this.checkedJson(versionListReply, "GET", `${this.folderPath(folder)}/versions${query}`);
+  /**
+   * A folder's versions, newest first, at most `totalMax`, one page at a time: only the page
+   * being read is held, however long the history.
+   */
+  versionPages(folder: string, totalMax = Number.POSITIVE_INFINITY): AsyncGenerator<VersionInfo[]> {
+    return this.pages(versionPageReply, `${this.folderPath(folder)}/versions`, LIMITS.versionsPageMax, totalMax);
+  }
+
+  /**
+   * Follows a list route's `next` cursors (docs/api.md, Paging) until the last page or `totalMax`
+   * items. A node that hands back the cursor it was given, or an empty page with a cursor, would
+   * have the client page forever: that is an error naming the node.
+   */
+  private async *pages<T>(parse: (value: unknown) => ListPage<T>, path: string, pageMax: number, totalMax: number): AsyncGenerator<T[]> {
+    let cursor: string | null = null;
+    let remaining = totalMax;
+    while (remaining > 0) {
+      const params = new URLSearchParams({ limit: String(Math.min(pageMax, remaining)) });
+      if (cursor !== null) params.set("cursor", cursor);
+      const page: ListPage<T> = await this.checkedJson(parse, "GET", `${path}?${params}`);
+      const items = page.items.slice(0, remaining);
+      remaining -= items.length;
+      if (items.length > 0) yield items;
+      if (page.next === null) return;
+      if (page.next === cursor || page.items.length === 0) {
+        throw new RemoteError("server", `the node at ${this.baseUrl} sent a page of ${path} that does not advance (cursor ${JSON.stringify(page.next.slice(0, 64))})`);
+      }
+      cursor = page.next;
+    }
   }
 
   getVersion(folder: string, idOrPrefix: string): Promise<VersionInfo> {

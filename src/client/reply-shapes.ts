@@ -71,6 +71,27 @@ export function versionListReply(value: unknown): VersionInfo[] {
   return list(record(value, "the version list").versions, "the version list's versions").map((version, i) => fields<VersionInfo>(version, `versions[${i}]`, VERSION_FIELDS));
 }
 
+/** One page of a list and the cursor of the next (null on the last; absent from a node that does not page, whose one reply is everything). */
+export interface ListPage<T> {
+  items: T[];
+  next: string | null;
+}
+
+function nextCursor(value: unknown, where: string): string | null {
+  const next = record(value, where).next;
+  if (next === undefined || next === null) return null;
+  if (typeof next !== "string" || next.length === 0 || next.length > 2048) throw new MalformedReplyError(`${where}.next is not a cursor`);
+  return next;
+}
+
+export function versionPageReply(value: unknown): ListPage<VersionInfo> {
+  return { items: versionListReply(value), next: nextCursor(value, "the version list") };
+}
+
+export function folderPageReply(value: unknown): ListPage<FolderInfo> {
+  return { items: folderListReply(value), next: nextCursor(value, "the folder list") };
+}
+
 /** One version, as a pull or a diff uses it: what it is and which tree it names. */
 export function versionReply(value: unknown): VersionInfo {
   return fields<VersionInfo>(value, "the version", { id: isIdHex, root: isIdHex, parents: isIdList });

@@ -85,3 +85,34 @@ export function terminalError(message: string): string {
 export function terminalJson(value: unknown): string {
   return `${(JSON.stringify(value, null, 2) ?? "null").replace(UNSAFE_IN_JSON, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)}\n`;
 }
+
+/**
+ * One JSON document written in parts, for a list too long to build whole: an object whose last
+ * field is an array, laid out exactly as terminalJson lays out the whole. `terminalJsonOpen`
+ * gives the object's other fields and opens the array named `field`; `terminalJsonItems` the
+ * elements a few at a time (the count written before puts the commas); `terminalJsonClose` ends both, given how many
+ * elements were written. Each part is escaped like terminalJson, so the document stays exact.
+ */
+export function terminalJsonOpen(fields: Record<string, unknown>, field: string): string {
+  const head = Object.keys(fields).length === 0 ? "{" : `${terminalJson(fields).replace(/\n}\n$/, "")},`;
+  return `${head}\n  ${JSON.stringify(field)}: [`;
+}
+
+/** The next elements of the array, `firstIndex` being how many were written before them. */
+export function terminalJsonItems(values: readonly unknown[], firstIndex: number): string {
+  return values
+    .map((value, i) => {
+      const lines = terminalJson(value).replace(/\n$/, "").split("\n");
+      return `${firstIndex + i === 0 ? "" : ","}\n${lines.map((line) => `    ${line}`).join("\n")}`;
+    })
+    .join("");
+}
+
+export function terminalJsonClose(count: number): string {
+  return count === 0 ? "]\n}\n" : "\n  ]\n}\n";
+}
+
+/** Values as JSON lines (one compact document per line), each escaped like terminalJson. */
+export function terminalJsonLines(values: readonly unknown[]): string {
+  return values.map((value) => `${(JSON.stringify(value) ?? "null").replace(UNSAFE_IN_JSON, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)}\n`).join("");
+}

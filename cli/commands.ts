@@ -89,6 +89,7 @@ export const COMMANDS: CommandSpec[] = [
         description: "Re-verify stored objects in the background at this rate; 0 = off (default off, 8388608 with --peers)",
       },
       { flags: "--metrics-token <token>", description: "A token accepted on GET /metrics only, for a scraper (also DSYNC_METRICS_TOKEN)" },
+      { flags: "--metrics-listen <host:port>", description: "Also serve GET /metrics, without a token, on this loopback address (beyond loopback only with --insecure)" },
     ],
     environment: ["DSYNC_TOKEN", "DSYNC_CLUSTER_TOKEN", "DSYNC_METRICS_TOKEN", "DSYNC_DEBUG", "DSYNC_BLAKE3", "TMPDIR"],
     examples: [

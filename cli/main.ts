@@ -6,7 +6,7 @@ import { terminalError, terminalLines } from "../src/core/terminal-text.ts";
 import { COMMANDS, findCommand } from "./commands.ts";
 import { EXIT_USAGE } from "./errors.ts";
 import { GLOBAL_OPTIONS, commandHelp, overviewHelp } from "./help.ts";
-import { restoreTextOptions } from "./raw-options.ts";
+import { restoreTextOptions, restoreTristateSwitches } from "./raw-options.ts";
 import { DSYNC_VERSION } from "./version.ts";
 
 /** The parser, built from the command table: a command takes exactly the options its help lists. */
@@ -62,6 +62,9 @@ async function main(argv: string[]): Promise<void> {
       process.exit(0);
     }
     restoreTextOptions(cli.options, argv);
+    restoreTristateSwitches(cli.options, argv);
+    // Before the command's own output: everything works, but slower, and the user can fix it.
+    if (findCommand(cli.matchedCommand.name)!.hashes) (await import("./blake3-warning.ts")).warnIfPortableBlake3();
     await cli.runMatchedCommand();
   } catch (error) {
     const command = cli.matchedCommand ? `dsync help ${cli.matchedCommand.name}` : "dsync help";

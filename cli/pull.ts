@@ -1,11 +1,12 @@
 // dsync pull [DIR]: brings a directory to the folder's head (or --version).
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { pull } from "../src/client/pull.ts";
-import { createProgress, formatBytes } from "../src/client/progress.ts";
+import { createProgress, progressWanted, formatBytes } from "../src/client/progress.ts";
 import { counted } from "../src/core/plural.ts";
 import { printJson } from "./errors.ts";
 
 export interface PullFlags {
+  progress?: boolean;
   remote?: string;
   folder?: string;
   version?: string;
@@ -19,7 +20,7 @@ export async function pullCommand(dir: string | undefined, flags: PullFlags): Pr
     folder: flags.folder,
     version: flags.version === undefined ? undefined : String(flags.version),
     rebind: flags.rebind === true,
-    progress: createProgress(!flags.json),
+    progress: createProgress(progressWanted(flags)),
   });
   if (flags.json) {
     printJson(report);

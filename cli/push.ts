@@ -1,7 +1,7 @@
 // dsync push [DIR]: sends a directory to a node as a new version of its folder.
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { push } from "../src/client/push.ts";
-import { createProgress, formatBytes } from "../src/client/progress.ts";
+import { createProgress, progressWanted, formatBytes } from "../src/client/progress.ts";
 import { DEFAULT_DELETION_LIMITS } from "../src/client/deletion-guard.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { counted } from "../src/core/plural.ts";
@@ -15,6 +15,7 @@ import { parseCount, parseMessage, printJson } from "./errors.ts";
 export const EXIT_PUSHED_WITH_UNREADABLE = 3;
 
 export interface PushFlags {
+  progress?: boolean;
   remote?: string;
   folder?: string;
   message?: string;
@@ -43,7 +44,7 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
     message: parseMessage(flags.message),
     keepVersions: parseCount(flags.keepVersions, "--keep-versions"),
     keepDays: parseCount(flags.keepDays, "--keep-days"),
-    progress: createProgress(!flags.json),
+    progress: createProgress(progressWanted(flags)),
     allowDeletes: flags.allowDeletes === true,
     rebind: flags.rebind === true,
     deletionLimits: deletionLimits(flags),

@@ -30,3 +30,23 @@ export function restoreTextOptions(options: Record<string, unknown>, argv: reado
     if (raw !== undefined) options[key] = raw;
   }
 }
+
+/**
+ * Switches with three states: `--name`, `--no-name`, or neither (the command decides, e.g. the
+ * progress bar on a terminal). cac gives a switch that has a `--no-` form the value true when
+ * neither is given, so the state is read back from the command line: the last one given wins.
+ */
+export const TRISTATE_SWITCHES = ["progress"] as const;
+
+export function restoreTristateSwitches(options: Record<string, unknown>, argv: readonly string[]): void {
+  for (const name of TRISTATE_SWITCHES) {
+    let value: boolean | undefined;
+    for (const argument of argv) {
+      if (argument === "--") break;
+      if (argument === `--${name}`) value = true;
+      else if (argument === `--no-${name}`) value = false;
+    }
+    if (value === undefined) delete options[camelCase(name)];
+    else options[camelCase(name)] = value;
+  }
+}

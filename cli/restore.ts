@@ -3,7 +3,7 @@
 import { compare } from "../src/client/compare.ts";
 import { readSyncState } from "../src/client/local-state.ts";
 import { pull, type PullReport } from "../src/client/pull.ts";
-import { createProgress } from "../src/client/progress.ts";
+import { createProgress, progressWanted } from "../src/client/progress.ts";
 import { RemoteNode } from "../src/client/remote.ts";
 import { clientToken, resolveSyncTarget } from "../src/client/sync-target.ts";
 import { counted } from "../src/core/plural.ts";
@@ -30,7 +30,7 @@ export interface KeptDifference {
 export async function restoreCommand(
   version: string,
   dir: string | undefined,
-  flags: { remote?: string; folder?: string; message?: string; json?: boolean; pull?: boolean; rebind?: boolean },
+  flags: { remote?: string; folder?: string; message?: string; json?: boolean; pull?: boolean; rebind?: boolean; progress?: boolean },
 ): Promise<number> {
   const directory = dir ?? ".";
   const willPull = flags.pull !== false;
@@ -43,7 +43,7 @@ export async function restoreCommand(
     : targetFor(dir, flags);
   const message = parseMessage(flags.message);
   const result = await remote.restore(folder, String(version), message);
-  const pulled = willPull ? await pull(directory, { remote: remote.baseUrl, folder, rebind: flags.rebind === true, progress: createProgress(!flags.json) }) : null;
+  const pulled = willPull ? await pull(directory, { remote: remote.baseUrl, folder, rebind: flags.rebind === true, progress: createProgress(progressWanted(flags)) }) : null;
   const kept = pulled ? await differencesKept(directory, `${remote.baseUrl}/${encodeURIComponent(folder)}@${result.version}`, pulled) : [];
   const matches = pulled !== null && kept.length === 0;
   if (flags.json) printJson({ folder, restored: String(version), version: result.version, matches: pulled ? matches : null, kept, pull: pulled });

@@ -19,6 +19,7 @@ export interface ServeFlags {
   syncIntervalMs?: string;
   scrubBytesPerSecond?: string;
   metricsToken?: string;
+  metricsListen?: string;
 }
 
 /** Parses --peers: comma-separated http(s) URLs, each a node's base address. */
@@ -75,6 +76,20 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   if (metricsToken !== undefined && clusterToken !== undefined && metricsToken === clusterToken) {
     throw new UsageError("--metrics-token must differ from --cluster-token: a scraper must not be able to act as a node");
   }
+  let metricsListen;
+  if (flags.metricsListen !== undefined) {
+    try {
+      metricsListen = parseListenAddress(String(flags.metricsListen));
+    } catch (error) {
+      throw new UsageError((error as Error).message.replace("--listen", "--metrics-listen"));
+    }
+    if (!isLoopback(metricsListen.hostname) && !flags.insecure) {
+      throw new UsageError(
+        `refusing to serve metrics without a token on ${metricsListen.hostname}: --metrics-listen takes a loopback address ` +
+          "(use --metrics-token for scrapes from elsewhere), or --insecure if the network is trusted.",
+      );
+    }
+  }
   const syncIntervalMs = parseCount(flags.syncIntervalMs, "--sync-interval-ms") ?? 2000;
   if (syncIntervalMs < 50) throw new UsageError("--sync-interval-ms must be at least 50");
   const scrubBytesPerSecond = parseCount(flags.scrubBytesPerSecond, "--scrub-bytes-per-second");
@@ -90,13 +105,14 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   });
   let server;
   try {
-    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken });
+    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken, metricsListen });
   } catch (error) {
     await node.close();
     throw new Error(`cannot listen on ${address.hostname}:${address.port}: ${(error as Error).message}`);
   }
   const started = [`dsync node ${node.nodeId} listening on ${server.url} (data in ${dataDir})`];
   if (peers.length > 0) started.push(`dsync: replicating with ${peers.join(", ")}`);
+  if (server.metricsUrl) started.push(`dsync: metrics without a token on ${server.metricsUrl}/metrics`);
   process.stdout.write(terminalLines(started));
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);

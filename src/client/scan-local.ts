@@ -10,6 +10,7 @@ import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
 import { decodeObject } from "../core/objects.ts";
 import { readFileChunks, type ObjectLoader } from "../core/pages.ts";
 import { scanDirectory, type NotReadPath, type ScanResult } from "../fs/scanner.ts";
+import { estimateScan } from "../fs/scan-estimate.ts";
 import { cachedRemoteLoader } from "./remote-objects.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
@@ -49,7 +50,11 @@ export async function scanIntoCache(
     await caches.objects.putMany(batch);
   };
   let lastBytes = 0;
-  progress.phase("scanning", 0);
+  // Totals for the bar, counted only when it is drawn: one lstat per entry before the scan
+  // (scripts/bench/scan-progress.ts measures what it costs).
+  if (progress.shown) progress.phase("counting files", 0);
+  const estimate = progress.shown ? estimateScan(dir, { excludeTopLevel: [STATE_DIR_NAME], statCache: caches.statCache }) : undefined;
+  progress.phase("scanning", estimate?.bytesToRead ?? 0, estimate?.files);
   const result = await scanDirectory(dir, {
     chunker: DEFAULT_CHUNKER_PARAMS,
     statCache: caches.statCache,
@@ -67,8 +72,8 @@ export async function scanIntoCache(
       },
     },
     previousChunks: (fileId) => readFileChunks(fileId, cachedRemoteLoader(undefined, caches.objects)),
-    onProgress: ({ bytesRead }) => {
-      progress.advance(bytesRead - lastBytes);
+    onProgress: ({ bytesRead, filesDone }) => {
+      progress.advance(bytesRead - lastBytes, filesDone);
       lastBytes = bytesRead;
     },
   });

@@ -144,7 +144,7 @@ export async function scanDirectory(rootPath: string, options: ScanOptions): Pro
  * scan. Something that is not a regular file (a FIFO, a directory) holds no rules: undefined
  * (the walk reports it like any such entry). An error opening or reading one throws.
  */
-function readIgnoreFile(path: string): string | undefined {
+export function readIgnoreFile(path: string): string | undefined {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     if (!fstatSync(fd).isFile()) return undefined;
@@ -286,6 +286,8 @@ class Scanner {
         if (!file) continue;
         this.counts.files++;
         this.counts.totalBytes += file.sizeBytes;
+        // Per file too, not only per block read: files the stat cache serves advance the count.
+        this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
         entries.push({ name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null });
       } else if (stats.isSymbolicLink()) {
         let targetBytes: Buffer;

@@ -7,7 +7,7 @@
 // already keep it, at scrape time, so nothing is kept twice. Label values come from bounded
 // sets only: route patterns (never paths), peer addresses (from --peers), result words, and
 // folder names for the per-folder gauges, at most FOLDER_SERIES_MAX folders.
-import type { Context, Hono, MiddlewareHandler } from "hono";
+import { Hono as HonoApp, type Context, type Hono, type MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { blake3BackendName } from "../core/blake3.ts";
@@ -389,4 +389,17 @@ export function registerMetricsRoute(app: Hono, metrics: NodeMetrics, credential
     const { contentType, text } = await metrics.exposition();
     return c.body(text, 200, { "content-type": contentType });
   });
+}
+
+/**
+ * The app of a metrics-only address (`serve --metrics-listen`): GET /metrics without a token,
+ * nothing else. Only loopback (or an address the operator declared trusted with --insecure)
+ * may serve it; serve.ts's caller checks that.
+ */
+export function createMetricsOnlyApp(metrics: NodeMetrics): Hono {
+  const app = new HonoApp();
+  app.use("*", metrics.middleware);
+  registerMetricsRoute(app, metrics, {});
+  app.notFound((c) => c.json({ error: "this address serves GET /metrics only" }, 404));
+  return app;
 }

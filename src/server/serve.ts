@@ -4,7 +4,7 @@ import { ERROR_MESSAGE_CHARS_MAX, terminalLines, truncateText } from "../core/te
 import { idToHex } from "../core/id.ts";
 import type { DsyncNode } from "../node/node.ts";
 import { createApp } from "./app.ts";
-import { NodeMetrics } from "./metrics.ts";
+import { createMetricsOnlyApp, NodeMetrics } from "./metrics.ts";
 import { HttpPeerTransport } from "../replication/http-transport.ts";
 import { PeerService } from "../replication/peer-service.ts";
 import { Replicator } from "../replication/replicator.ts";
@@ -37,6 +37,8 @@ export function isLoopback(hostname: string): boolean {
 
 export interface RunningServer {
   url: string;
+  /** The metrics-only address's base URL, when there is one. */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -55,6 +57,8 @@ export interface ServerOptions {
   scrubBytesPerSecond?: number;
   /** Accepted on GET /metrics only, besides the client token (docs/metrics.md). */
   metricsToken?: string;
+  /** A second address serving GET /metrics only, without a token (the caller allows only loopback, or --insecure). */
+  metricsListen?: ListenAddress;
 }
 
 export function startServer(node: DsyncNode, address: ListenAddress, options: ServerOptions): RunningServer {
@@ -119,13 +123,24 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
     maxRequestBodySize: LIMITS.requestBodyBytesMax + 1024 * 1024,
     idleTimeout: 120,
   });
-  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  const urlOf = (listen: ListenAddress, port: number | undefined) => `http://${listen.hostname.includes(":") ? `[${listen.hostname}]` : listen.hostname}:${port}`;
+  let metricsServer: ReturnType<typeof Bun.serve> | undefined;
+  if (options.metricsListen) {
+    try {
+      metricsServer = Bun.serve({ hostname: options.metricsListen.hostname, port: options.metricsListen.port, fetch: createMetricsOnlyApp(metrics).fetch, maxRequestBodySize: 64 * 1024 });
+    } catch (error) {
+      void server.stop(true);
+      throw new Error(`--metrics-listen ${options.metricsListen.hostname}:${options.metricsListen.port}: ${(error as Error).message}`);
+    }
+  }
   replicator?.start();
   void repairer?.start().catch((error: unknown) => log(`dsync: starting repair failed: ${(error as Error).message}`));
   scrubber.start();
   return {
-    url: `http://${host}:${server.port}`,
+    url: urlOf(address, server.port),
+    metricsUrl: metricsServer ? urlOf(options.metricsListen!, metricsServer.port) : undefined,
     stop: async () => {
+      await metricsServer?.stop(true);
       replicator?.stop();
       scrubber.stop();
       repairer?.stop();

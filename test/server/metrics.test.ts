@@ -164,3 +164,26 @@ test("serve refuses a metrics token that is too short or equal to the cluster to
   expect(same.code).toBe(2);
   expect(same.stderr).toContain("--metrics-token must differ from --cluster-token");
 }, 30_000);
+
+test("--metrics-listen serves /metrics alone without a token, on loopback only", async () => {
+  const scraped = await startNode({ args: ["--token", TOKEN, "--metrics-listen", "127.0.0.1:0"] });
+  try {
+    const match = /metrics without a token on (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(scraped.output());
+    expect(match).not.toBeNull();
+    const metricsUrl = match![1]!;
+    const open = await fetch(`${metricsUrl}/metrics`);
+    expect(open.status).toBe(200);
+    expect(parseExposition(await open.text()).types.get("dsync_build_info")).toBe("gauge");
+    // Nothing else is on that address, and the API's own /metrics still wants a token.
+    for (const path of ["/v1/folders", "/v1/status", "/v1/health", "/"]) expect({ path, status: (await fetch(`${metricsUrl}${path}`)).status }).toEqual({ path, status: 404 });
+    expect((await fetch(`${scraped.url}/metrics`)).status).toBe(401);
+  } finally {
+    await scraped.stop();
+  }
+  const refused = spawnCli(["serve", "--data", join(tempDir(), "d"), "--listen", "127.0.0.1:0", "--token", TOKEN, "--metrics-listen", "0.0.0.0:0"]);
+  const timer = setTimeout(() => refused.process.kill("SIGKILL"), 10_000);
+  const result = await refused.result;
+  clearTimeout(timer);
+  expect(result.code).toBe(2);
+  expect(result.stderr).toContain("--metrics-listen takes a loopback address");
+}, 60_000);

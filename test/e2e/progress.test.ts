@@ -1,0 +1,65 @@
+// The progress bar on real processes: a first push draws a bar with its totals (bytes and
+// files, counted before the scan) on a terminal (a real pseudo-terminal, through script(1)),
+// not through a pipe unless --progress, never with --no-progress; stdout stays clean.
+import { describe, expect, test } from "bun:test";
+import { spawn } from "bun";
+import { join } from "node:path";
+import { dsyncCommand, REPO_ROOT, runCli, sharedNode, tempDir } from "../helpers/processes.ts";
+import { randomBytes, writeTree } from "../helpers/trees.ts";
+
+const node = sharedNode();
+
+/** A tree of 40 files, 3 MiB in all, under a fresh name. */
+function someFiles(name: string): string {
+  const dir = join(tempDir(), name);
+  const files: Record<string, Uint8Array> = {};
+  for (let i = 0; i < 39; i++) files[`f${i}.bin`] = randomBytes(2048, i + 1);
+  files["big.bin"] = randomBytes(3 * 1024 * 1024 - 39 * 2048, 99);
+  writeTree(dir, files);
+  return dir;
+}
+
+const HAS_SCRIPT = Bun.which("script") !== null;
+
+/** Runs dsync with stdout and stderr on a pseudo-terminal (script(1) joins them into one stream). */
+async function onTerminal(args: string[]): Promise<{ code: number; output: string }> {
+  const command = [...dsyncCommand(), ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  const proc = spawn(["script", "-qefc", command, "/dev/null"], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tempDir(), COLUMNS: "120", LINES: "40" },
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  const [output, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  return { code, output };
+}
+
+describe("a first push shows its totals", () => {
+  test.skipIf(!HAS_SCRIPT)("on a terminal: a bar with bytes done/total and files done/total; --no-progress draws none", async () => {
+    const dir = someFiles("prog-tty");
+    const shown = await onTerminal(["push", dir, "--remote", node().url]);
+    expect(shown.code).toBe(0);
+    const redraws = shown.output.split("\r").map((line) => line.trim());
+    const last = redraws.filter((line) => line.startsWith("scanning [")).pop();
+    expect(last).toMatch(/^scanning \[#{24}\] 3\.0 MiB\/3\.0 MiB [\d.]+ [KMG]?i?B\/s done, 40\/40 files$/);
+    expect(shown.output).toContain("pushed prog-tty to");
+
+    const quiet = await onTerminal(["push", someFiles("prog-quiet"), "--remote", node().url, "--no-progress"]);
+    expect(quiet.code).toBe(0);
+    expect(quiet.output).not.toContain("\rscanning");
+    expect(quiet.output).toContain("pushed prog-quiet to");
+  });
+
+  test("through a pipe: nothing unless --progress, which draws it on stderr only", async () => {
+    const plain = await runCli(["push", someFiles("prog-pipe"), "--remote", node().url]);
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toBe("");
+    const forced = await runCli(["push", someFiles("prog-forced"), "--remote", node().url, "--progress", "--json"]);
+    expect(forced.code).toBe(0);
+    expect(forced.json().files).toBe(40);
+    expect(forced.stderr).toContain("\rcounting files");
+    expect(forced.stderr).toMatch(/\rscanning \[#{24}\] 3\.0 MiB\/3\.0 MiB .* done, 40\/40 files/);
+    expect(forced.stderr).toMatch(/\rpushing /);
+  });
+});

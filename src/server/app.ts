@@ -40,6 +40,7 @@ import { validateVersionRef } from "../core/names.ts";
 import { countBodyBytes, registerMetricsRoute, type NodeMetrics } from "./metrics.ts";
 import { registerEventRoutes, transferFolder } from "./events.ts";
 import { registerDashboardRoutes } from "./dashboard/routes.ts";
+import { conflictCopiesJson, conflictCopiesMadeBy } from "../node/conflict-copies.ts";
 import { checkNamed, optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
 
 export interface AppOptions {
@@ -306,6 +307,12 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   app.get("/v1/folders/:folder/versions/:version", (c) => {
     return c.json(versionJson(node.resolveVersion(c.req.param("folder"), c.req.param("version"))));
+  });
+
+  // The conflict copies a merge version made, read from its tree and its parents' (conflict-copies.ts).
+  app.get("/v1/folders/:folder/versions/:version/conflicts", async (c) => {
+    const version = node.resolveVersion(c.req.param("folder"), c.req.param("version"));
+    return c.json(conflictCopiesJson(version.folder, version.id, await conflictCopiesMadeBy(node.metadata, node.load, version.folder, version.id)));
   });
 
   app.post("/v1/folders/:folder/commit", async (c) => {

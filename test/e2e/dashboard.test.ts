@@ -153,8 +153,9 @@ describe("dashboard in Chromium", () => {
     expect(navigations).toEqual([]);
     console.log(`dashboard: a push to another node was shown ${shownAfterMs} ms after its acknowledgement`);
 
-    // Two clients of alpha change the same file: alpha merges, keeps both, and its history shows it.
-    const merged = await makeConflict(urls[0]!, "notes", { "plan.md": "# plan\n" }, "second client's plan");
+    // Two clients of charlie change the same file: charlie merges and keeps both; alpha, which only
+    // received the merge, shows the conflict in the folder's history all the same.
+    const merged = await makeConflict(urls[2]!, "notes", { "plan.md": "# plan\n" }, "second client's plan");
     await page.locator('a[data-folder="notes"]').waitFor({ timeout: 5000 });
     await Bun.sleep(1200); // let the rates and the event list settle for the picture
     await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard.png"), fullPage: true });
@@ -168,8 +169,8 @@ describe("dashboard in Chromium", () => {
     const historyText = (await history.textContent())!;
     expect(historyText).toContain(merged.version.slice(0, 12));
     expect(historyText).toContain("merge");
-    expect(historyText).toContain("plan.md");
-    expect(historyText).toContain("conflict");
+    expect(historyText).toContain("1 conflict(s)");
+    expect(historyText).toMatch(/kept as plan\.sync-conflict-\d{8}-\d{6}-charlie\.md/);
     await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard-folder.png"), fullPage: true });
 
     expect(requestsOffLoopback(browser.requests)).toEqual([]);

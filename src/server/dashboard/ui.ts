@@ -14,6 +14,8 @@ import { SseParser } from "../../core/sse.ts";
 const TOKEN_KEY = "dsync-token";
 const RECENT_EVENTS_MAX = 4096;
 const RATE_WINDOW_MS = 10_000;
+/** The folder page asks which conflict copies each of this many newest merges made. */
+const MERGES_EXAMINED_MAX = 50;
 
 interface UiEvent {
   id?: number;
@@ -387,15 +389,21 @@ async function folderPage(name: string): Promise<Node[]> {
   ]);
   const summary = status?.folders.find((f) => f.name === name);
   const now = nodeClock();
-  const conflicts = events.filter((e) => e.type === "conflict" && e.folder === name);
-  const conflictsByVersion = new Map<string, UiEvent[]>();
-  for (const conflict of conflicts) {
-    const list = conflictsByVersion.get(String(conflict.version)) ?? [];
-    list.push(conflict);
-    conflictsByVersion.set(String(conflict.version), list);
+  // The copies each recent merge made, read by the node from the trees (any node gives the same);
+  // the events this node saw add which path each copy stands beside.
+  const merges = history.versions.filter((version) => version.parents.length > 1).slice(0, MERGES_EXAMINED_MAX);
+  const copiesByVersion = new Map(
+    await Promise.all(
+      merges.map(async (version) => [version.id, (await api<{ copies: string[] }>(`/v1/folders/${path}/versions/${version.id}/conflicts`)).copies] as const),
+    ),
+  );
+  const pathOfCopy = new Map<string, string>();
+  for (const event of events) {
+    if (event.type !== "conflict" || event.folder !== name) continue;
+    for (const copy of (event.copies as string[] | undefined) ?? []) pathOfCopy.set(`${event.version} ${copy}`, String(event.path));
   }
   const rows: Child[][] = history.versions.map((version) => {
-    const here = conflictsByVersion.get(version.id) ?? [];
+    const copies = copiesByVersion.get(version.id) ?? [];
     const kind = version.origin === "merge" || version.parents.length > 1 ? badge("merge", "warn") : badge(version.origin);
     return [
       el("td", { class: "mono" }, version.id.slice(0, 12), version.id === folder.head ? el("span", {}, " ", badge("head", "ok")) : null),
@@ -408,9 +416,21 @@ async function folderPage(name: string): Promise<Node[]> {
       el(
         "td",
         {},
-        here.length === 0
+        copies.length === 0
           ? ""
-          : el("div", {}, badge(`${here.length} conflict(s)`, "warn"), el("ul", { class: "conflict-paths" }, ...here.map((c) => el("li", {}, String(c.path), el("span", { class: "muted" }, ` → ${(c.copies as string[] | undefined)?.join(", ") ?? ""}`))))),
+          : el(
+              "div",
+              {},
+              badge(`${copies.length} conflict(s)`, "warn"),
+              el(
+                "ul",
+                { class: "conflict-paths", "aria-label": "Conflict copies" },
+                ...copies.map((copy) => {
+                  const beside = pathOfCopy.get(`${version.id} ${copy}`);
+                  return el("li", {}, beside ?? "", el("span", { class: beside ? "muted" : "" }, `${beside ? " → " : "kept as "}${copy}`));
+                }),
+              ),
+            ),
       ),
     ];
   });

@@ -30,6 +30,8 @@ export interface CommandSpec {
   examples: ExampleSpec[];
   /** Exit codes and what each means. */
   exitCodes: [number, string][];
+  /** It hashes (files or objects): it warns at start when the native BLAKE3 could not load. */
+  hashes?: boolean;
   run(...args: any[]): Promise<unknown>;
 }
 
@@ -60,6 +62,11 @@ const REMOTE_OPTION: OptionSpec = {
 };
 const NODE_OPTION: OptionSpec = { flags: "--remote <url>", description: "Node URL (else DSYNC_REMOTE, else http://127.0.0.1:7700)" };
 const FOLDER_OPTION: OptionSpec = { flags: "--folder <name>", description: "Folder name (default: what DIR remembers, else DIR's name)" };
+/** The progress bar: drawn on a terminal without --json; these force it either way (cli/raw-options.ts keeps "neither" apart). */
+const PROGRESS_OPTIONS: OptionSpec[] = [
+  { flags: "--progress", description: "Draw the progress bar on stderr even when it is not a terminal" },
+  { flags: "--no-progress", description: "Never draw the progress bar (default: drawn on a terminal, without --json)" },
+];
 const REBIND_OPTION: OptionSpec = {
   flags: "--rebind",
   description: "Bind DIR to this --remote/--folder although it remembers others (else refused)",
@@ -68,6 +75,7 @@ const REBIND_OPTION: OptionSpec = {
 export const COMMANDS: CommandSpec[] = [
   {
     usage: "serve",
+    hashes: true,
     summary: "Run a node",
     description: [
       "Runs a node: stores folders, their versions and their objects in the data folder, serves clients on the listen address, and replicates with --peers. Stops cleanly on SIGINT or SIGTERM.",
@@ -129,6 +137,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     usage: "push [dir]",
+    hashes: true,
     summary: "Send a directory to a node as a new version",
     description: [
       "Scans DIR (default .), sends the chunks and nodes the node lacks, and records a new version of the folder. Paths matched by .dsyncignore are not sent; paths that cannot be read keep their last synced content. If the folder moved on since DIR last synced, the node merges the two and reports any conflict; pull to get the other changes.",
@@ -145,6 +154,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--allow-deletes", description: "Push even if it deletes more than the guard allows" },
       { flags: "--max-delete-percent <p>", description: "Guard: refuse deleting more than P% of the folder's files (default 50)" },
       { flags: "--max-delete-min-files <n>", description: "Guard: apply only when that is at least N files (default 100)" },
+      ...PROGRESS_OPTIONS,
       JSON_OPTION,
     ],
     environment: CLIENT_ENVIRONMENT,
@@ -163,6 +173,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     usage: "pull [dir]",
+    hashes: true,
     summary: "Bring a directory to a folder's head (or --version)",
     description: [
       "Brings DIR (default .) to the folder's head, or to --version, fetching only what it lacks. Creates DIR on the first pull, once the folder is found. A file changed here since the last sync is never overwritten: it is kept as name.sync-conflict-<time>-local.ext and reported.",
@@ -173,6 +184,7 @@ export const COMMANDS: CommandSpec[] = [
       FOLDER_OPTION,
       REBIND_OPTION,
       { flags: "--version <id>", description: "Version id or unique prefix (default: the head)" },
+      ...PROGRESS_OPTIONS,
       JSON_OPTION,
     ],
     environment: CLIENT_ENVIRONMENT,
@@ -186,6 +198,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     usage: "diff <a> <b>",
+    hashes: true,
     summary: "Compare two directories or URL/FOLDER[@VERSION]",
     description: [
       "Prints A, D, M and T lines (added, deleted, modified, type changed) on stdout, then one summary line on stderr: what each side lacks to become the other, the requests made to nodes and the depth reached. Only differing subtrees are loaded.",
@@ -237,6 +250,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     usage: "restore <version> [dir]",
+    hashes: true,
     summary: "Make an earlier version the folder's content again (a new version), then pull it",
     description: [
       "Records a new version with VERSION's content (history is kept), then brings DIR (default .) to it unless --no-pull. A file changed here since the last sync is kept (as a conflict copy, or in place): the directory then does not match the version, and restore says which paths differ and why, and exits 3.",
@@ -247,6 +261,7 @@ export const COMMANDS: CommandSpec[] = [
       REBIND_OPTION,
       { flags: "--message <text>", description: "Message for the new version" },
       { flags: "--no-pull", description: "Only change the node; leave DIR alone" },
+      ...PROGRESS_OPTIONS,
       JSON_OPTION,
     ],
     environment: CLIENT_ENVIRONMENT,
@@ -264,6 +279,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     usage: "verify",
+    hashes: true,
     summary: "Re-hash every stored object and check every kept version",
     description: [
       "Re-hashes every stored object (quarantining what is corrupt), checks every kept version's closure and the structure of its tree, and both SQLite databases. --repair fetches every corrupt or missing object from the node's peers. Works on a running node (--remote) or a data folder directly (--data, node stopped).",
@@ -289,6 +305,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     usage: "gc",
+    hashes: true,
     summary: "Apply retention and delete unreachable objects",
     description: [
       "Prunes versions retention no longer keeps, deletes objects no kept version needs, and repacks; reports the bytes the data folder really gave back. Works on a full disk.",
@@ -310,6 +327,7 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     usage: "inspect <what> <file>",
+    hashes: true,
     summary: "Show how a file is cut: dsync inspect chunks FILE",
     description: ["Prints the offset, length and BLAKE3 id of each chunk of FILE, as a push would cut it. WHAT is \"chunks\"."],
     options: [JSON_OPTION],

@@ -72,6 +72,7 @@ function folderRoutes(root: string, head: string): [string, (folder: string) => 
     ["PUT", (f) => `/v1/folders/${f}/retention`, { keepVersions: 3 }],
     ["GET", (f) => `/v1/folders/${f}/versions`, undefined],
     ["GET", (f) => `/v1/folders/${f}/versions/${head.slice(0, 8)}`, undefined],
+    ["GET", (f) => `/v1/folders/${f}/versions/${head.slice(0, 8)}/conflicts`, undefined],
     ["POST", (f) => `/v1/folders/${f}/commit`, { root, parent: null, message: "x", chunking: "test", files: 1, bytes: 5 }],
     ["POST", (f) => `/v1/folders/${f}/restore`, { version: head }],
     ["POST", (f) => `/v1/peer/folders/${f}/history`, { head, known: {} }],
@@ -103,7 +104,7 @@ describe("names in routes", () => {
 
   test("the table above covers every route of the app that takes a folder", async () => {
     const { app, root, head } = await setUp();
-    const covered = new Set(folderRoutes(root, head).map(([method, path]) => `${method} ${path(":folder").replace(/\/versions\/[0-9a-f]{8}$/, "/versions/:version")}`));
+    const covered = new Set(folderRoutes(root, head).map(([method, path]) => `${method} ${path(":folder").replace(/\/versions\/[0-9a-f]{8}(?=\/|$)/, "/versions/:version")}`));
     const withFolder = app.routes.filter((route) => route.path.includes(":folder") && route.method !== "ALL").map((route) => `${route.method} ${route.path}`);
     expect(withFolder.length).toBeGreaterThan(0);
     for (const route of withFolder) expect({ route, covered: covered.has(route) }).toEqual({ route, covered: true });

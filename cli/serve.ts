@@ -1,4 +1,6 @@
 // dsync serve: runs a node until SIGINT or SIGTERM.
+import { existsSync, rmSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { DsyncNode, nodeIdProblem } from "../src/node/node.ts";
@@ -41,6 +43,16 @@ export function parsePeers(text: string | undefined): string[] {
     if (!peers.includes(base)) peers.push(base);
   }
   return peers;
+}
+
+/** The outermost directory of `path` (itself included) that does not exist yet, or null when it does. */
+function firstMissingAncestor(path: string): string | null {
+  let missing: string | null = null;
+  for (let at = path; !existsSync(at); at = dirname(at)) {
+    missing = at;
+    if (dirname(at) === at) break;
+  }
+  return missing;
 }
 
 export async function serveCommand(flags: ServeFlags): Promise<number> {
@@ -97,18 +109,33 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     const problem = nodeIdProblem(String(flags.nodeId));
     if (problem) throw new UsageError(`--node-id: ${problem}`);
   }
-  const node = await DsyncNode.open({
-    dataDir,
-    defaultKeepVersions: parseCount(flags.keepVersions, "--keep-versions") ?? null,
-    defaultKeepDays: parseCount(flags.keepDays, "--keep-days") ?? null,
-    nodeId: flags.nodeId === undefined ? undefined : String(flags.nodeId),
-  });
+  const defaultKeepVersions = parseCount(flags.keepVersions, "--keep-versions") ?? null;
+  const defaultKeepDays = parseCount(flags.keepDays, "--keep-days") ?? null;
+  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
+    throw new UsageError(`--data ${dataDir} is not a directory: name a directory for the node's data (it is created if missing)`);
+  }
+  // A serve that fails to start leaves no data folder behind: what this run created (the folder
+  // and any missing parents) holds nothing but the empty databases it just made.
+  const createdHere = firstMissingAncestor(resolve(dataDir));
+  const removeCreated = () => {
+    if (createdHere) rmSync(createdHere, { recursive: true, force: true });
+  };
+  let node: DsyncNode;
+  try {
+    node = await DsyncNode.open({ dataDir, defaultKeepVersions, defaultKeepDays, nodeId: flags.nodeId === undefined ? undefined : String(flags.nodeId) });
+  } catch (error) {
+    removeCreated();
+    throw new Error(`cannot use ${dataDir} as the data folder: ${(error as Error).message}`);
+  }
   let server;
   try {
     server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken, metricsListen });
   } catch (error) {
     await node.close();
-    throw new Error(`cannot listen on ${address.hostname}:${address.port}: ${(error as Error).message}`);
+    removeCreated();
+    throw new Error(
+      `cannot listen on ${address.hostname}:${address.port}: ${(error as Error).message} (stop what uses it, or choose another address with --listen)`,
+    );
   }
   const started = [`dsync node ${node.nodeId} listening on ${server.url} (data in ${dataDir})`];
   if (peers.length > 0) started.push(`dsync: replicating with ${peers.join(", ")}`);

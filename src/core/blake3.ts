@@ -31,6 +31,9 @@ const portableBackend: Blake3Backend = {
   create: () => noble().create(),
 };
 
+/** Why the native build is not in use, when it was wanted (DSYNC_BLAKE3=portable asks for the portable one). */
+let nativeProblem: string | null = null;
+
 function loadNativeBackend(): Blake3Backend | undefined {
   if (process.env.DSYNC_BLAKE3 === "portable") return undefined;
   try {
@@ -38,7 +41,10 @@ function loadNativeBackend(): Blake3Backend | undefined {
     const native = require("@napi-rs/blake-hash") as typeof import("@napi-rs/blake-hash");
     // The typings say Buffer; any Uint8Array works (Buffer is one).
     const probe = native.blake3(new Uint8Array(0) as Buffer);
-    if (probe.length !== 32) return undefined;
+    if (probe.length !== 32) {
+      nativeProblem = `it returned a ${probe.length}-byte digest instead of 32`;
+      return undefined;
+    }
     return {
       name: "@napi-rs/blake-hash (native)",
       hash: (bytes) => native.blake3(bytes as Buffer),
@@ -47,12 +53,20 @@ function loadNativeBackend(): Blake3Backend | undefined {
         return { update: (b: Uint8Array) => hasher.update(b as Buffer), digest: () => hasher.digestBuffer() };
       },
     };
-  } catch {
+  } catch (error) {
+    nativeProblem = error instanceof Error ? error.message : String(error);
     return undefined;
   }
 }
 
 const backend: Blake3Backend = loadNativeBackend() ?? portableBackend;
+
+/**
+ * Why the native BLAKE3 could not load (null when it did, or when the portable one was asked
+ * for): hashing then runs ~25x slower, which a user should hear of at start, not find in
+ * /v1/health.
+ */
+export const blake3NativeProblem: string | null = nativeProblem;
 
 /** Which implementation is in use, for logs and benchmarks. */
 export const blake3BackendName = backend.name;

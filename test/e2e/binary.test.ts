@@ -137,3 +137,28 @@ test("the binary serves /metrics: prom-client inside it, the runtime metrics it 
   expect(Math.abs(exposition.value("process_start_time_seconds") - Date.now() / 1000)).toBeLessThan(600);
   expect(exposition.value("dsync_pushes_total", { result: "ok" })).toBeGreaterThan(0);
 });
+
+test("the binary warns at start, with the reason and the fix, when its native BLAKE3 cannot load (TMPDIR not usable)", async () => {
+  const file = join(tempDir(), "warned.bin");
+  const bytes = randomBytes(200_000, 9);
+  writeFileSync(file, bytes);
+  const unusable = join(tempDir(), "no-such-tmp");
+  const slow = await runCli(["inspect", "chunks", file, "--json"], { binary, env: { TMPDIR: unusable } });
+  expect(slow.code).toBe(0);
+  expect(slow.stderr).toMatch(/^dsync: warning: the native BLAKE3 could not load \(.+\); hashing uses the portable one, about 25x slower\. Fix: point TMPDIR at a writable directory/);
+  // Still right, only slower.
+  const fast = await runCli(["inspect", "chunks", file, "--json"], { binary });
+  expect(fast.stderr).toBe("");
+  expect(slow.json()).toEqual(fast.json());
+  // Asked for: no warning.
+  expect((await runCli(["inspect", "chunks", file], { binary, env: { TMPDIR: unusable, DSYNC_BLAKE3: "portable" } })).stderr).toBe("");
+  // A command that does not hash says nothing; serve warns before it listens.
+  expect((await runCli(["ls", "--remote", node.url], { binary, env: { TMPDIR: unusable } })).stderr).toBe("");
+  const portableNode = await startNode({ binary, env: { TMPDIR: unusable } });
+  try {
+    expect(portableNode.output()).toContain("dsync: warning: the native BLAKE3 could not load");
+    expect((await (await fetch(`${portableNode.url}/v1/health`)).json()).blake3).toContain("portable");
+  } finally {
+    await portableNode.stop();
+  }
+});

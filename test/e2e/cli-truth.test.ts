@@ -159,3 +159,27 @@ test("counts are in words, and a missing directory is a failure (exit 1) naming 
   const gc = await runCli(["gc", "--remote", a.url, "--dry-run"]);
   expect(gc.stdout).toMatch(/^would prune \d+ versions?, would delete \d+ objects? \(\d+ reachable objects? kept\), would reclaim \d+ bytes?\n$/);
 });
+
+test("a serve that cannot listen leaves no data folder; --data naming a file is a clear usage error", async () => {
+  const listen = new URL(a.url).host; // taken by node a
+  const parent = join(tempDir(), "fresh");
+  const dataDir = join(parent, "nested", "data");
+  const failed = await runCli(["serve", "--data", dataDir, "--listen", listen]);
+  expect(failed.code).toBe(1);
+  expect(failed.stderr).toContain(`dsync: cannot listen on ${listen}: `);
+  expect(failed.stderr).toContain("(stop what uses it, or choose another address with --listen)");
+  expect(existsSync(parent)).toBe(false);
+  // An existing data folder (of a stopped node) is kept as it was.
+  const stopped = await startNode();
+  await stopped.stop();
+  const again = await runCli(["serve", "--data", stopped.dataDir, "--listen", listen]);
+  expect(again.code).toBe(1);
+  expect(existsSync(join(stopped.dataDir, "metadata.sqlite"))).toBe(true);
+
+  const file = join(tempDir(), "README.md");
+  writeFileSync(file, "not a folder\n");
+  const onFile = await runCli(["serve", "--data", file, "--listen", "127.0.0.1:0"]);
+  expect(onFile.code).toBe(2);
+  expect(onFile.stderr).toBe(`dsync: --data ${file} is not a directory: name a directory for the node's data (it is created if missing)\n`);
+  expect(readFileSync(file, "utf8")).toBe("not a folder\n");
+});

@@ -42,6 +42,7 @@ const events: UiEvent[] = [];
 let lastEventId = 0;
 let streamAbort: AbortController | null = null;
 let refreshTimer: ReturnType<typeof setTimeout> | null = null;
+const conflictCopiesSeen = new Map<string, string[]>();
 
 class Unauthorized extends Error {}
 
@@ -394,7 +395,16 @@ async function folderPage(name: string): Promise<Node[]> {
   const merges = history.versions.filter((version) => version.parents.length > 1).slice(0, MERGES_EXAMINED_MAX);
   const copiesByVersion = new Map(
     await Promise.all(
-      merges.map(async (version) => [version.id, (await api<{ copies: string[] }>(`/v1/folders/${path}/versions/${version.id}/conflicts`)).copies] as const),
+      merges.map(async (version) => {
+        // A version never changes, so neither do the copies it made: asked once per page load.
+        const key = `${name} ${version.id}`;
+        let copies = conflictCopiesSeen.get(key);
+        if (copies === undefined) {
+          copies = (await api<{ copies: string[] }>(`/v1/folders/${path}/versions/${version.id}/conflicts`)).copies;
+          conflictCopiesSeen.set(key, copies);
+        }
+        return [version.id, copies] as const;
+      }),
     ),
   );
   const pathOfCopy = new Map<string, string>();

@@ -66,7 +66,7 @@ const CLUSTER_TOKEN = "kill-sweep-cluster-token";
 const CLIENT_TIMEOUT_MS = 120_000;
 /** How long a restarted replica may take to catch up with its source. */
 const CONVERGE_TIMEOUT_MS = 60_000;
-const RESTART_ATTEMPTS = 5;
+const RESTART_ATTEMPTS = 10;
 
 interface VersionJson {
   id: string;
@@ -234,6 +234,7 @@ export class KillSweep {
           // ends there (its checks still run) and the next point starts a fresh one.
           this.fail("operationFailures", error.message);
           if (epochOpen) await this.endEpoch();
+          else await this.stopNodes();
           epochOpen = false;
         }
         pointsInEpoch++;
@@ -241,7 +242,7 @@ export class KillSweep {
         this.summary.pointsByPhase[phase] = (this.summary.pointsByPhase[phase] ?? 0) + 1;
         const elapsedMs = performance.now() - pointStartMs;
         this.pointMs.push(elapsedMs);
-        this.log(`${this.label} done in ${Math.round(elapsedMs)} ms`);
+        this.log(`${this.label} done in ${Math.round(elapsedMs)} ms (${Math.round((performance.now() - startedMs) / 1000)} s since the start)`);
       }
       if (epochOpen) await this.endEpoch();
     } finally {
@@ -310,6 +311,7 @@ export class KillSweep {
     await this.pushUnkilled();
     const pulled = await runCli(["pull", this.epoch.mirror, "--remote", this.viaProxy, "--folder", MAIN_FOLDER, "--json"]);
     if (pulled.code !== 0) throw new OperationFailed(`epoch ${index}: the first pull (no kill) failed: ${pulled.stderr.slice(0, 500)}`);
+    this.mirrorVersion.set(this.epoch.mirror, pulled.json<{ version: string }>().version);
     await this.refreshKnown();
   }
 
@@ -341,10 +343,11 @@ export class KillSweep {
   }
 
   private async startOn(id: "a" | "b"): Promise<NodeProcess> {
-    const port = id === "a" ? this.portA : this.portB;
     const dataDir = id === "a" ? this.epoch.dataA : this.epoch.dataB;
     let lastError: unknown;
     for (let attempt = 0; attempt < RESTART_ATTEMPTS; attempt++) {
+      if (attempt === RESTART_ATTEMPTS - 1) await this.movePort(id);
+      const port = id === "a" ? this.portA : this.portB;
       try {
         return await startNode({ dataDir, listen: `127.0.0.1:${port}`, args: this.nodeArgs(id) });
       } catch (error) {
@@ -352,7 +355,21 @@ export class KillSweep {
         await Bun.sleep(200);
       }
     }
-    throw new Error(`node ${id} did not start on port ${port}: ${(lastError as Error).message}`);
+    throw new Error(`node ${id} did not start: ${(lastError as Error).message}`);
+  }
+
+  /**
+   * While a node is down, its port may be taken (by any process's outgoing connection, from the
+   * same ephemeral range): the last attempt moves it to a fresh one. A's move is followed by the
+   * proxy; B's by A at A's next start (B pulls from A on its own meanwhile).
+   */
+  private async movePort(id: "a" | "b"): Promise<void> {
+    const port = await freePort();
+    this.log(`  node ${id}: port ${id === "a" ? this.portA : this.portB} busy, moving to ${port}`);
+    if (id === "a") {
+      this.portA = port;
+      this.proxy.setTarget(port);
+    } else this.portB = port;
   }
 
   private startA(): Promise<NodeProcess> {

@@ -262,6 +262,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     if (reply.corrupt.length > 0) return corruptReply(c, reply.corrupt);
     const bytes = reply.objects[0]?.bytes;
     if (!bytes) return c.json({ error: `no object ${idToHex(id)}` }, 404);
+    node.events.emit("pull", transferFolder(c), { objects: 1, bytes: bytes.length, missing: 0 });
     countBodyBytes(c, "sent", bytes.length);
     return new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { "content-type": "application/octet-stream" } });
   });

@@ -3,7 +3,7 @@
 // gap, the long poll waits a bounded time, and the route is behind the client token.
 import { describe, expect, test } from "bun:test";
 import { blake3 } from "../../src/core/blake3.ts";
-import type { ObjectId } from "../../src/core/id.ts";
+import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeIdList, encodeObjectBatch } from "../../src/server/wire.ts";
 import { SseParser, type ServerSentEvent } from "../../src/core/sse.ts";
 import { EventLog, EVENT_LOG_CAPACITY, firstEventId } from "../../src/node/events.ts";
@@ -137,12 +137,14 @@ describe("GET /v1/events", () => {
     expect((await call("/v1/objects/download", encodeIdList([id]), "photos")).status).toBe(200);
     expect((await call("/v1/objects/download", encodeIdList([id]), "../etc")).status).toBe(200);
     expect((await call("/v1/objects/download", encodeIdList([id]))).status).toBe(200);
+    expect((await app.request(`/v1/objects/${idToHex(id)}`, { headers: { authorization: `Bearer ${TOKEN}`, "x-dsync-folder": "photos" } })).status).toBe(200);
     const reply = await (await app.request("/v1/events?since=0&wait=0", { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     expect(reply.events.map((e: { type: string; folder: string | null; bytes: number }) => [e.type, e.folder, e.bytes])).toEqual([
       ["push", "photos", 7],
       ["pull", "photos", 7],
       ["pull", null, 7],
       ["pull", null, 7],
+      ["pull", "photos", 7],
     ]);
   });
 

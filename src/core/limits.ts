@@ -38,4 +38,6 @@ export const LIMITS = {
   /** Versions in one page of a peer's history answer, and the most bytes of version objects in it (at least one is sent). */
   historyPageVersionsMax: 1000,
   historyPageBytesMax: 4 * 1024 * 1024,
+  /** Most ids where a history page may say its walk stopped (and a request may resume from). */
+  historyFrontierIdsMax: 20_000,
 } as const;

@@ -9,7 +9,7 @@ import type { ConsistencyMode } from "../node/metadata.ts";
 import { nodeIdProblem } from "../node/node.ts";
 import { decodeHistory } from "../server/peer-routes.ts";
 import { decodeDownloadReply, decompressBody, encodeIdList } from "../server/wire.ts";
-import type { HeadNotice, HistoryItem, HistoryRequest, PeerListing, PeerTransport } from "./transport.ts";
+import type { HeadNotice, HistoryPage, HistoryRequest, PeerListing, PeerTransport } from "./transport.ts";
 
 export interface HttpTransportOptions {
   clusterToken: string;
@@ -89,8 +89,9 @@ export class HttpPeerTransport implements PeerTransport {
     };
   }
 
-  async history(peer: string, request: HistoryRequest): Promise<HistoryItem[]> {
-    const body = JSON.stringify({ head: idToHex(request.head), known: vectorToRecord(request.known) });
+  async history(peer: string, request: HistoryRequest): Promise<HistoryPage> {
+    const resumeFrom = request.resumeFrom && request.resumeFrom.length > 0 ? request.resumeFrom.map(idToHex) : undefined;
+    const body = JSON.stringify({ head: idToHex(request.head), known: vectorToRecord(request.known), resumeFrom });
     const path = `/v1/peer/folders/${encodeURIComponent(request.folder)}/history`;
     return decodeHistory(await this.call(peer, "POST", path, body, "application/json", this.options.downloadTimeoutMs ?? 120_000));
   }

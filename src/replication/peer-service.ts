@@ -5,10 +5,8 @@ import { isReplicationMerge } from "../core/concurrent-merge.ts";
 import { coversDot, counterOf } from "../core/version-vector.ts";
 import type { DsyncNode } from "../node/node.ts";
 import type { StoredObject } from "../store/object-store.ts";
-import type { HeadNotice, HistoryItem, HistoryRequest, PeerListing } from "./transport.ts";
-
-/** Most versions one history answer carries; a longer gap is closed over several syncs. */
-export const HISTORY_VERSIONS_MAX = 50_000;
+import { LIMITS } from "../core/limits.ts";
+import type { HeadNotice, HistoryItem, HistoryPage, HistoryRequest, PeerListing } from "./transport.ts";
 
 export class PeerService {
   constructor(
@@ -26,20 +24,33 @@ export class PeerService {
   }
 
   /**
-   * The versions behind `head` that the asker lacks: a breadth-first walk over parents that
-   * stops at writes the asker's vector covers (it holds them and everything behind them).
-   * Merges and stale-push records carry no dot of their own, so the walk goes through them.
-   * A parent this node no longer holds (pruned) ends that branch.
+   * One page of the versions behind `head` that the asker lacks: a breadth-first walk over
+   * parents that stops at writes the asker's vector covers (it holds them and everything behind
+   * them). Merges and stale-push records carry no dot of their own, so the walk goes through
+   * them. A parent this node no longer holds (pruned) ends that branch.
+   *
+   * A page holds at most LIMITS.historyPageVersionsMax versions and stops once it passes
+   * LIMITS.historyPageBytesMax bytes (one version is always sent, so every page moves on); where
+   * the walk stopped is `more`, and a request with `resumeFrom` goes on from there. The asker
+   * leaves out of `resumeFrom` what it already received, so each page starts on versions it
+   * lacks and the paging ends.
    */
-  async history(request: HistoryRequest): Promise<HistoryItem[]> {
+  async history(request: HistoryRequest): Promise<HistoryPage> {
     const folder = this.node.getFolder(request.folder);
-    if (!this.node.metadata.getVersion(folder.name, request.head)) return [];
+    const done = { versions: [], more: [] };
+    if (!this.node.metadata.getVersion(folder.name, request.head)) return done;
     const out: HistoryItem[] = [];
+    let bytesOut = 0;
     const seen = new Set<string>();
-    let frontier: ObjectId[] = [request.head];
-    while (frontier.length > 0 && out.length < HISTORY_VERSIONS_MAX) {
+    let frontier: ObjectId[] = request.resumeFrom && request.resumeFrom.length > 0 ? [...request.resumeFrom] : [request.head];
+    while (frontier.length > 0) {
       const next: ObjectId[] = [];
-      for (const id of frontier) {
+      for (let at = 0; at < frontier.length; at++) {
+        // Full, or the ids still to walk would pass what one `more` may name: the rest is the next page's.
+        const full = out.length >= LIMITS.historyPageVersionsMax || bytesOut >= LIMITS.historyPageBytesMax;
+        const wouldOverflow = frontier.length - at + next.length + LIMITS.versionParentsMax > LIMITS.historyFrontierIdsMax;
+        if (out.length > 0 && (full || wouldOverflow)) return { versions: out, more: unique([...frontier.slice(at), ...next]) };
+        const id = frontier[at]!;
         const key = idToHex(id);
         if (seen.has(key)) continue;
         seen.add(key);
@@ -53,12 +64,12 @@ export class PeerService {
         const [bytes] = await this.node.getObjects([id], { repair: false });
         if (!bytes) continue;
         out.push({ bytes, files: record.files, totalBytes: record.totalBytes });
+        bytesOut += bytes.length;
         next.push(...record.parents);
-        if (out.length >= HISTORY_VERSIONS_MAX) break;
       }
       frontier = next;
     }
-    return out;
+    return { versions: out, more: [] };
   }
 
   /** What this node holds of `ids`; what it found corrupt is listed as missing, and the asker tries another peer. */
@@ -69,4 +80,15 @@ export class PeerService {
   notify(notice: HeadNotice): void {
     this.onNotice(notice);
   }
+}
+
+/** Ids without repeats, in first-seen order. */
+function unique(ids: readonly ObjectId[]): ObjectId[] {
+  const seen = new Set<string>();
+  return ids.filter((id) => {
+    const key = idToHex(id);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }

@@ -308,16 +308,9 @@ export class Replicator {
 
     let versions: (ReplicaVersion & { bytes: Uint8Array })[] = [];
     if (!this.node.metadata.getVersion(folderName, remote.head)) {
-      const items = await transport.history(peer.address, { folder: folderName, head: remote.head, known });
-      if (this.stopped) return;
-      versions = parentsFirst(
-        items.map((item) => {
-          const id = blake3(item.bytes);
-          const object = decodeObject(item.bytes);
-          if (object.kind !== "version") throw new Error(`${peer.address} sent a ${object.kind} object as history`);
-          return { id, version: object, files: item.files, totalBytes: item.totalBytes, bytes: item.bytes };
-        }),
-      );
+      const received = await this.history(peer, folderName, remote.head, known);
+      if (received === undefined) return;
+      versions = parentsFirst(received);
       if (!versions.some((v) => idEquals(v.id, remote.head!))) throw new Error(`${peer.address} did not send its head ${idToHex(remote.head)}`);
       const roots = versions.filter((v) => !this.node.metadata.getVersion(folderName, v.id)).map((v) => v.version.root);
       // The version objects themselves are stored too: peers and restores read them by id.
@@ -349,6 +342,35 @@ export class Replicator {
         conflicts: result.conflicts.length,
       });
       this.node.reportConflicts(folderName, result.head, result.conflicts);
+    }
+  }
+
+  /**
+   * Every version behind the peer's `head` that this node lacks, asked for page by page (each
+   * answer bounded by the peer, peer-service.ts): each page resumes where the last one stopped,
+   * less what was already received or is recorded here, until the peer's walk ends. Each
+   * version object is decoded and keyed by its hash. Undefined when the replicator stopped.
+   */
+  private async history(peer: PeerState, folder: string, head: ObjectId, known: VersionVector): Promise<(ReplicaVersion & { bytes: Uint8Array })[] | undefined> {
+    const received = new Map<string, ReplicaVersion & { bytes: Uint8Array }>();
+    let resumeFrom: ObjectId[] | undefined;
+    for (;;) {
+      const page = await this.options.transport.history(peer.address, { folder, head, known, resumeFrom });
+      if (this.stopped) return undefined;
+      const before = received.size;
+      for (const item of page.versions) {
+        const id = blake3(item.bytes);
+        const key = idToHex(id);
+        if (received.has(key)) continue;
+        const object = decodeObject(item.bytes);
+        if (object.kind !== "version") throw new Error(`${peer.address} sent a ${object.kind} object as history`);
+        received.set(key, { id, version: object, files: item.files, totalBytes: item.totalBytes, bytes: item.bytes });
+      }
+      // Every id resumed from is one this node lacks, so each page brings something new or ends
+      // the walk: the paging cannot go round in circles, whatever the peer's graph.
+      resumeFrom = page.more.filter((id) => !received.has(idToHex(id)) && !this.node.metadata.getVersion(folder, id));
+      if (resumeFrom.length === 0) return [...received.values()];
+      if (received.size === before) throw new Error(`${peer.address} sent a history page with nothing new that asks to go on`);
     }
   }
 

@@ -25,6 +25,18 @@ export interface HistoryRequest {
   head: ObjectId;
   /** The asking node's head vector: writes it covers (and what lies behind them) are left out. */
   known: VersionVector;
+  /** Where an earlier page stopped (its `more`): the walk goes on from these instead of from `head`. */
+  resumeFrom?: ObjectId[];
+}
+
+/**
+ * One page of a history answer: at most LIMITS.historyPageVersionsMax versions and about
+ * LIMITS.historyPageBytesMax bytes of them. `more` is where the walk stopped (empty when it
+ * went all the way): the asker asks again with `resumeFrom: more` until it is empty.
+ */
+export interface HistoryPage {
+  versions: HistoryItem[];
+  more: ObjectId[];
 }
 
 export interface HistoryItem {
@@ -44,7 +56,7 @@ export interface HeadNotice {
 
 export interface PeerTransport {
   listFolders(peer: string): Promise<PeerListing>;
-  history(peer: string, request: HistoryRequest): Promise<HistoryItem[]>;
+  history(peer: string, request: HistoryRequest): Promise<HistoryPage>;
   download(peer: string, ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }>;
   notify(peer: string, notice: HeadNotice): Promise<void>;
 }

@@ -4,16 +4,18 @@
 // caller: a node that was not started as part of a cluster serves nothing to peers.
 //
 //   GET  /v1/peer/folders                   JSON {node, folders: [{name, mode, head, vector}]}
-//   POST /v1/peer/folders/:folder/history   JSON {head, known} -> msgpack {versions: [[bytes, files, bytes]]}
+//   POST /v1/peer/folders/:folder/history   JSON {head, known, resumeFrom?} -> msgpack {versions: [[bytes, files, bytes]], more: [id]}
+//                                           (one page; `more` is where to resume, empty on the last)
 //   POST /v1/peer/objects/download          msgpack id list -> msgpack {objects, missing} (as /v1/objects/download)
 //   POST /v1/peer/notify                    JSON {from, folder, head, vector} -> 202
 import type { Hono } from "hono";
 import { encodeCanonical, DecodeError, decodeMsgpack } from "../core/encoding.ts";
-import { idToHex } from "../core/id.ts";
+import { idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
 import { vectorFromRecord, vectorToRecord, type VersionVector } from "../core/version-vector.ts";
 import { UserError } from "../node/node.ts";
 import type { PeerService } from "../replication/peer-service.ts";
-import type { HistoryItem, PeerListing } from "../replication/transport.ts";
+import type { HistoryItem, HistoryPage, PeerListing } from "../replication/transport.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
 import { msgpackResponse, readBody, readJson } from "./http-body.ts";
 import { requireFolderName, requireId, requireNodeId } from "./validate.ts";
@@ -39,8 +41,9 @@ export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; 
     const body = await readJson(c);
     const head = requireId(body.head, "head");
     const known = parseVector(body.known);
-    const items = await service().history({ folder, head, known });
-    return msgpackResponse(c, encodeHistory(items), true);
+    const resumeFrom = parseResumeFrom(body.resumeFrom);
+    const page = await service().history({ folder, head, known, resumeFrom });
+    return msgpackResponse(c, encodeHistory(page), true);
   });
 
   app.post("/v1/peer/objects/download", async (c) => {
@@ -72,14 +75,38 @@ export function listingToJson(listing: PeerListing) {
   };
 }
 
-export function encodeHistory(items: readonly HistoryItem[]): Uint8Array {
-  return encodeCanonical({ versions: items.map((item) => [item.bytes, item.files, item.totalBytes]) });
+/** Where a history page resumes: absent, or a list of at most LIMITS.historyFrontierIdsMax version ids. */
+function parseResumeFrom(value: unknown): ObjectId[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw new UserError("resumeFrom must be a list of version ids");
+  if (value.length > LIMITS.historyFrontierIdsMax) throw new UserError(`resumeFrom names more than ${LIMITS.historyFrontierIdsMax} ids`);
+  return value.map((id, i) => requireId(id, `resumeFrom[${i}]`));
 }
 
-export function decodeHistory(bytes: Uint8Array): HistoryItem[] {
+export function encodeHistory(page: HistoryPage): Uint8Array {
+  return encodeCanonical({ versions: page.versions.map((item) => [item.bytes, item.files, item.totalBytes]), more: page.more });
+}
+
+/**
+ * A history page as received. `more` absent (a node from before paging, whose one answer was
+ * all it would send) reads as the last page; a `more` longer than a page may name is refused.
+ */
+export function decodeHistory(bytes: Uint8Array): HistoryPage {
   const value = decodeMsgpack(bytes);
   if (!(value instanceof Map) || !Array.isArray(value.get("versions"))) throw new DecodeError("a history reply is a map with a versions list");
-  return (value.get("versions") as unknown[]).map((item, i) => {
+  const moreValue = value.get("more") ?? [];
+  if (!Array.isArray(moreValue) || moreValue.length > LIMITS.historyFrontierIdsMax) {
+    throw new DecodeError(`a history reply's more is a list of at most ${LIMITS.historyFrontierIdsMax} ids`);
+  }
+  const more = moreValue.map((id, i) => {
+    if (!(id instanceof Uint8Array) || id.length !== 32) throw new DecodeError(`history more[${i}] is not a 32-byte id`);
+    return new Uint8Array(id) as ObjectId;
+  });
+  return { versions: decodeHistoryItems(value.get("versions") as unknown[]), more };
+}
+
+function decodeHistoryItems(versions: unknown[]): HistoryItem[] {
+  return versions.map((item, i) => {
     if (!Array.isArray(item) || item.length !== 3 || !(item[0] instanceof Uint8Array)) throw new DecodeError(`history item ${i} is not [bytes, files, bytes]`);
     const [bytes, files, totalBytes] = item as [Uint8Array, unknown, unknown];
     const count = (v: unknown) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : 0);

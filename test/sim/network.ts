@@ -10,7 +10,7 @@
 // so no two nodes ever share a buffer or an object.
 import type { ObjectId } from "../../src/core/id.ts";
 import type { PeerService } from "../../src/replication/peer-service.ts";
-import type { HeadNotice, HistoryItem, HistoryRequest, PeerListing, PeerTransport } from "../../src/replication/transport.ts";
+import type { HeadNotice, HistoryPage, HistoryRequest, PeerListing, PeerTransport } from "../../src/replication/transport.ts";
 import type { StoredObject } from "../../src/store/object-store.ts";
 import type { Scheduler, SimEvent, SimRandom } from "./scheduler.ts";
 
@@ -123,7 +123,7 @@ export class Network {
       listFolders: (peer) => this.call<PeerListing>(caller, peer, "listFolders", (s) => s.listFolders()),
       history: (peer, request: HistoryRequest) => {
         const sent = copyPayload(request);
-        return this.call<HistoryItem[]>(caller, peer, "history", (s) => s.history(sent));
+        return this.call<HistoryPage>(caller, peer, "history", (s) => s.history(sent));
       },
       download: (peer, ids: readonly ObjectId[]) => {
         const sent = copyPayload([...ids]);

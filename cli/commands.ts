@@ -35,6 +35,9 @@ export interface CommandSpec {
   run(...args: any[]): Promise<unknown>;
 }
 
+/** The options every command takes besides its own. */
+export const GLOBAL_OPTIONS: OptionSpec[] = [{ flags: "-h, --help", description: "Show this help" }];
+
 export const ENVIRONMENT = {
   DSYNC_REMOTE: "Node URL used when --remote is not given (before what the directory remembers)",
   DSYNC_TOKEN: "Bearer token sent to the node (serve: the token clients must send)",

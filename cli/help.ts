@@ -1,12 +1,9 @@
 // Help text, rendered from the command table (cli/commands.ts): `dsync help`, `dsync help CMD`,
 // `dsync CMD --help`. Lines are wrapped to 80 columns and never end in spaces; every option the
 // parser knows for a command is listed, because both come from the same table.
-import { COMMANDS, ENVIRONMENT, commandName, type CommandSpec, type OptionSpec } from "./commands.ts";
+import { COMMANDS, ENVIRONMENT, GLOBAL_OPTIONS, commandName, type CommandSpec } from "./commands.ts";
 
 const WIDTH = 80;
-
-/** The options every command takes besides its own. */
-export const GLOBAL_OPTIONS: OptionSpec[] = [{ flags: "-h, --help", description: "Show this help" }];
 
 /** Words of `text` in lines of at most `width - indent.length` characters, each after `indent`. */
 export function wrap(text: string, indent: string, width = WIDTH): string[] {

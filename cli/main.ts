@@ -3,9 +3,8 @@
 // module is loaded only when that command runs, so short commands start fast.
 import { cac } from "cac";
 import { terminalError, terminalLines } from "../src/core/terminal-text.ts";
-import { COMMANDS, findCommand } from "./commands.ts";
+import { COMMANDS, GLOBAL_OPTIONS, findCommand } from "./commands.ts";
 import { EXIT_USAGE } from "./errors.ts";
-import { GLOBAL_OPTIONS, commandHelp, overviewHelp } from "./help.ts";
 import { restoreTextOptions, restoreTristateSwitches } from "./raw-options.ts";
 import { DSYNC_VERSION } from "./version.ts";
 
@@ -41,6 +40,8 @@ async function main(argv: string[]): Promise<void> {
     process.exit(0);
   }
   if (first === "help") {
+    // The help renderer is loaded only to print help: other runs start without it.
+    const { commandHelp, overviewHelp } = await import("./help.ts");
     if (second === undefined) printText(overviewHelp(DSYNC_VERSION));
     else {
       const spec = findCommand(second);
@@ -54,11 +55,11 @@ async function main(argv: string[]): Promise<void> {
     cli.parse(argv, { run: false });
     if (!cli.matchedCommand) {
       if (cli.args.length > 0) usageFailure(`unknown command ${JSON.stringify(cli.args[0])} (see dsync help)`);
-      printText(overviewHelp(DSYNC_VERSION));
+      printText((await import("./help.ts")).overviewHelp(DSYNC_VERSION));
       process.exit(cli.options.help ? 0 : EXIT_USAGE);
     }
     if (cli.options.help) {
-      printText(commandHelp(findCommand(cli.matchedCommand.name)!));
+      printText((await import("./help.ts")).commandHelp(findCommand(cli.matchedCommand.name)!));
       process.exit(0);
     }
     restoreTextOptions(cli.options, argv);

@@ -127,6 +127,8 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     removeCreated();
     throw new Error(`cannot use ${dataDir} as the data folder: ${(error as Error).message}`);
   }
+  // Before anything else is said: what had to be repaired before the node could start.
+  if (node.startupNotes.length > 0) process.stderr.write(terminalLines(node.startupNotes));
   let server;
   try {
     server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken, metricsListen });

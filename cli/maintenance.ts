@@ -12,6 +12,7 @@ import { remoteFor } from "./remote-target.ts";
 async function withLocalNode<T>(dataDir: string, run: (node: DsyncNode) => Promise<T>): Promise<T> {
   if (!DsyncNode.exists(dataDir)) throw new UsageError(`${dataDir} is not a dsync data folder`);
   const node = await DsyncNode.open({ dataDir });
+  if (node.startupNotes.length > 0) process.stderr.write(terminalLines(node.startupNotes));
   try {
     return await run(node);
   } finally {

@@ -16,7 +16,9 @@ import { headLoserResolver, isReplicationMerge, mergeConcurrent, type KnownVersi
 import { compareVectors, counterOf, EMPTY_VECTOR, withCounter, type VersionVector } from "../core/version-vector.ts";
 import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
-import { PackObjectStore } from "../store/pack-store.ts";
+import { PackObjectStore, type RecoveryReport } from "../store/pack-store.ts";
+import { isSqliteDamage } from "../store/sqlite-damage.ts";
+import { METADATA_FILE_NAME, MetadataDamagedError, metadataDamage } from "./metadata-damage.ts";
 import { nodeFileSystem, type FileSystem } from "../store/file-system.ts";
 import { SpaceReserve } from "./space-reserve.ts";
 import { CorruptObjectError, type ObjectStore, type StoredObject } from "../store/object-store.ts";
@@ -125,6 +127,9 @@ export class DsyncNode {
   /** Space kept back so gc can run on a full disk (space-reserve.ts); set by open(), absent for nodes made with over(). */
   spaceReserve: SpaceReserve | undefined;
 
+  /** What open() had to repair before the node could start (a damaged object index rebuilt), for the log. */
+  startupNotes: string[] = [];
+
   private constructor(
     readonly dataDir: string,
     readonly store: NodeStore,
@@ -155,8 +160,9 @@ export class DsyncNode {
     const store = await PackObjectStore.open(join(options.dataDir, "objects"), { nowMs: () => clock.nowMs(), fileSystem: files });
     let metadata: Metadata | undefined;
     try {
-      metadata = new Metadata(join(options.dataDir, "metadata.sqlite"));
+      metadata = openMetadata(join(options.dataDir, METADATA_FILE_NAME));
       const node = DsyncNode.over(store, metadata, options);
+      node.startupNotes = recoveryNotes(store.recovery);
       node.spaceReserve = new SpaceReserve(files, options.dataDir);
       node.spaceReserve.refill();
       return node;
@@ -190,7 +196,7 @@ export class DsyncNode {
   }
 
   static exists(dataDir: string): boolean {
-    return existsSync(join(dataDir, "metadata.sqlite"));
+    return existsSync(join(dataDir, METADATA_FILE_NAME));
   }
 
   async close(): Promise<void> {
@@ -725,6 +731,46 @@ export type VerifyReport = {
   /** SQLite's check of the object store's index ("ok" for stores without one). */
   indexIntegrity: string;
 } & RepairReport;
+
+/**
+ * Opens the metadata database once SQLite's quick check of it passed (metadata-damage.ts);
+ * damage, found by the check or by the open itself, is a MetadataDamagedError that names the
+ * file and the way to recover, and nothing in the data folder is changed.
+ */
+function openMetadata(path: string): Metadata {
+  const damage = existsSync(path) ? metadataDamage(path) : undefined;
+  if (damage === undefined) {
+    try {
+      return new Metadata(path);
+    } catch (error) {
+      if (!isSqliteDamage(error)) throw error;
+      throw new MetadataDamagedError(path, (error as Error).message, undefined);
+    }
+  }
+  const nodeId = damage.nodeId !== undefined && nodeIdProblem(damage.nodeId) === undefined ? damage.nodeId : undefined;
+  throw new MetadataDamagedError(path, damage.problem, nodeId);
+}
+
+/** The object store's recovery at open, in words; nothing after a clean shutdown. */
+function recoveryNotes(recovery: RecoveryReport): string[] {
+  const notes: string[] = [];
+  const damaged = recovery.damagedIndex;
+  if (damaged !== null) {
+    notes.push(
+      `dsync: the object index was damaged (${damaged.problem}); it was moved aside to ${damaged.movedTo} (kept, not deleted) ` +
+        `and rebuilt from the packs: ${recovery.recordsIndexed} records indexed`,
+    );
+  } else if (recovery.rebuiltIndex && recovery.recordsIndexed > 0) {
+    notes.push(`dsync: the object index was missing or incomplete; rebuilt from the packs: ${recovery.recordsIndexed} records indexed`);
+  }
+  if (recovery.recordsQuarantined > 0) {
+    notes.push(
+      `dsync: ${recovery.recordsQuarantined} damaged record(s) found by the rebuild are quarantined (their bytes are kept); ` +
+        "they are fetched again from peers, or stored again by the next push that holds them",
+    );
+  }
+  return notes;
+}
 
 /** A database's integrity check; a check that fails outright (a damaged page it must read) is its own answer. */
 async function integrityOf(check: () => Promise<string>): Promise<string> {

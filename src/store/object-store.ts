@@ -52,7 +52,7 @@ export interface ObjectStore {
 }
 
 /** Which read found an object corrupt. */
-export type QuarantineFinder = "read" | "verify" | "scrub" | "repack";
+export type QuarantineFinder = "read" | "verify" | "scrub" | "repack" | "rebuild";
 
 export interface QuarantineRecord {
   id: ObjectId;

@@ -13,10 +13,18 @@ export interface ScannedRecord extends RecordHeader {
   offsetBytes: number;
 }
 
+/** A whole record whose header names an id but whose bytes fail verification. */
+export interface DamagedRecord extends ScannedRecord {
+  /** What is wrong with it (from verifyRecord). */
+  detail: string;
+}
+
 export interface PackScanResult {
   records: number;
   /** End of the last valid record (the pack header's end when there is none). */
   validEndBytes: number;
+  /** End of the last record, valid or damaged, that lies wholly in the file (at least validEndBytes). */
+  recordEndBytes: number;
   /** Bytes after the pack header that belong to no valid record. */
   invalidBytes: number;
 }
@@ -24,21 +32,27 @@ export interface PackScanResult {
 /** Large enough to hold the largest possible record twice over, so one refill always suffices. */
 const WINDOW_LENGTH_BYTES = 2 * (LIMITS.objectBytesMax + RECORD_HEADER_LENGTH_BYTES);
 
-export function scanPack(files: FileSystem, path: string, onRecord: (record: ScannedRecord) => void): PackScanResult {
+export function scanPack(
+  files: FileSystem,
+  path: string,
+  onRecord: (record: ScannedRecord) => void,
+  onDamaged?: (record: DamagedRecord) => void,
+): PackScanResult {
   const fd = files.open(path, "read");
   try {
     const window = new PackWindow(files, fd, files.sizeBytes(fd));
-    return scanWindow(window, onRecord);
+    return scanWindow(window, onRecord, onDamaged);
   } finally {
     files.close(fd);
   }
 }
 
-function scanWindow(window: PackWindow, onRecord: (record: ScannedRecord) => void): PackScanResult {
+function scanWindow(window: PackWindow, onRecord: (record: ScannedRecord) => void, onDamaged?: (record: DamagedRecord) => void): PackScanResult {
   const sizeBytes = window.sizeBytes;
   let position = PACK_HEADER_LENGTH_BYTES;
   let records = 0;
   let validEndBytes = PACK_HEADER_LENGTH_BYTES;
+  let recordEndBytes = PACK_HEADER_LENGTH_BYTES;
   let validBytes = 0;
   while (position + RECORD_HEADER_LENGTH_BYTES <= sizeBytes) {
     const header = readRecordHeader(window.bytesAt(position, RECORD_HEADER_LENGTH_BYTES), 0);
@@ -50,13 +64,21 @@ function scanWindow(window: PackWindow, onRecord: (record: ScannedRecord) => voi
         records++;
         validBytes += endBytes - position;
         validEndBytes = endBytes;
+        recordEndBytes = Math.max(recordEndBytes, endBytes);
         position = endBytes;
         continue;
+      }
+      // A whole record with a readable header that fails its hash: its id is known, so the
+      // caller can keep its bytes. The scan still searches on from the next byte, since the
+      // length in a damaged header cannot be trusted to find the next record.
+      if (onDamaged !== undefined) {
+        onDamaged({ ...header, offsetBytes: position, detail: verified });
+        recordEndBytes = Math.max(recordEndBytes, endBytes);
       }
     }
     position = window.findMagic(position + 1);
   }
-  return { records, validEndBytes, invalidBytes: Math.max(0, sizeBytes - PACK_HEADER_LENGTH_BYTES - validBytes) };
+  return { records, validEndBytes, recordEndBytes, invalidBytes: Math.max(0, sizeBytes - PACK_HEADER_LENGTH_BYTES - validBytes) };
 }
 
 /** A sliding view over the file, refilled by positional reads. */

@@ -22,12 +22,13 @@ import {
 import { nodeFileSystem, type FileSystem } from "./file-system.ts";
 import { encodePayload } from "./pack-compression.ts";
 import { packFileName, parsePackFileName, PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES } from "./pack-format.ts";
-import { PackIndex, type EntryMove, type IndexEntry, type PackRow } from "./pack-index.ts";
+import { PackIndex, StoreInUseError, type EntryMove, type IndexEntry, type PackRow } from "./pack-index.ts";
 import { fileSizeBytes, isNotFound, readFully, truncateDurably } from "./pack-io.ts";
 import { PackReadCache } from "./pack-read-cache.ts";
 import { verifyRecord, type VerifiedRecord } from "./pack-record.ts";
-import { scanPack } from "./pack-scan.ts";
+import { scanPack, type ScannedRecord } from "./pack-scan.ts";
 import { PackWriteQueue } from "./pack-write-queue.ts";
+import { hasOrphanedCompanions, isSqliteDamage, moveAsideDamaged } from "./sqlite-damage.ts";
 import { NEW_PACK_SUFFIX, PackWriter, type PendingRecord } from "./pack-writer.ts";
 
 export const PACKS_DIR_NAME = "packs";
@@ -64,6 +65,16 @@ export interface RecoveryReport {
   rebuiltIndex: boolean;
   /** Valid records found by that rebuild. */
   recordsIndexed: number;
+  /**
+   * Whole records that rebuild found damaged (their bytes do not hash to the id in their
+   * header) and quarantined, so their packs are kept until good copies are stored.
+   */
+  recordsQuarantined: number;
+  /**
+   * The index could not be used (SQLite reported it damaged, or its quick check failed): what
+   * was wrong, and where the damaged file was moved to. The index was then rebuilt from the packs.
+   */
+  damagedIndex: { problem: string; movedTo: string } | null;
   /** Bytes after the last acknowledged record of a pack (an interrupted batch), cut off. */
   truncatedBytes: number;
   /** Pack files without any acknowledged record (created by an interrupted batch or repack), removed. */
@@ -135,16 +146,47 @@ export class PackObjectStore implements ObjectStore {
    */
   static async open(dir: string, options: PackObjectStoreOptions = {}): Promise<PackObjectStore> {
     const packsDir = join(dir, PACKS_DIR_NAME);
-    (options.fileSystem ?? nodeFileSystem).mkdirs(packsDir);
-    const index = PackIndex.open(join(dir, INDEX_FILE_NAME));
+    const files = options.fileSystem ?? nodeFileSystem;
+    files.mkdirs(packsDir);
+    const { index, damagedIndex } = PackObjectStore.openIndex(files, join(dir, INDEX_FILE_NAME), options.nowMs ?? Date.now);
     try {
       const store = new PackObjectStore(dir, packsDir, index, options);
       store.recover();
+      store.lastRecovery.damagedIndex = damagedIndex;
       return store;
     } catch (error) {
       index.close();
       throw error;
     }
+  }
+
+  /**
+   * Opens the index, or, when it is damaged, moves it aside and starts a new one, which
+   * recover() then rebuilds from the packs: the index is derived data (every record in a pack
+   * carries its id), so a damaged one must not keep the node from starting, and the damaged
+   * file is kept, never deleted. Only damage counts: a lock, a permission or an I/O error is
+   * thrown as it is, since the file may be perfectly good.
+   */
+  private static openIndex(files: FileSystem, path: string, nowMs: () => number): { index: PackIndex; damagedIndex: RecoveryReport["damagedIndex"] } {
+    // A log without its database (a move aside cut short) must not be replayed into a new one.
+    if (hasOrphanedCompanions(files, path)) moveAsideDamaged(files, path, nowMs());
+    let problem: string;
+    try {
+      const index = PackIndex.open(path);
+      try {
+        problem = index.quickCheck();
+      } catch (error) {
+        index.close();
+        throw error;
+      }
+      if (problem === "ok") return { index, damagedIndex: null };
+      index.close();
+    } catch (error) {
+      if (error instanceof StoreInUseError || !isSqliteDamage(error)) throw error;
+      problem = (error as Error).message;
+    }
+    const movedTo = moveAsideDamaged(files, path, nowMs());
+    return { index: PackIndex.open(path), damagedIndex: { problem, movedTo } };
   }
 
   /** What the last recovery (on open, or by rebuildIndex) found and fixed. */
@@ -554,10 +596,10 @@ export class PackObjectStore implements ObjectStore {
 
   /** Brings the directory back to a state where every pack byte after each committed end is gone. */
   private recover(): void {
-    const report: RecoveryReport = { rebuiltIndex: false, recordsIndexed: 0, truncatedBytes: 0, packFilesRemoved: 0 };
+    const report: RecoveryReport = { rebuiltIndex: false, recordsIndexed: 0, recordsQuarantined: 0, damagedIndex: null, truncatedBytes: 0, packFilesRemoved: 0 };
     if (!this.index.isComplete()) {
       report.rebuiltIndex = true;
-      report.recordsIndexed = this.rebuildFromPacks();
+      Object.assign(report, this.rebuildFromPacks());
     }
     const rows = new Map(this.index.packRows().map((row) => [row.packNumber, row]));
     const kept: number[] = [];
@@ -594,33 +636,51 @@ export class PackObjectStore implements ObjectStore {
     this.lastRecovery = report;
   }
 
-  /** Indexes every valid record of every pack; returns how many. The first copy of an id wins. */
-  private rebuildFromPacks(): number {
+  /**
+   * Indexes every valid record of every pack (each re-verified by its hash); the first copy of
+   * an id wins. A whole record that fails its hash is not indexed (the object reads as missing
+   * and is fetched again by repair) but quarantined, unless a good copy was indexed before it:
+   * its pack is then kept by repack until a good copy is stored, and its bytes count as
+   * committed, so recovery does not cut them off the pack's end.
+   */
+  private rebuildFromPacks(): { recordsIndexed: number; recordsQuarantined: number } {
     this.index.clear();
     const nowMs = this.nowMs();
-    let indexed = 0;
+    let recordsIndexed = 0;
+    let recordsQuarantined = 0;
     for (const packNumber of this.packFileNumbers()) {
       let entries: IndexEntry[] = [];
-      const result = scanPack(this.files, join(this.packsDir, packFileName(packNumber)), (record) => {
-        entries.push({
-          id: record.id,
-          packNumber,
-          offsetBytes: record.offsetBytes,
-          storedLengthBytes: record.storedLengthBytes,
-          rawLengthBytes: record.rawLengthBytes,
-          flags: record.flags,
-        });
-        if (entries.length >= REBUILD_COMMIT_ROWS) {
-          this.index.commitAppends(entries, new Map(), [], nowMs);
-          entries = [];
-        }
+      const entryOf = (record: ScannedRecord): IndexEntry => ({
+        id: record.id,
+        packNumber,
+        offsetBytes: record.offsetBytes,
+        storedLengthBytes: record.storedLengthBytes,
+        rawLengthBytes: record.rawLengthBytes,
+        flags: record.flags,
       });
-      this.index.commitAppends(entries, new Map([[packNumber, result.validEndBytes]]), [], nowMs);
-      this.index.ensurePack(packNumber, result.validEndBytes);
-      indexed += result.records;
+      const commitEntries = () => {
+        this.index.commitAppends(entries, new Map(), [], nowMs);
+        entries = [];
+      };
+      const result = scanPack(
+        this.files,
+        join(this.packsDir, packFileName(packNumber)),
+        (record) => {
+          entries.push(entryOf(record));
+          if (entries.length >= REBUILD_COMMIT_ROWS) commitEntries();
+        },
+        (damaged) => {
+          // Rows found so far go in first, so a good copy earlier in this pack is seen.
+          commitEntries();
+          if (this.index.quarantineScanned(entryOf(damaged), damaged.detail, "rebuild", nowMs)) recordsQuarantined++;
+        },
+      );
+      this.index.commitAppends(entries, new Map([[packNumber, result.recordEndBytes]]), [], nowMs);
+      this.index.ensurePack(packNumber, result.recordEndBytes);
+      recordsIndexed += result.records;
     }
     this.index.markComplete();
-    return indexed;
+    return { recordsIndexed, recordsQuarantined };
   }
 
   private packBytesTotal(): number {

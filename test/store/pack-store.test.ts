@@ -90,7 +90,7 @@ describe("PackObjectStore on disk", () => {
     await store.close();
 
     const reopened = await PackObjectStore.open(dir);
-    expect(reopened.recovery).toEqual({ rebuiltIndex: false, recordsIndexed: 0, truncatedBytes: 0, packFilesRemoved: 0 });
+    expect(reopened.recovery).toEqual({ rebuiltIndex: false, recordsIndexed: 0, recordsQuarantined: 0, damagedIndex: null, truncatedBytes: 0, packFilesRemoved: 0 });
     expect(await reopened.stats()).toEqual(stats);
     expect(await reopened.hasMany(objects.slice(0, 50).map((o) => o.id))).toEqual(Array(50).fill(false));
     expect(await reopened.getMany(objects.slice(50).map((o) => o.id))).toEqual(objects.slice(50).map((o) => o.bytes));

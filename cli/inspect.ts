@@ -13,9 +13,10 @@ export async function inspectCommand(what: string, file: string, options: { json
   try {
     isFile = statSync(file).isFile();
   } catch {
-    throw new UsageError(`no such file: ${file}`);
+    // A path that is not there is a failure (exit 1), not a usage error, as for push.
+    throw new Error(`${file} does not exist (check the path)`);
   }
-  if (!isFile) throw new UsageError(`${file} is not a regular file`);
+  if (!isFile) throw new Error(`${file} is not a regular file: dsync inspect chunks reads a file`);
   const chunks: { offset: number; length: number; id: string }[] = [];
   const fd = openSync(file, "r");
   try {

@@ -3,14 +3,15 @@
 import { join } from "node:path";
 import { sqliteIntegrity } from "../src/node/database-check.ts";
 import { DsyncNode, type VerifyReport } from "../src/node/node.ts";
-import { UsageError } from "../src/client/sync-target.ts";
 import { counted } from "../src/core/plural.ts";
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { parseCount, printJson } from "./errors.ts";
 import { remoteFor } from "./remote-target.ts";
 
 async function withLocalNode<T>(dataDir: string, run: (node: DsyncNode) => Promise<T>): Promise<T> {
-  if (!DsyncNode.exists(dataDir)) throw new UsageError(`${dataDir} is not a dsync data folder`);
+  if (!DsyncNode.exists(dataDir)) {
+    throw new Error(`${dataDir} is not a dsync data folder (it has no metadata.sqlite): name the --data folder of a stopped node`);
+  }
   const node = await DsyncNode.open({ dataDir });
   if (node.startupNotes.length > 0) process.stderr.write(terminalLines(node.startupNotes));
   try {

@@ -36,7 +36,7 @@ import { RemoteError, RemoteNode } from "./remote.ts";
 import { cachedRemoteLoader, fetchNodeClosure } from "./remote-objects.ts";
 import { scanIntoCache } from "./scan-local.ts";
 import { setAsideChangesNotRead } from "./changes-not-read.ts";
-import { clientToken, resolveSyncTarget, UsageError } from "./sync-target.ts";
+import { clientToken, resolveSyncTarget } from "./sync-target.ts";
 import { TreeLookup } from "../core/tree-lookup.ts";
 
 export interface PullOptions {
@@ -200,7 +200,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   const startMs = Date.now();
   const nowMs = options.nowMs ?? (() => Date.now());
   const progress = options.progress ?? silentProgress;
-  if (existsSync(dir) && !lstatSync(dir).isDirectory()) throw new UsageError(`${dir} exists and is not a directory`);
+  if (existsSync(dir) && !lstatSync(dir).isDirectory()) throw new Error(`${dir} exists and is not a directory: pull into a directory (it is created if missing)`);
   // Nothing is created before the folder and version are found: a failed first pull leaves no
   // empty directory behind.
   const state = readSyncState(dir);

@@ -156,6 +156,18 @@ test("counts are in words, and a missing directory is a failure (exit 1) naming 
   const result = await runCli(["push", missing, "--remote", a.url]);
   expect(result.code).toBe(1);
   expect(result.stderr).toBe(`dsync: ${missing} does not exist: nothing to push (check the path, or pull to create it)\n`);
+  // The same for the other commands given a path that is not what they need.
+  const aFile = join(tempDir(), "a-file");
+  writeFileSync(aFile, "x");
+  const failures: [string[], string][] = [
+    [["pull", aFile, "--remote", a.url, "--folder", "single"], `dsync: ${aFile} exists and is not a directory: pull into a directory (it is created if missing)\n`],
+    [["inspect", "chunks", missing], `dsync: ${missing} does not exist (check the path)\n`],
+    [["verify", "--data", missing], `dsync: ${missing} is not a dsync data folder (it has no metadata.sqlite): name the --data folder of a stopped node\n`],
+  ];
+  for (const [args, stderr] of failures) {
+    const failed = await runCli(args);
+    expect({ args, code: failed.code, stderr: failed.stderr }).toEqual({ args, code: 1, stderr });
+  }
   const gc = await runCli(["gc", "--remote", a.url, "--dry-run"]);
   expect(gc.stdout).toMatch(/^would prune \d+ versions?, would delete \d+ objects? \(\d+ reachable objects? kept\), would reclaim \d+ bytes?\n$/);
 });

@@ -157,6 +157,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--allow-deletes", description: "Push even if it deletes more than the guard allows" },
       { flags: "--max-delete-percent <p>", description: "Guard: refuse deleting more than P% of the folder's files (default 50)" },
       { flags: "--max-delete-min-files <n>", description: "Guard: apply only when that is at least N files (default 100)" },
+      { flags: "--dry-run", description: "List what would be sent (new, changed), skipped and deleted; send and record nothing" },
       ...PROGRESS_OPTIONS,
       JSON_OPTION,
     ],
@@ -164,6 +165,7 @@ export const COMMANDS: CommandSpec[] = [
     examples: [
       { command: "dsync push ~/notes", explanation: "first push: folder \"notes\" on the local node" },
       { command: "dsync push ~/notes --message \"before the trip\"", explanation: "a new version with a message" },
+      { command: "dsync push ~/notes --dry-run", explanation: "what a push would send, skip and delete, without pushing" },
       { command: "dsync push ~/notes --remote http://10.0.0.2:7700 --rebind", explanation: "sync this directory with another node from now on" },
     ],
     exitCodes: [

@@ -4,6 +4,7 @@
 import { compare, type CompareReport } from "../src/client/compare.ts";
 import { formatBytes } from "../src/client/progress.ts";
 import { escapeTerminalText, terminalLines } from "../src/core/terminal-text.ts";
+import { counted } from "../src/core/plural.ts";
 import { printJson } from "./errors.ts";
 
 export function summaryLine(report: CompareReport): string {
@@ -12,7 +13,13 @@ export function summaryLine(report: CompareReport): string {
     return `${side} lacks ${objects} object${objects === 1 ? "" : "s"} (${formatBytes(bytes)})`;
   };
   const requests = `${report.requests} request${report.requests === 1 ? "" : "s"} (a ${report.a.requests}, b ${report.b.requests})`;
-  return `${lacks("a")}, ${lacks("b")}; ${requests}, depth ${report.depth}`;
+  // A directory's paths not read are not compared (a push keeps them as synced): say so.
+  const notRead = (side: "a" | "b") => {
+    const { ignored, unreadable, unsupported } = report[side].notRead;
+    const parts = [ignored && `${ignored} ignored`, unreadable && `${unreadable} unreadable`, unsupported && `${unsupported} unsupported`].filter(Boolean);
+    return parts.length === 0 ? [] : [`${side}: ${counted(ignored + unreadable + unsupported, "path")} not compared (${parts.join(", ")})`];
+  };
+  return [`${lacks("a")}, ${lacks("b")}; ${requests}, depth ${report.depth}`, ...notRead("a"), ...notRead("b")].join("; ");
 }
 
 export async function diffCommand(a: string, b: string, flags: { json?: boolean }): Promise<number> {

@@ -6,6 +6,7 @@ import { DEFAULT_DELETION_LIMITS } from "../src/client/deletion-guard.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { counted } from "../src/core/plural.ts";
 import { parseCount, parseMessage, printJson } from "./errors.ts";
+import { previewPush } from "../src/client/push-preview.ts";
 
 /**
  * The push committed, but some paths could not be read (their last synced entries were kept).
@@ -15,6 +16,7 @@ import { parseCount, parseMessage, printJson } from "./errors.ts";
 export const EXIT_PUSHED_WITH_UNREADABLE = 3;
 
 export interface PushFlags {
+  dryRun?: boolean;
   progress?: boolean;
   remote?: string;
   folder?: string;
@@ -38,6 +40,7 @@ function deletionLimits(flags: PushFlags) {
 }
 
 export async function pushCommand(dir: string | undefined, flags: PushFlags): Promise<number> {
+  if (flags.dryRun) return dryRun(dir ?? ".", flags);
   const report = await push(dir ?? ".", {
     remote: flags.remote,
     folder: flags.folder,
@@ -74,6 +77,44 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
   if (report.ignored > 0 || report.kept > 0) {
     out.push(`  ${counted(report.ignored, "ignored path")}; ${counted(report.kept, "path")} not read kept as last synced`);
   }
+  process.stdout.write(terminalLines(out)); // paths and names escaped (core/terminal-text.ts)
+  return code;
+}
+
+/**
+ * push --dry-run: lists what the push would send (new and changed paths), skip (paths not read,
+ * with why) and delete, and what the node lacks; sends and records nothing. Exits as the push
+ * would: 1 when the deletion guard would refuse it, 3 when some paths could not be read.
+ */
+async function dryRun(dir: string, flags: PushFlags): Promise<number> {
+  const preview = await previewPush(dir, {
+    remote: flags.remote,
+    folder: flags.folder,
+    rebind: flags.rebind === true,
+    allowDeletes: flags.allowDeletes === true,
+    deletionLimits: deletionLimits(flags),
+    progress: createProgress(progressWanted(flags)),
+  });
+  const unreadable = preview.skipped.some((s) => s.cause === "unreadable");
+  const code = preview.refused ? 1 : unreadable ? EXIT_PUSHED_WITH_UNREADABLE : 0;
+  if (flags.json) {
+    printJson(preview);
+    return code;
+  }
+  const shown = (p: { path: string; kind: string }) => (p.kind === "dir" ? `${p.path}/` : p.path);
+  const out: string[] = [];
+  const base = preview.parent ? `on version ${preview.parent.slice(0, 12)}` : "a first push from here";
+  out.push(`dry run: would push ${dir} to ${preview.remote}, folder ${preview.folder} (${base}); nothing sent, nothing recorded`);
+  for (const p of preview.new) out.push(`  new      ${shown(p)}`);
+  for (const p of preview.changed) out.push(`  changed  ${shown(p)}`);
+  for (const p of preview.deleted) out.push(`  deleted  ${shown(p)}`);
+  for (const s of preview.skipped) out.push(`  skipped  ${s.path}: ${s.reason}`);
+  out.push(
+    `  ${counted(preview.new.length, "new path")}, ${counted(preview.changed.length, "changed path")}, ${counted(preview.deleted.length, "deleted path")}, ` +
+      `${counted(preview.skipped.length, "path")} skipped; would send ${counted(preview.chunks_to_send, "chunk")} and ` +
+      `${counted(preview.objects_to_send - preview.chunks_to_send, "node")}, ${formatBytes(preview.bytes_to_send)}`,
+  );
+  if (preview.refused) out.push(`  the push would be refused: ${preview.refused}`);
   process.stdout.write(terminalLines(out)); // paths and names escaped (core/terminal-text.ts)
   return code;
 }

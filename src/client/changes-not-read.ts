@@ -26,7 +26,11 @@ const REASONS: Record<SkipCause, string> = {
 
 export const REPORTED_PATHS_MAX = 100;
 
-/** The diff without the changes at or below paths the scan did not read or that are ignored here (or replacing a directory that holds one). */
+/**
+ * The diff without the changes at or below paths the scan did not read or that are ignored
+ * here, nor a directory's replacement by a file or link when it holds one (with every change
+ * below that directory).
+ */
 export function setAsideChangesNotRead(diff: TreeDiff, scan: Pick<ScanResult, "notRead" | "ignoredAt">, reportMax = REPORTED_PATHS_MAX): ChangesSetAside {
   const notRead = scan.notRead;
   const causes = new Map<string, SkipCause>(notRead.map((p) => [p.path, p.cause]));
@@ -45,11 +49,27 @@ export function setAsideChangesNotRead(diff: TreeDiff, scan: Pick<ScanResult, "n
     }
     return causes.has(path) ? path : undefined;
   };
+  // A directory the node replaced by a file or link, that holds a path not read, stays a
+  // directory here: the whole change is held back, the removals below it included, so the copy
+  // keeps the directory as last synced instead of a half-emptied one.
+  const heldBack = new Map<string, string>();
+  for (const change of diff.typeChanged) {
+    if (change.before?.kind !== "dir" || change.after === null || change.after.kind === "dir") continue;
+    const holder = holders.get(change.path);
+    if (holder !== undefined) heldBack.set(change.path, holder);
+  }
+  const heldBackAtOrAbove = (path: string): string | undefined => {
+    if (heldBack.size === 0) return undefined;
+    for (let end = path.indexOf("/"); end !== -1; end = path.indexOf("/", end + 1)) {
+      const holder = heldBack.get(path.slice(0, end));
+      if (holder !== undefined) return holder;
+    }
+    return heldBack.get(path);
+  };
   const byRoot = new Map<string, number>();
   let count = 0;
   const keep = (change: DiffEntry): boolean => {
-    let root = notReadAtOrAbove(change.path);
-    if (root === undefined && change.before?.kind === "dir" && change.after !== null && change.after.kind !== "dir") root = holders.get(change.path);
+    let root = notReadAtOrAbove(change.path) ?? heldBackAtOrAbove(change.path);
     if (root === undefined) {
       root = scan.ignoredAt(change.path, (change.after ?? change.before)?.kind === "dir");
       if (root !== undefined) causes.set(root, "ignored");

@@ -32,7 +32,8 @@ import { diffTrees, missingChunks, type DiffEntry } from "../core/diff.ts";
 import { idFromHex, idToHex, isIdHex, type ObjectId } from "../core/id.ts";
 import { validateFolderName } from "../core/names.ts";
 import { childRefs, decodeObject, type StructuredObject } from "../core/objects.ts";
-import { scanDirectory } from "../fs/scanner.ts";
+import { graftEntries } from "../core/graft.ts";
+import { scanDirectory, type NotReadPath, type SkipCause } from "../fs/scanner.ts";
 import { MemoryObjectStore } from "../store/memory-store.ts";
 import { BatchedRemoteLoader } from "./batched-remote-loader.ts";
 import { openLocalCaches, STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
@@ -79,7 +80,13 @@ export interface Lacks {
 
 export interface SideReport {
   spec: string;
+  /** The root compared: for a directory, its scan with every path not read taken from the other side. */
   root: string;
+  /**
+   * A directory's paths not read (ignored, unreadable, unsupported): not compared, as a push
+   * keeps their synced entries (never a difference). Counts by cause, and the first paths.
+   */
+  notRead: { ignored: number; unreadable: number; unsupported: number; paths: NotReadPath[] };
   /** Requests made to this side's node (0 for a directory). */
   requests: number;
   lacks: Lacks;
@@ -104,6 +111,8 @@ export interface CompareReport {
 /** One side, resolved to a root and a way to read its objects. */
 export interface ResolvedSide {
   root: ObjectId;
+  /** A directory's paths not read by its scan. */
+  notRead?: NotReadPath[];
   /** The object's bytes, or undefined when this side does not hold it. */
   get(id: ObjectId): Promise<Uint8Array | undefined>;
   remote?: RemoteNode;
@@ -189,14 +198,48 @@ async function resolveLocal(dir: string, closers: (() => Promise<void>)[]): Prom
     const caches: LocalCaches = await openLocalCaches(dir);
     closers.push(() => caches.close());
     const scan = await scanIntoCache(dir, caches, silentProgress);
-    return { root: scan.rootId, get: async (id) => scan.newObjects.get(idToHex(id)) ?? (await caches.objects.get(id)) };
+    return { root: scan.rootId, notRead: scan.notRead, get: async (id) => scan.newObjects.get(idToHex(id)) ?? (await caches.objects.get(id)) };
   }
   const store = new MemoryObjectStore();
   const scan = await scanDirectory(dir, {
     excludeTopLevel: [STATE_DIR_NAME],
     sink: { object: (sealed) => store.put(sealed.id, sealed.bytes) },
   });
-  return { root: scan.rootId, get: (id) => store.get(id) };
+  return { root: scan.rootId, notRead: scan.notRead, get: (id) => store.get(id) };
+}
+
+/** How many paths not read to list in a report (all are counted). */
+export const NOT_READ_LISTED_MAX = 100;
+
+function notReadReport(notRead: readonly NotReadPath[] = []): SideReport["notRead"] {
+  const count = (cause: SkipCause) => notRead.filter((p) => p.cause === cause).length;
+  return { ignored: count("ignored"), unreadable: count("unreadable"), unsupported: count("unsupported"), paths: notRead.slice(0, NOT_READ_LISTED_MAX) };
+}
+
+/**
+ * A directory side as a push would send it: at every path its scan did not read, the entry the
+ * other side has there (what a push keeps, the synced entry, is what the other side holds when
+ * they are in sync), so an ignored or unreadable path is never a difference. Both sides are
+ * grafted from the other's scanned tree, not from each other's grafted one.
+ */
+async function graftNotRead(sides: [ResolvedSide, ResolvedSide]): Promise<[ResolvedSide, ResolvedSide]> {
+  const raw = sides;
+  const out = [...sides] as [ResolvedSide, ResolvedSide];
+  for (const [index, side] of raw.entries()) {
+    if (!side.notRead || side.notRead.length === 0) continue;
+    const other = raw[1 - index]!;
+    const built = new Map<string, Uint8Array>();
+    const get = async (id: ObjectId) => built.get(idToHex(id)) ?? (await side.get(id));
+    const load = async (id: ObjectId) => {
+      const bytes = (await get(id)) ?? (await other.get(id));
+      if (bytes === undefined) throw new Error(`object ${idToHex(id)} was found on neither side`);
+      return decodeObject(bytes);
+    };
+    const graft = await graftEntries(side.root, other.root, side.notRead.map((p) => p.path), load);
+    for (const sealed of graft.objects) built.set(idToHex(sealed.id), sealed.bytes);
+    out[index] = { ...side, root: graft.root, get };
+  }
+  return out;
 }
 
 async function resolveRemote(side: Extract<Side, { kind: "remote" }>): Promise<ResolvedSide> {
@@ -229,7 +272,7 @@ export async function compare(specA: string, specB: string): Promise<CompareRepo
   try {
     const settled = await Promise.allSettled(specs.map((side) => (side.kind === "local" ? resolveLocal(side.dir, closers) : resolveRemote(side))));
     for (const result of settled) if (result.status === "rejected") throw result.reason;
-    const [a, b] = settled.map((r) => (r as PromiseFulfilledResult<ResolvedSide>).value) as [ResolvedSide, ResolvedSide];
+    const [a, b] = await graftNotRead(settled.map((r) => (r as PromiseFulfilledResult<ResolvedSide>).value) as [ResolvedSide, ResolvedSide]);
 
     const loader = new TwoSidedLoader([a, b]);
     loader.addRoot(a.root, SIDE_A);
@@ -254,8 +297,8 @@ export async function compare(specA: string, specB: string): Promise<CompareRepo
     const paths = (list: DiffEntry[]) => list.map((d) => d.path);
     return {
       identical: diff.added.length + diff.removed.length + diff.modified.length + diff.typeChanged.length === 0,
-      a: { spec: specA, root: idToHex(a.root), requests: requestsOf(a), lacks: lacks(SIDE_B, chunks.missingInA) },
-      b: { spec: specB, root: idToHex(b.root), requests: requestsOf(b), lacks: lacks(SIDE_A, chunks.missingInB) },
+      a: { spec: specA, root: idToHex(a.root), notRead: notReadReport(a.notRead), requests: requestsOf(a), lacks: lacks(SIDE_B, chunks.missingInA) },
+      b: { spec: specB, root: idToHex(b.root), notRead: notReadReport(b.notRead), requests: requestsOf(b), lacks: lacks(SIDE_A, chunks.missingInB) },
       added: paths(diff.added),
       removed: paths(diff.removed),
       modified: paths(diff.modified),

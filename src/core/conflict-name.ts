@@ -33,3 +33,16 @@ export function conflictCopyName(name: string, wallMs: number, who: string): str
   while (kept.length > 1 && Buffer.byteLength(kept + tail) > LIMITS.nameLengthBytesMax) kept = Array.from(kept).slice(0, -1).join("");
   return kept + tail;
 }
+
+const CONFLICT_COPY = /^(.+?)\.sync-conflict-\d{8}-\d{6}-[^.]*(\.[^]*)?$/;
+
+/**
+ * The name a conflict copy was made from ("report.sync-conflict-20261125-120000-local.txt" ->
+ * "report.txt"), or undefined for a name that is not one. Best effort: a stem shortened to fit
+ * the length limit, or a writer name with a dot in it, gives another name back.
+ */
+export function conflictCopyOriginal(name: string): string | undefined {
+  if (!name.includes(".sync-conflict-")) return undefined;
+  const match = CONFLICT_COPY.exec(name);
+  return match ? match[1]! + (match[2] ?? "") : undefined;
+}

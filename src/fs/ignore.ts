@@ -9,6 +9,7 @@
 // to the directory holding it. As in git, a file inside an ignored directory cannot be
 // re-included. Matching is case-sensitive, as git's on Linux. The verdicts are checked against `git check-ignore` (test/fs/ignore-git.test.ts).
 import ignore, { type Ignore } from "ignore";
+import { conflictCopyOriginal } from "../core/conflict-name.ts";
 
 export const IGNORE_FILE_NAME = ".dsyncignore";
 
@@ -78,4 +79,21 @@ export function ignoredItself(ruleSets: readonly IgnoreRules[], relativePath: st
     if (verdict.unignored) return false;
   }
   return false;
+}
+
+/**
+ * What the scanner's walk asks of each entry (nothing above it is ignored): `ignoredItself`,
+ * and a conflict copy, with everything in it, is ignored wherever its original would be. A
+ * directory moved aside by a pull (d -> d.sync-conflict-<time>-local) keeps the ignored files
+ * it held, and rules naming them through the old path ("/d/.env") must keep them private: the
+ * path is also asked with each conflict copy's name put back ("d/.env").
+ */
+export function ignoredInWalk(ruleSets: readonly IgnoreRules[], relativePath: string, isDirectory: boolean): boolean {
+  if (ignoredItself(ruleSets, relativePath, isDirectory)) return true;
+  if (!relativePath.includes(".sync-conflict-")) return false;
+  const original = relativePath
+    .split("/")
+    .map((part) => conflictCopyOriginal(part) ?? part)
+    .join("/");
+  return original !== relativePath && isIgnored(ruleSets, original, isDirectory);
 }

@@ -7,7 +7,7 @@ import { lstatSync, type BigIntStats } from "node:fs";
 import { join } from "node:path";
 import { validateName } from "../core/names.ts";
 import { readDirectoryNames } from "./directory-names.ts";
-import { IGNORE_FILE_NAME, ignoredItself, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
+import { IGNORE_FILE_NAME, ignoredInWalk, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
 import { readIgnoreFile, TEMP_FILE_PREFIX } from "./scanner.ts";
 import type { StatCache } from "./stat-cache.ts";
 
@@ -55,7 +55,7 @@ export function estimateScan(rootPath: string, options: EstimateOptions = {}): S
       } catch {
         continue;
       }
-      if (ignoredItself(rules, childRelative, stats.isDirectory())) continue;
+      if (ignoredInWalk(rules, childRelative, stats.isDirectory())) continue;
       if (stats.isDirectory()) walk(childRelative, childAbsolute, rules);
       else if (stats.isFile()) {
         const size = Number(stats.size);

@@ -20,7 +20,7 @@ import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
 import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/pages.ts";
 import { decodeNameBytes, escapeNameBytes, readDirectoryNames, type DirectoryNames } from "./directory-names.ts";
-import { IGNORE_FILE_NAME, ignoredItself, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
+import { IGNORE_FILE_NAME, ignoredInWalk, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
 import { NoStatCache, RACY_WINDOW_NS, type StatCache } from "./stat-cache.ts";
 
 /** Where the scan's output goes. */
@@ -197,7 +197,7 @@ class Scanner {
     // As in git, an ignored directory leaves out everything below it.
     for (let i = depth; i < parts.length; i++) {
       const prefix = parts.slice(0, i + 1).join("/");
-      if (ignoredItself(rules, prefix, i < parts.length - 1 || isDirectory)) return prefix;
+      if (ignoredInWalk(rules, prefix, i < parts.length - 1 || isDirectory)) return prefix;
     }
     return undefined;
   }
@@ -253,7 +253,7 @@ class Scanner {
         continue;
       }
       // Nothing above is ignored (the walk does not go below an ignored directory).
-      if (ignoredItself(ruleSets, childRelative, stats.isDirectory())) {
+      if (ignoredInWalk(ruleSets, childRelative, stats.isDirectory())) {
         this.notRead.push({ path: childRelative, cause: "ignored" });
         continue;
       }

@@ -56,6 +56,18 @@ describe("setAsideChangesNotRead", () => {
     expect(result.count).toBe(1);
   });
 
+  test("a directory replaced by a file is held back whole: the removals below it too", () => {
+    const diff = diffOf({
+      typeChanged: [{ path: "d", before: dirEntry("d"), after: fileEntry("d") }],
+      removed: [removed("d/a.txt"), removed("d/e/b.txt"), removed("other.txt")],
+      added: [added("dx/new.txt")],
+    });
+    const result = setAsideChangesNotRead(diff, { notRead: [{ path: "d/e/pipe", cause: "unsupported" }], ignoredAt: nothingIgnored });
+    expect(paths(result.diff)).toEqual(["dx/new.txt", "other.txt"]);
+    expect(result.count).toBe(3);
+    expect(result.skipped).toEqual([{ path: "d/e/pipe", reason: "holds something dsync does not sync here: 3 change(s) on the node not applied", cause: "unsupported" }]);
+  });
+
   test("the report is bounded: one line per path, at most reportMax lines, while count has them all", () => {
     const notRead: NotReadPath[] = [];
     const changes: DiffEntry[] = [];

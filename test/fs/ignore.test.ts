@@ -3,7 +3,7 @@
 // The scanner's use of these rules (not descending into ignored directories, nested files)
 // is covered again on real directories in scanner.test.ts.
 import { describe, expect, test } from "bun:test";
-import { isIgnored, parseIgnoreFile, type IgnoreRules } from "../../src/fs/ignore.ts";
+import { ignoredInWalk, isIgnored, parseIgnoreFile, type IgnoreRules } from "../../src/fs/ignore.ts";
 
 const FILE = false;
 const DIR = true;
@@ -284,5 +284,23 @@ describe("nested .dsyncignore files", () => {
   test("parseIgnoreFile records the base it was given", () => {
     expect(parseIgnoreFile("*.x", "a/b").base).toBe("a/b");
     expect(parseIgnoreFile("*.x", "").base).toBe("");
+  });
+});
+
+describe("conflict copies keep their original's rules (ignoredInWalk)", () => {
+  const rules = [parseIgnoreFile("/d/.env\n/d/keys/\n*.key\n", "")];
+  const copy = "d.sync-conflict-20261201-101500-local";
+  test.each([
+    [`${copy}/.env`, FILE, true],
+    [`${copy}/keys`, DIR, true],
+    [`${copy}/notes.txt`, FILE, false],
+    [copy, DIR, false],
+    ["d/.env", FILE, true],
+    // A conflict copy of a file keeps its rules too; a name that only looks alike is itself.
+    ["a.sync-conflict-20261201-101500-node1.key", FILE, true],
+    ["x/d.sync-conflict-20261201-101500-local/.env", FILE, false],
+    ["d.sync-conflict-later/.env", FILE, false],
+  ])("%s (dir %p) -> ignored %p", (path, isDirectory, ignored) => {
+    expect(ignoredInWalk(rules, path, isDirectory)).toBe(ignored);
   });
 });

@@ -3,6 +3,7 @@ import { formatBytes } from "../src/client/progress.ts";
 import { RemoteError } from "../src/client/remote.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { terminalJsonClose, terminalJsonItems, terminalJsonLines, terminalJsonOpen, terminalLines } from "../src/core/terminal-text.ts";
+import { counted } from "../src/core/plural.ts";
 import { parseCount } from "./errors.ts";
 import { targetFor } from "./remote-target.ts";
 
@@ -42,7 +43,7 @@ export async function logCommand(
       // A replication merge has no author: every node computes the same one.
       const author = version.author ? `by ${version.author}` : "by replication";
       return (
-        `${version.id.slice(0, 12)}${head}  ${version.time}  ${version.origin}${parents}  ${author}  ${version.files} files, ${formatBytes(version.bytes)}` +
+        `${version.id.slice(0, 12)}${head}  ${version.time}  ${version.origin}${parents}  ${author}  ${counted(version.files, "file")}, ${formatBytes(version.bytes)}` +
         `${version.message ? `  ${version.message}` : ""}`
       );
     });

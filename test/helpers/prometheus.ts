@@ -42,6 +42,9 @@ export async function startPrometheus(targets: string[], options: { token?: stri
     [binary, `--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"],
     { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
   );
+  // Never outlives the test process, whatever ends it (the stop below is the normal way).
+  const killOnExit = () => proc.kill("SIGKILL");
+  process.once("exit", killOnExit);
   let output = "";
   const decoder = new TextDecoder();
   for (const stream of [proc.stdout, proc.stderr]) {
@@ -55,6 +58,7 @@ export async function startPrometheus(targets: string[], options: { token?: stri
     })();
   }
   const stop = async () => {
+    process.off("exit", killOnExit);
     if (proc.exitCode !== null) return;
     proc.kill("SIGTERM");
     const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);

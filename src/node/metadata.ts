@@ -254,8 +254,14 @@ export class Metadata {
   }
 
   /** Versions whose hex id starts with prefix (for short ids typed by people). */
-  findVersionsByPrefix(folder: string, hexPrefix: string): VersionRecord[] {
-    const rows = this.db.query("SELECT * FROM versions WHERE folder = ? AND lower(hex(id)) LIKE ?").all(folder, `${hexPrefix}%`) as VersionRow[];
+  findVersionsByPrefix(folder: string, hexPrefix: string, limit = 1000): VersionRecord[] {
+    // The ids with this prefix are exactly those from the prefix padded with 0s to the prefix
+    // padded with fs: a range of the primary key (folder, id), read in O(log n), not a scan.
+    const prefix = hexPrefix.toLowerCase();
+    if (!/^[0-9a-f]{0,64}$/.test(prefix)) return [];
+    const low = Buffer.from(prefix.padEnd(64, "0"), "hex");
+    const high = Buffer.from(prefix.padEnd(64, "f"), "hex");
+    const rows = this.db.query("SELECT * FROM versions WHERE folder = ? AND id BETWEEN ? AND ? ORDER BY id LIMIT ?").all(folder, low, high, limit) as VersionRow[];
     return rows.map(versionFromRow);
   }
 
@@ -302,8 +308,15 @@ export class Metadata {
     }[];
   }
 
-  allVersions(): VersionRecord[] {
-    return (this.db.query("SELECT * FROM versions").all() as VersionRow[]).map(versionFromRow);
+  /**
+   * The latest hybrid-logical-clock stamp of any version recorded here (zero when none), which
+   * a node's clock starts from. Asked of SQLite, so opening a node does not read its history.
+   */
+  latestHlc(): { wallMs: number; counter: number } {
+    const row = this.db.query("SELECT hlc_wall_ms, hlc_counter FROM versions ORDER BY hlc_wall_ms DESC, hlc_counter DESC LIMIT 1").get() as
+      | { hlc_wall_ms: number; hlc_counter: number }
+      | null;
+    return row ? { wallMs: row.hlc_wall_ms, counter: row.hlc_counter } : { wallMs: 0, counter: 0 };
   }
 
   deleteVersions(folder: string, ids: readonly ObjectId[]): void {

@@ -699,15 +699,24 @@ export class KillSweep {
   private async gcPoint(draws: Draws): Promise<void> {
     await this.ensureA();
     const gcArgs = ["gc", "--remote", this.viaProxy, "--grace-ms", "0", "--json"];
-    const calibration = await this.calibrate("gc", async () => {
+    const newScratchVersion = async () => {
       this.epoch.scratch.replaceWithScratch();
       await this.pushUnkilled(this.epoch.scratch, SCRATCH_FOLDER);
-      const result = await this.finish(spawnCli(gcArgs), "gc");
-      if (result && result.code !== 0) throw new OperationFailed(`a gc with no kill failed (exit ${result.code}): ${result.stderr.slice(0, 500)}`);
-    });
+    };
+    const calibration = await this.calibrate(
+      "gc",
+      async () => {
+        const result = await this.finish(spawnCli(gcArgs), "gc");
+        if (result && result.code !== 0) throw new OperationFailed(`a gc with no kill failed (exit ${result.code}): ${result.stderr.slice(0, 500)}`);
+      },
+      async () => {
+        // Two scratch versions, so the gc measured has one to collect, as at the points.
+        await newScratchVersion();
+        await newScratchVersion();
+      },
+    );
     // A new scratch version makes the previous one garbage (the folder keeps one).
-    this.epoch.scratch.replaceWithScratch();
-    await this.pushUnkilled(this.epoch.scratch, SCRATCH_FOLDER);
+    await newScratchVersion();
     const { landing } = await this.killDuring(gcArgs, draws.trigger, calibration, this.a!);
     countLanding(this.summary, "gc", landing);
     this.checkIntegrity(this.epoch.dataA, "A killed");

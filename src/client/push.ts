@@ -304,11 +304,13 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       result = await remote.commit(folder, commitBody);
     }
     progress.done();
+    // The directory now matches the pushed version (a merge's other changes arrive with the next
+    // pull): recorded as soon as the node acknowledged it, so a failure of what follows cannot
+    // leave DIR remembering an older version.
+    writeSyncState(dir, { remote: remoteUrl, folder, lastVersion: result.pushed, lastRoot: commitBody.root });
     if (options.keepVersions !== undefined || options.keepDays !== undefined) {
       await remote.setRetention(folder, { keepVersions: options.keepVersions, keepDays: options.keepDays });
     }
-    // The directory now matches the pushed version; a merge's other changes arrive with the next pull.
-    writeSyncState(dir, { remote: remoteUrl, folder, lastVersion: result.pushed, lastRoot: commitBody.root });
     return {
       remote: remoteUrl,
       folder,

@@ -146,9 +146,10 @@ export class DsyncNode {
       metadata.unmarkComplete(metadata.listCompleteIds());
       for (const id of ids.slice(0, 100)) this.events.emit("verify", null, { finding: "corrupt", object: idToHex(id) });
     });
-    // The clock goes on from the latest stamp recorded, found by SQLite without reading the history here.
-    const latest = metadata.latestHlc();
-    if (hlcCompare(latest, this.hlc) > 0) this.hlc = latest;
+    for (const version of metadata.allVersions()) {
+      const stamp = { wallMs: version.hlcWallMs, counter: version.hlcCounter };
+      if (hlcCompare(stamp, this.hlc) > 0) this.hlc = stamp;
+    }
   }
 
   static async open(options: NodeOptions): Promise<DsyncNode> {
@@ -332,8 +333,8 @@ export class DsyncNode {
     const text = idOrPrefix.toLowerCase();
     if (!/^[0-9a-f]{4,64}$/.test(text)) throw new UserError(`not a version id: ${JSON.stringify(idOrPrefix)}`);
     const matches = this.metadata.findVersionsByPrefix(folder, text);
-    if (matches.length === 0) throw new UserError(`folder ${folder} has no version ${idOrPrefix}`, 404);
-    if (matches.length > 1) throw new UserError(`version prefix ${idOrPrefix} is ambiguous in ${folder}`);
+    if (matches.length === 0) throw new UserError(`folder ${folder} has no version ${idOrPrefix} (dsync log --folder ${folder} lists its versions)`, 404);
+    if (matches.length > 1) throw new UserError(`version prefix ${idOrPrefix} is ambiguous in ${folder}: ${matches.length} versions start with it (give more digits)`);
     return matches[0]!;
   }
 

@@ -20,6 +20,20 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
+/** Forwards requests to `node`, but answers 500 to those `fails` picks. */
+function failingProxy(node: NodeProcess, fails: (url: URL, method: string) => boolean) {
+  return Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(request) {
+      const url = new URL(request.url);
+      if (fails(url, request.method)) return Response.json({ error: "injected failure" }, { status: 500 });
+      const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
+      return fetch(node.url + url.pathname + url.search, { method: request.method, headers: request.headers, body, decompress: false } as RequestInit);
+    },
+  });
+}
+
 const stateOf = (dir: string) => JSON.parse(readFileSync(join(dir, ".dsync", "state.json"), "utf8"));
 
 async function folderNames(node: NodeProcess): Promise<string[]> {
@@ -77,16 +91,7 @@ test("an interrupted first pull is resumed by a bare pull", async () => {
   // A path to the node that fails every object download until told otherwise: the pull finds the
   // folder and version, then breaks off.
   let failDownloads = true;
-  const proxy = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    async fetch(request) {
-      const url = new URL(request.url);
-      if (failDownloads && url.pathname.startsWith("/v1/objects")) return Response.json({ error: "injected failure" }, { status: 500 });
-      const body = request.method === "GET" || request.method === "HEAD" ? undefined : await request.arrayBuffer();
-      return fetch(a.url + url.pathname + url.search, { method: request.method, headers: request.headers, body, decompress: false } as RequestInit);
-    },
-  });
+  const proxy = failingProxy(a, (url) => failDownloads && url.pathname.startsWith("/v1/objects"));
   try {
     const proxyUrl = `http://127.0.0.1:${proxy.port}`;
     const target = join(tempDir(), "copy-elsewhere");
@@ -194,4 +199,29 @@ test("a serve that cannot listen leaves no data folder; --data naming a file is 
   expect(onFile.code).toBe(2);
   expect(onFile.stderr).toBe(`dsync: --data ${file} is not a directory: name a directory for the node's data (it is created if missing)\n`);
   expect(readFileSync(file, "utf8")).toBe("not a folder\n");
+});
+
+test("a push is remembered as soon as the node acknowledged it, even if setting retention then fails", async () => {
+  const proxy = failingProxy(a, (url, method) => method === "PUT" && url.pathname.endsWith("/retention"));
+  try {
+    const proxyUrl = `http://127.0.0.1:${proxy.port}`;
+    const dir = join(tempDir(), "retained");
+    writeTree(dir, { "r.txt": "r\n" });
+    const failed = await runCli(["push", dir, "--remote", proxyUrl, "--keep-versions", "3"]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain(`the node at ${proxyUrl} failed (500)`);
+    const head = (await runCli(["log", "--remote", a.url, "--folder", "retained", "--json"])).json<{ folder: { head: string } }>().folder.head;
+    expect(stateOf(dir)).toMatchObject({ remote: proxyUrl, folder: "retained", lastVersion: head });
+  } finally {
+    proxy.stop(true);
+  }
+});
+
+test("a version the folder lacks names the command that lists them", async () => {
+  const dir = join(tempDir(), "versioned");
+  writeTree(dir, { "v.txt": "v\n" });
+  expect((await runCli(["push", dir, "--remote", a.url])).code).toBe(0);
+  const result = await runCli(["pull", join(tempDir(), "nowhere"), "--remote", a.url, "--folder", "versioned", "--version", "ffff"]);
+  expect(result.code).toBe(1);
+  expect(result.stderr).toBe("dsync: folder versioned has no version ffff (dsync log --folder versioned lists its versions)\n");
 });

@@ -146,10 +146,9 @@ export class DsyncNode {
       metadata.unmarkComplete(metadata.listCompleteIds());
       for (const id of ids.slice(0, 100)) this.events.emit("verify", null, { finding: "corrupt", object: idToHex(id) });
     });
-    for (const version of metadata.allVersions()) {
-      const stamp = { wallMs: version.hlcWallMs, counter: version.hlcCounter };
-      if (hlcCompare(stamp, this.hlc) > 0) this.hlc = stamp;
-    }
+    // The clock goes on from the latest stamp recorded, found by SQLite without reading the history here.
+    const latest = metadata.latestHlc();
+    if (hlcCompare(latest, this.hlc) > 0) this.hlc = latest;
   }
 
   static async open(options: NodeOptions): Promise<DsyncNode> {

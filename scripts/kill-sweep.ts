@@ -33,7 +33,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPrng, type Prng } from "../test/helpers/prng.ts";
 import { describeTree } from "../test/helpers/trees.ts";
-import { freePort, runCli, spawnCli, startNode, type CliResult, type NodeProcess, type RunningCli } from "../test/helpers/processes.ts";
+import { freePort, spawnCli, startNode, type CliResult, type NodeProcess, type RunningCli } from "../test/helpers/processes.ts";
 import { startTcpProxy, type TcpProxy } from "./bench/tcp-proxy.ts";
 import { checkSqliteIntegrity, findTempFiles, treeRootHex } from "./kill-sweep/checks.ts";
 import { describeTrigger, drawTrigger, proxyBytes, waitForTrigger, type Calibration, type Trigger } from "./kill-sweep/trigger.ts";
@@ -67,6 +67,7 @@ const CLIENT_TIMEOUT_MS = 120_000;
 /** How long a restarted replica may take to catch up with its source. */
 const CONVERGE_TIMEOUT_MS = 60_000;
 const RESTART_ATTEMPTS = 10;
+const STOP_TIMEOUT_MS = 30_000;
 
 interface VersionJson {
   id: string;
@@ -309,7 +310,7 @@ export class KillSweep {
     await this.pushUnkilled();
     this.epoch.work.mutate();
     await this.pushUnkilled();
-    const pulled = await runCli(["pull", this.epoch.mirror, "--remote", this.viaProxy, "--folder", MAIN_FOLDER, "--json"]);
+    const pulled = await this.cli(["pull", this.epoch.mirror, "--remote", this.viaProxy, "--folder", MAIN_FOLDER, "--json"]);
     if (pulled.code !== 0) throw new OperationFailed(`epoch ${index}: the first pull (no kill) failed: ${pulled.stderr.slice(0, 500)}`);
     this.mirrorVersion.set(this.epoch.mirror, pulled.json<{ version: string }>().version);
     await this.refreshKnown();
@@ -325,7 +326,7 @@ export class KillSweep {
     for (const ack of last) await this.fullPull(ack);
     await this.stopNodes();
     for (const data of [this.epoch.dataA, this.epoch.dataB]) this.checkIntegrity(data, "stopped");
-    const offline = await runCli(["verify", "--data", this.epoch.dataA, "--json"]);
+    const offline = await this.cli(["verify", "--data", this.epoch.dataA, "--json"]);
     this.summary.verifyRuns++;
     if (offline.code !== 0) this.fail("verifyFailures", `offline verify of A: ${offline.stdout}${offline.stderr}`);
     rmSync(this.epoch.dir, { recursive: true, force: true });
@@ -400,10 +401,21 @@ export class KillSweep {
     await node.kill9();
   }
 
-  private async stopNodes(): Promise<void> {
-    for (const node of [this.a, this.b]) if (node) await node.stop();
-    this.a = null;
+  /** Stops a node (SIGTERM), bounded: one that does not stop in time is killed and reported. */
+  private async stop(node: NodeProcess): Promise<void> {
+    const stopped = await withTimeout(node.stop(), STOP_TIMEOUT_MS, () => node.process.kill("SIGKILL"));
+    if (stopped === "timeout") this.fail(null, `a node did not stop within ${STOP_TIMEOUT_MS} ms of SIGTERM`);
+  }
+
+  private async stopB(): Promise<void> {
+    if (this.b) await this.stop(this.b);
     this.b = null;
+  }
+
+  private async stopNodes(): Promise<void> {
+    if (this.a) await this.stop(this.a);
+    this.a = null;
+    await this.stopB();
   }
 
   // ----- checks -----
@@ -438,7 +450,7 @@ export class KillSweep {
   private async checkNodeA(): Promise<VersionJson[]> {
     const versions = await this.listVersions(this.urlA, MAIN_FOLDER);
     if (!versions) {
-      this.fail("versionsLost", "dsync log of the main folder failed");
+      this.fail("versionsLost", "listing the main folder's versions failed");
       return [];
     }
     const byId = new Map(versions.map((version) => [version.id, version]));
@@ -452,7 +464,7 @@ export class KillSweep {
     }
     const scratch = this.epoch.scratchLatest;
     if (scratch) {
-      // Retention keeps one scratch version: the newest acknowledged one must be it or newer.
+      // Retention keeps one scratch version: the newest acknowledged one must be there.
       const scratchVersions = await this.listVersions(this.urlA, SCRATCH_FOLDER);
       const found = scratchVersions?.find((version) => version.id === scratch.version);
       if (!found || found.root !== scratch.root) this.fail("versionsLost", `the newest acknowledged scratch version ${scratch.version} (from ${scratch.point}) is not in the log`);
@@ -462,7 +474,7 @@ export class KillSweep {
   }
 
   private async verify(url: string, name: string): Promise<void> {
-    const verify = await runCli(["verify", "--remote", url, "--json"]);
+    const verify = await this.cli(["verify", "--remote", url, "--json"]);
     this.summary.verifyRuns++;
     if (verify.code !== 0) this.fail("verifyFailures", `verify of ${name} exit ${verify.code}: ${verify.stdout.slice(0, 2000)}${verify.stderr.slice(0, 500)}`);
   }
@@ -470,7 +482,7 @@ export class KillSweep {
   /** A real pull of an acknowledged version into a fresh directory, compared file by file with what was pushed. */
   private async fullPull(ack: Ack): Promise<void> {
     const dir = join(this.epoch.dir, `full-${ack.version.slice(0, 12)}-${this.summary.fullPullsCompared}`);
-    const pulled = await runCli(["pull", dir, "--remote", this.urlA, "--folder", ack.folder, "--version", ack.version, "--json"]);
+    const pulled = await this.cli(["pull", dir, "--remote", this.urlA, "--folder", ack.folder, "--version", ack.version, "--json"]);
     this.summary.fullPullsCompared++;
     if (pulled.code !== 0) this.fail("versionsLost", `pull of acknowledged version ${ack.version} failed: ${pulled.stderr.slice(0, 500)}`);
     else if (!Bun.deepEquals(describeTree(dir), ack.tree)) this.fail("versionsLost", `acknowledged version ${ack.version} (from ${ack.point}) pulled differs from what was pushed`);
@@ -483,6 +495,12 @@ export class KillSweep {
     if (acks.length === 0) return;
     await this.ensureA();
     await this.fullPull(acks[pick]!);
+  }
+
+  /** Runs a command to its end, bounded: one that hangs is killed, reported, and reads as exit -1. */
+  private async cli(args: string[]): Promise<CliResult> {
+    const result = await this.finish(spawnCli(args), args[0]!);
+    return result ?? { code: -1, stdout: "", stderr: `${args[0]} timed out`, json: <T>() => ({}) as T };
   }
 
   /** Waits for a client command, bounded; a client that hangs is killed and reported. */
@@ -676,7 +694,7 @@ export class KillSweep {
   private async checkNextPull(dir: string, version: string): Promise<boolean> {
     const failuresBefore = this.summary.failures.length;
     // The same remote URL as before: a directory synced from another URL is treated as never synced.
-    const pulled = await runCli(["pull", dir, "--remote", this.viaProxy, "--folder", MAIN_FOLDER, "--version", version, "--json"]);
+    const pulled = await this.cli(["pull", dir, "--remote", this.viaProxy, "--folder", MAIN_FOLDER, "--version", version, "--json"]);
     if (pulled.code !== 0) {
       this.fail("nextPullFailures", `the pull after the kill failed (exit ${pulled.code}): ${pulled.stderr.slice(0, 500)}`);
       return false;
@@ -686,7 +704,7 @@ export class KillSweep {
       this.summary.leftoverTempFiles += temps.length;
       this.fail(null, `temp files left in the pulled directory: ${temps.slice(0, 5).join(", ")}`);
     }
-    const diff = await runCli(["diff", dir, `${this.urlA}/${MAIN_FOLDER}@${version}`]);
+    const diff = await this.cli(["diff", dir, `${this.urlA}/${MAIN_FOLDER}@${version}`]);
     if (diff.code !== 0) this.fail("mismatchedPulls", `dsync diff of the pulled directory against ${version}: exit ${diff.code}: ${diff.stdout.slice(0, 500)}${diff.stderr.slice(0, 300)}`);
     const root = this.epoch.known.get(version)?.root;
     const pushed = root ? this.epoch.treesByRoot.get(root) : undefined;
@@ -752,8 +770,7 @@ export class KillSweep {
     const catchUp = async () => {
       this.b = await this.startOn("b");
       if (!(await this.waitConverged())) throw new OperationFailed(`B did not catch up with A within ${CONVERGE_TIMEOUT_MS} ms, with no kill`);
-      await this.b.stop();
-      this.b = null;
+      await this.stopB();
     };
     // Measured on one version's worth of changes, like the points (B first takes the whole folder).
     const calibration = await this.calibrate(
@@ -791,8 +808,7 @@ export class KillSweep {
     }
     await this.verify(this.urlB, "B");
     for (const version of await this.checkNodeA()) this.epoch.known.set(version.id, version);
-    await this.b!.stop();
-    this.b = null;
+    await this.stopB();
   }
 
   // ----- repair -----
@@ -826,9 +842,9 @@ export class KillSweep {
       async () => {
         // Once: the flipped byte is really noticed (verify names the object), so repair points repair something.
         const corrupted = await this.corruptOnA();
-        const found = await runCli(["verify", "--remote", this.urlA, "--json"]);
+        const found = await this.cli(["verify", "--remote", this.urlA, "--json"]);
         if (found.code === 0 || !found.stdout.includes(corrupted.slice(0, 64))) throw new OperationFailed(`verify did not report the corrupted object ${corrupted}: exit ${found.code}`);
-        if ((await runCli(["verify", "--repair", "--remote", this.urlA])).code !== 0) throw new OperationFailed(`verify --repair with no kill did not repair ${corrupted}`);
+        if ((await this.cli(["verify", "--repair", "--remote", this.urlA])).code !== 0) throw new OperationFailed(`verify --repair with no kill did not repair ${corrupted}`);
         // The run measured starts from fresh rot, as the points do.
         await this.corruptOnA();
       },
@@ -842,11 +858,10 @@ export class KillSweep {
       this.checkIntegrity(this.epoch.dataA, "A killed");
       await this.restart("a");
     }
-    const repaired = await runCli(["verify", "--repair", "--remote", this.urlA, "--json"]);
+    const repaired = await this.cli(["verify", "--repair", "--remote", this.urlA, "--json"]);
     if (repaired.code !== 0) this.fail("repairFailures", `verify --repair after the kill, exit ${repaired.code}: ${repaired.stdout.slice(0, 1000)}${repaired.stderr.slice(0, 300)}`);
     for (const version of await this.checkNodeA()) this.epoch.known.set(version.id, version);
-    await this.b!.stop();
-    this.b = null;
+    await this.stopB();
   }
 }
 

@@ -11,7 +11,7 @@ export const EXIT_USAGE = 2;
 
 export function describeError(error: unknown): { message: string; exitCode: number } {
   if (error instanceof UsageError) return { message: error.message, exitCode: EXIT_USAGE };
-  if (error instanceof Error && error.name === "CACError") return { message: `${error.message} (see dsync --help)`, exitCode: EXIT_USAGE };
+  if (error instanceof Error && error.name === "CACError") return { message: `${error.message} (see dsync help)`, exitCode: EXIT_USAGE };
   if (error instanceof RemoteError) return { message: error.message, exitCode: EXIT_FAILURE };
   if (error instanceof Error) return { message: error.message, exitCode: EXIT_FAILURE };
   return { message: String(error), exitCode: EXIT_FAILURE };

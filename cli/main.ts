@@ -42,7 +42,7 @@ async function main(argv: string[]): Promise<void> {
   if (first === "help") {
     // The help renderer is loaded only to print help: other runs start without it.
     const { commandHelp, overviewHelp } = await import("./help.ts");
-    if (second === undefined) printText(overviewHelp(DSYNC_VERSION));
+    if (second === undefined || second === "help") printText(overviewHelp(DSYNC_VERSION));
     else {
       const spec = findCommand(second);
       if (!spec) usageFailure(`unknown command ${JSON.stringify(second)} (see dsync help)`);

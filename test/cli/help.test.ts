@@ -66,6 +66,8 @@ test("the overview lists every command; dsync help with an unknown command is a 
   expect(overview.code).toBe(0);
   for (const name of NAMES) expect(overview.stdout).toMatch(new RegExp(`^  ${name} +\\S`, "m"));
   expect((await runCli(["--help"])).stdout).toBe(overview.stdout);
+  expect((await runCli(["help", "help"])).stdout).toBe(overview.stdout);
+  expect((await runCli(["push", "-h"])).stdout).toBe((await runCli(["help", "push"])).stdout);
   const unknown = await runCli(["help", "frobnicate"]);
   expect(unknown.code).toBe(2);
   expect(unknown.stderr).toBe('dsync: unknown command "frobnicate" (see dsync help)\n');

@@ -86,8 +86,9 @@ test("-V, -v, --version and version print the version and exit 0", async () => {
 /** Every `--flag` the README shows after `dsync CMD` (in code and in the command table), with its command. */
 function readmeFlagUses(readme: string): { command: string; flag: string; text: string }[] {
   const uses: { command: string; flag: string; text: string }[] = [];
-  // A use runs from "dsync CMD" to the end of its line, code span, table cell or shell comment.
-  for (const match of readme.matchAll(/dsync ([a-z]+)\b([^\n`|#]*)/g)) {
+  // A use runs from "dsync CMD" to the end of its line, code span, table cell (an escaped \| is
+  // inside it) or shell comment.
+  for (const match of readme.matchAll(/dsync ([a-z]+)\b((?:[^\n`|#\\]|\\.)*)/g)) {
     const command = match[1]!;
     if (!NAMES.includes(command)) continue;
     for (const flag of match[2]!.matchAll(/(?<![\w-])--[a-z][a-z0-9-]*/g)) uses.push({ command, flag: flag[0], text: match[0] });
@@ -109,5 +110,6 @@ test("every flag the README shows on a command exists on that command, and every
 
 test("the README check sees a flag a command lacks", () => {
   expect(readmeFlagUses("run `dsync pull ~/x --frobnicate` then")).toEqual([{ command: "pull", flag: "--frobnicate", text: "dsync pull ~/x --frobnicate" }]);
+  expect(readmeFlagUses("| `dsync gc [--remote URL \\| --frob DIR]` | --not-this |").map((use) => use.flag)).toEqual(["--remote", "--frob"]);
   expect(parsedFlags("pull")).not.toContain("--frobnicate");
 });

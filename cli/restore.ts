@@ -43,7 +43,7 @@ export async function restoreCommand(
     : targetFor(dir, flags);
   const message = parseMessage(flags.message);
   const result = await remote.restore(folder, String(version), message);
-  const pulled = willPull ? await pull(directory, { remote: remote.baseUrl, folder, rebind: flags.rebind === true, progress: createProgress(progressWanted(flags)) }) : null;
+  const pulled = willPull ? await pullRestored(directory, remote.baseUrl, folder, result.version, flags) : null;
   const kept = pulled ? await differencesKept(directory, `${remote.baseUrl}/${encodeURIComponent(folder)}@${result.version}`, pulled) : [];
   const matches = pulled !== null && kept.length === 0;
   if (flags.json) printJson({ folder, restored: String(version), version: result.version, matches: pulled ? matches : null, kept, pull: pulled });
@@ -61,6 +61,18 @@ export async function restoreCommand(
     process.stdout.write(terminalLines(lines)); // paths and names escaped (core/terminal-text.ts)
   }
   return pulled && !matches ? EXIT_RESTORED_NOT_MATCHING : 0;
+}
+
+/** The pull after the restore: if it fails, the new version exists all the same, and the message says so. */
+async function pullRestored(directory: string, remoteUrl: string, folder: string, version: string, flags: { json?: boolean; progress?: boolean; rebind?: boolean }) {
+  try {
+    return await pull(directory, { remote: remoteUrl, folder, rebind: flags.rebind === true, progress: createProgress(progressWanted(flags)) });
+  } catch (error) {
+    throw new Error(
+      `restored ${folder} on the node (new version ${version.slice(0, 12)}), but bringing ${directory} to it failed: ${(error as Error).message}; ` +
+        `run dsync pull ${directory} to finish`,
+    );
+  }
 }
 
 /**

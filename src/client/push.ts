@@ -309,7 +309,15 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     // leave DIR remembering an older version.
     writeSyncState(dir, { remote: remoteUrl, folder, lastVersion: result.pushed, lastRoot: commitBody.root });
     if (options.keepVersions !== undefined || options.keepDays !== undefined) {
-      await remote.setRetention(folder, { keepVersions: options.keepVersions, keepDays: options.keepDays });
+      try {
+        await remote.setRetention(folder, { keepVersions: options.keepVersions, keepDays: options.keepDays });
+      } catch (error) {
+        // The version is recorded: say so, so the failure is not taken for a lost push.
+        throw new Error(
+          `pushed ${folder} (version ${result.version.slice(0, 12)}), but setting its retention failed: ${(error as Error).message}; ` +
+            "push again with the same --keep-versions/--keep-days to set it",
+        );
+      }
     }
     return {
       remote: remoteUrl,

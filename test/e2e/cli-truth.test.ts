@@ -210,6 +210,7 @@ test("a push is remembered as soon as the node acknowledged it, even if setting 
     const failed = await runCli(["push", dir, "--remote", proxyUrl, "--keep-versions", "3"]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toContain(`the node at ${proxyUrl} failed (500)`);
+    expect(failed.stderr).toMatch(/^dsync: pushed retained \(version [0-9a-f]{12}\), but setting its retention failed: .*; push again with the same --keep-versions\/--keep-days to set it\n$/);
     const head = (await runCli(["log", "--remote", a.url, "--folder", "retained", "--json"])).json<{ folder: { head: string } }>().folder.head;
     expect(stateOf(dir)).toMatchObject({ remote: proxyUrl, folder: "retained", lastVersion: head });
   } finally {
@@ -224,4 +225,28 @@ test("a version the folder lacks names the command that lists them", async () =>
   const result = await runCli(["pull", join(tempDir(), "nowhere"), "--remote", a.url, "--folder", "versioned", "--version", "ffff"]);
   expect(result.code).toBe(1);
   expect(result.stderr).toBe("dsync: folder versioned has no version ffff (dsync log --folder versioned lists its versions)\n");
+});
+
+test("a restore whose pull fails says the new version exists and how to finish", async () => {
+  let failDownloads = false;
+  const proxy = failingProxy(a, (url) => failDownloads && url.pathname.startsWith("/v1/objects"));
+  try {
+    const proxyUrl = `http://127.0.0.1:${proxy.port}`;
+    const dir = join(tempDir(), "halfway");
+    writeTree(dir, { "h.txt": "first\n" });
+    const v1 = (await runCli(["push", dir, "--remote", proxyUrl, "--json"])).json<{ version: string }>().version;
+    writeFileSync(join(dir, "h.txt"), "second\n");
+    expect((await runCli(["push", dir])).code).toBe(0);
+    const copy = join(tempDir(), "halfway-copy");
+    expect((await runCli(["pull", copy, "--remote", proxyUrl, "--folder", "halfway"])).code).toBe(0);
+    failDownloads = true;
+    const restored = await runCli(["restore", v1, copy]);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toMatch(new RegExp(`^dsync: restored halfway on the node \\(new version [0-9a-f]{12}\\), but bringing ${copy} to it failed: .*; run dsync pull ${copy} to finish\n$`));
+    failDownloads = false;
+    expect((await runCli(["pull", copy])).code).toBe(0);
+    expect(readFileSync(join(copy, "h.txt"), "utf8")).toBe("first\n");
+  } finally {
+    proxy.stop(true);
+  }
 });

@@ -128,11 +128,18 @@ export const COMMANDS: CommandSpec[] = [
     summary: "Show, per folder and per peer, whether a node is in sync and how far behind",
     description: [
       "Prints the dashboard's summary as text: each peer's reachability, lag and last contact; each folder's files, bytes, last change and the node that made it; and per folder and peer whether this node is in sync, behind (it lacks writes the peer has), ahead or diverged.",
+      "With --wait it first waits until every folder is in sync with every peer (the same head, by what each peer last told the node; every peer reachable), asking every 200 ms, for at most --timeout-ms: a script can push to one node, wait, then read from another.",
     ],
-    options: [NODE_OPTION, JSON_OPTION],
+    options: [
+      NODE_OPTION,
+      { flags: "--wait", description: "First wait until every folder is in sync with every peer (exit 1 if not within the timeout)" },
+      { flags: "--timeout-ms <ms>", description: "How long --wait waits (default 60000)" },
+      JSON_OPTION,
+    ],
     environment: CLIENT_ENVIRONMENT,
     examples: [
       { command: "dsync status", explanation: "the local node" },
+      { command: "dsync status --wait --timeout-ms 10000 --remote http://127.0.0.1:7701", explanation: "after a push: wait until the other nodes have it" },
       { command: "dsync status --remote http://127.0.0.1:7702 --json", explanation: "another node, as JSON" },
     ],
     exitCodes: OK_FAILURE_USAGE,

@@ -3,12 +3,33 @@
 // last contact, and what each folder holds and who changed it last.
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { summaryLines } from "../src/client/status-summary.ts";
-import { printJson } from "./errors.ts";
+import type { NodeStatus } from "../src/client/remote.ts";
+import { waitForSync } from "../src/client/sync-wait.ts";
+import { UsageError } from "../src/client/sync-target.ts";
+import { parseCount, printJson } from "./errors.ts";
+
+/** How long --wait waits without --timeout-ms. */
+export const WAIT_TIMEOUT_MS_DEFAULT = 60_000;
 import { remoteFor } from "./remote-target.ts";
 
-export async function statusCommand(flags: { remote?: string; json?: boolean }): Promise<number> {
+export async function statusCommand(flags: { remote?: string; json?: boolean; wait?: boolean; timeoutMs?: string }): Promise<number> {
   const remote = remoteFor(flags);
-  const status = await remote.status();
+  const timeoutMs = parseCount(flags.timeoutMs, "--timeout-ms");
+  if (timeoutMs !== undefined && !flags.wait) throw new UsageError("--timeout-ms goes with --wait");
+  let status: NodeStatus;
+  if (flags.wait) {
+    // Until every folder is in sync with every peer, or the timeout (exit 1, saying what is not).
+    const waited = await waitForSync(() => remote.status(), { timeoutMs: timeoutMs ?? WAIT_TIMEOUT_MS_DEFAULT });
+    if (!waited.inSync) {
+      const shown = waited.pending.slice(0, 20);
+      const more = waited.pending.length - shown.length;
+      throw new Error(
+        `${remote.baseUrl} is not in sync after ${waited.waitedMs} ms: ${shown.join("; ")}${more > 0 ? `; and ${more} more` : ""} ` +
+          `(is every peer running? wait longer with --timeout-ms)`,
+      );
+    }
+    status = waited.status!;
+  } else status = await remote.status();
   if (flags.json) {
     printJson(status);
     return 0;

@@ -25,7 +25,7 @@ export interface CommandSpec {
   /** Paragraphs, each one string (wrapped when printed). */
   description: string[];
   options: OptionSpec[];
-  /** Names from ENVIRONMENT that this command reads. */
+  /** Names from ENVIRONMENT that this command reads (HASHING_ENVIRONMENT too when it hashes). */
   environment: EnvironmentName[];
   examples: ExampleSpec[];
   /** Exit codes and what each means. */
@@ -50,7 +50,10 @@ export const ENVIRONMENT = {
 
 export type EnvironmentName = keyof typeof ENVIRONMENT;
 
-const CLIENT_ENVIRONMENT: EnvironmentName[] = ["DSYNC_REMOTE", "DSYNC_TOKEN", "DSYNC_DEBUG", "DSYNC_BLAKE3", "TMPDIR"];
+const CLIENT_ENVIRONMENT: EnvironmentName[] = ["DSYNC_REMOTE", "DSYNC_TOKEN", "DSYNC_DEBUG"];
+
+/** What every command that hashes also reads (its help lists them). */
+export const HASHING_ENVIRONMENT: EnvironmentName[] = ["DSYNC_BLAKE3", "TMPDIR"];
 
 const OK_FAILURE_USAGE: [number, string][] = [
   [0, "success"],
@@ -102,7 +105,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--metrics-token <token>", description: "A token accepted on GET /metrics only, for a scraper (also DSYNC_METRICS_TOKEN)" },
       { flags: "--metrics-listen <host:port>", description: "Also serve GET /metrics, without a token, on this loopback address (beyond loopback only with --insecure)" },
     ],
-    environment: ["DSYNC_TOKEN", "DSYNC_CLUSTER_TOKEN", "DSYNC_METRICS_TOKEN", "DSYNC_DEBUG", "DSYNC_BLAKE3", "TMPDIR"],
+    environment: ["DSYNC_TOKEN", "DSYNC_CLUSTER_TOKEN", "DSYNC_METRICS_TOKEN", "DSYNC_DEBUG"],
     examples: [
       { command: "dsync serve", explanation: "a node on 127.0.0.1:7700 with its data in ./dsync-data" },
       {
@@ -216,7 +219,7 @@ export const COMMANDS: CommandSpec[] = [
       "Prints A, D, M and T lines (added, deleted, modified, type changed) on stdout, then one summary line on stderr: what each side lacks to become the other, the requests made to nodes and the depth reached. Only differing subtrees are loaded.",
     ],
     options: [JSON_OPTION],
-    environment: ["DSYNC_TOKEN", "DSYNC_DEBUG", "DSYNC_BLAKE3", "TMPDIR"],
+    environment: ["DSYNC_TOKEN", "DSYNC_DEBUG"],
     examples: [
       { command: "dsync diff ~/notes http://127.0.0.1:7700/notes", explanation: "what a push would change" },
       { command: "dsync diff http://127.0.0.1:7701/notes http://127.0.0.1:7702/notes@3f2a", explanation: "two replicas, one at a version" },
@@ -343,7 +346,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: "Show how a file is cut: dsync inspect chunks FILE",
     description: ["Prints the offset, length and BLAKE3 id of each chunk of FILE, as a push would cut it. WHAT is \"chunks\"."],
     options: [JSON_OPTION],
-    environment: ["DSYNC_BLAKE3", "TMPDIR"],
+    environment: ["DSYNC_DEBUG"],
     examples: [{ command: "dsync inspect chunks big.iso --json", explanation: "the chunks of big.iso, as JSON" }],
     exitCodes: OK_FAILURE_USAGE,
     run: (what, file, flags) => runCommand(async () => (await import("./inspect.ts")).inspectCommand(what, file, flags)),

@@ -1,7 +1,7 @@
 // Help text, rendered from the command table (cli/commands.ts): `dsync help`, `dsync help CMD`,
 // `dsync CMD --help`. Lines are wrapped to 80 columns and never end in spaces; every option the
 // parser knows for a command is listed, because both come from the same table.
-import { COMMANDS, ENVIRONMENT, GLOBAL_OPTIONS, commandName, type CommandSpec } from "./commands.ts";
+import { COMMANDS, ENVIRONMENT, GLOBAL_OPTIONS, HASHING_ENVIRONMENT, commandName, type CommandSpec } from "./commands.ts";
 
 const WIDTH = 80;
 
@@ -48,9 +48,8 @@ export function commandHelp(spec: CommandSpec): string {
     lines.push(...wrap(paragraph, "  "));
   });
   lines.push("", "Options:", ...definitionList([...spec.options, ...GLOBAL_OPTIONS].map((o) => [o.flags, o.description])));
-  if (spec.environment.length > 0) {
-    lines.push("", "Environment:", ...definitionList(spec.environment.map((name) => [name, ENVIRONMENT[name]])));
-  }
+  const environment = [...spec.environment, ...(spec.hashes ? HASHING_ENVIRONMENT : [])];
+  if (environment.length > 0) lines.push("", "Environment:", ...definitionList(environment.map((name) => [name, ENVIRONMENT[name]])));
   lines.push("", "Examples:");
   for (const example of spec.examples) lines.push(`  ${example.command}`, ...wrap(example.explanation, "      "));
   lines.push("", "Exit codes:", ...definitionList(spec.exitCodes.map(([code, meaning]) => [String(code), meaning])));

@@ -3,7 +3,7 @@
 // a description, examples, environment and exit codes; no line ends in spaces; -V and --version
 // agree. The README names no flag a command does not take.
 import { expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { COMMANDS, commandName } from "../../cli/commands.ts";
 import { buildParser } from "../../cli/main.ts";
@@ -112,4 +112,24 @@ test("the README check sees a flag a command lacks", () => {
   expect(readmeFlagUses("run `dsync pull ~/x --frobnicate` then")).toEqual([{ command: "pull", flag: "--frobnicate", text: "dsync pull ~/x --frobnicate" }]);
   expect(readmeFlagUses("| `dsync gc [--remote URL \\| --frob DIR]` | --not-this |").map((use) => use.flag)).toEqual(["--remote", "--frob"]);
   expect(parsedFlags("pull")).not.toContain("--frobnicate");
+});
+
+test("every environment variable the code reads is explained in the help of a command", async () => {
+  const { ENVIRONMENT } = await import("../../cli/commands.ts");
+  const read = new Set<string>();
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(join(REPO_ROOT, dir), { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith(".ts")) for (const m of readFileSync(join(REPO_ROOT, path), "utf8").matchAll(/process\.env\.([A-Z_0-9]+)/g)) read.add(m[1]!);
+    }
+  };
+  walk("cli");
+  walk("src");
+  expect(read.size).toBeGreaterThan(4);
+  for (const name of read) expect({ name, explained: name in ENVIRONMENT }).toEqual({ name, explained: true });
+  const helps = await Promise.all(NAMES.map((name) => runCli(["help", name])));
+  for (const name of Object.keys(ENVIRONMENT)) expect({ name, listed: helps.some((h) => h.stdout.includes(`\n  ${name} `)) }).toEqual({ name, listed: true });
+  // A command that hashes lists what chooses the BLAKE3 implementation.
+  expect(helps[NAMES.indexOf("push")]!.stdout).toContain("\n  DSYNC_BLAKE3 ");
 });

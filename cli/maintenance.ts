@@ -90,10 +90,20 @@ export async function gcCommand(flags: { remote?: string; data?: string; graceMs
   else {
     const r = report as Record<string, unknown> & { versionsPruned: number; objectsDeleted: number; objectsMarked: number; bytesReclaimed: number };
     // A dry run reclaims nothing: it says what a real run would give back.
-    process.stdout.write(terminalLines([
+    const lines = [
       `${r.dryRun ? "would prune" : "pruned"} ${counted(r.versionsPruned, "version")}, ${r.dryRun ? "would delete" : "deleted"} ${counted(r.objectsDeleted, "object")} ` +
         `(${counted(r.objectsMarked, "reachable object")} kept), ${r.dryRun ? "would reclaim" : "reclaimed"} ${counted(r.bytesReclaimed, "byte")}`,
-    ]));
+    ];
+    // Numbers only when present: an older node's report has no quarantine fields.
+    if (typeof r.quarantineDropped === "number" && r.quarantineDropped > 0) {
+      lines.push(`${r.dryRun ? "would forget" : "forgot"} ${counted(r.quarantineDropped, "corrupt object")} no kept version needs`);
+    }
+    if (r.sweepHeldBack === true && typeof r.quarantinedNeeded === "number") {
+      lines.push(
+        `nothing deleted: kept versions need ${counted(r.quarantinedNeeded, "corrupt object")} awaiting repair, and what lies below a corrupt tree or file node is unknown (dsync verify --repair, then gc again)`,
+      );
+    }
+    process.stdout.write(terminalLines(lines));
   }
   return 0;
 }

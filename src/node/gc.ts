@@ -4,7 +4,12 @@
 //    `keepVersions` versions and every version younger than `keepDays` (either rule keeps).
 // 2. Mark: everything reachable from a kept version, and everything a push touched within the
 //    grace period (objects it uploaded or was told are present) with all that lies below them.
-// 3. Completeness is forgotten for every unmarked object, then unmarked objects older than
+// 3. Quarantined objects (found corrupt, no good copy yet) that nothing marked reaches are
+//    forgotten, so repack may reclaim their damaged records: no kept version will ever ask for
+//    them. One a kept version still needs stays quarantined; and while one that is not a chunk
+//    is among them, what lies below it is unknown (its bytes cannot be read), so nothing is
+//    deleted: its children may be the only copies of what its good copy will name.
+// 4. Completeness is forgotten for every unmarked object, then unmarked objects older than
 //    the grace period are deleted and the space reclaimed: deleting index rows frees nothing
 //    (packs are append-only), so the store repacks, and the report gives what the data folder
 //    really shrank by on the file system.
@@ -30,6 +35,14 @@ export interface GcReport {
   objectsDeleted: number;
   /** Bytes the data folder's files took on the file system before gc minus after (0 on a dry run, never negative). */
   bytesReclaimed: number;
+  /** Quarantined objects no kept version needs, forgotten (so repack reclaims their damaged records). */
+  quarantineDropped: number;
+  /**
+   * Quarantined objects a kept version still needs (they stay quarantined, awaiting repair).
+   * When any of them is not a chunk, what lies below it is unknown and nothing was deleted: `sweepHeldBack`.
+   */
+  quarantinedNeeded: number;
+  sweepHeldBack: boolean;
   dryRun: boolean;
 }
 
@@ -81,19 +94,28 @@ async function collect(node: DsyncNode, nowMs: number, graceMs: number, dryRun: 
   for await (const id of node.store.listUnusedSince(cutoffMs)) unused.add(idToHex(id));
   for await (const id of node.store.list()) if (!unused.has(idToHex(id))) starts.push({ id, kind: "unknown" });
 
-  const marked = await walkClosure(starts, node.store);
+  // A quarantined object reads as missing; what the walk took it for says whether anything lies below it.
+  const missingKinds = new Map<string, WalkStart["kind"]>();
+  const marked = await walkClosure(starts, node.store, { onMissing: (id, kind) => missingKinds.set(idToHex(id), kind) });
+
+  const quarantined = (await node.store.listQuarantine({ unrepairedOnly: true })).map((record) => record.id);
+  const unneededQuarantine = quarantined.filter((id) => !marked.has(idToHex(id)));
+  const neededQuarantine = quarantined.filter((id) => marked.has(idToHex(id)));
+  const sweepHeldBack = neededQuarantine.some((id) => missingKinds.get(idToHex(id)) !== "chunk");
 
   const unmarkedComplete = node.metadata.listCompleteIds().filter((id) => !marked.has(idToHex(id)));
   const doomed: ObjectId[] = [];
-  for (const key of unused) if (!marked.has(key)) doomed.push(idFromHex(key));
+  if (!sweepHeldBack) for (const key of unused) if (!marked.has(key)) doomed.push(idFromHex(key));
 
   let objectsDeleted = doomed.length;
+  let quarantineDropped = unneededQuarantine.length;
   if (!dryRun) {
     // Completeness first: once it is gone, no commit can rely on what is about to be deleted.
     node.metadata.unmarkComplete(unmarkedComplete);
     // The store re-checks the time of last use as it deletes: a push that touched an object
     // after it was chosen keeps it.
     objectsDeleted = await node.store.deleteUnusedSince(doomed, cutoffMs);
+    quarantineDropped = await node.store.dropQuarantined(unneededQuarantine);
     await node.store.repack();
   }
   return {
@@ -102,6 +124,9 @@ async function collect(node: DsyncNode, nowMs: number, graceMs: number, dryRun: 
     objectsMarked: marked.size,
     objectsDeleted,
     bytesReclaimed: 0,
+    quarantineDropped,
+    quarantinedNeeded: neededQuarantine.length,
+    sweepHeldBack,
     dryRun,
   };
 }

@@ -14,7 +14,8 @@ export interface WalkStart {
 export interface WalkOptions {
   /** Ids (hex) already visited; the walk adds to it, so several walks can share one set. */
   visited?: Set<string>;
-  onMissing?: (id: ObjectId) => void;
+  /** Told of each id reached but not stored, and what the walk took it for ("chunk": nothing lies below it). */
+  onMissing?: (id: ObjectId, kind: WalkStart["kind"]) => void;
 }
 
 const BATCH_SIZE = 256;
@@ -25,7 +26,7 @@ export async function walkClosure(starts: readonly WalkStart[], store: ObjectSto
   const chunks: ObjectId[] = [];
   const flushChunks = async () => {
     const present = await store.hasMany(chunks);
-    present.forEach((ok, i) => ok || options.onMissing?.(chunks[i]!));
+    present.forEach((ok, i) => ok || options.onMissing?.(chunks[i]!, "chunk"));
     chunks.length = 0;
   };
   while (pending.length > 0) {
@@ -46,7 +47,7 @@ export async function walkClosure(starts: readonly WalkStart[], store: ObjectSto
       const bytes = datas[i];
       const item = batch[i]!;
       if (!bytes) {
-        options.onMissing?.(item.id);
+        options.onMissing?.(item.id, item.kind);
         continue;
       }
       if (item.kind === "unknown" && peekKind(bytes) === undefined) continue;

@@ -195,6 +195,18 @@ export class MemoryObjectStore implements ObjectStore {
     return this.quarantineListeners.add(listener);
   }
 
+  async dropQuarantined(ids: readonly ObjectId[]): Promise<number> {
+    this.assertOpen();
+    let dropped = 0;
+    for (const id of ids) {
+      const hex = idToHex(id);
+      if (this.quarantine.get(hex)?.record.repairedMs !== null) continue;
+      this.quarantine.delete(hex);
+      dropped++;
+    }
+    return dropped;
+  }
+
   /**
    * Changes one stored byte in place, as a failing disk would; for tests of the quarantine.
    * Returns false when the object is absent (or empty, which has no byte to change).

@@ -48,6 +48,12 @@ export interface ObjectStore {
   quarantineStats(): Promise<QuarantineStats>;
   /** Calls `listener` with the ids each time objects are newly quarantined; returns an unsubscribe. */
   onQuarantine(listener: QuarantineListener): () => void;
+  /**
+   * Forgets those of `ids` that are quarantined and not repaired, for gc once nothing kept needs
+   * them: their damaged records become garbage like any deleted object's (repack may reclaim
+   * them). Returns how many were forgotten.
+   */
+  dropQuarantined(ids: readonly ObjectId[]): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -100,6 +100,7 @@ export class PackIndex {
   private readonly deleteEntryAt: Statement<RemovedRow, [Uint8Array, number, number]>;
   private readonly upsertQuarantine: Statement<unknown, [Uint8Array, number, number, number, number, number, number, string, string]>;
   private readonly markRepaired: Statement<unknown, [number, Uint8Array]>;
+  private readonly deleteQuarantined: Statement<unknown, [Uint8Array]>;
 
   /** Every prepared statement, finalized on close: SQLite keeps the file (and its lock) open until they are. */
   private readonly statements: { finalize(): void }[] = [];
@@ -181,6 +182,7 @@ export class PackIndex {
          found_ms = excluded.found_ms, found_by = excluded.found_by, detail = excluded.detail, repaired_ms = NULL`,
     );
     this.markRepaired = this.prepare(`UPDATE quarantine SET repaired_ms = ? WHERE id = ? AND repaired_ms IS NULL`);
+    this.deleteQuarantined = this.prepare(`DELETE FROM quarantine WHERE id = ? AND repaired_ms IS NULL`);
   }
 
   /**
@@ -325,6 +327,15 @@ export class PackIndex {
       )
       .get();
     return { quarantined: row?.quarantined ?? 0, repaired: row?.repaired ?? 0 };
+  }
+
+  /** Removes unrepaired quarantine rows (gc: nothing kept needs them); returns how many went. */
+  dropQuarantined(ids: readonly ObjectId[]): number {
+    return this.db.transaction(() => {
+      let dropped = 0;
+      for (const id of ids) dropped += this.deleteQuarantined.run(id).changes;
+      return dropped;
+    })();
   }
 
   /** Packs that hold the damaged record of an object not yet stored again: repack must keep them. */

@@ -362,6 +362,12 @@ export class PackObjectStore implements ObjectStore {
     return this.quarantineListeners.add(listener);
   }
 
+  /** Between writes, so no repack is choosing its packs meanwhile. */
+  async dropQuarantined(ids: readonly ObjectId[]): Promise<number> {
+    this.assertOpen();
+    return this.queue.run(() => this.index.dropQuarantined(ids));
+  }
+
   /** SQLite's structural check of the index file: "ok", or what is wrong. */
   async integrityCheck(): Promise<string> {
     this.assertOpen();

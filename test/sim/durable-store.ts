@@ -124,6 +124,10 @@ export class IncarnationStore implements NodeStore {
     return this.disk.onQuarantine(listener);
   }
 
+  dropQuarantined(ids: readonly ObjectId[]): Promise<number> {
+    return this.disk.dropQuarantined(ids);
+  }
+
   /** The disk stays; only this incarnation's handle goes. */
   async close(): Promise<void> {}
 }

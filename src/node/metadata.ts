@@ -188,6 +188,10 @@ export class Metadata {
     return (this.db.query("SELECT * FROM folders ORDER BY name").all() as FolderRow[]).map(folderFromRow);
   }
 
+  countFolders(): number {
+    return (this.db.query("SELECT COUNT(*) AS n FROM folders").get() as { n: number }).n;
+  }
+
   getFolder(name: string): FolderRecord | undefined {
     const row = this.db.query("SELECT * FROM folders WHERE name = ?").get(name) as FolderRow | null;
     return row ? folderFromRow(row) : undefined;
@@ -288,15 +292,17 @@ export class Metadata {
     return { versions, next: rows.length > limit ? versions.at(-1)!.sequence : null };
   }
 
-  /** One page of folders by name: at most `limit` whose names sort after `afterName` (keyset on the primary key). */
-  listFoldersPage(limit: number, afterName?: string): { folders: FolderRecord[]; next: string | null } {
+  /**
+   * One page of folders by name: at most `limit`, from `fromName` on (keyset on the primary key).
+   * `next` is the name the page after starts at, null when this page is the last.
+   */
+  listFoldersPage(limit: number, fromName?: string): { folders: FolderRecord[]; next: string | null } {
     const rows = (
-      afterName === undefined
+      fromName === undefined
         ? this.db.query("SELECT * FROM folders ORDER BY name LIMIT ?").all(limit + 1)
-        : this.db.query("SELECT * FROM folders WHERE name > ? ORDER BY name LIMIT ?").all(afterName, limit + 1)
+        : this.db.query("SELECT * FROM folders WHERE name >= ? ORDER BY name LIMIT ?").all(fromName, limit + 1)
     ) as FolderRow[];
-    const folders = rows.slice(0, limit).map(folderFromRow);
-    return { folders, next: rows.length > limit ? folders.at(-1)!.name : null };
+    return { folders: rows.slice(0, limit).map(folderFromRow), next: rows.length > limit ? rows[limit]!.name : null };
   }
 
   /** Per folder: how many versions are kept and the sum of their file bytes (one aggregate query, for metrics). */

@@ -9,7 +9,7 @@ import type { ConsistencyMode } from "../node/metadata.ts";
 import { nodeIdProblem } from "../node/node.ts";
 import { decodeHistory } from "../server/peer-routes.ts";
 import { decodeDownloadReply, decompressBody, encodeIdList } from "../server/wire.ts";
-import type { HeadNotice, HistoryPage, HistoryRequest, PeerListing, PeerTransport } from "./transport.ts";
+import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport } from "./transport.ts";
 
 export interface HttpTransportOptions {
   clusterToken: string;
@@ -63,10 +63,15 @@ export class HttpPeerTransport implements PeerTransport {
     return bytes;
   }
 
-  async listFolders(peer: string): Promise<PeerListing> {
-    const bytes = await this.call(peer, "GET", "/v1/peer/folders", undefined, "", this.options.requestTimeoutMs ?? 10_000);
-    const value = JSON.parse(new TextDecoder().decode(bytes)) as { node?: unknown; folders?: unknown };
+  async listFolders(peer: string, page: ListingRequest = {}): Promise<PeerListing> {
+    const params = new URLSearchParams();
+    if (page.limit !== undefined) params.set("limit", String(page.limit));
+    if (page.from !== undefined) params.set("from", page.from);
+    const query = params.size > 0 ? `?${params}` : "";
+    const bytes = await this.call(peer, "GET", `/v1/peer/folders${query}`, undefined, "", this.options.requestTimeoutMs ?? 10_000);
+    const value = JSON.parse(new TextDecoder().decode(bytes)) as { node?: unknown; folders?: unknown; next?: unknown };
     if (typeof value.node !== "string" || !Array.isArray(value.folders)) throw new PeerRequestError(`peer ${peer} sent a malformed folder list`);
+    if (value.next !== undefined && value.next !== null && typeof value.next !== "string") throw new PeerRequestError(`peer ${peer} sent a malformed folder list: next is not a name`);
     const nodeProblem = nodeIdProblem(value.node);
     if (nodeProblem) throw new PeerRequestError(`peer ${peer} sent a malformed folder list: ${nodeProblem}`);
     return {
@@ -86,6 +91,7 @@ export class HttpPeerTransport implements PeerTransport {
           vector: vectorFromRecord(f.vector ?? {}),
         };
       }),
+      next: typeof value.next === "string" ? value.next : null,
     };
   }
 

@@ -6,7 +6,7 @@ import { coversDot, counterOf } from "../core/version-vector.ts";
 import type { DsyncNode } from "../node/node.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { LIMITS } from "../core/limits.ts";
-import type { HeadNotice, HistoryItem, HistoryPage, HistoryRequest, PeerListing } from "./transport.ts";
+import type { HeadNotice, HistoryItem, HistoryPage, HistoryRequest, ListingRequest, PeerListing } from "./transport.ts";
 
 export class PeerService {
   constructor(
@@ -15,12 +15,15 @@ export class PeerService {
     private readonly onNotice: (notice: HeadNotice) => void = () => {},
   ) {}
 
-  async listFolders(): Promise<PeerListing> {
+  /** One page of this node's folders by name, each with its head's vector (at most LIMITS.foldersPageMax). */
+  async listFolders(page: ListingRequest = {}): Promise<PeerListing> {
+    const limit = Math.min(page.limit ?? LIMITS.foldersPageMax, LIMITS.foldersPageMax);
+    const listed = this.node.metadata.listFoldersPage(limit, page.from);
     const folders = [];
-    for (const folder of this.node.listFolders()) {
+    for (const folder of listed.folders) {
       folders.push({ name: folder.name, mode: folder.mode, head: folder.head, vector: await this.node.vectorOf(folder.head) });
     }
-    return { node: this.node.nodeId, folders };
+    return { node: this.node.nodeId, folders, next: listed.next };
   }
 
   /**

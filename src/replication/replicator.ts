@@ -181,7 +181,7 @@ export class Replicator {
   private async compareOnce(peer: PeerState): Promise<void> {
     let listing;
     try {
-      listing = await this.options.transport.listFolders(peer.address);
+      listing = await this.listAllFolders(peer);
     } catch (error) {
       this.markFailure(peer, error);
       return;
@@ -197,6 +197,24 @@ export class Replicator {
     peer.folders = new Map(listing.folders.map((f) => [f.name, this.heard(peer, f.name, f.head, f.vector, f.mode)]));
     this.nudgeIfBehind(peer);
     await Promise.all(listing.folders.map((folder) => this.consider(peer, folder)));
+  }
+
+  /**
+   * Every folder of the peer, one page of its listing at a time (each answer bounded by the
+   * peer). A page that does not start after the one before would have this go round forever:
+   * that is the peer's error.
+   */
+  private async listAllFolders(peer: PeerState): Promise<{ node: string; folders: PeerFolder[] }> {
+    let listing = await this.options.transport.listFolders(peer.address);
+    const folders = [...listing.folders];
+    while (listing.next != null && !this.stopped) {
+      const from: string = listing.next;
+      const last = folders.at(-1)?.name;
+      if (last !== undefined && from <= last) throw new Error(`${peer.address} sent a folder listing whose next page does not move on (${JSON.stringify(from.slice(0, 64))})`);
+      listing = await this.options.transport.listFolders(peer.address, { from });
+      folders.push(...listing.folders);
+    }
+    return { node: listing.node, folders };
   }
 
   /**
@@ -296,7 +314,8 @@ export class Replicator {
     // Ask the peer for its current head rather than trusting a notice that may be stale.
     const local = this.node.metadata.getFolder(folderName);
     const known = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
-    const listing = await transport.listFolders(peer.address);
+    // The page that starts at this folder's name: one folder to read, however many the peer has.
+    const listing = await transport.listFolders(peer.address, { from: folderName, limit: 1 });
     if (this.stopped) return;
     this.markContact(peer, listing.node);
     const remote = listing.folders.find((f) => f.name === folderName);

@@ -16,7 +16,16 @@ export interface PeerFolder {
 export interface PeerListing {
   /** The answering node's id. */
   node: string;
+  /** One page of the folders, by name. */
   folders: PeerFolder[];
+  /** The name the next page starts at; null (or absent, from a node that does not page) on the last. */
+  next?: string | null;
+}
+
+/** Which page of folders: at most `limit` (at most LIMITS.foldersPageMax), from the name `from` on. */
+export interface ListingRequest {
+  from?: string;
+  limit?: number;
 }
 
 export interface HistoryRequest {
@@ -55,7 +64,7 @@ export interface HeadNotice {
 }
 
 export interface PeerTransport {
-  listFolders(peer: string): Promise<PeerListing>;
+  listFolders(peer: string, page?: ListingRequest): Promise<PeerListing>;
   history(peer: string, request: HistoryRequest): Promise<HistoryPage>;
   download(peer: string, ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }>;
   notify(peer: string, notice: HeadNotice): Promise<void>;

@@ -365,7 +365,10 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   app.get("/v1/status", async (c) => {
     const replicator = options.replicator;
     const folders = [];
-    for (const folder of node.listFolders()) {
+    // At most a page of folders (the first by name); `foldersTotal` says how many there are, and
+    // GET /v1/folders pages through all of them.
+    const listed = node.metadata.listFoldersPage(LIMITS.foldersPageMax);
+    for (const folder of listed.folders) {
       // The head's record says what the folder holds now and which node wrote it, and when.
       const head = folder.head ? node.metadata.getVersion(folder.name, folder.head) : undefined;
       folders.push({
@@ -389,7 +392,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       lastError: peer.lastError,
     }));
     const objects = { ...(await node.corruptionStatus()), repair: options.repairer?.stats ?? null, scrub: options.scrubber?.stats ?? null };
-    return c.json({ node: node.nodeId, version: options.version ?? "dev", nowMs: node.clock.nowMs(), peers, folders, replication: replicator ? { ...replicator.stats } : null, objects });
+    const foldersTotal = listed.next === null ? folders.length : node.metadata.countFolders();
+    return c.json({ node: node.nodeId, version: options.version ?? "dev", nowMs: node.clock.nowMs(), peers, folders, foldersTotal, replication: replicator ? { ...replicator.stats } : null, objects });
   });
 
   return app;

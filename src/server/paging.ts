@@ -39,8 +39,8 @@ export function sequenceFromCursor(c: Context): number | undefined {
   return sequence;
 }
 
-// A folder-list cursor is "n" and the last name listed (names are ASCII without separators, so
-// it needs no escaping beyond the URL's).
+// A folder-list cursor is "n" and the name the page starts at (names are ASCII without
+// separators, so it needs no escaping beyond the URL's).
 export function nameCursor(name: string): string {
   return `n${name}`;
 }

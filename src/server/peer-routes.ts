@@ -3,7 +3,7 @@
 // A client token opens none of them, and without a configured cluster token they refuse every
 // caller: a node that was not started as part of a cluster serves nothing to peers.
 //
-//   GET  /v1/peer/folders                   JSON {node, folders: [{name, mode, head, vector}]}
+//   GET  /v1/peer/folders?limit&from        JSON {node, folders: [{name, mode, head, vector}], next} (one page by name)
 //   POST /v1/peer/folders/:folder/history   JSON {head, known, resumeFrom?} -> msgpack {versions: [[bytes, files, bytes]], more: [id]}
 //                                           (one page; `more` is where to resume, empty on the last)
 //   POST /v1/peer/objects/download          msgpack id list -> msgpack {objects, missing} (as /v1/objects/download)
@@ -18,6 +18,7 @@ import type { PeerService } from "../replication/peer-service.ts";
 import type { HistoryItem, HistoryPage, PeerListing } from "../replication/transport.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
 import { msgpackResponse, readBody, readJson } from "./http-body.ts";
+import { pageLimit } from "./paging.ts";
 import { requireFolderName, requireId, requireNodeId } from "./validate.ts";
 import { decodeIdList, encodeDownloadReply } from "./wire.ts";
 
@@ -34,7 +35,13 @@ export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; 
   });
   const service = () => options.service!;
 
-  app.get("/v1/peer/folders", async (c) => c.json(listingToJson(await service().listFolders())));
+  // One page of folders by name: `limit` (at most 1000, the default) and `from`, the name a page starts at (a `next`).
+  app.get("/v1/peer/folders", async (c) => {
+    const limit = pageLimit(c, LIMITS.foldersPageMax);
+    const from = c.req.query("from");
+    if (from !== undefined && (from.length === 0 || from.length > 1024)) throw new UserError("from must be a folder name");
+    return c.json(listingToJson(await service().listFolders({ limit, from })));
+  });
 
   app.post("/v1/peer/folders/:folder/history", async (c) => {
     const folder = c.req.param("folder"); // checked with every route parameter (route-params.ts)
@@ -72,6 +79,7 @@ export function listingToJson(listing: PeerListing) {
   return {
     node: listing.node,
     folders: listing.folders.map((f) => ({ name: f.name, mode: f.mode, head: f.head ? idToHex(f.head) : null, vector: vectorToRecord(f.vector) })),
+    next: listing.next ?? null,
   };
 }
 

@@ -138,3 +138,26 @@ describe("GET /v1/folders", () => {
     expect((await get("/v1/folders?cursor=s12")).status).toBe(400);
   });
 });
+
+describe("GET /v1/status", () => {
+  test("lists at most a page of folders, and says how many there are", async () => {
+    const { commit, get } = await setUp();
+    const count = LIMITS.foldersPageMax + 3;
+    for (let i = 0; i < count; i++) await commit(`folder-${String(i).padStart(5, "0")}`);
+    const status = (await get("/v1/status")).body as { folders: { name: string }[]; foldersTotal: number };
+    expect(status.folders).toHaveLength(LIMITS.foldersPageMax);
+    expect(status.folders[0]!.name).toBe("folder-00000");
+    expect(status.foldersTotal).toBe(count);
+    await commit("another");
+    expect(((await get("/v1/status")).body as { foldersTotal: number }).foldersTotal).toBe(count + 1);
+  });
+
+  test("with fewer folders than a page, all of them", async () => {
+    const { commit, get } = await setUp();
+    await commit("a");
+    await commit("b");
+    const status = (await get("/v1/status")).body as { folders: { name: string }[]; foldersTotal: number };
+    expect(status.folders.map((f) => f.name)).toEqual(["a", "b"]);
+    expect(status.foldersTotal).toBe(2);
+  });
+});

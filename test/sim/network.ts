@@ -120,7 +120,10 @@ export class Network {
   /** The transport a node incarnation replicates through. */
   transportFor(caller: Incarnation): PeerTransport {
     return {
-      listFolders: (peer) => this.call<PeerListing>(caller, peer, "listFolders", (s) => s.listFolders()),
+      listFolders: (peer, page) => {
+        const sent = copyPayload(page ?? {});
+        return this.call<PeerListing>(caller, peer, "listFolders", (s) => s.listFolders(sent));
+      },
       history: (peer, request: HistoryRequest) => {
         const sent = copyPayload(request);
         return this.call<HistoryPage>(caller, peer, "history", (s) => s.history(sent));

@@ -52,11 +52,13 @@ function formatSeconds(totalS: number): string {
 export function progressLine(state: { label: string; totalBytes: number; doneBytes: number; elapsedMs: number; totalFiles?: number; filesDone?: number }): string {
   const elapsedS = Math.max(0.001, state.elapsedMs / 1000);
   const rate = state.doneBytes / elapsedS;
-  const files = state.totalFiles !== undefined ? `, ${state.filesDone ?? 0}/${state.totalFiles} files` : state.filesDone !== undefined ? `, ${state.filesDone} files` : "";
+  // A total counted before (or remembered from the last scan) grows with what was done.
+  const totalFiles = state.totalFiles === undefined ? undefined : Math.max(state.totalFiles, state.filesDone ?? 0);
+  const files = totalFiles !== undefined ? `, ${state.filesDone ?? 0}/${totalFiles} files` : state.filesDone !== undefined ? `, ${state.filesDone} files` : "";
   // No bytes to go but files to visit (the stat cache serves them): the bar counts files.
-  if (state.totalBytes <= 0 && state.totalFiles !== undefined && state.totalFiles > 0) {
-    const filled = Math.round((Math.min(state.filesDone ?? 0, state.totalFiles) / state.totalFiles) * 24);
-    return `${state.label} [${"#".repeat(filled)}${"-".repeat(24 - filled)}] ${state.filesDone ?? 0}/${state.totalFiles} files, ${formatBytes(state.doneBytes)} read`;
+  if (state.totalBytes <= 0 && totalFiles !== undefined && totalFiles > 0) {
+    const filled = Math.round(((state.filesDone ?? 0) / totalFiles) * 24);
+    return `${state.label} [${"#".repeat(filled)}${"-".repeat(24 - filled)}] ${state.filesDone ?? 0}/${totalFiles} files, ${formatBytes(state.doneBytes)} read`;
   }
   if (state.totalBytes <= 0 && state.doneBytes === 0 && state.filesDone === undefined) return state.label;
   // Without a known total there is no bar and no time left, only what was done and how fast.

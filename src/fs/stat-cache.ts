@@ -25,6 +25,8 @@ export interface StatCache {
   finish(seenPaths: ReadonlySet<string>): void;
   /** Persists entries for files dsync itself just wrote (a pull), leaving other paths alone. */
   remember(entries: ReadonlyMap<string, StatCacheEntry>): void;
+  /** How many files it remembers: about the last scan's count (a progress bar's total). */
+  size(): number;
   close(): void;
 }
 
@@ -76,6 +78,10 @@ export class SqliteStatCache implements StatCache {
 
   get(path: string): StatCacheEntry | undefined {
     return this.rows().get(path);
+  }
+
+  size(): number {
+    return this.rows().size;
   }
 
   /** Forgets everything (when the objects it points at are gone). */
@@ -134,5 +140,8 @@ export class NoStatCache implements StatCache {
   set(): void {}
   finish(): void {}
   remember(): void {}
+  size(): number {
+    return 0;
+  }
   close(): void {}
 }

@@ -36,6 +36,10 @@ describe("the line", () => {
     );
   });
 
+  test("a files total from the last scan grows when there are more files now", () => {
+    expect(progressLine({ label: "scanning", totalBytes: 0, doneBytes: 0, elapsedMs: 1000, totalFiles: 10, filesDone: 12 })).toBe("scanning [########################] 12/12 files, 0 B read");
+  });
+
   test("no total: what was done and how fast, no bar", () => {
     expect(progressLine({ label: "scanning", totalBytes: 0, doneBytes: 3 * MiB, elapsedMs: 1000 })).toBe("scanning 3.0 MiB 3.0 MiB/s");
   });

@@ -62,4 +62,13 @@ describe("a first push shows its totals", () => {
     expect(forced.stderr).toMatch(/\rscanning \[#{24}\] 3\.0 MiB\/3\.0 MiB .* done, 40\/40 files/);
     expect(forced.stderr).toMatch(/\rpushing /);
   });
+
+  test("a later push counts nothing first: its files total is what the stat cache remembers", async () => {
+    const dir = someFiles("prog-again");
+    expect((await runCli(["push", dir, "--remote", node().url])).code).toBe(0);
+    const again = await runCli(["push", dir, "--remote", node().url, "--progress"]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).not.toContain("counting files");
+    expect(again.stderr).toMatch(/\rscanning \[#{24}\] 40\/40 files, 0 B read/);
+  });
 });

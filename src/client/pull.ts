@@ -419,7 +419,8 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     }
 
     const bytesToFetch = fileJobs.reduce((sum, job) => sum + job.chunks.filter((c) => !source.hasLocally(c.id)).reduce((s, c) => s + c.lengthBytes, 0), 0);
-    progress.phase("pulling", bytesToFetch);
+    progress.phase("pulling", bytesToFetch, fileJobs.length);
+    let jobsDone = 0;
     // Files are written in groups whose missing chunks are fetched together (bounded memory,
     // few requests); a file larger than a group streams its chunks batch by batch.
     let group: FileJob[] = [];
@@ -437,8 +438,10 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
         } catch (error) {
           if (!(error instanceof UnsafePathError)) throw error;
           skipped.push({ path: job.path, reason: error.message });
+          progress.advance(0, ++jobsDone);
           continue;
         }
+        progress.advance(0, ++jobsDone);
         source.noteLocalFile(join(dir, job.path), job.chunks);
         // The file is exactly the node's content: remember it, so the next push need not read it.
         const written = lstatSync(join(dir, job.path), { bigint: true });

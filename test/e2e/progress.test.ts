@@ -63,6 +63,14 @@ describe("a first push shows its totals", () => {
     expect(forced.stderr).toMatch(/\rpushing /);
   });
 
+  test("a pull's bar has bytes done/total and files done/total", async () => {
+    const dir = someFiles("prog-pull");
+    expect((await runCli(["push", dir, "--remote", node().url])).code).toBe(0);
+    const pulled = await runCli(["pull", join(tempDir(), "copy"), "--folder", "prog-pull", "--remote", node().url, "--progress"]);
+    expect(pulled.code).toBe(0);
+    expect(pulled.stderr).toMatch(/\rpulling \[#{24}\] 3\.0 MiB\/3\.0 MiB .* done, 40\/40 files/);
+  });
+
   test("a later push counts nothing first: its files total is what the stat cache remembers", async () => {
     const dir = someFiles("prog-again");
     expect((await runCli(["push", dir, "--remote", node().url])).code).toBe(0);

@@ -14,6 +14,7 @@ import {
   decodeIdList,
   decompressBody,
   encodeIdList,
+  readAtMost,
 } from "../server/wire.ts";
 import type { commitJson, folderJson, versionJson } from "../server/app.ts";
 import type { VerifyReport } from "../node/node.ts";
@@ -66,29 +67,6 @@ export class RemoteError extends Error {
 export const ERROR_REPLY_BYTES_MAX = 64 * 1024;
 /** The largest reply read at all, compressed or not (the same bound as inflating one). */
 export const REPLY_BYTES_MAX = LIMITS.requestBodyBytesMax * 2;
-
-/** A response body, read up to `maxBytes`; null when it is longer (the rest is not read). */
-async function readAtMost(response: Response, maxBytes: number): Promise<Uint8Array | null> {
-  const declared = Number(response.headers.get("content-length") ?? NaN);
-  if (declared > maxBytes || !response.body) {
-    await response.body?.cancel();
-    return declared > maxBytes ? null : new Uint8Array(0);
-  }
-  const reader = response.body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > maxBytes) {
-      await reader.cancel();
-      return null;
-    }
-    parts.push(value);
-  }
-  return Buffer.concat(parts);
-}
 
 /** Counts what crosses the wire, for push/pull reports and benchmarks. */
 export interface TransferCounters {

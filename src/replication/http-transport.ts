@@ -8,7 +8,7 @@ import { vectorFromRecord, vectorToRecord } from "../core/version-vector.ts";
 import type { ConsistencyMode } from "../node/metadata.ts";
 import { nodeIdProblem } from "../node/node.ts";
 import { decodeHistory } from "../server/peer-routes.ts";
-import { decodeDownloadReply, decompressBody, encodeIdList } from "../server/wire.ts";
+import { decodeDownloadReply, decompressBody, encodeIdList, readAtMost } from "../server/wire.ts";
 import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport } from "./transport.ts";
 
 export interface HttpTransportOptions {
@@ -18,6 +18,9 @@ export interface HttpTransportOptions {
   /** Deadline for one download batch (up to tens of MiB). */
   downloadTimeoutMs?: number;
 }
+
+/** The largest peer reply read, compressed or not (as for a client: twice the largest request body). */
+export const PEER_REPLY_BYTES_MAX = LIMITS.requestBodyBytesMax * 2;
 
 /** The most of a peer's error reason kept (in an error message, the status, logs). */
 export const PEER_ERROR_CHARS_MAX = 500;
@@ -48,8 +51,10 @@ export class HttpPeerTransport implements PeerTransport {
     } catch (error) {
       throw new PeerRequestError(`cannot reach peer ${peer}: ${(error as Error).message}`);
     }
-    const raw = new Uint8Array(await response.arrayBuffer());
-    const bytes = decompressBody(raw, response.headers.get("content-encoding"), LIMITS.requestBodyBytesMax * 2);
+    // A peer's reply is read within the bound it is inflated to, never whole whatever its size.
+    const raw = await readAtMost(response, PEER_REPLY_BYTES_MAX);
+    if (raw === null) throw new PeerRequestError(`peer ${peer} sent a reply larger than ${PEER_REPLY_BYTES_MAX} bytes to ${method} ${path}; it was not read`);
+    const bytes = decompressBody(raw, response.headers.get("content-encoding"), PEER_REPLY_BYTES_MAX);
     if (!response.ok) {
       let reason = response.statusText;
       try {

@@ -44,6 +44,34 @@ export function decompressBody(body: Uint8Array, encoding: string | null | undef
   }
 }
 
+/**
+ * A response body read up to `maxBytes`; null when it is longer (a declared length beyond it is
+ * refused before anything is read, and an undeclared one is cut off as soon as it passes).
+ * Shared by the client and the replication transport: no reply from another host is read whole
+ * without a bound.
+ */
+export async function readAtMost(response: Response, maxBytes: number): Promise<Uint8Array | null> {
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes || !response.body) {
+    await response.body?.cancel();
+    return declared > maxBytes ? null : new Uint8Array(0);
+  }
+  const reader = response.body.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > maxBytes) {
+      await reader.cancel();
+      return null;
+    }
+    parts.push(value);
+  }
+  return Buffer.concat(parts);
+}
+
 export class BodyTooLargeError extends Error {
   override name = "BodyTooLargeError";
 }

@@ -16,11 +16,15 @@ export class MetadataDamagedError extends Error {
     readonly problem: string,
     /** This node's id, when it could still be read from the damaged file. */
     readonly nodeId: string | undefined,
+    /** Found by a running node (a request failed), rather than at open (the node did not start). */
+    readonly whileRunning = false,
   ) {
     super(
       `the metadata database ${path} is damaged (${problem}); it holds this node's folders, heads and history, ` +
-        "so the node does not start on it, and nothing was changed. " +
-        `Next step: keep a copy of the data folder, then recover from a peer: move ${path} (and any ${path}-wal, ${path}-shm) aside ` +
+        (whileRunning
+          ? "and this request could not be answered. Next step: stop the node (it will not start on the damaged file), keep a copy of the data folder, "
+          : "so the node does not start on it, and nothing was changed. Next step: keep a copy of the data folder, ") +
+        `then recover from a peer: move ${path} (and any ${path}-wal, ${path}-shm) aside ` +
         `and start the node again with its peers${nodeId ? ` and --node-id ${nodeId}` : " and its old --node-id"}; ` +
         "its folders, heads and history come back from the peers, and the objects stored here are kept " +
         "(docs/reliability.md, \"A damaged metadata database\")",

@@ -16,8 +16,8 @@ import { headLoserResolver, isReplicationMerge, mergeConcurrent, type KnownVersi
 import { compareVectors, counterOf, EMPTY_VECTOR, withCounter, type VersionVector } from "../core/version-vector.ts";
 import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
-import { PackObjectStore, type RecoveryReport } from "../store/pack-store.ts";
-import { isSqliteDamage } from "../store/sqlite-damage.ts";
+import { INDEX_FILE_NAME, PackObjectStore, type RecoveryReport } from "../store/pack-store.ts";
+import { isSqliteDamage, ObjectIndexDamagedError } from "../store/sqlite-damage.ts";
 import { METADATA_FILE_NAME, MetadataDamagedError, metadataDamage } from "./metadata-damage.ts";
 import { nodeFileSystem, type FileSystem } from "../store/file-system.ts";
 import { SpaceReserve } from "./space-reserve.ts";
@@ -112,6 +112,9 @@ export type NodeStore = ObjectStore &
     repack(): Promise<unknown>;
   };
 
+/** The object store's directory inside a data folder. */
+const OBJECTS_DIR_NAME = "objects";
+
 /** How long a read of an object found corrupt waits for a peer's copy before it answers without it. */
 export const READ_REPAIR_TIMEOUT_MS = 5_000;
 
@@ -156,7 +159,7 @@ export class DsyncNode {
     // The one place the real file system is chosen; SQLite (metadata, store index) does its own I/O.
     const files = options.fileSystem ?? nodeFileSystem;
     files.mkdirs(options.dataDir);
-    const store = await PackObjectStore.open(join(options.dataDir, "objects"), { nowMs: () => clock.nowMs(), fileSystem: files });
+    const store = await PackObjectStore.open(join(options.dataDir, OBJECTS_DIR_NAME), { nowMs: () => clock.nowMs(), fileSystem: files });
     let metadata: Metadata | undefined;
     try {
       metadata = openMetadata(join(options.dataDir, METADATA_FILE_NAME));
@@ -212,6 +215,21 @@ export class DsyncNode {
     if (!bytes) throw new UserError(`object ${idToHex(id)} is not stored on this node`, 404);
     return decodeObject(bytes);
   };
+
+  /**
+   * For an error SQLite raised as damage (a query met a damaged page): which of this node's
+   * two databases is damaged, by SQLite's own check of each, as an error that names the file
+   * and the next step. Any other error, or damage neither check confirms, is returned as it is.
+   */
+  async explainDamage<E>(error: E): Promise<E | MetadataDamagedError | ObjectIndexDamagedError> {
+    if (!isSqliteDamage(error)) return error;
+    const problem = (error as Error).message;
+    const metadataCheck = await integrityOf(async () => this.metadata.integrityCheck());
+    if (metadataCheck !== "ok") return new MetadataDamagedError(join(this.dataDir, METADATA_FILE_NAME), problem, this.nodeId, true);
+    const indexCheck = await integrityOf(async () => (await this.store.integrityCheck?.()) ?? "ok");
+    if (indexCheck !== "ok") return new ObjectIndexDamagedError(join(this.dataDir, OBJECTS_DIR_NAME, INDEX_FILE_NAME), problem);
+    return error;
+  }
 
   /** Where quarantined objects are fetched from (the peers); none on a node without peers. */
   setRepairer(repairer: Repairer | undefined): void {

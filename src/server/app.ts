@@ -12,6 +12,8 @@ import { idToHex, isIdHex, idFromHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { CorruptObjectError, ObjectHashMismatchError } from "../store/object-store.ts";
 import { isOutOfSpaceError } from "../store/out-of-space.ts";
+import { ObjectIndexDamagedError } from "../store/sqlite-damage.ts";
+import { MetadataDamagedError } from "../node/metadata-damage.ts";
 import { IncompleteTreeError, InvalidTreeError } from "../node/closure.ts";
 import { HeadMovedError, type FolderRecord, type VersionRecord } from "../node/metadata.ts";
 import { UserError, type CommitResult, type DsyncNode } from "../node/node.ts";
@@ -162,7 +164,13 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   // First, so requests refused by auth or the parameter check are timed and counted too.
   if (metrics) app.use("*", metrics.middleware);
 
-  app.onError((error, c) => {
+  app.onError(async (caught, c) => {
+    // SQLite damage met mid-request names the damaged database and what to do, not "internal error".
+    const error = await node.explainDamage(caught);
+    if (error instanceof MetadataDamagedError || error instanceof ObjectIndexDamagedError) {
+      logLines([`dsync: ${error.message}`]);
+      return c.json({ error: error.message, database: error.path }, 500);
+    }
     if (error instanceof UserError) return c.json({ error: error.message }, error.status);
     if (error instanceof ObjectHashMismatchError) return c.json({ error: error.message }, 422);
     if (error instanceof DecodeError) return c.json({ error: error.message }, 400);

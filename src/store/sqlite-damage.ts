@@ -7,6 +7,18 @@ import type { FileSystem } from "./file-system.ts";
 /** The files SQLite keeps beside a WAL-mode database; they belong to it and move with it. */
 const COMPANION_SUFFIXES = ["-wal", "-shm"] as const;
 
+/** The object index turned out damaged while the store was open (a query failed on a damaged page). */
+export class ObjectIndexDamagedError extends Error {
+  override name = "ObjectIndexDamagedError";
+
+  constructor(readonly path: string, readonly problem: string) {
+    super(
+      `the object index ${path} is damaged (${problem}); it is derived from the packs, so nothing is lost: ` +
+        "restart the node, which moves the damaged index aside (keeping it) and rebuilds it from the packs",
+    );
+  }
+}
+
 /**
  * True for SQLite's own "this file is damaged" errors (SQLITE_CORRUPT and its extended codes,
  * SQLITE_NOTADB). Anything else (busy, locked, read-only, I/O, out of space) is not damage:

@@ -179,7 +179,7 @@ export class Repairer {
     this.running = true;
     try {
       const nowMs = this.options.clock.nowMs();
-      const batch: ObjectId[] = [];
+      let batch: ObjectId[] = [];
       for (const [key, dueMs] of this.due) {
         if (dueMs > nowMs) continue;
         batch.push(idFromHex(key));
@@ -187,6 +187,15 @@ export class Repairer {
       }
       if (batch.length > 0) {
         try {
+          // Only what is still quarantined is asked for: an id a put stored again, or that gc
+          // forgot because no kept version needs it, is done with, not retried every minute.
+          const waiting = new Set((await this.options.store.listQuarantine({ unrepairedOnly: true })).map((record) => idToHex(record.id)));
+          for (const id of batch) {
+            if (waiting.has(idToHex(id))) continue;
+            this.due.delete(idToHex(id));
+            this.unrepairableIds.delete(idToHex(id));
+          }
+          batch = batch.filter((id) => waiting.has(idToHex(id)));
           const result = await this.repair(batch);
           if (result.repaired.length > 0) this.options.log?.(`dsync: repaired ${result.repaired.length} object(s) from peers`);
           const retryAtMs = this.options.clock.nowMs() + this.retryMs;

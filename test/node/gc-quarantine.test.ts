@@ -9,6 +9,7 @@ import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeObject, type TreeEntry } from "../../src/core/objects.ts";
 import { DsyncNode } from "../../src/node/node.ts";
+import { Repairer, type ObjectSource } from "../../src/node/repair.ts";
 import { RECORD_HEADER_LENGTH_BYTES } from "../../src/store/pack-format.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
 
@@ -143,5 +144,27 @@ test("while a kept version needs a quarantined file node, gc deletes nothing: it
   expect(after.objectsDeleted).toBeGreaterThanOrEqual(3);
   expect(await node.store.has(v2.ids["small.txt"]!.chunk)).toBe(true);
   expect((await node.verify()).missing).toEqual([]);
+  await node.close();
+});
+
+test("what gc forgot is no longer asked of the peers by the background repair", async () => {
+  const { node, clock, v1 } = await twoVersions();
+  const asked: string[][] = [];
+  // A peer that holds nothing (every object it is asked for stays unrepairable).
+  const source: ObjectSource = { fetch: async (ids) => (asked.push(ids.map(idToHex)), []) };
+  const repairer = new Repairer({ store: node.store, source, clock, timers: { setTimeout: () => 0, clearTimeout: () => {} }, retryMs: 1000 });
+  await repairer.start();
+  const victim = v1.ids["big.bin"]!.chunk;
+  await damageAndQuarantine(node, victim);
+  await repairer.runDue();
+  expect(asked).toEqual([[idToHex(victim)]]);
+  expect(repairer.stats.unrepairable).toBe(1);
+
+  clock.now += HOUR_MS;
+  expect((await node.gc()).quarantineDropped).toBe(1);
+  await repairer.runDue();
+  expect(asked).toHaveLength(1);
+  expect(repairer.stats).toMatchObject({ unrepairable: 0, pending: 0 });
+  repairer.stop();
   await node.close();
 });

@@ -230,7 +230,13 @@ export class KillSweep {
           await this.runPoint(phase, draws);
           if ((point + 1) % fullPullEvery === 0) await this.fullPullOfRandomAck();
         } catch (error) {
-          if (!(error instanceof OperationFailed)) throw error;
+          if (!(error instanceof OperationFailed)) {
+            // Something the sweep cannot go on from (a node that does not come back): the points
+            // so far still make a summary, with this as its last failure.
+            this.fail(null, `the sweep stopped: ${(error as Error).stack ?? error}`);
+            epochOpen = false;
+            break;
+          }
           // An operation that no kill touched failed: a failure of its own, reported; the epoch
           // ends there (its checks still run) and the next point starts a fresh one.
           this.fail("operationFailures", error.message);

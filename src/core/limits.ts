@@ -23,6 +23,14 @@ export const LIMITS = {
   pageEntriesMax: 2048,
   /** Largest request body the HTTP API accepts, in bytes. */
   requestBodyBytesMax: 64 * 1024 * 1024,
+  /**
+   * Most values (map keys and values, array items, scalars) one msgpack body may hold, and how
+   * deep it may nest. The largest real ones: a download reply of batchIdsMax objects, about
+   * 300 000 values, nested 3 deep. Each empty map or array unpacks into tens of bytes of memory,
+   * so this, not the body's size, is what bounds a decode's memory.
+   */
+  msgpackValuesMax: 1_000_000,
+  msgpackDepthMax: 64,
   /** Most ids in one "which do you lack?" or download batch. */
   batchIdsMax: 100_000,
   /** Target size of one upload/download batch, in bytes. */

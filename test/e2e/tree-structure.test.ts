@@ -76,7 +76,7 @@ describe("dsync verify", () => {
     try {
       const online = await runCli(["verify", "--remote", running.url]);
       expect(online.code).toBe(1);
-      expect(online.stdout).toContain("1 invalid trees");
+      expect(online.stdout).toContain("1 invalid tree;");
       expect(online.stdout).toContain(`version ${versionHex}`);
     } finally {
       await running.stop();

@@ -10,6 +10,7 @@
 //   scan cold      scanDirectory reading every file (no stat cache)
 //   scan no-change scanDirectory with a full stat cache (one lstat per file: what a no-change
 //                  push scans), where matching the rules weighs most
+//   matching only  the walk's ignore test over every path of the tree (no I/O)
 //   pre-walk       estimateScan with the same stat cache (what a shown progress bar adds to a
 //                  first scan; later scans take their files total from the stat cache)
 // --src runs the same against another copy of src/ (e.g. an older commit exported with
@@ -78,6 +79,20 @@ for (let i = 0; i < runs; i++) {
   noChange.push(await timed(() => scanDirectory(root, { sink, statCache: cache, nowNs: late })));
   if (estimateScan) preWalk.push(await timed(() => estimateScan(root, { statCache: cache })));
 }
+// Matching alone (CPU only, steadier on a busy machine): every path of the tree, with the rule
+// sets in force in its directory, through what the walk calls (`ignoredInWalk`; `isIgnored` in
+// older copies of src/).
+const ignoreModule = await import(join(src, "fs/ignore.ts"));
+const { parseIgnoreFile } = ignoreModule;
+const isIgnored = ignoreModule.ignoredInWalk ?? ignoreModule.isIgnored;
+const rootRules = parseIgnoreFile(ROOT_RULES.join("\n") + "\n", "");
+const work: [unknown[], string][] = [];
+for (let d = 0; d * 100 < files; d++) {
+  const sets = d % 10 === 0 ? [rootRules, parseIgnoreFile("/local-*\n!1keep.tmp\n", `d${d}`)] : [rootRules];
+  for (let f = 0; f < 100 && d * 100 + f < files; f++) work.push([sets, `d${d}/${f % 12 === 0 ? `f${f}.log` : `f${f}.txt`}`]);
+}
+const matching: number[] = [];
+for (let i = 0; i < runs; i++) matching.push(await timed(() => work.forEach(([sets, path]) => isIgnored(sets, path, false))));
 cache.close();
 rmSync(cachePath, { force: true });
 for (const suffix of ["-wal", "-shm"]) rmSync(cachePath + suffix, { force: true });
@@ -85,6 +100,7 @@ const ms = (values: number[]) => `${median(values).toFixed(0)} ms`;
 console.log(`src ${src}; ${first.files} files scanned, ${first.notRead.length} paths ignored; median of ${runs} runs`);
 console.log(`scan cold       ${ms(cold)}   (runs: ${cold.map((v) => v.toFixed(0)).join(", ")})`);
 console.log(`scan no-change  ${ms(noChange)}   (runs: ${noChange.map((v) => v.toFixed(0)).join(", ")})`);
+console.log(`matching only   ${ms(matching)}   (${work.length} paths; runs: ${matching.map((v) => v.toFixed(0)).join(", ")})`);
 if (estimateScan) {
   console.log(`pre-walk        ${ms(preWalk)}   (runs: ${preWalk.map((v) => v.toFixed(0)).join(", ")})`);
   console.log(`pre-walk / scan: ${(median(preWalk) / median(cold)).toFixed(2)} of a cold scan, ${(median(preWalk) / median(noChange)).toFixed(2)} of a no-change scan`);

@@ -44,6 +44,16 @@ test("the binary serves, pushes and pulls, with native BLAKE3 inside", async () 
   expect((await runCli(["diff", source, target], { binary })).code).toBe(0);
 });
 
+test("the binary carries the ignore package: git's POSIX classes and nested files, seen by push --dry-run", async () => {
+  const dir = join(tempDir(), "binignore");
+  writeTree(dir, { ".dsyncignore": "[[:digit:]]*.dat\n", "1data.dat": "1", "data.dat": "d", sub: { ".dsyncignore": "!2keep.dat\n", "2keep.dat": "k" } });
+  const dry = await runCli(["push", dir, "--remote", node.url, "--dry-run", "--json"], { binary, cwd: tempDir() });
+  expect(dry.code).toBe(0);
+  const preview = dry.json<{ new: { path: string }[]; skipped: { path: string; cause: string }[] }>();
+  expect(preview.skipped).toEqual([{ path: "1data.dat", cause: "ignored", reason: "ignored by .dsyncignore" }]);
+  expect(preview.new.map((p) => p.path)).toEqual([".dsyncignore", "data.dat", "sub", "sub/.dsyncignore", "sub/2keep.dat"]);
+});
+
 test("inspect chunks: offsets and lengths tile the file and each id is the BLAKE3 of its bytes", async () => {
   const file = join(tempDir(), "inspect.bin");
   const bytes = randomBytes(1_500_000, 7);

@@ -218,7 +218,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     versionId = version.id;
     rootHex = version.root;
   } else {
-    if (!folderInfo.head) throw new RemoteError("not-found", `folder ${folder} has no versions yet`);
+    if (!folderInfo.head) throw new RemoteError("not-found", `folder ${folder} on ${remoteUrl} has no versions yet (push to it first)`);
     const version = await remote.getVersion(folder, folderInfo.head);
     versionId = version.id;
     rootHex = version.root;

@@ -129,7 +129,7 @@ export class RemoteNode {
       );
     }
     if (response.status >= 500) throw new RemoteError("server", `the node at ${this.baseUrl} failed (${response.status}): ${reason}; its log says why`, response.status, detail);
-    throw new RemoteError("rejected", `the node rejected the request: ${reason}`, response.status, detail);
+    throw new RemoteError("rejected", `the node at ${this.baseUrl} rejected the request (${response.status}): ${reason}`, response.status, detail);
   }
 
   private async bytesOf(response: Response): Promise<Uint8Array> {

@@ -100,7 +100,7 @@ test("a hostile node's folder list, versions, status and error text are printed 
     // An error reply past the bound is not read: the reason is the status.
     const huge = await runCli(["log", "--remote", fake.url, "--folder", "huge-error"]);
     expect(huge.code).toBe(1);
-    expect(huge.stderr).toBe("dsync: the node rejected the request: Bad Request\n");
+    expect(huge.stderr).toBe(`dsync: the node at ${fake.url} rejected the request (400): Bad Request\n`);
     // Fields of the wrong type are a malformed reply, named, not a crash halfway through.
     const wrong = await runCli(["log", "--remote", fake.url, "--folder", "wrong-types"]);
     expect(wrong.code).toBe(1);

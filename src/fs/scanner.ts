@@ -11,6 +11,13 @@
 // "deleted": the caller keeps the last synced entry at those paths (scan-local.ts, graft.ts).
 // Names are read as bytes (directory-names.ts), so a name that is not UTF-8 is skipped by
 // itself and never stands in for, or collides with, the file its lossy decoding would name.
+//
+// Only what is inside the root is read. The walk holds each directory by a handle opened without
+// following a link and checked to be the directory it listed (device, inode), and names its
+// entries through that handle (directory-handle.ts): a directory swapped for a link to
+// elsewhere after it was listed is not gone through, and a file is opened without following a
+// link or blocking and must be the regular file its lstat saw. A racing process that swaps an
+// entry makes it unreadable for this scan (its synced entry stands), never a window outside.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, type BigIntStats } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
@@ -20,6 +27,7 @@ import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
 import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/pages.ts";
 import { decodeNameBytes, escapeNameBytes, readDirectoryNames, type DirectoryNames } from "./directory-names.ts";
+import { handlesResolveNames, pathInHandle } from "./directory-handle.ts";
 import { IGNORE_FILE_NAME, ignoredInWalk, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
 import { NoStatCache, RACY_WINDOW_NS, type StatCache } from "./stat-cache.ts";
 
@@ -118,14 +126,18 @@ export async function scanDirectory(rootPath: string, options: ScanOptions): Pro
   const scanner = new Scanner(options);
   // The root itself must be readable: a scan of nothing would look like a deleted folder.
   let rootId: ObjectId;
+  // The root as named (it may be a link the user chose); below it, nothing is followed.
+  const rootFd = openSync(rootPath, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
-    rootId = await scanner.scanDirectoryAt("", rootPath, [], readDirectoryNames(rootPath));
+    rootId = await scanner.scanDirectoryAt("", rootPath, rootFd, [], readDirectoryNames(handleOf(rootFd, rootPath)));
   } catch (error) {
     // The root's own rules decide what the whole directory syncs: without them, nothing is scanned.
     if (error instanceof IgnoreFileUnreadable && error.path === IGNORE_FILE_NAME) {
       throw new Error(`cannot read ${join(rootPath, IGNORE_FILE_NAME)}: ${(error.cause as Error)?.message ?? error.message}; nothing was scanned (fix its permissions, or remove it)`);
     }
     throw error;
+  } finally {
+    closeSync(rootFd);
   }
   scanner.statCache.finish(scanner.seenPaths);
   return {
@@ -152,6 +164,48 @@ export function readIgnoreFile(path: string): string | undefined {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The path that reaches the directory open as `fd` (at `absolutePath`) through its handle. */
+function handleOf(fd: number, absolutePath: string): string {
+  return handlesResolveNames() ? `/proc/self/fd/${fd}` : absolutePath;
+}
+
+/** The path naming `name` inside the directory open as `fd`, resolved through the handle. */
+function entryOf(fd: number, absoluteDir: string, name: string): string {
+  return handlesResolveNames() ? pathInHandle(fd, name) : join(absoluteDir, name);
+}
+
+/** An fs error whose message names the path a person knows instead of the handle's. */
+function naming(error: unknown, handlePath: string, absolutePath: string): Error {
+  const named = error as Error;
+  if (handlePath !== absolutePath && typeof named.message === "string") named.message = named.message.split(handlePath).join(absolutePath);
+  return named;
+}
+
+/** A file or directory that is not, by the time it is opened, the entry its lstat saw. */
+class ChangedWhileScanned extends Error {
+  constructor(absolutePath: string) {
+    super(`${absolutePath} changed while it was scanned (swapped for another entry); scan again`);
+  }
+}
+
+/** Opens a directory child without following a link, and checks it is the directory lstat saw. */
+function openListedDirectory(path: string, absolutePath: string, seen: BigIntStats): number {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ELOOP" || code === "ENOTDIR") throw new ChangedWhileScanned(absolutePath);
+    throw naming(error, path, absolutePath);
+  }
+  const opened = fstatSync(fd, { bigint: true });
+  if (!opened.isDirectory() || opened.dev !== seen.dev || opened.ino !== seen.ino) {
+    closeSync(fd);
+    throw new ChangedWhileScanned(absolutePath);
+  }
+  return fd;
 }
 
 /** A .dsyncignore that is there and cannot be read (permissions, not a regular file, I/O). */
@@ -213,19 +267,21 @@ class Scanner {
    * IgnoreFileUnreadable when that file is there and cannot be read: its rules are unknown, so
    * nothing in the directory can be told apart from what it meant to exclude.
    */
-  private rulesOf(relativePath: string, absolutePath: string, inheritedRules: IgnoreRules[], listing: DirectoryNames): IgnoreRules[] {
+  private rulesOf(relativePath: string, absolutePath: string, fd: number, inheritedRules: IgnoreRules[], listing: DirectoryNames): IgnoreRules[] {
     if (!listing.names.includes(IGNORE_FILE_NAME)) return inheritedRules;
     let text: string | undefined;
+    const path = entryOf(fd, absolutePath, IGNORE_FILE_NAME);
     try {
-      text = readIgnoreFile(join(absolutePath, IGNORE_FILE_NAME));
+      text = readIgnoreFile(path);
     } catch (error) {
-      throw new IgnoreFileUnreadable(relativePath === "" ? IGNORE_FILE_NAME : `${relativePath}/${IGNORE_FILE_NAME}`, error);
+      throw new IgnoreFileUnreadable(relativePath === "" ? IGNORE_FILE_NAME : `${relativePath}/${IGNORE_FILE_NAME}`, naming(error, path, join(absolutePath, IGNORE_FILE_NAME)));
     }
     return text === undefined ? inheritedRules : [...inheritedRules, parseIgnoreFile(text, relativePath)];
   }
 
-  async scanDirectoryAt(relativePath: string, absolutePath: string, inheritedRules: IgnoreRules[], listing: DirectoryNames): Promise<ObjectId> {
-    const ruleSets = this.rulesOf(relativePath, absolutePath, inheritedRules, listing);
+  /** Scans the directory open as `fd` (at absolutePath, listed as `listing`); the caller closes fd. */
+  async scanDirectoryAt(relativePath: string, absolutePath: string, fd: number, inheritedRules: IgnoreRules[], listing: DirectoryNames): Promise<ObjectId> {
+    const ruleSets = this.rulesOf(relativePath, absolutePath, fd, inheritedRules, listing);
     const names = listing.names;
     for (const escaped of listing.undecodable) {
       this.skip(relativePath === "" ? escaped : `${relativePath}/${escaped}`, "the name is not valid UTF-8; not synced", "unsupported", false);
@@ -245,11 +301,12 @@ class Scanner {
         continue;
       }
       const childAbsolute = join(absolutePath, name);
+      const childPath = entryOf(fd, absolutePath, name);
       let stats: BigIntStats;
       try {
-        stats = lstatSync(childAbsolute, { bigint: true });
+        stats = lstatSync(childPath, { bigint: true });
       } catch (error) {
-        this.skip(childRelative, `cannot stat: ${(error as Error).message}`, "unreadable");
+        this.skip(childRelative, `cannot stat: ${naming(error, childPath, childAbsolute).message}`, "unreadable");
         continue;
       }
       // Nothing above is ignored (the walk does not go below an ignored directory).
@@ -262,27 +319,39 @@ class Scanner {
       if (stats.isDirectory()) {
         // Only listing the directory counts as "cannot read it": any other error (the sink's,
         // say) is a failure of the scan, never a reason to leave the directory out.
+        let childFd: number;
         let listing: DirectoryNames;
         try {
-          listing = readDirectoryNames(childAbsolute);
+          childFd = openListedDirectory(childPath, childAbsolute, stats);
         } catch (error) {
           this.skip(childRelative, `cannot read directory: ${(error as Error).message}`, "unreadable");
           continue;
         }
         let id: ObjectId;
         try {
-          id = await this.scanDirectoryAt(childRelative, childAbsolute, ruleSets, listing);
-        } catch (error) {
-          // Only this directory's own ignore file: one deeper down was handled there.
-          if (!(error instanceof IgnoreFileUnreadable) || error.path !== `${childRelative}/${IGNORE_FILE_NAME}`) throw error;
-          // Without its rules the directory is not read at all: its synced entry stands for it.
-          this.skip(childRelative, error.message, "unreadable");
-          continue;
+          const handle = handleOf(childFd, childAbsolute);
+          try {
+            listing = readDirectoryNames(handle);
+          } catch (error) {
+            this.skip(childRelative, `cannot read directory: ${naming(error, handle, childAbsolute).message}`, "unreadable");
+            continue;
+          }
+          try {
+            id = await this.scanDirectoryAt(childRelative, childAbsolute, childFd, ruleSets, listing);
+          } catch (error) {
+            // Only this directory's own ignore file: one deeper down was handled there.
+            if (!(error instanceof IgnoreFileUnreadable) || error.path !== `${childRelative}/${IGNORE_FILE_NAME}`) throw error;
+            // Without its rules the directory is not read at all: its synced entry stands for it.
+            this.skip(childRelative, error.message, "unreadable");
+            continue;
+          }
+        } finally {
+          closeSync(childFd);
         }
         this.counts.directories++;
         entries.push({ name, kind: "dir", mode, mtimeMs, sizeBytes: 0, id, target: null });
       } else if (stats.isFile()) {
-        const file = await this.scanFileAt(childRelative, childAbsolute, stats);
+        const file = await this.scanFileAt(childRelative, childAbsolute, childPath, stats);
         if (!file) continue;
         this.counts.files++;
         this.counts.totalBytes += file.sizeBytes;
@@ -292,9 +361,9 @@ class Scanner {
       } else if (stats.isSymbolicLink()) {
         let targetBytes: Buffer;
         try {
-          targetBytes = readlinkSync(childAbsolute, "buffer");
+          targetBytes = readlinkSync(childPath, "buffer");
         } catch (error) {
-          this.skip(childRelative, `cannot read link: ${(error as Error).message}`, "unreadable");
+          this.skip(childRelative, `cannot read link: ${naming(error, childPath, childAbsolute).message}`, "unreadable");
           continue;
         }
         // As for names: a lossy decoding would store a link to somewhere else.
@@ -319,9 +388,11 @@ class Scanner {
     return nodes[nodes.length - 1]!.id;
   }
 
+  /** Reads the file at `path` (through its directory's handle), which lstat saw as `stats`. */
   private async scanFileAt(
     relativePath: string,
     absolutePath: string,
+    path: string,
     stats: BigIntStats,
   ): Promise<{ id: ObjectId; sizeBytes: number; mtimeMs: number } | undefined> {
     this.seenPaths.add(relativePath);
@@ -342,9 +413,18 @@ class Scanner {
     }
     let fd: number;
     try {
-      fd = openSync(absolutePath, "r");
+      // Never through a link, never blocking on a FIFO swapped in since the lstat.
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (error) {
-      this.skip(relativePath, `cannot open: ${(error as Error).message}`, "unreadable");
+      const code = (error as NodeJS.ErrnoException).code;
+      const message = code === "ELOOP" ? new ChangedWhileScanned(absolutePath).message : naming(error, path, absolutePath).message;
+      this.skip(relativePath, `cannot open: ${message}`, "unreadable");
+      return undefined;
+    }
+    const opened = fstatSync(fd, { bigint: true });
+    if (!opened.isFile() || opened.dev !== stats.dev || opened.ino !== stats.ino) {
+      closeSync(fd);
+      this.skip(relativePath, `cannot open: ${new ChangedWhileScanned(absolutePath).message}`, "unreadable");
       return undefined;
     }
     let builder: FileNodeBuilder;

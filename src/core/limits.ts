@@ -24,6 +24,11 @@ export const LIMITS = {
   /** Largest request body the HTTP API accepts, in bytes. */
   requestBodyBytesMax: 64 * 1024 * 1024,
   /**
+   * Largest JSON request body, in bytes (as sent and inflated). The largest real one, a peer's
+   * history request resuming from historyFrontierIdsMax ids, is about 1.4 MB.
+   */
+  jsonBodyBytesMax: 2 * 1024 * 1024,
+  /**
    * Most values (map keys and values, array items, scalars) one msgpack body may hold, and how
    * deep it may nest. The largest real ones: a download reply of batchIdsMax objects, about
    * 300 000 values, nested 3 deep. Each empty map or array unpacks into tens of bytes of memory,

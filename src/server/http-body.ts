@@ -1,18 +1,29 @@
 // Reading request bodies and writing msgpack answers, shared by the client and peer routes.
 import type { Context } from "hono";
 import { UserError } from "../node/node.ts";
-import { compressIfWorthIt, decompressBody } from "./wire.ts";
+import { LIMITS } from "../core/limits.ts";
+import { BodyTooLargeError, compressIfWorthIt, decompressBody } from "./wire.ts";
 import { requireObject } from "./validate.ts";
 import { countBodyBytes } from "./metrics.ts";
 
-export async function readBody(c: Context): Promise<Uint8Array> {
+/** A request body, inflated when it came compressed; at most `maxBytes` as sent and once inflated (413 beyond). */
+export async function readBody(c: Context, maxBytes: number = LIMITS.requestBodyBytesMax): Promise<Uint8Array> {
+  const tooLarge = () => new BodyTooLargeError(`request body larger than ${maxBytes} bytes`);
+  // A declared length past the bound is refused before a byte is read.
+  const declared = Number(c.req.header("content-length") ?? NaN);
+  if (declared > maxBytes) throw tooLarge();
   const raw = new Uint8Array(await c.req.arrayBuffer());
   countBodyBytes(c, "received", raw.length);
-  return decompressBody(raw, c.req.header("content-encoding"));
+  if (raw.length > maxBytes) throw tooLarge();
+  return decompressBody(raw, c.req.header("content-encoding"), maxBytes);
 }
 
+/**
+ * A JSON object body, at most LIMITS.jsonBodyBytesMax: every JSON body is a small request, and a
+ * body of the general 64 MiB bound would parse into millions of objects (gigabytes of memory).
+ */
 export async function readJson(c: Context, emptyAllowed = false): Promise<Record<string, unknown>> {
-  const bytes = await readBody(c);
+  const bytes = await readBody(c, LIMITS.jsonBodyBytesMax);
   if (emptyAllowed && bytes.length === 0) return {};
   let value: unknown;
   try {

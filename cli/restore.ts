@@ -44,13 +44,15 @@ export async function restoreCommand(
   const message = parseMessage(flags.message);
   const result = await remote.restore(folder, String(version), message);
   const pulled = willPull ? await pullRestored(directory, remote.baseUrl, folder, result.version, flags) : null;
-  const kept = pulled ? await differencesKept(directory, `${remote.baseUrl}/${encodeURIComponent(folder)}@${result.version}`, pulled) : [];
+  // Against what the pull brought DIR to: the head, which a push from elsewhere may have moved past the restore.
+  const kept = pulled ? await differencesKept(directory, `${remote.baseUrl}/${encodeURIComponent(folder)}@${pulled.version}`, pulled) : [];
   const matches = pulled !== null && kept.length === 0;
   if (flags.json) printJson({ folder, restored: String(version), version: result.version, matches: pulled ? matches : null, kept, pull: pulled });
   else {
     const lines = [`restored ${folder} to the content of ${String(version)}: new version ${result.version.slice(0, 12)}`];
     if (pulled) {
       const work = `${counted(pulled.files_written, "file")} written, ${counted(pulled.paths_removed, "path")} removed`;
+      if (pulled.version !== result.version) lines.push(`  the folder moved on since: ${directory} was brought to its head, ${pulled.version.slice(0, 12)}`);
       if (matches) lines.push(`  ${directory} now matches it (${work})`);
       else {
         lines.push(`  ${directory} does not match it: ${counted(kept.length, "local change")} kept (${work})`);

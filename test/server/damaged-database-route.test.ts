@@ -1,6 +1,6 @@
 // A database that turns out damaged while the node runs (a query meets a damaged page): the
 // request fails naming the damaged file and the next step, instead of "internal error", and
-// `dsync verify --remote` prints it.
+// `dsync verify --remote` prints it. For the object index, the restart it asks for rebuilds it.
 import { Database } from "bun:sqlite";
 import { afterAll, expect, test } from "bun:test";
 import { openSync, readSync, writeSync, closeSync } from "node:fs";
@@ -89,3 +89,46 @@ test("verify on a node whose metadata breaks mid-run: 500 naming metadata.sqlite
   expect(cli.stderr).not.toContain("internal error");
   await node.close().catch(() => {});
 }, 30_000);
+
+test("a request that meets a damaged page of the object index names index.sqlite and says a restart rebuilds it", async () => {
+  const first = await nodeWithAFolder();
+  // An index larger than SQLite's page cache (2 MiB by default), so most of its pages are read
+  // from the file when a request needs them, not from memory.
+  const objects = Array.from({ length: 40_000 }, () => {
+    const bytes = crypto.getRandomValues(new Uint8Array(24));
+    return { id: blake3(bytes), bytes };
+  });
+  for (let at = 0; at < objects.length; at += 4000) await first.putObjects(objects.slice(at, at + 4000));
+  await first.close();
+  const node = await DsyncNode.open({ dataDir: first.dataDir, nodeId: "node-d" });
+  const app = createApp(node);
+  const indexPath = join(node.dataDir, "objects", "index.sqlite");
+  // The first third of its pages (after the schema page), damaged on disk under the open store.
+  const fd = openSync(indexPath, "r+");
+  try {
+    const size = Bun.file(indexPath).size;
+    expect(size).toBeGreaterThan(3 * 1024 * 1024);
+    const pages = Math.floor(size / PAGE_BYTES);
+    const header = Buffer.alloc(16, 0xff);
+    for (let page = 2; page <= Math.floor(pages / 3); page++) writeSync(fd, header, 0, header.length, (page - 1) * PAGE_BYTES);
+  } finally {
+    closeSync(fd);
+  }
+
+  const response = await app.request("/v1/verify", { method: "POST" });
+  expect(response.status).toBe(500);
+  const body = (await response.json()) as { error: string; database: string };
+  expect(body.database).toBe(indexPath);
+  expect(body.error).toContain(`the object index ${indexPath} is damaged`);
+  expect(body.error).toContain("restart the node, which moves the damaged index aside (keeping it) and rebuilds it from the packs");
+  await node.close().catch(() => {});
+
+  // And the restart does: every object is back.
+  const restarted = await DsyncNode.open({ dataDir: first.dataDir, nodeId: "node-d" });
+  expect(restarted.startupNotes.join("\n")).toContain("the object index was damaged");
+  const read = await restarted.getObjects(objects.slice(0, 100).map((o) => o.id));
+  expect(read.every((bytes, i) => bytes !== undefined && Buffer.from(bytes).equals(Buffer.from(objects[i]!.bytes)))).toBe(true);
+  // The folder's chunk, file node, tree and version, and the 40 000.
+  expect((await restarted.store.stats()).objects).toBe(objects.length + 4);
+  await restarted.close();
+}, 60_000);

@@ -4,6 +4,7 @@ import { ERROR_MESSAGE_CHARS_MAX, terminalLines, truncateText } from "../core/te
 import { idToHex } from "../core/id.ts";
 import type { DsyncNode } from "../node/node.ts";
 import { createApp } from "./app.ts";
+import { guardAgainstBrowsers } from "./browser-guard.ts";
 import { createMetricsOnlyApp, NodeMetrics } from "./metrics.ts";
 import { HttpPeerTransport } from "../replication/http-transport.ts";
 import { PeerService } from "../replication/peer-service.ts";
@@ -115,10 +116,12 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
     repairer,
     scrubber,
   });
+  // Without a token, nothing but the guard keeps a web page in a local browser out (browser-guard.ts).
+  const fetchHandler = options.token ? app.fetch : guardAgainstBrowsers(app.fetch, { loopbackOnly: isLoopback(address.hostname) });
   const server = Bun.serve({
     hostname: address.hostname,
     port: address.port,
-    fetch: app.fetch,
+    fetch: fetchHandler,
     // Slightly above the API's own limit, so the API answers 413 with a readable body.
     maxRequestBodySize: LIMITS.requestBodyBytesMax + 1024 * 1024,
     idleTimeout: 120,
@@ -127,7 +130,7 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
   let metricsServer: ReturnType<typeof Bun.serve> | undefined;
   if (options.metricsListen) {
     try {
-      metricsServer = Bun.serve({ hostname: options.metricsListen.hostname, port: options.metricsListen.port, fetch: createMetricsOnlyApp(metrics).fetch, maxRequestBodySize: 64 * 1024 });
+      metricsServer = Bun.serve({ hostname: options.metricsListen.hostname, port: options.metricsListen.port, fetch: guardAgainstBrowsers(createMetricsOnlyApp(metrics).fetch, { loopbackOnly: isLoopback(options.metricsListen.hostname) }), maxRequestBodySize: 64 * 1024 });
     } catch (error) {
       void server.stop(true);
       throw new Error(`--metrics-listen ${options.metricsListen.hostname}:${options.metricsListen.port}: ${(error as Error).message}`);

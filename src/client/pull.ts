@@ -12,6 +12,7 @@ import { blake3 } from "../core/blake3.ts";
 import { diffTrees, entriesEqual, type DiffEntry } from "../core/diff.ts";
 import { idEquals, idFromHex, idToHex, type ObjectId } from "../core/id.ts";
 import { conflictCopyName } from "../core/conflict-name.ts";
+import { syncedMode } from "../core/file-mode.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
@@ -450,7 +451,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
           mtimeNs: written.mtimeNs,
           ctimeNs: written.ctimeNs,
           inode: written.ino,
-          mode: Number(written.mode & 0o7777n),
+          mode: syncedMode(Number(written.mode & 0o7777n)),
           fileId: job.entry.id!,
           chunkCount: job.chunks.length,
         });

@@ -15,6 +15,7 @@
 // concurrent local attacker, documented in docs/durability.md.
 import { closeSync, constants, existsSync, fchmodSync, fstatSync, futimesSync, lstatSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
+import { specialModeBits, syncedMode } from "../core/file-mode.ts";
 import { splitRelativePath } from "../core/names.ts";
 
 export class UnsafePathError extends Error {
@@ -131,12 +132,14 @@ export function withDirectoryInside<T>(root: string, relativeDir: string, use: (
 }
 
 /**
- * Applies a directory's mode and mtime through a no-follow handle. Every directory attribute a
+ * Applies a directory's mode (permission bits) and mtime through a no-follow handle. Every directory attribute a
  * pull or materialize writes goes through here; nothing sets attributes by path.
  */
 export function setDirectoryAttributes(root: string, relativeDir: string, mode: number, mtimeMs: number): void {
   withDirectoryInside(root, relativeDir, (fd) => {
-    fchmodSync(fd, mode & 0o7777);
+    // The tree's permission bits; special bits only as the directory already has them (a
+    // local setgid directory stays one), never from a tree (core/file-mode.ts).
+    fchmodSync(fd, syncedMode(mode) | specialModeBits(fstatSync(fd).mode));
     futimesSync(fd, new Date(mtimeMs), new Date(mtimeMs));
   });
 }

@@ -28,6 +28,7 @@ import { dirname, join } from "node:path";
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
+import { syncedMode } from "../core/file-mode.ts";
 import { splitRelativePath } from "../core/names.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
@@ -183,7 +184,8 @@ export async function writeFileAtomic(root: string, relativePath: string, option
     const fd = openSync(temp, "wx+", 0o600);
     try {
       await writeChunks(fd, relativePath, options);
-      fchmodSync(fd, options.mode & 0o7777);
+      // Permission bits alone: a tree never makes a setuid or setgid file (core/file-mode.ts).
+      fchmodSync(fd, syncedMode(options.mode));
       futimesSync(fd, new Date(options.mtimeMs), new Date(options.mtimeMs));
       fsyncSync(fd);
       closeSync(fd);

@@ -24,6 +24,7 @@ import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
 import { forEachChunk } from "./chunk-reader.ts";
 import type { ObjectId } from "../core/id.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
+import { syncedMode } from "../core/file-mode.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
 import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/pages.ts";
 import { decodeNameBytes, escapeNameBytes, readDirectoryNames, type DirectoryNames } from "./directory-names.ts";
@@ -314,7 +315,8 @@ class Scanner {
         this.notRead.push({ path: childRelative, cause: "ignored" });
         continue;
       }
-      const mode = Number(stats.mode & 0o7777n);
+      // Permission bits alone: setuid, setgid and sticky are never synced (core/file-mode.ts).
+      const mode = syncedMode(Number(stats.mode & 0o7777n));
       const mtimeMs = Number(stats.mtimeNs / 1_000_000n);
       if (stats.isDirectory()) {
         // Only listing the directory counts as "cannot read it": any other error (the sink's,
@@ -397,7 +399,7 @@ class Scanner {
   ): Promise<{ id: ObjectId; sizeBytes: number; mtimeMs: number } | undefined> {
     this.seenPaths.add(relativePath);
     const cached = this.statCache.get(relativePath);
-    const mode = Number(stats.mode & 0o7777n);
+    const mode = syncedMode(Number(stats.mode & 0o7777n));
     if (
       cached &&
       cached.sizeBytes === Number(stats.size) &&

@@ -238,3 +238,63 @@ test("a file that repeats one block, and a second copy of it, fetch each distinc
   expect(readFileSync(join(victim, "repeated.bin")).equals(repeated)).toBe(true);
   expect(readFileSync(join(victim, "copy.bin")).equals(repeated)).toBe(true);
 });
+
+describe("special mode bits are never synced", () => {
+  test("a hostile tree's setuid-root file, setgid file and setuid/sticky world-writable directories are pulled (as root) with their permission bits alone", async () => {
+    const objects = new RawObjects();
+    const content = new TextEncoder().encode("#!/bin/sh\nid\n");
+    const chunk = objects.addBytes(content);
+    const fileId = objects.add({ kind: "file", level: 0, sizeBytes: content.length, chunks: [{ id: chunk, lengthBytes: content.length }] });
+    const file = (name: string, mode: number): TreeEntry => ({ name, kind: "file", mode, mtimeMs: OLD_MS, sizeBytes: content.length, id: fileId, target: null });
+    const inner = objects.add({ kind: "tree", level: 0, entries: [file("inner-suid", 0o4755)] });
+    const dir = (name: string, mode: number): TreeEntry => ({ name, kind: "dir", mode, mtimeMs: OLD_MS, sizeBytes: 0, id: inner, target: null });
+    const root = objects.add({
+      kind: "tree",
+      level: 0,
+      entries: [dir("d-setuid", 0o4777), dir("d-sticky", 0o1777), file("sgid", 0o2755), file("suid", 0o4755), file("suid-all", 0o7777)],
+    });
+    const server = rawObjectServer(objects, root);
+    try {
+      const victim = join(tempDir(), "victim");
+      const result = await runCli(["pull", victim, "--remote", server.url, "--folder", server.folder, "--json"]);
+      expect(result.code).toBe(0);
+      const modeOf = (path: string) => (lstatSync(join(victim, path)).mode & 0o7777).toString(8);
+      expect(Object.fromEntries(["suid", "sgid", "suid-all", "d-setuid", "d-sticky", "d-setuid/inner-suid", "d-sticky/inner-suid"].map((p) => [p, modeOf(p)]))).toEqual({
+        suid: "755",
+        sgid: "755",
+        "suid-all": "777",
+        "d-setuid": "777",
+        "d-sticky": "777",
+        "d-setuid/inner-suid": "755",
+        "d-sticky/inner-suid": "755",
+      });
+    } finally {
+      server.stop();
+    }
+  });
+});
+
+test("a local setuid file pushes as its permission bits; a pull keeps a local setgid directory's bit and the copy round-trips without a change", async () => {
+  const source = join(tempDir(), "special-bits");
+  writeTree(source, { shared: { "a.txt": "a\n" }, "tool": "#!/bin/sh\n" });
+  chmodSync(join(source, "tool"), 0o4755);
+  chmodSync(join(source, "shared"), 0o2775);
+  await push(source, true);
+  const victim = join(tempDir(), "victim");
+  await pullJson(victim, ["--remote", node().url, "--folder", "special-bits"]);
+  expect((lstatSync(join(victim, "tool")).mode & 0o7777).toString(8)).toBe("755");
+  expect((lstatSync(join(victim, "shared")).mode & 0o7777).toString(8)).toBe("775");
+  // A change in the shared directory comes back to the source: its own setgid bit stays.
+  writeFileSync(join(victim, "shared", "b.txt"), "b\n");
+  await push(victim);
+  await pullJson(source);
+  expect((lstatSync(join(source, "shared")).mode & 0o7777).toString(8)).toBe("2775");
+  expect(readFileSync(join(source, "shared", "b.txt"), "utf8")).toBe("b\n");
+  // Neither copy has anything to push: the special bits are not a change.
+  for (const copy of [source, victim]) {
+    const dry = await runCli(["push", copy, "--dry-run", "--json"]);
+    expect(dry.code).toBe(0);
+    const preview = dry.json();
+    expect({ copy, changed: preview.changed, new: preview.new, deleted: preview.deleted }).toEqual({ copy, changed: [], new: [], deleted: [] });
+  }
+});

@@ -167,11 +167,13 @@ describe("materializeTree", () => {
       await materializeTree(out, rootId, storeLoader(store), storeSource(store));
 
       expect(idToHex(await scanInto(store, out))).toBe(idToHex(rootId));
+      // Special bits (setgid here) are not synced (core/file-mode.ts): apart from them, the copy is the source.
+      chmodSync(join(source, "setgid-ish"), 0o750);
       expect(describeTree(out)).toEqual(describeTree(source));
       expect(tempLeftovers(out)).toEqual([]);
       // Spot checks of what the ids above already cover, for readable failures.
       expect(lstatSync(join(out, "run.sh")).mode & 0o7777).toBe(0o755);
-      expect(lstatSync(join(out, "setgid-ish")).mode & 0o7777).toBe(0o2750);
+      expect(lstatSync(join(out, "setgid-ish")).mode & 0o7777).toBe(0o750);
       expect(lstatSync(join(out, "locked")).mode & 0o7777).toBe(0o555);
       expect(lstatSync(join(out, "a.txt")).mtimeMs).toBe(MTIME_MS + 7);
       expect(lstatSync(join(out, "links/relative")).mtimeMs).toBe(MTIME_MS - 3);
@@ -571,12 +573,25 @@ describe("attributes only through no-follow handles", () => {
     targets.unchanged();
   });
 
-  test("setDirectoryAttributes sets mode (setuid bits included) and mtime on a real directory", () => {
+  test("setDirectoryAttributes sets permission bits and mtime on a real directory; special bits only as the directory already has them", () => {
     const root = tempDir();
     mkdirSync(join(root, "a/b"), { recursive: true });
-    setDirectoryAttributes(root, "a/b", 0o2750, MTIME_MS);
-    expect(lstatSync(join(root, "a/b")).mode & 0o7777).toBe(0o2750);
+    setDirectoryAttributes(root, "a/b", 0o6750, MTIME_MS);
+    expect(lstatSync(join(root, "a/b")).mode & 0o7777).toBe(0o750);
     expect(lstatSync(join(root, "a/b")).mtimeMs).toBe(MTIME_MS);
+    chmodSync(join(root, "a/b"), 0o2700);
+    setDirectoryAttributes(root, "a/b", 0o755, MTIME_MS);
+    expect(lstatSync(join(root, "a/b")).mode & 0o7777).toBe(0o2755);
+  });
+
+  test("a file written from a tree never gets setuid, setgid or sticky bits", async () => {
+    const root = tempDir();
+    const bytes = new TextEncoder().encode("#!/bin/sh\n");
+    const source: ChunkSource = { getChunks: async () => [bytes] };
+    for (const mode of [0o4755, 0o2755, 0o1777, 0o7777]) {
+      await writeFileAtomic(root, `f${mode.toString(8)}`, { chunks: [{ id: blake3(bytes), lengthBytes: bytes.length }], source, mode, mtimeMs: MTIME_MS });
+      expect((lstatSync(join(root, `f${mode.toString(8)}`)).mode & 0o7777).toString(8)).toBe((mode & 0o777).toString(8));
+    }
   });
 
   test("a handle keeps pointing inside the root when a parent is swapped for a link after it was opened", () => {

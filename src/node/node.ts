@@ -28,6 +28,7 @@ import { walkClosure } from "./walk.ts";
 import { auditStructure, type StructureProblem } from "./structure-audit.ts";
 import { Metadata, type ConsistencyMode, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
 import { Mutex } from "./mutex.ts";
+import { CoalescingRunner } from "./coalesce.ts";
 import type { Repairer } from "./repair.ts";
 import { checkAndRepair, type RepairReport } from "./verify-repair.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.ts";
@@ -120,6 +121,8 @@ export const READ_REPAIR_TIMEOUT_MS = 5_000;
 
 export class DsyncNode {
   private readonly writeLock = new Mutex();
+  private readonly gcRuns = new CoalescingRunner<GcReport>(() => new UserError("a gc with other options is already waiting to run; try again when it ends", 409));
+  private readonly verifyRuns = new CoalescingRunner<VerifyReport>(() => new UserError("a verification with other options is already waiting to run; try again when it ends", 409));
   private hlc: HlcTimestamp = HLC_ZERO;
   private readonly headListeners: HeadListener[] = [];
   private repairer: Repairer | undefined;
@@ -671,7 +674,8 @@ export class DsyncNode {
 
   /** Applies retention, then deletes what no kept version (and no push in flight) reaches. */
   async gc(options: GcOptions = {}): Promise<GcReport> {
-    return this.writeLock.run(() => collectGarbage(this, options));
+    // One gc at a time; requests during one share the next (coalesce.ts).
+    return this.gcRuns.run(JSON.stringify([options.graceMs ?? null, options.dryRun === true]), () => this.writeLock.run(() => collectGarbage(this, options)));
   }
 
   /**
@@ -680,6 +684,11 @@ export class DsyncNode {
    * the metadata database.
    */
   async verify(options: { repair?: boolean } = {}): Promise<VerifyReport> {
+    // One verification at a time; requests during one share the next (coalesce.ts).
+    return this.verifyRuns.run(options.repair === true ? "repair" : "check", () => this.verifyNow(options));
+  }
+
+  private async verifyNow(options: { repair?: boolean }): Promise<VerifyReport> {
     // Counted before the re-hash quarantines what is corrupt, so those count as checked.
     const { objects } = await this.store.stats();
     const problems = await this.store.verifyAll();

@@ -5,8 +5,9 @@
 //
 // Bounded: at most EVENT_STREAMS_MAX streams at once (503 beyond), each fed from the log at the
 // pace its reader takes them (a reader that falls behind the ring is told of the gap, nothing
-// queues up for it), a long poll waits at most LONG_POLL_WAIT_MS_MAX, and one answer carries at
-// most EVENTS_PER_REPLY_MAX events.
+// queues up for it), at most LONG_POLLS_WAITING_MAX long polls wait at once (503 beyond, so
+// each holds a connection and a timer only within that bound), a long poll waits at most
+// LONG_POLL_WAIT_MS_MAX, and one answer carries at most EVENTS_PER_REPLY_MAX events.
 import type { Context, Hono } from "hono";
 import { validateFolderName } from "../core/names.ts";
 import type { EventLog, EventsSince, NodeEvent } from "../node/events.ts";
@@ -14,6 +15,7 @@ import { UserError } from "../node/node.ts";
 
 export const EVENT_STREAMS_MAX = 64;
 export const LONG_POLL_WAIT_MS_MAX = 30_000;
+export const LONG_POLLS_WAITING_MAX = 256;
 export const EVENTS_PER_REPLY_MAX = 1000;
 /** A comment line this often keeps proxies and idle timeouts from closing a quiet stream. */
 export const KEEPALIVE_MS = 15_000;
@@ -47,6 +49,7 @@ function parseEventId(text: string | undefined, what: string): number | undefine
 
 export function registerEventRoutes(app: Hono, events: EventLog): void {
   let openStreams = 0;
+  let waitingPolls = 0;
   const encoder = new TextEncoder();
 
   app.get("/v1/events", async (c) => {
@@ -58,7 +61,13 @@ export function registerEventRoutes(app: Hono, events: EventLog): void {
       const waitMs = Math.min(waitText === undefined ? LONG_POLL_WAIT_MS_MAX : Number(waitText), LONG_POLL_WAIT_MS_MAX);
       let reply = events.since(since, EVENTS_PER_REPLY_MAX);
       if (reply.events.length === 0 && reply.gap === null && waitMs > 0) {
-        await events.waitAfter(since, waitMs, c.req.raw.signal);
+        if (waitingPolls >= LONG_POLLS_WAITING_MAX) return c.json({ error: `at most ${LONG_POLLS_WAITING_MAX} long polls wait at once; try again later` }, 503);
+        waitingPolls++;
+        try {
+          await events.waitAfter(since, waitMs, c.req.raw.signal);
+        } finally {
+          waitingPolls--;
+        }
         reply = events.since(since, EVENTS_PER_REPLY_MAX);
       }
       return c.json({ events: reply.events.map(eventJson), gap: reply.gap ? gapJson(reply.gap, reply.lastId) : null, lastId: reply.lastId });

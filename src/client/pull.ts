@@ -17,6 +17,7 @@ import { LIMITS } from "../core/limits.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
 import {
+  ChangedMeanwhileError,
   DirectorySyncer,
   ensureDirectory,
   moveAsideInside,
@@ -25,8 +26,10 @@ import {
   setDirectoryAttributes,
   writeFileAtomic,
   writeSymlinkAtomic,
+  seenEntryAt,
   UnsafePathError,
   type ChunkSource,
+  type SeenEntry,
 } from "../fs/materialize.ts";
 import { TEMP_FILE_PREFIX } from "../fs/scanner.ts";
 import type { StatCacheEntry } from "../fs/stat-cache.ts";
@@ -193,6 +196,8 @@ interface FileJob {
   path: string;
   entry: TreeEntry;
   chunks: ChunkRef[];
+  /** What was at the path when the write was decided: it is replaced only if still there. */
+  replaces: SeenEntry;
 }
 
 const PREFETCH_GROUP_BYTES = 16 * 1024 * 1024;
@@ -343,6 +348,20 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       removeInside(dir, path, syncer);
     };
 
+    /**
+     * What is at path now (null for nothing, or a path below a link or a file). Writes and
+     * removals run long after the scan and the plan: each checks the disk still holds this.
+     */
+    const seenAt = (path: string): SeenEntry => {
+      try {
+        return seenEntryAt(prepareParents(dir, path, undefined, { create: false }).absolutePath);
+      } catch {
+        return null;
+      }
+    };
+    /** Where a removal was decided, what was there: a file edited since is kept. */
+    const removalSeen = new Map<string, SeenEntry>();
+
     /** Runs a write; a path that would go through a symlink is skipped and reported instead. */
     const refuseUnsafe = (write: () => unknown, path: string): boolean => {
       try {
@@ -396,7 +415,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       } else if (after.kind === "symlink") {
         if (!refuseUnsafe(() => writeSymlinkAtomic(dir, change.path, after.target!, after.mtimeMs, syncer), change.path)) filesWritten++;
       } else {
-        fileJobs.push({ path: change.path, entry: after, chunks: await readFileChunks(after.id!, load) });
+        fileJobs.push({ path: change.path, entry: after, chunks: await readFileChunks(after.id!, load), replaces: seenAt(change.path) });
       }
     }
 
@@ -408,6 +427,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
         continue;
       }
       removals.push(change);
+      removalSeen.set(change.path, seenAt(change.path));
     }
 
     // Chunks the directory already holds: the old versions of the files being replaced.
@@ -434,10 +454,19 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       }
       await source.prefetch([...wanted.values()]);
       for (const job of group) {
+        const write = (replaces: SeenEntry) =>
+          writeFileAtomic(dir, job.path, { chunks: job.chunks, source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer, replaces });
         try {
-          await writeFileAtomic(dir, job.path, { chunks: job.chunks, source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer });
+          try {
+            await write(job.replaces);
+          } catch (error) {
+            if (!(error instanceof ChangedMeanwhileError)) throw error;
+            // Edited (or created) here since the plan: those bytes exist nowhere else.
+            moveAside(job.path, `changed here while the pull ran (${error.message})`);
+            await write(null);
+          }
         } catch (error) {
-          if (!(error instanceof UnsafePathError)) throw error;
+          if (!(error instanceof UnsafePathError) && !(error instanceof ChangedMeanwhileError)) throw error;
           skipped.push({ path: job.path, reason: error.message });
           progress.advance(0, ++jobsDone);
           continue;
@@ -490,9 +519,14 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
         }
       }
       try {
-        // Never recursive: a directory goes only once empty (what is left in it was never synced).
-        removeInside(dir, change.path, syncer);
+        // Never recursive: a directory goes only once empty (what is left in it was never synced);
+        // a file goes only if it is still what was there when the removal was decided.
+        removeInside(dir, change.path, syncer, { seen: removalSeen.get(change.path) });
       } catch (error) {
+        if (error instanceof ChangedMeanwhileError) {
+          conflicts.push({ path: change.path, keptAs: null, reason: `deleted on the node, kept here: ${error.message}` });
+          continue;
+        }
         if (!(error instanceof UnsafePathError)) throw error;
         if (change.before?.kind === "dir" && diskKindAt(change.path) === "dir") {
           conflicts.push({ path: change.path, keptAs: null, reason: "deleted on the node but holds local files; kept" });

@@ -144,12 +144,52 @@ function tempName(): string {
   return TEMP_FILE_PREFIX + randomBytes(8).toString("hex");
 }
 
+/**
+ * What a caller saw at a path when it decided to replace or remove it: a file or link's
+ * identity, or null for nothing there. A write or removal given one checks, just before it
+ * renames or unlinks, that the disk still holds exactly that; a user who edited or created the
+ * file meanwhile (a pull's download can take minutes) gets ChangedMeanwhileError instead of
+ * losing the edit. The check and the rename are two steps: microseconds, not minutes, remain.
+ */
+export type SeenEntry = { inode: bigint; sizeBytes: bigint; mtimeNs: bigint; ctimeNs: bigint } | null;
+
+export class ChangedMeanwhileError extends Error {
+  override name = "ChangedMeanwhileError";
+}
+
+/** The identity of what is at path now (no link followed at it), or null when nothing is. */
+export function seenEntryAt(path: string): SeenEntry {
+  try {
+    const stats = lstatSync(path, { bigint: true });
+    return { inode: stats.ino, sizeBytes: stats.size, mtimeNs: stats.mtimeNs, ctimeNs: stats.ctimeNs };
+  } catch (error) {
+    if (isMissing(error)) return null;
+    throw error;
+  }
+}
+
+function sameEntry(x: SeenEntry, y: SeenEntry): boolean {
+  if (x === null || y === null) return x === y;
+  return x.inode === y.inode && x.sizeBytes === y.sizeBytes && x.mtimeNs === y.mtimeNs && x.ctimeNs === y.ctimeNs;
+}
+
+/** Throws ChangedMeanwhileError when `seen` is given and the entry at target is no longer it. */
+function checkStillSeen(target: string, seen: SeenEntry | undefined, absolutePath: string): void {
+  if (seen === undefined) return;
+  const now = seenEntryAt(target);
+  if (now !== null && !sameEntry(now, seen)) {
+    throw new ChangedMeanwhileError(seen === null ? `${absolutePath} was created here meanwhile` : `${absolutePath} was changed here meanwhile`);
+  }
+}
+
 export interface FileWriteOptions {
   chunks: readonly ChunkRef[];
   source: ChunkSource;
   mode: number;
   mtimeMs: number;
   syncer?: DirectorySyncer;
+  /** What may be replaced: checked just before the rename (see SeenEntry); unchecked when absent. */
+  replaces?: SeenEntry;
 }
 
 /** True when every byte is zero (such a chunk is left as a hole instead of being written). */
@@ -199,6 +239,7 @@ export async function writeFileAtomic(root: string, relativePath: string, option
       throw error;
     }
     try {
+      checkStillSeen(at(resolved.name), options.replaces, resolved.absolutePath);
       replaceWith(temp, at(resolved.name), resolved, options.syncer);
     } catch (error) {
       try {
@@ -373,7 +414,7 @@ export function ensureDirectory(root: string, relativePath: string, syncer?: Dir
  * Removes a file, a link or an empty directory, without following links. A directory that
  * still holds entries is refused (UnsafePathError): nothing is ever removed recursively here.
  */
-export function removeInside(root: string, relativePath: string, syncer?: DirectorySyncer): void {
+export function removeInside(root: string, relativePath: string, syncer?: DirectorySyncer, options: { seen?: SeenEntry } = {}): void {
   let resolved: ResolvedPath;
   try {
     resolved = prepareParents(root, relativePath, undefined, { create: false });
@@ -390,6 +431,8 @@ export function removeInside(root: string, relativePath: string, syncer?: Direct
       if (isMissing(error)) return;
       throw error;
     }
+    // A directory goes only once empty (rmdir): its identity changes with every entry in it.
+    if (!stats.isDirectory()) checkStillSeen(path, options.seen, resolved.absolutePath);
     if (stats.isDirectory()) {
       try {
         rmdirSync(path);

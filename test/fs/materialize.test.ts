@@ -42,6 +42,9 @@ import {
   writeFileAtomic,
   writeSymlinkAtomic,
   type ChunkSource,
+  ChangedMeanwhileError,
+  seenEntryAt,
+  type SeenEntry,
 } from "../../src/fs/materialize.ts";
 import { scanDirectory, TEMP_FILE_PREFIX, type ScanSink } from "../../src/fs/scanner.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
@@ -582,6 +585,34 @@ describe("attributes only through no-follow handles", () => {
     chmodSync(join(root, "a/b"), 0o2700);
     setDirectoryAttributes(root, "a/b", 0o755, MTIME_MS);
     expect(lstatSync(join(root, "a/b")).mode & 0o7777).toBe(0o2755);
+  });
+
+  test("a write or removal given what was seen at the path refuses (ChangedMeanwhileError) when it changed since; the edit stays, no temp file", async () => {
+    const root = tempDir();
+    const bytes = new TextEncoder().encode("from the tree\n");
+    const write = (path: string, replaces: SeenEntry) =>
+      writeFileAtomic(root, path, { chunks: [{ id: blake3(bytes), lengthBytes: bytes.length }], source: { getChunks: async () => [bytes] }, mode: 0o644, mtimeMs: MTIME_MS, replaces });
+    writeFileSync(join(root, "edited.txt"), "old\n");
+    const seen = seenEntryAt(join(root, "edited.txt"));
+    writeFileSync(join(root, "edited.txt"), "edited meanwhile\n");
+    await expect(write("edited.txt", seen)).rejects.toThrow(ChangedMeanwhileError);
+    expect(readFileSync(join(root, "edited.txt"), "utf8")).toBe("edited meanwhile\n");
+    // Nothing seen there, something there now.
+    writeFileSync(join(root, "created.txt"), "created meanwhile\n");
+    await expect(write("created.txt", null)).rejects.toThrow(ChangedMeanwhileError);
+    expect(readFileSync(join(root, "created.txt"), "utf8")).toBe("created meanwhile\n");
+    expect(tempLeftovers(root)).toEqual([]);
+    // Unchanged since seen: replaced; gone since seen: written.
+    await write("edited.txt", seenEntryAt(join(root, "edited.txt")));
+    expect(readFileSync(join(root, "edited.txt"), "utf8")).toBe("from the tree\n");
+    await write("absent.txt", seen);
+    expect(readFileSync(join(root, "absent.txt"), "utf8")).toBe("from the tree\n");
+    const removalSeen = seenEntryAt(join(root, "created.txt"));
+    writeFileSync(join(root, "created.txt"), "edited again\n");
+    expect(() => removeInside(root, "created.txt", undefined, { seen: removalSeen })).toThrow(ChangedMeanwhileError);
+    expect(readFileSync(join(root, "created.txt"), "utf8")).toBe("edited again\n");
+    removeInside(root, "created.txt", undefined, { seen: seenEntryAt(join(root, "created.txt")) });
+    expect(existsSync(join(root, "created.txt"))).toBe(false);
   });
 
   test("a file written from a tree never gets setuid, setgid or sticky bits", async () => {

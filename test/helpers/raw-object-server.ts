@@ -18,9 +18,18 @@ export class RawObjects {
   }
 }
 
-/** Serves folder `folder` with one version whose tree is `root`; stop() when done. */
-export function rawObjectServer(objects: RawObjects, root: ObjectId, folder = "evil") {
-  const version = "ab".repeat(32);
+export interface RawServerOptions {
+  /** Called with the ids of each download request before it is answered (to act mid-pull). */
+  beforeDownload?: (ids: ObjectId[]) => void | Promise<void>;
+}
+
+/**
+ * Serves folder `folder` with one version whose tree is `root`; setHead() moves it to another
+ * tree (a new version); stop() when done.
+ */
+export function rawObjectServer(objects: RawObjects, root: ObjectId, folder = "evil", options: RawServerOptions = {}) {
+  let version = "ab".repeat(32);
+  let heads = 0;
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -32,6 +41,7 @@ export function rawObjectServer(objects: RawObjects, root: ObjectId, folder = "e
       }
       if (path === "/v1/objects/download") {
         const ids = decodeIdList(new Uint8Array(await request.arrayBuffer()));
+        await options.beforeDownload?.(ids);
         const found = ids.filter((id) => objects.byHex.has(idToHex(id))).map((id) => ({ id, bytes: objects.byHex.get(idToHex(id))! }));
         return new Response(encodeDownloadReply(found, []) as unknown as BodyInit);
       }
@@ -40,5 +50,13 @@ export function rawObjectServer(objects: RawObjects, root: ObjectId, folder = "e
       return Response.json({ error: "no" }, { status: 404 });
     },
   });
-  return { url: `http://127.0.0.1:${server.port}`, folder, stop: () => server.stop(true) };
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    folder,
+    stop: () => server.stop(true),
+    setHead(newRoot: ObjectId) {
+      root = newRoot;
+      version = (++heads).toString(16).padStart(2, "0").repeat(32);
+    },
+  };
 }

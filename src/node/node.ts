@@ -165,9 +165,20 @@ export class DsyncNode {
     const store = await PackObjectStore.open(join(options.dataDir, OBJECTS_DIR_NAME), { nowMs: () => clock.nowMs(), fileSystem: files });
     let metadata: Metadata | undefined;
     try {
-      metadata = openMetadata(join(options.dataDir, METADATA_FILE_NAME));
+      const metadataPath = join(options.dataDir, METADATA_FILE_NAME);
+      const metadataIsNew = !existsSync(metadataPath);
+      metadata = openMetadata(metadataPath);
       const node = DsyncNode.over(store, metadata, options);
       node.startupNotes = recoveryNotes(store.recovery);
+      // Never silently empty: objects without the metadata that names their folders is a lost
+      // (or moved aside) metadata.sqlite, and the folders come back only from peers.
+      const { objects } = metadataIsNew ? await store.stats() : { objects: 0 };
+      if (objects > 0) {
+        node.startupNotes.push(
+          `dsync: ${metadataPath} was missing, but the object store holds ${objects} object(s): this node starts with no folders; ` +
+            "its peers bring back the folders they hold (docs/reliability.md, \"A damaged metadata database\")",
+        );
+      }
       node.spaceReserve = new SpaceReserve(files, options.dataDir);
       node.spaceReserve.refill();
       return node;

@@ -137,6 +137,9 @@ test("the documented recovery: with the damaged metadata moved aside, the node s
   renameSync(metadataPath, `${metadataPath}.damaged`);
   b = await start(1);
   running.push(b);
+  // Not silently empty: the node says it starts with no folders over a store that holds objects.
+  expect(b.output()).toContain(`${metadataPath} was missing, but the object store holds `);
+  expect(b.output()).toMatch(/holds [1-9]\d* object\(s\): this node starts with no folders; its peers bring back the folders they hold/);
   await waitFor("B to get the folder back", () => headOf(b.url, "docs"), (h) => h === head);
   // The same versions (where each was recorded, and when, is each node's own).
   const history = (url: string) =>

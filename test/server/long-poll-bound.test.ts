@@ -14,7 +14,7 @@ test("past the bound a long poll is refused at once; a disconnected one gives it
   const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1", clock: { nowMs: () => 0 } });
   const app = createApp(node, { token: TOKEN });
   const since = node.events.lastId;
-  const poll = (signal?: AbortSignal, after = since) => app.request(`/v1/events?since=${after}&wait=30000`, { headers: { authorization: `Bearer ${TOKEN}` }, signal });
+  const poll = async (signal?: AbortSignal, after = since): Promise<Response> => app.request(`/v1/events?since=${after}&wait=30000`, { headers: { authorization: `Bearer ${TOKEN}` }, signal });
   /** The answer within `ms`, or "waiting" (the poll is still held). */
   const within = (response: Promise<Response>, ms: number) => Promise.race([response, Bun.sleep(ms).then(() => "waiting" as const)]);
 

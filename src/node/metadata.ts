@@ -240,8 +240,12 @@ export class Metadata {
   }
 
   private insertVersions(folder: string, versions: Omit<VersionRecord, "sequence" | "folder">[]): void {
+    // A sequence is never given twice in a folder, even after the newest versions were pruned:
+    // a paging cursor names a sequence, and a version recorded while someone pages must sort
+    // above every cursor handed out. The highest ever given is kept beside the versions.
+    const highKey = `sequence_high/${folder}`;
     const next = this.db.query("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM versions WHERE folder = ?").get(folder) as { next: number };
-    let sequence = next.next;
+    let sequence = Math.max(next.next, Number(this.getMeta(highKey) ?? 0) + 1);
     const insert = this.db.query(
       `INSERT OR IGNORE INTO versions (folder, id, sequence, root, parents, author, hlc_wall_ms, hlc_counter, message, origin, files, total_bytes, created_ms)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -250,6 +254,7 @@ export class Metadata {
       const result = insert.run(folder, v.id, sequence, v.root, joinIds(v.parents), v.author, v.hlcWallMs, v.hlcCounter, v.message, v.origin, v.files, v.totalBytes, v.createdMs);
       if (result.changes > 0) sequence++;
     }
+    this.setMeta(highKey, String(sequence - 1));
   }
 
   getVersion(folder: string, id: ObjectId): VersionRecord | undefined {

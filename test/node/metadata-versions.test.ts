@@ -76,3 +76,22 @@ test("the latest clock stamp is the greatest of all versions, and a node reopene
   expect(record.hlcWallMs > latest.wallMs || (record.hlcWallMs === latest.wallMs && record.hlcCounter > latest.counter)).toBe(true);
   void node;
 });
+
+test("a sequence is never given twice, even when the newest versions were deleted, so no cursor handed out can see a later version", async () => {
+  const { node, metadata } = await nodeWithVersions(6);
+  const newest = metadata.listVersions("f");
+  const cursor = metadata.listVersionsPage("f", 3).next!; // a client holds this, below versions 6..4
+  expect(cursor).toBe(4);
+  // The three listed and one below the cursor go (as a pruning of them would), then a version
+  // is recorded: counting from the highest left, it would take sequence 3, below the cursor.
+  metadata.deleteVersions("f", newest.slice(0, 4).map((v) => v.id));
+  const root = newest.at(-1)!.root;
+  const parent = newest[4]!.id;
+  metadata.commitVersions("f", metadata.getFolder("f")!.head, parent, [], 0);
+  const fresh = await node.commit({ folder: "f", root, parent, message: "later", chunking: "test", files: 1, totalBytes: 5 });
+  expect(metadata.getVersion("f", fresh.version)!.sequence).toBe(7);
+  // The client's next page is still exactly what was below its cursor.
+  expect(metadata.listVersionsPage("f", 10, cursor).versions.map((v) => v.id)).toEqual(newest.slice(4).map((v) => v.id));
+  // Reopened, the metadata keeps counting from there.
+  expect(metadata.getMeta("sequence_high/f")).toBe("7");
+});

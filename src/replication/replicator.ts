@@ -294,7 +294,14 @@ export class Replicator {
         try {
           // One pull per folder at a time, whatever the peer: a pull queued behind another
           // re-checks the peer's head first and usually finds nothing left to fetch.
-          await this.folderLock(folder).run(() => this.pullOnce(peer, folder));
+          const lock = this.folderLock(folder);
+          try {
+            await lock.run(() => this.pullOnce(peer, folder));
+          } finally {
+            // Locks and tasks are kept only while in use: notices naming ever new folders (a
+            // hostile peer's) must not grow these maps without end.
+            if (lock.idle) this.folderLocks.delete(folder);
+          }
         } catch (error) {
           // A pull cut short by shutdown (the store closing under it) is not a failure to report.
           if (this.stopped) return;
@@ -306,6 +313,7 @@ export class Replicator {
       } while (task.again);
     } finally {
       task.running = false;
+      this.tasks.delete(key);
     }
   }
 

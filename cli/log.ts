@@ -5,6 +5,7 @@ import { UsageError } from "../src/client/sync-target.ts";
 import { terminalJsonClose, terminalJsonItems, terminalJsonLines, terminalJsonOpen, terminalLines } from "../src/core/terminal-text.ts";
 import { counted } from "../src/core/plural.ts";
 import { parseCount } from "./errors.ts";
+import { drained } from "./stdout.ts";
 import { targetFor } from "./remote-target.ts";
 
 export async function logCommand(
@@ -51,10 +52,4 @@ export async function logCommand(
     await drained(process.stdout.write(terminalLines(lines)));
   }
   return 0;
-}
-
-/** Waits, after a write the pipe could not take at once, until it drains: a slow reader holds the pages back instead of memory filling. */
-function drained(accepted: boolean): Promise<void> {
-  if (accepted) return Promise.resolve();
-  return new Promise((resolve) => process.stdout.once("drain", () => resolve()));
 }

@@ -218,8 +218,13 @@ export class RemoteNode {
   /** Every folder on the node, asked for one page at a time. */
   async listFolders(): Promise<FolderInfo[]> {
     const folders: FolderInfo[] = [];
-    for await (const page of this.pages(folderPageReply, "/v1/folders", LIMITS.foldersPageMax, Number.POSITIVE_INFINITY)) folders.push(...page);
+    for await (const page of this.folderPages()) folders.push(...page);
     return folders;
+  }
+
+  /** The node's folders by name, one page at a time. */
+  folderPages(): AsyncGenerator<FolderInfo[]> {
+    return this.pages(folderPageReply, "/v1/folders", LIMITS.foldersPageMax, Number.POSITIVE_INFINITY);
   }
 
   /** The folder, or undefined when the node has no folder of that name. */

@@ -15,6 +15,7 @@ const VERSIONS = 2 * LIMITS.versionsPageMax + 150;
 describe("dsync log against a node with a history of several pages", () => {
   let node: NodeProcess;
   let newestFirst: string[];
+  let folderNames: string[];
 
   beforeAll(async () => {
     // The history is made straight through the node's own API in this process, then served.
@@ -30,6 +31,10 @@ describe("dsync log against a node with a history of several pages", () => {
       parent = result.version;
       ids.push(idToHex(result.version));
     }
+    // And more folders than one page of the folder list holds.
+    folderNames = Array.from({ length: LIMITS.foldersPageMax + 5 }, (_, i) => `many-${String(i).padStart(5, "0")}`);
+    for (const folder of folderNames) await local.commit({ folder, root, parent: null, message: "", chunking: "test", files: 1, totalBytes: 5 });
+    folderNames = [...folderNames, "long"].sort();
     await local.close();
     newestFirst = ids.toReversed();
     node = await startNode({ dataDir });
@@ -72,6 +77,14 @@ describe("dsync log against a node with a history of several pages", () => {
     }
     const empty = await runCli(["log", "--remote", node.url, "--folder", "long", "--json", "--limit", "3"]);
     expect(empty.json<{ versions: unknown[] }>().versions).toHaveLength(3);
+  }, 60_000);
+
+  test("dsync ls lists every folder once, by name, in text and --json, across pages of folders", async () => {
+    const ls = await runCli(["ls", "--remote", node.url]);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout.trimEnd().split("\n").map((line) => line.split("\t")[0])).toEqual(folderNames);
+    const json = await runCli(["ls", "--remote", node.url, "--json"]);
+    expect(json.json<{ folders: { name: string }[] }>().folders.map((f) => f.name)).toEqual(folderNames);
   }, 60_000);
 });
 

@@ -83,6 +83,13 @@ function kindOf(route: string): "objects" | "peer" | "api" {
   return "api";
 }
 
+/** The methods the API answers; any other (the server takes some thirty) is counted as "other". */
+const METHOD_LABELS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE"]);
+
+function methodOf(c: Context): string {
+  return METHOD_LABELS.has(c.req.method) ? c.req.method : "other";
+}
+
 function failureResult(status: number): "rejected" | "failed" {
   return status >= 500 ? "failed" : "rejected";
 }
@@ -203,7 +210,7 @@ export class NodeMetrics {
     } finally {
       const route = routeOf(c);
       const status = c.res.status;
-      this.requestDuration.observe({ route, method: c.req.method, status: String(status) }, (performance.now() - startedMs) / 1000);
+      this.requestDuration.observe({ route, method: methodOf(c), status: String(status) }, (performance.now() - startedMs) / 1000);
       const counts = bodyBytes.get(c.req.raw);
       if (counts) {
         const kind = kindOf(route);

@@ -52,3 +52,16 @@ test("a thousand different paths make one series per route pattern, and unknown 
   ]);
   expect(series.map((s) => s.value)).toEqual([500, 500]);
 });
+
+test("requests with every method the server takes make series for the API's methods and one 'other'", async () => {
+  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n" });
+  const metrics = new NodeMetrics({ node, version: "test" });
+  const app = createApp(node, { metrics, token: "client-token" });
+  // Methods an HTTP server accepts besides the API's own, sent by someone without the token.
+  const others = ["PATCH", "PURGE", "PROPFIND", "MKCOL", "SEARCH", "LINK", "UNLINK", "REPORT", "NOTIFY", "SUBSCRIBE", "LOCK", "OPTIONS", "TRACE", "QUERY", "SOURCE"];
+  for (const method of others) await app.request("/v1/folders", { method });
+  await app.request("/v1/folders", { method: "GET" });
+  const exposition = parseExposition(await (await app.request("/metrics", { headers: { authorization: "Bearer client-token" } })).text());
+  const methods = new Set(exposition.samples.filter((s) => s.name === "dsync_http_request_duration_seconds_count").map((s) => s.labels.method!));
+  expect([...methods].sort()).toEqual(["GET", "other"]);
+});

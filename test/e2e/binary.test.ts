@@ -49,7 +49,7 @@ test("the binary carries the ignore package: git's POSIX classes and nested file
   writeTree(dir, { ".dsyncignore": "[[:digit:]]*.dat\n", "1data.dat": "1", "data.dat": "d", sub: { ".dsyncignore": "!2keep.dat\n", "2keep.dat": "k" } });
   const dry = await runCli(["push", dir, "--remote", node.url, "--dry-run", "--json"], { binary, cwd: tempDir() });
   expect(dry.code).toBe(0);
-  const preview = dry.json<{ new: { path: string }[]; skipped: { path: string; cause: string }[] }>();
+  const preview = dry.json<{ new: { path: string }[]; skipped: { path: string; cause: string; reason: string }[] }>();
   expect(preview.skipped).toEqual([{ path: "1data.dat", cause: "ignored", reason: "ignored by .dsyncignore" }]);
   expect(preview.new.map((p) => p.path)).toEqual([".dsyncignore", "data.dat", "sub", "sub/.dsyncignore", "sub/2keep.dat"]);
 });

@@ -29,6 +29,16 @@ function vmRssBytes(pid: number): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
+/** A stream's chunks as they arrive. */
+async function* chunks(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    yield value;
+  }
+}
+
 async function startNode(): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const proc = Bun.spawn([...cli, "serve", "--data", dataDir, "--listen", "127.0.0.1:0"], { stdout: "pipe", stderr: "pipe" });
   let output = "";
@@ -36,7 +46,7 @@ async function startNode(): Promise<{ url: string; pid: number; stop: () => Prom
   const url = await new Promise<string>((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`dsync serve did not start within 60 s: ${output}`)), 60_000);
     const pump = async (stream: ReadableStream<Uint8Array>) => {
-      for await (const chunk of stream) {
+      for await (const chunk of chunks(stream)) {
         output += decoder.decode(chunk);
         const match = /listening on (http:\/\/\S+)/.exec(output);
         if (match) {
@@ -65,7 +75,7 @@ async function runLog(url: string, extra: string[]): Promise<{ seconds: number; 
   let bytes = 0;
   let lines = 0;
   const counting = (async () => {
-    for await (const chunk of proc.stdout) {
+    for await (const chunk of chunks(proc.stdout)) {
       bytes += chunk.length;
       for (const byte of chunk) if (byte === 10) lines++;
     }

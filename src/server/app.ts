@@ -66,6 +66,9 @@ export interface AppOptions {
 
 export const API_VERSION = "v1";
 
+/** The policy of every answer but the dashboard's files: nothing may load, run or frame it. */
+export const API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox";
+
 /** A folder as the API shows it; `root` is the head's root tree, so one request gives a diff its starting point. */
 export function folderJson(folder: FolderRecord, headRoot: ObjectId | null = null) {
   return {
@@ -163,6 +166,14 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   const metrics = options.metrics;
   // First, so requests refused by auth or the parameter check are timed and counted too.
   if (metrics) app.use("*", metrics.middleware);
+  // No answer of the API is a page: an object's bytes (GET /v1/objects/:id) are whatever a
+  // client stored, an error may quote a name. Never sniffed, never run as this origin's script,
+  // never framed. The dashboard's own files carry their own policy (dashboard/routes.ts).
+  app.use("*", async (c, next) => {
+    await next();
+    c.res.headers.set("x-content-type-options", "nosniff");
+    if (!c.res.headers.has("content-security-policy")) c.res.headers.set("content-security-policy", API_CONTENT_SECURITY_POLICY);
+  });
 
   app.onError(async (caught, c) => {
     // SQLite damage met mid-request names the damaged database and what to do, not "internal error".

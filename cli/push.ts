@@ -114,6 +114,9 @@ async function dryRun(dir: string, flags: PushFlags): Promise<number> {
       `${counted(preview.skipped.length, "path")} skipped; would send ${counted(preview.chunks_to_send, "chunk")} and ` +
       `${counted(preview.objects_to_send - preview.chunks_to_send, "node")}, ${formatBytes(preview.bytes_to_send)}`,
   );
+  if (preview.head !== null && preview.head !== preview.parent) {
+    out.push(`  the folder's head on the node is ${preview.head.slice(0, 12)}, not this push's base: the node would merge the two (conflicts kept beside)`);
+  }
   if (preview.refused) out.push(`  the push would be refused: ${preview.refused}`);
   process.stdout.write(terminalLines(out)); // paths and names escaped (core/terminal-text.ts)
   return code;

@@ -39,6 +39,8 @@ export interface PushPreview {
   folder: string;
   /** The version the push would be made on (null: a first push). */
   parent: string | null;
+  /** The folder's head on the node now (null: no such folder yet); when it is not `parent`, the node merges the push with it. */
+  head: string | null;
   /** Paths the push would add (directories and everything in them). */
   new: PreviewPath[];
   /** Paths whose content, mode, target or kind would change. */
@@ -95,6 +97,7 @@ export async function previewPush(dir: string, options: PushPreviewOptions = {})
     const unchanged = previous !== undefined && idToHex(scan.rootId) === state.lastRoot;
     const plan = unchanged ? { objects: [], chunks: [], chunkBytes: 0 } : await planUpload(remote, scan.rootId, dir, readNode, previous);
     const nodeBytes = await Promise.all(plan.objects.map(async (id) => (await readNode(id)).length));
+    const head = (await remote.getFolder(folder))?.head ?? null;
     // Ignored paths are only in notRead; the others are in skipped too, with the error.
     const reasons = new Map(scan.skipped.map((s) => [s.path, s.reason]));
     const skipped = scan.notRead.map((p) => ({ path: p.path, cause: p.cause, reason: reasons.get(p.path) ?? "ignored by .dsyncignore" }));
@@ -105,6 +108,7 @@ export async function previewPush(dir: string, options: PushPreviewOptions = {})
       remote: remoteUrl,
       folder,
       parent,
+      head,
       new: diff.added.map((c) => kindOf(c, "after")),
       changed: [...diff.modified, ...diff.typeChanged].map((c) => kindOf(c, "after")).sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0)),
       deleted: diff.removed.map((c) => kindOf(c, "before")),

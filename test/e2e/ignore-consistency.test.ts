@@ -149,6 +149,7 @@ describe("push --dry-run", () => {
     const preview = dry.json();
     expect(preview.dry_run).toBe(true);
     expect(preview.parent).toBe(before);
+    expect(preview.head).toBe(before);
     expect(preview.new.map((p: { path: string }) => p.path)).toEqual([".dsyncignore", "docs", "docs/d.md", "new.txt"]);
     expect(preview.changed).toEqual([{ path: "edit.txt", kind: "file" }]);
     expect(preview.deleted).toEqual([{ path: "old.txt", kind: "file" }]);
@@ -188,6 +189,7 @@ describe("push --dry-run", () => {
     const first = await push(dir, "--dry-run");
     expect(first.code).toBe(0);
     expect(first.json().parent).toBeNull();
+    expect(first.json().head).toBeNull();
     expect(first.json().new).toHaveLength(120);
     expect(await headId("preview-first")).toBeNull();
     expect(existsSync(join(dir, ".dsync", "state.json"))).toBe(false);
@@ -197,5 +199,20 @@ describe("push --dry-run", () => {
     expect(refused.code).toBe(1);
     expect(refused.json().deleted).toHaveLength(110);
     expect(refused.json().refused).toContain("refusing to push");
+  });
+
+  test("a dry run based on an older version says the node would merge it with the head", async () => {
+    const a = join(tempDir(), "preview-merge");
+    writeTree(a, { "a.txt": "a" });
+    expect((await push(a)).code).toBe(0);
+    const b = join(tempDir(), "preview-merge-b");
+    expect((await pull(b, "preview-merge")).code).toBe(0);
+    writeFileSync(join(b, "b.txt"), "b");
+    expect((await push(b)).code).toBe(0);
+    writeFileSync(join(a, "a.txt"), "a v2");
+    const dry = await runCli(["push", a, "--remote", node().url, "--dry-run"]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain("  changed  a.txt\n");
+    expect(dry.stdout).toMatch(/the folder's head on the node is [0-9a-f]{12}, not this push's base: the node would merge the two/);
   });
 });

@@ -217,8 +217,9 @@ export const COMMANDS: CommandSpec[] = [
     summary: "Compare two directories or URL/FOLDER[@VERSION]",
     description: [
       "Prints A, D, M and T lines (added, deleted, modified, type changed) on stdout, then one summary line on stderr: what each side lacks to become the other, the requests made to nodes and the depth reached. Only differing subtrees are loaded.",
+      "A directory is compared as a push would send it: paths its scan does not read (ignored, unreadable, unsupported) are not differences; the summary says how many were not compared.",
     ],
-    options: [JSON_OPTION],
+    options: [...PROGRESS_OPTIONS, JSON_OPTION],
     environment: ["DSYNC_TOKEN", "DSYNC_DEBUG"],
     examples: [
       { command: "dsync diff ~/notes http://127.0.0.1:7700/notes", explanation: "what a push would change" },

@@ -2,7 +2,7 @@
 // The A/D/M/T lines go to stdout; one summary line goes to stderr: what each side lacks
 // relative to the other, the requests made to nodes and the depth the descent reached.
 import { compare, type CompareReport } from "../src/client/compare.ts";
-import { formatBytes } from "../src/client/progress.ts";
+import { createProgress, formatBytes, progressWanted } from "../src/client/progress.ts";
 import { escapeTerminalText, terminalLines } from "../src/core/terminal-text.ts";
 import { counted } from "../src/core/plural.ts";
 import { printJson } from "./errors.ts";
@@ -22,8 +22,8 @@ export function summaryLine(report: CompareReport): string {
   return [`${lacks("a")}, ${lacks("b")}; ${requests}, depth ${report.depth}`, ...notRead("a"), ...notRead("b")].join("; ");
 }
 
-export async function diffCommand(a: string, b: string, flags: { json?: boolean }): Promise<number> {
-  const report = await compare(a, b);
+export async function diffCommand(a: string, b: string, flags: { json?: boolean; progress?: boolean }): Promise<number> {
+  const report = await compare(a, b, { progress: createProgress(progressWanted(flags)) });
   if (flags.json) printJson(report);
   else {
     const lines = [

@@ -37,7 +37,7 @@ import { scanDirectory, type NotReadPath, type SkipCause } from "../fs/scanner.t
 import { MemoryObjectStore } from "../store/memory-store.ts";
 import { BatchedRemoteLoader } from "./batched-remote-loader.ts";
 import { openLocalCaches, STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
-import { silentProgress } from "./progress.ts";
+import { silentProgress, type Progress } from "./progress.ts";
 import { scanIntoCache } from "./scan-local.ts";
 import { RemoteError, RemoteNode } from "./remote.ts";
 import { clientToken, UsageError } from "./sync-target.ts";
@@ -192,18 +192,24 @@ export class TwoSidedLoader {
   }
 }
 
-async function resolveLocal(dir: string, closers: (() => Promise<void>)[]): Promise<ResolvedSide> {
+async function resolveLocal(dir: string, closers: (() => Promise<void>)[], progress: Progress): Promise<ResolvedSide> {
   if (existsSync(join(dir, STATE_DIR_NAME, "state.json"))) {
     // A synced directory: its stat cache spares reading unchanged files.
     const caches: LocalCaches = await openLocalCaches(dir);
     closers.push(() => caches.close());
-    const scan = await scanIntoCache(dir, caches, silentProgress);
+    const scan = await scanIntoCache(dir, caches, progress);
     return { root: scan.rootId, notRead: scan.notRead, get: async (id) => scan.newObjects.get(idToHex(id)) ?? (await caches.objects.get(id)) };
   }
   const store = new MemoryObjectStore();
+  let lastBytes = 0;
+  progress.phase("scanning", 0);
   const scan = await scanDirectory(dir, {
     excludeTopLevel: [STATE_DIR_NAME],
     sink: { object: (sealed) => store.put(sealed.id, sealed.bytes) },
+    onProgress: ({ bytesRead, filesDone }) => {
+      progress.advance(bytesRead - lastBytes, filesDone);
+      lastBytes = bytesRead;
+    },
   });
   return { root: scan.rootId, notRead: scan.notRead, get: (id) => store.get(id) };
 }
@@ -266,11 +272,17 @@ async function resolveRemote(side: Extract<Side, { kind: "remote" }>): Promise<R
   return { root, get: (id) => loader.fetch(id), remote };
 }
 
-export async function compare(specA: string, specB: string): Promise<CompareReport> {
+export async function compare(specA: string, specB: string, options: { progress?: Progress } = {}): Promise<CompareReport> {
   const specs = [parseSide(specA), parseSide(specB)];
   const closers: (() => Promise<void>)[] = [];
+  const progress = options.progress ?? silentProgress;
+  const resolveSide = (side: Side) => (side.kind === "local" ? resolveLocal(side.dir, closers, progress) : resolveRemote(side));
   try {
-    const settled = await Promise.allSettled(specs.map((side) => (side.kind === "local" ? resolveLocal(side.dir, closers) : resolveRemote(side))));
+    // Both sides at once, but one after the other when a bar is drawn: one scan per bar.
+    const settled: PromiseSettledResult<ResolvedSide>[] = [];
+    if (progress.shown) for (const side of specs) settled.push(...(await Promise.allSettled([resolveSide(side)])));
+    else settled.push(...(await Promise.allSettled(specs.map(resolveSide))));
+    progress.done();
     for (const result of settled) if (result.status === "rejected") throw result.reason;
     const [a, b] = await graftNotRead(settled.map((r) => (r as PromiseFulfilledResult<ResolvedSide>).value) as [ResolvedSide, ResolvedSide]);
 

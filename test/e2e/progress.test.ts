@@ -71,6 +71,12 @@ describe("a first push shows its totals", () => {
     expect(pulled.stderr).toMatch(/\rpulling \[#{24}\] 3\.0 MiB\/3\.0 MiB .* done, 40\/40 files/);
   });
 
+  test("diff draws a bar for each directory it scans, one after the other", async () => {
+    const compared = await runCli(["diff", someFiles("prog-diff-a"), someFiles("prog-diff-b"), "--progress"]);
+    expect(compared.code).toBe(0);
+    expect(compared.stderr.match(/\rscanning 3\.0 MiB [\d.]+ [KMG]?i?B\/s, 40 files/g)?.length).toBe(2);
+  });
+
   test("a later push counts nothing first: its files total is what the stat cache remembers", async () => {
     const dir = someFiles("prog-again");
     // Files changed within the racy window of a scan are not cached: let it pass first, so the

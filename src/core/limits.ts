@@ -25,7 +25,7 @@ export const LIMITS = {
   requestBodyBytesMax: 64 * 1024 * 1024,
   /**
    * Largest JSON request body, in bytes (as sent and inflated). The largest real one, a peer's
-   * history request resuming from historyFrontierIdsMax ids, is about 1.4 MB.
+   * history request resuming from historyResumeIdsMax ids, is about 0.7 MB.
    */
   jsonBodyBytesMax: 2 * 1024 * 1024,
   /**
@@ -36,6 +36,9 @@ export const LIMITS = {
    */
   msgpackValuesMax: 1_000_000,
   msgpackDepthMax: 64,
+  /** The same for JSON from the network (a request body, a peer's listing or error), counting containers and separators. */
+  jsonValuesMax: 1_000_000,
+  jsonDepthMax: 64,
   /** Most ids in one "which do you lack?" or download batch. */
   batchIdsMax: 100_000,
   /** Target size of one upload/download batch, in bytes. */
@@ -51,6 +54,7 @@ export const LIMITS = {
   /** Versions in one page of a peer's history answer, and the most bytes of version objects in it (at least one is sent). */
   historyPageVersionsMax: 1000,
   historyPageBytesMax: 4 * 1024 * 1024,
-  /** Most ids where a history page may say its walk stopped (and a request may resume from). */
+  /** Most ids a history request may resume from, and where a page may say its walk stopped (at most twice those, so a page that resumes from the most can always say where it stopped). */
+  historyResumeIdsMax: 10_000,
   historyFrontierIdsMax: 20_000,
 } as const;

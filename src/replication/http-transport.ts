@@ -2,6 +2,7 @@
 // Every call has a deadline, so a peer that hangs slows replication down but never stops it.
 import { idFromHex, idToHex, isIdHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
+import { parseJsonBounded } from "../core/json-shape.ts";
 import { validateFolderName } from "../core/names.ts";
 import { truncateText } from "../core/terminal-text.ts";
 import { vectorFromRecord, vectorToRecord } from "../core/version-vector.ts";
@@ -58,7 +59,7 @@ export class HttpPeerTransport implements PeerTransport {
     if (!response.ok) {
       let reason = response.statusText;
       try {
-        const detail = JSON.parse(new TextDecoder().decode(bytes)) as { error?: string };
+        const detail = parseJsonBounded(bytes) as { error?: string };
         if (typeof detail.error === "string") reason = detail.error;
       } catch {}
       // The peer's words end up in this node's status and on terminals: one sentence, not a document.
@@ -74,7 +75,7 @@ export class HttpPeerTransport implements PeerTransport {
     if (page.from !== undefined) params.set("from", page.from);
     const query = params.size > 0 ? `?${params}` : "";
     const bytes = await this.call(peer, "GET", `/v1/peer/folders${query}`, undefined, "", this.options.requestTimeoutMs ?? 10_000);
-    const value = JSON.parse(new TextDecoder().decode(bytes)) as { node?: unknown; folders?: unknown; next?: unknown };
+    const value = parseJsonBounded(bytes) as { node?: unknown; folders?: unknown; next?: unknown };
     if (typeof value.node !== "string" || !Array.isArray(value.folders)) throw new PeerRequestError(`peer ${peer} sent a malformed folder list`);
     if (value.next !== undefined && value.next !== null && typeof value.next !== "string") throw new PeerRequestError(`peer ${peer} sent a malformed folder list: next is not a name`);
     const nodeProblem = nodeIdProblem(value.node);

@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import { UserError } from "../node/node.ts";
 import { LIMITS } from "../core/limits.ts";
+import { parseJsonBounded } from "../core/json-shape.ts";
 import { BodyTooLargeError, compressIfWorthIt, decompressBody } from "./wire.ts";
 import { requireObject } from "./validate.ts";
 import { countBodyBytes } from "./metrics.ts";
@@ -27,9 +28,9 @@ export async function readJson(c: Context, emptyAllowed = false): Promise<Record
   if (emptyAllowed && bytes.length === 0) return {};
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    throw new UserError("the body must be valid JSON");
+    value = parseJsonBounded(bytes);
+  } catch (error) {
+    throw new UserError(`the body must be valid JSON (${(error as Error).message})`);
   }
   return requireObject(value);
 }

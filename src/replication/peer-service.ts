@@ -49,7 +49,9 @@ export class PeerService {
     while (frontier.length > 0) {
       const next: ObjectId[] = [];
       for (let at = 0; at < frontier.length; at++) {
-        // Full, or the ids still to walk would pass what one `more` may name: the rest is the next page's.
+        // Full, or the ids still to walk would pass what one `more` may name: the rest is the
+        // next page's. Past the first version sent, what is left to walk stays below the bound;
+        // before it, at most the ids resumed from (at most half the bound) and its parents.
         const full = out.length >= LIMITS.historyPageVersionsMax || bytesOut >= LIMITS.historyPageBytesMax;
         const wouldOverflow = frontier.length - at + next.length + LIMITS.versionParentsMax > LIMITS.historyFrontierIdsMax;
         if (out.length > 0 && (full || wouldOverflow)) return { versions: out, more: unique([...frontier.slice(at), ...next]) };

@@ -19,6 +19,7 @@
 // pull run once more after. Folders in a mode other than eventual are left to their own mode.
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
 import { decodeObject } from "../core/objects.ts";
 import { compareVectors, EMPTY_VECTOR, writesMissing, type VersionVector } from "../core/version-vector.ts";
 import type { DsyncNode, ReplicaVersion } from "../node/node.ts";
@@ -380,6 +381,9 @@ export class Replicator {
    */
   private async history(peer: PeerState, folder: string, head: ObjectId, known: VersionVector): Promise<(ReplicaVersion & { bytes: Uint8Array })[] | undefined> {
     const received = new Map<string, ReplicaVersion & { bytes: Uint8Array }>();
+    // Where the peer's walk stopped, still to ask about: a request names at most
+    // LIMITS.historyResumeIdsMax of them, the rest wait for the next requests.
+    let pending: ObjectId[] = [];
     let resumeFrom: ObjectId[] | undefined;
     for (;;) {
       const page = await this.options.transport.history(peer.address, { folder, head, known, resumeFrom });
@@ -393,11 +397,19 @@ export class Replicator {
         if (object.kind !== "version") throw new Error(`${peer.address} sent a ${object.kind} object as history`);
         received.set(key, { id, version: object, files: item.files, totalBytes: item.totalBytes, bytes: item.bytes });
       }
-      // Every id resumed from is one this node lacks, so each page brings something new or ends
-      // the walk: the paging cannot go round in circles, whatever the peer's graph.
-      resumeFrom = page.more.filter((id) => !received.has(idToHex(id)) && !this.node.metadata.getVersion(folder, id));
-      if (resumeFrom.length === 0) return [...received.values()];
-      if (received.size === before) throw new Error(`${peer.address} sent a history page with nothing new that asks to go on`);
+      // Every id resumed from is one this node lacks, so a page either brings something new or
+      // ends its part of the walk (an empty `more`): the paging cannot go round in circles.
+      if (received.size === before && page.more.length > 0) throw new Error(`${peer.address} sent a history page with nothing new that asks to go on`);
+      const lacking = new Set<string>();
+      pending = [...pending, ...page.more].filter((id) => {
+        const key = idToHex(id);
+        if (lacking.has(key) || received.has(key) || this.node.metadata.getVersion(folder, id)) return false;
+        lacking.add(key);
+        return true;
+      });
+      if (pending.length === 0) return [...received.values()];
+      resumeFrom = pending.slice(0, LIMITS.historyResumeIdsMax);
+      pending = pending.slice(LIMITS.historyResumeIdsMax);
     }
   }
 

@@ -83,11 +83,11 @@ export function listingToJson(listing: PeerListing) {
   };
 }
 
-/** Where a history page resumes: absent, or a list of at most LIMITS.historyFrontierIdsMax version ids. */
+/** Where a history page resumes: absent, or a list of at most LIMITS.historyResumeIdsMax version ids. */
 function parseResumeFrom(value: unknown): ObjectId[] | undefined {
   if (value === undefined || value === null) return undefined;
   if (!Array.isArray(value)) throw new UserError("resumeFrom must be a list of version ids");
-  if (value.length > LIMITS.historyFrontierIdsMax) throw new UserError(`resumeFrom names more than ${LIMITS.historyFrontierIdsMax} ids`);
+  if (value.length > LIMITS.historyResumeIdsMax) throw new UserError(`resumeFrom names more than ${LIMITS.historyResumeIdsMax} ids`);
   return value.map((id, i) => requireId(id, `resumeFrom[${i}]`));
 }
 

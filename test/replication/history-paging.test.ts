@@ -136,3 +136,40 @@ describe("replication over a long gap", () => {
     expect(got.length).toBe(want.size);
   }, 60_000);
 });
+
+describe("a wide frontier", () => {
+  test("the asker resumes from at most historyResumeIdsMax ids a request, and asks about the rest after", async () => {
+    const a = newNode("a");
+    const b = newNode("b");
+    await makeHistory(a, 3);
+    const serviceA = new PeerService(a);
+    // The first answer says the walk stopped at more ids than one request may name (ids the
+    // peer turns out not to hold: each later page is empty, and ends its part of the walk).
+    const extra = Array.from({ length: LIMITS.historyResumeIdsMax + 2500 }, (_, i) => blake3(new TextEncoder().encode(`not a version ${i}`)));
+    const requests: HistoryRequest[] = [];
+    const transport: PeerTransport = {
+      listFolders: (_peer, page) => serviceA.listFolders(page),
+      history: async (_peer, request) => {
+        requests.push(request);
+        const page = await serviceA.history(request);
+        return requests.length === 1 ? { versions: page.versions, more: [...page.more, ...extra] } : page;
+      },
+      download: (_peer, ids) => serviceA.download(ids),
+      notify: async () => {},
+    };
+    const replicator = new Replicator({ node: b, peers: ["a"], transport, timers: { setTimeout: () => 0, clearTimeout: () => {} }, intervalMs: 1000 });
+    replicator.start();
+    await replicator.round();
+    const headA = idToHex(a.metadata.getFolder("f")!.head!);
+    const deadline = Date.now() + 30_000;
+    while (b.metadata.getFolder("f")?.head == null || idToHex(b.metadata.getFolder("f")!.head!) !== headA) {
+      if (Date.now() > deadline) throw new Error(`b did not reach a's head; stats ${JSON.stringify(replicator.stats)}`);
+      await Bun.sleep(10);
+    }
+    replicator.stop();
+    expect(requests.map((request) => request.resumeFrom?.length)).toEqual([undefined, LIMITS.historyResumeIdsMax, 2500]);
+    const asked = new Set(requests.slice(1).flatMap((request) => request.resumeFrom!.map(idToHex)));
+    expect(asked).toEqual(new Set(extra.map(idToHex)));
+    expect(b.listVersions("f")).toHaveLength(3);
+  }, 60_000);
+});

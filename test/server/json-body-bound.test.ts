@@ -56,7 +56,7 @@ describe("JSON body bound", () => {
 
   test("the largest real JSON body, a history request resuming from the most ids, is within the bound", async () => {
     const { root, post } = await setUp();
-    const body = JSON.stringify({ head: root, known: {}, resumeFrom: Array(LIMITS.historyFrontierIdsMax).fill(root) });
+    const body = JSON.stringify({ head: root, known: {}, resumeFrom: Array(LIMITS.historyResumeIdsMax).fill(root) });
     expect(body.length).toBeLessThan(LIMITS.jsonBodyBytesMax);
     const response = await post("/v1/peer/folders/f/history", body, {}, "cluster");
     expect(response.status).not.toBe(413);

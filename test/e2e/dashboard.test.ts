@@ -13,6 +13,9 @@ import { cleanupTempDirs, freePort, REPO_ROOT, runCli, startNode, tempDir, type 
 import { writeTree } from "../helpers/trees.ts";
 
 const TOKEN = "dashboard-client-token";
+// The screenshots kept in docs/ for the README are rewritten only when asked for
+// (DSYNC_UPDATE_SCREENSHOTS=1), so a test run never changes tracked files.
+const SCREENSHOT_DIR = process.env.DSYNC_UPDATE_SCREENSHOTS === "1" ? join(REPO_ROOT, "docs") : tempDir("dsync-screenshots-");
 const CLUSTER_TOKEN = "dashboard-cluster-token";
 const env = { DSYNC_TOKEN: TOKEN };
 const IMG = "<img src=x onerror=alert(1)>.txt";
@@ -158,7 +161,7 @@ describe("dashboard in Chromium", () => {
     const merged = await makeConflict(urls[2]!, "notes", { "plan.md": "# plan\n" }, "second client's plan");
     await page.locator('a[data-folder="notes"]').waitFor({ timeout: 5000 });
     await Bun.sleep(1200); // let the rates and the event list settle for the picture
-    await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard.png"), fullPage: true });
+    await page.screenshot({ path: join(SCREENSHOT_DIR, "dashboard.png"), fullPage: true });
 
     // From the keyboard: focus the folder's link and press Enter.
     await page.locator('a[data-folder="notes"]').focus();
@@ -171,7 +174,7 @@ describe("dashboard in Chromium", () => {
     expect(historyText).toContain("merge");
     expect(historyText).toContain("1 conflict(s)");
     expect(historyText).toMatch(/kept as plan\.sync-conflict-\d{8}-\d{6}-charlie\.md/);
-    await page.screenshot({ path: join(REPO_ROOT, "docs/dashboard-folder.png"), fullPage: true });
+    await page.screenshot({ path: join(SCREENSHOT_DIR, "dashboard-folder.png"), fullPage: true });
 
     expect(requestsOffLoopback(browser.requests)).toEqual([]);
     expect(pageErrors).toEqual([]);

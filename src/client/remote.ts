@@ -43,6 +43,8 @@ export interface NodeStatus {
     /** `lagMs`: how long this node has lacked writes the peer has (0 when it lacks none). */
     peers: { peer: string; node: string | null; head: string | null; state: string; behindWrites: number; aheadWrites: number; lagMs?: number }[];
   }[];
+  /** How many folders the node has: `folders` holds at most a page of them (the first by name); absent from older nodes. */
+  foldersTotal?: number;
   replication: Record<string, number> | null;
   /** Objects found corrupt: quarantined now, repaired since, and with no copy on any peer. */
   objects?: {

@@ -98,7 +98,7 @@ export function versionReply(value: unknown): VersionInfo {
 }
 
 export function statusReply(value: unknown): NodeStatus {
-  const status = fields<NodeStatus>(value, "the status", { node: isString, peers: Array.isArray, folders: Array.isArray });
+  const status = fields<NodeStatus>(value, "the status", { node: isString, peers: Array.isArray, folders: Array.isArray, foldersTotal: optional(isNumber) });
   status.peers.forEach((peer, i) =>
     fields(peer, `peers[${i}]`, { address: isString, node: nullable(isString), reachable: nullable((v) => typeof v === "boolean"), lastError: nullable(isString) }),
   );

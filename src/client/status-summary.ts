@@ -83,6 +83,11 @@ export function folderPeerText(peer: FolderPeer, corrupt: number): string {
   return `${detail}${peer.head && peer.state !== "in-sync" ? ` (peer head ${peer.head.slice(0, 12)})` : ""}`;
 }
 
+/** How many of the node's folders the status leaves out (it holds at most a page); 0 from older nodes. */
+export function folderCountNotShown(status: NodeStatus): number {
+  return Math.max(0, (status.foldersTotal ?? status.folders.length) - status.folders.length);
+}
+
 /** The summary as lines of plain text (not yet escaped for a terminal). */
 export function summaryLines(status: NodeStatus, baseUrl: string, nowMs: number): string[] {
   const lines: string[] = [`node ${status.node} at ${baseUrl}${status.version ? ` (dsync ${status.version})` : ""}`];
@@ -98,5 +103,8 @@ export function summaryLines(status: NodeStatus, baseUrl: string, nowMs: number)
     lines.push(`folder ${folder.name} (${folder.mode}) head ${folder.head ? folder.head.slice(0, 12) : "(empty)"}: ${folderContentText(folder, nowMs)}`);
     for (const peer of folder.peers) lines.push(`  ${peer.peer}: ${folderPeerText(peer, corrupt)}`);
   }
+  // The status holds at most a page of folders; said last, where a long list ends on a terminal.
+  const unlisted = folderCountNotShown(status);
+  if (unlisted > 0) lines.push(`showing ${status.folders.length} of ${status.foldersTotal} folders (the first by name; dsync ls lists every one)`);
   return lines;
 }

@@ -32,6 +32,7 @@ describe("reply shapes", () => {
     expect(versionReply({ id, root: id, parents: [] })).toEqual({ id, root: id, parents: [] } as never);
     expect(commitReply(commit) as unknown).toEqual(commit);
     expect(statusReply(status)).toEqual(status as never);
+    expect(statusReply({ ...status, foldersTotal: 1500 }).foldersTotal).toBe(1500);
   });
 
   test("each malformed field is named", () => {
@@ -49,6 +50,7 @@ describe("reply shapes", () => {
       ["conflict path a number", () => commitReply({ ...commit, conflicts: [{ ...commit.conflicts[0], path: 3 }] }), "conflicts[0].path"],
       ["loser id not an id", () => commitReply({ ...commit, conflicts: [{ ...commit.conflicts[0], losers: [{ kind: "file", id: 9 }] }] }), "conflicts[0].losers"],
       ["status node an object", () => statusReply({ ...status, node: {} }), "the status.node"],
+      ["status foldersTotal a text", () => statusReply({ ...status, foldersTotal: "many" }), "the status.foldersTotal"],
       ["peer error a number", () => statusReply({ ...status, peers: [{ ...status.peers[0], lastError: 4 }] }), "peers[0].lastError"],
       ["folder peer counts text", () => statusReply({ ...status, folders: [{ ...status.folders[0], peers: [{ ...status.folders[0]!.peers[0], behindWrites: "1" }] }] }), "folders[0].peers[0].behindWrites"],
       ["not an object at all", () => statusReply(null), "the status is not an object"],

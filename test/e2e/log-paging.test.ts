@@ -86,6 +86,16 @@ describe("dsync log against a node with a history of several pages", () => {
     const json = await runCli(["ls", "--remote", node.url, "--json"]);
     expect(json.json<{ folders: { name: string }[] }>().folders.map((f) => f.name)).toEqual(folderNames);
   }, 60_000);
+
+  test("dsync status says it shows a page of the folders and how many there are; --json carries foldersTotal", async () => {
+    const text = await runCli(["status", "--remote", node.url]);
+    expect(text.code).toBe(0);
+    expect(text.stdout.split("\n").filter((line) => line.startsWith("folder "))).toHaveLength(LIMITS.foldersPageMax);
+    expect(text.stdout).toContain(`showing ${LIMITS.foldersPageMax} of ${folderNames.length} folders`);
+    const json = (await runCli(["status", "--remote", node.url, "--json"])).json<{ folders: unknown[]; foldersTotal: number }>();
+    expect(json.folders).toHaveLength(LIMITS.foldersPageMax);
+    expect(json.foldersTotal).toBe(folderNames.length);
+  }, 60_000);
 });
 
 describe("dsync log against a node serving pages", () => {

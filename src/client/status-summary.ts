@@ -3,6 +3,7 @@
 // each folder's content, last change and standing against each peer. Pure: the caller gives
 // the time, and escapes for its medium (terminal text, or DOM textContent).
 import type { NodeStatus } from "./remote.ts";
+import { counted } from "../core/plural.ts";
 import { formatBytes } from "./progress.ts";
 
 export { formatBytes };
@@ -49,7 +50,7 @@ export function peerLag(status: NodeStatus, address: string): { writes: number; 
 
 export function lagText(lag: { writes: number; lagMs: number }): string {
   if (lag.writes === 0) return "no lag";
-  return `lags ${lag.writes} write(s)${lag.lagMs > 0 ? ` for ${formatDuration(lag.lagMs)}` : ""}`;
+  return `lags ${counted(lag.writes, "write")}${lag.lagMs > 0 ? ` for ${formatDuration(lag.lagMs)}` : ""}`;
 }
 
 /** One line per peer: address, node id, state, lag, last contact. */
@@ -62,7 +63,7 @@ export function peerLine(status: NodeStatus, peer: PeerSummary, nowMs: number): 
 /** What a folder holds and who changed it last: "3 files, 1.2 MiB, changed 5 min ago by n2 (push)". */
 export function folderContentText(folder: FolderSummary, nowMs: number): string {
   if (folder.head === null) return "empty";
-  const parts = [`${folder.files ?? 0} file(s), ${formatBytes(folder.bytes ?? 0)}`];
+  const parts = [`${counted(folder.files ?? 0, "file")}, ${formatBytes(folder.bytes ?? 0)}`];
   if (folder.lastChangeMs !== undefined && folder.lastChangeMs !== null) {
     const origin = folder.changeOrigin ? ` (${folder.changeOrigin})` : "";
     parts.push(`changed ${formatAgo(folder.lastChangeMs, nowMs)}${folder.changedBy ? ` by ${folder.changedBy}` : ""}${origin}`);
@@ -74,11 +75,11 @@ export function folderContentText(folder: FolderSummary, nowMs: number): string 
 export function folderPeerText(peer: FolderPeer, corrupt: number): string {
   let detail: string;
   // The same head, but objects of this node's copy are quarantined until a peer's copy replaces them.
-  if (peer.state === "in-sync") detail = corrupt > 0 ? `in sync, but corrupt: ${corrupt} object(s) quarantined here await repair` : "in sync";
+  if (peer.state === "in-sync") detail = corrupt > 0 ? `in sync, but corrupt: ${counted(corrupt, "object")} quarantined here await repair` : "in sync";
   else if (peer.state === "unknown") detail = "unknown (the peer has not listed this folder)";
-  else if (peer.state === "behind") detail = `behind: this node lacks ${peer.behindWrites} write(s) the peer has`;
-  else if (peer.state === "ahead") detail = `ahead: the peer lacks ${peer.aheadWrites} write(s)`;
-  else detail = `diverged: this node lacks ${peer.behindWrites} write(s), the peer lacks ${peer.aheadWrites}`;
+  else if (peer.state === "behind") detail = `behind: this node lacks ${counted(peer.behindWrites, "write")} the peer has`;
+  else if (peer.state === "ahead") detail = `ahead: the peer lacks ${counted(peer.aheadWrites, "write")}`;
+  else detail = `diverged: this node lacks ${counted(peer.behindWrites, "write")}, the peer lacks ${counted(peer.aheadWrites, "write")}`;
   if (peer.lagMs !== undefined && peer.lagMs > 0) detail += ` for ${formatDuration(peer.lagMs)}`;
   return `${detail}${peer.head && peer.state !== "in-sync" ? ` (peer head ${peer.head.slice(0, 12)})` : ""}`;
 }

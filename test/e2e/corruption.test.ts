@@ -164,7 +164,7 @@ test("two nodes: a corrupt object is repaired from the peer on a read, by verify
   expect(counted.objects).toMatchObject({ quarantined: 2, repaired: 1 });
   const statusText = (await runCli(["status", "--remote", urlB])).stdout;
   expect(statusText).toContain("objects: 2 corrupt");
-  expect(statusText).toContain("corrupt: 2 object(s) quarantined here await repair");
+  expect(statusText).toContain("corrupt: 2 objects quarantined here await repair");
 
   // 3. A is back: verify --repair fetches both from it and exits 0. B's background repair also
   // retries as soon as A answers again, so it may have fetched some of them first: between them,

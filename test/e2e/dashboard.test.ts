@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Page } from "playwright-core";
 import { formatBytes } from "../../src/client/status-summary.ts";
+import { counted } from "../../src/core/plural.ts";
 import { launchChromium, requestsOffLoopback, type Browser } from "../helpers/browser.ts";
 import { cleanupTempDirs, freePort, REPO_ROOT, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
@@ -250,7 +251,7 @@ describe("dashboard in Chromium", () => {
     for (const folder of status.folders) {
       const line = lines.find((l) => l.startsWith(`folder ${folder.name} (eventual) head ${folder.head.slice(0, 12)}: `))!;
       expect(line).toBeDefined();
-      expect(line).toContain(`${folder.files} file(s), ${formatBytes(folder.bytes)}, changed `);
+      expect(line).toContain(`${counted(folder.files, "file")}, ${formatBytes(folder.bytes)}, changed `);
       expect(line).toContain(` by ${folder.changedBy}`);
       const row = (await page.locator("tr", { has: page.locator(`a[data-folder="${folder.name}"]`) }).textContent())!;
       for (const fact of [folder.head.slice(0, 12), String(folder.files), formatBytes(folder.bytes), folder.changedBy]) expect(row).toContain(fact);

@@ -104,6 +104,24 @@ export function nodeIdProblem(id: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Why a version from a peer names someone it may not, or undefined: its author (a node id, or
+ * none for a replication merge) and every node of its version vector must be node ids. They end
+ * up in file names (a conflict copy is named after the author) and in every node's history, so
+ * a peer cannot slip control characters, "/" or a 128-character name into them.
+ */
+export function replicaVersionNamesProblem(version: Version): string | undefined {
+  if (!isReplicationMerge(version)) {
+    const problem = nodeIdProblem(version.author);
+    if (problem) return `its author is not a node id: ${problem}`;
+  }
+  for (const entry of version.versionVector) {
+    const problem = nodeIdProblem(entry.node);
+    if (problem) return `its version vector names a node that is not a node id: ${problem}`;
+  }
+  return undefined;
+}
+
 /** What a node needs of its object store beyond the common interface (GC and verification). */
 export type NodeStore = ObjectStore &
   Pick<PackObjectStore, "touch" | "listUnusedSince" | "deleteUnusedSince"> & {
@@ -529,6 +547,11 @@ export class DsyncNode {
   async integrateReplica(folderName: string, mode: ConsistencyMode, versions: readonly ReplicaVersion[], remoteHead: ObjectId): Promise<IntegrateResult> {
     const nameProblem = validateFolderName(folderName);
     if (nameProblem) throw new UserError(nameProblem);
+    // Checked before anything is recorded: one such version refuses the whole answer.
+    for (const item of versions) {
+      const problem = replicaVersionNamesProblem(item.version);
+      if (problem) throw new UserError(`version ${idToHex(item.id)} of ${folderName} from a peer is refused: ${problem}`, 422);
+    }
     const result = await this.writeLock.run(async (): Promise<IntegrateResult> => {
       const folder = this.metadata.ensureFolder(folderName, this.clock.nowMs(), {
         keepVersions: this.options.defaultKeepVersions ?? null,

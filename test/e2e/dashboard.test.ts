@@ -9,7 +9,10 @@ import { dirname, join } from "node:path";
 import type { Page } from "playwright-core";
 import { formatBytes } from "../../src/client/status-summary.ts";
 import { counted } from "../../src/core/plural.ts";
+import { LIMITS } from "../../src/core/limits.ts";
+import { DsyncNode } from "../../src/node/node.ts";
 import { launchChromium, requestsOffLoopback, type Browser } from "../helpers/browser.ts";
+import { MemoryObjects } from "../helpers/memory-objects.ts";
 import { cleanupTempDirs, freePort, REPO_ROOT, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
 
@@ -227,6 +230,34 @@ describe("dashboard in Chromium", () => {
     expect(requestsOffLoopback(browser.requests)).toEqual([]);
     await page.close();
   }, 60_000);
+
+  test("a node with more folders than the status holds: the front page follows GET /v1/folders' pages and lists every one", async () => {
+    // The folders are made straight through the node's own API in this process, then served.
+    const dataDir = join(tempDir(), "many-folders");
+    const local = await DsyncNode.open({ dataDir });
+    const objects = new MemoryObjects();
+    const root = objects.tree({ "a.txt": "hello" });
+    await local.putObjects(objects.all());
+    const names = Array.from({ length: LIMITS.foldersPageMax + 5 }, (_, i) => `many-${String(i).padStart(5, "0")}`);
+    for (const folder of names) await local.commit({ folder, root, parent: null, message: "", chunking: "test", files: 1, totalBytes: 5 });
+    await local.close();
+    const node = await startNode({ dataDir, env, args: ["--token", TOKEN] });
+    try {
+      const page = await browser.context.newPage();
+      await signIn(page, node.url, TOKEN);
+      // The last folder by name is past the status's page: only the list's second page names it.
+      await page.locator(`a[data-folder="${names.at(-1)}"]`).waitFor({ timeout: 10_000 });
+      expect(await page.locator('table[aria-label="Folders"] a[data-folder]').count()).toBe(names.length);
+      expect(await page.locator(".stat", { hasText: "folders" }).first().textContent()).toContain(String(names.length));
+      expect(await page.locator("#folders-not-shown").count()).toBe(0);
+      const listed = browser.requests.filter((r) => r.url().startsWith(`${node.url}/v1/folders?`));
+      expect(listed.some((r) => r.url().includes("cursor="))).toBe(true);
+      expect(pageErrors).toEqual([]);
+      await page.close();
+    } finally {
+      await node.stop();
+    }
+  }, 90_000);
 
   test("dsync status prints the front page's summary: the same peers, states, folders, files, bytes and authors", async () => {
     const result = await runCli(["status", "--remote", urls[0]!], { env });

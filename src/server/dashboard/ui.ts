@@ -8,7 +8,8 @@
 // read with fetch() because EventSource cannot send that header; on a disconnect the stream is
 // opened again with Last-Event-ID, and a gap the node reports is shown.
 import type { NodeStatus } from "../../client/remote.ts";
-import { folderContentText, folderPeerText, formatAgo, formatBytes, lagText, peerLag, peerStateText } from "../../client/status-summary.ts";
+import { folderContentText, folderCountNotShown, folderPeerText, formatAgo, formatBytes, lagText, peerLag, peerStateText } from "../../client/status-summary.ts";
+import { DASHBOARD_FOLDERS_MAX, folderRows, readFolderPages, type FolderPage, type ListedFolder } from "./folder-list.ts";
 import { SseParser } from "../../core/sse.ts";
 
 const TOKEN_KEY = "dsync-token";
@@ -305,8 +306,20 @@ function nodeClock(): number {
   return status?.nowMs ?? Date.now();
 }
 
-function frontPage(current: NodeStatus): Node[] {
+/** Every folder up to DASHBOARD_FOLDERS_MAX, page by page, when the status holds only the first page of them. */
+async function listedFolders(current: NodeStatus): Promise<ListedFolder[] | null> {
+  if (folderCountNotShown(current) === 0) return null;
+  return readFolderPages(
+    (cursor) => api<FolderPage>(`/v1/folders?limit=1000${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`),
+    DASHBOARD_FOLDERS_MAX,
+  );
+}
+
+function frontPage(current: NodeStatus, listed: ListedFolder[] | null): Node[] {
   const now = nodeClock();
+  const { rows: shownFolders, notShown } = folderRows(current, listed);
+  // Files and bytes are known for the folders the status describes (the first page of them).
+  const partial = current.folders.length < shownFolders.length + notShown ? ` (first ${current.folders.length} folders)` : "";
   const totalFiles = current.folders.reduce((sum, f) => sum + (f.files ?? 0), 0);
   const totalBytes = current.folders.reduce((sum, f) => sum + (f.bytes ?? 0), 0);
   const reachable = current.peers.filter((p) => p.reachable).length;
@@ -315,9 +328,9 @@ function frontPage(current: NodeStatus): Node[] {
     { class: "card stats", "aria-label": "Summary" },
     stat(current.node, "this node"),
     stat(`${reachable} / ${current.peers.length}`, "peers reachable"),
-    stat(String(current.folders.length), "folders"),
-    stat(String(totalFiles), "files at the heads"),
-    stat(formatBytes(totalBytes), "bytes at the heads"),
+    stat(String(shownFolders.length + notShown), "folders"),
+    stat(String(totalFiles), `files at the heads${partial}`),
+    stat(formatBytes(totalBytes), `bytes at the heads${partial}`),
     stat(String(current.objects?.quarantined ?? 0), "objects quarantined"),
   );
 
@@ -337,20 +350,24 @@ function frontPage(current: NodeStatus): Node[] {
   const nodes = el("section", { class: "card", "aria-labelledby": "nodes-title" }, el("h2", { id: "nodes-title" }, "Nodes"), table(["node", "state", "lag", "address", "last contact"], nodeRows, "Nodes"));
 
   const corrupt = current.objects?.quarantined ?? 0;
-  const folderRows: Child[][] = current.folders.map((folder) => {
-    const peers = folder.peers;
+  const rows: Child[][] = shownFolders.map(({ folder, summary }) => {
+    const link = el("td", { class: "name" }, el("a", { href: folderHref(folder.name), "data-folder": folder.name }, folder.name));
+    const head = el("td", { class: "mono" }, folder.head ? folder.head.slice(0, 12) : "(empty)");
+    // Past the status's page: what the list says, the rest on the folder's own page.
+    if (summary === undefined) return [link, folder.mode, head, num("—"), num("—"), num("—"), "—", badge("see its page")];
+    const peers = summary.peers;
     const inSync = peers.filter((p) => p.state === "in-sync").length;
     const syncBadge =
       peers.length === 0 ? badge("no peers") : inSync === peers.length ? badge("in sync", "ok") : badge(`${peers.length - inSync} of ${peers.length} peers differ`, "warn");
     syncBadge.title = peers.map((p) => `${p.node ?? p.peer}: ${folderPeerText(p, corrupt)}`).join("\n");
     return [
-      el("td", { class: "name" }, el("a", { href: folderHref(folder.name), "data-folder": folder.name }, folder.name)),
-      folder.mode,
-      el("td", { class: "mono" }, folder.head ? folder.head.slice(0, 12) : "(empty)"),
-      num(String(folder.files ?? 0)),
-      num(formatBytes(folder.bytes ?? 0)),
-      num(formatAgo(folder.lastChangeMs ?? null, now)),
-      el("td", {}, folder.changedBy ?? "—", folder.changeOrigin ? el("span", { class: "muted" }, ` (${folder.changeOrigin})`) : null),
+      link,
+      summary.mode,
+      head,
+      num(String(summary.files ?? 0)),
+      num(formatBytes(summary.bytes ?? 0)),
+      num(formatAgo(summary.lastChangeMs ?? null, now)),
+      el("td", {}, summary.changedBy ?? "—", summary.changeOrigin ? el("span", { class: "muted" }, ` (${summary.changeOrigin})`) : null),
       syncBadge,
     ];
   });
@@ -358,9 +375,10 @@ function frontPage(current: NodeStatus): Node[] {
     "section",
     { class: "card", "aria-labelledby": "folders-title" },
     el("h2", { id: "folders-title" }, "Folders"),
-    current.folders.length === 0
+    shownFolders.length === 0
       ? el("p", { class: "muted" }, "No folders yet: push one with dsync push.")
-      : table(["folder", "mode", "head", "files", "bytes", "last change", "changed by", "peers"], folderRows, "Folders"),
+      : table(["folder", "mode", "head", "files", "bytes", "last change", "changed by", "peers"], rows, "Folders"),
+    notShown > 0 ? el("p", { class: "muted", id: "folders-not-shown" }, `and ${notShown} more (dsync ls lists every folder)`) : null,
   );
 
   const rates = transferRates(Date.now());
@@ -449,8 +467,9 @@ async function folderPage(name: string): Promise<Node[]> {
     { class: "card stats", "aria-label": "Folder" },
     stat(folder.mode, "mode"),
     stat(folder.head ? folder.head.slice(0, 12) : "(empty)", "head"),
-    stat(String(summary?.files ?? 0), "files"),
-    stat(formatBytes(summary?.bytes ?? 0), "bytes"),
+    // A folder past the status's first page of folders has no summary: unknown, not zero.
+    stat(summary ? String(summary.files ?? 0) : "—", "files"),
+    stat(summary ? formatBytes(summary.bytes ?? 0) : "—", "bytes"),
     stat(formatAgo(summary?.lastChangeMs ?? null, now), `last change${summary?.changedBy ? ` by ${summary.changedBy}` : ""}`),
     stat(folder.keepVersions === null ? "all" : String(folder.keepVersions), "versions kept"),
   );
@@ -497,7 +516,7 @@ async function render(): Promise<void> {
         document.getElementById("node-line")!.textContent = `node ${status.node}${status.version ? ` · dsync ${status.version}` : ""}`;
         (document.getElementById("sign-out") as HTMLButtonElement).hidden = token === null;
         const folder = currentFolder();
-        const nodes = folder === null ? frontPage(status) : await folderPage(folder);
+        const nodes = folder === null ? frontPage(status, await listedFolders(status)) : await folderPage(folder);
         const focused = document.activeElement instanceof HTMLElement && main().contains(document.activeElement) ? document.activeElement.getAttribute("data-folder") : null;
         show(...nodes);
         // Keep the keyboard where it was across a live redraw.

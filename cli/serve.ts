@@ -64,6 +64,11 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     throw new UsageError((error as Error).message);
   }
   const token = flags.token ?? (process.env.DSYNC_TOKEN || undefined);
+  // The rule of the other tokens: a short one is guessed by trying (a refusal costs nothing), and
+  // one with a space or a control character could never be sent in an Authorization header.
+  if (token !== undefined && !/^[\x21-\x7e]{8,512}$/.test(token)) {
+    throw new UsageError("--token (or DSYNC_TOKEN) must be 8 to 512 printable characters without spaces");
+  }
   if (!token && !isLoopback(address.hostname) && !flags.insecure) {
     throw new UsageError(
       `refusing to listen on ${address.hostname} without a token: anyone who can reach it could read and change every folder. ` +

@@ -53,7 +53,13 @@ export class HttpPeerTransport implements PeerTransport {
       throw new PeerRequestError(`cannot reach peer ${peer}: ${(error as Error).message}`);
     }
     // A peer's reply is read within the bound it is inflated to, never whole whatever its size.
-    const raw = await readAtMost(response, PEER_REPLY_BYTES_MAX);
+    let raw: Uint8Array | null;
+    try {
+      raw = await readAtMost(response, PEER_REPLY_BYTES_MAX);
+    } catch (error) {
+      // The deadline covers the body too: a peer that stalls mid-reply is named, like one that never answers.
+      throw new PeerRequestError(`peer ${peer} did not finish its reply to ${method} ${path}: ${(error as Error).message}`);
+    }
     if (raw === null) throw new PeerRequestError(`peer ${peer} sent a reply larger than ${PEER_REPLY_BYTES_MAX} bytes to ${method} ${path}; it was not read`);
     const bytes = decompressBody(raw, response.headers.get("content-encoding"), PEER_REPLY_BYTES_MAX);
     if (!response.ok) {

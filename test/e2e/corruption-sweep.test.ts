@@ -16,6 +16,7 @@ import { decodeObject, peekKind } from "../../src/core/objects.ts";
 import { packFileName, RECORD_HEADER_LENGTH_BYTES } from "../../src/store/pack-format.ts";
 import { decodePayload } from "../../src/store/pack-compression.ts";
 import { cleanupTempDirs, freePort, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { headOf } from "../helpers/wait-for.ts";
 import { createPrng, type Prng } from "../helpers/prng.ts";
 import { describeTree, randomBytes, writeTree, type DiskTree } from "../helpers/trees.ts";
 
@@ -139,12 +140,6 @@ function seededTree(prng: Prng): DiskTree {
   }
   tree["large.bin"] = randomBytes(600_000 + prng.nextInt(400_000), prng.nextUint32());
   return tree;
-}
-
-async function headOf(url: string, folder: string): Promise<string | null> {
-  const response = await fetch(`${url}/v1/folders/${folder}`).catch(() => undefined);
-  if (!response || response.status !== 200) return null;
-  return ((await response.json()) as { head: string }).head;
 }
 
 async function waitForSameHead(urls: string[], folder: string, capMs = 30_000): Promise<string> {

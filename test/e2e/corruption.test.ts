@@ -2,8 +2,11 @@
 // counts as missing, so a push sends it again), repaired from a peer on a read, by the
 // background scrub, or by `dsync verify --repair`, and counted in status and verify.
 import { afterAll, expect, test } from "bun:test";
-import { closeSync, openSync, readdirSync, readFileSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { RECORD_HEADER_LENGTH_BYTES } from "../../src/store/pack-format.ts";
+import { findRecord } from "../helpers/pack-files.ts";
+import { headOf, waitFor } from "../helpers/wait-for.ts";
 import { cleanupTempDirs, freePort, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { randomBytes, writeTree } from "../helpers/trees.ts";
 
@@ -15,26 +18,9 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-const RECORD_MAGIC = Buffer.from("DSOB");
-const RECORD_HEADER_LENGTH_BYTES = 48;
-
-/** The pack file and offset of an object's record: its id, 16 bytes into a record header. */
-export function findRecord(dataDir: string, idHex: string): { path: string; offsetBytes: number } {
-  const id = Buffer.from(idHex, "hex");
-  const packsDir = join(dataDir, "objects", "packs");
-  for (const name of readdirSync(packsDir).filter((n) => n.endsWith(".pack")).sort()) {
-    const path = join(packsDir, name);
-    const bytes = readFileSync(path);
-    for (let at = bytes.indexOf(id); at >= 0; at = bytes.indexOf(id, at + 1)) {
-      if (at >= 16 && bytes.subarray(at - 16, at - 12).equals(RECORD_MAGIC)) return { path, offsetBytes: at - 16 };
-    }
-  }
-  throw new Error(`no record for ${idHex} in ${packsDir}`);
-}
-
 /** Flips one payload byte of an object's record in place (under a running node too), as a failing disk would. */
 export function flipPayloadByte(dataDir: string, idHex: string, payloadOffsetBytes = 100): void {
-  const { path, offsetBytes } = findRecord(dataDir, idHex);
+  const { path, offsetBytes } = findRecord(join(dataDir, "objects"), Buffer.from(idHex, "hex"));
   const fd = openSync(path, "r+");
   try {
     const one = Buffer.alloc(1);
@@ -54,23 +40,6 @@ async function chunkIds(path: string): Promise<string[]> {
 
 async function status(url: string): Promise<any> {
   return (await runCli(["status", "--remote", url, "--json"])).json();
-}
-
-async function headOf(url: string, folder: string): Promise<string | null> {
-  const response = await fetch(`${url}/v1/folders/${folder}`).catch(() => undefined);
-  if (!response || response.status !== 200) return null;
-  return ((await response.json()) as { head: string }).head;
-}
-
-/** Polls until `check` holds; the cap only guards against a hang, it is not what the test measures. */
-async function waitFor<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, capMs = 30_000): Promise<T> {
-  const deadline = Date.now() + capMs;
-  for (;;) {
-    const value = await probe();
-    if (check(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await Bun.sleep(50);
-  }
 }
 
 const BIG = randomBytes(400_000, 11);

@@ -7,6 +7,7 @@ import { afterAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cleanupTempDirs, freePort, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { headOf, waitFor } from "../helpers/wait-for.ts";
 import { describeTree, randomBytes, writeTree } from "../helpers/trees.ts";
 
 const CLUSTER_TOKEN = "test-cluster-token-damaged-databases";
@@ -34,23 +35,6 @@ function damageFromPage(path: string, firstPage: number): Buffer {
 
 function listing(dir: string): string[] {
   return readdirSync(dir).sort();
-}
-
-async function headOf(url: string, folder: string): Promise<string | null> {
-  const response = await fetch(`${url}/v1/folders/${folder}`).catch(() => undefined);
-  if (!response || response.status !== 200) return null;
-  return ((await response.json()) as { head: string }).head;
-}
-
-/** Polls until `check` holds; the cap only guards against a hang, it is not what the test measures. */
-async function waitFor<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, capMs = 30_000): Promise<T> {
-  const deadline = Date.now() + capMs;
-  for (;;) {
-    const value = await probe();
-    if (check(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await Bun.sleep(100);
-  }
 }
 
 test("a damaged object index: the node moves it aside, rebuilds it from the packs, says so, and serves every object", async () => {
@@ -122,7 +106,7 @@ test("the documented recovery: with the damaged metadata moved aside, the node s
   writeTree(source, { docs: { "c.txt": "gamma\n" } });
   expect((await runCli(["push", source, "--remote", a.url, "--folder", "docs"])).code).toBe(0);
   const head = (await headOf(a.url, "docs"))!;
-  await waitFor("B to replicate the head", () => headOf(b.url, "docs"), (h) => h === head);
+  await waitFor("B to replicate the head", () => headOf(b.url, "docs"), (h) => h === head, 30_000, 100);
   await b.stop();
 
   const metadataPath = join(dataDirs[1]!, "metadata.sqlite");
@@ -140,7 +124,7 @@ test("the documented recovery: with the damaged metadata moved aside, the node s
   // Not silently empty: the node says it starts with no folders over a store that holds objects.
   expect(b.output()).toContain(`${metadataPath} was missing, but the object store holds `);
   expect(b.output()).toMatch(/holds [1-9]\d* object\(s\): this node starts with no folders; its peers bring back the folders they hold/);
-  await waitFor("B to get the folder back", () => headOf(b.url, "docs"), (h) => h === head);
+  await waitFor("B to get the folder back", () => headOf(b.url, "docs"), (h) => h === head, 30_000, 100);
   // The same versions (where each was recorded, and when, is each node's own).
   const history = (url: string) =>
     runCli(["log", "--remote", url, "--folder", "docs", "--json"]).then((r) =>

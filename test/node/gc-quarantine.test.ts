@@ -3,7 +3,7 @@
 // record; one a kept version needs stays quarantined, and while such an object is a tree or file
 // node, whose children cannot be known, gc deletes nothing.
 import { afterEach, expect, test } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
@@ -11,6 +11,7 @@ import { encodeObject, type TreeEntry } from "../../src/core/objects.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { Repairer, type ObjectSource } from "../../src/node/repair.ts";
 import { RECORD_HEADER_LENGTH_BYTES } from "../../src/store/pack-format.ts";
+import { findRecord, recordOf } from "../helpers/pack-files.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
 
 afterEach(() => cleanupTempDirs());
@@ -42,40 +43,19 @@ async function storeTree(node: DsyncNode, files: Record<string, Uint8Array>) {
 
 const commitOf = (folder: string, root: ObjectId, parent: ObjectId | null) => ({ folder, root, parent, message: "", chunking: "test", files: 1, totalBytes: 1 });
 
-function packPaths(node: DsyncNode): string[] {
-  const dir = join(node.dataDir, "objects", "packs");
-  return readdirSync(dir)
-    .filter((name) => name.endsWith(".pack"))
-    .map((name) => join(dir, name));
-}
-
-const RECORD_MAGIC = Buffer.from("DSOB");
-
-/** Whether any pack still holds a record for `id`: its id, 16 bytes into a record header (not an id some node names). */
+/** Whether any pack still holds a record for `id` (not merely an id some node names). */
 function recordExists(node: DsyncNode, id: ObjectId): boolean {
-  return packPaths(node).some((path) => {
-    const bytes = readFileSync(path);
-    for (let at = bytes.indexOf(id); at >= 0; at = bytes.indexOf(id, at + 1)) {
-      if (at >= 16 && bytes.subarray(at - 16, at - 12).equals(RECORD_MAGIC)) return true;
-    }
-    return false;
-  });
+  return recordOf(join(node.dataDir, "objects"), id) !== undefined;
 }
 
 /** Flips a payload byte of the record of `id`, then reads it, so the store quarantines it. */
 async function damageAndQuarantine(node: DsyncNode, id: ObjectId): Promise<void> {
-  for (const path of packPaths(node)) {
-    const bytes = readFileSync(path);
-    let at = bytes.indexOf(id);
-    while (at >= 0 && !(at >= 16 && bytes.subarray(at - 16, at - 12).equals(RECORD_MAGIC))) at = bytes.indexOf(id, at + 1);
-    if (at < 0) continue;
-    bytes[at - 16 + RECORD_HEADER_LENGTH_BYTES + 1]! ^= 0x5a;
-    writeFileSync(path, bytes);
-    expect(await node.getObjects([id], { repair: false })).toEqual([undefined]);
-    expect((await node.store.listQuarantine({ unrepairedOnly: true })).map((r) => idToHex(r.id))).toContain(idToHex(id));
-    return;
-  }
-  throw new Error(`no record for ${idToHex(id)}`);
+  const { path, offsetBytes } = findRecord(join(node.dataDir, "objects"), id);
+  const bytes = readFileSync(path);
+  bytes[offsetBytes + RECORD_HEADER_LENGTH_BYTES + 1]! ^= 0x5a;
+  writeFileSync(path, bytes);
+  expect(await node.getObjects([id], { repair: false })).toEqual([undefined]);
+  expect((await node.store.listQuarantine({ unrepairedOnly: true })).map((r) => idToHex(r.id))).toContain(idToHex(id));
 }
 
 /** Two versions: the first holds a large file the second no longer has; only the second is kept. */

@@ -2,23 +2,16 @@
 // never a 500, and changes nothing; the credential rules hold route by route.
 import { describe, expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
-import { Metadata } from "../../src/node/metadata.ts";
-import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { createApp } from "../../src/server/app.ts";
 import { decodeDownloadReply, encodeIdList } from "../../src/server/wire.ts";
-import { MemoryObjectStore } from "../../src/store/memory-store.ts";
-import { MemoryObjects } from "../helpers/memory-objects.ts";
+import { memoryNodeWithOneCommit } from "../helpers/memory-node.ts";
 
 const CLUSTER = "cluster-token-for-tests";
 const CLIENT = "client-token-for-tests";
 
 async function setUp() {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
-  const objects = new MemoryObjects();
-  const root = objects.tree({ "a.txt": "hello" });
-  await node.putObjects(objects.all());
-  const commit = await node.commit({ folder: "f", root, parent: null, message: "", chunking: "test", files: 1, totalBytes: 5 });
+  const { node, commit } = await memoryNodeWithOneCommit();
   const notices: unknown[] = [];
   const app = createApp(node, { token: CLIENT, clusterToken: CLUSTER, peerService: new PeerService(node, (n) => notices.push(n)) });
   const call = (method: string, path: string, body?: BodyInit, token = CLUSTER, type = "application/json") =>

@@ -3,23 +3,16 @@
 // ever comes into being as a side effect (only a commit, or replication, creates one).
 import { describe, expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
-import { Metadata } from "../../src/node/metadata.ts";
-import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { createApp } from "../../src/server/app.ts";
 import { ROUTE_PARAM_RULES } from "../../src/server/route-params.ts";
-import { MemoryObjectStore } from "../../src/store/memory-store.ts";
-import { MemoryObjects } from "../helpers/memory-objects.ts";
+import { memoryNodeWithOneCommit } from "../helpers/memory-node.ts";
 
 const CLIENT = "client-token-for-tests";
 const CLUSTER = "cluster-token-for-tests";
 
 async function setUp() {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
-  const objects = new MemoryObjects();
-  const root = objects.tree({ "a.txt": "hello" });
-  await node.putObjects(objects.all());
-  const commit = await node.commit({ folder: "f", root, parent: null, message: "", chunking: "test", files: 1, totalBytes: 5 });
+  const { node, root, commit } = await memoryNodeWithOneCommit();
   const app = createApp(node, { token: CLIENT, clusterToken: CLUSTER, peerService: new PeerService(node, () => {}) });
   const call = (method: string, path: string, body?: unknown) => {
     const token = path.startsWith("/v1/peer/") ? CLUSTER : CLIENT;

@@ -11,6 +11,7 @@ import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { RECORD_HEADER_LENGTH_BYTES } from "../../src/store/pack-format.ts";
 import { StoreInUseError } from "../../src/store/pack-index.ts";
 import { INDEX_FILE_NAME, PackObjectStore, PACKS_DIR_NAME } from "../../src/store/pack-store.ts";
+import { findRecord, packPaths } from "../helpers/pack-files.ts";
 
 const tempDirs: string[] = [];
 afterAll(() => {
@@ -27,22 +28,6 @@ function tempDir(): string {
 function randomObject(sizeBytes: number): { id: ObjectId; bytes: Uint8Array } {
   const bytes = crypto.getRandomValues(new Uint8Array(sizeBytes));
   return { id: blake3(bytes) as ObjectId, bytes };
-}
-
-function packPaths(dir: string): string[] {
-  return fs
-    .readdirSync(join(dir, PACKS_DIR_NAME))
-    .filter((name) => name.endsWith(".pack"))
-    .sort()
-    .map((name) => join(dir, PACKS_DIR_NAME, name));
-}
-
-function findRecord(dir: string, id: ObjectId): { path: string; offsetBytes: number } {
-  for (const path of packPaths(dir)) {
-    const at = fs.readFileSync(path).indexOf(id);
-    if (at >= 0) return { path, offsetBytes: at - 16 };
-  }
-  throw new Error(`no record for ${idToHex(id)}`);
 }
 
 /** Flips a payload byte of an object's record, as a failing disk would. */

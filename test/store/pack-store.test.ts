@@ -17,6 +17,7 @@ import {
   runUsageTrackingConformance,
   smallObject,
 } from "./conformance.ts";
+import { findRecord, packPaths } from "../helpers/pack-files.ts";
 
 const tempDirs: string[] = [];
 afterAll(() => {
@@ -29,25 +30,8 @@ function tempDir(): string {
   return dir;
 }
 
-function packPaths(dir: string): string[] {
-  return fs
-    .readdirSync(join(dir, PACKS_DIR_NAME))
-    .filter((name) => name.endsWith(".pack"))
-    .sort()
-    .map((name) => join(dir, PACKS_DIR_NAME, name));
-}
-
 function packBytesTotal(dir: string): number {
   return packPaths(dir).reduce((sum, path) => sum + fs.statSync(path).size, 0);
-}
-
-/** The file and offset of the record for `id`, found by its id bytes in the record header. */
-function findRecord(dir: string, id: ObjectId): { path: string; offsetBytes: number } {
-  for (const path of packPaths(dir)) {
-    const at = fs.readFileSync(path).indexOf(id);
-    if (at >= 0) return { path, offsetBytes: at - 16 };
-  }
-  throw new Error(`no record for ${idToHex(id)}`);
 }
 
 function flipByte(path: string, offsetBytes: number): void {

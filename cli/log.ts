@@ -2,10 +2,10 @@
 import { formatBytes } from "../src/client/progress.ts";
 import { RemoteError } from "../src/client/remote.ts";
 import { UsageError } from "../src/client/sync-target.ts";
-import { terminalJsonClose, terminalJsonItems, terminalJsonLines, terminalJsonOpen, terminalLines } from "../src/core/terminal-text.ts";
+import { terminalJsonLines, terminalLines } from "../src/core/terminal-text.ts";
 import { counted } from "../src/core/plural.ts";
 import { parseCount } from "./errors.ts";
-import { drained } from "./stdout.ts";
+import { drained, writeJsonDocument } from "./stdout.ts";
 import { targetFor } from "./remote-target.ts";
 
 export async function logCommand(
@@ -26,15 +26,8 @@ export async function logCommand(
     return 0;
   }
   if (flags.json) {
-    // One JSON document, {folder, versions: [...]}, written as it comes: the array is never
-    // built whole. A failure halfway leaves it unterminated, and the exit code says so.
-    await drained(process.stdout.write(terminalJsonOpen({ folder: info }, "versions")));
-    let written = 0;
-    for await (const page of pages) {
-      await drained(process.stdout.write(terminalJsonItems(page, written)));
-      written += page.length;
-    }
-    await drained(process.stdout.write(terminalJsonClose(written)));
+    // One JSON document, {folder, versions: [...]}, written as it comes (stdout.ts).
+    await writeJsonDocument({ folder: info }, "versions", pages);
     return 0;
   }
   for await (const page of pages) {

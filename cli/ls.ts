@@ -1,7 +1,7 @@
 // dsync ls: the folders a node holds, read from the node a page at a time.
-import { escapeTerminalText, terminalJsonClose, terminalJsonItems, terminalJsonOpen, terminalLines } from "../src/core/terminal-text.ts";
+import { escapeTerminalText, terminalLines } from "../src/core/terminal-text.ts";
 import { validateFolderName } from "../src/core/names.ts";
-import { drained } from "./stdout.ts";
+import { drained, writeJsonDocument } from "./stdout.ts";
 import { remoteFor } from "./remote-target.ts";
 
 export async function lsCommand(flags: { remote?: string; json?: boolean }): Promise<number> {
@@ -9,13 +9,7 @@ export async function lsCommand(flags: { remote?: string; json?: boolean }): Pro
   // Page by page, each written before the next is asked for (as dsync log does).
   const pages = remote.folderPages();
   if (flags.json) {
-    await drained(process.stdout.write(terminalJsonOpen({}, "folders")));
-    let written = 0;
-    for await (const page of pages) {
-      await drained(process.stdout.write(terminalJsonItems(page, written)));
-      written += page.length;
-    }
-    await drained(process.stdout.write(terminalJsonClose(written)));
+    await writeJsonDocument({}, "folders", pages);
     return 0;
   }
   let listed = 0;

@@ -39,6 +39,8 @@ export const LIMITS = {
   /** The same for JSON from the network (a request body, a peer's listing or error), counting containers and separators. */
   jsonValuesMax: 1_000_000,
   jsonDepthMax: 64,
+  /** Most nodes a version vector from the network (a listing, a notice, a history request) may name; one per node that ever wrote the folder. */
+  versionVectorNodesMax: 4096,
   /** Most ids in one "which do you lack?" or download batch. */
   batchIdsMax: 100_000,
   /** Target size of one upload/download batch, in bytes. */

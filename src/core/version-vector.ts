@@ -9,6 +9,7 @@
 //
 // Kept as a list sorted by node id (the form the version object stores); counters are ≥ 1,
 // a node absent from the list has counter 0. Pure.
+import { LIMITS } from "./limits.ts";
 import { compareNames, type VersionVectorEntry } from "./objects.ts";
 
 export type VersionVector = readonly VersionVectorEntry[];
@@ -73,8 +74,12 @@ export function vectorToRecord(vector: VersionVector): Record<string, number> {
 /** Parses the JSON form back; throws on anything but node → positive whole counter. */
 export function vectorFromRecord(value: unknown): VersionVectorEntry[] {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("a version vector is an object of node: counter");
+  const pairs = Object.entries(value);
+  // Each version a peer's history walk meets is compared with the vector: a vector of 170 000
+  // made names took a second of the node's time per request.
+  if (pairs.length > LIMITS.versionVectorNodesMax) throw new Error(`a version vector names at most ${LIMITS.versionVectorNodesMax} nodes`);
   const entries: VersionVectorEntry[] = [];
-  for (const [node, counter] of Object.entries(value)) {
+  for (const [node, counter] of pairs) {
     if (node.length === 0 || node.length > 128) throw new Error("a version vector node id is 1 to 128 characters");
     if (typeof counter !== "number" || !Number.isSafeInteger(counter) || counter < 1) throw new Error(`version vector counter for ${node} must be a positive whole number`);
     entries.push({ node, counter });

@@ -3,11 +3,11 @@
 // directory replaced on the node, a directory moved aside as a conflict copy, and
 // push --dry-run (what would be sent, skipped and deleted; nothing sent).
 import { describe, expect, test } from "bun:test";
-import { spawn } from "bun";
 import { chmodSync, chownSync, existsSync, lstatSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { dsyncCommand, REPO_ROOT, runCli, sharedNode, tempDir, type CliResult } from "../helpers/processes.ts";
+import { runCli, sharedNode, tempDir, type CliResult } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
+import { chownTree, NOBODY, runAsNobody } from "../helpers/unprivileged.ts";
 
 const node = sharedNode();
 
@@ -62,28 +62,10 @@ describe("an ignore file that cannot be read", () => {
   });
 });
 
-const NOBODY = 65534;
-
-/** Runs the client as an unprivileged user, for whom a chmod 000 file really is unreadable (root reads anything). */
-async function runAsNobody(args: string[], home: string): Promise<CliResult> {
+/** As nobody, when this runs as root with setpriv; otherwise an error saying so, never a skip. */
+async function runAsNobodyChecked(args: string[], home: string): Promise<CliResult> {
   if (process.getuid?.() !== 0 || Bun.which("setpriv") === null) throw new Error("this test runs as root with setpriv (util-linux) to become an unprivileged user");
-  const proc = spawn(["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...dsyncCommand(), ...args], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home },
-    stdout: "pipe",
-    stderr: "pipe",
-    stdin: "ignore",
-  });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return { code, stdout, stderr, json: () => JSON.parse(stdout) };
-}
-
-function chownTree(path: string): void {
-  chownSync(path, NOBODY, NOBODY);
-  for (const entry of readdirSync(path, { withFileTypes: true })) {
-    if (entry.isDirectory()) chownTree(join(path, entry.name));
-    else chownSync(join(path, entry.name), NOBODY, NOBODY);
-  }
+  return runAsNobody(args, home);
 }
 
 describe("an ignore file its user cannot read", () => {
@@ -93,11 +75,11 @@ describe("an ignore file its user cannot read", () => {
     const dir = join(home, "rules-locked");
     writeTree(dir, { "a.txt": "a", sub: { ".dsyncignore": ".env\n", "b.txt": "b" } });
     chownTree(home);
-    expect((await runAsNobody(["push", dir, "--remote", node().url, "--json"], home)).code).toBe(0);
+    expect((await runAsNobodyChecked(["push", dir, "--remote", node().url, "--json"], home)).code).toBe(0);
     writeFileSync(join(dir, "sub", ".env"), "SECRET=1");
     chownSync(join(dir, "sub", ".env"), NOBODY, NOBODY);
     chmodSync(join(dir, "sub", ".dsyncignore"), 0o000);
-    const pushed = await runAsNobody(["push", dir, "--remote", node().url, "--json"], home);
+    const pushed = await runAsNobodyChecked(["push", dir, "--remote", node().url, "--json"], home);
     expect(pushed.code).toBe(3);
     expect(pushed.json().skipped).toContainEqual({ path: "sub", cause: "unreadable", reason: expect.stringMatching(/cannot read its ignore file sub\/\.dsyncignore: .*(EACCES|permission denied)/i) });
     expect(await headFiles("rules-locked")).toEqual({ "a.txt": "a", "sub/.dsyncignore": ".env\n", "sub/b.txt": "b" });

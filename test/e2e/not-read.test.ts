@@ -2,11 +2,11 @@
 // paths, unreadable files and directories (a real unprivileged client), and names that are not
 // UTF-8. The mass-deletion guard refuses pushing an emptied directory over a folder.
 import { describe, expect, test } from "bun:test";
-import { spawn } from "bun";
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { dsyncCommand, REPO_ROOT, runCli, sharedNode, tempDir, type CliResult } from "../helpers/processes.ts";
+import { runCli, sharedNode, tempDir, type CliResult } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
+import { chownTree, NOBODY, runAsNobody } from "../helpers/unprivileged.ts";
 
 const node = sharedNode();
 
@@ -101,29 +101,7 @@ describe("ignoring a path stops syncing it; it never deletes it elsewhere", () =
   });
 });
 
-const NOBODY = 65534;
 const HAS_SETPRIV = Bun.which("setpriv") !== null && process.getuid?.() === 0;
-
-/** Runs the client as an unprivileged user, for whom a chmod 000 file really is unreadable (root reads anything). */
-async function runAsNobody(args: string[], home: string): Promise<CliResult> {
-  const proc = spawn(["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...dsyncCommand(), ...args], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home },
-    stdout: "pipe",
-    stderr: "pipe",
-    stdin: "ignore",
-  });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return { code, stdout, stderr, json: () => JSON.parse(stdout) };
-}
-
-function chownTree(path: string): void {
-  chownSync(path, NOBODY, NOBODY);
-  for (const entry of readdirSync(path, { withFileTypes: true })) {
-    if (entry.isDirectory()) chownTree(join(path, entry.name));
-    else chownSync(join(path, entry.name), NOBODY, NOBODY);
-  }
-}
 
 describe("an unreadable file or directory keeps its last synced entry", () => {
   test.skipIf(!HAS_SETPRIV)("as an unprivileged client: the push exits 3, names the paths and errors, and the head still holds them", async () => {

@@ -59,6 +59,20 @@ async function allPages(service: PeerService, head: ObjectId): Promise<{ pages: 
   }
 }
 
+/** b replicates from a over `transport` (timers manual: one round, then its own pulls) until b has a's head of f; bounded at 30 s. */
+async function replicateUntilSameHead(a: DsyncNode, b: DsyncNode, transport: PeerTransport): Promise<void> {
+  const replicator = new Replicator({ node: b, peers: ["a"], transport, timers: { setTimeout: () => 0, clearTimeout: () => {} }, intervalMs: 1000 });
+  replicator.start();
+  await replicator.round();
+  const headA = idToHex(a.metadata.getFolder("f")!.head!);
+  const deadline = Date.now() + 30_000;
+  while (b.metadata.getFolder("f")?.head == null || idToHex(b.metadata.getFolder("f")!.head!) !== headA) {
+    if (Date.now() > deadline) throw new Error(`b did not reach a's head; stats ${JSON.stringify(replicator.stats)}`);
+    await Bun.sleep(10);
+  }
+  replicator.stop();
+}
+
 describe("PeerService.history", () => {
   test("an answer is one page of at most the maximum; resuming from `more` returns every version exactly once", async () => {
     const node = newNode("a");
@@ -117,16 +131,7 @@ describe("replication over a long gap", () => {
       download: (_peer, ids) => serviceA.download(ids),
       notify: async () => {},
     };
-    const replicator = new Replicator({ node: b, peers: ["a"], transport, timers: { setTimeout: () => 0, clearTimeout: () => {} }, intervalMs: 1000 });
-    replicator.start();
-    await replicator.round();
-    const headA = idToHex(a.metadata.getFolder("f")!.head!);
-    const deadline = Date.now() + 30_000;
-    while (b.metadata.getFolder("f")?.head == null || idToHex(b.metadata.getFolder("f")!.head!) !== headA) {
-      if (Date.now() > deadline) throw new Error(`b did not reach a's head; stats ${JSON.stringify(replicator.stats)}`);
-      await Bun.sleep(10);
-    }
-    replicator.stop();
+    await replicateUntilSameHead(a, b, transport);
     expect(requests.length).toBeGreaterThanOrEqual(3);
     expect(requests[0]!.resumeFrom).toBeUndefined();
     for (const request of requests.slice(1)) expect(request.resumeFrom!.length).toBeGreaterThan(0);
@@ -157,16 +162,7 @@ describe("a wide frontier", () => {
       download: (_peer, ids) => serviceA.download(ids),
       notify: async () => {},
     };
-    const replicator = new Replicator({ node: b, peers: ["a"], transport, timers: { setTimeout: () => 0, clearTimeout: () => {} }, intervalMs: 1000 });
-    replicator.start();
-    await replicator.round();
-    const headA = idToHex(a.metadata.getFolder("f")!.head!);
-    const deadline = Date.now() + 30_000;
-    while (b.metadata.getFolder("f")?.head == null || idToHex(b.metadata.getFolder("f")!.head!) !== headA) {
-      if (Date.now() > deadline) throw new Error(`b did not reach a's head; stats ${JSON.stringify(replicator.stats)}`);
-      await Bun.sleep(10);
-    }
-    replicator.stop();
+    await replicateUntilSameHead(a, b, transport);
     expect(requests.map((request) => request.resumeFrom?.length)).toEqual([undefined, LIMITS.historyResumeIdsMax, 2500]);
     const asked = new Set(requests.slice(1).flatMap((request) => request.resumeFrom!.map(idToHex)));
     expect(asked).toEqual(new Set(extra.map(idToHex)));

@@ -15,7 +15,7 @@ import {
   decompressBody,
   encodeIdList,
   readAtMost,
-} from "../server/wire.ts";
+} from "../wire/formats.ts";
 import type { commitJson, folderJson, versionJson } from "../server/app.ts";
 import type { VerifyReport } from "../node/node.ts";
 

@@ -8,8 +8,8 @@ import { truncateText } from "../core/terminal-text.ts";
 import { vectorFromRecord, vectorToRecord } from "../core/version-vector.ts";
 import type { ConsistencyMode } from "../node/metadata.ts";
 import { nodeIdProblem } from "../node/node.ts";
-import { decodeHistory } from "../server/peer-routes.ts";
-import { decodeDownloadReply, decompressBody, encodeIdList, readAtMost } from "../server/wire.ts";
+import { decodeDownloadReply, decompressBody, encodeIdList, readAtMost } from "../wire/formats.ts";
+import { decodeHistory } from "../wire/history.ts";
 import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport } from "./transport.ts";
 
 export interface HttpTransportOptions {

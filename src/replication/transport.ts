@@ -4,6 +4,7 @@ import type { ObjectId } from "../core/id.ts";
 import type { VersionVector } from "../core/version-vector.ts";
 import type { ConsistencyMode } from "../node/metadata.ts";
 import type { StoredObject } from "../store/object-store.ts";
+import type { HistoryPage } from "../wire/history.ts";
 
 export interface PeerFolder {
   name: string;
@@ -43,17 +44,8 @@ export interface HistoryRequest {
  * LIMITS.historyPageBytesMax bytes of them. `more` is where the walk stopped (empty when it
  * went all the way): the asker asks again with `resumeFrom: more` until it is empty.
  */
-export interface HistoryPage {
-  versions: HistoryItem[];
-  more: ObjectId[];
-}
-
-export interface HistoryItem {
-  /** The version object's bytes; the receiver hashes them for the id. */
-  bytes: Uint8Array;
-  files: number;
-  totalBytes: number;
-}
+// A history page's shape is the wire format's (src/wire/history.ts), which both ends decode.
+export type { HistoryItem, HistoryPage } from "../wire/history.ts";
 
 export interface HeadNotice {
   /** The id of the node whose head changed. */

@@ -34,7 +34,7 @@ import {
   decodeObjectBatch,
   decompressBody,
   encodeDownloadReply,
-} from "./wire.ts";
+} from "../wire/formats.ts";
 import { terminalLines } from "../core/terminal-text.ts";
 import { checkRouteParams } from "./route-params.ts";
 import { nameCursor, nameFromCursor, pageLimit, sequenceCursor, sequenceFromCursor } from "./paging.ts";

@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { UserError } from "../node/node.ts";
 import { LIMITS } from "../core/limits.ts";
 import { parseJsonBounded } from "../core/json-shape.ts";
-import { BodyTooLargeError, compressIfWorthIt, decompressBody } from "./wire.ts";
+import { BodyTooLargeError, compressIfWorthIt, decompressBody } from "../wire/formats.ts";
 import { requireObject } from "./validate.ts";
 import { countBodyBytes } from "./metrics.ts";
 

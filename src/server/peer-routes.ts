@@ -9,18 +9,18 @@
 //   POST /v1/peer/objects/download          msgpack id list -> msgpack {objects, missing} (as /v1/objects/download)
 //   POST /v1/peer/notify                    JSON {from, folder, head, vector} -> 202
 import type { Hono } from "hono";
-import { encodeCanonical, DecodeError, decodeMsgpack } from "../core/encoding.ts";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { vectorFromRecord, vectorToRecord, type VersionVector } from "../core/version-vector.ts";
 import { UserError } from "../node/node.ts";
 import type { PeerService } from "../replication/peer-service.ts";
-import type { HistoryItem, HistoryPage, PeerListing } from "../replication/transport.ts";
+import type { PeerListing } from "../replication/transport.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
 import { msgpackResponse, readBody, readJson } from "./http-body.ts";
 import { pageLimit } from "./paging.ts";
 import { requireFolderName, requireId, requireNodeId } from "./validate.ts";
-import { decodeIdList, encodeDownloadReply } from "./wire.ts";
+import { decodeIdList, encodeDownloadReply } from "../wire/formats.ts";
+import { encodeHistory } from "../wire/history.ts";
 
 export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; service?: PeerService }): void {
   app.use("/v1/peer/*", async (c, next) => {
@@ -90,35 +90,3 @@ function parseResumeFrom(value: unknown): ObjectId[] | undefined {
   if (value.length > LIMITS.historyResumeIdsMax) throw new UserError(`resumeFrom names more than ${LIMITS.historyResumeIdsMax} ids`);
   return value.map((id, i) => requireId(id, `resumeFrom[${i}]`));
 }
-
-export function encodeHistory(page: HistoryPage): Uint8Array {
-  return encodeCanonical({ versions: page.versions.map((item) => [item.bytes, item.files, item.totalBytes]), more: page.more });
-}
-
-/**
- * A history page as received. `more` absent (a node from before paging, whose one answer was
- * all it would send) reads as the last page; a `more` longer than a page may name is refused.
- */
-export function decodeHistory(bytes: Uint8Array): HistoryPage {
-  const value = decodeMsgpack(bytes);
-  if (!(value instanceof Map) || !Array.isArray(value.get("versions"))) throw new DecodeError("a history reply is a map with a versions list");
-  const moreValue = value.get("more") ?? [];
-  if (!Array.isArray(moreValue) || moreValue.length > LIMITS.historyFrontierIdsMax) {
-    throw new DecodeError(`a history reply's more is a list of at most ${LIMITS.historyFrontierIdsMax} ids`);
-  }
-  const more = moreValue.map((id, i) => {
-    if (!(id instanceof Uint8Array) || id.length !== 32) throw new DecodeError(`history more[${i}] is not a 32-byte id`);
-    return new Uint8Array(id) as ObjectId;
-  });
-  return { versions: decodeHistoryItems(value.get("versions") as unknown[]), more };
-}
-
-function decodeHistoryItems(versions: unknown[]): HistoryItem[] {
-  return versions.map((item, i) => {
-    if (!Array.isArray(item) || item.length !== 3 || !(item[0] instanceof Uint8Array)) throw new DecodeError(`history item ${i} is not [bytes, files, bytes]`);
-    const [bytes, files, totalBytes] = item as [Uint8Array, unknown, unknown];
-    const count = (v: unknown) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : 0);
-    return { bytes, files: count(files), totalBytes: count(totalBytes) };
-  });
-}
-

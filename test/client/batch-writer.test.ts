@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex } from "../../src/core/id.ts";
 import { ObjectBatchWriter, BATCH_ITEM_OVERHEAD_BYTES } from "../../src/client/batch-writer.ts";
-import { decodeObjectBatch } from "../../src/server/wire.ts";
+import { decodeObjectBatch } from "../../src/wire/formats.ts";
 import { randomBytes } from "../helpers/trees.ts";
 
 test("a batch built in place decodes to exactly the objects appended, and the writer is reusable", () => {

@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { blake3 } from "../../src/core/blake3.ts";
 import { DecodeError } from "../../src/core/encoding.ts";
 import { decodeObject, encodeObject, type StructuredObject } from "../../src/core/objects.ts";
-import { decodeDownloadReply, decodeIdList, decodeObjectBatch, encodeDownloadReply, encodeIdList, encodeObjectBatch } from "../../src/server/wire.ts";
+import { decodeDownloadReply, decodeIdList, decodeObjectBatch, encodeDownloadReply, encodeIdList, encodeObjectBatch } from "../../src/wire/formats.ts";
 import { randomBytes } from "../helpers/trees.ts";
 
 function prng(seed: number) {

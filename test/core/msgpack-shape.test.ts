@@ -7,7 +7,7 @@ import { checkMsgpackShape, DecodeError, decodeMsgpack, encodeCanonical } from "
 import { LIMITS } from "../../src/core/limits.ts";
 import type { ObjectId } from "../../src/core/id.ts";
 import { createApp } from "../../src/server/app.ts";
-import { decodeDownloadReply, encodeDownloadReply } from "../../src/server/wire.ts";
+import { decodeDownloadReply, encodeDownloadReply } from "../../src/wire/formats.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { Metadata } from "../../src/node/metadata.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeObject, type TreeEntry } from "../../src/core/objects.ts";
-import { decodeIdList, encodeDownloadReply } from "../../src/server/wire.ts";
+import { decodeIdList, encodeDownloadReply } from "../../src/wire/formats.ts";
 import { runCli, sharedNode, tempDir } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
 

@@ -5,7 +5,7 @@ import { blake3 } from "../../src/core/blake3.ts";
 import { encodeCanonical } from "../../src/core/encoding.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeObject, type TreeEntry } from "../../src/core/objects.ts";
-import { encodeIdList, encodeObjectBatch, decodeIdList } from "../../src/server/wire.ts";
+import { encodeIdList, encodeObjectBatch, decodeIdList } from "../../src/wire/formats.ts";
 import { runCli, sharedNode, tempDir } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
 

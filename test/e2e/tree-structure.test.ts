@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { sealObject, type Version } from "../../src/core/objects.ts";
 import { DsyncNode } from "../../src/node/node.ts";
-import { encodeObjectBatch } from "../../src/server/wire.ts";
+import { encodeObjectBatch } from "../../src/wire/formats.ts";
 import { hostileTrees } from "../helpers/hostile-trees.ts";
 import { runCli, sharedNode, startNode, tempDir } from "../helpers/processes.ts";
 

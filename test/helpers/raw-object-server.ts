@@ -3,7 +3,7 @@
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeObject, type StructuredObject } from "../../src/core/objects.ts";
-import { decodeIdList, encodeDownloadReply } from "../../src/server/wire.ts";
+import { decodeIdList, encodeDownloadReply } from "../../src/wire/formats.ts";
 
 export class RawObjects {
   readonly byHex = new Map<string, Uint8Array>();

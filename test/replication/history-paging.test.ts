@@ -11,7 +11,7 @@ import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
 import type { HistoryPage, HistoryRequest, PeerTransport } from "../../src/replication/transport.ts";
-import { decodeHistory, encodeHistory } from "../../src/server/peer-routes.ts";
+import { decodeHistory, encodeHistory } from "../../src/wire/history.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 

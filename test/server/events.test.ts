@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
-import { encodeIdList, encodeObjectBatch } from "../../src/server/wire.ts";
+import { encodeIdList, encodeObjectBatch } from "../../src/wire/formats.ts";
 import { SseParser, type ServerSentEvent } from "../../src/core/sse.ts";
 import { EventLog, EVENT_LOG_CAPACITY, firstEventId } from "../../src/node/events.ts";
 import { Metadata } from "../../src/node/metadata.ts";

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { createApp } from "../../src/server/app.ts";
-import { decodeDownloadReply, encodeIdList } from "../../src/server/wire.ts";
+import { decodeDownloadReply, encodeIdList } from "../../src/wire/formats.ts";
 import { memoryNodeWithOneCommit } from "../helpers/memory-node.ts";
 
 const CLUSTER = "cluster-token-for-tests";

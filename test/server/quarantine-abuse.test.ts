@@ -6,7 +6,7 @@ import { idToHex } from "../../src/core/id.ts";
 import { Metadata } from "../../src/node/metadata.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { createApp } from "../../src/server/app.ts";
-import { encodeIdList, encodeObjectBatch } from "../../src/server/wire.ts";
+import { encodeIdList, encodeObjectBatch } from "../../src/wire/formats.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 

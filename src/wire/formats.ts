@@ -1,4 +1,5 @@
-// Wire formats for object transfer. Data travels as msgpack; batches of object bytes are
+// Wire formats for object transfer, shared by the client, replication and the server (none
+// imports another for them). Data travels as msgpack; batches of object bytes are
 // zstd-compressed as a whole when that pays (compressing a 4 MiB batch finds more redundancy
 // than compressing chunks one by one), announced with `Content-Encoding: zstd`.
 import zlib from "node:zlib";

@@ -16,12 +16,12 @@ import {
   encodeIdList,
   readAtMost,
 } from "../wire/formats.ts";
-import type { commitJson, folderJson, versionJson } from "../server/app.ts";
+import type { CommitJson, FolderJson, VersionJson } from "../wire/api-json.ts";
 import type { VerifyReport } from "../node/node.ts";
 
-export type FolderInfo = ReturnType<typeof folderJson>;
-export type VersionInfo = ReturnType<typeof versionJson>;
-export type CommitInfo = ReturnType<typeof commitJson>;
+export type FolderInfo = FolderJson;
+export type VersionInfo = VersionJson;
+export type CommitInfo = CommitJson;
 
 export interface NodeStatus {
   node: string;

@@ -37,6 +37,7 @@ import {
 } from "../wire/formats.ts";
 import { terminalLines } from "../core/terminal-text.ts";
 import { checkRouteParams } from "./route-params.ts";
+import type { CommitJson, ConflictJson, EntryJson, FolderJson, VersionJson } from "../wire/api-json.ts";
 import { nameCursor, nameFromCursor, pageLimit, sequenceCursor, sequenceFromCursor } from "./paging.ts";
 import { validateVersionRef } from "../core/names.ts";
 import { countBodyBytes, registerMetricsRoute, type NodeMetrics } from "./metrics.ts";
@@ -70,7 +71,7 @@ export const API_VERSION = "v1";
 export const API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
 /** A folder as the API shows it; `root` is the head's root tree, so one request gives a diff its starting point. */
-export function folderJson(folder: FolderRecord, headRoot: ObjectId | null = null) {
+export function folderJson(folder: FolderRecord, headRoot: ObjectId | null = null): FolderJson {
   return {
     name: folder.name,
     head: folder.head ? idToHex(folder.head) : null,
@@ -83,7 +84,7 @@ export function folderJson(folder: FolderRecord, headRoot: ObjectId | null = nul
   };
 }
 
-export function versionJson(version: VersionRecord) {
+export function versionJson(version: VersionRecord): VersionJson {
   return {
     id: idToHex(version.id),
     folder: version.folder,
@@ -102,7 +103,7 @@ export function versionJson(version: VersionRecord) {
   };
 }
 
-export function commitJson(result: CommitResult) {
+export function commitJson(result: CommitResult): CommitJson {
   return {
     version: idToHex(result.version),
     pushed: idToHex(result.pushed),
@@ -113,13 +114,13 @@ export function commitJson(result: CommitResult) {
   };
 }
 
-function entryJson(entry: TreeEntry | null) {
+function entryJson(entry: TreeEntry | null): EntryJson | null {
   if (!entry) return null;
   return { kind: entry.kind, id: entry.id ? idToHex(entry.id) : null, mode: entry.mode, size: entry.sizeBytes, mtimeMs: entry.mtimeMs, target: entry.target };
 }
 
 /** A conflict as the API reports it: which side's entry stands at the path, and what lost. */
-function conflictJson(conflict: MergeConflict) {
+function conflictJson(conflict: MergeConflict): ConflictJson {
   return {
     path: conflict.path,
     kind: conflict.kind,

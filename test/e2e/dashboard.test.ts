@@ -176,7 +176,8 @@ describe("dashboard in Chromium", () => {
     const historyText = (await history.textContent())!;
     expect(historyText).toContain(merged.version.slice(0, 12));
     expect(historyText).toContain("merge");
-    expect(historyText).toContain("1 conflict(s)");
+    expect(historyText).toContain("1 conflict");
+    expect(historyText).not.toContain("(s)");
     expect(historyText).toMatch(/kept as plan\.sync-conflict-\d{8}-\d{6}-charlie\.md/);
     await page.screenshot({ path: join(SCREENSHOT_DIR, "dashboard-folder.png"), fullPage: true });
 

@@ -10,6 +10,7 @@
 import type { NodeStatus } from "../../client/remote.ts";
 import { folderContentText, folderCountNotShown, folderPeerText, formatAgo, formatBytes, lagText, peerLag, peerStateText } from "../../client/status-summary.ts";
 import { DASHBOARD_FOLDERS_MAX, folderRows, readFolderPages, type FolderPage, type ListedFolder } from "./folder-list.ts";
+import { counted } from "../../core/plural.ts";
 import { SseParser } from "../../core/sse.ts";
 
 const TOKEN_KEY = "dsync-token";
@@ -229,20 +230,20 @@ function describe(event: UiEvent): string {
   const bytes = typeof event.bytes === "number" ? formatBytes(event.bytes) : "";
   switch (event.type) {
     case "push":
-      return `${where}received ${event.objects} object(s), ${bytes} from a client`;
+      return `${where}received ${counted(Number(event.objects), "object")}, ${bytes} from a client`;
     case "pull":
-      return `${where}sent ${event.objects} object(s), ${bytes} to a client`;
+      return `${where}sent ${counted(Number(event.objects), "object")}, ${bytes} to a client`;
     case "commit":
-      return `${where}new head ${String(event.version).slice(0, 12)} (${event.origin}${event.mergedWith ? ", merged onto a moved head" : ""}), ${event.files} file(s)`;
+      return `${where}new head ${String(event.version).slice(0, 12)} (${event.origin}${event.mergedWith ? ", merged onto a moved head" : ""}), ${counted(Number(event.files), "file")}`;
     case "fetch":
-      return `${where}fetched ${event.versions} version(s), ${event.objects} object(s), ${bytes} from ${event.peerNode ?? event.peer}`;
+      return `${where}fetched ${counted(Number(event.versions), "version")}, ${counted(Number(event.objects), "object")}, ${bytes} from ${event.peerNode ?? event.peer}`;
     case "merge":
       return `${where}${event.outcome === "merged" ? "merged with" : "took the head of"} ${event.peerNode ?? event.peer}: ${String(event.version).slice(0, 12)}`;
     case "conflict":
       return `${where}conflict at ${event.path}, other side kept as ${(event.copies as string[] | undefined)?.join(", ") || "(none)"}`;
     case "verify":
-      if (event.finding === "done") return `verify: ${event.objectsChecked} object(s) checked, ${event.corrupt} corrupt, ${event.missing} missing`;
-      if (event.finding === "repaired") return `repaired ${event.count} object(s) from peers`;
+      if (event.finding === "done") return `verify: ${counted(Number(event.objectsChecked), "object")} checked, ${event.corrupt} corrupt, ${event.missing} missing`;
+      if (event.finding === "repaired") return `repaired ${counted(Number(event.count), "object")} from peers`;
       return `${where}verify found ${event.finding} ${event.object ?? ""}${event.path ? ` at ${event.path}` : ""}`;
     case "peer":
       return `peer ${event.peerNode ?? event.peer} ${event.reachable ? "reachable" : `unreachable: ${event.error ?? ""}`}`;
@@ -449,7 +450,7 @@ async function folderPage(name: string): Promise<Node[]> {
           : el(
               "div",
               {},
-              badge(`${copies.length} conflict(s)`, "warn"),
+              badge(counted(copies.length, "conflict"), "warn"),
               el(
                 "ul",
                 { class: "conflict-paths", "aria-label": "Conflict copies" },
@@ -484,7 +485,7 @@ async function folderPage(name: string): Promise<Node[]> {
   const versions = el(
     "section",
     { class: "card", "aria-labelledby": "history-title" },
-    el("h2", { id: "history-title" }, `History (${history.versions.length} version(s), newest first)`),
+    el("h2", { id: "history-title" }, `History (${counted(history.versions.length, "version")}, newest first)`),
     table(["version", "time", "author", "kind", "message", "files", "bytes", "conflicts"], rows, "History"),
   );
   const folderEvents = el(

@@ -4,7 +4,6 @@
 // not indexed but quarantined, so its pack is kept until a good copy is stored.
 import { afterAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
@@ -12,17 +11,11 @@ import { RECORD_HEADER_LENGTH_BYTES } from "../../src/store/pack-format.ts";
 import { StoreInUseError } from "../../src/store/pack-index.ts";
 import { INDEX_FILE_NAME, PackObjectStore, PACKS_DIR_NAME } from "../../src/store/pack-store.ts";
 import { findRecord, packPaths } from "../helpers/pack-files.ts";
+import { cleanupTempDirs, tempDir as tempDirUnder } from "../helpers/processes.ts";
 
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cleanupTempDirs());
 
-function tempDir(): string {
-  const dir = fs.mkdtempSync(join(tmpdir(), "dsync-index-damage-"));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = () => tempDirUnder("dsync-index-damage-");
 
 /** Random bytes: no two alike, and incompressible, so each is stored as it is. */
 function randomObject(sizeBytes: number): { id: ObjectId; bytes: Uint8Array } {

@@ -19,17 +19,11 @@ import { PACKS_DIR_NAME, PackObjectStore } from "../../src/store/pack-store.ts";
 import { FaultFileSystem, type FaultCode, type FaultOperation, type FaultPoint } from "../helpers/fault-fs.ts";
 import { createPrng } from "../helpers/prng.ts";
 import { objectOf } from "./conformance.ts";
+import { cleanupTempDirs, tempDir as tempDirUnder } from "../helpers/processes.ts";
 
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cleanupTempDirs());
 
-function tempDir(): string {
-  const dir = fs.mkdtempSync(join(tmpdir(), "dsync-pack-faults-"));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = () => tempDirUnder("dsync-pack-faults-");
 
 /** Small packs, so a workload rolls over several times; no compression, so payloads can be found in pack bytes. */
 const STORE_OPTIONS = { packSizeBytesMax: 48 * 1024, compression: false } as const;

@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { idFromHex, idToHex, type ObjectId } from "../../src/core/id.ts";
 import { CorruptObjectError } from "../../src/store/object-store.ts";
@@ -18,17 +17,11 @@ import {
   smallObject,
 } from "./conformance.ts";
 import { findRecord, packPaths } from "../helpers/pack-files.ts";
+import { cleanupTempDirs, tempDir as tempDirUnder } from "../helpers/processes.ts";
 
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => cleanupTempDirs());
 
-function tempDir(): string {
-  const dir = fs.mkdtempSync(join(tmpdir(), "dsync-pack-store-"));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = () => tempDirUnder("dsync-pack-store-");
 
 function packBytesTotal(dir: string): number {
   return packPaths(dir).reduce((sum, path) => sum + fs.statSync(path).size, 0);
@@ -447,8 +440,7 @@ describe("PackObjectStore on disk", () => {
 async function runAndKillWriter(dir: string, batchesBeforeKill: number, killDelayMs: number): Promise<ObjectId[]> {
   const storeModule = join(import.meta.dir, "../../src/store/pack-store.ts");
   const blake3Module = join(import.meta.dir, "../../src/core/blake3.ts");
-  const script = join(dir, "..", `${dir.split("/").pop()}-writer.ts`);
-  tempDirs.push(script);
+  const script = join(tempDirUnder("dsync-pack-store-writer-"), "writer.ts");
   fs.writeFileSync(
     script,
     `

@@ -2,7 +2,7 @@
 // this node's position: behind means the peer has writes this node lacks. Also each peer's lag and
 // last contact, and what each folder holds and who changed it last.
 import { terminalLines } from "../src/core/terminal-text.ts";
-import { summaryLines } from "../src/client/status-summary.ts";
+import { folderCountNotShown, summaryLines } from "../src/client/status-summary.ts";
 import type { NodeStatus } from "../src/client/remote.ts";
 import { waitForSync } from "../src/client/sync-wait.ts";
 import { UsageError } from "../src/client/sync-target.ts";
@@ -23,10 +23,11 @@ export async function statusCommand(flags: { remote?: string; json?: boolean; wa
     if (!waited.inSync) {
       const shown = waited.pending.slice(0, 20);
       const more = waited.pending.length - shown.length;
-      throw new Error(
-        `${remote.baseUrl} is not in sync after ${waited.waitedMs} ms: ${shown.join("; ")}${more > 0 ? `; and ${more} more` : ""} ` +
-          `(is every peer running? wait longer with --timeout-ms)`,
-      );
+      const hint =
+        waited.status !== undefined && folderCountNotShown(waited.status) > 0
+          ? `(--wait sees the first ${waited.status.folders.length} folders of the status only)`
+          : `(is every peer running? wait longer with --timeout-ms)`;
+      throw new Error(`${remote.baseUrl} is not in sync after ${waited.waitedMs} ms: ${shown.join("; ")}${more > 0 ? `; and ${more} more` : ""} ${hint}`);
     }
     status = waited.status!;
   } else status = await remote.status();

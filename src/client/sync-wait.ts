@@ -3,6 +3,7 @@
 // then read from another. The clock and the pause are passed in, so the wait is tested without
 // real time; the node is asked again every `intervalMs` until `timeoutMs` has passed.
 import type { NodeStatus } from "./remote.ts";
+import { folderCountNotShown } from "./status-summary.ts";
 
 /** What still stands between the node and "in sync": one line per folder and peer (empty when in sync). */
 export function notInSync(status: NodeStatus): string[] {
@@ -11,6 +12,12 @@ export function notInSync(status: NodeStatus): string[] {
     for (const peer of folder.peers) {
       if (peer.state !== "in-sync") out.push(`folder ${folder.name} on peer ${peer.peer}: ${peer.state === "unknown" ? "not listed by the peer yet" : peer.state}`);
     }
+  }
+  // The status describes at most a page of folders: the rest cannot be seen in sync, so they
+  // are never taken to be.
+  const notShown = folderCountNotShown(status);
+  if (notShown > 0) {
+    out.push(`${notShown} folders after the first ${status.folders.length} by name: the status describes only the first ${status.folders.length}, so whether they are in sync is not known`);
   }
   // A peer that never answered has listed nothing: its folders are not known to be in sync.
   for (const peer of status.peers) {
@@ -66,6 +73,8 @@ export async function waitForSync(getStatus: () => Promise<NodeStatus>, options:
     polls++;
     const waitedMs = now() - startMs;
     if (pending.length === 0) return { inSync: true, status, pending, waitedMs, polls };
+    // Waiting longer would not show the folders the status leaves out.
+    if (status !== undefined && folderCountNotShown(status) > 0) return { inSync: false, status, pending, waitedMs, polls };
     if (waitedMs >= options.timeoutMs) return { inSync: false, status, pending, waitedMs, polls };
     await sleep(Math.min(intervalMs, options.timeoutMs - waitedMs));
   }

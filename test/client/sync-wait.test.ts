@@ -25,9 +25,23 @@ describe("notInSync", () => {
     expect(notInSync(status(["in-sync"], [false]))).toEqual(["peer http://127.0.0.1:7702: unreachable (connection refused)"]);
     expect(notInSync({ node: "a", peers: [], folders: [], replication: null })).toEqual([]);
   });
+
+  test("folders the status leaves out (it describes the first page) are never taken to be in sync", () => {
+    expect(notInSync({ ...status(["in-sync"]), foldersTotal: 1 })).toEqual([]);
+    expect(notInSync({ ...status(["in-sync"]), foldersTotal: 1500 })).toEqual([
+      "1499 folders after the first 1 by name: the status describes only the first 1, so whether they are in sync is not known",
+    ]);
+  });
 });
 
 describe("waitForSync", () => {
+  test("a status that leaves folders out ends the wait at once, not in sync: waiting longer would not show them", async () => {
+    let now = 0;
+    const result = await waitForSync(async () => ({ ...status(["in-sync"]), foldersTotal: 1500 }), { timeoutMs: 10_000, nowMs: () => now, sleep: async (ms) => void (now += ms) });
+    expect(result).toMatchObject({ inSync: false, polls: 1, waitedMs: 0 });
+    expect(result.pending[0]).toContain("1499 folders after the first 1");
+  });
+
   test("asks again every interval until in sync", async () => {
     let now = 0;
     const answers = [status(["unknown", "behind"]), status(["in-sync", "behind"]), status(["in-sync", "in-sync"])];

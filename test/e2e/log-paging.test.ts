@@ -95,6 +95,11 @@ describe("dsync log against a node with a history of several pages", () => {
     const json = (await runCli(["status", "--remote", node.url, "--json"])).json<{ folders: unknown[]; foldersTotal: number }>();
     expect(json.folders).toHaveLength(LIMITS.foldersPageMax);
     expect(json.foldersTotal).toBe(folderNames.length);
+    // --wait cannot see the folders past the status's page: it says so at once, never "in sync".
+    const waited = await runCli(["status", "--remote", node.url, "--wait", "--timeout-ms", "20000"]);
+    expect(waited.code).toBe(1);
+    expect(waited.stderr).toContain(`${folderNames.length - LIMITS.foldersPageMax} folders after the first ${LIMITS.foldersPageMax} by name`);
+    expect(waited.stderr).toContain(`--wait sees the first ${LIMITS.foldersPageMax} folders of the status only`);
   }, 60_000);
 });
 

@@ -12,6 +12,7 @@ const MiB = 1024 * 1024;
 const SMALL_FILES_INITIAL = 300;
 const SMALL_FILE_BYTES_MAX = 8 * 1024;
 const DIRECTORIES = ["docs", "docs/old", "src", "src/lib", "src/lib/deep", "assets", "notes", "notes/2026", "empty-later", "misc"];
+const LEAF_DIRECTORIES = DIRECTORIES.filter((dir) => !DIRECTORIES.some((other) => other.startsWith(dir + "/")));
 /** Large files kept at most; the oldest is deleted when a push adds one more. */
 const LARGE_FILES_MAX = 3;
 const LARGE_FILE_BYTES_MIN = 1 * MiB;
@@ -98,7 +99,9 @@ export class SeededTree {
     }
     if (this.prng.nextInt(8) === 0) {
       // A whole directory goes away (and comes back empty, so later renames into it still work).
-      const dir = DIRECTORIES[this.prng.nextInt(DIRECTORIES.length)]!;
+      // Only one with no directory below it: a tenth of the files or so, so that even several
+      // pushes that failed in a row never add up to the mass deletion the push guard refuses.
+      const dir = LEAF_DIRECTORIES[this.prng.nextInt(LEAF_DIRECTORIES.length)]!;
       rmSync(join(this.root, dir), { recursive: true, force: true });
       mkdirSync(join(this.root, dir), { recursive: true });
       changes.push(`dir ${dir} emptied`);

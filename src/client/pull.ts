@@ -6,7 +6,7 @@
 // directory still matches base. Where the directory changed a path too, the local content is
 // never overwritten silently: it is renamed to a conflict copy and reported. A path deleted
 // remotely but changed locally is kept.
-import { existsSync, mkdirSync, lstatSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, lstatSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../core/blake3.ts";
 import { diffTrees, entriesEqual, type DiffEntry } from "../core/diff.ts";
@@ -206,7 +206,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   const startMs = Date.now();
   const nowMs = options.nowMs ?? (() => Date.now());
   const progress = options.progress ?? silentProgress;
-  if (existsSync(dir) && !lstatSync(dir).isDirectory()) throw new Error(`${dir} exists and is not a directory: pull into a directory (it is created if missing)`);
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new Error(`${dir} exists and is not a directory: pull into a directory (it is created if missing)`);
   // Nothing is created before the folder and version are found: a failed first pull leaves no
   // empty directory behind.
   const state = readSyncState(dir);
@@ -232,6 +232,9 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   const root = idFromHex(rootHex);
   const sameTarget = !rebound && state.remote === remoteUrl && state.folder === folder;
   mkdirSync(dir, { recursive: true });
+  // A directory named through a link is the directory it names (as for push): everything
+  // below it is reached without following any link.
+  dir = realpathSync(dir);
   // The directory is bound to the folder from here on (with no last version until the pull
   // completes), so a pull interrupted midway is resumed by a bare `dsync pull DIR`.
   if (!sameTarget) writeSyncState(dir, { remote: remoteUrl, folder });

@@ -236,7 +236,7 @@ export async function writeFileAtomic(root: string, relativePath: string, option
       try {
         unlinkSync(temp);
       } catch {}
-      throw error;
+      throw writeFailure(error, resolved.absolutePath);
     }
     try {
       checkStillSeen(at(resolved.name), options.replaces, resolved.absolutePath);
@@ -356,6 +356,7 @@ function replaceWith(temp: string, target: string, resolved: ResolvedPath, synce
         if (code === "ENOTEMPTY" || code === "EEXIST") {
           throw new UnsafePathError(`${resolved.absolutePath} is a directory that still holds entries; not replaced`);
         }
+        if (code === "EBUSY") throw new UnsafePathError(busyMessage(resolved.absolutePath, "replaced"));
         throw error;
       }
       syncer?.removed(resolved.absolutePath, resolved.parent);
@@ -439,6 +440,7 @@ export function removeInside(root: string, relativePath: string, syncer?: Direct
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === "ENOTEMPTY" || code === "EEXIST") throw new UnsafePathError(`${resolved.absolutePath} still holds entries; not removed`);
+        if (code === "EBUSY") throw new UnsafePathError(busyMessage(resolved.absolutePath, "removed"));
         throw error;
       }
       syncer?.removed(resolved.absolutePath, resolved.parent);
@@ -475,6 +477,7 @@ export function moveAsideInside(root: string, relativePath: string, copyName: st
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === "EEXIST" || code === "ENOTEMPTY" || code === "ENOTDIR" || code === "EISDIR") continue; // taken meanwhile
+        if (code === "EBUSY") throw new UnsafePathError(busyMessage(resolved.absolutePath, "moved aside"));
         if (!isDirectory && (code === "EPERM" || code === "EXDEV" || code === "ENOTSUP")) {
           // A file system without hard links: rename, after the check above.
           renameSync(source, at(candidate));
@@ -490,6 +493,23 @@ export function moveAsideInside(root: string, relativePath: string, copyName: st
   else if (syncer) syncer.add(resolved.parent);
   else fsyncDirectory(resolved.parent);
   return resolved.parentRelative === "" ? chosen : `${resolved.parentRelative}/${chosen}`;
+}
+
+/**
+ * A directory that is a mount point (or otherwise in use) cannot be renamed or removed (EBUSY):
+ * that is the user's arrangement, so the path is skipped and reported, never a failed pull.
+ */
+function busyMessage(absolutePath: string, what: string): string {
+  return `${absolutePath} is a mount point or in use; not ${what}`;
+}
+
+/** An fs error of a file write, naming the file (ENOSPC alone says nothing of where). */
+function writeFailure(error: unknown, absolutePath: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (typeof code !== "string" || error instanceof UnsafePathError || error instanceof ChangedMeanwhileError) return error;
+  const named = new Error(`cannot write ${absolutePath}: ${(error as Error).message}; the file there is unchanged`, { cause: error });
+  (named as NodeJS.ErrnoException).code = code;
+  return named;
 }
 
 function exists(path: string): boolean {

@@ -6,6 +6,7 @@ import {
   chmodSync,
   closeSync,
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -613,6 +614,18 @@ describe("attributes only through no-follow handles", () => {
     expect(readFileSync(join(root, "created.txt"), "utf8")).toBe("edited again\n");
     removeInside(root, "created.txt", undefined, { seen: seenEntryAt(join(root, "created.txt")) });
     expect(existsSync(join(root, "created.txt"))).toBe(false);
+  });
+
+  test("a file that is a hard link to a file outside the root is replaced, never written through", async () => {
+    const root = tempDir();
+    const outside = join(tempDir(), "victim.txt");
+    writeFileSync(outside, "not yours\n");
+    linkSync(outside, join(root, "linked.txt"));
+    const bytes = new TextEncoder().encode("from the tree\n");
+    await writeFileAtomic(root, "linked.txt", { chunks: [{ id: blake3(bytes), lengthBytes: bytes.length }], source: { getChunks: async () => [bytes] }, mode: 0o644, mtimeMs: MTIME_MS });
+    expect(readFileSync(outside, "utf8")).toBe("not yours\n");
+    expect(readFileSync(join(root, "linked.txt"), "utf8")).toBe("from the tree\n");
+    expect(lstatSync(outside).nlink).toBe(1);
   });
 
   test("a file written from a tree never gets setuid, setgid or sticky bits", async () => {

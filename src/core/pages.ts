@@ -118,7 +118,18 @@ export class FileNodeBuilder {
     return sealed;
   }
 
-  /** Seals what is left: the last leaf (an empty file is one empty leaf) and every inner node. The last one is the root. */
+  /** The file's root node, known once `finish()` has run. */
+  get rootId(): ObjectId {
+    if (this.root === undefined) throw new Error("FileNodeBuilder.rootId read before finish()");
+    return this.root;
+  }
+  private root: ObjectId | undefined;
+
+  /**
+   * Seals what is left: the last leaf (an empty file is one empty leaf) and every inner node.
+   * The root is `rootId`: usually the last object returned, but when the last chunk completed
+   * the file's only leaf page, `add()` already handed that leaf out and nothing is left here.
+   */
   finish(): SealedObject<FileNode>[] {
     const out: SealedObject<FileNode>[] = [];
     if (this.page.length > 0 || this.leaves.length === 0) out.push(this.sealPage());
@@ -132,6 +143,7 @@ export class FileNodeBuilder {
         return { id: sealed.id, sizeBytes: node.sizeBytes };
       });
     }
+    this.root = current[0]!.id;
     return out;
   }
 }

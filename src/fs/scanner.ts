@@ -449,7 +449,7 @@ class Scanner {
     const sizeBytes = builder.sizeBytes;
     const nodes = builder.finish();
     for (const node of nodes) await this.options.sink.object(node);
-    const id = nodes[nodes.length - 1]!.id;
+    const id = builder.rootId;
 
     this.counts.filesRead++;
     const stable = after.mtimeNs === stats.mtimeNs && after.size === stats.size && BigInt(sizeBytes) === after.size;

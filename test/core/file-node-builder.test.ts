@@ -37,8 +37,26 @@ test.each([0, 1, 15, 16, 300, 5_000, 40_000])("%i chunks: same root as a one-sho
   for (const chunk of chunks) if (builder.add(chunk)) early++;
   const rest = builder.finish();
   const reference = referenceRoot(chunks);
-  expect(idToHex(rest[rest.length - 1]!.id)).toBe(reference.rootHex);
+  expect(idToHex(builder.rootId)).toBe(reference.rootHex);
+  if (rest.length > 0) expect(idToHex(rest[rest.length - 1]!.id)).toBe(reference.rootHex);
   expect(builder.sizeBytes).toBe(chunks.reduce((s, c) => s + c.lengthBytes, 0));
   // Every leaf but possibly the last one is sealed before finish().
   expect(early).toBeGreaterThanOrEqual(reference.leafCount - 1);
+});
+
+test("a file whose last chunk completes its only leaf page: finish() has nothing left, rootId names that leaf", () => {
+  // The smallest chunk count whose last chunk is a page boundary with no boundary before it:
+  // add() seals the one leaf, so finish() seals nothing and its list is empty.
+  const chunkAt = (i: number): ChunkRef => ({ id: blake3(new TextEncoder().encode(`leaf end ${i}`)) as ObjectId, lengthBytes: 700 + i });
+  const chunks: ChunkRef[] = [];
+  const builder = new FileNodeBuilder();
+  let leaf: ReturnType<FileNodeBuilder["add"]>;
+  for (let i = 0; leaf === undefined; i++) {
+    chunks.push(chunkAt(i));
+    leaf = builder.add(chunks[i]!);
+  }
+  expect(chunks.length).toBeGreaterThanOrEqual(16);
+  expect(builder.finish()).toEqual([]);
+  expect(builder.rootId).toEqual(leaf!.id);
+  expect(idToHex(builder.rootId)).toBe(referenceRoot(chunks).rootHex);
 });

@@ -26,7 +26,7 @@ import { blake3 } from "../../src/core/blake3.ts";
 import { chunkLengths, type ChunkerParams } from "../../src/core/fastcdc.ts";
 import { idEquals, idToHex, type ObjectId } from "../../src/core/id.ts";
 import { compareNames, decodeObject, isTreeLeaf, type StructuredObject, type TreeEntry } from "../../src/core/objects.ts";
-import { buildFileNodes, buildTreeNodes, readFileChunks, readTreeEntries, type ObjectLoader, type SealedObject } from "../../src/core/pages.ts";
+import { buildFileNodes, buildTreeNodes, FileNodeBuilder, readFileChunks, readTreeEntries, type ObjectLoader, type SealedObject } from "../../src/core/pages.ts";
 import { scanDirectory, TEMP_FILE_PREFIX, type ScanOptions, type ScanResult, type ScanSink } from "../../src/fs/scanner.ts";
 import { RACY_WINDOW_NS, SqliteStatCache } from "../../src/fs/stat-cache.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
@@ -827,4 +827,31 @@ describe("large directories", () => {
     expect(entries.every((e) => e.kind === "file" && e.sizeBytes === 0)).toBe(true);
     expect(result.files).toBe(3_000);
   }, 30_000);
+});
+
+test("a file whose last chunk completes its only leaf page scans to that leaf (no empty finish)", async () => {
+  // Cut random bytes with the small chunker and keep them up to the first chunk that ends a
+  // leaf page: the builder hands that leaf out from add(), and finish() has nothing left.
+  const data = randomBytes(400_000, 77);
+  const lengths = chunkLengths(data, SMALL);
+  const builder = new FileNodeBuilder();
+  let endBytes = 0;
+  let leafId: ObjectId | undefined;
+  for (const length of lengths) {
+    const chunk = data.subarray(endBytes, endBytes + length);
+    endBytes += length;
+    const leaf = builder.add({ id: blake3(chunk) as ObjectId, lengthBytes: length });
+    if (leaf) {
+      leafId = leaf.id;
+      break;
+    }
+  }
+  expect(leafId).toBeDefined();
+  const root = tempDir();
+  writeFileSync(join(root, "exact-page.bin"), data.subarray(0, endBytes));
+  const { result, sink } = await scan(root, { chunker: SMALL });
+  const [entry] = await readTreeEntries(result.rootId, sink.load);
+  expect(entry!.name).toBe("exact-page.bin");
+  expect(idToHex(entry!.id!)).toBe(idToHex(leafId!));
+  expect(entry!.sizeBytes).toBe(endBytes);
 });

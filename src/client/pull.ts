@@ -32,6 +32,7 @@ import {
   type SeenEntry,
 } from "../fs/materialize.ts";
 import { TEMP_FILE_PREFIX } from "../fs/scanner.ts";
+import { withShortPath } from "../fs/directory-handle.ts";
 import type { StatCacheEntry } from "../fs/stat-cache.ts";
 import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
 import { openLocalCaches, readSyncState, STATE_DIR_NAME, writeSyncState } from "./local-state.ts";
@@ -295,7 +296,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     /** The first entry on disk below `path` that base's directory `dirId` does not hold, or null. */
     const firstUnsyncedBelow = async (path: string, dirId: ObjectId): Promise<string | null> => {
       const synced = new Map((await readTreeEntries(dirId, load)).map((e) => [e.name, e]));
-      for (const found of readdirSync(join(dir, path), { withFileTypes: true })) {
+      for (const found of withShortPath(join(dir, path), (short) => readdirSync(short, { withFileTypes: true }))) {
         const child = `${path}/${found.name}`;
         const entry = synced.get(found.name);
         if (!entry) {
@@ -315,7 +316,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     const diskKindAt = (path: string): string | null => {
       try {
         const { absolutePath } = prepareParents(dir, path, undefined, { create: false });
-        const stats = lstatSync(absolutePath);
+        const stats = withShortPath(absolutePath, (short) => lstatSync(short));
         return stats.isDirectory() ? "dir" : stats.isSymbolicLink() ? "symlink" : stats.isFile() ? "file" : "other";
       } catch {
         return null;
@@ -347,7 +348,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
         if (child.kind === "dir") await removeSyncedDirectory(childPath, child);
         else removeInside(dir, childPath, syncer);
       }
-      for (const name of readdirSync(join(dir, path))) if (name.startsWith(TEMP_FILE_PREFIX)) removeInside(dir, `${path}/${name}`, syncer);
+      for (const name of withShortPath(join(dir, path), (short) => readdirSync(short))) if (name.startsWith(TEMP_FILE_PREFIX)) removeInside(dir, `${path}/${name}`, syncer);
       removeInside(dir, path, syncer);
     };
 
@@ -477,7 +478,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
         progress.advance(0, ++jobsDone);
         source.noteLocalFile(join(dir, job.path), job.chunks);
         // The file is exactly the node's content: remember it, so the next push need not read it.
-        const written = lstatSync(join(dir, job.path), { bigint: true });
+        const written = withShortPath(join(dir, job.path), (short) => lstatSync(short, { bigint: true }));
         writtenStats.set(job.path, {
           sizeBytes: Number(written.size),
           mtimeNs: written.mtimeNs,
@@ -508,7 +509,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       try {
         // Checks every parent with lstat: a path below a symlink is never touched.
         prepareParents(dir, change.path, undefined, { create: false });
-        lstatSync(absolute);
+        withShortPath(absolute, (short) => lstatSync(short));
       } catch (error) {
         if (error instanceof UnsafePathError) skipped.push({ path: change.path, reason: error.message });
         continue; // already gone, or not ours to remove

@@ -121,6 +121,33 @@ function openCheckedByPath(path: string): number {
   return fd;
 }
 
+/** Paths longer than this (PATH_MAX is 4096 bytes on Linux, its NUL included) fail in one call. */
+const PATH_BYTES_MAX = 4095;
+
+/**
+ * Runs `use` with a path the kernel takes in one call for `absolutePath`: the path itself when
+ * short enough, else `/proc/self/fd/<fd>/<name>` after opening its parent one component at a
+ * time. A tree path may be 4096 bytes by itself, so below a root it can pass PATH_MAX; handles
+ * written to never care, and this lets the lstat, readdir and fsync by path around them work
+ * too. It follows links like the plain path would: for looking and fsyncing, never writing.
+ */
+export function withShortPath<T>(absolutePath: string, use: (path: string) => T): T {
+  if (Buffer.byteLength(absolutePath) <= PATH_BYTES_MAX || !HAS_PROC_FD) return use(absolutePath);
+  const parts = absolutePath.split("/").filter((part) => part !== "");
+  const name = parts.pop() ?? "";
+  let fd = openSync("/", constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    for (const part of parts) {
+      const next = openSync(pathInHandle(fd, part), constants.O_RDONLY | constants.O_DIRECTORY);
+      closeSync(fd);
+      fd = next;
+    }
+    return use(pathInHandle(fd, name));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Runs `use` with a no-follow handle to root/relativeDir, closing it afterwards. */
 export function withDirectoryInside<T>(root: string, relativeDir: string, use: (fd: number) => T): T {
   const fd = openDirectoryInside(root, relativeDir);

@@ -32,7 +32,7 @@ import { syncedMode } from "../core/file-mode.ts";
 import { splitRelativePath } from "../core/names.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
-import { handlesResolveNames, openDirectoryInside, pathInHandle, setDirectoryAttributes, UnsafePathError } from "./directory-handle.ts";
+import { handlesResolveNames, openDirectoryInside, pathInHandle, setDirectoryAttributes, UnsafePathError, withShortPath } from "./directory-handle.ts";
 import { TEMP_FILE_PREFIX } from "./scanner.ts";
 
 export { setDirectoryAttributes, UnsafePathError };
@@ -84,7 +84,7 @@ export class DirectorySyncer {
 }
 
 export function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, "r");
+  const fd = withShortPath(dir, (path) => openSync(path, "r"));
   try {
     fsyncSync(fd);
   } finally {
@@ -160,7 +160,7 @@ export class ChangedMeanwhileError extends Error {
 /** The identity of what is at path now (no link followed at it), or null when nothing is. */
 export function seenEntryAt(path: string): SeenEntry {
   try {
-    const stats = lstatSync(path, { bigint: true });
+    const stats = withShortPath(path, (short) => lstatSync(short, { bigint: true }));
     return { inode: stats.ino, sizeBytes: stats.size, mtimeNs: stats.mtimeNs, ctimeNs: stats.ctimeNs };
   } catch (error) {
     if (isMissing(error)) return null;

@@ -26,6 +26,11 @@ export interface SyncState {
   lastVersion?: string;
   /** Hex id of that version's root tree. */
   lastRoot?: string;
+  /**
+   * Roots (hex) of pulls that began writing and did not finish, oldest first: the directory
+   * may hold their content at some paths (see interrupted-pull.ts). Cleared when a pull completes.
+   */
+  pulling?: string[];
 }
 
 export function stateDir(dir: string): string {
@@ -96,6 +101,10 @@ export function readSyncState(dir: string): SyncState {
   if (typeof state.folder === "string") out.folder = state.folder;
   if (isIdHex(state.lastVersion)) out.lastVersion = state.lastVersion;
   if (isIdHex(state.lastRoot)) out.lastRoot = state.lastRoot;
+  if (Array.isArray(state.pulling)) {
+    const pulling = state.pulling.filter(isIdHex);
+    if (pulling.length > 0) out.pulling = pulling;
+  }
   return out;
 }
 

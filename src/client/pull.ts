@@ -35,6 +35,7 @@ import { TEMP_FILE_PREFIX } from "../fs/scanner.ts";
 import { withShortPath } from "../fs/directory-handle.ts";
 import type { StatCacheEntry } from "../fs/stat-cache.ts";
 import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
+import { INTERRUPTED_TARGETS_MAX, resumedBase } from "./interrupted-pull.ts";
 import { openLocalCaches, readSyncState, STATE_DIR_NAME, writeSyncState } from "./local-state.ts";
 import { silentProgress, type Progress } from "./progress.ts";
 import { RemoteError, RemoteNode } from "./remote.ts";
@@ -239,7 +240,9 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   // The directory is bound to the folder from here on (with no last version until the pull
   // completes), so a pull interrupted midway is resumed by a bare `dsync pull DIR`.
   if (!sameTarget) writeSyncState(dir, { remote: remoteUrl, folder });
-  const base = sameTarget && state.lastRoot ? idFromHex(state.lastRoot) : null;
+  const syncedBase = sameTarget && state.lastRoot ? idFromHex(state.lastRoot) : null;
+  // Roots earlier pulls of this directory were moving to when they were cut short.
+  const interruptedTargets = sameTarget ? state.pulling ?? [] : [];
 
   const caches = await openLocalCaches(dir);
   const source = new PullChunkSource(remote, (bytes) => progress.advance(bytes));
@@ -254,8 +257,13 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     const load: ObjectLoader = cachedRemoteLoader(remote, caches.objects);
     // Paths this copy does not read stand as last synced (ignored is not deleted), and the node's
     // changes there are set aside below (changes-not-read.ts).
-    const scan = await scanIntoCache(dir, caches, progress, undefined, base ? { root: base, load } : undefined);
+    const scan = await scanIntoCache(dir, caches, progress, undefined, syncedBase ? { root: syncedBase, load } : undefined);
     const localRoot = scan.rootId;
+    // What an interrupted pull already wrote is what its target holds, not a local edit.
+    const base = await resumedBase(syncedBase, interruptedTargets.map(idFromHex), localRoot, load, caches.objects);
+    // Before the first write: remember where this pull goes, until the directory gets there.
+    const pulling = [...interruptedTargets.filter((hex) => hex !== rootHex), rootHex].slice(-INTERRUPTED_TARGETS_MAX);
+    writeSyncState(dir, { ...(sameTarget ? state : { remote: remoteUrl, folder }), pulling });
     // Temp files of an interrupted earlier write are ours and never synced: clear them away.
     for (const leftover of scan.tempLeftovers) {
       try {

@@ -247,6 +247,11 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
   if (!existsSync(dir)) throw new Error(`${dir} does not exist: nothing to push (check the path, or pull to create it)`);
   if (!statSync(dir).isDirectory()) throw new Error(`${dir} is not a directory: push sends a directory`);
   const state = readSyncState(dir);
+  // A pull cut short left the directory part old version, part new: pushing it would record
+  // that mix as a new version and revert, on the node, what the pull had not written yet.
+  if (state.pulling?.length) {
+    throw new Error(`a pull into ${dir} was interrupted before it finished: run dsync pull ${dir} to finish it (local edits are kept), then push`);
+  }
   const { remote: remoteUrl, folder, rebound } = resolveSyncTarget(dir, state, options);
   const progress = options.progress ?? silentProgress;
   const remote = new RemoteNode(remoteUrl, clientToken());

@@ -51,12 +51,21 @@ function buildTrie(paths: readonly string[]): PathTrie {
 
 /**
  * Returns `into` with, at each of `paths`, the entry `from` has at that path. A path `from`
- * has no entry at is left as `into` has it. An entry already in `into` at a grafted path is
+ * has no entry at is left as `into` has it (or, with `removeWhereAbsent`, removed). An entry already in `into` at a grafted path is
  * replaced. A path whose parent directory `into` lacks (or holds as a file) is skipped: there
  * is nothing to attach it to, and a scan never reports such a path. `load` must reach the
  * nodes of both trees.
  */
-export async function graftEntries(into: ObjectId, from: ObjectId | null, paths: readonly string[], load: ObjectLoader): Promise<GraftResult> {
+export async function graftEntries(
+  into: ObjectId,
+  from: ObjectId | null,
+  paths: readonly string[],
+  load: ObjectLoader,
+  options: {
+    /** A path `from` has no entry at is removed from `into` too (the result then matches `from` at every path). */
+    removeWhereAbsent?: boolean;
+  } = {},
+): Promise<GraftResult> {
   const result: GraftResult = { root: into, objects: [], grafted: [] };
   if (from === null || paths.length === 0) return result;
   const source = new TreeLookup(from, load);
@@ -68,7 +77,10 @@ export async function graftEntries(into: ObjectId, from: ObjectId | null, paths:
       const path = prefix === "" ? name : `${prefix}/${name}`;
       if (child.terminal) {
         const entry = await source.entryAt(path);
-        if (!entry) continue;
+        if (!entry) {
+          if (options.removeWhereAbsent && entries.delete(name)) changed = true;
+          continue;
+        }
         entries.set(name, entry);
         result.grafted.push({ path, entry });
         changed = true;

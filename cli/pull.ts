@@ -37,6 +37,11 @@ export async function pullCommand(dir: string | undefined, flags: PullFlags): Pr
     out.push(`  conflict at ${conflict.path}: ${conflict.reason}${conflict.keptAs ? `; your version is now ${conflict.keptAs}` : ""}`);
   }
   for (const skipped of report.skipped) out.push(`  skipped ${skipped.path}: ${skipped.reason}`);
+  if (!report.recorded) {
+    out.push(`  not recorded as synced: ${counted(report.held_back, "path")} could not be written; the next pull finishes this one (push waits for it)`);
+  } else if (report.held_back > 0) {
+    out.push(`  ${counted(report.held_back, "skipped path")} held back: the next pull retries them, and a push keeps the node's version there`);
+  }
   process.stdout.write(terminalLines(out)); // paths and names escaped (core/terminal-text.ts)
   return 0;
 }

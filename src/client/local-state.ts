@@ -31,6 +31,11 @@ export interface SyncState {
    * may hold their content at some paths (see interrupted-pull.ts). Cleared when a pull completes.
    */
   pulling?: string[];
+  /**
+   * Paths the last pull could not apply, and the tree whose entries the directory still holds
+   * there (see held-back.ts). Replaced by every pull; carried over by a push.
+   */
+  heldBack?: { root: string; paths: string[] };
 }
 
 export function stateDir(dir: string): string {
@@ -104,6 +109,11 @@ export function readSyncState(dir: string): SyncState {
   if (Array.isArray(state.pulling)) {
     const pulling = state.pulling.filter(isIdHex);
     if (pulling.length > 0) out.pulling = pulling;
+  }
+  const heldBack = state.heldBack as Record<string, unknown> | null | undefined;
+  if (heldBack && isIdHex(heldBack.root) && Array.isArray(heldBack.paths)) {
+    const paths = heldBack.paths.filter((path): path is string => typeof path === "string" && path !== "");
+    if (paths.length > 0) out.heldBack = { root: heldBack.root, paths };
   }
   return out;
 }

@@ -36,6 +36,8 @@ import { withShortPath } from "../fs/directory-handle.ts";
 import type { StatCacheEntry } from "../fs/stat-cache.ts";
 import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
 import { INTERRUPTED_TARGETS_MAX, resumedBase } from "./interrupted-pull.ts";
+import { HELD_BACK_PATHS_MAX, stillHeldBack, withEntriesOf } from "./held-back.ts";
+import { sealTree } from "../core/tree-builder.ts";
 import { openLocalCaches, readSyncState, STATE_DIR_NAME, writeSyncState } from "./local-state.ts";
 import { silentProgress, type Progress } from "./progress.ts";
 import { RemoteError, RemoteNode } from "./remote.ts";
@@ -86,6 +88,10 @@ export interface PullReport {
   skipped: { path: string; reason: string }[];
   /** Changes on the node not applied because this copy does not read their paths (ignored, unreadable); grouped in skipped. */
   not_applied: number;
+  /** Paths in skipped this pull could not apply: the next pull retries them, and a push keeps the node's entry there (held-back.ts). */
+  held_back: number;
+  /** False when more than HELD_BACK_PATHS_MAX paths were held back: the version is then not recorded as synced (the next pull finishes it). */
+  recorded: boolean;
   elapsed_ms: number;
 }
 
@@ -260,7 +266,11 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     const scan = await scanIntoCache(dir, caches, progress, undefined, syncedBase ? { root: syncedBase, load } : undefined);
     const localRoot = scan.rootId;
     // What an interrupted pull already wrote is what its target holds, not a local edit.
-    const base = await resumedBase(syncedBase, interruptedTargets.map(idFromHex), localRoot, load, caches.objects);
+    const resumed = await resumedBase(syncedBase, interruptedTargets.map(idFromHex), localRoot, load, caches.objects);
+    // Where the last pull could not apply the node's change and the directory still holds what
+    // it held then, the old entry is the base: the change is retried, not taken for a local edit.
+    const heldBefore = sameTarget ? state.heldBack : undefined;
+    const base = resumed === null ? null : await withEntriesOf(resumed, idFromHex(heldBefore?.root ?? rootHex), await stillHeldBack(localRoot, heldBefore, load, { whereUnreachable: true }), load, caches.objects);
     // Before the first write: remember where this pull goes, until the directory gets there.
     const pulling = [...interruptedTargets.filter((hex) => hex !== rootHex), rootHex].slice(-INTERRUPTED_TARGETS_MAX);
     writeSyncState(dir, { ...(sameTarget ? state : { remote: remoteUrl, folder }), pulling });
@@ -274,6 +284,8 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     const notRead = setAsideChangesNotRead(await diffTrees(base, root, load), scan);
     const remoteChanges = notRead.diff;
     skipped.push(...notRead.skipped);
+    // Paths not read stand as last synced anyway (scan-local.ts); what is skipped after them is held back.
+    const heldBackFrom = skipped.length;
     const localChanges = await diffTrees(base, localRoot, load);
     const localByPath = new Map<string, DiffEntry>();
     for (const list of [localChanges.added, localChanges.removed, localChanges.modified, localChanges.typeChanged]) {
@@ -548,6 +560,8 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       pathsRemoved++;
     }
 
+    // What this pull could not apply: the directory still holds base's entry there (or its own).
+    const heldBack = [...new Set(skipped.slice(heldBackFrom).map((s) => s.path))];
     // Directory modes and mtimes last, deepest first, for every directory on a changed path.
     const changedPaths = [...upserts, ...removals].map((c) => c.path);
     const lookup = new TreeLookup(root, load);
@@ -568,7 +582,25 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     syncer.flush();
     caches.statCache.remember(writtenStats);
     progress.done();
-    writeSyncState(dir, { remote: remoteUrl, folder, lastVersion: versionId, lastRoot: rootHex });
+    const recorded = heldBack.length <= HELD_BACK_PATHS_MAX;
+    if (recorded) {
+      let heldRoot = base;
+      if (heldRoot === null && heldBack.length > 0) {
+        // A first pull: what the directory holds at those paths is its own, against nothing synced.
+        const empty = sealTree([]);
+        await caches.objects.putMany(empty.objects.map(({ id, bytes }) => ({ id, bytes })));
+        heldRoot = empty.id;
+      }
+      writeSyncState(dir, {
+        remote: remoteUrl,
+        folder,
+        lastVersion: versionId,
+        lastRoot: rootHex,
+        ...(heldBack.length > 0 ? { heldBack: { root: idToHex(heldRoot!), paths: heldBack } } : {}),
+      });
+    }
+    // Beyond the bound, state.json keeps this pull as one that did not finish (`pulling`): the
+    // next pull compares with the last synced version and this target, and a push waits for it.
     return {
       remote: remoteUrl,
       folder,
@@ -588,6 +620,8 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
       conflicts,
       skipped: [...skipped, ...scan.skipped],
       not_applied: notRead.count,
+      held_back: heldBack.length,
+      recorded,
       elapsed_ms: Date.now() - startMs,
     };
   } finally {

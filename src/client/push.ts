@@ -21,6 +21,7 @@ import { openLocalCaches, readSyncState, writeSyncState, type LocalCaches } from
 import { silentProgress, type Progress } from "./progress.ts";
 import { RemoteError, RemoteNode, type CommitInfo } from "./remote.ts";
 import { lastSyncedTree, scanIntoCache, type LocalScan } from "./scan-local.ts";
+import { stillHeldBack, withEntriesOf } from "./held-back.ts";
 import { checkDeletions, countDeletedFiles, DEFAULT_DELETION_LIMITS, type DeletionLimits } from "./deletion-guard.ts";
 import { clientToken, resolveSyncTarget } from "./sync-target.ts";
 
@@ -270,6 +271,18 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     const keepFrom = parent === null ? undefined : lastSyncedTree(state.lastRoot, baseLoad);
     const scan = await scanIntoCache(dir, caches, progress, streamer && ((id, bytes) => streamer.chunk(id, bytes)), keepFrom);
     await streamer?.finish();
+    // Paths the last pull could not apply, where the directory still holds the old entry: not
+    // changed here, so they keep the node's entry (the parent's), as paths not read do.
+    const heldBack = keepFrom ? await stillHeldBack(scan.rootId, state.heldBack, baseLoad) : [];
+    if (keepFrom && heldBack.length > 0) {
+      const sink = {
+        putMany: async (objects: readonly { id: ObjectId; bytes: Uint8Array }[]) => {
+          for (const object of objects) scan.newObjects.set(idToHex(object.id), object.bytes);
+          await caches.objects.putMany(objects);
+        },
+      };
+      scan.rootId = await withEntriesOf(scan.rootId, keepFrom.root, heldBack, baseLoad, sink);
+    }
     if (keepFrom && !options.allowDeletes) {
       const count = await countDeletedFiles(keepFrom.root, scan.rootId, scan.files, baseLoad);
       checkDeletions(count, options.deletionLimits ?? DEFAULT_DELETION_LIMITS, { dir, folder, pushedFiles: scan.files });
@@ -312,7 +325,14 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     // The directory now matches the pushed version (a merge's other changes arrive with the next
     // pull): recorded as soon as the node acknowledged it, so a failure of what follows cannot
     // leave DIR remembering an older version.
-    writeSyncState(dir, { remote: remoteUrl, folder, lastVersion: result.pushed, lastRoot: commitBody.root });
+    // The held-back paths still hold the old entry: the next pull applies the node's there.
+    writeSyncState(dir, {
+      remote: remoteUrl,
+      folder,
+      lastVersion: result.pushed,
+      lastRoot: commitBody.root,
+      ...(heldBack.length > 0 ? { heldBack: { root: state.heldBack!.root, paths: heldBack } } : {}),
+    });
     if (options.keepVersions !== undefined || options.keepDays !== undefined) {
       try {
         await remote.setRetention(folder, { keepVersions: options.keepVersions, keepDays: options.keepDays });

@@ -70,7 +70,7 @@ export async function previewPush(dir: string, options: PushPreviewOptions = {})
   const caches = await openLocalCaches(dir);
   try {
     const load = cachedRemoteLoader(remote, caches.objects);
-    const keepFrom = parent === null ? undefined : lastSyncedTree(state.lastRoot, load);
+    const keepFrom = parent === null ? undefined : lastSyncedTree(state.lastRoot, load, state.heldBack);
     const scan = await scanIntoCache(dir, caches, options.progress ?? silentProgress, undefined, keepFrom);
     options.progress?.done();
     const treeLoad = async (id: ObjectId) => {

@@ -21,7 +21,6 @@ import { openLocalCaches, readSyncState, writeSyncState, type LocalCaches } from
 import { silentProgress, type Progress } from "./progress.ts";
 import { RemoteError, RemoteNode, type CommitInfo } from "./remote.ts";
 import { lastSyncedTree, scanIntoCache, type LocalScan } from "./scan-local.ts";
-import { stillHeldBack, withEntriesOf } from "./held-back.ts";
 import { checkDeletions, countDeletedFiles, DEFAULT_DELETION_LIMITS, type DeletionLimits } from "./deletion-guard.ts";
 import { clientToken, resolveSyncTarget } from "./sync-target.ts";
 
@@ -266,23 +265,12 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     // A first push: the node most likely lacks most chunks, so send them while scanning.
     const streamer = parent === null ? new StreamingChunkUploader(remote, pipeline) : undefined;
     // Paths not read keep the entry of the tree this push is made on (the parent's), so the node's
-    // merge sees them unchanged: never deleted, never reverted over another copy's change.
+    // merge sees them unchanged: never deleted, never reverted over another copy's change. So do
+    // paths the last pull could not apply where the directory still holds the old entry.
     const baseLoad = cachedRemoteLoader(remote, caches.objects);
-    const keepFrom = parent === null ? undefined : lastSyncedTree(state.lastRoot, baseLoad);
+    const keepFrom = parent === null ? undefined : lastSyncedTree(state.lastRoot, baseLoad, state.heldBack);
     const scan = await scanIntoCache(dir, caches, progress, streamer && ((id, bytes) => streamer.chunk(id, bytes)), keepFrom);
     await streamer?.finish();
-    // Paths the last pull could not apply, where the directory still holds the old entry: not
-    // changed here, so they keep the node's entry (the parent's), as paths not read do.
-    const heldBack = keepFrom ? await stillHeldBack(scan.rootId, state.heldBack, baseLoad) : [];
-    if (keepFrom && heldBack.length > 0) {
-      const sink = {
-        putMany: async (objects: readonly { id: ObjectId; bytes: Uint8Array }[]) => {
-          for (const object of objects) scan.newObjects.set(idToHex(object.id), object.bytes);
-          await caches.objects.putMany(objects);
-        },
-      };
-      scan.rootId = await withEntriesOf(scan.rootId, keepFrom.root, heldBack, baseLoad, sink);
-    }
     if (keepFrom && !options.allowDeletes) {
       const count = await countDeletedFiles(keepFrom.root, scan.rootId, scan.files, baseLoad);
       checkDeletions(count, options.deletionLimits ?? DEFAULT_DELETION_LIMITS, { dir, folder, pushedFiles: scan.files });
@@ -331,7 +319,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       folder,
       lastVersion: result.pushed,
       lastRoot: commitBody.root,
-      ...(heldBack.length > 0 ? { heldBack: { root: state.heldBack!.root, paths: heldBack } } : {}),
+      ...(scan.heldBack.length > 0 ? { heldBack: { root: state.heldBack!.root, paths: scan.heldBack } } : {}),
     });
     if (options.keepVersions !== undefined || options.keepDays !== undefined) {
       try {

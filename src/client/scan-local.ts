@@ -3,7 +3,9 @@
 //
 // With `keepFrom` (the tree the directory last synced), every path the scan did not read
 // (ignored, unreadable, unsupported) holds the entry that tree has there: to a push or a pull,
-// such a path is unchanged, never deleted (graft.ts).
+// such a path is unchanged, never deleted (graft.ts). With `keepFrom.heldBack` (a push), so does
+// every path the last pull could not apply where the directory still holds the old entry
+// (held-back.ts): the node's change there is kept, never reverted.
 import { chunkingDescriptor, DEFAULT_CHUNKER_PARAMS } from "../core/fastcdc.ts";
 import { countEntries, graftEntries } from "../core/graft.ts";
 import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
@@ -15,6 +17,7 @@ import { cachedRemoteLoader } from "./remote-objects.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
 import type { Progress } from "./progress.ts";
+import { stillHeldBack, withEntriesOf, type HeldBack } from "./held-back.ts";
 
 export interface LocalScan extends ScanResult {
   /** The nodes this scan built, by hex id (nodes of cached files are in the local cache). */
@@ -24,12 +27,16 @@ export interface LocalScan extends ScanResult {
   kept: NotReadPath[];
   /** How many paths .dsyncignore left out (an ignored directory counts once). */
   ignored: number;
+  /** Held-back paths that hold `keepFrom`'s entry (the directory still holds the old one there). */
+  heldBack: string[];
 }
 
 /** The tree whose entries stand in for the paths a scan did not read, and a loader reaching it. */
 export interface KeepFrom {
   root: ObjectId;
   load: ObjectLoader;
+  /** Paths the last pull could not apply: where the directory holds the old entry, `root`'s entry stands. */
+  heldBack?: HeldBack;
 }
 
 const FLUSH_OBJECTS = 2048;
@@ -82,9 +89,9 @@ export async function scanIntoCache(
     },
   });
   const ignored = result.notRead.filter((p) => p.cause === "ignored").length;
-  if (!keepFrom || result.notRead.length === 0) {
+  if (!keepFrom || (result.notRead.length === 0 && !keepFrom.heldBack)) {
     await flush();
-    return { ...result, newObjects, chunking: chunkingDescriptor(DEFAULT_CHUNKER_PARAMS), kept: [], ignored };
+    return { ...result, newObjects, chunking: chunkingDescriptor(DEFAULT_CHUNKER_PARAMS), kept: [], ignored, heldBack: [] };
   }
   // The scanned tree's nodes are in newObjects (or the cache); the kept tree's come through its loader.
   const load: ObjectLoader = async (id) => {
@@ -100,13 +107,24 @@ export async function scanIntoCache(
     newObjects.set(key, sealed.bytes);
     pending.push({ id: sealed.id, bytes: sealed.bytes });
   }
+  const heldBack = await stillHeldBack(graft.root, keepFrom.heldBack, load);
+  const rootId = await withEntriesOf(graft.root, keepFrom.root, heldBack, load, {
+    putMany: async (objects) => {
+      for (const { id, bytes } of objects) {
+        const key = idToHex(id);
+        if (newObjects.has(key)) continue;
+        newObjects.set(key, bytes);
+        pending.push({ id, bytes });
+      }
+    },
+  });
   await flush();
   // The grafted tree is what stands for the directory: count what it holds.
   const counts = await countEntries(graft.grafted.map((g) => g.entry), load);
   const causes = new Map(result.notRead.map((p) => [p.path, p.cause]));
   return {
     ...result,
-    rootId: graft.root,
+    rootId,
     files: result.files + counts.files,
     directories: result.directories + counts.directories,
     symlinks: result.symlinks + counts.symlinks,
@@ -115,10 +133,11 @@ export async function scanIntoCache(
     chunking: chunkingDescriptor(DEFAULT_CHUNKER_PARAMS),
     kept: graft.grafted.map((g) => ({ path: g.path, cause: causes.get(g.path)! })),
     ignored,
+    heldBack,
   };
 }
 
 /** The tree a directory last synced with this target, as `keepFrom` (undefined before the first sync). */
-export function lastSyncedTree(lastRoot: string | undefined, load: ObjectLoader): KeepFrom | undefined {
-  return lastRoot ? { root: idFromHex(lastRoot), load } : undefined;
+export function lastSyncedTree(lastRoot: string | undefined, load: ObjectLoader, heldBack?: HeldBack): KeepFrom | undefined {
+  return lastRoot ? { root: idFromHex(lastRoot), load, heldBack } : undefined;
 }

@@ -49,6 +49,10 @@ test("paths a pull skipped are retried by the next pull, and a push in between k
   rmSync(join(copy, "d"));
   renameSync(outside, join(copy, "d"));
   writeFileSync(join(copy, "d", "b.txt"), "b edited here\n");
+  // A dry run says the same as the push: only the edit is sent.
+  const preview = await cli(["push", copy, "--dry-run"]);
+  expect(preview.changed.map((p: { path: string }) => p.path)).toEqual(["d/b.txt"]);
+  expect([...preview.new, ...preview.deleted]).toEqual([]);
   await cli(["push", copy]);
 
   // (1) The head keeps the node's a.txt (no silent revert) and (3) has the edit of b.txt.

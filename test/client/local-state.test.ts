@@ -46,3 +46,16 @@ describe("the state folder is never written through a link", () => {
     expect(() => readSyncState(dir)).toThrow(UnsafePathError);
   });
 });
+
+describe("held-back paths", () => {
+  test("are read back as written, and a malformed record is dropped (the paths are then local edits, as before)", () => {
+    const dir = temp();
+    const root = "ab".repeat(32);
+    writeSyncState(dir, { ...STATE, heldBack: { root, paths: ["d/a.txt", "e"] } });
+    expect(readSyncState(dir).heldBack).toEqual({ root, paths: ["d/a.txt", "e"] });
+    for (const heldBack of [{ root: "not hex", paths: ["d"] }, { root, paths: "d" }, { root, paths: [] }, { root, paths: [1, ""] }, null]) {
+      writeFileSync(join(dir, ".dsync", "state.json"), JSON.stringify({ ...STATE, heldBack }));
+      expect(readSyncState(dir)).toEqual(STATE);
+    }
+  });
+});

@@ -74,3 +74,34 @@ test("paths a pull skipped are retried by the next pull, and a push in between k
   const again = await cli(["push", copy]);
   expect(again.root).toBe(retried.root);
 });
+
+test("a pull that would hold back more than 10 000 paths does not record its version as synced, says so, and the next pull finishes it", async () => {
+  const source = join(tempDir(), "held-back-many");
+  const many: Record<string, string> = {};
+  for (let i = 0; i <= 10_000; i++) many[`f${i}`] = "old\n";
+  writeTree(source, { d: many, "top.txt": "t\n" });
+  await cli(["push", source, "--remote", node().url]);
+  const copy = join(tempDir(), "copy");
+  await cli(["pull", copy, "--remote", node().url, "--folder", "held-back-many"]);
+
+  const outside = join(tempDir("dsync-outside-"), "d");
+  renameSync(join(copy, "d"), outside);
+  symlinkSync(outside, join(copy, "d"));
+  for (let i = 0; i <= 10_000; i++) writeFileSync(join(source, "d", `f${i}`), "new\n");
+  await cli(["push", source]);
+
+  const text = await runCli(["pull", copy]);
+  expect(text.code).toBe(0);
+  expect(text.stdout).toContain("not recorded as synced: 10001 paths could not be written");
+  // Not synced: a push waits for the pull to be finished, so nothing is reverted.
+  const refused = await runCli(["push", copy]);
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toContain("was interrupted");
+
+  rmSync(join(copy, "d"));
+  renameSync(outside, join(copy, "d"));
+  const finished = await cli(["pull", copy]);
+  expect(finished.recorded).toBe(true);
+  expect(finished.conflicts).toEqual([]);
+  expect(readFileSync(join(copy, "d", "f10000"), "utf8")).toBe("new\n");
+}, 120_000);

@@ -16,6 +16,7 @@ import { entriesEqual } from "../core/diff.ts";
 import { graftEntries } from "../core/graft.ts";
 import { idFromHex, type ObjectId } from "../core/id.ts";
 import type { ObjectLoader } from "../core/pages.ts";
+import { sealTree } from "../core/tree-builder.ts";
 import { TreeLookup } from "../core/tree-lookup.ts";
 
 /** How many held-back paths state.json records; a pull skipping more does not record its version as synced. */
@@ -27,9 +28,16 @@ export interface HeldBack {
   paths: string[];
 }
 
-/** Where the grafted directory nodes are kept, so later loads find them. */
+/** Where directory nodes built here (grafts, the empty tree) are kept, so later loads find them. */
 export interface HeldBackObjectSink {
   putMany(objects: readonly { id: ObjectId; bytes: Uint8Array }[]): Promise<void>;
+}
+
+/** The empty directory's id, its node kept in `sink`: the base of a directory nothing was synced to. */
+export async function storedEmptyTree(sink: HeldBackObjectSink): Promise<ObjectId> {
+  const empty = sealTree([]);
+  await sink.putMany(empty.objects.map(({ id, bytes }) => ({ id, bytes })));
+  return empty.id;
 }
 
 /** Whether something other than a directory (a link, a file) stands above `path` in the tree. */

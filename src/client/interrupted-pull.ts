@@ -12,15 +12,9 @@
 // interrupted pull's target taken from that target. A real local edit matches neither and stays
 // an edit; only what the interrupted pull wrote stops being one.
 import { diffTrees, type TreeDiff } from "../core/diff.ts";
-import { graftEntries } from "../core/graft.ts";
 import { type ObjectId } from "../core/id.ts";
-import type { ObjectLoader, SealedObject } from "../core/pages.ts";
-import { sealTree } from "../core/tree-builder.ts";
-
-/** Where the grafted directory nodes are kept, so later loads of the resumed base find them. */
-export interface ResumeObjectSink {
-  putMany(objects: readonly { id: ObjectId; bytes: Uint8Array }[]): Promise<void>;
-}
+import type { ObjectLoader } from "../core/pages.ts";
+import { storedEmptyTree, withEntriesOf, type HeldBackObjectSink } from "./held-back.ts";
 
 /** How many interrupted targets a directory remembers (a pull interrupted again and again, each time towards another version). */
 export const INTERRUPTED_TARGETS_MAX = 8;
@@ -39,19 +33,11 @@ export async function resumedBase(
   targets: readonly ObjectId[],
   local: ObjectId,
   load: ObjectLoader,
-  sink: ResumeObjectSink,
+  sink: HeldBackObjectSink,
 ): Promise<ObjectId | null> {
   if (targets.length === 0) return base;
-  const keep = async (objects: readonly SealedObject[]) => {
-    if (objects.length > 0) await sink.putMany(objects.map(({ id, bytes }) => ({ id, bytes })));
-  };
-  let current = base;
-  if (current === null) {
-    // An interrupted first pull: nothing was synced before, so the base is the empty directory.
-    const empty = sealTree([]);
-    await keep(empty.objects);
-    current = empty.id;
-  }
+  // An interrupted first pull: nothing was synced before, so the base is the empty directory.
+  let current = base ?? (await storedEmptyTree(sink));
   for (const target of targets) {
     const stillDifferent = pathsOf(await diffTrees(current, local, load));
     if (stillDifferent.length === 0) break;
@@ -71,9 +57,7 @@ export async function resumedBase(
     }
     const asTarget = stillDifferent.filter((path) => !unlike.has(path) && !unlikeDirectories.has(path));
     if (asTarget.length === 0) continue;
-    const grafted = await graftEntries(current, target, asTarget, load, { removeWhereAbsent: true });
-    await keep(grafted.objects);
-    current = grafted.root;
+    current = await withEntriesOf(current, target, asTarget, load, sink);
   }
   return current;
 }

@@ -36,8 +36,7 @@ import { withShortPath } from "../fs/directory-handle.ts";
 import type { StatCacheEntry } from "../fs/stat-cache.ts";
 import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
 import { INTERRUPTED_TARGETS_MAX, resumedBase } from "./interrupted-pull.ts";
-import { HELD_BACK_PATHS_MAX, stillHeldBack, withEntriesOf } from "./held-back.ts";
-import { sealTree } from "../core/tree-builder.ts";
+import { HELD_BACK_PATHS_MAX, stillHeldBack, storedEmptyTree, withEntriesOf } from "./held-back.ts";
 import { openLocalCaches, readSyncState, STATE_DIR_NAME, writeSyncState } from "./local-state.ts";
 import { silentProgress, type Progress } from "./progress.ts";
 import { RemoteError, RemoteNode } from "./remote.ts";
@@ -585,12 +584,8 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
     const recorded = heldBack.length <= HELD_BACK_PATHS_MAX;
     if (recorded) {
       let heldRoot = base;
-      if (heldRoot === null && heldBack.length > 0) {
-        // A first pull: what the directory holds at those paths is its own, against nothing synced.
-        const empty = sealTree([]);
-        await caches.objects.putMany(empty.objects.map(({ id, bytes }) => ({ id, bytes })));
-        heldRoot = empty.id;
-      }
+      // A first pull: what the directory holds at those paths is its own, against nothing synced.
+      if (heldRoot === null && heldBack.length > 0) heldRoot = await storedEmptyTree(caches.objects);
       writeSyncState(dir, {
         remote: remoteUrl,
         folder,

@@ -28,6 +28,7 @@ import { walkClosure } from "./walk.ts";
 import { auditStructure, type StructureProblem } from "./structure-audit.ts";
 import { Metadata, type ConsistencyMode, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
 import { Mutex } from "./mutex.ts";
+import { nodeIdProblem } from "./node-id.ts";
 import { CoalescingRunner } from "./coalesce.ts";
 import type { Repairer } from "./repair.ts";
 import { checkAndRepair, type RepairReport } from "./verify-repair.ts";
@@ -98,11 +99,7 @@ export class UserError extends Error {
   }
 }
 
-/** Why a node id is unusable, or undefined. It names its writes in version vectors and conflict copies. */
-export function nodeIdProblem(id: string): string | undefined {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) return `a node id is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (got ${JSON.stringify(id)})`;
-  return undefined;
-}
+export { nodeIdProblem };
 
 /**
  * Why a version from a peer names someone it may not, or undefined: its author (a node id, or

@@ -8,39 +8,12 @@
 // by compare-and-set inside one transaction with synchronous=FULL, so a head that was
 // acknowledged survives a power cut, and a head never names a version that is not stored.
 import { Database } from "bun:sqlite";
-import { idToHex, type ObjectId } from "../core/id.ts";
+import type { ObjectId } from "../core/id.ts";
 import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
 
-export type ConsistencyMode = "eventual" | "strong";
+import { HeadMovedError, type ConsistencyMode, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata-records.ts";
 
-export interface FolderRecord {
-  name: string;
-  head: ObjectId | null;
-  mode: ConsistencyMode;
-  keepVersions: number | null;
-  keepDays: number | null;
-  createdMs: number;
-  updatedMs: number;
-}
-
-export type VersionOrigin = "push" | "merge" | "restore" | "replica";
-
-export interface VersionRecord {
-  folder: string;
-  id: ObjectId;
-  /** Order of arrival at this node, per folder. */
-  sequence: number;
-  root: ObjectId;
-  parents: ObjectId[];
-  author: string;
-  hlcWallMs: number;
-  hlcCounter: number;
-  message: string;
-  origin: VersionOrigin;
-  files: number;
-  totalBytes: number;
-  createdMs: number;
-}
+export { HeadMovedError, type ConsistencyMode, type FolderRecord, type VersionOrigin, type VersionRecord };
 
 interface FolderRow {
   name: string;
@@ -131,13 +104,6 @@ function versionFromRow(row: VersionRow): VersionRecord {
     totalBytes: row.total_bytes,
     createdMs: row.created_ms,
   };
-}
-
-export class HeadMovedError extends Error {
-  override name = "HeadMovedError";
-  constructor(readonly folder: string, readonly expected: ObjectId | null, readonly actual: ObjectId | null) {
-    super(`head of ${folder} is ${actual ? idToHex(actual) : "empty"}, expected ${expected ? idToHex(expected) : "empty"}`);
-  }
 }
 
 export class Metadata {

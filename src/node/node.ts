@@ -27,6 +27,8 @@ import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
 import { walkClosure } from "./walk.ts";
 import { auditStructure, type StructureProblem } from "./structure-audit.ts";
 import { Metadata, type ConsistencyMode, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
+import type { FolderPage, VersionTotals } from "./metadata-records.ts";
+import { conflictCopiesMadeBy } from "./conflict-copies.ts";
 import { Mutex } from "./mutex.ts";
 import { nodeIdProblem } from "./node-id.ts";
 import { CoalescingRunner } from "./coalesce.ts";
@@ -351,6 +353,60 @@ export class DsyncNode {
   }
 
   // ---------- folders and versions ----------
+
+  /** The folder named `name`, or undefined (getFolder is the 404 for a request). */
+  async findFolder(name: string): Promise<FolderRecord | undefined> {
+    return this.metadata.getFolder(name);
+  }
+
+  /** One page of folders by name (metadata-store.ts, listFoldersPage). */
+  async listFoldersPage(limit: number, fromName?: string): Promise<FolderPage> {
+    return this.metadata.listFoldersPage(limit, fromName);
+  }
+
+  async countFolders(): Promise<number> {
+    return this.metadata.countFolders();
+  }
+
+  /** The version `id` of `folder` as this node recorded it, or undefined. */
+  async getVersion(folder: string, id: ObjectId): Promise<VersionRecord | undefined> {
+    return this.metadata.getVersion(folder, id);
+  }
+
+  /** Whether this node recorded version `id` in `folder`. */
+  async hasVersion(folder: string, id: ObjectId): Promise<boolean> {
+    return (await this.getVersion(folder, id)) !== undefined;
+  }
+
+  /** The root of a folder's head, or null for a folder without one. */
+  async headRoot(folder: FolderRecord): Promise<ObjectId | null> {
+    return folder.head ? ((await this.getVersion(folder.name, folder.head))?.root ?? null) : null;
+  }
+
+  /** Per folder: versions kept and their file bytes (metrics). */
+  async versionTotals(): Promise<VersionTotals[]> {
+    return this.metadata.versionTotals();
+  }
+
+  /** The conflict copies the merge `version` of `folder` made (conflict-copies.ts). */
+  async conflictCopies(folder: string, version: ObjectId): Promise<string[]> {
+    return conflictCopiesMadeBy(this.metadata, this.load, folder, version);
+  }
+
+  /** For each id: whether an earlier check found it complete (everything below it stored and valid). */
+  async areComplete(ids: readonly ObjectId[]): Promise<boolean[]> {
+    return ids.map((id) => this.metadata.isComplete(id));
+  }
+
+  /** For each id: whether the object store holds it (no read, no repair). */
+  async hasObjects(ids: readonly ObjectId[]): Promise<boolean[]> {
+    return this.store.hasMany(ids);
+  }
+
+  /** The object store's counts and bytes (status, metrics). */
+  async objectStats(): Promise<Awaited<ReturnType<NodeStore["stats"]>>> {
+    return this.store.stats();
+  }
 
   listFolders(): FolderRecord[] {
     return this.metadata.listFolders();

@@ -1,0 +1,735 @@
+// The node's metadata in PostgreSQL, through Bun's built-in client (Bun.SQL): the same
+// contract as the SQLite store (metadata-store.ts), for a node whose metadata should live on a
+// database server. Objects stay in the node's data folder either way.
+//
+// How it keeps the contract:
+// - Durable when resolved: every session runs with synchronous_commit=on, so a COMMIT returns
+//   once the server has flushed its WAL.
+// - Atomic per call: every call that changes more than one row is one transaction (READ
+//   COMMITTED). commitVersions locks the folder's row (SELECT ... FOR UPDATE) before it compares
+//   the head, assigns sequences from the folder's row (sequence_high) in the same transaction,
+//   and moves the head with `UPDATE ... WHERE head IS NOT DISTINCT FROM $expected`: however
+//   many nodes' connections race, one wins per expected head and the others see the head moved.
+// - A head names a recorded version: a foreign key from (name, head) to versions (folder, id),
+//   checked at COMMIT (DEFERRABLE INITIALLY DEFERRED, since a commit records the version and
+//   moves the head in one transaction).
+// - Bounded: a pool of at most `maxConnections`; every statement has a server-side
+//   statement_timeout and lock_timeout, and every call a client-side timer, so a server that
+//   stops answering fails a call in bounded time instead of holding the node.
+// - A server that is down, restarting or out of connections rejects with
+//   MetadataUnavailableError; the pool reconnects by itself when the server is back.
+//
+// The schema is versioned in schema_migrations: each step in its own transaction under an
+// advisory lock (several nodes' processes may open an empty database at once), and a database
+// at a schema newer than this code knows is refused without changing anything.
+import { SQL } from "bun";
+import type { ObjectId } from "../core/id.ts";
+import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
+import {
+  HeadMovedError,
+  MetadataSchemaTooNewError,
+  UnknownFolderError,
+  type ConsistencyMode,
+  type FolderDefaults,
+  type FolderPage,
+  type FolderRecord,
+  type MetadataStoreStat,
+  type NewVersionRecord,
+  type RetentionChange,
+  type VersionOrigin,
+  type VersionPage,
+  type VersionRecord,
+  type VersionTotals,
+} from "./metadata-records.ts";
+import type { MetadataStore } from "./metadata-store.ts";
+import { MetadataUnavailableError } from "./metadata-unavailable.ts";
+
+export interface PostgresMetadataOptions {
+  /** Connections the pool opens at most. */
+  maxConnections?: number;
+  /** The bound of every statement (server side) and of every call (client side, plus a margin). */
+  queryTimeoutMs?: number;
+  /** How long opening one connection may take. */
+  connectTimeoutMs?: number;
+}
+
+export const POSTGRES_DEFAULTS = { maxConnections: 8, queryTimeoutMs: 15_000, connectTimeoutMs: 5_000 } as const;
+
+/** The steps of the schema, in order; the last one's number is the schema this code knows. */
+const MIGRATIONS: { version: number; description: string; sql: string }[] = [
+  {
+    version: 1,
+    description: "folders, versions, meta, checked_nodes",
+    sql: `
+      CREATE TABLE meta (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
+      CREATE TABLE folders (
+        name text COLLATE "C" PRIMARY KEY,
+        head bytea CHECK (head IS NULL OR length(head) = 32),
+        mode text NOT NULL DEFAULT 'eventual' CHECK (mode IN ('eventual', 'strong')),
+        keep_versions bigint,
+        keep_days double precision,
+        created_ms bigint NOT NULL,
+        updated_ms bigint NOT NULL,
+        -- The highest sequence ever given in the folder: a sequence is never given twice, even
+        -- after the newest versions were deleted (a paging cursor names a sequence).
+        sequence_high bigint NOT NULL DEFAULT 0);
+      CREATE TABLE versions (
+        folder text COLLATE "C" NOT NULL REFERENCES folders (name),
+        id bytea NOT NULL CHECK (length(id) = 32),
+        sequence bigint NOT NULL,
+        root bytea NOT NULL CHECK (length(root) = 32),
+        parents bytea NOT NULL CHECK (length(parents) % 32 = 0),
+        author text NOT NULL,
+        hlc_wall_ms bigint NOT NULL,
+        hlc_counter bigint NOT NULL,
+        -- bytea, not text: a message is any string, and text cannot hold NUL.
+        message bytea NOT NULL,
+        origin text NOT NULL,
+        files bigint NOT NULL,
+        total_bytes bigint NOT NULL,
+        created_ms bigint NOT NULL,
+        PRIMARY KEY (folder, id),
+        UNIQUE (folder, sequence));
+      CREATE INDEX versions_by_hlc ON versions (hlc_wall_ms DESC, hlc_counter DESC);
+      ALTER TABLE folders ADD CONSTRAINT folders_head_recorded FOREIGN KEY (name, head)
+        REFERENCES versions (folder, id) DEFERRABLE INITIALLY DEFERRED;
+      CREATE TABLE checked_nodes (
+        id bytea PRIMARY KEY CHECK (length(id) = 32),
+        kind text NOT NULL CHECK (kind IN ('file', 'tree')),
+        level integer NOT NULL,
+        size_bytes bigint,
+        first_name text,
+        last_name text,
+        height_dirs integer);
+    `,
+  },
+];
+
+export const POSTGRES_SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
+
+// Any 64-bit number, the same in every process: the advisory lock that orders schema steps.
+const MIGRATION_LOCK_KEY = 7_291_604_118_337;
+
+// SQLSTATE classes and codes that mean "the server is not there or not serving now", not "this
+// call was wrong": connection exceptions (08), operator intervention (57: shutdown, crash,
+// cannot connect now, and 57014: a statement cancelled by statement_timeout), insufficient
+// resources (53: too many connections, disk full), system errors (58), and 55P03: a lock not
+// granted within lock_timeout.
+function isUnavailableState(state: string): boolean {
+  return /^(08|57|53|58)/.test(state) || state === "55P03";
+}
+
+// Serialization failures and deadlocks: the transaction changed nothing and may simply run again.
+function isRetryableState(state: string): boolean {
+  return state === "40001" || state === "40P01";
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+interface FolderRow {
+  name: string;
+  head: Uint8Array | null;
+  mode: string;
+  keep_versions: string | number | null;
+  keep_days: number | null;
+  created_ms: string | number;
+  updated_ms: string | number;
+}
+
+interface VersionRow {
+  folder: string;
+  id: Uint8Array;
+  sequence: string | number;
+  root: Uint8Array;
+  parents: Uint8Array;
+  author: string;
+  hlc_wall_ms: string | number;
+  hlc_counter: string | number;
+  message: Uint8Array;
+  origin: string;
+  files: string | number;
+  total_bytes: string | number;
+  created_ms: string | number;
+}
+
+interface CheckedRow {
+  id?: Uint8Array;
+  kind: string;
+  level: number;
+  size_bytes: string | number | null;
+  first_name: string | null;
+  last_name: string | null;
+  height_dirs: number | null;
+}
+
+const VERSION_COLUMNS = "folder, id, sequence, root, parents, author, hlc_wall_ms, hlc_counter, message, origin, files, total_bytes, created_ms";
+const FOLDER_COLUMNS = "name, head, mode, keep_versions, keep_days, created_ms, updated_ms";
+
+function asId(bytes: Uint8Array): ObjectId {
+  return new Uint8Array(bytes) as ObjectId;
+}
+
+function joinIds(ids: readonly ObjectId[]): Uint8Array {
+  const out = new Uint8Array(ids.length * 32);
+  ids.forEach((id, i) => out.set(id, i * 32));
+  return out;
+}
+
+function splitIds(bytes: Uint8Array): ObjectId[] {
+  const out: ObjectId[] = [];
+  for (let i = 0; i + 32 <= bytes.length; i += 32) out.push(asId(bytes.subarray(i, i + 32)));
+  return out;
+}
+
+function nullableNumber(value: string | number | null): number | null {
+  return value === null ? null : Number(value);
+}
+
+function folderFromRow(row: FolderRow): FolderRecord {
+  return {
+    name: row.name,
+    head: row.head ? asId(row.head) : null,
+    mode: row.mode as ConsistencyMode,
+    keepVersions: nullableNumber(row.keep_versions),
+    keepDays: nullableNumber(row.keep_days),
+    createdMs: Number(row.created_ms),
+    updatedMs: Number(row.updated_ms),
+  };
+}
+
+function versionFromRow(row: VersionRow): VersionRecord {
+  return {
+    folder: row.folder,
+    id: asId(row.id),
+    sequence: Number(row.sequence),
+    root: asId(row.root),
+    parents: splitIds(row.parents),
+    author: row.author,
+    hlcWallMs: Number(row.hlc_wall_ms),
+    hlcCounter: Number(row.hlc_counter),
+    message: fromUtf8.decode(row.message),
+    origin: row.origin as VersionOrigin,
+    files: Number(row.files),
+    totalBytes: Number(row.total_bytes),
+    createdMs: Number(row.created_ms),
+  };
+}
+
+function summaryFromRow(row: CheckedRow): NodeSummary {
+  if (row.kind === "file") return { kind: "file", level: row.level, sizeBytes: Number(row.size_bytes) };
+  return { kind: "tree", level: row.level, firstName: row.first_name, lastName: row.last_name, heightDirs: row.height_dirs! };
+}
+
+function hexKey(id: Uint8Array): string {
+  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("hex");
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+/** The URL as people may see it: without its password. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(a URL that does not parse)";
+  }
+}
+
+function errorState(error: unknown): string | undefined {
+  const state = (error as { errno?: unknown } | null)?.errno;
+  return typeof state === "string" ? state : undefined;
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+export class PostgresMetadataStore implements MetadataStore {
+  private closed = false;
+  private readonly callTimeoutMs: number;
+
+  private constructor(
+    private readonly sql: SQL,
+    private readonly location: string,
+    private readonly queryTimeoutMs: number,
+  ) {
+    // The server's statement_timeout fires first; this only catches a server that stopped
+    // answering altogether (or a connection that never comes).
+    this.callTimeoutMs = queryTimeoutMs + 5_000;
+  }
+
+  /**
+   * Connects, checks the database, and brings its schema to the one this code knows (refusing a
+   * newer one). Rejects with MetadataUnavailableError when the server cannot be reached.
+   */
+  static async open(url: string, options: PostgresMetadataOptions = {}): Promise<PostgresMetadataStore> {
+    const maxConnections = options.maxConnections ?? POSTGRES_DEFAULTS.maxConnections;
+    const queryTimeoutMs = options.queryTimeoutMs ?? POSTGRES_DEFAULTS.queryTimeoutMs;
+    const connectTimeoutMs = options.connectTimeoutMs ?? POSTGRES_DEFAULTS.connectTimeoutMs;
+    const parsed = new URL(url);
+    if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") throw new Error(`not a postgres:// URL: ${redactedUrl(url)}`);
+    const sql = new SQL(url, {
+      adapter: "postgres",
+      max: maxConnections,
+      connectionTimeout: Math.max(1, Math.ceil(connectTimeoutMs / 1000)),
+      idleTimeout: 60,
+      maxLifetime: 3600,
+      connection: {
+        application_name: "dsync",
+        statement_timeout: queryTimeoutMs,
+        lock_timeout: queryTimeoutMs,
+        idle_in_transaction_session_timeout: queryTimeoutMs * 2,
+        // A change is acknowledged only once it is durable, whatever the server's default.
+        synchronous_commit: "on",
+        default_transaction_isolation: "read committed",
+        client_min_messages: "warning",
+      },
+    });
+    const store = new PostgresMetadataStore(sql, redactedUrl(url), queryTimeoutMs);
+    try {
+      await store.call("open", async () => {
+        const [encoding] = await sql`SHOW server_encoding`;
+        if (encoding.server_encoding !== "UTF8") {
+          throw new Error(`the database at ${store.location} uses the encoding ${encoding.server_encoding}; dsync needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')`);
+        }
+      });
+      await store.migrate();
+    } catch (error) {
+      await sql.close({ timeout: 0 }).catch(() => {});
+      throw error;
+    }
+    return store;
+  }
+
+  private async migrate(): Promise<void> {
+    for (const step of MIGRATIONS) {
+      await this.call("migrate", () =>
+        this.sql.begin(async (tx) => {
+          await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
+          await tx`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, description text NOT NULL, applied_ms bigint NOT NULL)`;
+          const [row] = await tx`SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations`;
+          const current = Number(row.version);
+          if (current > POSTGRES_SCHEMA_VERSION) throw new MetadataSchemaTooNewError(this.location, current, POSTGRES_SCHEMA_VERSION);
+          if (current >= step.version) return;
+          await tx.unsafe(step.sql).simple();
+          await tx`INSERT INTO schema_migrations (version, description, applied_ms) VALUES (${step.version}, ${step.description}, ${Date.now()})`;
+        }),
+      );
+    }
+    // A database with no steps to apply is still checked: a newer dsync's schema is refused.
+    const [row] = await this.call("migrate", () => this.sql`SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations`);
+    if (Number(row.version) > POSTGRES_SCHEMA_VERSION) throw new MetadataSchemaTooNewError(this.location, Number(row.version), POSTGRES_SCHEMA_VERSION);
+  }
+
+  /**
+   * Runs one call of the interface: bounded by a timer, errors that mean "the server is not
+   * serving" turned into MetadataUnavailableError, and transactions that lost a deadlock or a
+   * serialization check run again (they changed nothing).
+   */
+  private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error(`the metadata store at ${this.location} is closed`);
+    for (let attempt = 1; ; attempt++) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new MetadataUnavailableError(this.location, `${what} got no answer within ${this.callTimeoutMs} ms`)),
+          this.callTimeoutMs,
+        );
+      });
+      try {
+        return await Promise.race([run(), timeout]);
+      } catch (error) {
+        const state = errorState(error);
+        if (state && isRetryableState(state) && attempt < 5) continue;
+        throw this.translate(error);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  private translate(error: unknown): unknown {
+    if (error instanceof MetadataUnavailableError || error instanceof HeadMovedError || error instanceof UnknownFolderError) return error;
+    if (error instanceof MetadataSchemaTooNewError) return error;
+    const state = errorState(error);
+    const code = errorCode(error);
+    const message = error instanceof Error ? error.message : String(error);
+    if (state && isUnavailableState(state)) {
+      const reason = state === "57014" ? `a statement ran past ${this.queryTimeoutMs} ms (${message})` : `${message} (SQLSTATE ${state})`;
+      return new MetadataUnavailableError(this.location, reason);
+    }
+    // Bun's own errors (no SQLSTATE): refused, reset or closed connections, failed
+    // connection attempts, timeouts; all mean the server is not reachable now.
+    if (!state && code && /^ERR_POSTGRES_(CONNECTION|.*TIMEOUT|.*CLOSED|SOCKET|TLS|UNEXPECTED_EOF|SERVER_NOT)/.test(code)) {
+      return new MetadataUnavailableError(this.location, `${message} (${code})`);
+    }
+    if (!state && code && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|ENOTFOUND|EAI_AGAIN)$/.test(code)) {
+      return new MetadataUnavailableError(this.location, `${message} (${code})`);
+    }
+    return error;
+  }
+
+  // ---------- identity and keyed values ----------
+
+  async getMeta(key: string): Promise<string | undefined> {
+    const rows = await this.call("getMeta", () => this.sql`SELECT value FROM meta WHERE key = ${key}`);
+    return rows.length > 0 ? (rows[0].value as string) : undefined;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.call("setMeta", () => this.sql`INSERT INTO meta (key, value) VALUES (${key}, ${value}) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`);
+  }
+
+  /**
+   * Stores `value` under `key` unless a value is there already, atomically (two processes racing
+   * store one); resolves to the value stored either way. How a node claims its database.
+   */
+  async claimMeta(key: string, value: string): Promise<string> {
+    return this.call("claimMeta", async () => {
+      const inserted = await this.sql`INSERT INTO meta (key, value) VALUES (${key}, ${value}) ON CONFLICT (key) DO NOTHING RETURNING value`;
+      if (inserted.length > 0) return inserted[0].value as string;
+      const [row] = await this.sql`SELECT value FROM meta WHERE key = ${key}`;
+      return row.value as string;
+    });
+  }
+
+  // ---------- folders ----------
+
+  async listFolders(): Promise<FolderRecord[]> {
+    const rows = await this.call("listFolders", () => this.sql.unsafe(`SELECT ${FOLDER_COLUMNS} FROM folders ORDER BY name`));
+    return (rows as FolderRow[]).map(folderFromRow);
+  }
+
+  async listFoldersPage(limit: number, fromName?: string): Promise<FolderPage> {
+    const rows = (await this.call("listFoldersPage", () =>
+      fromName === undefined
+        ? this.sql.unsafe(`SELECT ${FOLDER_COLUMNS} FROM folders ORDER BY name LIMIT $1`, [limit + 1])
+        : this.sql.unsafe(`SELECT ${FOLDER_COLUMNS} FROM folders WHERE name >= $1 ORDER BY name LIMIT $2`, [fromName, limit + 1]),
+    )) as FolderRow[];
+    return { folders: rows.slice(0, limit).map(folderFromRow), next: rows.length > limit ? rows[limit]!.name : null };
+  }
+
+  async getFolder(name: string): Promise<FolderRecord | undefined> {
+    const rows = (await this.call("getFolder", () => this.sql.unsafe(`SELECT ${FOLDER_COLUMNS} FROM folders WHERE name = $1`, [name]))) as FolderRow[];
+    return rows.length > 0 ? folderFromRow(rows[0]!) : undefined;
+  }
+
+  async countFolders(): Promise<number> {
+    const [row] = await this.call("countFolders", () => this.sql`SELECT COUNT(*) AS n FROM folders`);
+    return Number(row.n);
+  }
+
+  async ensureFolder(name: string, nowMs: number, defaults: FolderDefaults = {}): Promise<FolderRecord> {
+    return this.call("ensureFolder", async () => {
+      await this.sql`
+        INSERT INTO folders (name, head, mode, keep_versions, keep_days, created_ms, updated_ms)
+        VALUES (${name}, NULL, ${defaults.mode ?? "eventual"}, ${defaults.keepVersions ?? null}, ${defaults.keepDays ?? null}, ${nowMs}, ${nowMs})
+        ON CONFLICT (name) DO NOTHING`;
+      const rows = (await this.sql.unsafe(`SELECT ${FOLDER_COLUMNS} FROM folders WHERE name = $1`, [name])) as FolderRow[];
+      return folderFromRow(rows[0]!);
+    });
+  }
+
+  async setRetention(name: string, retention: RetentionChange, nowMs: number): Promise<void> {
+    // One statement: an absent field keeps the stored value (CASE on a flag), null removes it.
+    const keepVersionsGiven = retention.keepVersions !== undefined;
+    const keepDaysGiven = retention.keepDays !== undefined;
+    const result = await this.call("setRetention", () => this.sql`
+      UPDATE folders SET
+        keep_versions = CASE WHEN ${keepVersionsGiven}::boolean THEN ${retention.keepVersions ?? null}::bigint ELSE keep_versions END,
+        keep_days = CASE WHEN ${keepDaysGiven}::boolean THEN ${retention.keepDays ?? null}::double precision ELSE keep_days END,
+        updated_ms = ${nowMs}
+      WHERE name = ${name}`);
+    if (result.count === 0) throw new UnknownFolderError(name);
+  }
+
+  // ---------- heads and versions ----------
+
+  async commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: readonly NewVersionRecord[], nowMs: number): Promise<void> {
+    await this.call("commitVersions", () =>
+      this.sql.begin(async (tx) => {
+        // The folder's row is locked until COMMIT: every other writer of this folder (a commit,
+        // a record of versions) waits here, so the head read is the head replaced.
+        const rows = await tx`SELECT head, sequence_high FROM folders WHERE name = ${folder} FOR UPDATE`;
+        if (rows.length === 0) throw new UnknownFolderError(folder);
+        const current = rows[0].head ? asId(rows[0].head) : null;
+        const same = current === null ? expectedHead === null : expectedHead !== null && compareBytes(current, expectedHead) === 0;
+        if (!same) throw new HeadMovedError(folder, expectedHead, current);
+        const high = await this.insertVersions(tx, folder, Number(rows[0].sequence_high), versions);
+        // The row is locked, so this matches; the condition says what the update means, and
+        // would refuse a head that moved if the lock above were ever taken away.
+        const moved = await tx`
+          UPDATE folders SET head = ${newHead}, updated_ms = ${nowMs}, sequence_high = ${high}
+          WHERE name = ${folder} AND head IS NOT DISTINCT FROM ${expectedHead}::bytea`;
+        if (moved.count !== 1) throw new HeadMovedError(folder, expectedHead, current);
+      }),
+    );
+  }
+
+  async recordVersions(folder: string, versions: readonly NewVersionRecord[]): Promise<void> {
+    await this.call("recordVersions", () =>
+      this.sql.begin(async (tx) => {
+        const rows = await tx`SELECT sequence_high FROM folders WHERE name = ${folder} FOR UPDATE`;
+        if (rows.length === 0) throw new UnknownFolderError(folder);
+        const high = await this.insertVersions(tx, folder, Number(rows[0].sequence_high), versions);
+        await tx`UPDATE folders SET sequence_high = ${high} WHERE name = ${folder}`;
+      }),
+    );
+  }
+
+  /** Inserts the versions not yet recorded, numbered from above `high`; returns the new high. Runs under the folder's row lock. */
+  private async insertVersions(tx: SQL, folder: string, high: number, versions: readonly NewVersionRecord[]): Promise<number> {
+    // Above every sequence present too, in case a row was written by something that did not keep sequence_high.
+    const [max] = await tx`SELECT COALESCE(MAX(sequence), 0) AS max FROM versions WHERE folder = ${folder}`;
+    let sequence = Math.max(high, Number(max.max)) + 1;
+    for (const v of versions) {
+      const inserted = await tx`
+        INSERT INTO versions (folder, id, sequence, root, parents, author, hlc_wall_ms, hlc_counter, message, origin, files, total_bytes, created_ms)
+        VALUES (${folder}, ${v.id}, ${sequence}, ${v.root}, ${joinIds(v.parents)}, ${v.author}, ${v.hlcWallMs}, ${v.hlcCounter},
+                ${utf8.encode(v.message)}, ${v.origin}, ${v.files}, ${v.totalBytes}, ${v.createdMs})
+        ON CONFLICT (folder, id) DO NOTHING
+        RETURNING sequence`;
+      if (inserted.length > 0) sequence++;
+    }
+    return sequence - 1;
+  }
+
+  async getVersion(folder: string, id: ObjectId): Promise<VersionRecord | undefined> {
+    const rows = (await this.call("getVersion", () =>
+      this.sql.unsafe(`SELECT ${VERSION_COLUMNS} FROM versions WHERE folder = $1 AND id = $2`, [folder, id]),
+    )) as VersionRow[];
+    return rows.length > 0 ? versionFromRow(rows[0]!) : undefined;
+  }
+
+  async getVersions(folder: string, ids: readonly ObjectId[]): Promise<(VersionRecord | undefined)[]> {
+    if (ids.length === 0) return [];
+    const found = new Map<string, VersionRecord>();
+    // Batches bound one statement's parameters and reply.
+    for (let i = 0; i < ids.length; i += 1000) {
+      const batch = ids.slice(i, i + 1000);
+      const rows = (await this.call("getVersions", () =>
+        this.sql.unsafe(`SELECT ${VERSION_COLUMNS} FROM versions WHERE folder = $1 AND id = ANY($2::bytea[])`, [folder, this.sql.array([...batch], "BYTEA")]),
+      )) as VersionRow[];
+      for (const row of rows) found.set(hexKey(row.id), versionFromRow(row));
+    }
+    return ids.map((id) => found.get(hexKey(id)));
+  }
+
+  async findVersionsByPrefix(folder: string, hexPrefix: string, limit = 1000): Promise<VersionRecord[]> {
+    // The ids with this prefix are exactly those from the prefix padded with 0s to the prefix
+    // padded with fs: a range of the primary key (folder, id), read in O(log n), not a scan.
+    const prefix = hexPrefix.toLowerCase();
+    if (!/^[0-9a-f]{0,64}$/.test(prefix)) return [];
+    const low = Buffer.from(prefix.padEnd(64, "0"), "hex");
+    const high = Buffer.from(prefix.padEnd(64, "f"), "hex");
+    const rows = (await this.call("findVersionsByPrefix", () =>
+      this.sql.unsafe(`SELECT ${VERSION_COLUMNS} FROM versions WHERE folder = $1 AND id BETWEEN $2 AND $3 ORDER BY id LIMIT $4`, [folder, low, high, limit]),
+    )) as VersionRow[];
+    return rows.map(versionFromRow);
+  }
+
+  async listVersions(folder: string, limit?: number): Promise<VersionRecord[]> {
+    const rows = (await this.call("listVersions", () =>
+      limit === undefined
+        ? this.sql.unsafe(`SELECT ${VERSION_COLUMNS} FROM versions WHERE folder = $1 ORDER BY sequence DESC`, [folder])
+        : this.sql.unsafe(`SELECT ${VERSION_COLUMNS} FROM versions WHERE folder = $1 ORDER BY sequence DESC LIMIT $2`, [folder, limit]),
+    )) as VersionRow[];
+    return rows.map(versionFromRow);
+  }
+
+  async listVersionsPage(folder: string, limit: number, beforeSequence?: number): Promise<VersionPage> {
+    // One more than asked says whether anything older remains, without a count over the history.
+    const rows = (await this.call("listVersionsPage", () =>
+      beforeSequence === undefined
+        ? this.sql.unsafe(`SELECT ${VERSION_COLUMNS} FROM versions WHERE folder = $1 ORDER BY sequence DESC LIMIT $2`, [folder, limit + 1])
+        : this.sql.unsafe(`SELECT ${VERSION_COLUMNS} FROM versions WHERE folder = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3`, [
+            folder,
+            beforeSequence,
+            limit + 1,
+          ]),
+    )) as VersionRow[];
+    const versions = rows.slice(0, limit).map(versionFromRow);
+    return { versions, next: rows.length > limit ? versions.at(-1)!.sequence : null };
+  }
+
+  async versionTotals(): Promise<VersionTotals[]> {
+    const rows = await this.call("versionTotals", () => this.sql`SELECT folder, COUNT(*) AS versions, COALESCE(SUM(total_bytes), 0) AS total_bytes FROM versions GROUP BY folder`);
+    return (rows as { folder: string; versions: string; total_bytes: string }[]).map((r) => ({
+      folder: r.folder,
+      versions: Number(r.versions),
+      totalBytes: Number(r.total_bytes),
+    }));
+  }
+
+  async latestHlc(): Promise<{ wallMs: number; counter: number }> {
+    const rows = await this.call("latestHlc", () => this.sql`SELECT hlc_wall_ms, hlc_counter FROM versions ORDER BY hlc_wall_ms DESC, hlc_counter DESC LIMIT 1`);
+    return rows.length > 0 ? { wallMs: Number(rows[0].hlc_wall_ms), counter: Number(rows[0].hlc_counter) } : { wallMs: 0, counter: 0 };
+  }
+
+  async deleteVersions(folder: string, ids: readonly ObjectId[]): Promise<void> {
+    if (ids.length === 0) return;
+    // One statement (so one transaction however many batches there would be): all or none.
+    await this.call("deleteVersions", () =>
+      this.sql.begin(async (tx) => {
+        for (let i = 0; i < ids.length; i += 1000) {
+          await tx.unsafe(`DELETE FROM versions WHERE folder = $1 AND id = ANY($2::bytea[])`, [folder, tx.array(ids.slice(i, i + 1000), "BYTEA")]);
+        }
+      }),
+    );
+  }
+
+  // ---------- completeness marks ----------
+
+  async isComplete(id: ObjectId): Promise<boolean> {
+    const rows = await this.call("isComplete", () => this.sql`SELECT 1 FROM checked_nodes WHERE id = ${id}`);
+    return rows.length > 0;
+  }
+
+  async completeSummary(id: ObjectId): Promise<NodeSummary | undefined> {
+    const rows = (await this.call("completeSummary", () =>
+      this.sql`SELECT kind, level, size_bytes, first_name, last_name, height_dirs FROM checked_nodes WHERE id = ${id}`,
+    )) as CheckedRow[];
+    return rows.length > 0 ? summaryFromRow(rows[0]!) : undefined;
+  }
+
+  async completeSummaries(ids: readonly ObjectId[]): Promise<(NodeSummary | undefined)[]> {
+    if (ids.length === 0) return [];
+    const found = new Map<string, CheckedRow>();
+    for (let i = 0; i < ids.length; i += 1000) {
+      const batch = ids.slice(i, i + 1000);
+      const rows = (await this.call("completeSummaries", () =>
+        this.sql.unsafe(`SELECT id, kind, level, size_bytes, first_name, last_name, height_dirs FROM checked_nodes WHERE id = ANY($1::bytea[])`, [
+          this.sql.array([...batch], "BYTEA"),
+        ]),
+      )) as CheckedRow[];
+      for (const row of rows) found.set(hexKey(row.id!), row);
+    }
+    return ids.map((id) => {
+      const row = found.get(hexKey(id));
+      return row ? summaryFromRow(row) : undefined;
+    });
+  }
+
+  async markComplete(nodes: readonly CheckedNode[]): Promise<void> {
+    if (nodes.length === 0) return;
+    // In id order, so two transactions marking overlapping sets take the rows' locks in the
+    // same order and never deadlock each other.
+    const sorted = [...nodes].sort((a, b) => compareBytes(a.id, b.id));
+    await this.call("markComplete", () =>
+      this.sql.begin(async (tx) => {
+        for (let i = 0; i < sorted.length; i += 500) {
+          const batch = sorted.slice(i, i + 500);
+          const values: unknown[] = [];
+          const tuples = batch.map(({ id, summary: s }, j) => {
+            const base = j * 7;
+            if (s.kind === "file") values.push(id, "file", s.level, s.sizeBytes, null, null, null);
+            else values.push(id, "tree", s.level, null, s.firstName, s.lastName, s.heightDirs);
+            return `($${base + 1}::bytea, $${base + 2}::text, $${base + 3}::integer, $${base + 4}::bigint, $${base + 5}::text, $${base + 6}::text, $${base + 7}::integer)`;
+          });
+          await tx.unsafe(
+            `INSERT INTO checked_nodes (id, kind, level, size_bytes, first_name, last_name, height_dirs) VALUES ${tuples.join(", ")} ON CONFLICT (id) DO NOTHING`,
+            values,
+          );
+        }
+      }),
+    );
+  }
+
+  async unmarkComplete(ids: readonly ObjectId[]): Promise<void> {
+    if (ids.length === 0) return;
+    const sorted = [...ids].sort(compareBytes);
+    await this.call("unmarkComplete", () =>
+      this.sql.begin(async (tx) => {
+        for (let i = 0; i < sorted.length; i += 1000) {
+          await tx.unsafe(`DELETE FROM checked_nodes WHERE id = ANY($1::bytea[])`, [tx.array(sorted.slice(i, i + 1000), "BYTEA")]);
+        }
+      }),
+    );
+  }
+
+  async unmarkAllComplete(): Promise<void> {
+    await this.call("unmarkAllComplete", () => this.sql`DELETE FROM checked_nodes`);
+  }
+
+  async listCompleteIds(): Promise<ObjectId[]> {
+    const rows = await this.call("listCompleteIds", () => this.sql`SELECT id FROM checked_nodes`);
+    return (rows as { id: Uint8Array }[]).map((r) => asId(r.id));
+  }
+
+  // ---------- health ----------
+
+  async integrityCheck(): Promise<string> {
+    // Postgres keeps its own pages consistent (WAL, checksums where enabled); what can still be
+    // wrong is what the rows say of each other. Constraints keep most of it; these are the rest.
+    const problems: string[] = [];
+    await this.call("integrityCheck", async () => {
+      const [heads] = await this.sql`
+        SELECT COUNT(*) AS n FROM folders f
+        WHERE f.head IS NOT NULL AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.folder = f.name AND v.id = f.head)`;
+      if (Number(heads.n) > 0) problems.push(`${heads.n} folder head(s) name a version that is not recorded`);
+      const [above] = await this.sql`
+        SELECT COUNT(*) AS n FROM versions v JOIN folders f ON f.name = v.folder WHERE v.sequence > f.sequence_high`;
+      if (Number(above.n) > 0) problems.push(`${above.n} version(s) have a sequence above their folder's highest`);
+      const [origins] = await this.sql`SELECT COUNT(*) AS n FROM versions WHERE origin NOT IN ('push', 'merge', 'restore', 'replica')`;
+      if (Number(origins.n) > 0) problems.push(`${origins.n} version(s) have an unknown origin`);
+      const [summaries] = await this.sql`
+        SELECT COUNT(*) AS n FROM checked_nodes
+        WHERE (kind = 'file' AND size_bytes IS NULL) OR (kind = 'tree' AND height_dirs IS NULL)`;
+      if (Number(summaries.n) > 0) problems.push(`${summaries.n} completeness mark(s) lack their summary`);
+      // B-tree structure, where the amcheck extension is installed in this database.
+      const amcheck = await this.sql`SELECT 1 FROM pg_extension WHERE extname = 'amcheck'`;
+      if (amcheck.length > 0) {
+        const indexes = await this.sql`
+          SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+          WHERE t.relname IN ('meta', 'folders', 'versions', 'checked_nodes') AND t.relnamespace = current_schema()::regnamespace`;
+        for (const { relname } of indexes as { relname: string }[]) {
+          try {
+            await this.sql`SELECT bt_index_check(${relname}::regclass)`;
+          } catch (error) {
+            problems.push(`index ${relname}: ${error instanceof Error ? error.message : String(error)}`);
+          }
+        }
+      }
+    });
+    return problems.length === 0 ? "ok" : problems.join("; ");
+  }
+
+  isDamage(error: unknown): boolean {
+    // XX001 data_corrupted, XX002 index_corrupted: the server found its own files damaged.
+    const state = errorState(error);
+    return state === "XX001" || state === "XX002";
+  }
+
+  async stat(): Promise<MetadataStoreStat> {
+    return this.call("stat", async () => {
+      const [row] = await this.sql`
+        SELECT (SELECT COUNT(*) FROM folders) AS folders, (SELECT COUNT(*) FROM versions) AS versions,
+               (SELECT COUNT(*) FROM checked_nodes) AS checked,
+               (SELECT COALESCE(MAX(version), 0) FROM schema_migrations) AS schema,
+               (SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c
+                 WHERE c.relname IN ('meta', 'folders', 'versions', 'checked_nodes', 'schema_migrations')
+                   AND c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace) AS size_bytes`;
+      return {
+        backend: "postgres",
+        location: this.location,
+        sizeBytes: row.size_bytes === null ? null : Number(row.size_bytes),
+        folders: Number(row.folders),
+        versions: Number(row.versions),
+        checkedNodes: Number(row.checked),
+        schemaVersion: Number(row.schema),
+      };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.sql.close({ timeout: 5 });
+  }
+}

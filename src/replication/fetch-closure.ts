@@ -32,12 +32,14 @@ export async function fetchClosure(node: DsyncNode, transport: PeerTransport, pe
   const chunks = new Map<string, { id: ObjectId; lengthBytes: number }>();
   let level = [...roots];
   while (level.length > 0) {
-    const fresh = level.filter((id) => {
+    const unseen = level.filter((id) => {
       const key = idToHex(id);
-      if (seen.has(key) || node.metadata.isComplete(id)) return false;
+      if (seen.has(key)) return false;
       seen.add(key);
       return true;
     });
+    const complete = await node.areComplete(unseen);
+    const fresh = unseen.filter((_, i) => !complete[i]);
     const held = await node.getObjects(fresh);
     const wanted = fresh.filter((_, i) => !held[i]);
     const next: ObjectId[] = [];
@@ -58,7 +60,7 @@ export async function fetchClosure(node: DsyncNode, transport: PeerTransport, pe
   }
   // Chunks: one question to the local store, then downloads of what it lacks, by size.
   const chunkList = [...chunks.values()];
-  const present = await node.store.hasMany(chunkList.map((c) => c.id));
+  const present = await node.hasObjects(chunkList.map((c) => c.id));
   const lacking = chunkList.filter((_, i) => !present[i]);
   let batch: ObjectId[] = [];
   let batchBytes = 0;

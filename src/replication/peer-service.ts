@@ -18,7 +18,7 @@ export class PeerService {
   /** One page of this node's folders by name, each with its head's vector (at most LIMITS.foldersPageMax). */
   async listFolders(page: ListingRequest = {}): Promise<PeerListing> {
     const limit = Math.min(page.limit ?? LIMITS.foldersPageMax, LIMITS.foldersPageMax);
-    const listed = this.node.metadata.listFoldersPage(limit, page.from);
+    const listed = await this.node.listFoldersPage(limit, page.from);
     const folders = [];
     for (const folder of listed.folders) {
       folders.push({ name: folder.name, mode: folder.mode, head: folder.head, vector: await this.node.vectorOf(folder.head) });
@@ -39,9 +39,9 @@ export class PeerService {
    * lacks and the paging ends.
    */
   async history(request: HistoryRequest): Promise<HistoryPage> {
-    const folder = this.node.getFolder(request.folder);
+    const folder = await this.node.getFolder(request.folder);
     const done = { versions: [], more: [] };
-    if (!this.node.metadata.getVersion(folder.name, request.head)) return done;
+    if (!(await this.node.hasVersion(folder.name, request.head))) return done;
     const out: HistoryItem[] = [];
     let bytesOut = 0;
     const seen = new Set<string>();
@@ -59,7 +59,7 @@ export class PeerService {
         const key = idToHex(id);
         if (seen.has(key)) continue;
         seen.add(key);
-        const record = this.node.metadata.getVersion(folder.name, id);
+        const record = await this.node.getVersion(folder.name, id);
         if (!record) continue;
         const version = await this.node.decodeVersion(id);
         const ownCounter = counterOf(version.versionVector, version.author);

@@ -110,6 +110,9 @@ export class Replicator {
   private readonly comparing = new Set<string>();
   private readonly folderLocks = new Map<string, Mutex>();
   private readonly retryTimers = new Map<string, unknown>();
+  /** Per peer and folder, the latest word heard of it (hear): an older one that resolves later does not overwrite it. */
+  private readonly hearings = new Map<string, number>();
+  private hearingsGiven = 0;
   readonly stats: SyncStats = { pulls: 0, pullsCompleted: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0, bytesFetched: 0, merges: 0, fastForwards: 0, conflicts: 0, noticesSent: 0, noticesReceived: 0 };
 
   constructor(private readonly options: ReplicatorOptions) {
@@ -195,7 +198,9 @@ export class Replicator {
     this.markContact(peer, listing.node);
     // A listing replaces what we knew of the peer's folders, but a folder missing from it is
     // only forgotten in the status, never taken as a deletion.
-    peer.folders = new Map(listing.folders.map((f) => [f.name, this.heard(peer, f.name, f.head, f.vector, f.mode)]));
+    const heard = new Map<string, PeerFolderHeard>();
+    for (const f of listing.folders) heard.set(f.name, await this.heard(peer, f.name, f.head, f.vector, f.mode));
+    peer.folders = heard;
     this.nudgeIfBehind(peer);
     await Promise.all(listing.folders.map((folder) => this.consider(peer, folder)));
   }
@@ -225,7 +230,7 @@ export class Replicator {
    */
   private nudgeIfBehind(peer: PeerState): void {
     void (async () => {
-      for (const folder of this.node.listFolders()) {
+      for (const folder of await this.node.listFolders()) {
         if (folder.mode !== "eventual" || folder.head === null) continue;
         const theirs = peer.folders.get(folder.name);
         if (theirs && theirs.mode !== "eventual") continue;
@@ -247,7 +252,7 @@ export class Replicator {
   /** Starts a pull when the peer's head has writes ours lacks. */
   private async consider(peer: PeerState, folder: PeerFolder): Promise<void> {
     if (folder.head === null || folder.mode !== "eventual") return;
-    const local = this.node.metadata.getFolder(folder.name);
+    const local = await this.node.findFolder(folder.name);
     if (local && local.mode !== "eventual") return;
     if (local?.head && idEquals(local.head, folder.head)) return;
     let localVector: VersionVector;
@@ -274,8 +279,10 @@ export class Replicator {
       return;
     }
     const known = peer.folders.get(notice.folder);
-    peer.folders.set(notice.folder, this.heard(peer, notice.folder, notice.head, notice.vector, known?.mode ?? "eventual"));
-    void this.consider(peer, { name: notice.folder, head: notice.head, vector: notice.vector, mode: (known?.mode as "eventual") ?? "eventual" });
+    void (async () => {
+      await this.hear(peer, notice.folder, notice.head, notice.vector, known?.mode ?? "eventual");
+      await this.consider(peer, { name: notice.folder, head: notice.head, vector: notice.vector, mode: (known?.mode as "eventual") ?? "eventual" });
+    })().catch((error: unknown) => this.options.log?.(`dsync: a notice from ${peer.address} for ${notice.folder} failed: ${(error as Error).message}`));
   }
 
   /** Pulls one folder from one peer, once more if asked again while running. */
@@ -321,7 +328,7 @@ export class Replicator {
   private async pullOnce(peer: PeerState, folderName: string): Promise<void> {
     const transport = this.options.transport;
     // Ask the peer for its current head rather than trusting a notice that may be stale.
-    const local = this.node.metadata.getFolder(folderName);
+    const local = await this.node.findFolder(folderName);
     const known = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
     // The page that starts at this folder's name: one folder to read, however many the peer has.
     const listing = await transport.listFolders(peer.address, { from: folderName, limit: 1 });
@@ -329,18 +336,19 @@ export class Replicator {
     this.markContact(peer, listing.node);
     const remote = listing.folders.find((f) => f.name === folderName);
     if (!remote || remote.head === null || remote.mode !== "eventual") return;
-    peer.folders.set(folderName, this.heard(peer, folderName, remote.head, remote.vector, remote.mode));
+    await this.hear(peer, folderName, remote.head, remote.vector, remote.mode);
     if (local?.head && idEquals(local.head, remote.head)) return;
     if (compareVectors(remote.vector, known) === "before") return;
     this.stats.pulls++;
 
     let versions: (ReplicaVersion & { bytes: Uint8Array })[] = [];
-    if (!this.node.metadata.getVersion(folderName, remote.head)) {
+    if (!(await this.node.hasVersion(folderName, remote.head))) {
       const received = await this.history(peer, folderName, remote.head, known);
       if (received === undefined) return;
       versions = parentsFirst(received);
       if (!versions.some((v) => idEquals(v.id, remote.head!))) throw new Error(`${peer.address} did not send its head ${idToHex(remote.head)}`);
-      const roots = versions.filter((v) => !this.node.metadata.getVersion(folderName, v.id)).map((v) => v.version.root);
+      const roots: ObjectId[] = [];
+      for (const v of versions) if (!(await this.node.hasVersion(folderName, v.id))) roots.push(v.version.root);
       // The version objects themselves are stored too: peers and restores read them by id.
       await this.node.putObjects(versions.map((v) => ({ id: v.id, bytes: v.bytes })));
       const fetched = await fetchClosure(this.node, transport, peer.address, roots);
@@ -358,7 +366,7 @@ export class Replicator {
     this.stats.conflicts += result.conflicts.length;
     this.stats.pullsCompleted++;
     if (result.outcome !== "unchanged") {
-      const record = this.node.metadata.getVersion(folderName, result.head);
+      const record = await this.node.getVersion(folderName, result.head);
       this.node.events.emit("merge", folderName, {
         peer: peer.address,
         peerNode: peer.node,
@@ -401,12 +409,14 @@ export class Replicator {
       // ends its part of the walk (an empty `more`): the paging cannot go round in circles.
       if (received.size === before && page.more.length > 0) throw new Error(`${peer.address} sent a history page with nothing new that asks to go on`);
       const lacking = new Set<string>();
-      pending = [...pending, ...page.more].filter((id) => {
+      const candidates = [...pending, ...page.more];
+      pending = [];
+      for (const id of candidates) {
         const key = idToHex(id);
-        if (lacking.has(key) || received.has(key) || this.node.metadata.getVersion(folder, id)) return false;
+        if (lacking.has(key) || received.has(key) || (await this.node.hasVersion(folder, id))) continue;
         lacking.add(key);
-        return true;
-      });
+        pending.push(id);
+      }
       if (pending.length === 0) return [...received.values()];
       resumeFrom = pending.slice(0, LIMITS.historyResumeIdsMax);
       pending = pending.slice(LIMITS.historyResumeIdsMax);
@@ -418,10 +428,21 @@ export class Replicator {
    * before while this node still lacks the head heard then (the peer moving on again does not
    * restart the count), else now.
    */
-  private heard(peer: PeerState, folder: string, head: ObjectId | null, vector: VersionVector, mode: string): PeerFolderHeard {
+  private async heard(peer: PeerState, folder: string, head: ObjectId | null, vector: VersionVector, mode: string): Promise<PeerFolderHeard> {
     const before = peer.folders.get(folder);
-    const stillLacking = before?.head != null && (head !== null && idEquals(before.head, head) ? true : !this.node.metadata.getVersion(folder, before.head));
+    const stillLacking = before?.head != null && (head !== null && idEquals(before.head, head) ? true : !(await this.node.hasVersion(folder, before.head)));
     return { head, vector, mode, heardMs: stillLacking ? before!.heardMs : this.node.clock.nowMs() };
+  }
+
+  /** Keeps what the peer said of one folder, unless a later word of it was heard while this one was looked up. */
+  private async hear(peer: PeerState, folder: string, head: ObjectId | null, vector: VersionVector, mode: string): Promise<void> {
+    const key = `${peer.address}\u0000${folder}`;
+    const ticket = ++this.hearingsGiven;
+    this.hearings.set(key, ticket);
+    const heard = await this.heard(peer, folder, head, vector, mode);
+    if (this.hearings.get(key) !== ticket) return;
+    this.hearings.delete(key);
+    peer.folders.set(folder, heard);
   }
 
   private folderLock(folder: string): Mutex {
@@ -475,7 +496,7 @@ export class Replicator {
 
   /** How each folder stands against each peer, from what the peers last said. */
   async folderStatus(folder: string): Promise<PeerFolderStatus[]> {
-    const local = this.node.metadata.getFolder(folder);
+    const local = await this.node.findFolder(folder);
     const localVector = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
     return [...this.peers.values()].map((peer) => {
       const theirs = peer.folders.get(folder);

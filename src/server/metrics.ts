@@ -267,8 +267,8 @@ export class NodeMetrics {
     const g = this.gauges;
     const m = this.mirrored;
 
-    const folders = node.listFolders();
-    const totals = new Map(node.metadata.versionTotals().map((row) => [row.folder, row]));
+    const folders = await node.listFolders();
+    const totals = new Map((await node.versionTotals()).map((row) => [row.folder, row]));
     g.folders!.set(folders.length);
     g.heads!.set(folders.filter((folder) => folder.head !== null).length);
     let versions = 0;
@@ -279,10 +279,11 @@ export class NodeMetrics {
     }
     g.versions!.set(versions);
     for (const name of ["lastChange", "folderVersions", "folderFiles", "folderBytes"]) g[name]!.reset();
-    const heads = folders.flatMap((folder) => {
-      const head = folder.head ? node.metadata.getVersion(folder.name, folder.head) : undefined;
-      return head ? [{ folder, head }] : [];
-    });
+    const heads = [];
+    for (const folder of folders) {
+      const head = folder.head ? await node.getVersion(folder.name, folder.head) : undefined;
+      if (head) heads.push({ folder, head });
+    }
     heads.sort((a, b) => b.head.hlcWallMs - a.head.hlcWallMs || (a.folder.name < b.folder.name ? -1 : 1));
     const exported = heads.slice(0, FOLDER_SERIES_MAX);
     g.omitted!.set(heads.length - exported.length);
@@ -294,7 +295,7 @@ export class NodeMetrics {
       g.folderBytes!.set(labels, head.totalBytes);
     }
 
-    const stored = await node.store.stats();
+    const stored = await node.objectStats();
     g.objects!.set(stored.objects);
     g.objectBytes!.set(stored.rawBytes);
     g.packBytes!.set(stored.storedBytes);

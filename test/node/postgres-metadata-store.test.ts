@@ -1,0 +1,120 @@
+// What only the PostgreSQL store has: schema steps recorded in schema_migrations and a newer
+// schema refused, several stores opening an empty database at once, and a server that goes
+// away (MetadataUnavailableError, in bounded time) and comes back (the same store answers again,
+// no reopen).
+import { afterAll, expect, test } from "bun:test";
+import { MetadataSchemaTooNewError } from "../../src/node/metadata-records.ts";
+import { MetadataUnavailableError } from "../../src/node/metadata-unavailable.ts";
+import { POSTGRES_SCHEMA_VERSION, PostgresMetadataStore, redactedUrl } from "../../src/node/postgres-metadata-store.ts";
+import { newVersion } from "../helpers/metadata-conformance.ts";
+import { dropTestDatabases, freshDatabase, startOwnCluster, withConnection, withDatabase } from "../helpers/postgres.ts";
+
+afterAll(async () => {
+  await dropTestDatabases();
+});
+
+test("an empty database gets every schema step, each recorded once, even with several stores (connections) opening it at once", async () => {
+  const url = await freshDatabase();
+  const stores = await Promise.all([0, 1, 2, 3, 4].map(() => PostgresMetadataStore.open(url, { maxConnections: 2 })));
+  try {
+    const rows = await withConnection(url, (sql) => sql`SELECT version, description FROM schema_migrations ORDER BY version`);
+    expect(rows.map((r: { version: number }) => r.version)).toEqual(Array.from({ length: POSTGRES_SCHEMA_VERSION }, (_, i) => i + 1));
+    expect((await stores[3]!.stat()).schemaVersion).toBe(POSTGRES_SCHEMA_VERSION);
+  } finally {
+    for (const store of stores) await store.close();
+  }
+});
+
+test("a database at a newer schema is refused, naming both schemas, and left as it is", async () => {
+  const url = await freshDatabase();
+  const first = await PostgresMetadataStore.open(url);
+  await first.ensureFolder("f", 1);
+  await first.close();
+  await withConnection(url, (sql) => sql`INSERT INTO schema_migrations (version, description, applied_ms) VALUES (${POSTGRES_SCHEMA_VERSION + 1}, 'from the future', 1)`);
+  const error = await PostgresMetadataStore.open(url).catch((e) => e);
+  expect(error).toBeInstanceOf(MetadataSchemaTooNewError);
+  expect(error.message).toContain(`schema ${POSTGRES_SCHEMA_VERSION + 1}`);
+  expect(error.message).toContain(`(${POSTGRES_SCHEMA_VERSION})`);
+  const folders = await withConnection(url, (sql) => sql`SELECT name FROM folders`);
+  expect(folders.map((r: { name: string }) => r.name)).toEqual(["f"]);
+});
+
+test("a database that does not exist, or a server that is not there, is MetadataUnavailableError at open, quickly", async () => {
+  const started = Date.now();
+  // A port nothing listens on: connection refused.
+  const refused = await PostgresMetadataStore.open("postgres://postgres@127.0.0.1:1/x", { connectTimeoutMs: 2000 }).catch((e) => e);
+  expect(refused).toBeInstanceOf(MetadataUnavailableError);
+  expect(refused.message).toStartWith("metadata store unavailable: postgres://postgres@127.0.0.1:1/x");
+  expect(Date.now() - started).toBeLessThan(10_000);
+  const absent = await freshDatabase().then((url) => withDatabase(url, "dsync_no_such_database"));
+  const missing = await PostgresMetadataStore.open(absent).catch((e) => e);
+  expect(missing).toBeInstanceOf(Error);
+  expect(missing.message).toContain("dsync_no_such_database");
+});
+
+test("a password never shows in the location", () => {
+  expect(redactedUrl("postgres://dsync:s3cret@db.example:5432/meta")).toBe("postgres://dsync:***@db.example:5432/meta");
+  expect(redactedUrl("postgres://dsync@db.example/meta")).toBe("postgres://dsync@db.example/meta");
+});
+
+test("the server stopped under an open store: calls fail with MetadataUnavailableError in bounded time, then work again once it is back", async () => {
+  const cluster = startOwnCluster();
+  try {
+    const store = await PostgresMetadataStore.open(cluster.url, { maxConnections: 2, connectTimeoutMs: 2000, queryTimeoutMs: 3000 });
+    try {
+      await store.ensureFolder("f", 1);
+      const a = newVersion();
+      await store.commitVersions("f", null, a.id, [a], 2);
+      cluster.halt();
+      for (const call of [() => store.getFolder("f"), () => store.commitVersions("f", a.id, a.id, [], 3), () => store.listFolders()]) {
+        const started = Date.now();
+        const error = await call().catch((e) => e);
+        expect(error).toBeInstanceOf(MetadataUnavailableError);
+        expect(error.message).toStartWith(`metadata store unavailable: ${cluster.url}`);
+        expect(Date.now() - started).toBeLessThan(10_000);
+      }
+      cluster.start();
+      // The pool reconnects by itself: the first call after the restart may still see the old
+      // connection's end, the next ones answer.
+      let folder;
+      for (let i = 0; i < 50 && folder === undefined; i++) {
+        folder = await store.getFolder("f").catch((e) => {
+          if (!(e instanceof MetadataUnavailableError)) throw e;
+          return undefined;
+        });
+        if (folder === undefined) await Bun.sleep(100);
+      }
+      expect(folder?.head).toEqual(a.id);
+      const b = newVersion({ parents: [a.id] });
+      await store.commitVersions("f", a.id, b.id, [b], 4);
+      expect((await store.getVersion("f", b.id))!.sequence).toBe(2);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    cluster.remove();
+  }
+}, 60_000);
+
+test("a statement that runs past the query timeout is cut off by the server and reported unavailable", async () => {
+  const url = await freshDatabase();
+  const store = await PostgresMetadataStore.open(url, { queryTimeoutMs: 500 });
+  try {
+    await store.ensureFolder("f", 1);
+    // Another session holds the folder's row: the commit waits for its lock past the timeout.
+    const error = await withConnection(url, async (sql) =>
+      sql.begin(async (tx) => {
+        await tx`SELECT 1 FROM folders WHERE name = 'f' FOR UPDATE`;
+        const started = Date.now();
+        const v = newVersion();
+        const failed = await store.commitVersions("f", null, v.id, [v], 2).catch((e) => e);
+        expect(Date.now() - started).toBeLessThan(5_000);
+        return failed;
+      }),
+    );
+    expect(error).toBeInstanceOf(MetadataUnavailableError);
+    expect((await store.getFolder("f"))!.head).toBeNull();
+  } finally {
+    await store.close();
+  }
+});

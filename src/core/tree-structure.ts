@@ -61,13 +61,22 @@ export interface StructureSources {
   /** Which chunks are stored, in order. */
   hasMany(ids: readonly ObjectId[]): Promise<boolean[]>;
   /** What an earlier check established about an object, if one did. */
-  known(id: ObjectId): NodeSummary | undefined;
+  known(id: ObjectId): NodeSummary | undefined | Promise<NodeSummary | undefined>;
+  /**
+   * Takes what the check established, in batches of at most RECORD_BATCH_NODES, each node once
+   * it and everything below it are checked and stored (children before parents). With it, the
+   * check holds only its frontier, never the whole tree, and `checked` stays empty: a node's
+   * summary is a fact about its own subtree, true whatever the rest of the tree turns out to
+   * be, so what is recorded stays true even when the check later fails elsewhere. What is
+   * recorded must be findable through `known` from then on (or is read again when met again).
+   */
+  record?(nodes: CheckedNode[]): Promise<void> | void;
 }
 
 export interface StructureReport {
   /** Objects and chunks below the root that are not stored; when any is, nothing is `checked`. */
   missing: ObjectId[];
-  /** Every object checked for the first time, with its summary (the root among them, unless known). */
+  /** Every object checked for the first time, with its summary (the root among them, unless known); empty when `record` took them. */
   checked: CheckedNode[];
 }
 
@@ -77,23 +86,46 @@ type Role =
   | { as: "file"; sizeBytes: number }
   | { as: "file-page"; level: number; sizeBytes: number };
 
+/** A place an object is named from: what it must be there, and whose check waits for it. */
 interface Pending {
   id: ObjectId;
   role: Role;
   path: string;
+  /** The node that names it (null for the root). */
+  parent: Open | null;
 }
 
-/** A summary found in this run whose last name and height wait for the pages and directories below. */
-interface Unresolved {
-  summary: TreeSummary;
-  /** The last page (inner nodes): its last name is this node's. */
-  lastPage: ObjectId | null;
-  /** Pages (inner nodes) and subdirectories (leaves): the height is the greatest of theirs. */
-  below: ObjectId[];
+/**
+ * A node read in this run that waits for what is below it: its last name (inner tree nodes) and
+ * height (tree nodes) come from its children, and it is complete once every child is.
+ */
+interface Open {
+  id: ObjectId;
+  summary: NodeSummary;
+  /** Children not complete yet: entries or pages, and for a file leaf its chunks. */
+  remaining: number;
+  /** Chunks of a file leaf not yet found stored. */
+  chunksLeft: number;
+  /** A tree leaf (heights come from subdirectories, one deeper) rather than an inner node (from pages). */
   leaf: boolean;
+  lastPage: ObjectId | null;
+  /** Every place that names it, matched against its summary once that is final. */
+  namedFrom: Pending[];
 }
 
+/** Objects read from the store per request. */
 const BATCH_SIZE = 512;
+/** Summaries recorded per `record` call (one bounded transaction of marks). */
+export const RECORD_BATCH_NODES = 4096;
+/** Recent summaries kept in memory for objects named again in the same tree (with `record`; older ones are asked of `known`). */
+const RECENT_SUMMARIES_MAX = 65_536;
+/**
+ * Past this many places waiting on the stack, a batch takes at most STACK_GROWERS_MAX tree nodes
+ * (each can name up to LIMITS.pageEntriesMax more), so the frontier stays bounded while the
+ * file entries on top drain.
+ */
+const STACK_ITEMS_SOFT_MAX = 16_384;
+const STACK_GROWERS_MAX = 8;
 const PENDING = "pending" as const;
 
 function describe(role: Role): string {
@@ -150,45 +182,120 @@ function matchSummary(role: Role, summary: NodeSummary, resolved: boolean): stri
 
 /**
  * Checks the whole structure of the tree below `rootId` (a directory). Throws
- * TreeStructureError at the first broken rule; reports what is not stored; returns what it
- * checked for the first time. Memory holds one summary per object read, like any walk.
+ * TreeStructureError at the first broken rule; reports what is not stored; returns (or hands
+ * to `sources.record`) what it checked for the first time.
+ *
+ * The walk is depth first with a bounded frontier, and a node is settled bottom-up: once its
+ * children are complete, its summary is final, it is matched against every place that names it,
+ * and its parent is told. Without `record`, memory holds one summary per object read, like any
+ * walk; with it, only the open nodes (the path being walked and what waits beside it), the
+ * places still to visit and a bounded set of recent summaries, whatever the size of the tree.
  */
 export async function checkTreeStructure(rootId: ObjectId, sources: StructureSources): Promise<StructureReport> {
-  const summaries = new Map<string, NodeSummary>();
+  const recording = sources.record !== undefined;
+  const recent = new Map<string, NodeSummary>();
+  const open = new Map<string, Open>();
   const checked: CheckedNode[] = [];
-  const unresolved = new Map<string, Unresolved>();
+  let toRecord: CheckedNode[] = [];
   const missing: ObjectId[] = [];
   const missingKeys = new Set<string>();
-  const deferred: Pending[] = [];
-  const chunkIds: ObjectId[] = [];
-  const stack: Pending[] = [{ id: rootId, role: { as: "dir", depth: 0 }, path: "" }];
+  const stack: Pending[] = [{ id: rootId, role: { as: "dir", depth: 0 }, path: "", parent: null }];
+  const chunkQueue: { id: ObjectId; owner: Open }[] = [];
+  let rootComplete = false;
 
-  const summaryOf = (id: ObjectId): NodeSummary | undefined => summaries.get(idToHex(id)) ?? sources.known(id);
-  const isResolved = (id: ObjectId) => !unresolved.has(idToHex(id));
-  const match = (item: Pending, summary: NodeSummary) => {
-    const problem = matchSummary(item.role, summary, isResolved(item.id));
-    if (problem === PENDING) deferred.push(item);
-    else if (problem !== undefined) throw new TreeStructureError(item.id, item.path, problem);
-  };
-  const flushChunks = async (final: boolean) => {
-    while (chunkIds.length >= BATCH_SIZE || (final && chunkIds.length > 0)) {
-      const batch = chunkIds.splice(0, BATCH_SIZE);
-      const present = await sources.hasMany(batch);
-      present.forEach((ok, i) => ok || missing.push(batch[i]!));
+  // Settles complete nodes bottom-up with an explicit queue (a deep tree must not deepen the call stack).
+  const settle = (first: Pending, firstSummary: NodeSummary) => {
+    const queue: [Pending, NodeSummary][] = [[first, firstSummary]];
+    while (queue.length > 0) {
+      const [item, summary] = queue.pop()!;
+      const problem = matchSummary(item.role, summary, true);
+      if (problem !== undefined) throw new TreeStructureError(item.id, item.path, problem as string);
+      const parent = item.parent;
+      if (parent === null) {
+        rootComplete = true;
+        continue;
+      }
+      if (parent.summary.kind === "tree" && summary.kind === "tree") {
+        const height = parent.leaf ? summary.heightDirs + 1 : summary.heightDirs;
+        if (height > parent.summary.heightDirs) parent.summary.heightDirs = height;
+        if (!parent.leaf && parent.lastPage === item.id) parent.summary.lastName = summary.lastName;
+      }
+      parent.remaining -= 1;
+      if (parent.remaining === 0) queue.push(...complete(parent));
     }
+  };
+  // A node whose children are all complete: its summary is final; returns the places waiting on it.
+  const complete = (node: Open): [Pending, NodeSummary][] => {
+    const key = idToHex(node.id);
+    open.delete(key);
+    recent.set(key, node.summary);
+    const done = { id: node.id, summary: node.summary };
+    if (recording) toRecord.push(done);
+    else checked.push(done);
+    const waiting = node.namedFrom.map((item): [Pending, NodeSummary] => [item, node.summary]);
+    node.namedFrom = [];
+    return waiting;
+  };
+  const release = (node: Open) => {
+    node.remaining -= 1;
+    if (node.remaining === 0) for (const [item, summary] of complete(node)) settle(item, summary);
+  };
+  const flushChunks = async (all: boolean) => {
+    while (chunkQueue.length >= BATCH_SIZE || (all && chunkQueue.length > 0)) {
+      const batch = chunkQueue.splice(0, BATCH_SIZE);
+      const present = await sources.hasMany(batch.map((c) => c.id));
+      for (let i = 0; i < batch.length; i++) {
+        const { id, owner } = batch[i]!;
+        if (!present[i]) {
+          missing.push(id);
+          continue;
+        }
+        owner.chunksLeft -= 1;
+        if (owner.chunksLeft === 0) release(owner);
+      }
+    }
+  };
+  const flushRecords = async () => {
+    if (!recording || toRecord.length === 0) return;
+    while (toRecord.length > 0) await sources.record!(toRecord.splice(0, RECORD_BATCH_NODES));
+    // What was recorded is found through `known` from now on.
+    if (recent.size > RECENT_SUMMARIES_MAX) recent.clear();
+  };
+  /** Where a place stands before its object is read: settled, waiting on an open node, skipped, or to be read. */
+  const place = async (item: Pending): Promise<"read" | "done"> => {
+    const key = idToHex(item.id);
+    if (missingKeys.has(key)) return "done";
+    const summary = recent.get(key) ?? (await sources.known(item.id));
+    if (summary) {
+      settle(item, summary);
+      return "done";
+    }
+    const waitingOn = open.get(key);
+    if (waitingOn) {
+      waitingOn.namedFrom.push(item);
+      return "done";
+    }
+    return "read";
   };
 
   while (stack.length > 0) {
-    const batch = stack.splice(Math.max(0, stack.length - BATCH_SIZE));
     const toLoad: Pending[] = [];
     const again: Pending[] = [];
     const loading = new Set<string>();
-    for (const item of batch) {
+    // The top of the stack, in the order it was pushed (entries and pages in their order).
+    const taken: Pending[] = [];
+    let growers = 0;
+    while (stack.length > 0 && taken.length < BATCH_SIZE) {
+      if (stack.length > STACK_ITEMS_SOFT_MAX && growers >= STACK_GROWERS_MAX) break;
+      const item = stack.pop()!;
+      taken.push(item);
+      if (item.role.as === "dir" || item.role.as === "tree-page") growers += 1;
+    }
+    taken.reverse();
+    for (const item of taken) {
+      if ((await place(item)) === "done") continue;
       const key = idToHex(item.id);
-      if (missingKeys.has(key)) continue;
-      const summary = summaryOf(item.id);
-      if (summary) match(item, summary);
-      else if (loading.has(key)) again.push(item);
+      if (loading.has(key)) again.push(item);
       else {
         loading.add(key);
         toLoad.push(item);
@@ -210,30 +317,33 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
         if (error instanceof DecodeError) throw new TreeStructureError(item.id, item.path, `not a valid object: ${error.message}`);
         throw error;
       }
-      const summary = checkNode(item, object, stack, chunkIds, unresolved);
-      summaries.set(idToHex(item.id), summary);
-      checked.push({ id: item.id, summary });
+      const node = checkNode(item, object, stack, chunkQueue);
+      open.set(idToHex(item.id), node);
+      // The node's own place counts as one child until every child is queued, so it cannot complete early.
+      release(node);
+      if (chunkQueue.length >= BATCH_SIZE) await flushChunks(false);
     }
-    for (const item of again) if (!missingKeys.has(idToHex(item.id))) match(item, summaryOf(item.id)!);
-    await flushChunks(false);
+    await flushChunks(true);
+    for (const item of again) if ((await place(item)) === "read") stack.push(item);
+    await flushRecords();
   }
-  await flushChunks(true);
+  await flushRecords();
   if (missing.length > 0) return { missing, checked: [] };
-
-  resolveSummaries(unresolved, summaryOf);
-  for (const item of deferred) {
-    const problem = matchSummary(item.role, summaryOf(item.id)!, true);
-    if (problem !== undefined) throw new TreeStructureError(item.id, item.path, problem as string);
-  }
+  if (!rootComplete) throw new Error(`the check of ${idToHex(rootId)} ended with ${open.size} node(s) never complete (an object below itself?)`);
   return { missing, checked };
 }
 
-/** Checks one object read from the store against the place it is named from; queues what it names. */
-function checkNode(item: Pending, object: StructuredObject, stack: Pending[], chunkIds: ObjectId[], unresolved: Map<string, Unresolved>): NodeSummary {
+/**
+ * Checks one object read from the store against the place it is named from; queues the places
+ * it names (and the chunks of a file leaf). Returns it open, with one extra child to release
+ * once the caller has registered it.
+ */
+function checkNode(item: Pending, object: StructuredObject, stack: Pending[], chunkQueue: { id: ObjectId; owner: Open }[]): Open {
   const { role, path } = item;
   const broken = (rule: string): never => {
     throw new TreeStructureError(item.id, path, rule);
   };
+  const opened = (summary: NodeSummary, leaf: boolean, lastPage: ObjectId | null): Open => ({ id: item.id, summary, remaining: 1, chunksLeft: 0, leaf, lastPage, namedFrom: [item] });
   if (object.kind === "version") return broken(`${describe(role)} must be a ${role.as.startsWith("file") ? "file" : "tree"} node, this is a version`);
   if (object.kind === "tree") {
     if (role.as !== "dir" && role.as !== "tree-page") return broken(`${describe(role)} must be a file node, this is a tree node`);
@@ -248,85 +358,49 @@ function checkNode(item: Pending, object: StructuredObject, stack: Pending[], ch
       if (before !== null && lastName !== null && compareNames(lastName, before) >= 0) {
         broken(`names must be unique and sorted across pages: ${JSON.stringify(lastName)} in this page, ${JSON.stringify(before)} in the next`);
       }
-      const subdirectories: ObjectId[] = [];
+      const node = opened({ kind: "tree", level: 0, firstName, lastName, heightDirs: 0 }, true, null);
       for (const entry of object.entries) {
         const entryPath = joinPath(path, entry.name);
         if (entry.kind === "dir") {
           if (role.depth + 1 > LIMITS.treeDepthMax) broken(`directories nest deeper than ${LIMITS.treeDepthMax}`);
-          subdirectories.push(entry.id!);
-          stack.push({ id: entry.id!, role: { as: "dir", depth: role.depth + 1 }, path: entryPath });
+          stack.push({ id: entry.id!, role: { as: "dir", depth: role.depth + 1 }, path: entryPath, parent: node });
+          node.remaining += 1;
         } else if (entry.kind === "file") {
-          stack.push({ id: entry.id!, role: { as: "file", sizeBytes: entry.sizeBytes }, path: entryPath });
+          stack.push({ id: entry.id!, role: { as: "file", sizeBytes: entry.sizeBytes }, path: entryPath, parent: node });
+          node.remaining += 1;
         }
       }
-      const summary: TreeSummary = { kind: "tree", level: 0, firstName, lastName, heightDirs: 0 };
-      if (subdirectories.length > 0) unresolved.set(idToHex(item.id), { summary, lastPage: null, below: subdirectories, leaf: true });
-      return summary;
+      return node;
     }
     const pages = object.pages;
     const lastFirstName = pages.at(-1)!.firstName;
     if (before !== null && compareNames(lastFirstName, before) >= 0) {
       broken(`names must be unique and sorted across pages: ${JSON.stringify(lastFirstName)} in this page, ${JSON.stringify(before)} in the next`);
     }
+    const node = opened({ kind: "tree", level: object.level, firstName, lastName: null, heightDirs: 0 }, false, pages.at(-1)!.id);
     pages.forEach((page, index) => {
       const next = pages[index + 1]?.firstName ?? before;
-      stack.push({ id: page.id, role: { as: "tree-page", level: object.level - 1, firstName: page.firstName, before: next, depth: role.depth }, path: pagePath(path, index, object.level) });
+      stack.push({ id: page.id, role: { as: "tree-page", level: object.level - 1, firstName: page.firstName, before: next, depth: role.depth }, path: pagePath(path, index, object.level), parent: node });
+      node.remaining += 1;
     });
-    const summary: TreeSummary = { kind: "tree", level: object.level, firstName, lastName: null, heightDirs: 0 };
-    unresolved.set(idToHex(item.id), { summary, lastPage: pages.at(-1)!.id, below: pages.map((p) => p.id), leaf: false });
-    return summary;
+    return node;
   }
   if (role.as !== "file" && role.as !== "file-page") return broken(`${describe(role)} must be a tree node, this is a file node`);
   const summary: FileSummary = { kind: "file", level: object.level, sizeBytes: object.sizeBytes };
   const problem = matchSummary(role, summary, true);
   if (problem) broken(problem);
-  if (isFileLeaf(object)) chunkIds.push(...object.chunks.map((c) => c.id));
-  else {
+  const node = opened(summary, false, null);
+  if (isFileLeaf(object)) {
+    if (object.chunks.length > 0) {
+      node.remaining += 1;
+      node.chunksLeft = object.chunks.length;
+      for (const chunk of object.chunks) chunkQueue.push({ id: chunk.id, owner: node });
+    }
+  } else {
     object.pages.forEach((page, index) => {
-      stack.push({ id: page.id, role: { as: "file-page", level: object.level - 1, sizeBytes: page.sizeBytes }, path: pagePath(path, index, object.level) });
+      stack.push({ id: page.id, role: { as: "file-page", level: object.level - 1, sizeBytes: page.sizeBytes }, path: pagePath(path, index, object.level), parent: node });
+      node.remaining += 1;
     });
   }
-  return summary;
-}
-
-/**
- * Fills in last names and heights, children before parents (the nodes form a DAG: pages sit one
- * level lower, subdirectories are named by hash, so no object can be below itself).
- */
-function resolveSummaries(unresolved: Map<string, Unresolved>, summaryOf: (id: ObjectId) => NodeSummary | undefined): void {
-  const finished = new Set<string>();
-  const onPath = new Set<string>();
-  for (const start of unresolved.keys()) {
-    if (finished.has(start)) continue;
-    const stack: { key: string; expanded: boolean }[] = [{ key: start, expanded: false }];
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1]!;
-      const entry = unresolved.get(top.key)!;
-      if (!top.expanded) {
-        if (finished.has(top.key)) {
-          stack.pop();
-          continue;
-        }
-        top.expanded = true;
-        onPath.add(top.key);
-        for (const id of entry.below) {
-          const key = idToHex(id);
-          if (onPath.has(key)) throw new Error(`object ${key} lies below itself`);
-          if (unresolved.has(key) && !finished.has(key)) stack.push({ key, expanded: false });
-        }
-        continue;
-      }
-      stack.pop();
-      onPath.delete(top.key);
-      finished.add(top.key);
-      let height = 0;
-      for (const id of entry.below) {
-        const below = summaryOf(id) as TreeSummary;
-        height = Math.max(height, entry.leaf ? below.heightDirs + 1 : below.heightDirs);
-      }
-      entry.summary.heightDirs = height;
-      if (entry.lastPage) entry.summary.lastName = (summaryOf(entry.lastPage) as TreeSummary).lastName;
-    }
-  }
-  unresolved.clear();
+  return node;
 }

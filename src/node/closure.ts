@@ -4,7 +4,7 @@
 // read again but matched against the summary that check recorded, so the cost grows with what
 // is new, not with the size of the folder, and a mark never vouches for more than was checked.
 import { idToHex, type ObjectId } from "../core/id.ts";
-import { checkTreeStructure, TreeStructureError, type CheckedNode, type NodeSummary, type StructureReport } from "../core/tree-structure.ts";
+import { checkTreeStructure, TreeStructureError, type StructureReport, type StructureSources } from "../core/tree-structure.ts";
 import type { ObjectStore } from "../store/object-store.ts";
 import type { Metadata } from "./metadata.ts";
 
@@ -26,19 +26,29 @@ export class InvalidTreeError extends Error {
 /**
  * Checks that everything below a tree is stored and that the tree keeps every structural rule
  * (core/tree-structure.ts), taking what earlier commits marked complete at the value of their
- * summaries. Returns what it checked for the first time, for the caller to mark complete once
- * it commits; throws IncompleteTreeError or InvalidTreeError and then nothing is to be marked.
+ * summaries. Marks what it checked for the first time as it goes, children before parents, in
+ * transactions of at most RECORD_BATCH_NODES, so a tree of millions of files is never held
+ * whole: each mark is true of its own subtree whatever the rest of the tree holds, so the marks
+ * of a check that then fails (IncompleteTreeError, InvalidTreeError) stay true, and the next
+ * attempt does not read those subtrees again. The root is marked last, only when all passed.
  */
-export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, metadata: Metadata): Promise<CheckedNode[]> {
-  const report = await checkTree(rootId, store, (id) => metadata.completeSummary(id));
+export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, metadata: Metadata): Promise<void> {
+  const report = await checkTree(rootId, store, (id) => metadata.completeSummary(id), (nodes) => metadata.markComplete(nodes));
   if (report.missing.length > 0) throw new IncompleteTreeError(report.missing);
-  return report.checked;
 }
 
-/** The structural check over a store; a broken rule becomes InvalidTreeError (HTTP 422). */
-export async function checkTree(rootId: ObjectId, store: ObjectStore, known: (id: ObjectId) => NodeSummary | undefined): Promise<StructureReport> {
+/**
+ * The structural check over a store; a broken rule becomes InvalidTreeError (HTTP 422). With
+ * `record`, what it checked goes there in bounded batches instead of into the report.
+ */
+export async function checkTree(
+  rootId: ObjectId,
+  store: ObjectStore,
+  known: StructureSources["known"],
+  record?: StructureSources["record"],
+): Promise<StructureReport> {
   try {
-    return await checkTreeStructure(rootId, { getMany: (ids) => store.getMany(ids), hasMany: (ids) => store.hasMany(ids), known });
+    return await checkTreeStructure(rootId, { getMany: (ids) => store.getMany(ids), hasMany: (ids) => store.hasMany(ids), known, record });
   } catch (error) {
     if (error instanceof TreeStructureError) throw new InvalidTreeError(error.message, error.objectId, error.path, error.rule);
     throw error;

@@ -26,8 +26,9 @@ import { systemClock, systemRandom, type Clock, type RandomSource } from "./cloc
 import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
 import { walkClosure } from "./walk.ts";
 import { auditStructure, type StructureProblem } from "./structure-audit.ts";
-import { Metadata, type ConsistencyMode, type FolderRecord, type VersionOrigin, type VersionRecord } from "./metadata.ts";
-import type { FolderPage, VersionTotals } from "./metadata-records.ts";
+import type { ConsistencyMode, FolderPage, FolderRecord, MetadataStoreStat, NewVersionRecord, RetentionChange, VersionOrigin, VersionPage, VersionRecord, VersionTotals } from "./metadata-records.ts";
+import type { MetadataStore } from "./metadata-store.ts";
+import { SqliteMetadataStore } from "./sqlite-metadata-store.ts";
 import { conflictCopiesMadeBy } from "./conflict-copies.ts";
 import { Mutex } from "./mutex.ts";
 import { nodeIdProblem } from "./node-id.ts";
@@ -156,23 +157,28 @@ export class DsyncNode {
   private constructor(
     readonly dataDir: string,
     readonly store: NodeStore,
-    readonly metadata: Metadata,
+    readonly metadata: MetadataStore,
     readonly nodeId: string,
     readonly clock: Clock,
     private readonly options: NodeOptions,
+    latestHlc: HlcTimestamp,
   ) {
     // A completeness mark vouches for everything below an object; once anything is quarantined,
     // no mark can be trusted to (a mark does not say what lies below it), so all are dropped and
     // the next commit or pull checks its tree again, finding the quarantined object missing.
     this.events = new EventLog(clock, EVENT_LOG_CAPACITY, firstEventId(clock.nowMs()));
     this.stopHearingQuarantine = store.onQuarantine((ids) => {
-      metadata.unmarkComplete(metadata.listCompleteIds());
+      // Before the event: whoever hears of the quarantine finds the marks gone. A failure is
+      // logged, not thrown into the store's read; the next quarantine drops them again.
+      this.marksDropped = metadata.unmarkAllComplete().catch((error: unknown) => console.error("dsync: dropping completeness marks failed:", error));
       for (const id of ids.slice(0, 100)) this.events.emit("verify", null, { finding: "corrupt", object: idToHex(id) });
     });
-    // The clock goes on from the latest stamp recorded, found by SQLite without reading the history here.
-    const latest = metadata.latestHlc();
-    if (hlcCompare(latest, this.hlc) > 0) this.hlc = latest;
+    // The clock goes on from the latest stamp recorded, found by the store without reading the history here.
+    if (hlcCompare(latestHlc, this.hlc) > 0) this.hlc = latestHlc;
   }
+
+  /** The last drop of every completeness mark a quarantine started; a commit waits for it before it trusts a mark. */
+  private marksDropped: Promise<void> = Promise.resolve();
 
   static async open(options: NodeOptions): Promise<DsyncNode> {
     const clock = options.clock ?? systemClock;
@@ -180,12 +186,12 @@ export class DsyncNode {
     const files = options.fileSystem ?? nodeFileSystem;
     files.mkdirs(options.dataDir);
     const store = await PackObjectStore.open(join(options.dataDir, OBJECTS_DIR_NAME), { nowMs: () => clock.nowMs(), fileSystem: files });
-    let metadata: Metadata | undefined;
+    let metadata: MetadataStore | undefined;
     try {
       const metadataPath = join(options.dataDir, METADATA_FILE_NAME);
       const metadataIsNew = !existsSync(metadataPath);
-      metadata = openMetadata(metadataPath);
-      const node = DsyncNode.over(store, metadata, options);
+      metadata = SqliteMetadataStore.open(metadataPath);
+      const node = await DsyncNode.over(store, metadata, options);
       node.startupNotes = recoveryNotes(store.recovery);
       // Never silently empty: objects without the metadata that names their folders is a lost
       // (or moved aside) metadata.sqlite, and the folders come back only from peers.
@@ -201,7 +207,7 @@ export class DsyncNode {
       return node;
     } catch (error) {
       // A damaged metadata database: let go of both files, so a check of them can open them.
-      metadata?.close();
+      await metadata?.close();
       await store.close();
       throw error;
     }
@@ -211,21 +217,21 @@ export class DsyncNode {
    * A node over a store and metadata opened elsewhere (a simulation keeps them across a
    * simulated crash and opens a new node over them).
    */
-  static over(store: NodeStore, metadata: Metadata, options: NodeOptions): DsyncNode {
+  static async over(store: NodeStore, metadata: MetadataStore, options: NodeOptions): Promise<DsyncNode> {
     const clock = options.clock ?? systemClock;
-    let nodeId = metadata.getMeta("node_id");
+    let nodeId = await metadata.getMeta("node_id");
     if (options.nodeId !== undefined) {
       const problem = nodeIdProblem(options.nodeId);
       if (problem) throw new UserError(problem);
     }
     if (options.nodeId && options.nodeId !== nodeId) {
       nodeId = options.nodeId;
-      metadata.setMeta("node_id", nodeId);
+      await metadata.setMeta("node_id", nodeId);
     } else if (!nodeId) {
       nodeId = Buffer.from((options.random ?? systemRandom).bytes(8)).toString("hex");
-      metadata.setMeta("node_id", nodeId);
+      await metadata.setMeta("node_id", nodeId);
     }
-    return new DsyncNode(options.dataDir, store, metadata, nodeId, clock, options);
+    return new DsyncNode(options.dataDir, store, metadata, nodeId, clock, options, await metadata.latestHlc());
   }
 
   static exists(dataDir: string): boolean {
@@ -236,7 +242,7 @@ export class DsyncNode {
     this.stopHearingQuarantine();
     await this.writeLock.run(async () => {
       await this.store.close();
-      this.metadata.close();
+      await this.metadata.close();
     });
   }
 
@@ -253,7 +259,7 @@ export class DsyncNode {
    * and the next step. Any other error, or damage neither check confirms, is returned as it is.
    */
   async explainDamage<E>(error: E): Promise<E | MetadataDamagedError | ObjectIndexDamagedError> {
-    if (!isSqliteDamage(error)) return error;
+    if (!isSqliteDamage(error) && !this.metadata.isDamage(error)) return error;
     const problem = (error as Error).message;
     const metadataCheck = await integrityOf(async () => this.metadata.integrityCheck());
     if (metadataCheck !== "ok") return new MetadataDamagedError(join(this.dataDir, METADATA_FILE_NAME), problem, this.nodeId, true);
@@ -395,7 +401,13 @@ export class DsyncNode {
 
   /** For each id: whether an earlier check found it complete (everything below it stored and valid). */
   async areComplete(ids: readonly ObjectId[]): Promise<boolean[]> {
-    return ids.map((id) => this.metadata.isComplete(id));
+    await this.marksDropped;
+    return (await this.metadata.completeSummaries(ids)).map((summary) => summary !== undefined);
+  }
+
+  /** What the metadata store is and holds (backend, location, size, counts), for status and metrics. */
+  async metadataStat(): Promise<MetadataStoreStat> {
+    return this.metadata.stat();
   }
 
   /** For each id: whether the object store holds it (no read, no repair). */
@@ -408,42 +420,42 @@ export class DsyncNode {
     return this.store.stats();
   }
 
-  listFolders(): FolderRecord[] {
+  async listFolders(): Promise<FolderRecord[]> {
     return this.metadata.listFolders();
   }
 
-  getFolder(name: string): FolderRecord {
-    const folder = this.metadata.getFolder(name);
+  async getFolder(name: string): Promise<FolderRecord> {
+    const folder = await this.metadata.getFolder(name);
     if (!folder) throw new UserError(`no folder named ${JSON.stringify(name)}`, 404);
     return folder;
   }
 
-  listVersions(folder: string, limit?: number): VersionRecord[] {
-    this.getFolder(folder);
+  async listVersions(folder: string, limit?: number): Promise<VersionRecord[]> {
+    await this.getFolder(folder);
     return this.metadata.listVersions(folder, limit);
   }
 
   /** One page of a folder's history, newest first (metadata.listVersionsPage); 404 for an unknown folder. */
-  listVersionsPage(folder: string, limit: number, beforeSequence?: number): { versions: VersionRecord[]; next: number | null } {
-    this.getFolder(folder);
+  async listVersionsPage(folder: string, limit: number, beforeSequence?: number): Promise<VersionPage> {
+    await this.getFolder(folder);
     return this.metadata.listVersionsPage(folder, limit, beforeSequence);
   }
 
   /** Finds a version of a folder by full or abbreviated (≥ 4 hex digits) id. */
-  resolveVersion(folder: string, idOrPrefix: string): VersionRecord {
-    this.getFolder(folder);
+  async resolveVersion(folder: string, idOrPrefix: string): Promise<VersionRecord> {
+    await this.getFolder(folder);
     const text = idOrPrefix.toLowerCase();
     if (!/^[0-9a-f]{4,64}$/.test(text)) throw new UserError(`not a version id: ${JSON.stringify(idOrPrefix)}`);
-    const matches = this.metadata.findVersionsByPrefix(folder, text);
+    const matches = await this.metadata.findVersionsByPrefix(folder, text);
     if (matches.length === 0) throw new UserError(`folder ${folder} has no version ${idOrPrefix} (dsync log --folder ${folder} lists its versions)`, 404);
     if (matches.length > 1) throw new UserError(`version prefix ${idOrPrefix} is ambiguous in ${folder}: ${matches.length} versions start with it (give more digits)`);
     return matches[0]!;
   }
 
   /** Sets a folder's retention; 404 for a folder that does not exist (only a commit or replication creates one). */
-  setRetention(folder: string, retention: { keepVersions?: number | null; keepDays?: number | null }): FolderRecord {
-    this.getFolder(folder);
-    this.metadata.setRetention(folder, retention, this.clock.nowMs());
+  async setRetention(folder: string, retention: RetentionChange): Promise<FolderRecord> {
+    await this.getFolder(folder);
+    await this.metadata.setRetention(folder, retention, this.clock.nowMs());
     return this.getFolder(folder);
   }
 
@@ -478,7 +490,7 @@ export class DsyncNode {
     return async (id) => {
       const key = idToHex(id);
       if (cache.has(key)) return cache.get(key);
-      const known = this.metadata.getVersion(folder, id) ? { id, version: await this.decodeVersion(id) } : undefined;
+      const known = (await this.metadata.getVersion(folder, id)) ? { id, version: await this.decodeVersion(id) } : undefined;
       cache.set(key, known);
       return known;
     };
@@ -499,14 +511,13 @@ export class DsyncNode {
     const nameProblem = validateFolderName(request.folder);
     if (nameProblem) throw new UserError(nameProblem);
     const result = await this.writeLock.run(async () => {
-      const folder = this.metadata.ensureFolder(request.folder, this.clock.nowMs(), {
+      const folder = await this.metadata.ensureFolder(request.folder, this.clock.nowMs(), {
         keepVersions: this.options.defaultKeepVersions ?? null,
         keepDays: this.options.defaultKeepDays ?? null,
       });
       // A parent this node does not know (pruned by retention, or never seen) gives no merge
       // base: the push is then merged without one, which keeps every path of both sides.
-      const newlyComplete = await verifyTreeClosure(request.root, this.store, this.metadata);
-      this.metadata.markComplete(newlyComplete);
+      await verifyTreeClosure(request.root, this.store, this.metadata);
 
       const head = folder.head;
       const headVector = await this.vectorOf(head);
@@ -521,7 +532,7 @@ export class DsyncNode {
           versionVector: nextVector,
         });
         const pushedRecord = this.versionRecord(pushed.id, pushed.version, request.origin ?? "push", request.files, request.totalBytes);
-        this.metadata.commitVersions(folder.name, head, pushed.id, [pushedRecord], this.clock.nowMs());
+        await this.metadata.commitVersions(folder.name, head, pushed.id, [pushedRecord], this.clock.nowMs());
         return { version: pushed.id, pushed: pushed.id, parent: request.parent, mergedWith: null, root: request.root, conflicts: [] };
       }
 
@@ -534,9 +545,9 @@ export class DsyncNode {
         versionVector: EMPTY_VECTOR,
       });
       const pushedRecord = this.versionRecord(pushed.id, pushed.version, request.origin ?? "push", request.files, request.totalBytes);
-      const headRecord = this.metadata.getVersion(folder.name, head!)!;
-      const baseVersion = request.parent ? this.findMergeBase(folder.name, head!, request.parent) : null;
-      const baseRoot = baseVersion ? this.metadata.getVersion(folder.name, baseVersion)?.root ?? null : null;
+      const headRecord = (await this.metadata.getVersion(folder.name, head!))!;
+      const baseVersion = request.parent ? await this.findMergeBase(folder.name, head!, request.parent) : null;
+      const baseRoot = baseVersion ? ((await this.metadata.getVersion(folder.name, baseVersion))?.root ?? null) : null;
       // The pushed side is the later writer and keeps contested names; what it displaced stays
       // beside it as a conflict copy, as in a replication merge.
       const headKnown: KnownVersion = { id: head!, version: await this.decodeVersion(head!) };
@@ -544,7 +555,7 @@ export class DsyncNode {
       const merged = await mergeTrees({ base: baseRoot, ours: headRecord.root, theirs: request.root, load: this.load, resolveConflict });
       await this.store.putMany(merged.newObjects.map((o) => ({ id: o.id, bytes: o.bytes })));
       // The merged tree is marked by the same check as a pushed one: a mark is only ever what a check established.
-      this.metadata.markComplete(await verifyTreeClosure(merged.root, this.store, this.metadata));
+      await verifyTreeClosure(merged.root, this.store, this.metadata);
       const mergeVersion = await this.storeVersion({
         root: merged.root,
         parents: [head!, pushed.id],
@@ -553,7 +564,7 @@ export class DsyncNode {
         versionVector: nextVector,
       });
       const mergeRecord = this.versionRecord(mergeVersion.id, mergeVersion.version, "merge", request.files, request.totalBytes);
-      this.metadata.commitVersions(folder.name, head, mergeVersion.id, [pushedRecord, mergeRecord], this.clock.nowMs());
+      await this.metadata.commitVersions(folder.name, head, mergeVersion.id, [pushedRecord, mergeRecord], this.clock.nowMs());
       return {
         version: mergeVersion.id,
         pushed: pushed.id,
@@ -564,12 +575,12 @@ export class DsyncNode {
       };
     });
     this.headChanged(request.folder, result.version);
-    this.reportCommit(request, result);
+    await this.reportCommit(request, result);
     return result;
   }
 
-  private reportCommit(request: CommitRequest, result: CommitResult): void {
-    const record = this.metadata.getVersion(request.folder, result.version);
+  private async reportCommit(request: CommitRequest, result: CommitResult): Promise<void> {
+    const record = await this.metadata.getVersion(request.folder, result.version);
     this.events.emit("commit", request.folder, {
       version: idToHex(result.version),
       parent: result.parent ? idToHex(result.parent) : null,
@@ -606,34 +617,34 @@ export class DsyncNode {
       if (problem) throw new UserError(`version ${idToHex(item.id)} of ${folderName} from a peer is refused: ${problem}`, 422);
     }
     const result = await this.writeLock.run(async (): Promise<IntegrateResult> => {
-      const folder = this.metadata.ensureFolder(folderName, this.clock.nowMs(), {
+      const folder = await this.metadata.ensureFolder(folderName, this.clock.nowMs(), {
         keepVersions: this.options.defaultKeepVersions ?? null,
         keepDays: this.options.defaultKeepDays ?? null,
         mode,
       });
-      const records: Omit<VersionRecord, "sequence" | "folder">[] = [];
+      const records: NewVersionRecord[] = [];
       // Nothing is recorded without its version object: the caller stored it, but a collection
       // since then may have deleted it (no kept version reached it yet).
-      const fresh = versions.filter((item) => !this.metadata.getVersion(folderName, item.id));
+      const recorded = await this.metadata.getVersions(folderName, versions.map((item) => item.id));
+      const fresh = versions.filter((_, i) => recorded[i] === undefined);
       const stored = await this.store.hasMany(fresh.map((item) => item.id));
       const lacking = fresh.filter((_, i) => !stored[i]).map((item) => item.id);
       if (lacking.length > 0) throw new IncompleteTreeError(lacking);
-      for (const item of versions) {
-        if (this.metadata.getVersion(folderName, item.id)) continue;
+      for (const item of fresh) {
         // Nothing is recorded whose tree is not all here and valid.
-        this.metadata.markComplete(await verifyTreeClosure(item.version.root, this.store, this.metadata));
+        await verifyTreeClosure(item.version.root, this.store, this.metadata);
         this.hlc = hlcReceive(this.hlc, { wallMs: item.version.hlcWallMs, counter: item.version.hlcCounter }, this.clock.nowMs());
         const origin: VersionOrigin = isReplicationMerge(item.version) ? "merge" : "replica";
         records.push(this.versionRecord(item.id, item.version, origin, item.files, item.totalBytes));
       }
-      if (records.length > 0) this.metadata.recordVersions(folderName, records);
+      if (records.length > 0) await this.metadata.recordVersions(folderName, records);
       const head = folder.head;
-      const remoteRecord = this.metadata.getVersion(folderName, remoteHead);
+      const remoteRecord = await this.metadata.getVersion(folderName, remoteHead);
       if (!remoteRecord) throw new UserError(`the peer's head ${idToHex(remoteHead)} was not among the versions received`, 422);
       const unchanged = { head: head ?? remoteHead, outcome: "unchanged" as const, recorded: records.length, conflicts: [] };
       if (head !== null && idEquals(head, remoteHead)) return unchanged;
       if (head === null) {
-        this.metadata.commitVersions(folderName, null, remoteHead, [], this.clock.nowMs());
+        await this.metadata.commitVersions(folderName, null, remoteHead, [], this.clock.nowMs());
         return { head: remoteHead, outcome: "fast-forward", recorded: records.length, conflicts: [] };
       }
       const ours: KnownVersion = { id: head, version: await this.decodeVersion(head) };
@@ -643,7 +654,7 @@ export class DsyncNode {
       if (order === "before" || (order === "equal" && Buffer.compare(remoteHead, head) > 0)) {
         // "equal" with different ids: two merges of the same writes built over different
         // histories (retention pruned a base on one node). The greater id wins everywhere.
-        this.metadata.commitVersions(folderName, head, remoteHead, [], this.clock.nowMs());
+        await this.metadata.commitVersions(folderName, head, remoteHead, [], this.clock.nowMs());
         return { head: remoteHead, outcome: "fast-forward", recorded: records.length, conflicts: [] };
       }
       if (order === "equal") return unchanged;
@@ -654,16 +665,16 @@ export class DsyncNode {
         // shrink to one write; the head then moves only if that write covers it, never back.
         const covers = compareVectors(merged.single.version.versionVector, ours.version.versionVector);
         if (idEquals(merged.single.id, head) || (covers !== "after" && covers !== "equal")) return unchanged;
-        this.metadata.commitVersions(folderName, head, merged.single.id, [], this.clock.nowMs());
+        await this.metadata.commitVersions(folderName, head, merged.single.id, [], this.clock.nowMs());
         return { head: merged.single.id, outcome: "fast-forward", recorded: records.length, conflicts: [] };
       }
       await this.store.putMany(merged.newObjects.map((o) => ({ id: o.id, bytes: o.bytes })));
-      this.metadata.markComplete(await verifyTreeClosure(merged.root, this.store, this.metadata));
+      await verifyTreeClosure(merged.root, this.store, this.metadata);
       const sealed = sealObject(merged.version);
       await this.store.putMany([{ id: sealed.id, bytes: sealed.bytes }]);
-      const newest = this.metadata.getVersion(folderName, merged.frontier.at(-1)!.id)!;
+      const newest = (await this.metadata.getVersion(folderName, merged.frontier.at(-1)!.id))!;
       const mergeRecord = this.versionRecord(sealed.id, merged.version, "merge", newest.files, newest.totalBytes);
-      this.metadata.commitVersions(folderName, head, sealed.id, [mergeRecord], this.clock.nowMs());
+      await this.metadata.commitVersions(folderName, head, sealed.id, [mergeRecord], this.clock.nowMs());
       return { head: sealed.id, outcome: "merged", recorded: records.length + 1, conflicts: merged.conflicts };
     });
     if (result.outcome !== "unchanged") this.headChanged(folderName, result.head);
@@ -672,8 +683,8 @@ export class DsyncNode {
 
   /** Makes a new head whose content is that of an earlier version (history is kept). */
   async restore(folder: string, versionIdOrPrefix: string, message?: string): Promise<CommitResult> {
-    const target = this.resolveVersion(folder, versionIdOrPrefix);
-    const head = this.getFolder(folder).head;
+    const target = await this.resolveVersion(folder, versionIdOrPrefix);
+    const head = (await this.getFolder(folder)).head;
     const version = await this.decodeVersion(target.id);
     return this.commit({
       folder,
@@ -711,7 +722,7 @@ export class DsyncNode {
     return { id: sealed.id, version };
   }
 
-  private versionRecord(id: ObjectId, version: Version, origin: VersionOrigin, files: number, totalBytes: number): Omit<VersionRecord, "sequence" | "folder"> {
+  private versionRecord(id: ObjectId, version: Version, origin: VersionOrigin, files: number, totalBytes: number): NewVersionRecord {
     return {
       id,
       root: version.root,
@@ -728,7 +739,7 @@ export class DsyncNode {
   }
 
   /** The nearest common ancestor of two versions of a folder (breadth-first over parents). */
-  findMergeBase(folder: string, a: ObjectId, b: ObjectId): ObjectId | null {
+  async findMergeBase(folder: string, a: ObjectId, b: ObjectId): Promise<ObjectId | null> {
     const ancestorsOfA = new Set<string>();
     let frontier: ObjectId[] = [a];
     while (frontier.length > 0) {
@@ -737,7 +748,7 @@ export class DsyncNode {
         const key = idToHex(id);
         if (ancestorsOfA.has(key)) continue;
         ancestorsOfA.add(key);
-        next.push(...(this.metadata.getVersion(folder, id)?.parents ?? []));
+        next.push(...((await this.metadata.getVersion(folder, id))?.parents ?? []));
       }
       frontier = next;
     }
@@ -750,7 +761,7 @@ export class DsyncNode {
         if (ancestorsOfA.has(key)) return id;
         if (seen.has(key)) continue;
         seen.add(key);
-        next.push(...(this.metadata.getVersion(folder, id)?.parents ?? []));
+        next.push(...((await this.metadata.getVersion(folder, id))?.parents ?? []));
       }
       frontier = next;
     }
@@ -780,9 +791,9 @@ export class DsyncNode {
     const { objects } = await this.store.stats();
     const problems = await this.store.verifyAll();
     const missing: string[] = [];
-    for (const folder of this.metadata.listFolders()) {
+    for (const folder of await this.metadata.listFolders()) {
       if (!folder.head) continue;
-      const version = this.metadata.getVersion(folder.name, folder.head);
+      const version = await this.metadata.getVersion(folder.name, folder.head);
       if (!version) {
         missing.push(idToHex(folder.head));
         continue;
@@ -844,25 +855,6 @@ export type VerifyReport = {
   /** SQLite's check of the object store's index ("ok" for stores without one). */
   indexIntegrity: string;
 } & RepairReport;
-
-/**
- * Opens the metadata database once SQLite's quick check of it passed (metadata-damage.ts);
- * damage, found by the check or by the open itself, is a MetadataDamagedError that names the
- * file and the way to recover, and nothing in the data folder is changed.
- */
-function openMetadata(path: string): Metadata {
-  const damage = existsSync(path) ? metadataDamage(path) : undefined;
-  if (damage === undefined) {
-    try {
-      return new Metadata(path);
-    } catch (error) {
-      if (!isSqliteDamage(error)) throw error;
-      throw new MetadataDamagedError(path, (error as Error).message, undefined);
-    }
-  }
-  const nodeId = damage.nodeId !== undefined && nodeIdProblem(damage.nodeId) === undefined ? damage.nodeId : undefined;
-  throw new MetadataDamagedError(path, damage.problem, nodeId);
-}
 
 /** The object store's recovery at open, in words; nothing after a clean shutdown. */
 function recoveryNotes(recovery: RecoveryReport): string[] {

@@ -5,7 +5,8 @@
 // their unchanged subtrees, so what one version's check vouched for is reused by the next one
 // within the same audit; a subtree that broke a rule is not, so every version holding it is
 // reported. That reuse is a cache with a bound: past it, it starts over (later versions then
-// re-read what they share), so memory follows the largest tree, not the whole history.
+// re-read what they share), and the check itself holds only its frontier, so memory follows
+// neither the largest tree nor the whole history.
 import { idToHex, type ObjectId } from "../core/id.ts";
 import type { NodeSummary } from "../core/tree-structure.ts";
 import type { ObjectStore } from "../store/object-store.ts";
@@ -28,8 +29,8 @@ export interface StructureAudit {
   missing: string[];
 }
 
-/** Summaries kept for reuse across versions (about 200 bytes each). */
-const VOUCHED_ENTRIES_MAX = 1_000_000;
+/** Summaries kept for reuse across versions (about 200 bytes each: at most ~50 MB). */
+const VOUCHED_ENTRIES_MAX = 250_000;
 
 export async function auditStructure(store: ObjectStore, metadata: Metadata): Promise<StructureAudit> {
   const vouched = new Map<string, NodeSummary>();
@@ -39,10 +40,12 @@ export async function auditStructure(store: ObjectStore, metadata: Metadata): Pr
   for (const folder of metadata.listFolders()) {
     for (const version of metadata.listVersions(folder.name)) {
       try {
-        const report = await checkTree(version.root, store, known);
+        // What the check establishes is vouched for as it goes (a tree is never held whole).
+        const report = await checkTree(version.root, store, known, (nodes) => {
+          if (vouched.size + nodes.length > VOUCHED_ENTRIES_MAX) vouched.clear();
+          for (const item of nodes) vouched.set(idToHex(item.id), item.summary);
+        });
         for (const id of report.missing) missing.add(idToHex(id));
-        if (vouched.size + report.checked.length > VOUCHED_ENTRIES_MAX) vouched.clear();
-        for (const item of report.checked) vouched.set(idToHex(item.id), item.summary);
       } catch (error) {
         if (!(error instanceof InvalidTreeError)) throw error;
         problems.push({

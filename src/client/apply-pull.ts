@@ -1,0 +1,475 @@
+// Applying a pull to a directory: walks the three trees (base, local, remote) directory by
+// directory, asks core/plan-pull.ts what to do at each path, and does it with the safety rules
+// below. Only one directory's entries per level of nesting, a bounded group of file writes and
+// a bounded queue of removals are held at once, so memory stays flat however large the tree.
+//
+// What may be replaced or deleted: only what the last synced version (base) holds exactly, so it
+// stays in history. The scan records less than the disk holds (ignored paths, FIFOs, names it
+// cannot store, unreadable files), so the disk itself is walked to find the rest, right before
+// anything is moved or removed. Anything else goes to a conflict copy or stays, and is reported.
+// Writes and removals run after the plan: each checks that the disk still holds what was there
+// when it was decided (an edit made meanwhile is moved aside or kept).
+//
+// Order: paths in tree order (a directory before what is below it); each file group's chunks
+// are fetched together; removals (deepest first) and directory modes and mtimes follow the
+// writes that precede them, so a directory's attributes are set once nothing below it changes.
+import { lstatSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { diffTrees, joinPath } from "../core/diff.ts";
+import { idToHex, type ObjectId } from "../core/id.ts";
+import { conflictCopyName } from "../core/conflict-name.ts";
+import { syncedMode } from "../core/file-mode.ts";
+import { LIMITS } from "../core/limits.ts";
+import type { ChunkRef, TreeEntry } from "../core/objects.ts";
+import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
+import { planPull, type PlannedPath } from "../core/plan-pull.ts";
+import {
+  ChangedMeanwhileError,
+  DirectorySyncer,
+  ensureDirectory,
+  moveAsideInside,
+  prepareParents,
+  removeInside,
+  setDirectoryAttributes,
+  writeFileAtomic,
+  writeSymlinkAtomic,
+  seenEntryAt,
+  UnsafePathError,
+  type SeenEntry,
+} from "../fs/materialize.ts";
+import { TEMP_FILE_PREFIX, type ScanResult } from "../fs/scanner.ts";
+import { withShortPath } from "../fs/directory-handle.ts";
+import type { StatCache, StatCacheEntry } from "../fs/stat-cache.ts";
+import { NotReadFilter } from "./changes-not-read.ts";
+import { STATE_DIR_NAME } from "./local-state.ts";
+import type { Progress } from "./progress.ts";
+import type { PullChunkSource } from "./pull-chunk-source.ts";
+
+export interface PullConflict {
+  path: string;
+  /** Where the local content was moved to, or null when it was kept in place. */
+  keptAs: string | null;
+  reason: string;
+}
+
+export interface ApplyPullInput {
+  dir: string;
+  /** The trees: what the directory last synced (null: nothing), what it holds now, what is pulled. */
+  base: ObjectId | null;
+  local: ObjectId;
+  remote: ObjectId;
+  load: ObjectLoader;
+  scan: Pick<ScanResult, "notRead" | "skipped" | "ignoredAt">;
+  source: PullChunkSource;
+  syncer: DirectorySyncer;
+  statCache: Pick<StatCache, "remember">;
+  progress: Progress;
+  nowMs: () => number;
+}
+
+export interface ApplyPullResult {
+  filesWritten: number;
+  pathsRemoved: number;
+  bytesWritten: number;
+  conflicts: PullConflict[];
+  /** Changes not applied because this copy does not read their paths, one line per such path (bounded), then every path this pull could not apply. */
+  skipped: { path: string; reason: string }[];
+  /** How many changes on the node were set aside as not read here. */
+  notApplied: number;
+  /** The paths this pull could not apply (not those not read): the directory still holds base's entry there, or its own. */
+  heldBack: string[];
+}
+
+interface FileJob {
+  path: string;
+  entry: TreeEntry;
+  chunks: ChunkRef[];
+  /** What was at the path when the write was decided: it is replaced only if still there. */
+  replaces: SeenEntry;
+}
+
+/** Chunk bytes of one group of small files, fetched together. */
+const PREFETCH_GROUP_BYTES = 16 * 1024 * 1024;
+/** Files in one group. */
+const GROUP_FILES_MAX = 2048;
+/** Removals and directory attributes queued before the writes ahead of them are flushed. */
+const DEFERRED_MAX = 4096;
+
+function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+const isDirEntry = (entry: TreeEntry | null) => entry?.kind === "dir";
+
+export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult> {
+  const { dir, load, scan, source, syncer, progress, nowMs } = input;
+  const conflicts: PullConflict[] = [];
+  const skipped: { path: string; reason: string }[] = [];
+  /** Directories whose mode or mtime could not be set: reported, not held back (their entries were applied). */
+  const attributesNotSet: { path: string; reason: string }[] = [];
+  const notRead = new NotReadFilter(scan);
+  let filesWritten = 0;
+  let pathsRemoved = 0;
+  let bytesWritten = 0;
+
+  const entriesOf = async (id: ObjectId | null): Promise<TreeEntry[]> => (id === null ? [] : await readTreeEntries(id, load));
+
+  const moveAside = (path: string, reason: string) => {
+    const keptAs = moveAsideInside(dir, path, conflictCopyName(nameOf(path), nowMs(), "local"), syncer);
+    conflicts.push({ path, keptAs, reason });
+  };
+
+  // Paths the scan did not read (ignored, unreadable, unsupported) and every directory above
+  // one: even where the local tree stands in base's entry for them, their bytes are unknown.
+  const notReadOrAbove = new Set<string>();
+  for (const { path } of [...scan.skipped, ...scan.notRead]) {
+    for (let at = path; at !== "" && !notReadOrAbove.has(at); at = parentOf(at)) notReadOrAbove.add(at);
+  }
+  const skippedAtOrBelow = (path: string) => notReadOrAbove.has(path);
+
+  /** The first entry on disk below `path` that base's directory `dirId` does not hold, or null. */
+  const firstUnsyncedBelow = async (path: string, dirId: ObjectId): Promise<string | null> => {
+    const synced = new Map((await readTreeEntries(dirId, load)).map((e) => [e.name, e]));
+    for (const found of withShortPath(join(dir, path), (short) => readdirSync(short, { withFileTypes: true }))) {
+      const child = `${path}/${found.name}`;
+      const entry = synced.get(found.name);
+      if (!entry) {
+        if (found.name.startsWith(TEMP_FILE_PREFIX) && !found.isDirectory()) continue; // a half-written file of ours
+        return child;
+      }
+      const kind = found.isDirectory() ? "dir" : found.isSymbolicLink() ? "symlink" : found.isFile() ? "file" : "other";
+      if (kind !== entry.kind) return child;
+      if (kind === "dir") {
+        const deeper = await firstUnsyncedBelow(child, entry.id!);
+        if (deeper) return deeper;
+      }
+    }
+    return null;
+  };
+  /** What is on disk at path: its kind, or null when nothing is (or the path is below a link: writes are refused there). */
+  const diskKindAt = (path: string): string | null => {
+    try {
+      const { absolutePath } = prepareParents(dir, path, undefined, { create: false });
+      const stats = withShortPath(absolutePath, (short) => lstatSync(short));
+      return stats.isDirectory() ? "dir" : stats.isSymbolicLink() ? "symlink" : stats.isFile() ? "file" : "other";
+    } catch {
+      return null;
+    }
+  };
+  /** True when the directory changed this path, or anything below it, since the last sync. */
+  const changedLocallyAtOrBelow = async (planned: PlannedPath): Promise<boolean> => {
+    if (planned.localChanged) return true;
+    if (!isDirEntry(planned.base) || !isDirEntry(planned.local)) return false;
+    const below = await diffTrees(planned.base!.id, planned.local!.id, load, { collapseDirectories: true });
+    return below.added.length + below.removed.length + below.modified.length + below.typeChanged.length > 0;
+  };
+  /**
+   * Why the entry on disk at path may not be replaced or deleted (it holds bytes the last
+   * synced version does not), or null when it is absent or exactly base's entry.
+   */
+  const notInHistory = async (path: string, planned: PlannedPath): Promise<string | null> => {
+    const base = planned.base;
+    const onDisk = diskKindAt(path);
+    if (onDisk === null) return null;
+    if (planned.localChanged && planned.local !== null) return "changed here and on the node";
+    if (planned.localChanged || !base) return "never synced from here (ignored, unreadable or not a regular file)";
+    if (skippedAtOrBelow(path)) return "not read here (ignored, unreadable or unsupported), at or below this path";
+    if (onDisk !== base.kind) return "changed here and on the node";
+    if (base.kind === "dir") {
+      if (await changedLocallyAtOrBelow(planned)) return "directory replaced on the node while changed here";
+      const unsynced = await firstUnsyncedBelow(path, base.id!);
+      if (unsynced) return `directory replaced on the node while it holds ${unsynced}, never synced`;
+    }
+    return null;
+  };
+  /** Removes a directory that holds exactly base's entries: each one, deepest first, never recursively. */
+  const removeSyncedDirectory = async (path: string, base: TreeEntry): Promise<void> => {
+    for (const child of await readTreeEntries(base.id!, load)) {
+      const childPath = `${path}/${child.name}`;
+      if (child.kind === "dir") await removeSyncedDirectory(childPath, child);
+      else removeInside(dir, childPath, syncer);
+    }
+    for (const name of withShortPath(join(dir, path), (short) => readdirSync(short))) if (name.startsWith(TEMP_FILE_PREFIX)) removeInside(dir, `${path}/${name}`, syncer);
+    removeInside(dir, path, syncer);
+  };
+  /**
+   * What is at path now (null for nothing, or a path below a link or a file). Writes and
+   * removals run long after the scan and the plan: each checks the disk still holds this.
+   */
+  const seenAt = (path: string): SeenEntry => {
+    try {
+      return seenEntryAt(prepareParents(dir, path, undefined, { create: false }).absolutePath);
+    } catch {
+      return null;
+    }
+  };
+  /** Runs a write; a path that would go through a symlink is skipped and reported instead. */
+  const refuseUnsafe = (write: () => unknown, path: string): boolean => {
+    try {
+      write();
+      return false;
+    } catch (error) {
+      if (!(error instanceof UnsafePathError)) throw error;
+      skipped.push({ path, reason: error.message });
+      return true;
+    }
+  };
+
+  // ---------- deferred work: file writes in groups, then the removals and attributes queued behind them ----------
+
+  let group: FileJob[] = [];
+  let groupBytes = 0;
+  let jobsDone = 0;
+  let deferred: (() => Promise<void>)[] = [];
+
+  const writeGroup = async () => {
+    const wanted = new Map<string, ChunkRef>();
+    for (const job of group) {
+      if (job.entry.sizeBytes > PREFETCH_GROUP_BYTES) continue;
+      for (const chunk of job.chunks) if (!source.hasLocally(chunk.id)) wanted.set(idToHex(chunk.id), chunk);
+    }
+    await source.prefetch([...wanted.values()]);
+    const writtenStats = new Map<string, StatCacheEntry>();
+    for (const job of group) {
+      const write = (replaces: SeenEntry) =>
+        writeFileAtomic(dir, job.path, { chunks: job.chunks, source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer, replaces });
+      try {
+        try {
+          await write(job.replaces);
+        } catch (error) {
+          if (!(error instanceof ChangedMeanwhileError)) throw error;
+          // Edited (or created) here since the plan: those bytes exist nowhere else.
+          moveAside(job.path, `changed here while the pull ran (${error.message})`);
+          await write(null);
+        }
+      } catch (error) {
+        if (!(error instanceof UnsafePathError) && !(error instanceof ChangedMeanwhileError)) throw error;
+        skipped.push({ path: job.path, reason: error.message });
+        progress.advance(0, ++jobsDone);
+        continue;
+      }
+      progress.advance(0, ++jobsDone);
+      source.noteLocalFile(join(dir, job.path), job.chunks);
+      // The file is exactly the node's content: remember it, so the next push need not read it.
+      const written = withShortPath(join(dir, job.path), (short) => lstatSync(short, { bigint: true }));
+      writtenStats.set(job.path, {
+        sizeBytes: Number(written.size),
+        mtimeNs: written.mtimeNs,
+        ctimeNs: written.ctimeNs,
+        inode: written.ino,
+        mode: syncedMode(Number(written.mode & 0o7777n)),
+        fileId: job.entry.id!,
+        chunkCount: job.chunks.length,
+      });
+      filesWritten++;
+      bytesWritten += job.entry.sizeBytes;
+    }
+    source.releasePrefetched();
+    // Written, not yet durable: the directories are fsynced at the end. A stat entry for a file
+    // lost to a crash names a path no longer there, which a scan drops.
+    if (writtenStats.size > 0) input.statCache.remember(writtenStats);
+    group = [];
+    groupBytes = 0;
+  };
+  /** Writes the files planned so far, then does what was queued behind them. */
+  const flush = async () => {
+    await writeGroup();
+    const queued = deferred;
+    deferred = [];
+    for (const run of queued) await run();
+  };
+  const enqueueFile = async (job: FileJob) => {
+    group.push(job);
+    groupBytes += job.entry.sizeBytes;
+    if (groupBytes >= PREFETCH_GROUP_BYTES || group.length >= GROUP_FILES_MAX) await flush();
+  };
+  const defer = async (run: () => Promise<void>) => {
+    deferred.push(run);
+    if (deferred.length >= DEFERRED_MAX) await flush();
+  };
+
+  // ---------- applying one path ----------
+
+  /** The node's entry written at path (write, replace, conflict copy): false when it was not (skipped). */
+  const upsert = async (path: string, planned: PlannedPath): Promise<"written" | "skipped" | "directory"> => {
+    const after = planned.remote!;
+    const onDisk = diskKindAt(path);
+    // Writing into a directory that is already there loses nothing; anything else replaces
+    // what is on disk, which must then be exactly base's (in history) or be moved aside.
+    if (onDisk !== null && !(onDisk === "dir" && after.kind === "dir")) {
+      const reason = await notInHistory(path, planned);
+      if (reason) {
+        if (refuseUnsafe(() => moveAside(path, reason), path)) return "skipped";
+      } else if (onDisk === "dir") {
+        try {
+          await removeSyncedDirectory(path, planned.base!);
+        } catch (error) {
+          if (!(error instanceof UnsafePathError)) throw error;
+          skipped.push({ path, reason: error.message });
+          return "skipped";
+        }
+      }
+    }
+    if (after.kind === "dir") {
+      return refuseUnsafe(() => ensureDirectory(dir, path, syncer), path) ? "skipped" : "directory";
+    }
+    if (after.kind === "symlink") {
+      if (refuseUnsafe(() => writeSymlinkAtomic(dir, path, after.target!, after.mtimeMs, syncer), path)) return "skipped";
+      filesWritten++;
+      return "written";
+    }
+    // Chunks the directory already holds: the old version of a file being replaced.
+    if (planned.remoteChange === "modified" && planned.base?.kind === "file" && !planned.localChanged) {
+      source.noteLocalFile(join(dir, path), await readFileChunks(planned.base.id!, load));
+    }
+    await enqueueFile({ path, entry: after, chunks: await readFileChunks(after.id!, load), replaces: seenAt(path) });
+    return "written";
+  };
+
+  /** A removal, decided now and done after the writes ahead of it (deepest first: the walk queues a directory after what is below it). */
+  const remove = async (path: string, planned: PlannedPath) => {
+    const seen = seenAt(path);
+    await defer(async () => {
+      const absolute = join(dir, path);
+      try {
+        // Checks every parent with lstat: a path below a symlink is never touched.
+        prepareParents(dir, path, undefined, { create: false });
+        withShortPath(absolute, (short) => lstatSync(short));
+      } catch (error) {
+        if (error instanceof UnsafePathError) skipped.push({ path, reason: error.message });
+        return; // already gone, or not ours to remove
+      }
+      // A directory is emptied by the removals below it; anything else must be base's exactly.
+      if (planned.base?.kind !== "dir" || diskKindAt(path) !== "dir") {
+        const reason = await notInHistory(path, planned);
+        if (reason) {
+          conflicts.push({ path, keptAs: null, reason: `deleted on the node, kept here: ${reason}` });
+          return;
+        }
+      }
+      try {
+        // Never recursive: a directory goes only once empty (what is left in it was never synced);
+        // a file goes only if it is still what was there when the removal was decided.
+        removeInside(dir, path, syncer, { seen });
+      } catch (error) {
+        if (error instanceof ChangedMeanwhileError) {
+          conflicts.push({ path, keptAs: null, reason: `deleted on the node, kept here: ${error.message}` });
+          return;
+        }
+        if (!(error instanceof UnsafePathError)) throw error;
+        if (planned.base?.kind === "dir" && diskKindAt(path) === "dir") {
+          conflicts.push({ path, keptAs: null, reason: "deleted on the node but holds local files; kept" });
+        } else skipped.push({ path, reason: error.message });
+        return;
+      }
+      pathsRemoved++;
+    });
+  };
+
+  const reservedAt = (prefix: string) => (name: string) => (prefix === "" && name === STATE_DIR_NAME) || name.startsWith(TEMP_FILE_PREFIX);
+
+  /**
+   * Plans and applies one directory, then the directories below it, in tree order. Returns
+   * whether the node changed any path below `prefix` that this pull acted on (its parents then
+   * get their modes and mtimes set).
+   */
+  const walk = async (prefix: string, ids: NonNullable<PlannedPath["below"]>, depth: number): Promise<boolean> => {
+    if (depth > LIMITS.treeDepthMax) throw new Error(`tree deeper than ${LIMITS.treeDepthMax} levels at ${JSON.stringify(prefix)}`);
+    const [base, local, remote] = await Promise.all([entriesOf(ids.base), entriesOf(ids.local), entriesOf(ids.remote)]);
+    const plan = planPull(base, local, remote, {
+      holdsBack: (name, before, after) => notRead.setsAside({ path: joinPath(prefix, name), before, after }),
+      reserved: reservedAt(prefix),
+    });
+    let changedHere = false;
+    for (const planned of plan) {
+      const path = joinPath(prefix, planned.name);
+      let finish = false;
+      switch (planned.action) {
+        case "keep":
+          // A change on the node the directory already has still counts for its parents' attributes.
+          if (planned.remoteChange !== null) changedHere = true;
+          break;
+        case "hold-back":
+          break;
+        case "reserved":
+          // Never written; never removed either (a removal of one is left alone without a word).
+          if (planned.remote === null) break;
+          changedHere = true;
+          skipped.push({ path, reason: "reserved name, not written" });
+          break;
+        case "descend":
+          // A directory here and there: written only where the node changed its own mode.
+          if (planned.remoteChange === null) break;
+          changedHere = true;
+          finish = (await upsert(path, planned)) === "directory";
+          break;
+        case "write":
+        case "replace":
+        case "conflict-copy":
+          changedHere = true;
+          // A directory written or skipped: what is below it is still planned (and reported, if skipped too).
+          finish = (await upsert(path, planned)) === "directory";
+          break;
+        case "keep-changed":
+          conflicts.push({ path, keptAs: null, reason: "deleted on the node but changed here; kept" });
+          break;
+        case "delete":
+          changedHere = true;
+          break;
+      }
+      if (planned.below) {
+        const changedBelow = await walk(path, planned.below, depth + 1);
+        if (changedBelow && planned.remote?.kind === "dir") finish = true;
+        if (changedBelow) changedHere = true;
+      }
+      // After what is below it: a directory is removed once emptied, its attributes set once filled.
+      if (planned.action === "delete") await remove(path, planned);
+      if (finish) {
+        const entry = planned.remote!;
+        await defer(async () => {
+          try {
+            setDirectoryAttributes(dir, path, entry.mode, entry.mtimeMs);
+          } catch (error) {
+            attributesNotSet.push({ path, reason: `cannot set directory attributes: ${(error as Error).message}` });
+          }
+        });
+      }
+    }
+    return changedHere;
+  };
+
+  await walk("", { base: input.base, local: input.local, remote: input.remote }, 0);
+  await flush();
+
+  const setAside = notRead.skipped();
+  // What this pull could not apply: the directory still holds base's entry there (or its own).
+  const heldBack = [...new Set(skipped.map((s) => s.path))];
+  return { filesWritten, pathsRemoved, bytesWritten, conflicts, skipped: [...setAside, ...skipped, ...attributesNotSet], notApplied: notRead.count, heldBack };
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash === -1 ? "" : path.slice(0, slash);
+}
+
+/** What a pull will write, counted before it starts (for the progress bar): files and bytes the directory does not already hold, roughly. */
+export async function countPlannedWrites(base: ObjectId | null, local: ObjectId, remote: ObjectId, load: ObjectLoader): Promise<{ files: number; bytes: number }> {
+  const total = { files: 0, bytes: 0 };
+  const entriesOf = async (id: ObjectId | null): Promise<TreeEntry[]> => (id === null ? [] : await readTreeEntries(id, load));
+  const visit = async (ids: NonNullable<PlannedPath["below"]>, depth: number): Promise<void> => {
+    if (depth > LIMITS.treeDepthMax) return;
+    const [b, l, r] = await Promise.all([entriesOf(ids.base), entriesOf(ids.local), entriesOf(ids.remote)]);
+    for (const planned of planPull(b, l, r)) {
+      if ((planned.action === "write" || planned.action === "replace" || planned.action === "conflict-copy") && planned.remote?.kind === "file") {
+        total.files++;
+        if (planned.remoteChange === "modified" && planned.base?.kind === "file" && !planned.localChanged) {
+          const held = new Set((await readFileChunks(planned.base.id!, load)).map((c) => idToHex(c.id)));
+          for (const chunk of await readFileChunks(planned.remote.id!, load)) if (!held.has(idToHex(chunk.id))) total.bytes += chunk.lengthBytes;
+        } else total.bytes += planned.remote.sizeBytes;
+      }
+      if (planned.below) await visit(planned.below, depth + 1);
+    }
+  };
+  await visit({ base, local, remote }, 0);
+  return total;
+}

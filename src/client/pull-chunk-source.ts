@@ -1,0 +1,116 @@
+// The chunks a pull writes: from files already in the directory where they hold them (the old
+// versions of changed files, files this pull wrote), else from the node, verified, in bounded
+// batches. What it remembers of local files is bounded, so a pull of a million files does not
+// keep a million locations: past the bound the oldest are forgotten (their chunks are fetched).
+import { blake3 } from "../core/blake3.ts";
+import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
+import type { ChunkRef } from "../core/objects.ts";
+import type { ChunkSource } from "../fs/materialize.ts";
+import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
+import { RemoteError, type RemoteNode } from "./remote.ts";
+
+/** Chunk locations in local files remembered at most (about 200 bytes each). */
+export const LOCAL_CHUNKS_REMEMBERED_MAX = 100_000;
+
+/** Serves chunks from local files where possible, else from the node, in bounded batches. */
+export class PullChunkSource implements ChunkSource {
+  readonly local = new Map<string, ChunkLocation>();
+  readonly prefetched = new Map<string, Uint8Array>();
+  readonly reader = new FileChunkReader();
+  chunksFetched = 0;
+  bytesFetched = 0;
+  chunksReused = 0;
+
+  constructor(private readonly remote: RemoteNode, private readonly onFetched: (bytes: number) => void = () => {}) {}
+
+  /** Whether a chunk can be had without the network (not verified until read). */
+  hasLocally(id: ObjectId): boolean {
+    const key = idToHex(id);
+    return this.prefetched.has(key) || this.local.has(key);
+  }
+
+  /** Downloads chunks into memory, a few requests of ~4 MiB at a time. */
+  async prefetch(chunks: readonly ChunkRef[]): Promise<void> {
+    const batches: ObjectId[][] = [];
+    let batch: ObjectId[] = [];
+    let bytes = 0;
+    for (const chunk of chunks) {
+      batch.push(chunk.id);
+      bytes += chunk.lengthBytes;
+      if (bytes >= LIMITS.batchBytesTarget) {
+        batches.push(batch);
+        batch = [];
+        bytes = 0;
+      }
+    }
+    if (batch.length > 0) batches.push(batch);
+    for (let i = 0; i < batches.length; i += LIMITS.transferConcurrency) {
+      const replies = await Promise.all(batches.slice(i, i + LIMITS.transferConcurrency).map((ids) => this.remote.download(ids)));
+      for (const reply of replies) {
+        if (reply.missing.length > 0) throw new RemoteError("rejected", `the node lacks chunk ${idToHex(reply.missing[0]!)} of its own tree`);
+        for (const object of reply.objects) {
+          if (!idEquals(blake3(object.bytes), object.id)) throw new RemoteError("rejected", `the node sent chunk ${idToHex(object.id)} with wrong bytes`);
+          this.prefetched.set(idToHex(object.id), object.bytes);
+          this.chunksFetched++;
+          this.bytesFetched += object.bytes.length;
+          this.onFetched(object.bytes.length);
+        }
+      }
+    }
+  }
+
+  async getChunks(ids: readonly ObjectId[]): Promise<Uint8Array[]> {
+    const out: (Uint8Array | undefined)[] = ids.map((id) => {
+      const key = idToHex(id);
+      const fetched = this.prefetched.get(key);
+      if (fetched) return fetched;
+      const location = this.local.get(key);
+      if (!location) return undefined;
+      const bytes = this.reader.tryRead(id, location);
+      if (bytes) this.chunksReused++;
+      else this.local.delete(key); // the local copy changed; fetch instead
+      return bytes;
+    });
+    // Each distinct chunk once, however often the batch names it.
+    const missing = [...new Map(ids.filter((_, i) => out[i] === undefined).map((id) => [idToHex(id), id])).values()];
+    if (missing.length > 0) {
+      const reply = await this.remote.download(missing);
+      const counted = new Set<string>();
+      const byId = new Map(reply.objects.map((o) => [idToHex(o.id), o.bytes]));
+      for (let i = 0; i < ids.length; i++) {
+        if (out[i] !== undefined) continue;
+        const key = idToHex(ids[i]!);
+        const bytes = byId.get(key);
+        if (!bytes) throw new RemoteError("rejected", `the node lacks chunk ${key} of its own tree`);
+        out[i] = bytes;
+        if (counted.has(key)) continue;
+        counted.add(key);
+        this.chunksFetched++;
+        this.bytesFetched += bytes.length;
+        this.onFetched(bytes.length);
+      }
+    }
+    return out as Uint8Array[];
+  }
+
+  /** Remembers where a file's chunks sit on disk, to reuse them for later files. */
+  noteLocalFile(absolutePath: string, chunks: readonly ChunkRef[]): void {
+    let offset = 0;
+    for (const chunk of chunks) {
+      const key = idToHex(chunk.id);
+      if (!this.local.has(key)) {
+        this.local.set(key, { path: absolutePath, offsetBytes: offset, lengthBytes: chunk.lengthBytes });
+        // The oldest first (a Map keeps insertion order). A pull writes at most a few thousand
+        // files between noting a file being replaced and writing over it, far below the bound.
+        if (this.local.size > LOCAL_CHUNKS_REMEMBERED_MAX) this.local.delete(this.local.keys().next().value!);
+      }
+      offset += chunk.lengthBytes;
+    }
+  }
+
+  releasePrefetched(): void {
+    this.prefetched.clear();
+  }
+}
+

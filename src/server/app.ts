@@ -14,6 +14,7 @@ import { CorruptObjectError, ObjectHashMismatchError } from "../store/object-sto
 import { isOutOfSpaceError } from "../store/out-of-space.ts";
 import { ObjectIndexDamagedError } from "../store/sqlite-damage.ts";
 import { MetadataDamagedError } from "../node/metadata-damage.ts";
+import { MetadataUnavailableError } from "../node/metadata-unavailable.ts";
 import { IncompleteTreeError, InvalidTreeError } from "../node/closure.ts";
 import { HeadMovedError, type FolderRecord, type VersionRecord } from "../node/metadata.ts";
 import { UserError, type CommitResult, type DsyncNode } from "../node/node.ts";
@@ -157,6 +158,9 @@ function corruptReply(c: Context, corrupt: readonly ObjectId[]): Response {
 
 export const OUT_OF_SPACE_MESSAGE = "the node is out of disk space";
 
+// When the log last said the metadata store was unavailable (it says so once a minute at most).
+let lastUnavailableLogMs = 0;
+
 /** The node's log: messages may quote a request (a path, a name), so they are escaped like all terminal text. */
 function logLines(lines: string[]): void {
   process.stderr.write(terminalLines(lines));
@@ -182,6 +186,18 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     if (error instanceof MetadataDamagedError || error instanceof ObjectIndexDamagedError) {
       logLines([`dsync: ${error.message}`]);
       return c.json({ error: error.message, database: error.path }, 500);
+    }
+    if (error instanceof MetadataUnavailableError) {
+      // The metadata's database server is away (down, restarting, out of connections): nothing
+      // of the request was acknowledged, and the node answers again once the server is back.
+      // Logged once per outage minute, not once per request.
+      const nowMs = Date.now();
+      if (nowMs - lastUnavailableLogMs > 60_000) {
+        lastUnavailableLogMs = nowMs;
+        logLines([`dsync: ${error.message}`]);
+      }
+      c.header("retry-after", "5");
+      return c.json({ error: error.message }, 503);
     }
     if (error instanceof UserError) return c.json({ error: error.message }, error.status);
     if (error instanceof ObjectHashMismatchError) return c.json({ error: error.message }, 422);

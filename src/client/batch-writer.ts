@@ -5,6 +5,7 @@
 // reused one. The array header is always the 32-bit form (the count is known only at the end);
 // any msgpack reader accepts it.
 import type { ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
 
 const ARRAY32 = 0xdd;
 const FIXARRAY_2 = 0x92;
@@ -25,9 +26,12 @@ export class ObjectBatchWriter {
     this.view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   }
 
-  /** Whether an object of this size still fits. */
+  /**
+   * Whether an object of this size still fits: in the buffer, and within the most objects a node
+   * takes in one batch (tiny files would otherwise put several hundred thousand in 4 MiB).
+   */
   fits(lengthBytes: number): boolean {
-    return this.position + BATCH_ITEM_OVERHEAD_BYTES + lengthBytes <= this.buffer.length;
+    return this.count < LIMITS.batchIdsMax && this.position + BATCH_ITEM_OVERHEAD_BYTES + lengthBytes <= this.buffer.length;
   }
 
   /**

@@ -269,7 +269,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     // paths the last pull could not apply where the directory still holds the old entry.
     const baseLoad = cachedRemoteLoader(remote, caches.objects);
     const keepFrom = parent === null ? undefined : lastSyncedTree(state.lastRoot, baseLoad, state.heldBack);
-    const scan = await scanIntoCache(dir, caches, progress, streamer && ((id, bytes) => streamer.chunk(id, bytes)), keepFrom);
+    const scan = await scanIntoCache(dir, caches, progress, streamer, keepFrom);
     await streamer?.finish();
     if (keepFrom && !options.allowDeletes) {
       const count = await countDeletedFiles(keepFrom.root, scan.rootId, scan.files, baseLoad);
@@ -281,11 +281,14 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     // Nothing changed since the last sync: the node has all of it (if it lost something since,
     // the commit says what, and the retry below sends it).
     const unchanged = previous !== undefined && idToHex(scan.rootId) === state.lastRoot;
-    const plan: UploadPlan = unchanged ? { objects: [], chunks: [], chunkBytes: 0 } : await planUpload(remote, scan.rootId, dir, readNode, previous);
+    // Streamed to the end, every chunk and node the scan built was sent or found present. Files
+    // the stat cache served were not built, so a plan still finds what of them the node lacks.
+    const streamed = streamer !== undefined && streamer.complete && scan.filesFromCache === 0;
+    const plan: UploadPlan = unchanged || streamed ? { objects: [], chunks: [], chunkBytes: 0 } : await planUpload(remote, scan.rootId, dir, readNode, previous);
     progress.phase("pushing", plan.chunkBytes);
     const uploadStartMs = Date.now();
     const uploaded = await executeUpload(remote, plan, readNode, progress, pipeline);
-    let sent = { objectsSent: uploaded.objectsSent + (streamer?.chunksSent ?? 0), bytesSent: uploaded.bytesSent + (streamer?.bytesSent ?? 0) };
+    let sent = { objectsSent: uploaded.objectsSent + (streamer?.objectsSent ?? 0), bytesSent: uploaded.bytesSent + (streamer?.bytesSent ?? 0) };
     const commitStartMs = Date.now();
     const commitBody = {
       root: idToHex(scan.rootId),

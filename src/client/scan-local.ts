@@ -20,7 +20,10 @@ import type { Progress } from "./progress.ts";
 import { stillHeldBack, withEntriesOf, type HeldBack } from "./held-back.ts";
 
 export interface LocalScan extends ScanResult {
-  /** The nodes this scan built, by hex id (nodes of cached files are in the local cache). */
+  /**
+   * Some of the nodes this scan built, by hex id: the first NEW_OBJECTS_BYTES_MAX of them, a
+   * fast path for reading them back. Every node of the scanned tree is in the local cache.
+   */
   newObjects: Map<string, Uint8Array>;
   chunking: string;
   /** Paths not read whose entry was taken from `keepFrom`, with why they were not read. */
@@ -40,21 +43,45 @@ export interface KeepFrom {
 }
 
 const FLUSH_OBJECTS = 2048;
+/** Memory the in-memory copies in `newObjects` may take (bytes plus about 200 per entry for key and map). */
+const NEW_OBJECTS_BYTES_MAX = 8 * 1024 * 1024;
+const NEW_OBJECT_OVERHEAD_BYTES = 200;
+
+/** Where a push sends what the scan produces, as it produces it (streaming-upload.ts). */
+export interface ScanUpload {
+  chunk(id: ObjectId, bytes: Uint8Array): void | Promise<void>;
+  object(id: ObjectId, bytes: Uint8Array): void | Promise<void>;
+}
 
 export async function scanIntoCache(
   dir: string,
   caches: LocalCaches,
   progress: Progress,
-  onChunk?: (id: ObjectId, bytes: Uint8Array) => void | Promise<void>,
+  upload?: ScanUpload,
   keepFrom?: KeepFrom,
 ): Promise<LocalScan> {
   const newObjects = new Map<string, Uint8Array>();
+  let newObjectsBytes = 0;
   let pending: StoredObject[] = [];
+  // Keys of `pending` and of the last batches written: a node the scan builds twice (identical
+  // files or directories) is put once. Bounded, like everything held per object.
+  let recent = new Set<string>();
   const flush = async () => {
     if (pending.length === 0) return;
     const batch = pending;
     pending = [];
+    if (recent.size > FLUSH_OBJECTS * 8) recent = new Set();
     await caches.objects.putMany(batch);
+  };
+  /** Notes a node of the scanned tree: kept in the cache (and in memory while there is room); false when already noted. */
+  const note = (id: ObjectId, key: string, bytes: Uint8Array): boolean => {
+    if (newObjects.has(key) || recent.has(key)) return false;
+    recent.add(key);
+    if (newObjectsBytes + bytes.length + NEW_OBJECT_OVERHEAD_BYTES <= NEW_OBJECTS_BYTES_MAX) {
+      newObjects.set(key, bytes);
+      newObjectsBytes += bytes.length + NEW_OBJECT_OVERHEAD_BYTES;
+    }
+    return true;
   };
   let lastBytes = 0;
   // Totals for the bar, counted only when it is drawn. A directory scanned before: the files the
@@ -71,11 +98,11 @@ export async function scanIntoCache(
     statCache: caches.statCache,
     excludeTopLevel: [STATE_DIR_NAME],
     sink: {
-      chunk: onChunk,
+      chunk: upload && ((id, bytes) => upload.chunk(id, bytes)),
       object: async (sealed) => {
         const key = idToHex(sealed.id);
-        if (newObjects.has(key)) return;
-        newObjects.set(key, sealed.bytes);
+        if (!note(sealed.id, key, sealed.bytes)) return;
+        await upload?.object(sealed.id, sealed.bytes);
         // Unchanged directories rebuild nodes the cache already holds; asking is cheaper than re-putting.
         if (await caches.objects.has(sealed.id)) return;
         pending.push({ id: sealed.id, bytes: sealed.bytes });
@@ -93,7 +120,8 @@ export async function scanIntoCache(
     await flush();
     return { ...result, newObjects, chunking: chunkingDescriptor(DEFAULT_CHUNKER_PARAMS), kept: [], ignored, heldBack: [] };
   }
-  // The scanned tree's nodes are in newObjects (or the cache); the kept tree's come through its loader.
+  // The scanned tree's nodes are in the cache (some in newObjects too); the kept tree's come through its loader.
+  await flush();
   const load: ObjectLoader = async (id) => {
     const fresh = newObjects.get(idToHex(id));
     if (fresh) return decodeObject(fresh);
@@ -102,20 +130,17 @@ export async function scanIntoCache(
   };
   const graft = await graftEntries(result.rootId, keepFrom.root, result.notRead.map((p) => p.path), load);
   for (const sealed of graft.objects) {
-    const key = idToHex(sealed.id);
-    if (newObjects.has(key)) continue;
-    newObjects.set(key, sealed.bytes);
-    pending.push({ id: sealed.id, bytes: sealed.bytes });
+    if (note(sealed.id, idToHex(sealed.id), sealed.bytes)) pending.push({ id: sealed.id, bytes: sealed.bytes });
   }
+  // The loader reads from the cache what does not fit in memory.
+  await flush();
   const heldBack = await stillHeldBack(graft.root, keepFrom.heldBack, load);
   const rootId = await withEntriesOf(graft.root, keepFrom.root, heldBack, load, {
     putMany: async (objects) => {
       for (const { id, bytes } of objects) {
-        const key = idToHex(id);
-        if (newObjects.has(key)) continue;
-        newObjects.set(key, bytes);
-        pending.push({ id, bytes });
+        if (note(id, idToHex(id), bytes)) pending.push({ id, bytes });
       }
+      await flush();
     },
   });
   await flush();

@@ -3,6 +3,11 @@
 // node's ingest (verifying, writing, fsync) then overlap instead of running one after the other,
 // and each chunk is sent from the bytes the scan just read rather than read again.
 //
+// The scan's file and tree nodes go the same way, after the chunks they name (the scan builds
+// bottom-up), so when streaming runs to the end the node holds the whole tree and no plan is
+// needed after the scan: scan, upload and the node's ingest overlap, and nothing is held per
+// file once its batch is sent.
+//
 // Each full batch is checked with one "which of these do you lack?" request, and only what is
 // missing is sent. When a batch turns out to be mostly present already, streaming stops and the
 // rest is left to the top-down plan after the scan, which skips whatever was streamed.
@@ -14,13 +19,23 @@ import type { UploadPipeline } from "./upload-pipeline.ts";
 
 /** Below this share of missing chunks in a batch, streaming is not worth its extra requests. */
 const MISSING_SHARE_MIN = 0.5;
+/**
+ * Ids remembered to skip an object given twice (identical files). Beyond this the memory is
+ * started afresh: an object given again is then only asked about again, never sent twice
+ * unless the node still lacks it.
+ */
+const SEEN_IDS_MAX = 65_536;
 
 export class StreamingChunkUploader {
   active = true;
+  /** Objects sent (chunks and nodes), and of them chunks. */
+  objectsSent = 0;
   chunksSent = 0;
   bytesSent = 0;
   private writer: ObjectBatchWriter | undefined;
   private ids: ObjectId[] = [];
+  /** Whether each of `ids` is a chunk (for the report's count of chunks sent). */
+  private chunkFlags: boolean[] = [];
   private readonly seen = new Set<string>();
   /** Batches are checked and sent in order, off the scan's path; a failure surfaces in finish(). */
   private tail: Promise<void> = Promise.resolve();
@@ -28,12 +43,27 @@ export class StreamingChunkUploader {
 
   constructor(private readonly remote: RemoteNode, private readonly pipeline: UploadPipeline) {}
 
+  /** Whether every object given was sent or found present: streaming never stopped. */
+  get complete(): boolean {
+    return this.active && this.failure === undefined;
+  }
+
   /** A scan sink for chunks; copies the bytes (the scan reuses its buffer). */
-  async chunk(id: ObjectId, bytes: Uint8Array): Promise<void> {
+  chunk(id: ObjectId, bytes: Uint8Array): Promise<void> {
+    return this.add(id, bytes, true);
+  }
+
+  /** A scan sink for file and tree nodes, given after everything they name. */
+  object(id: ObjectId, bytes: Uint8Array): Promise<void> {
+    return this.add(id, bytes, false);
+  }
+
+  private async add(id: ObjectId, bytes: Uint8Array, isChunk: boolean): Promise<void> {
     if (!this.active) return;
     if (this.failure) throw this.failure;
     const key = idToHex(id);
     if (this.seen.has(key)) return;
+    if (this.seen.size >= SEEN_IDS_MAX) this.seen.clear();
     this.seen.add(key);
     this.writer ??= await this.pipeline.writer();
     if (!this.writer.fits(bytes.length) || this.writer.objectBytes >= LIMITS.batchBytesTarget) {
@@ -42,20 +72,23 @@ export class StreamingChunkUploader {
     }
     this.writer.append(id, bytes);
     this.ids.push(id);
+    this.chunkFlags.push(isChunk);
   }
 
   private async handOff(): Promise<void> {
     const writer = this.writer!;
     const ids = this.ids;
+    const chunkFlags = this.chunkFlags;
     this.writer = undefined;
     this.ids = [];
-    this.tail = this.tail.then(() => this.checkAndSend(writer, ids)).catch((error) => {
+    this.chunkFlags = [];
+    this.tail = this.tail.then(() => this.checkAndSend(writer, ids, chunkFlags)).catch((error) => {
       this.failure ??= error;
       this.active = false;
     });
   }
 
-  private async checkAndSend(writer: ObjectBatchWriter, ids: ObjectId[]): Promise<void> {
+  private async checkAndSend(writer: ObjectBatchWriter, ids: ObjectId[], chunkFlags: boolean[]): Promise<void> {
     if (this.failure) {
       this.pipeline.release(writer);
       return;
@@ -67,7 +100,8 @@ export class StreamingChunkUploader {
       return;
     }
     if (missing.length === ids.length) {
-      this.chunksSent += writer.count;
+      this.objectsSent += writer.count;
+      this.chunksSent += chunkFlags.filter(Boolean).length;
       this.bytesSent += writer.objectBytes;
       await this.pipeline.send(writer);
       return;
@@ -75,7 +109,8 @@ export class StreamingChunkUploader {
     // Some are present: send only the rest (compacted in place, so no second buffer is needed).
     const wanted = new Set(missing.map(idToHex));
     writer.retain((id) => wanted.has(idToHex(id)));
-    this.chunksSent += writer.count;
+    this.objectsSent += writer.count;
+    this.chunksSent += ids.filter((id, i) => chunkFlags[i] && wanted.has(idToHex(id))).length;
     this.bytesSent += writer.objectBytes;
     await this.pipeline.send(writer);
   }

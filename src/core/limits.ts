@@ -41,7 +41,7 @@ export const LIMITS = {
   jsonDepthMax: 64,
   /** Most nodes a version vector from the network (a listing, a notice, a history request) may name; one per node that ever wrote the folder. */
   versionVectorNodesMax: 4096,
-  /** Most ids in one "which do you lack?" or download batch. */
+  /** Most ids in one "which do you lack?" or download batch, and most objects in one upload batch. */
   batchIdsMax: 100_000,
   /** Target size of one upload/download batch, in bytes. */
   batchBytesTarget: 4 * 1024 * 1024,

@@ -397,8 +397,10 @@ class Scanner {
     path: string,
     stats: BigIntStats,
   ): Promise<{ id: ObjectId; sizeBytes: number; mtimeMs: number } | undefined> {
-    this.seenPaths.add(relativePath);
     const cached = this.statCache.get(relativePath);
+    // Only remembered paths: finish() drops the remembered ones not seen, and a set of every path
+    // would grow with the tree (a million files, tens of MB).
+    if (cached) this.seenPaths.add(relativePath);
     const mode = syncedMode(Number(stats.mode & 0o7777n));
     if (
       cached &&

@@ -33,6 +33,9 @@ export interface StatCache {
 /** Timestamps closer than this to the scan start are not trusted for caching. */
 export const RACY_WINDOW_NS = 100_000_000n;
 
+/** Entries set during a scan that are written to the database at once, so a huge scan holds few. */
+const PENDING_ROWS_MAX = 8192;
+
 interface StatCacheRow {
   path: string;
   size: number;
@@ -49,6 +52,8 @@ export class SqliteStatCache implements StatCache {
   private readonly pending = new Map<string, StatCacheEntry>();
   /** Every row, read in one query on first use: one lookup per file would cost more than the lstat. */
   private loaded: Map<string, StatCacheEntry> | undefined;
+  /** Whether pending entries went to the database before finish() (then `loaded` lacks them). */
+  private writtenEarly = false;
 
   constructor(path: string) {
     this.db = new Database(path, { create: true });
@@ -93,6 +98,26 @@ export class SqliteStatCache implements StatCache {
 
   set(path: string, entry: StatCacheEntry): void {
     this.pending.set(path, entry);
+    // A first scan of a million files would otherwise hold a million entries until finish().
+    if (this.pending.size >= PENDING_ROWS_MAX) this.writePending();
+  }
+
+  /**
+   * Writes the pending entries now, in one transaction. The paths are set during this scan, so
+   * the scan never looks them up again: `loaded` is left as it was (it is reloaded after finish()).
+   */
+  private writePending(): void {
+    const insert = this.db.prepare(
+      "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.db.transaction(() => {
+      for (const [path, e] of this.pending) {
+        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
+      }
+    })();
+    for (const path of this.pending.keys()) this.loaded?.delete(path);
+    this.pending.clear();
+    this.writtenEarly = true;
   }
 
   remember(entries: ReadonlyMap<string, StatCacheEntry>): void {
@@ -107,6 +132,7 @@ export class SqliteStatCache implements StatCache {
     for (const [path, entry] of entries) this.loaded?.set(path, entry);
   }
 
+  /** `seenPaths` must hold every remembered path the scan confirmed; paths not remembered need not be in it. */
   finish(seenPaths: ReadonlySet<string>): void {
     const insert = this.db.prepare(
       "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -115,7 +141,7 @@ export class SqliteStatCache implements StatCache {
     const existing = [...this.rows().keys()];
     const gone = existing.filter((path) => !seenPaths.has(path));
     // An unchanged directory writes nothing (no transaction, no sync).
-    if (gone.length === 0 && this.pending.size === 0) return;
+    if (gone.length === 0 && this.pending.size === 0) return this.forgetIfWrittenEarly();
     this.db.transaction(() => {
       for (const path of existing) if (!seenPaths.has(path)) remove.run(path);
       for (const [path, e] of this.pending) {
@@ -125,6 +151,14 @@ export class SqliteStatCache implements StatCache {
     for (const path of existing) if (!seenPaths.has(path)) this.loaded?.delete(path);
     for (const [path, entry] of this.pending) this.loaded?.set(path, entry);
     this.pending.clear();
+    this.forgetIfWrittenEarly();
+  }
+
+  /** After entries went to the database early, `loaded` lacks them: read it again if asked. */
+  private forgetIfWrittenEarly(): void {
+    if (!this.writtenEarly) return;
+    this.loaded = undefined;
+    this.writtenEarly = false;
   }
 
   close(): void {

@@ -13,6 +13,8 @@ import { randomBytes } from "node:crypto";
 import { closeSync, constants, fsyncSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { isIdHex } from "../core/id.ts";
+import { parseFingerprint } from "../wire/tls-fingerprint.ts";
+import { pinToRemember } from "./tls-settings.ts";
 import { SqliteStatCache } from "../fs/stat-cache.ts";
 import { handlesResolveNames, openDirectoryInside, pathInHandle, UnsafePathError } from "../fs/directory-handle.ts";
 import { PackObjectStore } from "../store/pack-store.ts";
@@ -36,6 +38,11 @@ export interface SyncState {
    * there (see held-back.ts). Replaced by every pull; carried over by a push.
    */
   heldBack?: { root: string; paths: string[] };
+  /**
+   * The fingerprint (sha256:...) of the https:// remote's certificate, pinned by the first push
+   * or pull that named it (--tls-fingerprint) and trusted for that remote from then on.
+   */
+  tlsFingerprint?: string;
 }
 
 export function stateDir(dir: string): string {
@@ -115,11 +122,19 @@ export function readSyncState(dir: string): SyncState {
     const paths = heldBack.paths.filter((path): path is string => typeof path === "string" && path !== "");
     if (paths.length > 0) out.heldBack = { root: heldBack.root, paths };
   }
+  if (typeof state.tlsFingerprint === "string") {
+    const fingerprint = parseFingerprint(state.tlsFingerprint);
+    if (fingerprint === null) throw new Error(`${path} holds a tlsFingerprint that is not one (${JSON.stringify(state.tlsFingerprint.slice(0, 100))}); fix or remove it, then pass --tls-fingerprint`);
+    out.tlsFingerprint = fingerprint;
+  }
   return out;
 }
 
 /** Writes the state atomically and durably: it names the version the directory matches. */
-export function writeSyncState(dir: string, state: SyncState): void {
+export function writeSyncState(dir: string, given: SyncState): void {
+  // The pin this process verified against the remote is remembered with it (tls-settings.ts).
+  const pin = given.remote !== undefined ? pinToRemember(given.remote) : undefined;
+  const state: SyncState = pin !== undefined ? { ...given, tlsFingerprint: pin } : given;
   const bytes = new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n");
   inStateFolder(dir, true, (at, folderFd) => {
     // A fresh name, created exclusively: whatever sits at an old temp name is never opened.

@@ -10,6 +10,8 @@ import type { ConsistencyMode } from "../node/metadata.ts";
 import { nodeIdProblem } from "../node/node.ts";
 import { decodeDownloadReply, decompressBody, encodeIdList, readAtMost } from "../wire/formats.ts";
 import { decodeHistory } from "../wire/history.ts";
+import type { PeerProofSigner } from "../wire/peer-proof.ts";
+import type { TlsTrust } from "../wire/tls-trust.ts";
 import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport } from "./transport.ts";
 
 export interface HttpTransportOptions {
@@ -18,6 +20,10 @@ export interface HttpTransportOptions {
   requestTimeoutMs?: number;
   /** Deadline for one download batch (up to tens of MiB). */
   downloadTimeoutMs?: number;
+  /** How each https:// peer's certificate is verified (its pin, or --ca): src/wire/tls-trust.ts. */
+  trustFor?: (peer: string) => TlsTrust | undefined;
+  /** Signs every request to an https:// peer with this node's key, so the peer knows which node calls (src/wire/peer-proof.ts). */
+  signer?: PeerProofSigner;
 }
 
 /** The largest peer reply read, compressed or not (as for a client: twice the largest request body). */
@@ -40,17 +46,24 @@ export class HttpPeerTransport implements PeerTransport {
     this.requests.set(peer, (this.requests.get(peer) ?? 0) + 1);
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.clusterToken}`, "accept-encoding": "zstd" };
     if (body !== undefined) headers["content-type"] = contentType;
+    const url = peer.replace(/\/+$/, "") + path;
+    const trust = this.options.trustFor?.(peer);
     let response: Response;
     try {
-      response = await fetch(peer.replace(/\/+$/, "") + path, {
+      // The peer's certificate is checked on every connection; a redirect is never followed.
+      const tlsOptions = trust ? await trust.fetchOptions() : { redirect: "manual" as const };
+      if (this.options.signer && url.startsWith("https:")) Object.assign(headers, this.options.signer.headers(method, url));
+      response = await fetch(url, {
         method,
         headers,
         body: body as BodyInit | undefined,
         signal: AbortSignal.timeout(timeoutMs),
         decompress: false,
+        ...tlsOptions,
       } as RequestInit);
     } catch (error) {
-      throw new PeerRequestError(`cannot reach peer ${peer}: ${(error as Error).message}`);
+      const tlsReason = await trust?.explain(error);
+      throw new PeerRequestError(tlsReason ? `peer ${peer}: ${tlsReason.message}` : `cannot reach peer ${peer}: ${(error as Error).message}`);
     }
     // A peer's reply is read within the bound it is inflated to, never whole whatever its size.
     let raw: Uint8Array | null;

@@ -22,6 +22,7 @@ import type { MergeConflict } from "../core/merge.ts";
 import type { TreeEntry } from "../core/objects.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
 import { registerPeerRoutes } from "./peer-routes.ts";
+import { idleCollector } from "./idle-collect.ts";
 import { msgpackResponse, readBody, readJson } from "./http-body.ts";
 import type { PeerService } from "../replication/peer-service.ts";
 import type { Replicator } from "../replication/replicator.ts";
@@ -364,6 +365,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       totalBytes: optionalCount(body.bytes, "bytes", 0),
     });
     metrics?.observeCommit("push", result);
+    // What the commit's check read is given back once the node is quiet (idle-collect.ts).
+    idleCollector.noteCommit();
     return c.json(commitJson(result));
   });
 

@@ -6,6 +6,7 @@ import { parseJsonBounded } from "../core/json-shape.ts";
 import { BodyTooLargeError, compressIfWorthIt, decompressBody } from "../wire/formats.ts";
 import { requireObject } from "./validate.ts";
 import { countBodyBytes } from "./metrics.ts";
+import { idleCollector } from "./idle-collect.ts";
 
 /** A request body, inflated when it came compressed; at most `maxBytes` as sent and once inflated (413 beyond). */
 export async function readBody(c: Context, maxBytes: number = LIMITS.requestBodyBytesMax): Promise<Uint8Array> {
@@ -15,6 +16,7 @@ export async function readBody(c: Context, maxBytes: number = LIMITS.requestBody
   if (declared > maxBytes) throw tooLarge();
   const raw = new Uint8Array(await c.req.arrayBuffer());
   countBodyBytes(c, "received", raw.length);
+  idleCollector.noteBytes(raw.length);
   if (raw.length > maxBytes) throw tooLarge();
   return decompressBody(raw, c.req.header("content-encoding"), maxBytes);
 }
@@ -41,6 +43,7 @@ export function msgpackResponse(c: Context, bytes: Uint8Array, allowCompression 
   const headers: Record<string, string> = { "content-type": "application/msgpack" };
   if (encoding) headers["content-encoding"] = encoding;
   countBodyBytes(c, "sent", body.length);
+  idleCollector.noteBytes(body.length);
   return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers });
 }
 

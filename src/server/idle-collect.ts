@@ -1,0 +1,56 @@
+// Giving back what finished transfers held, once the node is idle.
+//
+// JavaScriptCore collects when allocation asks for it, never because a process went quiet: after
+// a push of 200 MiB the node kept ~60 MB of request bodies already answered and ~50 MB of dead
+// objects, and after a 100 000-file commit ~130 MB of the check's dead objects, for as long as
+// nothing else ran (docs/benchmarks.md, "Node memory"). So heavy requests (bodies of many bytes,
+// commits, whose checks read every new object) count towards one full collection, run IDLE_MS
+// after the last of them. Light traffic (a status poll, a metrics scrape) never triggers one,
+// and a push in progress puts it off with each batch.
+
+/** Bytes of request and reply bodies since the last collection that make one worth it. */
+export const HEAVY_BYTES_MIN = 16 * 1024 * 1024;
+/** Quiet time before collecting. */
+export const IDLE_MS = 1000;
+
+export class IdleCollector {
+  private heavyBytes = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  collections = 0;
+
+  constructor(private readonly collect: () => void = () => Bun.gc(true), private readonly idleMs = IDLE_MS) {}
+
+  /** Body bytes received or sent: counts towards a collection. */
+  noteBytes(bytes: number): void {
+    this.heavyBytes += bytes;
+    this.schedule();
+  }
+
+  /** A commit ended: its check read every new object, as much garbage as a big body. */
+  noteCommit(): void {
+    this.heavyBytes += HEAVY_BYTES_MIN;
+    this.schedule();
+  }
+
+  /** Once enough was moved, collect IDLE_MS after the last heavy request (each one puts it off). */
+  private schedule(): void {
+    if (this.heavyBytes < HEAVY_BYTES_MIN) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.heavyBytes = 0;
+      this.collections += 1;
+      this.collect();
+    }, this.idleMs);
+    // A scheduled collection never keeps the process alive.
+    this.timer.unref?.();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** The process's one collector: every server in it shares the same heap. */
+export const idleCollector = new IdleCollector();

@@ -1,0 +1,46 @@
+// The idle collector: heavy requests (many body bytes, a commit) lead to one collection once the
+// node is quiet; light traffic never does, and another heavy request in time puts it off.
+import { expect, test } from "bun:test";
+import { HEAVY_BYTES_MIN, IdleCollector } from "../../src/server/idle-collect.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("collects once after heavy requests, when no request came for the idle time", async () => {
+  let runs = 0;
+  const collector = new IdleCollector(() => void runs++, 50);
+  for (let i = 0; i < 4; i++) {
+    collector.noteBytes(HEAVY_BYTES_MIN / 4);
+  }
+  await sleep(20);
+  expect(runs).toBe(0);
+  await sleep(80);
+  expect(runs).toBe(1);
+  await sleep(100);
+  expect(runs).toBe(1);
+});
+
+test("light traffic never collects; a commit counts as heavy", async () => {
+  let runs = 0;
+  const collector = new IdleCollector(() => void runs++, 30);
+  for (let i = 0; i < 20; i++) {
+    collector.noteBytes(1000);
+  }
+  await sleep(80);
+  expect(runs).toBe(0);
+  collector.noteCommit();
+  await sleep(80);
+  expect(runs).toBe(1);
+});
+
+test("another heavy request before the idle time puts the collection off", async () => {
+  let runs = 0;
+  const collector = new IdleCollector(() => void runs++, 60);
+  collector.noteCommit();
+  await sleep(40);
+  collector.noteBytes(HEAVY_BYTES_MIN);
+  await sleep(40);
+  expect(runs).toBe(0);
+  await sleep(60);
+  expect(runs).toBe(1);
+  collector.stop();
+});

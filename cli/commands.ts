@@ -342,6 +342,31 @@ export const COMMANDS: CommandSpec[] = [
     run: (flags) => runCommand(async () => (await import("./maintenance.ts")).gcCommand(flags)),
   },
   {
+    usage: "token <action> [id]",
+    summary: "Make, list and revoke tokens: dsync token create|list|revoke",
+    description: [
+      "ACTION is create, list or revoke. create makes a token with a role (read: pull, diff, log, ls, status; write: also push and restore; admin: everything, gc, verify, retention and tokens) for the folders named with --folder (none: every folder), and prints it once with its id; the node keeps only its hash. list shows every token's id, name, role, folders, times and whether it is revoked, never the token. revoke ID refuses the token from its next request on.",
+      "Against a running node (--remote, with its admin token in DSYNC_TOKEN), or in a node's data folder (--data), which works while the node runs: the node reads tokens from the data folder on every request. Tokens count only on a node started with --token, which stays its admin token.",
+    ],
+    options: [
+      NODE_OPTION,
+      { flags: "--data <dir>", description: "Work in this data folder directly instead of on a node" },
+      { flags: "--role <role>", description: "create: read, write or admin" },
+      { flags: "--folder <name>", description: "create: a folder the token may touch; repeat for more (default every folder)" },
+      { flags: "--expires <duration>", description: "create: valid for this long, e.g. 30d, 12h, 90m (default never expires)" },
+      { flags: "--name <label>", description: "create: a label shown by list" },
+      JSON_OPTION,
+    ],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync token create --role read --folder photos --expires 30d --name laptop", explanation: "a read token for folder photos, valid 30 days" },
+      { command: "dsync token list --data /srv/dsync", explanation: "the tokens of that data folder" },
+      { command: "dsync token revoke 3f2a9c1d0b8e7a65", explanation: "refuse that token from now on" },
+    ],
+    exitCodes: OK_FAILURE_USAGE,
+    run: (action, id, flags) => runCommand(async () => (await import("./token.ts")).tokenCommand(action, id, flags)),
+  },
+  {
     usage: "inspect <what> <file>",
     hashes: true,
     summary: "Show how a file is cut: dsync inspect chunks FILE",

@@ -3,7 +3,7 @@
 // are text are therefore read back from the command line exactly as typed.
 
 /** Options whose values are always text. */
-export const TEXT_OPTIONS = ["version", "folder", "message", "token", "node-id", "data", "listen", "remote"] as const;
+export const TEXT_OPTIONS = ["version", "folder", "message", "token", "node-id", "data", "listen", "remote", "role", "name", "expires"] as const;
 
 function camelCase(name: string): string {
   return name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
@@ -19,6 +19,18 @@ export function rawOptionValue(argv: readonly string[], name: string): string | 
     else if (argument.startsWith(`--${name}=`)) value = argument.slice(name.length + 3);
   }
   return value;
+}
+
+/** Every value given for `--name`, in order, as typed (an option that may be repeated). */
+export function rawOptionValues(argv: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const argument = argv[i]!;
+    if (argument === "--") break;
+    if (argument === `--${name}` && i + 1 < argv.length) values.push(argv[++i]!);
+    else if (argument.startsWith(`--${name}=`)) values.push(argument.slice(name.length + 3));
+  }
+  return values;
 }
 
 /** Replaces parsed text options in `options` with their values as typed. */

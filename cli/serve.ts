@@ -7,6 +7,9 @@ import { DsyncNode, nodeIdProblem } from "../src/node/node.ts";
 import { isLoopback, parseListenAddress, startServer } from "../src/server/serve.ts";
 import { parseCount } from "./errors.ts";
 import { DSYNC_VERSION } from "./version.ts";
+import { SqliteTokenStore } from "../src/node/token-store.ts";
+import { systemRandom } from "../src/node/clock.ts";
+import { openMembership } from "../src/server/object-visibility.ts";
 
 export interface ServeFlags {
   data?: string;
@@ -134,10 +137,19 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   }
   // Before anything else is said: what had to be repaired before the node could start.
   if (node.startupNotes.length > 0) process.stderr.write(terminalLines(node.startupNotes));
+  // The tokens `dsync token create` makes (tokens.sqlite), and which objects each folder reaches,
+  // for tokens limited to some folders (folder-objects.sqlite); both beside the metadata.
+  const tokens = SqliteTokenStore.open(dataDir, systemRandom);
+  const membership = openMembership(node, dataDir);
+  const closeStores = async () => {
+    membership.close();
+    await tokens.close();
+  };
   let server;
   try {
-    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken, metricsListen });
+    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken, metricsListen, tokens, membership });
   } catch (error) {
+    await closeStores();
     await node.close();
     removeCreated();
     throw new Error(
@@ -155,5 +167,6 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   process.stdout.write(terminalLines(["dsync: shutting down"]));
   await server.stop();
   await node.close();
+  await closeStores();
   return 0;
 }

@@ -7,6 +7,7 @@ import { validateFolderName, validateVersionRef } from "../core/names.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { commitReply, folderPageReply, folderReply, MalformedReplyError, statusReply, versionPageReply, versionReply, type ListPage } from "./reply-shapes.ts";
 import { UsageError } from "./sync-target.ts";
+import { createdTokenReply, tokenInfoReply, tokenListReply, type TokenInfo } from "./token-replies.ts";
 import {
   compressIfWorthIt,
   ZSTD_LEVEL_UPLOAD,
@@ -300,5 +301,20 @@ export class RemoteNode {
   /** Re-hash and check everything; with `repair`, fetch what is corrupt or missing from the node's peers (POST /v1/verify). */
   verify(options: { repair?: boolean } = {}): Promise<VerifyReport> {
     return this.json("POST", "/v1/verify", { repair: options.repair === true });
+  }
+
+  /** Makes a token (POST /v1/tokens, admin); the answer is the only place the token appears. */
+  createToken(spec: { role: string; folders: readonly string[]; name: string; expiresInMs: number | null }): Promise<TokenInfo & { token: string }> {
+    return this.checkedJson(createdTokenReply, "POST", "/v1/tokens", spec);
+  }
+
+  /** Every token's record, never a token (GET /v1/tokens, admin). */
+  listTokens(): Promise<TokenInfo[]> {
+    return this.checkedJson(tokenListReply, "GET", "/v1/tokens");
+  }
+
+  /** Revokes a token by id (DELETE /v1/tokens/:tokenId, admin); revoking twice keeps the first time. */
+  revokeToken(id: string): Promise<TokenInfo> {
+    return this.checkedJson(tokenInfoReply, "DELETE", `/v1/tokens/${encodeURIComponent(id)}`);
   }
 }

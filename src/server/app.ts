@@ -4,7 +4,7 @@
 // Client routes live under /v1; routes for other nodes will live under /v1/peer with their own
 // credential. Data moves as msgpack, what people read as JSON. Every body is size-limited
 // (413) and every decoder turns malformed input into a 4xx.
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { blake3BackendName } from "../core/blake3.ts";
 import { DecodeError, encodeCanonical } from "../core/encoding.ts";
@@ -16,11 +16,15 @@ import { ObjectIndexDamagedError } from "../store/sqlite-damage.ts";
 import { MetadataDamagedError } from "../node/metadata-damage.ts";
 import { MetadataUnavailableError } from "../node/metadata-unavailable.ts";
 import { IncompleteTreeError, InvalidTreeError } from "../node/closure.ts";
-import { HeadMovedError, type FolderRecord, type VersionRecord } from "../node/metadata.ts";
+import { HeadMovedError, type FolderRecord, type VersionRecord } from "../node/metadata-records.ts";
 import { UserError, type CommitResult, type DsyncNode } from "../node/node.ts";
 import type { MergeConflict } from "../core/merge.ts";
 import type { TreeEntry } from "../core/objects.ts";
-import { bearerToken, tokensEqual } from "./auth.ts";
+import { authorize, checkFolderScope, eventFilter, scopedFolders } from "./access.ts";
+import { ObjectVisibility, openMembership } from "./object-visibility.ts";
+import { registerTokenRoutes } from "./token-routes.ts";
+import type { FolderMembership } from "../node/folder-membership.ts";
+import type { TokenStore } from "../node/token-store.ts";
 import { registerPeerRoutes } from "./peer-routes.ts";
 import { idleCollector } from "./idle-collect.ts";
 import { msgpackResponse, readBody, readJson } from "./http-body.ts";
@@ -39,13 +43,14 @@ import {
 } from "../wire/formats.ts";
 import { terminalLines } from "../core/terminal-text.ts";
 import { checkRouteParams } from "./route-params.ts";
+import { NODE_ID_HEADER } from "../wire/node-header.ts";
 import type { CommitJson, ConflictJson, EntryJson, FolderJson, VersionJson } from "../wire/api-json.ts";
 import { nameCursor, nameFromCursor, pageLimit, sequenceCursor, sequenceFromCursor } from "./paging.ts";
 import { validateVersionRef } from "../core/names.ts";
 import { countBodyBytes, registerMetricsRoute, type NodeMetrics } from "./metrics.ts";
 import { registerEventRoutes, transferFolder } from "./events.ts";
 import { registerDashboardRoutes } from "./dashboard/routes.ts";
-import { conflictCopiesJson, conflictCopiesMadeBy } from "../node/conflict-copies.ts";
+import { conflictCopiesJson } from "../node/conflict-copies.ts";
 import { checkNamed, optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
 
 export interface AppOptions {
@@ -65,6 +70,14 @@ export interface AppOptions {
   metrics?: NodeMetrics;
   /** A second token accepted on /metrics only (besides `token`), for a scraper. */
   metricsToken?: string;
+  /** Tokens with roles and folders, accepted besides `token` (which stays the admin token); only with `token`. */
+  tokens?: TokenStore;
+  /** Which objects each folder reaches, for folder-scoped tokens (object-visibility.ts); made in memory when absent. */
+  membership?: FolderMembership;
+  /** The fingerprint of the certificate the node serves TLS with, for /v1/health. */
+  tlsFingerprint?: string;
+  /** In front of the peer routes on a node with TLS peers: only the pinned nodes' requests pass (peer-identity.ts). */
+  peerIdentity?: MiddlewareHandler;
 }
 
 export const API_VERSION = "v1";
@@ -177,6 +190,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   // never framed. The dashboard's own files carry their own policy (dashboard/routes.ts).
   app.use("*", async (c, next) => {
     await next();
+    // Every answer says it is a dsync node's (wire/node-header.ts): a client told a wrong address says so.
+    c.res.headers.set(NODE_ID_HEADER, node.nodeId);
     c.res.headers.set("x-content-type-options", "nosniff");
     if (!c.res.headers.has("content-security-policy")) c.res.headers.set("content-security-policy", API_CONTENT_SECURITY_POLICY);
   });
@@ -231,20 +246,12 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   // The web dashboard (no data in it; its script calls /v1 with the token).
   registerDashboardRoutes(app);
 
-  app.get("/v1/health", (c) => c.json({ ok: true, node: node.nodeId, version: options.version ?? "dev", blake3: blake3BackendName }));
+  app.get("/v1/health", (c) =>
+    c.json({ ok: true, node: node.nodeId, version: options.version ?? "dev", blake3: blake3BackendName, ...(options.tlsFingerprint ? { tlsFingerprint: options.tlsFingerprint } : {}) }),
+  );
 
-  if (options.token) {
-    const token = options.token;
-    app.use("/v1/*", async (c, next) => {
-      // Peer routes have their own credential (peer-routes.ts); a client token opens none of them.
-      if (c.req.path.startsWith("/v1/peer/")) return next();
-      const given = bearerToken(c.req.header("authorization"));
-      if (given === undefined || !tokensEqual(given, token)) {
-        return c.json({ error: "missing or wrong token (send Authorization: Bearer <token>)" }, 401);
-      }
-      await next();
-    });
-  }
+  // Token, role (access.ts: ROUTE_ACCESS); peer routes have their own credential (peer-routes.ts).
+  app.use("/v1/*", authorize({ token: options.token, tokens: options.token ? options.tokens : undefined, clock: node.clock }));
 
   app.use(
     "/v1/*",
@@ -257,27 +264,38 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   // Every path parameter (folder, version, id) of every route below, peer routes included, is
   // checked here before its handler runs: 400 with the reason, nothing looked up or created.
   app.use("/v1/*", checkRouteParams);
+  // A folder outside a scoped token's folders is answered as one that does not exist.
+  app.use("/v1/*", checkFolderScope);
 
+  const visibility = new ObjectVisibility(options.membership ?? openMembership(node, ":memory:"), node.clock, (line) => logLines([line]));
+  visibility.follow(node);
+  registerTokenRoutes(app, { tokens: options.token ? options.tokens : undefined, clock: node.clock });
+
+  if (options.peerIdentity) app.use("/v1/peer/*", options.peerIdentity);
   registerPeerRoutes(app, { clusterToken: options.clusterToken, service: options.peerService });
-  registerEventRoutes(app, node.events);
+  registerEventRoutes(app, node.events, eventFilter);
 
   // ----- objects -----
 
   app.post("/v1/objects/missing", async (c) => {
-    const ids = decodeIdList(await readBody(c));
-    const missing = await node.missing(ids);
+    // What a scoped token may not know of is lacking, whether stored or not (object-visibility.ts).
+    const { shown, hidden } = await visibility.split(c, decodeIdList(await readBody(c)));
+    const missing = [...(await node.missing(shown)), ...hidden];
     return msgpackResponse(c, encodeCanonical({ missing }));
   });
 
   app.post("/v1/objects/upload", async (c) => {
     const objects = decodeObjectBatch(await readBody(c));
     await node.putObjects(objects);
+    visibility.recordUploads(c, objects.map((o) => o.id));
     node.events.emit("push", transferFolder(c), { objects: objects.length, bytes: objects.reduce((sum, o) => sum + o.bytes.length, 0) });
     return c.json({ stored: objects.length });
   });
 
   app.post("/v1/objects/download", async (c) => {
-    const reply = await node.download(decodeIdList(await readBody(c)));
+    const { shown, hidden } = await visibility.split(c, decodeIdList(await readBody(c)));
+    const reply = await node.download(shown);
+    reply.missing.push(...hidden);
     if (reply.corrupt.length > 0) return corruptReply(c, reply.corrupt);
     node.events.emit("pull", transferFolder(c), { objects: reply.objects.length, bytes: reply.objects.reduce((sum, o) => sum + o.bytes.length, 0), missing: reply.missing.length });
     return msgpackResponse(c, encodeDownloadReply(reply.objects, reply.missing), true);
@@ -288,12 +306,14 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const bytes = await readBody(c);
     if (bytes.length > LIMITS.objectBytesMax) throw new BodyTooLargeError(`object larger than ${LIMITS.objectBytesMax} bytes`);
     await node.putObjects([{ id, bytes }]);
+    visibility.recordUploads(c, [id]);
     node.events.emit("push", transferFolder(c), { objects: 1, bytes: bytes.length });
     return c.json({ id: idToHex(id), stored: true }, 201);
   });
 
   app.get("/v1/objects/:id", async (c) => {
     const id = pathId(c, "id");
+    if ((await visibility.split(c, [id])).hidden.length > 0) return c.json({ error: `no object ${idToHex(id)}` }, 404);
     const reply = await node.download([id]);
     // Found corrupt here and not repaired yet is not "never had it": the same 503 as a download.
     if (reply.corrupt.length > 0) return corruptReply(c, reply.corrupt);
@@ -306,29 +326,43 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   // ----- folders and versions -----
 
-  const folderWithRoot = (folder: FolderRecord) => folderJson(folder, folder.head ? node.metadata.getVersion(folder.name, folder.head)?.root ?? null : null);
+  const folderWithRoot = async (folder: FolderRecord) => folderJson(folder, await node.headRoot(folder));
+
+  // A scoped token's folders that exist, by name: all at once (a token names at most 100), so no
+  // cursor ever names a folder outside them.
+  const foldersIn = async (names: readonly string[]): Promise<{ folders: FolderRecord[]; next: null }> => {
+    const folders: FolderRecord[] = [];
+    for (const name of [...names].sort()) {
+      const folder = await node.metadata.getFolder(name);
+      if (folder) folders.push(folder);
+    }
+    return { folders, next: null };
+  };
 
   // One page of folders by name (paging.ts).
-  app.get("/v1/folders", (c) => {
+  app.get("/v1/folders", async (c) => {
     const limit = pageLimit(c, LIMITS.foldersPageMax);
-    const page = node.metadata.listFoldersPage(limit, nameFromCursor(c));
-    return c.json({ folders: page.folders.map(folderWithRoot), limit, next: page.next === null ? null : nameCursor(page.next) });
+    const scope = scopedFolders(c);
+    const page = scope === null ? await node.listFoldersPage(limit, nameFromCursor(c)) : await foldersIn(scope);
+    const folders = [];
+    for (const folder of page.folders) folders.push(await folderWithRoot(folder));
+    return c.json({ folders, limit, next: page.next === null ? null : nameCursor(page.next) });
   });
 
-  app.get("/v1/folders/:folder", (c) => c.json(folderWithRoot(node.getFolder(c.req.param("folder")))));
+  app.get("/v1/folders/:folder", async (c) => c.json(await folderWithRoot(await node.getFolder(c.req.param("folder")))));
 
   app.put("/v1/folders/:folder/retention", async (c) => {
     const body = await readJson(c);
-    const folder = node.setRetention(c.req.param("folder"), {
+    const folder = await node.setRetention(c.req.param("folder"), {
       keepVersions: optionalNullableCount(body.keepVersions, "keepVersions"),
       keepDays: optionalNullableCount(body.keepDays, "keepDays"),
     });
-    return c.json(folderWithRoot(folder));
+    return c.json(await folderWithRoot(folder));
   });
 
   // One page of the history, newest first (paging.ts): `cursor` is the `next` of the page
   // before, or `before` names a version (id or prefix) to start below.
-  app.get("/v1/folders/:folder/versions", (c) => {
+  app.get("/v1/folders/:folder/versions", async (c) => {
     const folder = c.req.param("folder");
     const limit = pageLimit(c, LIMITS.versionsPageMax);
     const cursor = sequenceFromCursor(c);
@@ -337,24 +371,27 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     let below = cursor;
     if (beforeText !== undefined) {
       checkNamed("before", beforeText, validateVersionRef);
-      below = node.resolveVersion(folder, beforeText).sequence;
+      below = (await node.resolveVersion(folder, beforeText)).sequence;
     }
-    const page = node.listVersionsPage(folder, limit, below);
+    const page = await node.listVersionsPage(folder, limit, below);
     return c.json({ versions: page.versions.map(versionJson), limit, next: page.next === null ? null : sequenceCursor(page.next) });
   });
 
-  app.get("/v1/folders/:folder/versions/:version", (c) => {
-    return c.json(versionJson(node.resolveVersion(c.req.param("folder"), c.req.param("version"))));
+  app.get("/v1/folders/:folder/versions/:version", async (c) => {
+    return c.json(versionJson(await node.resolveVersion(c.req.param("folder"), c.req.param("version"))));
   });
 
   // The conflict copies a merge version made, read from its tree and its parents' (conflict-copies.ts).
   app.get("/v1/folders/:folder/versions/:version/conflicts", async (c) => {
-    const version = node.resolveVersion(c.req.param("folder"), c.req.param("version"));
-    return c.json(conflictCopiesJson(version.folder, version.id, await conflictCopiesMadeBy(node.metadata, node.load, version.folder, version.id)));
+    const version = await node.resolveVersion(c.req.param("folder"), c.req.param("version"));
+    return c.json(conflictCopiesJson(version.folder, version.id, await node.conflictCopies(version.folder, version.id)));
   });
 
   app.post("/v1/folders/:folder/commit", async (c) => {
     const body = await readJson(c);
+    // A scoped token commits only objects it may know of (object-visibility.ts); the others read as not stored.
+    const invisible = await visibility.invisibleInTree(c, requireId(body.root, "root"));
+    if (invisible.length > 0) throw new IncompleteTreeError(invisible);
     const result = await node.commit({
       folder: c.req.param("folder"),
       root: requireId(body.root, "root"),
@@ -406,10 +443,11 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const folders = [];
     // At most a page of folders (the first by name); `foldersTotal` says how many there are, and
     // GET /v1/folders pages through all of them.
-    const listed = node.metadata.listFoldersPage(LIMITS.foldersPageMax);
+    const scope = scopedFolders(c);
+    const listed = scope === null ? await node.listFoldersPage(LIMITS.foldersPageMax) : await foldersIn(scope);
     for (const folder of listed.folders) {
       // The head's record says what the folder holds now and which node wrote it, and when.
-      const head = folder.head ? node.metadata.getVersion(folder.name, folder.head) : undefined;
+      const head = folder.head ? await node.getVersion(folder.name, folder.head) : undefined;
       folders.push({
         name: folder.name,
         mode: folder.mode,
@@ -431,7 +469,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       lastError: peer.lastError,
     }));
     const objects = { ...(await node.corruptionStatus()), repair: options.repairer?.stats ?? null, scrub: options.scrubber?.stats ?? null };
-    const foldersTotal = listed.next === null ? folders.length : node.metadata.countFolders();
+    const foldersTotal = listed.next === null ? folders.length : await node.countFolders();
     return c.json({ node: node.nodeId, version: options.version ?? "dev", nowMs: node.clock.nowMs(), peers, folders, foldersTotal, replication: replicator ? { ...replicator.stats } : null, objects });
   });
 

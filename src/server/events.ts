@@ -47,12 +47,19 @@ function parseEventId(text: string | undefined, what: string): number | undefine
   return id;
 }
 
-export function registerEventRoutes(app: Hono, events: EventLog): void {
+/**
+ * `filterFor` says which events a request may see (a token limited to some folders sees only
+ * theirs, src/server/access.ts); undefined: all. Ids still count every event, so a reader's
+ * place in the log is the same whatever it may see.
+ */
+export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: Context) => ((event: NodeEvent) => boolean) | undefined = () => undefined): void {
   let openStreams = 0;
   let waitingPolls = 0;
   const encoder = new TextEncoder();
 
   app.get("/v1/events", async (c) => {
+    const filter = filterFor(c);
+    const shown = (list: NodeEvent[]) => (filter ? list.filter(filter) : list);
     const since = parseEventId(c.req.query("since"), "since");
     const waitText = c.req.query("wait");
     if (waitText !== undefined && !/^\d{1,9}$/.test(waitText)) throw new UserError("wait must be a number of milliseconds");
@@ -70,7 +77,7 @@ export function registerEventRoutes(app: Hono, events: EventLog): void {
         }
         reply = events.since(since, EVENTS_PER_REPLY_MAX);
       }
-      return c.json({ events: reply.events.map(eventJson), gap: reply.gap ? gapJson(reply.gap, reply.lastId) : null, lastId: reply.lastId });
+      return c.json({ events: shown(reply.events).map(eventJson), gap: reply.gap ? gapJson(reply.gap, reply.lastId) : null, lastId: reply.lastId });
     }
 
     // A stream starts after Last-Event-ID (a reconnecting reader), else after the newest event.
@@ -104,7 +111,7 @@ export function registerEventRoutes(app: Hono, events: EventLog): void {
             }
             const reply = events.since(cursor, EVENTS_PER_REPLY_MAX);
             if (reply.gap) text += `event: gap\ndata: ${JSON.stringify(gapJson(reply.gap, reply.lastId))}\n\n`;
-            for (const event of reply.events) text += `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`;
+            for (const event of shown(reply.events)) text += `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`;
             // After a gap for an unknown id with nothing held, the reader's place is the newest id.
             cursor = reply.events.at(-1)?.id ?? (reply.gap ? reply.lastId : cursor);
             if (text) break;

@@ -14,6 +14,7 @@ export const ROUTE_PARAM_RULES: Readonly<Record<string, (value: string) => strin
   folder: validateFolderName,
   version: validateVersionRef,
   id: (value) => (isIdHex(value) ? undefined : "an object id is 64 lowercase hex digits"),
+  tokenId: (value) => (/^[0-9a-f]{16}$/.test(value) ? undefined : "a token id is 16 lowercase hex digits"),
 };
 
 /**

@@ -4,6 +4,8 @@ import { ERROR_MESSAGE_CHARS_MAX, terminalLines, truncateText } from "../core/te
 import { idToHex } from "../core/id.ts";
 import type { DsyncNode } from "../node/node.ts";
 import { createApp } from "./app.ts";
+import type { FolderMembership } from "../node/folder-membership.ts";
+import type { TokenStore } from "../node/token-store.ts";
 import { guardAgainstBrowsers } from "./browser-guard.ts";
 import { createMetricsOnlyApp, NodeMetrics } from "./metrics.ts";
 import { HttpPeerTransport } from "../replication/http-transport.ts";
@@ -60,6 +62,9 @@ export interface ServerOptions {
   metricsToken?: string;
   /** A second address serving GET /metrics only, without a token (the caller allows only loopback, or --insecure). */
   metricsListen?: ListenAddress;
+  /** Tokens with roles and folders (besides `token`, the admin token) and the folder membership they are checked against. */
+  tokens?: TokenStore;
+  membership?: FolderMembership;
 }
 
 export function startServer(node: DsyncNode, address: ListenAddress, options: ServerOptions): RunningServer {
@@ -115,6 +120,8 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
     replicator,
     repairer,
     scrubber,
+    tokens: options.tokens,
+    membership: options.membership,
   });
   // Without a token, nothing but the guard keeps a web page in a local browser out (browser-guard.ts).
   const fetchHandler = options.token ? app.fetch : guardAgainstBrowsers(app.fetch, { loopbackOnly: isLoopback(address.hostname) });

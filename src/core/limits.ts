@@ -43,6 +43,12 @@ export const LIMITS = {
   versionVectorNodesMax: 4096,
   /** Most ids in one "which do you lack?" or download batch, and most objects in one upload batch. */
   batchIdsMax: 100_000,
+  /**
+   * Ids per batch of a Merkle descent (core/descend.ts): one "which do you have?" and one load
+   * per batch. Structured objects are a few KiB, so a batch is a few MiB; the walk holds the
+   * children of one batch per level.
+   */
+  descentBatchIds: 4096,
   /** Target size of one upload/download batch, in bytes. */
   batchBytesTarget: 4 * 1024 * 1024,
   /** Requests a client keeps in flight at once. */

@@ -1,8 +1,9 @@
 // Walks everything reachable from some ids: used to mark live objects for garbage collection
 // and to check that a head's whole closure is stored. Chunks are only checked for presence,
-// never read.
+// never read. The descent is core/descend.ts, pruned by the visited set.
 import { idToHex, type ObjectId } from "../core/id.ts";
-import { childRefs, decodeObject, peekKind, type StructuredObject } from "../core/objects.ts";
+import { descend } from "../core/descend.ts";
+import { peekKind } from "../core/objects.ts";
 import type { ObjectStore } from "../store/object-store.ts";
 
 export interface WalkStart {
@@ -18,51 +19,46 @@ export interface WalkOptions {
   onMissing?: (id: ObjectId, kind: WalkStart["kind"]) => void;
 }
 
-const BATCH_SIZE = 256;
-
 export async function walkClosure(starts: readonly WalkStart[], store: ObjectStore, options: WalkOptions = {}): Promise<Set<string>> {
   const visited = options.visited ?? new Set<string>();
-  const pending: WalkStart[] = [...starts];
-  const chunks: ObjectId[] = [];
-  const flushChunks = async () => {
-    const present = await store.hasMany(chunks);
-    present.forEach((ok, i) => ok || options.onMissing?.(chunks[i]!, "chunk"));
-    chunks.length = 0;
+  /** Marks an id visited; true when it was already. */
+  const seen = (id: ObjectId): boolean => {
+    const key = idToHex(id);
+    if (visited.has(key)) return true;
+    visited.add(key);
+    return false;
   };
-  while (pending.length > 0) {
-    const batch: WalkStart[] = [];
-    while (pending.length > 0 && batch.length < BATCH_SIZE) {
-      const item = pending.pop()!;
-      const key = idToHex(item.id);
-      if (visited.has(key)) continue;
-      visited.add(key);
-      if (item.kind === "chunk") {
-        chunks.push(item.id);
-        if (chunks.length >= BATCH_SIZE) await flushChunks();
-      } else batch.push(item);
-    }
-    if (batch.length === 0) continue;
-    const datas = await store.getMany(batch.map((b) => b.id));
-    for (let i = 0; i < batch.length; i++) {
-      const bytes = datas[i];
-      const item = batch[i]!;
-      if (!bytes) {
-        options.onMissing?.(item.id, item.kind);
-        continue;
-      }
-      if (item.kind === "unknown" && peekKind(bytes) === undefined) continue;
-      let object: StructuredObject;
-      try {
-        object = decodeObject(bytes);
-      } catch {
-        // A chunk that merely looks structured, or a malformed object: nothing below it.
-        continue;
-      }
-      const children = childRefs(object);
-      for (const id of children.objects) pending.push({ id, kind: "structured" });
-      for (const id of children.chunks) pending.push({ id, kind: "chunk" });
-    }
-  }
-  if (chunks.length > 0) await flushChunks();
+  const checkChunks = async (ids: readonly ObjectId[]) => {
+    const fresh = ids.filter((id) => !seen(id));
+    if (fresh.length === 0) return;
+    const present = await store.hasMany(fresh);
+    present.forEach((ok, i) => ok || options.onMissing?.(fresh[i]!, "chunk"));
+  };
+  const startKinds = new Map<string, WalkStart["kind"]>(starts.map((s) => [idToHex(s.id), s.kind]));
+  const kindOf = (id: ObjectId) => startKinds.get(idToHex(id)) ?? "structured";
+  await checkChunks(starts.filter((s) => s.kind === "chunk").map((s) => s.id));
+  await descend(
+    starts.filter((s) => s.kind !== "chunk").map((s) => s.id),
+    {
+      known: (ids) => ids.map(seen),
+      prunesPassed: true,
+      load: async (ids) => {
+        const datas = await store.getMany(ids);
+        return datas.map((bytes, i) => {
+          const id = ids[i]!;
+          if (!bytes) {
+            options.onMissing?.(id, kindOf(id));
+            return undefined;
+          }
+          // A start that may be a chunk and does not look structured: nothing below it.
+          if (kindOf(id) === "unknown" && peekKind(bytes) === undefined) return undefined;
+          return bytes;
+        });
+      },
+      chunks: (chunks) => checkChunks(chunks.map((c) => c.id)),
+      // A chunk that merely looks structured, or a malformed object: nothing below it.
+      undecodable: () => {},
+    },
+  );
   return visited;
 }

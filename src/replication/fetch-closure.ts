@@ -1,13 +1,14 @@
 // Bringing the trees of versions from a peer by Merkle descent.
 //
-// Level by level from the roots: an object this node knows complete (its whole subtree checked
+// From the roots down, in batches: an object this node knows complete (its whole subtree checked
 // by an earlier commit) is skipped with everything under it; an object it holds but has not
 // seen complete is read locally and descended into; only objects it lacks are downloaded, in
 // batches, each verified against its id before it is stored. So the cost grows with what
-// changed, and a node that was away re-fetches nothing it already has.
+// changed, and a node that was away re-fetches nothing it already has. The descent is
+// core/descend.ts; chunks are downloaded as the walk finds them, by size.
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
-import { childRefs, decodeObject, isFileLeaf } from "../core/objects.ts";
+import { descend } from "../core/descend.ts";
 import type { DsyncNode } from "../node/node.ts";
 import type { PeerTransport } from "./transport.ts";
 
@@ -28,52 +29,40 @@ export class PeerMissingObjectsError extends Error {
 
 export async function fetchClosure(node: DsyncNode, transport: PeerTransport, peer: string, roots: readonly ObjectId[]): Promise<FetchReport> {
   const report: FetchReport = { objectsFetched: 0, bytesFetched: 0, requests: 0 };
-  const seen = new Set<string>();
-  const chunks = new Map<string, { id: ObjectId; lengthBytes: number }>();
-  let level = [...roots];
-  while (level.length > 0) {
-    const unseen = level.filter((id) => {
-      const key = idToHex(id);
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
-    const complete = await node.areComplete(unseen);
-    const fresh = unseen.filter((_, i) => !complete[i]);
-    const held = await node.getObjects(fresh);
-    const wanted = fresh.filter((_, i) => !held[i]);
-    const next: ObjectId[] = [];
-    const descend = (bytes: Uint8Array) => {
-      const object = decodeObject(bytes);
-      const refs = childRefs(object);
-      next.push(...refs.objects);
-      if (object.kind === "file" && isFileLeaf(object)) {
-        for (const chunk of object.chunks) chunks.set(idToHex(chunk.id), { id: chunk.id, lengthBytes: chunk.lengthBytes });
+  // Chunks this node lacks, downloaded by size as they add up (the walk finds them in batches).
+  let lacking: ObjectId[] = [];
+  let lackingBytes = 0;
+  const flushLacking = async () => {
+    if (lacking.length === 0) return;
+    const batch = lacking;
+    lacking = [];
+    lackingBytes = 0;
+    await download(node, transport, peer, batch, report);
+  };
+  await descend(roots, {
+    known: async (ids) => Promise.all(ids.map(async (id) => await node.metadata.isComplete(id))),
+    // Held here: read locally and descended into. Lacking: downloaded (each verified and stored).
+    load: async (ids) => {
+      const held = await node.getObjects(ids);
+      const wanted = ids.filter((_, i) => !held[i]);
+      const fetched = new Map<string, Uint8Array>();
+      for (let i = 0; i < wanted.length; i += NODES_PER_REQUEST) {
+        for (const object of await download(node, transport, peer, wanted.slice(i, i + NODES_PER_REQUEST), report)) fetched.set(idToHex(object.id), object.bytes);
       }
-    };
-    held.forEach((bytes) => bytes && descend(bytes));
-    for (let i = 0; i < wanted.length; i += NODES_PER_REQUEST) {
-      const objects = await download(node, transport, peer, wanted.slice(i, i + NODES_PER_REQUEST), report);
-      for (const object of objects) descend(object.bytes);
-    }
-    level = next;
-  }
-  // Chunks: one question to the local store, then downloads of what it lacks, by size.
-  const chunkList = [...chunks.values()];
-  const present = await node.hasObjects(chunkList.map((c) => c.id));
-  const lacking = chunkList.filter((_, i) => !present[i]);
-  let batch: ObjectId[] = [];
-  let batchBytes = 0;
-  for (const chunk of lacking) {
-    if (batch.length > 0 && (batchBytes + chunk.lengthBytes > CHUNK_BYTES_PER_REQUEST || batch.length >= LIMITS.batchIdsMax)) {
-      await download(node, transport, peer, batch, report);
-      batch = [];
-      batchBytes = 0;
-    }
-    batch.push(chunk.id);
-    batchBytes += chunk.lengthBytes;
-  }
-  if (batch.length > 0) await download(node, transport, peer, batch, report);
+      return ids.map((id, i) => held[i] ?? fetched.get(idToHex(id)));
+    },
+    chunks: async (chunks) => {
+      const present = await node.store.hasMany(chunks.map((c) => c.id));
+      for (let i = 0; i < chunks.length; i++) {
+        if (present[i]) continue;
+        const chunk = chunks[i]!;
+        if (lacking.length > 0 && (lackingBytes + chunk.lengthBytes > CHUNK_BYTES_PER_REQUEST || lacking.length >= LIMITS.batchIdsMax)) await flushLacking();
+        lacking.push(chunk.id);
+        lackingBytes += chunk.lengthBytes;
+      }
+    },
+  });
+  await flushLacking();
   return report;
 }
 

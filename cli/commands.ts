@@ -40,6 +40,7 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [{ flags: "-h, --help", description:
 
 export const ENVIRONMENT = {
   DSYNC_REMOTE: "Node URL used when --remote is not given (before what the directory remembers)",
+  DSYNC_TIMEOUT: "Seconds without an answer or progress before a request to the node fails (same as --timeout; default 60)",
   DSYNC_TOKEN: "Bearer token sent to the node (serve: the token clients must send)",
   DSYNC_CLUSTER_TOKEN: "Credential nodes present to each other (same as --cluster-token)",
   DSYNC_METRICS_TOKEN: "Token accepted on GET /metrics only (same as --metrics-token)",
@@ -378,6 +379,27 @@ export const COMMANDS: CommandSpec[] = [
     run: (what, file, flags) => runCommand(async () => (await import("./inspect.ts")).inspectCommand(what, file, flags)),
   },
 ];
+
+/**
+ * The options of every command that talks to a node (cli/connection-options.ts applies them):
+ * how long to wait on it, and where the token is. Added to those commands here, after their own.
+ */
+export const CONNECTION_OPTIONS: OptionSpec[] = [
+  {
+    flags: "--timeout <seconds>",
+    description: "Give up on the node after this long with no answer or no progress (default 60, also DSYNC_TIMEOUT; connecting at most 10)",
+  },
+  { flags: "--token-file <file>", description: "Send the token on FILE's first line (else DSYNC_TOKEN)" },
+];
+
+/** The commands that talk to a node (verify and gc with --remote). */
+export const NODE_COMMANDS = ["status", "push", "pull", "diff", "log", "ls", "restore", "verify", "gc"];
+
+for (const spec of COMMANDS) {
+  if (!NODE_COMMANDS.includes(spec.usage.split(" ")[0]!)) continue;
+  spec.options = [...spec.options, ...CONNECTION_OPTIONS];
+  spec.environment = [...spec.environment, "DSYNC_TIMEOUT"];
+}
 
 /** The command's name: the first word of its usage. */
 export function commandName(spec: CommandSpec): string {

@@ -3,7 +3,7 @@
 // module is loaded only when that command runs, so short commands start fast.
 import { cac } from "cac";
 import { terminalError, terminalLines } from "../src/core/terminal-text.ts";
-import { COMMANDS, GLOBAL_OPTIONS, findCommand } from "./commands.ts";
+import { COMMANDS, GLOBAL_OPTIONS, NODE_COMMANDS, findCommand } from "./commands.ts";
 import { EXIT_USAGE } from "./errors.ts";
 import { restoreTextOptions, restoreTristateSwitches } from "./raw-options.ts";
 import { DSYNC_VERSION } from "./version.ts";
@@ -64,6 +64,8 @@ async function main(argv: string[]): Promise<void> {
     }
     restoreTextOptions(cli.options, argv);
     restoreTristateSwitches(cli.options, argv);
+    // --timeout and --token-file hold for every request the command makes.
+    if (NODE_COMMANDS.includes(cli.matchedCommand.name)) (await import("./connection-options.ts")).applyConnectionOptions(cli.options, argv);
     // Before the command's own output: everything works, but slower, and the user can fix it.
     if (findCommand(cli.matchedCommand.name)!.hashes) (await import("./blake3-warning.ts")).warnIfPortableBlake3();
     await cli.runMatchedCommand();

@@ -19,7 +19,8 @@ export async function statusCommand(flags: { remote?: string; json?: boolean; wa
   let status: NodeStatus;
   if (flags.wait) {
     // Until every folder is in sync with every peer, or the timeout (exit 1, saying what is not).
-    const waited = await waitForSync(() => remote.status(), { timeoutMs: timeoutMs ?? WAIT_TIMEOUT_MS_DEFAULT });
+    // Each ask is one attempt (the wait asks again), ended when the wait is over.
+    const waited = await waitForSync((signal) => remote.status({ signal, retry: false }), { timeoutMs: timeoutMs ?? WAIT_TIMEOUT_MS_DEFAULT });
     if (!waited.inSync) {
       const shown = waited.pending.slice(0, 20);
       const more = waited.pending.length - shown.length;

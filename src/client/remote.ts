@@ -1,22 +1,35 @@
 // The HTTP client for a node's API. Each failure becomes a RemoteError with a kind the CLI can
-// turn into its own message: the node is unreachable, the token is wrong, a thing is missing,
-// the node is out of disk space, or the node refused the request (with its reason).
+// turn into its own message: the node is unreachable or stopped answering, the server is not a
+// dsync node, the token is wrong, a thing is missing, the node is out of disk space, or the node
+// refused the request (with its reason). Every request is bounded in time and in reply size
+// (node-request.ts, reply-limits.ts) and the idempotent ones are tried again when that can help
+// (request-retry.ts).
 import { idToHex, type ObjectId } from "../core/id.ts";
+import { parseJsonBounded } from "../core/json-shape.ts";
 import { LIMITS } from "../core/limits.ts";
 import { validateFolderName, validateVersionRef } from "../core/names.ts";
+import { terminalLines, truncateText } from "../core/terminal-text.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { commitReply, folderPageReply, folderReply, MalformedReplyError, statusReply, versionPageReply, versionReply, type ListPage } from "./reply-shapes.ts";
 import { UsageError } from "./sync-target.ts";
-import { createdTokenReply, tokenInfoReply, tokenListReply, type TokenInfo } from "./token-replies.ts";
+import { createdTokenReply, tokenInfoReply, tokenListReply, TOKENS_REPLY_BYTES_MAX, type TokenInfo } from "./token-replies.ts";
+import { BodyTooLargeError, compressIfWorthIt, ZSTD_LEVEL_UPLOAD, decodeDownloadReply, decodeIdList, decompressBody, encodeIdList } from "../wire/formats.ts";
+import { NODE_ID_HEADER } from "../wire/node-header.ts";
+import { attemptRequest, CONNECT_TIMEOUT_MS_DEFAULT, replyTooLarge, routeOf, type NodeReply, type RequestTimeouts } from "./node-request.ts";
+import { RemoteError } from "./remote-error.ts";
+import { DEFAULT_RETRY_POLICY, parseRetryAfterMs, withRetries, type RetryDecision, type RetryPolicy } from "./request-retry.ts";
+import { idleTimeoutMs } from "./request-settings.ts";
 import {
-  compressIfWorthIt,
-  ZSTD_LEVEL_UPLOAD,
-  decodeDownloadReply,
-  decodeIdList,
-  decompressBody,
-  encodeIdList,
-  readAtMost,
-} from "../wire/formats.ts";
+  downloadReplyBytesMax,
+  ERROR_REPLY_BYTES_MAX,
+  FOLDER_PAGE_BYTES_MAX,
+  JSON_REPLY_BYTES_MAX,
+  missingReplyBytesMax,
+  OBJECT_REPLY_BYTES_MAX,
+  STATUS_REPLY_BYTES_MAX,
+  VERIFY_REPLY_BYTES_MAX,
+  VERSION_PAGE_BYTES_MAX,
+} from "./reply-limits.ts";
 import type { CommitJson, FolderJson, VersionJson } from "../wire/api-json.ts";
 import type { VerifyReport } from "../node/node.ts";
 
@@ -57,19 +70,36 @@ export interface NodeStatus {
   };
 }
 
-export type RemoteErrorKind = "unreachable" | "unauthorized" | "not-found" | "conflict" | "out-of-space" | "rejected" | "server";
+export { RemoteError, type RemoteErrorKind } from "./remote-error.ts";
+export { ERROR_REPLY_BYTES_MAX } from "./reply-limits.ts";
 
-export class RemoteError extends Error {
-  override name = "RemoteError";
-  constructor(readonly kind: RemoteErrorKind, message: string, readonly status?: number, readonly body?: Record<string, unknown>) {
-    super(message);
-  }
+/** How a RemoteNode sends: its timeouts, retries, where it says it retries, and TLS options for fetch. */
+export interface RemoteOptions {
+  /** Default: 10 s to connect, the idle timeout of request-settings.ts (--timeout, DSYNC_TIMEOUT, 60 s). */
+  timeouts?: Partial<RequestTimeouts>;
+  retry?: Partial<RetryPolicy>;
+  /** Where a retry is said; default stderr (never stdout: --json output stays one document). */
+  notice?: (line: string) => void;
+  /** Passed to fetch as its `tls` option. */
+  tls?: Record<string, unknown>;
 }
 
-/** An error reply is a sentence: more than this is not read (the reason is then the HTTP status text). */
-export const ERROR_REPLY_BYTES_MAX = 64 * 1024;
-/** The largest reply read at all, compressed or not (the same bound as inflating one). */
-export const REPLY_BYTES_MAX = LIMITS.requestBodyBytesMax * 2;
+/** What one request needs besides its method, path and body. */
+interface SendOptions {
+  /** The most bytes of a successful reply (reply-limits.ts). */
+  replyBytesMax: number;
+  /** Sending it twice does what sending it once does: it is tried again on a broken connection or a 502/503/504. */
+  idempotent: boolean;
+  headers?: Record<string, string>;
+  /** A long poll: the node holds its answer up to this long on purpose. */
+  holdMs?: number;
+  signal?: AbortSignal;
+  /** False: one attempt only (a caller that polls again anyway). */
+  retry?: boolean;
+}
+
+/** The longest reason of a node's error reply kept in a message. */
+const REASON_CHARS_MAX = 500;
 
 /** Counts what crosses the wire, for push/pull reports and benchmarks. */
 export interface TransferCounters {
@@ -87,62 +117,170 @@ export class RemoteNode {
    * its events which folder a pull moved bytes for; objects themselves belong to no folder.
    */
   private folderInUse: string | null = null;
+  readonly timeouts: RequestTimeouts;
+  private readonly retryPolicy: RetryPolicy;
+  private readonly notice: (line: string) => void;
+  private readonly tls?: Record<string, unknown>;
+  /** A reply came since the last failure to connect: requests skip the connect check (connect-check.ts). */
+  private reached = false;
+  /** A reply ever came: a refused connection later means the node went away (restarting?), worth another try. */
+  private answeredOnce = false;
+  /** Whether this is a dsync node at all, asked once (GET /v1/health), on the first reply that does not look like one. */
+  private nodeCheck: Promise<void> | undefined;
 
-  constructor(baseUrl: string, private readonly token?: string) {
+  constructor(baseUrl: string, private readonly token?: string, options: RemoteOptions = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.timeouts = {
+      connectTimeoutMs: options.timeouts?.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT,
+      idleTimeoutMs: options.timeouts?.idleTimeoutMs ?? idleTimeoutMs(),
+    };
+    this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    this.notice = options.notice ?? ((line) => process.stderr.write(terminalLines([`dsync: ${line}`])));
+    this.tls = options.tls;
   }
 
-  private async request(method: string, path: string, body?: Uint8Array | string, headers: Record<string, string> = {}): Promise<Response> {
-    const allHeaders: Record<string, string> = { ...headers };
-    if (this.token) allHeaders.authorization = `Bearer ${this.token}`;
+  /**
+   * Sends a request and reads its reply within the route's bound; a reply that is not a success
+   * becomes a RemoteError (replyError). Idempotent requests are tried again on a broken
+   * connection or a busy node; any request is tried again when its connection was refused after
+   * the node had answered (nothing reached it). A commit or a restore is therefore never sent
+   * twice when its first answer was lost: whether it landed is then unknown, and the error says
+   * how to find out.
+   */
+  private async send(method: string, path: string, body: Uint8Array | string | undefined, options: SendOptions): Promise<NodeReply> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
     const named = /^\/v1\/folders\/([A-Za-z0-9._-]+)(?:[/?]|$)/.exec(path);
     if (named) this.folderInUse = named[1]!;
-    if (this.folderInUse !== null && path.startsWith("/v1/objects/")) allHeaders["x-dsync-folder"] = this.folderInUse;
-    let response: Response;
-    this.counters.requests++;
-    if (body !== undefined) this.counters.wireBytesSent += typeof body === "string" ? Buffer.byteLength(body) : body.length;
-    try {
-      response = await fetch(this.baseUrl + path, { method, body: body as BodyInit | undefined, headers: allHeaders, decompress: false } as RequestInit);
-    } catch (error) {
-      throw new RemoteError("unreachable", `cannot reach the dsync node at ${this.baseUrl}: ${(error as Error).message} (is it running? check --remote or DSYNC_REMOTE)`);
-    }
-    if (response.ok) return response;
+    if (this.folderInUse !== null && path.startsWith("/v1/objects/")) headers["x-dsync-folder"] = this.folderInUse;
+    const route = routeOf(method, path);
+    const attempt = async (): Promise<NodeReply> => {
+      this.counters.requests++;
+      if (body !== undefined) this.counters.wireBytesSent += typeof body === "string" ? Buffer.byteLength(body) : body.length;
+      let reply: NodeReply;
+      try {
+        reply = await attemptRequest(
+          this.baseUrl,
+          { method, path, body, headers, replyBytesMax: options.replyBytesMax, errorBytesMax: ERROR_REPLY_BYTES_MAX, holdMs: options.holdMs, signal: options.signal },
+          { timeouts: this.timeouts, checkConnect: !this.reached, tls: this.tls },
+        );
+      } catch (error) {
+        if (error instanceof RemoteError && error.kind === "unreachable") this.reached = false;
+        if (error instanceof RemoteError && error.transient === "interrupted" && !options.idempotent) {
+          throw new RemoteError(
+            "unreachable",
+            `${error.message}; the node may have done ${route} before the connection broke (it is not sent again: dsync log or dsync status shows whether it did)`,
+          );
+        }
+        throw error;
+      }
+      this.reached = true;
+      this.answeredOnce = true;
+      if (reply.status >= 200 && reply.status < 300) {
+        this.counters.wireBytesReceived += reply.bytes!.length;
+        return reply;
+      }
+      throw await this.replyError(reply, route);
+    };
+    if (options.retry === false) return attempt();
+    return withRetries(route, attempt, (error) => this.retryDecision(error, options.idempotent), this.retryPolicy, this.notice);
+  }
+
+  private retryDecision(error: unknown, idempotent: boolean): RetryDecision | undefined {
+    if (!(error instanceof RemoteError) || error.transient === undefined) return undefined;
+    // Refused: nothing reached the node. On the first contact it is simply not running (said at
+    // once); after it answered, it may be restarting.
+    if (error.transient === "not-sent") return this.answeredOnce ? { reason: "connection refused" } : undefined;
+    if (!idempotent) return undefined;
+    if (error.transient === "interrupted") return { reason: "the connection closed before the whole answer came" };
+    const reason = typeof error.body?.error === "string" ? truncateText(error.body.error, 200) : "";
+    return { reason: `${error.status}${reason ? ` ${reason}` : ""}`, retryAfterMs: error.retryAfterMs };
+  }
+
+  /**
+   * Asks GET /v1/health once (the first time a reply does not look like a dsync node's: no
+   * X-Dsync-Node header and no JSON error): when that is not a dsync node's health either, the
+   * server at the URL is something else (a web server, another service, a wrong port), said in
+   * one line. When the check itself cannot be made, the original failure is reported.
+   */
+  private confirmDsyncNode(): Promise<void> {
+    this.nodeCheck ??= (async () => {
+      let reply: NodeReply;
+      try {
+        reply = await attemptRequest(
+          this.baseUrl,
+          { method: "GET", path: "/v1/health", headers: {}, replyBytesMax: JSON_REPLY_BYTES_MAX, errorBytesMax: ERROR_REPLY_BYTES_MAX },
+          { timeouts: this.timeouts, checkConnect: false, tls: this.tls },
+        );
+      } catch {
+        return;
+      }
+      let health: unknown;
+      try {
+        health = parseJsonBounded(reply.bytes ?? new Uint8Array(0));
+      } catch {}
+      const h = health as { ok?: unknown; node?: unknown } | undefined;
+      if (reply.status === 200 && typeof h === "object" && h !== null && h.ok === true && typeof h.node === "string") return;
+      const what = reply.status === 200 ? " with something other than a dsync node's health" : "";
+      throw new RemoteError("not-a-node", `${this.baseUrl} is not a dsync node: GET /v1/health answered ${reply.status}${what} (check --remote or DSYNC_REMOTE)`, reply.status);
+    })();
+    return this.nodeCheck;
+  }
+
+  /** A reply that is not a success, as the RemoteError the CLI shows: the node's own words, or what the server is. */
+  private async replyError(reply: NodeReply, route: string): Promise<RemoteError> {
     let detail: Record<string, unknown> = {};
-    try {
-      const bytes = await readAtMost(response, ERROR_REPLY_BYTES_MAX);
-      if (bytes) detail = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
-    } catch {}
-    if (typeof detail !== "object" || detail === null) detail = {};
-    const reason = typeof detail.error === "string" ? detail.error : response.statusText;
-    if (response.status === 401 || response.status === 403) {
-      throw new RemoteError("unauthorized", `the node at ${this.baseUrl} refused the token: ${reason} (set DSYNC_TOKEN)`, response.status, detail);
+    if (reply.bytes !== null && reply.bytes.length > 0) {
+      try {
+        const value = parseJsonBounded(decompressBody(reply.bytes, reply.headers.get("content-encoding"), ERROR_REPLY_BYTES_MAX));
+        if (typeof value === "object" && value !== null && !Array.isArray(value)) detail = value as Record<string, unknown>;
+      } catch {}
     }
-    if (response.status === 404) throw new RemoteError("not-found", reason, 404, detail);
-    if (response.status === 409) throw new RemoteError("conflict", reason, 409, detail);
-    if (response.status === 507) {
-      throw new RemoteError("out-of-space", `the node at ${this.baseUrl} is out of disk space (507); free space on the node and push again`, 507, detail);
+    const hasReason = typeof detail.error === "string";
+    // A dsync node marks every answer; an older one is known by its JSON error.
+    if (!reply.headers.has(NODE_ID_HEADER) && !hasReason) await this.confirmDsyncNode();
+    const reason = hasReason ? truncateText(detail.error as string, REASON_CHARS_MAX) : reply.statusText || `HTTP ${reply.status}`;
+    const status = reply.status;
+    if (status === 401 || status === 403) {
+      return new RemoteError("unauthorized", `the node at ${this.baseUrl} refused the token: ${reason} (set DSYNC_TOKEN or --token-file)`, status, detail);
     }
-    if (response.status === 503 && Array.isArray(detail.corrupt)) {
+    if (status === 404) return new RemoteError("not-found", reason, 404, detail);
+    if (status === 409) return new RemoteError("conflict", reason, 409, detail);
+    if (status === 507) {
+      return new RemoteError("out-of-space", `the node at ${this.baseUrl} is out of disk space (507); free space on the node and push again`, 507, detail);
+    }
+    if (status === 503 && Array.isArray(detail.corrupt)) {
       // Not "missing": the node had the object, found its copy damaged, and waits for a good one.
-      throw new RemoteError(
+      return new RemoteError(
         "server",
         `the node at ${this.baseUrl} holds only a damaged copy (503): ${reason}; try again once it is repaired (dsync status counts what awaits repair)`,
         503,
         detail,
       );
     }
-    if (response.status >= 500) throw new RemoteError("server", `the node at ${this.baseUrl} failed (${response.status}): ${reason}; its log says why`, response.status, detail);
-    throw new RemoteError("rejected", `the node at ${this.baseUrl} rejected the request (${response.status}): ${reason}`, response.status, detail);
+    if (status === 502 || status === 503 || status === 504) {
+      const error = new RemoteError("server", `the node at ${this.baseUrl} is not available (${status}) for ${route}: ${reason}; try again later`, status, detail);
+      error.transient = "busy";
+      error.retryAfterMs = parseRetryAfterMs(reply.headers.get("retry-after"), this.retryPolicy.nowMs());
+      return error;
+    }
+    if (status >= 500) return new RemoteError("server", `the node at ${this.baseUrl} failed (${status}): ${reason}; its log says why`, status, detail);
+    return new RemoteError("rejected", `the node at ${this.baseUrl} rejected the request (${status}): ${reason}`, status, detail);
   }
 
-  private async bytesOf(response: Response): Promise<Uint8Array> {
-    const raw = await readAtMost(response, REPLY_BYTES_MAX);
-    if (!raw) {
-      const mib = REPLY_BYTES_MAX / (1024 * 1024);
-      throw new RemoteError("server", `the node at ${this.baseUrl} sent a reply larger than ${mib} MiB, which is not read (for a long history, dsync log --limit N)`, response.status);
+  /**
+   * A successful reply's body, inflated within `maxBytes`, decoded by `decode`. A reply that
+   * cannot be decoded is the node's failure, or (with no X-Dsync-Node header) a sign that this
+   * is not a dsync node at all, which is asked before saying so.
+   */
+  private async decoded<T>(reply: NodeReply, route: string, maxBytes: number, decode: (bytes: Uint8Array) => T): Promise<T> {
+    try {
+      return decode(decompressBody(reply.bytes!, reply.headers.get("content-encoding"), maxBytes));
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) throw replyTooLarge(route, this.baseUrl, maxBytes);
+      if (!reply.headers.has(NODE_ID_HEADER)) await this.confirmDsyncNode();
+      throw new RemoteError("server", `the node at ${this.baseUrl} sent a reply to ${route} that cannot be read: ${(error as Error).message}`);
     }
-    this.counters.wireBytesReceived += raw.length;
-    return decompressBody(raw, response.headers.get("content-encoding"), LIMITS.requestBodyBytesMax * 2);
   }
 
   /** A folder's part of a route, checked by the rule the node applies, before anything is sent. */
@@ -160,25 +298,38 @@ export class RemoteNode {
   }
 
   /** A JSON reply passed through its shape check (reply-shapes.ts); a malformed one is the node's failure. */
-  private async checkedJson<T>(parse: (value: unknown) => T, method: string, path: string, body?: unknown): Promise<T> {
-    const value = await this.json<unknown>(method, path, body);
+  private async checkedJson<T>(parse: (value: unknown) => T, method: string, path: string, body: unknown, options: SendOptions): Promise<T> {
+    const { value, marked } = await this.jsonReply(method, path, body, options);
     try {
       return parse(value);
     } catch (error) {
       if (!(error instanceof MalformedReplyError)) throw error;
+      // JSON, but not the API's: another service answering on this address?
+      if (!marked) await this.confirmDsyncNode();
       throw new RemoteError("server", `the node at ${this.baseUrl} sent a malformed reply to ${method} ${path}: ${error.message}`);
     }
   }
 
-  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** A JSON reply, and whether it carried the node's mark (X-Dsync-Node). */
+  private async jsonReply(method: string, path: string, body: unknown, options: SendOptions): Promise<{ value: unknown; marked: boolean }> {
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const response = await this.request(method, path, text, text === undefined ? {} : { "content-type": "application/json" });
-    const bytes = await this.bytesOf(response);
-    return JSON.parse(new TextDecoder().decode(bytes)) as T;
+    const headers: Record<string, string> = text === undefined ? {} : { "content-type": "application/json" };
+    const reply = await this.send(method, path, text, { ...options, headers });
+    const value = await this.decoded(reply, routeOf(method, path), options.replyBytesMax, (bytes) => parseJsonBounded(bytes));
+    return { value, marked: reply.headers.has(NODE_ID_HEADER) };
+  }
+
+  private async json<T>(method: string, path: string, body: unknown, options: SendOptions): Promise<T> {
+    const { value, marked } = await this.jsonReply(method, path, body, options);
+    if (typeof value !== "object" || value === null) {
+      if (!marked) await this.confirmDsyncNode();
+      throw new RemoteError("server", `the node at ${this.baseUrl} sent a reply to ${routeOf(method, path)} that is not a JSON object`);
+    }
+    return value as T;
   }
 
   health(): Promise<{ ok: boolean; node: string; version: string }> {
-    return this.json("GET", "/v1/health");
+    return this.json("GET", "/v1/health", undefined, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true });
   }
 
   /** The ids the node lacks, in the order given. */
@@ -186,8 +337,14 @@ export class RemoteNode {
     const out: ObjectId[] = [];
     const step = 16_384;
     for (let i = 0; i < ids.length; i += step) {
-      const response = await this.request("POST", "/v1/objects/missing", encodeIdList(ids.slice(i, i + step)), { "content-type": "application/msgpack" });
-      out.push(...decodeIdList(await this.bytesOf(response), "missing"));
+      const asked = ids.slice(i, i + step);
+      const replyBytesMax = missingReplyBytesMax(asked.length);
+      const reply = await this.send("POST", "/v1/objects/missing", encodeIdList(asked), {
+        replyBytesMax,
+        idempotent: true,
+        headers: { "content-type": "application/msgpack" },
+      });
+      out.push(...(await this.decoded(reply, "POST /v1/objects/missing", replyBytesMax, (bytes) => decodeIdList(bytes, "missing"))));
     }
     return out;
   }
@@ -197,21 +354,25 @@ export class RemoteNode {
     const { body, encoding } = compressIfWorthIt(batch, ZSTD_LEVEL_UPLOAD);
     const headers: Record<string, string> = { "content-type": "application/msgpack" };
     if (encoding) headers["content-encoding"] = encoding;
-    await this.request("POST", "/v1/objects/upload", body, headers);
+    // Idempotent: an object is named by its content, so storing it twice stores it once.
+    await this.send("POST", "/v1/objects/upload", body, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true, headers });
     return body.length;
   }
 
   async download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
-    const response = await this.request("POST", "/v1/objects/download", encodeIdList(ids), {
-      "content-type": "application/msgpack",
-      "accept-encoding": "zstd",
+    const replyBytesMax = downloadReplyBytesMax(ids.length);
+    const reply = await this.send("POST", "/v1/objects/download", encodeIdList(ids), {
+      replyBytesMax,
+      idempotent: true,
+      headers: { "content-type": "application/msgpack", "accept-encoding": "zstd" },
     });
-    return decodeDownloadReply(await this.bytesOf(response));
+    return this.decoded(reply, "POST /v1/objects/download", replyBytesMax, decodeDownloadReply);
   }
 
   async getObject(id: ObjectId): Promise<Uint8Array | undefined> {
     try {
-      return await this.bytesOf(await this.request("GET", `/v1/objects/${idToHex(id)}`));
+      const reply = await this.send("GET", `/v1/objects/${idToHex(id)}`, undefined, { replyBytesMax: OBJECT_REPLY_BYTES_MAX, idempotent: true });
+      return await this.decoded(reply, "GET /v1/objects/:id", OBJECT_REPLY_BYTES_MAX, (bytes) => bytes);
     } catch (error) {
       if (error instanceof RemoteError && error.kind === "not-found") return undefined;
       throw error;
@@ -227,13 +388,13 @@ export class RemoteNode {
 
   /** The node's folders by name, one page at a time. */
   folderPages(): AsyncGenerator<FolderInfo[]> {
-    return this.pages(folderPageReply, "/v1/folders", LIMITS.foldersPageMax, Number.POSITIVE_INFINITY);
+    return this.pages(folderPageReply, "/v1/folders", LIMITS.foldersPageMax, Number.POSITIVE_INFINITY, FOLDER_PAGE_BYTES_MAX);
   }
 
   /** The folder, or undefined when the node has no folder of that name. */
   async getFolder(name: string): Promise<FolderInfo | undefined> {
     try {
-      const folder = await this.checkedJson(folderReply, "GET", this.folderPath(name));
+      const folder = await this.checkedJson(folderReply, "GET", this.folderPath(name), undefined, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true });
       if (folder.name !== name) throw new RemoteError("server", `the node at ${this.baseUrl} answered for folder ${JSON.stringify(folder.name)} when asked for ${JSON.stringify(name)}`);
       return folder;
     } catch (error) {
@@ -247,7 +408,7 @@ export class RemoteNode {
    * being read is held, however long the history.
    */
   versionPages(folder: string, totalMax = Number.POSITIVE_INFINITY): AsyncGenerator<VersionInfo[]> {
-    return this.pages(versionPageReply, `${this.folderPath(folder)}/versions`, LIMITS.versionsPageMax, totalMax);
+    return this.pages(versionPageReply, `${this.folderPath(folder)}/versions`, LIMITS.versionsPageMax, totalMax, VERSION_PAGE_BYTES_MAX);
   }
 
   /**
@@ -255,13 +416,13 @@ export class RemoteNode {
    * items. A node that hands back the cursor it was given, or an empty page with a cursor, would
    * have the client page forever: that is an error naming the node.
    */
-  private async *pages<T>(parse: (value: unknown) => ListPage<T>, path: string, pageMax: number, totalMax: number): AsyncGenerator<T[]> {
+  private async *pages<T>(parse: (value: unknown) => ListPage<T>, path: string, pageMax: number, totalMax: number, pageBytesMax: number): AsyncGenerator<T[]> {
     let cursor: string | null = null;
     let remaining = totalMax;
     while (remaining > 0) {
       const params = new URLSearchParams({ limit: String(Math.min(pageMax, remaining)) });
       if (cursor !== null) params.set("cursor", cursor);
-      const page: ListPage<T> = await this.checkedJson(parse, "GET", `${path}?${params}`);
+      const page: ListPage<T> = await this.checkedJson(parse, "GET", `${path}?${params}`, undefined, { replyBytesMax: pageBytesMax, idempotent: true });
       const items = page.items.slice(0, remaining);
       remaining -= items.length;
       if (items.length > 0) yield items;
@@ -274,47 +435,54 @@ export class RemoteNode {
   }
 
   getVersion(folder: string, idOrPrefix: string): Promise<VersionInfo> {
-    return this.checkedJson(versionReply, "GET", `${this.folderPath(folder)}/versions/${this.versionRef(idOrPrefix)}`);
+    return this.checkedJson(versionReply, "GET", `${this.folderPath(folder)}/versions/${this.versionRef(idOrPrefix)}`, undefined, {
+      replyBytesMax: JSON_REPLY_BYTES_MAX,
+      idempotent: true,
+    });
   }
 
   commit(folder: string, body: { root: string; parent: string | null; message: string; chunking: string; files: number; bytes: number }): Promise<CommitInfo> {
-    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/commit`, body);
+    // Not idempotent: sent again after a lost answer, it could record a second version.
+    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/commit`, body, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: false });
   }
 
   restore(folder: string, version: string, message?: string): Promise<CommitInfo> {
-    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/restore`, { version: this.versionRef(version), message });
+    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/restore`, { version: this.versionRef(version), message }, {
+      replyBytesMax: JSON_REPLY_BYTES_MAX,
+      idempotent: false,
+    });
   }
 
   setRetention(folder: string, retention: { keepVersions?: number | null; keepDays?: number | null }): Promise<FolderInfo> {
-    return this.json("PUT", `${this.folderPath(folder)}/retention`, retention);
+    return this.json("PUT", `${this.folderPath(folder)}/retention`, retention, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true });
   }
 
   gc(options: { graceMs?: number; dryRun?: boolean }): Promise<Record<string, unknown>> {
-    return this.json("POST", "/v1/gc", options);
+    return this.json("POST", "/v1/gc", options, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: false });
   }
 
   /** Replication status: per folder and per peer (GET /v1/status). */
-  status(): Promise<NodeStatus> {
-    return this.checkedJson(statusReply, "GET", "/v1/status");
+  status(options: { signal?: AbortSignal; retry?: boolean } = {}): Promise<NodeStatus> {
+    return this.checkedJson(statusReply, "GET", "/v1/status", undefined, { replyBytesMax: STATUS_REPLY_BYTES_MAX, idempotent: true, ...options });
   }
 
   /** Re-hash and check everything; with `repair`, fetch what is corrupt or missing from the node's peers (POST /v1/verify). */
   verify(options: { repair?: boolean } = {}): Promise<VerifyReport> {
-    return this.json("POST", "/v1/verify", { repair: options.repair === true });
+    return this.json("POST", "/v1/verify", { repair: options.repair === true }, { replyBytesMax: VERIFY_REPLY_BYTES_MAX, idempotent: false });
   }
 
   /** Makes a token (POST /v1/tokens, admin); the answer is the only place the token appears. */
   createToken(spec: { role: string; folders: readonly string[]; name: string; expiresInMs: number | null }): Promise<TokenInfo & { token: string }> {
-    return this.checkedJson(createdTokenReply, "POST", "/v1/tokens", spec);
+    return this.checkedJson(createdTokenReply, "POST", "/v1/tokens", spec, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: false });
   }
 
   /** Every token's record, never a token (GET /v1/tokens, admin). */
   listTokens(): Promise<TokenInfo[]> {
-    return this.checkedJson(tokenListReply, "GET", "/v1/tokens");
+    return this.checkedJson(tokenListReply, "GET", "/v1/tokens", undefined, { replyBytesMax: TOKENS_REPLY_BYTES_MAX, idempotent: true });
   }
 
   /** Revokes a token by id (DELETE /v1/tokens/:tokenId, admin); revoking twice keeps the first time. */
   revokeToken(id: string): Promise<TokenInfo> {
-    return this.checkedJson(tokenInfoReply, "DELETE", `/v1/tokens/${encodeURIComponent(id)}`);
+    return this.checkedJson(tokenInfoReply, "DELETE", `/v1/tokens/${encodeURIComponent(id)}`, undefined, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true });
   }
 }

@@ -68,7 +68,15 @@ export function resolveSyncTarget(dir: string, state: SyncState, choice: SyncTar
   );
 }
 
+/** The token read from --token-file by the command line, which wins over DSYNC_TOKEN. */
+let tokenFromFile: string | undefined;
+
+export function chooseClientToken(token: string): void {
+  tokenFromFile = token;
+}
+
 export function clientToken(): string | undefined {
+  if (tokenFromFile !== undefined) return tokenFromFile;
   const token = process.env.DSYNC_TOKEN;
   return token && token.length > 0 ? token : undefined;
 }

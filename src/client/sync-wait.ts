@@ -45,16 +45,24 @@ export interface WaitResult {
 
 export const WAIT_INTERVAL_MS_DEFAULT = 200;
 
-/** The status, or a rejection once `ms` have passed: the client's requests have no deadline of their own. */
-function withinMs<T>(promise: Promise<T>, ms: number): Promise<T> {
+/**
+ * The status, or a rejection once `ms` have passed; the request is then aborted (its socket
+ * closed), not left running behind the wait.
+ */
+function withinMs<T>(ask: (signal: AbortSignal) => Promise<T>, ms: number): Promise<T> {
+  const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), Math.max(1, ms));
+    timer = setTimeout(() => {
+      const error = new Error(`no answer within ${ms} ms`);
+      controller.abort(error);
+      reject(error);
+    }, Math.max(1, ms));
   });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([ask(controller.signal), deadline]).finally(() => clearTimeout(timer));
 }
 
-export async function waitForSync(getStatus: () => Promise<NodeStatus>, options: WaitOptions): Promise<WaitResult> {
+export async function waitForSync(getStatus: (signal: AbortSignal) => Promise<NodeStatus>, options: WaitOptions): Promise<WaitResult> {
   const now = options.nowMs ?? (() => Date.now());
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const intervalMs = options.intervalMs ?? WAIT_INTERVAL_MS_DEFAULT;
@@ -64,7 +72,7 @@ export async function waitForSync(getStatus: () => Promise<NodeStatus>, options:
   for (;;) {
     let pending: string[];
     try {
-      status = await withinMs(getStatus(), Math.max(1, options.timeoutMs - (now() - startMs)));
+      status = await withinMs(getStatus, Math.max(1, options.timeoutMs - (now() - startMs)));
       pending = notInSync(status);
     } catch (error) {
       // A node still starting, or one that stopped answering: asked again until the timeout.

@@ -1,0 +1,43 @@
+// The most bytes the client reads of each route's reply, from the bounds the node itself keeps
+// (core/limits.ts): no reply is read past what the real one can be, so a node that sends an
+// endless or oversized body costs a bounded amount of memory and gets one clear error.
+import { LIMITS } from "../core/limits.ts";
+
+/** An error reply is a sentence: more than this is not read (the reason is then the HTTP status text). */
+export const ERROR_REPLY_BYTES_MAX = 64 * 1024;
+
+/** A JSON record (health, a folder, a version, a commit, retention, a gc report): the JSON body bound. */
+export const JSON_REPLY_BYTES_MAX = LIMITS.jsonBodyBytesMax;
+
+/** One folder of a listing: a name of at most 128 bytes, two ids, its mode, retention and times. */
+const FOLDER_JSON_BYTES_MAX = 2 * 1024;
+export const FOLDER_PAGE_BYTES_MAX = LIMITS.foldersPageMax * FOLDER_JSON_BYTES_MAX + 4096;
+
+/**
+ * One version of a history page: its message (each byte at most 6 in JSON, as \u00XX), up to
+ * versionParentsMax parent ids, the other ids, author, time and counts.
+ */
+const VERSION_JSON_BYTES_MAX = 6 * LIMITS.messageLengthBytesMax + LIMITS.versionParentsMax * 70 + 2048;
+export const VERSION_PAGE_BYTES_MAX = LIMITS.versionsPageMax * VERSION_JSON_BYTES_MAX + 4096;
+
+/** The status: a page of folders, each with its vector and its standing against each peer. */
+export const STATUS_REPLY_BYTES_MAX = LIMITS.foldersPageMax * 32 * 1024;
+
+/** A verify report: what it found, each listed with its folder, version and object. */
+export const VERIFY_REPLY_BYTES_MAX = 32 * 1024 * 1024;
+
+/** The ids a "which do you lack?" answer can hold: a subset of those asked, 34 bytes each in msgpack. */
+export function missingReplyBytesMax(idsAsked: number): number {
+  return 64 + 34 * idsAsked;
+}
+
+/**
+ * A download batch: the node refuses to send more than a request body's worth of object bytes,
+ * plus the framing of each id asked (an [id, bytes] pair or an id in `missing`).
+ */
+export function downloadReplyBytesMax(idsAsked: number): number {
+  return LIMITS.requestBodyBytesMax + 64 + 80 * idsAsked;
+}
+
+/** One object's bytes (GET /v1/objects/:id). */
+export const OBJECT_REPLY_BYTES_MAX = LIMITS.objectBytesMax;

@@ -44,6 +44,7 @@ export const ENVIRONMENT = {
   DSYNC_TOKEN: "Bearer token sent to the node (serve: the token clients must send)",
   DSYNC_CLUSTER_TOKEN: "Credential nodes present to each other (same as --cluster-token)",
   DSYNC_METRICS_TOKEN: "Token accepted on GET /metrics only (same as --metrics-token)",
+  DSYNC_TLS_FINGERPRINT: "The https:// node's certificate fingerprint, sha256:... (same as --tls-fingerprint)",
   DSYNC_DEBUG: "When set, errors also print their stack trace",
   DSYNC_BLAKE3: "\"portable\" skips the native BLAKE3 and uses the ~25x slower portable one",
   TMPDIR: "Where the compiled binary unpacks its native BLAKE3; must be writable",
@@ -51,7 +52,7 @@ export const ENVIRONMENT = {
 
 export type EnvironmentName = keyof typeof ENVIRONMENT;
 
-const CLIENT_ENVIRONMENT: EnvironmentName[] = ["DSYNC_REMOTE", "DSYNC_TOKEN", "DSYNC_DEBUG"];
+const CLIENT_ENVIRONMENT: EnvironmentName[] = ["DSYNC_REMOTE", "DSYNC_TOKEN", "DSYNC_TLS_FINGERPRINT", "DSYNC_DEBUG"];
 
 /** What every command that hashes also reads (its help lists them). */
 export const HASHING_ENVIRONMENT: EnvironmentName[] = ["DSYNC_BLAKE3", "TMPDIR"];
@@ -68,6 +69,14 @@ const REMOTE_OPTION: OptionSpec = {
   description: "Node URL (else DSYNC_REMOTE, else what DIR remembers, else http://127.0.0.1:7700)",
 };
 const NODE_OPTION: OptionSpec = { flags: "--remote <url>", description: "Node URL (else DSYNC_REMOTE, else http://127.0.0.1:7700)" };
+/** How an https:// node's certificate is verified (src/wire/tls-trust.ts); without either, the system roots. */
+const TLS_OPTIONS: OptionSpec[] = [
+  {
+    flags: "--tls-fingerprint <sha256>",
+    description: "Trust the https:// node whose certificate has this fingerprint, sha256:... as dsync serve prints it (remembered in DIR/.dsync after a push or pull)",
+  },
+  { flags: "--ca <file>", description: "Trust https:// node certificates issued by the CA certificates in FILE (PEM) instead of the system roots" },
+];
 const FOLDER_OPTION: OptionSpec = { flags: "--folder <name>", description: "Folder name (default: what DIR remembers, else DIR's name)" };
 /** The progress bar: drawn on a terminal without --json; these force it either way (cli/raw-options.ts keeps "neither" apart). */
 const PROGRESS_OPTIONS: OptionSpec[] = [
@@ -87,6 +96,8 @@ export const COMMANDS: CommandSpec[] = [
     description: [
       "Runs a node: stores folders, their versions and their objects in the data folder, serves clients on the listen address, and replicates with --peers. Stops cleanly on SIGINT or SIGTERM.",
       "Listening beyond loopback without a token is refused unless --insecure. The data folder is created on the first start, once the address could be taken.",
+      "With --tls-cert and --tls-key (dsync cert create makes them) the node serves https, on --metrics-listen too, and prints its certificate's fingerprint at start (tls fingerprint sha256:...), which clients pin with --tls-fingerprint. Listening beyond loopback over plain http with a token prints a warning: the token crosses the network in clear.",
+      "Peers are URLs, each with the fingerprint of its certificate after a # (https://b:7700#sha256:...), in --peers or --peers-file. A node serving TLS replicates only over TLS and only with peers it can verify (a pinned fingerprint, or a certificate --ca issued); it takes peer requests only from those nodes, each proving it holds its certificate's key, and the cluster token besides.",
     ],
     options: [
       { flags: "--data <dir>", description: "Data folder (default ./dsync-data)" },
@@ -96,7 +107,8 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--keep-versions <n>", description: "Retention for new folders: keep the newest N versions" },
       { flags: "--keep-days <d>", description: "Retention for new folders: keep versions younger than D days" },
       { flags: "--node-id <id>", description: "Set this node's id (kept in the data folder)" },
-      { flags: "--peers <urls>", description: "Replicate with these nodes: comma-separated URLs" },
+      { flags: "--peers <urls>", description: "Replicate with these nodes: comma-separated URLs, each https://HOST:PORT#sha256:... with the peer's fingerprint (or http://HOST:PORT)" },
+      { flags: "--peers-file <file>", description: "Replicate with the nodes in FILE too: one URL [sha256:...] a line, # starts a comment" },
       { flags: "--cluster-token <token>", description: "Credential nodes present to each other (also DSYNC_CLUSTER_TOKEN)" },
       { flags: "--sync-interval-ms <ms>", description: "Period of the full comparison with each peer (default 2000)" },
       {
@@ -105,6 +117,9 @@ export const COMMANDS: CommandSpec[] = [
       },
       { flags: "--metrics-token <token>", description: "A token accepted on GET /metrics only, for a scraper (also DSYNC_METRICS_TOKEN)" },
       { flags: "--metrics-listen <host:port>", description: "Also serve GET /metrics, without a token, on this loopback address (beyond loopback only with --insecure)" },
+      { flags: "--tls-cert <file>", description: "Serve https with this PEM certificate (with --tls-key; dsync cert create writes node.crt)" },
+      { flags: "--tls-key <file>", description: "The certificate's PEM private key (dsync cert create writes node.key)" },
+      { flags: "--ca <file>", description: "Verify peers without a pinned fingerprint by the CA certificates in FILE (PEM), and take peer requests from nodes it issued" },
     ],
     environment: ["DSYNC_TOKEN", "DSYNC_CLUSTER_TOKEN", "DSYNC_METRICS_TOKEN", "DSYNC_DEBUG"],
     examples: [
@@ -117,10 +132,14 @@ export const COMMANDS: CommandSpec[] = [
         command: "dsync serve --data /srv/a --listen 127.0.0.1:7701 --peers http://127.0.0.1:7702 --cluster-token c1u5ter-t0ken",
         explanation: "one of two replicating nodes",
       },
+      {
+        command: "dsync serve --tls-cert tls/node.crt --tls-key tls/node.key --listen 0.0.0.0:7701 --peers https://b:7702#sha256:5f1c...",
+        explanation: "over TLS, replicating with a pinned peer",
+      },
     ],
     exitCodes: [
       [0, "stopped by SIGINT or SIGTERM"],
-      [1, "could not start (the address is taken, the data folder cannot be used)"],
+      [1, "could not start (the address is taken, the data folder cannot be used, the certificate or key is missing or not a pair)"],
       [2, "usage error"],
     ],
     // A process that listened for signals is kept alive by them, so serve ends explicitly; its few
@@ -136,6 +155,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     options: [
       NODE_OPTION,
+      ...TLS_OPTIONS,
       { flags: "--wait", description: "First wait until every folder is in sync with every peer (exit 1 if not within the timeout)" },
       { flags: "--timeout-ms <ms>", description: "How long --wait waits (default 60000)" },
       JSON_OPTION,
@@ -160,6 +180,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     options: [
       REMOTE_OPTION,
+      ...TLS_OPTIONS,
       FOLDER_OPTION,
       REBIND_OPTION,
       { flags: "--message <text>", description: "Message recorded with the version" },
@@ -197,6 +218,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     options: [
       REMOTE_OPTION,
+      ...TLS_OPTIONS,
       FOLDER_OPTION,
       REBIND_OPTION,
       { flags: "--version <id>", description: "Version id or unique prefix (default: the head)" },
@@ -220,8 +242,8 @@ export const COMMANDS: CommandSpec[] = [
       "Prints A, D, M and T lines (added, deleted, modified, type changed) on stdout, then one summary line on stderr: what each side lacks to become the other, the requests made to nodes and the depth reached. Only differing subtrees are loaded.",
       "A directory is compared as a push would send it: paths its scan does not read (ignored, unreadable, unsupported) are not differences; the summary says how many were not compared.",
     ],
-    options: [...PROGRESS_OPTIONS, JSON_OPTION],
-    environment: ["DSYNC_TOKEN", "DSYNC_DEBUG"],
+    options: [...TLS_OPTIONS, ...PROGRESS_OPTIONS, JSON_OPTION],
+    environment: ["DSYNC_TOKEN", "DSYNC_TLS_FINGERPRINT", "DSYNC_DEBUG"],
     examples: [
       { command: "dsync diff ~/notes http://127.0.0.1:7700/notes", explanation: "what a push would change" },
       { command: "dsync diff http://127.0.0.1:7701/notes http://127.0.0.1:7702/notes@3f2a", explanation: "two replicas, one at a version" },
@@ -242,6 +264,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     options: [
       REMOTE_OPTION,
+      ...TLS_OPTIONS,
       FOLDER_OPTION,
       { flags: "--limit <n>", description: "Show at most N versions (the newest N)" },
       { flags: "--json", description: "Print one JSON document {folder, versions: [...]}, written page by page as the node sends them" },
@@ -259,7 +282,7 @@ export const COMMANDS: CommandSpec[] = [
     usage: "ls",
     summary: "List the folders on a node",
     description: ["Lists each folder's name, head version and replication mode."],
-    options: [NODE_OPTION, JSON_OPTION],
+    options: [NODE_OPTION, ...TLS_OPTIONS, JSON_OPTION],
     environment: CLIENT_ENVIRONMENT,
     examples: [{ command: "dsync ls --remote http://127.0.0.1:7701", explanation: "the folders on that node" }],
     exitCodes: OK_FAILURE_USAGE,
@@ -274,6 +297,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     options: [
       REMOTE_OPTION,
+      ...TLS_OPTIONS,
       FOLDER_OPTION,
       REBIND_OPTION,
       { flags: "--message <text>", description: "Message for the new version" },
@@ -303,6 +327,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     options: [
       NODE_OPTION,
+      ...TLS_OPTIONS,
       { flags: "--data <dir>", description: "Check a data folder directly (node stopped)" },
       { flags: "--repair", description: "Fetch every corrupt or missing object from the node's peers" },
       JSON_OPTION,
@@ -329,6 +354,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     options: [
       NODE_OPTION,
+      ...TLS_OPTIONS,
       { flags: "--data <dir>", description: "Collect in a data folder directly (node stopped)" },
       { flags: "--grace-ms <ms>", description: "Keep objects used this recently (pushes in flight; default 900000)" },
       { flags: "--dry-run", description: "Report without deleting" },
@@ -343,6 +369,31 @@ export const COMMANDS: CommandSpec[] = [
     run: (flags) => runCommand(async () => (await import("./maintenance.ts")).gcCommand(flags)),
   },
   {
+    usage: "cert <action>",
+    summary: "Make a node's TLS key and certificate: dsync cert create",
+    description: [
+      "dsync cert create makes a private key and a self-signed certificate (ECDSA P-256, valid 10 years) naming each --host in its SubjectAltName, writes them as DIR/node.key (mode 0600) and DIR/node.crt, and prints the certificate's fingerprint: sha256: and the SHA-256 of the DER certificate, the same bytes as openssl x509 -fingerprint -sha256.",
+      "Give the fingerprint to the node's clients (--tls-fingerprint) and peers (--peers URL#sha256:...). Existing files are never overwritten without --force: clients and peers pinned the old certificate. ACTION is \"create\".",
+    ],
+    options: [
+      { flags: "--out <dir>", description: "Where to write node.key and node.crt (default .; created if missing)" },
+      { flags: "--host <names>", description: "Names and addresses the certificate is for, comma-separated (default localhost,127.0.0.1 and this machine's host name)" },
+      { flags: "--force", description: "Replace an existing node.key and node.crt" },
+      JSON_OPTION,
+    ],
+    environment: ["DSYNC_DEBUG"],
+    examples: [
+      { command: "dsync cert create --out /srv/dsync-tls", explanation: "a key and certificate for localhost, 127.0.0.1 and this machine's name" },
+      { command: "dsync cert create --out tls --host nas.lan,192.168.1.20", explanation: "for the names clients use to reach the node" },
+    ],
+    exitCodes: [
+      [0, "written; the fingerprint is printed"],
+      [1, "failure (a file exists without --force, the folder cannot be written)"],
+      [2, "usage error"],
+    ],
+    run: (action, flags) => runCommand(async () => (await import("./cert.ts")).certCommand(action, flags)),
+  },
+  {
     usage: "token <action> [id]",
     summary: "Make, list and revoke tokens: dsync token create|list|revoke",
     description: [
@@ -351,6 +402,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     options: [
       NODE_OPTION,
+      ...TLS_OPTIONS,
       { flags: "--data <dir>", description: "Work in this data folder directly instead of on a node" },
       { flags: "--role <role>", description: "create: read, write or admin" },
       { flags: "--folder <name>", description: "create: a folder the token may touch; repeat for more (default every folder)" },

@@ -64,6 +64,8 @@ async function main(argv: string[]): Promise<void> {
     }
     restoreTextOptions(cli.options, argv);
     restoreTristateSwitches(cli.options, argv);
+    // How https:// nodes are verified (a usage error here, before anything is sent); serve's --ca is its peers'.
+    if (cli.matchedCommand.name !== "serve") (await import("./tls-options.ts")).applyTlsOptions(cli.options);
     // --timeout and --token-file hold for every request the command makes.
     if (NODE_COMMANDS.includes(cli.matchedCommand.name)) (await import("./connection-options.ts")).applyConnectionOptions(cli.options, argv);
     // Before the command's own output: everything works, but slower, and the user can fix it.

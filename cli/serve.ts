@@ -7,6 +7,7 @@ import { DsyncNode, nodeIdProblem } from "../src/node/node.ts";
 import { isLoopback, parseListenAddress, startServer } from "../src/server/serve.ts";
 import { parseCount } from "./errors.ts";
 import { DSYNC_VERSION } from "./version.ts";
+import { mergePeers, parsePeerList, readPeersFile, serveTls } from "./serve-tls.ts";
 import { SqliteTokenStore } from "../src/node/token-store.ts";
 import { systemRandom } from "../src/node/clock.ts";
 import { openMembership } from "../src/server/object-visibility.ts";
@@ -25,27 +26,15 @@ export interface ServeFlags {
   scrubBytesPerSecond?: string;
   metricsToken?: string;
   metricsListen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  ca?: string;
+  peersFile?: string;
 }
 
-/** Parses --peers: comma-separated http(s) URLs, each a node's base address. */
+/** Parses --peers: comma-separated http(s) URLs, each a node's base address (a pin after `#`: serve-tls.ts). */
 export function parsePeers(text: string | undefined): string[] {
-  if (text === undefined || text.trim() === "") return [];
-  const peers: string[] = [];
-  for (const part of String(text).split(",")) {
-    const trimmed = part.trim();
-    if (trimmed === "") continue;
-    let url: URL;
-    try {
-      url = new URL(trimmed);
-    } catch {
-      throw new UsageError(`--peers: ${JSON.stringify(trimmed)} is not a URL (use http://HOST:PORT)`);
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`--peers: ${trimmed} must be an http:// or https:// URL`);
-    if (url.search || url.hash || url.username) throw new UsageError(`--peers: ${trimmed} must be a plain base URL`);
-    const base = `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
-    if (!peers.includes(base)) peers.push(base);
-  }
-  return peers;
+  return mergePeers([parsePeerList(text)]).map((peer) => peer.url);
 }
 
 /** The outermost directory of `path` (itself included) that does not exist yet, or null when it does. */
@@ -78,10 +67,11 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
         "Set --token (or DSYNC_TOKEN), or pass --insecure if the network is trusted.",
     );
   }
-  const peers = parsePeers(flags.peers);
+  const peerSpecs = mergePeers([parsePeerList(flags.peers), flags.peersFile === undefined ? [] : readPeersFile(String(flags.peersFile))]);
+  const peers = peerSpecs.map((peer) => peer.url);
   const clusterToken = flags.clusterToken ?? (process.env.DSYNC_CLUSTER_TOKEN || undefined);
   if (peers.length > 0 && !clusterToken) {
-    throw new UsageError("--peers needs --cluster-token (or DSYNC_CLUSTER_TOKEN): nodes prove to each other that they belong to the cluster");
+    throw new UsageError("--peers (or --peers-file) needs --cluster-token (or DSYNC_CLUSTER_TOKEN): nodes prove to each other that they belong to the cluster");
   }
   if (clusterToken !== undefined && !/^[\x21-\x7e]{8,512}$/.test(clusterToken)) {
     throw new UsageError("--cluster-token must be 8 to 512 printable characters without spaces");
@@ -110,6 +100,8 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
       );
     }
   }
+  // The certificate, the key and the peers' pins are checked before anything is created or bound.
+  const tls = serveTls(flags, peerSpecs);
   const syncIntervalMs = parseCount(flags.syncIntervalMs, "--sync-interval-ms") ?? 2000;
   if (syncIntervalMs < 50) throw new UsageError("--sync-interval-ms must be at least 50");
   const scrubBytesPerSecond = parseCount(flags.scrubBytesPerSecond, "--scrub-bytes-per-second");
@@ -147,7 +139,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   };
   let server;
   try {
-    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken, metricsListen, tokens, membership });
+    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken, metricsListen, tokens, membership, tls: tls.identity, peerTrust: tls.peerTrust, peerIdentities: tls.peerIdentities });
   } catch (error) {
     await closeStores();
     await node.close();
@@ -159,7 +151,16 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   const started = [`dsync node ${node.nodeId} listening on ${server.url} (data in ${dataDir})`];
   if (peers.length > 0) started.push(`dsync: replicating with ${peers.join(", ")}`);
   if (server.metricsUrl) started.push(`dsync: metrics without a token on ${server.metricsUrl}/metrics`);
+  // Clients pin this (--tls-fingerprint) and peers list it after the node's URL (--peers URL#sha256:...).
+  if (tls.identity) started.push(`tls fingerprint ${tls.identity.fingerprint}`);
   process.stdout.write(terminalLines(started));
+  if (!tls.identity && token && !isLoopback(address.hostname)) {
+    process.stderr.write(
+      terminalLines([
+        `dsync: warning: serving plain http on ${address.hostname}: the token, and every file, cross the network in clear; serve TLS with --tls-cert and --tls-key (dsync cert create makes them)`,
+      ]),
+    );
+  }
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

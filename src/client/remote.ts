@@ -31,6 +31,8 @@ import {
   VERSION_PAGE_BYTES_MAX,
 } from "./reply-limits.ts";
 import type { CommitJson, FolderJson, VersionJson } from "../wire/api-json.ts";
+import type { TlsTrust } from "../wire/tls-trust.ts";
+import { tlsTrustFor } from "./tls-settings.ts";
 import type { VerifyReport } from "../node/node.ts";
 
 export type FolderInfo = FolderJson;
@@ -82,6 +84,8 @@ export interface RemoteOptions {
   notice?: (line: string) => void;
   /** Passed to fetch as its `tls` option. */
   tls?: Record<string, unknown>;
+  /** Whom an https:// node must prove to be (a pinned fingerprint, --ca, or the system roots), and how a failure is said: src/wire/tls-trust.ts. */
+  trust?: TlsTrust;
 }
 
 /** What one request needs besides its method, path and body. */
@@ -121,6 +125,7 @@ export class RemoteNode {
   private readonly retryPolicy: RetryPolicy;
   private readonly notice: (line: string) => void;
   private readonly tls?: Record<string, unknown>;
+  private readonly trust?: TlsTrust;
   /** A reply came since the last failure to connect: requests skip the connect check (connect-check.ts). */
   private reached = false;
   /** A reply ever came: a refused connection later means the node went away (restarting?), worth another try. */
@@ -137,6 +142,24 @@ export class RemoteNode {
     this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.notice = options.notice ?? ((line) => process.stderr.write(terminalLines([`dsync: ${line}`])));
     this.tls = options.tls;
+    // Unless told otherwise, what this process chose (--tls-fingerprint, DSYNC_TLS_FINGERPRINT, a remembered pin, --ca).
+    this.trust = options.trust ?? (options.tls ? undefined : tlsTrustFor(this.baseUrl));
+  }
+
+  /** The `tls` option of the next request: the trust's (a pin is anchored once, by a probe), else the one given. */
+  private async tlsOptions(): Promise<Record<string, unknown> | undefined> {
+    if (!this.trust) return this.tls;
+    try {
+      return (await this.trust.fetchOptions()).tls;
+    } catch (error) {
+      throw new RemoteError("unreachable", (error as Error).message);
+    }
+  }
+
+  /** A failure to reach the node, said as the TLS reason when that was it (wrong certificate, wrong scheme). */
+  private async explainUnreachable(error: RemoteError): Promise<RemoteError> {
+    const reason = await this.trust?.explain(error);
+    return reason ? new RemoteError("unreachable", reason.message) : error;
   }
 
   /**
@@ -158,14 +181,21 @@ export class RemoteNode {
       this.counters.requests++;
       if (body !== undefined) this.counters.wireBytesSent += typeof body === "string" ? Buffer.byteLength(body) : body.length;
       let reply: NodeReply;
+      const tls = await this.tlsOptions();
       try {
         reply = await attemptRequest(
           this.baseUrl,
           { method, path, body, headers, replyBytesMax: options.replyBytesMax, errorBytesMax: ERROR_REPLY_BYTES_MAX, holdMs: options.holdMs, signal: options.signal },
-          { timeouts: this.timeouts, checkConnect: !this.reached, tls: this.tls },
+          { timeouts: this.timeouts, checkConnect: !this.reached, tls },
         );
       } catch (error) {
-        if (error instanceof RemoteError && error.kind === "unreachable") this.reached = false;
+        if (error instanceof RemoteError && error.kind === "unreachable") {
+          this.reached = false;
+          if (this.trust && error.transient !== "not-sent") {
+            const explained = await this.explainUnreachable(error);
+            if (explained !== error) throw explained;
+          }
+        }
         if (error instanceof RemoteError && error.transient === "interrupted" && !options.idempotent) {
           throw new RemoteError(
             "unreachable",
@@ -210,7 +240,7 @@ export class RemoteNode {
         reply = await attemptRequest(
           this.baseUrl,
           { method: "GET", path: "/v1/health", headers: {}, replyBytesMax: JSON_REPLY_BYTES_MAX, errorBytesMax: ERROR_REPLY_BYTES_MAX },
-          { timeouts: this.timeouts, checkConnect: false, tls: this.tls },
+          { timeouts: this.timeouts, checkConnect: false, tls: await this.tlsOptions() },
         );
       } catch {
         return;

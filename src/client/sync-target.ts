@@ -4,6 +4,7 @@
 import { basename, join, resolve } from "node:path";
 import { validateFolderName } from "../core/names.ts";
 import type { SyncState } from "./local-state.ts";
+import { noteRememberedPin } from "./tls-settings.ts";
 
 export const DEFAULT_REMOTE = "http://127.0.0.1:7700";
 
@@ -20,7 +21,10 @@ export function resolveRemote(flag: string | undefined, state: SyncState): strin
     throw new UsageError(`not a URL: ${JSON.stringify(remote)} (expected e.g. ${DEFAULT_REMOTE})`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`the remote must be an http:// or https:// URL, got ${remote}`);
-  return remote.replace(/\/+$/, "");
+  const base = remote.replace(/\/+$/, "");
+  // The certificate this directory pinned for that node is trusted for it (tls-settings.ts).
+  if (state.remote !== undefined && state.remote.replace(/\/+$/, "") === base) noteRememberedPin(base, state.tlsFingerprint);
+  return base;
 }
 
 export function resolveFolder(flag: string | undefined, state: SyncState, dir: string): string {

@@ -15,6 +15,10 @@ import { systemTimers } from "../replication/transport.ts";
 import { PeerObjectSource } from "../replication/peer-object-source.ts";
 import { Repairer } from "../node/repair.ts";
 import { Scrubber, SCRUB_BYTES_PER_SECOND_WITH_PEERS } from "../node/scrub.ts";
+import type { TlsIdentity } from "./node-certificate.ts";
+import { requirePeerIdentity, type PeerIdentityPolicy } from "./peer-identity.ts";
+import { PeerProofSigner } from "../wire/peer-proof.ts";
+import type { TlsTrust } from "../wire/tls-trust.ts";
 
 /** The metadata key under which the scrub keeps its position across restarts. */
 const SCRUB_POSITION_KEY = "scrub_position";
@@ -65,6 +69,12 @@ export interface ServerOptions {
   /** Tokens with roles and folders (besides `token`, the admin token) and the folder membership they are checked against. */
   tokens?: TokenStore;
   membership?: FolderMembership;
+  /** Serve TLS with this certificate and key (both listeners), and sign peer requests with the key. */
+  tls?: TlsIdentity;
+  /** How each https:// peer's certificate is verified (pin or --ca), by peer address. */
+  peerTrust?: ReadonlyMap<string, TlsTrust>;
+  /** With TLS peers: the only certificates whose peer requests this node takes (peer-identity.ts). */
+  peerIdentities?: PeerIdentityPolicy;
 }
 
 export function startServer(node: DsyncNode, address: ListenAddress, options: ServerOptions): RunningServer {
@@ -74,7 +84,11 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
   // Log lines carry peers' words (their errors, folder names): escaped like all terminal output.
   const log = (line: string) => process.stderr.write(terminalLines([truncateText(line, ERROR_MESSAGE_CHARS_MAX)]));
   if (options.clusterToken) {
-    const transport = new HttpPeerTransport({ clusterToken: options.clusterToken });
+    const transport = new HttpPeerTransport({
+      clusterToken: options.clusterToken,
+      trustFor: (peer) => options.peerTrust?.get(peer),
+      signer: options.tls ? new PeerProofSigner(new Uint8Array(options.tls.certificate.raw), options.tls.privateKey) : undefined,
+    });
     replicator = new Replicator({
       node,
       peers: options.peers ?? [],
@@ -122,22 +136,26 @@ export function startServer(node: DsyncNode, address: ListenAddress, options: Se
     scrubber,
     tokens: options.tokens,
     membership: options.membership,
+    tlsFingerprint: options.tls?.fingerprint,
+    peerIdentity: options.peerIdentities ? requirePeerIdentity(options.peerIdentities, { nowMs: () => Date.now(), log }) : undefined,
   });
   // Without a token, nothing but the guard keeps a web page in a local browser out (browser-guard.ts).
   const fetchHandler = options.token ? app.fetch : guardAgainstBrowsers(app.fetch, { loopbackOnly: isLoopback(address.hostname) });
+  const tls = options.tls ? { cert: options.tls.certPem, key: options.tls.keyPem } : undefined;
   const server = Bun.serve({
     hostname: address.hostname,
     port: address.port,
     fetch: fetchHandler,
+    tls,
     // Slightly above the API's own limit, so the API answers 413 with a readable body.
     maxRequestBodySize: LIMITS.requestBodyBytesMax + 1024 * 1024,
     idleTimeout: 120,
   });
-  const urlOf = (listen: ListenAddress, port: number | undefined) => `http://${listen.hostname.includes(":") ? `[${listen.hostname}]` : listen.hostname}:${port}`;
+  const urlOf = (listen: ListenAddress, port: number | undefined) => `${tls ? "https" : "http"}://${listen.hostname.includes(":") ? `[${listen.hostname}]` : listen.hostname}:${port}`;
   let metricsServer: ReturnType<typeof Bun.serve> | undefined;
   if (options.metricsListen) {
     try {
-      metricsServer = Bun.serve({ hostname: options.metricsListen.hostname, port: options.metricsListen.port, fetch: guardAgainstBrowsers(createMetricsOnlyApp(metrics).fetch, { loopbackOnly: isLoopback(options.metricsListen.hostname) }), maxRequestBodySize: 64 * 1024 });
+      metricsServer = Bun.serve({ hostname: options.metricsListen.hostname, port: options.metricsListen.port, fetch: guardAgainstBrowsers(createMetricsOnlyApp(metrics).fetch, { loopbackOnly: isLoopback(options.metricsListen.hostname) }), maxRequestBodySize: 64 * 1024, tls });
     } catch (error) {
       void server.stop(true);
       throw new Error(`--metrics-listen ${options.metricsListen.hostname}:${options.metricsListen.port}: ${(error as Error).message}`);

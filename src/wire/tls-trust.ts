@@ -109,6 +109,11 @@ export class TlsTrust {
     }
   }
 
+  /** The pin, once the node presented that very certificate (and so once a request could pass). */
+  get verifiedPin(): string | undefined {
+    return this.pinned ? this.options.fingerprint : undefined;
+  }
+
   private get origin(): string {
     return `${this.url.protocol}//${this.url.host}`;
   }
@@ -162,8 +167,9 @@ export class TlsTrust {
   /** A TLS reason for a failed fetch, said with what the node presented; undefined when TLS was not why. */
   async explain(error: unknown): Promise<TlsTrustError | undefined> {
     if (error instanceof TlsTrustError) return error;
-    const code = (error as { code?: string })?.code ?? "";
     const message = (error as Error)?.message ?? String(error);
+    // fetch's error has a code; a caller's error built from it names the code in its message ("(ECONNRESET)", "(EPROTO: ...)").
+    const code = (error as { code?: string })?.code ?? /\(([A-Z][A-Z0-9_]{3,})(?:[:)])/.exec(message)?.[1] ?? "";
     if (/presented sha256:[0-9a-f]{64}, expected/.test(message)) return new TlsTrustError(message);
     if (this.url.protocol === "http:") {
       // A TLS listener hangs up on a plain request; say so if a handshake works there.

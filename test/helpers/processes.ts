@@ -117,7 +117,7 @@ export async function startNode(options: { dataDir?: string; args?: string[]; en
         const { done, value } = await reader.read();
         if (done) break;
         output += decoder.decode(value);
-        const match = /listening on (http:\/\/\S+)/.exec(output);
+        const match = /listening on (https?:\/\/\S+)/.exec(output);
         if (match) {
           clearTimeout(timer);
           resolveUrl(match[1]!);

@@ -85,6 +85,11 @@ export class ObjectBatchWriter {
     this.objectBytes = objectBytes;
   }
 
+  /** Bytes the encoded batch takes so far, framing included (tiny objects are mostly framing). */
+  get encodedBytes(): number {
+    return this.position;
+  }
+
   /** The encoded batch: a view into the buffer, valid until the writer is reset. */
   finish(): Uint8Array {
     this.buffer[0] = ARRAY32;

@@ -197,7 +197,7 @@ export async function executeUpload(
   let writer: ObjectBatchWriter | undefined;
   /** Sends the current batch if it cannot take `lengthBytes` more (or is full), and makes sure there is one. */
   const room = async (lengthBytes: number): Promise<ObjectBatchWriter> => {
-    if (writer && (!writer.fits(lengthBytes) || writer.objectBytes >= LIMITS.batchBytesTarget)) await flush();
+    if (writer && (!writer.fits(lengthBytes) || writer.encodedBytes >= LIMITS.batchBytesTarget)) await flush();
     writer ??= await pipeline.writer();
     return writer;
   };

@@ -18,6 +18,7 @@ import type { StoredObject } from "../store/object-store.ts";
 import { STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
 import type { Progress } from "./progress.ts";
 import { stillHeldBack, withEntriesOf, type HeldBack } from "./held-back.ts";
+import { MemoryBudget } from "./memory-budget.ts";
 
 export interface LocalScan extends ScanResult {
   /**
@@ -66,12 +67,14 @@ export async function scanIntoCache(
   // Keys of `pending` and of the last batches written: a node the scan builds twice (identical
   // files or directories) is put once. Bounded, like everything held per object.
   let recent = new Set<string>();
+  const memory = new MemoryBudget();
   const flush = async () => {
     if (pending.length === 0) return;
     const batch = pending;
     pending = [];
     if (recent.size > FLUSH_OBJECTS * 8) recent = new Set();
     await caches.objects.putMany(batch);
+    memory.check();
   };
   /** Notes a node of the scanned tree: kept in the cache (and in memory while there is room); false when already noted. */
   const note = (id: ObjectId, key: string, bytes: Uint8Array): boolean => {

@@ -66,7 +66,7 @@ export class StreamingChunkUploader {
     if (this.seen.size >= SEEN_IDS_MAX) this.seen.clear();
     this.seen.add(key);
     this.writer ??= await this.pipeline.writer();
-    if (!this.writer.fits(bytes.length) || this.writer.objectBytes >= LIMITS.batchBytesTarget) {
+    if (!this.writer.fits(bytes.length) || this.writer.encodedBytes >= LIMITS.batchBytesTarget) {
       await this.handOff();
       this.writer = await this.pipeline.writer();
     }

@@ -102,7 +102,10 @@ export const COMMANDS: CommandSpec[] = [
     options: [
       { flags: "--data <dir>", description: "Data folder (default ./dsync-data)" },
       { flags: "--listen <host:port>", description: "Address to listen on (default 127.0.0.1:7700)" },
-      { flags: "--token <token>", description: "Require this bearer token from clients, 8 to 512 printable characters without spaces (also DSYNC_TOKEN)" },
+      {
+        flags: "--token <token>",
+        description: "Require this bearer token from clients, 8 to 512 printable characters without spaces (also DSYNC_TOKEN); it is the admin token, and the node also takes the tokens dsync token create makes",
+      },
       { flags: "--insecure", description: "Allow listening beyond loopback without a token" },
       { flags: "--keep-versions <n>", description: "Retention for new folders: keep the newest N versions" },
       { flags: "--keep-days <d>", description: "Retention for new folders: keep versions younger than D days" },

@@ -8,6 +8,7 @@
 //   load(ids, held)  the bytes of the objects to descend into, from wherever the caller gets them
 //                    (its store, a download); undefined where the walk stops at that object
 //   chunks(refs)     the chunks reached (the leaves), each once, in batches
+//   settled(ids)     a batch whose whole subtree has been walked (children before parents)
 // Children come from the object format (objects.ts childRefs), so a change in what an object
 // may name is made in one place.
 //
@@ -27,6 +28,12 @@ export interface DescendSources {
   have?: (ids: readonly ObjectId[]) => Promise<readonly boolean[]>;
   /** The bytes of the objects to go below, given what `have` said of each; undefined stops there. */
   load: (ids: readonly ObjectId[], held: readonly boolean[]) => Promise<readonly (Uint8Array | undefined)[]>;
+  /**
+   * Called once everything below a batch has been walked (children before parents), with what
+   * load gave for it: a cache that stores here never holds an object without what is below it,
+   * so a walk cut short and started again can still prune at what the cache holds.
+   */
+  settled?: (ids: readonly ObjectId[], loaded: readonly (Uint8Array | undefined)[]) => void | Promise<void>;
   /** The chunks reached, each once, at most `batchIds` at a time. */
   chunks?: (chunks: readonly ChunkRef[]) => void | Promise<void>;
   /** Bytes that are not a valid object: the default is to throw (the decoder's error). */
@@ -75,8 +82,9 @@ export async function descend(roots: readonly ObjectId[], sources: DescendSource
   const report: DescendReport = { objectsLoaded: 0, objectsDescended: 0, objectsKnown: 0, chunksReached: 0, batches: 0, frontierIdsMax: 0 };
   // Ids passed: across the walk, or (prunesPassed) within the batch being gathered.
   let passed = new Set<string>();
-  // A stack of id lists (each the children of one batch); the top one is taken from first.
-  const stack: { ids: readonly ObjectId[]; next: number }[] = [{ ids: roots, next: 0 }];
+  // A stack of id lists (each the children of one batch); batches are taken from the top one
+  // alone, so when a list is used up, everything below the batch that named it has been walked.
+  const stack: { ids: readonly ObjectId[]; next: number; settle?: () => void | Promise<void> }[] = [{ ids: roots, next: 0 }];
   let waiting = roots.length;
   let chunkBatch: ChunkRef[] = [];
   const flushChunks = async () => {
@@ -87,15 +95,16 @@ export async function descend(roots: readonly ObjectId[], sources: DescendSource
   };
 
   while (stack.length > 0) {
-    // Up to batchIds new ids, from the deepest lists first.
+    // Up to batchIds new ids from the deepest list.
+    const top = stack[stack.length - 1]!;
+    if (top.next >= top.ids.length) {
+      stack.pop();
+      await top.settle?.();
+      continue;
+    }
     if (sources.prunesPassed) passed = new Set();
     const batch: ObjectId[] = [];
-    while (batch.length < batchIds && stack.length > 0) {
-      const top = stack[stack.length - 1]!;
-      if (top.next >= top.ids.length) {
-        stack.pop();
-        continue;
-      }
+    while (batch.length < batchIds && top.next < top.ids.length) {
       const id = top.ids[top.next++]!;
       waiting--;
       const key = keyOf(id);
@@ -140,11 +149,12 @@ export async function descend(roots: readonly ObjectId[], sources: DescendSource
         if (chunkBatch.length >= batchIds) await flushChunks();
       }
     }
+    const settle = sources.settled && (() => sources.settled!(wanted, loaded));
     if (below.length > 0) {
-      stack.push({ ids: below, next: 0 });
+      stack.push({ ids: below, next: 0, settle });
       waiting += below.length;
       if (waiting > report.frontierIdsMax) report.frontierIdsMax = waiting;
-    }
+    } else await settle?.();
   }
   await flushChunks();
   return report;

@@ -45,10 +45,10 @@ export const LIMITS = {
   batchIdsMax: 100_000,
   /**
    * Ids per batch of a Merkle descent (core/descend.ts): one "which do you have?" and one load
-   * per batch. Structured objects are a few KiB, so a batch is a few MiB; the walk holds the
-   * children of one batch per level.
+   * per batch. The walk holds the children of one batch per level: with directory pages of 256
+   * entries on average, about 256 000 ids (some 25 MB), a few MB of loaded objects.
    */
-  descentBatchIds: 4096,
+  descentBatchIds: 1024,
   /** Target size of one upload/download batch, in bytes. */
   batchBytesTarget: 4 * 1024 * 1024,
   /** Requests a client keeps in flight at once. */

@@ -12,6 +12,7 @@ import type { Context, Hono } from "hono";
 import { validateFolderName } from "../core/names.ts";
 import type { EventLog, EventsSince, NodeEvent } from "../node/events.ts";
 import { UserError } from "../node/node.ts";
+import { scopedFolders } from "./access.ts";
 
 export const EVENT_STREAMS_MAX = 64;
 export const LONG_POLL_WAIT_MS_MAX = 30_000;
@@ -37,7 +38,10 @@ export function gapJson(gap: NonNullable<EventsSince["gap"]>, lastId: number) {
  */
 export function transferFolder(c: Context): string | null {
   const name = c.req.header("x-dsync-folder");
-  return name !== undefined && validateFolderName(name) === undefined ? name : null;
+  if (name === undefined || validateFolderName(name) !== undefined) return null;
+  // A token limited to some folders labels only transfers of its own: never another folder's events.
+  const scope = scopedFolders(c);
+  return scope === null || scope.includes(name) ? name : null;
 }
 
 function parseEventId(text: string | undefined, what: string): number | undefined {

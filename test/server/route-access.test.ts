@@ -76,7 +76,7 @@ async function setUp() {
     for (const folder of folders) versions.push((await node.listVersions(folder.name)).map((v) => idToHex(v.id)));
     return { folders, versions, tokens: await tokens.list() };
   };
-  return { node, app, call, snapshot, tokens, root, gRoot, head: commit.version, victimId: victim.record.id };
+  return { node, app, call, snapshot, tokens, credentials, root, gRoot, head: commit.version, victimId: victim.record.id };
 }
 
 /** A fresh object's id and bytes (not stored anywhere yet). */
@@ -225,6 +225,15 @@ describe("route access", () => {
     expect(events.events.every((e) => e.folder === "f")).toBe(true);
     const all = (await (await s.call("GET", "/v1/events?since=0&wait=0", "admin")).json()) as { events: { folder: string | null }[] };
     expect(all.events.some((e) => e.folder === "g")).toBe(true);
+    // A token for g cannot label its uploads as f's, so f's readers never see them.
+    const upload = await s.app.request("/v1/objects/upload", {
+      method: "POST",
+      headers: { authorization: s.credentials.other!, "x-dsync-folder": "f" },
+      body: encodeObjectBatch([freshObject("labelled")]) as Uint8Array<ArrayBuffer>,
+    });
+    expect(upload.status).toBe(200);
+    const seen = (await (await s.call("GET", "/v1/events?since=0&wait=0", "admin")).json()) as { events: { type: string; folder: string | null }[] };
+    expect(seen.events.filter((e) => e.type === "push").map((e) => e.folder)).toEqual([null]);
   });
 
   test("the node's own token and stored tokens never open a peer route, and the cluster token opens no client route", async () => {

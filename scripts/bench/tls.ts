@@ -1,6 +1,7 @@
 // TLS costs: making a node's key and certificate (dsync cert create's work, without the
 // process), and signing and verifying one peer request's proof of identity (what every request
-// between nodes serving TLS adds). Run: bun scripts/bench/tls.ts
+// between nodes serving TLS adds), and a request over plain http, over https with --ca, and
+// over https with a pinned fingerprint, on loopback. Run: bun scripts/bench/tls.ts
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { createNodeCertificate } from "../../src/server/node-certificate.ts";
 import { checkPeerProof, PEER_PROOF_HEADER, PeerProofSigner } from "../../src/wire/peer-proof.ts";
@@ -31,3 +32,23 @@ for (let i = 0; i < PROOFS; i++) {
 }
 const verifyMicros = ((performance.now() - started) / PROOFS) * 1000;
 console.log(`peer proof: sign ${signMicros.toFixed(0)} µs, verify ${verifyMicros.toFixed(0)} µs per request (${PROOFS} each)`);
+
+// What a pin costs per request: Bun's fetch pools no connection whose options carry
+// checkServerIdentity, so every pinned request makes its own handshake (and its own check).
+const served = await createNodeCertificate(["127.0.0.1"]);
+const tlsServer = Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert: served.certPem, key: served.keyPem }, fetch: () => new Response("ok") });
+const plainServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("ok") });
+const { TlsTrust } = await import("../../src/wire/tls-trust.ts");
+const pinned = await new TlsTrust(`https://127.0.0.1:${tlsServer.port}`, { fingerprint: served.fingerprint }).fetchOptions();
+const REQUESTS = 300;
+for (const [name, url, init] of [
+  ["plain http", `http://127.0.0.1:${plainServer.port}/`, {}],
+  ["https, --ca (pooled)", `https://127.0.0.1:${tlsServer.port}/`, { tls: { ca: served.certPem } }],
+  ["https, pinned", `https://127.0.0.1:${tlsServer.port}/`, pinned],
+] as const) {
+  const begun = performance.now();
+  for (let i = 0; i < REQUESTS; i++) await (await fetch(url, init as RequestInit)).text();
+  console.log(`${name}: ${((performance.now() - begun) / REQUESTS).toFixed(3)} ms per request (${REQUESTS} in a row, loopback)`);
+}
+tlsServer.stop(true);
+plainServer.stop(true);

@@ -119,6 +119,8 @@ export function mergePeers(lists: PeerSpec[][]): PeerSpec[] {
 
 export interface ServeTls {
   identity?: TlsIdentity;
+  /** Said at start, not fatal: a private key others can read. */
+  warnings: string[];
   peerTrust: Map<string, TlsTrust>;
   peerIdentities?: PeerIdentityPolicy;
 }
@@ -133,10 +135,15 @@ export function serveTls(flags: { tlsCert?: string; tlsKey?: string; ca?: string
     throw new UsageError("--tls-cert and --tls-key go together: the certificate and its private key (dsync cert create writes both)");
   }
   let identity: TlsIdentity | undefined;
+  const warnings: string[] = [];
   if (flags.tlsCert !== undefined && flags.tlsKey !== undefined) {
     const cert = String(flags.tlsCert);
     const key = String(flags.tlsKey);
     identity = tlsIdentityOf(readPemFile(cert, "--tls-cert"), readPemFile(key, "--tls-key"), { cert, key });
+    const mode = statSync(key).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      warnings.push(`dsync: warning: --tls-key ${key} can be read by others (mode ${mode.toString(8).padStart(4, "0")}): whoever reads it can pose as this node; chmod 600 it`);
+    }
   }
   let ca: { pem: string; name: string; certificates: X509Certificate[] } | undefined;
   if (flags.ca !== undefined) {
@@ -154,10 +161,12 @@ export function serveTls(flags: { tlsCert?: string; tlsKey?: string; ca?: string
         `peer ${peer.url} has no pinned fingerprint: a node serving TLS takes peer requests only from peers it can verify; write it as ${peer.url}#sha256:... (the fingerprint that node prints at start), or give --ca FILE`,
       );
     }
-    if (peer.url.startsWith("https:")) peerTrust.set(peer.url, new TlsTrust(peer.url, { fingerprint: peer.fingerprint, ca: peer.fingerprint === undefined ? ca : undefined }));
+    // A plain-http peer gets a trust too: it follows no redirect, and says so when that address speaks TLS.
+    const https = peer.url.startsWith("https:");
+    peerTrust.set(peer.url, new TlsTrust(peer.url, https ? { fingerprint: peer.fingerprint, ca: peer.fingerprint === undefined ? ca : undefined } : {}));
   }
   const peerIdentities = identity
     ? { fingerprints: new Set(peers.flatMap((peer) => (peer.fingerprint ? [peer.fingerprint] : []))), ca: ca?.certificates }
     : undefined;
-  return { identity, peerTrust, peerIdentities };
+  return { identity, warnings, peerTrust, peerIdentities };
 }

@@ -154,6 +154,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   // Clients pin this (--tls-fingerprint) and peers list it after the node's URL (--peers URL#sha256:...).
   if (tls.identity) started.push(`tls fingerprint ${tls.identity.fingerprint}`);
   process.stdout.write(terminalLines(started));
+  if (tls.warnings.length > 0) process.stderr.write(terminalLines(tls.warnings));
   if (!tls.identity && token && !isLoopback(address.hostname)) {
     process.stderr.write(
       terminalLines([

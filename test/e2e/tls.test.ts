@@ -5,7 +5,7 @@
 // certificate none of them pinned, is refused.
 import { afterAll, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cleanupTempDirs, freePort, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
@@ -302,6 +302,14 @@ test("a node serving TLS refuses plain-http and unpinned peers at start", async 
   expect(pinOnHttp.code).toBe(2);
   expect(pinOnHttp.stderr).toContain("plain http, so it has no certificate to pin");
 }, 60_000);
+
+test("a private key others can read is served, with a warning to chmod it", async () => {
+  const cert = await makeCert();
+  chmodSync(cert.key, 0o644);
+  const node = await startTlsNode(cert);
+  await Bun.sleep(200);
+  expect(node.output()).toContain(`--tls-key ${cert.key} can be read by others (mode 0644)`);
+}, 30_000);
 
 test("listening beyond loopback over plain http with a token warns that the token crosses the network in clear", async () => {
   // 0.0.0.0 on a free port: the node binds every interface for a moment and is stopped at once.

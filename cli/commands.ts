@@ -244,12 +244,14 @@ export const COMMANDS: CommandSpec[] = [
     description: [
       "Prints A, D, M and T lines (added, deleted, modified, type changed) on stdout, then one summary line on stderr: what each side lacks to become the other, the requests made to nodes and the depth reached. Only differing subtrees are loaded.",
       "A directory is compared as a push would send it: paths its scan does not read (ignored, unreadable, unsupported) are not differences; the summary says how many were not compared.",
+      "An https:// side may pin its node's certificate after a #: https://a:7700/notes#sha256:... (two nodes have two certificates, which one --tls-fingerprint cannot both name).",
     ],
     options: [...TLS_OPTIONS, ...PROGRESS_OPTIONS, JSON_OPTION],
     environment: ["DSYNC_TOKEN", "DSYNC_TLS_FINGERPRINT", "DSYNC_DEBUG"],
     examples: [
       { command: "dsync diff ~/notes http://127.0.0.1:7700/notes", explanation: "what a push would change" },
       { command: "dsync diff http://127.0.0.1:7701/notes http://127.0.0.1:7702/notes@3f2a", explanation: "two replicas, one at a version" },
+      { command: "dsync diff https://a:7701/notes#sha256:5f1c... https://b:7702/notes#sha256:9e0d...", explanation: "two TLS replicas, each pinned" },
     ],
     exitCodes: [
       [0, "identical"],

@@ -41,8 +41,11 @@ import { silentProgress, type Progress } from "./progress.ts";
 import { scanIntoCache } from "./scan-local.ts";
 import { RemoteError, RemoteNode } from "./remote.ts";
 import { clientToken, UsageError } from "./sync-target.ts";
+import { parseFingerprint } from "../wire/tls-fingerprint.ts";
+import { TlsTrust } from "../wire/tls-trust.ts";
 
-export type Side = { kind: "local"; dir: string } | { kind: "remote"; url: string; folder: string; version?: string };
+/** A remote side may pin its node's certificate after `#` (two nodes, two certificates: one --tls-fingerprint cannot name both). */
+export type Side = { kind: "local"; dir: string } | { kind: "remote"; url: string; folder: string; version?: string; fingerprint?: string };
 
 export function parseSide(spec: string): Side {
   if (/^https?:\/\//.test(spec)) {
@@ -57,7 +60,11 @@ export function parseSide(spec: string): Side {
     if (problem) throw new UsageError(`${spec}: ${problem}`);
     if (version !== undefined && !/^[0-9a-f]{4,64}$/.test(version)) throw new UsageError(`${spec}: a version is 4 to 64 hex digits`);
     const base = `${url.protocol}//${url.host}${parts.length ? "/" + parts.join("/") : ""}`;
-    return { kind: "remote", url: base, folder, version };
+    if (!url.hash) return { kind: "remote", url: base, folder, version };
+    const fingerprint = parseFingerprint(decodeURIComponent(url.hash.slice(1)));
+    if (fingerprint === null) throw new UsageError(`${spec}: after # comes the node's certificate fingerprint, sha256: and 64 hex digits`);
+    if (url.protocol !== "https:") throw new UsageError(`${spec}: a fingerprint pins a TLS certificate; use the node's https:// URL`);
+    return { kind: "remote", url: base, folder, version, fingerprint };
   }
   if (!existsSync(spec) || !statSync(spec).isDirectory()) throw new UsageError(`${spec} is neither a directory nor a URL/FOLDER`);
   return { kind: "local", dir: spec };
@@ -249,7 +256,7 @@ async function graftNotRead(sides: [ResolvedSide, ResolvedSide]): Promise<[Resol
 }
 
 async function resolveRemote(side: Extract<Side, { kind: "remote" }>): Promise<ResolvedSide> {
-  const remote = new RemoteNode(side.url, clientToken());
+  const remote = new RemoteNode(side.url, clientToken(), side.fingerprint ? { trust: new TlsTrust(side.url, { fingerprint: side.fingerprint }) } : {});
   const loader = new BatchedRemoteLoader(remote, { label: `the node at ${side.url}` });
   let root: ObjectId;
   if (side.version !== undefined) {

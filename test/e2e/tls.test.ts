@@ -260,6 +260,14 @@ test("three nodes replicate over TLS with pinned peers; a fourth with the cluste
   expect((await runCli(["pull", fromC, "--remote", c.url, "--folder", "team", "--tls-fingerprint", certs[2]!.fingerprint])).code).toBe(0);
   expect(readFileSync(join(fromC, "plan.txt"), "utf8")).toBe("over tls\n");
 
+  // Replica against replica, each side pinned to its own node's certificate.
+  const compared = await runCli(["diff", `${a.url}/team#${certs[0]!.fingerprint}`, `${c.url}/team#${certs[2]!.fingerprint}`]);
+  expect(compared.stderr).toContain("requests");
+  expect(compared.code).toBe(0);
+  const misPinned = await runCli(["diff", `${a.url}/team#${certs[0]!.fingerprint}`, `${c.url}/team#${certs[0]!.fingerprint}`]);
+  expect(misPinned.code).toBe(2);
+  expect(misPinned.stderr).toContain(`presented ${certs[2]!.fingerprint}, expected ${certs[0]!.fingerprint}`);
+
   // D takes a push of its own, and calls A (listing, notices, fetches): A refuses every call.
   const rogue = join(tempDir(), "rogue");
   writeTree(rogue, { "evil.txt": "from d\n" });

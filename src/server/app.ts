@@ -27,7 +27,7 @@ import type { FolderMembership } from "../node/folder-membership.ts";
 import type { TokenStore } from "../node/token-store.ts";
 import { registerPeerRoutes } from "./peer-routes.ts";
 import { idleCollector } from "./idle-collect.ts";
-import { msgpackResponse, readBody, readJson } from "./http-body.ts";
+import { msgpackResponse, readBody, readJson, readObjectBatch } from "./http-body.ts";
 import type { PeerService } from "../replication/peer-service.ts";
 import type { Replicator } from "../replication/replicator.ts";
 import type { Repairer } from "../node/repair.ts";
@@ -37,7 +37,6 @@ import {
   BodyTooLargeError,
   compressIfWorthIt,
   decodeIdList,
-  decodeObjectBatch,
   decompressBody,
   encodeDownloadReply,
 } from "../wire/formats.ts";
@@ -241,7 +240,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 
-  if (metrics) registerMetricsRoute(app, metrics, { token: options.token, metricsToken: options.metricsToken });
+  if (metrics) registerMetricsRoute(app, metrics, { token: options.token, metricsToken: options.metricsToken, tokens: options.token ? options.tokens : undefined });
 
   // The web dashboard (no data in it; its script calls /v1 with the token).
   registerDashboardRoutes(app);
@@ -285,11 +284,13 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   });
 
   app.post("/v1/objects/upload", async (c) => {
-    const objects = decodeObjectBatch(await readBody(c));
-    await node.putObjects(objects);
-    visibility.recordUploads(c, objects.map((o) => o.id));
-    node.events.emit("push", transferFolder(c), { objects: objects.length, bytes: objects.reduce((sum, o) => sum + o.bytes.length, 0) });
-    return c.json({ stored: objects.length });
+    // Stored group by group as the body arrives (object-batch-stream.ts), answered once all are durable.
+    const stored = await readObjectBatch(c, async (objects) => {
+      await node.putObjects(objects);
+      visibility.recordUploads(c, objects.map((o) => o.id));
+    });
+    node.events.emit("push", transferFolder(c), { objects: stored.objects, bytes: stored.bytes });
+    return c.json({ stored: stored.objects });
   });
 
   app.post("/v1/objects/download", async (c) => {

@@ -5,6 +5,11 @@ import { LIMITS } from "../core/limits.ts";
 import { parseJsonBounded } from "../core/json-shape.ts";
 import { BodyTooLargeError, compressIfWorthIt, decompressBody } from "../wire/formats.ts";
 import { requireObject } from "./validate.ts";
+import zlib from "node:zlib";
+import { once } from "node:events";
+import { DecodeError } from "../core/encoding.ts";
+import type { StoredObject } from "../store/object-store.ts";
+import { readObjectBatchStream, type BatchTotals } from "./object-batch-stream.ts";
 import { countBodyBytes } from "./metrics.ts";
 import { idleCollector } from "./idle-collect.ts";
 
@@ -19,6 +24,70 @@ export async function readBody(c: Context, maxBytes: number = LIMITS.requestBody
   idleCollector.noteBytes(raw.length);
   if (raw.length > maxBytes) throw tooLarge();
   return decompressBody(raw, c.req.header("content-encoding"), maxBytes);
+}
+
+/**
+ * An upload batch read as it arrives (object-batch-stream.ts): its objects go to `onGroup` in
+ * groups of about one client batch, each awaited before the next is read, so a 64 MiB body
+ * never sits in memory whole. At most `maxBytes` as sent and once inflated (413 beyond).
+ */
+export async function readObjectBatch(c: Context, onGroup: (objects: StoredObject[]) => Promise<void>, maxBytes: number = LIMITS.requestBodyBytesMax): Promise<BatchTotals> {
+  const tooLarge = () => new BodyTooLargeError(`request body larger than ${maxBytes} bytes`);
+  const declared = Number(c.req.header("content-length") ?? NaN);
+  if (declared > maxBytes) throw tooLarge();
+  const encoding = c.req.header("content-encoding");
+  if (encoding && encoding !== "identity" && encoding !== "zstd") throw new DecodeError(`unsupported content encoding ${JSON.stringify(encoding)}`);
+  let sentBytes = 0;
+  const sent = countedPieces(c.req.raw.body, maxBytes, (n) => (sentBytes += n));
+  const pieces = encoding === "zstd" ? inflatedPieces(sent) : sent;
+  try {
+    return await readObjectBatchStream(pieces, onGroup, maxBytes);
+  } finally {
+    countBodyBytes(c, "received", sentBytes);
+    idleCollector.noteBytes(sentBytes);
+  }
+}
+
+/** The pieces of a request body, counted as sent and refused past `maxBytes`. */
+async function* countedPieces(body: ReadableStream<Uint8Array> | null, maxBytes: number, count: (bytes: number) => void): AsyncGenerator<Uint8Array> {
+  if (body === null) return;
+  const reader = body.getReader();
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      total += value.length;
+      count(value.length);
+      if (total > maxBytes) throw new BodyTooLargeError(`request body larger than ${maxBytes} bytes`);
+      yield value;
+    }
+  } finally {
+    // A batch refused part way stops reading (the rest of the body is not waited for).
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
+/** A zstd stream inflated piece by piece; the reader bounds the inflated total, so a bomb stops there. */
+async function* inflatedPieces(compressed: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const inflate = zlib.createZstdDecompress();
+  const feeding = (async () => {
+    try {
+      for await (const piece of compressed) if (!inflate.write(piece)) await once(inflate, "drain");
+      inflate.end();
+    } catch (error) {
+      inflate.destroy(error as Error);
+    }
+  })();
+  try {
+    for await (const piece of inflate) yield piece as Uint8Array;
+  } catch (error) {
+    if (error instanceof BodyTooLargeError || error instanceof DecodeError) throw error;
+    throw new DecodeError(`malformed zstd body: ${(error as Error).message}`);
+  } finally {
+    inflate.destroy();
+    await feeding;
+  }
 }
 
 /**

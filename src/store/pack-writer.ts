@@ -51,7 +51,8 @@ export interface PackWriterStart {
   nextPackNumber: number;
 }
 
-const SEGMENT_BUFFER_BYTES_KEPT = 48 * 1024 * 1024;
+/** The one buffer records are written through (a larger record is written from its own bytes). */
+const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 interface PlacedRecord {
   record: PendingRecord;
@@ -162,36 +163,48 @@ export class PackWriter {
 
   private async flushSegment(segment: readonly PlacedRecord[], packEnds: Map<number, number>): Promise<void> {
     if (segment.length === 0) return;
-    const startBytes = segment[0]!.offsetBytes;
-    // One contiguous write per pack: copying a few MiB costs far less than a syscall per record.
-    const buffer = this.segmentBuffer(this.appendOffsetBytes - startBytes);
+    // Contiguous writes of up to WRITE_BUFFER_BYTES through one reused buffer: copying a few MiB
+    // costs far less than a syscall per record, and a buffer as large as a whole commit step
+    // (32 MiB) would stay in the node's memory for good after its first big batch.
+    const buffer = this.writeBuffer();
+    let startBytes = segment[0]!.offsetBytes;
+    let filled = 0;
+    const writeOut = () => {
+      if (filled > 0) writeFully(this.files, this.fd!, buffer.subarray(0, filled), startBytes);
+      filled = 0;
+    };
     for (const { record, offsetBytes } of segment) {
-      const at = offsetBytes - startBytes;
-      writeRecordHeader(buffer, at, {
+      const lengthBytes = RECORD_HEADER_LENGTH_BYTES + record.payload.length;
+      if (filled > 0 && filled + lengthBytes > buffer.length) writeOut();
+      if (filled === 0) startBytes = offsetBytes;
+      const header = {
         id: record.id,
         flags: record.flags,
         rawLengthBytes: record.rawLengthBytes,
         storedLengthBytes: record.payload.length,
-      });
-      buffer.set(record.payload, at + RECORD_HEADER_LENGTH_BYTES);
+      };
+      if (lengthBytes > buffer.length) {
+        // A record larger than the buffer: its header through the buffer, its payload as it is.
+        writeRecordHeader(buffer, 0, header);
+        writeFully(this.files, this.fd!, buffer.subarray(0, RECORD_HEADER_LENGTH_BYTES), offsetBytes);
+        writeFully(this.files, this.fd!, record.payload, offsetBytes + RECORD_HEADER_LENGTH_BYTES);
+        continue;
+      }
+      writeRecordHeader(buffer, filled, header);
+      buffer.set(record.payload, filled + RECORD_HEADER_LENGTH_BYTES);
+      filled += lengthBytes;
     }
-    writeFully(this.files, this.fd!, buffer, startBytes);
+    writeOut();
     // A failed flush fails the batch; the bytes are never flushed "again" (after a failed fsync
     // the kernel may have dropped them while still reporting the next fsync clean).
     await this.files.fdatasync(this.fd!);
     packEnds.set(this.packNumber!, this.appendOffsetBytes);
   }
 
-  /**
-   * A reused buffer: allocating a fresh zeroed one per batch costs page faults on every write.
-   * Only buffers up to a commit step's size are kept; rare larger ones are dropped after use.
-   */
-  private segmentBuffer(lengthBytes: number): Uint8Array {
-    if (lengthBytes > SEGMENT_BUFFER_BYTES_KEPT) return new Uint8Array(lengthBytes);
-    if (this.reusedBuffer.length < lengthBytes) {
-      this.reusedBuffer = new Uint8Array(Math.min(SEGMENT_BUFFER_BYTES_KEPT, Math.max(lengthBytes, this.reusedBuffer.length * 2)));
-    }
-    return this.reusedBuffer.subarray(0, lengthBytes);
+  /** The reused write buffer (allocating a fresh zeroed one per batch costs page faults on every write). */
+  private writeBuffer(): Uint8Array {
+    if (this.reusedBuffer.length === 0) this.reusedBuffer = new Uint8Array(WRITE_BUFFER_BYTES);
+    return this.reusedBuffer;
   }
 
   private openActivePack(): void {

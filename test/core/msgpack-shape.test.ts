@@ -9,7 +9,7 @@ import type { ObjectId } from "../../src/core/id.ts";
 import { createApp } from "../../src/server/app.ts";
 import { decodeDownloadReply, encodeDownloadReply } from "../../src/wire/formats.ts";
 import { DsyncNode } from "../../src/node/node.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 
 /** An array32 header of `count` items followed by `count` copies of the one-byte value `item`. */
@@ -82,13 +82,15 @@ describe("msgpack shape bound", () => {
   });
 
   test("a client's body of a few MiB of empty maps gets a 400 naming the bound, on every msgpack route", async () => {
-    const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+    const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
     const app = createApp(node, { token: "t" });
     const body = arrayOf(4 * 1024 * 1024, 0x80);
     for (const path of ["/v1/objects/missing", "/v1/objects/upload", "/v1/objects/download"]) {
       const response = await app.request(path, { method: "POST", body, headers: { authorization: "Bearer t", "content-type": "application/msgpack" } });
       expect(response.status).toBe(400);
-      expect(((await response.json()) as { error: string }).error).toContain(`more than ${LIMITS.msgpackValuesMax} values`);
+      // The upload batch is read as it arrives, and its count is refused before any item.
+      const bound = path === "/v1/objects/upload" ? `at most ${LIMITS.batchIdsMax} objects per batch` : `more than ${LIMITS.msgpackValuesMax} values`;
+      expect(((await response.json()) as { error: string }).error).toContain(bound);
     }
   });
 });

@@ -123,10 +123,20 @@ describe("integrity and bad input", () => {
     const huge = new Uint8Array(70 * 1024 * 1024);
     const response = await fetch(`${node().url}/v1/objects/upload`, { method: "POST", body: bin(huge), headers: auth });
     expect(response.status).toBe(413);
-    // A small zstd body that would inflate past the limit is refused too.
-    const bomb = Bun.zstdCompressSync(new Uint8Array(80 * 1024 * 1024));
+    // A small zstd body that would inflate past the limit is refused too: a well-formed batch
+    // (ten objects of 8 MiB of zeros, each under its right id) gets 413 once it passes the
+    // limit inflated, and zeros that are no batch at all are refused as soon as that shows.
+    const zeros = new Uint8Array(8 * 1024 * 1024);
+    const zerosId = blake3(zeros) as ObjectId;
+    const batch = encodeObjectBatch(Array.from({ length: 10 }, () => ({ id: zerosId, bytes: zeros })));
+    const bomb = Bun.zstdCompressSync(batch);
+    expect(bomb.length).toBeLessThan(64 * 1024);
     const inflated = await fetch(`${node().url}/v1/objects/upload`, { method: "POST", body: bin(bomb), headers: { ...auth, "content-encoding": "zstd" } });
     expect(inflated.status).toBe(413);
+    const noBatch = Bun.zstdCompressSync(new Uint8Array(80 * 1024 * 1024));
+    const refused = await fetch(`${node().url}/v1/objects/upload`, { method: "POST", body: bin(noBatch), headers: { ...auth, "content-encoding": "zstd" } });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: string }).error).toContain("not an array");
   });
 
   test("trees with unsafe names or missing children are rejected and the head does not move", async () => {

@@ -1,13 +1,13 @@
 // The idle collector: heavy requests (many body bytes, a commit) lead to one collection once the
 // node is quiet; light traffic never does, and another heavy request in time puts it off.
 import { expect, test } from "bun:test";
-import { HEAVY_BYTES_MIN, IdleCollector } from "../../src/server/idle-collect.ts";
+import { BUSY_COLLECT_BYTES, HEAVY_BYTES_MIN, IdleCollector } from "../../src/server/idle-collect.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test("collects once after heavy requests, when no request came for the idle time", async () => {
   let runs = 0;
-  const collector = new IdleCollector(() => void runs++, 50);
+  const collector = new IdleCollector(() => void runs++, 50, () => undefined);
   for (let i = 0; i < 4; i++) {
     collector.noteBytes(HEAVY_BYTES_MIN / 4);
   }
@@ -21,7 +21,7 @@ test("collects once after heavy requests, when no request came for the idle time
 
 test("light traffic never collects; a commit counts as heavy", async () => {
   let runs = 0;
-  const collector = new IdleCollector(() => void runs++, 30);
+  const collector = new IdleCollector(() => void runs++, 30, () => undefined);
   for (let i = 0; i < 20; i++) {
     collector.noteBytes(1000);
   }
@@ -34,7 +34,7 @@ test("light traffic never collects; a commit counts as heavy", async () => {
 
 test("another heavy request before the idle time puts the collection off", async () => {
   let runs = 0;
-  const collector = new IdleCollector(() => void runs++, 60);
+  const collector = new IdleCollector(() => void runs++, 60, () => undefined);
   collector.noteCommit();
   await sleep(40);
   collector.noteBytes(HEAVY_BYTES_MIN);
@@ -42,5 +42,17 @@ test("another heavy request before the idle time puts the collection off", async
   expect(runs).toBe(0);
   await sleep(60);
   expect(runs).toBe(1);
+  collector.stop();
+});
+
+test("bodies streaming in ask for a collection every BUSY_COLLECT_BYTES, without waiting for quiet", async () => {
+  let idle = 0;
+  let busy = 0;
+  const collector = new IdleCollector(() => void idle++, 50, () => void busy++);
+  for (let i = 0; i < 8; i++) collector.noteBytes(BUSY_COLLECT_BYTES / 4);
+  expect(busy).toBe(2);
+  expect(idle).toBe(0);
+  await sleep(100);
+  expect(idle).toBe(1);
   collector.stop();
 });

@@ -1,0 +1,164 @@
+// An upload batch read as it arrives: objects are taken out of the body stream one by one into a
+// reused buffer and handed on in groups, instead of holding the whole body (up to
+// LIMITS.requestBodyBytesMax) and its decoded copy.
+//
+// The batch is the msgpack the client sends (wire/formats.ts encodeObjectBatch): an array of
+// [id, bytes] pairs, ids 32-byte bins, bytes bins of at most LIMITS.objectBytesMax. Any msgpack
+// spelling of that shape is read (array and bin headers of every width), nothing else: a body
+// this reader refuses is one decodeObjectBatch refuses too.
+//
+// A group's objects are views into the reader's buffer, valid until the promise `onGroup`
+// returned settles; the buffer is then reused for the next group. Groups already handed on stay
+// stored when a later part of the body turns out bad: each object was verified against its id
+// by the store, and an object no version names is collected like any other.
+import { DecodeError } from "../core/encoding.ts";
+import type { ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
+import type { StoredObject } from "../store/object-store.ts";
+import { BodyTooLargeError } from "../wire/formats.ts";
+
+const ID_LENGTH_BYTES = 32;
+/** Bytes of objects per group: about one client batch, so a typical upload is one store write. */
+export const GROUP_BYTES_MAX = LIMITS.batchBytesTarget;
+/** Buffers kept for the next requests (one per request in flight beyond this is dropped after use). */
+const POOLED_BUFFERS_MAX = 2;
+
+const pool: Uint8Array[] = [];
+
+function takeBuffer(): Uint8Array {
+  return pool.pop() ?? new Uint8Array(GROUP_BYTES_MAX);
+}
+
+function giveBack(buffer: Uint8Array): void {
+  if (pool.length < POOLED_BUFFERS_MAX) pool.push(buffer);
+}
+
+/** Pieces of a byte stream read exactly, counted against a bound. */
+class PieceReader {
+  private piece: Uint8Array = new Uint8Array(0);
+  private offset = 0;
+  private readonly iterator: AsyncIterator<Uint8Array>;
+  totalBytes = 0;
+
+  constructor(pieces: AsyncIterable<Uint8Array>, private readonly bytesMax: number) {
+    this.iterator = pieces[Symbol.asyncIterator]();
+  }
+
+  /** Whether more bytes follow (waits for the next piece when the current one is used up). */
+  async more(): Promise<boolean> {
+    while (this.offset >= this.piece.length) {
+      const next = await this.iterator.next();
+      if (next.done) return false;
+      this.totalBytes += next.value.length;
+      if (this.totalBytes > this.bytesMax) throw new BodyTooLargeError(`request body larger than ${this.bytesMax} bytes`);
+      this.piece = next.value;
+      this.offset = 0;
+    }
+    return true;
+  }
+
+  async byte(what: string): Promise<number> {
+    if (!(await this.more())) throw new DecodeError(`the batch ends inside ${what}`);
+    return this.piece[this.offset++]!;
+  }
+
+  /** A big-endian unsigned integer of `length` bytes. */
+  async uint(length: number, what: string): Promise<number> {
+    let value = 0;
+    for (let i = 0; i < length; i++) value = value * 256 + (await this.byte(what));
+    return value;
+  }
+
+  /** Exactly `target.length` bytes into `target`. */
+  async fill(target: Uint8Array, what: string): Promise<void> {
+    let at = 0;
+    while (at < target.length) {
+      if (!(await this.more())) throw new DecodeError(`the batch ends inside ${what}`);
+      const n = Math.min(target.length - at, this.piece.length - this.offset);
+      target.set(this.piece.subarray(this.offset, this.offset + n), at);
+      this.offset += n;
+      at += n;
+    }
+  }
+
+  async cancel(): Promise<void> {
+    await this.iterator.return?.();
+  }
+}
+
+/** The element count after an array header of any width. */
+async function arrayLength(reader: PieceReader, what: string): Promise<number> {
+  const type = await reader.byte(what);
+  if (type >= 0x90 && type <= 0x9f) return type - 0x90;
+  if (type === 0xdc) return reader.uint(2, what);
+  if (type === 0xdd) return reader.uint(4, what);
+  throw new DecodeError(`${what} is not an array`);
+}
+
+/** The byte length after a bin header of any width. */
+async function binLength(reader: PieceReader, what: string): Promise<number> {
+  const type = await reader.byte(what);
+  if (type === 0xc4) return reader.uint(1, what);
+  if (type === 0xc5) return reader.uint(2, what);
+  if (type === 0xc6) return reader.uint(4, what);
+  throw new DecodeError(`${what} must be binary`);
+}
+
+export interface BatchTotals {
+  objects: number;
+  bytes: number;
+}
+
+/**
+ * Reads an object batch from `pieces` (at most `bodyBytesMax` bytes in all, 413 beyond) and
+ * hands its objects to `onGroup` in groups of at most GROUP_BYTES_MAX bytes, waiting for each
+ * before reading on. At most LIMITS.batchIdsMax objects (400 beyond, before any is read).
+ */
+export async function readObjectBatchStream(
+  pieces: AsyncIterable<Uint8Array>,
+  onGroup: (objects: StoredObject[]) => Promise<void>,
+  bodyBytesMax: number = LIMITS.requestBodyBytesMax,
+): Promise<BatchTotals> {
+  const reader = new PieceReader(pieces, bodyBytesMax);
+  const buffer = takeBuffer();
+  let used = 0;
+  let group: StoredObject[] = [];
+  const totals: BatchTotals = { objects: 0, bytes: 0 };
+  const handOn = async () => {
+    if (group.length === 0) return;
+    const objects = group;
+    group = [];
+    await onGroup(objects);
+    used = 0;
+  };
+  try {
+    const count = await arrayLength(reader, "an object batch");
+    if (count > LIMITS.batchIdsMax) throw new DecodeError(`at most ${LIMITS.batchIdsMax} objects per batch`);
+    for (let i = 0; i < count; i++) {
+      const item = `batch item ${i}`;
+      if ((await arrayLength(reader, item)) !== 2) throw new DecodeError(`${item} is not an [id, bytes] pair`);
+      if ((await binLength(reader, `${item}: the id`)) !== ID_LENGTH_BYTES) throw new DecodeError(`${item}: id is not 32 bytes`);
+      const idBytes = new Uint8Array(ID_LENGTH_BYTES);
+      await reader.fill(idBytes, `${item}: the id`);
+      const length = await binLength(reader, `${item}: the bytes`);
+      if (length > LIMITS.objectBytesMax) throw new DecodeError(`${item}: object larger than ${LIMITS.objectBytesMax} bytes`);
+      if (used + length > buffer.length) await handOn();
+      // An object larger than the buffer gets one of its own, handed on alone.
+      const bytes = length > buffer.length ? new Uint8Array(length) : buffer.subarray(used, used + length);
+      await reader.fill(bytes, `${item}: the bytes`);
+      if (length <= buffer.length) used += length;
+      group.push({ id: idBytes as ObjectId, bytes });
+      totals.objects += 1;
+      totals.bytes += length;
+      if (length > buffer.length) await handOn();
+    }
+    if (await reader.more()) throw new DecodeError("bytes after the object batch");
+    await handOn();
+    return totals;
+  } catch (error) {
+    await reader.cancel().catch(() => undefined);
+    throw error;
+  } finally {
+    giveBack(buffer);
+  }
+}

@@ -163,7 +163,7 @@ export function serveTls(flags: { tlsCert?: string; tlsKey?: string; ca?: string
     }
     // A plain-http peer gets a trust too: it follows no redirect, and says so when that address speaks TLS.
     const https = peer.url.startsWith("https:");
-    peerTrust.set(peer.url, new TlsTrust(peer.url, https ? { fingerprint: peer.fingerprint, ca: peer.fingerprint === undefined ? ca : undefined } : {}));
+    peerTrust.set(peer.url, new TlsTrust(peer.url, https ? { fingerprint: peer.fingerprint, ca } : {}));
   }
   const peerIdentities = identity
     ? { fingerprints: new Set(peers.flatMap((peer) => (peer.fingerprint ? [peer.fingerprint] : []))), ca: ca?.certificates }

@@ -45,7 +45,10 @@ export interface TlsFetchOptions {
 }
 
 /** What a node presented when the probe connected; `error` when it would not speak TLS at all. */
-export type ProbeResult = { der: Uint8Array } | { error: string; code?: string };
+export type ProbeResult = { der: Uint8Array; chain: Uint8Array[] } | { error: string; code?: string };
+
+/** How many certificates of a presented chain are kept beyond the node's own (a real chain has one to three). */
+const CHAIN_CERTIFICATES_MAX = 8;
 
 /** Connects, reads the certificate the node presents, and hangs up; never trusts or sends anything. */
 export function probeCertificate(url: URL, timeoutMs = TLS_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
@@ -62,8 +65,19 @@ export function probeCertificate(url: URL, timeoutMs = TLS_PROBE_TIMEOUT_MS): Pr
     };
     // Only what the certificate is matters here, so nothing is verified on this connection.
     const socket = connect({ host, port, servername: isIP(host) ? undefined : host, rejectUnauthorized: false }, () => {
-      const raw = socket.getPeerCertificate()?.raw;
-      done(raw && raw.length > 0 ? { der: new Uint8Array(raw) } : { error: "the node presented no certificate" });
+      const presented = socket.getPeerCertificate(true) as { raw?: Uint8Array; issuerCertificate?: unknown } | undefined;
+      const raw = presented?.raw;
+      if (!raw || raw.length === 0) return done({ error: "the node presented no certificate" });
+      // The certificates the node sent above its own, which a pin on a CA-issued certificate needs to verify.
+      const chain: Uint8Array[] = [];
+      let above = presented?.issuerCertificate as typeof presented;
+      while (above && above !== presented && above.raw && chain.length < CHAIN_CERTIFICATES_MAX) {
+        const der = new Uint8Array(above.raw);
+        if (chain.some((known) => Buffer.compare(known, der) === 0) || Buffer.compare(der, raw) === 0) break;
+        chain.push(der);
+        above = above.issuerCertificate as typeof presented;
+      }
+      done({ der: new Uint8Array(raw), chain });
     });
     socket.on("error", (error: NodeJS.ErrnoException) => done({ error: error.message, code: error.code }));
     const timer = setTimeout(() => done({ error: `no TLS handshake within ${timeoutMs} ms` }), timeoutMs);
@@ -137,12 +151,15 @@ export class TlsTrust {
     this.presented = presented;
     if (presented !== pin) throw this.mismatch(presented);
     const anchor = pemOf(probe.der);
+    const chain = probe.chain.map(pemOf);
     const certificate = new X509Certificate(anchor);
-    // A pinned certificate that a CA issued verifies through the roots; a self-signed one is its own anchor.
+    // A self-signed pinned certificate is its own anchor; one a CA issued verifies through the chain
+    // the node sent, --ca, or the system roots.
     const roots = certificate.checkIssued(certificate) ? [] : [...rootCertificates];
     this.pinned = {
       tls: {
-        ca: [anchor, ...roots],
+        // Only to let the chain verify, so that checkServerIdentity runs: the pin decides.
+        ca: [anchor, ...chain, ...(this.options.ca ? [this.options.ca.pem] : []), ...roots],
         // Every connection, not just the probe's: the certificate must still be the pinned one.
         checkServerIdentity: (_host, peer) => {
           const seen = peer.raw && peer.raw.length > 0 ? fingerprintOfDer(new Uint8Array(peer.raw)) : "no certificate";
@@ -188,6 +205,13 @@ export class TlsTrust {
     const presented = "der" in probe ? fingerprintOfDer(probe.der) : undefined;
     const shown = presented ?? "a certificate";
     if (this.options.fingerprint !== undefined && presented !== undefined && presented !== this.options.fingerprint) return this.mismatch(presented);
+    if (this.options.fingerprint !== undefined && presented === this.options.fingerprint) {
+      // The pinned certificate, issued by a CA whose certificate neither the node sent nor this client holds.
+      return new TlsTrustError(
+        `the node at ${this.origin} presented the pinned certificate ${presented}, but its chain cannot be checked (${code}): it was issued by a CA the node does not send; pass --ca FILE with that CA's certificate as well`,
+        presented,
+      );
+    }
     if (this.options.ca && this.options.fingerprint === undefined) {
       return new TlsTrustError(
         `the node at ${this.origin} presented ${shown}, which ${this.options.ca.name} does not vouch for (${code}: ${message.split(". For more")[0]})` +

@@ -298,6 +298,68 @@ test("three nodes replicate over TLS with pinned peers; a fourth with the cluste
   expect(((await bare.json()) as { error: string }).error).toContain("carries no certificate");
 }, 180_000);
 
+/** A CA and two node certificates it issued (openssl), for 127.0.0.1 and localhost. */
+function makeAuthority(): { ca: string; nodes: Cert[] } {
+  const dir = tempDir("dsync-ca-");
+  writeFileSync(join(dir, "node.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n");
+  openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", join(dir, "ca.key"), "-out", join(dir, "ca.crt"), "-days", "2", "-subj", "/CN=test authority"]);
+  const nodes = ["n1", "n2"].map((name) => {
+    const key = join(dir, `${name}.key`);
+    const crt = join(dir, `${name}.crt`);
+    openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", join(dir, `${name}.csr`), "-subj", `/CN=${name}`]);
+    openssl(["x509", "-req", "-in", join(dir, `${name}.csr`), "-CA", join(dir, "ca.crt"), "-CAkey", join(dir, "ca.key"), "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", join(dir, "node.ext")]);
+    chmodSync(key, 0o600);
+    const fingerprint = `sha256:${/Fingerprint=([0-9A-F:]+)/.exec(openssl(["x509", "-in", crt, "-noout", "-fingerprint", "-sha256"]))![1]!.replaceAll(":", "").toLowerCase()}`;
+    return { dir, crt, key, fingerprint };
+  });
+  return { ca: join(dir, "ca.crt"), nodes };
+}
+
+test("certificates a CA issued: clients trust them by --ca, nodes take as peers those --ca issued and refuse a self-signed one", async () => {
+  const { ca, nodes: [n1, n2] } = makeAuthority() as { ca: string; nodes: [Cert, Cert] };
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const urls = ports.map((port) => `https://127.0.0.1:${port}`);
+  const common = ["--cluster-token", CLUSTER_TOKEN, "--sync-interval-ms", "300", "--ca", ca];
+  const first = await startTlsNode(n1, ["--node-id", "ca-one", "--peers", urls[1]!, ...common], `127.0.0.1:${ports[0]}`);
+  const second = await startTlsNode(n2, ["--node-id", "ca-two", "--peers", urls[0]!, ...common], `127.0.0.1:${ports[1]}`);
+  // Its own, self-signed certificate: it pins the first node rightly (with the CA, which that
+  // node does not send), but the first node takes peers the CA issued only.
+  const outsiderCert = await makeCert();
+  const outsider = await startTlsNode(outsiderCert, ["--node-id", "outsider", "--peers", `${urls[0]}#${n1.fingerprint}`, "--ca", ca, "--cluster-token", CLUSTER_TOKEN, "--sync-interval-ms", "300"], `127.0.0.1:${ports[2]}`);
+
+  expect((await runCli(["status", "--wait", "--timeout-ms", "30000", "--remote", first.url, "--ca", ca])).code).toBe(0);
+  const dir = join(tempDir(), "ca-folder");
+  writeTree(dir, { "a.txt": "issued\n" });
+  expect((await runCli(["push", dir, "--remote", first.url, "--ca", ca])).code).toBe(0);
+  const copy = join(tempDir(), "ca-copy");
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const pulled = await runCli(["pull", copy, "--remote", second.url, "--folder", "ca-folder", "--ca", ca]);
+    if (pulled.code === 0) break;
+    if (Date.now() > deadline) throw new Error(`the second node never had the push: ${pulled.stderr}`);
+    await Bun.sleep(200);
+  }
+  expect(readFileSync(join(copy, "a.txt"), "utf8")).toBe("issued\n");
+  // A pin on a CA-issued certificate: with the CA, trusted; without it, said why.
+  expect((await runCli(["ls", "--remote", first.url, "--tls-fingerprint", n1.fingerprint, "--ca", ca])).code).toBe(0);
+  const noChain = await runCli(["ls", "--remote", first.url, "--tls-fingerprint", n1.fingerprint]);
+  expect(noChain.code).toBe(1);
+  expect(noChain.stderr).toContain(`presented the pinned certificate ${n1.fingerprint}, but its chain cannot be checked`);
+  expect((await runCli(["ls", "--remote", first.url, "--tls-fingerprint", n2.fingerprint, "--ca", ca])).code).toBe(1);
+
+  const refusedDeadline = Date.now() + 20_000;
+  for (;;) {
+    const status = await runCli(["status", "--remote", outsider.url, "--tls-fingerprint", outsiderCert.fingerprint, "--json"]);
+    const peer = status.json().peers.find((p: any) => p.address === urls[0]);
+    if (peer?.lastError) {
+      expect(peer.lastError).toContain(`does not replicate with the node whose certificate is ${outsiderCert.fingerprint}`);
+      break;
+    }
+    if (Date.now() > refusedDeadline) throw new Error(`the outsider was never refused: ${status.stdout}`);
+    await Bun.sleep(200);
+  }
+}, 120_000);
+
 test("a node serving TLS refuses plain-http and unpinned peers at start", async () => {
   const cert = await makeCert();
   const plain = await runCli(["serve", "--data", join(tempDir(), "d1"), "--listen", "127.0.0.1:0", "--tls-cert", cert.crt, "--tls-key", cert.key, "--peers", "http://127.0.0.1:9", "--cluster-token", CLUSTER_TOKEN]);

@@ -139,7 +139,9 @@ export async function attemptRequest(baseUrl: string, request: NodeRequest, opti
     outer.addEventListener("abort", onOuterAbort);
   }
   const bodyBytes = request.body === undefined ? 0 : typeof request.body === "string" ? Buffer.byteLength(request.body) : request.body.length;
-  const headerWaitMs = timeouts.idleTimeoutMs + (request.holdMs ?? 0) + Math.ceil((bodyBytes / UPLOAD_BYTES_PER_SECOND_MIN) * 1000);
+  // Whole seconds of sending at the floor rate, for a body of 64 KiB or more.
+  const uploadMs = bodyBytes < UPLOAD_BYTES_PER_SECOND_MIN ? 0 : Math.ceil(bodyBytes / UPLOAD_BYTES_PER_SECOND_MIN) * 1000;
+  const headerWaitMs = timeouts.idleTimeoutMs + (request.holdMs ?? 0) + uploadMs;
   let headersDue: ReturnType<typeof setTimeout> | undefined;
   let bodyIdle: ReturnType<typeof setTimeout> | undefined;
   let phase: "connect" | "headers" | "body" = "connect";
@@ -147,8 +149,9 @@ export async function attemptRequest(baseUrl: string, request: NodeRequest, opti
     if (phase !== "connect") return;
     phase = "headers";
     headersDue = setTimeout(() => {
-      const hold = request.holdMs ? ` (and the ${seconds(request.holdMs)} it may hold a wait)` : "";
-      fail(new RemoteError("unreachable", `the node at ${baseUrl} did not answer ${route} within ${seconds(headerWaitMs - (request.holdMs ?? 0))}${hold} (${TIMEOUT_HINT})`));
+      const more = [request.holdMs ? `the ${seconds(request.holdMs)} it may hold a wait` : "", uploadMs ? `${seconds(uploadMs)} to send ${bodyBytes} bytes` : ""].filter(Boolean);
+      const extra = more.length > 0 ? ` (and ${more.join(" and ")})` : "";
+      fail(new RemoteError("unreachable", `the node at ${baseUrl} did not answer ${route} within ${seconds(timeouts.idleTimeoutMs)}${extra} (${TIMEOUT_HINT})`));
     }, headerWaitMs);
   };
   if (options.checkConnect && !proxyFor(url)) {
@@ -213,7 +216,9 @@ export async function attemptRequest(baseUrl: string, request: NodeRequest, opti
       try {
         chunk = await reader.read();
       } catch (error) {
-        throw failure ?? fetchFailure(baseUrl, route, error, "body", timeouts);
+        const failed = failure ?? fetchFailure(baseUrl, route, error, "body", timeouts);
+        if (failed instanceof RemoteError) failed.answered = true;
+        throw failed;
       }
       if (chunk.done) break;
       const value = chunk.value;
@@ -231,6 +236,7 @@ export async function attemptRequest(baseUrl: string, request: NodeRequest, opti
     if (whole !== null && total !== whole.length) {
       const short = new RemoteError("unreachable", `the connection to ${baseUrl} closed in the middle of the reply to ${route} (${total} of ${whole.length} bytes)`);
       short.transient = "interrupted";
+      short.answered = true;
       throw short;
     }
     return reply(whole ?? (parts.length === 1 ? parts[0]! : Buffer.concat(parts)));

@@ -18,6 +18,8 @@ export class RemoteError extends Error {
   transient?: TransientFailure;
   /** From a busy answer's Retry-After, in milliseconds. */
   retryAfterMs?: number;
+  /** The node's headers had come when it failed: the connection itself (TCP, TLS) worked. */
+  answered?: boolean;
   constructor(readonly kind: RemoteErrorKind, message: string, readonly status?: number, readonly body?: Record<string, unknown>) {
     super(message);
   }

@@ -191,7 +191,8 @@ export class RemoteNode {
       } catch (error) {
         if (error instanceof RemoteError && error.kind === "unreachable") {
           this.reached = false;
-          if (this.trust && error.transient !== "not-sent") {
+          // A connection that carried the node's headers was no TLS mismatch: nothing to probe.
+          if (this.trust && error.transient !== "not-sent" && !error.answered) {
             const explained = await this.explainUnreachable(error);
             if (explained !== error) throw explained;
           }

@@ -16,7 +16,7 @@ import type { NodeEvent } from "../node/events.ts";
 import type { TokenRole, TokenStore } from "../node/token-store.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
 
-/** "public": no token; "cluster": the cluster token only (peer-routes.ts); "metrics": the metrics token or an admin token (metrics.ts). */
+/** "public": no token; "cluster": the cluster token only (peer-routes.ts); "metrics": the metrics token or an admin token, the node's own or a stored one (metrics.ts). */
 export type RouteAccess = "public" | "cluster" | "metrics" | TokenRole;
 
 export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {

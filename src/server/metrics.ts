@@ -17,6 +17,7 @@ import type { Repairer } from "../node/repair.ts";
 import type { Scrubber } from "../node/scrub.ts";
 import type { Replicator } from "../replication/replicator.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
+import type { TokenStore } from "../node/token-store.ts";
 
 /** Folders exported with a `folder` label, the most recently changed first; the rest are counted in dsync_metrics_folders_omitted. */
 export const FOLDER_SERIES_MAX = 100;
@@ -385,13 +386,18 @@ function addRuntimeMetrics(registry: Registry): void {
  * rest of the API on such a node; otherwise either token is accepted, and the metrics token
  * opens nothing else.
  */
-export function registerMetricsRoute(app: Hono, metrics: NodeMetrics, credentials: { token?: string; metricsToken?: string }): void {
+export function registerMetricsRoute(
+  app: Hono,
+  metrics: NodeMetrics,
+  credentials: { token?: string; metricsToken?: string; /** Stored tokens: an admin one is accepted too. */ tokens?: TokenStore },
+): void {
   const accepted = [credentials.token, credentials.metricsToken].filter((token): token is string => token !== undefined);
   app.get("/metrics", async (c) => {
     if (accepted.length > 0) {
       const given = bearerToken(c.req.header("authorization"));
       // Every accepted token is compared, so the time taken does not say which one matched.
       const matches = given === undefined ? [] : accepted.map((token) => tokensEqual(given, token));
+      if (!matches.includes(true) && given !== undefined && credentials.tokens) matches.push((await credentials.tokens.authenticate(given, Date.now()))?.role === "admin");
       if (!matches.includes(true)) return c.json({ error: "missing or wrong token (send Authorization: Bearer <metrics or client token>)" }, 401);
     }
     const { contentType, text } = await metrics.exposition();

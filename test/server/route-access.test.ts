@@ -156,8 +156,9 @@ function expectedStatus(route: RouteCase, caller: Caller): number {
   const e = route.expect;
   if (e[caller] !== undefined) return e[caller]!;
   if (e.least === "public") return e.ok;
-  // Peer routes take the cluster token only; metrics the node's own or the metrics token only.
-  if (e.least === "cluster" || e.least === "metrics") return 401;
+  // Peer routes take the cluster token only; metrics an admin or the metrics token only.
+  if (e.least === "cluster") return 401;
+  if (e.least === "metrics") return caller === "admin" ? e.ok : 401;
   const role = ROLE_OF[caller];
   if (!role) return 401;
   if (RANK[role] < RANK[e.least]) return 403;

@@ -86,11 +86,18 @@ test("dsync cert create writes node.key (0600) and node.crt, prints the fingerpr
 
   // The node serving it says the same fingerprint at start and in /v1/health.
   const served = { ...cert, fingerprint: made.fingerprint };
-  const node = await startTlsNode(served);
+  const node = await startTlsNode(served, ["--metrics-listen", "127.0.0.1:0"]);
   expect(node.url).toStartWith("https://");
+  await Bun.sleep(100);
   expect(node.output()).toContain(`tls fingerprint ${made.fingerprint}`);
   const health = await getJson(`${node.url}/v1/health`, served);
   expect(health.body.tlsFingerprint).toBe(made.fingerprint);
+  // The metrics-only address is served over TLS too, with the same certificate.
+  const metricsUrl = /metrics without a token on (\S+)\/metrics/.exec(node.output())?.[1];
+  expect(metricsUrl).toStartWith("https://");
+  const metrics = await fetch(`${metricsUrl}/metrics`, { tls: { ca: readFileSync(served.crt, "utf8") } } as RequestInit);
+  expect(metrics.status).toBe(200);
+  expect(await metrics.text()).toContain("dsync_build_info");
 
   expect((await runCli(["cert", "create", "--out", join(tempDir(), "x"), "--host", "bad host!"])).code).toBe(2);
 }, 60_000);

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ObjectId } from "../../src/core/id.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { metadataDamage } from "../../src/node/metadata-damage.ts";
 import { PackIndex, type IndexEntry } from "../../src/store/pack-index.ts";
 
@@ -46,16 +46,16 @@ try {
   });
 
   const metadataPath = join(dir, "metadata.sqlite");
-  const metadata = new Metadata(metadataPath);
-  metadata.ensureFolder("f", 0, { keepVersions: null, keepDays: null });
+  const metadata = SqliteMetadataStore.open(metadataPath);
+  await metadata.ensureFolder("f", 0, { keepVersions: null, keepDays: null });
   for (let start = 0; start < count; start += 5000) {
     const records = [];
     for (let i = start; i < Math.min(count, start + 5000); i++) {
       records.push({ id: randomId(), root: randomId(), parents: [randomId()], author: "n1", hlcWallMs: i, hlcCounter: 0, message: `push ${i}`, origin: "push" as const, files: 10, totalBytes: 1000, createdMs: i });
     }
-    metadata.recordVersions("f", records);
+    await metadata.recordVersions("f", records);
   }
-  metadata.close();
+  await metadata.close();
   console.log(`metadata of ${count} versions: ${Bun.file(metadataPath).size} bytes`);
   // What a node's start runs before it opens the metadata (src/node/metadata-damage.ts).
   timed("metadata open + quick_check", () => metadataDamage(metadataPath)?.problem ?? "ok");

@@ -6,7 +6,7 @@
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { checkTreeStructure, TreeStructureError, type StructureReport, type StructureSources } from "../core/tree-structure.ts";
 import type { ObjectStore } from "../store/object-store.ts";
-import type { Metadata } from "./metadata.ts";
+import type { MetadataStore } from "./metadata-store.ts";
 
 export class IncompleteTreeError extends Error {
   override name = "IncompleteTreeError";
@@ -32,7 +32,7 @@ export class InvalidTreeError extends Error {
  * of a check that then fails (IncompleteTreeError, InvalidTreeError) stay true, and the next
  * attempt does not read those subtrees again. The root is marked last, only when all passed.
  */
-export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, metadata: Metadata): Promise<void> {
+export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, metadata: Pick<MetadataStore, "completeSummary" | "markComplete">): Promise<void> {
   const report = await checkTree(rootId, store, (id) => metadata.completeSummary(id), (nodes) => metadata.markComplete(nodes));
   if (report.missing.length > 0) throw new IncompleteTreeError(report.missing);
 }

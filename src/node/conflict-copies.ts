@@ -9,7 +9,7 @@
 import { diffTrees } from "../core/diff.ts";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import type { ObjectLoader } from "../core/pages.ts";
-import type { Metadata } from "./metadata.ts";
+import type { MetadataStore } from "./metadata-store.ts";
 
 /** At most this many copies are reported for one version. */
 export const CONFLICT_COPIES_MAX = 1000;
@@ -24,10 +24,10 @@ export function isConflictCopyPath(path: string): boolean {
  * The conflict copies `version` of `folder` added over all of its parents this node holds;
  * empty for a version with fewer than two parents (only merges make copies).
  */
-export async function conflictCopiesMadeBy(metadata: Metadata, load: ObjectLoader, folder: string, version: ObjectId): Promise<string[]> {
-  const record = metadata.getVersion(folder, version);
+export async function conflictCopiesMadeBy(metadata: MetadataStore, load: ObjectLoader, folder: string, version: ObjectId): Promise<string[]> {
+  const record = await metadata.getVersion(folder, version);
   if (!record || record.parents.length < 2) return [];
-  const parents = record.parents.map((id) => metadata.getVersion(folder, id)).filter((parent) => parent !== undefined);
+  const parents = (await metadata.getVersions(folder, record.parents)).filter((parent) => parent !== undefined);
   if (parents.length === 0) return [];
   let copies: string[] | null = null;
   for (const parent of parents) {

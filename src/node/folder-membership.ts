@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { childRefs, decodeObject, peekKind } from "../core/objects.ts";
 import type { ObjectStore } from "../store/object-store.ts";
-import type { VersionRecord } from "./metadata.ts";
+import type { VersionRecord } from "./metadata-records.ts";
 import { Mutex } from "./mutex.ts";
 
 export const MEMBERSHIP_FILE_NAME = "folder-objects.sqlite";

@@ -74,8 +74,8 @@ async function collect(node: DsyncNode, nowMs: number, graceMs: number, dryRun: 
   let versionsPruned = 0;
   const starts: WalkStart[] = [];
 
-  for (const folder of node.metadata.listFolders()) {
-    const versions = node.metadata.listVersions(folder.name); // newest first
+  for (const folder of await node.metadata.listFolders()) {
+    const versions = await node.metadata.listVersions(folder.name); // newest first
     const prune: ObjectId[] = [];
     versions.forEach((version, index) => {
       const isHead = folder.head !== null && idToHex(folder.head) === idToHex(version.id);
@@ -85,7 +85,7 @@ async function collect(node: DsyncNode, nowMs: number, graceMs: number, dryRun: 
       if (isHead || noRule || byCount || byAge) starts.push({ id: version.id, kind: "structured" });
       else prune.push(version.id);
     });
-    if (prune.length > 0 && !dryRun) node.metadata.deleteVersions(folder.name, prune);
+    if (prune.length > 0 && !dryRun) await node.metadata.deleteVersions(folder.name, prune);
     versionsPruned += prune.length;
   }
   // Objects put or touched within the grace period belong to pushes that may still commit.
@@ -103,7 +103,7 @@ async function collect(node: DsyncNode, nowMs: number, graceMs: number, dryRun: 
   const neededQuarantine = quarantined.filter((id) => marked.has(idToHex(id)));
   const sweepHeldBack = neededQuarantine.some((id) => missingKinds.get(idToHex(id)) !== "chunk");
 
-  const unmarkedComplete = node.metadata.listCompleteIds().filter((id) => !marked.has(idToHex(id)));
+  const unmarkedComplete = (await node.metadata.listCompleteIds()).filter((id) => !marked.has(idToHex(id)));
   const doomed: ObjectId[] = [];
   if (!sweepHeldBack) for (const key of unused) if (!marked.has(key)) doomed.push(idFromHex(key));
 
@@ -111,7 +111,7 @@ async function collect(node: DsyncNode, nowMs: number, graceMs: number, dryRun: 
   let quarantineDropped = unneededQuarantine.length;
   if (!dryRun) {
     // Completeness first: once it is gone, no commit can rely on what is about to be deleted.
-    node.metadata.unmarkComplete(unmarkedComplete);
+    await node.metadata.unmarkComplete(unmarkedComplete);
     // The store re-checks the time of last use as it deletes: a push that touched an object
     // after it was chosen keeps it.
     objectsDeleted = await node.store.deleteUnusedSince(doomed, cutoffMs);

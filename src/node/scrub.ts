@@ -16,10 +16,10 @@ export const SCRUB_BYTES_PER_SECOND_WITH_PEERS = 8 * 1024 * 1024;
 const STEP_MS_DEFAULT = 1000;
 const SAVE_EVERY_MS_DEFAULT = 10_000;
 
-/** Where a pass stands, kept across restarts (the node's metadata). */
+/** Where a pass stands, kept across restarts (the node's metadata, which may answer asynchronously). */
 export interface ScrubPositionStore {
-  load(): string | undefined;
-  save(value: string): void;
+  load(): string | undefined | Promise<string | undefined>;
+  save(value: string): void | Promise<void>;
 }
 
 export interface ScrubberOptions {
@@ -62,6 +62,19 @@ export class Scrubber {
     this.stepMs = options.stepMs ?? STEP_MS_DEFAULT;
     this.saveEveryMs = options.saveEveryMs ?? SAVE_EVERY_MS_DEFAULT;
     const saved = options.position?.load();
+    if (saved instanceof Promise) {
+      // A store that answers later: the pass starts once it has, from where it stood.
+      this.loaded = saved.then(
+        (value) => this.resumeFrom(value),
+        (error: unknown) => this.options.log?.(`dsync: reading the scrub position failed (the pass starts over): ${(error as Error).message}`),
+      );
+    } else this.resumeFrom(saved);
+  }
+
+  /** Settles once the saved position is read (at once for a store that answers synchronously). */
+  private loaded: Promise<void> = Promise.resolve();
+
+  private resumeFrom(saved: string | undefined): void {
     if (saved !== undefined && isIdHex(saved)) this.afterId = idFromHex(saved);
   }
 
@@ -76,8 +89,14 @@ export class Scrubber {
   start(): void {
     if (!this.stopped || !this.enabled) return;
     this.stopped = false;
-    this.schedule(0);
+    // A stop and a start while the position is read must not leave two steps scheduled.
+    const start = ++this.starts;
+    void this.loaded.then(() => {
+      if (start === this.starts) this.schedule(0);
+    });
   }
+
+  private starts = 0;
 
   stop(): void {
     this.stopped = true;
@@ -130,10 +149,12 @@ export class Scrubber {
     const nowMs = this.options.clock.nowMs();
     if (!force && nowMs - this.lastSavedMs < this.saveEveryMs) return;
     this.lastSavedMs = nowMs;
+    const failed = (error: unknown) => this.options.log?.(`dsync: saving the scrub position failed: ${(error as Error).message}`);
     try {
-      position.save(this.afterId === null ? "" : idToHex(this.afterId));
+      const saving = position.save(this.afterId === null ? "" : idToHex(this.afterId));
+      if (saving instanceof Promise) saving.catch(failed);
     } catch (error) {
-      this.options.log?.(`dsync: saving the scrub position failed: ${(error as Error).message}`);
+      failed(error);
     }
   }
 }

@@ -11,7 +11,7 @@ import { idToHex, type ObjectId } from "../core/id.ts";
 import type { NodeSummary } from "../core/tree-structure.ts";
 import type { ObjectStore } from "../store/object-store.ts";
 import { checkTree, InvalidTreeError } from "./closure.ts";
-import type { Metadata } from "./metadata.ts";
+import type { MetadataStore } from "./metadata-store.ts";
 
 export interface StructureProblem {
   folder: string;
@@ -32,13 +32,13 @@ export interface StructureAudit {
 /** Summaries kept for reuse across versions (about 200 bytes each: at most ~50 MB). */
 const VOUCHED_ENTRIES_MAX = 250_000;
 
-export async function auditStructure(store: ObjectStore, metadata: Metadata): Promise<StructureAudit> {
+export async function auditStructure(store: ObjectStore, metadata: MetadataStore): Promise<StructureAudit> {
   const vouched = new Map<string, NodeSummary>();
   const known = (id: ObjectId) => vouched.get(idToHex(id));
   const problems: StructureProblem[] = [];
   const missing = new Set<string>();
-  for (const folder of metadata.listFolders()) {
-    for (const version of metadata.listVersions(folder.name)) {
+  for (const folder of await metadata.listFolders()) {
+    for (const version of await metadata.listVersions(folder.name)) {
       try {
         // What the check establishes is vouched for as it goes (a tree is never held whole).
         const report = await checkTree(version.root, store, known, (nodes) => {

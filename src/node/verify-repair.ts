@@ -8,7 +8,7 @@
 import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import { CorruptObjectError, type ObjectStore } from "../store/object-store.ts";
-import type { Metadata } from "./metadata.ts";
+import type { MetadataStore } from "./metadata-store.ts";
 import type { Repairer } from "./repair.ts";
 import { walkClosure } from "./walk.ts";
 
@@ -36,13 +36,13 @@ const ROUNDS_MAX = LIMITS.treeDepthMax + 2;
 const WALK_ATTEMPTS_MAX = 3;
 
 /** Objects the kept versions of every folder need and the store does not hold, by hex id. */
-export async function findNeeded(store: ObjectStore, metadata: Metadata): Promise<Map<string, DamagedObject>> {
+export async function findNeeded(store: ObjectStore, metadata: MetadataStore): Promise<Map<string, DamagedObject>> {
   const needed = new Map<string, DamagedObject>();
-  for (const folder of metadata.listFolders()) {
+  for (const folder of await metadata.listFolders()) {
     // Versions of one folder share most of their trees: one visited set per folder walks each
     // object once, and names the newest version that needs it.
     const visited = new Set<string>();
-    for (const version of metadata.listVersions(folder.name)) {
+    for (const version of await metadata.listVersions(folder.name)) {
       const onMissing = (id: ObjectId) => {
         const key = idToHex(id);
         let damaged = needed.get(key);
@@ -64,7 +64,7 @@ export async function findNeeded(store: ObjectStore, metadata: Metadata): Promis
   return needed;
 }
 
-export async function checkAndRepair(store: ObjectStore, metadata: Metadata, repairer: Repairer | undefined): Promise<RepairReport> {
+export async function checkAndRepair(store: ObjectStore, metadata: MetadataStore, repairer: Repairer | undefined): Promise<RepairReport> {
   let needed = await findNeeded(store, metadata);
   let quarantined = await quarantinedIds(store);
   const repaired = new Set<string>();

@@ -6,7 +6,7 @@ import { parseJsonBounded } from "../core/json-shape.ts";
 import { validateFolderName } from "../core/names.ts";
 import { truncateText } from "../core/terminal-text.ts";
 import { vectorFromRecord, vectorToRecord } from "../core/version-vector.ts";
-import type { ConsistencyMode } from "../node/metadata.ts";
+import type { ConsistencyMode } from "../node/metadata-records.ts";
 import { nodeIdProblem } from "../node/node.ts";
 import { decodeDownloadReply, decompressBody, encodeIdList, readAtMost } from "../wire/formats.ts";
 import { decodeHistory } from "../wire/history.ts";

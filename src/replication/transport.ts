@@ -2,7 +2,7 @@
 // (http-transport.ts) sends it over the network, a simulation delivers it in memory.
 import type { ObjectId } from "../core/id.ts";
 import type { VersionVector } from "../core/version-vector.ts";
-import type { ConsistencyMode } from "../node/metadata.ts";
+import type { ConsistencyMode } from "../node/metadata-records.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import type { HistoryPage } from "../wire/history.ts";
 

@@ -57,7 +57,7 @@ function hostileNode(text: string) {
 test("dsync ls on a node whose data holds a bad folder name (left by an older version): listed, escaped; --json exact", async () => {
   const dataDir = join(tempDir(), "data");
   const old = await DsyncNode.open({ dataDir });
-  old.metadata.ensureFolder(HOSTILE, 0);
+  await old.metadata.ensureFolder(HOSTILE, 0);
   await old.close();
   const planted = await startNode({ dataDir });
   try {

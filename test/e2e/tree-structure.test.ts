@@ -59,8 +59,8 @@ describe("dsync verify", () => {
       const version: Version = { kind: "version", root: hostile.root, parents: [], author: local.nodeId, hlcWallMs: 1, hlcCounter: 0, message: "", versionVector: [], chunking: "test" };
       const sealed = sealObject(version);
       await local.putObjects([sealed]);
-      local.metadata.ensureFolder("planted", 0);
-      local.metadata.commitVersions("planted", null, sealed.id, [{ id: sealed.id, root: hostile.root, parents: [], author: local.nodeId, hlcWallMs: 1, hlcCounter: 0, message: "", origin: "push", files: 0, totalBytes: 0, createdMs: 0 }], 0);
+      await local.metadata.ensureFolder("planted", 0);
+      await local.metadata.commitVersions("planted", null, sealed.id, [{ id: sealed.id, root: hostile.root, parents: [], author: local.nodeId, hlcWallMs: 1, hlcCounter: 0, message: "", origin: "push", files: 0, totalBytes: 0, createdMs: 0 }], 0);
       versionHex = idToHex(sealed.id);
       await local.close();
     }

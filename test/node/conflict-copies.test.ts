@@ -4,7 +4,7 @@
 import { expect, test } from "bun:test";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { isConflictCopyPath } from "../../src/node/conflict-copies.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { createApp } from "../../src/server/app.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
@@ -20,7 +20,7 @@ async function commit(node: DsyncNode, files: Record<string, string>, parent: Ob
 }
 
 test("a merge's conflict copies are those it made; a plain version has none", async () => {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const app = createApp(node, { token: TOKEN });
   const copiesOf = async (version: ObjectId) => {
     const response = await app.request(`/v1/folders/docs/versions/${idToHex(version)}/conflicts`, { headers: { authorization: `Bearer ${TOKEN}` } });

@@ -68,7 +68,7 @@ async function twoVersions() {
   const first = await node.commit(commitOf("f", v1.root, null));
   const v2 = await storeTree(node, { "small.txt": small });
   await node.commit(commitOf("f", v2.root, first.version));
-  node.setRetention("f", { keepVersions: 1 });
+  await node.setRetention("f", { keepVersions: 1 });
   return { node, clock, v1, v2 };
 }
 

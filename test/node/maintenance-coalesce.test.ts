@@ -2,7 +2,7 @@
 // shared by everyone who asked during it), not one pass each: a client could otherwise start
 // any number of whole-store re-reads at once, or queue gc runs that hold every commit back.
 import { describe, expect, test } from "bun:test";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode, UserError } from "../../src/node/node.ts";
 import { CoalescingRunner } from "../../src/node/coalesce.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
@@ -10,7 +10,7 @@ import { MemoryObjects } from "../helpers/memory-objects.ts";
 
 async function nodeWithData() {
   const store = new MemoryObjectStore();
-  const node = DsyncNode.over(store, new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(store, SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": "hello", "b.txt": "world" });
   await node.putObjects(objects.all());

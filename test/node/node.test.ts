@@ -56,9 +56,9 @@ describe("commits", () => {
     const third = await node.commit(commitOf("f", v3.root, first.version));
     expect(third.mergedWith && idToHex(third.mergedWith)).toBe(idToHex(second.version));
     expect(third.conflicts).toEqual([]);
-    const head = node.getFolder("f").head!;
+    const head = (await node.getFolder("f")).head!;
     expect(idToHex(head)).toBe(idToHex(third.version));
-    const mergeRecord = node.listVersions("f")[0]!;
+    const mergeRecord = (await node.listVersions("f"))[0]!;
     expect(mergeRecord.parents.map(idToHex)).toEqual([idToHex(second.version), idToHex(third.pushed)]);
     // A parent the node does not know (pruned, or never seen) merges without a base: nothing is dropped.
     const v4 = await storeTree(node, { "c.txt": "sea" });
@@ -78,7 +78,7 @@ describe("commits", () => {
     const merged = await readTreeEntries(right.root, node.load);
     const contents = await Promise.all(merged.map(async (e) => [e.name, new TextDecoder().decode((await node.getObjects([((await node.load(e.id!)) as FileLeaf).chunks[0]!.id]))[0]!)]));
     expect(contents).toEqual([["x", "2"], ["y", "2"]]);
-    expect(idToHex(node.findMergeBase("g", left.version, right.pushed)!)).toBe(idToHex(base.version));
+    expect(idToHex((await node.findMergeBase("g", left.version, right.pushed))!)).toBe(idToHex(base.version));
     await node.close();
   });
 });
@@ -107,13 +107,13 @@ describe("garbage collection against pushes in flight", () => {
     await node.commit(commitOf("i", (await storeTree(node, { "other": "x" })).root, null));
     // Mark the orphan complete, as a previous commit would have; then let it age and collect.
     await node.commit(commitOf("j", orphan.root, null));
-    const jVersion = node.getFolder("j").head!;
-    node.metadata.deleteVersions("j", [jVersion]);
+    const jVersion = (await node.getFolder("j")).head!;
+    await node.metadata.deleteVersions("j", [jVersion]);
     clock.now += 24 * 60 * 60 * 1000;
     const report = await node.gc({ graceMs: 0 });
     expect(report.objectsDeleted).toBeGreaterThanOrEqual(3);
     // The stale push still names the orphan root: the closure check no longer trusts it.
-    const error = await node.commit(commitOf("i", orphan.root, node.getFolder("i").head)).catch((e) => e);
+    const error = await node.commit(commitOf("i", orphan.root, (await node.getFolder("i")).head)).catch((e) => e);
     expect(error).toBeInstanceOf(IncompleteTreeError);
     expect((error as IncompleteTreeError).missing.map(idToHex)).toContain(idToHex(orphan.root));
     await node.close();

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import type { Timers } from "../../src/node/clock.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { Repairer } from "../../src/node/repair.ts";
 import { Scrubber } from "../../src/node/scrub.ts";
@@ -55,9 +55,9 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await Bun.sleep(0);
 }
 
-function makeNode(name: string, time: ManualTime): { node: DsyncNode; store: MemoryObjectStore } {
+async function makeNode(name: string, time: ManualTime): Promise<{ node: DsyncNode; store: MemoryObjectStore }> {
   const store = new MemoryObjectStore({ nowMs: time.clock.nowMs });
-  const node = DsyncNode.over(store, new Metadata(":memory:"), { dataDir: "", nodeId: name, clock: time.clock });
+  const node = await DsyncNode.over(store, SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: name, clock: time.clock });
   return { node, store };
 }
 
@@ -86,7 +86,7 @@ async function pushTo(node: DsyncNode, folder: string, literal: TreeLiteral): Pr
   const objects = new MemoryObjects();
   const root = objects.tree(literal);
   await node.putObjects(objects.all());
-  await node.commit({ folder, root, parent: node.metadata.getFolder(folder)?.head ?? null, message: "", chunking: "test", files: 1, totalBytes: 1 });
+  await node.commit({ folder, root, parent: (await node.metadata.getFolder(folder))?.head ?? null, message: "", chunking: "test", files: 1, totalBytes: 1 });
   return objects;
 }
 
@@ -103,8 +103,8 @@ function chunkIdsOf(objects: MemoryObjects): ObjectId[] {
 describe("quarantine and repair between two nodes", () => {
   test("a byte flipped on one node is found by the scrub and repaired from the peer within one pass", async () => {
     const time = new ManualTime();
-    const a = makeNode("a", time);
-    const b = makeNode("b", time);
+    const a = await makeNode("a", time);
+    const b = await makeNode("b", time);
     const services = new Map([["a", new PeerService(a.node)]]);
     const objects = await pushTo(a.node, "team", CONTENT);
     await pushTo(b.node, "team", CONTENT); // the same content: what replication would have brought
@@ -145,7 +145,7 @@ describe("quarantine and repair between two nodes", () => {
 
   test("a read that finds damage quarantines it: the missing check names it, and a put of the right bytes restores it", async () => {
     const time = new ManualTime();
-    const b = makeNode("b", time);
+    const b = await makeNode("b", time);
     const objects = await pushTo(b.node, "team", CONTENT);
     const victim = chunkIdsOf(objects)[2]!;
     b.store.damageForTesting(victim);
@@ -163,8 +163,8 @@ describe("quarantine and repair between two nodes", () => {
 
   test("a download of a corrupt object waits for the peer's copy and answers with it", async () => {
     const time = new ManualTime();
-    const a = makeNode("a", time);
-    const b = makeNode("b", time);
+    const a = await makeNode("a", time);
+    const b = await makeNode("b", time);
     const objects = await pushTo(a.node, "team", CONTENT);
     await pushTo(b.node, "team", CONTENT);
     const transport = transportTo(new Map([["a", new PeerService(a.node)]]));
@@ -180,8 +180,8 @@ describe("quarantine and repair between two nodes", () => {
 
   test("what no peer holds is counted unrepairable, tried again later, and repaired once a peer has it", async () => {
     const time = new ManualTime();
-    const a = makeNode("a", time);
-    const b = makeNode("b", time);
+    const a = await makeNode("a", time);
+    const b = await makeNode("b", time);
     const services = new Map<string, PeerService>();
     const transport = transportTo(services);
     const objects = await pushTo(b.node, "team", CONTENT);
@@ -197,7 +197,7 @@ describe("quarantine and repair between two nodes", () => {
     expect(report.repairFrom).toBe("peers");
     expect(report.repaired).toEqual([]);
     expect(report.unrepairable.map((d) => d.id)).toEqual([idToHex(victim)]);
-    expect(report.unrepairable[0]!.affected).toEqual([{ folder: "team", version: idToHex(b.node.metadata.getFolder("team")!.head!) }]);
+    expect(report.unrepairable[0]!.affected).toEqual([{ folder: "team", version: idToHex((await b.node.metadata.getFolder("team"))!.head!) }]);
 
     // The peer comes up with the content; the next background attempt (after retryMs) repairs it.
     await pushTo(a.node, "team", CONTENT);
@@ -213,8 +213,8 @@ describe("quarantine and repair between two nodes", () => {
 
   test("a peer that comes back is asked at once for what no peer had (retryNow), not after the retry delay", async () => {
     const time = new ManualTime();
-    const a = makeNode("a", time);
-    const b = makeNode("b", time);
+    const a = await makeNode("a", time);
+    const b = await makeNode("b", time);
     const services = new Map<string, PeerService>();
     const objects = await pushTo(b.node, "team", CONTENT);
     const repairer = new Repairer({ store: b.store, source: new PeerObjectSource(transportTo(services), () => ["a"]), clock: time.clock, timers: time });
@@ -235,8 +235,8 @@ describe("quarantine and repair between two nodes", () => {
 
   test("a peer's copy that does not hash to its id is refused and another peer is asked", async () => {
     const time = new ManualTime();
-    const c = makeNode("c", time);
-    const b = makeNode("b", time);
+    const c = await makeNode("c", time);
+    const b = await makeNode("b", time);
     const objects = await pushTo(b.node, "team", CONTENT);
     await pushTo(c.node, "team", CONTENT);
     const victim = chunkIdsOf(objects)[3]!;
@@ -254,8 +254,8 @@ describe("quarantine and repair between two nodes", () => {
 
   test("two nodes that both found the same object corrupt do not ask each other for it in turn", async () => {
     const time = new ManualTime();
-    const a = makeNode("a", time);
-    const b = makeNode("b", time);
+    const a = await makeNode("a", time);
+    const b = await makeNode("b", time);
     const objects = await pushTo(a.node, "team", CONTENT);
     await pushTo(b.node, "team", CONTENT);
     const services = new Map([
@@ -282,7 +282,7 @@ describe("quarantine and repair between two nodes", () => {
 
   test("the scrub keeps its position across restarts and paces itself to the rate", async () => {
     const time = new ManualTime();
-    const b = makeNode("b", time);
+    const b = await makeNode("b", time);
     await pushTo(b.node, "team", CONTENT);
     const saved: string[] = [];
     const position = { load: () => saved.at(-1), save: (value: string) => void saved.push(value) };

@@ -7,13 +7,13 @@ import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeObject, type Version } from "../../src/core/objects.ts";
 import { readTreeEntries } from "../../src/core/pages.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 
 async function nodeWithHead() {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const objects = new MemoryObjects();
   const root = objects.tree({ "report.txt": "ours\n" });
   await node.putObjects(objects.all());
@@ -48,12 +48,12 @@ describe("authors of a peer's versions", () => {
   for (const author of hostile) {
     test(`author ${JSON.stringify(author.slice(0, 20))} is refused and nothing is recorded`, async () => {
       const node = await nodeWithHead();
-      const headBefore = node.metadata.getFolder("f")!.head!;
+      const headBefore = (await node.metadata.getFolder("f"))!.head!;
       const { id, version } = await peerVersion(node, author);
       const attempt = node.integrateReplica("f", "eventual", [{ id, version, files: 1, totalBytes: 7 }], id);
       await expect(attempt).rejects.toThrow(`version ${idToHex(id)}`);
-      expect(idToHex(node.metadata.getFolder("f")!.head!)).toBe(idToHex(headBefore));
-      expect(node.metadata.getVersion("f", id)).toBeUndefined();
+      expect(idToHex((await node.metadata.getFolder("f"))!.head!)).toBe(idToHex(headBefore));
+      expect(await node.metadata.getVersion("f", id)).toBeUndefined();
     });
   }
 
@@ -68,8 +68,8 @@ describe("authors of a peer's versions", () => {
     const { id, version } = await peerVersion(node, "n2");
     const result = await node.integrateReplica("f", "eventual", [{ id, version, files: 1, totalBytes: 7 }], id);
     expect(result.outcome).toBe("merged");
-    const head = node.metadata.getFolder("f")!.head!;
-    const entries = await readTreeEntries(node.metadata.getVersion("f", head)!.root, node.load);
+    const head = (await node.metadata.getFolder("f"))!.head!;
+    const entries = await readTreeEntries((await node.metadata.getVersion("f", head))!.root, node.load);
     expect(entries.map((e) => e.name).some((name) => /^report\.sync-conflict-\d{8}-\d{6}-n[12]\.txt$/.test(name))).toBe(true);
   });
 });

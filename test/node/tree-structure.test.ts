@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { sealObject, type Version } from "../../src/core/objects.ts";
 import { InvalidTreeError } from "../../src/node/closure.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { hostileTrees, type HostileCase } from "../helpers/hostile-trees.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
@@ -37,9 +37,9 @@ async function plantHead(node: DsyncNode, folder: string, root: ObjectId): Promi
   const version: Version = { kind: "version", root, parents: [], author: node.nodeId, hlcWallMs: 1, hlcCounter: 0, message: "planted", versionVector: [], chunking: "test" };
   const sealed = sealObject(version);
   await node.putObjects([sealed]);
-  node.metadata.ensureFolder(folder, 0);
+  await node.metadata.ensureFolder(folder, 0);
   const record = { id: sealed.id, root, parents: [], author: node.nodeId, hlcWallMs: 1, hlcCounter: 0, message: "planted", origin: "push" as const, files: 0, totalBytes: 0, createdMs: 0 };
-  node.metadata.commitVersions(folder, null, sealed.id, [record], 0);
+  await node.metadata.commitVersions(folder, null, sealed.id, [record], 0);
   return sealed.id;
 }
 
@@ -51,14 +51,14 @@ describe("commit", () => {
       // The folder has a good head the hostile push would replace.
       const good = hostile.earlier[0]!;
       const head = (await node.commit(commitOf("f", good, null))).version;
-      const marksBefore = node.metadata.listCompleteIds().map(idToHex).sort();
+      const marksBefore = (await node.metadata.listCompleteIds()).map(idToHex).sort();
 
       const error = await node.commit(commitOf("f", hostile.root, head)).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InvalidTreeError);
       expect((error as Error).message).toMatch(hostile.rule);
-      expect(idToHex(node.getFolder("f").head!)).toBe(idToHex(head));
-      expect(node.listVersions("f").length).toBe(1);
-      expect(node.metadata.listCompleteIds().map(idToHex).sort()).toEqual(marksBefore);
+      expect(idToHex((await node.getFolder("f")).head!)).toBe(idToHex(head));
+      expect((await node.listVersions("f")).length).toBe(1);
+      expect((await node.metadata.listCompleteIds()).map(idToHex).sort()).toEqual(marksBefore);
       await node.close();
     });
   }
@@ -71,7 +71,7 @@ describe("commit", () => {
     await node.commit(commitOf("f", hostile!.earlier[1]!, first.version));
     const merged = await node.commit(commitOf("f", hostile!.earlier[0]!, null));
     expect(merged.mergedWith).not.toBeNull();
-    expect(node.metadata.completeSummary(merged.root)).toMatchObject({ kind: "tree" });
+    expect(await node.metadata.completeSummary(merged.root)).toMatchObject({ kind: "tree" });
     expect((await node.verify()).structure).toEqual([]);
     await node.close();
   });
@@ -133,16 +133,16 @@ describe("completeness marks of an older data folder", () => {
       db.close();
     }
     const node = await openNode(dataDir);
-    expect(node.metadata.getMeta("schema_version")).toBe("2");
-    expect(node.metadata.listCompleteIds()).toEqual([]);
+    expect(await node.metadata.getMeta("schema_version")).toBe("2");
+    expect(await node.metadata.listCompleteIds()).toEqual([]);
     const error = await node.commit(commitOf("f", dirToFile.root, null)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidTreeError);
-    expect(node.getFolder("f").head).toBeNull();
+    expect((await node.getFolder("f")).head).toBeNull();
     await node.close();
     // A data folder of a newer schema is refused rather than misread.
     const db = new Database(join(dataDir, "metadata.sqlite"));
     db.exec("UPDATE meta SET value = '3' WHERE key = 'schema_version'");
     db.close();
-    expect(() => new Metadata(join(dataDir, "metadata.sqlite"))).toThrow(/newer/);
+    expect(() => SqliteMetadataStore.open(join(dataDir, "metadata.sqlite"))).toThrow(/newer/);
   });
 });

@@ -6,7 +6,7 @@ import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { LIMITS } from "../../src/core/limits.ts";
 import { EMPTY_VECTOR } from "../../src/core/version-vector.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
@@ -15,8 +15,8 @@ import { decodeHistory, encodeHistory } from "../../src/wire/history.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 
-function newNode(name: string): DsyncNode {
-  return DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: name });
+async function newNode(name: string): Promise<Promise<DsyncNode>> {
+  return await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: name });
 }
 
 /**
@@ -64,9 +64,9 @@ async function replicateUntilSameHead(a: DsyncNode, b: DsyncNode, transport: Pee
   const replicator = new Replicator({ node: b, peers: ["a"], transport, timers: { setTimeout: () => 0, clearTimeout: () => {} }, intervalMs: 1000 });
   replicator.start();
   await replicator.round();
-  const headA = idToHex(a.metadata.getFolder("f")!.head!);
+  const headA = idToHex((await a.metadata.getFolder("f"))!.head!);
   const deadline = Date.now() + 30_000;
-  while (b.metadata.getFolder("f")?.head == null || idToHex(b.metadata.getFolder("f")!.head!) !== headA) {
+  while ((await b.metadata.getFolder("f"))?.head == null || idToHex((await b.metadata.getFolder("f"))!.head!) !== headA) {
     if (Date.now() > deadline) throw new Error(`b did not reach a's head; stats ${JSON.stringify(replicator.stats)}`);
     await Bun.sleep(10);
   }
@@ -75,22 +75,22 @@ async function replicateUntilSameHead(a: DsyncNode, b: DsyncNode, transport: Pee
 
 describe("PeerService.history", () => {
   test("an answer is one page of at most the maximum; resuming from `more` returns every version exactly once", async () => {
-    const node = newNode("a");
+    const node = await newNode("a");
     const count = 2 * LIMITS.historyPageVersionsMax + 300;
     await makeHistory(node, count);
     const service = new PeerService(node);
-    const head = node.metadata.getFolder("f")!.head!;
+    const head = (await node.metadata.getFolder("f"))!.head!;
     const { pages, ids } = await allPages(service, head);
     for (const page of pages) expect(page.versions.length).toBeLessThanOrEqual(LIMITS.historyPageVersionsMax);
     expect(pages.map((page) => page.versions.length)).toEqual([LIMITS.historyPageVersionsMax, LIMITS.historyPageVersionsMax, 300]);
-    expect(ids).toEqual(node.listVersions("f").map((v) => idToHex(v.id)));
+    expect(ids).toEqual((await node.listVersions("f")).map((v) => idToHex(v.id)));
   });
 
   test("a page stops once it passes the byte bound", async () => {
-    const node = newNode("a");
+    const node = await newNode("a");
     // Versions of about 4 KiB each: the bytes fill a page before the count does.
     await makeHistory(node, 1200, { messageBytes: LIMITS.messageLengthBytesMax });
-    const head = node.metadata.getFolder("f")!.head!;
+    const head = (await node.metadata.getFolder("f"))!.head!;
     const { pages, ids } = await allPages(new PeerService(node), head);
     expect(pages.length).toBeGreaterThan(1);
     for (const page of pages) {
@@ -103,11 +103,11 @@ describe("PeerService.history", () => {
   });
 
   test("a graph of merges is walked over pages with every version received once, and the walk ends", async () => {
-    const node = newNode("a");
+    const node = await newNode("a");
     await makeHistory(node, 1200, { stale: true });
-    const all = node.listVersions("f").map((v) => idToHex(v.id));
+    const all = (await node.listVersions("f")).map((v) => idToHex(v.id));
     expect(all.length).toBeGreaterThan(1200); // each stale push adds a merge
-    const head = node.metadata.getFolder("f")!.head!;
+    const head = (await node.metadata.getFolder("f"))!.head!;
     const { pages, ids } = await allPages(new PeerService(node), head);
     expect(pages.length).toBeGreaterThan(1);
     expect(new Set(ids)).toEqual(new Set(all));
@@ -117,8 +117,8 @@ describe("PeerService.history", () => {
 
 describe("replication over a long gap", () => {
   test("a node that lacks more than a page of history receives all of it, page by page", async () => {
-    const a = newNode("a");
-    const b = newNode("b");
+    const a = await newNode("a");
+    const b = await newNode("b");
     await makeHistory(a, LIMITS.historyPageVersionsMax + 600, { stale: true });
     const serviceA = new PeerService(a);
     const requests: HistoryRequest[] = [];
@@ -135,8 +135,8 @@ describe("replication over a long gap", () => {
     expect(requests.length).toBeGreaterThanOrEqual(3);
     expect(requests[0]!.resumeFrom).toBeUndefined();
     for (const request of requests.slice(1)) expect(request.resumeFrom!.length).toBeGreaterThan(0);
-    const want = new Set(a.listVersions("f").map((v) => idToHex(v.id)));
-    const got = b.listVersions("f").map((v) => idToHex(v.id));
+    const want = new Set((await a.listVersions("f")).map((v) => idToHex(v.id)));
+    const got = (await b.listVersions("f")).map((v) => idToHex(v.id));
     expect(new Set(got)).toEqual(want);
     expect(got.length).toBe(want.size);
   }, 60_000);
@@ -144,8 +144,8 @@ describe("replication over a long gap", () => {
 
 describe("a wide frontier", () => {
   test("the asker resumes from at most historyResumeIdsMax ids a request, and asks about the rest after", async () => {
-    const a = newNode("a");
-    const b = newNode("b");
+    const a = await newNode("a");
+    const b = await newNode("b");
     await makeHistory(a, 3);
     const serviceA = new PeerService(a);
     // The first answer says the walk stopped at more ids than one request may name (ids the
@@ -166,6 +166,6 @@ describe("a wide frontier", () => {
     expect(requests.map((request) => request.resumeFrom?.length)).toEqual([undefined, LIMITS.historyResumeIdsMax, 2500]);
     const asked = new Set(requests.slice(1).flatMap((request) => request.resumeFrom!.map(idToHex)));
     expect(asked).toEqual(new Set(extra.map(idToHex)));
-    expect(b.listVersions("f")).toHaveLength(3);
+    expect(await b.listVersions("f")).toHaveLength(3);
   }, 60_000);
 });

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { idEquals, idToHex, type ObjectId } from "../../src/core/id.ts";
 import { sealObject, type Version } from "../../src/core/objects.ts";
 import { withCounter } from "../../src/core/version-vector.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
@@ -21,10 +21,11 @@ class ManualClock {
 
 const noTimers = { setTimeout: () => 0, clearTimeout: () => {} };
 
-function pair() {
+async function pair() {
   const clock = new ManualClock();
   const names = ["good", "evil"];
-  const nodes = new Map(names.map((name) => [name, DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), new Metadata(":memory:"), { dataDir: "", nodeId: name, clock })]));
+  const nodes = new Map<string, DsyncNode>();
+  for (const name of names) nodes.set(name, await DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: name, clock }));
   const services = new Map<string, PeerService>();
   const logs: string[] = [];
   const transport: PeerTransport = {
@@ -44,30 +45,30 @@ function pair() {
     await replicators.get(name)!.round();
     for (let i = 0; i < 50; i++) await Bun.sleep(0);
   };
-  const commit = (name: string, folder: string, root: ObjectId) => {
+  const commit = async (name: string, folder: string, root: ObjectId) => {
     clock.now += 1000;
     const node = nodes.get(name)!;
-    return node.commit({ folder, root, parent: node.metadata.getFolder(folder)?.head ?? null, message: "", chunking: "test", files: 1, totalBytes: 1 });
+    return node.commit({ folder, root, parent: (await node.metadata.getFolder(folder))?.head ?? null, message: "", chunking: "test", files: 1, totalBytes: 1 });
   };
   return { nodes, replicators, logs, round, commit, clock };
 }
 
 /** Makes a version of `root` the head of `folder` on a node without any check, as a write after the current head. */
 async function plantHead(node: DsyncNode, folder: string, root: ObjectId, wallMs: number): Promise<ObjectId> {
-  const head = node.metadata.getFolder(folder)!.head!;
+  const head = (await node.metadata.getFolder(folder))!.head!;
   const vector = await node.vectorOf(head);
   const version: Version = { kind: "version", root, parents: [head], author: node.nodeId, hlcWallMs: wallMs, hlcCounter: 0, message: "", versionVector: withCounter(vector, node.nodeId, 1), chunking: "test" };
   const sealed = sealObject(version);
   await node.putObjects([sealed]);
   const record = { id: sealed.id, root, parents: [head], author: node.nodeId, hlcWallMs: wallMs, hlcCounter: 0, message: "", origin: "push" as const, files: 1, totalBytes: 1, createdMs: wallMs };
-  node.metadata.commitVersions(folder, head, sealed.id, [record], wallMs);
+  await node.metadata.commitVersions(folder, head, sealed.id, [record], wallMs);
   return sealed.id;
 }
 
 describe("a peer serving a tree that breaks a structural rule", () => {
   for (const hostile of hostileTrees()) {
     test(`is refused: ${hostile.name}`, async () => {
-      const { nodes, replicators, logs, round, commit, clock } = pair();
+      const { nodes, replicators, logs, round, commit, clock } = await pair();
       const good = nodes.get("good")!;
       const evil = nodes.get("evil")!;
       // The good node holds the hostile tree's parts as valid directories of its own, marked
@@ -76,17 +77,17 @@ describe("a peer serving a tree that breaks a structural rule", () => {
       for (const [i, root] of hostile.earlier.entries()) await commit("good", `parts-${i}`, root);
       const head = (await commit("good", "f", hostile.earlier[0]!)).version;
       await round("evil");
-      expect(idToHex(evil.metadata.getFolder("f")!.head!)).toBe(idToHex(head));
+      expect(idToHex((await evil.metadata.getFolder("f"))!.head!)).toBe(idToHex(head));
 
       await evil.putObjects(hostile.objects);
       await plantHead(evil, "f", hostile.root, clock.now + 1000);
-      const versionsBefore = good.listVersions("f").length;
-      const marksBefore = good.metadata.listCompleteIds().length;
+      const versionsBefore = (await good.listVersions("f")).length;
+      const marksBefore = (await good.metadata.listCompleteIds()).length;
       await round("good");
 
-      expect(idToHex(good.metadata.getFolder("f")!.head!)).toBe(idToHex(head));
-      expect(good.listVersions("f").length).toBe(versionsBefore);
-      expect(good.metadata.listCompleteIds().length).toBe(marksBefore);
+      expect(idToHex((await good.metadata.getFolder("f"))!.head!)).toBe(idToHex(head));
+      expect((await good.listVersions("f")).length).toBe(versionsBefore);
+      expect((await good.metadata.listCompleteIds()).length).toBe(marksBefore);
       expect(replicators.get("good")!.stats.pullFailures).toBe(1);
       expect(replicators.get("good")!.stats.objectsFetched).toBeGreaterThan(0);
       expect(logs.join("\n")).toMatch(hostile.rule);

@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import type { ObjectId } from "../../src/core/id.ts";
 import { idToHex } from "../../src/core/id.ts";
 import { LIMITS } from "../../src/core/limits.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
@@ -16,7 +16,7 @@ import { MemoryObjects } from "../helpers/memory-objects.ts";
 const CLUSTER = "cluster-token-for-tests";
 
 async function nodeWithFolders(name: string, count: number): Promise<{ node: DsyncNode; names: string[] }> {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: name });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: name });
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": "hello" });
   await node.putObjects(objects.all());
@@ -51,7 +51,7 @@ test("the peer listing answers pages of at most the maximum; following next list
 
 test("replication sees every folder of a peer with more than a page of them; a pull asks for its folder alone", async () => {
   const { node: a, names } = await nodeWithFolders("a", LIMITS.foldersPageMax + 20);
-  const b = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "b" });
+  const b = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "b" });
   const serviceA = new PeerService(a);
   const asked: ListingRequest[] = [];
   const answered: PeerListing[] = [];
@@ -69,17 +69,21 @@ test("replication sees every folder of a peer with more than a page of them; a p
   const replicator = new Replicator({ node: b, peers: ["a"], transport, timers: { setTimeout: () => 0, clearTimeout: () => {} }, intervalMs: 1000 });
   replicator.start();
   await replicator.round();
-  const headOf = (node: DsyncNode, folder: string): string | null => {
-    const head: ObjectId | null | undefined = node.metadata.getFolder(folder)?.head;
+  const headOf = async (node: DsyncNode, folder: string): Promise<string | null> => {
+    const head: ObjectId | null | undefined = (await node.metadata.getFolder(folder))?.head;
     return head ? idToHex(head) : null;
   };
   const deadline = Date.now() + 30_000;
-  while (names.some((folder) => headOf(b, folder) !== headOf(a, folder))) {
-    if (Date.now() > deadline) throw new Error(`b has ${b.listFolders().length} of ${names.length} folders`);
+  const differ = async () => {
+    for (const folder of names) if ((await headOf(b, folder)) !== (await headOf(a, folder))) return true;
+    return false;
+  };
+  while (await differ()) {
+    if (Date.now() > deadline) throw new Error(`b has ${(await b.listFolders()).length} of ${names.length} folders`);
     await Bun.sleep(10);
   }
   replicator.stop();
-  expect(b.listFolders().map((f) => f.name)).toEqual(names);
+  expect((await b.listFolders()).map((f) => f.name)).toEqual(names);
   for (const listing of answered) expect(listing.folders.length).toBeLessThanOrEqual(LIMITS.foldersPageMax);
   // The round: the first page, then the next from where it ended.
   expect(asked.slice(0, 2)).toEqual([{}, { from: names[LIMITS.foldersPageMax]! }]);

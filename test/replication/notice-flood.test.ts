@@ -4,7 +4,7 @@
 import { expect, test } from "bun:test";
 import { blake3 } from "../../src/core/blake3.ts";
 import type { ObjectId } from "../../src/core/id.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
 import type { PeerTransport } from "../../src/replication/transport.ts";
@@ -12,7 +12,7 @@ import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import { Mutex } from "../../src/node/mutex.ts";
 
 test("a thousand notices for folders the peer does not have leave no task or lock behind", async () => {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "b" });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "b" });
   let listings = 0;
   const transport: PeerTransport = {
     // The real peer has no such folders: every pull's one-folder listing comes back empty.

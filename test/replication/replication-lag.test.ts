@@ -3,7 +3,7 @@
 // lacks what it heard, drops to 0 once the node has caught up, and starts again from the next
 // unheld head. dsync_peer_replication_lag_seconds and dsync_peer_missing_writes show it.
 import { expect, test } from "bun:test";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
@@ -16,13 +16,13 @@ import { MemoryObjects, type TreeLiteral } from "../helpers/memory-objects.ts";
 const clock = { now: Date.UTC(2026, 10, 25, 12), nowMs: () => clock.now };
 const noTimers = { setTimeout: () => 0, clearTimeout: () => {} };
 
-function makeNode(name: string): DsyncNode {
-  return DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), new Metadata(":memory:"), { dataDir: "", nodeId: name, clock });
+async function makeNode(name: string): Promise<DsyncNode> {
+  return await DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: name, clock });
 }
 
 test("lag counts from the first unheld head heard, through the peer moving on, to 0 once caught up", async () => {
-  const a = makeNode("a");
-  const b = makeNode("b");
+  const a = await makeNode("a");
+  const b = await makeNode("b");
   const service = new PeerService(a, () => {});
   let downloadsFail = true;
   const transport: PeerTransport = {
@@ -41,7 +41,7 @@ test("lag counts from the first unheld head heard, through the peer moving on, t
     const objects = new MemoryObjects();
     const root = objects.tree(literal);
     await a.putObjects(objects.all());
-    const head = a.metadata.getFolder("f")?.head ?? null;
+    const head = (await a.metadata.getFolder("f"))?.head ?? null;
     await a.commit({ folder: "f", root, parent: head, message: "", chunking: "test", files: 1, totalBytes: 1 });
   };
   const round = async () => {
@@ -75,7 +75,7 @@ test("lag counts from the first unheld head heard, through the peer moving on, t
   // b catches up: 0.
   downloadsFail = false;
   await round();
-  expect(b.metadata.getFolder("f")?.head).toEqual(a.metadata.getFolder("f")!.head);
+  expect((await b.metadata.getFolder("f"))?.head).toEqual((await a.metadata.getFolder("f"))!.head);
   clock.now += 10_000;
   expect(await lag()).toEqual({ lagMs: 0, lagSeconds: 0, missing: 0 });
 

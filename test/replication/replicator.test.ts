@@ -3,7 +3,7 @@
 // Merkle-descent cost, and convergence on concurrent writes.
 import { describe, expect, test } from "bun:test";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
@@ -33,9 +33,15 @@ class Cluster {
   readonly faults = new Map<string, Faults>();
   readonly downloads = new Map<string, number>();
 
-  constructor(names: string[]) {
+  static async of(names: string[]): Promise<Cluster> {
+    const cluster = new Cluster();
+    await cluster.open(names);
+    return cluster;
+  }
+
+  private async open(names: string[]): Promise<void> {
     for (const name of names) {
-      const node = DsyncNode.over(new MemoryObjectStore({ nowMs: this.clock.nowMs }), new Metadata(":memory:"), { dataDir: "", nodeId: name, clock: this.clock });
+      const node = await DsyncNode.over(new MemoryObjectStore({ nowMs: this.clock.nowMs }), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: name, clock: this.clock });
       this.nodes.set(name, node);
     }
     for (const name of names) {
@@ -85,7 +91,7 @@ class Cluster {
     return node.commit({
       folder,
       root,
-      parent: parent === undefined ? node.metadata.getFolder(folder)?.head ?? null : parent,
+      parent: parent === undefined ? (await node.metadata.getFolder(folder))?.head ?? null : parent,
       message: "",
       chunking: "test",
       files: 1,
@@ -101,14 +107,14 @@ class Cluster {
 
   async describe(name: string, folder: string) {
     const node = this.node(name);
-    const head = node.metadata.getFolder(folder)?.head;
+    const head = (await node.metadata.getFolder(folder))?.head;
     if (!head) return null;
-    const version = node.metadata.getVersion(folder, head)!;
+    const version = (await node.metadata.getVersion(folder, head))!;
     return describeFrom(node, version.root);
   }
 
-  head(name: string, folder: string): string | null {
-    const head = this.node(name).metadata.getFolder(folder)?.head;
+  async head(name: string, folder: string): Promise<string | null> {
+    const head = (await this.node(name).metadata.getFolder(folder))?.head;
     return head ? idToHex(head) : null;
   }
 }
@@ -129,10 +135,10 @@ async function describeFrom(node: DsyncNode, root: ObjectId): Promise<Record<str
 
 describe("replication between nodes in one process", () => {
   test("a push on one node reaches the other; a second round fetches nothing", async () => {
-    const c = new Cluster(["n1", "n2"]);
+    const c = await Cluster.of(["n1", "n2"]);
     await c.push("n1", "f", { a: "1", d: { b: "2" } });
     await c.round("n2");
-    expect(c.head("n2", "f")).toBe(c.head("n1", "f"));
+    expect(await c.head("n2", "f")).toBe(await c.head("n1", "f"));
     expect(await c.describe("n2", "f")).toEqual({ a: "1", d: { b: "2" } });
     const before = c.downloads.get("n1") ?? 0;
     await c.round("n2");
@@ -140,7 +146,7 @@ describe("replication between nodes in one process", () => {
   });
 
   test("catching up fetches only what changed", async () => {
-    const c = new Cluster(["n1", "n2"]);
+    const c = await Cluster.of(["n1", "n2"]);
     const files: TreeLiteral = {};
     for (let i = 0; i < 300; i++) files[`dir${i % 10}/file${i}`] = `content ${i}`;
     const nested = toNested(files);
@@ -152,18 +158,18 @@ describe("replication between nodes in one process", () => {
     await c.round("n2");
     // The version, the root, one directory, one file node and one chunk.
     expect(c.downloads.get("n1")! - afterFirst).toBeLessThanOrEqual(5);
-    expect(c.head("n2", "f")).toBe(c.head("n1", "f"));
+    expect(await c.head("n2", "f")).toBe(await c.head("n1", "f"));
   });
 
   test("concurrent writes on two nodes converge on one merge, with the conflict copy on both", async () => {
-    const c = new Cluster(["n1", "n2"]);
+    const c = await Cluster.of(["n1", "n2"]);
     await c.push("n1", "f", { shared: "base", keep: "k" });
     await c.round("n2");
     await c.push("n1", "f", { shared: "from n1", keep: "k", one: "1" });
     await c.push("n2", "f", { shared: "from n2", keep: "k", two: "2" });
     await c.round("n1");
     await c.round("n2");
-    expect(c.head("n1", "f")).toBe(c.head("n2", "f"));
+    expect(await c.head("n1", "f")).toBe(await c.head("n2", "f"));
     const tree = (await c.describe("n1", "f")) as Record<string, string>;
     expect(tree.shared).toBe("from n2"); // n2's write came later
     expect(tree.one).toBe("1");
@@ -174,15 +180,15 @@ describe("replication between nodes in one process", () => {
   });
 
   test("a peer that lists nothing, or fails, changes nothing here", async () => {
-    const c = new Cluster(["n1", "n2"]);
+    const c = await Cluster.of(["n1", "n2"]);
     await c.push("n2", "f", { mine: "m" });
-    const head = c.head("n2", "f");
+    const head = await c.head("n2", "f");
     c.faults.set("n1", { emptyListing: true });
     await c.round("n2");
-    expect(c.head("n2", "f")).toBe(head);
+    expect(await c.head("n2", "f")).toBe(head);
     c.faults.set("n1", { failListing: true });
     await c.round("n2");
-    expect(c.head("n2", "f")).toBe(head);
+    expect(await c.head("n2", "f")).toBe(head);
     expect(await c.describe("n2", "f")).toEqual({ mine: "m" });
     const status = c.replicators.get("n2")!.peerStates()[0]!;
     expect(status.reachable).toBe(false);
@@ -191,14 +197,14 @@ describe("replication between nodes in one process", () => {
 
   test("a peer that sends a partial or corrupted tree: nothing is recorded, the head stays", async () => {
     for (const fault of [{ dropObjects: 1 }, { corruptObjects: true }] as Faults[]) {
-      const c = new Cluster(["n1", "n2"]);
+      const c = await Cluster.of(["n1", "n2"]);
       await c.push("n2", "f", { mine: "m" });
-      const head = c.head("n2", "f");
+      const head = await c.head("n2", "f");
       await c.push("n1", "f", { theirs: "t", other: "o" }, null);
       c.faults.set("n1", fault);
       await c.round("n2");
-      expect(c.head("n2", "f")).toBe(head);
-      expect(c.node("n2").listVersions("f").length).toBe(1);
+      expect(await c.head("n2", "f")).toBe(head);
+      expect((await c.node("n2").listVersions("f")).length).toBe(1);
       expect(c.replicators.get("n2")!.stats.pullFailures).toBe(1);
       // Once the peer behaves, the same round merges both sides, losing nothing.
       c.faults.delete("n1");
@@ -208,7 +214,7 @@ describe("replication between nodes in one process", () => {
   });
 
   test("a deletion by a later write propagates; it never resurrects", async () => {
-    const c = new Cluster(["n1", "n2"]);
+    const c = await Cluster.of(["n1", "n2"]);
     await c.push("n1", "f", { a: "1", tmp: "t" });
     await c.round("n2");
     await c.push("n2", "f", { a: "1" });
@@ -218,7 +224,7 @@ describe("replication between nodes in one process", () => {
     await c.round("n2");
     await c.round("n1");
     expect(await c.describe("n2", "f")).toEqual({ a: "2" });
-    expect(c.head("n1", "f")).toBe(c.head("n2", "f"));
+    expect(await c.head("n1", "f")).toBe(await c.head("n2", "f"));
   });
 });
 

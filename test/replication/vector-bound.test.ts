@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
 import { LIMITS } from "../../src/core/limits.ts";
 import { vectorFromRecord } from "../../src/core/version-vector.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { createApp } from "../../src/server/app.ts";
@@ -21,7 +21,7 @@ function vectorOf(nodes: number): Record<string, number> {
 }
 
 test("history requests and notices naming more nodes than the bound are 400; at the bound they are answered", async () => {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": "hello" });
   await node.putObjects(objects.all());

@@ -5,7 +5,7 @@
 import { expect, test } from "bun:test";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex } from "../../src/core/id.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { API_CONTENT_SECURITY_POLICY, createApp } from "../../src/server/app.ts";
 import { CONTENT_SECURITY_POLICY } from "../../src/server/dashboard/routes.ts";
@@ -13,7 +13,7 @@ import { NodeMetrics } from "../../src/server/metrics.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 
 test("objects, errors, listings, events and metrics are never sniffed, run or framed; the dashboard keeps its policy", async () => {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const app = createApp(node, { metrics: new NodeMetrics({ node, version: "test" }) });
   const page = new TextEncoder().encode("<!doctype html><script>fetch('/v1/gc',{method:'POST'})</script>");
   const id = idToHex(blake3(page));

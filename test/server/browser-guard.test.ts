@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import net from "node:net";
 import { idToHex } from "../../src/core/id.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { browserRefusal } from "../../src/server/browser-guard.ts";
 import { startServer, type RunningServer } from "../../src/server/serve.ts";
@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 async function serve(options: { token?: string; metrics?: boolean } = {}) {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": "hello" });
   await node.putObjects(objects.all());
@@ -62,10 +62,10 @@ describe("browser guard on an address without a token", () => {
     const fromPage = await raw(`${server.url}/v1/folders/f/commit`, "POST", { host, origin: "https://attacker.example", "content-type": "text/plain" }, body);
     expect(fromPage.status).toBe(403);
     expect(fromPage.body).toContain("other web pages");
-    expect(node.metadata.getFolder("f")).toBeUndefined();
+    expect(await node.metadata.getFolder("f")).toBeUndefined();
     const fromTool = await raw(`${server.url}/v1/folders/f/commit`, "POST", { host, "content-type": "application/json" }, body);
     expect(fromTool.status).toBe(200);
-    expect(node.metadata.getFolder("f")).toBeDefined();
+    expect(await node.metadata.getFolder("f")).toBeDefined();
   });
 
   test("a name rebound to 127.0.0.1 is refused; loopback names and the page's own origin are served", async () => {

@@ -4,7 +4,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
 import { RemoteError, RemoteNode } from "../../src/client/remote.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { createApp } from "../../src/server/app.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
@@ -18,7 +18,7 @@ afterAll(() => {
 
 async function setUp() {
   const store = new MemoryObjectStore();
-  const node = DsyncNode.over(store, new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(store, SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": "hello, world\n" });
   await node.putObjects(objects.all());

@@ -7,7 +7,7 @@ import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeIdList, encodeObjectBatch } from "../../src/wire/formats.ts";
 import { SseParser, type ServerSentEvent } from "../../src/core/sse.ts";
 import { EventLog, EVENT_LOG_CAPACITY, firstEventId } from "../../src/node/events.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { createApp } from "../../src/server/app.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
@@ -15,9 +15,9 @@ import { MemoryObjects } from "../helpers/memory-objects.ts";
 
 const TOKEN = "client-token-for-tests";
 
-function setUp() {
+async function setUp() {
   // A clock at 0 makes this run's first event id 1 (firstEventId), so ids read 1, 2, 3...
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1", clock: { nowMs: () => 0 } });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1", clock: { nowMs: () => 0 } });
   const app = createApp(node, { token: TOKEN });
   const get = (path: string, headers: Record<string, string> = {}) => app.request(path, { headers: { authorization: `Bearer ${TOKEN}`, ...headers } });
   return { node, app, get };
@@ -102,14 +102,14 @@ describe("event log", () => {
 
 describe("GET /v1/events", () => {
   test("needs the client token", async () => {
-    const { app, get } = setUp();
+    const { app, get } = await setUp();
     expect((await get("/v1/events?since=0&wait=0")).status).toBe(200);
     expect((await app.request("/v1/events")).status).toBe(401);
     expect((await app.request("/v1/events?since=0", { headers: { authorization: "Bearer wrong-token-xx" } })).status).toBe(401);
   });
 
   test("a commit, and each conflict of a merged push, are events with increasing ids", async () => {
-    const { node, get } = setUp();
+    const { node, get } = await setUp();
     const first = await commitFile(node, "docs", "one", null);
     await commitFile(node, "docs", "two", first.version);
     const stale = await commitFile(node, "docs", "three", first.version); // stale parent: merged, a conflict
@@ -124,7 +124,7 @@ describe("GET /v1/events", () => {
   });
 
   test("an object transfer is labelled with the folder the client names in X-Dsync-Folder, when it is a valid folder name", async () => {
-    const { app } = setUp();
+    const { app } = await setUp();
     const bytes = new TextEncoder().encode("content");
     const id = blake3(bytes);
     const call = (path: string, body: Uint8Array, folder?: string) =>
@@ -149,7 +149,7 @@ describe("GET /v1/events", () => {
   });
 
   test("resuming with Last-Event-ID after a disconnect loses nothing the ring holds", async () => {
-    const { node, get } = setUp();
+    const { node, get } = await setUp();
     const live = get("/v1/events");
     const firstResponse = await live;
     expect(firstResponse.headers.get("content-type")).toStartWith("text/event-stream");
@@ -168,7 +168,7 @@ describe("GET /v1/events", () => {
   });
 
   test("resuming after an id the ring no longer holds reports the gap first, then what is held", async () => {
-    const { node, get } = setUp();
+    const { node, get } = await setUp();
     for (let i = 0; i < EVENT_LOG_CAPACITY + 10; i++) node.events.emit("push", null, { objects: 1, bytes: i });
     const events = await readEvents(await get("/v1/events", { "last-event-id": "5" }), 3);
     expect(events[0]!.event).toBe("gap");
@@ -184,7 +184,7 @@ describe("GET /v1/events", () => {
   });
 
   test("the long poll answers when an event comes, and after its bounded wait when none does", async () => {
-    const { node, get } = setUp();
+    const { node, get } = await setUp();
     const started = Date.now();
     const empty = await (await get("/v1/events?since=0&wait=100")).json();
     expect(empty).toEqual({ events: [], gap: null, lastId: 0 });
@@ -203,7 +203,7 @@ describe("GET /v1/events", () => {
   });
 
   test("a stream ends when the log closes (the node stopping)", async () => {
-    const { node, get } = setUp();
+    const { node, get } = await setUp();
     const response = await get("/v1/events");
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toStartWith("text/event-stream");
@@ -218,7 +218,7 @@ describe("GET /v1/events", () => {
 
 describe("dashboard routes", () => {
   test("/ and its two files are served without a token, each with the CSP; /ui leads to /", async () => {
-    const { app } = setUp();
+    const { app } = await setUp();
     for (const [path, type] of [["/", "text/html"], ["/ui/app.js", "text/javascript"], ["/ui/style.css", "text/css"]] as const) {
       const response = await app.request(path);
       expect(response.status).toBe(200);

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
 import { LIMITS } from "../../src/core/limits.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { createApp } from "../../src/server/app.ts";
@@ -12,7 +12,7 @@ import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 
 async function setUp() {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": "hello" });
   await node.putObjects(objects.all());
@@ -31,7 +31,7 @@ describe("JSON body bound", () => {
     const response = await post("/v1/folders/f/commit", body);
     expect(response.status).toBe(413);
     expect(((await response.json()) as { error: string }).error).toContain(`larger than ${LIMITS.jsonBodyBytesMax} bytes`);
-    expect(node.metadata.getFolder("f")).toBeUndefined();
+    expect(await node.metadata.getFolder("f")).toBeUndefined();
     // The same commit within the bound goes through.
     expect((await post("/v1/folders/f/commit", JSON.stringify({ root, parent: null }))).status).toBe(200);
   });

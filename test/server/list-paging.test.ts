@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import type { ObjectId } from "../../src/core/id.ts";
 import { idToHex } from "../../src/core/id.ts";
 import { LIMITS } from "../../src/core/limits.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { createApp } from "../../src/server/app.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
@@ -18,13 +18,13 @@ interface Page {
 }
 
 async function setUp() {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": "hello" });
   await node.putObjects(objects.all());
   let head: ObjectId | null = null;
   const commit = async (folder = "f") => {
-    const parent = node.metadata.getFolder(folder)?.head ?? null;
+    const parent = (await node.metadata.getFolder(folder))?.head ?? null;
     const result = await node.commit({ folder, root, parent, message: "", chunking: "test", files: 1, totalBytes: 5 });
     head = result.version;
     return idToHex(result.version);
@@ -58,7 +58,7 @@ describe("GET /v1/folders/:folder/versions", () => {
   test("following next returns every version exactly once, newest first, while versions are committed between pages", async () => {
     const { node, commit, get } = await setUp();
     for (let i = 0; i < 40; i++) await commit();
-    const atStart = node.listVersions("f").map((v) => idToHex(v.id)); // newest first
+    const atStart = (await node.listVersions("f")).map((v) => idToHex(v.id)); // newest first
     const seen: string[] = [];
     let cursor: string | null = null;
     let pages = 0;

@@ -2,7 +2,7 @@
 // connection and a timer for up to 30 s, so past LONG_POLLS_WAITING_MAX the next is told 503 at
 // once, and a place is given back as soon as a waiting poll ends (answered or disconnected).
 import { expect, test } from "bun:test";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { createApp } from "../../src/server/app.ts";
 import { LONG_POLLS_WAITING_MAX } from "../../src/server/events.ts";
@@ -11,7 +11,7 @@ import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 const TOKEN = "client-token-for-tests";
 
 test("past the bound a long poll is refused at once; a disconnected one gives its place back", async () => {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n1", clock: { nowMs: () => 0 } });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1", clock: { nowMs: () => 0 } });
   const app = createApp(node, { token: TOKEN });
   const since = node.events.lastId;
   const poll = async (signal?: AbortSignal, after = since): Promise<Response> => app.request(`/v1/events?since=${after}&wait=30000`, { headers: { authorization: `Bearer ${TOKEN}` }, signal });

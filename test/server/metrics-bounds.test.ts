@@ -1,7 +1,7 @@
 // The metrics' label sets stay bounded: at most FOLDER_SERIES_MAX folders get per-folder series
 // (those changed last), the rest are counted; request routes are patterns whatever the path.
 import { expect, test } from "bun:test";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { createApp } from "../../src/server/app.ts";
 import { FOLDER_SERIES_MAX, NodeMetrics } from "../../src/server/metrics.ts";
@@ -11,7 +11,7 @@ import { MemoryObjects } from "../helpers/memory-objects.ts";
 
 test(`only the ${FOLDER_SERIES_MAX} most recently changed folders get per-folder series; the rest are counted`, async () => {
   const clock = { now: Date.UTC(2026, 11, 1), nowMs: () => clock.now };
-  const node = DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), new Metadata(":memory:"), { dataDir: "", nodeId: "n", clock });
+  const node = await DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n", clock });
   const extra = 7;
   for (let i = 0; i < FOLDER_SERIES_MAX + extra; i++) {
     const objects = new MemoryObjects();
@@ -37,7 +37,7 @@ test(`only the ${FOLDER_SERIES_MAX} most recently changed folders get per-folder
 
 test("a thousand different paths make one series per route pattern, and unknown paths one 'unmatched' series", async () => {
   const clock = { now: Date.UTC(2026, 11, 1), nowMs: () => clock.now };
-  const node = DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), new Metadata(":memory:"), { dataDir: "", nodeId: "n", clock });
+  const node = await DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n", clock });
   const metrics = new NodeMetrics({ node, version: "test" });
   const app = createApp(node, { metrics });
   for (let i = 0; i < 500; i++) {
@@ -54,7 +54,7 @@ test("a thousand different paths make one series per route pattern, and unknown 
 });
 
 test("requests with every method the server takes make series for the API's methods and one 'other'", async () => {
-  const node = DsyncNode.over(new MemoryObjectStore(), new Metadata(":memory:"), { dataDir: "", nodeId: "n" });
+  const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n" });
   const metrics = new NodeMetrics({ node, version: "test" });
   const app = createApp(node, { metrics, token: "client-token" });
   // Methods an HTTP server accepts besides the API's own, sent by someone without the token.

@@ -3,7 +3,7 @@
 // and awaiting a good copy; reading good objects, however often, quarantines nothing.
 import { expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { createApp } from "../../src/server/app.ts";
 import { encodeIdList, encodeObjectBatch } from "../../src/wire/formats.ts";
@@ -14,7 +14,7 @@ const TOKEN = "client-token-for-tests";
 
 test("wrong bytes for a quarantined id are refused and leave it quarantined; good reads quarantine nothing", async () => {
   const store = new MemoryObjectStore();
-  const node = DsyncNode.over(store, new Metadata(":memory:"), { dataDir: "", nodeId: "n1" });
+  const node = await DsyncNode.over(store, SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "n1" });
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": "hello, world\n", "b.txt": "another file\n" });
   await node.putObjects(objects.all());

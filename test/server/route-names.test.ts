@@ -20,7 +20,7 @@ async function setUp() {
     if (body !== undefined) headers["content-type"] = "application/json";
     return app.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   };
-  const folderNames = () => node.listFolders().map((folder) => folder.name);
+  const folderNames = async () => (await node.listFolders()).map((folder) => folder.name);
   return { node, app, call, folderNames, root: idToHex(root), head: idToHex(commit.version) };
 }
 
@@ -92,7 +92,7 @@ describe("names in routes", () => {
     }
     for (const line of seen) expect(line).toMatch(/: 400( names the folder)?$/);
     expect(seen.filter((line) => line.endsWith("400 names the folder"))).toHaveLength(folderRoutes(root, head).length * BAD_FOLDER_SEGMENTS.length);
-    expect(folderNames()).toEqual(["f"]);
+    expect(await folderNames()).toEqual(["f"]);
   });
 
   test("the table above covers every route of the app that takes a folder", async () => {
@@ -116,7 +116,7 @@ describe("names in routes", () => {
       const response = await call("POST", "/v1/peer/notify", { from: "n2", folder, head, vector: {} });
       expect({ what, status: response.status }).toEqual({ what, status: 400 });
     }
-    expect(folderNames()).toEqual(["f"]);
+    expect(await folderNames()).toEqual(["f"]);
   });
 
   test("dot segments in a folder's place never reach a folder route, and create nothing", async () => {
@@ -127,7 +127,7 @@ describe("names in routes", () => {
         expect({ path: path(segment), status: response.status }).toEqual({ path: path(segment), status: response.status === 400 ? 400 : 404 });
       }
     }
-    expect(folderNames()).toEqual(["f"]);
+    expect(await folderNames()).toEqual(["f"]);
   });
 
   test("bad version references and object ids get 400 with a reason", async () => {
@@ -153,7 +153,7 @@ describe("names in routes", () => {
     const response = await call("PUT", "/v1/folders/not-there/retention", { keepVersions: 2 });
     expect(response.status).toBe(404);
     expect(((await response.json()) as { error: string }).error).toContain("not-there");
-    expect(folderNames()).toEqual(["f"]);
+    expect(await folderNames()).toEqual(["f"]);
     const existing = await call("PUT", "/v1/folders/f/retention", { keepVersions: 2 });
     expect(existing.status).toBe(200);
     expect(((await existing.json()) as { keepVersions: number }).keepVersions).toBe(2);
@@ -165,13 +165,13 @@ describe("names in routes", () => {
       const response = await call("POST", `/v1/folders/${folder}/commit`, { root, parent: null, message: "", chunking: "test", files: 1, bytes: 5 });
       expect({ folder, status: response.status }).toEqual({ folder, status: 200 });
     }
-    expect(node.listFolders()).toHaveLength(7);
+    expect(await node.listFolders()).toHaveLength(7);
   });
 
   test("a folder with a bad name left by an older version is still listed, exactly, and answers 400 by name", async () => {
     const { node, call } = await setUp();
     const planted = "\x1b[2J\u202eevil\r\n";
-    node.metadata.ensureFolder(planted, 0);
+    await node.metadata.ensureFolder(planted, 0);
     const response = await call("GET", "/v1/folders");
     expect(response.status).toBe(200);
     const names = ((await response.json()) as { folders: { name: string }[] }).folders.map((folder) => folder.name);

@@ -33,7 +33,7 @@ import { compareVectors, counterOf, coversDot, joinVectors, vectorToRecord, with
 import type { Clock } from "../../src/node/clock.ts";
 import { IncompleteTreeError } from "../../src/node/closure.ts";
 import { walkClosure } from "../../src/node/walk.ts";
-import { Metadata } from "../../src/node/metadata.ts";
+import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode, type CommitResult } from "../../src/node/node.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
@@ -191,7 +191,7 @@ interface SimNode {
   /** This node's wall clock (skewed from simulated time). */
   clock: Clock;
   store: MemoryObjectStore;
-  metadata: Metadata;
+  metadata: SqliteMetadataStore;
   incarnation: Incarnation;
   node: DsyncNode | null;
   replicator: Replicator | null;
@@ -257,7 +257,7 @@ export class Cluster {
         clock,
         // used_ms follows the node's own (simulated, skewed) clock, as the node's GC does.
         store: new MemoryObjectStore({ nowMs: () => clock.nowMs() }),
-        metadata: new Metadata(":memory:"),
+        metadata: SqliteMetadataStore.open(":memory:"),
         incarnation: { address: id, number: 0, alive: false },
         node: null,
         replicator: null,
@@ -278,20 +278,20 @@ export class Cluster {
       for (const v of versions) this.graph.set(`${folder}/${idToHex(v.id)}`, v.parents.map(idToHex));
     };
     const commitVersions = metadata.commitVersions.bind(metadata);
-    metadata.commitVersions = (folder, expectedHead, newHead, versions, nowMs) => {
-      commitVersions(folder, expectedHead, newHead, versions, nowMs);
+    metadata.commitVersions = async (folder, expectedHead, newHead, versions, nowMs) => {
+      await commitVersions(folder, expectedHead, newHead, versions, nowMs);
       note(folder, versions);
     };
     const recordVersions = metadata.recordVersions.bind(metadata);
-    metadata.recordVersions = (folder, versions) => {
-      recordVersions(folder, versions);
+    metadata.recordVersions = async (folder, versions) => {
+      await recordVersions(folder, versions);
       note(folder, versions);
     };
     const deleteVersions = metadata.deleteVersions.bind(metadata);
-    metadata.deleteVersions = (folder, ids) => {
-      const head = metadata.getFolder(folder)?.head;
+    metadata.deleteVersions = async (folder, ids) => {
+      const head = (await metadata.getFolder(folder))?.head;
       if (head && ids.some((id) => idEquals(id, head))) this.failures.push(`${sim.id}: retention pruned the head ${idToHex(head).slice(0, 12)} of ${folder}`);
-      deleteVersions(folder, ids);
+      await deleteVersions(folder, ids);
       for (const id of ids) sim.pruned.add(`${folder}/${idToHex(id)}`);
     };
   }
@@ -300,17 +300,23 @@ export class Cluster {
     return this.nodes.map((n) => n.id);
   }
 
-  /** Starts (or restarts) a node over its durable store and metadata. */
-  start(sim: SimNode): void {
+  /**
+   * Starts (or restarts) a node over its durable store and metadata. The incarnation is taken
+   * at once, so a second start is refused and a crash while the node opens ends this one.
+   */
+  async start(sim: SimNode): Promise<void> {
     if (sim.incarnation.alive) throw new Error(`${sim.id} is already running`);
     const incarnation: Incarnation = { address: sim.id, number: ++this.incarnations, alive: true };
+    sim.incarnation = incarnation;
     const store = new IncarnationStore(sim.store, incarnation, this.scheduler, this.random, this.config.maxWriteMs, {
       onWrite: (delayMs) => this.maybeCrashDuringWrite(sim, incarnation, delayMs),
       onCut: () => this.report.faults.writesCut++,
     });
-    const node = DsyncNode.over(store, sim.metadata, { dataDir: `/nonexistent/sim/${sim.id}`, nodeId: sim.id, clock: sim.clock });
+    const node = await DsyncNode.over(store, sim.metadata, { dataDir: `/nonexistent/sim/${sim.id}`, nodeId: sim.id, clock: sim.clock });
+    if (!incarnation.alive) return;
     this.countMerges(sim, node);
-    this.watchHeads(sim, node);
+    await this.watchHeads(sim, node);
+    if (!incarnation.alive) return;
     const replicator = new Replicator({
       node,
       peers: this.addresses().filter((a) => a !== sim.id),
@@ -319,7 +325,6 @@ export class Cluster {
       intervalMs: this.config.intervalMs,
     });
     const service = new PeerService(node, (notice) => replicator.onNotice(notice));
-    sim.incarnation = incarnation;
     sim.node = node;
     sim.replicator = replicator;
     this.network.attach(incarnation, service);
@@ -370,8 +375,9 @@ export class Cluster {
       if (result.outcome === "merged") {
         this.report.merges.replication++;
         this.countConflicts(result.conflicts);
-        const parents = sim.metadata.getVersion(args[0], result.head)?.parents ?? [];
-        if (parents.some((p) => sim.metadata.getVersion(args[0], p)?.author === "")) this.report.retention.mergesOverPrunedHistory++;
+        const parents = (await sim.metadata.getVersion(args[0], result.head))?.parents ?? [];
+        const parentRecords = await sim.metadata.getVersions(args[0], parents);
+        if (parentRecords.some((record) => record?.author === "")) this.report.retention.mergesOverPrunedHistory++;
       }
       return result;
     };
@@ -389,10 +395,10 @@ export class Cluster {
    * top of it, a fast-forward, a merge), or, between two merges of the same writes, to the
    * greater id. Checked at every move, in order.
    */
-  private watchHeads(sim: SimNode, node: DsyncNode): void {
+  private async watchHeads(sim: SimNode, node: DsyncNode): Promise<void> {
     let checks = Promise.resolve();
     const last = new Map<string, { head: ObjectId; vector: VersionVector }>();
-    for (const folder of sim.metadata.listFolders()) {
+    for (const folder of await sim.metadata.listFolders()) {
       if (folder.head) checks = checks.then(async () => void last.set(folder.name, { head: folder.head!, vector: await node.vectorOf(folder.head) }));
     }
     node.onHeadChanged((folder, head) => {
@@ -403,7 +409,7 @@ export class Cluster {
         } catch (error) {
           // A head that has moved on may be pruned and collected before this check reads it;
           // the next move is then checked against the one before (forward is transitive).
-          const current = sim.metadata.getFolder(folder)?.head;
+          const current = (await sim.metadata.getFolder(folder))?.head;
           if (current && idEquals(current, head)) this.failures.push(`${sim.id}: the head ${idToHex(head).slice(0, 12)} of ${folder} cannot be read: ${(error as Error).message}`);
           return;
         }
@@ -436,7 +442,7 @@ export class Cluster {
   private schedulePushes(): void {
     const tick = () => {
       if (this.healed) return;
-      this.startPush();
+      void this.startPush();
       this.scheduler.schedule(this.random.between(...this.config.pushGapMs), "push", tick);
     };
     this.scheduler.schedule(this.random.between(...this.config.pushGapMs), "push", tick);
@@ -446,7 +452,7 @@ export class Cluster {
    * A client reads a version from a live node, edits it, uploads the objects, and commits a
    * little later (the head may move meanwhile: the node then merges the push onto it).
    */
-  private startPush(): void {
+  private async startPush(): Promise<void> {
     const live = this.liveNodes();
     if (live.length === 0) return;
     const sim = this.random.pick(live);
@@ -454,16 +460,16 @@ export class Cluster {
     const incarnation = sim.incarnation;
     const folder = this.random.pick(this.config.folders);
     const number = ++this.report.pushes.attempted;
-    const head = node.metadata.getFolder(folder)?.head ?? null;
+    const head = (await node.metadata.getFolder(folder))?.head ?? null;
     if (head !== null && this.random.chance(this.config.restoreRate)) {
-      this.restoreOn(sim, folder, number);
+      await this.restoreOn(sim, folder, number);
       return;
     }
     let parent = head;
     if (head !== null && this.random.chance(this.config.staleRate)) {
       // A client that synced an older version, or (now and then) one pushing into the folder
       // for the first time.
-      const versions = node.metadata.listVersions(folder);
+      const versions = await node.metadata.listVersions(folder);
       parent = this.random.chance(0.1) ? null : this.random.pick(versions).id;
       if (parent === null || !idEquals(parent, head)) this.report.pushes.staleParent++;
     }
@@ -474,7 +480,7 @@ export class Cluster {
     const nowMs = sim.clock.nowMs();
     void (async () => {
       try {
-        const tree = parent === null ? emptyDir() : await readTree(node, node.metadata.getVersion(folder, parent)!.root);
+        const tree = parent === null ? emptyDir() : await readTree(node, (await node.metadata.getVersion(folder, parent))!.root);
         const edits = applyRandomEdits(tree, editRandom, tag, nowMs);
         const sealed = sealSimTree(tree);
         await node.putObjects(sealed.objects);
@@ -497,9 +503,9 @@ export class Cluster {
   }
 
   /** A client asks a node to make an older version's content the head again. */
-  private restoreOn(sim: SimNode, folder: string, number: number): void {
+  private async restoreOn(sim: SimNode, folder: string, number: number): Promise<void> {
     const node = sim.node!;
-    const target = this.random.pick(node.metadata.listVersions(folder));
+    const target = this.random.pick(await node.metadata.listVersions(folder));
     const tag = `${sim.id}/${number}`;
     this.report.pushes.restores++;
     this.scheduler.note(`restore ${tag} ${folder} ${idToHex(target.id)}`);
@@ -575,14 +581,14 @@ export class Cluster {
 
   private scheduleRestart(sim: SimNode): void {
     this.scheduler.schedule(this.random.between(...this.config.downMs), `restart ${sim.id}`, () => {
-      if (!sim.incarnation.alive) this.restart(sim);
+      if (!sim.incarnation.alive) void this.restart(sim);
     });
   }
 
-  private restart(sim: SimNode): void {
-    this.start(sim);
+  private async restart(sim: SimNode): Promise<void> {
     this.report.faults.restarts++;
     this.scheduler.note(`restart ${sim.id}`);
+    await this.start(sim);
   }
 
   /** Two (sometimes three) non-empty groups of nodes. */
@@ -599,7 +605,7 @@ export class Cluster {
   private scheduleRetention(retention: RetentionConfig): void {
     const keepTick = () => {
       if (this.healed) return;
-      this.keepFewVersions(retention);
+      void this.keepFewVersions(retention);
       this.scheduler.schedule(this.random.between(...retention.setGapMs), "retention", keepTick);
     };
     this.scheduler.schedule(this.random.between(...retention.setGapMs), "retention", keepTick);
@@ -613,15 +619,16 @@ export class Cluster {
   }
 
   /** A random live node keeps only a few versions of one of its folders from now on. */
-  private keepFewVersions(retention: RetentionConfig): void {
+  private async keepFewVersions(retention: RetentionConfig): Promise<void> {
     const live = this.liveNodes();
     if (live.length === 0) return;
     const sim = this.random.pick(live);
-    const folders = sim.metadata.listFolders();
+    const node = sim.node!;
+    const folders = await sim.metadata.listFolders();
     if (folders.length === 0) return;
     const folder = this.random.pick(folders).name;
     const keepVersions = this.random.between(...retention.keepVersions);
-    sim.node!.setRetention(folder, { keepVersions });
+    await node.setRetention(folder, { keepVersions });
     this.report.retention.settings++;
     this.scheduler.note(`retention ${sim.id} ${folder} keep ${keepVersions}`);
   }
@@ -643,7 +650,7 @@ export class Cluster {
 
   /** Every object below every head of a node is stored (read from its disk, whatever the completeness marks say). */
   private async checkHeadsWhole(sim: SimNode, when: string): Promise<void> {
-    for (const folder of sim.metadata.listFolders()) {
+    for (const folder of await sim.metadata.listFolders()) {
       if (!folder.head) continue;
       const missing: string[] = [];
       await walkClosure([{ id: folder.head, kind: "structured" }], sim.store, { onMissing: (id) => missing.push(idToHex(id)) });
@@ -683,15 +690,15 @@ export class Cluster {
     return cut;
   }
 
-  private heal(): void {
+  private async heal(): Promise<void> {
     this.healed = true;
     this.network.heal();
     this.network.stopFaults();
     for (const sim of this.nodes) {
       if (sim.incarnation.alive) continue;
       // A late joiner whose time had not come yet starts now; the others restart.
-      if (sim.incarnation.number === 0) this.start(sim);
-      else this.restart(sim);
+      if (sim.incarnation.number === 0) await this.start(sim);
+      else await this.restart(sim);
     }
     this.scheduler.note("healed");
   }
@@ -705,13 +712,13 @@ export class Cluster {
     try {
       for (const [i, sim] of this.nodes.entries()) {
         if (i === 0 || !this.random.chance(this.config.lateJoinRate)) {
-          this.start(sim);
+          await this.start(sim);
           continue;
         }
         // A node that joins the cluster later, with nothing yet.
         this.report.faults.lateJoins++;
         this.scheduler.schedule(this.random.between(0, Math.round(this.config.faultPhaseMs * 0.7)), `join ${sim.id}`, () => {
-          if (!sim.incarnation.alive && !this.healed) this.start(sim);
+          if (!sim.incarnation.alive && !this.healed) void this.start(sim);
         });
       }
       this.schedulePushes();
@@ -720,18 +727,18 @@ export class Cluster {
       const healAt = this.scheduler.startMs + this.config.faultPhaseMs;
       await this.scheduler.runUntil(healAt, () => this.failures.length > 0);
       if (this.failures.length === 0) {
-        this.heal();
+        await this.heal();
         const deadline = healAt + this.config.healDeadlineMs;
         let lastCheckMs = 0;
-        const agreed = await this.scheduler.runUntil(deadline, () => {
+        const agreed = await this.scheduler.runUntil(deadline, async () => {
           if (this.failures.length > 0) return true;
           const now = this.scheduler.nowMs();
           if (now - lastCheckMs < 100) return false;
           lastCheckMs = now;
-          return this.disagreement() === null;
+          return (await this.disagreement()) === null;
         });
         if (this.failures.length === 0) {
-          if (!agreed) this.failures.push(`no agreement ${this.config.healDeadlineMs / 1000} s after healing: ${this.disagreement()}`);
+          if (!agreed) this.failures.push(`no agreement ${this.config.healDeadlineMs / 1000} s after healing: ${await this.disagreement()}`);
           else {
             this.report.agreedAfterHealMs = this.scheduler.nowMs() - healAt;
             await this.scheduler.runUntil(this.scheduler.nowMs() + this.config.settleMs, () => this.failures.length > 0);
@@ -755,53 +762,55 @@ export class Cluster {
         sim.incarnation.alive = false;
       }
     }
-    for (const folder of this.folderNames()) {
-      const head = this.nodes[0]!.metadata.getFolder(folder)?.head ?? null;
+    for (const folder of await this.folderNames()) {
+      const head = (await this.nodes[0]!.metadata.getFolder(folder))?.head ?? null;
       this.report.heads[folder] = head ? idToHex(head) : null;
       this.scheduler.note(`final ${folder} ${this.report.heads[folder]}`);
     }
     this.report.traceHash = this.scheduler.traceHash();
     this.report.events = this.scheduler.eventsRun;
     this.report.simulatedMs = this.scheduler.elapsedMs();
-    for (const sim of this.nodes) sim.metadata.close();
+    for (const sim of this.nodes) await sim.metadata.close();
     return this.report;
   }
 
-  private folderNames(): string[] {
+  private async folderNames(): Promise<string[]> {
     const names = new Set<string>();
-    for (const sim of this.nodes) for (const folder of sim.metadata.listFolders()) names.add(folder.name);
+    for (const sim of this.nodes) for (const folder of await sim.metadata.listFolders()) names.add(folder.name);
     return [...names].sort();
   }
 
   /** Null when every node runs and all agree on every folder's head; else what differs. */
-  disagreement(): string | null {
-    const down = this.nodes.filter((n) => !n.incarnation.alive);
+  async disagreement(): Promise<string | null> {
+    // A node whose start is still opening it has its incarnation but no node yet: not up.
+    const down = this.nodes.filter((n) => !n.incarnation.alive || n.node === null);
     if (down.length > 0) return `down: ${down.map((n) => n.id).join(", ")}`;
-    for (const folder of this.folderNames()) {
-      const heads = this.nodes.map((sim) => {
-        const record = sim.metadata.getFolder(folder);
-        return record ? (record.head ? idToHex(record.head).slice(0, 12) : "empty") : "absent";
-      });
+    for (const folder of await this.folderNames()) {
+      const heads: string[] = [];
+      for (const sim of this.nodes) {
+        const record = await sim.metadata.getFolder(folder);
+        heads.push(record ? (record.head ? idToHex(record.head).slice(0, 12) : "empty") : "absent");
+      }
       if (new Set(heads).size > 1) return `folder ${folder}: ${this.nodes.map((sim, i) => `${sim.id}=${heads[i]}`).join(" ")}`;
     }
     return null;
   }
 
   private async checkInvariants(): Promise<void> {
-    const problem = this.disagreement();
+    const problem = await this.disagreement();
     if (problem) {
       this.failures.push(`agreement did not hold for ${this.config.settleMs} ms: ${problem}`);
       return;
     }
-    const folders = this.folderNames();
+    const folders = await this.folderNames();
     const dots = new Map<string, string>();
     const cut = new Map(this.config.retention ? folders.map((f) => [f, this.cutByRetention(f)]) : []);
     for (const sim of this.nodes) {
       const node = sim.node!;
-      const names = sim.metadata.listFolders().map((f) => f.name).sort();
+      const names = (await sim.metadata.listFolders()).map((f) => f.name).sort();
       if (names.join("\n") !== folders.join("\n")) this.failures.push(`${sim.id} has folders [${names}] but the cluster has [${folders}]`);
       for (const folder of folders) {
-        const head = sim.metadata.getFolder(folder)?.head;
+        const head = (await sim.metadata.getFolder(folder))?.head;
         if (!head) {
           this.failures.push(`${sim.id} has no head for ${folder}`);
           continue;
@@ -820,7 +829,7 @@ export class Cluster {
           for (const ack of acks) {
             for (const [what, id] of [["pushed", ack.pushed], ["version", ack.version]] as const) {
               const key = idToHex(id);
-              if (sim.metadata.getVersion(folder, id)) continue;
+              if (await sim.metadata.getVersion(folder, id)) continue;
               if (sim.pruned.has(`${folder}/${key}`)) this.report.retention.acksPrunedHere++;
               else if (cut.get(folder)!.has(key)) this.report.retention.acksCutUpstream++;
               else this.failures.push(`${sim.id} lacks ${what} ${key.slice(0, 12)} acknowledged by ${ack.node} in ${folder}, and no node pruned it or a version after it`);
@@ -828,11 +837,11 @@ export class Cluster {
           }
           continue;
         }
-        const reachable = this.ancestry(sim, folder, head);
+        const reachable = await this.ancestry(sim, folder, head);
         for (const ack of acks) {
           for (const [what, id] of [["pushed", ack.pushed], ["version", ack.version]] as const) {
             const key = idToHex(id);
-            if (!sim.metadata.getVersion(folder, id)) this.failures.push(`${sim.id} lacks ${what} ${key.slice(0, 12)} acknowledged by ${ack.node} in ${folder}`);
+            if (!(await sim.metadata.getVersion(folder, id))) this.failures.push(`${sim.id} lacks ${what} ${key.slice(0, 12)} acknowledged by ${ack.node} in ${folder}`);
             else if (!reachable.has(key)) this.failures.push(`${sim.id}: ${what} ${key.slice(0, 12)} acknowledged by ${ack.node} is not reachable from the head of ${folder}`);
           }
         }
@@ -845,10 +854,10 @@ export class Cluster {
     }
     const first = this.nodes[0]!;
     for (const folder of folders) {
-      const head = first.metadata.getFolder(folder)!.head!;
-      const root = first.metadata.getVersion(folder, head)!.root;
+      const head = (await first.metadata.getFolder(folder))!.head!;
+      const root = (await first.metadata.getVersion(folder, head))!.root;
       for (const sim of this.nodes) {
-        const record = sim.metadata.getVersion(folder, head);
+        const record = await sim.metadata.getVersion(folder, head);
         const stored = await sim.node!.decodeVersion(head);
         if (!record || !idEquals(record.root, root) || !idEquals(stored.root, root)) this.failures.push(`${sim.id}: the head of ${folder} does not have the root ${idToHex(root).slice(0, 12)} the others have`);
       }
@@ -865,12 +874,12 @@ export class Cluster {
   private async checkVectors(sim: SimNode, folders: readonly string[], dots: Map<string, string>): Promise<void> {
     const node = sim.node!;
     for (const folder of folders) {
-      for (const record of sim.metadata.listVersions(folder)) {
+      for (const record of await sim.metadata.listVersions(folder)) {
         const key = idToHex(record.id);
         const version = await node.decodeVersion(record.id);
         const parents = [];
         for (const parent of version.parents) {
-          if (!sim.metadata.getVersion(folder, parent)) continue;
+          if (!(await sim.metadata.getVersion(folder, parent))) continue;
           parents.push(await node.decodeVersion(parent));
         }
         if (parents.length < version.parents.length) continue; // reported by the ancestry check when reachable
@@ -893,7 +902,7 @@ export class Cluster {
   }
 
   /** Version ids (hex) reachable from head through parents; a parent the node does not record is a failure. */
-  private ancestry(sim: SimNode, folder: string, head: ObjectId): Set<string> {
+  private async ancestry(sim: SimNode, folder: string, head: ObjectId): Promise<Set<string>> {
     const seen = new Set<string>();
     let frontier = [head];
     const holes: string[] = [];
@@ -902,7 +911,7 @@ export class Cluster {
       for (const id of frontier) {
         const key = idToHex(id);
         if (seen.has(key)) continue;
-        const record = sim.metadata.getVersion(folder, id);
+        const record = await sim.metadata.getVersion(folder, id);
         if (!record) {
           holes.push(key);
           continue;

@@ -152,9 +152,9 @@ export class Scheduler {
    * Runs events until simulated time reaches `untilMs` (the clock then stands at `untilMs`), or
    * `stop()` says so; `stop` is asked after every event. Returns true when stopped by `stop`.
    */
-  async runUntil(untilMs: number, stop: () => boolean = () => false): Promise<boolean> {
+  async runUntil(untilMs: number, stop: () => boolean | Promise<boolean> = () => false): Promise<boolean> {
     while (await this.step(untilMs)) {
-      if (stop()) return true;
+      if (await stop()) return true;
     }
     if (this.nowMsValue < untilMs) this.nowMsValue = untilMs;
     return false;

@@ -62,9 +62,10 @@ export function runMetadataConformance(name: string, under: MetadataBackendUnder
   afterEach(async () => {
     for (const store of open.splice(0)) await store.close();
   });
+  // Dropping a file's databases waits for a checkpoint each.
   afterAll(async () => {
     await under.cleanup();
-  });
+  }, 60_000);
 
   describe(`${name}: keyed values`, () => {
     test("a key never set is undefined; set replaces; values survive a reopen", async () => {

@@ -5,13 +5,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { claimMetadata, MetadataClaimError, NODE_ID_FILE_NAME } from "../../src/node/metadata-claim.ts";
 import { PostgresMetadataStore } from "../../src/node/postgres-metadata-store.ts";
-import { dropTestDatabases, freshDatabase } from "../helpers/postgres.ts";
+import { DROP_DATABASES_TIMEOUT_MS, dropTestDatabases, freshDatabase } from "../helpers/postgres.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
 
 afterAll(async () => {
   await dropTestDatabases();
   cleanupTempDirs();
-});
+}, DROP_DATABASES_TIMEOUT_MS);
 
 let counter = 0;
 const newId = () => `node-${++counter}`;

@@ -7,11 +7,11 @@ import { MetadataSchemaTooNewError } from "../../src/node/metadata-records.ts";
 import { MetadataUnavailableError } from "../../src/node/metadata-unavailable.ts";
 import { POSTGRES_SCHEMA_VERSION, PostgresMetadataStore, redactedUrl } from "../../src/node/postgres-metadata-store.ts";
 import { newVersion } from "../helpers/metadata-conformance.ts";
-import { dropTestDatabases, freshDatabase, startOwnCluster, withConnection, withDatabase } from "../helpers/postgres.ts";
+import { DROP_DATABASES_TIMEOUT_MS, dropTestDatabases, freshDatabase, startOwnCluster, withConnection, withDatabase } from "../helpers/postgres.ts";
 
 afterAll(async () => {
   await dropTestDatabases();
-});
+}, DROP_DATABASES_TIMEOUT_MS);
 
 test("an empty database gets every schema step, each recorded once, even with several stores (connections) opening it at once", async () => {
   const url = await freshDatabase();

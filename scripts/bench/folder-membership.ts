@@ -12,7 +12,7 @@
 import { mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
-import { idToHex, type ObjectId } from "../../src/core/id.ts";
+import { idFromHex, idToHex, type ObjectId } from "../../src/core/id.ts";
 import type { TreeEntry } from "../../src/core/objects.ts";
 import { sealFile, sealTree } from "../../src/core/tree-builder.ts";
 import { systemRandom } from "../../src/node/clock.ts";
@@ -136,7 +136,7 @@ for (let round = 0; round < Math.max(4, Math.floor(rounds / 2)); round++) {
       body: JSON.stringify({ root: idToHex(root), parent: idToHex(head), files, bytes: 0 }),
     });
     if (response.status !== 200) throw new Error(`commit: ${response.status} ${await response.text()}`);
-    head = Buffer.from(((await response.json()) as { version: string }).version, "hex");
+    head = idFromHex(((await response.json()) as { version: string }).version);
     commitMs[who]!.push(performance.now() - started);
   }
 }

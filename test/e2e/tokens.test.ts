@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
-import { idFromHex, idToHex } from "../../src/core/id.ts";
+import { idFromHex, idToHex, type ObjectId } from "../../src/core/id.ts";
 import { systemRandom } from "../../src/node/clock.ts";
 import { SqliteTokenStore } from "../../src/node/token-store.ts";
 import { decodeDownloadReply, decodeIdList, encodeIdList } from "../../src/wire/formats.ts";
@@ -149,7 +149,7 @@ describe("no existence oracle", () => {
       const bRoot = ((await (await call(node, ADMIN, "GET", "/v1/folders/b")).json()) as { root: string }).root;
 
       const { token } = await create(node, ["--role", "write", "--folder", "a"]);
-      const lacking = async (who: string, id: Uint8Array) =>
+      const lacking = async (who: string, id: ObjectId) =>
         decodeIdList(new Uint8Array(await (await call(node, who, "POST", "/v1/objects/missing", encodeIdList([id]))).arrayBuffer()), "missing").map(idToHex);
       expect(await lacking(ADMIN, chunk)).toEqual([]);
       expect(await lacking(token, chunk)).toEqual([idToHex(chunk)]);

@@ -2,7 +2,7 @@
 // version costs what is new), never an object before everything below it (an unreadable node
 // keeps its ancestors out until it can be read), and a token's uploads are kept 7 days.
 import { afterAll, describe, expect, test } from "bun:test";
-import { idToHex } from "../../src/core/id.ts";
+import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { FolderMembership, UPLOAD_RECORD_MS } from "../../src/node/folder-membership.ts";
 import { walkClosure } from "../../src/node/walk.ts";
 import { openMembership } from "../../src/server/object-visibility.ts";
@@ -56,7 +56,7 @@ describe("folder membership", () => {
     const store = node.store as MemoryObjectStore;
     // The tree node of dir: read it from the root's entries.
     const { decodeObject } = await import("../../src/core/objects.ts");
-    const rootObject = decodeObject((await store.get(roots.f!))!) as { entries: { name: string; id: Uint8Array }[] };
+    const rootObject = decodeObject((await store.get(roots.f!))!) as unknown as { entries: { name: string; id: ObjectId }[] };
     const dirId = rootObject.entries.find((e) => e.name === "dir")!.id;
     const dirBytes = (await store.get(dirId))!;
     await store.delete(dirId);

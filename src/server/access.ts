@@ -131,7 +131,8 @@ export function authorize(options: AuthorizeOptions): MiddlewareHandler {
     if (!grant) return c.json({ error: "missing, wrong, expired or revoked token (send Authorization: Bearer <token>)" }, 401);
     // An unknown route under /v1 answers 404 to any valid token.
     if (access !== undefined && access !== "metrics" && access !== "cluster" && RANK[grant.role] < RANK[access]) {
-      return c.json({ error: `a ${grant.role} token may not call ${key}: it needs a ${access} token` }, 403);
+      const article = (role: string) => (role === "admin" ? "an" : "a");
+      return c.json({ error: `${article(grant.role)} ${grant.role} token may not call ${key}: it needs ${article(access)} ${access} token` }, 403);
     }
     c.set("grant", grant);
     await next();

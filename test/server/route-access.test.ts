@@ -237,6 +237,26 @@ describe("route access", () => {
     expect(seen.events.filter((e) => e.type === "push").map((e) => e.folder)).toEqual([null]);
   });
 
+  test("token routes refuse bad input with 400 and change nothing", async () => {
+    const s = await setUp();
+    const before = await s.tokens.list();
+    for (const id of ["xyz", "0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0"]) expect((await s.call("DELETE", `/v1/tokens/${id}`, "admin")).status).toBe(400);
+    expect((await s.call("DELETE", "/v1/tokens/0123456789abcdef", "admin")).status).toBe(404);
+    const bodies = [
+      {},
+      { role: "owner" },
+      { role: "admin", folders: ["f"] },
+      { role: "read", folders: "f" },
+      { role: "read", folders: ["a/b"] },
+      { role: "read", expiresInMs: 0 },
+      { role: "read", expiresInMs: -5 },
+      { role: "read", expiresInMs: 11 * 366 * 86_400_000 },
+      { role: "read", name: "bell\u0007" },
+    ];
+    for (const body of bodies) expect({ body, status: (await s.call("POST", "/v1/tokens", "admin", body)).status }).toEqual({ body, status: 400 });
+    expect(await s.tokens.list()).toEqual(before);
+  });
+
   test("the node's own token and stored tokens never open a peer route, and the cluster token opens no client route", async () => {
     const s = await setUp();
     const peer = await s.app.request("/v1/peer/folders", { headers: { authorization: `Bearer ${ADMIN}` } });

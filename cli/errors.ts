@@ -9,8 +9,22 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
+/**
+ * JavaScript's own errors: a bug in dsync, not a problem with the node, the files or the command
+ * line. Their text ("undefined is not an object (evaluating 'detail.error')") would tell a user
+ * nothing, so it is printed only with DSYNC_DEBUG, with the stack.
+ */
+const PROGRAM_ERRORS = new Set(["TypeError", "ReferenceError"]);
+
+export function isProgramError(error: unknown): error is Error {
+  return error instanceof Error && PROGRAM_ERRORS.has(error.name) && !("code" in error && typeof error.code === "string" && error.code.startsWith("E"));
+}
+
 export function describeError(error: unknown): { message: string; exitCode: number } {
   if (error instanceof UsageError) return { message: error.message, exitCode: EXIT_USAGE };
+  if (isProgramError(error)) {
+    return { message: `internal error (${error.name}): a bug in dsync, not a problem with the node or your files; DSYNC_DEBUG=1 shows where`, exitCode: EXIT_FAILURE };
+  }
   if (error instanceof Error && error.name === "CACError") return { message: `${error.message} (see dsync help)`, exitCode: EXIT_USAGE };
   if (error instanceof RemoteError) return { message: error.message, exitCode: EXIT_FAILURE };
   if (error instanceof Error) return { message: error.message, exitCode: EXIT_FAILURE };

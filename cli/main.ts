@@ -4,7 +4,7 @@
 import { cac } from "cac";
 import { terminalError, terminalLines } from "../src/core/terminal-text.ts";
 import { COMMANDS, GLOBAL_OPTIONS, NODE_COMMANDS, findCommand } from "./commands.ts";
-import { EXIT_USAGE } from "./errors.ts";
+import { describeError, EXIT_USAGE, isProgramError } from "./errors.ts";
 import { restoreTextOptions, restoreTristateSwitches } from "./raw-options.ts";
 import { DSYNC_VERSION } from "./version.ts";
 
@@ -72,6 +72,11 @@ async function main(argv: string[]): Promise<void> {
     if (findCommand(cli.matchedCommand.name)!.hashes) (await import("./blake3-warning.ts")).warnIfPortableBlake3();
     await cli.runMatchedCommand();
   } catch (error) {
+    if (isProgramError(error)) {
+      process.stderr.write(terminalError(describeError(error).message));
+      if (process.env.DSYNC_DEBUG) process.stderr.write(terminalLines(String(error.stack).split("\n")));
+      process.exit(1);
+    }
     const command = cli.matchedCommand ? `dsync help ${cli.matchedCommand.name}` : "dsync help";
     usageFailure(`${(error as Error).message} (see ${command})`);
   }

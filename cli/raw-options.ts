@@ -3,7 +3,7 @@
 // are text are therefore read back from the command line exactly as typed.
 
 /** Options whose values are always text. */
-export const TEXT_OPTIONS = ["version", "folder", "message", "token", "node-id", "data", "listen", "remote", "role", "name", "expires"] as const;
+export const TEXT_OPTIONS = ["version", "folder", "message", "token", "node-id", "data", "listen", "remote", "role", "name", "expires", "token-file", "cluster-token-file", "metrics-token-file"] as const;
 
 function camelCase(name: string): string {
   return name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());

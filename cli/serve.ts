@@ -8,6 +8,7 @@ import { isLoopback, parseListenAddress, startServer } from "../src/server/serve
 import { parseCount } from "./errors.ts";
 import { DSYNC_VERSION } from "./version.ts";
 import { mergePeers, parsePeerList, readPeersFile, serveTls } from "./serve-tls.ts";
+import { readTokenFile } from "./token-file.ts";
 import { SqliteTokenStore } from "../src/node/token-store.ts";
 import { systemRandom } from "../src/node/clock.ts";
 import { openMembership } from "../src/server/object-visibility.ts";
@@ -16,15 +17,18 @@ export interface ServeFlags {
   data?: string;
   listen?: string;
   token?: string;
+  tokenFile?: string;
   insecure?: boolean;
   keepVersions?: string;
   keepDays?: string;
   nodeId?: string;
   peers?: string;
   clusterToken?: string;
+  clusterTokenFile?: string;
   syncIntervalMs?: string;
   scrubBytesPerSecond?: string;
   metricsToken?: string;
+  metricsTokenFile?: string;
   metricsListen?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -47,6 +51,13 @@ function firstMissingAncestor(path: string): string | null {
   return missing;
 }
 
+/** --NAME or --NAME-file (its first line: cli/token-file.ts), not both; undefined when neither. */
+function tokenOption(value: string | undefined, file: string | undefined, name: string): string | undefined {
+  if (file === undefined) return value;
+  if (value !== undefined) throw new UsageError(`--${name} and --${name}-file: give one`);
+  return readTokenFile(String(file), `--${name}-file`);
+}
+
 export async function serveCommand(flags: ServeFlags): Promise<number> {
   const dataDir = flags.data ?? "./dsync-data";
   let address;
@@ -55,7 +66,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  const token = flags.token ?? (process.env.DSYNC_TOKEN || undefined);
+  const token = tokenOption(flags.token, flags.tokenFile, "token") ?? (process.env.DSYNC_TOKEN || undefined);
   // The rule of the other tokens: a short one is guessed by trying (a refusal costs nothing), and
   // one with a space or a control character could never be sent in an Authorization header.
   if (token !== undefined && !/^[\x21-\x7e]{8,512}$/.test(token)) {
@@ -69,7 +80,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   }
   const peerSpecs = mergePeers([parsePeerList(flags.peers), flags.peersFile === undefined ? [] : readPeersFile(String(flags.peersFile))]);
   const peers = peerSpecs.map((peer) => peer.url);
-  const clusterToken = flags.clusterToken ?? (process.env.DSYNC_CLUSTER_TOKEN || undefined);
+  const clusterToken = tokenOption(flags.clusterToken, flags.clusterTokenFile, "cluster-token") ?? (process.env.DSYNC_CLUSTER_TOKEN || undefined);
   if (peers.length > 0 && !clusterToken) {
     throw new UsageError("--peers (or --peers-file) needs --cluster-token (or DSYNC_CLUSTER_TOKEN): nodes prove to each other that they belong to the cluster");
   }
@@ -79,7 +90,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   if (clusterToken !== undefined && token !== undefined && clusterToken === token) {
     throw new UsageError("--cluster-token must differ from --token: a client must not be able to act as a node");
   }
-  const metricsToken = flags.metricsToken ?? (process.env.DSYNC_METRICS_TOKEN || undefined);
+  const metricsToken = tokenOption(flags.metricsToken, flags.metricsTokenFile, "metrics-token") ?? (process.env.DSYNC_METRICS_TOKEN || undefined);
   if (metricsToken !== undefined && !/^[\x21-\x7e]{8,512}$/.test(metricsToken)) {
     throw new UsageError("--metrics-token must be 8 to 512 printable characters without spaces");
   }

@@ -43,6 +43,8 @@ export function parseRetryAfterMs(value: string | null, nowMs: number): number |
   if (value === null) return undefined;
   const text = value.trim();
   if (/^\d{1,9}$/.test(text)) return Number(text) * 1000;
+  // Only the IMF-fixdate form (HTTP's), since Date.parse takes almost anything ("-1" is a year).
+  if (!/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return undefined;
   const dateMs = Date.parse(text);
   if (!Number.isFinite(dateMs)) return undefined;
   return Math.max(0, dateMs - nowMs);

@@ -9,6 +9,8 @@ export interface FakeServer {
   url: string;
   /** Requests (or connections, for the raw servers) seen so far. */
   requests(): number;
+  /** Connections open now (raw servers only). */
+  openConnections?(): number;
   stop(): void;
 }
 
@@ -43,6 +45,7 @@ async function rawServer(answer: (socket: net.Socket, timers: (timer: ReturnType
   return {
     url: `http://127.0.0.1:${port}`,
     requests: () => count,
+    openConnections: () => sockets.size,
     stop() {
       for (const socket of sockets) socket.destroy();
       server.close();

@@ -3,16 +3,17 @@
 import { join } from "node:path";
 import { sqliteIntegrity } from "../src/node/database-check.ts";
 import { DsyncNode, type VerifyReport } from "../src/node/node.ts";
+import { isDataFolder, openNode } from "../src/assemble.ts";
 import { counted } from "../src/core/plural.ts";
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { parseCount, printJson } from "./errors.ts";
 import { remoteFor } from "./remote-target.ts";
 
 async function withLocalNode<T>(dataDir: string, run: (node: DsyncNode) => Promise<T>): Promise<T> {
-  if (!DsyncNode.exists(dataDir)) {
+  if (!isDataFolder(dataDir)) {
     throw new Error(`${dataDir} is not a dsync data folder (it has no metadata.sqlite): name the --data folder of a stopped node`);
   }
-  const node = await DsyncNode.open({ dataDir });
+  const node = await openNode({ dataDir });
   if (node.startupNotes.length > 0) process.stderr.write(terminalLines(node.startupNotes));
   try {
     return await run(node);
@@ -27,7 +28,7 @@ export async function verifyCommand(flags: { remote?: string; data?: string; jso
   try {
     report = flags.data ? await withLocalNode(flags.data, (node) => node.verify(options)) : await remoteFor(flags).verify(options);
   } catch (error) {
-    if (flags.data && DsyncNode.exists(flags.data)) return reportDamagedDatabases(flags.data, error, flags.json === true);
+    if (flags.data && isDataFolder(flags.data)) return reportDamagedDatabases(flags.data, error, flags.json === true);
     throw error;
   }
   // With --repair, what was found and then repaired is healthy; anything still unrepaired is not.

@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { DsyncNode, nodeIdProblem } from "../src/node/node.ts";
+import { openNode } from "../src/assemble.ts";
 import { isLoopback, parseListenAddress, startServer } from "../src/server/serve.ts";
 import { parseCount } from "./errors.ts";
 import { DSYNC_VERSION } from "./version.ts";
@@ -133,7 +134,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   };
   let node: DsyncNode;
   try {
-    node = await DsyncNode.open({ dataDir, defaultKeepVersions, defaultKeepDays, nodeId: flags.nodeId === undefined ? undefined : String(flags.nodeId) });
+    node = await openNode({ dataDir, defaultKeepVersions, defaultKeepDays, nodeId: flags.nodeId === undefined ? undefined : String(flags.nodeId) });
   } catch (error) {
     removeCreated();
     throw new Error(`cannot use ${dataDir} as the data folder: ${(error as Error).message}`);

@@ -14,7 +14,7 @@ import { blake3 } from "../../src/core/blake3.ts";
 import type { ObjectId } from "../../src/core/id.ts";
 import type { TreeEntry } from "../../src/core/objects.ts";
 import { sealFile, sealTree } from "../../src/core/tree-builder.ts";
-import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 import type { StoredObject } from "../../src/store/object-store.ts";
 
 function flag(name: string, fallback: string): string {
@@ -28,7 +28,7 @@ const dataDir = join(flag("data", "/tmp/dsync-bench"), "commit-check");
 
 rmSync(dataDir, { recursive: true, force: true });
 mkdirSync(dataDir, { recursive: true });
-const node = await DsyncNode.open({ dataDir });
+const node = await openNode({ dataDir });
 const counts = { objectsRead: 0, chunksAsked: 0 };
 const getMany = node.store.getMany.bind(node.store);
 const hasMany = node.store.hasMany.bind(node.store);

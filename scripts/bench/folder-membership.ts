@@ -17,7 +17,7 @@ import type { TreeEntry } from "../../src/core/objects.ts";
 import { sealFile, sealTree } from "../../src/core/tree-builder.ts";
 import { systemRandom } from "../../src/node/clock.ts";
 import { MEMBERSHIP_FILE_NAME } from "../../src/node/folder-membership.ts";
-import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 import { SqliteTokenStore } from "../../src/node/token-store.ts";
 import { createApp } from "../../src/server/app.ts";
 import { openMembership } from "../../src/server/object-visibility.ts";
@@ -37,7 +37,7 @@ const ADMIN = "admin-token-for-the-benchmark";
 
 rmSync(dataDir, { recursive: true, force: true });
 mkdirSync(dataDir, { recursive: true });
-const node = await DsyncNode.open({ dataDir });
+const node = await openNode({ dataDir });
 const tokens = SqliteTokenStore.open(dataDir, systemRandom);
 const membership = openMembership(node, dataDir);
 const app = createApp(node, { token: ADMIN, tokens, membership });

@@ -10,7 +10,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { blake3 } from "../../src/core/blake3.ts";
 import type { ObjectId } from "../../src/core/id.ts";
 import { sealFile, sealTree } from "../../src/core/tree-builder.ts";
-import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 
 function flag(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -23,7 +23,7 @@ const distinctEvery = Number(flag("distinct-every", "1000"));
 
 rmSync(dataDir, { recursive: true, force: true });
 mkdirSync(dataDir, { recursive: true });
-const node = await DsyncNode.open({ dataDir });
+const node = await openNode({ dataDir });
 
 /** A one-file tree; its objects stored. */
 async function storeRoot(n: number): Promise<ObjectId> {

@@ -1,11 +1,11 @@
-// A dsync node: the object store, the metadata, and the operations the API exposes.
+// A dsync node: the operations the API exposes, over the object store and the metadata store
+// it is given (src/assemble.ts picks them).
 //
 // Write ordering (each step durable before the next): objects (chunks, then the file and tree
 // nodes that name them, as the client uploads them bottom-up), then the closure check, then the
 // version object, then the head moves by compare-and-set in one synchronous=FULL transaction.
 // A crash at any point leaves at most unreferenced objects (garbage), never a head that names
 // something missing.
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { hlcCompare, hlcReceive, hlcTick, HLC_ZERO, type HlcTimestamp } from "../core/hlc.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
@@ -16,11 +16,10 @@ import { headLoserResolver, isReplicationMerge, mergeConcurrent, type KnownVersi
 import { compareVectors, counterOf, EMPTY_VECTOR, withCounter, type VersionVector } from "../core/version-vector.ts";
 import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
-import { INDEX_FILE_NAME, PackObjectStore, type RecoveryReport } from "../store/pack-store.ts";
+import { INDEX_FILE_NAME, type PackObjectStore } from "../store/pack-store.ts";
 import { isSqliteDamage, ObjectIndexDamagedError } from "../store/sqlite-damage.ts";
-import { METADATA_FILE_NAME, MetadataDamagedError, metadataDamage } from "./metadata-damage.ts";
-import { nodeFileSystem, type FileSystem } from "../store/file-system.ts";
-import { SpaceReserve } from "./space-reserve.ts";
+import { METADATA_FILE_NAME, MetadataDamagedError } from "./metadata-damage.ts";
+import type { SpaceReserve } from "./space-reserve.ts";
 import { CorruptObjectError, type ObjectStore, type StoredObject } from "../store/object-store.ts";
 import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
 import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
@@ -28,7 +27,6 @@ import { walkClosure } from "./walk.ts";
 import { auditStructure, type StructureProblem } from "./structure-audit.ts";
 import type { ConsistencyMode, FolderPage, FolderRecord, MetadataStoreStat, NewVersionRecord, RetentionChange, VersionOrigin, VersionPage, VersionRecord, VersionTotals } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
-import { SqliteMetadataStore } from "./sqlite-metadata-store.ts";
 import { conflictCopiesMadeBy } from "./conflict-copies.ts";
 import { Mutex } from "./mutex.ts";
 import { nodeIdProblem } from "./node-id.ts";
@@ -48,8 +46,8 @@ export interface NodeOptions {
   defaultKeepDays?: number | null;
   /** Overrides the stored node id (it is then stored). */
   nodeId?: string;
-  /** Where the node's files (the object store's packs) are written; tests pass one that injects faults. Default node:fs. */
-  fileSystem?: FileSystem;
+  /** Where the metadata lives, for the message that names it damaged (default: metadata.sqlite in dataDir). */
+  metadataLocation?: string;
 }
 
 export interface CommitRequest {
@@ -148,10 +146,10 @@ export class DsyncNode {
   /** What happened on this node, for GET /v1/events and the dashboard (events.ts). */
   readonly events: EventLog;
 
-  /** Space kept back so gc can run on a full disk (space-reserve.ts); set by open(), absent for nodes made with over(). */
+  /** Space kept back so gc can run on a full disk (space-reserve.ts); set by the assembly (openNode), absent for nodes over memory stores. */
   spaceReserve: SpaceReserve | undefined;
 
-  /** What open() had to repair before the node could start (a damaged object index rebuilt), for the log. */
+  /** What opening the data folder had to repair before the node could start (a damaged object index rebuilt), for the log. */
   startupNotes: string[] = [];
 
   private constructor(
@@ -180,42 +178,10 @@ export class DsyncNode {
   /** The last drop of every completeness mark a quarantine started; a commit waits for it before it trusts a mark. */
   private marksDropped: Promise<void> = Promise.resolve();
 
-  static async open(options: NodeOptions): Promise<DsyncNode> {
-    const clock = options.clock ?? systemClock;
-    // The one place the real file system is chosen; SQLite (metadata, store index) does its own I/O.
-    const files = options.fileSystem ?? nodeFileSystem;
-    files.mkdirs(options.dataDir);
-    const store = await PackObjectStore.open(join(options.dataDir, OBJECTS_DIR_NAME), { nowMs: () => clock.nowMs(), fileSystem: files });
-    let metadata: MetadataStore | undefined;
-    try {
-      const metadataPath = join(options.dataDir, METADATA_FILE_NAME);
-      const metadataIsNew = !existsSync(metadataPath);
-      metadata = SqliteMetadataStore.open(metadataPath);
-      const node = await DsyncNode.over(store, metadata, options);
-      node.startupNotes = recoveryNotes(store.recovery);
-      // Never silently empty: objects without the metadata that names their folders is a lost
-      // (or moved aside) metadata.sqlite, and the folders come back only from peers.
-      const { objects } = metadataIsNew ? await store.stats() : { objects: 0 };
-      if (objects > 0) {
-        node.startupNotes.push(
-          `dsync: ${metadataPath} was missing, but the object store holds ${objects} object(s): this node starts with no folders; ` +
-            "its peers bring back the folders they hold (docs/reliability.md, \"A damaged metadata database\")",
-        );
-      }
-      node.spaceReserve = new SpaceReserve(files, options.dataDir);
-      node.spaceReserve.refill();
-      return node;
-    } catch (error) {
-      // A damaged metadata database: let go of both files, so a check of them can open them.
-      await metadata?.close();
-      await store.close();
-      throw error;
-    }
-  }
-
   /**
-   * A node over a store and metadata opened elsewhere (a simulation keeps them across a
-   * simulated crash and opens a new node over them).
+   * A node over the store and metadata it is given: it opens nothing itself. The assembly
+   * (src/assemble.ts) picks the pack store and SQLite or PostgreSQL for a data folder; tests
+   * and the simulation hand it memory ones (and keep them across a simulated crash).
    */
   static async over(store: NodeStore, metadata: MetadataStore, options: NodeOptions): Promise<DsyncNode> {
     const clock = options.clock ?? systemClock;
@@ -232,10 +198,6 @@ export class DsyncNode {
       await metadata.setMeta("node_id", nodeId);
     }
     return new DsyncNode(options.dataDir, store, metadata, nodeId, clock, options, await metadata.latestHlc());
-  }
-
-  static exists(dataDir: string): boolean {
-    return existsSync(join(dataDir, METADATA_FILE_NAME));
   }
 
   async close(): Promise<void> {
@@ -262,7 +224,7 @@ export class DsyncNode {
     if (!isSqliteDamage(error) && !this.metadata.isDamage(error)) return error;
     const problem = (error as Error).message;
     const metadataCheck = await integrityOf(async () => this.metadata.integrityCheck());
-    if (metadataCheck !== "ok") return new MetadataDamagedError(join(this.dataDir, METADATA_FILE_NAME), problem, this.nodeId, true);
+    if (metadataCheck !== "ok") return new MetadataDamagedError(this.options.metadataLocation ?? join(this.dataDir, METADATA_FILE_NAME), problem, this.nodeId, true);
     const indexCheck = await integrityOf(async () => (await this.store.integrityCheck?.()) ?? "ok");
     if (indexCheck !== "ok") return new ObjectIndexDamagedError(join(this.dataDir, OBJECTS_DIR_NAME, INDEX_FILE_NAME), problem);
     return error;
@@ -855,27 +817,6 @@ export type VerifyReport = {
   /** SQLite's check of the object store's index ("ok" for stores without one). */
   indexIntegrity: string;
 } & RepairReport;
-
-/** The object store's recovery at open, in words; nothing after a clean shutdown. */
-function recoveryNotes(recovery: RecoveryReport): string[] {
-  const notes: string[] = [];
-  const damaged = recovery.damagedIndex;
-  if (damaged !== null) {
-    notes.push(
-      `dsync: the object index was damaged (${damaged.problem}); it was moved aside to ${damaged.movedTo} (kept, not deleted) ` +
-        `and rebuilt from the packs: ${recovery.recordsIndexed} records indexed`,
-    );
-  } else if (recovery.rebuiltIndex && recovery.recordsIndexed > 0) {
-    notes.push(`dsync: the object index was missing or incomplete; rebuilt from the packs: ${recovery.recordsIndexed} records indexed`);
-  }
-  if (recovery.recordsQuarantined > 0) {
-    notes.push(
-      `dsync: ${recovery.recordsQuarantined} damaged record(s) found by the rebuild are quarantined (their bytes are kept); ` +
-        "they are fetched again from peers, or stored again by the next push that holds them",
-    );
-  }
-  return notes;
-}
 
 /** A database's integrity check; a check that fails outright (a damaged page it must read) is its own answer. */
 async function integrityOf(check: () => Promise<string>): Promise<string> {

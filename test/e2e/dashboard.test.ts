@@ -10,7 +10,7 @@ import type { Page } from "playwright-core";
 import { formatBytes } from "../../src/client/status-summary.ts";
 import { counted } from "../../src/core/plural.ts";
 import { LIMITS } from "../../src/core/limits.ts";
-import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 import { launchChromium, requestsOffLoopback, type Browser } from "../helpers/browser.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 import { cleanupTempDirs, freePort, REPO_ROOT, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
@@ -235,7 +235,7 @@ describe("dashboard in Chromium", () => {
   test("a node with more folders than the status holds: the front page follows GET /v1/folders' pages and lists every one", async () => {
     // The folders are made straight through the node's own API in this process, then served.
     const dataDir = join(tempDir(), "many-folders");
-    const local = await DsyncNode.open({ dataDir });
+    const local = await openNode({ dataDir });
     const objects = new MemoryObjects();
     const root = objects.tree({ "a.txt": "hello" });
     await local.putObjects(objects.all());

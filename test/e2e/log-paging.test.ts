@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { LIMITS } from "../../src/core/limits.ts";
-import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 import { cleanupTempDirs, runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 
@@ -20,7 +20,7 @@ describe("dsync log against a node with a history of several pages", () => {
   beforeAll(async () => {
     // The history is made straight through the node's own API in this process, then served.
     const dataDir = join(tempDir(), "data");
-    const local = await DsyncNode.open({ dataDir });
+    const local = await openNode({ dataDir });
     const objects = new MemoryObjects();
     const root = objects.tree({ "a.txt": "hello" });
     await local.putObjects(objects.all());

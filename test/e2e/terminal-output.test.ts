@@ -5,7 +5,7 @@
 import { expect, test } from "bun:test";
 import { cpSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 import { runCli, sharedNode, startNode, tempDir } from "../helpers/processes.ts";
 import { writeTree } from "../helpers/trees.ts";
 
@@ -56,7 +56,7 @@ function hostileNode(text: string) {
 
 test("dsync ls on a node whose data holds a bad folder name (left by an older version): listed, escaped; --json exact", async () => {
   const dataDir = join(tempDir(), "data");
-  const old = await DsyncNode.open({ dataDir });
+  const old = await openNode({ dataDir });
   await old.metadata.ensureFolder(HOSTILE, 0);
   await old.close();
   const planted = await startNode({ dataDir });

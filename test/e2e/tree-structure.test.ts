@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { sealObject, type Version } from "../../src/core/objects.ts";
-import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 import { encodeObjectBatch } from "../../src/wire/formats.ts";
 import { hostileTrees } from "../helpers/hostile-trees.ts";
 import { runCli, sharedNode, startNode, tempDir } from "../helpers/processes.ts";
@@ -54,7 +54,7 @@ describe("dsync verify", () => {
     let versionHex: string;
     {
       // What an older node, which checked less at commit, could have let in.
-      const local = await DsyncNode.open({ dataDir });
+      const local = await openNode({ dataDir });
       await local.putObjects(hostile.objects);
       const version: Version = { kind: "version", root: hostile.root, parents: [], author: local.nodeId, hlcWallMs: 1, hlcCounter: 0, message: "", versionVector: [], chunking: "test" };
       const sealed = sealObject(version);

@@ -9,6 +9,7 @@ import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { encodeObject, type TreeEntry } from "../../src/core/objects.ts";
 import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 import { Repairer, type ObjectSource } from "../../src/node/repair.ts";
 import { RECORD_HEADER_LENGTH_BYTES } from "../../src/store/pack-format.ts";
 import { findRecord, recordOf } from "../helpers/pack-files.ts";
@@ -61,7 +62,7 @@ async function damageAndQuarantine(node: DsyncNode, id: ObjectId): Promise<void>
 /** Two versions: the first holds a large file the second no longer has; only the second is kept. */
 async function twoVersions() {
   const clock = new ManualClock();
-  const node = await DsyncNode.open({ dataDir: join(tempDir(), "data"), clock });
+  const node = await openNode({ dataDir: join(tempDir(), "data"), clock });
   const big = crypto.getRandomValues(new Uint8Array(100_000));
   const small = new TextEncoder().encode("small and kept\n");
   const v1 = await storeTree(node, { "big.bin": big, "small.txt": small });

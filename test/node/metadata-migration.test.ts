@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { idToHex } from "../../src/core/id.ts";
 import { MetadataSchemaTooNewError } from "../../src/node/metadata-records.ts";
-import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 import { MIGRATIONS, migrateSqliteMetadata, SQLITE_SCHEMA_VERSION, SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { cleanupTempDirs, REPO_ROOT, tempDir } from "../helpers/processes.ts";
 
@@ -72,7 +72,7 @@ test("a schema-2 file (dca41c9) opens with its folders, heads, versions, marks, 
 
 test("a whole node starts on a schema-2 data folder and serves its folders and history", async () => {
   const { dataDir } = dataFolderFrom("metadata-schema-2.sql");
-  const node = await DsyncNode.open({ dataDir });
+  const node = await openNode({ dataDir });
   try {
     expect(node.nodeId).toBe("fixture-node");
     expect((await node.listFolders()).map((f) => f.name)).toEqual(["docs", "empty", "photos"]);
@@ -163,5 +163,5 @@ test("a schema newer than the code knows is refused by name, and the file is lef
   expect((check.query("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value).toBe("7");
   check.close();
   // The node refuses the same way rather than starting on it.
-  await expect(DsyncNode.open({ dataDir })).rejects.toThrow("newer than this dsync understands");
+  await expect(openNode({ dataDir })).rejects.toThrow("newer than this dsync understands");
 });

@@ -8,6 +8,7 @@ import { encodeObject, type FileLeaf, type TreeEntry } from "../../src/core/obje
 import { readTreeEntries } from "../../src/core/pages.ts";
 import { IncompleteTreeError } from "../../src/node/closure.ts";
 import { DsyncNode } from "../../src/node/node.ts";
+import { openNode as openDataFolder } from "../../src/assemble.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
 
 afterEach(() => cleanupTempDirs());
@@ -18,7 +19,7 @@ class ManualClock {
 }
 
 async function openNode(clock = new ManualClock()) {
-  return { node: await DsyncNode.open({ dataDir: join(tempDir(), "data"), clock }), clock };
+  return { node: await openDataFolder({ dataDir: join(tempDir(), "data"), clock }), clock };
 }
 
 /** Stores a one-file tree and returns its root and the objects it is made of. */

@@ -10,6 +10,7 @@ import { sealObject, type Version } from "../../src/core/objects.ts";
 import { InvalidTreeError } from "../../src/node/closure.ts";
 import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
+import { openNode as openDataFolder } from "../../src/assemble.ts";
 import { hostileTrees, type HostileCase } from "../helpers/hostile-trees.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
 
@@ -23,7 +24,7 @@ class ManualClock {
 const commitOf = (folder: string, root: ObjectId, parent: ObjectId | null) => ({ folder, root, parent, message: "", chunking: "test", files: 1, totalBytes: 1 });
 
 async function openNode(dataDir = join(tempDir(), "data")) {
-  return DsyncNode.open({ dataDir, clock: new ManualClock() });
+  return openDataFolder({ dataDir, clock: new ManualClock() });
 }
 
 /** Commits every earlier root of a case (each in its own folder), so its parts are marked complete. */

@@ -7,7 +7,7 @@ import { openSync, readSync, writeSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { encodeObject } from "../../src/core/objects.ts";
-import { DsyncNode } from "../../src/node/node.ts";
+import { openNode } from "../../src/assemble.ts";
 import { createApp } from "../../src/server/app.ts";
 import { cleanupTempDirs, runCli, tempDir } from "../helpers/processes.ts";
 
@@ -20,7 +20,7 @@ afterAll(() => {
 const PAGE_BYTES = 4096;
 
 async function nodeWithAFolder() {
-  const node = await DsyncNode.open({ dataDir: join(tempDir(), "data"), nodeId: "node-d" });
+  const node = await openNode({ dataDir: join(tempDir(), "data"), nodeId: "node-d" });
   const bytes = new TextEncoder().encode("hello\n");
   const chunk = blake3(bytes);
   const fileBytes = encodeObject({ kind: "file", level: 0, sizeBytes: bytes.length, chunks: [{ id: chunk, lengthBytes: bytes.length }] });
@@ -100,7 +100,7 @@ test("a request that meets a damaged page of the object index names index.sqlite
   });
   for (let at = 0; at < objects.length; at += 4000) await first.putObjects(objects.slice(at, at + 4000));
   await first.close();
-  const node = await DsyncNode.open({ dataDir: first.dataDir, nodeId: "node-d" });
+  const node = await openNode({ dataDir: first.dataDir, nodeId: "node-d" });
   const app = createApp(node);
   const indexPath = join(node.dataDir, "objects", "index.sqlite");
   // The first third of its pages (after the schema page), damaged on disk under the open store.
@@ -124,7 +124,7 @@ test("a request that meets a damaged page of the object index names index.sqlite
   await node.close().catch(() => {});
 
   // And the restart does: every object is back.
-  const restarted = await DsyncNode.open({ dataDir: first.dataDir, nodeId: "node-d" });
+  const restarted = await openNode({ dataDir: first.dataDir, nodeId: "node-d" });
   expect(restarted.startupNotes.join("\n")).toContain("the object index was damaged");
   const read = await restarted.getObjects(objects.slice(0, 100).map((o) => o.id));
   expect(read.every((bytes, i) => bytes !== undefined && Buffer.from(bytes).equals(Buffer.from(objects[i]!.bytes)))).toBe(true);

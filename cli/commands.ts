@@ -452,8 +452,8 @@ export const CONNECTION_OPTIONS: OptionSpec[] = [
   { flags: "--token-file <file>", description: "Send the token on FILE's first line (else DSYNC_TOKEN)" },
 ];
 
-/** The commands that talk to a node (verify and gc with --remote). */
-export const NODE_COMMANDS = ["status", "push", "pull", "diff", "log", "ls", "restore", "verify", "gc"];
+/** The commands that talk to a node (verify, gc and token with --remote). */
+export const NODE_COMMANDS = ["status", "push", "pull", "diff", "log", "ls", "restore", "verify", "gc", "token"];
 
 for (const spec of COMMANDS) {
   if (!NODE_COMMANDS.includes(spec.usage.split(" ")[0]!)) continue;

@@ -5,7 +5,7 @@
 // objects, and after a 100 000-file commit ~130 MB of the check's dead objects, for as long as
 // nothing else ran (docs/benchmarks.md, "Node memory"). So heavy requests (bodies of many bytes,
 // commits, whose checks read every new object) count towards one full collection, run IDLE_MS
-// after the last of them. Light traffic (a status poll, a metrics scrape) never triggers one,
+// after the last of them (right after a commit, which ends a push). Light traffic (a status poll, a metrics scrape) never triggers one,
 // and a push in progress puts it off with each batch.
 
 /** Bytes of request and reply bodies since the last collection that make one worth it. */
@@ -14,6 +14,8 @@ export const HEAVY_BYTES_MIN = 16 * 1024 * 1024;
 export const BUSY_COLLECT_BYTES = 32 * 1024 * 1024;
 /** Quiet time before collecting. */
 export const IDLE_MS = 1000;
+/** Time after a commit before collecting (its reply goes out first). */
+export const COMMIT_IDLE_MS = 50;
 
 export class IdleCollector {
   private heavyBytes = 0;
@@ -43,14 +45,17 @@ export class IdleCollector {
     this.schedule();
   }
 
-  /** A commit ended: its check read every new object, as much garbage as a big body. */
+  /**
+   * A commit ended: its check read every new object, as much garbage as a big body, and it ends
+   * a push, so the collection follows at once (COMMIT_IDLE_MS) rather than after IDLE_MS.
+   */
   noteCommit(): void {
     this.heavyBytes += HEAVY_BYTES_MIN;
-    this.schedule();
+    this.schedule(COMMIT_IDLE_MS);
   }
 
-  /** Once enough was moved, collect IDLE_MS after the last heavy request (each one puts it off). */
-  private schedule(): void {
+  /** Once enough was moved, collect `delayMs` after the last heavy request (each one puts it off). */
+  private schedule(delayMs = this.idleMs): void {
     if (this.heavyBytes < HEAVY_BYTES_MIN) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
@@ -58,7 +63,7 @@ export class IdleCollector {
       this.heavyBytes = 0;
       this.collections += 1;
       this.collect();
-    }, this.idleMs);
+    }, delayMs);
     // A scheduled collection never keeps the process alive.
     this.timer.unref?.();
   }

@@ -19,14 +19,15 @@ test("collects once after heavy requests, when no request came for the idle time
   expect(runs).toBe(1);
 });
 
-test("light traffic never collects; a commit counts as heavy", async () => {
+test("light traffic never collects; a commit counts as heavy, collected right after it", async () => {
   let runs = 0;
-  const collector = new IdleCollector(() => void runs++, 30, () => undefined);
+  const collector = new IdleCollector(() => void runs++, 5000, () => undefined);
   for (let i = 0; i < 20; i++) {
     collector.noteBytes(1000);
   }
   await sleep(80);
   expect(runs).toBe(0);
+  collector.stop();
   collector.noteCommit();
   await sleep(80);
   expect(runs).toBe(1);
@@ -35,7 +36,7 @@ test("light traffic never collects; a commit counts as heavy", async () => {
 test("another heavy request before the idle time puts the collection off", async () => {
   let runs = 0;
   const collector = new IdleCollector(() => void runs++, 60, () => undefined);
-  collector.noteCommit();
+  collector.noteBytes(HEAVY_BYTES_MIN);
   await sleep(40);
   collector.noteBytes(HEAVY_BYTES_MIN);
   await sleep(40);

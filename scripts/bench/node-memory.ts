@@ -1,0 +1,317 @@
+// What a node's memory does while it receives a push and afterwards: a real `dsync serve`, a
+// real `dsync push` of 200 MiB in 2 000 files, the node's RSS when the push returns, its peak
+// (VmHWM) and its RSS after 30 s at rest; beside it, in the same run, Syncthing 1.19 receiving
+// the same files from a second Syncthing on loopback, measured the same way (its receiving
+// process). `--million` adds the scale case: a push of 1 000 000 files of 0–500 B in 1 000
+// directories, the node's peak RSS through the upload and the commit (minutes; run it alone).
+//
+//   bun scripts/bench/node-memory.ts                  # the 200 MiB case, dsync and Syncthing
+//   bun scripts/bench/node-memory.ts --million        # and the 1 000 000-file case
+//   bun scripts/bench/node-memory.ts --no-syncthing --rest-s 5
+//
+// Figures and how to read them: docs/benchmarks.md ("Node memory").
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { commandFlags, MIB, readVmHwmBytes, writeRandomFile } from "./lib.ts";
+import { cleanEnv, freePort, REPO_ROOT, resolveDsync, runTimed, startDsyncNode, stopProcess, type DsyncCommand } from "./push-lib.ts";
+
+interface Options {
+  dataDir: string;
+  restSeconds: number;
+  syncthing: boolean;
+  million: boolean;
+  dsync: "auto" | "binary" | "source";
+}
+
+function usage(message?: string): never {
+  if (message) console.error(`node-memory: ${message}`);
+  console.error("usage: bun scripts/bench/node-memory.ts [--data DIR] [--rest-s N] [--no-syncthing] [--million] [--dsync auto|binary|source]");
+  process.exit(2);
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const options: Options = { dataDir: "/tmp/dsync-bench/node-memory", restSeconds: 30, syncthing: true, million: false, dsync: "source" };
+  for (const { flag, value, count } of commandFlags(argv, usage)) {
+    if (flag === "--data") options.dataDir = value();
+    else if (flag === "--rest-s") options.restSeconds = count(0);
+    else if (flag === "--no-syncthing") options.syncthing = false;
+    else if (flag === "--million") options.million = true;
+    else if (flag === "--dsync") {
+      const choice = value();
+      if (choice !== "auto" && choice !== "binary" && choice !== "source") usage(`--dsync takes auto, binary or source, not ${choice}`);
+      options.dsync = choice;
+    } else usage(`unknown option ${flag}`);
+  }
+  return options;
+}
+
+const log = (line: string) => console.log(line);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function vmRssBytes(pid: number): number | undefined {
+  try {
+    const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls a process's RSS while `work` runs; VmHWM gives the true peak, the polls when it was reached. */
+async function duringWork<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakBytes: number; polledPeakBytes: number; seconds: number }> {
+  let polledPeakBytes = 0;
+  const timer = setInterval(() => {
+    polledPeakBytes = Math.max(polledPeakBytes, vmRssBytes(pid) ?? 0);
+  }, 100);
+  const started = performance.now();
+  try {
+    const result = await work();
+    return { result, peakBytes: readVmHwmBytes(pid) ?? NaN, polledPeakBytes, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data sets, generated once and kept (complete when their marker exists)
+
+/** 200 MiB in 2 000 seeded random files of 100 KiB in 20 directories (incompressible, like media). */
+function ensureTwoHundredMiB(root: string): string {
+  const dir = join(root, "data-200mib-2000");
+  const marker = join(root, "data-200mib-2000.complete");
+  if (existsSync(marker)) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  log(`data: writing 200 MiB in 2 000 files to ${dir}`);
+  const buffer = new Uint8Array(100 * 1024 + 8);
+  for (let i = 0; i < 2000; i++) {
+    const sub = join(dir, `d${String(i % 20).padStart(2, "0")}`);
+    mkdirSync(sub, { recursive: true });
+    writeRandomFile(join(sub, `f${String(i).padStart(4, "0")}.bin`), Math.floor((200 * MIB) / 2000), `node-memory-${i}`, buffer);
+  }
+  writeFileSync(marker, "");
+  return dir;
+}
+
+/** 1 000 000 files of 0–500 B in 1 000 directories; file i holds i % 501 bytes, unique per file. */
+function ensureMillionFiles(root: string): string {
+  const dir = join(root, "data-1m-files");
+  const marker = join(root, "data-1m-files.complete");
+  if (existsSync(marker)) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  log(`data: writing 1 000 000 small files to ${dir} (a minute or two)`);
+  const bytes = new Uint8Array(512);
+  for (let d = 0; d < 1000; d++) mkdirSync(join(dir, `d${String(d).padStart(3, "0")}`), { recursive: true });
+  for (let i = 0; i < 1_000_000; i++) {
+    const size = i % 501;
+    // A counter in the first bytes makes every file distinct; the rest is a cheap pattern.
+    for (let j = 0; j < size; j++) bytes[j] = (i >>> ((j % 4) * 8)) ^ j;
+    writeFileSync(join(dir, `d${String(i % 1000).padStart(3, "0")}`, `f${i}`), bytes.subarray(0, size));
+  }
+  writeFileSync(marker, "");
+  return dir;
+}
+
+// ---------------------------------------------------------------------------------------------
+// dsync
+
+interface MemoryFigures {
+  seconds: number;
+  peakBytes: number;
+  afterBytes: number;
+  restBytes: number;
+}
+
+async function dsyncReceives(dsync: DsyncCommand, source: string, nodeDir: string, restSeconds: number): Promise<MemoryFigures> {
+  rmSync(join(source, ".dsync"), { recursive: true, force: true });
+  const node = await startDsyncNode(dsync, nodeDir);
+  try {
+    const { peakBytes, seconds } = await duringWork(node.pid, () =>
+      runTimed([...dsync.argv, "push", source, "--remote", node.url, "--folder", "bench"], { env: cleanEnv() }),
+    );
+    const afterBytes = vmRssBytes(node.pid) ?? NaN;
+    await sleep(restSeconds * 1000);
+    return { seconds, peakBytes, afterBytes, restBytes: vmRssBytes(node.pid) ?? NaN };
+  } finally {
+    await node.stop();
+  }
+}
+
+function countFiles(dir: string): number {
+  let count = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name.startsWith(".st")) continue;
+    count += entry.isDirectory() ? countFiles(join(dir, entry.name)) : 1;
+  }
+  return count;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syncthing: two instances on loopback, one sending its folder, the other receiving it
+
+interface SyncthingInstance {
+  home: string;
+  deviceId: string;
+  guiPort: number;
+  listenPort: number;
+  apiKey: string;
+  proc?: Subprocess;
+}
+
+async function generateSyncthing(home: string): Promise<SyncthingInstance> {
+  rmSync(home, { recursive: true, force: true });
+  const generated = await runTimed(["syncthing", "generate", `--home=${home}`, "--no-default-folder"]);
+  const deviceId = /Device ID: (\S+)/.exec(generated.stdout + generated.stderr)?.[1];
+  if (!deviceId) throw new Error(`syncthing generate printed no device id: ${generated.stdout}${generated.stderr}`);
+  const apiKey = /<apikey>([^<]+)<\/apikey>/.exec(readFileSync(join(home, "config.xml"), "utf8"))?.[1];
+  if (!apiKey) throw new Error(`no API key in ${home}/config.xml`);
+  return { home, deviceId, guiPort: freePort(), listenPort: freePort(), apiKey };
+}
+
+/** Loopback only: no discovery, relays, NAT, usage reports, upgrades or crash reports. */
+function configureSyncthing(self: SyncthingInstance, peer: SyncthingInstance, folderPath: string, folderType: "sendonly" | "receiveonly"): void {
+  const path = join(self.home, "config.xml");
+  let xml = readFileSync(path, "utf8");
+  const set = (tag: string, value: string) => {
+    const pattern = new RegExp(`<${tag}>[^<]*</${tag}>`);
+    if (!pattern.test(xml)) throw new Error(`no <${tag}> in ${path}`);
+    xml = xml.replace(pattern, `<${tag}>${value}</${tag}>`);
+  };
+  set("listenAddress", `tcp://127.0.0.1:${self.listenPort}`);
+  set("globalAnnounceEnabled", "false");
+  set("localAnnounceEnabled", "false");
+  set("relaysEnabled", "false");
+  set("natEnabled", "false");
+  set("startBrowser", "false");
+  set("urAccepted", "-1");
+  set("autoUpgradeIntervalH", "0");
+  set("crashReportingEnabled", "false");
+  set("setLowPriority", "false");
+  xml = xml.replace(/<gui enabled="true" tls="false" debugging="false">\s*<address>[^<]*<\/address>/, (m) => m.replace(/<address>[^<]*<\/address>/, `<address>127.0.0.1:${self.guiPort}</address>`));
+  const folder = `
+    <folder id="bench" label="bench" path="${folderPath}" type="${folderType}" rescanIntervalS="3600" fsWatcherEnabled="false" fsWatcherDelayS="10" ignorePerms="false" autoNormalize="true">
+        <filesystemType>basic</filesystemType>
+        <device id="${self.deviceId}" introducedBy=""></device>
+        <device id="${peer.deviceId}" introducedBy=""></device>
+        <minDiskFree unit="%">1</minDiskFree>
+    </folder>
+    <device id="${peer.deviceId}" name="peer" compression="metadata" introducer="false" skipIntroductionRemovals="false" introducedBy="">
+        <address>tcp://127.0.0.1:${peer.listenPort}</address>
+        <paused>false</paused>
+        <autoAcceptFolders>false</autoAcceptFolders>
+    </device>
+    <gui `;
+  xml = xml.replace(/\n\s*<gui /, folder);
+  writeFileSync(path, xml);
+}
+
+async function syncthingRest(instance: SyncthingInstance, path: string, init: RequestInit = {}): Promise<unknown> {
+  const response = await fetch(`http://127.0.0.1:${instance.guiPort}${path}`, { ...init, headers: { "X-API-Key": instance.apiKey }, signal: AbortSignal.timeout(10_000) });
+  if (!response.ok) throw new Error(`syncthing ${path}: ${response.status} ${await response.text()}`);
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+/** Syncthing runs its work in a child of a monitor process (even with --no-restart): that child. */
+function workerPid(monitorPid: number): number {
+  // A Go program forks from whichever of its threads runs the call: read every thread's children.
+  const children = readdirSync(`/proc/${monitorPid}/task`).flatMap((task) => readFileSync(`/proc/${monitorPid}/task/${task}/children`, "utf8").trim().split(/\s+/).filter(Boolean));
+  if (children.length !== 1) throw new Error(`the Syncthing monitor ${monitorPid} has ${children.length} children, expected its one worker`);
+  return Number(children[0]);
+}
+
+async function startSyncthing(instance: SyncthingInstance): Promise<void> {
+  instance.proc = Bun.spawn(["syncthing", "serve", `--home=${instance.home}`, "--no-browser", "--no-restart", "--no-upgrade"], {
+    env: { ...cleanEnv(), STNOUPGRADE: "1", STNODEFAULTFOLDER: "1" },
+    stdout: "ignore",
+    stderr: "ignore",
+    stdin: "ignore",
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      await syncthingRest(instance, "/rest/system/ping");
+      return;
+    } catch (error) {
+      if (instance.proc.exitCode !== null) throw new Error(`syncthing in ${instance.home} exited with ${instance.proc.exitCode}`);
+      if (Date.now() > deadline) throw new Error(`syncthing in ${instance.home} did not answer within 60 s: ${(error as Error).message}`);
+      await sleep(200);
+    }
+  }
+}
+
+async function syncthingReceives(source: string, workDir: string, fileCount: number, restSeconds: number): Promise<MemoryFigures> {
+  const target = join(workDir, "syncthing-received");
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(target, { recursive: true });
+  // dsync's client state is not part of the data set.
+  writeFileSync(join(source, ".stignore"), ".dsync\n");
+  const sender = await generateSyncthing(join(workDir, "syncthing-sender"));
+  const receiver = await generateSyncthing(join(workDir, "syncthing-receiver"));
+  configureSyncthing(sender, receiver, source, "sendonly");
+  configureSyncthing(receiver, sender, target, "receiveonly");
+  try {
+    await startSyncthing(sender);
+    // The sender indexes its folder first, so the receiver's figures are the transfer alone.
+    for (const deadline = Date.now() + 600_000; ; await sleep(500)) {
+      const status = (await syncthingRest(sender, "/rest/db/status?folder=bench")) as { state: string; localFiles: number };
+      if (status.state === "idle" && status.localFiles >= fileCount) break;
+      if (Date.now() > deadline) throw new Error(`the sending Syncthing did not index ${fileCount} files within 600 s`);
+    }
+    await startSyncthing(receiver);
+    const pid = workerPid(receiver.proc!.pid);
+    const { peakBytes, seconds } = await duringWork(pid, async () => {
+      for (const deadline = Date.now() + 900_000; ; await sleep(250)) {
+        const status = (await syncthingRest(receiver, "/rest/db/status?folder=bench")) as { state: string; localFiles: number; needTotalItems: number };
+        if (status.state === "idle" && status.localFiles >= fileCount && status.needTotalItems === 0) return;
+        if (Date.now() > deadline) throw new Error(`the receiving Syncthing did not finish within 900 s (${JSON.stringify(status)})`);
+      }
+    });
+    const afterBytes = vmRssBytes(pid) ?? NaN;
+    const received = countFiles(target);
+    if (received < fileCount) throw new Error(`Syncthing said it was done with ${received} of ${fileCount} files on disk`);
+    await sleep(restSeconds * 1000);
+    return { seconds, peakBytes, afterBytes, restBytes: vmRssBytes(pid) ?? NaN };
+  } finally {
+    for (const instance of [receiver, sender]) if (instance.proc) await stopProcess(instance.proc);
+    rmSync(join(source, ".stignore"), { force: true });
+    rmSync(join(source, ".stfolder"), { recursive: true, force: true });
+    rmSync(target, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function row(name: string, figures: MemoryFigures): string {
+  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
+  return `| ${name} | ${figures.seconds.toFixed(1)} s | ${mb(figures.afterBytes)} | ${mb(figures.peakBytes)} | ${mb(figures.restBytes)} |`;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  mkdirSync(options.dataDir, { recursive: true });
+  const dsync = resolveDsync(options.dsync);
+  log(`dsync: ${dsync.label}${dsync.staleNote ? ` (${dsync.staleNote})` : ""}`);
+  const source = ensureTwoHundredMiB(options.dataDir);
+  const rows: string[] = [];
+  const dsyncFigures = await dsyncReceives(dsync, source, join(options.dataDir, "node"), options.restSeconds);
+  rows.push(row("dsync node (`dsync serve`), `dsync push`", dsyncFigures));
+  log(rows.at(-1)!);
+  if (options.syncthing) {
+    const version = (await runTimed(["syncthing", "--version"])).stdout.trim().split(" ").slice(0, 2).join(" ");
+    const syncthingFigures = await syncthingReceives(source, options.dataDir, 2000, options.restSeconds);
+    rows.push(row(`receiving Syncthing (${version})`, syncthingFigures));
+    log(rows.at(-1)!);
+  }
+  if (options.million) {
+    const million = ensureMillionFiles(options.dataDir);
+    const figures = await dsyncReceives(dsync, million, join(options.dataDir, "node-1m"), Math.min(options.restSeconds, 10));
+    rows.push(row("dsync node, 1 000 000 files of 0–500 B", figures));
+    log(rows.at(-1)!);
+  }
+  console.log("\n| receiver | time | RSS when done | peak RSS (VmHWM) | RSS after rest |\n|---|---|---|---|---|");
+  for (const line of rows) console.log(line);
+  console.log(`\nrest: ${options.restSeconds} s${options.million ? " (10 s at most for the 1 000 000-file case)" : ""}; 200 MiB = 2 000 files of 100 KiB, seeded random; repo ${REPO_ROOT}`);
+}
+
+await main();

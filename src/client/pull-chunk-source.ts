@@ -10,8 +10,8 @@ import type { ChunkSource } from "../fs/materialize.ts";
 import { FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
 import { RemoteError, type RemoteNode } from "./remote.ts";
 
-/** Chunk locations in local files remembered at most (about 200 bytes each). */
-export const LOCAL_CHUNKS_REMEMBERED_MAX = 100_000;
+/** Chunk locations in local files remembered at most (about 200 bytes each: 4 MB). */
+export const LOCAL_CHUNKS_REMEMBERED_MAX = 20_000;
 
 /** Serves chunks from local files where possible, else from the node, in bounded batches. */
 export class PullChunkSource implements ChunkSource {

@@ -129,7 +129,9 @@ export class SqliteStatCache implements StatCache {
         insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
       }
     })();
-    for (const [path, entry] of entries) this.loaded?.set(path, entry);
+    // Not added to `loaded`: a pull remembers every file it writes, a million for a large tree,
+    // and no scan follows in the same process; a lookup reads the database again.
+    this.loaded = undefined;
   }
 
   /** `seenPaths` must hold every remembered path the scan confirmed; paths not remembered need not be in it. */

@@ -268,7 +268,9 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   const visibility = new ObjectVisibility(options.membership ?? openMembership(node, ":memory:"), node.clock, (line) => logLines([line]));
   visibility.follow(node);
-  registerTokenRoutes(app, { tokens: options.token ? options.tokens : undefined, clock: node.clock });
+  // The folders of scoped tokens are recorded ahead of their first request (a big folder takes seconds).
+  if (options.token && options.tokens) visibility.warmFor(options.tokens);
+  registerTokenRoutes(app, { tokens: options.token ? options.tokens : undefined, clock: node.clock, onCreated: (record) => visibility.warm(record.folders) });
 
   if (options.peerIdentity) app.use("/v1/peer/*", options.peerIdentity);
   registerPeerRoutes(app, { clusterToken: options.clusterToken, service: options.peerService });

@@ -10,6 +10,7 @@ import type { ObjectId } from "../core/id.ts";
 import type { Clock } from "../node/clock.ts";
 import { FolderMembership } from "../node/folder-membership.ts";
 import type { DsyncNode } from "../node/node.ts";
+import { isTokenValid, type TokenStore } from "../node/token-store.ts";
 import { grantOf, scopedFolders } from "./access.ts";
 
 /** Opens the membership record of `node`'s data folder (":memory:" for a node without one). */
@@ -40,6 +41,21 @@ export class ObjectVisibility {
       if (!this.membership.isTracked(folder)) return;
       this.membership.catchUp(folder).catch((error: unknown) => this.log(`dsync: recording the objects of folder ${folder} failed: ${(error as Error).message}`));
     });
+  }
+
+  /** Records `folders` in the background, so a token for them finds its first answer ready. */
+  warm(folders: readonly string[]): void {
+    for (const folder of folders) {
+      this.membership.catchUp(folder).catch((error: unknown) => this.log(`dsync: recording the objects of folder ${folder} failed: ${(error as Error).message}`));
+    }
+  }
+
+  /** Warms the folders of every valid scoped token in `tokens` (at the node's start). */
+  warmFor(tokens: TokenStore): void {
+    tokens
+      .list()
+      .then((list) => this.warm([...new Set(list.filter((t) => t.role !== "admin" && isTokenValid(t, this.clock.nowMs())).flatMap((t) => t.folders))]))
+      .catch((error: unknown) => this.log(`dsync: reading the tokens failed: ${(error as Error).message}`));
   }
 
   /** The folders' records, complete up to their current versions. */

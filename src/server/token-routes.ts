@@ -30,7 +30,7 @@ export function tokenRecordJson(record: TokenRecord) {
   };
 }
 
-export function registerTokenRoutes(app: Hono, options: { tokens?: TokenStore; clock: Clock }): void {
+export function registerTokenRoutes(app: Hono, options: { tokens?: TokenStore; clock: Clock; onCreated?: (record: TokenRecord) => void }): void {
   const store = (): TokenStore => {
     // Without --token the node is open to everyone: a token made there would protect nothing.
     if (!options.tokens) throw new UserError("this node takes no tokens: start it with --token, then make tokens with its admin token", 409);
@@ -53,6 +53,7 @@ export function registerTokenRoutes(app: Hono, options: { tokens?: TokenStore; c
         { role: body.role as TokenRole, folders: folders as string[], name: optionalString(body.name, "name", 512, ""), expiresMs: expiresInMs === null ? null : nowMs + expiresInMs },
         nowMs,
       );
+      options.onCreated?.(created.record);
       return c.json({ token: created.token, ...tokenRecordJson(created.record) }, 201);
     } catch (error) {
       if (error instanceof TokenSpecError) throw new UserError(error.message);

@@ -13,6 +13,7 @@ import { systemRandom } from "../../src/node/clock.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { ROUTE_ACCESS } from "../../src/server/access.ts";
 import { createApp } from "../../src/server/app.ts";
+import { openMembership } from "../../src/server/object-visibility.ts";
 import { NodeMetrics } from "../../src/server/metrics.ts";
 import { encodeIdList, encodeObjectBatch } from "../../src/wire/formats.ts";
 import { memoryNodeWithOneCommit } from "../helpers/memory-node.ts";
@@ -235,6 +236,28 @@ describe("route access", () => {
     expect(upload.status).toBe(200);
     const seen = (await (await s.call("GET", "/v1/events?since=0&wait=0", "admin")).json()) as { events: { type: string; folder: string | null }[] };
     expect(seen.events.filter((e) => e.type === "push").map((e) => e.folder)).toEqual([null]);
+  });
+
+  test("a scoped token's folders are recorded ahead of its first request: when it is made, and when the node starts", async () => {
+    const s = await setUp();
+    const membership = openMembership(s.node, ":memory:");
+    const app = createApp(s.node, { token: ADMIN, tokens: s.tokens, membership });
+    // At the start: the folders of the valid scoped tokens made in setUp (f and g).
+    const settled = async (folder: string) => {
+      for (let i = 0; i < 100 && !membership.isTracked(folder); i++) await Bun.sleep(10);
+      return membership.isTracked(folder);
+    };
+    expect(await settled("f")).toBe(true);
+    expect(await settled("g")).toBe(true);
+    const objects = new MemoryObjects();
+    const hRoot = objects.tree({ "h.txt": "in h" });
+    await s.node.putObjects(objects.all());
+    await s.node.commit({ folder: "h", root: hRoot, parent: null, message: "", chunking: "test", files: 1, totalBytes: 4 });
+    expect(membership.isTracked("h")).toBe(false);
+    const made = await app.request("/v1/tokens", { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify({ role: "read", folders: ["h"] }) });
+    expect(made.status).toBe(201);
+    expect(await settled("h")).toBe(true);
+    membership.close();
   });
 
   test("token routes refuse bad input with 400 and change nothing", async () => {

@@ -180,3 +180,23 @@ test("a node that answers 503 twice, then works: every command succeeds, the ret
     }
   }
 }, 120_000);
+
+test("https:// to a server that speaks plain http: one line naming the URL and TLS", async () => {
+  await withServer(notFoundServer(), (server) => expectClearFailure({ url: server.url.replace("http:", "https:") }, /^dsync: .*https:\/\/127\.0\.0\.1:\d+.*\bTLS\b/, 5000));
+}, 60_000);
+
+test("a name that does not resolve: one line naming it", async () => {
+  // .invalid never resolves (RFC 6761).
+  await expectClearFailure({ url: "http://no-such-node.invalid:7700" }, /^dsync: cannot reach the dsync node at http:\/\/no-such-node\.invalid:7700: the name no-such-node\.invalid does not resolve/, 15_000);
+}, 60_000);
+
+test("a node marks every answer with X-Dsync-Node, errors and pages included", async () => {
+  const health = await fetch(`${node.url}/v1/health`);
+  const id = ((await health.json()) as { node: string }).node;
+  expect(health.headers.get("x-dsync-node")).toBe(id);
+  for (const path of ["/v1/no-such-route", "/v1/folders/no-such-folder", "/v1/folders/bad%20name", "/"]) {
+    const answer = await fetch(node.url + path);
+    await answer.arrayBuffer();
+    expect({ path, mark: answer.headers.get("x-dsync-node") }).toEqual({ path, mark: id });
+  }
+});

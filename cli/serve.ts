@@ -4,7 +4,7 @@ import { dirname, resolve } from "node:path";
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { DsyncNode, nodeIdProblem } from "../src/node/node.ts";
-import { openNode } from "../src/assemble.ts";
+import { assembleServices, openNode } from "../src/assemble.ts";
 import { isLoopback, parseListenAddress, startServer } from "../src/server/serve.ts";
 import { parseCount } from "./errors.ts";
 import { DSYNC_VERSION } from "./version.ts";
@@ -149,9 +149,19 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     membership.close();
     await tokens.close();
   };
+  // Replication, repair from peers and the scrub, as the assembly makes them.
+  let services;
+  try {
+    services = await assembleServices(node, { clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, peerTrust: tls.peerTrust, tls: tls.identity });
+  } catch (error) {
+    await closeStores();
+    await node.close();
+    removeCreated();
+    throw new Error(`cannot start the node's replication and scrub: ${(error as Error).message}`);
+  }
   let server;
   try {
-    server = startServer(node, address, { token, version: DSYNC_VERSION, clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, metricsToken, metricsListen, tokens, membership, tls: tls.identity, peerTrust: tls.peerTrust, peerIdentities: tls.peerIdentities });
+    server = startServer(services, address, { token, version: DSYNC_VERSION, clusterToken, metricsToken, metricsListen, tokens, membership, tls: tls.identity, peerIdentities: tls.peerIdentities });
   } catch (error) {
     await closeStores();
     await node.close();

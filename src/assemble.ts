@@ -23,6 +23,11 @@ import { PeerObjectSource } from "./replication/peer-object-source.ts";
 import { PeerService } from "./replication/peer-service.ts";
 import { Replicator } from "./replication/replicator.ts";
 import { systemTimers, type PeerTransport } from "./replication/transport.ts";
+import { HttpPeerTransport } from "./replication/http-transport.ts";
+import type { TlsIdentity } from "./server/node-certificate.ts";
+import { serverLog, type NodeServices } from "./server/serve.ts";
+import { PeerProofSigner } from "./wire/peer-proof.ts";
+import type { TlsTrust } from "./wire/tls-trust.ts";
 import { nodeFileSystem, type FileSystem } from "./store/file-system.ts";
 import { PackObjectStore, type RecoveryReport } from "./store/pack-store.ts";
 
@@ -146,38 +151,47 @@ function recoveryNotes(recovery: RecoveryReport): string[] {
   return notes;
 }
 
-/** What a serving node runs beside its routes: replication, repair from peers, the scrub. */
-export interface NodeServices {
-  node: DsyncNode;
-  replicator?: Replicator;
-  peerService?: PeerService;
-  repairer?: Repairer;
-  scrubber: Scrubber;
-}
-
 export interface ServiceAssembly {
-  /** How this node calls its peers; without it the node runs alone (no replication, no repair). */
-  transport?: PeerTransport;
+  /** The cluster's shared credential: with it the node replicates and answers its peers; without it, it runs alone. */
+  clusterToken?: string;
   /** Peer base URLs to replicate with. */
   peers?: string[];
   syncIntervalMs?: number;
-  /** Rate of the background scrub; 0 turns it off. Default: off without peers, 8 MiB/s with. */
+  /**
+   * Rate of the background scrub (node/scrub.ts); 0 turns it off. Default: off on a node without
+   * peers (nothing could repair what it finds but a push), 8 MiB/s with peers.
+   */
   scrubBytesPerSecond?: number;
-  log: (line: string) => void;
+  /** How each https:// peer's certificate is verified (pin or --ca), by peer address. */
+  peerTrust?: ReadonlyMap<string, TlsTrust>;
+  /** This node's certificate and key: peer requests are signed with the key. */
+  tls?: TlsIdentity;
+  /** How this node calls its peers; default HTTP(S) with the cluster token (the simulation and tests give their own). */
+  transport?: PeerTransport;
+  log?: (line: string) => void;
 }
 
 /**
- * The services of a serving node over `node`: with a transport, the replicator and the peer
- * service (what this node answers its peers), and with peers the repairer that fetches
- * quarantined objects from them; always the scrub, at its rate. Nothing is started here.
+ * The services of a serving node over `node` (server/serve.ts starts them with the server):
+ * with a cluster token, the transport to the peers, the replicator and the peer service (what
+ * this node answers them), and with peers the repairer that fetches quarantined objects from
+ * them; always the scrub, at its rate, from where it stopped last. Nothing is started here.
  */
-export async function assembleServices(node: DsyncNode, options: ServiceAssembly): Promise<NodeServices> {
-  const { log } = options;
+export async function assembleServices(node: DsyncNode, options: ServiceAssembly = {}): Promise<NodeServices> {
+  const log = options.log ?? serverLog;
   let replicator: Replicator | undefined;
   let peerService: PeerService | undefined;
   let repairer: Repairer | undefined;
-  if (options.transport) {
-    const transport = options.transport;
+  const transport: PeerTransport | undefined =
+    options.transport ??
+    (options.clusterToken === undefined
+      ? undefined
+      : new HttpPeerTransport({
+          clusterToken: options.clusterToken,
+          trustFor: (peer) => options.peerTrust?.get(peer),
+          signer: options.tls ? new PeerProofSigner(new Uint8Array(options.tls.certificate.raw), options.tls.privateKey) : undefined,
+        }));
+  if (transport) {
     replicator = new Replicator({
       node,
       peers: options.peers ?? [],
@@ -215,4 +229,15 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
     log,
   });
   return { node, replicator, peerService, repairer, scrubber };
+}
+
+/** A serving node on a data folder: openNode, then its services (assembleServices). */
+export async function assembleNode(options: NodeAssembly & ServiceAssembly): Promise<NodeServices> {
+  const node = await openNode(options);
+  try {
+    return await assembleServices(node, options);
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
 }

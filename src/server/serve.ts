@@ -1,27 +1,18 @@
 // Starts a node's HTTP server on Bun.serve. The only place that listens on a socket.
 import { LIMITS } from "../core/limits.ts";
 import { ERROR_MESSAGE_CHARS_MAX, terminalLines, truncateText } from "../core/terminal-text.ts";
-import { idToHex } from "../core/id.ts";
 import type { DsyncNode } from "../node/node.ts";
 import { createApp } from "./app.ts";
 import type { FolderMembership } from "../node/folder-membership.ts";
 import type { TokenStore } from "../node/token-store.ts";
 import { guardAgainstBrowsers } from "./browser-guard.ts";
 import { createMetricsOnlyApp, NodeMetrics } from "./metrics.ts";
-import { HttpPeerTransport } from "../replication/http-transport.ts";
-import { PeerService } from "../replication/peer-service.ts";
-import { Replicator } from "../replication/replicator.ts";
-import { systemTimers } from "../replication/transport.ts";
-import { PeerObjectSource } from "../replication/peer-object-source.ts";
-import { Repairer } from "../node/repair.ts";
-import { Scrubber, SCRUB_BYTES_PER_SECOND_WITH_PEERS } from "../node/scrub.ts";
+import type { PeerService } from "../replication/peer-service.ts";
+import type { Replicator } from "../replication/replicator.ts";
+import type { Repairer } from "../node/repair.ts";
+import type { Scrubber } from "../node/scrub.ts";
 import type { TlsIdentity } from "./node-certificate.ts";
 import { requirePeerIdentity, type PeerIdentityPolicy } from "./peer-identity.ts";
-import { PeerProofSigner } from "../wire/peer-proof.ts";
-import type { TlsTrust } from "../wire/tls-trust.ts";
-
-/** The metadata key under which the scrub keeps its position across restarts. */
-const SCRUB_POSITION_KEY = "scrub_position";
 
 export interface ListenAddress {
   hostname: string;
@@ -52,16 +43,8 @@ export interface RunningServer {
 export interface ServerOptions {
   token?: string;
   version?: string;
-  /** Credential for the peer routes and for calling peers. */
+  /** Credential for the peer routes (the assembly gives the same to the transport that calls peers). */
   clusterToken?: string;
-  /** Peer base URLs to replicate with. */
-  peers?: string[];
-  syncIntervalMs?: number;
-  /**
-   * Rate of the background scrub (src/node/scrub.ts); 0 turns it off. Default: off on a node
-   * without peers (nothing could repair what it finds but a push), 8 MiB/s with peers.
-   */
-  scrubBytesPerSecond?: number;
   /** Accepted on GET /metrics only, besides the client token (docs/metrics.md). */
   metricsToken?: string;
   /** A second address serving GET /metrics only, without a token (the caller allows only loopback, or --insecure). */
@@ -69,60 +52,31 @@ export interface ServerOptions {
   /** Tokens with roles and folders (besides `token`, the admin token) and the folder membership they are checked against. */
   tokens?: TokenStore;
   membership?: FolderMembership;
-  /** Serve TLS with this certificate and key (both listeners), and sign peer requests with the key. */
+  /** Serve TLS with this certificate and key (both listeners); the assembly signs peer requests with the key. */
   tls?: TlsIdentity;
-  /** How each https:// peer's certificate is verified (pin or --ca), by peer address. */
-  peerTrust?: ReadonlyMap<string, TlsTrust>;
   /** With TLS peers: the only certificates whose peer requests this node takes (peer-identity.ts). */
   peerIdentities?: PeerIdentityPolicy;
 }
 
-export function startServer(node: DsyncNode, address: ListenAddress, options: ServerOptions): RunningServer {
-  let replicator: Replicator | undefined;
-  let peerService: PeerService | undefined;
-  let repairer: Repairer | undefined;
-  // Log lines carry peers' words (their errors, folder names): escaped like all terminal output.
-  const log = (line: string) => process.stderr.write(terminalLines([truncateText(line, ERROR_MESSAGE_CHARS_MAX)]));
-  if (options.clusterToken) {
-    const transport = new HttpPeerTransport({
-      clusterToken: options.clusterToken,
-      trustFor: (peer) => options.peerTrust?.get(peer),
-      signer: options.tls ? new PeerProofSigner(new Uint8Array(options.tls.certificate.raw), options.tls.privateKey) : undefined,
-    });
-    replicator = new Replicator({
-      node,
-      peers: options.peers ?? [],
-      transport,
-      timers: systemTimers,
-      intervalMs: options.syncIntervalMs ?? 2000,
-      log,
-      // What no peer had a moment ago may be on the one that just came back.
-      onPeerBack: () => repairer?.retryNow(),
-    });
-    const running = replicator;
-    peerService = new PeerService(node, (notice) => running.onNotice(notice));
-    if ((options.peers ?? []).length > 0) {
-      // Peers that answered last are asked first for copies of what this node found corrupt.
-      const peersInOrder = () => running.peerStates().sort((a, b) => Number(b.reachable === true) - Number(a.reachable === true)).map((peer) => peer.address);
-      repairer = new Repairer({
-        store: node.store,
-        source: new PeerObjectSource(transport, peersInOrder, log),
-        clock: node.clock,
-        timers: systemTimers,
-        log,
-        onRepaired: (ids) => node.events.emit("verify", null, { finding: "repaired", count: ids.length, objects: ids.slice(0, 100).map(idToHex) }),
-      });
-      node.setRepairer(repairer);
-    }
-  }
-  const scrubber = new Scrubber({
-    store: node.store,
-    bytesPerSecond: options.scrubBytesPerSecond ?? (repairer ? SCRUB_BYTES_PER_SECOND_WITH_PEERS : 0),
-    clock: node.clock,
-    timers: systemTimers,
-    position: { load: () => node.metadata.getMeta(SCRUB_POSITION_KEY), save: (value) => node.metadata.setMeta(SCRUB_POSITION_KEY, value) },
-    log,
-  });
+/** Log lines carry peers' words (their errors, folder names): escaped like all terminal output. */
+export const serverLog = (line: string): void => void process.stderr.write(terminalLines([truncateText(line, ERROR_MESSAGE_CHARS_MAX)]));
+
+/**
+ * What a serving node runs beside its routes: the replication with its peers and what it answers
+ * them, the repair of quarantined objects from them, the background scrub. Made by the assembly
+ * (src/assemble.ts, assembleServices); the server starts and stops them with itself.
+ */
+export interface NodeServices {
+  node: DsyncNode;
+  replicator?: Replicator;
+  peerService?: PeerService;
+  repairer?: Repairer;
+  scrubber: Scrubber;
+}
+
+export function startServer(services: NodeServices, address: ListenAddress, options: ServerOptions): RunningServer {
+  const { node, replicator, peerService, repairer, scrubber } = services;
+  const log = serverLog;
   const metrics = new NodeMetrics({ node, version: options.version ?? "dev", replicator, repairer, scrubber });
   const app = createApp(node, {
     metrics,

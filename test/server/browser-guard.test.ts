@@ -9,6 +9,7 @@ import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { browserRefusal } from "../../src/server/browser-guard.ts";
 import { startServer, type RunningServer } from "../../src/server/serve.ts";
+import { assembleServices } from "../../src/assemble.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 
@@ -22,7 +23,7 @@ async function serve(options: { token?: string; metrics?: boolean } = {}) {
   const objects = new MemoryObjects();
   const root = objects.tree({ "a.txt": "hello" });
   await node.putObjects(objects.all());
-  const server = startServer(node, { hostname: "127.0.0.1", port: 0 }, {
+  const server = startServer(await assembleServices(node), { hostname: "127.0.0.1", port: 0 }, {
     token: options.token,
     metricsListen: options.metrics ? { hostname: "127.0.0.1", port: 0 } : undefined,
   });

@@ -3,6 +3,7 @@
 // that ends (its socket is closed).
 import { expect, test } from "bun:test";
 import net from "node:net";
+import { attemptRequest } from "../../src/client/node-request.ts";
 import { RemoteError, RemoteNode, type RemoteOptions } from "../../src/client/remote.ts";
 import { silentServer, unacceptingPort } from "../helpers/fake-servers.ts";
 
@@ -133,6 +134,22 @@ test("an ended wait aborts its request and the socket is closed", async () => {
     await expect(asked).rejects.toThrow("the wait is over");
     for (let i = 0; i < 100 && server.openConnections!() > 0; i++) await Bun.sleep(20);
     expect(server.openConnections!()).toBe(0);
+  } finally {
+    server.stop();
+  }
+});
+
+test("a long poll's hold is waited for on top of the idle timeout; without it the same answer is too late", async () => {
+  const server = serve(async () => {
+    await Bun.sleep(1200);
+    return Response.json({ ok: true }, { headers: { "x-dsync-node": "n1" } });
+  });
+  try {
+    const request = { method: "GET", path: "/v1/events?wait=1", headers: {}, replyBytesMax: 1024, errorBytesMax: 1024 };
+    const options = { timeouts: { connectTimeoutMs: 1000, idleTimeoutMs: 400 }, checkConnect: true };
+    const held = await attemptRequest(server.url, { ...request, holdMs: 1500 }, options);
+    expect(held.status).toBe(200);
+    await expect(attemptRequest(server.url, request, options)).rejects.toThrow(`the node at ${server.url} did not answer GET /v1/events within 0.4 s`);
   } finally {
     server.stop();
   }

@@ -40,7 +40,7 @@ export async function fetchClosure(node: DsyncNode, transport: PeerTransport, pe
     await download(node, transport, peer, batch, report);
   };
   await descend(roots, {
-    known: async (ids) => Promise.all(ids.map(async (id) => await node.metadata.isComplete(id))),
+    known: (ids) => node.areComplete(ids),
     // Held here: read locally and descended into. Lacking: downloaded (each verified and stored).
     load: async (ids) => {
       const held = await node.getObjects(ids);
@@ -52,7 +52,7 @@ export async function fetchClosure(node: DsyncNode, transport: PeerTransport, pe
       return ids.map((id, i) => held[i] ?? fetched.get(idToHex(id)));
     },
     chunks: async (chunks) => {
-      const present = await node.store.hasMany(chunks.map((c) => c.id));
+      const present = await node.hasObjects(chunks.map((c) => c.id));
       for (let i = 0; i < chunks.length; i++) {
         if (present[i]) continue;
         const chunk = chunks[i]!;

@@ -336,7 +336,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   const foldersIn = async (names: readonly string[]): Promise<{ folders: FolderRecord[]; next: null }> => {
     const folders: FolderRecord[] = [];
     for (const name of [...names].sort()) {
-      const folder = await node.metadata.getFolder(name);
+      const folder = await node.findFolder(name);
       if (folder) folders.push(folder);
     }
     return { folders, next: null };

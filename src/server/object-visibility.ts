@@ -18,8 +18,8 @@ export function openMembership(node: DsyncNode, dataDir: string): FolderMembersh
   return FolderMembership.open(dataDir, {
     store: node.store,
     versionsPage: async (folder, limit, below) => {
-      if (!(await node.metadata.getFolder(folder))) return null;
-      return await node.metadata.listVersionsPage(folder, limit, below);
+      if (!(await node.findFolder(folder))) return null;
+      return await node.listVersionsPage(folder, limit, below);
     },
   });
 }

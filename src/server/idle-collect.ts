@@ -11,7 +11,7 @@
 /** Bytes of request and reply bodies since the last collection that make one worth it. */
 export const HEAVY_BYTES_MIN = 16 * 1024 * 1024;
 /** Bytes of bodies after which a collection is asked for even while requests go on. */
-export const BUSY_COLLECT_BYTES = 32 * 1024 * 1024;
+export const BUSY_COLLECT_BYTES = 16 * 1024 * 1024;
 /** Quiet time before collecting. */
 export const IDLE_MS = 1000;
 /** Time after a commit before collecting (its reply goes out first). */

@@ -172,6 +172,8 @@ export class NodeMetrics {
       objects: gauge("dsync_store_objects", "Objects stored (chunks, file and tree nodes, versions)."),
       objectBytes: gauge("dsync_store_object_bytes", "Bytes of the stored objects, uncompressed."),
       packBytes: gauge("dsync_store_pack_bytes", "Bytes the stored objects take in pack files (compressed where it paid)."),
+      metadataBytes: gauge("dsync_metadata_bytes", "Bytes the metadata store takes where that is known (metadata.sqlite and its log); the label says which store.", ["backend"]),
+      metadataChecked: gauge("dsync_metadata_checked_nodes", "Objects the metadata marks complete (checked with everything below them), which later commits do not read again."),
       logicalBytes: gauge("dsync_versions_logical_bytes", "Bytes of the files of every kept version, summed: what storing each version in full would take."),
       dedupRatio: gauge("dsync_dedup_ratio", "dsync_versions_logical_bytes / dsync_store_object_bytes (0 while nothing is stored)."),
       quarantined: gauge("dsync_objects_quarantined", "Objects found corrupt and not yet stored again from a good copy."),
@@ -302,6 +304,10 @@ export class NodeMetrics {
     g.packBytes!.set(stored.storedBytes);
     g.logicalBytes!.set(logicalBytes);
     g.dedupRatio!.set(stored.rawBytes > 0 ? logicalBytes / stored.rawBytes : 0);
+    const metadata = await node.metadataStat();
+    g.metadataBytes!.reset();
+    if (metadata.sizeBytes !== null) g.metadataBytes!.set({ backend: metadata.backend }, metadata.sizeBytes);
+    g.metadataChecked!.set(metadata.checkedNodes);
 
     const corruption = await node.corruptionStatus();
     g.quarantined!.set(corruption.quarantined);

@@ -134,6 +134,9 @@ test("a push, a merge, a gc and a verify move their counters; routes are pattern
   const lastChange = after.value("dsync_folder_last_change_timestamp_seconds", { folder: "counted" });
   expect(Math.abs(lastChange - Date.now() / 1000)).toBeLessThan(120);
   expect(after.value("dsync_dedup_ratio")).toBeGreaterThan(0);
+  // The metadata store says what it is and how big (metadata.sqlite and its log, on this node).
+  expect(after.value("dsync_metadata_bytes", { backend: "sqlite" })).toBeGreaterThan(4096);
+  expect(after.value("dsync_metadata_checked_nodes")).toBeGreaterThan(0);
   expect(after.value("dsync_peer_up", { peer: after.samples.find((s) => s.family === "dsync_peer_up")!.labels.peer! })).toBe(0);
 
   // The commit route is one series whatever the folder; no label value holds a folder path or an id.

@@ -44,6 +44,7 @@ export const ENVIRONMENT = {
   DSYNC_TOKEN: "Bearer token sent to the node (serve: the token clients must send)",
   DSYNC_CLUSTER_TOKEN: "Credential nodes present to each other (same as --cluster-token)",
   DSYNC_METRICS_TOKEN: "Token accepted on GET /metrics only (same as --metrics-token)",
+  DSYNC_METADATA: "Where a node keeps its metadata: sqlite or postgres://USER@HOST:PORT/DB (same as --metadata)",
   DSYNC_TLS_FINGERPRINT: "The https:// node's certificate fingerprint, sha256:... (same as --tls-fingerprint)",
   DSYNC_DEBUG: "When set, errors also print their stack trace",
   DSYNC_BLAKE3: "\"portable\" skips the native BLAKE3 and uses the ~25x slower portable one",
@@ -111,6 +112,11 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--keep-versions <n>", description: "Retention for new folders: keep the newest N versions" },
       { flags: "--keep-days <d>", description: "Retention for new folders: keep versions younger than D days" },
       { flags: "--node-id <id>", description: "Set this node's id (kept in the data folder)" },
+      {
+        flags: "--metadata <where>",
+        description:
+          "Where the metadata (folders, heads, versions) lives: sqlite (the default, in the data folder) or postgres://USER@HOST:PORT/DB, a database of this node's own (also DSYNC_METADATA); objects stay in the data folder",
+      },
       { flags: "--peers <urls>", description: "Replicate with these nodes: comma-separated URLs, each https://HOST:PORT#sha256:... with the peer's fingerprint (or http://HOST:PORT)" },
       { flags: "--peers-file <file>", description: "Replicate with the nodes in FILE too: one URL [sha256:...] a line, # starts a comment" },
       { flags: "--cluster-token <token>", description: "Credential nodes present to each other (also DSYNC_CLUSTER_TOKEN)" },
@@ -127,7 +133,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--tls-key <file>", description: "The certificate's PEM private key (dsync cert create writes node.key)" },
       { flags: "--ca <file>", description: "Verify peers without a pinned fingerprint by the CA certificates in FILE (PEM), and take peer requests from nodes it issued" },
     ],
-    environment: ["DSYNC_TOKEN", "DSYNC_CLUSTER_TOKEN", "DSYNC_METRICS_TOKEN", "DSYNC_DEBUG"],
+    environment: ["DSYNC_TOKEN", "DSYNC_CLUSTER_TOKEN", "DSYNC_METRICS_TOKEN", "DSYNC_METADATA", "DSYNC_DEBUG"],
     examples: [
       { command: "dsync serve", explanation: "a node on 127.0.0.1:7700 with its data in ./dsync-data" },
       {
@@ -141,6 +147,10 @@ export const COMMANDS: CommandSpec[] = [
       {
         command: "dsync serve --tls-cert tls/node.crt --tls-key tls/node.key --listen 0.0.0.0:7701 --peers https://b:7702#sha256:5f1c...",
         explanation: "over TLS, replicating with a pinned peer",
+      },
+      {
+        command: "dsync serve --data /srv/dsync --metadata postgres://dsync@db.example:5432/dsync_a",
+        explanation: "metadata in PostgreSQL (one database per node), objects in /srv/dsync",
       },
     ],
     exitCodes: [

@@ -5,6 +5,8 @@ import { terminalLines } from "../src/core/terminal-text.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { DsyncNode, nodeIdProblem } from "../src/node/node.ts";
 import { assembleServices, openNode } from "../src/assemble.ts";
+import { metadataLocationProblem } from "../src/node/metadata-location.ts";
+import { redactedUrl } from "../src/node/postgres-metadata-store.ts";
 import { isLoopback, parseListenAddress, startServer } from "../src/server/serve.ts";
 import { parseCount } from "./errors.ts";
 import { DSYNC_VERSION } from "./version.ts";
@@ -23,6 +25,7 @@ export interface ServeFlags {
   keepVersions?: string;
   keepDays?: string;
   nodeId?: string;
+  metadata?: string;
   peers?: string;
   clusterToken?: string;
   clusterTokenFile?: string;
@@ -121,6 +124,12 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     const problem = nodeIdProblem(String(flags.nodeId));
     if (problem) throw new UsageError(`--node-id: ${problem}`);
   }
+  // SQLite in the data folder unless --metadata (or DSYNC_METADATA) names a postgres:// URL.
+  const metadata = flags.metadata === undefined ? process.env.DSYNC_METADATA || undefined : String(flags.metadata);
+  if (metadata !== undefined) {
+    const problem = metadataLocationProblem(metadata);
+    if (problem) throw new UsageError(`--metadata: ${problem}`);
+  }
   const defaultKeepVersions = parseCount(flags.keepVersions, "--keep-versions") ?? null;
   const defaultKeepDays = parseCount(flags.keepDays, "--keep-days") ?? null;
   if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
@@ -134,7 +143,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   };
   let node: DsyncNode;
   try {
-    node = await openNode({ dataDir, defaultKeepVersions, defaultKeepDays, nodeId: flags.nodeId === undefined ? undefined : String(flags.nodeId) });
+    node = await openNode({ dataDir, metadata, defaultKeepVersions, defaultKeepDays, nodeId: flags.nodeId === undefined ? undefined : String(flags.nodeId) });
   } catch (error) {
     removeCreated();
     throw new Error(`cannot use ${dataDir} as the data folder: ${(error as Error).message}`);
@@ -171,6 +180,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     );
   }
   const started = [`dsync node ${node.nodeId} listening on ${server.url} (data in ${dataDir})`];
+  if (metadata !== undefined && metadata !== "sqlite") started.push(`dsync: metadata on ${redactedUrl(metadata)}`);
   if (peers.length > 0) started.push(`dsync: replicating with ${peers.join(", ")}`);
   if (server.metricsUrl) started.push(`dsync: metrics without a token on ${server.metricsUrl}/metrics`);
   // Clients pin this (--tls-fingerprint) and peers list it after the node's URL (--peers URL#sha256:...).

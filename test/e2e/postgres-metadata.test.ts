@@ -1,0 +1,184 @@
+// Real `dsync serve --metadata postgres://...` processes, each test on a database of its own
+// (CREATE DATABASE on the cluster of DSYNC_TEST_POSTGRES_URL): a round trip that survives a
+// restart, concurrent pushes, kill -9 during pushes, replication between a SQLite node and a
+// Postgres node, a second node refused on another's database, and the server stopped and
+// started again under a running node (503 with the reason, then answers again, no restart).
+import { afterAll, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DROP_DATABASES_TIMEOUT_MS, dropTestDatabases, freshDatabase, startOwnCluster, withConnection } from "../helpers/postgres.ts";
+import { cleanupTempDirs, freePort, runCli, spawnCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { writeTree } from "../helpers/trees.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+
+const running: NodeProcess[] = [];
+
+afterAll(async () => {
+  for (const node of running) await node.stop().catch(() => {});
+  await dropTestDatabases();
+  cleanupTempDirs();
+}, DROP_DATABASES_TIMEOUT_MS);
+
+async function startOn(url: string, options: { dataDir?: string; args?: string[]; listen?: string } = {}): Promise<NodeProcess> {
+  const node = await startNode({ dataDir: options.dataDir, listen: options.listen, args: ["--metadata", url, ...(options.args ?? [])] });
+  running.push(node);
+  return node;
+}
+
+async function folderHead(nodeUrl: string, folder: string): Promise<string | null> {
+  const response = await fetch(`${nodeUrl}/v1/folders/${folder}`);
+  if (response.status !== 200) return null;
+  return ((await response.json()) as { head: string | null }).head;
+}
+
+test("push, pull and log through a node on Postgres; the node restarts as itself with its history", async () => {
+  const url = await freshDatabase();
+  const node = await startOn(url);
+  const dir = join(tempDir(), "src");
+  writeTree(dir, { "a.txt": "alpha\n", sub: { "b.txt": "beta\n".repeat(1000) }, "empty.txt": "" });
+  const first = await runCli(["push", dir, "--remote", node.url, "--folder", "docs", "--json"]);
+  expect(first.code).toBe(0);
+  writeFileSync(join(dir, "a.txt"), "alpha, edited\n");
+  const second = await runCli(["push", dir, "--json"]);
+  expect(second.code).toBe(0);
+
+  // The metadata is in the database, not in the data folder (which holds the objects and node-id).
+  expect(existsSync(join(node.dataDir, "metadata.sqlite"))).toBe(false);
+  const nodeId = readFileSync(join(node.dataDir, "node-id"), "utf8").trim();
+  const rows = await withConnection(url, async (sql) => ({
+    versions: Number((await sql`SELECT COUNT(*) AS n FROM versions WHERE folder = 'docs'`)[0].n),
+    owner: (await sql`SELECT value FROM meta WHERE key = 'node_id'`)[0].value,
+  }));
+  expect(rows).toEqual({ versions: 2, owner: nodeId });
+
+  await node.stop();
+  const again = await startOn(url, { dataDir: node.dataDir });
+  expect(await folderHead(again.url, "docs")).toBe(second.json().version);
+  const log = await runCli(["log", dir, "--remote", again.url, "--json"]);
+  expect(log.code).toBe(0);
+  expect(log.json().versions.map((v: { id: string }) => v.id)).toEqual([second.json().version, first.json().version]);
+  const copy = join(tempDir(), "copy");
+  expect((await runCli(["pull", copy, "--remote", again.url, "--folder", "docs"])).code).toBe(0);
+  expect((await runCli(["diff", dir, copy])).code).toBe(0);
+  const verify = await runCli(["verify", "--remote", again.url]);
+  expect(verify.code).toBe(0);
+}, 60_000);
+
+test("concurrent pushes from several clients to one folder: every push is kept, merged into one head", async () => {
+  const url = await freshDatabase();
+  const node = await startOn(url);
+  const dirs = [0, 1, 2, 3, 4].map((i) => {
+    const dir = join(tempDir(), `client-${i}`);
+    writeTree(dir, { [`only-${i}.txt`]: `client ${i}\n`, "shared.txt": `from ${i}\n` });
+    return dir;
+  });
+  const results = await Promise.all(dirs.map((dir) => runCli(["push", dir, "--remote", node.url, "--folder", "team", "--json"])));
+  for (const r of results) expect(r.code).toBe(0);
+  const pushed = results.map((r) => r.json().pushed ?? r.json().version);
+  const log = (await runCli(["log", dirs[0]!, "--json"])).json();
+  const ids = new Set(log.versions.map((v: { id: string }) => v.id));
+  for (const id of pushed) expect(ids.has(id)).toBe(true);
+  const copy = join(tempDir(), "merged");
+  expect((await runCli(["pull", copy, "--remote", node.url, "--folder", "team"])).code).toBe(0);
+  for (let i = 0; i < dirs.length; i++) expect(readFileSync(join(copy, `only-${i}.txt`), "utf8")).toBe(`client ${i}\n`);
+  const sequences = await withConnection(url, async (sql) => (await sql`SELECT sequence FROM versions WHERE folder = 'team' ORDER BY sequence`).map((r: { sequence: string }) => Number(r.sequence)));
+  expect(sequences).toEqual(Array.from({ length: sequences.length }, (_, i) => i + 1));
+}, 60_000);
+
+test("kill -9 during pushes: restarted, the node's head is an acknowledged push or later, and verify is clean", async () => {
+  const url = await freshDatabase();
+  const node = await startOn(url);
+  const dir = join(tempDir(), "work");
+  writeTree(dir, { "base.txt": "base\n" });
+  expect((await runCli(["push", dir, "--remote", node.url, "--folder", "f"])).code).toBe(0);
+  const acknowledged: string[] = [];
+  let stop = false;
+  const loop = (async () => {
+    for (let i = 0; !stop; i++) {
+      writeFileSync(join(dir, `file-${i % 5}.txt`), `edit ${i}\n`.repeat(100 + i));
+      const result = await spawnCli(["push", dir, "--json"]).result;
+      if (result.code === 0) acknowledged.push(result.json().version);
+      else break;
+    }
+  })();
+  await waitFor("a few acknowledged pushes", async () => acknowledged.length, (n) => n >= 3);
+  await node.kill9();
+  stop = true;
+  await loop;
+  const again = await startOn(url, { dataDir: node.dataDir });
+  const head = await folderHead(again.url, "f");
+  const log = (await runCli(["log", dir, "--remote", again.url, "--json"])).json();
+  const ids = log.versions.map((v: { id: string }) => v.id);
+  expect(ids[0]).toBe(head);
+  for (const id of acknowledged) expect(ids).toContain(id);
+  const verify = await runCli(["verify", "--remote", again.url]);
+  expect(verify.code).toBe(0);
+  const copy = join(tempDir(), "after");
+  expect((await runCli(["pull", copy, "--remote", again.url, "--folder", "f"])).code).toBe(0);
+}, 90_000);
+
+test("a SQLite node and a Postgres node replicate a folder both ways", async () => {
+  const url = await freshDatabase();
+  const [portA, portB] = [await freePort(), await freePort()];
+  const [urlA, urlB] = [`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`];
+  const cluster = ["--cluster-token", "test-cluster-token-pg", "--sync-interval-ms", "300"];
+  const a = await startNode({ listen: `127.0.0.1:${portA}`, args: ["--metadata", "sqlite", "--peers", urlB, ...cluster] });
+  running.push(a);
+  const b = await startOn(url, { listen: `127.0.0.1:${portB}`, args: ["--peers", urlA, ...cluster] });
+  const dir = join(tempDir(), "shared");
+  writeTree(dir, { "one.txt": "one\n", deep: { "two.txt": "two\n" } });
+  const pushed = (await runCli(["push", dir, "--remote", a.url, "--folder", "both", "--json"])).json().version;
+  await waitFor("the Postgres node to have the push", () => folderHead(b.url, "both"), (head) => head === pushed);
+  const fromB = join(tempDir(), "from-b");
+  expect((await runCli(["pull", fromB, "--remote", b.url, "--folder", "both"])).code).toBe(0);
+  expect((await runCli(["diff", dir, fromB])).code).toBe(0);
+  writeFileSync(join(fromB, "three.txt"), "three\n");
+  const back = (await runCli(["push", fromB, "--json"])).json().version;
+  await waitFor("the SQLite node to have the push back", () => folderHead(a.url, "both"), (head) => head === back);
+  expect((await runCli(["diff", `${a.url}/both`, `${b.url}/both`])).code).toBe(0);
+}, 60_000);
+
+test("a second node started on another node's database is refused, naming whose it is; the first keeps running", async () => {
+  const url = await freshDatabase();
+  const first = await startOn(url);
+  const second = await runCli(["serve", "--data", join(tempDir(), "other"), "--listen", "127.0.0.1:0", "--metadata", url]);
+  expect(second.code).not.toBe(0);
+  const owner = readFileSync(join(first.dataDir, "node-id"), "utf8").trim();
+  expect(second.stderr).toContain(`belongs to node ${owner}`);
+  expect(second.stderr).toContain("two nodes must not share one database");
+  expect((await fetch(`${first.url}/v1/folders`)).status).toBe(200);
+  // A data folder that holds SQLite metadata is not started on Postgres either.
+  const sqliteNode = await startNode({});
+  await sqliteNode.stop();
+  const crossed = await runCli(["serve", "--data", sqliteNode.dataDir, "--listen", "127.0.0.1:0", "--metadata", await freshDatabase()]);
+  expect(crossed.code).not.toBe(0);
+  expect(crossed.stderr).toContain("--metadata sqlite");
+}, 60_000);
+
+test("Postgres stopped under a running node: 503 with the reason, then the same process answers again once it is back", async () => {
+  const cluster = startOwnCluster();
+  try {
+    const node = await startOn(cluster.url);
+    const dir = join(tempDir(), "outage");
+    writeTree(dir, { "x.txt": "x\n" });
+    const pushed = (await runCli(["push", dir, "--remote", node.url, "--folder", "o", "--json"])).json().version;
+    cluster.halt();
+    const during = await fetch(`${node.url}/v1/folders/o`);
+    expect(during.status).toBe(503);
+    expect(during.headers.get("retry-after")).toBe("5");
+    const body = (await during.json()) as { error: string };
+    expect(body.error).toStartWith(`metadata store unavailable: ${cluster.url}`);
+    writeFileSync(join(dir, "x.txt"), "y\n");
+    const failedPush = await runCli(["push", dir]);
+    expect(failedPush.code).not.toBe(0);
+    expect(failedPush.stderr).toContain("metadata store unavailable");
+    cluster.start();
+    await waitFor("the node to answer again", async () => (await fetch(`${node.url}/v1/folders/o`)).status, (status) => status === 200);
+    expect(await folderHead(node.url, "o")).toBe(pushed);
+    const later = await runCli(["push", dir, "--json"]);
+    expect(later.code).toBe(0);
+    expect(node.process.exitCode).toBeNull();
+  } finally {
+    cluster.remove();
+  }
+}, 90_000);

@@ -32,21 +32,24 @@ export class PullChunkSource implements ChunkSource {
 
   /** Downloads chunks into memory, a few requests of ~4 MiB at a time. */
   async prefetch(chunks: readonly ChunkRef[]): Promise<void> {
-    const batches: ObjectId[][] = [];
+    // Each batch with the bytes its chunks have by the tree: its reply is read no further.
+    const batches: { ids: ObjectId[]; bytes: number }[] = [];
     let batch: ObjectId[] = [];
     let bytes = 0;
     for (const chunk of chunks) {
       batch.push(chunk.id);
       bytes += chunk.lengthBytes;
       if (bytes >= LIMITS.batchBytesTarget) {
-        batches.push(batch);
+        batches.push({ ids: batch, bytes });
         batch = [];
         bytes = 0;
       }
     }
-    if (batch.length > 0) batches.push(batch);
+    if (batch.length > 0) batches.push({ ids: batch, bytes });
     for (let i = 0; i < batches.length; i += LIMITS.transferConcurrency) {
-      const replies = await Promise.all(batches.slice(i, i + LIMITS.transferConcurrency).map((ids) => this.remote.download(ids)));
+      const replies = await Promise.all(
+        batches.slice(i, i + LIMITS.transferConcurrency).map((b) => this.remote.download(b.ids, { objectBytesMax: b.bytes })),
+      );
       for (const reply of replies) {
         if (reply.missing.length > 0) throw new RemoteError("rejected", `the node lacks chunk ${idToHex(reply.missing[0]!)} of its own tree`);
         for (const object of reply.objects) {

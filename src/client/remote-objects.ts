@@ -6,6 +6,7 @@
 // fetches, so a cache that lost something still works.
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
 import { descend } from "../core/descend.ts";
 import { decodeObject, type StructuredObject } from "../core/objects.ts";
 import type { ObjectLoader } from "../core/pages.ts";
@@ -30,7 +31,8 @@ export async function fetchNodeClosure(remote: RemoteNode, root: ObjectId, cache
     load: async (ids, held) => {
       const wanted = ids.filter((_, i) => !held[i]);
       if (wanted.length === 0) return ids.map(() => undefined);
-      const reply = await remote.download(wanted);
+      // Tree and file nodes only: each at most a structured object's bound.
+      const reply = await remote.download(wanted, { objectBytesMax: wanted.length * LIMITS.structuredObjectBytesMax });
       if (reply.missing.length > 0) throw new RemoteError("rejected", `the node is missing ${reply.missing.length} object(s) of its own tree, e.g. ${idToHex(reply.missing[0]!)}`);
       const byId = new Map<string, Uint8Array>();
       for (const object of reply.objects) {

@@ -390,8 +390,13 @@ export class RemoteNode {
     return body.length;
   }
 
-  async download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
-    const replyBytesMax = downloadReplyBytesMax(ids.length);
+  /**
+   * A batch of objects by id. `objectBytesMax`: the most object bytes the reply can rightly hold
+   * (the sum of the chunk lengths the tree names; a structured object's bound per id), so a node
+   * that sends more is cut off there, not at the 64 MiB any batch may hold.
+   */
+  async download(ids: readonly ObjectId[], options: { objectBytesMax?: number } = {}): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
+    const replyBytesMax = downloadReplyBytesMax(ids.length, options.objectBytesMax);
     const reply = await this.send("POST", "/v1/objects/download", encodeIdList(ids), {
       replyBytesMax,
       idempotent: true,

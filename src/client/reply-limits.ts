@@ -32,11 +32,12 @@ export function missingReplyBytesMax(idsAsked: number): number {
 }
 
 /**
- * A download batch: the node refuses to send more than a request body's worth of object bytes,
- * plus the framing of each id asked (an [id, bytes] pair or an id in `missing`).
+ * A download batch: at most the object bytes the caller expects (the chunk lengths a tree names,
+ * or one structured object's bound per id), never more than the request body's worth the node
+ * sends at most, plus the framing of each id asked (an [id, bytes] pair or an id in `missing`).
  */
-export function downloadReplyBytesMax(idsAsked: number): number {
-  return LIMITS.requestBodyBytesMax + 64 + 80 * idsAsked;
+export function downloadReplyBytesMax(idsAsked: number, objectBytesMax: number = LIMITS.requestBodyBytesMax): number {
+  return Math.min(objectBytesMax, LIMITS.requestBodyBytesMax) + 64 + 80 * idsAsked;
 }
 
 /** One object's bytes (GET /v1/objects/:id). */

@@ -3,6 +3,7 @@
 // and a margin, with exit 1 and one clear line on stderr (never a JavaScript error), in bounded
 // memory; a node busy for two answers is waited for, saying so on stderr.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -26,8 +27,8 @@ beforeAll(async () => {
   node = await startNode();
   const source = join(tempDir(), "f");
   mkdirSync(source);
-  // Big enough that a pull downloads in batches: the endless download is met on a real route.
-  writeFileSync(join(source, "big.bin"), Buffer.alloc(3 * 1024 * 1024, 7).map((_, i) => (i * 2654435761) >>> 24));
+  // Chunks a pull fetches in one 3 MiB batch (random, so not compressed): the endless download is met on a real route.
+  writeFileSync(join(source, "big.bin"), randomBytes(3 * 1024 * 1024));
   writeFileSync(join(source, "small.txt"), "small\n");
   const pushed = await runCli(["push", source, "--remote", node.url]);
   if (pushed.code !== 0) throw new Error(`could not push the test folder: ${pushed.stderr}`);
@@ -154,11 +155,15 @@ test("nothing listening: connection refused, at once, naming the URL", async () 
   await expectClearFailure({ url }, /^dsync: cannot reach the dsync node at http:\/\/127\.0\.0\.1:\d+: connection refused/, 5000);
 }, 60_000);
 
-test("a pull whose download batches never end stops at the batch bound, under 200 MB", async () => {
+test("a pull whose chunk batches never end stops at the batch's own bytes (what the tree says), under 200 MB", async () => {
   await withServer(endlessDownloadServer(node.url), async (server) => {
     const result = await measured(["pull", join(tempDir(), "copy"), "--remote", server.url, "--folder", "f", "--timeout", "5"]);
     const errors = result.stderr.trimEnd().split("\n").filter((line) => !line.startsWith("dsync: retrying "));
     expect({ code: result.code, errors }).toEqual({ code: 1, errors: [expect.stringMatching(/^dsync: the node's reply to POST \/v1\/objects\/download exceeded \d+ bytes/)] });
+    // The folder's one 3 MiB file is one batch: its reply is read to 3 MiB and its framing, not to the 64 MiB any batch may hold.
+    const bound = Number(/exceeded (\d+) bytes/.exec(errors[0]!)![1]);
+    expect(bound).toBeGreaterThanOrEqual(3 * 1024 * 1024);
+    expect(bound).toBeLessThan(4 * 1024 * 1024);
     expect(result.peakRssBytes).toBeGreaterThan(0);
     expect(result.peakRssBytes).toBeLessThan(MEMORY_BYTES_MAX);
   });

@@ -151,7 +151,10 @@ export function busyThenNodeServer(nodeUrl: string, busyAnswers = 2): FakeServer
   return { url: `http://127.0.0.1:${server.port}`, requests: () => count, stop: () => server.stop(true) };
 }
 
-/** A real node behind a front whose download batches (POST /v1/objects/download) never end. */
+/**
+ * A real node behind a front whose download batches of chunks (POST /v1/objects/download whose
+ * real answer passes 256 KiB; the tree and file nodes before them pass) never end.
+ */
 export function endlessDownloadServer(nodeUrl: string): FakeServer {
   let count = 0;
   const chunk = new Uint8Array(1024 * 1024);
@@ -161,7 +164,9 @@ export function endlessDownloadServer(nodeUrl: string): FakeServer {
     async fetch(request) {
       count++;
       if (new URL(request.url).pathname !== "/v1/objects/download") return forward(request, nodeUrl);
-      await request.arrayBuffer();
+      const real = await forward(request, nodeUrl);
+      const bytes = new Uint8Array(await real.arrayBuffer());
+      if (bytes.length <= 256 * 1024) return new Response(bytes, { status: real.status, headers: real.headers });
       const endless = new ReadableStream<Uint8Array>({ pull: (controller) => controller.enqueue(chunk) });
       return new Response(endless, { headers: { "content-type": "application/msgpack", "x-dsync-node": "fake0000fake0000" } });
     },

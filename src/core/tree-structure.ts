@@ -126,7 +126,6 @@ const RECENT_SUMMARIES_MAX = 65_536;
  */
 const STACK_ITEMS_SOFT_MAX = 16_384;
 const STACK_GROWERS_MAX = 8;
-const PENDING = "pending" as const;
 
 function describe(role: Role): string {
   switch (role.as) {
@@ -152,9 +151,9 @@ function pagePath(path: string, index: number, parentLevel: number): string {
 
 /**
  * Whether a summary fits the place an object is named from: undefined when it does, the broken
- * rule when not, PENDING when the summary's last name or height is still being worked out.
+ * rule when not. Only a final summary is matched (a node is settled once its children are).
  */
-function matchSummary(role: Role, summary: NodeSummary, resolved: boolean): string | undefined | typeof PENDING {
+function matchSummary(role: Role, summary: NodeSummary): string | undefined {
   if (role.as === "dir" || role.as === "tree-page") {
     if (summary.kind !== "tree") return `${describe(role)} must be a tree node, this is a ${summary.kind} node`;
     if (role.as === "tree-page") {
@@ -163,7 +162,6 @@ function matchSummary(role: Role, summary: NodeSummary, resolved: boolean): stri
         return `the parent says this page starts with ${JSON.stringify(role.firstName)}, it starts with ${summary.firstName === null ? "nothing (it is empty)" : JSON.stringify(summary.firstName)}`;
       }
     }
-    if (!resolved) return PENDING;
     if (role.as === "tree-page" && role.before !== null && summary.lastName !== null && compareNames(summary.lastName, role.before) >= 0) {
       return `names must be unique and sorted across pages: ${JSON.stringify(summary.lastName)} in this page, ${JSON.stringify(role.before)} in the next`;
     }
@@ -208,8 +206,8 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
     const queue: [Pending, NodeSummary][] = [[first, firstSummary]];
     while (queue.length > 0) {
       const [item, summary] = queue.pop()!;
-      const problem = matchSummary(item.role, summary, true);
-      if (problem !== undefined) throw new TreeStructureError(item.id, item.path, problem as string);
+      const problem = matchSummary(item.role, summary);
+      if (problem !== undefined) throw new TreeStructureError(item.id, item.path, problem);
       const parent = item.parent;
       if (parent === null) {
         rootComplete = true;
@@ -387,7 +385,7 @@ function checkNode(item: Pending, object: StructuredObject, stack: Pending[], ch
   }
   if (role.as !== "file" && role.as !== "file-page") return broken(`${describe(role)} must be a tree node, this is a file node`);
   const summary: FileSummary = { kind: "file", level: object.level, sizeBytes: object.sizeBytes };
-  const problem = matchSummary(role, summary, true);
+  const problem = matchSummary(role, summary);
   if (problem) broken(problem);
   const node = opened(summary, false, null);
   if (isFileLeaf(object)) {

@@ -14,8 +14,8 @@ export const HEAVY_BYTES_MIN = 16 * 1024 * 1024;
 export const BUSY_COLLECT_BYTES = 16 * 1024 * 1024;
 /** Quiet time before collecting. */
 export const IDLE_MS = 1000;
-/** Time after a commit before collecting (its reply goes out first). */
-export const COMMIT_IDLE_MS = 50;
+/** Time after a commit before collecting: none beyond the reply going out (a commit ends a push, and the pusher is done). */
+export const COMMIT_IDLE_MS = 0;
 
 export class IdleCollector {
   private heavyBytes = 0;

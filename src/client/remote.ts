@@ -20,6 +20,7 @@ import { RemoteError } from "./remote-error.ts";
 import { DEFAULT_RETRY_POLICY, parseRetryAfterMs, withRetries, type RetryDecision, type RetryPolicy } from "./request-retry.ts";
 import { idleTimeoutMs } from "./request-settings.ts";
 import {
+  COMMIT_REPLY_BYTES_MAX,
   downloadReplyBytesMax,
   ERROR_REPLY_BYTES_MAX,
   FOLDER_PAGE_BYTES_MAX,
@@ -346,7 +347,10 @@ export class RemoteNode {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = text === undefined ? {} : { "content-type": "application/json" };
     const reply = await this.send(method, path, text, { ...options, headers });
-    const value = await this.decoded(reply, routeOf(method, path), options.replyBytesMax, (bytes) => parseJsonBounded(bytes));
+    // Past the JSON body bound a reply may hold more values than LIMITS.jsonValuesMax (a merge's
+    // conflicts): then at most one per 8 bytes, so its memory still follows its size.
+    const valuesMax = (bytes: Uint8Array) => Math.max(LIMITS.jsonValuesMax, Math.ceil(bytes.length / 8));
+    const value = await this.decoded(reply, routeOf(method, path), options.replyBytesMax, (bytes) => parseJsonBounded(bytes, valuesMax(bytes)));
     return { value, marked: reply.headers.has(NODE_ID_HEADER) };
   }
 
@@ -479,12 +483,12 @@ export class RemoteNode {
 
   commit(folder: string, body: { root: string; parent: string | null; message: string; chunking: string; files: number; bytes: number }): Promise<CommitInfo> {
     // Not idempotent: sent again after a lost answer, it could record a second version.
-    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/commit`, body, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: false });
+    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/commit`, body, { replyBytesMax: COMMIT_REPLY_BYTES_MAX, idempotent: false });
   }
 
   restore(folder: string, version: string, message?: string): Promise<CommitInfo> {
     return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/restore`, { version: this.versionRef(version), message }, {
-      replyBytesMax: JSON_REPLY_BYTES_MAX,
+      replyBytesMax: COMMIT_REPLY_BYTES_MAX,
       idempotent: false,
     });
   }

@@ -23,8 +23,15 @@ export const VERSION_PAGE_BYTES_MAX = LIMITS.versionsPageMax * VERSION_JSON_BYTE
 /** The status: a page of folders, each with its vector and its standing against each peer. */
 export const STATUS_REPLY_BYTES_MAX = LIMITS.foldersPageMax * 32 * 1024;
 
-/** A verify report: what it found, each listed with its folder, version and object. */
-export const VERIFY_REPLY_BYTES_MAX = 32 * 1024 * 1024;
+/**
+ * The largest reply read at all: twice a request body. A commit's or a restore's answer lists
+ * every conflict of its merge (as many as the paths both sides changed, which the node does not
+ * bound; 100 000 are about 50 MB), and a verify report every object it found corrupt or missing;
+ * a reply cut short there would report a commit that landed as failed.
+ */
+export const LARGEST_REPLY_BYTES_MAX = 2 * LIMITS.requestBodyBytesMax;
+export const COMMIT_REPLY_BYTES_MAX = LARGEST_REPLY_BYTES_MAX;
+export const VERIFY_REPLY_BYTES_MAX = LARGEST_REPLY_BYTES_MAX;
 
 /** The ids a "which do you lack?" answer can hold: a subset of those asked, 34 bytes each in msgpack. */
 export function missingReplyBytesMax(idsAsked: number): number {

@@ -154,3 +154,19 @@ test("a long poll's hold is waited for on top of the idle timeout; without it th
     server.stop();
   }
 });
+
+test("a commit's answer listing 80 000 conflicts (past the 2 MiB JSON bound and a million values) is read whole", async () => {
+  const id = "ab".repeat(32);
+  const entry = { kind: "file", id, mode: 420, size: 1, mtimeMs: 0, target: null };
+  const conflicts = Array.from({ length: 80_000 }, (_, i) => ({ path: `dir/file-${i}.txt`, kind: "both-modified", winner: "ours", kept: entry, losers: [entry], copies: [`dir/file-${i}.sync-conflict.txt`] }));
+  const body = JSON.stringify({ version: id, pushed: id, parent: null, mergedWith: id, root: id, conflicts });
+  expect(body.length).toBeGreaterThan(4 * 1024 * 1024);
+  const server = serve(() => new Response(body, { headers: { "content-type": "application/json", "x-dsync-node": "n1" } }));
+  try {
+    const { node } = remote(server.url);
+    const commit = await node.commit("f", { root: id, parent: null, message: "", chunking: "x", files: 0, bytes: 0 });
+    expect(commit.conflicts.length).toBe(80_000);
+  } finally {
+    server.stop();
+  }
+});

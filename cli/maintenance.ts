@@ -1,19 +1,31 @@
 // dsync verify and dsync gc: against a running node (--remote) or a data folder directly (--data,
 // with the node stopped).
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { sqliteIntegrity } from "../src/node/database-check.ts";
 import { DsyncNode, type VerifyReport } from "../src/node/node.ts";
 import { isDataFolder, openNode } from "../src/assemble.ts";
+import { UsageError } from "../src/client/sync-target.ts";
+import { metadataLocationProblem } from "../src/node/metadata-location.ts";
 import { counted } from "../src/core/plural.ts";
 import { terminalLines } from "../src/core/terminal-text.ts";
 import { parseCount, printJson } from "./errors.ts";
 import { remoteFor } from "./remote-target.ts";
 
-async function withLocalNode<T>(dataDir: string, run: (node: DsyncNode) => Promise<T>): Promise<T> {
+/** With --data: where the stopped node's metadata is, --metadata else DSYNC_METADATA (default: SQLite in the data folder). */
+function metadataOf(flags: { metadata?: string }): string | undefined {
+  const metadata = flags.metadata === undefined ? process.env.DSYNC_METADATA || undefined : String(flags.metadata);
+  if (metadata === undefined) return undefined;
+  const problem = metadataLocationProblem(metadata);
+  if (problem) throw new UsageError(`--metadata: ${problem}`);
+  return metadata;
+}
+
+async function withLocalNode<T>(dataDir: string, metadata: string | undefined, run: (node: DsyncNode) => Promise<T>): Promise<T> {
   if (!isDataFolder(dataDir)) {
-    throw new Error(`${dataDir} is not a dsync data folder (it has no metadata.sqlite): name the --data folder of a stopped node`);
+    throw new Error(`${dataDir} is not a dsync data folder (it has no metadata.sqlite nor node-id): name the --data folder of a stopped node`);
   }
-  const node = await openNode({ dataDir });
+  const node = await openNode({ dataDir, metadata });
   if (node.startupNotes.length > 0) process.stderr.write(terminalLines(node.startupNotes));
   try {
     return await run(node);
@@ -22,13 +34,16 @@ async function withLocalNode<T>(dataDir: string, run: (node: DsyncNode) => Promi
   }
 }
 
-export async function verifyCommand(flags: { remote?: string; data?: string; json?: boolean; repair?: boolean }): Promise<number> {
+export async function verifyCommand(flags: { remote?: string; data?: string; metadata?: string; json?: boolean; repair?: boolean }): Promise<number> {
   const options = { repair: flags.repair === true };
+  const metadata = metadataOf(flags);
   let report: VerifyReport;
   try {
-    report = flags.data ? await withLocalNode(flags.data, (node) => node.verify(options)) : await remoteFor(flags).verify(options);
+    report = flags.data ? await withLocalNode(flags.data, metadata, (node) => node.verify(options)) : await remoteFor(flags).verify(options);
   } catch (error) {
-    if (flags.data && isDataFolder(flags.data)) return reportDamagedDatabases(flags.data, error, flags.json === true);
+    // The check of the folder's own SQLite files, for a node that keeps its metadata there.
+    const onSqlite = (metadata === undefined || metadata === "sqlite") && flags.data !== undefined && existsSync(join(flags.data, "metadata.sqlite"));
+    if (flags.data && onSqlite) return reportDamagedDatabases(flags.data, error, flags.json === true);
     throw error;
   }
   // With --repair, what was found and then repaired is healthy; anything still unrepaired is not.
@@ -84,9 +99,10 @@ function repairLines(report: VerifyReport, repairAsked: boolean): string[] {
   return lines;
 }
 
-export async function gcCommand(flags: { remote?: string; data?: string; graceMs?: string; dryRun?: boolean; json?: boolean }): Promise<number> {
+export async function gcCommand(flags: { remote?: string; data?: string; metadata?: string; graceMs?: string; dryRun?: boolean; json?: boolean }): Promise<number> {
   const options = { graceMs: parseCount(flags.graceMs, "--grace-ms"), dryRun: flags.dryRun === true };
-  const report = flags.data ? await withLocalNode(flags.data, (node) => node.gc(options)) : await remoteFor(flags).gc(options);
+  const metadata = metadataOf(flags);
+  const report = flags.data ? await withLocalNode(flags.data, metadata, (node) => node.gc(options)) : await remoteFor(flags).gc(options);
   if (flags.json) printJson(report);
   else {
     const r = report as Record<string, unknown> & { versionsPruned: number; objectsDeleted: number; objectsMarked: number; bytesReclaimed: number };

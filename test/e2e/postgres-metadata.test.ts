@@ -62,6 +62,18 @@ test("push, pull and log through a node on Postgres; the node restarts as itself
   expect((await runCli(["diff", dir, copy])).code).toBe(0);
   const verify = await runCli(["verify", "--remote", again.url]);
   expect(verify.code).toBe(0);
+
+  // Stopped, the data folder is checked and collected directly, with the metadata where it is.
+  await again.stop();
+  const offline = await runCli(["verify", "--data", node.dataDir, "--metadata", url, "--json"]);
+  expect(offline.code).toBe(0);
+  expect(offline.json()).toMatchObject({ healthy: true, metadataIntegrity: "ok" });
+  expect((await runCli(["gc", "--data", node.dataDir, "--metadata", url, "--dry-run"])).code).toBe(0);
+  // Without it, the folder is not mistaken for a SQLite node's with no metadata.
+  const withoutMetadata = await runCli(["verify", "--data", node.dataDir]);
+  expect(withoutMetadata.code).not.toBe(0);
+  expect(withoutMetadata.stderr).toContain("metadata is on PostgreSQL");
+  expect(existsSync(join(node.dataDir, "metadata.sqlite"))).toBe(false);
 }, 60_000);
 
 test("concurrent pushes from several clients to one folder: every push is kept, merged into one head", async () => {

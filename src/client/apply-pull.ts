@@ -43,7 +43,7 @@ import type { StatCache, StatCacheEntry } from "../fs/stat-cache.ts";
 import { NotReadFilter } from "./changes-not-read.ts";
 import { STATE_DIR_NAME } from "./local-state.ts";
 import type { Progress } from "./progress.ts";
-import type { PullChunkSource } from "./pull-chunk-source.ts";
+import type { ChunkSource } from "../fs/materialize.ts";
 
 export interface PullConflict {
   path: string;
@@ -60,7 +60,7 @@ export interface ApplyPullInput {
   remote: ObjectId;
   load: ObjectLoader;
   scan: Pick<ScanResult, "notRead" | "skipped" | "ignoredAt">;
-  source: PullChunkSource;
+  source: PullChunks;
   syncer: DirectorySyncer;
   statCache: Pick<StatCache, "remember">;
   progress: Progress;
@@ -78,6 +78,18 @@ export interface ApplyPullResult {
   notApplied: number;
   /** The paths this pull could not apply (not those not read): the directory still holds base's entry there, or its own. */
   heldBack: string[];
+}
+
+/** Where the chunks come from: pull-chunk-source.ts (local files, else the node). */
+export interface PullChunks extends ChunkSource {
+  /** Whether a chunk can be had without the network (not verified until read). */
+  hasLocally(id: ObjectId): boolean;
+  /** Fetches these chunks into memory for the files about to be written. */
+  prefetch(chunks: readonly ChunkRef[]): Promise<void>;
+  /** The chunks of a file on disk (a file being replaced, a file written), to read them back from. */
+  noteLocalFile(absolutePath: string, chunks: readonly ChunkRef[]): void;
+  /** Drops what prefetch brought, once its group is written. */
+  releasePrefetched(): void;
 }
 
 interface FileJob {

@@ -103,6 +103,14 @@ interface SendOptions {
   retry?: boolean;
 }
 
+/**
+ * A commit, a restore, a gc and a verify are answered only once their work is done (a commit
+ * checks the whole tree; gc and verify go over the store): the headers are awaited this much
+ * longer than the idle timeout, as long as the node keeps a quiet connection (its Bun.serve
+ * idleTimeout), so no client gives up on work the node would finish.
+ */
+export const NODE_WORK_HOLD_MS = 120_000;
+
 /** The longest reason of a node's error reply kept in a message. */
 const REASON_CHARS_MAX = 500;
 
@@ -483,13 +491,18 @@ export class RemoteNode {
 
   commit(folder: string, body: { root: string; parent: string | null; message: string; chunking: string; files: number; bytes: number }): Promise<CommitInfo> {
     // Not idempotent: sent again after a lost answer, it could record a second version.
-    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/commit`, body, { replyBytesMax: COMMIT_REPLY_BYTES_MAX, idempotent: false });
+    return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/commit`, body, {
+      replyBytesMax: COMMIT_REPLY_BYTES_MAX,
+      idempotent: false,
+      holdMs: NODE_WORK_HOLD_MS,
+    });
   }
 
   restore(folder: string, version: string, message?: string): Promise<CommitInfo> {
     return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/restore`, { version: this.versionRef(version), message }, {
       replyBytesMax: COMMIT_REPLY_BYTES_MAX,
       idempotent: false,
+      holdMs: NODE_WORK_HOLD_MS,
     });
   }
 
@@ -498,7 +511,7 @@ export class RemoteNode {
   }
 
   gc(options: { graceMs?: number; dryRun?: boolean }): Promise<Record<string, unknown>> {
-    return this.json("POST", "/v1/gc", options, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: false });
+    return this.json("POST", "/v1/gc", options, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: false, holdMs: NODE_WORK_HOLD_MS });
   }
 
   /** Replication status: per folder and per peer (GET /v1/status). */
@@ -508,7 +521,7 @@ export class RemoteNode {
 
   /** Re-hash and check everything; with `repair`, fetch what is corrupt or missing from the node's peers (POST /v1/verify). */
   verify(options: { repair?: boolean } = {}): Promise<VerifyReport> {
-    return this.json("POST", "/v1/verify", { repair: options.repair === true }, { replyBytesMax: VERIFY_REPLY_BYTES_MAX, idempotent: false });
+    return this.json("POST", "/v1/verify", { repair: options.repair === true }, { replyBytesMax: VERIFY_REPLY_BYTES_MAX, idempotent: false, holdMs: NODE_WORK_HOLD_MS });
   }
 
   /** Makes a token (POST /v1/tokens, admin); the answer is the only place the token appears. */

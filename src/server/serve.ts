@@ -103,6 +103,8 @@ export function startServer(services: NodeServices, address: ListenAddress, opti
     tls,
     // Slightly above the API's own limit, so the API answers 413 with a readable body.
     maxRequestBodySize: LIMITS.requestBodyBytesMax + 1024 * 1024,
+    // A quiet connection is kept 120 s: the client waits as long for an answer that comes only
+    // when the work is done (a commit, gc, verify: NODE_WORK_HOLD_MS in client/remote.ts).
     idleTimeout: 120,
   });
   const urlOf = (listen: ListenAddress, port: number | undefined) => `${tls ? "https" : "http"}://${listen.hostname.includes(":") ? `[${listen.hostname}]` : listen.hostname}:${port}`;

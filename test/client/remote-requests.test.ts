@@ -170,3 +170,20 @@ test("a commit's answer listing 80 000 conflicts (past the 2 MiB JSON bound and 
     server.stop();
   }
 });
+
+test("a commit is given the node's working time on top of the idle timeout; a status is not", async () => {
+  const id = "ab".repeat(32);
+  const server = serve(async (request) => {
+    await Bun.sleep(1500);
+    if (request.method === "POST") return Response.json({ version: id, pushed: id, parent: null, mergedWith: null, root: id, conflicts: [] }, { headers: { "x-dsync-node": "n1" } });
+    return Response.json({ error: "late" }, { headers: { "x-dsync-node": "n1" } });
+  });
+  try {
+    const { node } = remote(server.url, { timeouts: { idleTimeoutMs: 500 } });
+    const commit = await node.commit("f", { root: id, parent: null, message: "", chunking: "x", files: 0, bytes: 0 });
+    expect(commit.version).toBe(id);
+    await expect(node.status({ retry: false })).rejects.toThrow("did not answer GET /v1/status within 0.5 s");
+  } finally {
+    server.stop();
+  }
+});

@@ -10,8 +10,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { applyPull, type PullChunks } from "../../src/client/apply-pull.ts";
-import { idToHex, type ObjectId } from "../../src/core/id.ts";
-import type { ChunkRef, TreeEntry } from "../../src/core/objects.ts";
+import type { ObjectId } from "../../src/core/id.ts";
 import { readTreeEntries } from "../../src/core/pages.ts";
 import { DirectorySyncer } from "../../src/fs/materialize.ts";
 import { scanDirectory } from "../../src/fs/scanner.ts";
@@ -221,5 +220,3 @@ function ancestors(path: string): string[] {
   return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join("/"));
 }
 
-export type { ChunkRef, TreeEntry };
-void idToHex;

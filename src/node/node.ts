@@ -7,34 +7,40 @@
 // A crash at any point leaves at most unreferenced objects (garbage), never a head that names
 // something missing.
 import { join } from "node:path";
-import { hlcCompare, hlcReceive, hlcTick, HLC_ZERO, type HlcTimestamp } from "../core/hlc.ts";
-import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
+import { hlcCompare, HLC_ZERO, type HlcTimestamp } from "../core/hlc.ts";
+import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
-import { decodeObject, sealObject, type StructuredObject, type Version } from "../core/objects.ts";
-import { mergeTrees, type MergeConflict } from "../core/merge.ts";
-import { headLoserResolver, isReplicationMerge, mergeConcurrent, type KnownVersion, type VersionLookup } from "../core/concurrent-merge.ts";
-import { compareVectors, counterOf, EMPTY_VECTOR, withCounter, type VersionVector } from "../core/version-vector.ts";
+import { decodeObject, type StructuredObject, type Version } from "../core/objects.ts";
+import type { MergeConflict } from "../core/merge.ts";
+import type { KnownVersion, VersionLookup } from "../core/concurrent-merge.ts";
+import { EMPTY_VECTOR, type VersionVector } from "../core/version-vector.ts";
 import type { ObjectLoader } from "../core/pages.ts";
 import { validateFolderName } from "../core/names.ts";
-import { INDEX_FILE_NAME, type PackObjectStore } from "../store/pack-store.ts";
+import { INDEX_FILE_NAME } from "../store/pack-store.ts";
 import { isSqliteDamage, ObjectIndexDamagedError } from "../store/sqlite-damage.ts";
+import { CorruptObjectError, type StoredObject } from "../store/object-store.ts";
 import { METADATA_FILE_NAME, MetadataDamagedError } from "./metadata-damage.ts";
 import type { SpaceReserve } from "./space-reserve.ts";
-import { CorruptObjectError, type ObjectStore, type StoredObject } from "../store/object-store.ts";
 import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
-import { IncompleteTreeError, verifyTreeClosure } from "./closure.ts";
-import { walkClosure } from "./walk.ts";
-import { auditStructure, type StructureProblem } from "./structure-audit.ts";
-import type { ConsistencyMode, FolderPage, FolderRecord, MetadataStoreStat, NewVersionRecord, RetentionChange, VersionOrigin, VersionPage, VersionRecord, VersionTotals } from "./metadata-records.ts";
+import { verifyTreeClosure } from "./closure.ts";
+import type { ConsistencyMode, FolderPage, FolderRecord, MetadataStoreStat, RetentionChange, VersionPage, VersionRecord, VersionTotals } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
 import { conflictCopiesMadeBy } from "./conflict-copies.ts";
 import { Mutex } from "./mutex.ts";
 import { nodeIdProblem } from "./node-id.ts";
 import { CoalescingRunner } from "./coalesce.ts";
 import type { Repairer } from "./repair.ts";
-import { checkAndRepair, type RepairReport } from "./verify-repair.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.ts";
 import { EVENT_LOG_CAPACITY, EventLog, firstEventId } from "./events.ts";
+import { commitPush, type CommitRequest, type CommitResult } from "./commit.ts";
+import { integrateReplicaVersions, replicaVersionNamesProblem, type IntegrateResult, type ReplicaVersion } from "./integrate-replica.ts";
+import { findMergeBase } from "./merge-base.ts";
+import { HeadListeners, type HeadListener } from "./head-listeners.ts";
+import type { NodeStore } from "./node-store.ts";
+import { UserError } from "./user-error.ts";
+import { integrityOf, verifyNode, type VerifyReport } from "./verify.ts";
+import { VersionWriter } from "./version-writer.ts";
+import type { WriteContext } from "./write-context.ts";
 
 export interface NodeOptions {
   dataDir: string;
@@ -50,84 +56,13 @@ export interface NodeOptions {
   metadataLocation?: string;
 }
 
-export interface CommitRequest {
-  folder: string;
-  root: ObjectId;
-  /** The head the client last saw; null for a first push. */
-  parent: ObjectId | null;
-  message: string;
-  chunking: string;
-  files: number;
-  totalBytes: number;
-  origin?: VersionOrigin;
-}
-
-export interface CommitResult {
-  /** The folder's new head. */
-  version: ObjectId;
-  /** The version made from the pushed tree (equal to `version` unless a merge happened). */
-  pushed: ObjectId;
-  parent: ObjectId | null;
-  /** The head that was current when the push arrived, if it had moved since `parent`. */
-  mergedWith: ObjectId | null;
-  root: ObjectId;
-  conflicts: MergeConflict[];
-}
-
-/** A version received from a peer: its verified object, plus the counts the peer reported. */
-export interface ReplicaVersion {
-  id: ObjectId;
-  version: Version;
-  files: number;
-  totalBytes: number;
-}
-
-export interface IntegrateResult {
-  /** The folder's head afterwards. */
-  head: ObjectId;
-  /** What happened to the head: unchanged, fast-forwarded to the peer's, or a new merge. */
-  outcome: "unchanged" | "fast-forward" | "merged";
-  recorded: number;
-  conflicts: MergeConflict[];
-}
-
-export type HeadListener = (folder: string, head: ObjectId) => void;
-
-export class UserError extends Error {
-  override name = "UserError";
-  constructor(message: string, readonly status: 400 | 404 | 409 | 422 = 400) {
-    super(message);
-  }
-}
-
+export { type CommitRequest, type CommitResult } from "./commit.ts";
+export { replicaVersionNamesProblem, type IntegrateResult, type ReplicaVersion } from "./integrate-replica.ts";
+export { type HeadListener } from "./head-listeners.ts";
+export { UserError } from "./user-error.ts";
+export { type NodeStore } from "./node-store.ts";
+export { type VerifyReport } from "./verify.ts";
 export { nodeIdProblem };
-
-/**
- * Why a version from a peer names someone it may not, or undefined: its author (a node id, or
- * none for a replication merge) and every node of its version vector must be node ids. They end
- * up in file names (a conflict copy is named after the author) and in every node's history, so
- * a peer cannot slip control characters, "/" or a 128-character name into them.
- */
-export function replicaVersionNamesProblem(version: Version): string | undefined {
-  if (!isReplicationMerge(version)) {
-    const problem = nodeIdProblem(version.author);
-    if (problem) return `its author is not a node id: ${problem}`;
-  }
-  for (const entry of version.versionVector) {
-    const problem = nodeIdProblem(entry.node);
-    if (problem) return `its version vector names a node that is not a node id: ${problem}`;
-  }
-  return undefined;
-}
-
-/** What a node needs of its object store beyond the common interface (GC and verification). */
-export type NodeStore = ObjectStore &
-  Pick<PackObjectStore, "touch" | "listUnusedSince" | "deleteUnusedSince"> & {
-    verifyAll(): Promise<{ id: ObjectId; detail: string }[]>;
-    /** SQLite's structural check of the store's own database, where it has one. */
-    integrityCheck?(): Promise<string>;
-    repack(): Promise<unknown>;
-  };
 
 /** The object store's directory inside a data folder. */
 const OBJECTS_DIR_NAME = "objects";
@@ -139,8 +74,8 @@ export class DsyncNode {
   private readonly writeLock = new Mutex();
   private readonly gcRuns = new CoalescingRunner<GcReport>(() => new UserError("a gc with other options is already waiting to run; try again when it ends", 409));
   private readonly verifyRuns = new CoalescingRunner<VerifyReport>(() => new UserError("a verification with other options is already waiting to run; try again when it ends", 409));
-  private hlc: HlcTimestamp = HLC_ZERO;
-  private readonly headListeners: HeadListener[] = [];
+  private readonly heads = new HeadListeners();
+  private readonly writer: VersionWriter;
   private repairer: Repairer | undefined;
   private readonly stopHearingQuarantine: () => void;
   /** What happened on this node, for GET /v1/events and the dashboard (events.ts). */
@@ -172,7 +107,28 @@ export class DsyncNode {
       for (const id of ids.slice(0, 100)) this.events.emit("verify", null, { finding: "corrupt", object: idToHex(id) });
     });
     // The clock goes on from the latest stamp recorded, found by the store without reading the history here.
-    if (hlcCompare(latestHlc, this.hlc) > 0) this.hlc = latestHlc;
+    this.writer = new VersionWriter(store, clock, nodeId, hlcCompare(latestHlc, HLC_ZERO) > 0 ? latestHlc : HLC_ZERO);
+  }
+
+  /** What commit.ts and integrate-replica.ts work with (write-context.ts). */
+  private get writeContext(): WriteContext {
+    return {
+      store: this.store,
+      metadata: this.metadata,
+      clock: this.clock,
+      nodeId: this.nodeId,
+      folderDefaults: { keepVersions: this.options.defaultKeepVersions ?? null, keepDays: this.options.defaultKeepDays ?? null },
+      writer: this.writer,
+      load: this.load,
+      decodeVersion: (id) => this.decodeVersion(id),
+      vectorOf: (id) => this.vectorOf(id),
+      versionLookup: (folder) => this.versionLookup(folder),
+      checkClosure: async (root) => {
+        // A quarantine's drop of every mark goes first: no mark it dropped is trusted again.
+        await this.marksDropped;
+        await verifyTreeClosure(root, this.store, this.metadata);
+      },
+    };
   }
 
   /** The last drop of every completeness mark a quarantine started; a commit waits for it before it trusts a mark. */
@@ -270,11 +226,6 @@ export class DsyncNode {
     if (ids.length === 0) return [];
     const quarantined = new Set((await this.store.listQuarantine({ unrepairedOnly: true })).map((record) => idToHex(record.id)));
     return quarantined.size === 0 ? [] : ids.filter((id) => quarantined.has(idToHex(id)));
-  }
-
-  private nextTimestamp(): HlcTimestamp {
-    this.hlc = hlcTick(this.hlc, this.clock.nowMs());
-    return this.hlc;
   }
 
   // ---------- objects ----------
@@ -423,21 +374,7 @@ export class DsyncNode {
 
   /** Calls `listener` after every change of a folder's head (push, restore, replication). */
   onHeadChanged(listener: HeadListener): () => void {
-    this.headListeners.push(listener);
-    return () => {
-      const at = this.headListeners.indexOf(listener);
-      if (at !== -1) this.headListeners.splice(at, 1);
-    };
-  }
-
-  private headChanged(folder: string, head: ObjectId): void {
-    for (const listener of [...this.headListeners]) {
-      try {
-        listener(folder, head);
-      } catch (error) {
-        console.error("dsync: head listener failed:", error);
-      }
-    }
+    return this.heads.add(listener);
   }
 
   /** The version vector of a version this node stores (empty for none). */
@@ -472,71 +409,8 @@ export class DsyncNode {
   async commit(request: CommitRequest): Promise<CommitResult> {
     const nameProblem = validateFolderName(request.folder);
     if (nameProblem) throw new UserError(nameProblem);
-    const result = await this.writeLock.run(async () => {
-      const folder = await this.metadata.ensureFolder(request.folder, this.clock.nowMs(), {
-        keepVersions: this.options.defaultKeepVersions ?? null,
-        keepDays: this.options.defaultKeepDays ?? null,
-      });
-      // A parent this node does not know (pruned by retention, or never seen) gives no merge
-      // base: the push is then merged without one, which keeps every path of both sides.
-      await verifyTreeClosure(request.root, this.store, this.metadata);
-
-      const head = folder.head;
-      const headVector = await this.vectorOf(head);
-      const nextVector = withCounter(headVector, this.nodeId, counterOf(headVector, this.nodeId) + 1);
-      const headMatches = head === null ? request.parent === null : request.parent !== null && idEquals(head, request.parent);
-      if (headMatches) {
-        const pushed = await this.storeVersion({
-          root: request.root,
-          parents: head ? [head] : [],
-          message: request.message,
-          chunking: request.chunking,
-          versionVector: nextVector,
-        });
-        const pushedRecord = this.versionRecord(pushed.id, pushed.version, request.origin ?? "push", request.files, request.totalBytes);
-        await this.metadata.commitVersions(folder.name, head, pushed.id, [pushedRecord], this.clock.nowMs());
-        return { version: pushed.id, pushed: pushed.id, parent: request.parent, mergedWith: null, root: request.root, conflicts: [] };
-      }
-
-      // The head moved: record the push as pushed, then merge it onto the head.
-      const pushed = await this.storeVersion({
-        root: request.root,
-        parents: request.parent ? [request.parent] : [],
-        message: request.message,
-        chunking: request.chunking,
-        versionVector: EMPTY_VECTOR,
-      });
-      const pushedRecord = this.versionRecord(pushed.id, pushed.version, request.origin ?? "push", request.files, request.totalBytes);
-      const headRecord = (await this.metadata.getVersion(folder.name, head!))!;
-      const baseVersion = request.parent ? await this.findMergeBase(folder.name, head!, request.parent) : null;
-      const baseRoot = baseVersion ? ((await this.metadata.getVersion(folder.name, baseVersion))?.root ?? null) : null;
-      // The pushed side is the later writer and keeps contested names; what it displaced stays
-      // beside it as a conflict copy, as in a replication merge.
-      const headKnown: KnownVersion = { id: head!, version: await this.decodeVersion(head!) };
-      const resolveConflict = await headLoserResolver(headKnown, this.versionLookup(folder.name), this.load);
-      const merged = await mergeTrees({ base: baseRoot, ours: headRecord.root, theirs: request.root, load: this.load, resolveConflict });
-      await this.store.putMany(merged.newObjects.map((o) => ({ id: o.id, bytes: o.bytes })));
-      // The merged tree is marked by the same check as a pushed one: a mark is only ever what a check established.
-      await verifyTreeClosure(merged.root, this.store, this.metadata);
-      const mergeVersion = await this.storeVersion({
-        root: merged.root,
-        parents: [head!, pushed.id],
-        message: `merge ${idToHex(pushed.id).slice(0, 12)} into ${idToHex(head!).slice(0, 12)}`,
-        chunking: request.chunking,
-        versionVector: nextVector,
-      });
-      const mergeRecord = this.versionRecord(mergeVersion.id, mergeVersion.version, "merge", request.files, request.totalBytes);
-      await this.metadata.commitVersions(folder.name, head, mergeVersion.id, [pushedRecord, mergeRecord], this.clock.nowMs());
-      return {
-        version: mergeVersion.id,
-        pushed: pushed.id,
-        parent: request.parent,
-        mergedWith: head,
-        root: merged.root,
-        conflicts: merged.conflicts,
-      };
-    });
-    this.headChanged(request.folder, result.version);
+    const result = await this.writeLock.run(() => commitPush(this.writeContext, request));
+    this.heads.changed(request.folder, result.version);
     await this.reportCommit(request, result);
     return result;
   }
@@ -578,68 +452,8 @@ export class DsyncNode {
       const problem = replicaVersionNamesProblem(item.version);
       if (problem) throw new UserError(`version ${idToHex(item.id)} of ${folderName} from a peer is refused: ${problem}`, 422);
     }
-    const result = await this.writeLock.run(async (): Promise<IntegrateResult> => {
-      const folder = await this.metadata.ensureFolder(folderName, this.clock.nowMs(), {
-        keepVersions: this.options.defaultKeepVersions ?? null,
-        keepDays: this.options.defaultKeepDays ?? null,
-        mode,
-      });
-      const records: NewVersionRecord[] = [];
-      // Nothing is recorded without its version object: the caller stored it, but a collection
-      // since then may have deleted it (no kept version reached it yet).
-      const recorded = await this.metadata.getVersions(folderName, versions.map((item) => item.id));
-      const fresh = versions.filter((_, i) => recorded[i] === undefined);
-      const stored = await this.store.hasMany(fresh.map((item) => item.id));
-      const lacking = fresh.filter((_, i) => !stored[i]).map((item) => item.id);
-      if (lacking.length > 0) throw new IncompleteTreeError(lacking);
-      for (const item of fresh) {
-        // Nothing is recorded whose tree is not all here and valid.
-        await verifyTreeClosure(item.version.root, this.store, this.metadata);
-        this.hlc = hlcReceive(this.hlc, { wallMs: item.version.hlcWallMs, counter: item.version.hlcCounter }, this.clock.nowMs());
-        const origin: VersionOrigin = isReplicationMerge(item.version) ? "merge" : "replica";
-        records.push(this.versionRecord(item.id, item.version, origin, item.files, item.totalBytes));
-      }
-      if (records.length > 0) await this.metadata.recordVersions(folderName, records);
-      const head = folder.head;
-      const remoteRecord = await this.metadata.getVersion(folderName, remoteHead);
-      if (!remoteRecord) throw new UserError(`the peer's head ${idToHex(remoteHead)} was not among the versions received`, 422);
-      const unchanged = { head: head ?? remoteHead, outcome: "unchanged" as const, recorded: records.length, conflicts: [] };
-      if (head !== null && idEquals(head, remoteHead)) return unchanged;
-      if (head === null) {
-        await this.metadata.commitVersions(folderName, null, remoteHead, [], this.clock.nowMs());
-        return { head: remoteHead, outcome: "fast-forward", recorded: records.length, conflicts: [] };
-      }
-      const ours: KnownVersion = { id: head, version: await this.decodeVersion(head) };
-      const theirs: KnownVersion = { id: remoteHead, version: await this.decodeVersion(remoteHead) };
-      const order = compareVectors(ours.version.versionVector, theirs.version.versionVector);
-      if (order === "after") return unchanged;
-      if (order === "before" || (order === "equal" && Buffer.compare(remoteHead, head) > 0)) {
-        // "equal" with different ids: two merges of the same writes built over different
-        // histories (retention pruned a base on one node). The greater id wins everywhere.
-        await this.metadata.commitVersions(folderName, head, remoteHead, [], this.clock.nowMs());
-        return { head: remoteHead, outcome: "fast-forward", recorded: records.length, conflicts: [] };
-      }
-      if (order === "equal") return unchanged;
-
-      const merged = await mergeConcurrent([ours, theirs], this.versionLookup(folderName), this.load);
-      if ("single" in merged) {
-        // Only when a parent of a merge is missing here (pruned by retention) can the frontier
-        // shrink to one write; the head then moves only if that write covers it, never back.
-        const covers = compareVectors(merged.single.version.versionVector, ours.version.versionVector);
-        if (idEquals(merged.single.id, head) || (covers !== "after" && covers !== "equal")) return unchanged;
-        await this.metadata.commitVersions(folderName, head, merged.single.id, [], this.clock.nowMs());
-        return { head: merged.single.id, outcome: "fast-forward", recorded: records.length, conflicts: [] };
-      }
-      await this.store.putMany(merged.newObjects.map((o) => ({ id: o.id, bytes: o.bytes })));
-      await verifyTreeClosure(merged.root, this.store, this.metadata);
-      const sealed = sealObject(merged.version);
-      await this.store.putMany([{ id: sealed.id, bytes: sealed.bytes }]);
-      const newest = (await this.metadata.getVersion(folderName, merged.frontier.at(-1)!.id))!;
-      const mergeRecord = this.versionRecord(sealed.id, merged.version, "merge", newest.files, newest.totalBytes);
-      await this.metadata.commitVersions(folderName, head, sealed.id, [mergeRecord], this.clock.nowMs());
-      return { head: sealed.id, outcome: "merged", recorded: records.length + 1, conflicts: merged.conflicts };
-    });
-    if (result.outcome !== "unchanged") this.headChanged(folderName, result.head);
+    const result = await this.writeLock.run(() => integrateReplicaVersions(this.writeContext, folderName, mode, versions, remoteHead));
+    if (result.outcome !== "unchanged") this.heads.changed(folderName, result.head);
     return result;
   }
 
@@ -666,68 +480,9 @@ export class DsyncNode {
     return object;
   }
 
-  private async storeVersion(fields: { root: ObjectId; parents: ObjectId[]; message: string; chunking: string; versionVector: VersionVector }) {
-    const stamp = this.nextTimestamp();
-    const version: Version = {
-      kind: "version",
-      root: fields.root,
-      parents: fields.parents,
-      author: this.nodeId,
-      hlcWallMs: stamp.wallMs,
-      hlcCounter: stamp.counter,
-      message: fields.message,
-      versionVector: [...fields.versionVector],
-      chunking: fields.chunking,
-    };
-    const sealed = sealObject(version);
-    await this.store.putMany([{ id: sealed.id, bytes: sealed.bytes }]);
-    return { id: sealed.id, version };
-  }
-
-  private versionRecord(id: ObjectId, version: Version, origin: VersionOrigin, files: number, totalBytes: number): NewVersionRecord {
-    return {
-      id,
-      root: version.root,
-      parents: version.parents,
-      author: version.author,
-      hlcWallMs: version.hlcWallMs,
-      hlcCounter: version.hlcCounter,
-      message: version.message,
-      origin,
-      files,
-      totalBytes,
-      createdMs: this.clock.nowMs(),
-    };
-  }
-
-  /** The nearest common ancestor of two versions of a folder (breadth-first over parents). */
+  /** The nearest common ancestor of two versions of a folder (merge-base.ts). */
   async findMergeBase(folder: string, a: ObjectId, b: ObjectId): Promise<ObjectId | null> {
-    const ancestorsOfA = new Set<string>();
-    let frontier: ObjectId[] = [a];
-    while (frontier.length > 0) {
-      const next: ObjectId[] = [];
-      for (const id of frontier) {
-        const key = idToHex(id);
-        if (ancestorsOfA.has(key)) continue;
-        ancestorsOfA.add(key);
-        next.push(...((await this.metadata.getVersion(folder, id))?.parents ?? []));
-      }
-      frontier = next;
-    }
-    const seen = new Set<string>();
-    frontier = [b];
-    while (frontier.length > 0) {
-      const next: ObjectId[] = [];
-      for (const id of frontier) {
-        const key = idToHex(id);
-        if (ancestorsOfA.has(key)) return id;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        next.push(...((await this.metadata.getVersion(folder, id))?.parents ?? []));
-      }
-      frontier = next;
-    }
-    return null;
+    return findMergeBase(this.metadata, folder, a, b);
   }
 
   // ---------- maintenance ----------
@@ -745,91 +500,6 @@ export class DsyncNode {
    */
   async verify(options: { repair?: boolean } = {}): Promise<VerifyReport> {
     // One verification at a time; requests during one share the next (coalesce.ts).
-    return this.verifyRuns.run(options.repair === true ? "repair" : "check", () => this.verifyNow(options));
+    return this.verifyRuns.run(options.repair === true ? "repair" : "check", () => verifyNode({ store: this.store, metadata: this.metadata, repairer: this.repairer, events: this.events }, options));
   }
-
-  private async verifyNow(options: { repair?: boolean }): Promise<VerifyReport> {
-    // Counted before the re-hash quarantines what is corrupt, so those count as checked.
-    const { objects } = await this.store.stats();
-    const problems = await this.store.verifyAll();
-    const missing: string[] = [];
-    for (const folder of await this.metadata.listFolders()) {
-      if (!folder.head) continue;
-      const version = await this.metadata.getVersion(folder.name, folder.head);
-      if (!version) {
-        missing.push(idToHex(folder.head));
-        continue;
-      }
-      try {
-        await verifyTreeClosureFully(version.root, this);
-      } catch (error) {
-        const ids = (error as { missing?: ObjectId[] }).missing;
-        if (ids) missing.push(...ids.map(idToHex));
-        else throw error;
-      }
-    }
-    const audit = await auditStructure(this.store, this.metadata);
-    const reported = new Set(missing);
-    for (const id of audit.missing) if (!reported.has(id)) missing.push(id);
-    // --repair fetches every missing or quarantined object from peers; without peers (or without
-    // --repair) the same accounting says what remains unrepaired and which versions need it.
-    const repair = await checkAndRepair(this.store, this.metadata, options.repair ? this.repairer : undefined);
-    const report: VerifyReport = {
-      objectsChecked: objects,
-      corrupt: problems.map((p) => idToHex(p.id)),
-      missing,
-      structure: audit.problems,
-      metadataIntegrity: await integrityOf(async () => this.metadata.integrityCheck()),
-      indexIntegrity: await integrityOf(async () => (await this.store.integrityCheck?.()) ?? "ok"),
-      ...repair,
-    };
-    this.reportVerify(report);
-    return report;
-  }
-
-  /** Verify's findings as events (a corrupt object is already reported when it is quarantined). */
-  private reportVerify(report: VerifyReport): void {
-    for (const id of report.missing.slice(0, 100)) this.events.emit("verify", null, { finding: "missing", object: id });
-    for (const problem of report.structure.slice(0, 100)) {
-      this.events.emit("verify", problem.folder, { finding: "structure", version: problem.version, object: problem.object, path: problem.path, problem: problem.problem });
-    }
-    this.events.emit("verify", null, {
-      finding: "done",
-      objectsChecked: report.objectsChecked,
-      corrupt: report.corrupt.length,
-      missing: report.missing.length,
-      structure: report.structure.length,
-      repaired: report.repaired.length,
-      unrepairable: report.unrepairable.length,
-    });
-  }
-}
-
-/** What `dsync verify` found, and with --repair what it fixed. */
-export type VerifyReport = {
-  objectsChecked: number;
-  /** Objects the re-hash found corrupt (now quarantined). */
-  corrupt: string[];
-  /** Objects the heads and kept versions name that were not stored when checked. */
-  missing: string[];
-  structure: StructureProblem[];
-  metadataIntegrity: string;
-  /** SQLite's check of the object store's index ("ok" for stores without one). */
-  indexIntegrity: string;
-} & RepairReport;
-
-/** A database's integrity check; a check that fails outright (a damaged page it must read) is its own answer. */
-async function integrityOf(check: () => Promise<string>): Promise<string> {
-  try {
-    return await check();
-  } catch (error) {
-    return `integrity check failed: ${(error as Error).message}`;
-  }
-}
-
-/** A closure check that ignores the completeness cache (for verify). */
-async function verifyTreeClosureFully(root: ObjectId, node: DsyncNode): Promise<void> {
-  const missing: ObjectId[] = [];
-  await walkClosure([{ id: root, kind: "structured" }], node.store, { onMissing: (id) => missing.push(id) });
-  if (missing.length > 0) throw new IncompleteTreeError(missing);
 }

@@ -118,3 +118,23 @@ test("a statement that runs past the query timeout is cut off by the server and 
     await store.close();
   }
 });
+
+test("integrityCheck names rows that contradict each other, written behind the store's back", async () => {
+  const url = await freshDatabase();
+  const store = await PostgresMetadataStore.open(url);
+  try {
+    await store.ensureFolder("f", 1);
+    const a = newVersion();
+    await store.commitVersions("f", null, a.id, [a], 2);
+    expect(await store.integrityCheck()).toBe("ok");
+    await withConnection(url, async (sql) => {
+      await sql`UPDATE folders SET sequence_high = 0`;
+      await sql`INSERT INTO checked_nodes (id, kind, level) VALUES (${new Uint8Array(32).fill(7)}, 'file', 0)`;
+    });
+    const found = await store.integrityCheck();
+    expect(found).toContain("1 version(s) have a sequence above their folder's highest");
+    expect(found).toContain("1 completeness mark(s) lack their summary");
+  } finally {
+    await store.close();
+  }
+});

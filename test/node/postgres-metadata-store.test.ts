@@ -1,12 +1,16 @@
 // What only the PostgreSQL store has: schema steps recorded in schema_migrations and a newer
 // schema refused, several stores opening an empty database at once, and a server that goes
-// away (MetadataUnavailableError, in bounded time) and comes back (the same store answers again,
-// no reopen).
+// away or stops answering (MetadataUnavailableError, in bounded time: the server's timeouts, and
+// the client's own timer when the server is frozen) and comes back (the same store answers
+// again, no reopen).
 import { afterAll, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { MetadataSchemaTooNewError } from "../../src/node/metadata-records.ts";
 import { MetadataUnavailableError } from "../../src/node/metadata-unavailable.ts";
 import { POSTGRES_SCHEMA_VERSION, PostgresMetadataStore, redactedUrl } from "../../src/node/postgres-metadata-store.ts";
 import { newVersion } from "../helpers/metadata-conformance.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 import { DROP_DATABASES_TIMEOUT_MS, dropTestDatabases, freshDatabase, startOwnCluster, withConnection, withDatabase } from "../helpers/postgres.ts";
 
 afterAll(async () => {
@@ -138,3 +142,46 @@ test("integrityCheck names rows that contradict each other, written behind the s
     await store.close();
   }
 });
+
+test("a server that stops answering (its processes stopped) fails a call by the client's own timer, and the store recovers", async () => {
+  const cluster = startOwnCluster();
+  const postmaster = Number(readFileSync(join(cluster.dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
+  // The postmaster and its children (the backends, the checkpointer, ...), from /proc.
+  const processes = () => [
+    postmaster,
+    ...readdirSync("/proc")
+      .filter((name) => /^\d+$/.test(name))
+      .filter((pid) => {
+        try {
+          // Field 4 of /proc/PID/stat is the parent's pid; the name before it is in parentheses.
+          return Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]) === postmaster;
+        } catch {
+          return false;
+        }
+      })
+      .map(Number),
+  ];
+  const signal = (name: "SIGSTOP" | "SIGCONT") => {
+    for (const pid of processes()) process.kill(pid, name);
+  };
+  const store = await PostgresMetadataStore.open(cluster.url, { maxConnections: 2, connectTimeoutMs: 1000, queryTimeoutMs: 1000 });
+  try {
+    await store.ensureFolder("f", 1);
+    signal("SIGSTOP");
+    try {
+      const started = Date.now();
+      const error = await store.getFolder("f").catch((e) => e);
+      const tookMs = Date.now() - started;
+      expect(error).toBeInstanceOf(MetadataUnavailableError);
+      expect(error.message).toContain("got no answer within 6000 ms");
+      expect(tookMs).toBeGreaterThanOrEqual(5_500);
+      expect(tookMs).toBeLessThan(15_000);
+    } finally {
+      signal("SIGCONT");
+    }
+    await waitFor("the store to answer again", async () => (await store.getFolder("f").catch(() => undefined))?.name, (name) => name === "f");
+  } finally {
+    await store.close();
+    cluster.remove();
+  }
+}, 60_000);

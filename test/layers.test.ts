@@ -23,13 +23,11 @@ const MAY_IMPORT: Record<string, string[]> = {
 };
 
 /**
- * Allowed on purpose, each for a reason: the dashboard's script is a client of the API, bundled
- * for the browser, and says things the way `dsync status` does; the client names the verify
- * report's type, which the node answers with as it is (types only: no node code runs in a client).
+ * Allowed on purpose, for a reason: the dashboard's script is a client of the API, bundled for
+ * the browser, and says things the way `dsync status` does.
  */
-function isException(fromFolder: string, fromFile: string, toFolder: string, typeOnly: boolean): boolean {
+function isException(fromFolder: string, fromFile: string, toFolder: string): boolean {
   if (fromFolder === "server" && toFolder === "client") return fromFile.startsWith(`server${sep}dashboard${sep}`);
-  if (fromFolder === "client" && toFolder === "node") return typeOnly;
   return false;
 }
 
@@ -61,7 +59,7 @@ test("every import in src/ points down the layers", () => {
         continue;
       }
       const toFolder = target.split(sep)[0]!.replace(/\.ts$/, "");
-      if (toFolder === folder || allowed.includes(toFolder) || isException(folder, file, toFolder, typeOnly)) continue;
+      if (toFolder === folder || allowed.includes(toFolder) || isException(folder, file, toFolder)) continue;
       problems.push(`${file} imports ${specifier} (src/${folder} may use ${allowed.join(", ") || "nothing"})`);
     }
   }

@@ -34,44 +34,14 @@ import {
 import type { CommitJson, FolderJson, VersionJson } from "../wire/api-json.ts";
 import type { TlsTrust } from "../wire/tls-trust.ts";
 import { tlsTrustFor } from "./tls-settings.ts";
-import type { VerifyReport } from "../node/node.ts";
+import type { NodeStatus } from "../wire/node-status.ts";
+import type { VerifyReport } from "../wire/verify-report.ts";
 
 export type FolderInfo = FolderJson;
 export type VersionInfo = VersionJson;
 export type CommitInfo = CommitJson;
 
-export interface NodeStatus {
-  node: string;
-  /** The node's program version, and its clock when it answered (for "how long ago"). */
-  version?: string;
-  nowMs?: number;
-  peers: { address: string; node: string | null; reachable: boolean | null; lastContactMs: number | null; lastError: string | null }[];
-  folders: {
-    name: string;
-    mode: string;
-    head: string | null;
-    vector: Record<string, number>;
-    /** What the head holds, when it was written (its wall clock) and by which node; absent from older nodes. */
-    files?: number;
-    bytes?: number;
-    lastChangeMs?: number | null;
-    changedBy?: string | null;
-    changeOrigin?: string | null;
-    /** `lagMs`: how long this node has lacked writes the peer has (0 when it lacks none). */
-    peers: { peer: string; node: string | null; head: string | null; state: string; behindWrites: number; aheadWrites: number; lagMs?: number }[];
-  }[];
-  /** How many folders the node has: `folders` holds at most a page of them (the first by name); absent from older nodes. */
-  foldersTotal?: number;
-  replication: Record<string, number> | null;
-  /** Objects found corrupt: quarantined now, repaired since, and with no copy on any peer. */
-  objects?: {
-    quarantined: number;
-    repaired: number;
-    unrepairable: number;
-    repair: Record<string, number> | null;
-    scrub: { bytesPerSecond: number; passes: number; checkedObjects: number; checkedBytes: number; corruptFound: number; position: string | null } | null;
-  };
-}
+export type { NodeStatus, VerifyReport };
 
 export { RemoteError, type RemoteErrorKind } from "./remote-error.ts";
 export { ERROR_REPLY_BYTES_MAX } from "./reply-limits.ts";

@@ -92,6 +92,8 @@ export function folderCountNotShown(status: NodeStatus): number {
 /** The summary as lines of plain text (not yet escaped for a terminal). */
 export function summaryLines(status: NodeStatus, baseUrl: string, nowMs: number): string[] {
   const lines: string[] = [`node ${status.node} at ${baseUrl}${status.version ? ` (dsync ${status.version})` : ""}`];
+  // Which metadata store the node runs on (absent from older nodes), and its size where it knows it.
+  if (status.metadata) lines.push(`metadata: ${status.metadata.backend}${status.metadata.sizeBytes === null ? "" : `, ${formatBytes(status.metadata.sizeBytes)}`}`);
   if (status.peers.length === 0) lines.push("peers: none (not replicating)");
   for (const peer of status.peers) lines.push(`peer ${peerLine(status, peer, nowMs)}`);
   const corrupt = status.objects?.quarantined ?? 0;

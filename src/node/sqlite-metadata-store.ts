@@ -457,13 +457,17 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async stat(): Promise<MetadataStoreStat> {
     const count = (table: string) => (this.db.query(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
-    // The database and its write-ahead log: what a backup of the data folder copies.
-    let sizeBytes = 0;
-    for (const file of [this.path, `${this.path}-wal`]) {
-      try {
-        sizeBytes += statSync(file).size;
-      } catch {
-        // No log yet (or after a checkpoint): it takes nothing.
+    // The database and its write-ahead log: what a backup of the data folder copies. A database
+    // in memory (tests) has no file to measure.
+    let sizeBytes: number | null = null;
+    if (this.path !== ":memory:") {
+      sizeBytes = 0;
+      for (const file of [this.path, `${this.path}-wal`]) {
+        try {
+          sizeBytes += statSync(file).size;
+        } catch {
+          // No log yet (or after a checkpoint): it takes nothing.
+        }
       }
     }
     return {

@@ -18,6 +18,7 @@ import { MetadataUnavailableError } from "../node/metadata-unavailable.ts";
 import { IncompleteTreeError, InvalidTreeError } from "../node/closure.ts";
 import { HeadMovedError, type FolderRecord, type VersionRecord } from "../node/metadata-records.ts";
 import { UserError, type CommitResult, type DsyncNode } from "../node/node.ts";
+import type { NodeStatus } from "../wire/node-status.ts";
 import type { MergeConflict } from "../core/merge.ts";
 import type { TreeEntry } from "../core/objects.ts";
 import { authorize, checkFolderScope, eventFilter, scopedFolders } from "./access.ts";
@@ -471,9 +472,22 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       lastContactMs: peer.lastContactMs,
       lastError: peer.lastError,
     }));
-    const objects = { ...(await node.corruptionStatus()), repair: options.repairer?.stats ?? null, scrub: options.scrubber?.stats ?? null };
+    const repair = options.repairer?.stats;
+    const objects = { ...(await node.corruptionStatus()), repair: repair ? { ...repair } : null, scrub: options.scrubber?.stats ?? null };
     const foldersTotal = listed.next === null ? folders.length : await node.countFolders();
-    return c.json({ node: node.nodeId, version: options.version ?? "dev", nowMs: node.clock.nowMs(), peers, folders, foldersTotal, replication: replicator ? { ...replicator.stats } : null, objects });
+    const { backend, sizeBytes } = await node.metadataStat();
+    const status: NodeStatus = {
+      node: node.nodeId,
+      version: options.version ?? "dev",
+      nowMs: node.clock.nowMs(),
+      peers,
+      folders,
+      foldersTotal,
+      replication: replicator ? { ...replicator.stats } : null,
+      objects,
+      metadata: { backend, sizeBytes },
+    };
+    return c.json(status);
   });
 
   return app;

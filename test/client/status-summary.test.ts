@@ -23,6 +23,12 @@ describe("status summary", () => {
     }
   });
 
+  test("the metadata store is named with its size where the node knows it, and not at all by an older node", () => {
+    expect(summaryLines({ ...status(0), metadata: { backend: "sqlite", sizeBytes: 2048 } }, "http://node", 0)[1]).toBe("metadata: sqlite, 2.0 KiB");
+    expect(summaryLines({ ...status(0), metadata: { backend: "postgres", sizeBytes: null } }, "http://node", 0)[1]).toBe("metadata: postgres");
+    expect(summaryLines(status(0), "http://node", 0).some((line) => line.startsWith("metadata"))).toBe(false);
+  });
+
   test("counts are in words: one of a thing is singular, any other number plural", () => {
     const withFiles = (files: number) => folderContentText({ ...folder("f"), head: "ab".repeat(32), files, bytes: 0 }, 0);
     expect(withFiles(1)).toBe("1 file, 0 B");

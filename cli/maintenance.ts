@@ -23,7 +23,7 @@ function metadataOf(flags: { metadata?: string }): string | undefined {
 
 async function withLocalNode<T>(dataDir: string, metadata: string | undefined, run: (node: DsyncNode) => Promise<T>): Promise<T> {
   if (!isDataFolder(dataDir)) {
-    throw new Error(`${dataDir} is not a dsync data folder (it has no metadata.sqlite nor node-id): name the --data folder of a stopped node`);
+    throw new Error(`${dataDir} is not a dsync data folder (it has no metadata.sqlite): name the --data folder of a stopped node`);
   }
   const node = await openNode({ dataDir, metadata });
   if (node.startupNotes.length > 0) process.stderr.write(terminalLines(node.startupNotes));

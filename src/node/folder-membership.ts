@@ -32,7 +32,7 @@ const VERSIONS_PAGE = 1000;
 
 /** What the membership reads of the node: versions newest first, by page, and objects. */
 export interface MembershipSource {
-  store: ObjectStore;
+  store: Pick<ObjectStore, "get" | "getMany">;
   /** One page of a folder's versions newest first, below `beforeSequence`; null when the folder does not exist. */
   versionsPage(folder: string, limit: number, beforeSequence?: number): Promise<{ versions: VersionRecord[]; next: number | null } | null>;
 }

@@ -16,7 +16,11 @@ import { grantOf, scopedFolders } from "./access.ts";
 /** Opens the membership record of `node`'s data folder (":memory:" for a node without one). */
 export function openMembership(node: DsyncNode, dataDir: string): FolderMembership {
   return FolderMembership.open(dataDir, {
-    store: node.store,
+    // The node's own reads (a corrupt object is quarantined and reads as absent), never a repair from peers.
+    store: {
+      getMany: (ids) => node.getObjects(ids, { repair: false }),
+      get: async (id) => (await node.getObjects([id], { repair: false }))[0],
+    },
     versionsPage: async (folder, limit, below) => {
       if (!(await node.findFolder(folder))) return null;
       return await node.listVersionsPage(folder, limit, below);

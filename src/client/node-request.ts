@@ -98,7 +98,10 @@ function fetchFailure(baseUrl: string, route: string, error: unknown, phase: "he
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof Error && error.name === "TimeoutError") {
     // Bun's own socket idle timer (the backstop set below): no byte either way for that long.
-    return new RemoteError("unreachable", `the node at ${baseUrl} sent nothing for ${seconds(timeouts.idleTimeoutMs)} during ${route} (${TIMEOUT_HINT})`);
+    return new RemoteError(
+      "unreachable",
+      `nothing moved between this client and the node at ${baseUrl} for ${seconds(timeouts.idleTimeoutMs)} during ${route}: it stopped reading or answering (${TIMEOUT_HINT})`,
+    );
   }
   if (["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"].includes(code)) return connectFailure(baseUrl, code, message, timeouts.connectTimeoutMs);
   if (TLS_CODES.test(code)) {
@@ -171,9 +174,10 @@ export async function attemptRequest(baseUrl: string, request: NodeRequest, opti
         decompress: false,
         // A node answers no redirect; a followed one would carry the token to whatever address it names.
         redirect: "manual",
-        // Bun's socket idle timer, reset by every byte either way, as a backstop behind the timers
-        // here (it ticks in whole seconds): it sees an upload stall, which they cannot.
-        timeout: headerWaitMs + 1000,
+        // Bun's socket idle timer, reset by every byte either way (it ticks in whole seconds): what
+        // sees an upload stall, which the timers here cannot (they see no byte go out). So it is
+        // the idle timeout (and a long poll's hold), not the header wait with its upload allowance.
+        timeout: timeouts.idleTimeoutMs + (request.holdMs ?? 0) + 1000,
         ...(options.tls ? { tls: options.tls } : {}),
       } as RequestInit);
     } catch (error) {

@@ -2,6 +2,7 @@
 // Retry-After, a server that is not a dsync node, a connect that never completes, and a wait
 // that ends (its socket is closed).
 import { expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { attemptRequest } from "../../src/client/node-request.ts";
 import { RemoteError, RemoteNode, type RemoteOptions } from "../../src/client/remote.ts";
@@ -187,3 +188,18 @@ test("a commit is given the node's working time on top of the idle timeout; a st
     server.stop();
   }
 });
+
+test("an upload to a node that stops reading ends near the idle timeout, not after the time allowed to send it", async () => {
+  // Accepts, never reads: the socket buffers fill, then nothing moves.
+  const server = net.createServer((socket) => socket.pause());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const { node } = remote(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, { retry: { attemptsMax: 1 } });
+    const started = performance.now();
+    // 32 MiB would be given 512 s at the 64 KiB/s floor; Bun's socket timer, in whole seconds, ends it.
+    await expect(node.uploadEncoded(new Uint8Array(randomBytes(32 * 1024 * 1024)))).rejects.toThrow(/nothing moved between this client and the node at \S+ for 2 s during POST \/v1\/objects\/upload/);
+    expect(performance.now() - started).toBeLessThan(20_000);
+  } finally {
+    server.close();
+  }
+}, 30_000);

@@ -7,7 +7,8 @@ import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 
 export type MetadataBackendName = "sqlite" | "postgres";
 
-export async function openMetadataStore(backend: MetadataBackendName, location: string): Promise<MetadataStore> {
+/** One store instance (its own connections) on the database at `location`. */
+export async function openStoreOn(backend: MetadataBackendName, location: string): Promise<MetadataStore> {
   if (backend === "sqlite") return SqliteMetadataStore.open(location);
   return PostgresMetadataStore.open(location, { maxConnections: 4 });
 }

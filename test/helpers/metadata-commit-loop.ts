@@ -6,10 +6,10 @@
 //
 //   bun test/helpers/metadata-commit-loop.ts sqlite|postgres LOCATION FOLDER
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
-import { openMetadataStore, type MetadataBackendName } from "./metadata-backends.ts";
+import { openStoreOn, type MetadataBackendName } from "./metadata-backends.ts";
 
 const [backend, location, folder] = process.argv.slice(2) as [MetadataBackendName, string, string];
-const store = await openMetadataStore(backend, location);
+const store = await openStoreOn(backend, location);
 
 function randomId(): ObjectId {
   return crypto.getRandomValues(new Uint8Array(32)) as ObjectId;

@@ -8,7 +8,7 @@ import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import type { CheckedNode } from "../../src/core/tree-structure.ts";
 import { HeadMovedError, UnknownFolderError, type NewVersionRecord } from "../../src/node/metadata-records.ts";
 import type { MetadataStore } from "../../src/node/metadata-store.ts";
-import { openMetadataStore, type MetadataBackendName } from "./metadata-backends.ts";
+import { openStoreOn, type MetadataBackendName } from "./metadata-backends.ts";
 import { REPO_ROOT } from "./processes.ts";
 
 export interface MetadataBackendUnderTest {
@@ -51,7 +51,7 @@ const hex = (id: Uint8Array | null | undefined) => (id ? idToHex(id) : null);
 export function runMetadataConformance(name: string, under: MetadataBackendUnderTest): void {
   const open: MetadataStore[] = [];
   async function openOn(location: string): Promise<MetadataStore> {
-    const store = await openMetadataStore(under.backend, location);
+    const store = await openStoreOn(under.backend, location);
     open.push(store);
     return store;
   }

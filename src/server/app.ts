@@ -307,8 +307,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   app.put("/v1/objects/:id", async (c) => {
     const id = pathId(c, "id");
-    const bytes = await readBody(c);
-    if (bytes.length > LIMITS.objectBytesMax) throw new BodyTooLargeError(`object larger than ${LIMITS.objectBytesMax} bytes`);
+    // One object: refused past its bound as declared or as read, not after reading 64 MiB.
+    const bytes = await readBody(c, LIMITS.objectBytesMax);
     await node.putObjects([{ id, bytes }]);
     visibility.recordUploads(c, [id]);
     node.events.emit("push", transferFolder(c), { objects: 1, bytes: bytes.length });

@@ -123,6 +123,11 @@ describe("integrity and bad input", () => {
     const huge = new Uint8Array(70 * 1024 * 1024);
     const response = await fetch(`${node().url}/v1/objects/upload`, { method: "POST", body: bin(huge), headers: auth });
     expect(response.status).toBe(413);
+    // One object is bounded by the largest object, not by the largest request body.
+    const big = new Uint8Array(9 * 1024 * 1024);
+    const put = await fetch(`${node().url}/v1/objects/${idToHex(blake3(big))}`, { method: "PUT", body: bin(big), headers: auth });
+    expect(put.status).toBe(413);
+    expect(((await put.json()) as { error: string }).error).toContain(`larger than ${8 * 1024 * 1024} bytes`);
     // A small zstd body that would inflate past the limit is refused too: a well-formed batch
     // (ten objects of 8 MiB of zeros, each under its right id) gets 413 once it passes the
     // limit inflated, and zeros that are no batch at all are refused as soon as that shows.

@@ -21,7 +21,7 @@ import { conflictCopyName } from "../core/conflict-name.ts";
 import { syncedMode } from "../core/file-mode.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
-import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
+import { fileChunkPages, readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
 import { planPull, type PlannedPath } from "../core/plan-pull.ts";
 import {
   ChangedMeanwhileError,
@@ -86,16 +86,19 @@ export interface PullChunks extends ChunkSource {
   hasLocally(id: ObjectId): boolean;
   /** Fetches these chunks into memory for the files about to be written. */
   prefetch(chunks: readonly ChunkRef[]): Promise<void>;
-  /** The chunks of a file on disk (a file being replaced, a file written), to read them back from. */
-  noteLocalFile(absolutePath: string, chunks: readonly ChunkRef[]): void;
-  /** Drops what prefetch brought, once its group is written. */
+  /** The chunks of a file this pull wrote (from `startOffsetBytes` on), to read them back from for later files. */
+  noteLocalFile(absolutePath: string, chunks: readonly ChunkRef[], startOffsetBytes?: number): void;
+  /** The chunks of a file the current group replaces (its old version), until the group is written. */
+  noteReplacedFile(absolutePath: string, chunks: readonly ChunkRef[]): void;
+  /** Drops what prefetch brought and the replaced files' chunks, once the group is written. */
   releasePrefetched(): void;
 }
 
 interface FileJob {
   path: string;
   entry: TreeEntry;
-  chunks: ChunkRef[];
+  /** The chunk list of a file no larger than a group; null for a larger one, whose chunks are read page by page as it is written. */
+  chunks: ChunkRef[] | null;
   /** What was at the path when the write was decided: it is replaced only if still there. */
   replaces: SeenEntry;
 }
@@ -237,14 +240,22 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
   const writeGroup = async () => {
     const wanted = new Map<string, ChunkRef>();
     for (const job of group) {
-      if (job.entry.sizeBytes > PREFETCH_GROUP_BYTES) continue;
+      if (job.chunks === null) continue;
       for (const chunk of job.chunks) if (!source.hasLocally(chunk.id)) wanted.set(idToHex(chunk.id), chunk);
     }
     await source.prefetch([...wanted.values()]);
     const writtenStats = new Map<string, StatCacheEntry>();
     for (const job of group) {
+      let chunkCount = job.chunks?.length ?? 0;
+      const streamed = async function* () {
+        chunkCount = 0;
+        for await (const run of fileChunkPages(job.entry.id!, load)) {
+          chunkCount += run.length;
+          yield run;
+        }
+      };
       const write = (replaces: SeenEntry) =>
-        writeFileAtomic(dir, job.path, { chunks: job.chunks, source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer, replaces });
+        writeFileAtomic(dir, job.path, { chunks: job.chunks ?? streamed(), source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer, replaces });
       try {
         try {
           await write(job.replaces);
@@ -261,7 +272,15 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
         continue;
       }
       progress.advance(0, ++jobsDone);
-      source.noteLocalFile(join(dir, job.path), job.chunks);
+      if (job.chunks) source.noteLocalFile(join(dir, job.path), job.chunks);
+      else {
+        // A large file's chunks, page by page again (from the local cache) now that it is written.
+        let offset = 0;
+        for await (const run of fileChunkPages(job.entry.id!, load)) {
+          source.noteLocalFile(join(dir, job.path), run, offset);
+          for (const chunk of run) offset += chunk.lengthBytes;
+        }
+      }
       // The file is exactly the node's content: remember it, so the next push need not read it.
       const written = withShortPath(join(dir, job.path), (short) => lstatSync(short, { bigint: true }));
       writtenStats.set(job.path, {
@@ -271,7 +290,7 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
         inode: written.ino,
         mode: syncedMode(Number(written.mode & 0o7777n)),
         fileId: job.entry.id!,
-        chunkCount: job.chunks.length,
+        chunkCount,
       });
       filesWritten++;
       bytesWritten += job.entry.sizeBytes;
@@ -332,9 +351,10 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
     }
     // Chunks the directory already holds: the old version of a file being replaced.
     if (planned.remoteChange === "modified" && planned.base?.kind === "file" && !planned.localChanged) {
-      source.noteLocalFile(join(dir, path), await readFileChunks(planned.base.id!, load));
+      source.noteReplacedFile(join(dir, path), await readFileChunks(planned.base.id!, load));
     }
-    await enqueueFile({ path, entry: after, chunks: await readFileChunks(after.id!, load), replaces: seenAt(path) });
+    const chunks = after.sizeBytes > PREFETCH_GROUP_BYTES ? null : await readFileChunks(after.id!, load);
+    await enqueueFile({ path, entry: after, chunks, replaces: seenAt(path) });
     return "written";
   };
 

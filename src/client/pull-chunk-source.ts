@@ -15,7 +15,10 @@ export const LOCAL_CHUNKS_REMEMBERED_MAX = 20_000;
 
 /** Serves chunks from local files where possible, else from the node, in bounded batches. */
 export class PullChunkSource implements ChunkSource {
+  /** Chunks of files this pull wrote (bounded: LOCAL_CHUNKS_REMEMBERED_MAX, the oldest forgotten). */
   readonly local = new Map<string, ChunkLocation>();
+  /** Chunks of the files the current group replaces (their old versions): all of them, until the group is written. */
+  readonly replaced = new Map<string, ChunkLocation>();
   readonly prefetched = new Map<string, Uint8Array>();
   readonly reader = new FileChunkReader();
   chunksFetched = 0;
@@ -27,7 +30,7 @@ export class PullChunkSource implements ChunkSource {
   /** Whether a chunk can be had without the network (not verified until read). */
   hasLocally(id: ObjectId): boolean {
     const key = idToHex(id);
-    return this.prefetched.has(key) || this.local.has(key);
+    return this.prefetched.has(key) || this.replaced.has(key) || this.local.has(key);
   }
 
   /** Downloads chunks into memory, a few requests of ~4 MiB at a time. */
@@ -68,11 +71,15 @@ export class PullChunkSource implements ChunkSource {
       const key = idToHex(id);
       const fetched = this.prefetched.get(key);
       if (fetched) return fetched;
-      const location = this.local.get(key);
+      const location = this.replaced.get(key) ?? this.local.get(key);
       if (!location) return undefined;
       const bytes = this.reader.tryRead(id, location);
       if (bytes) this.chunksReused++;
-      else this.local.delete(key); // the local copy changed; fetch instead
+      else {
+        // The local copy changed; fetch instead.
+        this.replaced.delete(key);
+        this.local.delete(key);
+      }
       return bytes;
     });
     // Each distinct chunk once, however often the batch names it.
@@ -98,22 +105,35 @@ export class PullChunkSource implements ChunkSource {
   }
 
   /** Remembers where a file's chunks sit on disk, to reuse them for later files. */
-  noteLocalFile(absolutePath: string, chunks: readonly ChunkRef[]): void {
-    let offset = 0;
+  noteLocalFile(absolutePath: string, chunks: readonly ChunkRef[], startOffsetBytes = 0): void {
+    let offset = startOffsetBytes;
     for (const chunk of chunks) {
       const key = idToHex(chunk.id);
       if (!this.local.has(key)) {
         this.local.set(key, { path: absolutePath, offsetBytes: offset, lengthBytes: chunk.lengthBytes });
-        // The oldest first (a Map keeps insertion order). A pull writes at most a few thousand
-        // files between noting a file being replaced and writing over it, far below the bound.
+        // The oldest first (a Map keeps insertion order).
         if (this.local.size > LOCAL_CHUNKS_REMEMBERED_MAX) this.local.delete(this.local.keys().next().value!);
       }
       offset += chunk.lengthBytes;
     }
   }
 
+  /**
+   * Remembers every chunk of a file the current group is about to replace, however large: an
+   * edit in a 10 GiB file fetches only what changed. Forgotten when the group is written.
+   */
+  noteReplacedFile(absolutePath: string, chunks: readonly ChunkRef[]): void {
+    let offset = 0;
+    for (const chunk of chunks) {
+      const key = idToHex(chunk.id);
+      if (!this.replaced.has(key)) this.replaced.set(key, { path: absolutePath, offsetBytes: offset, lengthBytes: chunk.lengthBytes });
+      offset += chunk.lengthBytes;
+    }
+  }
+
   releasePrefetched(): void {
     this.prefetched.clear();
+    this.replaced.clear();
   }
 }
 

@@ -202,6 +202,23 @@ export async function readFileChunks(rootId: ObjectId, load: ObjectLoader): Prom
   return [...(await visit(rootId, 0))];
 }
 
+/**
+ * A file's chunks in order, one leaf page at a time: memory holds one page per level of the
+ * file's node tree, never the whole list (a 10 GiB file has some 160 000 chunks).
+ */
+export async function* fileChunkPages(rootId: ObjectId, load: ObjectLoader): AsyncGenerator<readonly ChunkRef[]> {
+  async function* visit(id: ObjectId, depth: number): AsyncGenerator<readonly ChunkRef[]> {
+    if (depth > 32) throw new Error("file node tree too deep");
+    const node = expectKind(await load(id), "file", id);
+    if (isFileLeaf(node)) {
+      yield node.chunks;
+      return;
+    }
+    for (const page of node.pages) yield* visit(page.id, depth + 1);
+  }
+  yield* visit(rootId, 0);
+}
+
 /** Every entry of a directory, in name order, loading pages as needed (one level at a time, as above). */
 export async function readTreeEntries(rootId: ObjectId, load: ObjectLoader): Promise<TreeEntry[]> {
   const visit = async (id: ObjectId, depth: number): Promise<TreeEntry[]> => {

@@ -183,7 +183,8 @@ function checkStillSeen(target: string, seen: SeenEntry | undefined, absolutePat
 }
 
 export interface FileWriteOptions {
-  chunks: readonly ChunkRef[];
+  /** The file's chunks in order: a list, or runs of them as they are read (a huge file's leaf pages, one at a time). */
+  chunks: readonly ChunkRef[] | AsyncIterable<readonly ChunkRef[]>;
   source: ChunkSource;
   mode: number;
   mtimeMs: number;
@@ -264,6 +265,10 @@ async function inParentAsync(root: string, resolved: ResolvedPath, use: (at: (na
 
 async function writeChunks(fd: number, relativePath: string, options: FileWriteOptions): Promise<void> {
   const written = new Map<string, WrittenAt>();
+  const remember = (key: string, at: WrittenAt) => {
+    written.set(key, at);
+    if (written.size > WRITTEN_CHUNKS_REMEMBERED_MAX) written.delete(written.keys().next().value!);
+  };
   // Fetch in batches so memory stays bounded for huge files; each distinct chunk once.
   let toFetch: ChunkRef[] = [];
   let toFetchBytes = 0;
@@ -302,10 +307,10 @@ async function writeChunks(fd: number, relativePath: string, options: FileWriteO
         continue;
       }
       const data = fetched.get(key)!;
-      if (isAllZero(data)) written.set(key, "hole");
+      if (isAllZero(data)) remember(key, "hole");
       else {
         writeFully(fd, data, position);
-        written.set(key, position);
+        remember(key, position);
       }
     }
     toFetch = [];
@@ -314,7 +319,8 @@ async function writeChunks(fd: number, relativePath: string, options: FileWriteO
   };
   const inBatch = new Set<string>();
   let position = 0;
-  for (const chunk of options.chunks) {
+  const runs: Iterable<readonly ChunkRef[]> | AsyncIterable<readonly ChunkRef[]> = isChunkList(options.chunks) ? [options.chunks] : options.chunks;
+  for await (const run of runs) for (const chunk of run) {
     const key = idToHex(chunk.id);
     const earlier = written.get(key);
     if (earlier !== undefined) copyFromFile(chunk, earlier, position);
@@ -339,6 +345,16 @@ async function writeChunks(fd: number, relativePath: string, options: FileWriteO
 
 /** A bound on chunk positions waiting for one fetch (a long run of one repeated chunk). */
 const PLANNED_CHUNKS_MAX = 65_536;
+/**
+ * Distinct chunks whose position in the file (or hole) is remembered for copying a repeat,
+ * the oldest forgotten beyond (a repeat further back is fetched again): 10 GiB of distinct
+ * chunks would otherwise keep 160 000 entries.
+ */
+const WRITTEN_CHUNKS_REMEMBERED_MAX = 16_384;
+
+function isChunkList(chunks: FileWriteOptions["chunks"]): chunks is readonly ChunkRef[] {
+  return Array.isArray(chunks);
+}
 
 /**
  * Renames temp over target. Something in the way is replaced only when nothing is lost: a file

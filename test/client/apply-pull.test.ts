@@ -28,6 +28,7 @@ function memoryChunks(memory: MemoryObjects): PullChunks {
     hasLocally: () => false,
     prefetch: async () => {},
     noteLocalFile: () => {},
+    noteReplacedFile: () => {},
     releasePrefetched: () => {},
     getChunks: async (ids: readonly ObjectId[]) => ids.map((id) => memory.chunk(id)!),
   };

@@ -5,9 +5,9 @@ import { describe, expect, test } from "bun:test";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idFromBytes, idToHex, type ObjectId } from "../../src/core/id.ts";
 import { LIMITS } from "../../src/core/limits.ts";
-import { encodeObject, type TreeEntry } from "../../src/core/objects.ts";
+import { childRefs, decodeObject, encodeObject, type TreeEntry } from "../../src/core/objects.ts";
 import { buildFileNodes, buildTreeNodes } from "../../src/core/pages.ts";
-import { checkTreeStructure, TreeStructureError, type NodeSummary, type StructureSources } from "../../src/core/tree-structure.ts";
+import { checkTreeStructure, RECORD_BATCH_NODES, TreeStructureError, type NodeSummary, type StructureSources } from "../../src/core/tree-structure.ts";
 import { dirEntry, fileEntry, hostileTrees, type StoredBytes } from "../helpers/hostile-trees.ts";
 import { createPrng } from "../helpers/prng.ts";
 
@@ -182,4 +182,82 @@ describe("nesting depth", () => {
 test("an id that is not stored at all is missing, not invalid", async () => {
   const report = await checkTreeStructure(idFromBytes(new Uint8Array(32).fill(7)), sourcesOver([]).sources);
   expect(report.missing.length).toBe(1);
+});
+
+describe("recording as the check goes", () => {
+  /** `dirs` directories of `filesEach` files under one root, and every object stored. */
+  function wideTree(dirs: number, filesEach: number) {
+    const objects: StoredBytes[] = [];
+    const dirEntries: TreeEntry[] = [];
+    for (let d = 0; d < dirs; d++) {
+      const files = fileEntries(filesEach, 100 + d);
+      objects.push(...files.objects);
+      const nodes = buildTreeNodes(files.entries);
+      objects.push(...nodes);
+      dirEntries.push(dirEntry(`dir-${String(d).padStart(3, "0")}`, nodes.at(-1)!.id));
+    }
+    const rootNodes = buildTreeNodes(dirEntries);
+    objects.push(...rootNodes);
+    return { objects, root: rootNodes.at(-1)!.id };
+  }
+
+  /** Checks with `record`, keeping what it recorded in `known`; the batches and their order. */
+  async function checkRecording(root: ObjectId, sources: StructureSources, known: Map<string, NodeSummary>) {
+    const batches: number[] = [];
+    const order: string[] = [];
+    const report = await checkTreeStructure(root, {
+      ...sources,
+      record: async (nodes) => {
+        batches.push(nodes.length);
+        for (const { id, summary } of nodes) {
+          known.set(idToHex(id), summary);
+          order.push(idToHex(id));
+        }
+      },
+    });
+    return { report, batches, order };
+  }
+
+  test("hands over every summary the collecting check gives, in bounded batches, children before parents", async () => {
+    const { objects, root } = wideTree(12, 900);
+    const collected = await checkTreeStructure(root, sourcesOver(objects).sources);
+    const { sources, known } = sourcesOver(objects);
+    const { report, batches, order } = await checkRecording(root, sources, known);
+    expect(report).toEqual({ missing: [], checked: [] });
+    expect(Math.max(...batches)).toBeLessThanOrEqual(RECORD_BATCH_NODES);
+    expect(batches.length).toBeGreaterThan(1);
+    const expected = new Map(collected.checked.map((c) => [idToHex(c.id), c.summary]));
+    expect(new Map([...known].filter(([key]) => expected.has(key)))).toEqual(expected);
+    expect(new Set(order)).toEqual(new Set(expected.keys()));
+    // A node is recorded only after every object it names (chunks are not recorded).
+    const position = new Map(order.map((key, i) => [key, i]));
+    const bytes = new Map(objects.map((o) => [idToHex(o.id), o.bytes]));
+    for (const [key, at] of position) {
+      const refs = childRefs(decodeObject(bytes.get(key)!));
+      for (const child of refs.objects) expect(position.get(idToHex(child))!).toBeLessThan(at);
+    }
+    expect(order.at(-1)).toBe(idToHex(root));
+  });
+
+  test("a check that finds something missing records the subtrees that passed, never what stands above the gap", async () => {
+    const { objects, root } = wideTree(3, 40);
+    // One chunk of the second directory is lost.
+    const bytes = new Map(objects.map((o) => [idToHex(o.id), o]));
+    const rootObject = decodeObject(bytes.get(idToHex(root))!.bytes) as { entries: TreeEntry[] };
+    const secondDir = rootObject.entries[1]!.id!;
+    const secondTree = decodeObject(bytes.get(idToHex(secondDir))!.bytes);
+    const aFile = childRefs(secondTree).objects[0]!;
+    const lostChunk = childRefs(decodeObject(bytes.get(idToHex(aFile))!.bytes)).chunks[0]!;
+    const { sources, known } = sourcesOver(objects.filter((o) => idToHex(o.id) !== idToHex(lostChunk)));
+    const { report } = await checkRecording(root, sources, known);
+    expect(report.missing.map(idToHex)).toEqual([idToHex(lostChunk)]);
+    for (const gap of [aFile, secondDir, root]) expect(known.has(idToHex(gap))).toBe(false);
+    expect(known.get(idToHex(rootObject.entries[0]!.id!))).toMatchObject({ kind: "tree" });
+    expect(known.get(idToHex(rootObject.entries[2]!.id!))).toMatchObject({ kind: "tree" });
+    // What was recorded is not read again: storing the chunk, the next check reads only the gap.
+    const again = sourcesOver(objects, known);
+    const second = await checkRecording(root, again.sources, known);
+    expect(second.report.missing).toEqual([]);
+    expect(again.reads.map((id) => id).sort()).toEqual([idToHex(aFile), idToHex(secondDir), idToHex(root)].sort());
+  });
 });

@@ -1,4 +1,4 @@
-// The top-down Merkle descent every walker shares: from some roots, down through the objects
+// The top-down Merkle descent the walkers share: from some roots, down through the objects
 // each names, in batches, never below what the caller already knows.
 //
 // What "knowing" and "having" mean is the caller's, injected as batch functions:

@@ -198,7 +198,11 @@ async function main(): Promise<void> {
           await daemon.stop();
         }
       }
-      log(`${name} run ${run + 1}: dsync ${row.dsync.at(-1)!.seconds.toFixed(2)} s${withRsync ? `, rsync ${row.rsync.at(-1)!.seconds.toFixed(2)} s` : ""}`);
+      const last = row.dsync.at(-1)!;
+      log(
+        `${name} run ${run + 1}: dsync ${last.seconds.toFixed(2)} s, peak RSS ${formatBytes(last.peakRssBytes)} (node ${formatBytes(row.nodePeakBytes ?? 0)}), phases ${JSON.stringify(last.report?.phases_ms)}` +
+          (withRsync ? `; rsync ${row.rsync.at(-1)!.seconds.toFixed(2)} s` : ""),
+      );
     }
     rows.push(row);
   };

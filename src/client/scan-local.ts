@@ -44,10 +44,11 @@ export interface KeepFrom {
 }
 
 /**
- * Nodes put into the local cache at once. Each put is a durable append (fsync); a first push of
- * 100 000 files builds about 100 000 nodes, so at 2 048 a put it waited on some 50 syncs.
+ * Nodes put into the local cache at once. Each put is a durable append (fsync), but larger puts
+ * cost memory: at 16 384 a push of 100 000 files and a 1 GiB file peaked at 379 MiB, at 2 048
+ * at 235 MiB (test/e2e/push-scale.test.ts).
  */
-const FLUSH_OBJECTS = 16_384;
+const FLUSH_OBJECTS = 2048;
 /** Nodes noted between two looks at the process's memory (memory-budget.ts). */
 const MEMORY_CHECK_OBJECTS = 2048;
 /** Ids of nodes already put remembered to skip a node built twice; forgotten at a flush beyond this. */

@@ -93,7 +93,7 @@ describe("push at scale", () => {
   );
 
   test(
-    "pushing 100 000 small files and a 1 GiB file, the client's peak resident memory stays under 320 MiB",
+    "pushing 100 000 small files and a 1 GiB file, the client's peak resident memory stays under 400 MiB (685 MiB before)",
     async () => {
       const source = join(tempDir(), "big-tree");
       writeSmallFiles(source, 100_000, 100, 100, 500, 11);
@@ -124,7 +124,8 @@ describe("push at scale", () => {
       // Polled every 20 ms: VmHWM only grows, so a missed last interval is all it can miss.
       expect(peakBytes).toBeGreaterThan(0);
       console.log(`client peak RSS: ${(peakBytes / 1024 / 1024).toFixed(0)} MiB`);
-      expect(peakBytes).toBeLessThan(320 * 1024 * 1024);
+      // Seen: 235-310 MiB here on a loaded machine; 685-718 MiB before the scan stopped holding per-file state.
+      expect(peakBytes).toBeLessThan(400 * 1024 * 1024);
     },
     180_000,
   );

@@ -62,6 +62,12 @@ export interface Grant {
   folders: readonly string[] | null;
   /** The stored token's id; null for the node's own token and on a node without one. */
   tokenId: string | null;
+  /**
+   * Whether the token is still valid now (not revoked or expired since the request began). A
+   * request that outlives its check (an event stream, a long poll) asks again before it sends
+   * anything more, so a revocation cuts it off rather than only the next request.
+   */
+  stillValid(): Promise<boolean>;
 }
 
 declare module "hono" {
@@ -70,7 +76,7 @@ declare module "hono" {
   }
 }
 
-const FULL_GRANT: Grant = { role: "admin", folders: null, tokenId: null };
+const FULL_GRANT: Grant = { role: "admin", folders: null, tokenId: null, stillValid: async () => true };
 
 /**
  * The grant of a request that passed `authorize`. Kept on the context, not the request (the body
@@ -124,8 +130,12 @@ export function authorize(options: AuthorizeOptions): MiddlewareHandler {
     if (given !== undefined) {
       if (tokensEqual(given, options.token)) grant = FULL_GRANT;
       else {
-        const record = await options.tokens?.authenticate(given, options.clock.nowMs());
-        if (record) grant = { role: record.role, folders: record.folders.length > 0 ? record.folders : null, tokenId: record.id };
+        const tokens = options.tokens;
+        const record = await tokens?.authenticate(given, options.clock.nowMs());
+        if (record) {
+          const stillValid = async () => (await tokens!.authenticate(given, options.clock.nowMs())) !== undefined;
+          grant = { role: record.role, folders: record.folders.length > 0 ? record.folders : null, tokenId: record.id, stillValid };
+        }
       }
     }
     if (!grant) return c.json({ error: "missing, wrong, expired or revoked token (send Authorization: Bearer <token>)" }, 401);

@@ -8,11 +8,15 @@
 // queues up for it), at most LONG_POLLS_WAITING_MAX long polls wait at once (503 beyond, so
 // each holds a connection and a timer only within that bound), a long poll waits at most
 // LONG_POLL_WAIT_MS_MAX, and one answer carries at most EVENTS_PER_REPLY_MAX events.
+//
+// A token revoked or expired while its stream or long poll is open is cut off: the token is
+// checked again before anything more is sent (an event or a keepalive, so at least every
+// KEEPALIVE_MS), and the stream closes, a long poll answers 401, without another event.
 import type { Context, Hono } from "hono";
 import { validateFolderName } from "../core/names.ts";
 import type { EventLog, EventsSince, NodeEvent } from "../node/events.ts";
 import { UserError } from "../node/node.ts";
-import { scopedFolders } from "./access.ts";
+import { grantOf, scopedFolders } from "./access.ts";
 
 export const EVENT_STREAMS_MAX = 64;
 export const LONG_POLL_WAIT_MS_MAX = 30_000;
@@ -63,6 +67,7 @@ export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: 
 
   app.get("/v1/events", async (c) => {
     const filter = filterFor(c);
+    const { stillValid } = grantOf(c);
     const shown = (list: NodeEvent[]) => (filter ? list.filter(filter) : list);
     const since = parseEventId(c.req.query("since"), "since");
     const waitText = c.req.query("wait");
@@ -80,6 +85,7 @@ export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: 
           waitingPolls--;
         }
         reply = events.since(since, EVENTS_PER_REPLY_MAX);
+        if (!(await stillValid())) return c.json({ error: "the token was revoked or expired while the long poll waited" }, 401);
       }
       return c.json({ events: shown(reply.events).map(eventJson), gap: reply.gap ? gapJson(reply.gap, reply.lastId) : null, lastId: reply.lastId });
     }
@@ -95,6 +101,11 @@ export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: 
     const release = () => {
       if (!released) openStreams--;
       released = true;
+    };
+    let checkedAt = performance.now();
+    const cutOff = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+      release();
+      controller.close();
     };
     const stream = new ReadableStream<Uint8Array>(
       {
@@ -121,11 +132,19 @@ export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: 
             if (text) break;
             const before = cursor;
             await events.waitAfter(before, KEEPALIVE_MS, signal);
+            // Events of other folders alone send nothing, so the token is checked here too.
+            if (performance.now() - checkedAt >= KEEPALIVE_MS) {
+              if (!(await stillValid())) return cutOff(controller);
+              checkedAt = performance.now();
+            }
             if (events.lastId === before && !signal.aborted && !events.isClosed) {
               text = ": keepalive\n\n";
               break;
             }
           }
+          // The token may have been revoked or have expired while the stream waited.
+          if (!(await stillValid())) return cutOff(controller);
+          checkedAt = performance.now();
           controller.enqueue(encoder.encode(text));
         },
         cancel() {

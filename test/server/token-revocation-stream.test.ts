@@ -1,0 +1,84 @@
+// A token revoked while its event stream or long poll is open is cut off before anything more
+// is sent: the stream closes instead of delivering the next event, and a waiting long poll
+// answers 401 instead of the events that woke it. Over a real socket on 127.0.0.1.
+import { afterAll, expect, test } from "bun:test";
+import type { ObjectId } from "../../src/core/id.ts";
+import { SseParser } from "../../src/core/sse.ts";
+import { systemRandom } from "../../src/node/clock.ts";
+import type { DsyncNode } from "../../src/node/node.ts";
+import { SqliteTokenStore } from "../../src/node/token-store.ts";
+import { createApp } from "../../src/server/app.ts";
+import { memoryNodeWithOneCommit } from "../helpers/memory-node.ts";
+import { MemoryObjects } from "../helpers/memory-objects.ts";
+import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
+
+afterAll(cleanupTempDirs);
+
+async function commitFile(node: DsyncNode, content: string, parent: ObjectId) {
+  const objects = new MemoryObjects();
+  const root = objects.tree({ "a.txt": content });
+  await node.putObjects(objects.all());
+  return node.commit({ folder: "f", root, parent, message: "", chunking: "test", files: 1, totalBytes: content.length });
+}
+
+async function setUp() {
+  const { node, commit } = await memoryNodeWithOneCommit();
+  const tokens = SqliteTokenStore.open(tempDir(), systemRandom);
+  const reader = await tokens.create({ role: "read", folders: ["f"], name: "reader", expiresMs: null }, Date.now());
+  const app = createApp(node, { token: "admin-token-for-tests", tokens });
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
+  const url = (path: string) => `http://127.0.0.1:${server.port}${path}`;
+  const headers = { authorization: `Bearer ${reader.token}` };
+  return { node, tokens, reader, server, url, headers, head: commit.version };
+}
+
+test("an open event stream of a token revoked is closed before the next event reaches it", async () => {
+  const { node, tokens, reader, server, url, headers, head } = await setUp();
+  try {
+    const response = await fetch(url("/v1/events"), { headers });
+    expect(response.status).toBe(200);
+    const body = response.body!.getReader();
+    const parser = new SseParser();
+    const decoder = new TextDecoder();
+    const types: string[] = [];
+    const read = async (timeoutMs: number): Promise<"closed" | "data" | "timeout"> => {
+      const next = await Promise.race([body.read(), Bun.sleep(timeoutMs).then(() => null)]);
+      if (next === null) return "timeout";
+      if (next.done) return "closed";
+      for (const event of parser.push(decoder.decode(next.value, { stream: true }))) types.push(event.event ?? "message");
+      return "data";
+    };
+    expect(await read(3000)).toBe("data"); // the stream's opening comment
+    const first = await commitFile(node, "one", head);
+    while (!types.includes("commit")) expect(await read(3000)).toBe("data");
+
+    await tokens.revoke(reader.record.id, Date.now());
+    await commitFile(node, "two", first.version);
+    const count = types.length;
+    // The stream ends, within well under a keepalive, and the second commit never arrives.
+    let outcome = await read(5000);
+    while (outcome === "data") outcome = await read(5000);
+    expect(outcome).toBe("closed");
+    expect(types.length).toBe(count);
+  } finally {
+    server.stop(true);
+  }
+});
+
+test("a long poll of a token revoked while it waits answers 401, not the event that woke it", async () => {
+  const { node, tokens, reader, server, url, headers, head } = await setUp();
+  try {
+    const lastId = ((await (await fetch(url("/v1/events?since=0&wait=0"), { headers })).json()) as { lastId: number }).lastId;
+    const poll = fetch(url(`/v1/events?since=${lastId}&wait=20000`), { headers });
+    await Bun.sleep(200);
+    await tokens.revoke(reader.record.id, Date.now());
+    await commitFile(node, "one", head);
+    const started = Date.now();
+    const answer = await poll;
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(answer.status).toBe(401);
+    expect(JSON.stringify(await answer.json())).not.toContain("commit");
+  } finally {
+    server.stop(true);
+  }
+});

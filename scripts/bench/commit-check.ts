@@ -2,13 +2,16 @@
 // one file of a big folder. A node over a pack store in a scratch directory gets a folder of
 // --files files (one chunk each) spread over --dirs directories (1: one paged directory), commits
 // it, then commits the same tree with one file changed. Printed per commit: structured objects
-// the check read from the store, chunks it asked about, and the commit's wall time.
+// the check read from the store, chunks it asked about, the commit's wall time and the peak
+// RSS of the process (the node) while it ran (VmHWM, reset before it; Linux). The folder is stored one
+// directory at a time, so what the bench holds itself stays small beside the node.
 //
 //   bun scripts/bench/commit-check.ts [--files N] [--dirs N] [--data DIR]
+//   bun scripts/bench/commit-check.ts --files 1000000 --dirs 1000   (the 1 000 000-file push's tree)
 //
 // The first commit reads everything; the second should read only the new nodes (the changed
 // file's node, its leaf page and the pages above it), whatever the size of the folder.
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import type { ObjectId } from "../../src/core/id.ts";
@@ -52,7 +55,11 @@ function fileEntry(name: string, content: string, objects: StoredObject[]): Tree
 
 /** The folder's tree with file `changed` (if any) holding other content; returns its root. */
 async function storeFolder(changed: number | null): Promise<ObjectId> {
-  const objects: StoredObject[] = [];
+  let objects: StoredObject[] = [];
+  const flush = async () => {
+    for (let i = 0; i < objects.length; i += 10_000) await node.putObjects(objects.slice(i, i + 10_000));
+    objects = [];
+  };
   const perDir = Math.ceil(files / dirs);
   const dirEntries: TreeEntry[] = [];
   for (let d = 0; d < dirs; d++) {
@@ -63,6 +70,7 @@ async function storeFolder(changed: number | null): Promise<ObjectId> {
     const tree = sealTree(entries);
     objects.push(...tree.objects.map((o) => ({ id: o.id, bytes: o.bytes })));
     dirEntries.push({ name: `dir-${String(d).padStart(4, "0")}`, kind: "dir", mode: 0o755, mtimeMs: 0, sizeBytes: 0, id: tree.id, target: null });
+    if (objects.length >= 10_000) await flush();
   }
   let root: ObjectId;
   if (dirs === 1) root = dirEntries[0]!.id!;
@@ -71,17 +79,25 @@ async function storeFolder(changed: number | null): Promise<ObjectId> {
     objects.push(...tree.objects.map((o) => ({ id: o.id, bytes: o.bytes })));
     root = tree.id;
   }
-  for (let i = 0; i < objects.length; i += 10_000) await node.putObjects(objects.slice(i, i + 10_000));
+  await flush();
   return root;
 }
 
 async function timedCommit(label: string, root: ObjectId, parent: ObjectId | null): Promise<ObjectId> {
   counts.objectsRead = 0;
   counts.chunksAsked = 0;
+  Bun.gc(true);
+  const rssBeforeBytes = process.memoryUsage.rss();
+  // Resets the kernel's high-water mark (VmHWM) to the current RSS, so what is read after is the commit's peak.
+  writeFileSync("/proc/self/clear_refs", "5");
   const started = performance.now();
   const result = await node.commit({ folder: "big", root, parent, message: "", chunking: "bench", files, totalBytes: 0 });
   const ms = performance.now() - started;
-  process.stdout.write(`${label}: ${counts.objectsRead} objects read, ${counts.chunksAsked} chunks asked about, ${ms.toFixed(1)} ms\n`);
+  const rssPeakBytes = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
+  process.stdout.write(
+    `${label}: ${counts.objectsRead} objects read, ${counts.chunksAsked} chunks asked about, ${ms.toFixed(1)} ms, RSS ${mb(rssBeforeBytes)} MB before, peak ${mb(rssPeakBytes)} MB\n`,
+  );
   return result.version;
 }
 

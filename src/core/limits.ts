@@ -49,6 +49,13 @@ export const LIMITS = {
    * entries on average, about 256 000 ids (some 25 MB), a few MB of loaded objects.
    */
   descentBatchIds: 1024,
+  /**
+   * Ids per batched index read (one SQLite statement with this many bound ids: a pack-index
+   * presence or location check, a read of completeness marks). Far below SQLite's 32 766 bound
+   * variables; large enough that a commit's check of 1 000 000 files makes thousands of
+   * statements, not millions.
+   */
+  indexLookupBatchIds: 512,
   /** Target size of one upload/download batch, in bytes. */
   batchBytesTarget: 4 * 1024 * 1024,
   /** Requests a client keeps in flight at once. */

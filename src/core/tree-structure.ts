@@ -63,6 +63,11 @@ export interface StructureSources {
   /** What an earlier check established about an object, if one did. */
   known(id: ObjectId): NodeSummary | undefined | Promise<NodeSummary | undefined>;
   /**
+   * `known` for many ids at once, one answer per id, in order. When given, each batch of the
+   * walk asks it once for the places it takes (at most BATCH_SIZE), instead of `known` per place.
+   */
+  knownMany?(ids: readonly ObjectId[]): Promise<(NodeSummary | undefined)[]>;
+  /**
    * Takes what the check established, in batches of at most RECORD_BATCH_NODES, each node once
    * it and everything below it are checked and stored (children before parents). With it, the
    * check holds only its frontier, never the whole tree, and `checked` stays empty: a node's
@@ -199,6 +204,8 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
   const missingKeys = new Set<string>();
   const stack: Pending[] = [{ id: rootId, role: { as: "dir", depth: 0 }, path: "", parent: null }];
   const chunkQueue: { id: ObjectId; owner: Open }[] = [];
+  /** Chunks found stored in this run (bounded like `recent`): a chunk many files share is asked about once. */
+  const presentChunks = new Set<string>();
   let rootComplete = false;
 
   // Settles complete nodes bottom-up with an explicit queue (a deep tree must not deepen the call stack).
@@ -241,11 +248,26 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
   const flushChunks = async (all: boolean) => {
     while (chunkQueue.length >= BATCH_SIZE || (all && chunkQueue.length > 0)) {
       const batch = chunkQueue.splice(0, BATCH_SIZE);
-      const present = await sources.hasMany(batch.map((c) => c.id));
+      // Each distinct chunk is asked about once per batch, and not at all once found stored.
+      const keys = batch.map((c) => idToHex(c.id));
+      const askedAt = new Map<string, number>();
+      const toAsk: ObjectId[] = [];
+      batch.forEach((c, i) => {
+        const key = keys[i]!;
+        if (!presentChunks.has(key) && !askedAt.has(key)) askedAt.set(key, toAsk.push(c.id) - 1);
+      });
+      const present = toAsk.length === 0 ? [] : await sources.hasMany(toAsk);
+      const stored = keys.map((key) => presentChunks.has(key) || present[askedAt.get(key)!] === true);
+      if (presentChunks.size + toAsk.length > RECENT_SUMMARIES_MAX) presentChunks.clear();
+      for (const [key, at] of askedAt) if (present[at]) presentChunks.add(key);
       for (let i = 0; i < batch.length; i++) {
         const { id, owner } = batch[i]!;
-        if (!present[i]) {
-          missing.push(id);
+        const key = keys[i]!;
+        if (!stored[i]) {
+          if (!missingKeys.has(key)) {
+            missing.push(id);
+            missingKeys.add(key);
+          }
           continue;
         }
         owner.chunksLeft -= 1;
@@ -260,10 +282,10 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
     if (recent.size > RECENT_SUMMARIES_MAX) recent.clear();
   };
   /** Where a place stands before its object is read: settled, waiting on an open node, skipped, or to be read. */
-  const place = async (item: Pending): Promise<"read" | "done"> => {
+  const place = async (item: Pending, asked?: Map<string, NodeSummary | undefined>): Promise<"read" | "done"> => {
     const key = idToHex(item.id);
     if (missingKeys.has(key)) return "done";
-    const summary = recent.get(key) ?? (await sources.known(item.id));
+    const summary = recent.get(key) ?? (asked?.has(key) ? asked.get(key) : await sources.known(item.id));
     if (summary) {
       settle(item, summary);
       return "done";
@@ -274,6 +296,22 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
       return "done";
     }
     return "read";
+  };
+  /** What earlier checks established about the places of one batch, in one knownMany (when the sources have it). */
+  const askKnown = async (items: readonly Pending[]): Promise<Map<string, NodeSummary | undefined> | undefined> => {
+    if (sources.knownMany === undefined) return undefined;
+    const ids: ObjectId[] = [];
+    const keys: string[] = [];
+    const seen = new Set<string>();
+    for (const item of items) {
+      const key = idToHex(item.id);
+      if (seen.has(key) || missingKeys.has(key) || recent.has(key) || open.has(key)) continue;
+      seen.add(key);
+      ids.push(item.id);
+      keys.push(key);
+    }
+    const answers = ids.length === 0 ? [] : await sources.knownMany(ids);
+    return new Map(keys.map((key, i) => [key, answers[i]]));
   };
 
   while (stack.length > 0) {
@@ -290,8 +328,9 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
       if (item.role.as === "dir" || item.role.as === "tree-page") growers += 1;
     }
     taken.reverse();
+    const asked = await askKnown(taken);
     for (const item of taken) {
-      if ((await place(item)) === "done") continue;
+      if ((await place(item, asked)) === "done") continue;
       const key = idToHex(item.id);
       if (loading.has(key)) again.push(item);
       else {

@@ -32,7 +32,7 @@ export class InvalidTreeError extends Error {
  * of a check that then fails (IncompleteTreeError, InvalidTreeError) stay true, and the next
  * attempt does not read those subtrees again. The root is marked last, only when all passed.
  */
-export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, metadata: Pick<MetadataStore, "completeSummary" | "markComplete">): Promise<void> {
+export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, metadata: Pick<MetadataStore, "completeSummary" | "completeSummaries" | "markComplete">): Promise<void> {
   let sinceCollection = 0;
   const record = async (nodes: CheckedNode[]) => {
     await metadata.markComplete(nodes);
@@ -42,7 +42,7 @@ export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, me
       Bun.gc(true);
     }
   };
-  const report = await checkTree(rootId, store, (id) => metadata.completeSummary(id), record);
+  const report = await checkTree(rootId, store, (id) => metadata.completeSummary(id), record, (ids) => metadata.completeSummaries(ids));
   if (report.missing.length > 0) throw new IncompleteTreeError(report.missing);
 }
 
@@ -63,9 +63,10 @@ export async function checkTree(
   store: ObjectStore,
   known: StructureSources["known"],
   record?: StructureSources["record"],
+  knownMany?: StructureSources["knownMany"],
 ): Promise<StructureReport> {
   try {
-    return await checkTreeStructure(rootId, { getMany: (ids) => store.getMany(ids), hasMany: (ids) => store.hasMany(ids), known, record });
+    return await checkTreeStructure(rootId, { getMany: (ids) => store.getMany(ids), hasMany: (ids) => store.hasMany(ids), known, knownMany, record });
   } catch (error) {
     if (error instanceof TreeStructureError) throw new InvalidTreeError(error.message, error.objectId, error.path, error.rule);
     throw error;

@@ -13,7 +13,8 @@
 // step here is refused and left as it is.
 import { Database } from "bun:sqlite";
 import { existsSync, statSync } from "node:fs";
-import type { ObjectId } from "../core/id.ts";
+import { idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
 import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
 import { isSqliteDamage } from "../store/sqlite-damage.ts";
 import { MetadataDamagedError, metadataDamage } from "./metadata-damage.ts";
@@ -410,7 +411,19 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async completeSummaries(ids: readonly ObjectId[]): Promise<(NodeSummary | undefined)[]> {
-    return ids.map((id) => this.summary(id));
+    // One statement per LIMITS.indexLookupBatchIds ids (a shorter batch repeats its last id,
+    // which IN ignores), so a commit's check of a big tree asks thousands of times, not millions.
+    const size = LIMITS.indexLookupBatchIds;
+    const select = this.db.query(
+      `SELECT id, kind, level, size_bytes, first_name, last_name, height_dirs FROM checked_nodes WHERE id IN (${Array(size).fill("?").join(", ")})`,
+    );
+    const found = new Map<string, NodeSummary>();
+    for (let start = 0; start < ids.length; start += size) {
+      const batch: Uint8Array[] = ids.slice(start, start + size);
+      while (batch.length < size) batch.push(batch[batch.length - 1]!);
+      for (const row of select.all(...batch) as (CheckedRow & { id: Uint8Array })[]) found.set(idToHex(row.id as ObjectId), summaryFromRow(row));
+    }
+    return ids.map((id) => found.get(idToHex(id)));
   }
 
   private summary(id: ObjectId): NodeSummary | undefined {

@@ -10,7 +10,8 @@
 // that pack alone until a good copy was stored (`repaired_ms`), since the damaged bytes may be
 // all there is of the object.
 import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
-import type { ObjectId } from "../core/id.ts";
+import { idToHex, type ObjectId } from "../core/id.ts";
+import { LIMITS } from "../core/limits.ts";
 
 const SCHEMA_VERSION = "1";
 /**
@@ -93,6 +94,9 @@ export class StoreInUseError extends Error {
 export class PackIndex {
   private readonly selectEntry: Statement<EntryRow, [Uint8Array]>;
   private readonly selectPresent: Statement<{ present: number }, [Uint8Array]>;
+  /** selectEntry and selectPresent for LIMITS.indexLookupBatchIds ids at once (a shorter batch repeats its last id). */
+  private readonly selectEntries: Statement<EntryRow, Uint8Array[]>;
+  private readonly selectPresentIds: Statement<{ id: Uint8Array }, Uint8Array[]>;
   private readonly insertEntry: Statement<unknown, [Uint8Array, number, number, number, number, number, number]>;
   private readonly touchEntry: Statement<unknown, [number, Uint8Array]>;
   private readonly deleteEntry: Statement<RemovedRow, [Uint8Array]>;
@@ -152,6 +156,9 @@ export class PackIndex {
 
     this.selectEntry = this.prepare(`SELECT id, pack, "offset", stored_length, raw_length, flags FROM objects WHERE id = ?`);
     this.selectPresent = this.prepare(`SELECT 1 AS present FROM objects WHERE id = ?`);
+    const batchIn = `(${Array(LIMITS.indexLookupBatchIds).fill("?").join(", ")})`;
+    this.selectEntries = this.prepare(`SELECT id, pack, "offset", stored_length, raw_length, flags FROM objects WHERE id IN ${batchIn}`);
+    this.selectPresentIds = this.prepare(`SELECT id FROM objects WHERE id IN ${batchIn}`);
     this.insertEntry = this.prepare(
       `INSERT INTO objects (id, pack, "offset", stored_length, raw_length, flags, used_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
@@ -242,6 +249,20 @@ export class PackIndex {
 
   has(id: ObjectId): boolean {
     return this.selectPresent.get(id) !== null;
+  }
+
+  /** lookup for many ids, one statement per LIMITS.indexLookupBatchIds of them; one answer per id, in order. */
+  lookupMany(ids: readonly ObjectId[]): (IndexEntry | undefined)[] {
+    const found = new Map<string, IndexEntry>();
+    for (const batch of lookupBatches(ids)) for (const row of this.selectEntries.all(...batch)) found.set(idToHex(row.id), toEntry(row));
+    return ids.map((id) => found.get(idToHex(id)));
+  }
+
+  /** has for many ids, one statement per LIMITS.indexLookupBatchIds of them; one answer per id, in order. */
+  hasMany(ids: readonly ObjectId[]): boolean[] {
+    const present = new Set<string>();
+    for (const batch of lookupBatches(ids)) for (const row of this.selectPresentIds.all(...batch)) present.add(idToHex(row.id));
+    return ids.map((id) => present.has(idToHex(id)));
   }
 
   /**
@@ -460,6 +481,16 @@ class PackDeltas {
       this.byPack.set(packNumber, d);
     }
     return d;
+  }
+}
+
+/** Ids in batches of exactly LIMITS.indexLookupBatchIds (the last padded with its own last id, which IN ignores), for the one prepared statement. */
+function* lookupBatches(ids: readonly ObjectId[]): Generator<Uint8Array[]> {
+  const size = LIMITS.indexLookupBatchIds;
+  for (let start = 0; start < ids.length; start += size) {
+    const batch: Uint8Array[] = ids.slice(start, start + size);
+    while (batch.length < size) batch.push(batch[batch.length - 1]!);
+    yield batch;
   }
 }
 

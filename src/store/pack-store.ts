@@ -201,7 +201,7 @@ export class PackObjectStore implements ObjectStore {
 
   async hasMany(ids: readonly ObjectId[]): Promise<boolean[]> {
     this.assertOpen();
-    return ids.map((id) => this.index.has(id));
+    return this.index.hasMany(ids);
   }
 
   async get(id: ObjectId): Promise<Uint8Array | undefined> {
@@ -496,8 +496,7 @@ export class PackObjectStore implements ObjectStore {
   private async readObjects(ids: readonly ObjectId[]): Promise<(Uint8Array | undefined)[]> {
     const out: (Uint8Array | undefined)[] = [];
     const found: { entry: IndexEntry; detail: string }[] = [];
-    for (const id of ids) {
-      const entry = this.index.lookup(id);
+    for (const entry of this.index.lookupMany(ids)) {
       const result = entry === undefined ? undefined : this.readEntry(entry);
       if (typeof result === "string") found.push({ entry: entry!, detail: result });
       out.push(result === undefined || typeof result === "string" ? undefined : result.bytes);

@@ -239,6 +239,66 @@ describe("recording as the check goes", () => {
     expect(order.at(-1)).toBe(idToHex(root));
   });
 
+  test("with knownMany, marks are asked for in batches and never one by one, and a chunk many files share is asked about once", async () => {
+    const prng = createPrng(7);
+    const sharedBytes = prng.bytes(16);
+    const shared = blake3(sharedBytes);
+    const objects: StoredBytes[] = [{ id: shared, bytes: sharedBytes }];
+    const entries: TreeEntry[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const ownBytes = prng.bytes(8);
+      const own = blake3(ownBytes);
+      objects.push({ id: own, bytes: ownBytes });
+      const [node] = buildFileNodes([
+        { id: shared, lengthBytes: sharedBytes.length },
+        { id: own, lengthBytes: ownBytes.length },
+      ]);
+      objects.push({ id: node!.id, bytes: node!.bytes });
+      entries.push(fileEntry(`file-${String(i).padStart(6, "0")}`, { id: node!.id, sizeBytes: sharedBytes.length + ownBytes.length }));
+    }
+    const treeNodes = buildTreeNodes(entries);
+    objects.push(...treeNodes);
+    const root = treeNodes.at(-1)!.id;
+
+    const run = async (known: Map<string, NodeSummary>) => {
+      const base = sourcesOver(objects, known);
+      const chunkAsks = new Map<string, number>();
+      const knownBatches: number[] = [];
+      const sources: StructureSources = {
+        ...base.sources,
+        hasMany: async (ids) => {
+          for (const id of ids) chunkAsks.set(idToHex(id), (chunkAsks.get(idToHex(id)) ?? 0) + 1);
+          return base.sources.hasMany(ids);
+        },
+        known: () => {
+          throw new Error("known asked one by one although knownMany is given");
+        },
+        knownMany: async (ids) => {
+          knownBatches.push(ids.length);
+          return ids.map((id) => known.get(idToHex(id)));
+        },
+      };
+      const { report } = await checkRecording(root, sources, known);
+      expect(report.missing).toEqual([]);
+      return { chunkAsks, knownBatches, reads: base.reads };
+    };
+
+    const known = new Map<string, NodeSummary>();
+    const first = await run(known);
+    expect(first.chunkAsks.get(idToHex(shared))).toBe(1);
+    expect(first.chunkAsks.size).toBe(3001);
+    expect(Math.max(...first.chunkAsks.values())).toBe(1);
+    expect(Math.max(...first.knownBatches)).toBeLessThanOrEqual(512);
+    // The root, its pages and 3000 file nodes, in a few batches rather than one ask per place.
+    expect(first.knownBatches.length).toBeLessThan(20);
+    expect(known.has(idToHex(root))).toBe(true);
+    // Everything was marked: the next check asks once, about the root, and reads nothing.
+    const second = await run(known);
+    expect(second.knownBatches).toEqual([1]);
+    expect(second.reads).toEqual([]);
+    expect(second.chunkAsks.size).toBe(0);
+  });
+
   test("a check that finds something missing records the subtrees that passed, never what stands above the gap", async () => {
     const { objects, root } = wideTree(3, 40);
     // One chunk of the second directory is lost.

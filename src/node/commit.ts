@@ -56,7 +56,12 @@ export async function commitPush(ctx: WriteContext, request: CommitRequest): Pro
   const head = folder.head;
   const headVector = await ctx.vectorOf(head);
   const nextVector = withCounter(headVector, ctx.nodeId, counterOf(headVector, ctx.nodeId) + 1);
-  const headMatches = head === null ? request.parent === null : request.parent !== null && idEquals(head, request.parent);
+  // Only a version of this folder is ever recorded as a parent: one it does not hold (pruned,
+  // made up, or another folder's, whose id a writer of this one may have seen) is left out, so
+  // no folder's history links into another's. Into a folder without a head there is nothing
+  // to merge with, whatever parent the push names.
+  const parent = request.parent !== null && (await ctx.metadata.getVersion(folder.name, request.parent)) ? request.parent : null;
+  const headMatches = head === null || (parent !== null && idEquals(head, parent));
   if (headMatches) {
     const pushed = await ctx.writer.write({
       root: request.root,
@@ -73,14 +78,14 @@ export async function commitPush(ctx: WriteContext, request: CommitRequest): Pro
   // The head moved: record the push as pushed, then merge it onto the head.
   const pushed = await ctx.writer.write({
     root: request.root,
-    parents: request.parent ? [request.parent] : [],
+    parents: parent ? [parent] : [],
     message: request.message,
     chunking: request.chunking,
     versionVector: EMPTY_VECTOR,
   });
   const pushedRecord = ctx.writer.record(pushed.id, pushed.version, request.origin ?? "push", request.files, request.totalBytes);
   const headRecord = (await ctx.metadata.getVersion(folder.name, head!))!;
-  const baseVersion = request.parent ? await findMergeBase(ctx.metadata, folder.name, head!, request.parent) : null;
+  const baseVersion = parent ? await findMergeBase(ctx.metadata, folder.name, head!, parent) : null;
   const baseRoot = baseVersion ? ((await ctx.metadata.getVersion(folder.name, baseVersion))?.root ?? null) : null;
   // The pushed side is the later writer and keeps contested names; what it displaced stays
   // beside it as a conflict copy, as in a replication merge.

@@ -31,14 +31,16 @@ import {
   prepareParents,
   removeInside,
   setDirectoryAttributes,
-  writeFileAtomic,
+  prepareFileWrite,
   writeSymlinkAtomic,
+  type PreparedFile,
   seenEntryAt,
   UnsafePathError,
   type SeenEntry,
 } from "../fs/materialize.ts";
 import { TEMP_FILE_PREFIX, type ScanResult } from "../fs/scanner.ts";
 import { withShortPath } from "../fs/directory-handle.ts";
+import { FileGroupSync } from "../fs/group-sync.ts";
 import type { StatCache, StatCacheEntry } from "../fs/stat-cache.ts";
 import { NotReadFilter } from "./changes-not-read.ts";
 import { STATE_DIR_NAME } from "./local-state.ts";
@@ -65,6 +67,8 @@ export interface ApplyPullInput {
   statCache: Pick<StatCache, "remember">;
   progress: Progress;
   nowMs: () => number;
+  /** The durability of each group of file writes (a test injects a failing one); by default syncfs, or an fsync per file. */
+  newFileGroupSync?: () => FileGroupSync;
 }
 
 export interface ApplyPullResult {
@@ -245,58 +249,86 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
     }
     await source.prefetch([...wanted.values()]);
     const writtenStats = new Map<string, StatCacheEntry>();
-    for (const job of group) {
-      let chunkCount = job.chunks?.length ?? 0;
-      const streamed = async function* () {
-        chunkCount = 0;
-        for await (const run of fileChunkPages(job.entry.id!, load)) {
-          chunkCount += run.length;
-          yield run;
-        }
-      };
-      const write = (replaces: SeenEntry) =>
-        writeFileAtomic(dir, job.path, { chunks: job.chunks ?? streamed(), source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer, replaces });
-      try {
+    // The group's files go to temp names first, then are made durable together (one syncfs,
+    // not an fsync each), then renamed, each rename checking the path still holds what the
+    // plan saw; nothing is renamed before it is durable.
+    const fileSync = input.newFileGroupSync?.() ?? new FileGroupSync();
+    const prepared: { job: FileJob; file: PreparedFile; chunkCount: number }[] = [];
+    try {
+      for (const job of group) {
+        let chunkCount = job.chunks?.length ?? 0;
+        const streamed = async function* () {
+          chunkCount = 0;
+          for await (const run of fileChunkPages(job.entry.id!, load)) {
+            chunkCount += run.length;
+            yield run;
+          }
+        };
         try {
-          await write(job.replaces);
+          const file = await prepareFileWrite(dir, job.path, { chunks: job.chunks ?? streamed(), source, mode: job.entry.mode, mtimeMs: job.entry.mtimeMs, syncer, group: fileSync });
+          prepared.push({ job, file, chunkCount });
         } catch (error) {
-          if (!(error instanceof ChangedMeanwhileError)) throw error;
-          // Edited (or created) here since the plan: those bytes exist nowhere else.
-          moveAside(job.path, `changed here while the pull ran (${error.message})`);
-          await write(null);
-        }
-      } catch (error) {
-        if (!(error instanceof UnsafePathError) && !(error instanceof ChangedMeanwhileError)) throw error;
-        skipped.push({ path: job.path, reason: error.message });
-        progress.advance(0, ++jobsDone);
-        continue;
-      }
-      progress.advance(0, ++jobsDone);
-      if (job.chunks) source.noteLocalFile(join(dir, job.path), job.chunks);
-      else {
-        // A large file's chunks, page by page again (from the local cache) now that it is written.
-        let offset = 0;
-        for await (const run of fileChunkPages(job.entry.id!, load)) {
-          source.noteLocalFile(join(dir, job.path), run, offset);
-          for (const chunk of run) offset += chunk.lengthBytes;
+          if (!(error instanceof UnsafePathError)) throw error;
+          skipped.push({ path: job.path, reason: error.message });
+          progress.advance(0, ++jobsDone);
         }
       }
-      // The file is exactly the node's content: remember it, so the next push need not read it.
-      const written = withShortPath(join(dir, job.path), (short) => lstatSync(short, { bigint: true }));
-      writtenStats.set(job.path, {
-        sizeBytes: Number(written.size),
-        mtimeNs: written.mtimeNs,
-        ctimeNs: written.ctimeNs,
-        inode: written.ino,
-        mode: syncedMode(Number(written.mode & 0o7777n)),
-        fileId: job.entry.id!,
-        chunkCount,
-      });
-      filesWritten++;
-      bytesWritten += job.entry.sizeBytes;
+      // What prefetch brought is written: its memory goes before the wait for the disk.
+      source.releasePrefetched();
+      fileSync.sync();
+    } catch (error) {
+      fileSync.close();
+      for (const { file } of prepared) file.discard();
+      throw error;
     }
-    source.releasePrefetched();
-    // Written, not yet durable: the directories are fsynced at the end. A stat entry for a file
+    let committed = 0;
+    try {
+      for (const { job, file, chunkCount } of prepared) {
+        committed++;
+        try {
+          try {
+            file.commit(job.replaces);
+          } catch (error) {
+            if (!(error instanceof ChangedMeanwhileError)) throw error;
+            // Edited (or created) here since the plan: those bytes exist nowhere else.
+            moveAside(job.path, `changed here while the pull ran (${error.message})`);
+            file.commit(null);
+          }
+        } catch (error) {
+          if (!(error instanceof UnsafePathError) && !(error instanceof ChangedMeanwhileError)) throw error;
+          file.discard();
+          skipped.push({ path: job.path, reason: error.message });
+          progress.advance(0, ++jobsDone);
+          continue;
+        }
+        progress.advance(0, ++jobsDone);
+        if (job.chunks) source.noteLocalFile(join(dir, job.path), job.chunks);
+        else {
+          // A large file's chunks, page by page again (from the local cache) now that it is written.
+          let offset = 0;
+          for await (const run of fileChunkPages(job.entry.id!, load)) {
+            source.noteLocalFile(join(dir, job.path), run, offset);
+            for (const chunk of run) offset += chunk.lengthBytes;
+          }
+        }
+        // The file is exactly the node's content: remember it, so the next push need not read it.
+        const written = withShortPath(join(dir, job.path), (short) => lstatSync(short, { bigint: true }));
+        writtenStats.set(job.path, {
+          sizeBytes: Number(written.size),
+          mtimeNs: written.mtimeNs,
+          ctimeNs: written.ctimeNs,
+          inode: written.ino,
+          mode: syncedMode(Number(written.mode & 0o7777n)),
+          fileId: job.entry.id!,
+          chunkCount,
+        });
+        filesWritten++;
+        bytesWritten += job.entry.sizeBytes;
+      }
+    } finally {
+      for (const { file } of prepared.slice(committed)) file.discard();
+    }
+    // Files durable, renames not yet: the directories are fsynced at the end. A stat entry for a file
     // lost to a crash names a path no longer there, which a scan drops.
     if (writtenStats.size > 0) input.statCache.remember(writtenStats);
     group = [];

@@ -34,6 +34,7 @@ import type { ChunkRef, TreeEntry } from "../core/objects.ts";
 import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
 import { handlesResolveNames, openDirectoryInside, pathInHandle, setDirectoryAttributes, UnsafePathError, withShortPath } from "./directory-handle.ts";
 import { TEMP_FILE_PREFIX } from "./scanner.ts";
+import type { FileGroupSync } from "./group-sync.ts";
 
 export { setDirectoryAttributes, UnsafePathError };
 
@@ -219,38 +220,84 @@ type WrittenAt = number | "hole";
  * become holes (the file is truncated to its full size at the end).
  */
 export async function writeFileAtomic(root: string, relativePath: string, options: FileWriteOptions): Promise<void> {
+  const prepared = await prepareFileWrite(root, relativePath, options);
+  try {
+    prepared.commit(options.replaces);
+  } catch (error) {
+    prepared.discard();
+    throw error;
+  }
+}
+
+/** A file written to its temp name, not yet renamed over its path (see prepareFileWrite). */
+export interface PreparedFile {
+  /** Renames the temp file over the path, if the path still holds `replaces` (unchecked when undefined). */
+  commit(replaces?: SeenEntry): void;
+  /** Removes the temp file (when the group is abandoned, or the path is not to be written). */
+  discard(): void;
+}
+
+/**
+ * The first half of writeFileAtomic: the temp file, complete, with its mode and mtime. With a
+ * `group`, the file is not fsynced here: the caller makes the whole group durable (group.sync())
+ * before it commits any of them, so a rename never exposes bytes a power cut could lose.
+ * Commit re-opens the parent from the root, so a parent swapped for a link meanwhile is refused.
+ */
+export async function prepareFileWrite(root: string, relativePath: string, options: FileWriteOptions & { group?: FileGroupSync }): Promise<PreparedFile> {
   const resolved = prepareParents(root, relativePath, options.syncer);
+  const temp = tempName();
   await inParentAsync(root, resolved, async (at) => {
-    const temp = at(tempName());
-    const fd = openSync(temp, "wx+", 0o600);
+    const fd = openSync(at(temp), "wx+", 0o600);
+    const kept = options.group?.adopt(fd) ?? false;
     try {
       await writeChunks(fd, relativePath, options);
       // Permission bits alone: a tree never makes a setuid or setgid file (core/file-mode.ts).
       fchmodSync(fd, syncedMode(options.mode));
       futimesSync(fd, new Date(options.mtimeMs), new Date(options.mtimeMs));
-      fsyncSync(fd);
-      closeSync(fd);
+      if (!options.group || options.group.fsyncEachFile) fsyncSync(fd);
+      if (!kept) closeSync(fd);
     } catch (error) {
+      if (!kept) {
+        try {
+          closeSync(fd);
+        } catch {}
+      }
       try {
-        closeSync(fd);
-      } catch {}
-      try {
-        unlinkSync(temp);
+        unlinkSync(at(temp));
       } catch {}
       throw writeFailure(error, resolved.absolutePath);
     }
-    try {
-      checkStillSeen(at(resolved.name), options.replaces, resolved.absolutePath);
-      replaceWith(temp, at(resolved.name), resolved, options.syncer);
-    } catch (error) {
-      try {
-        unlinkSync(temp);
-      } catch {}
-      throw error;
-    }
   });
-  if (options.syncer) options.syncer.add(resolved.parent);
-  else fsyncDirectory(resolved.parent);
+  let done = false;
+  return {
+    commit: (replaces?: SeenEntry) => {
+      if (done) throw new Error(`${resolved.absolutePath}: temp file already committed or discarded`);
+      inParent(root, resolved, (at) => {
+        try {
+          checkStillSeen(at(resolved.name), replaces, resolved.absolutePath);
+          replaceWith(at(temp), at(resolved.name), resolved, options.syncer);
+        } catch (error) {
+          // Changed meanwhile: the caller may move the path aside and commit again.
+          if (error instanceof ChangedMeanwhileError) throw error;
+          done = true;
+          try {
+            unlinkSync(at(temp));
+          } catch {}
+          throw error;
+        }
+      });
+      done = true;
+      if (options.syncer) options.syncer.add(resolved.parent);
+      else fsyncDirectory(resolved.parent);
+    },
+    discard: () => {
+      if (done) return;
+      done = true;
+      try {
+        inParent(root, resolved, (at) => unlinkSync(at(temp)));
+      } catch {}
+    },
+  };
 }
 
 /** `inParent` for an async use: the parent's handle stays open while chunks are fetched. */
@@ -269,10 +316,14 @@ async function writeChunks(fd: number, relativePath: string, options: FileWriteO
     written.set(key, at);
     if (written.size > WRITTEN_CHUNKS_REMEMBERED_MAX) written.delete(written.keys().next().value!);
   };
-  // Fetch in batches so memory stays bounded for huge files; each distinct chunk once.
+  // Fetch in batches so memory stays bounded for huge files, a few in flight at once (written
+  // in order as each arrives); each distinct chunk once.
   let toFetch: ChunkRef[] = [];
   let toFetchBytes = 0;
   let planned: { chunk: ChunkRef; position: number }[] = [];
+  /** Chunks asked for in a batch not written yet: a repeat is copied from the file once it is. */
+  const pendingFetch = new Set<string>();
+  const inFlight: { fetching: Promise<Uint8Array[]>; toFetch: ChunkRef[]; planned: { chunk: ChunkRef; position: number }[] }[] = [];
   const copyFromFile = (chunk: ChunkRef, from: WrittenAt, position: number) => {
     if (from === "hole") return;
     const bytes = new Uint8Array(chunk.lengthBytes);
@@ -287,37 +338,53 @@ async function writeChunks(fd: number, relativePath: string, options: FileWriteO
     }
     writeFully(fd, bytes, position);
   };
-  const flush = async () => {
-    if (planned.length === 0) return;
-    const datas = toFetch.length > 0 ? await options.source.getChunks(toFetch.map((c) => c.id)) : [];
-    const fetched = new Map<string, Uint8Array>();
-    for (let i = 0; i < toFetch.length; i++) {
-      const data = datas[i];
-      const expected = toFetch[i]!;
-      if (!data || data.length !== expected.lengthBytes || !idEquals(blake3(data), expected.id)) {
-        throw new Error(`chunk ${idToHex(expected.id)} of ${relativePath} failed verification`);
-      }
-      fetched.set(idToHex(expected.id), data);
+  const verified = (data: Uint8Array | undefined, expected: ChunkRef): Uint8Array => {
+    if (!data || data.length !== expected.lengthBytes || !idEquals(blake3(data), expected.id)) {
+      throw new Error(`chunk ${idToHex(expected.id)} of ${relativePath} failed verification`);
     }
-    for (const { chunk, position } of planned) {
+    return data;
+  };
+  /** Writes the oldest batch in flight, once its chunks arrive. */
+  const writeOldest = async () => {
+    const batch = inFlight.shift()!;
+    let datas: Uint8Array[] | null = await batch.fetching;
+    const fetched = new Map<string, Uint8Array>();
+    for (let i = 0; i < batch.toFetch.length; i++) {
+      const expected = batch.toFetch[i]!;
+      fetched.set(idToHex(expected.id), verified(datas[i], expected));
+    }
+    datas = null;
+    for (const { chunk, position } of batch.planned) {
       const key = idToHex(chunk.id);
       const earlier = written.get(key);
       if (earlier !== undefined) {
         copyFromFile(chunk, earlier, position);
         continue;
       }
-      const data = fetched.get(key)!;
+      // A repeat of a chunk whose place was forgotten meanwhile (a very long batch): fetched again.
+      const data = fetched.get(key) ?? verified((await options.source.getChunks([chunk.id]))[0], chunk);
       if (isAllZero(data)) remember(key, "hole");
       else {
         writeFully(fd, data, position);
         remember(key, position);
       }
     }
+    for (const chunk of batch.toFetch) pendingFetch.delete(idToHex(chunk.id));
+    // The batch's bytes are written: nothing here holds them any more.
+    fetched.clear();
+  };
+  const flush = async () => {
+    if (planned.length === 0) return;
+    const ids = toFetch.map((c) => c.id);
+    const fetching = ids.length > 0 ? options.source.getChunks(ids) : Promise.resolve([]);
+    // Awaited in order by writeOldest; a failure while an earlier batch is written is not unhandled.
+    fetching.catch(() => {});
+    inFlight.push({ fetching, toFetch, planned });
     toFetch = [];
     toFetchBytes = 0;
     planned = [];
+    while (inFlight.length >= BATCHES_IN_FLIGHT_MAX) await writeOldest();
   };
-  const inBatch = new Set<string>();
   let position = 0;
   const runs: Iterable<readonly ChunkRef[]> | AsyncIterable<readonly ChunkRef[]> = isChunkList(options.chunks) ? [options.chunks] : options.chunks;
   for await (const run of runs) for (const chunk of run) {
@@ -326,23 +393,23 @@ async function writeChunks(fd: number, relativePath: string, options: FileWriteO
     if (earlier !== undefined) copyFromFile(chunk, earlier, position);
     else {
       planned.push({ chunk, position });
-      if (!inBatch.has(key)) {
-        inBatch.add(key);
+      if (!pendingFetch.has(key)) {
+        pendingFetch.add(key);
         toFetch.push(chunk);
         toFetchBytes += chunk.lengthBytes;
       }
-      if (toFetchBytes >= LIMITS.batchBytesTarget || planned.length >= PLANNED_CHUNKS_MAX) {
-        await flush();
-        inBatch.clear();
-      }
+      if (toFetchBytes >= LIMITS.batchBytesTarget || planned.length >= PLANNED_CHUNKS_MAX) await flush();
     }
     position += chunk.lengthBytes;
   }
   await flush();
+  while (inFlight.length > 0) await writeOldest();
   // Holes at the end still count towards the size.
   ftruncateSync(fd, position);
 }
 
+/** Batches of one file fetched at once (each ~LIMITS.batchBytesTarget): the transfer's concurrency, so the memory they hold stays bounded. */
+const BATCHES_IN_FLIGHT_MAX = LIMITS.transferConcurrency;
 /** A bound on chunk positions waiting for one fetch (a long run of one repeated chunk). */
 const PLANNED_CHUNKS_MAX = 65_536;
 /**

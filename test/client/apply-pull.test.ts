@@ -13,6 +13,7 @@ import { applyPull, type PullChunks } from "../../src/client/apply-pull.ts";
 import type { ObjectId } from "../../src/core/id.ts";
 import { readTreeEntries } from "../../src/core/pages.ts";
 import { DirectorySyncer } from "../../src/fs/materialize.ts";
+import { FileGroupSync } from "../../src/fs/group-sync.ts";
 import { scanDirectory } from "../../src/fs/scanner.ts";
 import { NoStatCache } from "../../src/fs/stat-cache.ts";
 import { silentProgress } from "../../src/client/progress.ts";
@@ -142,7 +143,7 @@ async function scan(memory: MemoryObjects, dir: string): Promise<{ root: ObjectI
   return { root: result.rootId, notRead: result.notRead };
 }
 
-async function apply(memory: MemoryObjects, dir: string, base: ObjectId | null, local: ObjectId, remote: ObjectId) {
+async function apply(memory: MemoryObjects, dir: string, base: ObjectId | null, local: ObjectId, remote: ObjectId, newFileGroupSync?: () => FileGroupSync) {
   const scanned = { notRead: [], skipped: [], ignoredAt: () => undefined };
   const syncer = new DirectorySyncer();
   const result = await applyPull({
@@ -157,10 +158,60 @@ async function apply(memory: MemoryObjects, dir: string, base: ObjectId | null, 
     statCache: { remember: () => {} },
     progress: silentProgress,
     nowMs: () => 1_700_000_000_000,
+    newFileGroupSync,
   });
   syncer.flush();
   return result;
 }
+
+/** Every name under dir, with what each file holds ("dir" for directories). */
+function diskContents(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const path = join(dir, name);
+    out[name] = lstatSync(path).isDirectory() ? "dir" : readFileSync(path, "utf8");
+  }
+  return out;
+}
+
+describe("a group of file writes is durable before any of it is renamed", () => {
+  const baseLiteral: TreeLiteral = { a: "old a", d: { b: "old b" } };
+  const remoteLiteral: TreeLiteral = { a: "new a", c: "new c", d: { b: "new b" } };
+
+  test("the group's sync runs once, while every path still holds its old file, and the renames follow", async () => {
+    const memory = new MemoryObjects();
+    const dir = join(tempDir(), "copy");
+    mkdirSync(dir);
+    const base = memory.tree(baseLiteral);
+    await apply(memory, dir, null, memory.tree({}), base);
+    const seenAtSync: Record<string, string>[] = [];
+    await apply(memory, dir, base, (await scan(memory, dir)).root, memory.tree(remoteLiteral), () =>
+      new FileGroupSync({ syncfs: () => void seenAtSync.push(diskContents(dir)) }),
+    );
+    expect(seenAtSync.length).toBe(1);
+    const atSync = seenAtSync[0]!;
+    expect({ a: atSync.a, b: atSync["d/b"], c: "c" in atSync }).toEqual({ a: "old a", b: "old b", c: false });
+    // The new bytes were all on disk, under temp names, when the sync ran.
+    expect(Object.values(atSync).sort()).toEqual(["dir", "new a", "new b", "new c", "old a", "old b"]);
+    expect(diskContents(dir)).toEqual({ a: "new a", c: "new c", d: "dir", "d/b": "new b" });
+  });
+
+  test("a failed sync fails the pull: nothing renamed, the old files in place, no temp file left", async () => {
+    const memory = new MemoryObjects();
+    const dir = join(tempDir(), "copy");
+    mkdirSync(dir);
+    const base = memory.tree(baseLiteral);
+    await apply(memory, dir, null, memory.tree({}), base);
+    const failing = () =>
+      new FileGroupSync({
+        syncfs: () => {
+          throw new Error("syncfs failed: EIO");
+        },
+      });
+    await expect(apply(memory, dir, base, (await scan(memory, dir)).root, memory.tree(remoteLiteral), failing)).rejects.toThrow("EIO");
+    expect(diskContents(dir)).toEqual({ a: "old a", d: "dir", "d/b": "old b" });
+  });
+});
 
 describe("applyPull over random histories", () => {
   for (let seed = 1; seed <= 60; seed++) {

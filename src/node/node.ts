@@ -25,6 +25,7 @@ import { systemClock, systemRandom, type Clock, type RandomSource } from "./cloc
 import { verifyTreeClosure } from "./closure.ts";
 import type { ConsistencyMode, FolderPage, FolderRecord, MetadataStoreStat, RetentionChange, VersionPage, VersionRecord, VersionTotals } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
+import { MetadataProbe, type MetadataAvailability } from "./metadata-probe.ts";
 import { conflictCopiesMadeBy } from "./conflict-copies.ts";
 import { Mutex } from "./mutex.ts";
 import { nodeIdProblem } from "./node-id.ts";
@@ -322,6 +323,14 @@ export class DsyncNode {
   async metadataStat(): Promise<MetadataStoreStat> {
     return this.metadata.stat();
   }
+
+  /** Whether the metadata store answers now (a bounded one-row read, shared by callers within a second), for health and metrics. */
+  metadataAvailability(): Promise<MetadataAvailability> {
+    this.metadataProbe ??= new MetadataProbe(this.metadata);
+    return this.metadataProbe.check();
+  }
+
+  private metadataProbe: MetadataProbe | undefined;
 
   /** For each id: whether the object store holds it (no read, no repair). */
   async hasObjects(ids: readonly ObjectId[]): Promise<boolean[]> {

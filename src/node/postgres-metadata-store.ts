@@ -53,6 +53,9 @@ export interface PostgresMetadataOptions {
   connectTimeoutMs?: number;
 }
 
+/** From this many rows (as the planner estimates) stat() reports a table's estimate, not an exact COUNT(*). */
+export const STAT_ESTIMATE_ROWS_MIN = 100_000;
+
 export const POSTGRES_DEFAULTS = { maxConnections: 8, queryTimeoutMs: 15_000, connectTimeoutMs: 5_000 } as const;
 
 /** The steps of the schema, in order; the last one's number is the schema this code knows. */
@@ -711,20 +714,33 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async stat(): Promise<MetadataStoreStat> {
     return this.call("stat", async () => {
+      // Metrics read this on every scrape, and COUNT(*) reads the whole table on Postgres (a few
+      // seconds for tens of millions of versions). A table the planner believes holds at least
+      // STAT_ESTIMATE_ROWS_MIN rows is counted by its estimate (pg_class.reltuples, refreshed by
+      // autovacuum's ANALYZE); a smaller one, or one never analyzed (-1), is counted exactly,
+      // which costs little below that size.
       const [row] = await this.sql`
-        SELECT (SELECT COUNT(*) FROM folders) AS folders, (SELECT COUNT(*) FROM versions) AS versions,
-               (SELECT COUNT(*) FROM checked_nodes) AS checked,
-               (SELECT COALESCE(MAX(version), 0) FROM schema_migrations) AS schema,
+        SELECT (SELECT COALESCE(MAX(version), 0) FROM schema_migrations) AS schema,
                (SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c
                  WHERE c.relname IN ('meta', 'folders', 'versions', 'checked_nodes', 'schema_migrations')
                    AND c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace) AS size_bytes`;
+      const estimates = (await this.sql`
+        SELECT c.relname, c.reltuples FROM pg_class c
+        WHERE c.relname IN ('folders', 'versions', 'checked_nodes') AND c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace`) as { relname: string; reltuples: number }[];
+      const estimateOf = new Map(estimates.map((e) => [e.relname, Number(e.reltuples)]));
+      const rows = async (table: "folders" | "versions" | "checked_nodes"): Promise<number> => {
+        const estimate = estimateOf.get(table) ?? -1;
+        if (estimate >= STAT_ESTIMATE_ROWS_MIN) return Math.round(estimate);
+        const [counted] = await this.sql.unsafe(`SELECT COUNT(*) AS n FROM ${table}`);
+        return Number(counted.n);
+      };
       return {
         backend: "postgres",
         location: this.location,
         sizeBytes: row.size_bytes === null ? null : Number(row.size_bytes),
-        folders: Number(row.folders),
-        versions: Number(row.versions),
-        checkedNodes: Number(row.checked),
+        folders: await rows("folders"),
+        versions: await rows("versions"),
+        checkedNodes: await rows("checked_nodes"),
         schemaVersion: Number(row.schema),
       };
     });

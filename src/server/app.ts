@@ -246,9 +246,16 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   // The web dashboard (no data in it; its script calls /v1 with the token).
   registerDashboardRoutes(app);
 
-  app.get("/v1/health", (c) =>
-    c.json({ ok: true, node: node.nodeId, version: options.version ?? "dev", blake3: blake3BackendName, ...(options.tlsFingerprint ? { tlsFingerprint: options.tlsFingerprint } : {}) }),
-  );
+  // Still a dsync node's health when the metadata is away (the client tells a dsync node from
+  // another server by it), but 503 with ok false, so a load balancer or monitor that only looks
+  // at the status code takes the node out while it cannot serve (docs/api.md).
+  app.get("/v1/health", async (c) => {
+    const availability = await node.metadataAvailability();
+    const health = { node: node.nodeId, version: options.version ?? "dev", blake3: blake3BackendName, ...(options.tlsFingerprint ? { tlsFingerprint: options.tlsFingerprint } : {}) };
+    if (availability.available) return c.json({ ok: true, ...health, metadata: "ok" });
+    c.header("retry-after", "5");
+    return c.json({ ok: false, ...health, metadata: "unavailable", metadataError: availability.reason }, 503);
+  });
 
   // Token, role (access.ts: ROUTE_ACCESS); peer routes have their own credential (peer-routes.ts).
   app.use("/v1/*", authorize({ token: options.token, tokens: options.token ? options.tokens : undefined, clock: node.clock }));

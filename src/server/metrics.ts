@@ -17,6 +17,7 @@ import type { Repairer } from "../node/repair.ts";
 import type { Scrubber } from "../node/scrub.ts";
 import type { Replicator } from "../replication/replicator.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
+import { MetadataUnavailableError } from "../node/metadata-unavailable.ts";
 import type { TokenStore } from "../node/token-store.ts";
 
 /** Folders exported with a `folder` label, the most recently changed first; the rest are counted in dsync_metrics_folders_omitted. */
@@ -95,10 +96,19 @@ function failureResult(status: number): "rejected" | "failed" {
   return status >= 500 ? "failed" : "rejected";
 }
 
+/** A folder's standing is left out (an empty list) when the metadata went away mid-scrape. */
+function skipWhenUnavailable(error: unknown): [] {
+  if (error instanceof MetadataUnavailableError) return [];
+  throw error;
+}
+
 export class NodeMetrics {
   readonly registry = new Registry();
   private readonly sources: MetricsSources;
   private refreshing: Promise<void> = Promise.resolve();
+  // From the last scrape that could read the metadata, for the series that need it.
+  private logicalBytes = 0;
+  private folderNames: string[] = [];
 
   private readonly requestDuration: Histogram<"route" | "method" | "status">;
   private readonly receivedBytes: Counter<"kind">;
@@ -173,6 +183,7 @@ export class NodeMetrics {
       objectBytes: gauge("dsync_store_object_bytes", "Bytes of the stored objects, uncompressed."),
       packBytes: gauge("dsync_store_pack_bytes", "Bytes the stored objects take in pack files (compressed where it paid)."),
       metadataBytes: gauge("dsync_metadata_bytes", "Bytes the metadata store takes where that is known (metadata.sqlite and its log); the label says which store.", ["backend"]),
+      metadataUp: gauge("dsync_metadata_up", "1 when the metadata store answered a one-row read within 3 s at this scrape, else 0 (its database server is away)."),
       metadataChecked: gauge("dsync_metadata_checked_nodes", "Objects the metadata marks complete (checked with everything below them), which later commits do not read again."),
       logicalBytes: gauge("dsync_versions_logical_bytes", "Bytes of the files of every kept version, summed: what storing each version in full would take."),
       dedupRatio: gauge("dsync_dedup_ratio", "dsync_versions_logical_bytes / dsync_store_object_bytes (0 while nothing is stored)."),
@@ -270,44 +281,25 @@ export class NodeMetrics {
     const g = this.gauges;
     const m = this.mirrored;
 
-    const folders = await node.listFolders();
-    const totals = new Map((await node.versionTotals()).map((row) => [row.folder, row]));
-    g.folders!.set(folders.length);
-    g.heads!.set(folders.filter((folder) => folder.head !== null).length);
-    let versions = 0;
-    let logicalBytes = 0;
-    for (const row of totals.values()) {
-      versions += row.versions;
-      logicalBytes += row.totalBytes;
+    // While the metadata is away the scrape still answers, with dsync_metadata_up 0: the series
+    // read from the metadata keep the values of the last scrape that could read them, and the
+    // rest (objects, scrub, repair, peers, process) are as fresh as ever.
+    let metadataUp = (await node.metadataAvailability()).available;
+    if (metadataUp) {
+      try {
+        await this.refreshFromMetadata();
+      } catch (error) {
+        if (!(error instanceof MetadataUnavailableError)) throw error;
+        metadataUp = false;
+      }
     }
-    g.versions!.set(versions);
-    for (const name of ["lastChange", "folderVersions", "folderFiles", "folderBytes"]) g[name]!.reset();
-    const heads = [];
-    for (const folder of folders) {
-      const head = folder.head ? await node.getVersion(folder.name, folder.head) : undefined;
-      if (head) heads.push({ folder, head });
-    }
-    heads.sort((a, b) => b.head.hlcWallMs - a.head.hlcWallMs || (a.folder.name < b.folder.name ? -1 : 1));
-    const exported = heads.slice(0, FOLDER_SERIES_MAX);
-    g.omitted!.set(heads.length - exported.length);
-    for (const { folder, head } of exported) {
-      const labels = { folder: folder.name };
-      g.lastChange!.set(labels, head.hlcWallMs / 1000);
-      g.folderVersions!.set(labels, totals.get(folder.name)?.versions ?? 0);
-      g.folderFiles!.set(labels, head.files);
-      g.folderBytes!.set(labels, head.totalBytes);
-    }
+    g.metadataUp!.set(metadataUp ? 1 : 0);
 
     const stored = await node.objectStats();
     g.objects!.set(stored.objects);
     g.objectBytes!.set(stored.rawBytes);
     g.packBytes!.set(stored.storedBytes);
-    g.logicalBytes!.set(logicalBytes);
-    g.dedupRatio!.set(stored.rawBytes > 0 ? logicalBytes / stored.rawBytes : 0);
-    const metadata = await node.metadataStat();
-    g.metadataBytes!.reset();
-    if (metadata.sizeBytes !== null) g.metadataBytes!.set({ backend: metadata.backend }, metadata.sizeBytes);
-    g.metadataChecked!.set(metadata.checkedNodes);
+    g.dedupRatio!.set(stored.rawBytes > 0 ? this.logicalBytes / stored.rawBytes : 0);
 
     const corruption = await node.corruptionStatus();
     g.quarantined!.set(corruption.quarantined);
@@ -342,10 +334,12 @@ export class NodeMetrics {
     if (!replicator || peers.length === 0) return;
     const standing = new Map(peers.map((peer) => [peer.address, { lagMs: 0, missing: 0, lacking: 0, states: new Map<string, number>() }]));
     // Folders a peer has and this node does not yet are where it lags most.
-    const names = new Set(folders.map((folder) => folder.name));
+    const names = new Set(this.folderNames);
     for (const peer of peers) for (const name of peer.folders.keys()) names.add(name);
     for (const name of names) {
-      for (const status of await replicator.folderStatus(name)) {
+      // A folder's standing needs its local head: while the metadata is away, it is left out.
+      const statuses = metadataUp ? await replicator.folderStatus(name).catch(skipWhenUnavailable) : [];
+      for (const status of statuses) {
         const sum = standing.get(status.peer);
         if (!sum) continue;
         sum.lagMs = Math.max(sum.lagMs, status.lagMs);
@@ -367,6 +361,46 @@ export class NodeMetrics {
       m.peerBytes!.inc(labels, peer.bytesFetched);
       m.peerObjects!.inc(labels, peer.objectsFetched);
     }
+  }
+
+  /** The series read from the metadata store: folders, heads, versions, the store's own size. */
+  private async refreshFromMetadata(): Promise<void> {
+    const { node } = this.sources;
+    const g = this.gauges;
+    const folders = await node.listFolders();
+    const totals = new Map((await node.versionTotals()).map((row) => [row.folder, row]));
+    g.folders!.set(folders.length);
+    g.heads!.set(folders.filter((folder) => folder.head !== null).length);
+    let versions = 0;
+    let logicalBytes = 0;
+    for (const row of totals.values()) {
+      versions += row.versions;
+      logicalBytes += row.totalBytes;
+    }
+    g.versions!.set(versions);
+    for (const name of ["lastChange", "folderVersions", "folderFiles", "folderBytes"]) g[name]!.reset();
+    const heads = [];
+    for (const folder of folders) {
+      const head = folder.head ? await node.getVersion(folder.name, folder.head) : undefined;
+      if (head) heads.push({ folder, head });
+    }
+    heads.sort((a, b) => b.head.hlcWallMs - a.head.hlcWallMs || (a.folder.name < b.folder.name ? -1 : 1));
+    const exported = heads.slice(0, FOLDER_SERIES_MAX);
+    g.omitted!.set(heads.length - exported.length);
+    for (const { folder, head } of exported) {
+      const labels = { folder: folder.name };
+      g.lastChange!.set(labels, head.hlcWallMs / 1000);
+      g.folderVersions!.set(labels, totals.get(folder.name)?.versions ?? 0);
+      g.folderFiles!.set(labels, head.files);
+      g.folderBytes!.set(labels, head.totalBytes);
+    }
+    g.logicalBytes!.set(logicalBytes);
+    this.logicalBytes = logicalBytes;
+    this.folderNames = folders.map((folder) => folder.name);
+    const metadata = await node.metadataStat();
+    g.metadataBytes!.reset();
+    if (metadata.sizeBytes !== null) g.metadataBytes!.set({ backend: metadata.backend }, metadata.sizeBytes);
+    g.metadataChecked!.set(metadata.checkedNodes);
   }
 }
 

@@ -25,6 +25,15 @@ async function startOn(url: string, options: { dataDir?: string; args?: string[]
   return node;
 }
 
+/** One unlabelled sample of GET /metrics (the node serves it without a token here). */
+async function metric(nodeUrl: string, name: string): Promise<number> {
+  const response = await fetch(`${nodeUrl}/metrics`);
+  expect(response.status).toBe(200);
+  const line = (await response.text()).split("\n").find((l) => l.startsWith(`${name} `));
+  if (line === undefined) throw new Error(`no ${name} in /metrics`);
+  return Number(line.slice(name.length + 1));
+}
+
 async function folderHead(nodeUrl: string, folder: string): Promise<string | null> {
   const response = await fetch(`${nodeUrl}/v1/folders/${folder}`);
   if (response.status !== 200) return null;
@@ -174,7 +183,21 @@ test("Postgres stopped under a running node: 503 with the reason, then the same 
     const dir = join(tempDir(), "outage");
     writeTree(dir, { "x.txt": "x\n" });
     const pushed = (await runCli(["push", dir, "--remote", node.url, "--folder", "o", "--json"])).json().version;
+    const healthy = await fetch(`${node.url}/v1/health`);
+    expect(healthy.status).toBe(200);
+    expect(await healthy.json()).toMatchObject({ ok: true, metadata: "ok" });
+    expect(await metric(node.url, "dsync_metadata_up")).toBe(1);
     cluster.halt();
+    // The health says the metadata is away (503, still a dsync node's health), and so do the metrics.
+    await waitFor("the health to say the metadata is unavailable", async () => (await fetch(`${node.url}/v1/health`)).status, (status) => status === 503);
+    const sick = await fetch(`${node.url}/v1/health`);
+    expect(sick.headers.get("retry-after")).toBe("5");
+    const sickBody = (await sick.json()) as { ok: boolean; node: string; metadata: string; metadataError: string };
+    expect(sickBody).toMatchObject({ ok: false, node: readFileSync(join(node.dataDir, "node-id"), "utf8").trim(), metadata: "unavailable" });
+    expect(sickBody.metadataError.length).toBeGreaterThan(0);
+    expect(sickBody.metadataError).not.toContain(cluster.url);
+    expect(await metric(node.url, "dsync_metadata_up")).toBe(0);
+    expect(await metric(node.url, "dsync_folders")).toBe(1);
     const during = await fetch(`${node.url}/v1/folders/o`);
     expect(during.status).toBe(503);
     expect(during.headers.get("retry-after")).toBe("5");
@@ -187,6 +210,8 @@ test("Postgres stopped under a running node: 503 with the reason, then the same 
     cluster.start();
     await waitFor("the node to answer again", async () => (await fetch(`${node.url}/v1/folders/o`)).status, (status) => status === 200);
     expect(await folderHead(node.url, "o")).toBe(pushed);
+    await waitFor("the health to be ok again", async () => (await fetch(`${node.url}/v1/health`)).status, (status) => status === 200);
+    expect(await metric(node.url, "dsync_metadata_up")).toBe(1);
     const later = await runCli(["push", dir, "--json"]);
     expect(later.code).toBe(0);
     expect(node.process.exitCode).toBeNull();

@@ -57,6 +57,8 @@ export interface RemoteOptions {
   tls?: Record<string, unknown>;
   /** Whom an https:// node must prove to be (a pinned fingerprint, --ca, or the system roots), and how a failure is said: src/wire/tls-trust.ts. */
   trust?: TlsTrust;
+  /** How much longer than the idle timeout an answer that comes only once the node's work is done is awaited; default NODE_WORK_HOLD_MS. */
+  workHoldMs?: number;
 }
 
 /** What one request needs besides its method, path and body. */
@@ -80,6 +82,22 @@ interface SendOptions {
  * idleTimeout), so no client gives up on work the node would finish.
  */
 export const NODE_WORK_HOLD_MS = 120_000;
+
+/**
+ * A commit's answer is awaited this much longer again per file it names. Its check reads every
+ * object the node has not checked before: a first commit of 1 000 000 files, some 2 000 000
+ * objects, took 66 s on a loaded 2-core machine before its lookups were batched and ~20 s
+ * after (docs/benchmarks.md), and a node under heavier load took several minutes. 1 ms per
+ * file (17 minutes more for 1 000 000 files) leaves that margin many times over, whatever size
+ * of tree the node takes (it sets no bound on files), so a commit that lands is not reported
+ * failed (and is never sent again: it is not idempotent). A small push keeps the short wait.
+ */
+export const COMMIT_HOLD_MS_PER_FILE = 1;
+
+/** How long past the idle timeout the answer to a commit of `files` files is awaited. */
+export function commitHoldMs(files: number, workHoldMs: number = NODE_WORK_HOLD_MS): number {
+  return workHoldMs + Math.max(0, files) * COMMIT_HOLD_MS_PER_FILE;
+}
 
 /** The longest reason of a node's error reply kept in a message. */
 const REASON_CHARS_MAX = 500;
@@ -105,6 +123,7 @@ export class RemoteNode {
   private readonly notice: (line: string) => void;
   private readonly tls?: Record<string, unknown>;
   private readonly trust?: TlsTrust;
+  private readonly workHoldMs: number;
   /** A reply came since the last failure to connect: requests skip the connect check (connect-check.ts). */
   private reached = false;
   /** A reply ever came: a refused connection later means the node went away (restarting?), worth another try. */
@@ -121,6 +140,7 @@ export class RemoteNode {
     this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.notice = options.notice ?? ((line) => process.stderr.write(terminalLines([`dsync: ${line}`])));
     this.tls = options.tls;
+    this.workHoldMs = options.workHoldMs ?? NODE_WORK_HOLD_MS;
     // Unless told otherwise, what this process chose (--tls-fingerprint, DSYNC_TLS_FINGERPRINT, a remembered pin, --ca).
     this.trust = options.trust ?? (options.tls ? undefined : tlsTrustFor(this.baseUrl));
   }
@@ -464,7 +484,7 @@ export class RemoteNode {
     return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/commit`, body, {
       replyBytesMax: COMMIT_REPLY_BYTES_MAX,
       idempotent: false,
-      holdMs: NODE_WORK_HOLD_MS,
+      holdMs: commitHoldMs(body.files, this.workHoldMs),
     });
   }
 
@@ -472,7 +492,7 @@ export class RemoteNode {
     return this.checkedJson(commitReply, "POST", `${this.folderPath(folder)}/restore`, { version: this.versionRef(version), message }, {
       replyBytesMax: COMMIT_REPLY_BYTES_MAX,
       idempotent: false,
-      holdMs: NODE_WORK_HOLD_MS,
+      holdMs: this.workHoldMs,
     });
   }
 
@@ -481,7 +501,7 @@ export class RemoteNode {
   }
 
   gc(options: { graceMs?: number; dryRun?: boolean }): Promise<Record<string, unknown>> {
-    return this.json("POST", "/v1/gc", options, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: false, holdMs: NODE_WORK_HOLD_MS });
+    return this.json("POST", "/v1/gc", options, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: false, holdMs: this.workHoldMs });
   }
 
   /** Replication status: per folder and per peer (GET /v1/status). */
@@ -491,7 +511,7 @@ export class RemoteNode {
 
   /** Re-hash and check everything; with `repair`, fetch what is corrupt or missing from the node's peers (POST /v1/verify). */
   verify(options: { repair?: boolean } = {}): Promise<VerifyReport> {
-    return this.json("POST", "/v1/verify", { repair: options.repair === true }, { replyBytesMax: VERIFY_REPLY_BYTES_MAX, idempotent: false, holdMs: NODE_WORK_HOLD_MS });
+    return this.json("POST", "/v1/verify", { repair: options.repair === true }, { replyBytesMax: VERIFY_REPLY_BYTES_MAX, idempotent: false, holdMs: this.workHoldMs });
   }
 
   /** Makes a token (POST /v1/tokens, admin); the answer is the only place the token appears. */

@@ -249,8 +249,10 @@ export class RemoteNode {
       try {
         health = parseJsonBounded(reply.bytes ?? new Uint8Array(0));
       } catch {}
-      const h = health as { ok?: unknown; node?: unknown } | undefined;
+      const h = health as { ok?: unknown; node?: unknown; metadata?: unknown } | undefined;
       if (reply.status === 200 && typeof h === "object" && h !== null && h.ok === true && typeof h.node === "string") return;
+      // A dsync node whose metadata store is away answers its health with 503 (docs/api.md): still a dsync node.
+      if (reply.status === 503 && typeof h === "object" && h !== null && h.ok === false && typeof h.node === "string" && h.metadata === "unavailable") return;
       const what = reply.status === 200 ? " with something other than a dsync node's health" : "";
       throw new RemoteError("not-a-node", `${this.baseUrl} is not a dsync node: GET /v1/health answered ${reply.status}${what} (check --remote or DSYNC_REMOTE)`, reply.status);
     })();

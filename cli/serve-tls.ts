@@ -166,7 +166,7 @@ export function serveTls(flags: { tlsCert?: string; tlsKey?: string; ca?: string
     peerTrust.set(peer.url, new TlsTrust(peer.url, https ? { fingerprint: peer.fingerprint, ca } : {}));
   }
   const peerIdentities = identity
-    ? { fingerprints: new Set(peers.flatMap((peer) => (peer.fingerprint ? [peer.fingerprint] : []))), ca: ca?.certificates }
+    ? { own: identity.fingerprint, fingerprints: new Set(peers.flatMap((peer) => (peer.fingerprint ? [peer.fingerprint] : []))), ca: ca?.certificates }
     : undefined;
   return { identity, warnings, peerTrust, peerIdentities };
 }

@@ -23,11 +23,12 @@ const PROOFS = 2000;
 const url = "https://127.0.0.1:7701/v1/peer/objects/download";
 let headers: Record<string, string> = {};
 let started = performance.now();
-for (let i = 0; i < PROOFS; i++) headers = signer.headers("POST", url);
+const receiver = "sha256:" + "ab".repeat(32);
+for (let i = 0; i < PROOFS; i++) headers = signer.headers("POST", url, receiver);
 const signMicros = ((performance.now() - started) / PROOFS) * 1000;
 started = performance.now();
 for (let i = 0; i < PROOFS; i++) {
-  const check = checkPeerProof(headers[PEER_PROOF_HEADER], certificate, { method: "POST", host: "127.0.0.1:7701", pathAndQuery: "/v1/peer/objects/download" }, Date.now());
+  const check = checkPeerProof(headers[PEER_PROOF_HEADER], certificate, { method: "POST", host: "127.0.0.1:7701", pathAndQuery: "/v1/peer/objects/download", receiverFingerprint: receiver }, Date.now());
   if (!check.ok) throw new Error(check.reason);
 }
 const verifyMicros = ((performance.now() - started) / PROOFS) * 1000;

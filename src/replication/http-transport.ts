@@ -52,7 +52,11 @@ export class HttpPeerTransport implements PeerTransport {
     try {
       // The peer's certificate is checked on every connection; a redirect is never followed.
       const tlsOptions = trust ? await trust.fetchOptions() : { redirect: "manual" as const };
-      if (this.options.signer && url.startsWith("https:")) Object.assign(headers, this.options.signer.headers(method, url));
+      if (this.options.signer && url.startsWith("https:")) {
+        // The proof names the peer's certificate, so the peer cannot replay it to another node.
+        if (!trust) throw new PeerRequestError(`peer ${peer}: no way to verify its certificate (pin it or give --ca), so no proof of identity is sent to it`);
+        Object.assign(headers, this.options.signer.headers(method, url, await trust.receiverFingerprint()));
+      }
       response = await fetch(url, {
         method,
         headers,

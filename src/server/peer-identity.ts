@@ -11,6 +11,8 @@ import { fingerprintOfDer } from "../wire/tls-fingerprint.ts";
 import { checkPeerProof, PEER_CERTIFICATE_HEADER, PEER_CERTIFICATE_HEADER_CHARS_MAX, PEER_PROOF_HEADER } from "../wire/peer-proof.ts";
 
 export interface PeerIdentityPolicy {
+  /** This node's own certificate's fingerprint: a proof must name it (peer-proof.ts), so no peer replays another's proof here. */
+  own: string;
   /** The fingerprints of the peers this node replicates with. */
   fingerprints: ReadonlySet<string>;
   /** CA certificates whose leaves are taken too (one level: the CA signed the node's certificate). */
@@ -55,7 +57,7 @@ export function requirePeerIdentity(policy: PeerIdentityPolicy, options: { nowMs
       parsed.set(encoded, certificate);
     }
     const url = new URL(c.req.url);
-    const proof = checkPeerProof(c.req.header(PEER_PROOF_HEADER), certificate, { method: c.req.method, host: url.host, pathAndQuery: url.pathname + url.search }, options.nowMs());
+    const proof = checkPeerProof(c.req.header(PEER_PROOF_HEADER), certificate, { method: c.req.method, host: url.host, pathAndQuery: url.pathname + url.search, receiverFingerprint: policy.own }, options.nowMs());
     if (!proof.ok) return c.json({ error: `the peer request's proof of identity failed: ${proof.reason}` }, 401);
     const fingerprint = fingerprintOfDer(certificate.raw);
     if (!policy.fingerprints.has(fingerprint) && !(policy.ca && issuedBy(certificate, policy.ca, new Date(options.nowMs())))) {

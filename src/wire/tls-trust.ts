@@ -22,6 +22,8 @@ import { fingerprintOfDer } from "./tls-fingerprint.ts";
 
 /** How long the probe waits for a node's handshake. */
 export const TLS_PROBE_TIMEOUT_MS = 10_000;
+/** How long what a --ca peer presented is taken as its certificate, for the proofs sent to it. */
+export const RECEIVER_PROBE_KEPT_MS = 60_000;
 
 export interface TlsTrustOptions {
   /** The pinned fingerprint (`sha256:<hex>`, canonical: tls-fingerprint.ts). */
@@ -115,6 +117,7 @@ export class TlsTrust {
   private pinned: TlsFetchOptions | undefined;
   /** The fingerprint the node presented on the last probe, for messages. */
   presented: string | undefined;
+  private probed: { fingerprint: string; atMs: number } | undefined;
 
   constructor(baseUrl: string, readonly options: TlsTrustOptions = {}, private readonly probeTimeoutMs = TLS_PROBE_TIMEOUT_MS) {
     this.url = new URL(baseUrl);
@@ -169,6 +172,22 @@ export class TlsTrust {
       redirect: "manual",
     };
     return this.pinned;
+  }
+
+  /**
+   * The fingerprint of the certificate the node presents, which a peer proof names
+   * (peer-proof.ts): the pin, or for a node --ca vouches for, what a probe saw, read again after
+   * RECEIVER_PROBE_KEPT_MS so a certificate the node replaced is named within that time. Call
+   * after fetchOptions (a pin is named only once it was seen).
+   */
+  async receiverFingerprint(): Promise<string> {
+    if (this.options.fingerprint !== undefined) return this.options.fingerprint;
+    if (this.probed && performance.now() - this.probed.atMs < RECEIVER_PROBE_KEPT_MS) return this.probed.fingerprint;
+    const probe = await probeCertificate(this.url, this.probeTimeoutMs);
+    if ("error" in probe) throw this.unreachable(probe);
+    this.probed = { fingerprint: fingerprintOfDer(probe.der), atMs: performance.now() };
+    this.presented = this.probed.fingerprint;
+    return this.probed.fingerprint;
   }
 
   private unreachable(probe: { error: string; code?: string }): Error {

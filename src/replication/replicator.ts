@@ -24,6 +24,7 @@ import { decodeObject } from "../core/objects.ts";
 import { compareVectors, EMPTY_VECTOR, writesMissing, type VersionVector } from "../core/version-vector.ts";
 import type { DsyncNode, ReplicaVersion } from "../node/node.ts";
 import { Mutex } from "../node/mutex.ts";
+import { MetadataUnavailableError } from "../node/metadata-unavailable.ts";
 import { fetchClosure } from "./fetch-closure.ts";
 import type { HeadNotice, PeerFolder, PeerTransport, Timers } from "./transport.ts";
 
@@ -50,6 +51,8 @@ export interface PeerState {
   reachable: boolean | null;
   lastContactMs: number | null;
   lastError: string | null;
+  /** The folder whose pull failed with lastError; null for a failure of the peer as a whole (it may name no folder to a token that cannot see that one). */
+  lastErrorFolder: string | null;
   /**
    * The peer's folders as last heard (listing or notice). `heardMs`: when this node first heard
    * of a head of that folder it did not hold, kept while it still lacks one (the start of the lag).
@@ -65,6 +68,8 @@ export interface PeerFolderHeard {
   vector: VersionVector;
   mode: string;
   heardMs: number;
+  /** Which word of the peer this is (a listing's or a notice's ticket, ever growing): a later word wins over an earlier one. */
+  word: number;
 }
 
 export interface PeerFolderStatus {
@@ -113,11 +118,17 @@ export class Replicator {
   /** Per peer and folder, the latest word heard of it (hear): an older one that resolves later does not overwrite it. */
   private readonly hearings = new Map<string, number>();
   private hearingsGiven = 0;
+  /**
+   * Why replication last stopped short because this node's own metadata store did not answer
+   * (its database server away), null once a comparison or pull got through again. Such a
+   * failure is never counted against the peer: the peer stays reachable.
+   */
+  localMetadataError: string | null = null;
   readonly stats: SyncStats = { pulls: 0, pullsCompleted: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0, bytesFetched: 0, merges: 0, fastForwards: 0, conflicts: 0, noticesSent: 0, noticesReceived: 0 };
 
   constructor(private readonly options: ReplicatorOptions) {
     for (const address of options.peers) {
-      this.peers.set(address, { address, node: null, reachable: null, lastContactMs: null, lastError: null, folders: new Map(), objectsFetched: 0, bytesFetched: 0 });
+      this.peers.set(address, { address, node: null, reachable: null, lastContactMs: null, lastError: null, lastErrorFolder: null, folders: new Map(), objectsFetched: 0, bytesFetched: 0 });
     }
   }
 
@@ -165,6 +176,10 @@ export class Replicator {
     this.comparing.add(peer.address);
     try {
       await this.compareOnce(peer);
+    } catch (error) {
+      // What failed here is this node's own (the peer's failures are marked in compareOnce):
+      // logged, and the next round tries again.
+      if (!this.localMetadataUnavailable(error)) this.options.log?.(`dsync: comparing with ${peer.address} failed: ${(error as Error)?.message ?? String(error)}`);
     } finally {
       this.comparing.delete(peer.address);
     }
@@ -183,6 +198,9 @@ export class Replicator {
   }
 
   private async compareOnce(peer: PeerState): Promise<void> {
+    // The listing's word is as old as the moment it was asked: a notice heard while it travels
+    // or while its lookups run below is newer, and wins over it, folder by folder.
+    const word = ++this.hearingsGiven;
     let listing;
     try {
       listing = await this.listAllFolders(peer);
@@ -197,12 +215,37 @@ export class Replicator {
     }
     this.markContact(peer, listing.node);
     // A listing replaces what we knew of the peer's folders, but a folder missing from it is
-    // only forgotten in the status, never taken as a deletion.
+    // only forgotten in the status, never taken as a deletion. Its answer and its lookups (one
+    // per folder) take a while; a notice or a pull's listing heard meanwhile is newer than this
+    // listing and wins over it: the listing's word is taken only where its ticket still stands.
+    for (const f of listing.folders) {
+      const key = hearingKey(peer, f.name);
+      if ((this.hearings.get(key) ?? 0) < word && (peer.folders.get(f.name)?.word ?? 0) < word) this.hearings.set(key, word);
+    }
     const heard = new Map<string, PeerFolderHeard>();
-    for (const f of listing.folders) heard.set(f.name, await this.heard(peer, f.name, f.head, f.vector, f.mode));
-    peer.folders = heard;
+    try {
+      for (const f of listing.folders) heard.set(f.name, await this.heard(peer, f.name, f.head, f.vector, f.mode, word));
+    } catch (error) {
+      for (const f of listing.folders) if (this.hearings.get(hearingKey(peer, f.name)) === word) this.hearings.delete(hearingKey(peer, f.name));
+      throw error;
+    }
+    const next = new Map<string, PeerFolderHeard>();
+    for (const [name, said] of peer.folders) if (said.word > word) next.set(name, said);
+    for (const [name, said] of heard) {
+      const key = hearingKey(peer, name);
+      if (this.hearings.get(key) === word) {
+        this.hearings.delete(key);
+        next.set(name, said);
+      } else if (!next.has(name)) {
+        // A later word is still being looked up: keep what was known until it lands.
+        const known = peer.folders.get(name);
+        if (known) next.set(name, known);
+      }
+    }
+    peer.folders = next;
     this.nudgeIfBehind(peer);
     await Promise.all(listing.folders.map((folder) => this.consider(peer, folder)));
+    this.localMetadataError = null;
   }
 
   /**
@@ -230,7 +273,14 @@ export class Replicator {
    */
   private nudgeIfBehind(peer: PeerState): void {
     void (async () => {
-      for (const folder of await this.node.listFolders()) {
+      let folders;
+      try {
+        folders = await this.node.listFolders();
+      } catch (error) {
+        if (!this.localMetadataUnavailable(error)) this.options.log?.(`dsync: listing folders to notify ${peer.address} failed: ${(error as Error)?.message ?? String(error)}`);
+        return;
+      }
+      for (const folder of folders) {
         if (folder.mode !== "eventual" || folder.head === null) continue;
         const theirs = peer.folders.get(folder.name);
         if (theirs && theirs.mode !== "eventual") continue;
@@ -282,7 +332,9 @@ export class Replicator {
     void (async () => {
       await this.hear(peer, notice.folder, notice.head, notice.vector, known?.mode ?? "eventual");
       await this.consider(peer, { name: notice.folder, head: notice.head, vector: notice.vector, mode: (known?.mode as "eventual") ?? "eventual" });
-    })().catch((error: unknown) => this.options.log?.(`dsync: a notice from ${peer.address} for ${notice.folder} failed: ${(error as Error).message}`));
+    })().catch((error: unknown) => {
+      if (!this.localMetadataUnavailable(error)) this.options.log?.(`dsync: a notice from ${peer.address} for ${notice.folder} failed: ${(error as Error).message}`);
+    });
   }
 
   /** Pulls one folder from one peer, once more if asked again while running. */
@@ -314,7 +366,10 @@ export class Replicator {
           // A pull cut short by shutdown (the store closing under it) is not a failure to report.
           if (this.stopped) return;
           this.stats.pullFailures++;
-          this.markFailure(peer, error);
+          // This node's own database away is not the peer's failure: the peer stays reachable,
+          // and the next notice or round pulls again.
+          if (this.localMetadataUnavailable(error)) return;
+          this.markFailure(peer, error, folder);
           this.options.log?.(`dsync: pulling ${folder} from ${peer.address} failed: ${(error as Error).message}`);
           return;
         }
@@ -331,12 +386,13 @@ export class Replicator {
     const local = await this.node.findFolder(folderName);
     const known = local?.head ? await this.node.vectorOf(local.head) : EMPTY_VECTOR;
     // The page that starts at this folder's name: one folder to read, however many the peer has.
+    const asked = ++this.hearingsGiven;
     const listing = await transport.listFolders(peer.address, { from: folderName, limit: 1 });
     if (this.stopped) return;
     this.markContact(peer, listing.node);
     const remote = listing.folders.find((f) => f.name === folderName);
     if (!remote || remote.head === null || remote.mode !== "eventual") return;
-    await this.hear(peer, folderName, remote.head, remote.vector, remote.mode);
+    await this.hear(peer, folderName, remote.head, remote.vector, remote.mode, asked);
     if (local?.head && idEquals(local.head, remote.head)) return;
     if (compareVectors(remote.vector, known) === "before") return;
     this.stats.pulls++;
@@ -365,6 +421,7 @@ export class Replicator {
     if (result.outcome === "fast-forward") this.stats.fastForwards++;
     this.stats.conflicts += result.conflicts.length;
     this.stats.pullsCompleted++;
+    this.localMetadataError = null;
     if (result.outcome !== "unchanged") {
       const record = await this.node.getVersion(folderName, result.head);
       this.node.events.emit("merge", folderName, {
@@ -428,21 +485,42 @@ export class Replicator {
    * before while this node still lacks the head heard then (the peer moving on again does not
    * restart the count), else now.
    */
-  private async heard(peer: PeerState, folder: string, head: ObjectId | null, vector: VersionVector, mode: string): Promise<PeerFolderHeard> {
+  private async heard(peer: PeerState, folder: string, head: ObjectId | null, vector: VersionVector, mode: string, word: number): Promise<PeerFolderHeard> {
     const before = peer.folders.get(folder);
     const stillLacking = before?.head != null && (head !== null && idEquals(before.head, head) ? true : !(await this.node.hasVersion(folder, before.head)));
-    return { head, vector, mode, heardMs: stillLacking ? before!.heardMs : this.node.clock.nowMs() };
+    return { head, vector, mode, heardMs: stillLacking ? before!.heardMs : this.node.clock.nowMs(), word };
   }
 
   /** Keeps what the peer said of one folder, unless a later word of it was heard while this one was looked up. */
-  private async hear(peer: PeerState, folder: string, head: ObjectId | null, vector: VersionVector, mode: string): Promise<void> {
-    const key = `${peer.address}\u0000${folder}`;
-    const ticket = ++this.hearingsGiven;
+  private async hear(peer: PeerState, folder: string, head: ObjectId | null, vector: VersionVector, mode: string, asked = ++this.hearingsGiven): Promise<void> {
+    const key = hearingKey(peer, folder);
+    const ticket = asked;
+    // A later word already heard or being looked up wins over this one.
+    if ((this.hearings.get(key) ?? 0) > ticket || (peer.folders.get(folder)?.word ?? 0) > ticket) return;
     this.hearings.set(key, ticket);
-    const heard = await this.heard(peer, folder, head, vector, mode);
+    let heard: PeerFolderHeard;
+    try {
+      heard = await this.heard(peer, folder, head, vector, mode, ticket);
+    } catch (error) {
+      if (this.hearings.get(key) === ticket) this.hearings.delete(key);
+      throw error;
+    }
     if (this.hearings.get(key) !== ticket) return;
     this.hearings.delete(key);
+    // A later word that already landed (a listing taken after this one began) is not undone.
+    if ((peer.folders.get(folder)?.word ?? 0) > ticket) return;
     peer.folders.set(folder, heard);
+  }
+
+  /**
+   * Whether `error` is this node's own metadata store not answering; if so it is noted as the
+   * cause (localMetadataError), logged once per outage, and never counted against a peer.
+   */
+  private localMetadataUnavailable(error: unknown): boolean {
+    if (!(error instanceof MetadataUnavailableError)) return false;
+    if (this.localMetadataError === null) this.options.log?.(`dsync: replication paused: this node's ${error.message} (peers are not blamed; it resumes once the store answers)`);
+    this.localMetadataError = error.message;
+    return true;
   }
 
   private folderLock(folder: string): Mutex {
@@ -480,13 +558,15 @@ export class Replicator {
     peer.reachable = true;
     peer.lastContactMs = this.node.clock.nowMs();
     peer.lastError = null;
+    peer.lastErrorFolder = null;
     if (!wasReachable) this.options.onPeerBack?.(peer.address);
   }
 
-  private markFailure(peer: PeerState, error: unknown): void {
+  private markFailure(peer: PeerState, error: unknown, folder: string | null = null): void {
     const wasReachable = peer.reachable;
     peer.reachable = false;
     peer.lastError = (error as Error)?.message ?? String(error);
+    peer.lastErrorFolder = folder;
     if (wasReachable !== false) this.node.events.emit("peer", null, { peer: peer.address, peerNode: peer.node, reachable: false, error: peer.lastError });
   }
 
@@ -517,6 +597,11 @@ export class Replicator {
       return { peer: peer.address, node: peer.node, head: theirs.head ? idToHex(theirs.head) : null, state, behindWrites, aheadWrites, lagMs };
     });
   }
+}
+
+/** The key of what is heard of one folder of one peer. */
+function hearingKey(peer: PeerState, folder: string): string {
+  return `${peer.address}\u0000${folder}`;
 }
 
 /** Orders versions so each comes after those of its parents that are in the list. */

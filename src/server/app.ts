@@ -477,7 +477,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       node: peer.node,
       reachable: peer.reachable,
       lastContactMs: peer.lastContactMs,
-      lastError: peer.lastError,
+      // A failed pull's message names its folder (and the peer's words about it): not for a token that may not see that folder.
+      lastError: scope === null || peer.lastErrorFolder === null || scope.includes(peer.lastErrorFolder) ? peer.lastError : "replicating failed (an admin token sees why)",
     }));
     const repair = options.repairer?.stats;
     const objects = { ...(await node.corruptionStatus()), repair: repair ? { ...repair } : null, scrub: options.scrubber?.stats ?? null };

@@ -17,6 +17,7 @@ import { HELD_BACK_PATHS_MAX, stillHeldBack, storedEmptyTree, withEntriesOf } fr
 import { openLocalCaches, readSyncState, writeSyncState } from "./local-state.ts";
 import { silentProgress, type Progress } from "./progress.ts";
 import { PullChunkSource } from "./pull-chunk-source.ts";
+import { MemoryBudget } from "./memory-budget.ts";
 import { RemoteError, RemoteNode } from "./remote.ts";
 import { cachedRemoteLoader, fetchNodeClosure } from "./remote-objects.ts";
 import { scanIntoCache } from "./scan-local.ts";
@@ -65,6 +66,9 @@ export interface PullReport {
   elapsed_ms: number;
 }
 
+/** Bytes fetched between two looks at the process's size (a look reads the resident set: cheap, not free). */
+const MEMORY_CHECK_EVERY_BYTES = 8 * 1024 * 1024;
+
 export async function pull(dir: string, options: PullOptions = {}): Promise<PullReport> {
   const startMs = Date.now();
   const nowMs = options.nowMs ?? (() => Date.now());
@@ -106,7 +110,17 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   const interruptedTargets = sameTarget ? state.pulling ?? [] : [];
 
   const caches = await openLocalCaches(dir);
-  const source = new PullChunkSource(remote, (bytes) => progress.advance(bytes));
+  // Downloaded batches are garbage once written: a collection each time the process has grown by
+  // MemoryBudget's step (asked every few MiB fetched) keeps a large pull's peak near what it holds.
+  const budget = new MemoryBudget();
+  let fetchedSinceCheckBytes = 0;
+  const source = new PullChunkSource(remote, (bytes) => {
+    progress.advance(bytes);
+    fetchedSinceCheckBytes += bytes;
+    if (fetchedSinceCheckBytes < MEMORY_CHECK_EVERY_BYTES) return;
+    fetchedSinceCheckBytes = 0;
+    budget.check();
+  });
   const syncer = new DirectorySyncer();
   try {
     const nodesFetched = await fetchNodeClosure(remote, root, caches.objects);

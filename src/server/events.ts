@@ -3,7 +3,8 @@
 // it with fetch() and reads the stream, since EventSource cannot send a header, and the token
 // never goes into a URL.
 //
-// Bounded: at most EVENT_STREAMS_MAX streams at once (503 beyond), each fed from the log at the
+// Bounded: at most EVENT_STREAMS_MAX streams at once (503 beyond), EVENT_STREAMS_PER_TOKEN_MAX
+// of them for one stored token (429 beyond), each fed from the log at the
 // pace its reader takes them (a reader that falls behind the ring is told of the gap, nothing
 // queues up for it), at most LONG_POLLS_WAITING_MAX long polls wait at once (503 beyond, so
 // each holds a connection and a timer only within that bound), a long poll waits at most
@@ -21,6 +22,11 @@ import { grantOf, scopedFolders } from "./access.ts";
 export const EVENT_STREAMS_MAX = 64;
 export const LONG_POLL_WAIT_MS_MAX = 30_000;
 export const LONG_POLLS_WAITING_MAX = 256;
+/**
+ * Streams one stored token may hold open at once (429 beyond), so a token for one folder cannot
+ * take every stream of the node from the others; the node's own token is not limited here.
+ */
+export const EVENT_STREAMS_PER_TOKEN_MAX = 8;
 export const EVENTS_PER_REPLY_MAX = 1000;
 /** A comment line this often keeps proxies and idle timeouts from closing a quiet stream. */
 export const KEEPALIVE_MS = 15_000;
@@ -63,11 +69,12 @@ function parseEventId(text: string | undefined, what: string): number | undefine
 export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: Context) => ((event: NodeEvent) => boolean) | undefined = () => undefined): void {
   let openStreams = 0;
   let waitingPolls = 0;
+  const streamsOfToken = new Map<string, number>();
   const encoder = new TextEncoder();
 
   app.get("/v1/events", async (c) => {
     const filter = filterFor(c);
-    const { stillValid } = grantOf(c);
+    const { stillValid, tokenId } = grantOf(c);
     const shown = (list: NodeEvent[]) => (filter ? list.filter(filter) : list);
     const since = parseEventId(c.req.query("since"), "since");
     const waitText = c.req.query("wait");
@@ -93,13 +100,23 @@ export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: 
     // A stream starts after Last-Event-ID (a reconnecting reader), else after the newest event.
     const resumeFrom = parseEventId(c.req.header("last-event-id"), "Last-Event-ID");
     if (openStreams >= EVENT_STREAMS_MAX) return c.json({ error: `at most ${EVENT_STREAMS_MAX} event streams at once; try again later` }, 503);
+    const ofToken = tokenId === null ? 0 : (streamsOfToken.get(tokenId) ?? 0);
+    if (ofToken >= EVENT_STREAMS_PER_TOKEN_MAX) return c.json({ error: `at most ${EVENT_STREAMS_PER_TOKEN_MAX} event streams at once per token; close one first` }, 429);
     openStreams++;
+    if (tokenId !== null) streamsOfToken.set(tokenId, ofToken + 1);
     let cursor = resumeFrom ?? events.lastId;
     let first = true;
     const signal = c.req.raw.signal;
     let released = false;
     const release = () => {
-      if (!released) openStreams--;
+      if (!released) {
+        openStreams--;
+        if (tokenId !== null) {
+          const left = (streamsOfToken.get(tokenId) ?? 1) - 1;
+          if (left > 0) streamsOfToken.set(tokenId, left);
+          else streamsOfToken.delete(tokenId);
+        }
+      }
       released = true;
     };
     let checkedAt = performance.now();

@@ -1,6 +1,7 @@
 // A token revoked while its event stream or long poll is open is cut off before anything more
 // is sent: the stream closes instead of delivering the next event, and a waiting long poll
-// answers 401 instead of the events that woke it. Over a real socket on 127.0.0.1.
+// answers 401 instead of the events that woke it. One token holds a bounded number of streams,
+// so a token for one folder cannot take every stream of the node. Over a real socket on 127.0.0.1.
 import { afterAll, expect, test } from "bun:test";
 import type { ObjectId } from "../../src/core/id.ts";
 import { SseParser } from "../../src/core/sse.ts";
@@ -8,6 +9,7 @@ import { systemRandom } from "../../src/node/clock.ts";
 import type { DsyncNode } from "../../src/node/node.ts";
 import { SqliteTokenStore } from "../../src/node/token-store.ts";
 import { createApp } from "../../src/server/app.ts";
+import { EVENT_STREAMS_PER_TOKEN_MAX } from "../../src/server/events.ts";
 import { memoryNodeWithOneCommit } from "../helpers/memory-node.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
@@ -79,6 +81,40 @@ test("a long poll of a token revoked while it waits answers 401, not the event t
     expect(answer.status).toBe(401);
     expect(JSON.stringify(await answer.json())).not.toContain("commit");
   } finally {
+    server.stop(true);
+  }
+});
+
+test("one stored token holds at most EVENT_STREAMS_PER_TOKEN_MAX streams; the node's own token still gets one", async () => {
+  const { server, url, headers } = await setUp();
+  const open: Response[] = [];
+  try {
+    for (let i = 0; i < EVENT_STREAMS_PER_TOKEN_MAX; i++) {
+      const response = await fetch(url("/v1/events"), { headers });
+      expect(response.status).toBe(200);
+      open.push(response);
+    }
+    const refused = await fetch(url("/v1/events"), { headers });
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: string }).error).toContain(`at most ${EVENT_STREAMS_PER_TOKEN_MAX} event streams at once per token`);
+    const admin = await fetch(url("/v1/events"), { headers: { authorization: "Bearer admin-token-for-tests" } });
+    expect(admin.status).toBe(200);
+    await admin.body!.cancel();
+    // A stream closed by its reader frees its place.
+    await open.pop()!.body!.cancel();
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const again = await fetch(url("/v1/events"), { headers });
+      if (again.status === 200) {
+        open.push(again);
+        break;
+      }
+      await again.body?.cancel();
+      if (Date.now() > deadline) throw new Error(`the token's closed stream was never released: ${again.status}`);
+      await Bun.sleep(50);
+    }
+  } finally {
+    for (const response of open) await response.body!.cancel().catch(() => {});
     server.stop(true);
   }
 });

@@ -1,8 +1,9 @@
 // Materialize: writes trees and files into a directory, never outside it.
 //
-// Every file is written to a temp file beside its final name, fsynced, given its mode and
-// mtime, then renamed over the old name, so a reader sees the old file or the new one, never
-// a mix; the directories touched are fsynced at the end so the renames survive a power cut.
+// Every file is written to a temp file beside its final name, given its mode and mtime, made
+// durable (fsynced, or with its group: group-sync.ts), then renamed over the old name, so a
+// reader sees the old file or the new one, never a mix; the directories touched are fsynced at
+// the end so the renames survive a power cut.
 // Each path component is checked with lstat on the way down: a symlink where a directory
 // should be is refused, so a tree (or a hostile server) cannot make us write through a link.
 import { randomBytes } from "node:crypto";

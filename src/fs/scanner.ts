@@ -30,7 +30,7 @@ import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/page
 import { decodeNameBytes, escapeNameBytes, readDirectoryNames, type DirectoryNames } from "./directory-names.ts";
 import { handlesResolveNames, pathInHandle } from "./directory-handle.ts";
 import { IGNORE_FILE_NAME, ignoredInWalk, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
-import { NoStatCache, RACY_WINDOW_NS, type StatCache } from "./stat-cache.ts";
+import { NoStatCache, RACY_WINDOW_NS, type StatCache, type StatCacheEntry } from "./stat-cache.ts";
 
 /** Where the scan's output goes. */
 export interface ScanSink {
@@ -140,7 +140,7 @@ export async function scanDirectory(rootPath: string, options: ScanOptions): Pro
   } finally {
     closeSync(rootFd);
   }
-  scanner.statCache.finish(scanner.seenPaths);
+  scanner.statCache.finish();
   return {
     rootId,
     ...scanner.counts,
@@ -225,7 +225,6 @@ class SinkFailure extends Error {
 
 class Scanner {
   readonly statCache: StatCache;
-  readonly seenPaths = new Set<string>();
   readonly skipped: SkippedPath[] = [];
   readonly notRead: NotReadPath[] = [];
   /** The ignore rules in force in each directory read, by its relative path. */
@@ -288,6 +287,12 @@ class Scanner {
       this.skip(relativePath === "" ? escaped : `${relativePath}/${escaped}`, "the name is not valid UTF-8; not synced", "unsupported", false);
     }
     this.rulesByDirectory.set(relativePath, ruleSets);
+    // This directory's remembered files alone, dropped when it is done: memory follows the
+    // directories the walk is inside, not the tree. What the walk sees is noted so the cache
+    // forgets the rest (files gone, ignored or unreadable; subdirectories not scanned).
+    const remembered = this.statCache.directory(relativePath);
+    const seenFiles = new Set<string>();
+    const seenSubdirectories = new Set<string>();
     const entries: TreeEntry[] = [];
     for (const name of names) {
       const childRelative = relativePath === "" ? name : `${relativePath}/${name}`;
@@ -350,10 +355,12 @@ class Scanner {
         } finally {
           closeSync(childFd);
         }
+        seenSubdirectories.add(name);
         this.counts.directories++;
         entries.push({ name, kind: "dir", mode, mtimeMs, sizeBytes: 0, id, target: null });
       } else if (stats.isFile()) {
-        const file = await this.scanFileAt(childRelative, childAbsolute, childPath, stats);
+        seenFiles.add(name);
+        const file = await this.scanFileAt(childRelative, childAbsolute, childPath, stats, remembered.files.get(name));
         if (!file) continue;
         this.counts.files++;
         this.counts.totalBytes += file.sizeBytes;
@@ -385,6 +392,7 @@ class Scanner {
         this.skip(childRelative, "not a regular file, directory or symlink", "unsupported");
       }
     }
+    this.statCache.leaveDirectory(relativePath, remembered, seenFiles, seenSubdirectories);
     const nodes = buildTreeNodes(entries);
     for (const node of nodes) await this.options.sink.object(node);
     return nodes[nodes.length - 1]!.id;
@@ -396,11 +404,8 @@ class Scanner {
     absolutePath: string,
     path: string,
     stats: BigIntStats,
+    cached: StatCacheEntry | undefined,
   ): Promise<{ id: ObjectId; sizeBytes: number; mtimeMs: number } | undefined> {
-    const cached = this.statCache.get(relativePath);
-    // Only remembered paths: finish() drops the remembered ones not seen, and a set of every path
-    // would grow with the tree (a million files, tens of MB).
-    if (cached) this.seenPaths.add(relativePath);
     const mode = syncedMode(Number(stats.mode & 0o7777n));
     if (
       cached &&

@@ -4,7 +4,7 @@
 // Stored in a small SQLite database beside the synced directory's state (DIR/.dsync/).
 // A file modified in the same clock tick as it was scanned would look unchanged afterwards
 // ("racily clean"), so entries whose mtime is too close to the scan's start are not recorded.
-import { Database } from "bun:sqlite";
+import { Database, type Statement } from "bun:sqlite";
 import type { ObjectId } from "../core/id.ts";
 
 export interface StatCacheEntry {
@@ -18,11 +18,29 @@ export interface StatCacheEntry {
   chunkCount: number;
 }
 
+/** What the cache remembers of one directory: its files by name, and which subdirectories hold remembered files. */
+export interface StatCacheDirectory {
+  readonly files: ReadonlyMap<string, StatCacheEntry>;
+  /** Names of child directories with remembered files somewhere below them. */
+  readonly subdirectories: ReadonlySet<string>;
+}
+
 export interface StatCache {
+  /** One path's entry (a point lookup; a scan uses `directory`). */
   get(path: string): StatCacheEntry | undefined;
+  /**
+   * What is remembered directly in the directory at `relativePath` ("" for the root): one
+   * indexed range query as a scan enters it, so a scan holds only the directories it is inside.
+   */
+  directory(relativePath: string): StatCacheDirectory;
+  /**
+   * The scan is done with a directory: remembered files in it not named in `seenFiles`, and
+   * everything below remembered subdirectories not in `seenSubdirectories`, are dropped at finish().
+   */
+  leaveDirectory(relativePath: string, remembered: StatCacheDirectory, seenFiles: ReadonlySet<string>, seenSubdirectories: ReadonlySet<string>): void;
   set(path: string, entry: StatCacheEntry): void;
-  /** Drops every path not set or confirmed during this scan, then persists. */
-  finish(seenPaths: ReadonlySet<string>): void;
+  /** Drops what leaveDirectory found gone, writes what was set, then persists. */
+  finish(): void;
   /** Persists entries for files dsync itself just wrote (a pull), leaving other paths alone. */
   remember(entries: ReadonlyMap<string, StatCacheEntry>): void;
   /** How many files it remembers: about the last scan's count (a progress bar's total). */
@@ -47,13 +65,42 @@ interface StatCacheRow {
   chunk_count: number;
 }
 
+/** Rows read per query while listing a directory's entries. */
+const DIRECTORY_ROWS_BATCH = 512;
+
+/** Paths of gone files (or prefixes of gone subtrees) held before they are dropped at once. */
+const PENDING_DROPS_MAX = 8192;
+
+const INSERT_ROW =
+  "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+function entryOfRow(row: StatCacheRow): StatCacheEntry {
+  return {
+    sizeBytes: row.size,
+    mtimeNs: BigInt(row.mtime_ns),
+    ctimeNs: BigInt(row.ctime_ns),
+    inode: BigInt(row.inode),
+    mode: row.mode,
+    fileId: new Uint8Array(row.file_id) as ObjectId,
+    chunkCount: row.chunk_count,
+  };
+}
+
+/**
+ * The cache in SQLite, keyed by path. Paths sort bytewise, so everything below a directory `d`
+ * lies between `d/` and `d0` ('0' follows '/'): a directory's own files are read by walking that
+ * range and jumping over each subdirectory's range, one index seek per subdirectory, never
+ * reading rows deeper down. Nothing is held for the whole tree.
+ */
 export class SqliteStatCache implements StatCache {
   private readonly db: Database;
   private readonly pending = new Map<string, StatCacheEntry>();
-  /** Every row, read in one query on first use: one lookup per file would cost more than the lstat. */
-  private loaded: Map<string, StatCacheEntry> | undefined;
-  /** Whether pending entries went to the database before finish() (then `loaded` lacks them). */
-  private writtenEarly = false;
+  /** Paths of files found gone, and prefixes (`d/x/`) of subtrees found gone, not yet dropped. */
+  private goneFiles: string[] = [];
+  private goneSubtrees: string[] = [];
+  private readonly rowsFrom: Statement;
+  private readonly rowsAfter: Statement;
+  private readonly rowAt: Statement;
 
   constructor(path: string) {
     this.db = new Database(path, { create: true });
@@ -61,39 +108,68 @@ export class SqliteStatCache implements StatCache {
     this.db.exec(`CREATE TABLE IF NOT EXISTS stat_cache (
       path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns TEXT NOT NULL, ctime_ns TEXT NOT NULL,
       inode TEXT NOT NULL, mode INTEGER NOT NULL, file_id BLOB NOT NULL, chunk_count INTEGER NOT NULL) WITHOUT ROWID`);
-  }
-
-  private rows(): Map<string, StatCacheEntry> {
-    if (!this.loaded) {
-      this.loaded = new Map();
-      for (const row of this.db.query("SELECT * FROM stat_cache").all() as StatCacheRow[]) {
-        this.loaded.set(row.path, {
-          sizeBytes: row.size,
-          mtimeNs: BigInt(row.mtime_ns),
-          ctimeNs: BigInt(row.ctime_ns),
-          inode: BigInt(row.inode),
-          mode: row.mode,
-          fileId: new Uint8Array(row.file_id) as ObjectId,
-          chunkCount: row.chunk_count,
-        });
-      }
-    }
-    return this.loaded;
+    // ?2 is the range's end, or null for the root (every path).
+    this.rowsFrom = this.db.prepare("SELECT * FROM stat_cache WHERE path >= ?1 AND (?2 IS NULL OR path < ?2) ORDER BY path LIMIT ?3");
+    this.rowsAfter = this.db.prepare("SELECT * FROM stat_cache WHERE path > ?1 AND (?2 IS NULL OR path < ?2) ORDER BY path LIMIT ?3");
+    this.rowAt = this.db.prepare("SELECT * FROM stat_cache WHERE path = ?");
   }
 
   get(path: string): StatCacheEntry | undefined {
-    return this.rows().get(path);
+    const row = this.rowAt.get(path) as StatCacheRow | null;
+    return row ? entryOfRow(row) : undefined;
+  }
+
+  directory(relativePath: string): StatCacheDirectory {
+    const prefix = relativePath === "" ? "" : `${relativePath}/`;
+    const end = relativePath === "" ? null : `${relativePath}0`;
+    const files = new Map<string, StatCacheEntry>();
+    const subdirectories = new Set<string>();
+    let cursor = prefix;
+    let inclusive = true;
+    for (;;) {
+      const rows = (inclusive ? this.rowsFrom : this.rowsAfter).all(cursor, end, DIRECTORY_ROWS_BATCH) as StatCacheRow[];
+      let jumped = false;
+      for (const row of rows) {
+        const rest = row.path.slice(prefix.length);
+        const slash = rest.indexOf("/");
+        if (slash < 0) {
+          files.set(rest, entryOfRow(row));
+          continue;
+        }
+        // A file deeper down: note its subdirectory and skip past everything below it.
+        const subdirectory = rest.slice(0, slash);
+        subdirectories.add(subdirectory);
+        cursor = `${prefix}${subdirectory}0`;
+        inclusive = true;
+        jumped = true;
+        break;
+      }
+      if (jumped) continue;
+      if (rows.length < DIRECTORY_ROWS_BATCH) break;
+      cursor = rows[rows.length - 1]!.path;
+      inclusive = false;
+    }
+    return { files, subdirectories };
+  }
+
+  leaveDirectory(relativePath: string, remembered: StatCacheDirectory, seenFiles: ReadonlySet<string>, seenSubdirectories: ReadonlySet<string>): void {
+    const prefix = relativePath === "" ? "" : `${relativePath}/`;
+    for (const name of remembered.files.keys()) if (!seenFiles.has(name)) this.goneFiles.push(prefix + name);
+    for (const name of remembered.subdirectories) if (!seenSubdirectories.has(name)) this.goneSubtrees.push(`${prefix}${name}/`);
+    // Safe at any time: the scan has left these paths and does not look them up again.
+    if (this.goneFiles.length + this.goneSubtrees.length >= PENDING_DROPS_MAX) this.writePending();
   }
 
   size(): number {
-    return this.rows().size;
+    return (this.db.query("SELECT count(*) AS n FROM stat_cache").get() as { n: number }).n;
   }
 
   /** Forgets everything (when the objects it points at are gone). */
   clear(): void {
     this.db.exec("DELETE FROM stat_cache");
-    this.loaded = new Map();
     this.pending.clear();
+    this.goneFiles = [];
+    this.goneSubtrees = [];
   }
 
   set(path: string, entry: StatCacheEntry): void {
@@ -103,64 +179,39 @@ export class SqliteStatCache implements StatCache {
   }
 
   /**
-   * Writes the pending entries now, in one transaction. The paths are set during this scan, so
-   * the scan never looks them up again: `loaded` is left as it was (it is reloaded after finish()).
+   * Drops what was found gone and writes the pending entries, in one transaction. A path set
+   * during a scan is never also found gone in it (a file seen is kept; a gone subtree was not
+   * entered), so the order does not matter. An unchanged tree writes nothing (no transaction).
    */
   private writePending(): void {
-    const insert = this.db.prepare(
-      "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    );
+    if (this.pending.size === 0 && this.goneFiles.length === 0 && this.goneSubtrees.length === 0) return;
+    const insert = this.db.prepare(INSERT_ROW);
+    const removeFile = this.db.prepare("DELETE FROM stat_cache WHERE path = ?");
+    // Everything below `d/x/` lies in [`d/x/`, `d/x0`).
+    const removeSubtree = this.db.prepare("DELETE FROM stat_cache WHERE path >= ?1 AND path < ?2");
     this.db.transaction(() => {
+      for (const path of this.goneFiles) removeFile.run(path);
+      for (const prefix of this.goneSubtrees) removeSubtree.run(prefix, `${prefix.slice(0, -1)}0`);
       for (const [path, e] of this.pending) {
         insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
       }
     })();
-    for (const path of this.pending.keys()) this.loaded?.delete(path);
     this.pending.clear();
-    this.writtenEarly = true;
+    this.goneFiles = [];
+    this.goneSubtrees = [];
   }
 
   remember(entries: ReadonlyMap<string, StatCacheEntry>): void {
-    const insert = this.db.prepare(
-      "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    );
+    const insert = this.db.prepare(INSERT_ROW);
     this.db.transaction(() => {
       for (const [path, e] of entries) {
         insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
       }
     })();
-    // Not added to `loaded`: a pull remembers every file it writes, a million for a large tree,
-    // and no scan follows in the same process; a lookup reads the database again.
-    this.loaded = undefined;
   }
 
-  /** `seenPaths` must hold every remembered path the scan confirmed; paths not remembered need not be in it. */
-  finish(seenPaths: ReadonlySet<string>): void {
-    const insert = this.db.prepare(
-      "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    const remove = this.db.prepare("DELETE FROM stat_cache WHERE path = ?");
-    const existing = [...this.rows().keys()];
-    const gone = existing.filter((path) => !seenPaths.has(path));
-    // An unchanged directory writes nothing (no transaction, no sync).
-    if (gone.length === 0 && this.pending.size === 0) return this.forgetIfWrittenEarly();
-    this.db.transaction(() => {
-      for (const path of existing) if (!seenPaths.has(path)) remove.run(path);
-      for (const [path, e] of this.pending) {
-        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
-      }
-    })();
-    for (const path of existing) if (!seenPaths.has(path)) this.loaded?.delete(path);
-    for (const [path, entry] of this.pending) this.loaded?.set(path, entry);
-    this.pending.clear();
-    this.forgetIfWrittenEarly();
-  }
-
-  /** After entries went to the database early, `loaded` lacks them: read it again if asked. */
-  private forgetIfWrittenEarly(): void {
-    if (!this.writtenEarly) return;
-    this.loaded = undefined;
-    this.writtenEarly = false;
+  finish(): void {
+    this.writePending();
   }
 
   close(): void {
@@ -173,6 +224,10 @@ export class NoStatCache implements StatCache {
   get(): undefined {
     return undefined;
   }
+  directory(): StatCacheDirectory {
+    return { files: new Map(), subdirectories: new Set() };
+  }
+  leaveDirectory(): void {}
   set(): void {}
   finish(): void {}
   remember(): void {}

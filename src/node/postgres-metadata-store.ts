@@ -53,6 +53,9 @@ export interface PostgresMetadataOptions {
   connectTimeoutMs?: number;
 }
 
+/** How long close() waits for calls in flight to settle before it closes the pool. */
+export const CLOSE_WAIT_MS = 5_000;
+
 /** From this many rows (as the planner estimates) stat() reports a table's estimate, not an exact COUNT(*). */
 export const STAT_ESTIMATE_ROWS_MIN = 100_000;
 
@@ -260,6 +263,7 @@ function errorCode(error: unknown): string | undefined {
 
 export class PostgresMetadataStore implements MetadataStore {
   private closed = false;
+  private readonly inFlight = new Set<Promise<unknown>>();
   private readonly callTimeoutMs: number;
 
   private constructor(
@@ -340,8 +344,17 @@ export class PostgresMetadataStore implements MetadataStore {
    * serving" turned into MetadataUnavailableError, and transactions that lost a deadlock or a
    * serialization check run again (they changed nothing).
    */
-  private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new Error(`the metadata store at ${this.location} is closed`);
+  private call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error(`the metadata store at ${this.location} is closed`));
+    // Kept until it settles, so close() lets a write in flight land rather than cut it off.
+    const calling = this.callOnce(what, run);
+    this.inFlight.add(calling);
+    const forget = () => void this.inFlight.delete(calling);
+    calling.then(forget, forget);
+    return calling;
+  }
+
+  private async callOnce<T>(what: string, run: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<never>((_, reject) => {
@@ -749,6 +762,14 @@ export class PostgresMetadataStore implements MetadataStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Calls already made (a scrub position save, a write a shutdown caught midway) finish first,
+    // for at most CLOSE_WAIT_MS: each is bounded by its own timer anyway, and a stop must end.
+    if (this.inFlight.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)));
+      await Promise.race([Promise.allSettled([...this.inFlight]), waited]);
+      clearTimeout(timer);
+    }
     await this.sql.close({ timeout: 5 });
   }
 }

@@ -15,6 +15,8 @@ import type { Clock, Timers } from "./clock.ts";
 export const SCRUB_BYTES_PER_SECOND_WITH_PEERS = 8 * 1024 * 1024;
 const STEP_MS_DEFAULT = 1000;
 const SAVE_EVERY_MS_DEFAULT = 10_000;
+/** How long settled() waits for a step and a position save in flight at stop. */
+export const SCRUB_SETTLE_MS = 5_000;
 
 /** Where a pass stands, kept across restarts (the node's metadata, which may answer asynchronously). */
 export interface ScrubPositionStore {
@@ -102,8 +104,30 @@ export class Scrubber {
     this.stopped = true;
     if (this.timer !== null) this.options.timers.clearTimeout(this.timer);
     this.timer = null;
-    this.savePosition(true);
+    // A step in flight saves where it ended itself (runStep); else the position is saved now.
+    if (this.stepping === null) this.savePosition(true);
   }
+
+  /**
+   * Settles once the step in flight at stop (if any) and every position save have, or after
+   * `timeoutMs`: the node closes its metadata store after this, and a save still travelling to
+   * a database server would be cut off (the pass would resume from an older position).
+   */
+  async settled(timeoutMs = SCRUB_SETTLE_MS): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    const work = (async () => {
+      await this.stepping;
+      await this.saving;
+    })();
+    await Promise.race([work, waited]);
+    clearTimeout(timer);
+  }
+
+  /** The step running now, if any. */
+  private stepping: Promise<void> | null = null;
+  /** The last position save: saves run one after another, so an older one never lands after a newer. */
+  private saving: Promise<void> = Promise.resolve();
 
   /** One step: verifies about one time slice's worth of bytes. Returns the bytes read. */
   async step(): Promise<number> {
@@ -127,7 +151,17 @@ export class Scrubber {
     }, delayMs);
   }
 
-  private async runStep(): Promise<void> {
+  private runStep(): Promise<void> {
+    const stepping = this.runStepOnce().finally(() => {
+      if (this.stepping === stepping) this.stepping = null;
+      // Stopped while it ran: where it ended is saved now, not left to the next periodic save.
+      if (this.stopped) this.savePosition(true);
+    });
+    this.stepping = stepping;
+    return stepping;
+  }
+
+  private async runStepOnce(): Promise<void> {
     if (this.stopped) return;
     const startMs = this.options.clock.nowMs();
     let readBytes = 0;
@@ -150,11 +184,13 @@ export class Scrubber {
     if (!force && nowMs - this.lastSavedMs < this.saveEveryMs) return;
     this.lastSavedMs = nowMs;
     const failed = (error: unknown) => this.options.log?.(`dsync: saving the scrub position failed: ${(error as Error).message}`);
-    try {
-      const saving = position.save(this.afterId === null ? "" : idToHex(this.afterId));
-      if (saving instanceof Promise) saving.catch(failed);
-    } catch (error) {
-      failed(error);
-    }
+    const value = this.afterId === null ? "" : idToHex(this.afterId);
+    this.saving = this.saving.then(async () => {
+      try {
+        await position.save(value);
+      } catch (error) {
+        failed(error);
+      }
+    });
   }
 }

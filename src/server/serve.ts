@@ -136,6 +136,8 @@ export function startServer(services: NodeServices, address: ListenAddress, opti
       const timeout = new Promise((resolve) => setTimeout(resolve, 5000));
       await Promise.race([graceful, timeout]);
       await server.stop(true);
+      // A scrub step or position save still in flight lands before the caller closes the metadata (bounded).
+      await scrubber.settled();
     },
   };
 }

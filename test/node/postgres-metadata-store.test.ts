@@ -208,3 +208,16 @@ test("stat counts a small table exactly and a large one by the planner's estimat
     await store.close();
   }
 }, 60_000);
+
+test("close lets the writes already made land (a scrub position saved at stop), then closes", async () => {
+  const url = await freshDatabase();
+  const store = await PostgresMetadataStore.open(url, { maxConnections: 2 });
+  // Not awaited, as the scrub's save at stop is not: close comes right behind them.
+  const writes = Array.from({ length: 40 }, (_, i) => store.setMeta(`scrub_position_${i}`, `${i}`.repeat(64)));
+  const outcomes = Promise.allSettled(writes);
+  await store.close();
+  expect((await outcomes).map((o) => o.status)).toEqual(writes.map(() => "fulfilled"));
+  await expect(store.getMeta("scrub_position_0")).rejects.toThrow("is closed");
+  const rows = await withConnection(url, (sql) => sql`SELECT COUNT(*) AS n FROM meta WHERE key LIKE 'scrub_position_%'`);
+  expect(Number(rows[0].n)).toBe(40);
+});

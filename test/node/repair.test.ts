@@ -293,6 +293,7 @@ describe("quarantine and repair between two nodes", () => {
     // Within the rate: no more than one object past each step's budget.
     expect(first.stats.checkedBytes).toBeLessThanOrEqual(3 * (10_000 + 4096));
     first.stop();
+    await first.settled();
     const stoppedAt = first.stats.position;
     expect(stoppedAt).not.toBeNull();
     expect(saved.at(-1)).toBe(stoppedAt!);
@@ -303,5 +304,30 @@ describe("quarantine and repair between two nodes", () => {
     while (second.stats.passes === 0 && steps++ < 100) await second.step();
     // The rest of the pass: together the two runs checked every object once.
     expect(first.stats.checkedObjects + second.stats.checkedObjects).toBe(total);
+  });
+
+  test("saves of the scrub position land one after another, and settled() waits for the last, made at stop", async () => {
+    const time = new ManualTime();
+    const b = await makeNode("b", time);
+    await pushTo(b.node, "team", CONTENT);
+    // A store that answers later, the first save slowest: unordered, it would land last.
+    const landed: string[] = [];
+    let saves = 0;
+    const position = {
+      load: () => undefined,
+      save: async (value: string) => {
+        await Bun.sleep(saves++ === 0 ? 60 : 5);
+        landed.push(value);
+      },
+    };
+    const scrubber = new Scrubber({ store: b.store, bytesPerSecond: 10_000, clock: time.clock, timers: time, position, saveEveryMs: 0 });
+    scrubber.start();
+    await time.advance(1500);
+    scrubber.stop();
+    const stoppedAt = scrubber.stats.position;
+    expect(stoppedAt).not.toBeNull();
+    await scrubber.settled();
+    expect(landed.length).toBe(saves);
+    expect(landed.at(-1)).toBe(stoppedAt!);
   });
 });

@@ -9,12 +9,12 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { idToHex } from "./core/id.ts";
-import { systemClock, systemRandom, type Clock, type RandomSource } from "./node/clock.ts";
+import { systemClock, systemRandom, type Clock, type RandomSource, type Timers } from "./node/clock.ts";
 import { METADATA_FILE_NAME } from "./node/metadata-damage.ts";
 import { NODE_ID_FILE_NAME } from "./node/metadata-claim.ts";
 import { metadataPlaceProblem, openPostgresNodeMetadata, parseMetadataLocation } from "./node/metadata-location.ts";
 import type { MetadataStore } from "./node/metadata-store.ts";
-import { DsyncNode, type NodeOptions } from "./node/node.ts";
+import { DsyncNode, type NodeOptions, type NodeStore } from "./node/node.ts";
 import { Repairer } from "./node/repair.ts";
 import { Scrubber, SCRUB_BYTES_PER_SECOND_WITH_PEERS } from "./node/scrub.ts";
 import { SpaceReserve } from "./node/space-reserve.ts";
@@ -168,6 +168,8 @@ export interface ServiceAssembly {
   tls?: TlsIdentity;
   /** How this node calls its peers; default HTTP(S) with the cluster token (the simulation and tests give their own). */
   transport?: PeerTransport;
+  /** Whose schedule the replication, the repair and the scrub wait on; default the real timers (the simulation gives its own). */
+  timers?: Timers;
   log?: (line: string) => void;
 }
 
@@ -179,6 +181,7 @@ export interface ServiceAssembly {
  */
 export async function assembleServices(node: DsyncNode, options: ServiceAssembly = {}): Promise<NodeServices> {
   const log = options.log ?? serverLog;
+  const timers = options.timers ?? systemTimers;
   let replicator: Replicator | undefined;
   let peerService: PeerService | undefined;
   let repairer: Repairer | undefined;
@@ -196,7 +199,7 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
       node,
       peers: options.peers ?? [],
       transport,
-      timers: systemTimers,
+      timers,
       intervalMs: options.syncIntervalMs ?? 2000,
       log,
       // What no peer had a moment ago may be on the one that just came back.
@@ -211,7 +214,7 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
         store: node.store,
         source: new PeerObjectSource(transport, peersInOrder, log),
         clock: node.clock,
-        timers: systemTimers,
+        timers,
         log,
         onRepaired: (ids) => node.events.emit("verify", null, { finding: "repaired", count: ids.length, objects: ids.slice(0, 100).map(idToHex) }),
       });
@@ -224,7 +227,7 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
     store: node.store,
     bytesPerSecond: options.scrubBytesPerSecond ?? (repairer ? SCRUB_BYTES_PER_SECOND_WITH_PEERS : 0),
     clock: node.clock,
-    timers: systemTimers,
+    timers,
     position: { load: () => savedPosition, save: (value) => node.metadata.setMeta(SCRUB_POSITION_KEY, value) },
     log,
   });
@@ -234,6 +237,21 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
 /** A serving node on a data folder: openNode, then its services (assembleServices). */
 export async function assembleNode(options: NodeAssembly & ServiceAssembly): Promise<NodeServices> {
   const node = await openNode(options);
+  try {
+    return await assembleServices(node, options);
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
+}
+
+/**
+ * A serving node over a store and metadata already open, with the clock, random source, timers
+ * and peer transport `options` give: the deterministic simulation's node (memory store, its
+ * simulated clock and network), assembled the same way as one on a data folder.
+ */
+export async function assembleNodeOver(store: NodeStore, metadata: MetadataStore, options: NodeOptions & ServiceAssembly): Promise<NodeServices> {
+  const node = await DsyncNode.over(store, metadata, options);
   try {
     return await assembleServices(node, options);
   } catch (error) {

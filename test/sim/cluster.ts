@@ -1,6 +1,7 @@
 // A simulated cluster of dsync nodes running the real replication code (DsyncNode,
-// PeerService, Replicator) over the in-memory network, with crashes, restarts and a random
-// client workload, and the checks made once the faults stop.
+// PeerService, Replicator, assembled by src/assemble.ts as a serving node's are, from the
+// simulation's memory store, clock, timers and network) over the in-memory network, with
+// crashes, restarts and a random client workload, and the checks made once the faults stop.
 //
 // One run, for one seed:
 // 1. Fault phase: clients push to random live nodes; messages are delayed, lost, duplicated;
@@ -22,7 +23,7 @@
 // collection. Agreement, forward-only heads and the vector rules are checked as always.
 //
 // A node's durable state is its MemoryObjectStore and its Metadata; a crash keeps them and
-// throws away everything else (the DsyncNode, its Replicator and PeerService, and all calls and
+// throws away everything else (the DsyncNode, its Replicator, PeerService and Repairer, and all calls and
 // store writes it had in flight: see durable-store.ts). A restart opens a new DsyncNode over
 // the same two.
 import { idEquals, idToHex, type ObjectId } from "../../src/core/id.ts";
@@ -30,13 +31,14 @@ import type { MergeConflict } from "../../src/core/merge.ts";
 import { isReplicationMerge } from "../../src/core/concurrent-merge.ts";
 import { decodeObject } from "../../src/core/objects.ts";
 import { compareVectors, counterOf, coversDot, joinVectors, vectorToRecord, withCounter, type VersionVector } from "../../src/core/version-vector.ts";
-import type { Clock } from "../../src/node/clock.ts";
+import type { Clock, RandomSource } from "../../src/node/clock.ts";
 import { IncompleteTreeError } from "../../src/node/closure.ts";
 import { walkClosure } from "../../src/node/walk.ts";
 import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
-import { DsyncNode, type CommitResult } from "../../src/node/node.ts";
-import { PeerService } from "../../src/replication/peer-service.ts";
-import { Replicator } from "../../src/replication/replicator.ts";
+import type { DsyncNode, CommitResult } from "../../src/node/node.ts";
+import type { Repairer } from "../../src/node/repair.ts";
+import type { Replicator } from "../../src/replication/replicator.ts";
+import { assembleNodeOver } from "../../src/assemble.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import { Network, type Incarnation, type NetworkConfig, type NetworkStats } from "./network.ts";
 import { IncarnationStore } from "./durable-store.ts";
@@ -195,6 +197,7 @@ interface SimNode {
   incarnation: Incarnation;
   node: DsyncNode | null;
   replicator: Replicator | null;
+  repairer: Repairer | null;
   /** "folder/version id (hex)" of every version this node's collections pruned (retention runs only). */
   pruned: Set<string>;
 }
@@ -212,6 +215,8 @@ export class Cluster {
   private incarnations = 0;
   /** Retention runs: "folder/version id" → parents (hex), of every version any node recorded. */
   private readonly graph = new Map<string, string[]>();
+  /** The nodes' random source: the run's own, so whatever a node draws is part of its seed's course. */
+  private readonly nodeRandom: RandomSource = { bytes: (length) => Uint8Array.from({ length }, () => this.random.int(256)) };
 
   constructor(
     readonly config: SimConfig,
@@ -261,6 +266,7 @@ export class Cluster {
         incarnation: { address: id, number: 0, alive: false },
         node: null,
         replicator: null,
+        repairer: null,
         pruned: new Set(),
       };
       if (config.retention) this.recordGraph(sim);
@@ -312,23 +318,33 @@ export class Cluster {
       onWrite: (delayMs) => this.maybeCrashDuringWrite(sim, incarnation, delayMs),
       onCut: () => this.report.faults.writesCut++,
     });
-    const node = await DsyncNode.over(store, sim.metadata, { dataDir: `/nonexistent/sim/${sim.id}`, nodeId: sim.id, clock: sim.clock });
+    // Assembled as a serving node is (src/assemble.ts), from the simulation's parts: its store
+    // and metadata, its skewed clock, its scheduler's timers and its network as the transport.
+    const { node, replicator, peerService, repairer } = await assembleNodeOver(store, sim.metadata, {
+      dataDir: `/nonexistent/sim/${sim.id}`,
+      nodeId: sim.id,
+      clock: sim.clock,
+      random: this.nodeRandom,
+      peers: this.addresses().filter((a) => a !== sim.id),
+      transport: this.network.transportFor(incarnation),
+      timers: this.scheduler.timers(`${sim.id}#${incarnation.number}`, () => incarnation.alive),
+      syncIntervalMs: this.config.intervalMs,
+      // The scrub reads every stored object back at its rate: a disk's decay, which a memory
+      // store does not have; the runs are about replication under faults.
+      scrubBytesPerSecond: 0,
+      log: () => {},
+    });
+    if (!replicator || !peerService) throw new Error(`${sim.id}: assembled without replication (no transport)`);
     if (!incarnation.alive) return;
     this.countMerges(sim, node);
     await this.watchHeads(sim, node);
     if (!incarnation.alive) return;
-    const replicator = new Replicator({
-      node,
-      peers: this.addresses().filter((a) => a !== sim.id),
-      transport: this.network.transportFor(incarnation),
-      timers: this.scheduler.timers(`${sim.id}#${incarnation.number}`, () => incarnation.alive),
-      intervalMs: this.config.intervalMs,
-    });
-    const service = new PeerService(node, (notice) => replicator.onNotice(notice));
     sim.node = node;
     sim.replicator = replicator;
-    this.network.attach(incarnation, service);
+    sim.repairer = repairer ?? null;
+    this.network.attach(incarnation, peerService);
     replicator.start();
+    void repairer?.start().catch((error: unknown) => this.failures.push(`${sim.id}: starting repair failed: ${(error as Error).message}`));
   }
 
   /** Kills a node: its replicator stops, it leaves the network, its calls in flight never settle. */
@@ -337,9 +353,11 @@ export class Cluster {
     this.collectStats(sim);
     sim.incarnation.alive = false;
     sim.replicator?.stop();
+    sim.repairer?.stop();
     this.network.detach(sim.id);
     sim.node = null;
     sim.replicator = null;
+    sim.repairer = null;
     this.report.faults.crashes++;
     this.scheduler.note(`crash ${sim.id}`);
   }

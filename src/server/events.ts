@@ -4,7 +4,7 @@
 // never goes into a URL.
 //
 // Bounded: at most EVENT_STREAMS_MAX streams at once (503 beyond), EVENT_STREAMS_PER_TOKEN_MAX
-// of them for one stored token (429 beyond), each fed from the log at the
+// of them for one stored token (429 beyond; LONG_POLLS_PER_TOKEN_MAX waiting long polls too), each fed from the log at the
 // pace its reader takes them (a reader that falls behind the ring is told of the gap, nothing
 // queues up for it), at most LONG_POLLS_WAITING_MAX long polls wait at once (503 beyond, so
 // each holds a connection and a timer only within that bound), a long poll waits at most
@@ -27,6 +27,8 @@ export const LONG_POLLS_WAITING_MAX = 256;
  * take every stream of the node from the others; the node's own token is not limited here.
  */
 export const EVENT_STREAMS_PER_TOKEN_MAX = 8;
+/** Long polls one stored token may have waiting at once (429 beyond), for the same reason. */
+export const LONG_POLLS_PER_TOKEN_MAX = 32;
 export const EVENTS_PER_REPLY_MAX = 1000;
 /** A comment line this often keeps proxies and idle timeouts from closing a quiet stream. */
 export const KEEPALIVE_MS = 15_000;
@@ -70,6 +72,12 @@ export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: 
   let openStreams = 0;
   let waitingPolls = 0;
   const streamsOfToken = new Map<string, number>();
+  const pollsOfToken = new Map<string, number>();
+  const count = (map: Map<string, number>, key: string, by: number) => {
+    const next = (map.get(key) ?? 0) + by;
+    if (next > 0) map.set(key, next);
+    else map.delete(key);
+  };
   const encoder = new TextEncoder();
 
   app.get("/v1/events", async (c) => {
@@ -85,11 +93,16 @@ export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: 
       let reply = events.since(since, EVENTS_PER_REPLY_MAX);
       if (reply.events.length === 0 && reply.gap === null && waitMs > 0) {
         if (waitingPolls >= LONG_POLLS_WAITING_MAX) return c.json({ error: `at most ${LONG_POLLS_WAITING_MAX} long polls wait at once; try again later` }, 503);
+        if (tokenId !== null && (pollsOfToken.get(tokenId) ?? 0) >= LONG_POLLS_PER_TOKEN_MAX) {
+          return c.json({ error: `at most ${LONG_POLLS_PER_TOKEN_MAX} long polls wait at once per token; try again later` }, 429);
+        }
         waitingPolls++;
+        if (tokenId !== null) count(pollsOfToken, tokenId, 1);
         try {
           await events.waitAfter(since, waitMs, c.req.raw.signal);
         } finally {
           waitingPolls--;
+          if (tokenId !== null) count(pollsOfToken, tokenId, -1);
         }
         reply = events.since(since, EVENTS_PER_REPLY_MAX);
         if (!(await stillValid())) return c.json({ error: "the token was revoked or expired while the long poll waited" }, 401);
@@ -103,7 +116,7 @@ export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: 
     const ofToken = tokenId === null ? 0 : (streamsOfToken.get(tokenId) ?? 0);
     if (ofToken >= EVENT_STREAMS_PER_TOKEN_MAX) return c.json({ error: `at most ${EVENT_STREAMS_PER_TOKEN_MAX} event streams at once per token; close one first` }, 429);
     openStreams++;
-    if (tokenId !== null) streamsOfToken.set(tokenId, ofToken + 1);
+    if (tokenId !== null) count(streamsOfToken, tokenId, 1);
     let cursor = resumeFrom ?? events.lastId;
     let first = true;
     const signal = c.req.raw.signal;
@@ -111,11 +124,7 @@ export function registerEventRoutes(app: Hono, events: EventLog, filterFor: (c: 
     const release = () => {
       if (!released) {
         openStreams--;
-        if (tokenId !== null) {
-          const left = (streamsOfToken.get(tokenId) ?? 1) - 1;
-          if (left > 0) streamsOfToken.set(tokenId, left);
-          else streamsOfToken.delete(tokenId);
-        }
+        if (tokenId !== null) count(streamsOfToken, tokenId, -1);
       }
       released = true;
     };

@@ -9,7 +9,7 @@ import { systemRandom } from "../../src/node/clock.ts";
 import type { DsyncNode } from "../../src/node/node.ts";
 import { SqliteTokenStore } from "../../src/node/token-store.ts";
 import { createApp } from "../../src/server/app.ts";
-import { EVENT_STREAMS_PER_TOKEN_MAX } from "../../src/server/events.ts";
+import { EVENT_STREAMS_PER_TOKEN_MAX, LONG_POLLS_PER_TOKEN_MAX } from "../../src/server/events.ts";
 import { memoryNodeWithOneCommit } from "../helpers/memory-node.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
@@ -115,6 +115,26 @@ test("one stored token holds at most EVENT_STREAMS_PER_TOKEN_MAX streams; the no
     }
   } finally {
     for (const response of open) await response.body!.cancel().catch(() => {});
+    server.stop(true);
+  }
+});
+
+test("one stored token has at most LONG_POLLS_PER_TOKEN_MAX long polls waiting; the next is 429 at once", async () => {
+  const { server, url, headers } = await setUp();
+  const controller = new AbortController();
+  try {
+    const lastId = ((await (await fetch(url("/v1/events?since=0&wait=0"), { headers })).json()) as { lastId: number }).lastId;
+    const waiting = Array.from({ length: LONG_POLLS_PER_TOKEN_MAX }, () => fetch(url(`/v1/events?since=${lastId}&wait=20000`), { headers, signal: controller.signal }).catch(() => null));
+    await Bun.sleep(300);
+    const started = Date.now();
+    const refused = await fetch(url(`/v1/events?since=${lastId}&wait=20000`), { headers });
+    expect(refused.status).toBe(429);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const admin = await fetch(url(`/v1/events?since=${lastId}&wait=0`), { headers: { authorization: "Bearer admin-token-for-tests" } });
+    expect(admin.status).toBe(200);
+    controller.abort();
+    await Promise.all(waiting);
+  } finally {
     server.stop(true);
   }
 });

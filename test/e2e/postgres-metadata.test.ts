@@ -2,7 +2,9 @@
 // (CREATE DATABASE on the cluster of DSYNC_TEST_POSTGRES_URL): a round trip that survives a
 // restart, concurrent pushes, kill -9 during pushes, replication between a SQLite node and a
 // Postgres node, a second node refused on another's database, and the server stopped and
-// started again under a running node (503 with the reason, then answers again, no restart).
+// started again under a running node (503 with the reason, also from the health and in
+// dsync_metadata_up, then answers again, no restart), and the server stopped in the middle of a
+// stream of pushes from several clients (each push cut off answered 503, the next lands).
 import { afterAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -219,3 +221,61 @@ test("Postgres stopped under a running node: 503 with the reason, then the same 
     cluster.remove();
   }
 }, 90_000);
+
+test("Postgres stopped in the middle of a stream of pushes: each push cut off is answered 503 (never 500), and once it is back the next push lands on a consistent head", async () => {
+  const cluster = startOwnCluster();
+  try {
+    const node = await startOn(cluster.url);
+    const dir = join(tempDir(), "stream");
+    writeTree(dir, { "base.txt": "base\n" });
+    expect((await runCli(["push", dir, "--remote", node.url, "--folder", "s"])).code).toBe(0);
+    const acknowledged: string[] = [];
+    const failures: string[] = [];
+    let stop = false;
+    // Several clients, so commits are in flight when the server stops.
+    const dirs = [0, 1, 2].map((client) => join(tempDir(), `client-${client}`));
+    const clients = [0, 1, 2].map(async (client) => {
+      const own = dirs[client]!;
+      writeTree(own, { "base.txt": "base\n" });
+      for (let i = 0; !stop; i++) {
+        writeFileSync(join(own, `c${client}-${i % 4}.txt`), `edit ${client} ${i}\n`.repeat(50 + i));
+        const result = await spawnCli(["push", own, "--remote", node.url, "--folder", "s", "--json"]).result;
+        if (result.code === 0) acknowledged.push(result.json().version);
+        else {
+          failures.push(result.stderr);
+          break;
+        }
+      }
+    });
+    await waitFor("a few acknowledged pushes", async () => acknowledged.length, (n) => n >= 4);
+    cluster.halt();
+    await Promise.race([Promise.all(clients), Bun.sleep(60_000)]);
+    stop = true;
+    await Promise.all(clients);
+    expect(failures.length).toBeGreaterThan(0);
+    for (const stderr of failures) {
+      expect(stderr).toContain("metadata store unavailable");
+      expect(stderr).not.toContain("internal error");
+    }
+    expect(node.output()).not.toContain("unexpected error");
+
+    cluster.start();
+    await waitFor("the node to answer again", async () => (await fetch(`${node.url}/v1/folders/s`)).status, (status) => status === 200);
+    // The first client pushes again from what it last knew: whatever the cut-off commits did,
+    // the push lands, and the head is one recorded version with every acknowledged push behind it.
+    const retried = await runCli(["push", dirs[0]!, "--remote", node.url, "--folder", "s", "--json"]);
+    expect(retried.code).toBe(0);
+    const head = await folderHead(node.url, "s");
+    expect(head).toBe(retried.json().version);
+    const log = (await runCli(["log", "--remote", node.url, "--folder", "s", "--json"])).json();
+    const ids = log.versions.map((v: { id: string }) => v.id);
+    expect(ids[0]).toBe(head);
+    for (const id of acknowledged) expect(ids).toContain(id);
+    expect((await runCli(["verify", "--remote", node.url])).code).toBe(0);
+    const copy = join(tempDir(), "stream-copy");
+    expect((await runCli(["pull", copy, "--remote", node.url, "--folder", "s"])).code).toBe(0);
+    expect(node.process.exitCode).toBeNull();
+  } finally {
+    cluster.remove();
+  }
+}, 150_000);

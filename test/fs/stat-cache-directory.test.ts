@@ -1,0 +1,129 @@
+// The stat cache read one directory at a time: what `directory()` returns for paths that sort
+// around a directory's range ("a-b/x" < "a.txt" < "a/b" < "a0"), across query batches, and that
+// a scan after renames, deletions and a directory turned file (or back) keeps exactly the paths
+// on disk, with the root id of a scan without any cache.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { idToHex, type ObjectId } from "../../src/core/id.ts";
+import type { SealedObject } from "../../src/core/pages.ts";
+import { scanDirectory, type ScanSink } from "../../src/fs/scanner.ts";
+import { SqliteStatCache, type StatCacheEntry } from "../../src/fs/stat-cache.ts";
+import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
+
+afterAll(cleanupTempDirs);
+
+const LATE_NS = () => BigInt(Date.now() + 60_000) * 1_000_000n;
+
+function entry(n: number): StatCacheEntry {
+  return { sizeBytes: n, mtimeNs: BigInt(n), ctimeNs: BigInt(n), inode: BigInt(n), mode: 0o644, fileId: new Uint8Array(32).fill(n % 256) as ObjectId, chunkCount: 1 };
+}
+
+function openCache(): SqliteStatCache {
+  return new SqliteStatCache(join(tempDir(), "stat-cache.sqlite"));
+}
+
+class KeepingSink implements ScanSink {
+  readonly ids = new Set<string>();
+  object(sealed: SealedObject): void {
+    this.ids.add(idToHex(sealed.id));
+  }
+  hasObject(id: ObjectId): boolean {
+    return this.ids.has(idToHex(id));
+  }
+}
+
+describe("directory()", () => {
+  test("returns a directory's own files and the subdirectories holding files, never rows deeper down", () => {
+    const cache = openCache();
+    const paths = ["a-b/x", "a.txt", "a/b", "a/c/d", "a/c/e/f", "a0", "b/z", "top", "é/ü"];
+    cache.remember(new Map(paths.map((path, i) => [path, entry(i)])));
+    const root = cache.directory("");
+    expect([...root.files.keys()].sort()).toEqual(["a.txt", "a0", "top"]);
+    expect([...root.subdirectories].sort()).toEqual(["a", "a-b", "b", "é"]);
+    expect(root.files.get("a0")).toEqual(entry(5));
+    const a = cache.directory("a");
+    expect([...a.files.keys()]).toEqual(["b"]);
+    expect([...a.subdirectories]).toEqual(["c"]);
+    expect([...cache.directory("a/c").files.keys()]).toEqual(["d"]);
+    expect([...cache.directory("a/c").subdirectories]).toEqual(["e"]);
+    expect([...cache.directory("é").files.keys()]).toEqual(["ü"]);
+    expect(cache.directory("missing").files.size).toBe(0);
+    cache.close();
+  });
+
+  test("a directory with more files than one query batch, subdirectories between them, is read whole", () => {
+    const cache = openCache();
+    const remembered = new Map<string, StatCacheEntry>();
+    for (let i = 0; i < 1500; i++) remembered.set(`d/f${String(i).padStart(4, "0")}`, entry(i));
+    for (let i = 0; i < 1500; i += 100) remembered.set(`d/f${String(i).padStart(4, "0")}x/inner`, entry(i));
+    cache.remember(remembered);
+    const d = cache.directory("d");
+    expect(d.files.size).toBe(1500);
+    expect(d.subdirectories.size).toBe(15);
+    cache.close();
+  });
+});
+
+describe("a scan keeps the cache to what is on disk", () => {
+  test("renames, deletions, a directory replaced by a file and a file by a directory", async () => {
+    const root = tempDir();
+    mkdirSync(join(root, "keep"));
+    mkdirSync(join(root, "gone/deep"), { recursive: true });
+    mkdirSync(join(root, "becomes-file"));
+    writeFileSync(join(root, "keep/a.txt"), "a");
+    writeFileSync(join(root, "keep/old-name.txt"), "renamed");
+    writeFileSync(join(root, "keep/deleted.txt"), "deleted");
+    writeFileSync(join(root, "gone/deep/x.txt"), "x");
+    writeFileSync(join(root, "gone/y.txt"), "y");
+    writeFileSync(join(root, "becomes-file/inner.txt"), "inner");
+    writeFileSync(join(root, "becomes-dir"), "was a file");
+    const cache = openCache();
+    const sink = new KeepingSink();
+    await scanDirectory(root, { sink, statCache: cache, nowNs: LATE_NS });
+    expect(cache.size()).toBe(7);
+
+    renameSync(join(root, "keep/old-name.txt"), join(root, "keep/new-name.txt"));
+    rmSync(join(root, "keep/deleted.txt"));
+    rmSync(join(root, "gone"), { recursive: true });
+    rmSync(join(root, "becomes-file"), { recursive: true });
+    writeFileSync(join(root, "becomes-file"), "now a file");
+    rmSync(join(root, "becomes-dir"));
+    mkdirSync(join(root, "becomes-dir"));
+    writeFileSync(join(root, "becomes-dir/child.txt"), "child");
+
+    const second = await scanDirectory(root, { sink, statCache: cache, nowNs: LATE_NS });
+    // The renamed file keeps its inode and stat but not its path: read again under its new name.
+    expect(second.filesFromCache).toBe(1);
+    expect(second.filesRead).toBe(3);
+    const uncached = await scanDirectory(root, { sink: new KeepingSink(), nowNs: LATE_NS });
+    expect(idToHex(second.rootId)).toBe(idToHex(uncached.rootId));
+    for (const path of ["keep/old-name.txt", "keep/deleted.txt", "gone/deep/x.txt", "gone/y.txt", "becomes-file/inner.txt", "becomes-dir"]) {
+      expect(cache.get(path)).toBeUndefined();
+    }
+    for (const path of ["keep/a.txt", "keep/new-name.txt", "becomes-file", "becomes-dir/child.txt"]) expect(cache.get(path)).toBeDefined();
+    expect(cache.size()).toBe(4);
+
+    // And the third scan reads nothing.
+    const third = await scanDirectory(root, { sink, statCache: cache, nowNs: LATE_NS });
+    expect(third).toMatchObject({ filesRead: 0, filesFromCache: 4 });
+    cache.close();
+  });
+
+  test("a directory that cannot be listed any more has its remembered files dropped, the rest kept", async () => {
+    const root = tempDir();
+    mkdirSync(join(root, "shut"));
+    mkdirSync(join(root, "open"));
+    writeFileSync(join(root, "shut/s.txt"), "s");
+    writeFileSync(join(root, "open/o.txt"), "o");
+    const cache = openCache();
+    const sink = new KeepingSink();
+    await scanDirectory(root, { sink, statCache: cache, nowNs: LATE_NS });
+    writeFileSync(join(root, ".dsyncignore"), "/shut/\n");
+    const second = await scanDirectory(root, { sink, statCache: cache, nowNs: LATE_NS });
+    expect(second.notRead).toEqual([{ path: "shut", cause: "ignored" }]);
+    expect(cache.get("shut/s.txt")).toBeUndefined();
+    expect(cache.get("open/o.txt")).toBeDefined();
+    cache.close();
+  });
+});

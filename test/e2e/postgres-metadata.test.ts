@@ -209,6 +209,11 @@ test("Postgres stopped under a running node: 503 with the reason, then the same 
     const failedPush = await runCli(["push", dir]);
     expect(failedPush.code).not.toBe(0);
     expect(failedPush.stderr).toContain("metadata store unavailable");
+    // dsync status says why it cannot show the folders (after its retries, for a blip).
+    const status = await runCli(["status", "--remote", node.url]);
+    expect(status.code).not.toBe(0);
+    expect(status.stderr).toContain("503");
+    expect(status.stderr).toContain("metadata store unavailable");
     cluster.start();
     await waitFor("the node to answer again", async () => (await fetch(`${node.url}/v1/folders/o`)).status, (status) => status === 200);
     expect(await folderHead(node.url, "o")).toBe(pushed);

@@ -13,10 +13,13 @@ const GROWTH_BYTES = 48 * 1024 * 1024;
 export class MemoryBudget {
   private baselineBytes = process.memoryUsage.rss();
 
+  /** `growthBytes`: the growth that triggers a collection (a pull, whose garbage is large batches, uses less). */
+  constructor(private readonly growthBytes = GROWTH_BYTES) {}
+
   /** Collects garbage if the process grew by GROWTH_BYTES since the last collection; cheap otherwise. */
   check(): void {
     const rssBytes = process.memoryUsage.rss();
-    if (rssBytes < this.baselineBytes + GROWTH_BYTES) return;
+    if (rssBytes < this.baselineBytes + this.growthBytes) return;
     Bun.gc(true);
     // Freed memory is reused before the process grows again, even when it is not given back.
     this.baselineBytes = process.memoryUsage.rss();

@@ -68,6 +68,8 @@ export interface PullReport {
 
 /** Bytes fetched between two looks at the process's size (a look reads the resident set: cheap, not free). */
 const MEMORY_CHECK_EVERY_BYTES = 8 * 1024 * 1024;
+/** The growth that triggers a collection during a pull. */
+const PULL_GROWTH_BYTES = 24 * 1024 * 1024;
 
 export async function pull(dir: string, options: PullOptions = {}): Promise<PullReport> {
   const startMs = Date.now();
@@ -112,7 +114,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   const caches = await openLocalCaches(dir);
   // Downloaded batches are garbage once written: a collection each time the process has grown by
   // MemoryBudget's step (asked every few MiB fetched) keeps a large pull's peak near what it holds.
-  const budget = new MemoryBudget();
+  const budget = new MemoryBudget(PULL_GROWTH_BYTES);
   let fetchedSinceCheckBytes = 0;
   const source = new PullChunkSource(remote, (bytes) => {
     progress.advance(bytes);

@@ -284,3 +284,42 @@ test("Postgres stopped in the middle of a stream of pushes: each push cut off is
     cluster.remove();
   }
 }, 150_000);
+
+test("Postgres stopped under a replicating node: its peer is not marked failing, the node keeps running, and it catches up once the server is back", async () => {
+  const cluster = startOwnCluster();
+  try {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const [urlA, urlB] = [`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`];
+    const settings = ["--cluster-token", "test-cluster-token-pg", "--sync-interval-ms", "300"];
+    const a = await startNode({ listen: `127.0.0.1:${portA}`, args: ["--metadata", "sqlite", "--peers", urlB, ...settings] });
+    running.push(a);
+    const b = await startOn(cluster.url, { listen: `127.0.0.1:${portB}`, args: ["--peers", urlA, ...settings] });
+    const dir = join(tempDir(), "peers");
+    writeTree(dir, { "one.txt": "one\n" });
+    const first = (await runCli(["push", dir, "--remote", a.url, "--folder", "p", "--json"])).json().version;
+    await waitFor("the Postgres node to have the push", () => folderHead(b.url, "p"), (head) => head === first);
+    const peerUp = async () => {
+      const text = await (await fetch(`${b.url}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith(`dsync_peer_up{peer="${urlA}"}`));
+      return line === undefined ? null : Number(line.split(" ").at(-1));
+    };
+    expect(await peerUp()).toBe(1);
+
+    cluster.halt();
+    // Notices and rounds meet B's own store away, several times over.
+    writeFileSync(join(dir, "two.txt"), "two\n");
+    const second = (await runCli(["push", dir, "--json"])).json().version;
+    await Bun.sleep(1500);
+    expect(await metric(b.url, "dsync_metadata_up")).toBe(0);
+    expect(await peerUp()).toBe(1);
+    expect(b.output()).toContain("replication paused: this node's metadata store unavailable");
+    expect(b.output()).not.toContain("unreachable");
+    expect(b.process.exitCode).toBeNull();
+
+    cluster.start();
+    await waitFor("the Postgres node to catch up", () => folderHead(b.url, "p"), (head) => head === second, 30_000);
+    expect(await peerUp()).toBe(1);
+  } finally {
+    cluster.remove();
+  }
+}, 90_000);

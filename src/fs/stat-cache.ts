@@ -98,8 +98,11 @@ export class SqliteStatCache implements StatCache {
   /** Paths of files found gone, and prefixes (`d/x/`) of subtrees found gone, not yet dropped. */
   private goneFiles: string[] = [];
   private goneSubtrees: string[] = [];
+  /** Rows from (or after) ?1 below ?2, and the same for the root (no end), ?3 at most. */
   private readonly rowsFrom: Statement;
   private readonly rowsAfter: Statement;
+  private readonly rootRowsFrom: Statement;
+  private readonly rootRowsAfter: Statement;
   private readonly rowAt: Statement;
 
   constructor(path: string) {
@@ -108,9 +111,12 @@ export class SqliteStatCache implements StatCache {
     this.db.exec(`CREATE TABLE IF NOT EXISTS stat_cache (
       path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns TEXT NOT NULL, ctime_ns TEXT NOT NULL,
       inode TEXT NOT NULL, mode INTEGER NOT NULL, file_id BLOB NOT NULL, chunk_count INTEGER NOT NULL) WITHOUT ROWID`);
-    // ?2 is the range's end, or null for the root (every path).
-    this.rowsFrom = this.db.prepare("SELECT * FROM stat_cache WHERE path >= ?1 AND (?2 IS NULL OR path < ?2) ORDER BY path LIMIT ?3");
-    this.rowsAfter = this.db.prepare("SELECT * FROM stat_cache WHERE path > ?1 AND (?2 IS NULL OR path < ?2) ORDER BY path LIMIT ?3");
+    // Both bounds in the key's range: an end only tested per row ("?2 IS NULL OR path < ?2")
+    // would let a directory's query read on through the rest of the table.
+    this.rowsFrom = this.db.prepare("SELECT * FROM stat_cache WHERE path >= ?1 AND path < ?2 ORDER BY path LIMIT ?3");
+    this.rowsAfter = this.db.prepare("SELECT * FROM stat_cache WHERE path > ?1 AND path < ?2 ORDER BY path LIMIT ?3");
+    this.rootRowsFrom = this.db.prepare("SELECT * FROM stat_cache WHERE path >= ?1 ORDER BY path LIMIT ?2");
+    this.rootRowsAfter = this.db.prepare("SELECT * FROM stat_cache WHERE path > ?1 ORDER BY path LIMIT ?2");
     this.rowAt = this.db.prepare("SELECT * FROM stat_cache WHERE path = ?");
   }
 
@@ -127,7 +133,11 @@ export class SqliteStatCache implements StatCache {
     let cursor = prefix;
     let inclusive = true;
     for (;;) {
-      const rows = (inclusive ? this.rowsFrom : this.rowsAfter).all(cursor, end, DIRECTORY_ROWS_BATCH) as StatCacheRow[];
+      const rows = (
+        end === null
+          ? (inclusive ? this.rootRowsFrom : this.rootRowsAfter).all(cursor, DIRECTORY_ROWS_BATCH)
+          : (inclusive ? this.rowsFrom : this.rowsAfter).all(cursor, end, DIRECTORY_ROWS_BATCH)
+      ) as StatCacheRow[];
       let jumped = false;
       for (const row of rows) {
         const rest = row.path.slice(prefix.length);

@@ -249,8 +249,9 @@ export async function prepareFileWrite(root: string, relativePath: string, optio
   const temp = tempName();
   await inParentAsync(root, resolved, async (at) => {
     const fd = openSync(at(temp), "wx+", 0o600);
-    const kept = options.group?.adopt(fd) ?? false;
+    let kept = false;
     try {
+      kept = options.group?.adopt(fd) ?? false;
       await writeChunks(fd, relativePath, options);
       // Permission bits alone: a tree never makes a setuid or setgid file (core/file-mode.ts).
       fchmodSync(fd, syncedMode(options.mode));

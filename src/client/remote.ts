@@ -86,8 +86,8 @@ export const NODE_WORK_HOLD_MS = 120_000;
 /**
  * A commit's answer is awaited this much longer again per file it names. Its check reads every
  * object the node has not checked before: a first commit of 1 000 000 files, some 2 000 000
- * objects, took 66 s on a loaded 2-core machine before its lookups were batched and ~20 s
- * after (docs/benchmarks.md), and a node under heavier load took several minutes. 1 ms per
+ * objects, took 37-66 s on a 2-core machine as its load went from 2.5 to 6 (docs/benchmarks.md,
+ * Commit check), and a node under heavier load took several minutes. 1 ms per
  * file (17 minutes more for 1 000 000 files) leaves that margin many times over, whatever size
  * of tree the node takes (it sets no bound on files), so a commit that lands is not reported
  * failed (and is never sent again: it is not idempotent). A small push keeps the short wait.

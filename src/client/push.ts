@@ -3,7 +3,7 @@
 //
 // Finding what is missing walks the Merkle tree level by level: one "which of these do you
 // lack?" request per level, descending only below objects the node lacks. An unchanged folder
-// costs one request; an edit deep in a big file costs O(depth) requests and sends the changed
+// (its root is the last synced one) asks nothing; an edit deep in a big file costs O(depth) requests and sends the changed
 // chunks plus the O(depth) nodes above them.
 import { join } from "node:path";
 import { existsSync, statSync } from "node:fs";

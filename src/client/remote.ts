@@ -370,7 +370,7 @@ export class RemoteNode {
   /** The ids the node lacks, in the order given. */
   async missing(ids: readonly ObjectId[]): Promise<ObjectId[]> {
     const out: ObjectId[] = [];
-    const step = 16_384;
+    const step = LIMITS.missingQueryIds;
     for (let i = 0; i < ids.length; i += step) {
       const asked = ids.slice(i, i + step);
       const replyBytesMax = missingReplyBytesMax(asked.length);

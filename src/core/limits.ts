@@ -44,6 +44,11 @@ export const LIMITS = {
   /** Most ids in one "which do you lack?" or download batch, and most objects in one upload batch. */
   batchIdsMax: 100_000,
   /**
+   * Ids a client sends in one "which do you lack?" request (below batchIdsMax, so a reply of
+   * all of them stays small: 16 384 ids are 0.5 MiB each way).
+   */
+  missingQueryIds: 16_384,
+  /**
    * Ids per batch of a Merkle descent (core/descend.ts): one "which do you have?" and one load
    * per batch. The walk holds the children of one batch per level: with directory pages of 256
    * entries on average, about 256 000 ids (some 25 MB), a few MB of loaded objects.

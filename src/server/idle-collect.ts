@@ -22,6 +22,8 @@ export class IdleCollector {
   private busyBytes = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   collections = 0;
+  /** When the last quiet-time collection ran (performance.now()), so commits in a row share one. */
+  private lastCollectedMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly collect: () => void = () => Bun.gc(true),
@@ -51,7 +53,9 @@ export class IdleCollector {
    */
   noteCommit(): void {
     this.heavyBytes += HEAVY_BYTES_MIN;
-    this.schedule(COMMIT_IDLE_MS);
+    // At once only if nothing was collected in the last idle period: a stream of small commits
+    // (each would cost a full collection of 10-40 ms) waits for quiet like any heavy traffic.
+    this.schedule(performance.now() - this.lastCollectedMs >= this.idleMs ? COMMIT_IDLE_MS : this.idleMs);
   }
 
   /** Once enough was moved, collect `delayMs` after the last heavy request (each one puts it off). */
@@ -62,6 +66,7 @@ export class IdleCollector {
       this.timer = null;
       this.heavyBytes = 0;
       this.collections += 1;
+      this.lastCollectedMs = performance.now();
       this.collect();
     }, delayMs);
     // A scheduled collection never keeps the process alive.

@@ -57,3 +57,16 @@ test("bodies streaming in ask for a collection every BUSY_COLLECT_BYTES, without
   expect(idle).toBe(1);
   collector.stop();
 });
+
+test("commits in a row share a collection: one right after the first, the next only after quiet", async () => {
+  let runs = 0;
+  const collector = new IdleCollector(() => void runs++, 200, () => undefined);
+  collector.noteCommit();
+  await sleep(10);
+  collector.noteCommit();
+  await sleep(70);
+  expect(runs).toBe(1);
+  await sleep(250);
+  expect(runs).toBe(2);
+  collector.stop();
+});

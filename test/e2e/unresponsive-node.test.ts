@@ -44,7 +44,7 @@ interface Measured {
   stdout: string;
   stderr: string;
   elapsedMs: number;
-  /** The child's peak resident set, in bytes: VmHWM as last read from /proc, or the kernel's count at exit if higher. */
+  /** The child's peak resident set (VmHWM), in bytes, as last read from /proc before it exited. */
   peakRssBytes: number;
 }
 
@@ -61,9 +61,6 @@ async function measured(args: string[]): Promise<Measured> {
   }, 50);
   const result = await running.result;
   clearInterval(poll);
-  // A child that fails at once can exit before the first poll: the kernel's own count of its
-  // peak (getrusage, in bytes here) covers it.
-  peakRssBytes = Math.max(peakRssBytes, running.process.resourceUsage()?.maxRSS ?? 0);
   return { code: result.code, stdout: result.stdout, stderr: result.stderr, elapsedMs: performance.now() - started, peakRssBytes };
 }
 

@@ -53,12 +53,15 @@ async function measured(args: string[]): Promise<Measured> {
   const started = performance.now();
   const running = spawnCli(args);
   let peakRssBytes = 0;
-  const poll = setInterval(() => {
+  const sample = () => {
     try {
       const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${running.process.pid}/status`, "utf8"));
       if (match) peakRssBytes = Math.max(peakRssBytes, Number(match[1]) * 1024);
     } catch {}
-  }, 50);
+  };
+  // Once at once: a command that fails at once (connection refused) can exit before the first tick.
+  sample();
+  const poll = setInterval(sample, 50);
   const result = await running.result;
   clearInterval(poll);
   return { code: result.code, stdout: result.stdout, stderr: result.stderr, elapsedMs: performance.now() - started, peakRssBytes };

@@ -1,4 +1,4 @@
-// Dependencies point one way: core ← store/fs ← node ← replication ← server, with the wire
+// Dependencies point one way: core ← store/fs ← node ← replication ← consensus ← server, with the wire
 // formats (src/wire) below every end that speaks them, and the client beside the node's side
 // rather than on top of it: it uses the wire formats, never the server's code. This test reads
 // every import of every file in src/ and fails on one that points the wrong way.
@@ -16,10 +16,12 @@ const MAY_IMPORT: Record<string, string[]> = {
   wire: ["core", "store"],
   node: ["core", "store"],
   replication: ["core", "store", "node", "wire"],
-  server: ["core", "store", "node", "replication", "wire"],
+  // The strong mode's Raft group: it moves log entries between nodes and applies them to the node.
+  consensus: ["core", "store", "node", "replication", "wire"],
+  server: ["core", "store", "node", "replication", "consensus", "wire"],
   client: ["core", "store", "fs", "wire"],
   // src/assemble.ts: the one place that picks concrete parts (stores, transport, services).
-  assemble: ["core", "store", "fs", "wire", "node", "replication", "server"],
+  assemble: ["core", "store", "fs", "wire", "node", "replication", "consensus", "server"],
 };
 
 /**

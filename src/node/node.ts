@@ -424,6 +424,23 @@ export class DsyncNode {
     return result;
   }
 
+  /**
+   * A strong folder's head moved by the Raft log (src/consensus applied a command here, on a
+   * follower as on the leader): the head listeners hear of it as of any other move.
+   */
+  headMovedByLog(folder: string, head: ObjectId): void {
+    this.heads.changed(folder, head);
+  }
+
+  /**
+   * The check a commit makes of a tree before a head may name it (closure.ts): everything below
+   * `root` stored and structurally valid, marked complete as it goes. Throws IncompleteTreeError
+   * or InvalidTreeError. A strong folder's follower runs it before it acknowledges a log entry.
+   */
+  async checkClosure(root: ObjectId): Promise<void> {
+    await this.writeContext.checkClosure(root);
+  }
+
   private async reportCommit(request: CommitRequest, result: CommitResult): Promise<void> {
     const record = await this.metadata.getVersion(request.folder, result.version);
     this.events.emit("commit", request.folder, {

@@ -4,7 +4,10 @@
 // A call is a request message and a reply message, each delayed at random (so messages
 // overtake each other), each dropped with some probability; a request may be delivered twice
 // (the handler runs twice, the caller takes the first reply). Messages between the two sides
-// of a partition, to a crashed node, or to a caller that crashed since are dropped. A caller
+// of a partition, over a link cut one way (blockLink: A hears B, B does not hear A), to a
+// crashed node, or to a caller that crashed since are dropped. A paused node (pause: a process
+// stopped, as by SIGSTOP) takes nothing meanwhile: requests to it, replies and timeouts for its
+// own calls wait, in order, until resume(). A caller
 // whose request or reply was lost sees its promise reject after a simulated timeout, as an
 // HTTP client's would; a crashed caller's calls never settle. Payloads are copied both ways,
 // so no two nodes ever share a buffer or an object.
@@ -69,6 +72,10 @@ export class Network {
   private readonly endpoints = new Map<string, Endpoint>();
   /** Partition side of each address; an address absent from the map is on side 0. */
   private sides: Map<string, number> | null = null;
+  /** Links cut in one direction only, as "from>to": messages from `from` to `to` are dropped. */
+  private readonly cutLinks = new Set<string>();
+  /** Paused addresses, with what reached each meanwhile (run in order at resume). */
+  private readonly paused = new Map<string, (() => void)[]>();
   private callNumber = 0;
   readonly stats: NetworkStats = { calls: 0, delivered: 0, dropped: 0, droppedByPartition: 0, droppedAtCrashedNode: 0, duplicated: 0, timeouts: 0, handlerErrors: 0 };
 
@@ -96,10 +103,44 @@ export class Network {
 
   heal(): void {
     this.sides = null;
+    this.cutLinks.clear();
   }
 
   get partitioned(): boolean {
-    return this.sides !== null;
+    return this.sides !== null || this.cutLinks.size > 0;
+  }
+
+  /** Drops every message from `from` to `to` until heal(); the other direction still works. */
+  blockLink(from: string, to: string): void {
+    this.cutLinks.add(`${from}>${to}`);
+  }
+
+  /** The address takes no message, reply or timeout until resume(address). */
+  pause(address: string): void {
+    if (!this.paused.has(address)) this.paused.set(address, []);
+  }
+
+  /** Runs, in order, what reached a paused address meanwhile (each still checks who is alive). */
+  resume(address: string): void {
+    const held = this.paused.get(address);
+    this.paused.delete(address);
+    for (const run of held ?? []) run();
+  }
+
+  /** A paused node crashed: what waited for it is gone with it. */
+  discardPaused(address: string): void {
+    this.paused.delete(address);
+  }
+
+  isPaused(address: string): boolean {
+    return this.paused.has(address);
+  }
+
+  /** Runs `run` now, or at resume() when `address` is paused. */
+  private whenAwake(address: string, run: () => void): void {
+    const held = this.paused.get(address);
+    if (held) held.push(run);
+    else run();
   }
 
   /** Stops losing and duplicating messages (delays stay). */
@@ -108,9 +149,11 @@ export class Network {
     this.config.duplicateRate = 0;
   }
 
-  private separated(a: string, b: string): boolean {
+  /** Whether a message from `from` cannot reach `to` (a partition between them, or that link cut). */
+  private separated(from: string, to: string): boolean {
+    if (this.cutLinks.size > 0 && this.cutLinks.has(`${from}>${to}`)) return true;
     if (this.sides === null) return false;
-    return (this.sides.get(a) ?? 0) !== (this.sides.get(b) ?? 0);
+    return (this.sides.get(from) ?? 0) !== (this.sides.get(to) ?? 0);
   }
 
   private delay(): number {
@@ -148,12 +191,14 @@ export class Network {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       let timeout: SimEvent | null = null;
-      timeout = this.scheduler.schedule(this.config.timeoutMs, `timeout #${number} ${kind} ${from}->${to}`, () => {
-        if (settled || !caller.alive) return;
-        settled = true;
-        this.stats.timeouts++;
-        reject(new Error(`${kind} to ${to}: no reply within ${this.config.timeoutMs} ms`));
-      });
+      timeout = this.scheduler.schedule(this.config.timeoutMs, `timeout #${number} ${kind} ${from}->${to}`, () =>
+        this.whenAwake(from, () => {
+          if (settled || !caller.alive) return;
+          settled = true;
+          this.stats.timeouts++;
+          reject(new Error(`${kind} to ${to}: no reply within ${this.config.timeoutMs} ms`));
+        }),
+      );
 
       const reply = (outcome: Outcome<T>) => {
         if (this.random.chance(this.config.dropRate)) {
@@ -162,14 +207,17 @@ export class Network {
         }
         this.scheduler.schedule(this.delay(), `reply #${number} ${kind} ${to}->${from}`, () => {
           if (settled || !caller.alive) return;
-          if (this.separated(from, to)) {
+          if (this.separated(to, from)) {
             this.stats.droppedByPartition++;
             return;
           }
-          settled = true;
-          this.scheduler.cancel(timeout);
-          if (outcome.ok) resolve(outcome.value);
-          else reject(new Error(outcome.message));
+          this.whenAwake(from, () => {
+            if (settled || !caller.alive) return;
+            settled = true;
+            this.scheduler.cancel(timeout);
+            if (outcome.ok) resolve(outcome.value);
+            else reject(new Error(outcome.message));
+          });
         });
       };
 
@@ -178,6 +226,14 @@ export class Network {
           this.stats.droppedByPartition++;
           return;
         }
+        if (this.paused.has(to)) {
+          this.paused.get(to)!.push(deliverNow);
+          return;
+        }
+        deliverNow();
+      };
+
+      const deliverNow = () => {
         const target = this.endpoints.get(to);
         if (!target || !target.incarnation.alive) {
           this.stats.droppedAtCrashedNode++;

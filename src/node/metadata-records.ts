@@ -2,6 +2,7 @@
 // implementation of MetadataStore (metadata-store.ts): the SQLite one in the data folder and any
 // other. Plain data and errors only; nothing here knows how or where they are stored.
 import { idToHex, type ObjectId } from "../core/id.ts";
+import type { ClusterConfig, Entry, HardState, Snapshot } from "../core/raft/types.ts";
 
 export type ConsistencyMode = "eventual" | "strong";
 
@@ -111,5 +112,58 @@ export class MetadataSchemaTooNewError extends Error {
       `the metadata at ${location} is at schema ${found}, newer than this dsync understands (${known}); ` +
         "it was written by a newer dsync: run that version (nothing was changed)",
     );
+  }
+}
+
+// ---------- the strong mode's Raft state (MetadataStore.loadRaft, saveRaft, compactRaft) ----------
+
+/** What this node kept of its Raft group, as loadRaft returns it. */
+export interface StoredRaft {
+  hardState: HardState;
+  /** The latest snapshot kept (the log was compacted or a leader sent one), if any. */
+  snapshot?: Snapshot;
+  /** Every entry kept after the snapshot (or from index 1), in index order, without gaps. */
+  entries: Entry[];
+  /** The membership the group was started with on this node, null when it was not set (a member waiting to be added). */
+  bootstrapConfig: ClusterConfig | null;
+  /**
+   * The highest index the application recorded as applied (setRaftApplied). It may be below the
+   * snapshot's index: a snapshot received from a leader is stored before it is installed, and
+   * a crash between the two leaves it to be installed again.
+   */
+  applied: number;
+}
+
+/** One durable step of the Raft driver (saveRaft): what a Ready asks to persist. Absent parts are kept as they are. */
+export interface RaftSave {
+  hardState?: HardState;
+  /** Consecutive entries; they replace every stored entry from entries[0].index on. */
+  entries?: readonly Entry[];
+  /** A snapshot received from the leader. */
+  snapshot?: Snapshot;
+  /** The membership this node starts the group with (null: none, wait to be added). */
+  bootstrapConfig?: ClusterConfig | null;
+}
+
+/** What one saveRaft or compactRaft may store at most: a Ready of the driver is far below, a bug or a hostile leader is not. */
+export const RAFT_SAVE_LIMITS = {
+  /** Entries in one call (the driver's appends carry at most RaftConfig.maxEntriesPerAppend). */
+  maxEntries: 4096,
+  /** Bytes of entry data plus snapshot data in one call. */
+  maxBytes: 64 * 1024 * 1024,
+} as const;
+
+/**
+ * A Raft save or compaction refused for what it asks (a gap after the kept log, entries out of
+ * order, a term that went back, a snapshot older than the kept one, too much in one call, a
+ * malformed field): nothing was changed.
+ */
+export class RaftStorageError extends Error {
+  override name = "RaftStorageError";
+  constructor(
+    readonly reason: "gap" | "order" | "term went back" | "older snapshot" | "not in log" | "too large" | "malformed",
+    detail: string,
+  ) {
+    super(`raft storage refused (${reason}): ${detail}`);
   }
 }

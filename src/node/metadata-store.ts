@@ -17,14 +17,18 @@
 // - A failure of the storage itself (a damaged file, a lost connection) rejects with the
 //   implementation's own error; isDamage tells the ones that mean the store is damaged.
 import type { ObjectId } from "../core/id.ts";
+import type { Snapshot } from "../core/raft/types.ts";
 import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
 import type {
+  ConsistencyMode,
   FolderDefaults,
   FolderPage,
   FolderRecord,
   MetadataStoreStat,
   NewVersionRecord,
+  RaftSave,
   RetentionChange,
+  StoredRaft,
   VersionPage,
   VersionRecord,
   VersionTotals,
@@ -70,6 +74,13 @@ export interface MetadataStore {
    * sets its updatedMs to `nowMs`. Throws UnknownFolderError for a folder that does not exist.
    */
   setRetention(name: string, retention: RetentionChange, nowMs: number): Promise<void>;
+
+  /**
+   * Sets a folder's consistency mode and its updatedMs to `nowMs`, keeping its head, versions
+   * and retention: a folder made eventual on one side of a partition becomes strong when the
+   * Raft log creates it. Throws UnknownFolderError for a folder that does not exist.
+   */
+  setFolderMode(name: string, mode: ConsistencyMode, nowMs: number): Promise<void>;
 
   // ---------- heads and versions ----------
 
@@ -169,6 +180,50 @@ export interface MetadataStore {
 
   /** Every object marked complete, in no particular order. */
   listCompleteIds(): Promise<ObjectId[]>;
+
+  // ---------- the strong mode's Raft log and hard state ----------
+  //
+  // One Raft group per cluster (src/consensus): its log, hard state, latest snapshot, the
+  // membership it was started with and the applied index live here, beside the folders they
+  // change, durable like every other write. Only the node's Raft driver calls these, one call at
+  // a time. Entries and snapshots come back as copies the caller may keep.
+
+  /**
+   * What this node stored of its Raft group, or undefined when it never stored any (no saveRaft,
+   * compactRaft or setRaftApplied was ever made). Entries are those after the snapshot (from
+   * index 1 without one), in order, without gaps; an absent hard state reads as term 0, no vote,
+   * commit 0.
+   */
+  loadRaft(): Promise<StoredRaft | undefined>;
+
+  /**
+   * One atomic, durable step (resolved only once it would survive a power cut), in this order:
+   * - `snapshot` replaces every entry at or below its index; when the stored log does not hold
+   *   the snapshot's index with its term, it replaces every entry (the snapshot is newer than the
+   *   log). A snapshot older than the one kept is refused.
+   * - `entries` (consecutive, terms not decreasing) replace every stored entry from
+   *   entries[0].index on (a conflicting suffix is truncated) and must follow the last index kept
+   *   without a gap, with a term not below the entry before them. Entries at or below the
+   *   snapshot's index are committed and covered by it: they are left out.
+   * - `hardState` replaces the stored one; its term never goes back, and its commit is not past
+   *   the last index kept.
+   * - `bootstrapConfig` replaces the stored one.
+   * At most RAFT_SAVE_LIMITS.maxEntries entries and RAFT_SAVE_LIMITS.maxBytes bytes of entry and
+   * snapshot data per call. A call that breaks a rule rejects with RaftStorageError and changes nothing.
+   */
+  saveRaft(save: RaftSave): Promise<void>;
+
+  /**
+   * Keeps `snapshot` (the application's state at an index it applied, within RAFT_SAVE_LIMITS.maxBytes)
+   * in place of the kept one and drops every entry at or below its index, atomically and
+   * durably; the applied index becomes at least the snapshot's. The log must hold the snapshot's
+   * index with its term (or it is the kept snapshot's), and it must not be older than the kept
+   * snapshot: else RaftStorageError, and nothing is changed.
+   */
+  compactRaft(snapshot: Snapshot): Promise<void>;
+
+  /** Records that the application applied every entry up to `index`, durably. Never goes back: a lower index is ignored. */
+  setRaftApplied(index: number): Promise<void>;
 
   // ---------- health ----------
 

@@ -24,6 +24,7 @@
 // at a schema newer than this code knows is refused without changing anything.
 import { SQL } from "bun";
 import type { ObjectId } from "../core/id.ts";
+import type { ClusterConfig, Entry, EntryKind, Snapshot } from "../core/raft/types.ts";
 import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
 import {
   HeadMovedError,
@@ -35,7 +36,9 @@ import {
   type FolderRecord,
   type MetadataStoreStat,
   type NewVersionRecord,
+  type RaftSave,
   type RetentionChange,
+  type StoredRaft,
   type VersionOrigin,
   type VersionPage,
   type VersionRecord,
@@ -43,6 +46,7 @@ import {
 } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
 import { MetadataUnavailableError } from "./metadata-unavailable.ts";
+import { checkCompaction, planRaftSave, raftSaveLookups, validateCompaction, validateRaftSave, type RaftLogFacts } from "./raft-save-plan.ts";
 
 export interface PostgresMetadataOptions {
   /** Connections the pool opens at most. */
@@ -107,6 +111,30 @@ const MIGRATIONS: { version: number; description: string; sql: string }[] = [
         first_name text,
         last_name text,
         height_dirs integer);
+    `,
+  },
+  {
+    version: 2,
+    description: "the strong mode's Raft group: raft_state (hard state, bootstrap membership, applied), raft_entries, raft_snapshot",
+    sql: `
+      CREATE TABLE raft_state (
+        id integer PRIMARY KEY CHECK (id = 1),
+        term bigint NOT NULL,
+        vote text,
+        commit_index bigint NOT NULL,
+        applied bigint NOT NULL,
+        bootstrap_config text);
+      CREATE TABLE raft_entries (
+        log_index bigint PRIMARY KEY,
+        term bigint NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('normal', 'config')),
+        data bytea NOT NULL);
+      CREATE TABLE raft_snapshot (
+        id integer PRIMARY KEY CHECK (id = 1),
+        log_index bigint NOT NULL,
+        term bigint NOT NULL,
+        config text NOT NULL,
+        data bytea NOT NULL);
     `,
   },
 ];
@@ -224,6 +252,42 @@ function versionFromRow(row: VersionRow): VersionRecord {
     files: Number(row.files),
     totalBytes: Number(row.total_bytes),
     createdMs: Number(row.created_ms),
+  };
+}
+
+interface RaftStateRow {
+  term: string | number;
+  vote: string | null;
+  commit_index: string | number;
+  applied: string | number;
+  bootstrap_config: string | null;
+}
+
+interface RaftEntryRow {
+  log_index: string | number;
+  term: string | number;
+  kind: string;
+  data: Uint8Array;
+}
+
+interface RaftSnapshotRow {
+  log_index: string | number;
+  term: string | number;
+  config: string;
+  data: Uint8Array;
+}
+
+/** Entries per INSERT statement (4 parameters each, far below the protocol's 65 535). */
+const RAFT_INSERT_BATCH = 500;
+
+function entryFromRow(row: RaftEntryRow): Entry {
+  return { term: Number(row.term), index: Number(row.log_index), kind: row.kind as EntryKind, data: new Uint8Array(row.data) };
+}
+
+function snapshotFromRow(row: RaftSnapshotRow): Snapshot {
+  return {
+    meta: { index: Number(row.log_index), term: Number(row.term), config: JSON.parse(row.config) as ClusterConfig },
+    data: new Uint8Array(row.data),
   };
 }
 
@@ -470,6 +534,11 @@ export class PostgresMetadataStore implements MetadataStore {
     if (result.count === 0) throw new UnknownFolderError(name);
   }
 
+  async setFolderMode(name: string, mode: ConsistencyMode, nowMs: number): Promise<void> {
+    const result = await this.call("setFolderMode", () => this.sql`UPDATE folders SET mode = ${mode}, updated_ms = ${nowMs} WHERE name = ${name}`);
+    if (result.count === 0) throw new UnknownFolderError(name);
+  }
+
   // ---------- heads and versions ----------
 
   async commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: readonly NewVersionRecord[], nowMs: number): Promise<void> {
@@ -679,6 +748,119 @@ export class PostgresMetadataStore implements MetadataStore {
   async listCompleteIds(): Promise<ObjectId[]> {
     const rows = await this.call("listCompleteIds", () => this.sql`SELECT id FROM checked_nodes`);
     return (rows as { id: Uint8Array }[]).map((r) => asId(r.id));
+  }
+
+  // ---------- the Raft log and hard state ----------
+
+  async loadRaft(): Promise<StoredRaft | undefined> {
+    return this.call("loadRaft", () =>
+      // REPEATABLE READ: the three reads see one state, whatever saves land meanwhile.
+      this.sql.begin("ISOLATION LEVEL REPEATABLE READ READ ONLY", async (tx) => {
+        const [state] = (await tx`SELECT term, vote, commit_index, applied, bootstrap_config FROM raft_state WHERE id = 1`) as RaftStateRow[];
+        if (state === undefined) return undefined;
+        const [snapshotRow] = (await tx`SELECT log_index, term, config, data FROM raft_snapshot WHERE id = 1`) as RaftSnapshotRow[];
+        const entries = ((await tx`SELECT log_index, term, kind, data FROM raft_entries ORDER BY log_index`) as RaftEntryRow[]).map(entryFromRow);
+        const stored: StoredRaft = {
+          hardState: { term: Number(state.term), vote: state.vote, commit: Number(state.commit_index) },
+          entries,
+          bootstrapConfig: state.bootstrap_config === null ? null : (JSON.parse(state.bootstrap_config) as ClusterConfig),
+          applied: Number(state.applied),
+        };
+        if (snapshotRow) stored.snapshot = snapshotFromRow(snapshotRow);
+        return stored;
+      }),
+    );
+  }
+
+  async saveRaft(save: RaftSave): Promise<void> {
+    validateRaftSave(save);
+    await this.call("saveRaft", () =>
+      this.sql.begin(async (tx) => {
+        const plan = planRaftSave(save, await this.lockedRaftFacts(tx, raftSaveLookups(save)));
+        if (plan.snapshot) await this.putSnapshot(tx, plan.snapshot);
+        if (plan.dropAllEntries) await tx`DELETE FROM raft_entries`;
+        else if (plan.dropEntriesThrough > 0) await tx`DELETE FROM raft_entries WHERE log_index <= ${plan.dropEntriesThrough}`;
+        if (plan.replaceFrom > 0) {
+          await tx`DELETE FROM raft_entries WHERE log_index >= ${plan.replaceFrom}`;
+          for (let i = 0; i < plan.entries.length; i += RAFT_INSERT_BATCH) {
+            const batch = plan.entries.slice(i, i + RAFT_INSERT_BATCH);
+            const values: unknown[] = [];
+            const tuples = batch.map((e, j) => {
+              values.push(e.index, e.term, e.kind, e.data);
+              return `($${j * 4 + 1}::bigint, $${j * 4 + 2}::bigint, $${j * 4 + 3}::text, $${j * 4 + 4}::bytea)`;
+            });
+            await tx.unsafe(`INSERT INTO raft_entries (log_index, term, kind, data) VALUES ${tuples.join(", ")}`, values);
+          }
+        }
+        if (plan.hardState) {
+          const { term, vote, commit } = plan.hardState;
+          await tx`UPDATE raft_state SET term = ${term}, vote = ${vote}, commit_index = ${commit} WHERE id = 1`;
+        }
+        if (plan.bootstrapConfig !== undefined) {
+          const config = plan.bootstrapConfig === null ? null : JSON.stringify({ voters: plan.bootstrapConfig.voters });
+          await tx`UPDATE raft_state SET bootstrap_config = ${config} WHERE id = 1`;
+        }
+      }),
+    );
+  }
+
+  async compactRaft(snapshot: Snapshot): Promise<void> {
+    validateCompaction(snapshot);
+    await this.call("compactRaft", () =>
+      this.sql.begin(async (tx) => {
+        checkCompaction(snapshot, await this.lockedRaftFacts(tx, [snapshot.meta.index]));
+        await this.putSnapshot(tx, snapshot);
+        await tx`DELETE FROM raft_entries WHERE log_index <= ${snapshot.meta.index}`;
+        await tx`UPDATE raft_state SET applied = GREATEST(applied, ${snapshot.meta.index}) WHERE id = 1`;
+      }),
+    );
+  }
+
+  async setRaftApplied(index: number): Promise<void> {
+    if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`an applied index must be a non-negative safe integer, not ${index}`);
+    await this.call("setRaftApplied", () =>
+      this.sql`
+        INSERT INTO raft_state (id, term, vote, commit_index, applied, bootstrap_config) VALUES (1, 0, NULL, 0, ${index}, NULL)
+        ON CONFLICT (id) DO UPDATE SET applied = GREATEST(raft_state.applied, EXCLUDED.applied)`,
+    );
+  }
+
+  /**
+   * Makes the raft_state row if there is none and locks it until COMMIT (every Raft write takes
+   * this lock first, so two never interleave), then reads what planRaftSave needs in a statement
+   * of its own: under READ COMMITTED it sees whatever the writer it waited for committed.
+   */
+  private async lockedRaftFacts(tx: SQL, lookups: number[]): Promise<RaftLogFacts> {
+    const [locked] = await tx`
+      INSERT INTO raft_state (id, term, vote, commit_index, applied, bootstrap_config) VALUES (1, 0, NULL, 0, 0, NULL)
+      ON CONFLICT (id) DO UPDATE SET id = raft_state.id
+      RETURNING term`;
+    const [facts] = await tx.unsafe(
+      `SELECT (SELECT MAX(log_index) FROM raft_entries) AS last,
+              (SELECT log_index FROM raft_snapshot WHERE id = 1) AS snap_index,
+              (SELECT term FROM raft_snapshot WHERE id = 1) AS snap_term,
+              (SELECT COALESCE(string_agg(log_index || ':' || term, ','), '') FROM raft_entries WHERE log_index = ANY($1::bigint[])) AS terms`,
+      [`{${lookups.join(",")}}`],
+    );
+    const terms = new Map<number, number>();
+    for (const pair of (facts.terms as string).split(",").filter(Boolean)) {
+      const [index, term] = pair.split(":").map(Number) as [number, number];
+      terms.set(index, term);
+    }
+    const snapshot = facts.snap_index === null ? undefined : { index: Number(facts.snap_index), term: Number(facts.snap_term) };
+    return {
+      snapshot,
+      lastIndex: facts.last === null ? (snapshot?.index ?? 0) : Number(facts.last),
+      hardTerm: Number(locked.term),
+      termAt: (index) => terms.get(index),
+    };
+  }
+
+  private async putSnapshot(tx: SQL, snapshot: Snapshot): Promise<void> {
+    const config = JSON.stringify({ voters: snapshot.meta.config.voters });
+    await tx`
+      INSERT INTO raft_snapshot (id, log_index, term, config, data) VALUES (1, ${snapshot.meta.index}, ${snapshot.meta.term}, ${config}, ${snapshot.data})
+      ON CONFLICT (id) DO UPDATE SET log_index = EXCLUDED.log_index, term = EXCLUDED.term, config = EXCLUDED.config, data = EXCLUDED.data`;
   }
 
   // ---------- health ----------

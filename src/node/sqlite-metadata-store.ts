@@ -15,6 +15,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, statSync } from "node:fs";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
+import type { ClusterConfig, Entry, EntryKind, Snapshot } from "../core/raft/types.ts";
 import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
 import { isSqliteDamage } from "../store/sqlite-damage.ts";
 import { MetadataDamagedError, metadataDamage } from "./metadata-damage.ts";
@@ -28,7 +29,9 @@ import {
   type FolderRecord,
   type MetadataStoreStat,
   type NewVersionRecord,
+  type RaftSave,
   type RetentionChange,
+  type StoredRaft,
   type VersionOrigin,
   type VersionPage,
   type VersionRecord,
@@ -36,6 +39,7 @@ import {
 } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
 import { nodeIdProblem } from "./node-id.ts";
+import { checkCompaction, planRaftSave, raftSaveLookups, validateCompaction, validateRaftSave, type RaftLogFacts } from "./raft-save-plan.ts";
 
 /** One step of the schema: from `version - 1` to `version`, run inside one transaction. */
 interface Migration {
@@ -85,6 +89,25 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    why:
+      "the strong mode's Raft group: its hard state, bootstrap membership and applied index (raft_state, one row), " +
+      "its log by index (raft_entries) and its latest snapshot (raft_snapshot, one row), beside the folders they change",
+    up(db) {
+      db.exec(`
+        CREATE TABLE raft_state (
+          id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, vote TEXT, commit_index INTEGER NOT NULL,
+          applied INTEGER NOT NULL, bootstrap_config TEXT);
+        CREATE TABLE raft_entries (
+          log_index INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('normal', 'config')),
+          data BLOB NOT NULL) WITHOUT ROWID;
+        CREATE TABLE raft_snapshot (
+          id INTEGER PRIMARY KEY CHECK (id = 1), log_index INTEGER NOT NULL, term INTEGER NOT NULL, config TEXT NOT NULL,
+          data BLOB NOT NULL);
+      `);
+    },
+  },
 ];
 
 /** The schema this code writes: the last step's. */
@@ -125,6 +148,36 @@ interface CheckedRow {
   first_name: string | null;
   last_name: string | null;
   height_dirs: number | null;
+}
+
+interface RaftStateRow {
+  term: number;
+  vote: string | null;
+  commit_index: number;
+  applied: number;
+  bootstrap_config: string | null;
+}
+
+interface RaftEntryRow {
+  log_index: number;
+  term: number;
+  kind: string;
+  data: Uint8Array;
+}
+
+interface RaftSnapshotRow {
+  log_index: number;
+  term: number;
+  config: string;
+  data: Uint8Array;
+}
+
+function entryFromRow(row: RaftEntryRow): Entry {
+  return { term: row.term, index: row.log_index, kind: row.kind as EntryKind, data: new Uint8Array(row.data) };
+}
+
+function snapshotFromRow(row: RaftSnapshotRow): Snapshot {
+  return { meta: { index: row.log_index, term: row.term, config: JSON.parse(row.config) as ClusterConfig }, data: new Uint8Array(row.data) };
 }
 
 function summaryFromRow(row: CheckedRow): NodeSummary {
@@ -299,6 +352,11 @@ export class SqliteMetadataStore implements MetadataStore {
     }).immediate();
   }
 
+  async setFolderMode(name: string, mode: ConsistencyMode, nowMs: number): Promise<void> {
+    const result = this.db.query("UPDATE folders SET mode = ?, updated_ms = ? WHERE name = ?").run(mode, nowMs, name);
+    if (result.changes === 0) throw new UnknownFolderError(name);
+  }
+
   async commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: readonly NewVersionRecord[], nowMs: number): Promise<void> {
     this.db.transaction(() => {
       const current = this.folder(folder);
@@ -460,6 +518,98 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async listCompleteIds(): Promise<ObjectId[]> {
     return (this.db.query("SELECT id FROM checked_nodes").all() as { id: Uint8Array }[]).map((r) => asId(r.id));
+  }
+
+  // ---------- the Raft log and hard state ----------
+
+  async loadRaft(): Promise<StoredRaft | undefined> {
+    // One read transaction: a save landing between the statements cannot mix two states.
+    return this.db.transaction(() => {
+      const state = this.db.query("SELECT term, vote, commit_index, applied, bootstrap_config FROM raft_state WHERE id = 1").get() as RaftStateRow | null;
+      if (state === null) return undefined;
+      const snapshotRow = this.db.query("SELECT log_index, term, config, data FROM raft_snapshot WHERE id = 1").get() as RaftSnapshotRow | null;
+      const entries = (this.db.query("SELECT log_index, term, kind, data FROM raft_entries ORDER BY log_index").all() as RaftEntryRow[]).map(entryFromRow);
+      const stored: StoredRaft = {
+        hardState: { term: state.term, vote: state.vote, commit: state.commit_index },
+        entries,
+        bootstrapConfig: state.bootstrap_config === null ? null : (JSON.parse(state.bootstrap_config) as ClusterConfig),
+        applied: state.applied,
+      };
+      if (snapshotRow) stored.snapshot = snapshotFromRow(snapshotRow);
+      return stored;
+    }).deferred();
+  }
+
+  async saveRaft(save: RaftSave): Promise<void> {
+    validateRaftSave(save);
+    this.db.transaction(() => {
+      const plan = planRaftSave(save, this.raftFacts(raftSaveLookups(save)));
+      this.ensureRaftState();
+      if (plan.snapshot) this.putSnapshot(plan.snapshot);
+      if (plan.dropAllEntries) this.db.query("DELETE FROM raft_entries").run();
+      else if (plan.dropEntriesThrough > 0) this.db.query("DELETE FROM raft_entries WHERE log_index <= ?").run(plan.dropEntriesThrough);
+      if (plan.replaceFrom > 0) {
+        this.db.query("DELETE FROM raft_entries WHERE log_index >= ?").run(plan.replaceFrom);
+        const insert = this.db.query("INSERT INTO raft_entries (log_index, term, kind, data) VALUES (?, ?, ?, ?)");
+        for (const e of plan.entries) insert.run(e.index, e.term, e.kind, e.data);
+      }
+      if (plan.hardState) {
+        const { term, vote, commit } = plan.hardState;
+        this.db.query("UPDATE raft_state SET term = ?, vote = ?, commit_index = ? WHERE id = 1").run(term, vote, commit);
+      }
+      if (plan.bootstrapConfig !== undefined) {
+        const config = plan.bootstrapConfig === null ? null : JSON.stringify({ voters: plan.bootstrapConfig.voters });
+        this.db.query("UPDATE raft_state SET bootstrap_config = ? WHERE id = 1").run(config);
+      }
+    }).immediate();
+  }
+
+  async compactRaft(snapshot: Snapshot): Promise<void> {
+    validateCompaction(snapshot);
+    this.db.transaction(() => {
+      checkCompaction(snapshot, this.raftFacts([snapshot.meta.index]));
+      this.ensureRaftState();
+      this.putSnapshot(snapshot);
+      this.db.query("DELETE FROM raft_entries WHERE log_index <= ?").run(snapshot.meta.index);
+      this.db.query("UPDATE raft_state SET applied = MAX(applied, ?) WHERE id = 1").run(snapshot.meta.index);
+    }).immediate();
+  }
+
+  async setRaftApplied(index: number): Promise<void> {
+    if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`an applied index must be a non-negative safe integer, not ${index}`);
+    this.db.transaction(() => {
+      this.ensureRaftState();
+      this.db.query("UPDATE raft_state SET applied = MAX(applied, ?) WHERE id = 1").run(index);
+    }).immediate();
+  }
+
+  /** What planRaftSave needs to know of the stored log; call inside the write transaction. */
+  private raftFacts(lookups: number[]): RaftLogFacts {
+    const snapshot = this.db.query("SELECT log_index, term FROM raft_snapshot WHERE id = 1").get() as { log_index: number; term: number } | null;
+    const last = this.db.query("SELECT MAX(log_index) AS last FROM raft_entries").get() as { last: number | null };
+    const state = this.db.query("SELECT term FROM raft_state WHERE id = 1").get() as { term: number } | null;
+    const termOf = this.db.query("SELECT term FROM raft_entries WHERE log_index = ?");
+    const terms = new Map<number, number>();
+    for (const index of lookups) {
+      const row = termOf.get(index) as { term: number } | null;
+      if (row) terms.set(index, row.term);
+    }
+    return {
+      snapshot: snapshot ? { index: snapshot.log_index, term: snapshot.term } : undefined,
+      lastIndex: last.last ?? snapshot?.log_index ?? 0,
+      hardTerm: state?.term,
+      termAt: (index) => terms.get(index),
+    };
+  }
+
+  private ensureRaftState(): void {
+    this.db.query("INSERT OR IGNORE INTO raft_state (id, term, vote, commit_index, applied, bootstrap_config) VALUES (1, 0, NULL, 0, 0, NULL)").run();
+  }
+
+  private putSnapshot(snapshot: Snapshot): void {
+    this.db
+      .query("INSERT OR REPLACE INTO raft_snapshot (id, log_index, term, config, data) VALUES (1, ?, ?, ?, ?)")
+      .run(snapshot.meta.index, snapshot.meta.term, JSON.stringify({ voters: snapshot.meta.config.voters }), snapshot.data);
   }
 
   async integrityCheck(): Promise<string> {

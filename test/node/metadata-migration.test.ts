@@ -63,7 +63,7 @@ test("a schema-2 file (dca41c9) opens with its folders, heads, versions, marks, 
     ]);
     expect((await store.listVersions("photos", 1))[0]!.sequence).toBe(6);
     const stat = await store.stat();
-    expect(stat).toMatchObject({ backend: "sqlite", location: path, folders: 3, versions: 4, checkedNodes: 1, schemaVersion: 2 });
+    expect(stat).toMatchObject({ backend: "sqlite", location: path, folders: 3, versions: 4, checkedNodes: 1, schemaVersion: SQLITE_SCHEMA_VERSION });
     expect(stat.sizeBytes).toBeGreaterThan(0);
   } finally {
     await store.close();
@@ -112,31 +112,91 @@ test("a new file is made at the newest schema, each step recorded", async () => 
   } finally {
     await store.close();
   }
+  expect(tablesOf(path)).toEqual(["checked_nodes", "folders", "meta", "raft_entries", "raft_snapshot", "raft_state", "versions"]);
+});
+
+test("schema 2 -> 3 adds the Raft tables and keeps everything else, row for row", async () => {
+  const { path } = dataFolderFrom("metadata-schema-2.sql");
+  const rowsOf = (table: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.query(`SELECT * FROM ${table} ORDER BY 1, 2`).all();
+    } finally {
+      db.close();
+    }
+  };
+  const before = Object.fromEntries(["folders", "versions", "checked_nodes"].map((t) => [t, rowsOf(t)]));
+  const metaBefore = rowsOf("meta").filter((r) => (r as { key: string }).key !== "schema_version");
+  const store = SqliteMetadataStore.open(path);
+  try {
+    expect(await store.getMeta("schema_version")).toBe("3");
+    expect(await store.loadRaft()).toBeUndefined();
+    await store.saveRaft({ hardState: { term: 1, vote: null, commit: 0 }, entries: [{ term: 1, index: 1, kind: "normal", data: new Uint8Array([1, 2]) }] });
+    expect((await store.loadRaft())!.entries.length).toBe(1);
+  } finally {
+    await store.close();
+  }
+  for (const [table, rows] of Object.entries(before)) expect(rowsOf(table)).toEqual(rows);
+  expect(rowsOf("meta").filter((r) => (r as { key: string }).key !== "schema_version")).toEqual(metaBefore);
+  expect(tablesOf(path)).toEqual(["checked_nodes", "folders", "meta", "raft_entries", "raft_snapshot", "raft_state", "versions"]);
+});
+
+test("step 3 failing halfway changes nothing: the file stays at schema 2 without any Raft table, and the next open goes on", async () => {
+  const { path } = dataFolderFrom("metadata-schema-2.sql");
+  const step3 = MIGRATIONS.find((m) => m.version === 3)!;
+  const failing = MIGRATIONS.map((m) =>
+    m === step3
+      ? {
+          ...m,
+          up(db: Database) {
+            step3.up(db);
+            throw new Error("step 3 failed after its tables");
+          },
+        }
+      : m,
+  );
+  const db = new Database(path);
+  try {
+    expect(() => migrateSqliteMetadata(db, path, failing)).toThrow("step 3 failed after its tables");
+    expect((db.query("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value).toBe("2");
+  } finally {
+    db.close();
+  }
   expect(tablesOf(path)).toEqual(["checked_nodes", "folders", "meta", "versions"]);
+  const store = SqliteMetadataStore.open(path);
+  try {
+    expect((await store.stat()).schemaVersion).toBe(3);
+    expect((await store.listFolders()).length).toBe(3);
+    expect(await store.loadRaft()).toBeUndefined();
+  } finally {
+    await store.close();
+  }
 });
 
 test("a step that fails changes nothing: the file stays at the last complete step", () => {
   const { path } = dataFolderFrom("metadata-schema-2.sql");
+  const next = SQLITE_SCHEMA_VERSION + 1;
   const failing = [
     ...MIGRATIONS,
     {
-      version: 3,
+      version: next,
       why: "a step that fails halfway",
       up(db: Database) {
         db.exec("CREATE TABLE half_done (x INTEGER); ALTER TABLE folders ADD COLUMN colour TEXT;");
-        throw new Error("step 3 failed");
+        throw new Error(`step ${next} failed`);
       },
     },
   ];
   const db = new Database(path);
   try {
-    expect(() => migrateSqliteMetadata(db, path, failing)).toThrow("step 3 failed");
-    expect((db.query("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value).toBe("2");
+    expect(() => migrateSqliteMetadata(db, path, failing)).toThrow(`step ${next} failed`);
+    // The steps before it are complete, each in its own transaction.
+    expect((db.query("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value).toBe(String(SQLITE_SCHEMA_VERSION));
     expect(db.query("SELECT name FROM sqlite_master WHERE name = 'half_done'").get()).toBeNull();
     expect((db.query("PRAGMA table_info(folders)").all() as { name: string }[]).map((c) => c.name)).not.toContain("colour");
-    // The same list without the failure goes on from 2.
-    const working = [...MIGRATIONS, { version: 3, why: "colours", up: (d: Database) => d.exec("ALTER TABLE folders ADD COLUMN colour TEXT") }];
-    expect(migrateSqliteMetadata(db, path, working)).toBe(3);
+    // The same list without the failure goes on from there.
+    const working = [...MIGRATIONS, { version: next, why: "colours", up: (d: Database) => d.exec("ALTER TABLE folders ADD COLUMN colour TEXT") }];
+    expect(migrateSqliteMetadata(db, path, working)).toBe(next);
     expect((db.query("PRAGMA table_info(folders)").all() as { name: string }[]).map((c) => c.name)).toContain("colour");
   } finally {
     db.close();

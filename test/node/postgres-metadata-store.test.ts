@@ -29,6 +29,37 @@ test("an empty database gets every schema step, each recorded once, even with se
   }
 });
 
+test("a schema-1 database is upgraded to the Raft tables, every row kept; a folder made eventual can become strong", async () => {
+  const url = await freshDatabase();
+  await withConnection(url, (sql) => sql.unsafe(readFileSync(join(import.meta.dir, "../fixtures/postgres-schema-1.sql"), "utf8")).simple());
+  const rowsOf = (table: string) => withConnection(url, (sql) => sql.unsafe(`SELECT * FROM ${table} ORDER BY 1, 2`));
+  const before = { meta: await rowsOf("meta"), folders: await rowsOf("folders"), versions: await rowsOf("versions"), checked: await rowsOf("checked_nodes") };
+  const store = await PostgresMetadataStore.open(url);
+  try {
+    expect((await store.stat()).schemaVersion).toBe(POSTGRES_SCHEMA_VERSION);
+    expect(await store.getMeta("node_id")).toBe("pgfixture0000001");
+    expect((await store.listVersions("photos")).map((v) => [v.sequence, v.message])).toEqual([
+      [2, "second"],
+      [1, "first"],
+    ]);
+    expect(await store.loadRaft()).toBeUndefined();
+    await store.saveRaft({ hardState: { term: 1, vote: null, commit: 1 }, entries: [{ term: 1, index: 1, kind: "normal", data: new Uint8Array([0, 1, 0]) }] });
+    expect((await store.loadRaft())!.entries[0]!.data).toEqual(new Uint8Array([0, 1, 0]));
+  } finally {
+    await store.close();
+  }
+  expect({ meta: await rowsOf("meta"), folders: await rowsOf("folders"), versions: await rowsOf("versions"), checked: await rowsOf("checked_nodes") }).toEqual(before);
+  const steps = await withConnection(url, (sql) => sql`SELECT version FROM schema_migrations ORDER BY version`);
+  expect(steps.map((r: { version: number }) => r.version)).toEqual(Array.from({ length: POSTGRES_SCHEMA_VERSION }, (_, i) => i + 1));
+  const again = await PostgresMetadataStore.open(url);
+  try {
+    await again.setFolderMode("split", "strong", 1700000200000);
+    expect(await again.getFolder("split")).toMatchObject({ mode: "strong", keepDays: 2.5, createdMs: 1700000100000, updatedMs: 1700000200000 });
+  } finally {
+    await again.close();
+  }
+});
+
 test("a database at a newer schema is refused, naming both schemas, and left as it is", async () => {
   const url = await freshDatabase();
   const first = await PostgresMetadataStore.open(url);

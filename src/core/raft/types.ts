@@ -92,10 +92,18 @@ export interface Message {
   commit: number;
   /** appendResponse, voteResponse, preVoteResponse, readIndexResponse. */
   reject: boolean;
-  /** appendResponse with reject: the follower's last index, where the leader should probe next (§5.3, conflict back-off). */
+  /**
+   * appendResponse with reject: the largest index at or below the rejected one whose term is at
+   * most the append's logTerm (that term in `logTerm`), so the leader skips a whole conflicting
+   * term at once instead of probing one entry at a time (§5.3, conflict back-off).
+   */
   rejectHint: number;
   snapshot?: Snapshot;
-  /** readIndex, heartbeat(Response), readIndexResponse: the read request's id, echoed back. */
+  /**
+   * readIndex, heartbeat(Response), readIndexResponse: the read request's id, echoed back.
+   * vote: TRANSFER_CAMPAIGN_CONTEXT (raft.ts) when the candidate campaigns because its leader
+   * handed over (timeoutNow), which lets it win despite the leader-lease rule (thesis §3.10).
+   */
   context?: Uint8Array;
 }
 
@@ -129,7 +137,11 @@ export interface Ready {
   hardState?: HardState;
   /** New or replaced entries to persist, in index order. */
   entries: Entry[];
-  /** A snapshot received from the leader, to persist and then apply in place of the state. */
+  /**
+   * A snapshot received from the leader, to persist and then apply in place of the state. It is
+   * only handed out when the log does not hold its index with its term, so it replaces every
+   * stored entry.
+   */
   snapshot?: Snapshot;
   /** Entries known committed and not yet handed out, in index order; apply them in order. */
   committedEntries: Entry[];
@@ -146,7 +158,15 @@ export interface PersistedRaft {
   snapshot?: Snapshot;
   /** Every entry kept after the snapshot (or from index 1), in order, without gaps. */
   entries: Entry[];
-  /** The membership in force at the end of `entries` (the last config entry's, else the snapshot's, else the bootstrap's). */
+  /**
+   * The bootstrap membership: the one before any entry (identical on every initial member; empty
+   * on a member added later, which learns it from the log or a snapshot). When `snapshot` is
+   * present its meta.config is used instead. The constructor scans `entries` for config entries
+   * and applies them on top (each carries the whole voter list it results in, config-change.ts),
+   * so the membership at the end of the log need not be stored, and a truncated change is undone.
+   * Passing the membership at the end of `entries` instead also works, except that a config
+   * entry truncated away after a restart could then not be undone.
+   */
   config: ClusterConfig;
   /** The highest index the application has applied (at least the snapshot's index). */
   applied: number;

@@ -1,0 +1,526 @@
+// The Raft state machine against the paper (Ongaro & Ousterhout 2014, "§5.x", "§7") and
+// Ongaro's thesis ("thesis §x"): each test names the rule it checks. Members run in the
+// in-memory network of raft-network.ts, whose driver persists every Ready before sending it
+// and checks that no message goes out ahead of what it depends on.
+import { describe, expect, test } from "bun:test";
+import { Raft } from "../../../src/core/raft/raft.ts";
+import { ProposalDroppedError, type Message, type RaftConfig } from "../../../src/core/raft/types.ts";
+import { entry, message, Network, text } from "./raft-network.ts";
+
+const IDS3 = ["1", "2", "3"];
+const IDS5 = ["1", "2", "3", "4", "5"];
+
+function elect(net: Network, id: string): void {
+  net.raft(id).campaign();
+  net.stabilize();
+  expect(net.raft(id).status().role).toBe("leader");
+}
+
+function types(messages: Message[]): string[] {
+  return messages.map((m) => `${m.from}->${m.to} ${m.type}${m.reject ? " reject" : ""}`);
+}
+
+describe("§5.2 leader election", () => {
+  test("a follower that hears nothing for its election timeout becomes a candidate: term+1, votes for itself, asks every other voter", () => {
+    const net = new Network(IDS3);
+    net.timeout("1");
+    const s = net.raft("1").status();
+    expect(s.role).toBe("candidate");
+    expect(s.term).toBe(1);
+    expect(s.vote).toBe("1");
+    const sent = net.takeMessages("1");
+    expect(types(sent)).toEqual(["1->2 vote", "1->3 vote"]);
+    expect(sent.every((m) => m.term === 1 && m.index === 0 && m.logTerm === 0)).toBe(true);
+  });
+
+  test("election timeouts are randomized in [electionTicks, 2*electionTicks)", () => {
+    const seen = new Set<number>();
+    for (let seed = 1; seed <= 200; seed++) {
+      const net = new Network(IDS3, { electionTicks: 10 }, seed);
+      let ticks = 0;
+      while (net.raft("1").status().role === "follower") {
+        net.tick("1");
+        ticks++;
+        if (ticks > 100) throw new Error("never campaigned");
+      }
+      expect(ticks).toBeGreaterThanOrEqual(10);
+      expect(ticks).toBeLessThan(20);
+      seen.add(ticks);
+    }
+    // Randomized: many different timeouts, not one fixed value.
+    expect(seen.size).toBeGreaterThanOrEqual(8);
+  });
+
+  test("the timeout is drawn again for every election, from RaftConfig.randomInt", () => {
+    const bounds: number[] = [];
+    let next = 0;
+    const config: RaftConfig = {
+      id: "1", electionTicks: 5, heartbeatTicks: 1, preVote: false, checkQuorum: false,
+      randomInt: (bound) => { bounds.push(bound); return [0, 4, 2][next++ % 3]!; },
+      maxEntriesPerAppend: 10, maxInflightAppends: 4,
+    };
+    const raft = new Raft(config, { hardState: { term: 0, vote: null, commit: 0 }, entries: [], config: { voters: IDS3 }, applied: 0 });
+    const fireAfter = (): number => {
+      const term = raft.status().term;
+      let ticks = 0;
+      while (raft.status().term === term) { raft.tick(); ticks++; }
+      return ticks;
+    };
+    expect(fireAfter()).toBe(5); // 5 + 0
+    expect(fireAfter()).toBe(9); // 5 + 4, drawn when it became a candidate
+    expect(fireAfter()).toBe(7); // 5 + 2
+    expect(bounds.every((b) => b === 5)).toBe(true);
+  });
+
+  // etcd's TestLeaderElectionInOneRoundRPC, after §5.2: a candidate wins with votes from a
+  // majority, loses when a majority refuses, and waits otherwise.
+  const rounds: { size: number; votes: Record<string, boolean>; role: string }[] = [
+    { size: 1, votes: {}, role: "leader" },
+    { size: 3, votes: { "2": true, "3": true }, role: "leader" },
+    { size: 3, votes: { "2": true }, role: "leader" },
+    { size: 5, votes: { "2": true, "3": true, "4": true, "5": true }, role: "leader" },
+    { size: 5, votes: { "2": true, "3": true, "4": true }, role: "leader" },
+    { size: 5, votes: { "2": true, "3": true }, role: "leader" },
+    { size: 3, votes: { "2": false, "3": false }, role: "follower" },
+    { size: 5, votes: { "2": false, "3": false, "4": false, "5": false }, role: "follower" },
+    { size: 5, votes: { "2": true, "3": false, "4": false, "5": false }, role: "follower" },
+    { size: 3, votes: {}, role: "candidate" },
+    { size: 5, votes: { "2": true }, role: "candidate" },
+    { size: 5, votes: { "2": false, "3": false }, role: "candidate" },
+    { size: 5, votes: {}, role: "candidate" },
+  ];
+  for (const [i, row] of rounds.entries()) {
+    test(`one round of votes #${i}: ${row.size} voters, answers ${JSON.stringify(row.votes)} -> ${row.role}`, () => {
+      const ids = IDS5.slice(0, row.size);
+      const net = new Network(ids);
+      net.raft("1").campaign();
+      for (const [from, granted] of Object.entries(row.votes)) {
+        net.deliver(message({ type: "voteResponse", from, to: "1", term: 1, reject: !granted }));
+      }
+      const s = net.raft("1").status();
+      expect(s.role as string).toBe(row.role);
+      expect(s.term).toBe(1);
+    });
+  }
+
+  // etcd's TestFollowerVote: one vote per term, first come first served; the same candidate
+  // asking again is answered yes again.
+  const votes: { vote: string | null; candidate: string; granted: boolean }[] = [
+    { vote: null, candidate: "2", granted: true },
+    { vote: null, candidate: "3", granted: true },
+    { vote: "2", candidate: "2", granted: true },
+    { vote: "3", candidate: "3", granted: true },
+    { vote: "2", candidate: "3", granted: false },
+    { vote: "3", candidate: "2", granted: false },
+  ];
+  for (const row of votes) {
+    test(`a follower that voted for ${row.vote} in the term is asked by ${row.candidate}: ${row.granted ? "granted" : "refused"}`, () => {
+      const net = new Network(IDS3);
+      net.load("1", { term: 1, vote: row.vote });
+      net.deliver(message({ type: "vote", from: row.candidate, to: "1", term: 1 }));
+      const [reply] = net.takeMessages("1");
+      expect(reply!.type).toBe("voteResponse");
+      expect(reply!.reject).toBe(!row.granted);
+      expect(net.raft("1").status().vote).toBe(row.granted ? row.candidate : row.vote);
+    });
+  }
+
+  test("a candidate that hears from a leader of its term (or a later one) becomes its follower", () => {
+    for (const term of [1, 2]) {
+      const net = new Network(IDS3);
+      net.raft("1").campaign();
+      net.takeMessages("1");
+      net.deliver(message({ type: "append", from: "2", to: "1", term }));
+      const s = net.raft("1").status();
+      expect(s.role).toBe("follower");
+      expect(s.term).toBe(term);
+      expect(s.leader).toBe("2");
+    }
+  });
+
+  test("a candidate ignores an append of an older term", () => {
+    const net = new Network(IDS3);
+    net.load("1", { term: 1 });
+    net.raft("1").campaign(); // term 2
+    net.takeMessages("1");
+    net.deliver(message({ type: "append", from: "2", to: "1", term: 1 }));
+    expect(net.raft("1").status().role).toBe("candidate");
+    expect(net.raft("1").status().term).toBe(2);
+  });
+
+  test("a split vote: each candidate times out again and a later term elects one leader", () => {
+    const net = new Network(IDS3, { electionTicks: 10 }, 7);
+    // 1 and 2 campaign at once; 3 votes for 1, 2 votes for itself: no, each only votes for itself
+    // when both requests cross; with 3 cut off neither wins.
+    net.isolate("3");
+    net.raft("1").campaign();
+    net.raft("2").campaign();
+    net.stabilize();
+    expect(net.raft("1").status().role).toBe("candidate");
+    expect(net.raft("2").status().role).toBe("candidate");
+    net.heal();
+    for (let i = 0; i < 100 && !net.leader(); i++) {
+      for (const id of IDS3) net.tick(id);
+      net.stabilize();
+    }
+    const leader = net.leader()!;
+    expect(leader).toBeDefined();
+    expect(leader.raft.status().term).toBeGreaterThanOrEqual(2);
+    expect(IDS3.filter((id) => net.raft(id).status().role === "leader")).toEqual([leader.id]);
+  });
+
+  test("a leader of a term answers no vote request of that term, and steps down for a later term", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.deliver(message({ type: "vote", from: "2", to: "1", term: 1, index: 99, logTerm: 1 }));
+    expect(net.takeMessages("1").map((m) => m.reject)).toEqual([true]);
+    net.deliver(message({ type: "vote", from: "2", to: "1", term: 2, index: 99, logTerm: 1 }));
+    expect(net.raft("1").status().role).toBe("follower");
+    expect(net.raft("1").status().term).toBe(2);
+  });
+
+  test("a member not in its own config never campaigns, but follows a leader that appends to it", () => {
+    const net = new Network(["1", "2", "3", "4"], {}, 1, IDS3);
+    // 4's bootstrap config is 1, 2, 3: it is about to be added.
+    for (let i = 0; i < 100; i++) net.tick("4");
+    net.raft("4").campaign();
+    expect(net.raft("4").status().role).toBe("follower");
+    expect(net.takeMessages("4")).toEqual([]);
+  });
+});
+
+describe("§5.4.1 election restriction", () => {
+  // etcd's TestVoter: a vote goes only to a candidate whose log is at least as up to date
+  // (later last term, or the same last term and at least as long).
+  const rows: { log: [number, number][]; candidateTerm: number; candidateIndex: number; granted: boolean }[] = [
+    { log: [[1, 1]], candidateTerm: 1, candidateIndex: 1, granted: true },
+    { log: [[1, 1]], candidateTerm: 1, candidateIndex: 2, granted: true },
+    { log: [[1, 1], [2, 1]], candidateTerm: 1, candidateIndex: 1, granted: false },
+    { log: [[1, 1]], candidateTerm: 2, candidateIndex: 1, granted: true },
+    { log: [[1, 1]], candidateTerm: 2, candidateIndex: 2, granted: true },
+    { log: [[1, 1], [2, 1]], candidateTerm: 2, candidateIndex: 1, granted: true },
+    { log: [[1, 2]], candidateTerm: 1, candidateIndex: 1, granted: false },
+    { log: [[1, 2]], candidateTerm: 1, candidateIndex: 2, granted: false },
+    { log: [[1, 1], [2, 2]], candidateTerm: 1, candidateIndex: 1, granted: false },
+    { log: [[1, 1], [2, 2]], candidateTerm: 2, candidateIndex: 1, granted: false },
+    { log: [[1, 1], [2, 2]], candidateTerm: 2, candidateIndex: 2, granted: true },
+  ];
+  for (const row of rows) {
+    test(`log ${JSON.stringify(row.log)} asked by a candidate with last entry ${row.candidateIndex}/${row.candidateTerm}: ${row.granted ? "granted" : "refused"}`, () => {
+      const net = new Network(IDS3);
+      net.load("1", { entries: row.log.map(([index, term]) => entry(index, term)), term: 2 });
+      net.deliver(message({ type: "vote", from: "2", to: "1", term: 3, index: row.candidateIndex, logTerm: row.candidateTerm }));
+      const [reply] = net.takeMessages("1");
+      expect(reply!.reject).toBe(!row.granted);
+      expect(net.raft("1").status().vote).toBe(row.granted ? "2" : null);
+      expect(net.raft("1").status().term).toBe(3);
+    });
+  }
+});
+
+describe("§5.3 log replication", () => {
+  test("the leader appends a proposal, replicates it, commits it once a majority holds it, and followers learn the commit", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    const at = net.raft("1").propose(text("x"));
+    expect(at).toEqual({ index: 2, term: 1 });
+    net.stabilize();
+    for (const id of IDS3) {
+      expect(net.raft(id).status().commit).toBe(2);
+      expect(net.get(id).store.appliedEntries.map((e) => [e.index, e.term, new TextDecoder().decode(e.data)])).toEqual([[1, 1, ""], [2, 1, "x"]]);
+    }
+  });
+
+  test("a proposal commits with a majority even when one follower is down", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("3");
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    expect(net.raft("1").status().commit).toBe(2);
+    expect(net.raft("2").status().commit).toBe(2);
+    expect(net.raft("3").status().commit).toBe(1);
+    net.heal();
+    net.tick("1");
+    net.stabilize();
+    expect(net.raft("3").status().commit).toBe(2);
+  });
+
+  test("no commit without a majority", () => {
+    const net = new Network(IDS5);
+    elect(net, "1");
+    net.isolate("3");
+    net.isolate("4");
+    net.isolate("5");
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    expect(net.raft("1").status().commit).toBe(1);
+  });
+
+  test("heartbeats carry min(leader commit, follower match): a follower never commits past what matches the leader", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("3");
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    net.heal();
+    net.tick("1"); // heartbeat
+    const beats = net.takeMessages("1").filter((m) => m.type === "heartbeat");
+    expect(beats.find((m) => m.to === "2")!.commit).toBe(2);
+    expect(beats.find((m) => m.to === "3")!.commit).toBe(1);
+  });
+
+  test("the consistency check: a follower refuses an append whose previous entry it lacks, hinting where to probe", () => {
+    const net = new Network(IDS3);
+    net.load("2", { entries: [entry(1, 1), entry(2, 1)], term: 1 });
+    net.deliver(message({ type: "append", from: "1", to: "2", term: 2, index: 5, logTerm: 2, entries: [entry(6, 2)] }));
+    const [reply] = net.takeMessages("2");
+    expect(reply).toMatchObject({ type: "appendResponse", reject: true, index: 5, rejectHint: 2, logTerm: 1 });
+    expect(net.raft("2").status().lastIndex).toBe(2);
+  });
+
+  test("conflict back-off skips a whole term: the hint is the last entry whose term is at most the append's logTerm", () => {
+    const net = new Network(IDS3);
+    // The follower holds a long uncommitted suffix of term 3; the leader's entry 6 is of term 2.
+    net.load("2", { entries: [entry(1, 1), entry(2, 2), entry(3, 3), entry(4, 3), entry(5, 3), entry(6, 3), entry(7, 3)], term: 3 });
+    net.deliver(message({ type: "append", from: "1", to: "2", term: 4, index: 6, logTerm: 2 }));
+    const [reply] = net.takeMessages("2");
+    expect(reply).toMatchObject({ reject: true, index: 6, rejectHint: 2, logTerm: 2 });
+  });
+
+  // etcd's TestLeaderSyncFollowerLog (§5.3, Figure 7): whatever a follower's log holds, the new
+  // leader brings it to its own log, and in few round trips thanks to the hint.
+  const leaderLog = [entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 4), entry(5, 4), entry(6, 5), entry(7, 5), entry(8, 6), entry(9, 6), entry(10, 6)];
+  const log = (...terms: number[]) => terms.map((term, i) => entry(i + 1, term, `t${term}`));
+  const followers: { name: string; entries: ReturnType<typeof entry>[] }[] = [
+    { name: "(a) missing entries", entries: log(1, 1, 1, 4, 4, 5, 5, 6, 6) },
+    { name: "(b) far behind", entries: log(1, 1, 1, 4) },
+    { name: "(c) one extra of the same term", entries: log(1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6) },
+    { name: "(d) extra entries of a later term", entries: log(1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7) },
+    { name: "(e) divergent term-4 suffix", entries: log(1, 1, 1, 4, 4, 4, 4) },
+    { name: "(f) divergent terms 2 and 3", entries: log(1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3) },
+    { name: "empty", entries: [] },
+  ];
+  for (const f of followers) {
+    test(`Figure 7 follower ${f.name} is brought to the leader's log`, () => {
+      const net = new Network(IDS3, { maxEntriesPerAppend: 100 });
+      const leaderEntries = leaderLog.map((e) => ({ ...e, data: text(`t${e.term}`) }));
+      net.load("1", { entries: leaderEntries, term: 8, commit: 3, applied: 0 });
+      net.load("2", { entries: f.entries, term: 8, commit: Math.min(3, f.entries.length) });
+      net.load("3", { entries: leaderEntries, term: 8, commit: 3 });
+      elect(net, "1");
+      net.stabilize();
+      const leader = net.get("1").store.entries.map((e) => `${e.index}/${e.term}`);
+      expect(net.get("2").store.entries.map((e) => `${e.index}/${e.term}`)).toEqual(leader);
+      expect(net.raft("2").status().commit).toBe(11);
+    });
+  }
+
+  test("in probe state one append is in flight at a time; in replicate state at most maxInflightAppends, each at most maxEntriesPerAppend entries", () => {
+    const net = new Network(IDS3, { maxEntriesPerAppend: 2, maxInflightAppends: 3 });
+    elect(net, "1");
+    // Nothing is delivered: the leader streams, unanswered.
+    for (let i = 0; i < 20; i++) net.raft("1").propose(text(`p${i}`));
+    const toThree = net.takeMessages("1").filter((m) => m.to === "3" && m.type === "append");
+    expect(toThree.every((m) => m.entries.length <= 2)).toBe(true);
+    expect(toThree.filter((m) => m.entries.length > 0).length).toBe(3);
+    expect(net.raft("1").status().progress["3"]!.state).toBe("replicate");
+
+    // A follower found not to match goes back to probing: one append, then silence until answered.
+    const net2 = new Network(IDS3, { maxEntriesPerAppend: 2, maxInflightAppends: 3 });
+    net2.load("1", { entries: [entry(1, 1), entry(2, 1)], term: 1, commit: 2, applied: 2 });
+    net2.raft("1").campaign();
+    net2.deliver(message({ type: "voteResponse", from: "2", to: "1", term: 2 }));
+    expect(net2.raft("1").status().progress["3"]!.state).toBe("probe");
+    for (let i = 0; i < 5; i++) net2.raft("1").propose(text(`p${i}`));
+    const probes = net2.takeMessages("1").filter((m) => m.to === "3" && m.type === "append");
+    expect(probes.length).toBe(1);
+  });
+
+  test("a rejected append in replicate state sends the follower back to probe state", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    expect(net.raft("1").status().progress["2"]!.state).toBe("replicate");
+    net.raft("1").propose(text("y"));
+    net.raft("1").propose(text("z"));
+    // The append of y was lost: 2 refuses the one of z (previous index 3).
+    net.deliver(message({ type: "appendResponse", from: "2", to: "1", term: 1, index: 3, reject: true, rejectHint: 2, logTerm: 1 }));
+    expect(net.raft("1").status().progress["2"]!.state).toBe("probe");
+  });
+
+  test("proposals only on the leader: elsewhere ProposalDroppedError names the known leader", () => {
+    const net = new Network(IDS3);
+    try {
+      net.raft("2").propose(text("x"));
+      throw new Error("not dropped");
+    } catch (error) {
+      expect(error).toBeInstanceOf(ProposalDroppedError);
+      expect((error as ProposalDroppedError).leader).toBeNull();
+    }
+    elect(net, "1");
+    try {
+      net.raft("2").propose(text("x"));
+      throw new Error("not dropped");
+    } catch (error) {
+      expect((error as ProposalDroppedError).reason).toBe("not leader");
+      expect((error as ProposalDroppedError).leader).toBe("1");
+    }
+  });
+});
+
+describe("§5.4.2 committing entries from previous terms (Figure 8)", () => {
+  test("a leader does not commit an entry of an earlier term by counting replicas, only with an entry of its own term", () => {
+    const net = new Network(IDS5);
+    // Figure 8 (c): S1 led term 2 and wrote index 2 on S1, S2; S5 led term 3 and wrote its own
+    // index 2 on itself only; now S1 leads term 4 and copies its index 2 to S3.
+    net.load("1", { entries: [entry(1, 1), entry(2, 2)], term: 3, commit: 1 });
+    net.load("2", { entries: [entry(1, 1), entry(2, 2)], term: 3, commit: 1 });
+    net.load("3", { entries: [entry(1, 1)], term: 3, commit: 1 });
+    net.load("4", { entries: [entry(1, 1)], term: 3, commit: 1 });
+    net.load("5", { entries: [entry(1, 1), entry(2, 3)], term: 3, commit: 1 });
+    net.raft("1").campaign();
+    for (const from of ["2", "3", "4"]) net.deliver(message({ type: "voteResponse", from, to: "1", term: 4 }));
+    expect(net.raft("1").status()).toMatchObject({ role: "leader", term: 4, lastIndex: 3 });
+    net.takeMessages("1");
+    // S2 and S3 hold index 2 (of term 2): a majority with S1, and still not committed.
+    for (const from of ["2", "3"]) net.deliver(message({ type: "appendResponse", from, to: "1", term: 4, index: 2 }));
+    expect(net.raft("1").status().commit).toBe(1);
+    // Figure 8 (d) shows why: S5 could still be elected (its last term 3 beats 2) and replace it.
+    // (e): once an entry of term 4 is on a majority, it and everything before it commit.
+    for (const from of ["2", "3"]) net.deliver(message({ type: "appendResponse", from, to: "1", term: 4, index: 3 }));
+    expect(net.raft("1").status().commit).toBe(3);
+  });
+
+  test("Figure 8 (d): the uncommitted entry of the old term is indeed replaced by a later leader, and nobody applied it", () => {
+    const net = new Network(IDS5);
+    net.load("1", { entries: [entry(1, 1), entry(2, 2)], term: 4, commit: 1 });
+    net.load("2", { entries: [entry(1, 1), entry(2, 2)], term: 4, commit: 1 });
+    net.load("3", { entries: [entry(1, 1), entry(2, 2)], term: 4, commit: 1 });
+    net.load("4", { entries: [entry(1, 1)], term: 4, commit: 1 });
+    net.load("5", { entries: [entry(1, 1), entry(2, 3)], term: 4, commit: 1 });
+    net.isolate("1");
+    elect(net, "5"); // votes from 2, 3 (S5's last term 3 beats their 2), 4
+    net.raft("5").propose(text("y"));
+    net.stabilize();
+    for (const id of ["2", "3", "4", "5"]) {
+      expect(net.get(id).store.entries.map((e) => `${e.index}/${e.term}`)).toEqual(["1/1", "2/3", "3/5", "4/5"]);
+      expect(net.get(id).store.appliedEntries.map((e) => `${e.index}/${e.term}`)).toEqual(["1/1", "2/3", "3/5", "4/5"]);
+    }
+  });
+
+  test("a new leader appends an empty entry of its term at once, which commits the previous term's entries", () => {
+    const net = new Network(IDS3);
+    net.load("1", { entries: [entry(1, 1, "a"), entry(2, 1, "b")], term: 1, commit: 0 });
+    net.load("2", { entries: [entry(1, 1, "a"), entry(2, 1, "b")], term: 1, commit: 0 });
+    elect(net, "1");
+    const noop = net.get("1").store.entries[2]!;
+    expect(noop).toMatchObject({ index: 3, term: 2, kind: "normal" });
+    expect(noop.data.length).toBe(0);
+    for (const id of IDS3) expect(net.raft(id).status().commit).toBe(3);
+  });
+});
+
+describe("§5.1 persistence, Ready and restart", () => {
+  test("a Ready hands out new hard state, entries to persist and committed entries to apply, each once", () => {
+    const net = new Network(["1"]);
+    const raft = net.raft("1");
+    raft.campaign();
+    const ready = raft.ready();
+    expect(ready.softState).toEqual({ leader: "1", role: "leader" });
+    expect(ready.hardState).toEqual({ term: 1, vote: "1", commit: 1 });
+    expect(ready.entries.map((e) => e.index)).toEqual([1]);
+    expect(ready.committedEntries.map((e) => e.index)).toEqual([1]);
+    expect(ready.mustSync).toBe(true);
+    raft.advance(ready);
+    expect(raft.hasReady()).toBe(false);
+    expect(raft.status().applied).toBe(1);
+    raft.propose(text("x"));
+    const next = raft.ready();
+    expect(next.softState).toBeUndefined();
+    expect(next.entries.map((e) => e.index)).toEqual([2]);
+    expect(next.hardState).toEqual({ term: 1, vote: "1", commit: 2 });
+    raft.advance(next);
+  });
+
+  test("a commit that moves alone needs no fsync (mustSync false); a vote or a term does", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.raft("1").propose(text("x"));
+    net.processReady("1");
+    // Deliver the appends; the followers answer; the leader commits.
+    const batch = net.inflight;
+    net.inflight = [];
+    for (const m of batch) net.deliver(m);
+    for (const id of ["2", "3"]) net.processReady(id);
+    const answers = net.inflight;
+    net.inflight = [];
+    for (const m of answers) net.deliver(m);
+    const ready = net.processReady("1")!;
+    expect(ready.hardState?.commit).toBe(2);
+    expect(ready.entries).toEqual([]);
+    expect(ready.mustSync).toBe(false);
+  });
+
+  test("restart: term, vote and log come back from what was persisted; committed entries after `applied` are handed out again", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    for (const d of ["a", "b", "c"]) net.raft("1").propose(text(d));
+    net.stabilize();
+    const store = net.get("2").store;
+    store.applied = 2; // the application applied up to 2 before the crash
+    store.appliedEntries = store.appliedEntries.slice(0, 2);
+    const member = net.restart("2");
+    const s = member.raft.status();
+    expect(s).toMatchObject({ term: 1, vote: "1", commit: 4, applied: 2, lastIndex: 4, role: "follower" });
+    const ready = member.raft.ready();
+    expect(ready.committedEntries.map((e) => e.index)).toEqual([3, 4]);
+    expect(ready.entries).toEqual([]);
+    expect(ready.hardState).toBeUndefined();
+  });
+
+  test("a restarted member does not vote twice in a term", () => {
+    const net = new Network(IDS3);
+    net.deliver(message({ type: "vote", from: "2", to: "1", term: 1 }));
+    net.processReady("1");
+    net.inflight = [];
+    net.restart("1");
+    net.deliver(message({ type: "vote", from: "3", to: "1", term: 1 }));
+    const [reply] = net.takeMessages("1");
+    expect(reply!.reject).toBe(true);
+  });
+
+  test("what a Ready handed out but the driver did not persist is lost in a crash, and was never acknowledged", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.raft("1").propose(text("x"));
+    net.processReady("1");
+    const appends = net.inflight;
+    net.inflight = [];
+    for (const m of appends) net.deliver(m);
+    net.get("2").raft.ready(); // handed out; the crash comes before the driver persists it
+    const member = net.restart("2");
+    expect(member.raft.status().lastIndex).toBe(1);
+    expect(net.inflight.filter((m) => m.from === "2")).toEqual([]);
+    net.tick("1");
+    net.stabilize();
+    expect(net.raft("2").status().lastIndex).toBe(2);
+  });
+});
+
+describe("status", () => {
+  test("a leader reports every other voter's progress; a follower none", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    const s = net.raft("1").status();
+    expect(s).toMatchObject({ id: "1", role: "leader", term: 1, vote: "1", leader: "1", commit: 2, applied: 2, lastIndex: 2, config: { voters: IDS3 }, pendingConfigIndex: 0, transferee: null });
+    expect(s.progress).toEqual({
+      "2": { match: 2, next: 3, state: "replicate", recentActive: true },
+      "3": { match: 2, next: 3, state: "replicate", recentActive: true },
+    });
+    expect(net.raft("2").status()).toMatchObject({ role: "follower", leader: "1", progress: {} });
+  });
+});

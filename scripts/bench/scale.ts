@@ -200,7 +200,7 @@ async function main(): Promise<void> {
       }
       const last = row.dsync.at(-1)!;
       log(
-        `${name} run ${run + 1}: dsync ${last.seconds.toFixed(2)} s, peak RSS ${formatBytes(last.peakRssBytes)} (node ${formatBytes(row.nodePeakBytes ?? 0)}), phases ${JSON.stringify(last.report?.phases_ms)}` +
+        `${name} run ${run + 1}: dsync ${last.seconds.toFixed(2)} s, peak RSS ${formatBytes(last.peakRssBytes)} (node ${formatBytes(row.nodePeakBytes ?? 0)}), phases ${JSON.stringify(last.report?.phases_ms)}, ${last.report?.objects_sent ?? "?"} objects sent` +
           (withRsync ? `; rsync ${row.rsync.at(-1)!.seconds.toFixed(2)} s` : ""),
       );
     }

@@ -21,7 +21,7 @@ import { conflictCopyName } from "../core/conflict-name.ts";
 import { syncedMode } from "../core/file-mode.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
-import { fileChunkPages, readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
+import { entryChunkPages, readEntryChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
 import { planPull, type PlannedPath } from "../core/plan-pull.ts";
 import {
   ChangedMeanwhileError,
@@ -259,7 +259,7 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
         let chunkCount = job.chunks?.length ?? 0;
         const streamed = async function* () {
           chunkCount = 0;
-          for await (const run of fileChunkPages(job.entry.id!, load)) {
+          for await (const run of entryChunkPages(job.entry, load)) {
             chunkCount += run.length;
             yield run;
           }
@@ -306,7 +306,7 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
         else {
           // A large file's chunks, page by page again (from the local cache) now that it is written.
           let offset = 0;
-          for await (const run of fileChunkPages(job.entry.id!, load)) {
+          for await (const run of entryChunkPages(job.entry, load)) {
             source.noteLocalFile(join(dir, job.path), run, offset);
             for (const chunk of run) offset += chunk.lengthBytes;
           }
@@ -320,6 +320,7 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
           inode: written.ino,
           mode: syncedMode(Number(written.mode & 0o7777n)),
           fileId: job.entry.id!,
+          ...(job.entry.idNamesChunk ? { idNamesChunk: true } : {}),
           chunkCount,
         });
         filesWritten++;
@@ -383,9 +384,9 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
     }
     // Chunks the directory already holds: the old version of a file being replaced.
     if (planned.remoteChange === "modified" && planned.base?.kind === "file" && !planned.localChanged) {
-      source.noteReplacedFile(join(dir, path), await readFileChunks(planned.base.id!, load));
+      source.noteReplacedFile(join(dir, path), await readEntryChunks(planned.base, load));
     }
-    const chunks = after.sizeBytes > PREFETCH_GROUP_BYTES ? null : await readFileChunks(after.id!, load);
+    const chunks = after.sizeBytes > PREFETCH_GROUP_BYTES ? null : await readEntryChunks(after, load);
     await enqueueFile({ path, entry: after, chunks, replaces: seenAt(path) });
     return "written";
   };
@@ -527,8 +528,8 @@ export async function countPlannedWrites(base: ObjectId | null, local: ObjectId,
       if ((planned.action === "write" || planned.action === "replace" || planned.action === "conflict-copy") && planned.remote?.kind === "file") {
         total.files++;
         if (planned.remoteChange === "modified" && planned.base?.kind === "file" && !planned.localChanged) {
-          const held = new Set((await readFileChunks(planned.base.id!, load)).map((c) => idToHex(c.id)));
-          for (const chunk of await readFileChunks(planned.remote.id!, load)) if (!held.has(idToHex(chunk.id))) total.bytes += chunk.lengthBytes;
+          const held = new Set((await readEntryChunks(planned.base, load)).map((c) => idToHex(c.id)));
+          for (const chunk of await readEntryChunks(planned.remote, load)) if (!held.has(idToHex(chunk.id))) total.bytes += chunk.lengthBytes;
         } else total.bytes += planned.remote.sizeBytes;
       }
       if (planned.below) await visit(planned.below, depth + 1);

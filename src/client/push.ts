@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { idFromHex, idToHex, type ObjectId } from "../core/id.ts";
-import { readFileChunks, type ObjectLoader } from "../core/pages.ts";
+import { readEntryChunks, type ObjectLoader } from "../core/pages.ts";
 import { cachedRemoteLoader } from "./remote-objects.ts";
 import { TreeLookup } from "../core/tree-lookup.ts";
 import { LIMITS } from "../core/limits.ts";
@@ -143,7 +143,19 @@ export async function planUpload(
           for (const entry of object.entries) {
             const path = item.path === "" ? entry.name : `${item.path}/${entry.name}`;
             if (entry.kind === "dir") next.push({ id: entry.id!, kind: "tree", path, offsetBytes: 0 });
-            else if (entry.kind === "file") next.push({ id: entry.id!, kind: "file", path, offsetBytes: 0, top: true });
+            else if (entry.kind === "file" && entry.idNamesChunk) {
+              // A file that is its one chunk: no node to ask about, only the chunk (unless the
+              // same path held it in the last synced version).
+              const key = idToHex(entry.id!);
+              if (previousLookup && !knownPresent.has(key)) {
+                const before = await previousLookup.entryAt(path).catch(() => undefined);
+                if (before?.kind === "file") for (const chunk of await readEntryChunks(before, previous!.load).catch(() => [])) knownPresent.add(idToHex(chunk.id));
+              }
+              if (!chunkCandidates.has(key) && !seen.has(key) && !knownPresent.has(key)) {
+                seen.add(key);
+                chunkCandidates.set(key, { id: entry.id!, location: { path: join(dir, path), offsetBytes: 0, lengthBytes: entry.sizeBytes } });
+              }
+            } else if (entry.kind === "file") next.push({ id: entry.id!, kind: "file", path, offsetBytes: 0, top: true });
           }
         } else {
           for (const page of object.pages) next.push({ id: page.id, kind: "tree", path: item.path, offsetBytes: 0 });
@@ -152,7 +164,7 @@ export async function planUpload(
         if (item.top && previousLookup) {
           const before = await previousLookup.entryAt(item.path).catch(() => undefined);
           if (before?.kind === "file") {
-            const chunks = await readFileChunks(before.id!, previous!.load).catch(() => []);
+            const chunks = await readEntryChunks(before, previous!.load).catch(() => []);
             for (const chunk of chunks) knownPresent.add(idToHex(chunk.id));
           }
         }

@@ -56,7 +56,27 @@ export function entriesEqual(x: TreeEntry | null, y: TreeEntry | null, options: 
   if (x.kind !== y.kind || x.mode !== y.mode || x.target !== y.target) return false;
   if (options.compareMtime && x.mtimeMs !== y.mtimeMs) return false;
   if (x.id === null || y.id === null) return x.id === y.id;
+  if ((x.idNamesChunk === true) !== (y.idNamesChunk === true)) return false;
   return idEquals(x.id, y.id);
+}
+
+/**
+ * Two file entries alike but for the form of their id (one names its one chunk, the other its
+ * file node, as a tree of format 1 and one of format 2 may for the same bytes): sameFileContent
+ * says whether they hold the same bytes.
+ */
+export function differOnlyInForm(x: TreeEntry, y: TreeEntry, options: { compareMtime?: boolean } = {}): boolean {
+  if (x.kind !== "file" || y.kind !== "file" || (x.idNamesChunk === true) === (y.idNamesChunk === true)) return false;
+  if (x.mode !== y.mode || x.sizeBytes !== y.sizeBytes) return false;
+  return !options.compareMtime || x.mtimeMs === y.mtimeMs;
+}
+
+/** Whether a file named by its one chunk and one named by its file node hold the same bytes: the node is a single leaf of that chunk. */
+export async function sameFileContent(x: TreeEntry, y: TreeEntry, load: ObjectLoader): Promise<boolean> {
+  const [single, node] = x.idNamesChunk ? [x, y] : [y, x];
+  const object = await load(node.id!);
+  if (object.kind !== "file" || !isFileLeaf(object) || object.chunks.length !== 1) return false;
+  return idEquals(object.chunks[0]!.id, single.id!);
 }
 
 export function joinPath(prefix: string, name: string): string {
@@ -236,7 +256,11 @@ export async function diffTrees(a: ObjectId | null, b: ObjectId | null, load: Ob
         below.push(compareDirectories(path, x!.id!, y!.id!, depth + 1));
         continue;
       }
-      if (!entriesEqual(x!, y!, options)) out.modified.push({ path, before: x!, after: y! });
+      if (entriesEqual(x!, y!, options)) continue;
+      const change = { path, before: x!, after: y! };
+      // The same bytes in the two forms of a file entry are no change.
+      if (differOnlyInForm(x!, y!, options)) below.push(sameFileContent(x!, y!, load).then((same) => void (same || out.modified.push(change))));
+      else out.modified.push(change);
     }
     await Promise.all(below);
   };
@@ -282,15 +306,20 @@ export async function missingChunks(a: ObjectId | null, b: ObjectId | null, load
   const diff = known ?? (await diffTrees(a, b, load));
   const filesA: ObjectId[] = [];
   const filesB: ObjectId[] = [];
+  // Files whose entries name their one chunk have no node to load: the chunk is the entry's.
+  const singleA: ChunkRef[] = [];
+  const singleB: ChunkRef[] = [];
   for (const list of [diff.added, diff.removed, diff.modified, diff.typeChanged]) {
     for (const { before, after } of list) {
-      if (before?.kind === "file") filesA.push(before.id!);
-      if (after?.kind === "file") filesB.push(after.id!);
+      if (before?.kind === "file") before.idNamesChunk ? singleA.push({ id: before.id!, lengthBytes: before.sizeBytes }) : filesA.push(before.id!);
+      if (after?.kind === "file") after.idNamesChunk ? singleB.push({ id: after.id!, lengthBytes: after.sizeBytes }) : filesB.push(after.id!);
     }
   }
   const leaves = await unsharedLeaves("file", filesA, filesB, load);
   const chunksA = chunkMap(leaves.a);
   const chunksB = chunkMap(leaves.b);
+  for (const chunk of singleA) chunksA.set(idToHex(chunk.id), chunk);
+  for (const chunk of singleB) chunksB.set(idToHex(chunk.id), chunk);
   return { missingInA: difference(chunksB, chunksA), missingInB: difference(chunksA, chunksB) };
 }
 

@@ -31,7 +31,7 @@
 // tree order. Rebuilt directories go through sealTree (sorted, canonical pages); a directory
 // that one rule takes whole keeps its id and is not loaded. A directory changed on both sides
 // is read in full on all three sides, since its new pages are built from the whole list.
-import { comparePaths, entriesEqual, joinPath } from "./diff.ts";
+import { comparePaths, differOnlyInForm, entriesEqual, joinPath, sameFileContent } from "./diff.ts";
 import { idEquals, idToHex, type ObjectId } from "./id.ts";
 import { LIMITS } from "./limits.ts";
 import { validateName } from "./names.ts";
@@ -180,10 +180,19 @@ class MergeRun {
     return sealed.id;
   }
 
+  private async sameContent(x: TreeEntry | null, y: TreeEntry | null): Promise<boolean> {
+    return x !== null && y !== null && differOnlyInForm(x, y) && (await sameFileContent(x, y, this.load));
+  }
+
   private async mergeEntry(path: string, name: string, b: TreeEntry | null, o: TreeEntry | null, t: TreeEntry | null, depth: number): Promise<EntryOutcome> {
     if (entriesEqual(o, t)) return { entry: t };
     if (entriesEqual(o, b)) return { entry: t };
     if (entriesEqual(t, b)) return { entry: o };
+    // A file whose entry only changed form (its one chunk named directly, or through a file
+    // node: a format-1 tree against a format-2 one) did not change: the same rules, by content.
+    if (await this.sameContent(o, t)) return { entry: t };
+    if (await this.sameContent(o, b)) return { entry: t };
+    if (await this.sameContent(t, b)) return { entry: o };
 
     if (o?.kind === "dir" && t?.kind === "dir") {
       const baseDir = b?.kind === "dir" ? b : null;
@@ -241,7 +250,7 @@ class MergeRun {
  */
 function combineFieldwise(b: TreeEntry | null, o: TreeEntry, t: TreeEntry): TreeEntry | undefined {
   if (b === null || o.kind !== t.kind || b.kind !== o.kind || o.kind === "dir") return undefined;
-  const content = (e: TreeEntry) => (e.kind === "symlink" ? `l:${e.target}` : `f:${idToHex(e.id!)}`);
+  const content = (e: TreeEntry) => (e.kind === "symlink" ? `l:${e.target}` : `${e.idNamesChunk ? "c" : "f"}:${idToHex(e.id!)}`);
   const contentSide = pickChangedSide(content(b), content(o), content(t));
   const modeSide = pickChangedSide(b.mode, o.mode, t.mode);
   if (contentSide === undefined || modeSide === undefined) return undefined;

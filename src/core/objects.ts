@@ -2,7 +2,8 @@
 //
 // Every structured object is a msgpack array that starts with a kind tag and a format number:
 //   ["file",    1, level, sizeBytes, entries]    a file's chunk list, or one page of it
-//   ["tree",    1, level, entries]               a directory's entries, or one page of them
+//   ["tree",    2, level, entries]               a directory's entries, or one page of them
+//                                                (format 1, read still, has no "c" entries)
 //   ["version", 1, root, parents, author, hlcWallMs, hlcCounter, message, versionVector, chunking]
 // A chunk is not structured: it is raw bytes, and its id is the plain BLAKE3 of those bytes.
 // Large lists are split into content-defined pages (see pages.ts): a node at level 0 holds
@@ -14,11 +15,21 @@ import { isObjectIdBytes, type ObjectId } from "./id.ts";
 import { LIMITS } from "./limits.ts";
 import { validateName, validateSymlinkTarget } from "./names.ts";
 
+/** The format number of file nodes and versions. */
 export const FORMAT_VERSION = 1;
+/**
+ * Trees have their own: format 2 added the "c" entry (a file whose content is exactly one
+ * chunk, named by the chunk's id, with no file node). Trees are written in format 2; format 1
+ * trees (no "c" entries) are still read, so a node's older versions stay valid as they are.
+ */
+export const TREE_FORMAT_VERSION = 2;
+export const TREE_FORMATS_READ: readonly number[] = [1, 2];
 
 export type EntryKind = "file" | "dir" | "symlink";
 const KIND_CODES: Record<EntryKind, string> = { file: "f", dir: "d", symlink: "l" };
 const KIND_BY_CODE: Record<string, EntryKind> = { f: "file", d: "dir", l: "symlink" };
+/** The code of a file entry whose id names its one chunk (tree format 2). */
+const CHUNK_FILE_CODE = "c";
 
 /** One chunk of a file, in order. */
 export interface ChunkRef {
@@ -45,8 +56,13 @@ export interface TreeEntry {
   mtimeMs: number;
   /** File size; 0 for directories and symlinks. */
   sizeBytes: number;
-  /** File node id (file) or tree node id (dir); null for symlinks. */
+  /**
+   * File node id (file) or tree node id (dir); null for symlinks. With `idNamesChunk`, a
+   * file's id is that of its one chunk (the file is exactly that chunk; no file node).
+   */
   id: ObjectId | null;
+  /** A file whose id names its single chunk (tree code "c", format 2) rather than its file node. */
+  idNamesChunk?: boolean;
   /** Link target, for symlinks only. */
   target: string | null;
 }
@@ -109,12 +125,12 @@ export function encodeObject(object: StructuredObject): Uint8Array {
     case "tree":
       return encodeCanonical([
         "tree",
-        FORMAT_VERSION,
+        isTreeLeaf(object) && object.entries.some((e) => e.idNamesChunk === true) ? TREE_FORMAT_VERSION : 1,
         object.level,
         isTreeLeaf(object)
           ? object.entries.map((e) => [
               e.name,
-              KIND_CODES[e.kind],
+              e.idNamesChunk === true && e.kind === "file" ? CHUNK_FILE_CODE : KIND_CODES[e.kind],
               e.mode,
               e.mtimeMs,
               e.sizeBytes,
@@ -198,12 +214,13 @@ export function decodeObject(bytes: Uint8Array): StructuredObject {
   const top = expectArray(decodeMsgpack(bytes), "object");
   const [tag, format] = top;
   if (tag !== "file" && tag !== "tree" && tag !== "version") fail(`unknown object kind ${JSON.stringify(tag)}`);
-  if (format !== FORMAT_VERSION) fail(`unsupported ${tag} format ${JSON.stringify(format)}`);
+  const formatKnown = tag === "tree" ? TREE_FORMATS_READ.includes(format as number) : format === FORMAT_VERSION;
+  if (!formatKnown) fail(`unsupported ${tag} format ${JSON.stringify(format)}`);
   switch (tag) {
     case "file":
       return decodeFile(top);
     case "tree":
-      return decodeTree(top);
+      return decodeTree(top, format as number);
     case "version":
       return decodeVersion(top);
   }
@@ -245,7 +262,7 @@ export function compareNames(a: string, b: string): number {
   return a.length - b.length;
 }
 
-function decodeTree(top: unknown[]): TreeNode {
+function decodeTree(top: unknown[], format: number): TreeNode {
   if (top.length !== 4) fail("tree: expected 4 fields");
   const level = expectLevel(top[2]);
   const raw = expectArray(top[3], "tree entries");
@@ -269,8 +286,9 @@ function decodeTree(top: unknown[]): TreeNode {
     const name = expectString(fields[0], `tree entry ${index} name`, LIMITS.nameLengthBytesMax * 4);
     const problem = validateName(name);
     if (problem) fail(`tree entry ${JSON.stringify(name)}: ${problem}`);
-    const kind = KIND_BY_CODE[fields[1] as string];
-    if (!kind) fail(`tree entry ${JSON.stringify(name)}: unknown kind ${JSON.stringify(fields[1])}`);
+    const namesChunk = fields[1] === CHUNK_FILE_CODE && format >= 2;
+    const kind = namesChunk ? "file" : KIND_BY_CODE[fields[1] as string];
+    if (!kind) fail(`tree entry ${JSON.stringify(name)}: unknown kind ${JSON.stringify(fields[1])}${fields[1] === CHUNK_FILE_CODE ? ` in a format-${format} tree` : ""}`);
     const mode = expectInt(fields[2], `tree entry ${JSON.stringify(name)} mode`, 0, 0o7777);
     const mtimeMs = expectInt(fields[3], `tree entry ${JSON.stringify(name)} mtime`, Number.MIN_SAFE_INTEGER);
     const sizeBytes = expectInt(fields[4], `tree entry ${JSON.stringify(name)} size`, 0);
@@ -286,8 +304,10 @@ function decodeTree(top: unknown[]): TreeNode {
       id = expectId(fields[5], `tree entry ${JSON.stringify(name)} id`);
       if (fields[6] !== null) fail(`tree entry ${JSON.stringify(name)}: only symlinks have a target`);
       if (kind === "dir" && sizeBytes !== 0) fail(`directory ${JSON.stringify(name)}: size must be 0`);
+      // A chunk holds at least one byte (an empty file keeps its shared, empty file node).
+      if (namesChunk && (sizeBytes < 1 || sizeBytes > LIMITS.objectBytesMax)) fail(`file ${JSON.stringify(name)}: a file named by its chunk holds 1 to ${LIMITS.objectBytesMax} bytes, this says ${sizeBytes}`);
     }
-    return { name, kind, mode, mtimeMs, sizeBytes, id, target };
+    return namesChunk ? { name, kind, mode, mtimeMs, sizeBytes, id, target, idNamesChunk: true } : { name, kind, mode, mtimeMs, sizeBytes, id, target };
   });
   checkSorted(entries.map((e) => e.name));
   return { kind: "tree", level: 0, entries };
@@ -324,6 +344,25 @@ function decodeVersion(top: unknown[]): Version {
 }
 
 /**
+ * Whether bytes decode as a structured object. A file's one chunk whose bytes do is kept behind
+ * a file node, never named by a "c" entry (writers ask this, and the structure check refuses such
+ * an entry): so no id is both a chunk a tree names directly and a node a walk descends into, and
+ * walks that key what they passed by id alone (gc's mark, descents) never take one for the other.
+ */
+export function decodesAsObject(bytes: Uint8Array): boolean {
+  const first = bytes[0];
+  // Every object is a msgpack array: fixarray, array16 or array32.
+  if (first === undefined || !((first & 0xf0) === 0x90 || first === 0xdc || first === 0xdd)) return false;
+  if (bytes.length > LIMITS.structuredObjectBytesMax) return false;
+  try {
+    decodeObject(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The ids an object names directly, split by what they name: structured objects (decode them
  * to go further down) and chunks (raw bytes, the leaves of the graph). A version's parents are
  * history, not content, so they are not children: a version's closure is its root tree.
@@ -332,9 +371,13 @@ export function childRefs(object: StructuredObject): { objects: ObjectId[]; chun
   switch (object.kind) {
     case "file":
       return isFileLeaf(object) ? { objects: [], chunks: object.chunks.map((c) => c.id) } : { objects: object.pages.map((p) => p.id), chunks: [] };
-    case "tree":
+    case "tree": {
       if (!isTreeLeaf(object)) return { objects: object.pages.map((p) => p.id), chunks: [] };
-      return { objects: object.entries.filter((e) => e.id !== null).map((e) => e.id!), chunks: [] };
+      const objects: ObjectId[] = [];
+      const chunks: ObjectId[] = [];
+      for (const e of object.entries) if (e.id !== null) (e.idNamesChunk ? chunks : objects).push(e.id);
+      return { objects, chunks };
+    }
     case "version":
       return { objects: [object.root], chunks: [] };
   }

@@ -118,6 +118,11 @@ export class FileNodeBuilder {
     return sealed;
   }
 
+  /** The file's one chunk when it has exactly one (its tree entry may name it directly). */
+  get onlyChunk(): ChunkRef | undefined {
+    return this.chunkCount === 1 && this.leaves.length === 0 ? this.page[0] : undefined;
+  }
+
   /** The file's root node, known once `finish()` has run. */
   get rootId(): ObjectId {
     if (this.root === undefined) throw new Error("FileNodeBuilder.rootId read before finish()");
@@ -200,6 +205,29 @@ export async function readFileChunks(rootId: ObjectId, load: ObjectLoader): Prom
   };
   // A copy: callers may change the list, and a loader may hand out cached objects.
   return [...(await visit(rootId, 0))];
+}
+
+/** What a tree entry says of a file's content: its id, and whether that id names its one chunk. */
+export type FileContentRef = Pick<TreeEntry, "id" | "sizeBytes" | "idNamesChunk">;
+
+/**
+ * Every chunk of a file entry, in order: its one chunk when the entry names it directly (no
+ * load), else its file node's chunks (readFileChunks).
+ */
+export async function readEntryChunks(entry: FileContentRef, load: ObjectLoader): Promise<ChunkRef[]> {
+  if (entry.id === null) throw new Error("a file entry without an id");
+  if (entry.idNamesChunk) return [{ id: entry.id, lengthBytes: entry.sizeBytes }];
+  return readFileChunks(entry.id, load);
+}
+
+/** fileChunkPages for a file entry: one page of its one chunk when the entry names it directly. */
+export async function* entryChunkPages(entry: FileContentRef, load: ObjectLoader): AsyncGenerator<readonly ChunkRef[]> {
+  if (entry.id === null) throw new Error("a file entry without an id");
+  if (entry.idNamesChunk) {
+    yield [{ id: entry.id, lengthBytes: entry.sizeBytes }];
+    return;
+  }
+  yield* fileChunkPages(entry.id, load);
 }
 
 /**

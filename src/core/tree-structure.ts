@@ -11,6 +11,8 @@
 //   - a file page holds the bytes its parent records for it, and a file node the bytes its
 //     directory entry records;
 //   - a "dir" entry names a tree node, a "file" entry a file node, the root is a tree node;
+//   - a file entry that names its one chunk ("c", tree format 2) names a stored chunk of exactly
+//     its size whose bytes are not a structured object (see objects.ts decodesAsObject);
 //   - directories nest at most LIMITS.treeDepthMax deep;
 //   - every object and chunk below the root is stored (what is not is reported, not thrown).
 // What an earlier check established about an object is given back as its summary (kind,
@@ -20,7 +22,7 @@
 import { idToHex, type ObjectId } from "./id.ts";
 import { DecodeError } from "./encoding.ts";
 import { LIMITS } from "./limits.ts";
-import { compareNames, decodeObject, isFileLeaf, isTreeLeaf, type StructuredObject } from "./objects.ts";
+import { compareNames, decodeObject, decodesAsObject, isFileLeaf, isTreeLeaf, type StructuredObject } from "./objects.ts";
 
 /** What a successful check established about a tree node and everything below it. */
 export interface TreeSummary {
@@ -89,7 +91,8 @@ type Role =
   | { as: "dir"; depth: number }
   | { as: "tree-page"; level: number; firstName: string; before: string | null; depth: number }
   | { as: "file"; sizeBytes: number }
-  | { as: "file-page"; level: number; sizeBytes: number };
+  | { as: "file-page"; level: number; sizeBytes: number }
+  | { as: "chunk-file"; sizeBytes: number };
 
 /** A place an object is named from: what it must be there, and whose check waits for it. */
 interface Pending {
@@ -120,6 +123,13 @@ interface Open {
 
 /** Objects read from the store per request. */
 const BATCH_SIZE = 512;
+/**
+ * Chunks that "c" entries name are read whole (their length and their bytes are checked), in
+ * reads of at most this many, claiming at most CHUNK_READ_BYTES_MAX between them: an honest
+ * tree's read holds a few MiB. (A claim can lie; a read still holds at most this many chunks.)
+ */
+const CHUNK_READ_IDS_MAX = 32;
+const CHUNK_READ_BYTES_MAX = 4 * 1024 * 1024;
 /** Summaries recorded per `record` call (one bounded transaction of marks). */
 export const RECORD_BATCH_NODES = 4096;
 /** Recent summaries kept in memory for objects named again in the same tree (with `record`; older ones are asked of `known`). */
@@ -142,6 +152,8 @@ function describe(role: Role): string {
       return "a file";
     case "file-page":
       return `a level-${role.level} page of a file`;
+    case "chunk-file":
+      return "a file named by its chunk";
   }
 }
 
@@ -159,6 +171,8 @@ function pagePath(path: string, index: number, parentLevel: number): string {
  * rule when not. Only a final summary is matched (a node is settled once its children are).
  */
 function matchSummary(role: Role, summary: NodeSummary): string | undefined {
+  // A summary is only ever of a structured object (a node), which such an entry must not name.
+  if (role.as === "chunk-file") return `${describe(role)} must name a chunk, this is a ${summary.kind} node`;
   if (role.as === "dir" || role.as === "tree-page") {
     if (summary.kind !== "tree") return `${describe(role)} must be a tree node, this is a ${summary.kind} node`;
     if (role.as === "tree-page") {
@@ -206,6 +220,8 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
   const chunkQueue: { id: ObjectId; owner: Open }[] = [];
   /** Chunks found stored in this run (bounded like `recent`): a chunk many files share is asked about once. */
   const presentChunks = new Set<string>();
+  /** Lengths of the chunks "c" entries named, read and found to be chunks in this run (bounded like `recent`). */
+  const chunkLengths = new Map<string, number>();
   let rootComplete = false;
 
   // Settles complete nodes bottom-up with an explicit queue (a deep tree must not deepen the call stack).
@@ -244,6 +260,37 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
   const release = (node: Open) => {
     node.remaining -= 1;
     if (node.remaining === 0) for (const [item, summary] of complete(node)) settle(item, summary);
+  };
+  // A "c" entry whose chunk is stored and is no structured object: its size must be the chunk's length.
+  const settleChunkFile = (item: Pending, lengthBytes: number) => {
+    const sizeBytes = (item.role as { sizeBytes: number }).sizeBytes;
+    if (lengthBytes !== sizeBytes) throw new TreeStructureError(item.id, item.path, `the directory entry says the file holds ${sizeBytes} bytes, its chunk holds ${lengthBytes}`);
+    release(item.parent!);
+  };
+  const readChunkFiles = async (items: readonly Pending[]) => {
+    let at = 0;
+    while (at < items.length) {
+      const group: Pending[] = [];
+      let claimed = 0;
+      while (at < items.length && group.length < CHUNK_READ_IDS_MAX && (group.length === 0 || claimed + (items[at]!.role as { sizeBytes: number }).sizeBytes <= CHUNK_READ_BYTES_MAX)) {
+        claimed += (items[at]!.role as { sizeBytes: number }).sizeBytes;
+        group.push(items[at++]!);
+      }
+      const bytesList = await sources.getMany(group.map((item) => item.id));
+      group.forEach((item, i) => {
+        const bytes = bytesList[i];
+        const key = idToHex(item.id);
+        if (!bytes) {
+          missing.push(item.id);
+          missingKeys.add(key);
+          return;
+        }
+        if (decodesAsObject(bytes)) throw new TreeStructureError(item.id, item.path, `${describe(item.role)} must name a chunk, this is a structured object`);
+        if (chunkLengths.size >= RECENT_SUMMARIES_MAX) chunkLengths.clear();
+        chunkLengths.set(key, bytes.length);
+        settleChunkFile(item, bytes.length);
+      });
+    }
   };
   const flushChunks = async (all: boolean) => {
     while (chunkQueue.length >= BATCH_SIZE || (all && chunkQueue.length > 0)) {
@@ -285,6 +332,13 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
   const place = async (item: Pending, asked?: Map<string, NodeSummary | undefined>): Promise<"read" | "done"> => {
     const key = idToHex(item.id);
     if (missingKeys.has(key)) return "done";
+    if (item.role.as === "chunk-file") {
+      const lengthBytes = chunkLengths.get(key);
+      if (lengthBytes !== undefined) {
+        settleChunkFile(item, lengthBytes);
+        return "done";
+      }
+    }
     const summary = recent.get(key) ?? (asked?.has(key) ? asked.get(key) : await sources.known(item.id));
     if (summary) {
       settle(item, summary);
@@ -338,9 +392,12 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
         toLoad.push(item);
       }
     }
-    const bytesList = await sources.getMany(toLoad.map((item) => item.id));
-    for (let i = 0; i < toLoad.length; i++) {
-      const item = toLoad[i]!;
+    const chunkFiles = toLoad.filter((item) => item.role.as === "chunk-file");
+    if (chunkFiles.length > 0) await readChunkFiles(chunkFiles);
+    const nodesToLoad = chunkFiles.length === 0 ? toLoad : toLoad.filter((item) => item.role.as !== "chunk-file");
+    const bytesList = await sources.getMany(nodesToLoad.map((item) => item.id));
+    for (let i = 0; i < nodesToLoad.length; i++) {
+      const item = nodesToLoad[i]!;
       const bytes = bytesList[i];
       if (!bytes) {
         missing.push(item.id);
@@ -382,6 +439,7 @@ function checkNode(item: Pending, object: StructuredObject, stack: Pending[], ch
   };
   const opened = (summary: NodeSummary, leaf: boolean, lastPage: ObjectId | null): Open => ({ id: item.id, summary, remaining: 1, chunksLeft: 0, leaf, lastPage, namedFrom: [item] });
   if (object.kind === "version") return broken(`${describe(role)} must be a ${role.as.startsWith("file") ? "file" : "tree"} node, this is a version`);
+  if (role.as === "chunk-file") return broken(`${describe(role)} must name a chunk, this is a ${object.kind} node`);
   if (object.kind === "tree") {
     if (role.as !== "dir" && role.as !== "tree-page") return broken(`${describe(role)} must be a file node, this is a tree node`);
     if (role.as === "tree-page" && object.level !== role.level) broken(`${describe(role)} must be at level ${role.level}, this node is at level ${object.level}`);
@@ -403,7 +461,8 @@ function checkNode(item: Pending, object: StructuredObject, stack: Pending[], ch
           stack.push({ id: entry.id!, role: { as: "dir", depth: role.depth + 1 }, path: entryPath, parent: node });
           node.remaining += 1;
         } else if (entry.kind === "file") {
-          stack.push({ id: entry.id!, role: { as: "file", sizeBytes: entry.sizeBytes }, path: entryPath, parent: node });
+          const role: Role = entry.idNamesChunk ? { as: "chunk-file", sizeBytes: entry.sizeBytes } : { as: "file", sizeBytes: entry.sizeBytes };
+          stack.push({ id: entry.id!, role, path: entryPath, parent: node });
           node.remaining += 1;
         }
       }

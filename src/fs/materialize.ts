@@ -32,7 +32,7 @@ import { LIMITS } from "../core/limits.ts";
 import { syncedMode } from "../core/file-mode.ts";
 import { splitRelativePath } from "../core/names.ts";
 import type { ChunkRef, TreeEntry } from "../core/objects.ts";
-import { readFileChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
+import { readEntryChunks, readTreeEntries, type ObjectLoader } from "../core/pages.ts";
 import { handlesResolveNames, openDirectoryInside, pathInHandle, setDirectoryAttributes, UnsafePathError, withShortPath } from "./directory-handle.ts";
 import { TEMP_FILE_PREFIX } from "./scanner.ts";
 import type { FileGroupSync } from "./group-sync.ts";
@@ -635,7 +635,7 @@ export async function writeEntry(
 ): Promise<void> {
   switch (entry.kind) {
     case "file": {
-      const chunks = await readFileChunks(entry.id!, load);
+      const chunks = await readEntryChunks(entry, load);
       await writeFileAtomic(root, path, { chunks, source, mode: entry.mode, mtimeMs: entry.mtimeMs, syncer });
       break;
     }

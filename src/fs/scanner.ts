@@ -366,7 +366,11 @@ class Scanner {
         this.counts.totalBytes += file.sizeBytes;
         // Per file too, not only per block read: files the stat cache serves advance the count.
         this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
-        entries.push({ name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null });
+        entries.push(
+          file.idNamesChunk
+            ? { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null, idNamesChunk: true }
+            : { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null },
+        );
       } else if (stats.isSymbolicLink()) {
         let targetBytes: Buffer;
         try {
@@ -405,7 +409,7 @@ class Scanner {
     path: string,
     stats: BigIntStats,
     cached: StatCacheEntry | undefined,
-  ): Promise<{ id: ObjectId; sizeBytes: number; mtimeMs: number } | undefined> {
+  ): Promise<{ id: ObjectId; idNamesChunk: boolean; sizeBytes: number; mtimeMs: number } | undefined> {
     const mode = syncedMode(Number(stats.mode & 0o7777n));
     if (
       cached &&
@@ -413,12 +417,13 @@ class Scanner {
       cached.mtimeNs === stats.mtimeNs &&
       cached.ctimeNs === stats.ctimeNs &&
       cached.inode === stats.ino &&
-      (!this.options.sink.hasObject || (await this.options.sink.hasObject(cached.fileId)))
+      // A file named by its one chunk has no node to keep (the cache never holds chunks).
+      (cached.idNamesChunk || !this.options.sink.hasObject || (await this.options.sink.hasObject(cached.fileId)))
     ) {
       this.counts.filesFromCache++;
       this.counts.chunks += cached.chunkCount;
       if (cached.mode !== mode) this.statCache.set(relativePath, { ...cached, mode });
-      return { id: cached.fileId, sizeBytes: cached.sizeBytes, mtimeMs: Number(stats.mtimeNs / 1_000_000n) };
+      return { id: cached.fileId, idNamesChunk: cached.idNamesChunk === true, sizeBytes: cached.sizeBytes, mtimeMs: Number(stats.mtimeNs / 1_000_000n) };
     }
     let fd: number;
     try {
@@ -439,7 +444,13 @@ class Scanner {
     let builder: FileNodeBuilder;
     let after: BigIntStats;
     try {
-      const previous = cached && this.options.previousChunks ? await this.options.previousChunks(cached.fileId).catch(() => undefined) : undefined;
+      const previous = !cached
+        ? undefined
+        : cached.idNamesChunk
+          ? [{ id: cached.fileId, lengthBytes: cached.sizeBytes }]
+          : this.options.previousChunks
+            ? await this.options.previousChunks(cached.fileId).catch(() => undefined)
+            : undefined;
       builder = await this.readChunks(fd, previous);
       // The file's identity after reading: if it changed while we read, what we hashed may be a
       // mix of old and new bytes, so it must not be cached (the next scan reads it again).
@@ -466,7 +477,7 @@ class Scanner {
     if (stable && !racy) {
       this.statCache.set(relativePath, { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id, chunkCount: builder.chunkCount });
     }
-    return { id, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
+    return { id, idNamesChunk: false, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
   }
 
   /**

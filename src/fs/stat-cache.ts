@@ -14,6 +14,8 @@ export interface StatCacheEntry {
   inode: bigint;
   mode: number;
   fileId: ObjectId;
+  /** `fileId` names the file's one chunk (its tree entry has no file node); absent: a file node. */
+  idNamesChunk?: boolean;
   /** How many chunks the file has, so a cached file still counts in push reports. */
   chunkCount: number;
 }
@@ -63,6 +65,7 @@ interface StatCacheRow {
   mode: number;
   file_id: Uint8Array;
   chunk_count: number;
+  file_id_names_chunk: number;
 }
 
 /** Rows read per query while listing a directory's entries. */
@@ -72,10 +75,10 @@ const DIRECTORY_ROWS_BATCH = 512;
 const PENDING_DROPS_MAX = 8192;
 
 const INSERT_ROW =
-  "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+  "INSERT OR REPLACE INTO stat_cache (path, size, mtime_ns, ctime_ns, inode, mode, file_id, chunk_count, file_id_names_chunk) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 function entryOfRow(row: StatCacheRow): StatCacheEntry {
-  return {
+  const entry: StatCacheEntry = {
     sizeBytes: row.size,
     mtimeNs: BigInt(row.mtime_ns),
     ctimeNs: BigInt(row.ctime_ns),
@@ -84,6 +87,8 @@ function entryOfRow(row: StatCacheRow): StatCacheEntry {
     fileId: new Uint8Array(row.file_id) as ObjectId,
     chunkCount: row.chunk_count,
   };
+  if (row.file_id_names_chunk === 1) entry.idNamesChunk = true;
+  return entry;
 }
 
 /**
@@ -110,7 +115,11 @@ export class SqliteStatCache implements StatCache {
     this.db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
     this.db.exec(`CREATE TABLE IF NOT EXISTS stat_cache (
       path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns TEXT NOT NULL, ctime_ns TEXT NOT NULL,
-      inode TEXT NOT NULL, mode INTEGER NOT NULL, file_id BLOB NOT NULL, chunk_count INTEGER NOT NULL) WITHOUT ROWID`);
+      inode TEXT NOT NULL, mode INTEGER NOT NULL, file_id BLOB NOT NULL, chunk_count INTEGER NOT NULL,
+      file_id_names_chunk INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID`);
+    // A cache from before files could be named by their one chunk: every id it holds is a file node's.
+    const columns = this.db.prepare("PRAGMA table_info(stat_cache)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "file_id_names_chunk")) this.db.exec("ALTER TABLE stat_cache ADD COLUMN file_id_names_chunk INTEGER NOT NULL DEFAULT 0");
     // Both bounds in the key's range: an end only tested per row ("?2 IS NULL OR path < ?2")
     // would let a directory's query read on through the rest of the table.
     this.rowsFrom = this.db.prepare("SELECT * FROM stat_cache WHERE path >= ?1 AND path < ?2 ORDER BY path LIMIT ?3");
@@ -203,7 +212,7 @@ export class SqliteStatCache implements StatCache {
       for (const path of this.goneFiles) removeFile.run(path);
       for (const prefix of this.goneSubtrees) removeSubtree.run(prefix, `${prefix.slice(0, -1)}0`);
       for (const [path, e] of this.pending) {
-        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
+        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount, e.idNamesChunk ? 1 : 0);
       }
     })();
     this.pending.clear();
@@ -215,7 +224,7 @@ export class SqliteStatCache implements StatCache {
     const insert = this.db.prepare(INSERT_ROW);
     this.db.transaction(() => {
       for (const [path, e] of entries) {
-        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount);
+        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount, e.idNamesChunk ? 1 : 0);
       }
     })();
   }

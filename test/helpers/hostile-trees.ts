@@ -42,6 +42,19 @@ class Parts {
     return { id: this.seal({ kind: "file", level: 0, sizeBytes: bytes.length, chunks: [{ id: chunk, lengthBytes: bytes.length }] }), sizeBytes: bytes.length };
   }
 
+  /** A chunk of `text`, stored raw (a file that is its one chunk names it directly). */
+  chunk(text: string): { id: ObjectId; sizeBytes: number } {
+    const bytes = new TextEncoder().encode(text);
+    const id = blake3(bytes);
+    this.objects.push({ id, bytes });
+    return { id, sizeBytes: bytes.length };
+  }
+
+  /** The stored length of an object already sealed here. */
+  lengthOf(id: ObjectId): number {
+    return this.objects.find((o) => Buffer.from(o.id).equals(Buffer.from(id)))!.bytes.length;
+  }
+
   fileInner(level: number, pages: { id: ObjectId; sizeBytes: number }[]): { id: ObjectId; sizeBytes: number } {
     const sizeBytes = pages.reduce((sum, p) => sum + p.sizeBytes, 0);
     return { id: this.seal({ kind: "file", level, sizeBytes, pages }), sizeBytes };
@@ -58,6 +71,10 @@ class Parts {
 
 export function fileEntry(name: string, file: { id: ObjectId; sizeBytes: number }, sizeBytes = file.sizeBytes): TreeEntry {
   return { name, kind: "file", mode: 0o644, mtimeMs: 0, sizeBytes, id: file.id, target: null };
+}
+/** A file entry naming its one chunk ("c", tree format 2). */
+export function chunkFileEntry(name: string, chunk: { id: ObjectId; sizeBytes: number }, sizeBytes = chunk.sizeBytes): TreeEntry {
+  return { name, kind: "file", mode: 0o644, mtimeMs: 0, sizeBytes, id: chunk.id, target: null, idNamesChunk: true };
 }
 export function dirEntry(name: string, id: ObjectId): TreeEntry {
   return { name, kind: "dir", mode: 0o755, mtimeMs: 0, sizeBytes: 0, id, target: null };
@@ -120,6 +137,18 @@ export function hostileTrees(): HostileCase[] {
       const five = p.file("fivef");
       const big = p.fileInner(1, [{ id: six.id, sizeBytes: 5 }, { id: five.id, sizeBytes: 6 }]);
       return { root: p.leaf([fileEntry("big", big)]), earlier: [p.leaf([fileEntry("a", six), fileEntry("b", five)])] };
+    }),
+    build("a file named by its chunk whose size is not the chunk's", /entry says the file holds 8 bytes, its chunk holds 7/, (p) => {
+      const chunk = p.chunk("content");
+      return { root: p.leaf([chunkFileEntry("f", chunk, 8)]), earlier: [p.leaf([chunkFileEntry("f", chunk)])] };
+    }),
+    build("a file named by its chunk that names a file node", /named by its chunk must name a chunk, this is a/, (p) => {
+      const node = p.file("content");
+      return { root: p.leaf([chunkFileEntry("f", { id: node.id, sizeBytes: p.lengthOf(node.id) })]), earlier: [p.leaf([fileEntry("f", node)])] };
+    }),
+    build("a file named by its chunk that names a tree node", /named by its chunk must name a chunk, this is a/, (p) => {
+      const tree = p.leaf([chunkFileEntry("a", p.chunk("1"))]);
+      return { root: p.leaf([chunkFileEntry("f", { id: tree, sizeBytes: p.lengthOf(tree) })]), earlier: [tree] };
     }),
     build("a file page at the wrong level", /page of a file must be at level 1, this node is at level 0/, (p) => {
       const leaf = p.file("content");

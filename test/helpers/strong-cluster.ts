@@ -1,0 +1,314 @@
+// Real `dsync serve` processes forming one Raft group on 127.0.0.1, and clients of a strong
+// folder whose every operation goes into a linearizability history: the harness of
+// test/e2e/strong-*.test.ts.
+//
+// Each node listens on a fixed port (so a node killed with -9 comes back where its peers look for
+// it) and has the full --peers list, optionally through a mesh of cuttable proxies (one per
+// directed link) so a test can partition it. Clients talk to the nodes directly.
+import { join } from "node:path";
+import { startProxyMesh, type ProxyMesh } from "./cuttable-proxy.ts";
+import { freePort, startNode, tempDir, type NodeProcess } from "./processes.ts";
+import { HistoryRecorder } from "./linearizability/history.ts";
+import {
+  PUSH,
+  pushOutputOfCommit,
+  READ,
+  type HeadInput,
+  type HeadOperation,
+  type PushOutput,
+  type VersionSummary,
+} from "./linearizability/head-register.ts";
+
+export const CLUSTER_TOKEN = "strong-cluster-test-token";
+
+/** The consensus part of GET /v1/status (src/consensus/strong-consensus.ts, ConsensusStatus). */
+export interface ConsensusStatusJson {
+  nodeId: string;
+  role: "follower" | "preCandidate" | "candidate" | "leader";
+  term: number;
+  leader: { id: string; address: string | null } | null;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  members: { id: string; address: string | null; match: number | null; lastContactMs: number | null; self: boolean }[];
+  lastLeaderContactMs: number | null;
+}
+
+export interface StrongCluster {
+  readonly size: number;
+  /** Where clients reach node i (directly, never through the proxies). */
+  readonly urls: string[];
+  readonly nodeIds: string[];
+  readonly mesh: ProxyMesh | null;
+  isRunning(i: number): boolean;
+  start(i: number): Promise<void>;
+  kill9(i: number): Promise<void>;
+  /** Node i's consensus status, or null when it does not answer within the wait. */
+  consensus(i: number, timeoutMs?: number): Promise<ConsensusStatusJson | null>;
+  /** The index of the node that is leader by its own account and whose leadership a majority of running nodes reports; null when there is none now. */
+  leader(): Promise<number | null>;
+  /** Polls until there is such a leader (bounded). */
+  waitForLeader(what?: string, capMs?: number): Promise<number>;
+  /** What node i printed (for failure messages). */
+  output(i: number): string;
+  stopAll(): Promise<void>;
+}
+
+export async function startStrongCluster(options: { size?: number; proxies?: boolean; extraArgs?: string[] } = {}): Promise<StrongCluster> {
+  const size = options.size ?? 3;
+  const ports: number[] = [];
+  for (let i = 0; i < size; i++) ports.push(await freePort());
+  const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+  const nodeIds = ports.map((_, i) => `node-${String.fromCharCode(97 + i)}`);
+  const root = tempDir("linearizability-cluster-");
+  const dataDirs = nodeIds.map((id) => join(root, id));
+  const mesh = options.proxies ? await startProxyMesh(ports) : null;
+  const processes: (NodeProcess | null)[] = nodeIds.map(() => null);
+  const outputs: string[] = nodeIds.map(() => "");
+
+  const start = async (i: number) => {
+    if (processes[i]) throw new Error(`${nodeIds[i]} is running already`);
+    const peers = mesh ? mesh.peersOf(i) : urls.filter((_, j) => j !== i);
+    processes[i] = await startNode({
+      dataDir: dataDirs[i],
+      listen: `127.0.0.1:${ports[i]}`,
+      args: ["--node-id", nodeIds[i], "--peers", peers.join(","), "--cluster-token", CLUSTER_TOKEN, ...(options.extraArgs ?? [])],
+    });
+  };
+  const kill9 = async (i: number) => {
+    const node = processes[i];
+    if (!node) return;
+    outputs[i] += node.output();
+    processes[i] = null;
+    await node.kill9();
+  };
+  const consensus = async (i: number, timeoutMs = 2_000): Promise<ConsensusStatusJson | null> => {
+    if (!processes[i]) return null;
+    try {
+      const response = await fetch(`${urls[i]}/v1/status`, { signal: AbortSignal.timeout(timeoutMs) });
+      if (response.status !== 200) return null;
+      return ((await response.json()) as { consensus: ConsensusStatusJson | null }).consensus;
+    } catch {
+      return null;
+    }
+  };
+  const leader = async (): Promise<number | null> => {
+    const statuses = await Promise.all(nodeIds.map((_, i) => consensus(i)));
+    for (let i = 0; i < size; i++) {
+      const status = statuses[i];
+      if (!status || status.role !== "leader") continue;
+      const backing = statuses.filter((other) => other && other.leader?.id === status.nodeId && other.term === status.term).length;
+      if (backing > size / 2) return i;
+    }
+    return null;
+  };
+
+  await Promise.all(nodeIds.map((_, i) => start(i)));
+  return {
+    size,
+    urls,
+    nodeIds,
+    mesh,
+    isRunning: (i) => processes[i] !== null,
+    start,
+    kill9,
+    consensus,
+    leader,
+    async waitForLeader(what = "a leader backed by a majority", capMs = 20_000) {
+      const deadline = Date.now() + capMs;
+      for (;;) {
+        const index = await leader();
+        if (index !== null) return index;
+        if (Date.now() > deadline) {
+          const statuses = await Promise.all(nodeIds.map((_, i) => consensus(i)));
+          throw new Error(`timed out waiting for ${what}: ${JSON.stringify(statuses.map((s) => s && { node: s.nodeId, role: s.role, term: s.term, leader: s.leader?.id }))}`);
+        }
+        await Bun.sleep(50);
+      }
+    },
+    output: (i) => outputs[i] + (processes[i]?.output() ?? ""),
+    async stopAll() {
+      await Promise.all(
+        processes.map(async (node, i) => {
+          if (!node) return;
+          outputs[i] += node.output();
+          processes[i] = null;
+          await node.stop().catch(() => undefined);
+        }),
+      );
+      await mesh?.stop();
+    },
+  };
+}
+
+async function post(url: string, body: unknown, timeoutMs: number): Promise<{ status: number; body: any; headers: Headers }> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {}
+  return { status: response.status, body: parsed, headers: response.headers };
+}
+
+/** Creates a strong folder through node `url` (any member: it is forwarded to the leader), retrying through elections (bounded). */
+export async function createStrongFolder(url: string, name: string, capMs = 20_000): Promise<void> {
+  const deadline = Date.now() + capMs;
+  for (;;) {
+    const reply = await post(`${url}/v1/folders`, { name, consistency: "strong" }, 10_000).catch((error: Error) => ({ status: 0, body: error.message, headers: new Headers() }));
+    if (reply.status === 200 || reply.status === 201) return;
+    if (reply.status !== 503 && reply.status !== 0) throw new Error(`creating strong folder ${name} on ${url}: ${reply.status} ${JSON.stringify(reply.body)}`);
+    if (Date.now() > deadline) throw new Error(`timed out creating strong folder ${name} on ${url}: ${reply.status} ${JSON.stringify(reply.body)}`);
+    await Bun.sleep(100);
+  }
+}
+
+/** What a writer commits: the root of a tree every member holds (pushed once), and how it was cut. */
+export interface CommitContent {
+  root: string;
+  chunking: string;
+  files: number;
+  bytes: number;
+}
+
+/** How client operations ended, beyond what the history keeps: every answer that was neither a success nor a 503, by status. */
+export interface ClientTally {
+  acknowledgedPushes: number;
+  reads: number;
+  unavailable: number;
+  indeterminate: number;
+  refusedConnections: number;
+  unexpected: string[];
+}
+
+/**
+ * Clients of one strong folder: pushes (commits of a known tree with a fresh message and the
+ * head the client last saw as parent) and linearizable reads, each recorded in the history.
+ * A push answered 200 is acknowledged; a 503, a timeout or a dropped connection leaves it
+ * indeterminate (it may have been proposed and commit later); a refused connection never
+ * reached a node. Any other answer is unexpected and kept in the tally.
+ */
+export class StrongClients {
+  readonly recorder = new HistoryRecorder();
+  readonly tally: ClientTally = { acknowledgedPushes: 0, reads: 0, unavailable: 0, indeterminate: 0, refusedConnections: 0, unexpected: [] };
+  /** When each push was acknowledged (performance.now()), to see writes resume after a fault. */
+  readonly acknowledgedAtMs: number[] = [];
+  private nextMessage = 1;
+  private readonly lastSeen = new Map<string, string | null>();
+
+  constructor(
+    readonly folder: string,
+    private readonly content: CommitContent,
+    private readonly requestTimeoutMs = 5_000,
+  ) {}
+
+  /** One push through the node at `url`; the output when acknowledged, else null. */
+  async push(clientId: string, url: string): Promise<PushOutput | null> {
+    const message = `op-${this.nextMessage++}`;
+    const parent = this.lastSeen.get(clientId) ?? null;
+    const handle = this.recorder.invoke<HeadInput, PushOutput>(clientId, PUSH, { folder: this.folder, message });
+    try {
+      const reply = await post(
+        `${url}/v1/folders/${this.folder}/commit`,
+        { root: this.content.root, parent, message, chunking: this.content.chunking, files: this.content.files, bytes: this.content.bytes },
+        this.requestTimeoutMs,
+      );
+      if (reply.status === 200) {
+        const output = pushOutputOfCommit(reply.body);
+        handle.ok(output);
+        this.lastSeen.set(clientId, output.after);
+        this.tally.acknowledgedPushes++;
+        this.acknowledgedAtMs.push(performance.now());
+        return output;
+      }
+      handle.unknown();
+      if (reply.status === 503) this.tally.unavailable++;
+      else this.tally.unexpected.push(`push ${message} via ${url}: ${reply.status} ${JSON.stringify(reply.body)}`);
+      return null;
+    } catch (error) {
+      if ((error as { code?: string }).code === "ECONNREFUSED") {
+        // Nothing listened there: the request never reached a node.
+        handle.fail();
+        this.tally.refusedConnections++;
+      } else {
+        handle.unknown();
+        this.tally.indeterminate++;
+      }
+      return null;
+    }
+  }
+
+  /** A linearizable read of the head through the node at `url`; the head when answered, else undefined. */
+  async read(clientId: string, url: string): Promise<string | null | undefined> {
+    const handle = this.recorder.invoke<HeadInput, string | null>(clientId, READ, { folder: this.folder });
+    try {
+      const response = await fetch(`${url}/v1/folders/${this.folder}`, { signal: AbortSignal.timeout(this.requestTimeoutMs) });
+      const body = (await response.json().catch(() => null)) as { head: string | null } | null;
+      if (response.status === 200 && body) {
+        handle.ok(body.head);
+        this.lastSeen.set(clientId, body.head);
+        this.tally.reads++;
+        return body.head;
+      }
+      // A read that was not answered took no effect either way.
+      handle.fail();
+      if (response.status === 503) this.tally.unavailable++;
+      else this.tally.unexpected.push(`read via ${url}: ${response.status} ${JSON.stringify(body)}`);
+      return undefined;
+    } catch (error) {
+      handle.fail();
+      if ((error as { code?: string }).code === "ECONNREFUSED") this.tally.refusedConnections++;
+      else this.tally.indeterminate++;
+      return undefined;
+    }
+  }
+
+  history(): HeadOperation[] {
+    return this.recorder.history() as HeadOperation[];
+  }
+}
+
+/** Every version of `folder` on the node at `url`, as that node holds it (`stale`: no read barrier, so a node answers from its own copy). */
+export async function allVersions(url: string, folder: string, stale = true): Promise<VersionSummary[]> {
+  const versions: VersionSummary[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 1_000; page++) {
+    const query = new URLSearchParams({ limit: "1000" });
+    if (cursor) query.set("cursor", cursor);
+    if (stale) query.set("stale", "1");
+    const response = await fetch(`${url}/v1/folders/${folder}/versions?${query}`, { signal: AbortSignal.timeout(10_000) });
+    if (response.status !== 200) throw new Error(`versions of ${folder} on ${url}: ${response.status} ${await response.text()}`);
+    const body = (await response.json()) as { versions: VersionSummary[]; next: string | null };
+    versions.push(...body.versions.map((v) => ({ id: v.id, parents: v.parents, message: v.message })));
+    if (body.next === null) return versions;
+    cursor = body.next;
+  }
+  throw new Error(`versions of ${folder} on ${url}: more than 1000 pages`);
+}
+
+/** The head of `folder` on the node at `url`; `stale` reads the node's own copy. Undefined when it does not answer 200. */
+export async function headAt(url: string, folder: string, stale: boolean): Promise<string | null | undefined> {
+  try {
+    const response = await fetch(`${url}/v1/folders/${folder}${stale ? "?stale=1" : ""}`, { signal: AbortSignal.timeout(5_000) });
+    if (response.status !== 200) return undefined;
+    return ((await response.json()) as { head: string | null }).head;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls until every given node holds the same head of `folder` by its own copy (bounded); returns it. */
+export async function waitForAgreement(urls: string[], folder: string, capMs = 20_000): Promise<string | null> {
+  const deadline = Date.now() + capMs;
+  for (;;) {
+    const heads = await Promise.all(urls.map((url) => headAt(url, folder, true)));
+    if (heads[0] !== undefined && heads.every((head) => head === heads[0])) return heads[0];
+    if (Date.now() > deadline) throw new Error(`nodes did not agree on ${folder}: ${JSON.stringify(heads)}`);
+    await Bun.sleep(100);
+  }
+}

@@ -46,7 +46,7 @@ import {
 } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
 import { MetadataUnavailableError } from "./metadata-unavailable.ts";
-import { checkCompaction, planRaftSave, raftSaveLookups, validateCompaction, validateRaftSave, type RaftLogFacts } from "./raft-save-plan.ts";
+import { checkCompaction, planRaftSave, raftLogProblems, raftSaveLookups, validateCompaction, validateRaftSave, type RaftLogFacts } from "./raft-save-plan.ts";
 
 export interface PostgresMetadataOptions {
   /** Connections the pool opens at most. */
@@ -883,12 +883,30 @@ export class PostgresMetadataStore implements MetadataStore {
         SELECT COUNT(*) AS n FROM checked_nodes
         WHERE (kind = 'file' AND size_bytes IS NULL) OR (kind = 'tree' AND height_dirs IS NULL)`;
       if (Number(summaries.n) > 0) problems.push(`${summaries.n} completeness mark(s) lack their summary`);
+      const [raft] = await this.sql`
+        SELECT (SELECT COUNT(*) FROM raft_entries) AS n, (SELECT MIN(log_index) FROM raft_entries) AS lo, (SELECT MAX(log_index) FROM raft_entries) AS hi,
+               (SELECT COUNT(*) FROM raft_entries a JOIN raft_entries b ON b.log_index = a.log_index + 1 WHERE b.term < a.term) AS drops,
+               (SELECT log_index FROM raft_snapshot WHERE id = 1) AS snap,
+               (SELECT commit_index FROM raft_state WHERE id = 1) AS commit_index,
+               EXISTS (SELECT 1 FROM raft_state WHERE id = 1) AS has_state`;
+      const nullable = (v: unknown) => (v === null ? null : Number(v));
+      problems.push(
+        ...raftLogProblems({
+          entries: Number(raft.n),
+          minIndex: nullable(raft.lo),
+          maxIndex: nullable(raft.hi),
+          snapshotIndex: nullable(raft.snap),
+          termDrops: Number(raft.drops),
+          hasState: raft.has_state === true,
+          commit: Number(raft.commit_index ?? 0),
+        }),
+      );
       // B-tree structure, where the amcheck extension is installed in this database.
       const amcheck = await this.sql`SELECT 1 FROM pg_extension WHERE extname = 'amcheck'`;
       if (amcheck.length > 0) {
         const indexes = await this.sql`
           SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
-          WHERE t.relname IN ('meta', 'folders', 'versions', 'checked_nodes') AND t.relnamespace = current_schema()::regnamespace`;
+          WHERE t.relname IN ('meta', 'folders', 'versions', 'checked_nodes', 'raft_state', 'raft_entries', 'raft_snapshot') AND t.relnamespace = current_schema()::regnamespace`;
         for (const { relname } of indexes as { relname: string }[]) {
           try {
             await this.sql`SELECT bt_index_check(${relname}::regclass)`;

@@ -168,3 +168,40 @@ export function validateRaftSave(save: RaftSave): void {
   }
   if (save.bootstrapConfig !== undefined && save.bootstrapConfig !== null) validateConfig(save.bootstrapConfig, "bootstrap config");
 }
+
+/** What a store's integrity check reads of its Raft tables (one aggregate each). */
+export interface RaftLogCounts {
+  entries: number;
+  /** Lowest and highest entry index (null without entries). */
+  minIndex: number | null;
+  maxIndex: number | null;
+  /** The kept snapshot's index, or null. */
+  snapshotIndex: number | null;
+  /** Entries whose term is below the entry before them. */
+  termDrops: number;
+  /** Whether the raft_state row exists. */
+  hasState: boolean;
+  /** The stored commit index (0 without state). */
+  commit: number;
+}
+
+/**
+ * What the Raft tables say against the rules every save kept (entries after the snapshot
+ * without a gap, terms not decreasing, commit within the log, a state row beside any entry),
+ * in words for `dsync verify`; empty when nothing contradicts them.
+ */
+export function raftLogProblems(counts: RaftLogCounts): string[] {
+  const problems: string[] = [];
+  const after = counts.snapshotIndex ?? 0;
+  if (counts.entries > 0) {
+    if (!counts.hasState) problems.push("the Raft log has entries but no hard state");
+    if (counts.maxIndex! - counts.minIndex! + 1 !== counts.entries) problems.push(`the Raft log has gaps (${counts.entries} entries from ${counts.minIndex} to ${counts.maxIndex})`);
+    if (counts.minIndex !== after + 1) problems.push(`the Raft log starts at ${counts.minIndex}, not right after ${after === 0 ? "the start" : `its snapshot at ${after}`}`);
+  } else if (counts.snapshotIndex !== null && !counts.hasState) {
+    problems.push("the Raft snapshot has no hard state beside it");
+  }
+  if (counts.termDrops > 0) problems.push(`${counts.termDrops} Raft entr${counts.termDrops === 1 ? "y has a term" : "ies have terms"} below the entry before`);
+  const last = counts.maxIndex ?? after;
+  if (counts.commit > last) problems.push(`the Raft commit index ${counts.commit} is past the last index kept, ${last}`);
+  return problems;
+}

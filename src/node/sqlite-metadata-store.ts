@@ -39,7 +39,7 @@ import {
 } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
 import { nodeIdProblem } from "./node-id.ts";
-import { checkCompaction, planRaftSave, raftSaveLookups, validateCompaction, validateRaftSave, type RaftLogFacts } from "./raft-save-plan.ts";
+import { checkCompaction, planRaftSave, raftLogProblems, raftSaveLookups, validateCompaction, validateRaftSave, type RaftLogFacts } from "./raft-save-plan.ts";
 
 /** One step of the schema: from `version - 1` to `version`, run inside one transaction. */
 interface Migration {
@@ -614,7 +614,23 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async integrityCheck(): Promise<string> {
     const rows = this.db.query("PRAGMA integrity_check").all() as { integrity_check: string }[];
-    return rows.map((row) => row.integrity_check).join("; ");
+    const pages = rows.map((row) => row.integrity_check).join("; ");
+    if (pages !== "ok") return pages;
+    // The file is sound; what its Raft rows say of each other is the rest.
+    const log = this.db.query("SELECT COUNT(*) AS n, MIN(log_index) AS lo, MAX(log_index) AS hi FROM raft_entries").get() as { n: number; lo: number | null; hi: number | null };
+    const drops = this.db.query("SELECT COUNT(*) AS n FROM raft_entries a JOIN raft_entries b ON b.log_index = a.log_index + 1 WHERE b.term < a.term").get() as { n: number };
+    const snapshot = this.db.query("SELECT log_index FROM raft_snapshot WHERE id = 1").get() as { log_index: number } | null;
+    const state = this.db.query("SELECT commit_index FROM raft_state WHERE id = 1").get() as { commit_index: number } | null;
+    const problems = raftLogProblems({
+      entries: log.n,
+      minIndex: log.lo,
+      maxIndex: log.hi,
+      snapshotIndex: snapshot?.log_index ?? null,
+      termDrops: drops.n,
+      hasState: state !== null,
+      commit: state?.commit_index ?? 0,
+    });
+    return problems.length === 0 ? "ok" : problems.join("; ");
   }
 
   isDamage(error: unknown): boolean {

@@ -19,6 +19,8 @@ export interface MetadataBackendUnderTest {
   freshLocation(): Promise<string>;
   /** Removes every database freshLocation made. */
   cleanup(): Promise<void>;
+  /** Runs SQL on the database at `location` behind the store's back (to damage it on purpose). */
+  exec(location: string, sql: string): Promise<void>;
 }
 
 export function randomId(): ObjectId {
@@ -621,8 +623,24 @@ export function runMetadataConformance(name: string, under: MetadataBackendUnder
       // The log goes on after the snapshot, and the whole state survives a reopen.
       await store.saveRaft({ entries: entries(11, 11, 2) });
       const last = await store.loadRaft();
+      expect(await store.integrityCheck()).toBe("ok");
       await store.close();
       expect(await (await openOn(location)).loadRaft()).toEqual(last);
+    });
+
+    test("integrityCheck names Raft rows that contradict the rules every save keeps", async () => {
+      const { store, location } = await fresh();
+      await store.saveRaft({ entries: [...entries(1, 4, 1), ...entries(5, 8, 2)], hardState: { term: 2, vote: null, commit: 6 } });
+      await store.compactRaft(snapshotAt(2, 1));
+      expect(await store.integrityCheck()).toBe("ok");
+      await store.close();
+      await under.exec(location, "DELETE FROM raft_entries WHERE log_index = 5; UPDATE raft_entries SET term = 1 WHERE log_index = 8; UPDATE raft_state SET commit_index = 20");
+      const check = await (await openOn(location)).integrityCheck();
+      expect(check).toContain("the Raft log has gaps (5 entries from 3 to 8)");
+      expect(check).toContain("1 Raft entry has a term below the entry before");
+      expect(check).toContain("the Raft commit index 20 is past the last index kept, 8");
+      await under.exec(location, "DELETE FROM raft_entries WHERE log_index = 3");
+      expect(await (await openOn(location)).integrityCheck()).toContain("the Raft log starts at 4, not right after its snapshot at 2");
     });
 
     test("applied never goes back; setRaftApplied alone makes the Raft state exist", async () => {
@@ -705,6 +723,7 @@ export function runMetadataConformance(name: string, under: MetadataBackendUnder
       const matches = [afterAcknowledged, afterNext].filter((state) => Bun.deepEquals(state, found));
       expect(matches.length).toBe(1);
       expect(found!.entries.length).toBeGreaterThan(0);
+      expect(await replay.integrityCheck()).toBe("ok");
     }, 90_000);
   });
 

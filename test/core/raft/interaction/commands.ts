@@ -7,9 +7,9 @@ import {
   ProposalDroppedError,
   type ClusterConfig,
   type ConfigChange,
-  type Entry,
   type Message,
   type MessageType,
+  type RaftNodeId,
   type RaftStatus,
 } from "../../../../src/core/raft/types.ts";
 import { describeError, InteractionEnv, TraceCommandError, type Member } from "./environment.ts";
@@ -108,21 +108,10 @@ function memberList(text: string): ClusterConfig {
   return { voters: [...new Set(ids)].sort() };
 }
 
-/** Adds (or removes) a change to a membership, as a config entry does. */
-export function applyConfigChange(config: ClusterConfig, change: ConfigChange): ClusterConfig {
-  const rest = config.voters.filter((id) => id !== change.node);
-  return { voters: change.type === "add" ? [...rest, change.node].sort() : rest };
-}
-
-/** The membership at the end of `entries`: `base` with every config entry's change applied. */
-export function replayConfigEntries(
-  decode: (data: Uint8Array) => ConfigChange,
-): (base: ClusterConfig, entries: Entry[]) => ClusterConfig {
-  return (base, entries) => {
-    let config = base;
-    for (const entry of entries) if (entry.kind === "config") config = applyConfigChange(config, decode(entry.data));
-    return config;
-  };
+/** What a config entry's data says: the change, and the voters once it is made. */
+export interface DecodedConfigEntry {
+  change: ConfigChange;
+  voters: RaftNodeId[];
 }
 
 function statusSummary(status: RaftStatus): string {
@@ -335,8 +324,10 @@ const handlers: Record<string, Handler> = {
   heal: (env, args) => {
     args.count(0);
     args.done();
+    // What was sent across the partition is lost, not delivered late.
+    const out = env.deliver((m) => env.isolated.has(memberName(m.from)) || env.isolated.has(memberName(m.to)), false);
     env.isolated.clear();
-    return [];
+    return out;
   },
 
   crash: (env, args) => {

@@ -74,7 +74,7 @@ describe("trace files", () => {
   });
 
   test("the line diff keeps common lines in order", () => {
-    expect(diffLines(["a", "b", "c"], ["a", "x", "c", "d"])).toEqual(["  a", "+ x", "- b", "  c", "+ d"]);
+    expect(diffLines(["a", "b", "c"], ["a", "x", "c", "d"])).toEqual(["  a", "- b", "+ x", "  c", "+ d"]);
   });
 });
 

@@ -105,12 +105,12 @@ export function diffLines(expected: string[], actual: string[]): string[] {
       out.push(`  ${expected[i]}`);
       i++;
       j++;
-    } else if (j < m && (i === n || common[i][j + 1] >= common[i + 1][j])) {
-      out.push(`+ ${actual[j]}`);
-      j++;
-    } else {
+    } else if (i < n && (j === m || common[i + 1][j] >= common[i][j + 1])) {
       out.push(`- ${expected[i]}`);
       i++;
+    } else {
+      out.push(`+ ${actual[j]}`);
+      j++;
     }
   }
   return out;

@@ -19,9 +19,6 @@ export interface AppliedCommand {
   command: string;
 }
 
-/** How the membership in force at the end of a log is found (config entries applied over a base). */
-export type ConfigReplay = (base: ClusterConfig, entries: Entry[]) => ClusterConfig;
-
 export class DurableStore {
   hardState: HardState = { ...EMPTY_HARD_STATE };
   snapshot: Snapshot | undefined;
@@ -76,13 +73,16 @@ export class DurableStore {
     this.entries = this.entries.filter((e) => e.index > snapshot.meta.index);
   }
 
-  load(replay: ConfigReplay): PersistedRaft {
-    const base = this.snapshot ? this.snapshot.meta.config : this.bootstrapConfig;
+  /**
+   * What a restart starts from. `config` is the bootstrap membership, as types.ts asks: the state
+   * machine takes the snapshot's instead when there is one, and applies the log's config entries.
+   */
+  load(): PersistedRaft {
     return {
       hardState: { ...this.hardState },
       snapshot: this.snapshot ? clone(this.snapshot) : undefined,
       entries: this.entries.map(clone),
-      config: replay(clone(base), this.entries.map(clone)),
+      config: clone(this.bootstrapConfig),
       applied: this.applied,
     };
   }

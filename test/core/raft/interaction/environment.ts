@@ -17,7 +17,7 @@ import {
   type Ready,
 } from "../../../../src/core/raft/types.ts";
 import { createPrng } from "../../../helpers/prng.ts";
-import { clone, DurableStore, type ConfigReplay } from "./durable-store.ts";
+import { clone, DurableStore } from "./durable-store.ts";
 import { memberId, memberName, type Printer } from "./print.ts";
 
 export type RaftFactory = (config: RaftConfig, persisted: PersistedRaft) => RaftMember;
@@ -58,7 +58,7 @@ export class Member {
       maxInflightAppends: options.maxInflightAppends,
     };
     this.store = new DurableStore(clone(options.voters));
-    this.raft = env.factory(this.config, this.store.load(env.replayConfig));
+    this.raft = env.factory(this.config, this.store.load());
   }
 
   get up(): boolean {
@@ -83,7 +83,7 @@ export class Member {
 
   restart(): void {
     if (this.raft !== null) throw new TraceCommandError(`member ${this.name} is running`);
-    this.raft = this.env.factory(this.config, this.store.load(this.env.replayConfig));
+    this.raft = this.env.factory(this.config, this.store.load());
   }
 }
 
@@ -104,7 +104,6 @@ export class InteractionEnv {
   constructor(
     readonly factory: RaftFactory,
     readonly printer: Printer,
-    readonly replayConfig: ConfigReplay,
   ) {}
 
   addMember(options: MemberOptions): Member {

@@ -3,8 +3,7 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
-import type { ConfigChange } from "../../../../src/core/raft/types.ts";
-import { replayConfigEntries, runCommand } from "./commands.ts";
+import { runCommand, type DecodedConfigEntry } from "./commands.ts";
 import {
   describeMismatches,
   normalizeOutput,
@@ -18,19 +17,19 @@ import { createPrinter, memberName } from "./print.ts";
 export interface TraceSetup {
   factory: RaftFactory;
   /** The config entry codec's decoder (config-change.ts). */
-  decodeConfigChange: (data: Uint8Array) => ConfigChange;
+  decodeConfigEntry: (data: Uint8Array) => DecodedConfigEntry;
 }
 
 export function createEnvironment(setup: TraceSetup): InteractionEnv {
   const printConfig = (data: Uint8Array): string => {
     try {
-      const change = setup.decodeConfigChange(data);
-      return `${change.type} ${memberName(change.node)}`;
+      const { change, voters } = setup.decodeConfigEntry(data);
+      return `${change.type} ${memberName(change.node)} voters=[${voters.map(memberName).join(",")}]`;
     } catch (error) {
       return `undecodable (${describeError(error)}) 0x${Buffer.from(data).toString("hex")}`;
     }
   };
-  return new InteractionEnv(setup.factory, createPrinter(printConfig), replayConfigEntries(setup.decodeConfigChange));
+  return new InteractionEnv(setup.factory, createPrinter(printConfig));
 }
 
 export interface TraceResult {

@@ -279,6 +279,11 @@ export class Raft implements RaftMember {
     };
   }
 
+  /** The entries held in [from, to] (those compacted away are left out), for status pages and tests. */
+  entriesBetween(from: number, to: number): Entry[] {
+    return this.log.slice(Math.max(from, this.log.firstIndex()), to) ?? [];
+  }
+
   // ---- roles ------------------------------------------------------------------------------
 
   private promotable(): boolean {

@@ -286,10 +286,12 @@ export function entry(index: number, term: number, data = ""): Entry {
  */
 export function checkPersistedBeforeSend(store: DurableStore, ready: Ready): void {
   for (const msg of ready.messages) {
-    if (msg.type === "vote" && (store.hardState.term !== msg.term || store.hardState.vote !== msg.from)) {
+    // A later term persisted in the same Ready supersedes the vote: this member can vote no more in msg.term.
+    const votedFor = (id: string) => store.hardState.term > msg.term || (store.hardState.term === msg.term && store.hardState.vote === id);
+    if (msg.type === "vote" && !votedFor(msg.from)) {
       throw new Error(`${msg.from} asked for votes at term ${msg.term} before persisting term ${store.hardState.term} vote ${store.hardState.vote}`);
     }
-    if (msg.type === "voteResponse" && !msg.reject && (store.hardState.term !== msg.term || store.hardState.vote !== msg.to)) {
+    if (msg.type === "voteResponse" && !msg.reject && !votedFor(msg.to)) {
       throw new Error(`${msg.from} granted its vote to ${msg.to} at term ${msg.term} before persisting it`);
     }
     if (msg.type !== "preVote" && msg.type !== "preVoteResponse" && msg.term > store.hardState.term) {

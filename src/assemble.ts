@@ -19,6 +19,7 @@ import { Repairer } from "./node/repair.ts";
 import { Scrubber, SCRUB_BYTES_PER_SECOND_WITH_PEERS } from "./node/scrub.ts";
 import { SpaceReserve } from "./node/space-reserve.ts";
 import { SqliteMetadataStore } from "./node/sqlite-metadata-store.ts";
+import { RaftDriver } from "./consensus/raft-driver.ts";
 import { PeerObjectSource } from "./replication/peer-object-source.ts";
 import { PeerService } from "./replication/peer-service.ts";
 import { Replicator } from "./replication/replicator.ts";
@@ -170,6 +171,8 @@ export interface ServiceAssembly {
   transport?: PeerTransport;
   /** Whose schedule the replication, the repair and the scrub wait on; default the real timers (the simulation gives its own). */
   timers?: Timers;
+  /** The strong mode's election timeouts are drawn from it; default the system's (the simulation gives a seeded one). */
+  random?: RandomSource;
   log?: (line: string) => void;
 }
 
@@ -231,7 +234,20 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
     position: { load: () => savedPosition, save: (value) => node.metadata.setMeta(SCRUB_POSITION_KEY, value) },
     log,
   });
-  return { node, replicator, peerService, repairer, scrubber };
+  // The strong mode's Raft group, always: without a cluster token (or peers) it is this node
+  // alone, and a strong folder commits once its log entry is durable here.
+  const consensus = new RaftDriver({
+    node,
+    transport: options.clusterToken !== undefined || options.transport !== undefined ? transport : undefined,
+    peers: options.peers ?? [],
+    timers,
+    clock: node.clock,
+    random: options.random ?? systemRandom,
+    log,
+    peerFingerprint: async (address) => options.peerTrust?.get(address)?.receiverFingerprint(),
+  });
+  if (peerService) peerService.raftReceiver = consensus;
+  return { node, replicator, peerService, repairer, scrubber, consensus };
 }
 
 /** A serving node on a data folder: openNode, then its services (assembleServices). */

@@ -11,6 +11,8 @@ import { nodeIdProblem } from "../node/node.ts";
 import { decodeDownloadReply, decompressBody, encodeIdList, readAtMost } from "../wire/formats.ts";
 import { decodeHistory } from "../wire/history.ts";
 import type { PeerProofSigner } from "../wire/peer-proof.ts";
+import type { Message } from "../core/raft/types.ts";
+import { decodeRaftReply, encodeRaftMessages, type RaftReply } from "../wire/raft-message.ts";
 import type { TlsTrust } from "../wire/tls-trust.ts";
 import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport } from "./transport.ts";
 
@@ -20,6 +22,8 @@ export interface HttpTransportOptions {
   requestTimeoutMs?: number;
   /** Deadline for one download batch (up to tens of MiB). */
   downloadTimeoutMs?: number;
+  /** Deadline for one batch of Raft messages without a snapshot: short, a heartbeat is due every tick. */
+  raftTimeoutMs?: number;
   /** How each https:// peer's certificate is verified (its pin, or --ca): src/wire/tls-trust.ts. */
   trustFor?: (peer: string) => TlsTrust | undefined;
   /** Signs every request to an https:// peer with this node's key, so the peer knows which node calls (src/wire/peer-proof.ts). */
@@ -134,6 +138,17 @@ export class HttpPeerTransport implements PeerTransport {
   async download(peer: string, ids: readonly ObjectId[]) {
     const bytes = await this.call(peer, "POST", "/v1/peer/objects/download", encodeIdList(ids), "application/msgpack", this.options.downloadTimeoutMs ?? 120_000);
     return decodeDownloadReply(bytes);
+  }
+
+  async raft(peer: string, messages: readonly Message[]): Promise<RaftReply> {
+    // A snapshot may be tens of MiB: it gets a download's deadline.
+    const timeoutMs = messages.some((m) => m.snapshot) ? (this.options.downloadTimeoutMs ?? 120_000) : (this.options.raftTimeoutMs ?? 2_000);
+    const bytes = await this.call(peer, "POST", "/v1/peer/raft", encodeRaftMessages(messages), "application/msgpack", timeoutMs);
+    try {
+      return decodeRaftReply(parseJsonBounded(bytes));
+    } catch (error) {
+      throw new PeerRequestError(`peer ${peer} sent a malformed raft reply: ${(error as Error).message}`);
+    }
   }
 
   async notify(peer: string, notice: HeadNotice): Promise<void> {

@@ -6,7 +6,9 @@ import { coversDot, counterOf } from "../core/version-vector.ts";
 import type { DsyncNode } from "../node/node.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { LIMITS } from "../core/limits.ts";
-import type { HeadNotice, HistoryItem, HistoryPage, HistoryRequest, ListingRequest, PeerListing } from "./transport.ts";
+import type { Message } from "../core/raft/types.ts";
+import { RaftUnavailableError } from "../wire/raft-message.ts";
+import type { HeadNotice, HistoryItem, HistoryPage, HistoryRequest, ListingRequest, PeerListing, RaftReceiver, RaftReply } from "./transport.ts";
 
 export class PeerService {
   constructor(
@@ -84,6 +86,15 @@ export class PeerService {
 
   notify(notice: HeadNotice): void {
     this.onNotice(notice);
+  }
+
+  /** Takes the strong mode's Raft messages to the node's driver (set by the assembly). */
+  raftReceiver: RaftReceiver | undefined;
+
+  /** A batch of Raft messages from a peer; 503 while this node runs no Raft group. */
+  raft(messages: Message[], senderFingerprint?: string): Promise<RaftReply> {
+    if (!this.raftReceiver) throw new RaftUnavailableError("this node runs no Raft group");
+    return this.raftReceiver.receiveRaft(messages, senderFingerprint);
   }
 }
 

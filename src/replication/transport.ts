@@ -5,6 +5,8 @@ import type { VersionVector } from "../core/version-vector.ts";
 import type { ConsistencyMode } from "../node/metadata-records.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import type { HistoryPage } from "../wire/history.ts";
+import type { Message } from "../core/raft/types.ts";
+import type { RaftReply } from "../wire/raft-message.ts";
 
 export interface PeerFolder {
   name: string;
@@ -60,7 +62,26 @@ export interface PeerTransport {
   history(peer: string, request: HistoryRequest): Promise<HistoryPage>;
   download(peer: string, ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }>;
   notify(peer: string, notice: HeadNotice): Promise<void>;
+  /**
+   * Delivers a batch of Raft messages of the strong mode's group (src/consensus) from this node
+   * to the peer's; resolves with the peer's id and the voters of its group (null: it holds no
+   * Raft state yet) once it took them in, without waiting for what they cause. An empty batch
+   * asks only that (how a starting node learns whether a group exists). Absent from a transport
+   * that carries replication only (a test's): the node then runs a group of its own alone.
+   */
+  raft?(peer: string, messages: readonly Message[]): Promise<RaftReply>;
 }
+
+/**
+ * Who takes in the Raft messages peers send (the strong mode's driver, src/consensus), set on
+ * the PeerService by the assembly. `senderFingerprint` is the certificate the request proved
+ * it holds (TLS peers), so the receiver can check the messages' sender is that node.
+ */
+export interface RaftReceiver {
+  receiveRaft(messages: Message[], senderFingerprint: string | undefined): Promise<RaftReply>;
+}
+
+export type { RaftReply } from "../wire/raft-message.ts";
 
 /** Timers as an input, so a simulation can run replication on its own schedule (defined beside the clock). */
 export { systemTimers, type Timers } from "../node/clock.ts";

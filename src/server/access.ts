@@ -52,6 +52,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   "POST /v1/peer/folders/:folder/history": "cluster",
   "POST /v1/peer/objects/download": "cluster",
   "POST /v1/peer/notify": "cluster",
+  "POST /v1/peer/raft": "cluster",
 };
 
 const RANK: Record<TokenRole, number> = { read: 1, write: 2, admin: 3 };

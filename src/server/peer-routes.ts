@@ -8,6 +8,8 @@
 //                                           (one page; `more` is where to resume, empty on the last)
 //   POST /v1/peer/objects/download          msgpack id list -> msgpack {objects, missing} (as /v1/objects/download)
 //   POST /v1/peer/notify                    JSON {from, folder, head, vector} -> 202
+//   POST /v1/peer/raft                      msgpack Raft messages (wire/raft-message.ts) -> JSON {node, voters}
+//                                           (403 when their sender is no member or not the calling node, 503 without a group)
 import type { Hono } from "hono";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
@@ -21,6 +23,9 @@ import { pageLimit } from "./paging.ts";
 import { requireFolderName, requireId, requireNodeId } from "./validate.ts";
 import { decodeIdList, encodeDownloadReply } from "../wire/formats.ts";
 import { encodeHistory } from "../wire/history.ts";
+import { PEER_CERTIFICATE_HEADER } from "../wire/peer-proof.ts";
+import { decodeRaftMessages, RaftRefusedError, RaftUnavailableError } from "../wire/raft-message.ts";
+import { fingerprintOfDer } from "../wire/tls-fingerprint.ts";
 
 export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; service?: PeerService }): void {
   app.use("/v1/peer/*", async (c, next) => {
@@ -64,6 +69,25 @@ export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; 
     const folder = requireFolderName(body.folder, "folder");
     service().notify({ from, folder, head: requireId(body.head, "head"), vector: parseVector(body.vector) });
     return c.json({ ok: true }, 202);
+  });
+
+  // The strong mode's Raft group. The messages' sender is checked by the driver against its
+  // config and, over TLS, against the certificate this request proved it holds (peer-identity.ts
+  // checked the proof before this runs).
+  app.post("/v1/peer/raft", async (c) => {
+    const messages = decodeRaftMessages(await readBody(c));
+    const certificate = c.req.header(PEER_CERTIFICATE_HEADER);
+    const fingerprint = certificate ? fingerprintOfDer(Buffer.from(certificate, "base64")) : undefined;
+    try {
+      return c.json(await service().raft(messages, fingerprint));
+    } catch (error) {
+      if (error instanceof RaftRefusedError) return c.json({ error: error.message }, 403);
+      if (error instanceof RaftUnavailableError) {
+        c.header("retry-after", "1");
+        return c.json({ error: error.message }, 503);
+      }
+      throw error;
+    }
   });
 }
 

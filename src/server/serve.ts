@@ -8,6 +8,7 @@ import type { TokenStore } from "../node/token-store.ts";
 import { guardAgainstBrowsers } from "./browser-guard.ts";
 import { createMetricsOnlyApp, NodeMetrics } from "./metrics.ts";
 import type { PeerService } from "../replication/peer-service.ts";
+import type { RaftDriver } from "../consensus/raft-driver.ts";
 import type { Replicator } from "../replication/replicator.ts";
 import type { Repairer } from "../node/repair.ts";
 import type { Scrubber } from "../node/scrub.ts";
@@ -72,10 +73,12 @@ export interface NodeServices {
   peerService?: PeerService;
   repairer?: Repairer;
   scrubber: Scrubber;
+  /** The strong mode's Raft group (src/consensus): started with the server, stopped first (a leader hands over). */
+  consensus?: RaftDriver;
 }
 
 export function startServer(services: NodeServices, address: ListenAddress, options: ServerOptions): RunningServer {
-  const { node, replicator, peerService, repairer, scrubber } = services;
+  const { node, replicator, peerService, repairer, scrubber, consensus } = services;
   const log = serverLog;
   const metrics = new NodeMetrics({ node, version: options.version ?? "dev", replicator, repairer, scrubber });
   const app = createApp(node, {
@@ -118,12 +121,16 @@ export function startServer(services: NodeServices, address: ListenAddress, opti
     }
   }
   replicator?.start();
+  void consensus?.start().catch((error: unknown) => log(`dsync: starting the Raft group failed: ${(error as Error).message}`));
   void repairer?.start().catch((error: unknown) => log(`dsync: starting repair failed: ${(error as Error).message}`));
   scrubber.start();
   return {
     url: urlOf(address, server.port),
     metricsUrl: metricsServer ? urlOf(options.metricsListen!, metricsServer.port) : undefined,
     stop: async () => {
+      // First, while the routes still answer: a leader hands leadership over (bounded), so the
+      // others need not wait an election timeout.
+      await consensus?.stop().catch((error: unknown) => log(`dsync: stopping the Raft group: ${(error as Error).message}`));
       await metricsServer?.stop(true);
       replicator?.stop();
       scrubber.stop();

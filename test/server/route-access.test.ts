@@ -16,6 +16,7 @@ import { createApp } from "../../src/server/app.ts";
 import { openMembership } from "../../src/server/object-visibility.ts";
 import { NodeMetrics } from "../../src/server/metrics.ts";
 import { encodeIdList, encodeObjectBatch } from "../../src/wire/formats.ts";
+import { encodeRaftMessages } from "../../src/wire/raft-message.ts";
 import { memoryNodeWithOneCommit } from "../helpers/memory-node.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 import { cleanupTempDirs, REPO_ROOT, tempDir } from "../helpers/processes.ts";
@@ -148,6 +149,8 @@ const ROUTES: RouteCase[] = [
   },
   { method: "POST", pattern: "/v1/peer/objects/download", path: () => "/v1/peer/objects/download", body: (s) => encodeIdList([s.root]), expect: { ok: 200, least: "cluster" } },
   { method: "POST", pattern: "/v1/peer/notify", path: () => "/v1/peer/notify", body: (s) => ({ from: "n2", folder: "f", head: hex(s.head), vector: {} }), expect: { ok: 202, least: "cluster" } },
+  // This app's PeerService runs no Raft group: the cluster token gets through, and the node says it has none.
+  { method: "POST", pattern: "/v1/peer/raft", path: () => "/v1/peer/raft", body: () => encodeRaftMessages([]), expect: { ok: 503, least: "cluster" } },
 ];
 
 const RANK = { read: 1, write: 2, admin: 3 } as const;

@@ -13,7 +13,8 @@
 // so no two nodes ever share a buffer or an object.
 import type { ObjectId } from "../../src/core/id.ts";
 import type { PeerService } from "../../src/replication/peer-service.ts";
-import type { HeadNotice, HistoryPage, HistoryRequest, PeerListing, PeerTransport } from "../../src/replication/transport.ts";
+import type { Message } from "../../src/core/raft/types.ts";
+import type { HeadNotice, HistoryPage, HistoryRequest, PeerListing, PeerTransport, RaftReply } from "../../src/replication/transport.ts";
 import type { StoredObject } from "../../src/store/object-store.ts";
 import type { Scheduler, SimEvent, SimRandom } from "./scheduler.ts";
 
@@ -178,6 +179,11 @@ export class Network {
       notify: (peer, notice: HeadNotice) => {
         const sent = copyPayload(notice);
         return this.call<void>(caller, peer, "notify", (s) => s.notify(sent));
+      },
+      // The strong mode's Raft messages, to the peer's driver (through its PeerService, as the HTTP route does).
+      raft: (peer, messages: readonly Message[]) => {
+        const sent = copyPayload([...messages]);
+        return this.call<RaftReply>(caller, peer, "raft", (s) => s.raft(sent));
       },
     };
   }

@@ -153,9 +153,7 @@ function messageFilter(env: InteractionEnv, args: Args): (m: Message) => boolean
 }
 
 function proposalError(error: unknown): string {
-  if (error instanceof ProposalDroppedError) {
-    return `dropped: ${error.reason} (leader=${memberName(error.leader)})`;
-  }
+  if (error instanceof ProposalDroppedError) return `dropped: ${error.reason} (leader=${memberName(error.leader)})`;
   return `error: ${describeError(error)}`;
 }
 

@@ -153,7 +153,12 @@ function messageFilter(env: InteractionEnv, args: Args): (m: Message) => boolean
 }
 
 function proposalError(error: unknown): string {
-  if (error instanceof ProposalDroppedError) return `dropped: ${error.reason} (leader=${memberName(error.leader)})`;
+  // By name as well as by class: a copy of the state machine loaded from elsewhere (to check
+  // that a changed algorithm shows in the traces) throws its own copy of the class.
+  if (error instanceof ProposalDroppedError || (error instanceof Error && error.name === "ProposalDroppedError")) {
+    const dropped = error as ProposalDroppedError;
+    return `dropped: ${dropped.reason} (leader=${memberName(dropped.leader)})`;
+  }
   return `error: ${describeError(error)}`;
 }
 

@@ -188,7 +188,8 @@ export class InteractionEnv {
     const out: string[] = [];
     const inSet = new Set(names);
     for (let round = 0; ; round++) {
-      if (round > 1000) throw new TraceCommandError("stabilize did not settle in 1000 rounds");
+      // Not a misuse of the trace but a behaviour (messages that never stop): recorded as an error.
+      if (round > 1000) throw new Error("stabilize did not settle in 1000 rounds");
       let busy = false;
       for (const name of names) {
         const member = this.member(name);

@@ -96,13 +96,13 @@ export const MIGRATIONS: readonly Migration[] = [
       "its log by index (raft_entries) and its latest snapshot (raft_snapshot, one row), beside the folders they change",
     up(db) {
       db.exec(`
-        CREATE TABLE raft_state (
+        CREATE TABLE IF NOT EXISTS raft_state (
           id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, vote TEXT, commit_index INTEGER NOT NULL,
           applied INTEGER NOT NULL, bootstrap_config TEXT);
-        CREATE TABLE raft_entries (
+        CREATE TABLE IF NOT EXISTS raft_entries (
           log_index INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('normal', 'config')),
           data BLOB NOT NULL) WITHOUT ROWID;
-        CREATE TABLE raft_snapshot (
+        CREATE TABLE IF NOT EXISTS raft_snapshot (
           id INTEGER PRIMARY KEY CHECK (id = 1), log_index INTEGER NOT NULL, term INTEGER NOT NULL, config TEXT NOT NULL,
           data BLOB NOT NULL);
       `);

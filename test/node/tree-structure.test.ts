@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { sealObject, type Version } from "../../src/core/objects.ts";
 import { InvalidTreeError } from "../../src/node/closure.ts";
-import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
+import { SQLITE_SCHEMA_VERSION, SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { openNode as openDataFolder } from "../../src/assemble.ts";
 import { hostileTrees, type HostileCase } from "../helpers/hostile-trees.ts";
@@ -134,7 +134,7 @@ describe("completeness marks of an older data folder", () => {
       db.close();
     }
     const node = await openNode(dataDir);
-    expect(await node.metadata.getMeta("schema_version")).toBe("2");
+    expect(await node.metadata.getMeta("schema_version")).toBe(String(SQLITE_SCHEMA_VERSION));
     expect(await node.metadata.listCompleteIds()).toEqual([]);
     const error = await node.commit(commitOf("f", dirToFile.root, null)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidTreeError);
@@ -142,7 +142,7 @@ describe("completeness marks of an older data folder", () => {
     await node.close();
     // A data folder of a newer schema is refused rather than misread.
     const db = new Database(join(dataDir, "metadata.sqlite"));
-    db.exec("UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+    db.exec(`UPDATE meta SET value = '${SQLITE_SCHEMA_VERSION + 1}' WHERE key = 'schema_version'`);
     db.close();
     expect(() => SqliteMetadataStore.open(join(dataDir, "metadata.sqlite"))).toThrow(/newer/);
   });

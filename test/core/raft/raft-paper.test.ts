@@ -524,3 +524,309 @@ describe("status", () => {
     expect(net.raft("2").status()).toMatchObject({ role: "follower", leader: "1", progress: {} });
   });
 });
+
+describe("thesis §9.6 pre-vote", () => {
+  test("a follower whose timeout fires asks for pre-votes at term+1 without raising its term or changing its vote", () => {
+    const net = new Network(IDS3, { preVote: true });
+    net.load("1", { entries: [entry(1, 1)], term: 1, vote: "2", commit: 1 });
+    net.timeout("1");
+    expect(net.raft("1").status()).toMatchObject({ role: "preCandidate", term: 1, vote: "2" });
+    const sent = net.takeMessages("1");
+    expect(types(sent)).toEqual(["1->2 preVote", "1->3 preVote"]);
+    expect(sent.every((m) => m.term === 2 && m.index === 1 && m.logTerm === 1)).toBe(true);
+  });
+
+  test("with a majority of pre-votes it becomes a candidate at term+1; refused by a majority it stays a follower at its term", () => {
+    const net = new Network(IDS3, { preVote: true });
+    net.raft("1").campaign();
+    net.takeMessages("1");
+    net.deliver(message({ type: "preVoteResponse", from: "2", to: "1", term: 1 }));
+    expect(net.raft("1").status()).toMatchObject({ role: "candidate", term: 1, vote: "1" });
+    expect(types(net.takeMessages("1"))).toEqual(["1->2 vote", "1->3 vote"]);
+
+    const net2 = new Network(IDS3, { preVote: true });
+    net2.raft("1").campaign();
+    net2.deliver(message({ type: "preVoteResponse", from: "2", to: "1", term: 0, reject: true }));
+    net2.deliver(message({ type: "preVoteResponse", from: "3", to: "1", term: 0, reject: true }));
+    expect(net2.raft("1").status()).toMatchObject({ role: "follower", term: 0 });
+  });
+
+  test("granting a pre-vote changes neither the voter's term nor its vote", () => {
+    const net = new Network(IDS3, { preVote: true });
+    net.load("2", { term: 3, vote: "3" });
+    net.deliver(message({ type: "preVote", from: "1", to: "2", term: 4 }));
+    const [reply] = net.takeMessages("2");
+    expect(reply).toMatchObject({ type: "preVoteResponse", reject: false, term: 4 });
+    expect(net.raft("2").status()).toMatchObject({ term: 3, vote: "3" });
+  });
+
+  test("a member that heard from a leader within the election timeout refuses pre-votes, even from an up-to-date log", () => {
+    const net = new Network(IDS3, { preVote: true });
+    elect(net, "1");
+    net.deliver(message({ type: "preVote", from: "3", to: "2", term: 2, index: 1, logTerm: 1 }));
+    expect(net.takeMessages("2")).toEqual([]);
+    // Once the election timeout passes without a word from the leader, it answers.
+    net.tick("2", 10);
+    net.deliver(message({ type: "preVote", from: "3", to: "2", term: 2, index: 1, logTerm: 1 }));
+    expect(net.takeMessages("2").map((m) => m.reject)).toEqual([false]);
+  });
+
+  for (const preVote of [true, false]) {
+    test(`a partitioned follower that comes back ${preVote ? "does not disrupt the leader (pre-vote)" : "forces an election by its raised term (no pre-vote)"}`, () => {
+      const net = new Network(IDS3, { preVote }, 3);
+      elect(net, "1");
+      net.isolate("3");
+      for (let i = 0; i < 100; i++) {
+        net.tick("3");
+        net.stabilize();
+      }
+      expect(net.raft("3").status().term).toBe(preVote ? 1 : net.raft("3").status().term);
+      if (!preVote) expect(net.raft("3").status().term).toBeGreaterThan(1);
+      net.heal();
+      for (let i = 0; i < 3; i++) {
+        net.tick("1");
+        net.stabilize();
+      }
+      if (preVote) {
+        expect(net.raft("1").status()).toMatchObject({ role: "leader", term: 1 });
+        expect(net.raft("3").status()).toMatchObject({ role: "follower", term: 1, leader: "1" });
+      } else {
+        // The leader hears of the later term from 3's answer and steps down.
+        expect(net.raft("1").status().term).toBeGreaterThan(1);
+        expect(net.raft("1").status().role).not.toBe("leader");
+      }
+    });
+  }
+});
+
+describe("thesis §6.2 check-quorum", () => {
+  test("a leader that did not hear from a quorum within an election timeout steps down; without check-quorum it stays", () => {
+    for (const checkQuorum of [true, false]) {
+      const net = new Network(IDS3, { checkQuorum, electionTicks: 10 });
+      elect(net, "1");
+      net.isolate("1");
+      for (let i = 0; i < 9; i++) {
+        net.tick("1");
+        net.stabilize();
+      }
+      expect(net.raft("1").status().role).toBe("leader");
+      for (let i = 0; i < 11; i++) {
+        net.tick("1");
+        net.stabilize();
+      }
+      expect(net.raft("1").status().role).toBe(checkQuorum ? "follower" : "leader");
+      if (checkQuorum) expect(net.raft("1").status()).toMatchObject({ term: 1, leader: null });
+    }
+  });
+
+  test("a leader that hears from a quorum keeps leading", () => {
+    const net = new Network(IDS5, { checkQuorum: true });
+    elect(net, "1");
+    net.isolate("4");
+    net.isolate("5");
+    for (let i = 0; i < 50; i++) {
+      net.tick("1");
+      net.stabilize();
+    }
+    expect(net.raft("1").status().role).toBe("leader");
+  });
+
+  test("the isolated leader steps down while the majority elects a new one; rejoining, it follows", () => {
+    const net = new Network(IDS3, { checkQuorum: true, preVote: true }, 5);
+    elect(net, "1");
+    net.isolate("1");
+    for (let i = 0; i < 60; i++) {
+      for (const id of IDS3) net.tick(id);
+      net.stabilize();
+    }
+    // It stepped down (and, cut off, keeps failing to be elected).
+    expect(net.raft("1").status().role).not.toBe("leader");
+    expect(net.raft("1").status().term).toBe(1);
+    const leader = net.leader()!;
+    expect(["2", "3"]).toContain(leader.id);
+    net.heal();
+    for (let i = 0; i < 5; i++) {
+      net.tick(leader.id);
+      net.stabilize();
+    }
+    expect(net.raft("1").status()).toMatchObject({ role: "follower", leader: leader.id, term: leader.raft.status().term });
+  });
+
+  test("with check-quorum, a member that heard from a leader within the election timeout ignores vote requests of a later term (leader lease)", () => {
+    const net = new Network(IDS3, { checkQuorum: true });
+    elect(net, "1");
+    net.deliver(message({ type: "vote", from: "3", to: "2", term: 5, index: 9, logTerm: 9 }));
+    expect(net.takeMessages("2")).toEqual([]);
+    expect(net.raft("2").status()).toMatchObject({ term: 1, leader: "1" });
+    // Without check-quorum a leader may be gone unnoticed: the request is heard.
+    const net2 = new Network(IDS3);
+    elect(net2, "1");
+    net2.deliver(message({ type: "vote", from: "3", to: "2", term: 5, index: 9, logTerm: 9 }));
+    expect(net2.raft("2").status()).toMatchObject({ term: 5, vote: "3" });
+  });
+
+  test("a stale leader that appends after the cluster moved on hears the later term and steps down", () => {
+    const net = new Network(IDS3, { checkQuorum: true });
+    elect(net, "1");
+    net.load("2", { entries: net.get("2").store.entries, term: 3, commit: 1 });
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    expect(net.raft("1").status()).toMatchObject({ role: "follower", term: 3 });
+  });
+});
+
+describe("thesis §3.10 leader transfer", () => {
+  test("to a caught-up follower: timeoutNow at once; it campaigns without pre-vote and wins despite the leader lease", () => {
+    const net = new Network(IDS3, { preVote: true, checkQuorum: true });
+    elect(net, "1");
+    net.raft("1").transferLeadership("2");
+    expect(net.raft("1").status().transferee).toBe("2");
+    const [timeoutNow] = net.takeMessages("1");
+    expect(timeoutNow).toMatchObject({ type: "timeoutNow", to: "2", term: 1 });
+    net.deliver(timeoutNow!);
+    expect(net.raft("2").status()).toMatchObject({ role: "candidate", term: 2 });
+    net.stabilize();
+    expect(net.raft("2").status()).toMatchObject({ role: "leader", term: 2 });
+    expect(net.raft("1").status()).toMatchObject({ role: "follower", leader: "2", transferee: null });
+  });
+
+  test("proposals and config changes are dropped while a transfer is in progress", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("2");
+    net.raft("1").propose(text("x")); // 2 lags now
+    net.raft("1").transferLeadership("2");
+    for (const call of [() => net.raft("1").propose(text("y")), () => net.raft("1").proposeConfigChange({ type: "remove", node: "3", address: "" })]) {
+      expect(call).toThrow(ProposalDroppedError);
+      try { call(); } catch (error) { expect((error as ProposalDroppedError).reason).toBe("leadership transfer in progress"); }
+    }
+  });
+
+  test("to a lagging follower: the leader first brings it up to date, then sends timeoutNow", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("2");
+    for (const d of ["a", "b", "c"]) net.raft("1").propose(text(d));
+    net.stabilize();
+    net.heal();
+    net.raft("1").transferLeadership("2");
+    const first = net.takeMessages("1");
+    expect(first.some((m) => m.type === "timeoutNow")).toBe(false);
+    expect(first.some((m) => m.type === "append" && m.to === "2")).toBe(true);
+    for (const m of first) net.deliver(m);
+    net.stabilize();
+    expect(net.raft("2").status().role).toBe("leader");
+    expect(net.raft("2").status().lastIndex).toBe(5); // 1-4 of term 1, then its own no-op: nothing lost
+    expect(net.get("2").store.entries.map((e) => new TextDecoder().decode(e.data))).toEqual(["", "a", "b", "c", ""]);
+  });
+
+  test("a transfer that does not finish within an election timeout is abandoned and proposals flow again", () => {
+    const net = new Network(IDS3, { electionTicks: 10 });
+    elect(net, "1");
+    net.isolate("2");
+    net.raft("1").propose(text("x"));
+    net.raft("1").transferLeadership("2");
+    for (let i = 0; i < 10; i++) {
+      net.tick("1");
+      net.stabilize();
+    }
+    expect(net.raft("1").status()).toMatchObject({ role: "leader", transferee: null });
+    expect(net.raft("1").propose(text("y")).index).toBe(3);
+  });
+
+  test("transfer to itself, to a non-member, or from a follower does nothing", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.raft("1").transferLeadership("1");
+    net.raft("1").transferLeadership("9");
+    net.raft("2").transferLeadership("3");
+    expect(net.raft("1").status().transferee).toBeNull();
+    expect(net.raft("2").status().transferee).toBeNull();
+    expect(net.takeMessages("1").filter((m) => m.type === "timeoutNow")).toEqual([]);
+  });
+});
+
+describe("thesis §6.4 ReadIndex", () => {
+  test("on the leader: the read records the commit index and surfaces once a quorum acks a heartbeat carrying its context", () => {
+    const net = new Network(IDS5);
+    elect(net, "1");
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    net.raft("1").readIndex(text("r1"));
+    const beats = net.takeMessages("1");
+    expect(beats.map((m) => [m.type, fromTextOr(m.context)])).toEqual([["heartbeat", "r1"], ["heartbeat", "r1"], ["heartbeat", "r1"], ["heartbeat", "r1"]]);
+    // One ack: with the leader, 2 of 5, no quorum yet.
+    net.deliver(message({ type: "heartbeatResponse", from: "2", to: "1", term: 1, context: text("r1") }));
+    expect(net.processReady("1")?.readStates ?? []).toEqual([]);
+    // A stale context answers nothing.
+    net.deliver(message({ type: "heartbeatResponse", from: "3", to: "1", term: 1, context: text("other") }));
+    expect(net.processReady("1")?.readStates ?? []).toEqual([]);
+    net.deliver(message({ type: "heartbeatResponse", from: "3", to: "1", term: 1, context: text("r1") }));
+    const ready = net.processReady("1")!;
+    expect(ready.readStates).toEqual([{ index: 2, context: text("r1") }]);
+  });
+
+  test("a leader that has not yet committed an entry of its term holds the read until its no-op commits", () => {
+    const net = new Network(IDS3);
+    net.load("1", { entries: [entry(1, 1), entry(2, 1)], term: 1, commit: 1 });
+    net.raft("1").campaign();
+    net.deliver(message({ type: "voteResponse", from: "2", to: "1", term: 2 }));
+    net.raft("1").readIndex(text("r"));
+    net.processReady("1");
+    expect(net.inflight.filter((m) => m.type === "heartbeat")).toEqual([]);
+    net.stabilize();
+    // The no-op (3) committed; the read then went through a heartbeat round.
+    expect(net.get("1").readStates).toEqual([{ index: 3, context: text("r") }]);
+  });
+
+  test("a single-member cluster answers at once", () => {
+    const net = new Network(["1"]);
+    elect(net, "1");
+    net.raft("1").readIndex(text("r"));
+    expect(net.processReady("1")!.readStates).toEqual([{ index: 1, context: text("r") }]);
+  });
+
+  test("on a follower: forwarded to the leader, whose answer surfaces as the follower's ReadState", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    net.raft("2").readIndex(text("f"));
+    const [forward] = net.takeMessages("2");
+    expect(forward).toMatchObject({ type: "readIndex", to: "1", term: 1 });
+    net.deliver(forward!);
+    net.stabilize();
+    expect(net.get("2").readStates).toEqual([{ index: 2, context: text("f") }]);
+    expect(net.get("1").readStates).toEqual([]);
+  });
+
+  test("a partitioned old leader never answers: no quorum acks its heartbeats", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("1");
+    net.raft("1").readIndex(text("r"));
+    for (let i = 0; i < 30; i++) {
+      net.tick("1");
+      net.stabilize();
+    }
+    expect(net.get("1").readStates).toEqual([]);
+    // A follower without a leader has no one to ask.
+    const net2 = new Network(IDS3);
+    net2.raft("2").readIndex(text("r"));
+    expect(net2.takeMessages("2")).toEqual([]);
+  });
+
+  test("heartbeats retry the newest pending read: a lost round is made up by the next one", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.raft("1").readIndex(text("r"));
+    net.takeMessages("1"); // the first round is lost
+    net.tick("1"); // heartbeat tick
+    net.stabilize();
+    expect(net.get("1").readStates).toEqual([{ index: 1, context: text("r") }]);
+  });
+});
+
+function fromTextOr(data: Uint8Array | undefined): string | undefined {
+  return data === undefined ? undefined : new TextDecoder().decode(data);
+}

@@ -324,12 +324,27 @@ const handlers: Record<string, Handler> = {
     return [];
   },
 
+  partition: (env, args) => {
+    const groups = args.count(2, Infinity).map((group) => group.split(",").map((name) => env.member(name).name));
+    args.done();
+    const seen = new Set<string>();
+    groups.forEach((group, side) => {
+      for (const name of group) {
+        if (seen.has(name)) throw new TraceCommandError(`member ${name} is on two sides`);
+        seen.add(name);
+        env.sides.set(name, side + 1);
+      }
+    });
+    return [];
+  },
+
   heal: (env, args) => {
     args.count(0);
     args.done();
     // What was sent across the partition is lost, not delivered late.
-    const out = env.deliver((m) => env.isolated.has(memberName(m.from)) || env.isolated.has(memberName(m.to)), false);
+    const out = env.deliver((m) => env.cutOff(memberName(m.from), memberName(m.to)) !== null, false);
     env.isolated.clear();
+    env.sides.clear();
     return out;
   },
 
@@ -371,7 +386,8 @@ const handlers: Record<string, Handler> = {
     return [...env.members.values()].map((member) => {
       if (!member.up) return `${member.name}: down`;
       const s = member.running().status();
-      const isolated = env.isolated.has(member.name) ? " (isolated)" : "";
+      const side = env.sides.get(member.name);
+      const isolated = env.isolated.has(member.name) ? " (isolated)" : side !== undefined ? ` (side ${side})` : "";
       return `${member.name}: ${s.role} term=${s.term} leader=${memberName(s.leader)} commit=${s.commit}${isolated}`;
     });
   },

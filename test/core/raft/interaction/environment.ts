@@ -100,6 +100,15 @@ export class InteractionEnv {
   network: Message[] = [];
   /** Members cut off from everyone: messages from or to them are dropped on delivery. */
   readonly isolated = new Set<string>();
+  /** Sides of a partition (members on no side are together): messages between sides are dropped. */
+  readonly sides = new Map<string, number>();
+
+  /** Whether a message from `from` to `to` is lost to a partition, and how to say so. */
+  cutOff(from: string, to: string): string | null {
+    if (this.isolated.has(from) || this.isolated.has(to)) return "isolated";
+    if ((this.sides.get(from) ?? 0) !== (this.sides.get(to) ?? 0)) return "partitioned";
+    return null;
+  }
 
   constructor(
     readonly factory: RaftFactory,
@@ -152,8 +161,9 @@ export class InteractionEnv {
   }
 
   /**
-   * Delivers (or drops) the queued messages that match, in send order. Messages from or to an
-   * isolated member, or to a member that is down or unknown, are dropped and said so.
+   * Delivers (or drops) the queued messages that match, in send order. Messages across a
+   * partition (or from or to an isolated member), or to a member that is down or unknown, are
+   * dropped and said so.
    */
   deliver(filter: (message: Message) => boolean, drop: boolean): string[] {
     const out: string[] = [];
@@ -166,7 +176,7 @@ export class InteractionEnv {
       const recipient = this.memberById(message.to);
       let dropped: string | null = null;
       if (drop) dropped = "dropped";
-      else if (this.isolated.has(from) || this.isolated.has(to)) dropped = "dropped (isolated)";
+      else if (this.cutOff(from, to) !== null) dropped = `dropped (${this.cutOff(from, to)})`;
       else if (recipient === undefined) dropped = "dropped (no such member)";
       else if (!recipient.up) dropped = `dropped (${to} is down)`;
       if (dropped !== null || recipient === undefined) {

@@ -244,7 +244,7 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
     clock: node.clock,
     random: options.random ?? systemRandom,
     log,
-    peerFingerprint: async (address) => options.peerTrust?.get(address)?.receiverFingerprint(),
+    peerFingerprint: async (address) => (address.startsWith("https:") ? options.peerTrust?.get(address)?.receiverFingerprint() : undefined),
   });
   if (peerService) peerService.raftReceiver = consensus;
   return { node, replicator, peerService, repairer, scrubber, consensus };

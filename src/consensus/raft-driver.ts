@@ -300,7 +300,8 @@ export class RaftDriver implements StrongConsensus {
             return undefined;
           }
           await this.addresses.set(reply.node, address);
-          const fingerprint = await this.options.peerFingerprint?.(address);
+          // Which certificate is this member's (TLS peers): a request proving another is not its.
+          const fingerprint = await this.options.peerFingerprint?.(address).catch(() => undefined);
           if (fingerprint) this.idOfFingerprint.set(fingerprint, reply.node);
           return reply;
         } catch {

@@ -19,6 +19,7 @@ import type { Replicator } from "../replication/replicator.ts";
 import { bearerToken, tokensEqual } from "./auth.ts";
 import { MetadataUnavailableError } from "../node/metadata-unavailable.ts";
 import type { TokenStore } from "../node/token-store.ts";
+import type { ConsensusStatus } from "../consensus/strong-consensus.ts";
 
 /** Folders exported with a `folder` label, the most recently changed first; the rest are counted in dsync_metrics_folders_omitted. */
 export const FOLDER_SERIES_MAX = 100;
@@ -56,6 +57,8 @@ export interface MetricsSources {
   replicator?: Replicator;
   repairer?: Repairer;
   scrubber?: Scrubber;
+  /** The strong mode's Raft group (src/consensus/raft-driver.ts): its status and the leader changes it saw. */
+  consensus?: { status(): ConsensusStatus; readonly leaderChanges: number };
 }
 
 type CommitOrigin = "push" | "restore";
@@ -169,6 +172,7 @@ export class NodeMetrics {
       rejectedCopies: counter("dsync_repair_rejected_copies_total", "Copies a peer sent for repair that did not hash to their id."),
       peerBytes: counter("dsync_peer_fetched_bytes_total", "Object bytes pulls brought from each peer.", ["peer"]),
       peerObjects: counter("dsync_peer_fetched_objects_total", "Objects pulls brought from each peer.", ["peer"]),
+      raftLeaderChanges: counter("dsync_raft_leader_changes_total", "Times this node saw the strong mode's Raft group get a new leader (itself included)."),
     };
     this.gauges = {
       folders: gauge("dsync_folders", "Folders on this node."),
@@ -190,6 +194,10 @@ export class NodeMetrics {
       quarantined: gauge("dsync_objects_quarantined", "Objects found corrupt and not yet stored again from a good copy."),
       unrepairable: gauge("dsync_objects_unrepairable", "Quarantined objects for which no peer had a good copy at the last attempt."),
       repairPending: gauge("dsync_repair_pending", "Quarantined objects waiting for a repair attempt."),
+      raftTerm: gauge("dsync_raft_term", "The latest Raft term this node has seen (strong mode)."),
+      raftCommit: gauge("dsync_raft_commit_index", "The highest log index this node knows committed on a majority."),
+      raftApplied: gauge("dsync_raft_applied_index", "The highest log index this node has applied to its metadata."),
+      raftIsLeader: gauge("dsync_raft_is_leader", "1 while this node leads the Raft group, else 0."),
       scrubRate: gauge("dsync_scrub_rate_bytes_per_second", "Rate of the background scrub; 0 when it is off."),
       peers: gauge("dsync_peers", "Peers configured (--peers)."),
       peerUp: gauge("dsync_peer_up", "1 when the last exchange with the peer succeeded, else 0.", ["peer"]),
@@ -314,6 +322,14 @@ export class NodeMetrics {
     setCounter(m.scrubPasses!, {}, scrub?.passes ?? 0);
     setCounter(this.verified, { by: "scrub" }, scrub?.checkedObjects ?? 0);
     setCounter(this.corruptFound, { by: "scrub" }, scrub?.corruptFound ?? 0);
+
+    const raft = this.sources.consensus;
+    const consensus = raft?.status();
+    g.raftTerm!.set(consensus?.term ?? 0);
+    g.raftCommit!.set(consensus?.commit ?? 0);
+    g.raftApplied!.set(consensus?.applied ?? 0);
+    g.raftIsLeader!.set(consensus?.role === "leader" && consensus.leader?.id === consensus.nodeId ? 1 : 0);
+    setCounter(m.raftLeaderChanges!, {}, raft?.leaderChanges ?? 0);
 
     const stats = replicator?.stats;
     setCounter(this.pulls, { result: "ok" }, stats?.pullsCompleted ?? 0);

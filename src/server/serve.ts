@@ -80,7 +80,7 @@ export interface NodeServices {
 export function startServer(services: NodeServices, address: ListenAddress, options: ServerOptions): RunningServer {
   const { node, replicator, peerService, repairer, scrubber, consensus } = services;
   const log = serverLog;
-  const metrics = new NodeMetrics({ node, version: options.version ?? "dev", replicator, repairer, scrubber });
+  const metrics = new NodeMetrics({ node, version: options.version ?? "dev", replicator, repairer, scrubber, consensus });
   const app = createApp(node, {
     metrics,
     metricsToken: options.metricsToken,

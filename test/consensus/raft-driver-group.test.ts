@@ -1,0 +1,180 @@
+// Three drivers over an in-memory network (raft-cluster.ts): they bootstrap one group from their
+// peers, elect a leader, commit and apply the same commands in the same order, survive the
+// leader stopping; a follower fetches what an entry names before it acknowledges it; a follower
+// that fell behind the compacted log catches up from a snapshot; messages from a non-member are
+// refused and change nothing.
+import { afterEach, describe, expect, test } from "bun:test";
+import { idToHex } from "../../src/core/id.ts";
+import type { Message } from "../../src/core/raft/types.ts";
+import { RaftRefusedError } from "../../src/wire/raft-message.ts";
+import { createFolder, makeVersion, MemoryRaftNetwork, moveHead, waitFor, type TestMember } from "./raft-cluster.ts";
+
+let running: TestMember[] = [];
+afterEach(async () => {
+  for (const member of running) await member.driver.stop();
+  running = [];
+});
+
+async function group(options: { compactEvery?: number } = {}): Promise<{ network: MemoryRaftNetwork; members: TestMember[] }> {
+  const network = new MemoryRaftNetwork();
+  const ids = ["n1", "n2", "n3"];
+  const members: TestMember[] = [];
+  for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id), options));
+  running.push(...members);
+  await Promise.all(members.map((m) => m.driver.start()));
+  return { network, members };
+}
+
+/** The heads of folder `name` on every member, as hex (or null). */
+async function heads(members: TestMember[], name: string): Promise<(string | null)[]> {
+  return Promise.all(members.map(async (m) => ((await m.node.findFolder(name))?.head ? idToHex((await m.node.findFolder(name))!.head!) : null)));
+}
+
+describe("a group of three drivers", () => {
+  test("bootstraps from its peers, elects one leader, and every member applies the same commands in the same order", async () => {
+    const { network, members } = await group();
+    const leader = await network.waitForLeader();
+    for (const m of members) expect(m.driver.status().members.map((s) => s.id)).toEqual(["n1", "n2", "n3"]);
+    expect(await leader.driver.propose(createFolder("docs"), 5000)).toEqual({ applied: true });
+    let head: Uint8Array | null = null;
+    const versions = [];
+    for (let i = 1; i <= 5; i++) {
+      const v = makeVersion(leader.id, `content ${i}`, head ? [head as never] : [], i);
+      versions.push(v);
+      await leader.node.putObjects(v.objects);
+      expect(await leader.driver.propose(moveHead("docs", head as never, v), 5000)).toEqual({ applied: true });
+      head = v.id;
+    }
+    await waitFor(async () => (await heads(members, "docs")).every((h) => h === idToHex(head!)), 5000, "every member at the last head");
+    // The same history in the same order on every member: each recorded the five versions, oldest first.
+    for (const m of members) {
+      const recorded = (await m.node.listVersions("docs")).map((v) => idToHex(v.id)).reverse();
+      expect(recorded).toEqual(versions.map((v) => idToHex(v.id)));
+      expect((await m.node.getFolder("docs")).mode).toBe("strong");
+    }
+    // A follower refuses to propose and names the leader.
+    const follower = members.find((m) => m !== leader)!;
+    await expect(follower.driver.propose(createFolder("other"), 1000)).rejects.toMatchObject({ name: "NotLeaderError", leader: { id: leader.id, address: leader.id } });
+  });
+
+  test("survives the leader stopping: another is elected and takes commands", async () => {
+    const { network, members } = await group();
+    const first = await network.waitForLeader();
+    await first.driver.propose(createFolder("docs"), 5000);
+    const stoppedAt = Date.now();
+    await first.driver.stop();
+    network.cut.add(first.id);
+    running = running.filter((m) => m !== first);
+    const second = await network.waitForLeader(3000, first.id);
+    const failoverMs = Date.now() - stoppedAt;
+    expect(second.id).not.toBe(first.id);
+    // Leadership was handed over before the stop returned, or an election took well under a second.
+    expect(failoverMs).toBeLessThan(1500);
+    const v = makeVersion(second.id, "after failover");
+    await second.node.putObjects(v.objects);
+    expect(await second.driver.propose(moveHead("docs", null, v), 5000)).toEqual({ applied: true });
+    const alive = members.filter((m) => m !== first);
+    await waitFor(async () => (await heads(alive, "docs")).every((h) => h === idToHex(v.id)), 5000, "both remaining members at the new head");
+  });
+
+  test("a follower lacking a version's objects fetches them before it acknowledges the entry", async () => {
+    const { network, members } = await group();
+    const leader = await network.waitForLeader();
+    await leader.driver.propose(createFolder("docs"), 5000);
+    // Every event in order: a follower storing the version's objects, a follower acknowledging entries.
+    let sequence = 0;
+    const stored = new Map<string, number>();
+    const acks: { from: string; index: number; at: number }[] = [];
+    const v = makeVersion(leader.id, "only the leader has this at first");
+    for (const m of members) {
+      if (m === leader) continue;
+      const store = m.node.store;
+      const putMany = store.putMany.bind(store);
+      store.putMany = async (objects) => {
+        await putMany(objects);
+        if (objects.some((o) => idToHex(o.id) === idToHex(v.record.root)) && !stored.has(m.id)) stored.set(m.id, ++sequence);
+      };
+    }
+    network.onSend = (from, _to, messages: readonly Message[]) => {
+      for (const message of messages) if (message.type === "appendResponse" && !message.reject) acks.push({ from, index: message.index, at: ++sequence });
+    };
+    await leader.node.putObjects(v.objects);
+    expect(await leader.driver.propose(moveHead("docs", null, v), 5000)).toEqual({ applied: true });
+    const entries = (await leader.node.metadata.loadRaft())!.entries;
+    const moveIndex = entries[entries.length - 1]!.index;
+    await waitFor(async () => (await heads(members, "docs")).every((h) => h === idToHex(v.id)), 5000, "every member at the head");
+    for (const m of members) {
+      if (m === leader) continue;
+      const storedAt = stored.get(m.id);
+      expect(storedAt).toBeDefined();
+      const covering = acks.filter((a) => a.from === m.id && a.index >= moveIndex);
+      expect(covering.length).toBeGreaterThan(0);
+      for (const ack of covering) expect(ack.at).toBeGreaterThan(storedAt!);
+      // And what it holds is whole: the commit's closure check passes.
+      await m.node.checkClosure(v.record.root);
+    }
+    expect((network.downloads.get(leader.id) ?? 0)).toBeGreaterThan(0);
+  });
+
+  test("a follower that fell behind the compacted log catches up from a snapshot, heads and history fetched", async () => {
+    const { network, members } = await group({ compactEvery: 5 });
+    const leader = await network.waitForLeader();
+    const lagging = members.find((m) => m !== leader)!;
+    network.cut.add(lagging.id);
+    await leader.driver.propose(createFolder("docs"), 5000);
+    let head: Uint8Array | null = null;
+    for (let i = 1; i <= 12; i++) {
+      const v = makeVersion(leader.id, `version ${i}`, head ? [head as never] : [], i);
+      await leader.node.putObjects(v.objects);
+      expect(await leader.driver.propose(moveHead("docs", head as never, v), 5000)).toEqual({ applied: true });
+      head = v.id;
+    }
+    const compacted = await leader.node.metadata.loadRaft();
+    expect(compacted!.snapshot).toBeDefined();
+    expect(compacted!.snapshot!.meta.index).toBeGreaterThan(1);
+    network.cut.delete(lagging.id);
+    await waitFor(async () => (await lagging.node.findFolder("docs"))?.head && idToHex((await lagging.node.findFolder("docs"))!.head!) === idToHex(head!), 10_000, "the lagging follower at the leader's head");
+    const folder = await lagging.node.getFolder("docs");
+    expect(folder.mode).toBe("strong");
+    // It took a snapshot (its own log starts after one), holds the head's whole tree, and the history behind it.
+    const stored = await lagging.node.metadata.loadRaft();
+    expect(stored!.snapshot).toBeDefined();
+    const headVersion = await lagging.node.decodeVersion(folder.head!);
+    await lagging.node.checkClosure(headVersion.root);
+    expect((await lagging.node.listVersions("docs")).length).toBe(12);
+    // And it goes on following the log.
+    const next = makeVersion(leader.id, "after the snapshot", [head as never], 13);
+    await leader.node.putObjects(next.objects);
+    expect(await leader.driver.propose(moveHead("docs", head as never, next), 5000)).toEqual({ applied: true });
+    await waitFor(async () => idToHex((await lagging.node.getFolder("docs")).head!) === idToHex(next.id), 5000, "the follower at the next head");
+  });
+
+  test("messages from a node that is not a member, for another node, or under another member's name are refused and change nothing", async () => {
+    const { network, members } = await group();
+    const leader = await network.waitForLeader();
+    const follower = members.find((m) => m !== leader)!;
+    const before = follower.driver.status();
+    const forged = (from: string, to: string): Message => ({
+      type: "vote",
+      from,
+      to,
+      term: before.term + 50,
+      logTerm: 1000,
+      index: 1000,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+    });
+    await expect(follower.service.raft([forged("intruder", follower.id)])).rejects.toBeInstanceOf(RaftRefusedError);
+    await expect(follower.service.raft([forged(leader.id, "someone-else")])).rejects.toBeInstanceOf(RaftRefusedError);
+    await expect(follower.service.raft([forged(follower.id, follower.id)])).rejects.toBeInstanceOf(RaftRefusedError);
+    // One bad message refuses the whole batch, the good one with it.
+    const other = members.find((m) => m !== leader && m !== follower)!;
+    await expect(follower.service.raft([forged(other.id, follower.id), forged("intruder", follower.id)])).rejects.toBeInstanceOf(RaftRefusedError);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const after = follower.driver.status();
+    expect(after.term).toBe(before.term);
+    expect(after.leader?.id).toBe(leader.id);
+  });
+});

@@ -84,6 +84,11 @@ const PROGRESS_OPTIONS: OptionSpec[] = [
   { flags: "--progress", description: "Draw the progress bar on stderr even when it is not a terminal" },
   { flags: "--no-progress", description: "Never draw the progress bar (default: drawn on a terminal, without --json)" },
 ];
+/** Strong folders are read after a linearizable barrier (docs/consistency.md); this skips it. */
+const STALE_OPTION: OptionSpec = {
+  flags: "--stale",
+  description: "Read a strong folder as the node has it, without first confirming with the cluster's leader (faster, works on a minority side, may be behind)",
+};
 const REBIND_OPTION: OptionSpec = {
   flags: "--rebind",
   description: "Bind DIR to this --remote/--folder although it remembers others (else refused)",
@@ -166,7 +171,8 @@ export const COMMANDS: CommandSpec[] = [
     usage: "status",
     summary: "Show, per folder and per peer, whether a node is in sync and how far behind",
     description: [
-      "Prints the dashboard's summary as text: each peer's reachability, lag and last contact; each folder's files, bytes, last change and the node that made it; and per folder and peer whether this node is in sync, behind (it lacks writes the peer has), ahead or diverged.",
+      "Prints the dashboard's summary as text: each peer's reachability, lag and last contact; each folder's mode, files, bytes, last change and the node that made it; and per folder and peer whether this node is in sync, behind (it lacks writes the peer has), ahead or diverged.",
+      "Then the cluster's log, which orders strong folders: this node's role, the term, the leader, the commit and applied indexes, and per member the index known replicated there (on the leader) and when this node last heard from it.",
       "With --wait it first waits until every folder is in sync with every peer (the same head, by what each peer last told the node; every peer reachable), asking every 200 ms, for at most --timeout-ms: a script can push to one node, wait, then read from another.",
     ],
     options: [
@@ -193,12 +199,14 @@ export const COMMANDS: CommandSpec[] = [
       "Scans DIR (default .), sends the chunks and nodes the node lacks, and records a new version of the folder. Paths matched by .dsyncignore are not sent; paths that cannot be read keep their last synced content. If the folder moved on since DIR last synced, the node merges the two and reports any conflict; pull to get the other changes.",
       "DIR remembers the remote and folder it syncs with (in DIR/.dsync). A --remote or --folder that differs from what it remembers is refused unless --rebind is given.",
       "A push that would delete more than P% of the folder's files (default 50), when that is at least N files (default 100), is refused unless --allow-deletes.",
+      "--consistency strong|eventual makes the folder in that mode before the first push (as dsync folder create does); on a folder that exists in the other mode the push is refused with nothing sent. A strong folder's push is acknowledged once a majority of the cluster's nodes hold it; any node takes it and hands it to the leader.",
     ],
     options: [
       REMOTE_OPTION,
       ...TLS_OPTIONS,
       FOLDER_OPTION,
       REBIND_OPTION,
+      { flags: "--consistency <mode>", description: "strong or eventual: make the folder in this mode first if it does not exist (refused if it exists in the other)" },
       { flags: "--message <text>", description: "Message recorded with the version" },
       { flags: "--keep-versions <n>", description: "Set the folder's retention: keep the newest N versions" },
       { flags: "--keep-days <d>", description: "Set the folder's retention: keep versions younger than D days" },
@@ -215,6 +223,7 @@ export const COMMANDS: CommandSpec[] = [
       { command: "dsync push ~/notes --message \"before the trip\"", explanation: "a new version with a message" },
       { command: "dsync push ~/notes --dry-run", explanation: "what a push would send, skip and delete, without pushing" },
       { command: "dsync push ~/notes --remote http://10.0.0.2:7700 --rebind", explanation: "sync this directory with another node from now on" },
+      { command: "dsync push ~/ledger --consistency strong", explanation: "first push of a strong folder: one head for the whole cluster, acknowledged by a majority" },
     ],
     exitCodes: [
       [0, "pushed"],
@@ -238,6 +247,7 @@ export const COMMANDS: CommandSpec[] = [
       FOLDER_OPTION,
       REBIND_OPTION,
       { flags: "--version <id>", description: "Version id or unique prefix (default: the head)" },
+      STALE_OPTION,
       ...PROGRESS_OPTIONS,
       JSON_OPTION,
     ],
@@ -259,7 +269,7 @@ export const COMMANDS: CommandSpec[] = [
       "A directory is compared as a push would send it: paths its scan does not read (ignored, unreadable, unsupported) are not differences; the summary says how many were not compared.",
       "An https:// side may pin its node's certificate after a #: https://a:7700/notes#sha256:... (two nodes have two certificates, which one --tls-fingerprint cannot both name).",
     ],
-    options: [...TLS_OPTIONS, ...PROGRESS_OPTIONS, JSON_OPTION],
+    options: [...TLS_OPTIONS, STALE_OPTION, ...PROGRESS_OPTIONS, JSON_OPTION],
     environment: ["DSYNC_TOKEN", "DSYNC_TLS_FINGERPRINT", "DSYNC_DEBUG"],
     examples: [
       { command: "dsync diff ~/notes http://127.0.0.1:7700/notes", explanation: "what a push would change" },
@@ -285,6 +295,7 @@ export const COMMANDS: CommandSpec[] = [
       ...TLS_OPTIONS,
       FOLDER_OPTION,
       { flags: "--limit <n>", description: "Show at most N versions (the newest N)" },
+      STALE_OPTION,
       { flags: "--json", description: "Print one JSON document {folder, versions: [...]}, written page by page as the node sends them" },
       { flags: "--json-lines", description: "Print one JSON object per version, one per line" },
     ],
@@ -299,7 +310,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     usage: "ls",
     summary: "List the folders on a node",
-    description: ["Lists each folder's name, head version and replication mode."],
+    description: ["Lists each folder's name, head version and consistency mode (eventual or strong)."],
     options: [NODE_OPTION, ...TLS_OPTIONS, JSON_OPTION],
     environment: CLIENT_ENVIRONMENT,
     examples: [{ command: "dsync ls --remote http://127.0.0.1:7701", explanation: "the folders on that node" }],
@@ -335,6 +346,49 @@ export const COMMANDS: CommandSpec[] = [
       [3, "restored on the node, but DIR does not match it (local changes kept; listed)"],
     ],
     run: (version, dir, flags) => runCommand(async () => (await import("./restore.ts")).restoreCommand(version, dir, flags)),
+  },
+  {
+    usage: "folder <action> <name>",
+    summary: "Make a folder in a consistency mode: dsync folder create NAME --consistency strong|eventual",
+    description: [
+      "ACTION is create. It makes folder NAME on the node with no versions yet, in the consistency mode asked: eventual (the default: any node takes a push at once, nodes converge by replication and merge) or strong (one head for the whole cluster, moved only through the cluster's log: a push is acknowledged once a majority holds it, and a node on a minority side refuses it). See docs/consistency.md.",
+      "A folder that exists in that mode already is left as it is (exit 0); one that exists in the other mode is refused (exit 1): a folder's mode is chosen when it is made.",
+    ],
+    options: [
+      NODE_OPTION,
+      ...TLS_OPTIONS,
+      { flags: "--consistency <mode>", description: "strong or eventual (default eventual)" },
+      { flags: "--keep-versions <n>", description: "Retention: keep the newest N versions" },
+      { flags: "--keep-days <d>", description: "Retention: keep versions younger than D days" },
+      JSON_OPTION,
+    ],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync folder create ledger --consistency strong", explanation: "a strong folder on the local node's cluster" },
+      { command: "dsync folder create photos --remote http://127.0.0.1:7702", explanation: "an eventual folder" },
+    ],
+    exitCodes: [
+      [0, "made, or it existed in that mode"],
+      [1, "failure (it exists in the other mode, or no leader can be reached)"],
+      [2, "usage error"],
+    ],
+    run: (action, name, flags) => runCommand(async () => (await import("./folder.ts")).folderCommand(action, name, flags)),
+  },
+  {
+    usage: "cluster <action> <target>",
+    summary: "Change who is in the cluster's log: dsync cluster add URL, dsync cluster remove NODE",
+    description: [
+      "The cluster's log (Raft) orders strong folders' heads; its members vote. add URL asks the node at URL (running with the same cluster token) its id and adds it as a member, which then catches up from the leader; remove NODE takes the member with that node id out (dsync status lists the members). One change at a time, through the leader (the node given by --remote hands it over).",
+      "Needs an admin token. A cluster of N members keeps working while a majority of them run: remove a node that is gone for good, so that it does not count against the majority.",
+    ],
+    options: [NODE_OPTION, ...TLS_OPTIONS, JSON_OPTION],
+    environment: CLIENT_ENVIRONMENT,
+    examples: [
+      { command: "dsync cluster add http://10.0.0.4:7700", explanation: "a fourth member" },
+      { command: "dsync cluster remove 5f1c2a9e0b8d7a63 --remote http://10.0.0.2:7700", explanation: "take a member out" },
+    ],
+    exitCodes: OK_FAILURE_USAGE,
+    run: (action, target, flags) => runCommand(async () => (await import("./cluster.ts")).clusterCommand(action, target, flags)),
   },
   {
     usage: "verify",
@@ -465,7 +519,7 @@ export const CONNECTION_OPTIONS: OptionSpec[] = [
 ];
 
 /** The commands that talk to a node (verify, gc and token with --remote). */
-export const NODE_COMMANDS = ["status", "push", "pull", "diff", "log", "ls", "restore", "verify", "gc", "token"];
+export const NODE_COMMANDS = ["status", "push", "pull", "diff", "log", "ls", "restore", "verify", "gc", "token", "folder", "cluster"];
 
 for (const spec of COMMANDS) {
   if (!NODE_COMMANDS.includes(spec.usage.split(" ")[0]!)) continue;

@@ -22,8 +22,8 @@ export function summaryLine(report: CompareReport): string {
   return [`${lacks("a")}, ${lacks("b")}; ${requests}, depth ${report.depth}`, ...notRead("a"), ...notRead("b")].join("; ");
 }
 
-export async function diffCommand(a: string, b: string, flags: { json?: boolean; progress?: boolean }): Promise<number> {
-  const report = await compare(a, b, { progress: createProgress(progressWanted(flags)) });
+export async function diffCommand(a: string, b: string, flags: { json?: boolean; progress?: boolean; stale?: boolean }): Promise<number> {
+  const report = await compare(a, b, { progress: createProgress(progressWanted(flags)), stale: flags.stale === true });
   if (flags.json) printJson(report);
   else {
     const lines = [

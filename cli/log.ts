@@ -10,12 +10,12 @@ import { targetFor } from "./remote-target.ts";
 
 export async function logCommand(
   dir: string | undefined,
-  flags: { remote?: string; folder?: string; limit?: string; json?: boolean; jsonLines?: boolean },
+  flags: { remote?: string; folder?: string; limit?: string; json?: boolean; jsonLines?: boolean; stale?: boolean },
 ): Promise<number> {
   if (flags.json && flags.jsonLines) throw new UsageError("--json and --json-lines: choose one");
   const limit = parseCount(flags.limit, "--limit");
   if (limit === 0) throw new UsageError("--limit takes a whole number from 1");
-  const { remote, folder } = targetFor(dir, flags);
+  const { remote, folder } = targetFor(dir, flags, { stale: flags.stale === true });
   const info = await remote.getFolder(folder);
   if (!info) throw new RemoteError("not-found", `the node at ${remote.baseUrl} has no folder named ${JSON.stringify(folder)}`);
   // Page by page from the node, each page written out before the next is asked for: memory

@@ -11,6 +11,7 @@ export interface PullFlags {
   folder?: string;
   version?: string;
   rebind?: boolean;
+  stale?: boolean;
   json?: boolean;
 }
 
@@ -20,6 +21,7 @@ export async function pullCommand(dir: string | undefined, flags: PullFlags): Pr
     folder: flags.folder,
     version: flags.version === undefined ? undefined : String(flags.version),
     rebind: flags.rebind === true,
+    stale: flags.stale === true,
     progress: createProgress(progressWanted(flags)),
   });
   if (flags.json) {

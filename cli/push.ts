@@ -7,6 +7,7 @@ import { UsageError } from "../src/client/sync-target.ts";
 import { counted } from "../src/core/plural.ts";
 import { parseCount, parseMessage, printJson } from "./errors.ts";
 import { previewPush } from "../src/client/push-preview.ts";
+import { ensureFolderModeFor, parseConsistency } from "../src/client/folder-mode.ts";
 
 /**
  * The push committed, but some paths could not be read (their last synced entries were kept).
@@ -28,6 +29,7 @@ export interface PushFlags {
   maxDeletePercent?: string;
   maxDeleteMinFiles?: string;
   rebind?: boolean;
+  consistency?: string;
 }
 
 function deletionLimits(flags: PushFlags) {
@@ -40,7 +42,20 @@ function deletionLimits(flags: PushFlags) {
 }
 
 export async function pushCommand(dir: string | undefined, flags: PushFlags): Promise<number> {
+  const consistency = parseConsistency(flags.consistency);
+  if (consistency && flags.dryRun) throw new UsageError("--consistency makes the folder, which --dry-run does not: run dsync folder create first, or leave one out");
   if (flags.dryRun) return dryRun(dir ?? ".", flags);
+  // The folder in the mode asked before anything is sent: in the other mode, nothing is pushed.
+  if (consistency) {
+    await ensureFolderModeFor(dir ?? ".", {
+      remote: flags.remote,
+      folder: flags.folder,
+      rebind: flags.rebind === true,
+      consistency,
+      keepVersions: parseCount(flags.keepVersions, "--keep-versions"),
+      keepDays: parseCount(flags.keepDays, "--keep-days"),
+    });
+  }
   const report = await push(dir ?? ".", {
     remote: flags.remote,
     folder: flags.folder,

@@ -3,10 +3,10 @@ import { readSyncState } from "../src/client/local-state.ts";
 import { RemoteNode } from "../src/client/remote.ts";
 import { clientToken, resolveFolder, resolveRemote } from "../src/client/sync-target.ts";
 
-export function targetFor(dir: string | undefined, flags: { remote?: string; folder?: string }): { remote: RemoteNode; folder: string } {
+export function targetFor(dir: string | undefined, flags: { remote?: string; folder?: string }, options: { stale?: boolean } = {}): { remote: RemoteNode; folder: string } {
   const directory = dir ?? ".";
   const state = readSyncState(directory);
-  const remote = new RemoteNode(resolveRemote(flags.remote, state), clientToken());
+  const remote = new RemoteNode(resolveRemote(flags.remote, state), clientToken(), { stale: options.stale === true });
   return { remote, folder: resolveFolder(flags.folder, state, directory) };
 }
 

@@ -27,6 +27,7 @@ import { systemTimers, type PeerTransport } from "./replication/transport.ts";
 import { HttpPeerTransport } from "./replication/http-transport.ts";
 import type { TlsIdentity } from "./server/node-certificate.ts";
 import { serverLog, type NodeServices } from "./server/serve.ts";
+import { strongHeadsOver } from "./server/consensus-heads.ts";
 import { PeerProofSigner } from "./wire/peer-proof.ts";
 import type { TlsTrust } from "./wire/tls-trust.ts";
 import { nodeFileSystem, type FileSystem } from "./store/file-system.ts";
@@ -247,7 +248,9 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
     peerFingerprint: async (address) => (address.startsWith("https:") ? options.peerTrust?.get(address)?.receiverFingerprint() : undefined),
   });
   if (peerService) peerService.raftReceiver = consensus;
-  return { node, replicator, peerService, repairer, scrubber, consensus };
+  // A strong folder's commits and creation go through the group (server/consensus-heads.ts).
+  node.setStrongHeads(strongHeadsOver(consensus, node.clock));
+  return { node, replicator, peerService, repairer, scrubber, consensus, transport };
 }
 
 /** A serving node on a data folder: openNode, then its services (assembleServices). */

@@ -255,8 +255,8 @@ async function graftNotRead(sides: [ResolvedSide, ResolvedSide]): Promise<[Resol
   return out;
 }
 
-async function resolveRemote(side: Extract<Side, { kind: "remote" }>): Promise<ResolvedSide> {
-  const remote = new RemoteNode(side.url, clientToken(), side.fingerprint ? { trust: new TlsTrust(side.url, { fingerprint: side.fingerprint }) } : {});
+async function resolveRemote(side: Extract<Side, { kind: "remote" }>, stale: boolean): Promise<ResolvedSide> {
+  const remote = new RemoteNode(side.url, clientToken(), { ...(side.fingerprint ? { trust: new TlsTrust(side.url, { fingerprint: side.fingerprint }) } : {}), stale });
   const loader = new BatchedRemoteLoader(remote, { label: `the node at ${side.url}` });
   let root: ObjectId;
   if (side.version !== undefined) {
@@ -279,11 +279,11 @@ async function resolveRemote(side: Extract<Side, { kind: "remote" }>): Promise<R
   return { root, get: (id) => loader.fetch(id), remote };
 }
 
-export async function compare(specA: string, specB: string, options: { progress?: Progress } = {}): Promise<CompareReport> {
+export async function compare(specA: string, specB: string, options: { progress?: Progress; stale?: boolean } = {}): Promise<CompareReport> {
   const specs = [parseSide(specA), parseSide(specB)];
   const closers: (() => Promise<void>)[] = [];
   const progress = options.progress ?? silentProgress;
-  const resolveSide = (side: Side) => (side.kind === "local" ? resolveLocal(side.dir, closers, progress) : resolveRemote(side));
+  const resolveSide = (side: Side) => (side.kind === "local" ? resolveLocal(side.dir, closers, progress) : resolveRemote(side, options.stale === true));
   try {
     // Both sides at once, but one after the other when a bar is drawn: one scan per bar.
     const settled: PromiseSettledResult<ResolvedSide>[] = [];

@@ -31,6 +31,8 @@ export interface PullOptions {
   progress?: Progress;
   /** Sync DIR with this remote and folder although it remembers others (sync-target.ts). */
   rebind?: boolean;
+  /** Read a strong folder without the linearizable barrier: what the node has applied, maybe behind the leader (RemoteOptions.stale). */
+  stale?: boolean;
   /** Time for conflict copy names; injected for tests. */
   nowMs?: () => number;
 }
@@ -80,7 +82,7 @@ export async function pull(dir: string, options: PullOptions = {}): Promise<Pull
   // empty directory behind.
   const state = readSyncState(dir);
   const { remote: remoteUrl, folder, rebound } = resolveSyncTarget(dir, state, options);
-  const remote = new RemoteNode(remoteUrl, clientToken());
+  const remote = new RemoteNode(remoteUrl, clientToken(), { stale: options.stale === true });
 
   const folderInfo = await remote.getFolder(folder);
   if (!folderInfo) {

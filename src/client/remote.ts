@@ -59,6 +59,11 @@ export interface RemoteOptions {
   trust?: TlsTrust;
   /** How much longer than the idle timeout an answer that comes only once the node's work is done is awaited; default NODE_WORK_HOLD_MS. */
   workHoldMs?: number;
+  /**
+   * Read strong folders without the linearizable barrier (`?stale=1`): the node answers from what
+   * it has applied, which may be behind the leader, and answers on a minority side too.
+   */
+  stale?: boolean;
 }
 
 /** What one request needs besides its method, path and body. */
@@ -124,6 +129,8 @@ export class RemoteNode {
   private readonly tls?: Record<string, unknown>;
   private readonly trust?: TlsTrust;
   private readonly workHoldMs: number;
+  /** Folder reads say `stale=1` (RemoteOptions.stale). */
+  private readonly stale: boolean;
   /** A reply came since the last failure to connect: requests skip the connect check (connect-check.ts). */
   private reached = false;
   /** A reply ever came: a refused connection later means the node went away (restarting?), worth another try. */
@@ -141,6 +148,7 @@ export class RemoteNode {
     this.notice = options.notice ?? ((line) => process.stderr.write(terminalLines([`dsync: ${line}`])));
     this.tls = options.tls;
     this.workHoldMs = options.workHoldMs ?? NODE_WORK_HOLD_MS;
+    this.stale = options.stale === true;
     // Unless told otherwise, what this process chose (--tls-fingerprint, DSYNC_TLS_FINGERPRINT, a remembered pin, --ca).
     this.trust = options.trust ?? (options.tls ? undefined : tlsTrustFor(this.baseUrl));
   }
@@ -278,6 +286,15 @@ export class RemoteNode {
     }
     if (status === 404) return new RemoteError("not-found", reason, 404, detail);
     if (status === 409) return new RemoteError("conflict", reason, 409, detail);
+    if (status === 503 && "leader" in detail) {
+      // The strong mode's 503 (docs/api.md): no leader able to serve now, or this node is on a minority side.
+      const leader = detail.leader as { id?: unknown; address?: unknown } | null;
+      const known = leader && typeof leader.address === "string" ? ` (the leader it knows is ${truncateText(leader.address, 200)})` : " (it knows no leader now)";
+      const error = new RemoteError("server", `the node at ${this.baseUrl} cannot serve a strong folder now (503): ${reason}${known}; try again in a moment`, 503, detail);
+      error.transient = "busy";
+      error.retryAfterMs = parseRetryAfterMs(reply.headers.get("retry-after"), this.retryPolicy.nowMs());
+      return error;
+    }
     if (status === 507) {
       return new RemoteError("out-of-space", `the node at ${this.baseUrl} is out of disk space (507); free space on the node and push again`, 507, detail);
     }
@@ -320,6 +337,11 @@ export class RemoteNode {
     const problem = validateFolderName(name);
     if (problem) throw new UsageError(`folder name ${JSON.stringify(name)}: ${problem}`);
     return `/v1/folders/${name}`;
+  }
+
+  /** `stale=1` after `lead` when this remote reads strong folders without the barrier, else nothing. */
+  private staleQuery(lead: "?" | "&"): string {
+    return this.stale ? `${lead}stale=1` : "";
   }
 
   /** A version id or prefix, checked by the node's rule before it is sent. */
@@ -434,7 +456,7 @@ export class RemoteNode {
   /** The folder, or undefined when the node has no folder of that name. */
   async getFolder(name: string): Promise<FolderInfo | undefined> {
     try {
-      const folder = await this.checkedJson(folderReply, "GET", this.folderPath(name), undefined, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true });
+      const folder = await this.checkedJson(folderReply, "GET", this.folderPath(name) + this.staleQuery("?"), undefined, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true });
       if (folder.name !== name) throw new RemoteError("server", `the node at ${this.baseUrl} answered for folder ${JSON.stringify(folder.name)} when asked for ${JSON.stringify(name)}`);
       return folder;
     } catch (error) {
@@ -462,6 +484,7 @@ export class RemoteNode {
     while (remaining > 0) {
       const params = new URLSearchParams({ limit: String(Math.min(pageMax, remaining)) });
       if (cursor !== null) params.set("cursor", cursor);
+      if (this.stale) params.set("stale", "1");
       const page: ListPage<T> = await this.checkedJson(parse, "GET", `${path}?${params}`, undefined, { replyBytesMax: pageBytesMax, idempotent: true });
       const items = page.items.slice(0, remaining);
       remaining -= items.length;
@@ -475,7 +498,7 @@ export class RemoteNode {
   }
 
   getVersion(folder: string, idOrPrefix: string): Promise<VersionInfo> {
-    return this.checkedJson(versionReply, "GET", `${this.folderPath(folder)}/versions/${this.versionRef(idOrPrefix)}`, undefined, {
+    return this.checkedJson(versionReply, "GET", `${this.folderPath(folder)}/versions/${this.versionRef(idOrPrefix)}${this.staleQuery("?")}`, undefined, {
       replyBytesMax: JSON_REPLY_BYTES_MAX,
       idempotent: true,
     });
@@ -496,6 +519,34 @@ export class RemoteNode {
       idempotent: false,
       holdMs: this.workHoldMs,
     });
+  }
+
+  /**
+   * Makes a folder in a consistency mode (POST /v1/folders): `created` false when it existed in
+   * that mode already. One that exists in the other mode is a RemoteError "conflict" whose body
+   * names the mode it has.
+   */
+  createFolder(name: string, spec: { consistency: "strong" | "eventual"; keepVersions?: number | null; keepDays?: number | null }): Promise<FolderInfo & { created: boolean }> {
+    const problem = validateFolderName(name);
+    if (problem) throw new UsageError(`folder name ${JSON.stringify(name)}: ${problem}`);
+    const parse = (value: unknown) => {
+      const folder = folderReply(value);
+      const created = (value as { created?: unknown }).created;
+      if (typeof created !== "boolean") throw new MalformedReplyError("the folder.created is missing or of the wrong type");
+      return { ...folder, created };
+    };
+    // Idempotent: making a folder that exists in that mode changes nothing (200).
+    return this.checkedJson(parse, "POST", "/v1/folders", { name, ...spec }, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true, holdMs: this.workHoldMs });
+  }
+
+  /** Adds the node at `address` to the cluster's Raft group (POST /v1/cluster/members, admin; through the leader). */
+  addMember(address: string): Promise<{ node: string; address: string; added: boolean }> {
+    return this.json("POST", "/v1/cluster/members", { address }, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true, holdMs: this.workHoldMs });
+  }
+
+  /** Removes node `nodeId` from the cluster's Raft group (DELETE /v1/cluster/members/:node, admin; through the leader). */
+  removeMember(nodeId: string): Promise<{ node: string; removed: boolean }> {
+    return this.json("DELETE", `/v1/cluster/members/${encodeURIComponent(nodeId)}`, undefined, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true, holdMs: this.workHoldMs });
   }
 
   setRetention(folder: string, retention: { keepVersions?: number | null; keepDays?: number | null }): Promise<FolderInfo> {

@@ -115,6 +115,23 @@ export function statusReply(value: unknown): NodeStatus {
       }),
     );
   });
+  // The cluster's log (absent from older nodes, null without one).
+  const consensus = (status as { consensus?: unknown }).consensus;
+  if (consensus !== undefined && consensus !== null) {
+    const checked = fields<NonNullable<NodeStatus["consensus"]>>(consensus, "the status's consensus", {
+      nodeId: isString,
+      role: isString,
+      term: isCount,
+      leader: nullable((v) => typeof v === "object" && v !== null && isString((v as Record<string, unknown>).id) && nullable(isString)((v as Record<string, unknown>).address)),
+      commit: isCount,
+      applied: isCount,
+      lastIndex: isCount,
+      members: Array.isArray,
+    });
+    checked.members.forEach((member, i) =>
+      fields(member, `consensus.members[${i}]`, { id: isString, address: nullable(isString), match: nullable(isCount), lastContactMs: nullable(isNumber), self: (v) => typeof v === "boolean" }),
+    );
+  }
   return status;
 }
 

@@ -84,6 +84,30 @@ export function folderPeerText(peer: FolderPeer, corrupt: number): string {
   return `${detail}${peer.head && peer.state !== "in-sync" ? ` (peer head ${peer.head.slice(0, 12)})` : ""}`;
 }
 
+type ConsensusSummary = NonNullable<NodeStatus["consensus"]>;
+
+/**
+ * The cluster's log as one node sees it: its role and term, the leader, how far the log is
+ * committed and applied here, then one line per member: the index known replicated there (the
+ * leader knows it) and when this node last heard from it.
+ */
+export function consensusLines(consensus: ConsensusSummary, nowMs: number): string[] {
+  const leader = consensus.leader
+    ? `leader ${consensus.leader.id}${consensus.leader.address ? ` at ${consensus.leader.address}` : ""}${consensus.leader.id === consensus.nodeId ? " (this node)" : ""}`
+    : "no leader known";
+  const lines = [`consensus: ${consensus.role}, term ${consensus.term}, ${leader}; commit ${consensus.commit}, applied ${consensus.applied}, last index ${consensus.lastIndex}`];
+  for (const member of consensus.members) {
+    const where = member.address ? ` (${member.address})` : "";
+    if (member.self) {
+      lines.push(`  member ${member.id}${where}: this node`);
+      continue;
+    }
+    const match = member.match === null ? "" : `match ${member.match}, `;
+    lines.push(`  member ${member.id}${where}: ${match}last contact ${formatAgo(member.lastContactMs, nowMs)}`);
+  }
+  return lines;
+}
+
 /** How many of the node's folders the status leaves out (it holds at most a page); 0 from older nodes. */
 export function folderCountNotShown(status: NodeStatus): number {
   return Math.max(0, (status.foldersTotal ?? status.folders.length) - status.folders.length);
@@ -106,6 +130,7 @@ export function summaryLines(status: NodeStatus, baseUrl: string, nowMs: number)
     lines.push(`folder ${folder.name} (${folder.mode}) head ${folder.head ? folder.head.slice(0, 12) : "(empty)"}: ${folderContentText(folder, nowMs)}`);
     for (const peer of folder.peers) lines.push(`  ${peer.peer}: ${folderPeerText(peer, corrupt)}`);
   }
+  if (status.consensus) lines.push(...consensusLines(status.consensus, nowMs));
   // The status holds at most a page of folders; said last, where a long list ends on a terminal.
   const unlisted = folderCountNotShown(status);
   if (unlisted > 0) lines.push(`showing ${status.folders.length} of ${status.foldersTotal} folders (the first by name; dsync ls lists every one)`);

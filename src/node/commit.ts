@@ -1,9 +1,10 @@
 // A push's commit: the pushed tree checked whole, recorded as a version, and the folder's head
 // moved to it, or, when the head moved since the client's parent, merged three ways onto the
 // head against their merge base (merge-base.ts). Runs under the node's write lock; the head
-// moves only by the metadata's compare-and-set (commitVersions), after everything it names is
-// stored: a crash at any point leaves at most unreferenced objects, never a head that names
-// something missing.
+// moves only by a compare-and-set (ctx.moveHead: the metadata's commitVersions for an eventual
+// folder, the cluster's log for a strong one, whose apply does the same compare-and-set on every
+// member), after everything it names is stored: a crash at any point leaves at most
+// unreferenced objects, never a head that names something missing.
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { mergeTrees, type MergeConflict } from "../core/merge.ts";
 import { headLoserResolver, type KnownVersion } from "../core/concurrent-merge.ts";
@@ -71,7 +72,7 @@ export async function commitPush(ctx: WriteContext, request: CommitRequest): Pro
       versionVector: nextVector,
     });
     const pushedRecord = ctx.writer.record(pushed.id, pushed.version, request.origin ?? "push", request.files, request.totalBytes);
-    await ctx.metadata.commitVersions(folder.name, head, pushed.id, [pushedRecord], ctx.clock.nowMs());
+    await ctx.moveHead(folder.name, head, pushed.id, [pushedRecord]);
     return { version: pushed.id, pushed: pushed.id, parent: request.parent, mergedWith: null, root: request.root, conflicts: [] };
   }
 
@@ -103,7 +104,7 @@ export async function commitPush(ctx: WriteContext, request: CommitRequest): Pro
     versionVector: nextVector,
   });
   const mergeRecord = ctx.writer.record(mergeVersion.id, mergeVersion.version, "merge", request.files, request.totalBytes);
-  await ctx.metadata.commitVersions(folder.name, head, mergeVersion.id, [pushedRecord, mergeRecord], ctx.clock.nowMs());
+  await ctx.moveHead(folder.name, head, mergeVersion.id, [pushedRecord, mergeRecord]);
   return {
     version: mergeVersion.id,
     pushed: pushed.id,

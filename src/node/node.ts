@@ -23,7 +23,7 @@ import { METADATA_FILE_NAME, MetadataDamagedError } from "./metadata-damage.ts";
 import type { SpaceReserve } from "./space-reserve.ts";
 import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
 import { verifyTreeClosure } from "./closure.ts";
-import type { ConsistencyMode, FolderPage, FolderRecord, MetadataStoreStat, RetentionChange, VersionPage, VersionRecord, VersionTotals } from "./metadata-records.ts";
+import { HeadMovedError, type ConsistencyMode, type FolderPage, type FolderRecord, type MetadataStoreStat, type RetentionChange, type VersionPage, type VersionRecord, type VersionTotals } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
 import { MetadataProbe, type MetadataAvailability } from "./metadata-probe.ts";
 import { conflictCopiesMadeBy } from "./conflict-copies.ts";
@@ -42,6 +42,7 @@ import { UserError } from "./user-error.ts";
 import { integrityOf, verifyNode, type VerifyReport } from "./verify.ts";
 import { VersionWriter } from "./version-writer.ts";
 import type { WriteContext } from "./write-context.ts";
+import type { StrongHeads } from "./strong-heads.ts";
 
 export interface NodeOptions {
   dataDir: string;
@@ -62,6 +63,7 @@ export { replicaVersionNamesProblem, type IntegrateResult, type ReplicaVersion }
 export { type HeadListener } from "./head-listeners.ts";
 export { UserError } from "./user-error.ts";
 export { type NodeStore } from "./node-store.ts";
+export { type StrongHeads, type HeadMover } from "./strong-heads.ts";
 export { type VerifyReport } from "./verify.ts";
 export { nodeIdProblem };
 
@@ -71,6 +73,24 @@ const OBJECTS_DIR_NAME = "objects";
 /** How long a read of an object found corrupt waits for a peer's copy before it answers without it. */
 export const READ_REPAIR_TIMEOUT_MS = 5_000;
 
+/**
+ * How many times a commit to a strong folder is merged again when the log finds the head moved
+ * under it: a leader new in its term may read its head before it applied the entries of the
+ * term before (the log, not this node's read, is the order). Each try is one proposal.
+ */
+export const STRONG_COMMIT_ATTEMPTS = 3;
+
+/** A folder exists already in the other consistency mode (HTTP 409, naming the mode it has). */
+export class FolderModeError extends UserError {
+  override name = "FolderModeError";
+  constructor(
+    readonly folder: string,
+    readonly mode: ConsistencyMode,
+  ) {
+    super(`folder ${JSON.stringify(folder)} exists as a ${mode} folder; its mode is not changed (pick another name for a ${mode === "strong" ? "eventual" : "strong"} folder)`, 409);
+  }
+}
+
 export class DsyncNode {
   private readonly writeLock = new Mutex();
   private readonly gcRuns = new CoalescingRunner<GcReport>(() => new UserError("a gc with other options is already waiting to run; try again when it ends", 409));
@@ -78,6 +98,8 @@ export class DsyncNode {
   private readonly heads = new HeadListeners();
   private readonly writer: VersionWriter;
   private repairer: Repairer | undefined;
+  /** How strong folders' heads move (the cluster's log); absent on a node assembled without consensus. */
+  private strongHeads: StrongHeads | undefined;
   private readonly stopHearingQuarantine: () => void;
   /** What happened on this node, for GET /v1/events and the dashboard (events.ts). */
   readonly events: EventLog;
@@ -113,6 +135,11 @@ export class DsyncNode {
 
   /** What commit.ts and integrate-replica.ts work with (write-context.ts). */
   private get writeContext(): WriteContext {
+    return this.writeContextWith(() => {});
+  }
+
+  /** The write context, `movedByLog` called when a head moved through the cluster's log (the log's apply told the listeners). */
+  private writeContextWith(movedByLog: () => void): WriteContext {
     return {
       store: this.store,
       metadata: this.metadata,
@@ -128,6 +155,18 @@ export class DsyncNode {
         // A quarantine's drop of every mark goes first: no mark it dropped is trusted again.
         await this.marksDropped;
         await verifyTreeClosure(root, this.store, this.metadata);
+      },
+      moveHead: async (folder, expected, head, versions) => {
+        // The mode is read right before the move, so a folder the log made strong a moment ago
+        // (one created eventual on a minority side) is moved by the log from then on.
+        const record = await this.metadata.getFolder(folder);
+        if (record?.mode === "strong") {
+          if (!this.strongHeads) throw new Error(`folder ${folder} is strong, and this node runs without the cluster's log: its head cannot move here`);
+          await this.strongHeads.moveHead(folder, expected, head, versions);
+          movedByLog();
+          return;
+        }
+        await this.metadata.commitVersions(folder, expected, head, versions, this.clock.nowMs());
       },
     };
   }
@@ -185,6 +224,16 @@ export class DsyncNode {
     const indexCheck = await integrityOf(async () => (await this.store.integrityCheck?.()) ?? "ok");
     if (indexCheck !== "ok") return new ObjectIndexDamagedError(join(this.dataDir, OBJECTS_DIR_NAME, INDEX_FILE_NAME), problem);
     return error;
+  }
+
+  /** How strong folders' heads move: the cluster's log (set by the assembly); none, and strong folders cannot be written here. */
+  setStrongHeads(strongHeads: StrongHeads | undefined): void {
+    this.strongHeads = strongHeads;
+  }
+
+  /** Whether this node can create and write strong folders (it runs the cluster's log). */
+  get hasStrongMode(): boolean {
+    return this.strongHeads !== undefined;
   }
 
   /** Where quarantined objects are fetched from (the peers); none on a node without peers. */
@@ -418,10 +467,54 @@ export class DsyncNode {
   async commit(request: CommitRequest): Promise<CommitResult> {
     const nameProblem = validateFolderName(request.folder);
     if (nameProblem) throw new UserError(nameProblem);
-    const result = await this.writeLock.run(() => commitPush(this.writeContext, request));
-    this.heads.changed(request.folder, result.version);
+    let movedByLog = false;
+    const result = await this.writeLock.run(async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await commitPush(
+            this.writeContextWith(() => (movedByLog = true)),
+            request,
+          );
+        } catch (error) {
+          // Under the write lock only the log can find the head moved (an entry this node had
+          // not applied when it read the head): the push is merged again onto the head it has now.
+          if (!(error instanceof HeadMovedError) || attempt >= STRONG_COMMIT_ATTEMPTS) throw error;
+        }
+      }
+    });
+    // A head the log moved was announced by the log's apply (headMovedByLog), on every member.
+    if (!movedByLog) this.heads.changed(request.folder, result.version);
     await this.reportCommit(request, result);
     return result;
+  }
+
+  /**
+   * Creates a folder in `mode`: an eventual one here (replication takes it to the peers), a
+   * strong one through the cluster's log (on the leader: the caller forwards otherwise).
+   * `created` false: it existed already in that mode (nothing changed). One that exists in the
+   * other mode is refused (FolderModeError, 409). Absent retention takes the node's defaults.
+   */
+  async createFolder(name: string, mode: ConsistencyMode, retention: RetentionChange = {}): Promise<{ folder: FolderRecord; created: boolean }> {
+    const nameProblem = validateFolderName(name);
+    if (nameProblem) throw new UserError(nameProblem);
+    const keep = {
+      keepVersions: retention.keepVersions !== undefined ? retention.keepVersions : (this.options.defaultKeepVersions ?? null),
+      keepDays: retention.keepDays !== undefined ? retention.keepDays : (this.options.defaultKeepDays ?? null),
+    };
+    return this.writeLock.run(async () => {
+      const existing = await this.metadata.getFolder(name);
+      if (existing) {
+        if (existing.mode !== mode) throw new FolderModeError(name, existing.mode);
+        return { folder: existing, created: false };
+      }
+      if (mode === "eventual") return { folder: await this.metadata.ensureFolder(name, this.clock.nowMs(), { ...keep, mode }), created: true };
+      if (!this.strongHeads) throw new Error("this node runs without the cluster's log: it cannot create a strong folder");
+      const outcome = await this.strongHeads.createFolder(name, keep);
+      const folder = await this.getFolder(name);
+      // Applied here before the proposal resolved; an eventual folder of that name made meanwhile became strong in the apply.
+      if (folder.mode !== "strong") throw new FolderModeError(name, folder.mode);
+      return { folder, created: outcome === "created" };
+    });
   }
 
   /**
@@ -478,7 +571,12 @@ export class DsyncNode {
       const problem = replicaVersionNamesProblem(item.version);
       if (problem) throw new UserError(`version ${idToHex(item.id)} of ${folderName} from a peer is refused: ${problem}`, 422);
     }
-    const result = await this.writeLock.run(() => integrateReplicaVersions(this.writeContext, folderName, mode, versions, remoteHead));
+    const result = await this.writeLock.run(async (): Promise<IntegrateResult> => {
+      // A strong folder's head moves only through the log: an eventual replica of it changes nothing here.
+      const local = await this.metadata.getFolder(folderName);
+      if (local?.mode === "strong" && mode !== "strong") return { head: local.head ?? remoteHead, outcome: "unchanged", recorded: 0, conflicts: [] };
+      return integrateReplicaVersions(this.writeContext, folderName, mode, versions, remoteHead);
+    });
     if (result.outcome !== "unchanged") this.heads.changed(folderName, result.head);
     return result;
   }

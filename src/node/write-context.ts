@@ -10,6 +10,7 @@ import type { ObjectStore } from "../store/object-store.ts";
 import type { Clock } from "./clock.ts";
 import type { FolderDefaults } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
+import type { HeadMover } from "./strong-heads.ts";
 import type { VersionWriter } from "./version-writer.ts";
 
 export interface WriteContext {
@@ -26,4 +27,10 @@ export interface WriteContext {
   versionLookup(folder: string): VersionLookup;
   /** The closure and structure check of a tree (closure.ts), marking what it checked complete; throws when it fails. */
   checkClosure(root: ObjectId): Promise<void>;
+  /**
+   * How a commit's head moves (commit.ts): metadata.commitVersions for an eventual folder, the
+   * cluster's log for a strong one (strong-heads.ts). Throws HeadMovedError when the head was
+   * not `expected`; then nothing changed.
+   */
+  moveHead: HeadMover;
 }

@@ -14,7 +14,7 @@ import type { PeerProofSigner } from "../wire/peer-proof.ts";
 import type { Message } from "../core/raft/types.ts";
 import { decodeRaftReply, encodeRaftMessages, type RaftReply } from "../wire/raft-message.ts";
 import type { TlsTrust } from "../wire/tls-trust.ts";
-import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport } from "./transport.ts";
+import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport, StrongForward, StrongForwardReply } from "./transport.ts";
 
 export interface HttpTransportOptions {
   clusterToken: string;
@@ -47,6 +47,29 @@ export class HttpPeerTransport implements PeerTransport {
   constructor(private readonly options: HttpTransportOptions) {}
 
   private async call(peer: string, method: string, path: string, body: Uint8Array | string | undefined, contentType: string, timeoutMs: number): Promise<Uint8Array> {
+    const { response, bytes } = await this.exchange(peer, method, path, body, contentType, timeoutMs);
+    if (!response.ok) {
+      let reason = response.statusText;
+      try {
+        const detail = parseJsonBounded(bytes) as { error?: string };
+        if (typeof detail.error === "string") reason = detail.error;
+      } catch {}
+      // The peer's words end up in this node's status and on terminals: one sentence, not a document.
+      reason = truncateText(reason, PEER_ERROR_CHARS_MAX);
+      throw new PeerRequestError(`peer ${peer} answered ${response.status} to ${method} ${path}: ${reason}`);
+    }
+    return bytes;
+  }
+
+  /** One request and its whole reply (inflated, within PEER_REPLY_BYTES_MAX), whatever its status. */
+  private async exchange(
+    peer: string,
+    method: string,
+    path: string,
+    body: Uint8Array | string | undefined,
+    contentType: string,
+    timeoutMs: number,
+  ): Promise<{ response: Response; bytes: Uint8Array }> {
     this.requests.set(peer, (this.requests.get(peer) ?? 0) + 1);
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.clusterToken}`, "accept-encoding": "zstd" };
     if (body !== undefined) headers["content-type"] = contentType;
@@ -83,17 +106,7 @@ export class HttpPeerTransport implements PeerTransport {
     }
     if (raw === null) throw new PeerRequestError(`peer ${peer} sent a reply larger than ${PEER_REPLY_BYTES_MAX} bytes to ${method} ${path}; it was not read`);
     const bytes = decompressBody(raw, response.headers.get("content-encoding"), PEER_REPLY_BYTES_MAX);
-    if (!response.ok) {
-      let reason = response.statusText;
-      try {
-        const detail = parseJsonBounded(bytes) as { error?: string };
-        if (typeof detail.error === "string") reason = detail.error;
-      } catch {}
-      // The peer's words end up in this node's status and on terminals: one sentence, not a document.
-      reason = truncateText(reason, PEER_ERROR_CHARS_MAX);
-      throw new PeerRequestError(`peer ${peer} answered ${response.status} to ${method} ${path}: ${reason}`);
-    }
-    return bytes;
+    return { response, bytes };
   }
 
   async listFolders(peer: string, page: ListingRequest = {}): Promise<PeerListing> {
@@ -138,6 +151,20 @@ export class HttpPeerTransport implements PeerTransport {
   async download(peer: string, ids: readonly ObjectId[]) {
     const bytes = await this.call(peer, "POST", "/v1/peer/objects/download", encodeIdList(ids), "application/msgpack", this.options.downloadTimeoutMs ?? 120_000);
     return decodeDownloadReply(bytes);
+  }
+
+  async forwardStrong(peer: string, request: StrongForward, timeoutMs: number): Promise<StrongForwardReply> {
+    const body = JSON.stringify({ ...request.body, from: request.from });
+    const path = `/v1/peer/strong/${request.op}`;
+    const { response, bytes } = await this.exchange(peer, "POST", path, body, "application/json", timeoutMs);
+    let reply: unknown;
+    try {
+      reply = parseJsonBounded(bytes, Math.max(LIMITS.jsonValuesMax, Math.ceil(bytes.length / 8)));
+    } catch (error) {
+      throw new PeerRequestError(`peer ${peer} answered ${response.status} to POST ${path} with a body that is not JSON: ${(error as Error).message}`);
+    }
+    if (typeof reply !== "object" || reply === null || Array.isArray(reply)) throw new PeerRequestError(`peer ${peer} answered ${response.status} to POST ${path} with a body that is not a JSON object`);
+    return { status: response.status, body: reply, retryAfter: response.headers.get("retry-after") };
   }
 
   async raft(peer: string, messages: readonly Message[]): Promise<RaftReply> {

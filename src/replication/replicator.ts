@@ -16,7 +16,10 @@
 // or sends a partial tree changes nothing here.
 //
 // Pulls of one folder from one peer run one at a time; a notice arriving meanwhile makes the
-// pull run once more after. Folders in a mode other than eventual are left to their own mode.
+// pull run once more after. Folders in a mode other than eventual are left to their own mode: a
+// strong folder (here, or as the peer reports it) is never pulled, merged or announced here; its
+// head moves only through the cluster's log (src/consensus), whose followers fetch its objects
+// by the same Merkle descent (fetch-closure.ts), and DsyncNode.integrateReplica refuses to move it.
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
@@ -534,6 +537,9 @@ export class Replicator {
     if (this.stopped) return;
     let vector: VersionVector;
     try {
+      // A strong folder's head reaches every member through the log, which every member applies:
+      // a notice would make each peer look at a folder it must leave to the log anyway.
+      if ((await this.node.findFolder(folder))?.mode === "strong") return;
       vector = await this.node.vectorOf(head);
     } catch {
       return; // that head has already moved on and been collected; a later change announces

@@ -57,11 +57,36 @@ export interface HeadNotice {
   vector: VersionVector;
 }
 
+/**
+ * A write to a strong folder that a member took from a client and hands to the leader, one hop
+ * (src/server/strong-routes.ts): a commit (the client's commit body and the folder; the leader
+ * first fetches the pushed tree's objects from the member), a restore, a strong folder's
+ * creation, or a membership change. `from` is the forwarding node's id.
+ */
+export interface StrongForward {
+  op: "commit" | "restore" | "folders" | "members";
+  from: string;
+  body: Record<string, unknown>;
+}
+
+/** The leader's answer, as it would have answered the client: status, JSON body, Retry-After. */
+export interface StrongForwardReply {
+  status: number;
+  body: unknown;
+  retryAfter: string | null;
+}
+
 export interface PeerTransport {
   listFolders(peer: string, page?: ListingRequest): Promise<PeerListing>;
   history(peer: string, request: HistoryRequest): Promise<HistoryPage>;
   download(peer: string, ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }>;
   notify(peer: string, notice: HeadNotice): Promise<void>;
+  /**
+   * Hands a strong folder's write to the leader `peer` and brings back its answer whatever its
+   * status (a failure to reach it rejects). Absent from a transport that carries replication only
+   * (a test's): such a node answers a strong write it cannot take with 503.
+   */
+  forwardStrong?(peer: string, request: StrongForward, timeoutMs: number): Promise<StrongForwardReply>;
   /**
    * Delivers a batch of Raft messages of the strong mode's group (src/consensus) from this node
    * to the peer's; resolves with the peer's id and the voters of its group (null: it holds no

@@ -17,7 +17,10 @@ import { MetadataDamagedError } from "../node/metadata-damage.ts";
 import { MetadataUnavailableError } from "../node/metadata-unavailable.ts";
 import { IncompleteTreeError, InvalidTreeError } from "../node/closure.ts";
 import { HeadMovedError, type FolderRecord, type VersionRecord } from "../node/metadata-records.ts";
-import { UserError, type CommitResult, type DsyncNode } from "../node/node.ts";
+import { FolderModeError, UserError, type CommitRequest, type CommitResult, type DsyncNode } from "../node/node.ts";
+import { ConsensusUnavailableError, NotLeaderError, type StrongConsensus } from "../consensus/strong-consensus.ts";
+import type { PeerTransport } from "../replication/transport.ts";
+import { FORWARD_TIMEOUT_MS, FORWARD_TIMEOUT_MS_PER_FILE, registerStrongRoutes, StrongRouting, unavailableReply } from "./strong-routes.ts";
 import type { NodeStatus } from "../wire/node-status.ts";
 import type { MergeConflict } from "../core/merge.ts";
 import type { TreeEntry } from "../core/objects.ts";
@@ -51,7 +54,7 @@ import { countBodyBytes, registerMetricsRoute, type NodeMetrics } from "./metric
 import { registerEventRoutes, transferFolder } from "./events.ts";
 import { registerDashboardRoutes } from "./dashboard/routes.ts";
 import { conflictCopiesJson } from "../node/conflict-copies.ts";
-import { checkNamed, optionalCount, optionalId, optionalNullableCount, optionalString, requireId, requireObject, requireVersionRef } from "./validate.ts";
+import { checkNamed, optionalCount, optionalId, optionalNullableCount, optionalString, requireFolderName, requireId, requireNodeId, requireObject, requireVersionRef } from "./validate.ts";
 
 export interface AppOptions {
   /** When set, every client route (all of /v1 but /v1/health and /v1/peer) needs `Authorization: Bearer <token>`. */
@@ -78,6 +81,10 @@ export interface AppOptions {
   tlsFingerprint?: string;
   /** In front of the peer routes on a node with TLS peers: only the pinned nodes' requests pass (peer-identity.ts). */
   peerIdentity?: MiddlewareHandler;
+  /** The cluster's Raft group, which orders strong folders' heads (strong-routes.ts); without it, strong folders are refused (503). */
+  consensus?: StrongConsensus;
+  /** How this node calls its peers: a strong write is handed to the leader through it. */
+  transport?: PeerTransport;
 }
 
 export const API_VERSION = "v1";
@@ -215,6 +222,10 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       c.header("retry-after", "5");
       return c.json({ error: error.message }, 503);
     }
+    // A strong folder's write or linearizable read with no leader able to serve it (a minority
+    // side, an election), or handed to a node that is not the leader: 503 naming the leader known.
+    if (error instanceof ConsensusUnavailableError || error instanceof NotLeaderError) return unavailableReply(c, error.message, error.leader);
+    if (error instanceof FolderModeError) return c.json({ error: error.message, mode: error.mode }, 409);
     if (error instanceof UserError) return c.json({ error: error.message }, error.status);
     if (error instanceof ObjectHashMismatchError) return c.json({ error: error.message }, 422);
     if (error instanceof DecodeError) return c.json({ error: error.message }, 400);
@@ -282,6 +293,13 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   if (options.peerIdentity) app.use("/v1/peer/*", options.peerIdentity);
   registerPeerRoutes(app, { clusterToken: options.clusterToken, service: options.peerService });
+  // Strong folders: which node takes a write, linearizable reads, creation, membership (strong-routes.ts).
+  const strong = new StrongRouting(node, {
+    consensus: options.consensus,
+    transport: options.transport,
+    peerAddress: (id) => options.replicator?.peerStates().find((peer) => peer.node === id)?.address,
+  });
+  registerStrongRoutes(app, node, strong, folderJson);
   registerEventRoutes(app, node.events, eventFilter);
 
   // ----- objects -----
@@ -360,7 +378,10 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     return c.json({ folders, limit, next: page.next === null ? null : nameCursor(page.next) });
   });
 
-  app.get("/v1/folders/:folder", async (c) => c.json(await folderWithRoot(await node.getFolder(c.req.param("folder")))));
+  app.get("/v1/folders/:folder", async (c) => {
+    await strong.beforeRead(c, c.req.param("folder"));
+    return c.json(await folderWithRoot(await node.getFolder(c.req.param("folder"))));
+  });
 
   app.put("/v1/folders/:folder/retention", async (c) => {
     const body = await readJson(c);
@@ -377,6 +398,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const folder = c.req.param("folder");
     const limit = pageLimit(c, LIMITS.versionsPageMax);
     const cursor = sequenceFromCursor(c);
+    await strong.beforeRead(c, folder);
     const beforeText = c.req.query("before");
     if (cursor !== undefined && beforeText !== undefined) throw new UserError("give cursor or before, not both");
     let below = cursor;
@@ -389,42 +411,81 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   });
 
   app.get("/v1/folders/:folder/versions/:version", async (c) => {
+    await strong.beforeRead(c, c.req.param("folder"));
     return c.json(versionJson(await node.resolveVersion(c.req.param("folder"), c.req.param("version"))));
   });
 
   // The conflict copies a merge version made, read from its tree and its parents' (conflict-copies.ts).
   app.get("/v1/folders/:folder/versions/:version/conflicts", async (c) => {
+    await strong.beforeRead(c, c.req.param("folder"));
     const version = await node.resolveVersion(c.req.param("folder"), c.req.param("version"));
     return c.json(conflictCopiesJson(version.folder, version.id, await node.conflictCopies(version.folder, version.id)));
   });
 
-  app.post("/v1/folders/:folder/commit", async (c) => {
-    const body = await readJson(c);
-    // A scoped token commits only objects it may know of (object-visibility.ts); the others read as not stored.
-    const invisible = await visibility.invisibleInTree(c, requireId(body.root, "root"));
-    if (invisible.length > 0) throw new IncompleteTreeError(invisible);
-    const result = await node.commit({
-      folder: c.req.param("folder"),
-      root: requireId(body.root, "root"),
-      parent: optionalId(body.parent, "parent"),
-      message: optionalString(body.message, "message", LIMITS.messageLengthBytesMax, ""),
-      chunking: optionalString(body.chunking, "chunking", 256, "unknown"),
-      files: optionalCount(body.files, "files", 0),
-      totalBytes: optionalCount(body.bytes, "bytes", 0),
-    });
+  const commitRequest = (folder: string, body: Record<string, unknown>): CommitRequest => ({
+    folder,
+    root: requireId(body.root, "root"),
+    parent: optionalId(body.parent, "parent"),
+    message: optionalString(body.message, "message", LIMITS.messageLengthBytesMax, ""),
+    chunking: optionalString(body.chunking, "chunking", 256, "unknown"),
+    files: optionalCount(body.files, "files", 0),
+    totalBytes: optionalCount(body.bytes, "bytes", 0),
+  });
+
+  const commitHere = async (c: Context, request: CommitRequest): Promise<Response> => {
+    const result = await node.commit(request);
     metrics?.observeCommit("push", result);
     // What the commit's check read is given back once the node is quiet (idle-collect.ts).
     idleCollector.noteCommit();
     return c.json(commitJson(result));
+  };
+
+  const restoreHere = async (c: Context, folder: string, body: Record<string, unknown>): Promise<Response> => {
+    const version = requireVersionRef(body.version, "version");
+    const message = optionalString(body.message, "message", LIMITS.messageLengthBytesMax, "");
+    const result = await node.restore(folder, version, message || undefined);
+    metrics?.observeCommit("restore", result);
+    return c.json(commitJson(result));
+  };
+
+  app.post("/v1/folders/:folder/commit", async (c) => {
+    const body = await readJson(c);
+    const folder = c.req.param("folder");
+    const request = commitRequest(folder, body);
+    // A scoped token commits only objects it may know of (object-visibility.ts); the others read as not stored.
+    const invisible = await visibility.invisibleInTree(c, request.root);
+    if (invisible.length > 0) throw new IncompleteTreeError(invisible);
+    // A strong folder's commit is made on the leader, which fetches the pushed tree from here.
+    if (await strong.writeGoesToLeader(folder)) return strong.forward(c, "commit", { ...body, folder }, FORWARD_TIMEOUT_MS + request.files * FORWARD_TIMEOUT_MS_PER_FILE);
+    return commitHere(c, request);
   });
 
   app.post("/v1/folders/:folder/restore", async (c) => {
     const body = await readJson(c);
-    const version = requireVersionRef(body.version, "version");
-    const message = optionalString(body.message, "message", LIMITS.messageLengthBytesMax, "");
-    const result = await node.restore(c.req.param("folder"), version, message || undefined);
-    metrics?.observeCommit("restore", result);
-    return c.json(commitJson(result));
+    const folder = c.req.param("folder");
+    if (await strong.writeGoesToLeader(folder)) {
+      requireVersionRef(body.version, "version");
+      return strong.forward(c, "restore", { version: body.version, message: body.message, folder });
+    }
+    return restoreHere(c, folder, body);
+  });
+
+  // Handed over by a member that took them from a client (strong-routes.ts); behind the cluster token.
+  app.post("/v1/peer/strong/commit", async (c) => {
+    const body = await readJson(c);
+    const from = requireNodeId(body.from, "from");
+    const request = commitRequest(requireFolderName(body.folder, "folder"), body);
+    strong.requireLeader();
+    await strong.fetchFromForwarder(from, request.root);
+    return commitHere(c, request);
+  });
+
+  app.post("/v1/peer/strong/restore", async (c) => {
+    const body = await readJson(c);
+    requireNodeId(body.from, "from");
+    const folder = requireFolderName(body.folder, "folder");
+    strong.requireLeader();
+    return restoreHere(c, folder, body);
   });
 
   // ----- maintenance -----
@@ -494,6 +555,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       replication: replicator ? { ...replicator.stats } : null,
       objects,
       metadata: { backend, sizeBytes },
+      consensus: options.consensus ? options.consensus.status() : null,
     };
     return c.json(status);
   });

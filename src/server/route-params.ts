@@ -7,6 +7,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { isIdHex } from "../core/id.ts";
 import { validateFolderName, validateVersionRef } from "../core/names.ts";
+import { nodeIdProblem } from "../node/node-id.ts";
 import { checkNamed } from "./validate.ts";
 
 /** Why a value of each route parameter is unacceptable, or undefined when it is fine. */
@@ -15,6 +16,7 @@ export const ROUTE_PARAM_RULES: Readonly<Record<string, (value: string) => strin
   version: validateVersionRef,
   id: (value) => (isIdHex(value) ? undefined : "an object id is 64 lowercase hex digits"),
   tokenId: (value) => (/^[0-9a-f]{16}$/.test(value) ? undefined : "a token id is 16 lowercase hex digits"),
+  node: nodeIdProblem,
 };
 
 /**

@@ -8,6 +8,7 @@ import type { TokenStore } from "../node/token-store.ts";
 import { guardAgainstBrowsers } from "./browser-guard.ts";
 import { createMetricsOnlyApp, NodeMetrics } from "./metrics.ts";
 import type { PeerService } from "../replication/peer-service.ts";
+import type { PeerTransport } from "../replication/transport.ts";
 import type { RaftDriver } from "../consensus/raft-driver.ts";
 import type { Replicator } from "../replication/replicator.ts";
 import type { Repairer } from "../node/repair.ts";
@@ -75,10 +76,12 @@ export interface NodeServices {
   scrubber: Scrubber;
   /** The strong mode's Raft group (src/consensus): started with the server, stopped first (a leader hands over). */
   consensus?: RaftDriver;
+  /** How this node calls its peers (absent without a cluster token): strong writes are handed to the leader through it. */
+  transport?: PeerTransport;
 }
 
 export function startServer(services: NodeServices, address: ListenAddress, options: ServerOptions): RunningServer {
-  const { node, replicator, peerService, repairer, scrubber, consensus } = services;
+  const { node, replicator, peerService, repairer, scrubber, consensus, transport } = services;
   const log = serverLog;
   const metrics = new NodeMetrics({ node, version: options.version ?? "dev", replicator, repairer, scrubber, consensus });
   const app = createApp(node, {
@@ -95,6 +98,8 @@ export function startServer(services: NodeServices, address: ListenAddress, opti
     membership: options.membership,
     tlsFingerprint: options.tls?.fingerprint,
     peerIdentity: options.peerIdentities ? requirePeerIdentity(options.peerIdentities, { nowMs: () => Date.now(), log }) : undefined,
+    consensus,
+    transport,
   });
   // Without a token, nothing but the guard keeps a web page in a local browser out (browser-guard.ts).
   const fetchHandler = options.token ? app.fetch : guardAgainstBrowsers(app.fetch, { loopbackOnly: isLoopback(address.hostname) });

@@ -36,4 +36,28 @@ export interface NodeStatus {
   };
   /** Which metadata store the node runs on ("sqlite", "postgres") and the bytes it takes where known; absent from older nodes. */
   metadata?: { backend: string; sizeBytes: number | null };
+  /** The cluster's Raft group as this node sees it (strong folders); null on a node without it, absent from older nodes. */
+  consensus?: ConsensusStatusJson | null;
+}
+
+/** One member of the Raft group: `match` (on the leader only) is the highest index known replicated there; `lastContactMs` when this node last heard from it. */
+export interface ConsensusMemberJson {
+  id: string;
+  address: string | null;
+  match: number | null;
+  lastContactMs: number | null;
+  self: boolean;
+}
+
+/** The Raft group's state on one node (src/consensus/strong-consensus.ts, ConsensusStatus). */
+export interface ConsensusStatusJson {
+  nodeId: string;
+  role: "follower" | "preCandidate" | "candidate" | "leader";
+  term: number;
+  leader: { id: string; address: string | null } | null;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  members: ConsensusMemberJson[];
+  lastLeaderContactMs: number | null;
 }

@@ -12,6 +12,9 @@ import { PeerService } from "../../src/replication/peer-service.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
 import type { PeerTransport } from "../../src/replication/transport.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
+import { RaftDriver } from "../../src/consensus/raft-driver.ts";
+import { systemClock, systemRandom, systemTimers } from "../../src/node/clock.ts";
+import { strongHeadsOver } from "../../src/server/consensus-heads.ts";
 import { startOwnCluster, type OwnCluster } from "../helpers/postgres.ts";
 import { MemoryObjects, type TreeLiteral } from "../helpers/memory-objects.ts";
 
@@ -113,9 +116,14 @@ test("a notice heard while a peer listing's lookups run is newer than the listin
   });
   const a = await nodeOver("a", gated);
   const b = await nodeOver("b", SqliteMetadataStore.open(":memory:"));
-  // Folder f on b in strong mode: the replicator records what it hears of it but pulls nothing,
-  // so what it heard is what the listing and the notice said, and nothing else.
-  await b.metadata.ensureFolder("f", clock.nowMs(), { mode: "strong" });
+  // Folder f on b in strong mode (b alone in its Raft group, which moves f's head): the
+  // replicator records what it hears of it but pulls nothing, so what it heard is what the
+  // listing and the notice said, and nothing else.
+  const group = new RaftDriver({ node: b, timers: systemTimers, clock: systemClock, random: systemRandom, log: () => {} });
+  await group.start();
+  b.setStrongHeads(strongHeadsOver(group, b.clock));
+  for (let i = 0; i < 500 && !group.isLeader(); i++) await Bun.sleep(10);
+  await b.createFolder("f", "strong");
   const first = await push(b, "f", { "x.txt": "1" });
   const service = new PeerService(b, () => {});
   // The listing's answer held until the test lets it go, and taken at the moment it was asked.
@@ -178,6 +186,7 @@ test("a notice heard while a peer listing's lookups run is newer than the listin
     expect(idToHex(peer.folders.get("f")!.head!)).toBe(idToHex(fifth));
   } finally {
     replicator.stop();
+    await group.stop();
     await a.close();
     await b.close();
   }

@@ -125,6 +125,8 @@ const ROUTES: RouteCase[] = [
   { method: "POST", pattern: "/v1/objects/missing", path: () => "/v1/objects/missing", body: (s) => encodeIdList([s.root]), expect: { ok: 200, least: "write" } },
   { method: "POST", pattern: "/v1/objects/upload", path: () => "/v1/objects/upload", body: () => encodeObjectBatch([freshObject("uploaded")]), expect: { ok: 200, least: "write" } },
   { method: "PUT", pattern: "/v1/objects/:id", path: () => `/v1/objects/${hex(freshObject("put").id)}`, body: () => freshObject("put").bytes, expect: { ok: 201, least: "write" } },
+  // f exists as an eventual folder: 200, nothing changes. A token for g may make only g (403).
+  { method: "POST", pattern: "/v1/folders", path: () => "/v1/folders", body: () => ({ name: "f", consistency: "eventual" }), expect: { ok: 200, least: "write", other: 403 } },
   {
     method: "POST",
     pattern: "/v1/folders/:folder/commit",
@@ -139,6 +141,9 @@ const ROUTES: RouteCase[] = [
   { method: "POST", pattern: "/v1/tokens", path: () => "/v1/tokens", body: () => ({ role: "read", folders: ["f"], name: "new" }), expect: { ok: 201, least: "admin" } },
   { method: "GET", pattern: "/v1/tokens", path: () => "/v1/tokens", expect: { ok: 200, least: "admin" } },
   { method: "DELETE", pattern: "/v1/tokens/:tokenId", path: (s) => `/v1/tokens/${s.victimId}`, expect: { ok: 200, least: "admin" } },
+  // This app runs no Raft group: an admin gets through, and the node says it cannot change membership now.
+  { method: "POST", pattern: "/v1/cluster/members", path: () => "/v1/cluster/members", body: () => ({ address: "http://127.0.0.1:9" }), expect: { ok: 503, least: "admin" } },
+  { method: "DELETE", pattern: "/v1/cluster/members/:node", path: () => "/v1/cluster/members/n2", expect: { ok: 503, least: "admin" } },
   { method: "GET", pattern: "/v1/peer/folders", path: () => "/v1/peer/folders", expect: { ok: 200, least: "cluster" } },
   {
     method: "POST",
@@ -149,6 +154,17 @@ const ROUTES: RouteCase[] = [
   },
   { method: "POST", pattern: "/v1/peer/objects/download", path: () => "/v1/peer/objects/download", body: (s) => encodeIdList([s.root]), expect: { ok: 200, least: "cluster" } },
   { method: "POST", pattern: "/v1/peer/notify", path: () => "/v1/peer/notify", body: (s) => ({ from: "n2", folder: "f", head: hex(s.head), vector: {} }), expect: { ok: 202, least: "cluster" } },
+  // Strong writes handed over by a member: this node leads no Raft group, so each is 503 (one hop, never on).
+  {
+    method: "POST",
+    pattern: "/v1/peer/strong/commit",
+    path: () => "/v1/peer/strong/commit",
+    body: (s) => ({ from: "n2", folder: "f", root: hex(s.root), parent: hex(s.head), message: "", chunking: "test", files: 1, bytes: 5 }),
+    expect: { ok: 503, least: "cluster" },
+  },
+  { method: "POST", pattern: "/v1/peer/strong/restore", path: () => "/v1/peer/strong/restore", body: (s) => ({ from: "n2", folder: "f", version: hex(s.head) }), expect: { ok: 503, least: "cluster" } },
+  { method: "POST", pattern: "/v1/peer/strong/folders", path: () => "/v1/peer/strong/folders", body: () => ({ from: "n2", name: "s", consistency: "strong" }), expect: { ok: 503, least: "cluster" } },
+  { method: "POST", pattern: "/v1/peer/strong/members", path: () => "/v1/peer/strong/members", body: () => ({ from: "n2", action: "add", address: "http://127.0.0.1:9" }), expect: { ok: 503, least: "cluster" } },
   // This app's PeerService runs no Raft group: the cluster token gets through, and the node says it has none.
   { method: "POST", pattern: "/v1/peer/raft", path: () => "/v1/peer/raft", body: () => encodeRaftMessages([]), expect: { ok: 503, least: "cluster" } },
 ];

@@ -106,7 +106,7 @@ describe("names in routes", () => {
   test("every path parameter of every route has a rule", async () => {
     const { app } = await setUp();
     const names = new Set(app.routes.flatMap((route) => [...route.path.matchAll(/:(\w+)/g)].map((match) => match[1]!)));
-    expect([...names].sort()).toEqual(["folder", "id", "tokenId", "version"]);
+    expect([...names].sort()).toEqual(["folder", "id", "node", "tokenId", "version"]);
     for (const name of names) expect(typeof ROUTE_PARAM_RULES[name]).toBe("function");
   });
 

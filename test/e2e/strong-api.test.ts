@@ -90,3 +90,87 @@ describe("one node", () => {
     expect(status).toMatch(/^  member \S+: this node$/m);
   }, 120_000);
 });
+
+const CLUSTER_TOKEN = "strong-api-cluster-token";
+
+/** Each node's view of the Raft group, once every node names the same leader and all three are members. */
+async function agreedLeader(urls: string[], capMs = 30_000): Promise<{ id: string; url: string }> {
+  const deadline = Date.now() + capMs;
+  for (;;) {
+    const views = await Promise.all(urls.map((url) => getJson(`${url}/v1/status`).then((r) => r.body.consensus).catch(() => null)));
+    const leaderIds = views.map((v) => v?.leader?.id ?? null);
+    if (leaderIds[0] && leaderIds.every((id) => id === leaderIds[0]) && views.every((v) => v.members.length === urls.length)) {
+      const index = views.findIndex((v) => v.role === "leader");
+      if (index >= 0) return { id: leaderIds[0], url: urls[index]! };
+    }
+    if (Date.now() > deadline) throw new Error(`no agreed leader within ${capMs} ms: ${JSON.stringify(views)}`);
+    await Bun.sleep(100);
+  }
+}
+
+async function until<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, capMs = 30_000): Promise<T> {
+  const deadline = Date.now() + capMs;
+  for (;;) {
+    const value = await read().catch(() => undefined as T);
+    if (value !== undefined && done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${capMs} ms (last: ${JSON.stringify(value)})`);
+    await Bun.sleep(100);
+  }
+}
+
+describe("three nodes", () => {
+  test("a push through a follower lands on the leader and every node; status shows the term and leader; a member removed and added back", async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+    const ids = ["node-a", "node-b", "node-c"];
+    const nodes = await Promise.all(
+      [0, 1, 2].map((i) =>
+        startNode({
+          listen: `127.0.0.1:${ports[i]}`,
+          args: ["--node-id", ids[i]!, "--peers", urls.filter((_, j) => j !== i).join(","), "--cluster-token", CLUSTER_TOKEN, "--sync-interval-ms", "300"],
+        }),
+      ),
+    );
+    running.push(...nodes);
+    const leader = await agreedLeader(urls);
+    const followers = urls.filter((url) => url !== leader.url);
+    const [viaFollower, other] = followers as [string, string];
+    const otherId = ids[urls.indexOf(other)]!;
+
+    // Made and pushed through a follower: the follower hands both to the leader.
+    await cli(["folder", "create", "ledger", "--consistency", "strong", "--remote", viaFollower]);
+    const dir = join(tempDir(), "ledger");
+    writeTree(dir, { "entry.txt": "first\n" });
+    const pushed = (await cli(["push", dir, "--folder", "ledger", "--remote", viaFollower, "--json"])).json();
+    // A linearizable read on any node sees the acknowledged push at once: no waiting for replication.
+    for (const url of urls) expect({ url, head: (await getJson(`${url}/v1/folders/ledger`)).body.head }).toEqual({ url, head: pushed.version });
+    const leaderView = (await getJson(`${leader.url}/v1/folders/ledger/versions`)).body.versions;
+    expect(leaderView.map((v: { id: string }) => v.id)).toEqual([pushed.version]);
+    // Pulled from the other follower, stale or not, it is the same.
+    const copy = join(tempDir(), "copy");
+    await cli(["pull", copy, "--folder", "ledger", "--remote", other]);
+    expect(readFileSync(join(copy, "entry.txt"), "utf8")).toBe("first\n");
+
+    const followerStatus = (await cli(["status", "--remote", viaFollower])).stdout;
+    expect(followerStatus).toMatch(new RegExp(`^consensus: follower, term \\d+, leader ${leader.id} at ${leader.url.replace(/\./g, "\\.")}; commit \\d+, applied \\d+`, "m"));
+    const leaderStatus = (await cli(["status", "--remote", leader.url])).stdout;
+    expect(leaderStatus).toMatch(/^consensus: leader, term \d+, leader \S+ .*\(this node\)/m);
+    for (const id of ids.filter((id) => id !== leader.id)) expect(leaderStatus).toMatch(new RegExp(`^  member ${id} \\(http://127\\.0\\.0\\.1:\\d+\\): match \\d+, last contact `, "m"));
+    expect(leaderStatus).toContain("folder ledger (strong)");
+
+    // Removed through a follower (handed to the leader), then a push still commits on the two left.
+    const removed = await cli(["cluster", "remove", otherId, "--remote", viaFollower]);
+    expect(removed.stdout).toContain(`removed node ${otherId}`);
+    await until("two members", () => getJson(`${leader.url}/v1/status`).then((r) => r.body.consensus.members.map((m: { id: string }) => m.id)), (members: string[]) => members.length === 2 && !members.includes(otherId));
+    writeTree(dir, { "entry.txt": "second\n" });
+    const second = (await cli(["push", dir, "--json"])).json();
+    expect((await getJson(`${leader.url}/v1/folders/ledger`)).body.head).toBe(second.version);
+
+    // Added back: it catches up from the leader and reads the head the others have.
+    const added = await cli(["cluster", "add", other, "--remote", leader.url]);
+    expect(added.stdout).toContain(`added node ${otherId}`);
+    await until("three members", () => getJson(`${leader.url}/v1/status`).then((r) => r.body.consensus.members.length), (count: number) => count === 3);
+    await until("the re-added node has the head", () => getJson(`${other}/v1/folders/ledger?stale=1`).then((r) => r.body.head), (head: string) => head === second.version);
+    expect((await getJson(`${other}/v1/folders/ledger`)).body.head).toBe(second.version);
+  }, 180_000);
+});

@@ -3,8 +3,11 @@
 // in-memory network of raft-network.ts, whose driver persists every Ready before sending it
 // and checks that no message goes out ahead of what it depends on.
 import { describe, expect, test } from "bun:test";
+import { DecodeError, encodeCanonical } from "../../../src/core/encoding.ts";
+import { decodeConfigChange, decodeConfigEntry, encodeConfigEntry } from "../../../src/core/raft/config-change.ts";
 import { Raft } from "../../../src/core/raft/raft.ts";
 import { ProposalDroppedError, type Message, type RaftConfig } from "../../../src/core/raft/types.ts";
+import { createPrng } from "../../helpers/prng.ts";
 import { entry, message, Network, text } from "./raft-network.ts";
 
 const IDS3 = ["1", "2", "3"];
@@ -180,12 +183,15 @@ describe("§5.2 leader election", () => {
   });
 
   test("a member not in its own config never campaigns, but follows a leader that appends to it", () => {
-    const net = new Network(["1", "2", "3", "4"], {}, 1, IDS3);
-    // 4's bootstrap config is 1, 2, 3: it is about to be added.
+    const net = new Network(IDS3);
+    net.addMember("4", { voters: [] }); // about to be added: it knows no membership
     for (let i = 0; i < 100; i++) net.tick("4");
     net.raft("4").campaign();
     expect(net.raft("4").status().role).toBe("follower");
     expect(net.takeMessages("4")).toEqual([]);
+    net.deliver(message({ type: "append", from: "1", to: "4", term: 3, index: 0, logTerm: 0, entries: [entry(1, 3)], commit: 1 }));
+    expect(net.raft("4").status()).toMatchObject({ role: "follower", term: 3, leader: "1", commit: 1, lastIndex: 1 });
+    expect(net.takeMessages("4")).toMatchObject([{ type: "appendResponse", to: "1", index: 1, reject: false }]);
   });
 });
 
@@ -583,6 +589,9 @@ describe("thesis §9.6 pre-vote", () => {
       expect(net.raft("3").status().term).toBe(preVote ? 1 : net.raft("3").status().term);
       if (!preVote) expect(net.raft("3").status().term).toBeGreaterThan(1);
       net.heal();
+      // Back, it times out once more before hearing from the leader, and asks the others.
+      net.timeout("3");
+      net.stabilize();
       for (let i = 0; i < 3; i++) {
         net.tick("1");
         net.stabilize();
@@ -830,3 +839,334 @@ describe("thesis §6.4 ReadIndex", () => {
 function fromTextOr(data: Uint8Array | undefined): string | undefined {
   return data === undefined ? undefined : new TextDecoder().decode(data);
 }
+
+describe("§7 log compaction", () => {
+  test("compact(index) keeps a snapshot of the index's term and membership and drops the entries up to it", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    for (const d of ["a", "b", "c"]) net.raft("1").propose(text(d));
+    net.stabilize();
+    const snapshot = net.compact("1", 3);
+    expect(snapshot.meta).toEqual({ index: 3, term: 1, config: { voters: IDS3 } });
+    expect(net.raft("1").entriesBetween(1, 10).map((e) => e.index)).toEqual([4]);
+    expect(net.raft("1").status()).toMatchObject({ lastIndex: 4, commit: 4 });
+    // Not past what the application applied, not at or before the snapshot.
+    expect(() => net.raft("1").compact(9, new Uint8Array())).toThrow(RangeError);
+    expect(() => net.raft("1").compact(3, new Uint8Array())).toThrow(RangeError);
+  });
+
+  test("the leader sends its snapshot to a follower whose next entry is compacted away; the follower installs it and catches up", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("3");
+    for (const d of ["a", "b", "c", "d"]) net.raft("1").propose(text(d));
+    net.stabilize();
+    net.compact("1", 4);
+    net.raft("1").propose(text("e"));
+    net.stabilize();
+    net.heal();
+    net.tick("1");
+    net.processReady("1");
+    const toThree = net.inflight.filter((m) => m.to === "3");
+    net.stabilize();
+    const sent = [...toThree];
+    expect(sent.some((m) => m.type === "snapshot") || net.get("3").store.snapshot !== undefined).toBe(true);
+    const three = net.get("3");
+    expect(three.store.snapshot?.meta).toEqual({ index: 4, term: 1, config: { voters: IDS3 } });
+    expect(three.store.entries.map((e) => e.index)).toEqual([5, 6]);
+    expect(three.raft.status()).toMatchObject({ commit: 6, applied: 6, lastIndex: 6 });
+    // The application state came from the snapshot, then the entries after it.
+    expect(three.store.appliedEntries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  test("a follower installs a snapshot newer than its commit: Ready.snapshot, log and membership replaced", () => {
+    const net = new Network(IDS3);
+    net.load("2", { entries: [entry(1, 1), entry(2, 1), entry(3, 2)], term: 2, commit: 1, applied: 1 });
+    const snapshot = { meta: { index: 5, term: 3, config: { voters: ["1", "2", "4"] } }, data: text("state") };
+    net.deliver(message({ type: "snapshot", from: "1", to: "2", term: 3, snapshot }));
+    const raft = net.raft("2");
+    const ready = raft.ready();
+    expect(ready.snapshot).toBe(snapshot);
+    expect(ready.hardState).toEqual({ term: 3, vote: null, commit: 5 });
+    expect(ready.committedEntries).toEqual([]);
+    expect(ready.messages).toMatchObject([{ type: "appendResponse", to: "1", index: 5, reject: false }]);
+    expect(ready.mustSync).toBe(true);
+    raft.advance(ready);
+    expect(raft.status()).toMatchObject({ lastIndex: 5, commit: 5, applied: 5, config: { voters: ["1", "2", "4"] }, leader: "1" });
+    expect(raft.entriesBetween(1, 10)).toEqual([]);
+  });
+
+  test("a snapshot at or below the follower's commit is answered with the commit and ignored", () => {
+    const net = new Network(IDS3);
+    net.load("2", { entries: [entry(1, 1), entry(2, 1), entry(3, 1)], term: 1, commit: 3, applied: 3 });
+    net.deliver(message({ type: "snapshot", from: "1", to: "2", term: 1, snapshot: { meta: { index: 2, term: 1, config: { voters: IDS3 } }, data: text("") } }));
+    const ready = net.raft("2").ready();
+    expect(ready.snapshot).toBeUndefined();
+    expect(ready.messages).toMatchObject([{ type: "appendResponse", index: 3 }]);
+  });
+
+  test("a snapshot whose last entry the follower holds only moves its commit, keeping the entries after it", () => {
+    const net = new Network(IDS3);
+    net.load("2", { entries: [entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)], term: 1, commit: 1, applied: 1 });
+    net.deliver(message({ type: "snapshot", from: "1", to: "2", term: 1, snapshot: { meta: { index: 3, term: 1, config: { voters: IDS3 } }, data: text("") } }));
+    const ready = net.raft("2").ready();
+    expect(ready.snapshot).toBeUndefined();
+    expect(ready.committedEntries.map((e) => e.index)).toEqual([2, 3]);
+    expect(ready.messages).toMatchObject([{ type: "appendResponse", index: 4 }]);
+  });
+
+  test("a member restarts from its snapshot and the entries after it", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    for (const d of ["a", "b", "c"]) net.raft("1").propose(text(d));
+    net.stabilize();
+    net.compact("2", 3);
+    const member = net.restart("2");
+    expect(member.raft.status()).toMatchObject({ lastIndex: 4, commit: 4, applied: 4, term: 1 });
+    expect(member.raft.entriesBetween(1, 9).map((e) => e.index)).toEqual([4]);
+    expect(member.raft.hasReady()).toBe(false);
+  });
+
+  test("a failed snapshot (reportSnapshot false) sends the follower back to probing, and the snapshot is sent again", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("3");
+    for (const d of ["a", "b"]) net.raft("1").propose(text(d));
+    net.stabilize();
+    net.compact("1", 3);
+    net.heal();
+    net.tick("1");
+    // Heartbeat, its answer, an append 3 refuses, the probe back: 3's next entry is gone, so a
+    // snapshot, which is lost here.
+    let snaps: Message[] = [];
+    for (let round = 0; round < 10 && snaps.length === 0; round++) {
+      for (const id of IDS3) net.processReady(id);
+      const batch = net.inflight.splice(0);
+      snaps = batch.filter((m) => m.type === "snapshot");
+      for (const m of batch) if (m.type !== "snapshot") net.deliver(m);
+    }
+    expect(snaps.map((m) => m.to)).toEqual(["3"]);
+    expect(net.raft("1").status().progress["3"]!.state).toBe("snapshot");
+    net.raft("1").reportSnapshot("3", false);
+    expect(net.raft("1").status().progress["3"]!.state).toBe("probe");
+    net.tick("1");
+    net.stabilize();
+    expect(net.raft("3").status()).toMatchObject({ commit: 3, lastIndex: 3 });
+  });
+});
+
+describe("thesis §4.1 single-server membership changes", () => {
+  test("adding a member: the change takes effect on the leader when appended; the new member starts from nothing and catches up", () => {
+    const net = new Network(IDS3);
+    // 4 starts with an empty bootstrap: it knows no membership at all.
+    net.addMember("4", { voters: [] });
+    elect(net, "1");
+    const at = net.raft("1").proposeConfigChange({ type: "add", node: "4", address: "http://4" });
+    expect(at).toEqual({ index: 2, term: 1 });
+    expect(net.raft("1").status().config.voters).toEqual(["1", "2", "3", "4"]);
+    expect(net.raft("1").status().pendingConfigIndex).toBe(2);
+    expect(net.raft("1").status().progress["4"]).toBeDefined();
+    net.stabilize();
+    expect(net.raft("4").status()).toMatchObject({ role: "follower", leader: "1", commit: 2, config: { voters: ["1", "2", "3", "4"] } });
+    expect(net.raft("1").status().pendingConfigIndex).toBe(0);
+    // Now four voters: a quorum is three.
+    net.isolate("3");
+    net.isolate("4");
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    expect(net.raft("1").status().commit).toBe(2);
+  });
+
+  test("one change pending at a time: a second is dropped until the first commits", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("2");
+    net.isolate("3");
+    net.raft("1").proposeConfigChange({ type: "add", node: "4", address: "http://4" });
+    try {
+      net.raft("1").proposeConfigChange({ type: "add", node: "5", address: "http://5" });
+      throw new Error("not dropped");
+    } catch (error) {
+      expect(error).toBeInstanceOf(ProposalDroppedError);
+      expect((error as ProposalDroppedError).reason).toBe("config change pending");
+    }
+  });
+
+  test("a new leader takes no change before its first entry commits (an earlier term may have left one uncommitted)", () => {
+    const net = new Network(IDS3);
+    for (const id of IDS3) net.load(id, { entries: [entry(1, 1)], term: 1, commit: 1 });
+    net.raft("1").campaign();
+    net.processReady("1");
+    net.inflight = [];
+    // Elected by 3's vote (delivered by hand), before its no-op reached anyone.
+    net.deliver(message({ type: "voteResponse", from: "3", to: "1", term: 2 }));
+    expect(net.raft("1").status().role).toBe("leader");
+    expect(() => net.raft("1").proposeConfigChange({ type: "remove", node: "2", address: "" })).toThrow(ProposalDroppedError);
+    net.heal();
+    net.stabilize();
+    expect(net.raft("1").proposeConfigChange({ type: "remove", node: "2", address: "" }).index).toBe(3);
+  });
+
+  test("removing a follower: quorums at once use the smaller membership", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.raft("1").proposeConfigChange({ type: "remove", node: "3", address: "" });
+    expect(net.raft("1").status().config.voters).toEqual(["1", "2"]);
+    expect(net.raft("1").status().progress["3"]).toBeUndefined();
+    net.stabilize();
+    expect(net.raft("2").status().config.voters).toEqual(["1", "2"]);
+    net.isolate("2");
+    net.raft("1").propose(text("x"));
+    net.stabilize();
+    expect(net.raft("1").status().commit).toBe(2); // 2 of 2 needed now
+  });
+
+  test("a leader removing itself leads until the change commits, then steps down; the others elect a leader", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("1");
+    net.raft("1").proposeConfigChange({ type: "remove", node: "1", address: "" });
+    expect(net.raft("1").status()).toMatchObject({ role: "leader", config: { voters: ["2", "3"] } });
+    expect(net.raft("1").propose(text("still leading")).index).toBe(3);
+    net.heal();
+    net.stabilize();
+    const s = net.raft("1").status();
+    expect(s.role).toBe("follower");
+    expect(s.commit).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < 40 && !net.leader(); i++) {
+      for (const id of IDS3) net.tick(id);
+      net.stabilize();
+    }
+    expect(["2", "3"]).toContain(net.leader()!.id);
+    // The removed member never campaigns.
+    for (let i = 0; i < 100; i++) net.tick("1");
+    expect(net.raft("1").status().role).toBe("follower");
+  });
+
+  test("a config entry truncated away is undone", () => {
+    const net = new Network(IDS3);
+    const add4 = { index: 2, term: 1, kind: "config" as const, data: encodeConfigEntry({ change: { type: "add", node: "4", address: "http://4" }, voters: ["1", "2", "3", "4"] }) };
+    net.load("2", { entries: [entry(1, 1), add4], term: 1, commit: 1 });
+    expect(net.raft("2").status().config.voters).toEqual(["1", "2", "3", "4"]);
+    // A leader of term 2 never had it: its entry 2 replaces it.
+    net.deliver(message({ type: "append", from: "3", to: "2", term: 2, index: 1, logTerm: 1, entries: [entry(2, 2)], commit: 1 }));
+    expect(net.raft("2").status().config.voters).toEqual(IDS3);
+  });
+
+  test("after a restart the membership is the bootstrap's with the log's config entries applied on top", () => {
+    const net = new Network(IDS3);
+    const add4 = { index: 2, term: 1, kind: "config" as const, data: encodeConfigEntry({ change: { type: "add", node: "4", address: "http://4" }, voters: ["1", "2", "3", "4"] }) };
+    const remove2 = { index: 3, term: 1, kind: "config" as const, data: encodeConfigEntry({ change: { type: "remove", node: "2", address: "" }, voters: ["1", "3", "4"] }) };
+    net.load("1", { entries: [entry(1, 1), add4, remove2], term: 1, commit: 3 });
+    expect(net.raft("1").status().config.voters).toEqual(["1", "3", "4"]);
+    // Compacted: the snapshot's config is the base.
+    net.load("1", { entries: [remove2], term: 1, commit: 3, applied: 2, snapshot: { meta: { index: 2, term: 1, config: { voters: ["1", "2", "3", "4"] } }, data: text("") } });
+    expect(net.raft("1").status().config.voters).toEqual(["1", "3", "4"]);
+    net.processReady("1"); // applies 3
+    expect(net.compact("1", 3).meta.config.voters).toEqual(["1", "3", "4"]);
+  });
+
+  test("a change that cannot be made throws a RangeError", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    const leader = net.raft("1");
+    expect(() => leader.proposeConfigChange({ type: "add", node: "2", address: "http://2" })).toThrow(RangeError);
+    expect(() => leader.proposeConfigChange({ type: "remove", node: "9", address: "" })).toThrow(RangeError);
+    expect(() => leader.proposeConfigChange({ type: "add", node: "9", address: "" })).toThrow(RangeError);
+    expect(() => leader.proposeConfigChange({ type: "add", node: "bad id!", address: "http://x" })).toThrow(RangeError);
+    const single = new Network(["1"]);
+    elect(single, "1");
+    expect(() => single.raft("1").proposeConfigChange({ type: "remove", node: "1", address: "" })).toThrow(RangeError);
+  });
+
+  test("config entries encode the change and the resulting voters in canonical msgpack and decode only when consistent", () => {
+    const entryValue = { change: { type: "add" as const, node: "4", address: "http://4" }, voters: ["1", "2", "3", "4"] };
+    const bytes = encodeConfigEntry(entryValue);
+    expect(decodeConfigEntry(bytes)).toEqual(entryValue);
+    expect(encodeConfigEntry(decodeConfigEntry(bytes))).toEqual(bytes);
+    expect(decodeConfigChange(bytes)).toEqual(entryValue.change);
+    const bad = [
+      encodeCanonical([2, "add", "4", "http://4", ["4"]]), // unknown version
+      encodeCanonical([1, "swap", "4", "http://4", ["4"]]),
+      encodeCanonical([1, "add", "4", "http://4", ["1", "2"]]), // voters lack the added member
+      encodeCanonical([1, "remove", "2", "", ["1", "2"]]), // voters still hold the removed one
+      encodeCanonical([1, "add", "4", "", ["4"]]), // an add without address
+      encodeCanonical([1, "add", "4", "http://4", ["4", "1"]]), // unsorted
+      encodeCanonical([1, "add", "4", "http://4", ["4", "4"]]), // duplicate
+      encodeCanonical([1, "add", "4", "http://4", []]),
+      encodeCanonical([1, "add", "4", "http://4"]),
+      encodeCanonical({ a: 1 }),
+      new Uint8Array([0xc1]),
+      new Uint8Array(),
+    ];
+    for (const b of bad) expect(() => decodeConfigEntry(b)).toThrow(DecodeError);
+  });
+});
+
+describe("robustness", () => {
+  test("step never throws on well-formed messages with arbitrary numbers, in any role, and keeps terms and commits monotone", () => {
+    const prng = createPrng(42);
+    const kinds: Message["type"][] = ["append", "appendResponse", "vote", "voteResponse", "preVote", "preVoteResponse", "heartbeat", "heartbeatResponse", "snapshot", "timeoutNow", "readIndex", "readIndexResponse"];
+    const num = () => [0, 1, 2, 3, 5, 100, 2 ** 40, Number.MAX_SAFE_INTEGER][prng.nextInt(8)]!;
+    for (let round = 0; round < 300; round++) {
+      const net = new Network(IDS3, { preVote: prng.nextInt(2) === 0, checkQuorum: prng.nextInt(2) === 0 }, round);
+      elect(net, "1");
+      net.raft("1").propose(text("x"));
+      net.stabilize();
+      const target = IDS3[prng.nextInt(3)]!;
+      let lastTerm = net.raft(target).status().term;
+      let lastCommit = net.raft(target).status().commit;
+      for (let i = 0; i < 50; i++) {
+        const type = kinds[prng.nextInt(kinds.length)]!;
+        const index = num();
+        const count = prng.nextInt(3);
+        const entries = Array.from({ length: count }, (_, k) => entry(index + 1 + k, num()));
+        const m = message({
+          type, from: ["1", "2", "3", "9"][prng.nextInt(4)]!, to: target, term: num(), index, logTerm: num(), commit: num(),
+          reject: prng.nextInt(2) === 0, rejectHint: num(), entries, context: prng.nextInt(2) === 0 ? text("c") : undefined,
+          snapshot: type === "snapshot" ? { meta: { index: num() || 1, term: 1, config: { voters: IDS3 } }, data: text("") } : undefined,
+        });
+        net.deliver(m);
+        net.processReady(target);
+        net.inflight = [];
+        const s = net.raft(target).status();
+        expect(s.term).toBeGreaterThanOrEqual(lastTerm);
+        expect(s.commit).toBeGreaterThanOrEqual(lastCommit);
+        expect(s.commit).toBeLessThanOrEqual(s.lastIndex);
+        lastTerm = s.term;
+        lastCommit = s.commit;
+      }
+    }
+  });
+
+  test("an acknowledgement of entries the leader never had is ignored, not counted toward a commit", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.deliver(message({ type: "appendResponse", from: "2", to: "1", term: 1, index: 50 }));
+    expect(net.raft("1").status().progress["2"]!.match).toBeLessThanOrEqual(1);
+    for (let i = 0; i < 3; i++) net.raft("1").propose(text(`${i}`));
+    net.isolate("2");
+    net.isolate("3");
+    net.stabilize();
+    expect(net.raft("1").status().commit).toBe(1);
+  });
+
+  test("a heartbeat's commit past the follower's log commits nothing; an append never replaces a committed entry", () => {
+    const net = new Network(IDS3);
+    net.load("2", { entries: [entry(1, 1), entry(2, 1)], term: 1, commit: 1 });
+    net.deliver(message({ type: "heartbeat", from: "1", to: "2", term: 1, commit: 10 }));
+    expect(net.raft("2").status().commit).toBe(1);
+    net.deliver(message({ type: "append", from: "1", to: "2", term: 1, index: 0, logTerm: 0, entries: [entry(1, 2)], commit: 1 }));
+    expect(net.raft("2").entriesBetween(1, 2).map((e) => e.term)).toEqual([1, 1]);
+  });
+
+  test("an append whose entries do not follow its index, or that carries an undecodable config entry, is dropped", () => {
+    const net = new Network(IDS3);
+    net.load("2", { entries: [entry(1, 1)], term: 1 });
+    net.deliver(message({ type: "append", from: "1", to: "2", term: 1, index: 1, logTerm: 1, entries: [entry(3, 1)] }));
+    net.deliver(message({ type: "append", from: "1", to: "2", term: 1, index: 1, logTerm: 1, entries: [entry(2, 1), entry(3, 0)] }));
+    net.deliver(message({ type: "append", from: "1", to: "2", term: 1, index: 1, logTerm: 1, entries: [{ index: 2, term: 1, kind: "config", data: text("junk") }] }));
+    expect(net.raft("2").status().lastIndex).toBe(1);
+    expect(net.takeMessages("2")).toEqual([]);
+  });
+});

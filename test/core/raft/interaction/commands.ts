@@ -298,8 +298,10 @@ const handlers: Record<string, Handler> = {
   "deliver-msgs": (env, args) => {
     const filter = messageFilter(env, args);
     const drop = args.bool("drop", false);
+    const reverse = args.bool("reverse", false);
+    const keep = args.bool("keep", false);
     args.done();
-    const out = env.deliver(filter, drop);
+    const out = env.deliver(filter, drop, { reverse, keep });
     return out.length === 0 ? ["no messages"] : out;
   },
 

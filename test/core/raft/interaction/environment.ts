@@ -165,10 +165,13 @@ export class InteractionEnv {
    * partition (or from or to an isolated member), or to a member that is down or unknown, are
    * dropped and said so.
    */
-  deliver(filter: (message: Message) => boolean, drop: boolean): string[] {
+  deliver(filter: (message: Message) => boolean, drop: boolean, how: { reverse?: boolean; keep?: boolean } = {}): string[] {
     const out: string[] = [];
     const chosen = this.network.filter(filter);
-    this.network = this.network.filter((m) => !filter(m));
+    // keep: the messages stay queued and arrive again later (a duplicating network).
+    if (!how.keep) this.network = this.network.filter((m) => !filter(m));
+    // reverse: the newest first (a reordering network).
+    if (how.reverse) chosen.reverse();
     for (const message of chosen) {
       const line = this.printer.message(message);
       const from = memberName(message.from);

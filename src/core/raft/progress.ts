@@ -16,6 +16,8 @@ export class Progress {
   probeSent = false;
   /** snapshot: the index of the snapshot in flight. */
   pendingSnapshot = 0;
+  /** snapshot: election timeouts passed since it was sent. */
+  snapshotTimeouts = 0;
   /** Heard from within the current election timeout (check-quorum). */
   recentActive = false;
   /** replicate: the last index of each append in flight, oldest first. */
@@ -54,8 +56,21 @@ export class Progress {
   becomeSnapshot(index: number): void {
     this.state = "snapshot";
     this.pendingSnapshot = index;
+    this.snapshotTimeouts = 0;
     this.probeSent = false;
     this.inflight = [];
+  }
+
+  /**
+   * An election timeout passed. A snapshot neither answered nor reported (reportSnapshot) for two
+   * of them is taken as lost: back to probing, which sends it again. Without this, one lost
+   * snapshot whose failure the driver did not see would stop replication to the follower for good.
+   */
+  electionTimeoutPassed(): void {
+    if (this.state !== "snapshot") return;
+    if (++this.snapshotTimeouts < 2) return;
+    this.pendingSnapshot = 0;
+    this.becomeProbe();
   }
 
   /** An append up to `lastIndex` was sent. */

@@ -414,6 +414,7 @@ export class Raft implements RaftMember {
       }
       // A transfer that did not finish within an election timeout is abandoned (thesis §3.10).
       this.transferee = null;
+      for (const pr of this.progress.values()) pr.electionTimeoutPassed();
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;

@@ -955,6 +955,35 @@ describe("§7 log compaction", () => {
   });
 });
 
+describe("§7 a lost snapshot nobody reported", () => {
+  test("a snapshot neither answered nor reported for two election timeouts is sent again", () => {
+    const net = new Network(IDS3, { electionTicks: 10 });
+    elect(net, "1");
+    net.isolate("3");
+    for (const d of ["a", "b"]) net.raft("1").propose(text(d));
+    net.stabilize();
+    net.compact("1", 3);
+    net.heal();
+    const snapshotsTo3 = (): number => {
+      let count = 0;
+      for (const id of IDS3) net.processReady(id);
+      for (const m of net.inflight.splice(0)) {
+        if (m.type === "snapshot") count++; // lost, and the driver never hears of it
+        else net.deliver(m);
+      }
+      return count;
+    };
+    const sentAt: number[] = [];
+    for (let tick = 0; tick < 45; tick++) {
+      net.tick("1");
+      for (let i = 0; i < 5; i++) if (snapshotsTo3() > 0) sentAt.push(tick);
+    }
+    expect(sentAt.length).toBeGreaterThanOrEqual(2);
+    expect(sentAt[1]! - sentAt[0]!).toBeGreaterThanOrEqual(10);
+    expect(sentAt[1]! - sentAt[0]!).toBeLessThanOrEqual(20);
+  });
+});
+
 describe("thesis §4.1 single-server membership changes", () => {
   test("adding a member: the change takes effect on the leader when appended; the new member starts from nothing and catches up", () => {
     const net = new Network(IDS3);

@@ -85,7 +85,8 @@ export class StrongStateMachine {
     }
     const current = await this.logHead(folder);
     if (!sameHead(current, command.expected)) {
-      if (command.expected !== null && sameHead(current, command.head)) return { applied: true }; // applied before a crash
+      // Already at `head`: applied before a crash, before the applied index was stored.
+      if (sameHead(current, command.head)) return { applied: true };
       return { applied: false, reason: "head moved", head: current };
     }
     try {

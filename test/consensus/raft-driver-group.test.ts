@@ -61,6 +61,7 @@ describe("a group of three drivers", () => {
     const { network, members } = await group();
     const first = await network.waitForLeader();
     await first.driver.propose(createFolder("docs"), 5000);
+    const termBefore = first.driver.status().term;
     const stoppedAt = Date.now();
     await first.driver.stop();
     network.cut.add(first.id);
@@ -68,13 +69,32 @@ describe("a group of three drivers", () => {
     const second = await network.waitForLeader(3000, first.id);
     const failoverMs = Date.now() - stoppedAt;
     expect(second.id).not.toBe(first.id);
-    // Leadership was handed over before the stop returned, or an election took well under a second.
+    // Leadership was handed over before the stop returned (no election timeout waited for).
+    expect(first.log.join("\n")).not.toContain("did not pass");
+    expect(second.driver.status().term).toBe(termBefore + 1);
     expect(failoverMs).toBeLessThan(1500);
     const v = makeVersion(second.id, "after failover");
     await second.node.putObjects(v.objects);
     expect(await second.driver.propose(moveHead("docs", null, v), 5000)).toEqual({ applied: true });
     const alive = members.filter((m) => m !== first);
     await waitFor(async () => (await heads(alive, "docs")).every((h) => h === idToHex(v.id)), 5000, "both remaining members at the new head");
+  });
+
+  test("a follower's read barrier goes through the leader; a member cut off from the rest cannot take one", async () => {
+    const { network, members } = await group();
+    const leader = await network.waitForLeader();
+    const [follower, isolated] = members.filter((m) => m !== leader) as [TestMember, TestMember];
+    await leader.driver.propose(createFolder("docs"), 5000);
+    await follower.driver.readBarrier(2000);
+    // Everything committed before the barrier is applied on the follower when it resolves.
+    expect(follower.driver.status().applied).toBeGreaterThanOrEqual(leader.driver.status().commit - 0);
+    expect((await follower.node.getFolder("docs")).mode).toBe("strong");
+    network.cut.add(isolated.id);
+    const asked = Date.now();
+    await expect(isolated.driver.readBarrier(300)).rejects.toMatchObject({ name: "ConsensusUnavailableError" });
+    expect(Date.now() - asked).toBeLessThan(2000);
+    // The majority side goes on.
+    await expect(leader.driver.readBarrier(2000)).resolves.toBeUndefined();
   });
 
   test("a follower lacking a version's objects fetches them before it acknowledges the entry", async () => {

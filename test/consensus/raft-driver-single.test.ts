@@ -90,6 +90,24 @@ describe("a single-member group", () => {
     expect(await again.driver.propose(moveHead("docs", v1.id, v2), 2000)).toEqual({ applied: true });
   });
 
+  test("a failed save stops the Ready before anything is sent or applied; the member is rebuilt from what is durable", async () => {
+    const member = await alone();
+    const metadata = member.node.metadata;
+    const save = metadata.saveRaft.bind(metadata);
+    let failures = 1;
+    metadata.saveRaft = async (update) => {
+      if (failures-- > 0) throw new Error("disk unplugged");
+      return save(update);
+    };
+    // The proposal whose entry could not be saved is not applied; the deadline settles it.
+    await expect(member.driver.propose(createFolder("lost"), 300)).rejects.toBeInstanceOf(ConsensusUnavailableError);
+    expect(await member.node.findFolder("lost")).toBeUndefined();
+    expect(member.log.join("\n")).toContain("disk unplugged");
+    await waitFor(() => member.driver.isLeader(), 5000, "the rebuilt member to lead again");
+    expect(await member.driver.propose(createFolder("kept"), 2000)).toEqual({ applied: true });
+    expect((await member.node.getFolder("kept")).mode).toBe("strong");
+  });
+
   test("a stopped driver refuses proposals and reads with ConsensusUnavailableError", async () => {
     const member = await alone();
     await member.driver.stop();

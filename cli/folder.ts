@@ -24,6 +24,7 @@ export async function folderCommand(
     return 0;
   }
   const what = folder.created ? "made" : "exists already as";
-  process.stdout.write(terminalLines([`folder ${folder.name} on ${remote.baseUrl}: ${what} a ${folder.mode} folder`]));
+  const mode = folder.mode === "eventual" ? "an eventual" : `a ${folder.mode}`;
+  process.stdout.write(terminalLines([`folder ${folder.name} on ${remote.baseUrl}: ${what} ${mode} folder`]));
   return 0;
 }

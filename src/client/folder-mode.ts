@@ -30,7 +30,8 @@ export async function ensureFolderMode(remote: RemoteNode, folder: string, spec:
     return await remote.createFolder(folder, spec);
   } catch (error) {
     if (error instanceof RemoteError && error.kind === "conflict" && (error.body?.mode === "strong" || error.body?.mode === "eventual")) {
-      throw new Error(`folder ${folder} on ${remote.baseUrl} is a ${error.body.mode} folder, not ${spec.consistency}: a folder's mode is chosen when it is made and is not changed`);
+      const article = error.body.mode === "strong" ? "a" : "an";
+      throw new Error(`folder ${folder} on ${remote.baseUrl} is ${article} ${error.body.mode} folder, not ${spec.consistency}: a folder's mode is chosen when it is made and is not changed (nothing was pushed)`);
     }
     throw error;
   }

@@ -87,7 +87,7 @@ export class FolderModeError extends UserError {
     readonly folder: string,
     readonly mode: ConsistencyMode,
   ) {
-    super(`folder ${JSON.stringify(folder)} exists as a ${mode} folder; its mode is not changed (pick another name for a ${mode === "strong" ? "eventual" : "strong"} folder)`, 409);
+    super(`folder ${JSON.stringify(folder)} exists as ${mode === "strong" ? "a strong" : "an eventual"} folder; its mode is not changed (pick another name for ${mode === "strong" ? "an eventual" : "a strong"} folder)`, 409);
   }
 }
 

@@ -289,6 +289,12 @@ const handlers: Record<string, Handler> = {
     return env.takeReady(env.member(name));
   },
 
+  persist: (env, args) => {
+    const [name] = args.count(1);
+    args.done();
+    return env.persistHeld(env.member(name));
+  },
+
   "process-ready": (env, args) => {
     const names = args.count(1, Infinity);
     args.done();
@@ -354,9 +360,11 @@ const handlers: Record<string, Handler> = {
     const [name] = args.count(1);
     args.done();
     const member = env.member(name);
-    const lost = member.held !== null;
+    const lost = member.held === null
+      ? []
+      : [`${name} crashed; the Ready it held was ${member.heldPersisted ? "persisted but never applied" : "never persisted"}`];
     member.crash();
-    return lost ? [`${name} crashed; the Ready it held was never persisted`] : [];
+    return lost;
   },
 
   restart: (env, args) => {

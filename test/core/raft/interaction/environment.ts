@@ -5,7 +5,8 @@
 //
 // The driver model is the one types.ts describes: a Ready is persisted, then its messages are
 // queued on the network, then it is applied, then advance(). A Ready can also be handed out and
-// held (`ready`) so a crash in between loses exactly what had not been persisted.
+// held (`ready`), and persisted without being applied (`persist`), so a crash in between loses
+// exactly what had not been persisted, or applied.
 
 import {
   type ClusterConfig,
@@ -37,6 +38,8 @@ export class Member {
   raft: RaftMember | null;
   /** A Ready handed out and not yet persisted (lost if the member crashes). */
   held: Ready | null = null;
+  /** Whether the held Ready was already persisted and its messages sent (`persist`). */
+  heldPersisted = false;
   readonly store: DurableStore;
   readonly config: RaftConfig;
 
@@ -79,6 +82,7 @@ export class Member {
     this.running();
     this.raft = null;
     this.held = null;
+    this.heldPersisted = false;
   }
 
   restart(): void {
@@ -140,6 +144,16 @@ export class InteractionEnv {
     return this.printer.ready(member.name, member.held);
   }
 
+  /** Persists the held Ready and sends its messages, without applying it (a crash may follow). */
+  persistHeld(member: Member): string[] {
+    member.running();
+    if (member.held === null) throw new TraceCommandError(`member ${member.name} holds no Ready`);
+    if (member.heldPersisted) throw new TraceCommandError(`member ${member.name} already persisted the Ready it holds`);
+    this.persistAndSend(member, member.held);
+    member.heldPersisted = true;
+    return [`> ${member.name} persisted the Ready it holds and sent its messages`];
+  }
+
   /** Does everything a Ready asks: persist, send, apply, advance. A held Ready goes first. */
   processReady(member: Member): string[] {
     const raft = member.running();
@@ -147,17 +161,23 @@ export class InteractionEnv {
     let ready: Ready;
     if (member.held !== null) {
       ready = member.held;
+      out = [`> ${member.name} ${member.heldPersisted ? "applying" : "persisting and applying"} the Ready it holds`];
+      if (!member.heldPersisted) this.persistAndSend(member, ready);
       member.held = null;
-      out = [`> ${member.name} persisting the Ready it holds`];
+      member.heldPersisted = false;
     } else {
       ready = raft.ready();
       out = this.printer.ready(member.name, ready);
+      this.persistAndSend(member, ready);
     }
-    member.store.persist(ready);
-    for (const message of ready.messages) this.network.push(clone(message));
     member.store.apply(ready);
     raft.advance(ready);
     return out;
+  }
+
+  private persistAndSend(member: Member, ready: Ready): void {
+    member.store.persist(ready);
+    for (const message of ready.messages) this.network.push(clone(message));
   }
 
   /**

@@ -172,5 +172,32 @@ describe("three nodes", () => {
     await until("three members", () => getJson(`${leader.url}/v1/status`).then((r) => r.body.consensus.members.length), (count: number) => count === 3);
     await until("the re-added node has the head", () => getJson(`${other}/v1/folders/ledger?stale=1`).then((r) => r.body.head), (head: string) => head === second.version);
     expect((await getJson(`${other}/v1/folders/ledger`)).body.head).toBe(second.version);
+
+    // One hop only: a follower handed a commit answers 503 naming the leader, and hands nothing on.
+    const handed = await fetch(`${viaFollower}/v1/peer/strong/commit`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${CLUSTER_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ from: otherId, folder: "ledger", root: pushed.root, parent: second.version, message: "", chunking: "x", files: 1, bytes: 1 }),
+    });
+    expect(handed.status).toBe(503);
+    expect(handed.headers.get("retry-after")).toBe("1");
+    expect(((await handed.json()) as { leader: unknown }).leader).toEqual({ id: leader.id, address: leader.url });
+    expect((await getJson(`${leader.url}/v1/folders/ledger`)).body.head).toBe(second.version);
+
+    // Alone (the two others stopped), a node refuses strong writes and linearizable reads with
+    // 503 and the leader it last knew; a stale read still answers, and eventual folders go on.
+    const last = nodes[urls.indexOf(other)]!;
+    for (const node of nodes) if (node !== last) await node.stop();
+    const alone = await fetch(`${other}/v1/folders/ledger`);
+    expect(alone.status).toBe(503);
+    expect(alone.headers.get("retry-after")).toBe("1");
+    expect(Object.keys((await alone.json()) as object).sort()).toEqual(["error", "leader"]);
+    expect((await getJson(`${other}/v1/folders/ledger?stale=1`)).body.head).toBe(second.version);
+    writeTree(dir, { "entry.txt": "third\n" });
+    const refused = await cli(["push", dir, "--remote", other, "--rebind", "--timeout", "30"], 1);
+    expect(refused.stderr).toContain("503");
+    const photos = join(tempDir(), "photos");
+    writeTree(photos, { "p.txt": "p\n" });
+    await cli(["push", photos, "--folder", "photos", "--remote", other]);
   }, 180_000);
 });

@@ -151,6 +151,22 @@ describe("three nodes", () => {
     await cli(["pull", copy, "--folder", "ledger", "--remote", other]);
     expect(readFileSync(join(copy, "entry.txt"), "utf8")).toBe("first\n");
 
+    // A tree neither the follower nor the leader holds: the leader's check names what is missing,
+    // and that answer reaches the client unchanged (it uploads those to the follower and commits again).
+    const lost = "ab".repeat(32);
+    const incomplete = await fetch(`${viaFollower}/v1/folders/ledger/commit`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ root: lost, parent: pushed.version, message: "", chunking: "x", files: 1, bytes: 1 }),
+    });
+    expect(incomplete.status).toBe(409);
+    expect(((await incomplete.json()) as { missing: string[] }).missing).toEqual([lost]);
+
+    // A restore through a follower goes to the leader too, and its answer comes back.
+    const restored = (await cli(["restore", pushed.version, dir, "--no-pull", "--remote", viaFollower, "--json"])).json();
+    expect(restored.version).not.toBe(pushed.version);
+    for (const url of urls) expect({ url, head: (await getJson(`${url}/v1/folders/ledger`)).body.head }).toEqual({ url, head: restored.version });
+
     const followerStatus = (await cli(["status", "--remote", viaFollower])).stdout;
     expect(followerStatus).toMatch(new RegExp(`^consensus: follower, term \\d+, leader ${leader.id} at ${leader.url.replace(/\./g, "\\.")}; commit \\d+, applied \\d+`, "m"));
     const leaderStatus = (await cli(["status", "--remote", leader.url])).stdout;

@@ -156,18 +156,20 @@ function checkInvariants(run: Run, seed: number): void {
     if (s.commit < node.lastCommit) fail(run, seed, `${node.id}'s commit went back from ${node.lastCommit} to ${s.commit}`);
     node.lastTerm = s.term;
     node.lastCommit = s.commit;
+    if ((s.role === "candidate" || s.role === "preCandidate") && !s.config.voters.includes(node.id)) fail(run, seed, `${node.id} campaigns outside its config ${s.config.voters.join(",")}`);
     if (s.role !== "leader") continue;
     const known = run.leaders.get(s.term);
     if (known === undefined) {
       run.leaders.set(s.term, node.id);
       run.stats.leadersElected++;
       // Leader completeness: it holds every entry committed in an earlier term.
-      const first = s.lastIndex === 0 ? 1 : node.raft.entriesBetween(1, 1).length === 1 ? 1 : Number.POSITIVE_INFINITY;
+      // (Entries its snapshot covers are committed ones, checked when applied.)
       const held = new Map(node.raft.entriesBetween(1, s.lastIndex).map((e) => [e.index, e.term]));
+      const compactedThrough = snapshotIndexOf(node);
       for (const [index, c] of run.committed) {
         if (c.commitTerm >= s.term) continue;
         const term = held.get(index);
-        if (term === undefined && index >= first && index > snapshotIndexOf(node)) fail(run, seed, `leader completeness: ${node.id}, leader of term ${s.term}, lacks ${index} committed in term ${c.commitTerm}`);
+        if (term === undefined && index > compactedThrough) fail(run, seed, `leader completeness: ${node.id}, leader of term ${s.term}, lacks ${index} committed in term ${c.commitTerm}`);
         if (term !== undefined && term !== c.term) fail(run, seed, `leader completeness: ${node.id}, leader of term ${s.term}, holds ${index}/${term}, committed as ${index}/${c.term}`);
       }
     } else if (known !== node.id) {
@@ -291,6 +293,10 @@ function randomStep(run: Run, seed: number): void {
     const context = `r${seed}-${run.stats.steps}`;
     run.reads.set(context, maxCommit(run));
     node.raft.readIndex(new TextEncoder().encode(context));
+  } else if (roll < 955) {
+    // The driver could not reach a member.
+    const leader = currentLeader(run);
+    if (leader) leader.raft.reportUnreachable(pick(ids));
   } else if (roll < 960) {
     const leader = currentLeader(run);
     if (!leader) return;

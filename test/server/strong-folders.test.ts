@@ -12,6 +12,9 @@ import { createApp } from "../../src/server/app.ts";
 import { strongHeadsOver } from "../../src/server/consensus-heads.ts";
 import { memoryNode } from "../helpers/memory-node.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
+import { PeerService } from "../../src/replication/peer-service.ts";
+import { Replicator } from "../../src/replication/replicator.ts";
+import type { HeadNotice, PeerTransport } from "../../src/replication/transport.ts";
 
 const drivers: RaftDriver[] = [];
 afterAll(async () => {
@@ -157,6 +160,47 @@ describe("strong folders on one node", () => {
     const result = await node.integrateReplica("s", "eventual", [{ id: theirs.version, version, files: 1, totalBytes: 6 }], theirs.version);
     expect(result.outcome).toBe("unchanged");
     expect(idToHex((await node.getFolder("s")).head!)).toBe(v.version);
+  });
+});
+
+describe("eventual replication beside strong folders", () => {
+  const noTimers = { setTimeout: () => 0, clearTimeout: () => {} };
+  const transportTo = (service: PeerService): PeerTransport => ({
+    listFolders: (_peer, page) => service.listFolders(page),
+    history: (_peer, request) => service.history(request),
+    download: (_peer, ids) => service.download(ids),
+    notify: async (_peer, notice) => service.notify(notice),
+  });
+  const settle = async () => {
+    for (let i = 0; i < 100; i++) await Bun.sleep(0);
+  };
+
+  test("a strong folder is never announced, nor pulled by a peer that hears of it; an eventual one beside it is", async () => {
+    const { node, app } = await strongNode();
+    const peer = await memoryNode("n2");
+    const heard: HeadNotice[] = [];
+    const announcing = new Replicator({ node, peers: ["n2"], transport: transportTo(new PeerService(peer, (notice) => heard.push(notice))), timers: noTimers, intervalMs: 1000 });
+    announcing.start();
+    try {
+      await post(app, "/v1/folders", { name: "s", consistency: "strong" });
+      await post(app, "/v1/folders/s/commit", commitBody(await tree(node, { "a.txt": "strong" }), null));
+      await post(app, "/v1/folders/e/commit", commitBody(await tree(node, { "a.txt": "eventual" }), null));
+      await settle();
+      expect(heard.map((notice) => notice.folder)).toEqual(["e"]);
+
+      // The peer compares with this node: it takes the eventual folder and leaves the strong one to the log.
+      const pulling = new Replicator({ node: peer, peers: ["n1"], transport: transportTo(new PeerService(node)), timers: noTimers, intervalMs: 1000 });
+      pulling.start();
+      await pulling.round();
+      for (let i = 0; i < 200 && !(await peer.findFolder("e"))?.head; i++) await Bun.sleep(10);
+      expect((await peer.findFolder("e"))?.head).toEqual((await node.getFolder("e")).head);
+      await pulling.round();
+      await settle();
+      expect(await peer.findFolder("s")).toBeUndefined();
+      pulling.stop();
+    } finally {
+      announcing.stop();
+    }
   });
 });
 

@@ -7,7 +7,7 @@
 // Roles: follower, preCandidate (asking for pre-votes at term+1 without raising its own term,
 // thesis §9.6), candidate, leader. A member not in its own config never campaigns but follows a
 // leader that appends to it (how a new member catches up).
-import { applyConfigChange, configChangeProblem, decodeConfigEntry, encodeConfigEntry } from "./config-change.ts";
+import { applyConfigChange, configChangeProblem, decodeConfigEntry, encodeConfigEntry, RAFT_VOTERS_MAX } from "./config-change.ts";
 import { Progress } from "./progress.ts";
 import { committedIndex, isQuorum, quorumSize, tallyVotes } from "./quorum.ts";
 import { RaftLog } from "./raft-log.ts";
@@ -854,6 +854,8 @@ function isWellFormed(m: Message): boolean {
     const s = m.snapshot;
     if (!s || !isIndex(s.meta?.index) || !isIndex(s.meta?.term) || !(s.data instanceof Uint8Array) || !Array.isArray(s.meta.config?.voters)) return false;
     if (s.meta.index === 0 || s.meta.term === 0 || s.meta.term > m.term) return false;
+    const voters = s.meta.config.voters as unknown[];
+    if (voters.length > RAFT_VOTERS_MAX || !voters.every((id, i) => typeof id === "string" && (i === 0 || (voters[i - 1] as string) < id))) return false;
   }
   return true;
 }

@@ -430,6 +430,8 @@ export class RaftDriver implements StrongConsensus {
     const before = this.soft.leader;
     this.soft = { ...soft };
     if (soft.leader !== null && soft.leader !== before) {
+      const term = this.member?.status().term ?? 0;
+      this.options.log(`dsync: the Raft group's leader is ${soft.leader === this.nodeId ? "this node" : soft.leader} (term ${term})`);
       this.leaderChanges++;
       this.lastLeaderContactMs = this.options.clock.nowMs();
       // Reads asked while no one led were dropped by the member: ask the new leader.

@@ -24,6 +24,7 @@ test("there are traces to run", () => {
 for (const file of files) {
   test(file, () => {
     const result = runTraceFile(join(testdata, file), setup, update);
+    if (result.safetyViolations.length > 0) throw new Error(result.safetyViolations.join("\n"));
     if (update) {
       if (result.updated) console.log(`rewrote ${file} (${result.mismatches.length} block(s) changed)`);
       return;

@@ -20,6 +20,7 @@ import {
 import { createPrng } from "../../../helpers/prng.ts";
 import { clone, DurableStore } from "./durable-store.ts";
 import { memberId, memberName, type Printer } from "./print.ts";
+import { SafetyChecks } from "./safety.ts";
 
 export type RaftFactory = (config: RaftConfig, persisted: PersistedRaft) => RaftMember;
 
@@ -106,6 +107,7 @@ export class InteractionEnv {
   readonly isolated = new Set<string>();
   /** Sides of a partition (members on no side are together): messages between sides are dropped. */
   readonly sides = new Map<string, number>();
+  readonly safety = new SafetyChecks();
 
   /** Whether a message from `from` to `to` is lost to a partition, and how to say so. */
   cutOff(from: string, to: string): string | null {
@@ -170,14 +172,35 @@ export class InteractionEnv {
       out = this.printer.ready(member.name, ready);
       this.persistAndSend(member, ready);
     }
+    let applied = member.store.applied;
+    if (ready.snapshot) {
+      this.safety.snapshotApplied(member.name, applied, ready.snapshot.meta.index);
+      applied = ready.snapshot.meta.index;
+    }
+    for (const entry of ready.committedEntries) {
+      this.safety.entryApplied(member.name, applied, entry);
+      applied = entry.index;
+    }
     member.store.apply(ready);
     raft.advance(ready);
     return out;
   }
 
   private persistAndSend(member: Member, ready: Ready): void {
+    const before = { ...member.store.hardState };
     member.store.persist(ready);
+    this.safety.persisted(member.name, before, member.store.hardState);
     for (const message of ready.messages) this.network.push(clone(message));
+  }
+
+  /** Safety violations since the last call, the leaders of every running member included. */
+  safetyViolations(): string[] {
+    for (const member of this.members.values()) {
+      if (!member.up) continue;
+      const status = member.running().status();
+      if (status.role === "leader") this.safety.leaderSeen(member.name, status.term);
+    }
+    return this.safety.take();
   }
 
   /**

@@ -35,6 +35,8 @@ export function createEnvironment(setup: TraceSetup): InteractionEnv {
 export interface TraceResult {
   file: string;
   mismatches: TraceMismatch[];
+  /** Raft safety properties broken during the run (safety.ts): a failure whatever was recorded. */
+  safetyViolations: string[];
   /** Set when the file was rewritten with the actual outputs. */
   updated: boolean;
 }
@@ -46,6 +48,7 @@ export function runTraceFile(path: string, setup: TraceSetup, update: boolean): 
   const env = createEnvironment(setup);
   const outputs: string[][] = [];
   const mismatches: TraceMismatch[] = [];
+  const safetyViolations: string[] = [];
   for (const block of trace.blocks) {
     let printed: string[];
     try {
@@ -56,16 +59,18 @@ export function runTraceFile(path: string, setup: TraceSetup, update: boolean): 
       // Anything else was thrown by the state machine: a behaviour, recorded and compared.
       printed = [`error: ${describeError(error)}`];
     }
-    const actual = normalizeOutput(printed.join("\n"));
+    const violations = env.safetyViolations();
+    safetyViolations.push(...violations.map((v) => `${file}:${block.line}: ${block.command}: ${v}`));
+    const actual = normalizeOutput([...printed, ...violations].join("\n"));
     outputs.push(actual);
     if (actual.join("\n") !== block.expected.join("\n")) mismatches.push({ block, actual });
   }
   if (update) {
     const rendered = renderTrace(trace, outputs);
     if (rendered !== text) writeFileSync(path, rendered);
-    return { file, mismatches, updated: rendered !== text };
+    return { file, mismatches, safetyViolations, updated: rendered !== text };
   }
-  return { file, mismatches, updated: false };
+  return { file, mismatches, safetyViolations, updated: false };
 }
 
 export { describeMismatches };

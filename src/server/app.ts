@@ -456,18 +456,19 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const invisible = await visibility.invisibleInTree(c, request.root);
     if (invisible.length > 0) throw new IncompleteTreeError(invisible);
     // A strong folder's commit is made on the leader, which fetches the pushed tree from here.
-    if (await strong.writeGoesToLeader(folder)) return strong.forward(c, "commit", { ...body, folder }, FORWARD_TIMEOUT_MS + request.files * FORWARD_TIMEOUT_MS_PER_FILE);
-    return commitHere(c, request);
+    const toLeader = () => strong.forward(c, "commit", { ...body, folder }, FORWARD_TIMEOUT_MS + request.files * FORWARD_TIMEOUT_MS_PER_FILE);
+    if (await strong.writeGoesToLeader(folder)) return toLeader();
+    // Leadership passed on while this node made the commit: the proposal was refused before it
+    // reached the log (nothing was applied), so the new leader takes it instead.
+    return strong.orToLeader(() => commitHere(c, request), toLeader);
   });
 
   app.post("/v1/folders/:folder/restore", async (c) => {
     const body = await readJson(c);
     const folder = c.req.param("folder");
-    if (await strong.writeGoesToLeader(folder)) {
-      requireVersionRef(body.version, "version");
-      return strong.forward(c, "restore", { version: body.version, message: body.message, folder });
-    }
-    return restoreHere(c, folder, body);
+    const toLeader = () => strong.forward(c, "restore", { version: requireVersionRef(body.version, "version"), message: body.message, folder });
+    if (await strong.writeGoesToLeader(folder)) return toLeader();
+    return strong.orToLeader(() => restoreHere(c, folder, body), toLeader);
   });
 
   // Handed over by a member that took them from a client (strong-routes.ts); behind the cluster token.

@@ -124,6 +124,21 @@ export class StrongRouting {
     await consensus.readBarrier(READ_BARRIER_TIMEOUT_MS);
   }
 
+  /**
+   * A client's write made here, or, when this node turned out not to be the leader (it lost
+   * leadership meanwhile: the proposal was refused before it reached the log, so nothing was
+   * applied), handed to the leader it now knows. A request handed over is never handed on: the
+   * peer routes call requireLeader instead.
+   */
+  async orToLeader(here: () => Promise<Response>, toLeader: () => Promise<Response>): Promise<Response> {
+    try {
+      return await here();
+    } catch (error) {
+      if (!(error instanceof NotLeaderError) || !this.options.consensus || error.leader === null) throw error;
+      return toLeader();
+    }
+  }
+
   /** On a node handed a forwarded request: it must be the leader (one hop only), else 503 naming the one it knows. */
   requireLeader(): StrongConsensus {
     const consensus = this.options.consensus;

@@ -137,7 +137,7 @@ export function makeVersion(author: string, text: string, parents: ObjectId[] = 
   };
 }
 
-export function createFolder(folder: string): StrongCommand {
+export function createFolder(folder: string): Extract<StrongCommand, { op: "createFolder" }> {
   return { op: "createFolder", folder, keepVersions: null, keepDays: null, atMs: 1_700_000_000_000 };
 }
 

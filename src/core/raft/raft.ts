@@ -127,8 +127,13 @@ export class Raft implements RaftMember {
   }
 
   transferLeadership(to: RaftNodeId): void {
-    if (this.role !== "leader" || to === this.id || !this.config.voters.includes(to)) return;
-    if (this.transferee === to) return;
+    if (this.role !== "leader") return;
+    if (to === this.id) {
+      // Handing leadership to itself: it keeps it, and a transfer in progress is called off.
+      this.transferee = null;
+      return;
+    }
+    if (!this.config.voters.includes(to) || this.transferee === to) return;
     this.transferee = to;
     // The transfer is abandoned after an election timeout (tickLeader).
     this.electionElapsed = 0;
@@ -745,9 +750,10 @@ export class Raft implements RaftMember {
     const prevTerm = this.log.term(prevIndex);
     const entries = this.log.slice(pr.next, this.log.lastIndex(), this.cfg.maxEntriesPerAppend);
     if (prevTerm === undefined || entries === undefined) {
-      // §7: the follower's next entry is compacted away.
+      // §7: the follower's next entry is compacted away. Not to a member that has not answered
+      // lately (check-quorum's view): a whole snapshot would likely go nowhere.
       const snapshot = this.log.latestSnapshot;
-      if (!snapshot) return false;
+      if (!snapshot || !pr.recentActive) return false;
       pr.becomeSnapshot(snapshot.meta.index);
       this.send({ type: "snapshot", to, snapshot });
       return true;

@@ -743,6 +743,18 @@ describe("thesis §3.10 leader transfer", () => {
     expect(net.raft("1").propose(text("y")).index).toBe(3);
   });
 
+  test("transfer to itself calls off a transfer in progress, and proposals flow again", () => {
+    const net = new Network(IDS3);
+    elect(net, "1");
+    net.isolate("2");
+    net.raft("1").propose(text("x"));
+    net.raft("1").transferLeadership("2");
+    expect(net.raft("1").status().transferee).toBe("2");
+    net.raft("1").transferLeadership("1");
+    expect(net.raft("1").status()).toMatchObject({ role: "leader", transferee: null });
+    expect(net.raft("1").propose(text("y")).index).toBe(3);
+  });
+
   test("transfer to itself, to a non-member, or from a follower does nothing", () => {
     const net = new Network(IDS3);
     elect(net, "1");
@@ -952,6 +964,33 @@ describe("§7 log compaction", () => {
     net.tick("1");
     net.stabilize();
     expect(net.raft("3").status()).toMatchObject({ commit: 3, lastIndex: 3 });
+  });
+});
+
+describe("§7 snapshots only to members that answer", () => {
+  test("with check-quorum, a follower silent for an election timeout is sent no snapshot until it answers again", () => {
+    const net = new Network(IDS5, { checkQuorum: true, electionTicks: 10 });
+    elect(net, "1");
+    net.isolate("5");
+    for (let i = 0; i < 25; i++) {
+      net.tick("1");
+      net.stabilize();
+    }
+    for (const d of ["a", "b"]) net.raft("1").propose(text(d));
+    net.stabilize();
+    net.compact("1", 3);
+    net.raft("1").reportUnreachable("5"); // probing again: the next append would need the snapshot
+    net.raft("1").propose(text("c"));
+    net.stabilize();
+    expect(net.raft("1").status().progress["5"]).toMatchObject({ recentActive: false });
+    expect(net.raft("1").status().progress["5"]!.state).not.toBe("snapshot");
+    net.heal();
+    for (let i = 0; i < 3; i++) {
+      net.tick("1");
+      net.stabilize();
+    }
+    expect(net.get("5").store.snapshot?.meta.index).toBe(3);
+    expect(net.raft("5").status().commit).toBe(4);
   });
 });
 

@@ -265,3 +265,85 @@ describe("large histories", () => {
     expect(checkLinearizable(headRegisterModel, [...history].reverse())).toEqual(first);
   });
 });
+
+describe("against a brute-force search", () => {
+  // Every order of every small random history tried by enumeration, with the definition taken
+  // literally: an order of the operations that must take effect (and any of those that may),
+  // where an operation that returned before another was called comes first, and the model
+  // accepts each in turn. The checker must agree on every one.
+  const register: Model<number, { value?: number }, number | undefined> = {
+    init: () => 0,
+    step: (state, input, output, kind) => (kind === "write" ? { legal: true, state: input.value! } : { legal: output === undefined || output === state, state }),
+    stateKey: (state) => String(state),
+  };
+
+  function bruteForce<State, Input, Output>(model: Model<State, Input, Output>, operations: Operation<Input, Output>[]): boolean {
+    const required = operations.map((o) => o.returnMs !== Infinity || o.output !== undefined);
+    const done = operations.map(() => false);
+    const search = (state: State): boolean => {
+      if (operations.every((_, k) => done[k] || !required[k])) return true;
+      for (let k = 0; k < operations.length; k++) {
+        if (done[k]) continue;
+        // Not eligible while a pending operation that must happen returned before this one was called.
+        if (operations.some((p, j) => j !== k && !done[j] && required[j] && p.returnMs < operations[k].callMs)) continue;
+        const after = model.step(state, operations[k].input, operations[k].output, operations[k].kind);
+        if (!after.legal) continue;
+        done[k] = true;
+        const found = search(after.state);
+        done[k] = false;
+        if (found) return true;
+      }
+      return false;
+    };
+    return search(model.init());
+  }
+
+  test("a read/write register: 3000 random histories of up to 7 operations, some never answered", () => {
+    const random = createPrng(7);
+    let illegal = 0;
+    for (let run = 0; run < 3000; run++) {
+      const count = 1 + random.nextInt(7);
+      const operations: Operation<{ value?: number }, number | undefined>[] = [];
+      for (let k = 0; k < count; k++) {
+        const callMs = random.nextInt(12);
+        const returnMs = random.nextInt(6) === 0 ? Infinity : callMs + random.nextInt(6);
+        if (random.nextInt(2) === 0) operations.push({ clientId: `c${k}`, kind: "write", input: { value: 1 + random.nextInt(2) }, callMs, returnMs });
+        else operations.push({ clientId: `c${k}`, kind: "read", input: {}, ...(returnMs === Infinity ? {} : { output: random.nextInt(3) }), callMs, returnMs });
+      }
+      const expected = bruteForce(register, operations);
+      const verdict = checkLinearizable(register, operations).result;
+      if (verdict !== (expected ? "ok" : "illegal")) throw new Error(`checker says ${verdict}, enumeration ${expected ? "ok" : "illegal"}: ${JSON.stringify(operations)}`);
+      if (!expected) illegal++;
+    }
+    // Both verdicts are well represented, so the agreement means something.
+    expect(illegal).toBeGreaterThan(300);
+    expect(illegal).toBeLessThan(2700);
+  });
+
+  test("the head register: 3000 random histories of up to 7 pushes and reads, some never answered, some corrupted", () => {
+    const random = createPrng(8);
+    const heads: Head[] = [null, "v1", "v2", "v3"];
+    let illegal = 0;
+    for (let run = 0; run < 3000; run++) {
+      // A real execution by three clients, then some answers lost (a push's resolved output kept,
+      // a read's dropped) and, half the time, one answer changed.
+      const operations = generateHistory(1000 + run, 1 + random.nextInt(7), 3, 0.5).map((o) => ({ ...o }));
+      for (const o of operations) {
+        if (random.nextInt(5) !== 0) continue;
+        o.returnMs = Infinity;
+        if (o.kind === READ) delete o.output;
+      }
+      if (random.nextInt(2) === 0) {
+        const o = operations[random.nextInt(operations.length)];
+        if (o.kind === READ && o.output !== undefined) o.output = heads[random.nextInt(4)];
+        else if (o.kind === PUSH) o.output = { before: heads[random.nextInt(4)], after: (o.output as { after: string }).after };
+      }
+      const expected = bruteForce(headRegisterModel, operations);
+      const verdict = checkLinearizable(headRegisterModel, operations).result;
+      if (verdict !== (expected ? "ok" : "illegal")) throw new Error(`checker says ${verdict}, enumeration ${expected ? "ok" : "illegal"}: ${JSON.stringify(operations)}`);
+      if (!expected) illegal++;
+    }
+    expect(illegal).toBeGreaterThan(300);
+    expect(illegal).toBeLessThan(2700);
+  });
+});

@@ -1023,7 +1023,7 @@ describe("§7 a lost snapshot nobody reported", () => {
   });
 });
 
-describe("thesis §4.1 single-server membership changes", () => {
+describe("§6 cluster membership changes, one server at a time (thesis §4.1)", () => {
   test("adding a member: the change takes effect on the leader when appended; the new member starts from nothing and catches up", () => {
     const net = new Network(IDS3);
     // 4 starts with an empty bootstrap: it knows no membership at all.

@@ -254,6 +254,7 @@ export interface RaftMember {
   /** Tells the leader whether sending a snapshot to `to` worked. */
   reportSnapshot(to: RaftNodeId, ok: boolean): void;
   hasReady(): boolean;
+  /** Everything new since the previous Ready, handed out once: a driver that cannot carry a Ready out starts the member again from its store. */
   ready(): Ready;
   /** The driver did everything `ready` asked (persisted, sent, applied). */
   advance(ready: Ready): void;

@@ -123,6 +123,9 @@ test(`the leader killed with -9 ${KILLS} times under writers and a reader: every
 
   // Indeterminate pushes resolved by what the history holds, then the whole history checked.
   const resolved = resolveIndeterminatePushes(history, (_folder, message) => lookups[0](message));
+  const unanswered = history.filter((o) => o.kind === PUSH && o.returnMs === Infinity).length;
+  const landed = resolved.filter((o) => o.kind === PUSH && o.returnMs === Infinity).length;
+  console.log(`strong failover: ${unanswered} pushes without an answer, ${landed} of them landed; ${resolved.length} operations checked`);
   expect(clients.tally.acknowledgedPushes).toBeGreaterThanOrEqual(KILLS * 5);
   assertLinearizable(headRegisterModel, resolved);
 }, 90_000);

@@ -317,7 +317,8 @@ export class RaftDriver implements StrongConsensus {
     void (async () => {
       try {
         if (this.phase === "starting") await this.initialize();
-        else await this.askPeers();
+        // A member restarted from its stored state still learns at once where its peers are.
+        if (this.phase === "running" && (this.options.peers ?? []).some((address) => this.addresses.idAt(address) === undefined)) await this.askPeers();
       } catch (error) {
         this.logOnce("init", `dsync: starting the Raft group failed: ${(error as Error).message}; trying again`);
       }

@@ -169,6 +169,39 @@ describe("a group of three drivers", () => {
     await waitFor(async () => idToHex((await lagging.node.getFolder("docs")).head!) === idToHex(next.id), 5000, "the follower at the next head");
   });
 
+  test("a snapshot stored before a crash but not installed is installed at the next start", async () => {
+    const { network, members } = await group({ compactEvery: 3 });
+    const leader = await network.waitForLeader();
+    const follower = members.find((m) => m !== leader)!;
+    // The follower is away for everything below.
+    network.cut.add(follower.id);
+    await follower.driver.stop();
+    running = running.filter((m) => m !== follower);
+    await leader.driver.propose(createFolder("docs"), 5000);
+    let head: Uint8Array | null = null;
+    for (let i = 1; i <= 6; i++) {
+      const v = makeVersion(leader.id, `v${i}`, head ? [head as never] : [], i);
+      await leader.node.putObjects(v.objects);
+      await leader.driver.propose(moveHead("docs", head as never, v), 5000);
+      head = v.id;
+    }
+    const snapshot = (await leader.node.metadata.loadRaft())!.snapshot!;
+    expect(snapshot).toBeDefined();
+    // What a follower's store holds when it crashed right after persisting a leader's snapshot, before installing it.
+    const term = Math.max(snapshot.meta.term, (await follower.node.metadata.loadRaft())!.hardState.term);
+    await follower.node.metadata.saveRaft({ snapshot, hardState: { term, vote: null, commit: snapshot.meta.index } });
+    expect((await follower.node.metadata.loadRaft())!.applied).toBeLessThan(snapshot.meta.index);
+    expect(await follower.node.findFolder("docs")).toBeUndefined();
+    const restarted = network.attach(follower.node, members.filter((m) => m !== follower).map((m) => m.id));
+    running.push(restarted);
+    network.cut.delete(follower.id);
+    await restarted.driver.start();
+    await waitFor(async () => (await restarted.node.findFolder("docs"))?.head && idToHex((await restarted.node.findFolder("docs"))!.head!) === idToHex(head!), 5000, "the restarted node at the leader's head");
+    expect((await restarted.node.metadata.loadRaft())!.applied).toBeGreaterThanOrEqual(snapshot.meta.index);
+    await restarted.node.checkClosure((await restarted.node.decodeVersion(head as never)).root);
+    expect((await restarted.node.listVersions("docs")).length).toBe(6);
+  });
+
   test("messages from a node that is not a member, for another node, or under another member's name are refused and change nothing", async () => {
     const { network, members } = await group();
     const leader = await network.waitForLeader();

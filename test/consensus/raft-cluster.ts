@@ -26,6 +26,12 @@ export interface TestMember {
   log: string[];
 }
 
+export interface MemberOptions {
+  compactEvery?: number;
+  /** The certificate fingerprint each peer address presents (as a TLS peer's pin says). */
+  peerFingerprint?: (address: string) => Promise<string | undefined>;
+}
+
 export const FAST = { tickMs: 20, electionTicks: 6, heartbeatTicks: 1 };
 
 export class MemoryRaftNetwork {
@@ -65,13 +71,13 @@ export class MemoryRaftNetwork {
     };
   }
 
-  async add(id: string, peers: string[], options: { compactEvery?: number } = {}): Promise<TestMember> {
+  async add(id: string, peers: string[], options: MemberOptions = {}): Promise<TestMember> {
     const node = await DsyncNode.over(new MemoryObjectStore(), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: id });
     return this.attach(node, peers, options);
   }
 
   /** A member over an existing node (a restart: same stores, a new driver). */
-  attach(node: DsyncNode, peers: string[], options: { compactEvery?: number } = {}): TestMember {
+  attach(node: DsyncNode, peers: string[], options: MemberOptions = {}): TestMember {
     const log: string[] = [];
     const driver = new RaftDriver({
       node,
@@ -83,6 +89,7 @@ export class MemoryRaftNetwork {
       log: (line) => log.push(line),
       ...FAST,
       compactEvery: options.compactEvery,
+      peerFingerprint: options.peerFingerprint,
     });
     const service = new PeerService(node);
     service.raftReceiver = driver;

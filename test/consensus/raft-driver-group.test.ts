@@ -7,7 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
 import type { Message } from "../../src/core/raft/types.ts";
 import { RaftRefusedError } from "../../src/wire/raft-message.ts";
-import { createFolder, makeVersion, MemoryRaftNetwork, moveHead, waitFor, type TestMember } from "./raft-cluster.ts";
+import { createFolder, makeVersion, MemoryRaftNetwork, moveHead, waitFor, type MemberOptions, type TestMember } from "./raft-cluster.ts";
 
 let running: TestMember[] = [];
 afterEach(async () => {
@@ -15,7 +15,7 @@ afterEach(async () => {
   running = [];
 });
 
-async function group(options: { compactEvery?: number } = {}): Promise<{ network: MemoryRaftNetwork; members: TestMember[] }> {
+async function group(options: MemberOptions = {}): Promise<{ network: MemoryRaftNetwork; members: TestMember[] }> {
   const network = new MemoryRaftNetwork();
   const ids = ["n1", "n2", "n3"];
   const members: TestMember[] = [];
@@ -167,6 +167,17 @@ describe("a group of three drivers", () => {
     await leader.node.putObjects(next.objects);
     expect(await leader.driver.propose(moveHead("docs", head as never, next), 5000)).toEqual({ applied: true });
     await waitFor(async () => idToHex((await lagging.node.getFolder("docs")).head!) === idToHex(next.id), 5000, "the follower at the next head");
+  });
+
+  test("over TLS, messages under one member's id with another member's certificate are refused; its own certificate is taken", async () => {
+    const { network, members } = await group({ peerFingerprint: async (address) => `sha256:${address}` });
+    const leader = await network.waitForLeader();
+    const follower = members.find((m) => m !== leader)!;
+    const other = members.find((m) => m !== leader && m !== follower)!;
+    await waitFor(() => follower.driver.status().members.every((s) => s.self || s.address !== null), 2000, "the follower to know its peers");
+    const heartbeat: Message = { type: "heartbeat", from: leader.id, to: follower.id, term: follower.driver.status().term, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
+    await expect(follower.driver.receiveRaft([heartbeat], `sha256:${other.id}`)).rejects.toBeInstanceOf(RaftRefusedError);
+    await expect(follower.driver.receiveRaft([heartbeat], `sha256:${leader.id}`)).resolves.toMatchObject({ node: follower.id });
   });
 
   test("a snapshot stored before a crash but not installed is installed at the next start", async () => {

@@ -577,9 +577,11 @@ export class Raft implements RaftMember {
       return;
     }
     if (this.log.matchTerm(index, term)) {
-      // The log already holds it: only the commit moves (§7: entries after it are kept).
+      // The log already holds it: only the commit moves (§7: entries after it are kept). Only
+      // the log up to `index` is known to match the leader's; what follows may be an older
+      // term's divergent suffix, so the answer claims no more than `index`.
       this.log.commitTo(index);
-      this.send({ type: "appendResponse", to: m.from, index: this.log.lastIndex() });
+      this.send({ type: "appendResponse", to: m.from, index });
       return;
     }
     // §7: a snapshot newer than anything here replaces the log and the membership.

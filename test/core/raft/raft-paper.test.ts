@@ -924,7 +924,33 @@ describe("§7 log compaction", () => {
     const ready = net.raft("2").ready();
     expect(ready.snapshot).toBeUndefined();
     expect(ready.committedEntries.map((e) => e.index)).toEqual([2, 3]);
-    expect(ready.messages).toMatchObject([{ type: "appendResponse", index: 4 }]);
+    // It acknowledges the snapshot's index only: entry 4 may differ from the leader's.
+    expect(ready.messages).toMatchObject([{ type: "appendResponse", index: 3 }]);
+    expect(net.raft("2").status().lastIndex).toBe(4);
+  });
+
+  test("after such a snapshot the leader counts the follower only up to the snapshot's index, and repairs a divergent suffix", () => {
+    const net = new Network(IDS3);
+    // 2 holds 1/1 2/1 (matching the leader) and 3/2 of a term whose leader lost; the leader
+    // (term 3) compacted through 2 and holds its no-op 3/3.
+    net.load("2", { entries: [entry(1, 1), entry(2, 1), entry(3, 2)], term: 2, commit: 1, applied: 1 });
+    net.load("1", { entries: [entry(1, 1), entry(2, 1)], term: 2, commit: 2, applied: 2 });
+    net.load("3", { entries: [entry(1, 1), entry(2, 1)], term: 2, commit: 2, applied: 2 });
+    net.raft("1").campaign();
+    net.deliver(message({ type: "voteResponse", from: "3", to: "1", term: 3 }));
+    net.processReady("1");
+    net.inflight = [];
+    net.compact("1", 2);
+    net.deliver(message({ type: "snapshot", from: "1", to: "2", term: 3, snapshot: net.get("1").store.snapshot! }));
+    const [ack] = net.takeMessages("2");
+    expect(ack).toMatchObject({ type: "appendResponse", index: 2, reject: false });
+    net.deliver(ack!);
+    expect(net.raft("1").status().progress["2"]!.match).toBe(2);
+    // Counting 2 at 3 would commit 3/3, which is on the leader alone.
+    expect(net.raft("1").status().commit).toBe(2);
+    net.stabilize();
+    expect(net.get("2").store.entries.map((e) => `${e.index}/${e.term}`)).toEqual(["1/1", "2/1", "3/3"]);
+    expect(net.raft("2").entriesBetween(1, 9).map((e) => `${e.index}/${e.term}`)).toEqual(["1/1", "2/1", "3/3"]);
   });
 
   test("a member restarts from its snapshot and the entries after it", () => {

@@ -119,6 +119,7 @@ function persistAndApply(run: Run, seed: number, node: Node, ready: Ready): void
   if (store.hardState.term === hardBefore.term && hardBefore.vote !== null && store.hardState.vote !== hardBefore.vote) fail(run, seed, `${node.id} changed its vote within term ${hardBefore.term}`);
   for (const m of ready.messages) {
     if (m.type === "snapshot") run.stats.snapshotsSent++;
+    if (m.entries.length > run.maxEntriesPerAppend) fail(run, seed, `${node.id} sent ${m.entries.length} entries in one append (at most ${run.maxEntriesPerAppend})`);
     run.network.push(m);
   }
   const appliedNow = store.apply(ready, (s) => {
@@ -175,6 +176,12 @@ function checkInvariants(run: Run, seed: number): void {
     } else if (known !== node.id) {
       fail(run, seed, `election safety: ${known} and ${node.id} both lead term ${s.term}`);
     }
+    // One membership change pending at a time (thesis §4.1): after what any leader has known
+    // committed, a leader's log holds at most one config entry (its own commit may lag).
+    let knownCommitted = 0;
+    for (const index of run.committed.keys()) knownCommitted = Math.max(knownCommitted, index);
+    const pending = node.raft.entriesBetween(knownCommitted + 1, s.lastIndex).filter((e) => e.kind === "config").length;
+    if (pending > 1) fail(run, seed, `${node.id} leads with ${pending} uncommitted config entries`);
     // What this leader has committed, in its term.
     for (const e of node.raft.entriesBetween(1, s.commit)) {
       const c = run.committed.get(e.index);

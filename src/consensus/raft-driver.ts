@@ -157,7 +157,10 @@ export class RaftDriver implements StrongConsensus {
 
   constructor(private readonly options: RaftDriverOptions) {
     this.nodeId = options.node.nodeId;
-    this.stateMachine = new StrongStateMachine(options.node, options.log);
+    // Checked again at apply time: a collection may have taken objects of an entry acknowledged long ago.
+    this.stateMachine = new StrongStateMachine(options.node, options.log, (versions) =>
+      ensureVersionsHeld(options.node, options.transport, this.sources(), versions.map((v) => ({ id: v.id, root: v.root })), 1),
+    );
     this.addresses = new MemberAddresses(options.node.metadata);
   }
 
@@ -179,7 +182,11 @@ export class RaftDriver implements StrongConsensus {
     this.scheduleTick();
     if (!this.clustered) {
       // Alone: the group is this node, started now (no peer to ask, nothing to wait for).
-      await this.initialize();
+      try {
+        await this.initialize();
+      } catch (error) {
+        this.recover(error);
+      }
       return;
     }
     this.probePeers();
@@ -296,8 +303,9 @@ export class RaftDriver implements StrongConsensus {
         try {
           const reply = await transport.raft!(address, []);
           if (reply.node === this.nodeId) {
+            // Counted as answered, and left out of the group (it would be this node twice).
             this.logOnce(`self:${address}`, `dsync: peer ${address} is this node itself; it is left out of the Raft group`);
-            return undefined;
+            return { node: this.nodeId, voters: null };
           }
           await this.addresses.set(reply.node, address);
           // Which certificate is this member's (TLS peers): a request proving another is not its.
@@ -359,8 +367,17 @@ export class RaftDriver implements StrongConsensus {
     if (!this.member || this.phase === "stopped") return;
     if (this.inReady || this.looping) this.inbox.push(input);
     else {
-      input(this.member);
+      this.runInput(input, this.member);
       this.kick();
+    }
+  }
+
+  /** One input; one that throws (a transfer to a non-member, say) is logged and changes nothing else. */
+  private runInput(input: (member: RaftMember) => void, member: RaftMember): void {
+    try {
+      input(member);
+    } catch (error) {
+      this.options.log(`dsync: the Raft group refused an input: ${(error as Error).message}`);
     }
   }
 
@@ -377,7 +394,7 @@ export class RaftDriver implements StrongConsensus {
         if (!member || this.phase === "stopped") break;
         const inputs = this.inbox;
         this.inbox = [];
-        for (const input of inputs) input(member);
+        for (const input of inputs) this.runInput(input, member);
         if (!member.hasReady()) {
           if (this.inbox.length === 0) break;
           continue;

@@ -11,7 +11,7 @@ import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { decodeMsgpack, encodeCanonical } from "../core/encoding.ts";
 import { validateFolderName } from "../core/names.ts";
 import type { RaftNodeId } from "../core/raft/types.ts";
-import { HeadMovedError, UnknownFolderError, type FolderRecord } from "../node/metadata-records.ts";
+import { HeadMovedError, UnknownFolderError, type FolderRecord, type NewVersionRecord } from "../node/metadata-records.ts";
 import { nodeIdProblem } from "../node/node-id.ts";
 import type { DsyncNode } from "../node/node.ts";
 import type { ApplyOutcome, StrongCommand } from "./strong-consensus.ts";
@@ -51,6 +51,12 @@ export class StrongStateMachine {
   constructor(
     private readonly node: DsyncNode,
     private readonly log: (line: string) => void,
+    /**
+     * Called before a head moves, with the versions the move records: makes sure their objects
+     * are still here (fetched again if a collection took them since the entry was acknowledged),
+     * throwing when they cannot be had, so a head never names what this node lacks.
+     */
+    private readonly ensureHeld: (versions: readonly NewVersionRecord[]) => Promise<void> = async () => {},
   ) {}
 
   /** Applies one committed command to this node's metadata; the outcome is the same on every member. */
@@ -89,6 +95,7 @@ export class StrongStateMachine {
       if (sameHead(current, command.head)) return { applied: true };
       return { applied: false, reason: "head moved", head: current };
     }
+    await this.ensureHeld(command.versions);
     try {
       await metadata.commitVersions(command.folder, folder.head, command.head, command.versions, command.atMs);
     } catch (error) {

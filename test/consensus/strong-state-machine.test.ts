@@ -31,6 +31,27 @@ describe("the strong state machine", () => {
     expect((await node.listVersions("docs")).length).toBe(2);
   });
 
+  test("a head moves only once the versions it names are here: a failed check changes nothing, a later apply goes through", async () => {
+    const node = await memoryNode("n1");
+    let lacking = true;
+    const checked: string[] = [];
+    const machine = new StrongStateMachine(node, () => {}, async (versions) => {
+      checked.push(...versions.map((v) => idToHex(v.id)));
+      if (lacking) throw new Error("version objects gone and no member has them");
+    });
+    await machine.apply(createFolder("docs"));
+    const v1 = makeVersion("n1", "one");
+    await expect(machine.apply(moveHead("docs", null, v1))).rejects.toThrow(/gone/);
+    expect((await node.getFolder("docs")).head).toBeNull();
+    lacking = false;
+    await node.putObjects(v1.objects);
+    expect(await machine.apply(moveHead("docs", null, v1))).toEqual({ applied: true });
+    expect(checked).toEqual([idToHex(v1.id), idToHex(v1.id)]);
+    // A refused move checks nothing (its versions are never recorded).
+    await machine.apply(moveHead("docs", null, makeVersion("n1", "stale")));
+    expect(checked.length).toBe(2);
+  });
+
   test("a moveHead for a folder the log never created changes nothing", async () => {
     const { node } = { node: await memoryNode("n1") };
     const machine = new StrongStateMachine(node, () => {});

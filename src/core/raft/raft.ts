@@ -11,7 +11,7 @@ import { applyConfigChange, configChangeProblem, decodeConfigEntry, encodeConfig
 import { Progress } from "./progress.ts";
 import { committedIndex, isQuorum, quorumSize, tallyVotes } from "./quorum.ts";
 import { RaftLog } from "./raft-log.ts";
-import { ReadOnlyQueue } from "./read-only.ts";
+import { PENDING_READS_MAX, ReadOnlyQueue } from "./read-only.ts";
 import {
   ProposalDroppedError,
   type ClusterConfig,
@@ -662,7 +662,7 @@ export class Raft implements RaftMember {
     if (this.log.term(this.log.committed) !== this.term) {
       // Thesis §6.4: until an entry of its term commits, a new leader does not know the commit
       // index of the cluster; the read waits for the no-op.
-      if (this.readsBeforeCommit.length < 4096) this.readsBeforeCommit.push({ context, from });
+      if (this.readsBeforeCommit.length < PENDING_READS_MAX) this.readsBeforeCommit.push({ context, from });
       return;
     }
     if (this.config.voters.length === 1 && this.config.voters[0] === this.id) {

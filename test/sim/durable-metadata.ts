@@ -45,6 +45,8 @@ export interface DurableMetadataOptions {
   acknowledgeEarly?: boolean;
   /** Runs a resolution now, or later when the node is paused (it takes no events meanwhile). */
   whenAwake: (run: () => void) => void;
+  /** Called as a write is queued, with the simulated time until it lands (a chance for the harness to crash the node meanwhile). */
+  onWrite?: (method: string, delayMs: number) => void;
   /** Called once a write has landed on the disk, with its method and arguments. */
   onLanded?: (method: string, args: unknown[], result: unknown) => void;
   /** Called when a crash loses a write that had not landed. */
@@ -62,6 +64,7 @@ export function incarnationMetadata(disk: MetadataStore, incarnation: Incarnatio
     const now = scheduler.nowMs();
     const dueMs = Math.max(now + random.between(0, options.maxWriteMs), lastDueMs);
     lastDueMs = dueMs;
+    options.onWrite?.(method, dueMs - now);
     const target = disk as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
     const early = options.acknowledgeEarly === true && RAFT_WRITES.has(method);
     const landed = new Promise<unknown>((resolve, reject) => {

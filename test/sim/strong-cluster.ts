@@ -100,6 +100,8 @@ export interface StrongSimConfig {
     crash: number;
     /** Of crashes: the leader's. */
     crashLeader: number;
+    /** Chance that a Raft save (saveRaft) is accompanied by a crash of its node, before or just after it lands. */
+    crashInSave: number;
     pause: number;
     clockJump: number;
   };
@@ -144,7 +146,7 @@ export function strongConfigForSeed(seed: number, random: SimRandom, overrides: 
     clientTimeoutMs: 8_000,
     readTimeoutMs: 2_000,
     chaosGapMs: [300, 1_500],
-    faults: { partition: 0.35, isolateLeader: 0.35, oneWay: 0.3, crash: 0.3, crashLeader: 0.5, pause: 0.15, clockJump: 0.15 },
+    faults: { partition: 0.35, isolateLeader: 0.35, oneWay: 0.3, crash: 0.3, crashLeader: 0.5, crashInSave: 0.01, pause: 0.15, clockJump: 0.15 },
     partitionMs: [300, 4_000],
     downMs: [100, 3_000],
     pauseMs: [200, 3_000],
@@ -176,7 +178,7 @@ export interface StrongSimReport {
   /** Strong folder operations by how they ended; landed/never: unknown pushes resolved by the final history. */
   operations: { pushes: number; pushesOk: number; pushesFailed: number; pushesUnknown: number; landed: number; neverLanded: number; reads: number; readsOk: number; readsFailed: number; redirects: number };
   eventual: { pushes: number; acknowledged: number; acknowledgedOnMinority: number };
-  faults: { partitions: number; leaderIsolations: number; oneWay: number; crashes: number; leaderCrashes: number; pauses: number; clockJumps: number; restarts: number; diskWritesLost: number; storeWritesCut: number };
+  faults: { partitions: number; leaderIsolations: number; oneWay: number; crashes: number; leaderCrashes: number; crashesInSave: number; pauses: number; clockJumps: number; restarts: number; diskWritesLost: number; storeWritesCut: number };
   raft: { terms: number; committedIndex: number; headMoves: number; observations: number };
   network: NetworkStats;
 }
@@ -212,10 +214,14 @@ export class StrongCluster {
   private readonly eventualAcks: EventualAck[] = [];
   private readonly createdFolders = new Set<string>();
   private healed = false;
+  /** Set when the fault phase starts (the setup runs without faults). */
+  private faultsOn = false;
   private incarnations = 0;
   private operationNumber = 0;
   /** Client requests waiting for an answer (or for their timeout). */
   private waiting = 0;
+  /** Client operations under way (between their attempts too). */
+  private operating = 0;
   private readonly nodeRandom: RandomSource = { bytes: (length) => Uint8Array.from({ length }, () => this.random.int(256)) };
 
   constructor(
@@ -236,7 +242,7 @@ export class StrongCluster {
       agreedAfterHealMs: null,
       operations: { pushes: 0, pushesOk: 0, pushesFailed: 0, pushesUnknown: 0, landed: 0, neverLanded: 0, reads: 0, readsOk: 0, readsFailed: 0, redirects: 0 },
       eventual: { pushes: 0, acknowledged: 0, acknowledgedOnMinority: 0 },
-      faults: { partitions: 0, leaderIsolations: 0, oneWay: 0, crashes: 0, leaderCrashes: 0, pauses: 0, clockJumps: 0, restarts: 0, diskWritesLost: 0, storeWritesCut: 0 },
+      faults: { partitions: 0, leaderIsolations: 0, oneWay: 0, crashes: 0, leaderCrashes: 0, crashesInSave: 0, pauses: 0, clockJumps: 0, restarts: 0, diskWritesLost: 0, storeWritesCut: 0 },
       raft: { terms: 0, committedIndex: 0, headMoves: 0, observations: 0 },
       network: this.network.stats,
     };
@@ -300,6 +306,7 @@ export class StrongCluster {
       maxWriteMs: this.config.maxDiskMs,
       acknowledgeEarly: this.config.acknowledgeEarly,
       whenAwake: (run) => this.network.whenAwake(sim.id, run),
+      onWrite: (method, delayMs) => this.maybeCrashInSave(sim, incarnation, method, delayMs),
       onLanded: (method, args) => this.safety.landed(sim.id, method, args),
       onLost: () => this.report.faults.diskWritesLost++,
     });
@@ -338,6 +345,17 @@ export class StrongCluster {
     const waiting = [...sim.onCrash];
     sim.onCrash.clear();
     for (const wake of waiting) wake();
+  }
+
+  /** Now and then a node dies while a Raft save is in flight (or just after it lands): persist-before-send is what keeps that safe. */
+  private maybeCrashInSave(sim: StrongNode, incarnation: Incarnation, method: string, delayMs: number): void {
+    if (method !== "saveRaft" || this.healed || !this.faultsOn || !this.random.chance(this.config.faults.crashInSave) || this.liveNodes().length < 2) return;
+    this.scheduler.schedule(this.random.between(0, delayMs + 1), `crash ${sim.id} in a save`, () => {
+      if (this.healed || sim.incarnation !== incarnation || !incarnation.alive) return;
+      this.report.faults.crashesInSave++;
+      this.crash(sim);
+      this.scheduleRestart(sim);
+    });
   }
 
   private scheduleRestart(sim: StrongNode): void {
@@ -450,13 +468,18 @@ export class StrongCluster {
       await this.sleep(this.random.between(...this.config.clientGapMs));
       if (this.healed) return;
       const roll = this.random.next();
-      if (roll < this.config.eventualShare) await this.eventualPush(client);
-      else {
-        const ready = this.config.strongFolders.filter((f) => this.createdFolders.has(f));
-        if (ready.length === 0) continue;
-        const folder = this.random.pick(ready);
-        if (roll < this.config.eventualShare + this.config.readShare) await this.strongRead(client, folder);
-        else await this.strongPush(client, folder);
+      this.operating++;
+      try {
+        if (roll < this.config.eventualShare) await this.eventualPush(client);
+        else {
+          const ready = this.config.strongFolders.filter((f) => this.createdFolders.has(f));
+          if (ready.length === 0) continue;
+          const folder = this.random.pick(ready);
+          if (roll < this.config.eventualShare + this.config.readShare) await this.strongRead(client, folder);
+          else await this.strongPush(client, folder);
+        }
+      } finally {
+        this.operating--;
       }
     }
   }
@@ -716,13 +739,16 @@ export class StrongCluster {
       if (this.failures.length === 0 && this.safety.failures.length === 0) {
         const clients = Array.from({ length: this.config.clients }, (_, i) => this.runClient(`c${i + 1}`));
         void Promise.all(clients).catch((error) => this.failures.push(`a client failed: ${(error as Error)?.stack ?? String(error)}`));
+        this.faultsOn = true;
         this.scheduleChaos();
         const healAt = this.scheduler.nowMs() + this.config.faultPhaseMs;
         await this.runObserved(healAt);
         if (this.failures.length === 0 && this.safety.failures.length === 0) {
           await this.heal();
           // The clients' last requests are answered (or time out) first: what they commit is part of what must agree.
-          await this.runObserved(this.scheduler.nowMs() + this.config.clientTimeoutMs + 1_000, () => this.waiting === 0);
+          const attemptsMs = this.config.attempts * (this.config.clientTimeoutMs + 300);
+          await this.runObserved(this.scheduler.nowMs() + attemptsMs, () => this.operating === 0 && this.waiting === 0);
+          if (this.operating > 0) this.failures.push(`${this.operating} client operation(s) still under way ${attemptsMs} ms after healing`);
           let lastCheckMs = 0;
           const agreed = await this.runObserved(healAt + this.config.healDeadlineMs, async () => {
             const now = this.scheduler.nowMs();
@@ -899,6 +925,9 @@ export async function runStrongSimulation(seed: number, overrides: Partial<Stron
 /** The one line a failing seed prints. */
 export function strongFailureLine(report: StrongSimReport, rerunPrefix = ""): string {
   const more = report.failures.length > 1 ? ` (and ${report.failures.length - 1} more)` : "";
-  return `strong simulation seed ${report.seed} failed: ${report.failures[0]}${more}; rerun with ${rerunPrefix}SIM_SEEDS=${report.seed}-${report.seed} node_modules/.bin/bun test test/sim/strong-simulation.test.ts`;
+  // One line: a linearizability report's lines are joined, and a long one is cut.
+  let first = (report.failures[0] ?? "").replace(/\n\s*/g, " | ");
+  if (first.length > 1_500) first = `${first.slice(0, 1_500)}...`;
+  return `strong simulation seed ${report.seed} failed: ${first}${more}; rerun with ${rerunPrefix}SIM_SEEDS=${report.seed}-${report.seed} node_modules/.bin/bun test test/sim/strong-simulation.test.ts`;
 }
 

@@ -4,7 +4,7 @@
 // clock jumps, every client operation on a strong folder recorded and the history checked for
 // linearizability (see strong-cluster.ts).
 //
-// Seeds: 1-150 by default. SIM_SEEDS=N runs seeds 1..N, SIM_SEEDS=A-B runs seeds A..B:
+// Seeds: 1-200 by default. SIM_SEEDS=N runs seeds 1..N, SIM_SEEDS=A-B runs seeds A..B:
 //   SIM_SEEDS=1000 node_modules/.bin/bun test test/sim/strong-simulation.test.ts
 //   SIM_SEEDS=1234-1234 node_modules/.bin/bun test test/sim/strong-simulation.test.ts
 // A failing seed prints one line with its first failure and how to rerun it alone; seeds that
@@ -21,7 +21,7 @@ import { drainMicrotasks, Scheduler, SimRandom } from "./scheduler.ts";
 import { runStrongSimulation, strongFailureLine } from "./strong-cluster.ts";
 import { RaftSafety } from "./strong-safety.ts";
 
-const DEFAULT_SEEDS = 150;
+const DEFAULT_SEEDS = 200;
 const seeds = seedsFromEnv(process.env.SIM_SEEDS, DEFAULT_SEEDS);
 const range = `${seeds[0]}-${seeds.at(-1)}`;
 

@@ -466,7 +466,8 @@ export class RaftDriver implements StrongConsensus {
    */
   private recover(error: unknown): void {
     if (this.phase === "stopped") return;
-    this.options.log(`dsync: the Raft group stopped on an error, restarting it from what is stored in ${RECOVERY_DELAY_MS} ms: ${(error as Error)?.message ?? String(error)}`);
+    // Once a minute at most: an outage of the metadata store fails every attempt until it is back.
+    this.logOnce("recover", `dsync: the Raft group stopped on an error, restarting it from what is stored in ${RECOVERY_DELAY_MS} ms: ${(error as Error)?.message ?? String(error)}`);
     this.member = null;
     this.phase = "recovering";
     this.inbox = [];
@@ -486,7 +487,7 @@ export class RaftDriver implements StrongConsensus {
         },
         (failure: unknown) => {
           this.phase = "recovering";
-          this.logOnce("recover", `dsync: restarting the Raft group failed: ${(failure as Error).message}; trying again`);
+          this.logOnce("recover-again", `dsync: restarting the Raft group failed: ${(failure as Error).message}; trying again`);
           this.options.timers.setTimeout(again, RECOVERY_DELAY_MS);
         },
       );

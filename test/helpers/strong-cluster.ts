@@ -6,13 +6,20 @@
 // it) and has the full --peers list, optionally through a mesh of cuttable proxies (one per
 // directed link) so a test can partition it. Clients talk to the nodes directly.
 import { join } from "node:path";
+import { chunkingDescriptor, DEFAULT_CHUNKER_PARAMS } from "../../src/core/fastcdc.ts";
 import { startProxyMesh, type ProxyMesh } from "./cuttable-proxy.ts";
-import { freePort, startNode, tempDir, type NodeProcess } from "./processes.ts";
+import { freePort, runCli, startNode, tempDir, type NodeProcess } from "./processes.ts";
+import { writeTree } from "./trees.ts";
+import { describeResult, checkLinearizable } from "./linearizability/checker.ts";
 import { HistoryRecorder } from "./linearizability/history.ts";
 import {
+  headRegisterModel,
+  lostAcknowledgedPushes,
   PUSH,
   pushOutputOfCommit,
+  pushOutputsFromVersions,
   READ,
+  resolveIndeterminatePushes,
   type HeadInput,
   type HeadOperation,
   type PushOutput,
@@ -43,6 +50,9 @@ export interface StrongCluster {
   isRunning(i: number): boolean;
   start(i: number): Promise<void>;
   kill9(i: number): Promise<void>;
+  /** Stops node i's process where it stands (SIGSTOP) or lets it go on (SIGCONT): its sockets stay open, its timers late. */
+  pause(i: number): void;
+  resume(i: number): void;
   /** Node i's consensus status, or null when it does not answer within the wait. */
   consensus(i: number, timeoutMs?: number): Promise<ConsensusStatusJson | null>;
   /** The index of the node that is leader by its own account and whose leadership a majority of running nodes reports; null when there is none now. */
@@ -112,6 +122,12 @@ export async function startStrongCluster(options: { size?: number; proxies?: boo
     isRunning: (i) => processes[i] !== null,
     start,
     kill9,
+    pause(i) {
+      processes[i]?.process.kill("SIGSTOP");
+    },
+    resume(i) {
+      processes[i]?.process.kill("SIGCONT");
+    },
     consensus,
     leader,
     async waitForLeader(what = "a leader backed by a majority", capMs = 20_000) {
@@ -133,6 +149,8 @@ export async function startStrongCluster(options: { size?: number; proxies?: boo
           if (!node) return;
           outputs[i] += node.output();
           processes[i] = null;
+          // A paused process takes no SIGTERM until it runs again.
+          node.process.kill("SIGCONT");
           await node.stop().catch(() => undefined);
         }),
       );
@@ -208,7 +226,7 @@ export class StrongClients {
   ) {}
 
   /** One push through the node at `url`; the output when acknowledged, else null. */
-  async push(clientId: string, url: string): Promise<PushOutput | null> {
+  async push(clientId: string, url: string, timeoutMs = this.requestTimeoutMs): Promise<PushOutput | null> {
     const message = `op-${this.nextMessage++}`;
     const parent = this.lastSeen.get(clientId) ?? null;
     const handle = this.recorder.invoke<HeadInput, PushOutput>(clientId, PUSH, { folder: this.folder, message });
@@ -216,7 +234,7 @@ export class StrongClients {
       const reply = await post(
         `${url}/v1/folders/${this.folder}/commit`,
         { root: this.content.root, parent, message, chunking: this.content.chunking, files: this.content.files, bytes: this.content.bytes },
-        this.requestTimeoutMs,
+        timeoutMs,
       );
       if (reply.status === 200) {
         const output = pushOutputOfCommit(reply.body);
@@ -244,10 +262,10 @@ export class StrongClients {
   }
 
   /** A linearizable read of the head through the node at `url`; the head when answered, else undefined. */
-  async read(clientId: string, url: string): Promise<string | null | undefined> {
+  async read(clientId: string, url: string, timeoutMs = this.requestTimeoutMs): Promise<string | null | undefined> {
     const handle = this.recorder.invoke<HeadInput, string | null>(clientId, READ, { folder: this.folder });
     try {
-      const response = await fetch(`${url}/v1/folders/${this.folder}`, { signal: AbortSignal.timeout(this.requestTimeoutMs) });
+      const response = await fetch(`${url}/v1/folders/${this.folder}`, { signal: AbortSignal.timeout(timeoutMs) });
       const body = (await response.json().catch(() => null)) as { head: string | null } | null;
       if (response.status === 200 && body) {
         handle.ok(body.head);
@@ -311,4 +329,60 @@ export async function waitForAgreement(urls: string[], folder: string, capMs = 2
     if (Date.now() > deadline) throw new Error(`nodes did not agree on ${folder}: ${JSON.stringify(heads)}`);
     await Bun.sleep(100);
   }
+}
+
+/**
+ * Makes the strong folder `folder` and pushes a small tree to it through the CLI via node
+ * `viaNode` (any member: a follower hands it to the leader), so every member holds a tree the
+ * clients can commit again and again; the clients' history starts with that push.
+ */
+export async function strongFolderWithClients(cluster: StrongCluster, folder: string, viaNode: number): Promise<{ clients: StrongClients; content: CommitContent }> {
+  await cluster.waitForLeader(`a leader to make ${folder}`);
+  await createStrongFolder(cluster.urls[viaNode], folder);
+  const dir = join(tempDir("linearizability-client-"), folder);
+  writeTree(dir, { "balance.txt": "0\n", notes: { "a.txt": "a\n" } });
+  const first = await runCli(["push", dir, "--remote", cluster.urls[viaNode], "--folder", folder]);
+  if (first.code !== 0) throw new Error(`the first push to ${folder} failed (${first.code}): ${first.stderr}`);
+  const head = await waitForAgreement(cluster.urls, folder);
+  if (head === null) throw new Error(`${folder} has no head after its first push`);
+  const response = await fetch(`${cluster.urls[viaNode]}/v1/folders/${folder}/versions/${head}?stale=1`, { signal: AbortSignal.timeout(10_000) });
+  const version = (await response.json()) as { root: string; files: number; bytes: number; message: string };
+  const content = { root: version.root, chunking: chunkingDescriptor(DEFAULT_CHUNKER_PARAMS), files: version.files, bytes: version.bytes };
+  const clients = new StrongClients(folder, content);
+  clients.recorder.invoke<HeadInput, PushOutput>("setup", PUSH, { folder, message: version.message }).ok({ before: null, after: head });
+  return { clients, content };
+}
+
+/**
+ * What a strong folder promises, checked after a run once every node runs and links are whole:
+ * every node holds the same head and the same versions by its own copy; a linearizable read
+ * through each node sees that head; every acknowledged push is in every node's history as it was
+ * acknowledged; no answer other than a success or a 503 came; and the clients' history, its
+ * unanswered pushes resolved by what the history holds, is linearizable. Returns a summary line.
+ */
+export async function checkStrongRun(cluster: StrongCluster, clients: StrongClients): Promise<string> {
+  const folder = clients.folder;
+  await cluster.waitForLeader(`a leader at the end of the run on ${folder}`);
+  await waitForAgreement(cluster.urls, folder, 30_000);
+  for (let i = 0; i < cluster.size; i++) {
+    if ((await clients.read(`final-${i}`, cluster.urls[i])) === undefined) throw new Error(`a linearizable read of ${folder} through ${cluster.nodeIds[i]} was not answered after the run`);
+  }
+  const histories = await Promise.all(cluster.urls.map((url) => allVersions(url, folder)));
+  const idLists = histories.map((versions) => versions.map((v) => v.id).sort().join(","));
+  for (let i = 1; i < cluster.size; i++) {
+    if (idLists[i] !== idLists[0]) throw new Error(`${cluster.nodeIds[i]} holds other versions of ${folder} than ${cluster.nodeIds[0]} (${histories[i].length} against ${histories[0].length})`);
+  }
+  const lookups = histories.map((versions) => pushOutputsFromVersions(versions));
+  const history = clients.history();
+  for (let i = 0; i < cluster.size; i++) {
+    const lost = lostAcknowledgedPushes(history, (_folder, message) => lookups[i](message));
+    if (lost.length > 0) throw new Error(`${cluster.nodeIds[i]} lost acknowledged pushes of ${folder}: ${JSON.stringify(lost)}`);
+  }
+  if (clients.tally.unexpected.length > 0) throw new Error(`unexpected answers: ${clients.tally.unexpected.join("; ")}`);
+  const resolved = resolveIndeterminatePushes(history, (_folder, message) => lookups[0](message));
+  const verdict = checkLinearizable(headRegisterModel, resolved);
+  if (verdict.result !== "ok") throw new Error(describeResult(headRegisterModel, verdict, resolved.length));
+  const unanswered = history.filter((o) => o.kind === PUSH && o.returnMs === Infinity).length;
+  const landed = resolved.filter((o) => o.kind === PUSH && o.returnMs === Infinity).length;
+  return `${folder}: ${resolved.length} operations linearizable, ${histories[0].length} versions on every node; ${unanswered} pushes unanswered, ${landed} of them landed; ${JSON.stringify(clients.tally)}`;
 }

@@ -2,11 +2,15 @@
 // token is refused, the right one shows the three nodes and every folder, a push to another
 // node shows up within 2 s without a reload, a conflict shows in the folder's history; names
 // holding HTML and script show as text and run nothing; the page's CSP forbids inline script
-// and other origins; not one request leaves 127.0.0.1. Screenshots go to docs/ for the README.
+// and other origins; not one request leaves 127.0.0.1. The Cluster panel shows the Raft group
+// (role, term, the leader by id and address, commit and applied index, every member) on each
+// node and on a node alone, flags a missing leader and silent members on a node cut off from the
+// others, and a strong folder shows its mode. Screenshots go to docs/ for the README.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Page } from "playwright-core";
+import type { NodeStatus } from "../../src/client/remote.ts";
 import { formatBytes } from "../../src/client/status-summary.ts";
 import { counted } from "../../src/core/plural.ts";
 import { LIMITS } from "../../src/core/limits.ts";
@@ -111,6 +115,70 @@ async function makeConflict(url: string, folder: string, files: Record<string, s
   return merged;
 }
 
+async function createStrongFolder(url: string, folder: string): Promise<void> {
+  const result = await runCli(["folder", "create", folder, "--consistency", "strong", "--remote", url], { env });
+  if (result.code !== 0) throw new Error(`folder create failed: ${result.stdout} ${result.stderr}`);
+}
+
+let ledgerMade: Promise<void> | null = null;
+
+/** The strong folder "ledger", made on alpha and pushed to through bravo, once for the file. */
+function ensureLedger(): Promise<void> {
+  ledgerMade ??= (async () => {
+    await createStrongFolder(urls[0]!, "ledger");
+    const ledger = join(tempDir(), "ledger");
+    writeTree(ledger, { "march.txt": "rent paid\n" });
+    await push(ledger, urls[1]!, "ledger");
+  })();
+  return ledgerMade;
+}
+
+type ConsensusJson = NonNullable<NodeStatus["consensus"]>;
+
+async function consensusOf(url: string): Promise<ConsensusJson> {
+  const response = await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const status = (await response.json()) as NodeStatus;
+  if (!status.consensus) throw new Error(`${url} reports no consensus in its status`);
+  return status.consensus;
+}
+
+/** Every node names the same leader in the same term (bounded wait). */
+async function waitForOneLeader(among: string[]): Promise<ConsensusJson[]> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const seen = await Promise.all(among.map(consensusOf));
+    const leader = seen[0]!.leader?.id;
+    if (leader && seen.every((c) => c.leader?.id === leader && c.term === seen[0]!.term)) return seen;
+    if (Date.now() > deadline) throw new Error(`the nodes did not agree on a leader: ${JSON.stringify(seen.map((c) => [c.nodeId, c.term, c.leader]))}`);
+    await Bun.sleep(100);
+  }
+}
+
+/** The Cluster panel's text facts, as the page shows them. */
+async function clusterPanel(page: Page) {
+  const panel = page.locator("#cluster");
+  await panel.locator('table[aria-label="Raft members"]').waitFor({ timeout: 10_000 });
+  const rows = panel.locator("tbody tr");
+  const members: { id: string; text: string; match: string; silent: boolean }[] = [];
+  for (let i = 0; i < (await rows.count()); i++) {
+    const row = rows.nth(i);
+    members.push({ id: (await row.getAttribute("data-member"))!, text: (await row.textContent())!, match: (await row.locator("td").nth(2).textContent())!, silent: (await row.locator(".badge", { hasText: "not heard from" }).count()) > 0 });
+  }
+  return {
+    role: (await panel.locator("#cluster-role strong").textContent())!,
+    leader: (await panel.locator("#cluster-leader").textContent())!,
+    text: (await panel.textContent())!,
+    problem: (await panel.locator("#cluster-problem").count()) > 0 ? await panel.locator("#cluster-problem").textContent() : null,
+    members,
+  };
+}
+
+/** The number a stat of the panel shows, by its label. */
+async function clusterStat(page: Page, label: string): Promise<number> {
+  const value = await page.locator("#cluster .stat", { has: page.locator("span", { hasText: new RegExp(`^${label}`) }) }).locator("strong").textContent();
+  return Number(value);
+}
+
 async function signIn(page: Page, url: string, token: string): Promise<void> {
   await page.goto(url);
   await page.locator("#token").fill(token);
@@ -164,6 +232,9 @@ describe("dashboard in Chromium", () => {
     // received the merge, shows the conflict in the folder's history all the same.
     const merged = await makeConflict(urls[2]!, "notes", { "plan.md": "# plan\n" }, "second client's plan");
     await page.locator('a[data-folder="notes"]').waitFor({ timeout: 5000 });
+    // A strong folder beside them, for the picture (its checks are the Cluster panel's test).
+    await ensureLedger();
+    await page.locator('a[data-folder="ledger"]').waitFor({ timeout: 5000 });
     await Bun.sleep(1200); // let the rates and the event list settle for the picture
     await page.screenshot({ path: join(SCREENSHOT_DIR, "dashboard.png"), fullPage: true });
 
@@ -253,6 +324,15 @@ describe("dashboard in Chromium", () => {
       expect(await page.locator("#folders-not-shown").count()).toBe(0);
       const listed = browser.requests.filter((r) => r.url().startsWith(`${node.url}/v1/folders?`));
       expect(listed.some((r) => r.url().includes("cursor="))).toBe(true);
+      // Alone, the node is its own Raft group of one: it leads, at its own address.
+      const cluster = await clusterPanel(page);
+      expect(cluster.role).toBe("leader");
+      expect(cluster.leader).toContain(`${(await consensusOf(node.url)).nodeId} ${node.url}`);
+      expect(cluster.leader).toContain("this node");
+      expect(cluster.problem).toBeNull();
+      expect(cluster.members.length).toBe(1);
+      expect(cluster.members[0]!.text).toContain(node.url);
+      expect(cluster.members[0]!.silent).toBe(false);
       expect(pageErrors).toEqual([]);
       await page.close();
     } finally {
@@ -266,7 +346,7 @@ describe("dashboard in Chromium", () => {
     const lines = result.stdout.split("\n");
     const status = (await (await fetch(`${urls[0]}/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
       peers: { address: string; node: string }[];
-      folders: { name: string; files: number; bytes: number; changedBy: string; head: string }[];
+      folders: { name: string; mode: string; files: number; bytes: number; changedBy: string; head: string }[];
     };
     const page = await browser.context.newPage();
     await signIn(page, urls[0]!, TOKEN);
@@ -276,18 +356,84 @@ describe("dashboard in Chromium", () => {
       const line = lines.find((l) => l.startsWith(`peer ${peer.address} (node ${peer.node}): reachable, `))!;
       expect(line).toBeDefined();
       expect(line).toContain("last contact");
-      const row = (await page.locator("tr", { hasText: peer.address }).textContent())!;
+      const row = (await page.locator('table[aria-label="Nodes"] tr', { hasText: peer.address }).textContent())!;
       expect(row).toContain(peer.node);
       expect(row).toContain("reachable");
     }
     for (const folder of status.folders) {
-      const line = lines.find((l) => l.startsWith(`folder ${folder.name} (eventual) head ${folder.head.slice(0, 12)}: `))!;
+      const line = lines.find((l) => l.startsWith(`folder ${folder.name} (${folder.mode}) head ${folder.head.slice(0, 12)}: `))!;
       expect(line).toBeDefined();
       expect(line).toContain(`${counted(folder.files, "file")}, ${formatBytes(folder.bytes)}, changed `);
       expect(line).toContain(` by ${folder.changedBy}`);
       const row = (await page.locator("tr", { has: page.locator(`a[data-folder="${folder.name}"]`) }).textContent())!;
       for (const fact of [folder.head.slice(0, 12), String(folder.files), formatBytes(folder.bytes), folder.changedBy]) expect(row).toContain(fact);
     }
+    await page.close();
+  }, 60_000);
+
+  test("the Cluster panel on each of three nodes: role, term, the one leader by id and address, commit and applied index, every member; a strong folder's mode in the list and on its page", async () => {
+    await ensureLedger();
+    const consensus = await waitForOneLeader(urls);
+    const leaderId = consensus[0]!.leader!.id;
+    const leaderUrl = urls[consensus.findIndex((c) => c.nodeId === leaderId)]!;
+    for (const [i, url] of urls.entries()) {
+      const page = await browser.context.newPage();
+      await signIn(page, url, TOKEN);
+      const cluster = await clusterPanel(page);
+      const now = await consensusOf(url);
+      expect(cluster.role).toBe(now.role);
+      expect(cluster.text).toContain(`${now.term}term`);
+      // The leader by id and the address it is reached at (this page's own for the leader itself).
+      expect(cluster.leader).toContain(`${leaderId} ${leaderUrl}`);
+      expect(cluster.problem).toBeNull();
+      const commit = await clusterStat(page, "commit index");
+      const applied = await clusterStat(page, "applied");
+      // Creating the folder and pushing to it were two entries at least, all applied by now.
+      expect(commit).toBeGreaterThanOrEqual(2);
+      expect(applied).toBe(commit);
+      expect(cluster.members.map((m) => m.id).sort()).toEqual(["alpha", "bravo", "charlie"]);
+      for (const [j, memberUrl] of urls.entries()) {
+        const row = cluster.members.find((m) => m.id === consensus[j]!.nodeId)!;
+        expect(row.text).toContain(memberUrl);
+        expect(row.silent).toBe(false);
+        if (j === i) expect(row.text).toContain("this node");
+        if (consensus[j]!.nodeId === leaderId) expect(row.text).toContain("leader");
+        // The leader knows how far each member's log goes; the others do not.
+        if (url === leaderUrl) expect(Number.parseInt(row.match, 10)).toBeGreaterThanOrEqual(2);
+        else expect(row.match).toBe("—");
+      }
+
+      // The strong folder's mode in the list (beside the first test's eventual photos), and its standing through the log rather than against each peer.
+      const ledgerRow = page.locator("tr", { has: page.locator('a[data-folder="ledger"]') });
+      expect(await ledgerRow.locator("[data-mode]").textContent()).toBe("strong");
+      expect(await ledgerRow.textContent()).toContain("through the log");
+      expect(await page.locator("tr", { has: page.locator('a[data-folder="photos"]') }).locator("[data-mode]").textContent()).toBe("eventual");
+      await page.locator('a[data-folder="ledger"]').click();
+      await page.locator('table[aria-label="History"]').waitFor({ timeout: 10_000 });
+      expect(await page.locator("#folder-mode strong").textContent()).toBe("strong");
+      expect(await page.locator("#strong-standing").textContent()).toContain(`term ${now.term}`);
+      expect(await page.locator("#peers-title").count()).toBe(0);
+      await page.close();
+    }
+    expect(pageErrors).toEqual([]);
+  }, 90_000);
+
+  test("a node cut off from the other two: the Cluster panel flags no leader and both silent members, and the strong folder is marked without a leader", async () => {
+    // Runs last: it stops bravo and charlie.
+    await ensureLedger();
+    await nodes[1]!.stop();
+    await nodes[2]!.stop();
+    const page = await browser.context.newPage();
+    await signIn(page, urls[0]!, TOKEN);
+    // The page redraws on its own (every 5 s) once alpha, alone, finds it has no leader.
+    await page.locator("#cluster-problem", { hasText: "no leader" }).waitFor({ timeout: 20_000 });
+    const cluster = await clusterPanel(page);
+    expect(cluster.leader).toBe("none");
+    expect(cluster.role).not.toBe("leader");
+    expect(cluster.members.find((m) => m.id === "alpha")!.silent).toBe(false);
+    expect(cluster.members.filter((m) => m.silent).map((m) => m.id).sort()).toEqual(["bravo", "charlie"]);
+    expect(await page.locator("tr", { has: page.locator('a[data-folder="ledger"]') }).textContent()).toContain("no leader");
+    expect(pageErrors).toEqual([]);
     await page.close();
   }, 60_000);
 });

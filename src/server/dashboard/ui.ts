@@ -9,6 +9,7 @@
 // opened again with Last-Event-ID, and a gap the node reports is shown.
 import type { NodeStatus } from "../../client/remote.ts";
 import { folderContentText, folderCountNotShown, folderPeerText, formatAgo, formatBytes, lagText, peerLag, peerStateText } from "../../client/status-summary.ts";
+import { clusterView, ELECTION_TIMEOUT_MS } from "./cluster-view.ts";
 import { DASHBOARD_FOLDERS_MAX, folderRows, readFolderPages, type FolderPage, type ListedFolder } from "./folder-list.ts";
 import { counted } from "../../core/plural.ts";
 import { SseParser } from "../../core/sse.ts";
@@ -62,7 +63,7 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string,
   return node;
 }
 
-function badge(text: string, tone: "ok" | "warn" | "bad" | "" = ""): HTMLElement {
+function badge(text: string, tone: "ok" | "warn" | "bad" | "strong" | "" = ""): HTMLElement {
   return el("span", { class: `badge ${tone}`.trim() }, text);
 }
 
@@ -350,27 +351,22 @@ function frontPage(current: NodeStatus, listed: ListedFolder[] | null): Node[] {
   ];
   const nodes = el("section", { class: "card", "aria-labelledby": "nodes-title" }, el("h2", { id: "nodes-title" }, "Nodes"), table(["node", "state", "lag", "address", "last contact"], nodeRows, "Nodes"));
 
+  const cluster = clusterPanel(current, now);
+
   const corrupt = current.objects?.quarantined ?? 0;
   const rows: Child[][] = shownFolders.map(({ folder, summary }) => {
     const link = el("td", { class: "name" }, el("a", { href: folderHref(folder.name), "data-folder": folder.name }, folder.name));
     const head = el("td", { class: "mono" }, folder.head ? folder.head.slice(0, 12) : "(empty)");
     // Past the status's page: what the list says, the rest on the folder's own page.
-    if (summary === undefined) return [link, folder.mode, head, num("—"), num("—"), num("—"), "—", badge("see its page")];
+    if (summary === undefined) return [link, modeBadge(folder.mode), head, num("—"), num("—"), num("—"), "—", badge("see its page")];
+    // A strong folder is not compared with peers: every member applies the same log (the Cluster panel).
+    if (summary.mode === "strong") return [link, modeBadge(summary.mode), head, ...folderFacts(summary, now), strongStanding(current)];
     const peers = summary.peers;
     const inSync = peers.filter((p) => p.state === "in-sync").length;
     const syncBadge =
       peers.length === 0 ? badge("no peers") : inSync === peers.length ? badge("in sync", "ok") : badge(`${peers.length - inSync} of ${peers.length} peers differ`, "warn");
     syncBadge.title = peers.map((p) => `${p.node ?? p.peer}: ${folderPeerText(p, corrupt)}`).join("\n");
-    return [
-      link,
-      summary.mode,
-      head,
-      num(String(summary.files ?? 0)),
-      num(formatBytes(summary.bytes ?? 0)),
-      num(formatAgo(summary.lastChangeMs ?? null, now)),
-      el("td", {}, summary.changedBy ?? "—", summary.changeOrigin ? el("span", { class: "muted" }, ` (${summary.changeOrigin})`) : null),
-      syncBadge,
-    ];
+    return [link, modeBadge(summary.mode), head, ...folderFacts(summary, now), syncBadge];
   });
   const folders = el(
     "section",
@@ -394,7 +390,96 @@ function frontPage(current: NodeStatus, listed: ListedFolder[] | null): Node[] {
     ),
   );
   const recent = el("section", { class: "card", "aria-labelledby": "events-title" }, el("h2", { id: "events-title" }, "Recent events"), eventList(events, "Recent events"));
-  return [stats, nodes, folders, el("div", { class: "grid" }, transfers, recent)];
+  return [stats, nodes, cluster, folders, el("div", { class: "grid" }, transfers, recent)];
+}
+
+type FolderSummary = NodeStatus["folders"][number];
+
+function folderFacts(summary: FolderSummary, now: number): Child[] {
+  return [
+    num(String(summary.files ?? 0)),
+    num(formatBytes(summary.bytes ?? 0)),
+    num(formatAgo(summary.lastChangeMs ?? null, now)),
+    el("td", {}, summary.changedBy ?? "—", summary.changeOrigin ? el("span", { class: "muted" }, ` (${summary.changeOrigin})`) : null),
+  ];
+}
+
+const MODE_MEANING: Record<string, string> = {
+  strong: "one head for the whole cluster, ordered by its Raft group: a push is acknowledged once a majority of the nodes hold it",
+  eventual: "each node takes pushes and the nodes converge by replication, merging concurrent changes",
+};
+
+function modeBadge(mode: string): HTMLElement {
+  const shown = badge(mode, mode === "strong" ? "strong" : "");
+  shown.setAttribute("data-mode", mode);
+  const meaning = MODE_MEANING[mode];
+  if (meaning) shown.title = meaning;
+  return shown;
+}
+
+/** How a strong folder stands here: the log, not the peers. */
+function strongStanding(current: NodeStatus | null): HTMLElement {
+  const consensus = current?.consensus;
+  if (!consensus) return badge("no Raft group here", "bad");
+  if (consensus.leader === null) return badge("no leader", "bad");
+  if (consensus.applied < consensus.commit) return badge(`applying ${counted(consensus.commit - consensus.applied, "entry", "entries")}`, "warn");
+  return badge("through the log", "ok");
+}
+
+/** What a strong folder's page says of the group, in words. */
+function strongFolderText(current: NodeStatus | null): string {
+  const consensus = current?.consensus;
+  if (!consensus) return "This node reports no Raft group.";
+  const leader = consensus.leader === null ? "no leader is known now, so pushes to it are refused (503) here" : consensus.leader.id === consensus.nodeId ? "this node leads the group" : `the leader is ${consensus.leader.id}`;
+  return `Its head moves only through the cluster's Raft group (term ${consensus.term}, ${leader}); this node has applied the log to index ${consensus.applied} of ${consensus.commit} committed. A push is acknowledged once a majority of the members hold it.`;
+}
+
+/** The strong mode's Raft group as this node sees it. */
+function clusterPanel(current: NodeStatus, now: number): HTMLElement {
+  const heading = el("h2", { id: "cluster-title" }, "Cluster");
+  if (!current.consensus) {
+    return el("section", { class: "card", id: "cluster", "aria-labelledby": "cluster-title" }, heading, el("p", { class: "muted" }, "This node reports no Raft group (a dsync from before strong folders)."));
+  }
+  const view = clusterView(current.consensus, now, location.origin);
+  const leader = view.leader
+    ? el("span", { id: "cluster-leader" }, view.leader.id, el("span", { class: "muted mono" }, ` ${view.leader.address ?? "(address not known yet)"}`), view.leader.self ? el("span", {}, " ", badge("this node", "ok")) : null)
+    : el("span", { id: "cluster-leader" }, badge("none", "bad"));
+  const stats = el(
+    "div",
+    { class: "stats" },
+    el("div", { class: "stat", id: "cluster-role" }, el("strong", {}, view.roleText), el("span", {}, "this node's role")),
+    stat(String(view.term), "term"),
+    el("div", { class: "stat" }, el("strong", {}, leader), el("span", {}, "leader")),
+    stat(String(view.commit), "commit index"),
+    stat(String(view.applied), view.applyBacklog > 0 ? `applied (${view.applyBacklog} to apply)` : "applied index"),
+    stat(String(view.lastIndex), "last index"),
+  );
+  const problem = view.leaderProblem ? el("p", { class: "alert", id: "cluster-problem", role: "status" }, view.leaderProblem) : null;
+  const rows: Child[][] = view.members.map((member) => {
+    const contact = el("td", { class: "num", title: member.note }, member.lastContactText);
+    if (member.silent) contact.append(" ", badge("not heard from", "bad"));
+    return [
+      el("td", { class: "name" }, member.id, member.self ? el("span", {}, " ", badge("this node", "ok")) : null, member.leader ? el("span", {}, " ", badge("leader", "ok")) : null),
+      el("td", { class: "mono" }, member.address ?? "(not known yet)"),
+      num(member.matchText),
+      contact,
+    ];
+  });
+  const members = table(["member", "address", "match index", "last contact"], rows, "Raft members");
+  for (const [i, member] of view.members.entries()) {
+    const row = members.querySelectorAll("tbody tr")[i] as HTMLElement;
+    row.setAttribute("data-member", member.id);
+    if (member.silent) row.classList.add("silent");
+  }
+  return el(
+    "section",
+    { class: "card", id: "cluster", "aria-labelledby": "cluster-title" },
+    heading,
+    el("p", { class: "muted" }, "The Raft group that orders every strong folder's head; the match index is known on the leader only."),
+    stats,
+    problem,
+    members,
+  );
 }
 
 function stat(value: string, label: string): HTMLElement {
@@ -466,7 +551,7 @@ async function folderPage(name: string): Promise<Node[]> {
   const info = el(
     "section",
     { class: "card stats", "aria-label": "Folder" },
-    stat(folder.mode, "mode"),
+    el("div", { class: "stat", id: "folder-mode" }, el("strong", {}, modeBadge(folder.mode)), el("span", {}, "mode")),
     stat(folder.head ? folder.head.slice(0, 12) : "(empty)", "head"),
     // A folder past the status's first page of folders has no summary: unknown, not zero.
     stat(summary ? String(summary.files ?? 0) : "—", "files"),
@@ -474,7 +559,17 @@ async function folderPage(name: string): Promise<Node[]> {
     stat(formatAgo(summary?.lastChangeMs ?? null, now), `last change${summary?.changedBy ? ` by ${summary.changedBy}` : ""}`),
     stat(folder.keepVersions === null ? "all" : String(folder.keepVersions), "versions kept"),
   );
-  const peers = summary?.peers.length
+  // A strong folder's head is the log's on every member: its standing is the Raft group's, not a comparison with each peer.
+  const strong =
+    folder.mode === "strong"
+      ? el(
+          "section",
+          { class: "card", id: "strong-standing", "aria-labelledby": "strong-title" },
+          el("h2", { id: "strong-title" }, "Strong folder"),
+          el("p", {}, strongStanding(status), " ", strongFolderText(status)),
+        )
+      : null;
+  const peers = folder.mode !== "strong" && summary?.peers.length
     ? el(
         "section",
         { class: "card", "aria-labelledby": "peers-title" },
@@ -498,7 +593,7 @@ async function folderPage(name: string): Promise<Node[]> {
     ),
   );
   const back = el("a", { class: "back", href: "#" }, "← All folders");
-  return peers ? [back, el("h1", {}, name), info, peers, versions, folderEvents] : [back, el("h1", {}, name), info, versions, folderEvents];
+  return [back, el("h1", {}, name), info, strong ?? peers, versions, folderEvents].filter((part): part is HTMLElement => part !== null);
 }
 
 let rendering: Promise<void> | null = null;

@@ -80,6 +80,14 @@ export const READ_REPAIR_TIMEOUT_MS = 5_000;
  */
 export const STRONG_COMMIT_ATTEMPTS = 3;
 
+/**
+ * How long a commit to (or the creation of) a folder this node does not hold waits to learn
+ * whether the log made it strong a moment ago and this node has not applied that yet. Past it
+ * (no leader answers: a minority side) the folder is taken as new and made eventual, as on a
+ * node alone.
+ */
+export const UNKNOWN_FOLDER_CATCH_UP_MS = 2_000;
+
 /** A folder exists already in the other consistency mode (HTTP 409, naming the mode it has). */
 export class FolderModeError extends UserError {
   override name = "FolderModeError";
@@ -467,6 +475,7 @@ export class DsyncNode {
   async commit(request: CommitRequest): Promise<CommitResult> {
     const nameProblem = validateFolderName(request.folder);
     if (nameProblem) throw new UserError(nameProblem);
+    await this.catchUpOnUnknown(request.folder);
     let movedByLog = false;
     const result = await this.writeLock.run(async () => {
       for (let attempt = 1; ; attempt++) {
@@ -489,6 +498,21 @@ export class DsyncNode {
   }
 
   /**
+   * Before a write names a folder this node does not hold: the log may have made it strong (a
+   * creation committed, not applied here yet, as on a leader new in its term or a follower
+   * behind), and committing it here as a new eventual folder would fork it. So this node first
+   * applies what the log committed (bounded); on a minority side it goes on without.
+   */
+  private async catchUpOnUnknown(folder: string): Promise<void> {
+    if (!this.strongHeads || (await this.metadata.getFolder(folder))) return;
+    try {
+      await this.strongHeads.caughtUp(UNKNOWN_FOLDER_CATCH_UP_MS);
+    } catch {
+      // No leader with a quorum within the wait: the folder is new as far as this node can know.
+    }
+  }
+
+  /**
    * Creates a folder in `mode`: an eventual one here (replication takes it to the peers), a
    * strong one through the cluster's log (on the leader: the caller forwards otherwise).
    * `created` false: it existed already in that mode (nothing changed). One that exists in the
@@ -501,6 +525,7 @@ export class DsyncNode {
       keepVersions: retention.keepVersions !== undefined ? retention.keepVersions : (this.options.defaultKeepVersions ?? null),
       keepDays: retention.keepDays !== undefined ? retention.keepDays : (this.options.defaultKeepDays ?? null),
     };
+    await this.catchUpOnUnknown(name);
     return this.writeLock.run(async () => {
       const existing = await this.metadata.getFolder(name);
       if (existing) {

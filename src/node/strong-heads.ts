@@ -18,4 +18,10 @@ export interface StrongHeads {
   moveHead: HeadMover;
   /** Creates a strong folder through the log; "exists" when the log already held one of that name. */
   createFolder(name: string, retention: { keepVersions: number | null; keepDays: number | null }): Promise<"created" | "exists">;
+  /**
+   * Resolves once this node has applied every entry the log committed before the call (a
+   * linearizable read point); rejects when that cannot be had within `timeoutMs` (no leader
+   * with a quorum answers: a minority side).
+   */
+  caughtUp(timeoutMs: number): Promise<void>;
 }

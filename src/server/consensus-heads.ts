@@ -26,5 +26,6 @@ export function strongHeadsOver(consensus: StrongConsensus, clock: Clock): Stron
       const outcome = await consensus.propose({ op: "createFolder", folder: name, keepVersions: retention.keepVersions, keepDays: retention.keepDays, atMs: clock.nowMs() }, PROPOSE_TIMEOUT_MS);
       return outcome.applied ? "created" : "exists";
     },
+    caughtUp: (timeoutMs) => consensus.readBarrier(timeoutMs),
   };
 }

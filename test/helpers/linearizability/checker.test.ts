@@ -125,6 +125,11 @@ describe("known not linearizable", () => {
     expect(() => checkLinearizable(headRegisterModel, history)).toThrow(/resolveIndeterminatePushes/);
   });
 
+  test("an operation that returns before its call, or is called at no time, is refused", () => {
+    expect(() => checkLinearizable(headRegisterModel, [push("a", 10, 5, null, "v1")])).toThrow(/return no earlier/);
+    expect(() => checkLinearizable(headRegisterModel, [read("a", Number.NaN, 5, null)])).toThrow(/finite time/);
+  });
+
   test("assertLinearizable throws the account", () => {
     expect(() => assertLinearizable(headRegisterModel, [push("a", 0, 10, null, "v1"), read("b", 20, 30, null)])).toThrow(/not linearizable \(partition notes\): 1 operations linearize/);
   });

@@ -71,7 +71,9 @@ export function checkLinearizable<State, Input, Output>(
   const budget = { left: options.maxSteps ?? DEFAULT_MAX_STEPS, used: 0, memoize: options.memoize ?? true };
   const partitions = new Map<string, Operation<Input, Output>[]>();
   for (const operation of operations) {
-    if (!(operation.callMs <= operation.returnMs)) throw new Error(`an operation returned before it was called: ${JSON.stringify(operation)}`);
+    if (!Number.isFinite(operation.callMs) || !(operation.callMs <= operation.returnMs)) {
+      throw new Error(`an operation must be called at a finite time and return no earlier: ${JSON.stringify(operation)}`);
+    }
     const key = model.partitionKey ? model.partitionKey(operation.input, operation.kind) : "";
     let list = partitions.get(key);
     if (!list) partitions.set(key, (list = []));

@@ -48,6 +48,8 @@ interface Run {
   checkQuorum: boolean;
   maxEntriesPerAppend: number;
   maxInflightAppends: number;
+  electionTicks: number;
+  heartbeatTicks: number;
   proposals: number;
   stats: Stats;
 }
@@ -67,8 +69,8 @@ const decoder = new TextDecoder();
 function raftConfig(run: Run, id: RaftNodeId): RaftConfig {
   return {
     id,
-    electionTicks: 10,
-    heartbeatTicks: 2,
+    electionTicks: run.electionTicks,
+    heartbeatTicks: run.heartbeatTicks,
     preVote: run.preVote,
     checkQuorum: run.checkQuorum,
     randomInt: (bound) => run.prng.nextInt(bound),
@@ -376,6 +378,8 @@ function runSeed(seed: number, size: number, steps: number): Stats {
     // One entry per append makes a new leader copy old entries one by one (Figure 8's setting).
     maxEntriesPerAppend: 1 + prng.nextInt(3),
     maxInflightAppends: 1 + prng.nextInt(3),
+    electionTicks: 5 + 5 * prng.nextInt(2),
+    heartbeatTicks: 1 + prng.nextInt(3),
     proposals: 0,
     stats: { steps: 0, leadersElected: 0, configChanges: 0, snapshotsSent: 0, readsServed: 0, transfers: 0, crashes: 0 },
   };

@@ -40,10 +40,10 @@ import {
   type SoftState,
 } from "../core/raft/types.ts";
 import type { Clock, RandomSource, Timers } from "../node/clock.ts";
-import type { StoredRaft } from "../node/metadata-records.ts";
+import { RAFT_SAVE_LIMITS, type StoredRaft } from "../node/metadata-records.ts";
 import type { DsyncNode, ReplicaVersion } from "../node/node.ts";
 import type { PeerTransport } from "../replication/transport.ts";
-import { RaftRefusedError, RaftUnavailableError, type RaftReply } from "../wire/raft-message.ts";
+import { RaftRefusedError, RaftUnavailableError, RAFT_WIRE_LIMITS, type RaftReply } from "../wire/raft-message.ts";
 import { MemberAddresses } from "./member-addresses.ts";
 import { PeerSender } from "./peer-sender.ts";
 import { decodeStrongCommand, encodeStrongCommand } from "./strong-command.ts";
@@ -64,6 +64,8 @@ import { decodeSnapshotState, encodeSnapshotState, StrongStateMachine, type Stro
 export const RAFT_TICK_MS = 100;
 export const RAFT_HEARTBEAT_TICKS = 1;
 export const RAFT_ELECTION_TICKS = 6;
+/** The largest snapshot data made: what one request (with its envelope) and one saveRaft can carry. */
+export const SNAPSHOT_DATA_BYTES_MAX = Math.min(RAFT_WIRE_LIMITS.snapshotDataBytesMax, RAFT_SAVE_LIMITS.maxBytes) - 1024 * 1024;
 /** Applied entries between two compactions of the log into a snapshot. */
 export const RAFT_COMPACT_EVERY = 1000;
 /** Entries per append message, and appends in flight to one follower. */
@@ -633,6 +635,11 @@ export class RaftDriver implements StrongConsensus {
     const index = this.applied;
     const data = encodeSnapshotState(await this.stateMachine.state(this.addresses.entries()));
     if (this.member !== member || this.applied !== index) return;
+    if (data.length > SNAPSHOT_DATA_BYTES_MAX) {
+      // A snapshot no follower could take in one request: the log is kept instead (it only grows).
+      this.logOnce("snapshot-size", `dsync: the strong folders' snapshot is ${data.length} bytes, above the ${SNAPSHOT_DATA_BYTES_MAX} a snapshot may be; the Raft log is not compacted`);
+      return;
+    }
     const snapshot = member.compact(index, data);
     await this.options.node.metadata.compactRaft(snapshot);
     this.snapshotIndex = index;

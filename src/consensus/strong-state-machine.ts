@@ -23,7 +23,7 @@ const FOREIGN_HEAD_KEY = "raft_foreign_head:";
 export const STRONG_SNAPSHOT_FORMAT = 1;
 
 /** Most strong folders and members a snapshot may name (bounds what a follower decodes). */
-export const SNAPSHOT_FOLDERS_MAX = 1_000_000;
+export const SNAPSHOT_FOLDERS_MAX = 400_000;
 export const SNAPSHOT_MEMBERS_MAX = 1024;
 
 /** The longest member address kept (a base URL). */

@@ -1,6 +1,7 @@
 // Three real nodes scraped every second by a real Prometheus (Debian's package): after pushes and
 // replication, Prometheus's own API shows the push counter moved, every peer up, and the lag a
-// stopped peer built up back at 0 once it returns; promtool accepts each node's exposition and
+// stopped peer built up back at 0 once it returns, and the Raft group with one leader, one term
+// and every committed entry applied; promtool accepts each node's exposition and
 // deploy/prometheus.yml; every PromQL expression of the Grafana dashboard is valid and returns
 // series against this Prometheus. Without prometheus installed this test fails, it never skips.
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -67,7 +68,7 @@ async function waitForHead(head: string, folder: string, among: string[], capMs 
 
 const instance = (i: number) => `127.0.0.1:${ports[i]}`;
 
-test("Prometheus sees pushes counted, peers up, and a stopped peer's lag back at 0 once it returns", async () => {
+test("Prometheus sees pushes counted, peers up, a stopped peer's lag back at 0 once it returns, and one Raft leader", async () => {
   const p = prometheus!;
   const dir = tempDir();
   writeTree(dir, { "notes.txt": "first\n", photos: { "one.bin": "x".repeat(50_000) } });
@@ -98,6 +99,10 @@ test("Prometheus sees pushes counted, peers up, and a stopped peer's lag back at
   await p.waitFor("bytes fetched by b from its peers", `sum(dsync_peer_fetched_bytes_total{instance="${instance(1)}"})`, (values) => values[0]! > 0);
   await p.waitFor("the folder's last change on all three", "dsync_folder_last_change_timestamp_seconds", (values) => values.length === 3 && values.every((v) => v === values[0]));
   await p.waitFor("the same version count everywhere", `dsync_folder_versions{folder="album"}`, (values) => values.length === 3 && values.every((v) => v === 2));
+  // The strong mode's Raft group, as the dashboard's panels read it: one leader, one term, every log applied.
+  await p.waitFor("one Raft leader among the three", "sum(dsync_raft_is_leader)", (values) => values[0] === 1);
+  await p.waitFor("the same Raft term on all three", "dsync_raft_term", (values) => values.length === 3 && values[0]! > 0 && values.every((v) => v === values[0]));
+  await p.waitFor("every committed entry applied", "max(dsync_raft_commit_index - dsync_raft_applied_index)", (values) => values[0] === 0);
 }, 120_000);
 
 test("promtool check metrics accepts every node's exposition", async () => {
@@ -152,6 +157,23 @@ test("every PromQL expression of the Grafana dashboard is valid and returns seri
     }
   }
   expect(checked).toBeGreaterThan(20);
+});
+
+test("the Grafana dashboard's panels have unique ids, sit on the 24-column grid without overlapping, and every dsync_raft_* metric has a panel", () => {
+  const dashboard = JSON.parse(readFileSync(join(REPO_ROOT, "deploy/grafana/dashboards/dsync.json"), "utf8"));
+  const panels: { id: number; title: string; gridPos: { x: number; y: number; w: number; h: number } }[] = dashboard.panels;
+  expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
+  for (const [i, a] of panels.entries()) {
+    expect({ title: a.title, inGrid: a.gridPos.x >= 0 && a.gridPos.w > 0 && a.gridPos.x + a.gridPos.w <= 24 }).toEqual({ title: a.title, inGrid: true });
+    for (const b of panels.slice(i + 1)) {
+      const overlap = a.gridPos.x < b.gridPos.x + b.gridPos.w && b.gridPos.x < a.gridPos.x + a.gridPos.w && a.gridPos.y < b.gridPos.y + b.gridPos.h && b.gridPos.y < a.gridPos.y + a.gridPos.h;
+      expect({ a: a.title, b: b.title, overlap }).toEqual({ a: a.title, b: b.title, overlap: false });
+    }
+  }
+  const expressions = dashboardExpressions(dashboard).map((e) => e.expr).join("\n");
+  for (const metric of ["dsync_raft_term", "dsync_raft_commit_index", "dsync_raft_applied_index", "dsync_raft_is_leader", "dsync_raft_leader_changes_total"]) {
+    expect({ metric, shown: expressions.includes(metric) }).toEqual({ metric, shown: true });
+  }
 });
 
 test("deploy/prometheus.yml passes promtool check config; deploy/compose.yaml runs three nodes, Prometheus and Grafana with the files it names", async () => {

@@ -409,10 +409,15 @@ export class StrongCluster {
       const onCrash = () => finish({ kind: "unknown", why: `${sim.id} crashed` });
       sim.onCrash.add(onCrash);
       const timeout = this.scheduler.schedule(this.config.clientTimeoutMs, `client timeout on ${sim.id}`, () => finish({ kind: "unknown", why: `no answer from ${sim.id} within ${this.config.clientTimeoutMs} ms` }));
-      work(services.node, this.consensusOf(sim)).then(
-        (value) => finish({ kind: "ok", value }),
-        (error) => finish(classify(error)),
-      );
+      // A paused node takes the request, and answers it, only once it resumes.
+      this.network.whenAwake(sim.id, () => {
+        if (done || !sim.incarnation.alive) return;
+        const consensus = this.consensusOf(sim);
+        work(services.node, consensus).then(
+          (value) => this.network.whenAwake(sim.id, () => finish({ kind: "ok", value })),
+          (error) => this.network.whenAwake(sim.id, () => finish(classify(error))),
+        );
+      });
     });
   }
 

@@ -137,8 +137,8 @@ export class Network {
     return this.paused.has(address);
   }
 
-  /** Runs `run` now, or at resume() when `address` is paused. */
-  private whenAwake(address: string, run: () => void): void {
+  /** Runs `run` now, or at resume() when `address` is paused (what a paused node's timers and disk go through too). */
+  whenAwake(address: string, run: () => void): void {
     const held = this.paused.get(address);
     if (held) held.push(run);
     else run();

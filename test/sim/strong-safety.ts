@@ -7,9 +7,10 @@
 //   hard state and applied index of the last saves that landed; a save lost at the crash was
 //   never relied on, if the driver persists before it sends).
 // - Log matching for committed entries: once any node's disk holds index i as committed (i at
-//   or below the commit of the hard state that landed with it), every node that ever stores an
-//   entry at i, committed or not yet, stores the same term and data. A node overwriting a
-//   committed index with something else is a lost committed entry.
+//   or below the commit of the hard state that landed with it), every node whose disk holds i
+//   as committed holds the same term and data there, and no node overwrites an index its disk
+//   holds as committed. (A lagging node may store, uncommitted, what a deposed leader sends it
+//   at an index committed since: Raft truncates it before that node commits it.)
 // - State machine safety, as the application sees it: every landed head move of a strong
 //   folder, on every node, follows one history per folder. A node applies the next move after
 //   the head it holds, or jumps forward along it (a snapshot installed); a move from a head to
@@ -126,9 +127,12 @@ export class RaftSafety {
       for (const entry of save.entries as Entry[]) {
         if (entry.index <= disk.snapshotIndex) continue;
         const key = entryKey(entry);
+        // A lagging node may store what a deposed leader sends it at an index committed since
+        // (legal: it is truncated before this node commits it); overwriting an index its own
+        // disk holds as committed is not.
         const committed = this.committed.get(entry.index);
-        if (committed && (committed.term !== key.term || committed.digest !== key.digest)) {
-          this.fail(`${node} stored term ${key.term} at index ${entry.index}, where ${committed.node} holds the committed entry of term ${committed.term}${committed.term === key.term ? " with other data" : ""}`);
+        if (entry.index <= disk.hardState.commit && committed && (committed.term !== key.term || committed.digest !== key.digest)) {
+          this.fail(`${node} overwrote index ${entry.index}, committed on its disk, with term ${key.term}; the committed entry there (on ${committed.node}) is of term ${committed.term}${committed.term === key.term ? " with other data" : ""}`);
         }
         disk.entries.set(entry.index, key);
       }

@@ -7,6 +7,7 @@ import {
   ProposalDroppedError,
   type ClusterConfig,
   type ConfigChange,
+  type Entry,
   type Message,
   type MessageType,
   type RaftNodeId,
@@ -36,7 +37,7 @@ export function parseCommandLine(line: string): CommandLine {
   for (const { text, quoted } of rest) {
     const eq = text.indexOf("=");
     // A quoted word is always positional (data may contain "=").
-    if (!quoted && eq > 0 && /^[a-z-]+$/.test(text.slice(0, eq))) options.set(text.slice(0, eq), text.slice(eq + 1));
+    if (!quoted && eq > 0 && /^[a-zA-Z-]+$/.test(text.slice(0, eq))) options.set(text.slice(0, eq), text.slice(eq + 1));
     else positional.push(text);
   }
   return { name: name?.text ?? "", positional, options };
@@ -287,6 +288,38 @@ const handlers: Record<string, Handler> = {
     const [name] = args.count(1);
     args.done();
     return env.takeReady(env.member(name));
+  },
+
+  // A message made up by the trace rather than sent by a member: stale, duplicated, from a
+  // stranger or with numbers past the log, to show the state machine takes it safely.
+  send: (env, args) => {
+    const [fromText, toText, type] = args.count(3);
+    if (!MESSAGE_TYPES.includes(type as MessageType)) throw new TraceCommandError(`no message type ${type}`);
+    const entriesOption = args.option("entries");
+    const entries: Entry[] = entriesOption === undefined || entriesOption === ""
+      ? []
+      : entriesOption.split(",").map((text) => {
+          const match = /^(\d+)\/(\d+)$/.exec(text);
+          if (!match) throw new TraceCommandError(`entries= takes term/index,term/index...: ${text}`);
+          return { term: Number(match[1]), index: Number(match[2]), kind: "normal" as const, data: new Uint8Array(0) };
+        });
+    const context = args.option("ctx");
+    const message: Message = {
+      type: type as MessageType,
+      from: memberId(parseInteger(fromText, "from")),
+      to: memberId(parseInteger(toText, "to")),
+      term: args.int("term", 0),
+      logTerm: args.int("logTerm", 0),
+      index: args.int("index", 0),
+      entries,
+      commit: args.int("commit", 0),
+      reject: args.bool("reject", false),
+      rejectHint: args.int("rejectHint", 0),
+      context: context === undefined ? undefined : new TextEncoder().encode(context),
+    };
+    args.done();
+    env.network.push(message);
+    return [`queued ${env.printer.message(message)}`];
   },
 
   persist: (env, args) => {

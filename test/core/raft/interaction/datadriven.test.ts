@@ -87,5 +87,6 @@ describe("command lines", () => {
     expect(parseCommandLine(`propose 1 "a b=c"`).positional).toEqual(["1", "a b=c"]);
     expect(parseCommandLine(`propose 1 "x=1"`).positional).toEqual(["1", "x=1"]);
     expect(parseCommandLine(`propose 1 x=1`).options.get("x")).toBe("1");
+    expect(parseCommandLine(`send 1 2 append logTerm=3`).options.get("logTerm")).toBe("3");
   });
 });

@@ -213,7 +213,11 @@ export interface RaftStatus {
   config: ClusterConfig;
   /** Only on a leader: every other voter's progress. */
   progress: Record<RaftNodeId, FollowerProgress>;
-  /** An index of a config entry not yet applied (one pending change at a time), or 0. */
+  /**
+   * On the leader: the index of a config entry not yet committed (one pending change at a time;
+   * just after an election, the new leader's first entry, since no change is taken before it
+   * commits), or 0.
+   */
   pendingConfigIndex: number;
   /** The member leadership is being transferred to, or null. */
   transferee: RaftNodeId | null;

@@ -61,6 +61,10 @@ export class RaftSafety {
   private readonly seen = new Map<string, NodeSeen>();
   /** folder -> its history of heads (hex, "" for none) as moved by the log, and each head's place in it. */
   private readonly histories = new Map<string, { heads: string[]; places: Map<string, number> }>();
+  /** node -> folder -> its mode on that node's disk, as the landed writes made it. */
+  private readonly modes = new Map<string, Map<string, "strong" | "eventual">>();
+  /** "node/folder" -> the eventual head a folder kept when the log turned it strong there. */
+  private readonly foreignHeads = new Map<string, string>();
   /** node -> folder -> the head its disk holds (hex, "" for none). */
   private readonly nodeHeads = new Map<string, Map<string, string>>();
   /** Status reads (one per node per event). */
@@ -72,6 +76,12 @@ export class RaftSafety {
 
   private fail(message: string): void {
     if (this.failures.length < 20) this.failures.push(message);
+  }
+
+  private modesOf(node: string): Map<string, "strong" | "eventual"> {
+    let modes = this.modes.get(node);
+    if (!modes) this.modes.set(node, (modes = new Map()));
+    return modes;
   }
 
   private disk(node: string): NodeDisk {
@@ -112,9 +122,29 @@ export class RaftSafety {
     else if (method === "setRaftApplied") {
       const disk = this.disk(node);
       disk.applied = Math.max(disk.applied, args[0] as number);
+    } else if (method === "ensureFolder") {
+      // Made here only when absent (else it changes nothing), in the mode asked, eventual by default.
+      const [folder, , defaults] = args as [string, number, { mode?: "strong" | "eventual" } | undefined];
+      const modes = this.modesOf(node);
+      if (!modes.has(folder)) modes.set(folder, defaults?.mode ?? "eventual");
+    } else if (method === "setFolderMode") {
+      const [folder, mode] = args as [string, "strong" | "eventual"];
+      this.modesOf(node).set(folder, mode);
+      // A folder made eventual here and turned strong by the log keeps its eventual head, which
+      // the log counts as no head until it first moves it (strong-state-machine.ts).
+      const head = this.nodeHeads.get(node)?.get(folder);
+      if (mode === "strong" && head) this.foreignHeads.set(`${node}/${folder}`, head);
     } else if (method === "commitVersions") {
       const [folder, expected, head] = args as [string, ObjectId | null, ObjectId];
-      if (this.strongFolders.has(folder)) this.headMoved(node, folder, expected, head);
+      if (!this.strongFolders.has(folder)) return;
+      // Only moves of a folder strong on that node are the log's; an eventual folder of the same
+      // name (made where the log's creation was not known) is judged by the client histories.
+      if (this.modesOf(node).get(folder) === "strong") this.headMoved(node, folder, expected, head);
+      else {
+        let heads = this.nodeHeads.get(node);
+        if (!heads) this.nodeHeads.set(node, (heads = new Map()));
+        heads.set(folder, idToHex(head));
+      }
     }
   }
 
@@ -194,8 +224,13 @@ export class RaftSafety {
       history = { heads: [""], places: new Map([["", 0]]) };
       this.histories.set(folder, history);
     }
-    const from = expected ? idToHex(expected) : "";
+    let from = expected ? idToHex(expected) : "";
     const to = idToHex(head);
+    const foreign = this.foreignHeads.get(`${node}/${folder}`);
+    if (foreign !== undefined) {
+      this.foreignHeads.delete(`${node}/${folder}`);
+      if (from === foreign) from = "";
+    }
     let heads = this.nodeHeads.get(node);
     if (!heads) this.nodeHeads.set(node, (heads = new Map()));
     heads.set(folder, to);

@@ -274,6 +274,7 @@ describe("strong simulation harness", () => {
     expect(other.failures).toContain("n1 overwrote index 1, committed on its disk, with term 2; the committed entry there (on n1) is of term 1");
     const heads = new RaftSafety(new Set(["ledger"]));
     const id = (byte: number) => new Uint8Array(32).fill(byte);
+    for (const node of ["n1", "n2"]) heads.landed(node, "ensureFolder", ["ledger", 0, { mode: "strong" }]);
     heads.landed("n1", "commitVersions", ["ledger", null, id(1), [], 0]);
     heads.landed("n2", "commitVersions", ["ledger", null, id(1), [], 0]);
     heads.landed("n1", "commitVersions", ["ledger", id(1), id(2), [], 0]);

@@ -223,8 +223,9 @@ export class RaftDriver implements StrongConsensus {
     const target = candidates[0]?.[0];
     if (!target) return;
     this.act((m) => m.transferLeadership(target));
-    const deadline = this.options.clock.nowMs() + LEADERSHIP_TRANSFER_WAIT_MS;
-    while (this.isLeader() && this.options.clock.nowMs() < deadline) await this.sleep(Math.min(50, this.tickMs));
+    // Counted in sleeps, not by the wall clock: a clock that jumps back must not stretch the wait.
+    const step = Math.min(50, this.tickMs);
+    for (let waited = 0; this.isLeader() && waited < LEADERSHIP_TRANSFER_WAIT_MS; waited += step) await this.sleep(step);
     if (this.isLeader()) this.options.log(`dsync: leadership did not pass to ${target} within ${LEADERSHIP_TRANSFER_WAIT_MS} ms; stopping anyway (the others elect a leader)`);
   }
 
@@ -499,8 +500,7 @@ export class RaftDriver implements StrongConsensus {
 
   /** Resolves once no Ready is being carried out, or after `timeoutMs`. */
   private async idle(timeoutMs: number): Promise<void> {
-    const deadline = this.options.clock.nowMs() + timeoutMs;
-    while (this.looping && this.options.clock.nowMs() < deadline) await this.sleep(10);
+    for (let waited = 0; this.looping && waited < timeoutMs; waited += 10) await this.sleep(10);
   }
 
   private sleep(ms: number): Promise<void> {

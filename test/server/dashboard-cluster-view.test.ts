@@ -43,8 +43,8 @@ describe("dashboard cluster view", () => {
     expect(view.leaderProblem).toBeNull();
     const [alpha, bravo, charlie] = view.members;
     expect(alpha).toMatchObject({ id: "alpha", address: SELF, self: true, lastContactText: "this node", silent: false, matchText: "—" });
-    expect(bravo).toMatchObject({ leader: true, lastContactText: "just now", silent: false });
-    expect(charlie).toMatchObject({ leader: false, lastContactText: "60 s ago", silent: false });
+    expect(bravo).toMatchObject({ leader: true, lastContactText: "just now", expected: true, silent: false });
+    expect(charlie).toMatchObject({ leader: false, lastContactText: "60 s ago", expected: false, silent: false });
   });
 
   test("a follower whose leader went silent: the leader's row and the panel are flagged", () => {

@@ -29,6 +29,8 @@ export interface ClusterMemberRow {
   matchText: string;
   /** "just now", "3 s ago", "never"; "this node" for this node. */
   lastContactText: string;
+  /** Whether this node should be hearing from it now (see the top of this file). */
+  expected: boolean;
   /** Expected to be heard from and silent for longer than an election timeout (or never heard). */
   silent: boolean;
   /** Why this row's last contact means what it does (a tooltip). */
@@ -77,6 +79,7 @@ export function clusterView(consensus: ConsensusJson, nowMs: number, selfAddress
         leader,
         matchText: member.match === null ? "—" : String(member.match),
         lastContactText: "this node",
+        expected: false,
         silent: false,
         note: "this node",
       };
@@ -91,6 +94,7 @@ export function clusterView(consensus: ConsensusJson, nowMs: number, selfAddress
       leader,
       matchText: member.match === null ? "—" : behind > 0 ? `${member.match} (${behind} behind)` : String(member.match),
       lastContactText: contactAgo(member.lastContactMs, nowMs),
+      expected,
       silent: expected && silentFor(member.lastContactMs),
       note: expected
         ? `expected to be heard from at least every ${ELECTION_TIMEOUT_MS / 1000} s`

@@ -442,21 +442,22 @@ function clusterPanel(current: NodeStatus, now: number): HTMLElement {
   }
   const view = clusterView(current.consensus, now, location.origin);
   const leader = view.leader
-    ? el("span", { id: "cluster-leader" }, view.leader.id, el("span", { class: "muted mono" }, ` ${view.leader.address ?? "(address not known yet)"}`), view.leader.self ? el("span", {}, " ", badge("this node", "ok")) : null)
-    : el("span", { id: "cluster-leader" }, badge("none", "bad"));
+    ? el("strong", { id: "cluster-leader" }, view.leader.id, el("code", { class: "address" }, ` ${view.leader.address ?? "(address not known yet)"}`), view.leader.self ? badge("this node", "ok") : null)
+    : el("strong", { id: "cluster-leader" }, badge("none", "bad"));
   const stats = el(
     "div",
     { class: "stats" },
     el("div", { class: "stat", id: "cluster-role" }, el("strong", {}, view.roleText), el("span", {}, "this node's role")),
     stat(String(view.term), "term"),
-    el("div", { class: "stat" }, el("strong", {}, leader), el("span", {}, "leader")),
+    el("div", { class: "stat" }, leader, el("span", {}, "leader")),
     stat(String(view.commit), "commit index"),
     stat(String(view.applied), view.applyBacklog > 0 ? `applied (${view.applyBacklog} to apply)` : "applied index"),
     stat(String(view.lastIndex), "last index"),
   );
   const problem = view.leaderProblem ? el("p", { class: "alert", id: "cluster-problem", role: "status" }, view.leaderProblem) : null;
   const rows: Child[][] = view.members.map((member) => {
-    const contact = el("td", { class: "num", title: member.note }, member.lastContactText);
+    // A follower does not hear from the other followers: their last contact is shown, muted, and never flagged.
+    const contact = el("td", { class: member.self || member.expected ? "num" : "num muted", title: member.note }, member.lastContactText);
     if (member.silent) contact.append(" ", badge("not heard from", "bad"));
     return [
       el("td", { class: "name" }, member.id, member.self ? el("span", {}, " ", badge("this node", "ok")) : null, member.leader ? el("span", {}, " ", badge("leader", "ok")) : null),

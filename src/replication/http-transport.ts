@@ -69,6 +69,8 @@ export class HttpPeerTransport implements PeerTransport {
     body: Uint8Array | string | undefined,
     contentType: string,
     timeoutMs: number,
+    /** Ends the request before its deadline (a forward whose leader was lost). */
+    signal?: AbortSignal,
   ): Promise<{ response: Response; bytes: Uint8Array }> {
     this.requests.set(peer, (this.requests.get(peer) ?? 0) + 1);
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.clusterToken}`, "accept-encoding": "zstd" };
@@ -88,7 +90,7 @@ export class HttpPeerTransport implements PeerTransport {
         method,
         headers,
         body: body as BodyInit | undefined,
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), signal]) : AbortSignal.timeout(timeoutMs),
         decompress: false,
         ...tlsOptions,
       } as RequestInit);
@@ -153,10 +155,10 @@ export class HttpPeerTransport implements PeerTransport {
     return decodeDownloadReply(bytes);
   }
 
-  async forwardStrong(peer: string, request: StrongForward, timeoutMs: number): Promise<StrongForwardReply> {
+  async forwardStrong(peer: string, request: StrongForward, timeoutMs: number, signal?: AbortSignal): Promise<StrongForwardReply> {
     const body = JSON.stringify({ ...request.body, from: request.from });
     const path = `/v1/peer/strong/${request.op}`;
-    const { response, bytes } = await this.exchange(peer, "POST", path, body, "application/json", timeoutMs);
+    const { response, bytes } = await this.exchange(peer, "POST", path, body, "application/json", timeoutMs, signal);
     let reply: unknown;
     try {
       reply = parseJsonBounded(bytes, Math.max(LIMITS.jsonValuesMax, Math.ceil(bytes.length / 8)));

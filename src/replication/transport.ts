@@ -61,10 +61,10 @@ export interface HeadNotice {
  * A write to a strong folder that a member took from a client and hands to the leader, one hop
  * (src/server/strong-routes.ts): a commit (the client's commit body and the folder; the leader
  * first fetches the pushed tree's objects from the member), a restore, a strong folder's
- * creation, or a membership change. `from` is the forwarding node's id.
+ * creation, a retention change, or a membership change. `from` is the forwarding node's id.
  */
 export interface StrongForward {
-  op: "commit" | "restore" | "folders" | "members";
+  op: "commit" | "restore" | "folders" | "members" | "retention";
   from: string;
   body: Record<string, unknown>;
 }
@@ -86,7 +86,7 @@ export interface PeerTransport {
    * status (a failure to reach it rejects). Absent from a transport that carries replication only
    * (a test's): such a node answers a strong write it cannot take with 503.
    */
-  forwardStrong?(peer: string, request: StrongForward, timeoutMs: number): Promise<StrongForwardReply>;
+  forwardStrong?(peer: string, request: StrongForward, timeoutMs: number, signal?: AbortSignal): Promise<StrongForwardReply>;
   /**
    * Delivers a batch of Raft messages of the strong mode's group (src/consensus) from this node
    * to the peer's; resolves with the peer's id and the voters of its group (null: it holds no

@@ -20,6 +20,8 @@ import type { ConsistencyMode, FolderRecord } from "../node/metadata-records.ts"
 import { UserError, type DsyncNode } from "../node/node.ts";
 import { ConsensusUnavailableError, NotLeaderError, type MemberAddress, type StrongConsensus } from "../consensus/strong-consensus.ts";
 import { fetchClosure, PeerMissingObjectsError } from "../replication/fetch-closure.ts";
+import { inContactWithLeader, LEADER_CONTACT_LOST_MS, leaderContactLost, whileLeaderInContact } from "../consensus/leader-contact.ts";
+import { systemTimers } from "../node/clock.ts";
 import type { PeerTransport, StrongForward } from "../replication/transport.ts";
 import type { ObjectId } from "../core/id.ts";
 import { scopedFolders } from "./access.ts";
@@ -121,7 +123,13 @@ export class StrongRouting {
       await this.modeOf(folder);
       return;
     }
-    await consensus.readBarrier(READ_BARRIER_TIMEOUT_MS);
+    // A node that lost contact with the leader answers at once rather than after the barrier's wait.
+    const status = consensus.status();
+    if (status.role !== "leader" && leaderContactLost(status, this.node.clock.nowMs())) {
+      throw new ConsensusUnavailableError(`this node has not heard from a leader of the cluster's log within ${LEADER_CONTACT_LOST_MS} ms (it may be cut off from the others, or an election is under way): no linearizable read here now`, status.leader);
+    }
+    const watch = { consensus, clock: this.node.clock, timers: systemTimers, leaderId: null, what: "no linearizable read point" };
+    await whileLeaderInContact(watch, () => consensus.readBarrier(READ_BARRIER_TIMEOUT_MS));
   }
 
   /**
@@ -166,11 +174,19 @@ export class StrongRouting {
     }
     const transport = this.options.transport;
     if (!transport?.forwardStrong) return unavailableReply(c, `this node cannot hand the request to the leader ${leader.address}: it has no way to reach its peers`, leader);
+    // A leader this node has not heard from within an election timeout is not asked at all: the
+    // request would wait out its whole allowance on a link that may be dead (a partition).
+    if (!inContactWithLeader(consensus.status(), this.node.clock.nowMs(), leader.id)) {
+      return unavailableReply(c, `this node has not heard from the leader ${leader.address} within ${LEADER_CONTACT_LOST_MS} ms (it may be cut off from the others, or an election is under way): try again`, leader);
+    }
+    const maybe = op === "commit" || op === "restore" || op === "retention" ? " (it may have been recorded: dsync log shows whether it was)" : "";
     let reply;
     try {
-      reply = await transport.forwardStrong(leader.address, { op, from: this.node.nodeId, body }, timeoutMs);
+      // Ended as soon as this node loses contact with that leader, not only at the deadline.
+      const watch = { consensus, clock: this.node.clock, timers: systemTimers, leaderId: leader.id, what: `the leader ${leader.address} did not answer the request this node handed it${maybe}` };
+      reply = await whileLeaderInContact(watch, (signal) => transport.forwardStrong!(leader.address!, { op, from: this.node.nodeId, body }, timeoutMs, signal));
     } catch (error) {
-      const maybe = op === "commit" || op === "restore" ? " (it may have been recorded: dsync log shows whether it was)" : "";
+      if (error instanceof ConsensusUnavailableError) return unavailableReply(c, error.message, error.leader ?? leader);
       return unavailableReply(c, `the leader ${leader.address} did not answer the request this node handed it${maybe}: ${(error as Error).message}`, leader);
     }
     // The peer routes' own refusals (the cluster token, a peer's identity) are this node's, not the client's.

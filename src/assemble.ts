@@ -174,6 +174,8 @@ export interface ServiceAssembly {
   timers?: Timers;
   /** The strong mode's election timeouts are drawn from it; default the system's (the simulation gives a seeded one). */
   random?: RandomSource;
+  /** Applied entries between two compactions of the Raft log into a snapshot; default the driver's (the simulation compacts often, to install snapshots). */
+  raftCompactEvery?: number;
   log?: (line: string) => void;
 }
 
@@ -245,6 +247,7 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
     clock: node.clock,
     random: options.random ?? systemRandom,
     log,
+    compactEvery: options.raftCompactEvery,
     peerFingerprint: async (address) => (address.startsWith("https:") ? options.peerTrust?.get(address)?.receiverFingerprint() : undefined),
   });
   if (peerService) peerService.raftReceiver = consensus;

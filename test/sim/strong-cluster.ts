@@ -73,6 +73,8 @@ export interface StrongSimConfig {
   maxWriteMs: number;
   /** Longest simulated time a metadata write (the Raft log's included) takes to land. */
   maxDiskMs: number;
+  /** Applied entries between two compactions of the Raft log (small: lagging members get snapshots). */
+  compactEvery: number;
   /** Clients, each running one operation at a time. */
   clients: number;
   /** Gap between one client's operations. */
@@ -137,6 +139,7 @@ export function strongConfigForSeed(seed: number, random: SimRandom, overrides: 
     settleMs: 1_000,
     maxWriteMs: 3,
     maxDiskMs: random.pick([1, 3, 8]),
+    compactEvery: random.pick([4, 10, 1_000]),
     clients: random.between(2, 3),
     clientGapMs: [20, 400],
     readShare: 0.35,
@@ -179,7 +182,7 @@ export interface StrongSimReport {
   operations: { pushes: number; pushesOk: number; pushesFailed: number; pushesUnknown: number; landed: number; neverLanded: number; reads: number; readsOk: number; readsFailed: number; redirects: number };
   eventual: { pushes: number; acknowledged: number; acknowledgedOnMinority: number };
   faults: { partitions: number; leaderIsolations: number; oneWay: number; crashes: number; leaderCrashes: number; crashesInSave: number; pauses: number; clockJumps: number; restarts: number; diskWritesLost: number; storeWritesCut: number };
-  raft: { terms: number; committedIndex: number; headMoves: number; observations: number };
+  raft: { terms: number; committedIndex: number; headMoves: number; snapshotsInstalled: number; compactions: number; observations: number };
   network: NetworkStats;
 }
 
@@ -243,7 +246,7 @@ export class StrongCluster {
       operations: { pushes: 0, pushesOk: 0, pushesFailed: 0, pushesUnknown: 0, landed: 0, neverLanded: 0, reads: 0, readsOk: 0, readsFailed: 0, redirects: 0 },
       eventual: { pushes: 0, acknowledged: 0, acknowledgedOnMinority: 0 },
       faults: { partitions: 0, leaderIsolations: 0, oneWay: 0, crashes: 0, leaderCrashes: 0, crashesInSave: 0, pauses: 0, clockJumps: 0, restarts: 0, diskWritesLost: 0, storeWritesCut: 0 },
-      raft: { terms: 0, committedIndex: 0, headMoves: 0, observations: 0 },
+      raft: { terms: 0, committedIndex: 0, headMoves: 0, snapshotsInstalled: 0, compactions: 0, observations: 0 },
       network: this.network.stats,
     };
     for (let i = 1; i <= config.nodes; i++) {
@@ -319,6 +322,7 @@ export class StrongCluster {
       transport: this.network.transportFor(incarnation),
       timers: this.timersFor(sim, incarnation),
       syncIntervalMs: 2_000,
+      raftCompactEvery: this.config.compactEvery,
       scrubBytesPerSecond: 0,
       log: () => {},
     });
@@ -790,7 +794,14 @@ export class StrongCluster {
     this.report.traceHash = this.scheduler.traceHash();
     this.report.events = this.scheduler.eventsRun;
     this.report.simulatedMs = this.scheduler.elapsedMs();
-    this.report.raft = { terms: this.safety.terms(), committedIndex: this.safety.committedIndex(), headMoves: this.safety.headMoves, observations: this.safety.observations };
+    this.report.raft = {
+      terms: this.safety.terms(),
+      committedIndex: this.safety.committedIndex(),
+      headMoves: this.safety.headMoves,
+      snapshotsInstalled: this.safety.snapshotsInstalled,
+      compactions: this.safety.compactions,
+      observations: this.safety.observations,
+    };
     for (const sim of this.nodes) await sim.metadata.close();
     return this.report;
   }

@@ -71,6 +71,9 @@ export class RaftSafety {
   observations = 0;
   /** Head moves of strong folders that landed, over every node. */
   headMoves = 0;
+  /** Snapshots a leader sent that landed on a follower's disk, and compactions of a log. */
+  snapshotsInstalled = 0;
+  compactions = 0;
 
   constructor(private readonly strongFolders: ReadonlySet<string>) {}
 
@@ -177,6 +180,7 @@ export class RaftSafety {
   }
 
   private installSnapshot(node: string, disk: NodeDisk, snapshot: Snapshot): void {
+    this.snapshotsInstalled++;
     const { index, term } = snapshot.meta;
     const committed = this.committed.get(index);
     if (committed && committed.term !== term) this.fail(`${node} stored a snapshot at index ${index} of term ${term}, where the committed entry is of term ${committed.term}`);
@@ -190,6 +194,7 @@ export class RaftSafety {
   }
 
   private compacted(node: string, snapshot: Snapshot): void {
+    this.compactions++;
     const disk = this.disk(node);
     for (const i of [...disk.entries.keys()]) if (i <= snapshot.meta.index) disk.entries.delete(i);
     disk.snapshotIndex = Math.max(disk.snapshotIndex, snapshot.meta.index);

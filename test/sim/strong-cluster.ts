@@ -104,6 +104,8 @@ export interface StrongSimConfig {
     crashLeader: number;
     /** Chance that a Raft save (saveRaft) is accompanied by a crash of its node, before or just after it lands. */
     crashInSave: number;
+    /** A clean stop and restart (the leader hands its leadership over first), mostly of the leader. */
+    gracefulRestart: number;
     pause: number;
     clockJump: number;
   };
@@ -149,7 +151,7 @@ export function strongConfigForSeed(seed: number, random: SimRandom, overrides: 
     clientTimeoutMs: 8_000,
     readTimeoutMs: 2_000,
     chaosGapMs: [300, 1_500],
-    faults: { partition: 0.35, isolateLeader: 0.35, oneWay: 0.3, crash: 0.3, crashLeader: 0.5, crashInSave: 0.01, pause: 0.15, clockJump: 0.15 },
+    faults: { partition: 0.35, isolateLeader: 0.35, oneWay: 0.3, crash: 0.3, crashLeader: 0.5, crashInSave: 0.01, gracefulRestart: 0.1, pause: 0.15, clockJump: 0.15 },
     partitionMs: [300, 4_000],
     downMs: [100, 3_000],
     pauseMs: [200, 3_000],
@@ -181,7 +183,7 @@ export interface StrongSimReport {
   /** Strong folder operations by how they ended; landed/never: unknown pushes resolved by the final history. */
   operations: { pushes: number; pushesOk: number; pushesFailed: number; pushesUnknown: number; landed: number; neverLanded: number; reads: number; readsOk: number; readsFailed: number; redirects: number };
   eventual: { pushes: number; acknowledged: number; acknowledgedOnMinority: number };
-  faults: { partitions: number; leaderIsolations: number; oneWay: number; crashes: number; leaderCrashes: number; crashesInSave: number; pauses: number; clockJumps: number; restarts: number; diskWritesLost: number; storeWritesCut: number };
+  faults: { partitions: number; leaderIsolations: number; oneWay: number; crashes: number; leaderCrashes: number; crashesInSave: number; cleanStops: number; pauses: number; clockJumps: number; restarts: number; diskWritesLost: number; storeWritesCut: number };
   raft: { terms: number; committedIndex: number; headMoves: number; snapshotsInstalled: number; compactions: number; observations: number };
   network: NetworkStats;
 }
@@ -245,7 +247,7 @@ export class StrongCluster {
       agreedAfterHealMs: null,
       operations: { pushes: 0, pushesOk: 0, pushesFailed: 0, pushesUnknown: 0, landed: 0, neverLanded: 0, reads: 0, readsOk: 0, readsFailed: 0, redirects: 0 },
       eventual: { pushes: 0, acknowledged: 0, acknowledgedOnMinority: 0 },
-      faults: { partitions: 0, leaderIsolations: 0, oneWay: 0, crashes: 0, leaderCrashes: 0, crashesInSave: 0, pauses: 0, clockJumps: 0, restarts: 0, diskWritesLost: 0, storeWritesCut: 0 },
+      faults: { partitions: 0, leaderIsolations: 0, oneWay: 0, crashes: 0, leaderCrashes: 0, crashesInSave: 0, cleanStops: 0, pauses: 0, clockJumps: 0, restarts: 0, diskWritesLost: 0, storeWritesCut: 0 },
       raft: { terms: 0, committedIndex: 0, headMoves: 0, snapshotsInstalled: 0, compactions: 0, observations: 0 },
       network: this.network.stats,
     };
@@ -362,9 +364,28 @@ export class StrongCluster {
     });
   }
 
+  /** A clean stop, as serve's shutdown makes it (a leader hands over first, bounded), then a restart a little later. */
+  private async stopCleanly(sim: StrongNode): Promise<void> {
+    const incarnation = sim.incarnation;
+    const services = sim.services;
+    if (!services) return;
+    this.report.faults.cleanStops++;
+    this.scheduler.note(`stop ${sim.id}`);
+    services.replicator?.stop();
+    await this.consensusOf(sim)
+      .stop()
+      .catch((error) => this.failures.push(`${sim.id}: stopping its Raft group failed: ${(error as Error)?.stack ?? String(error)}`));
+    if (sim.incarnation !== incarnation || !incarnation.alive) return;
+    // What the process still had in flight goes with it, as at any exit.
+    this.crash(sim);
+    this.report.faults.crashes--;
+    this.scheduleRestart(sim);
+  }
+
   private scheduleRestart(sim: StrongNode): void {
+    // After healing too: a clean stop that began before it ends after it, and its node must come back.
     this.scheduler.schedule(this.random.between(...this.config.downMs), `restart ${sim.id}`, () => {
-      if (!sim.incarnation.alive && !this.healed) void this.restart(sim);
+      if (!sim.incarnation.alive) void this.restart(sim);
     });
   }
 
@@ -641,6 +662,11 @@ export class StrongCluster {
       if (victim === leader) this.report.faults.leaderCrashes++;
       this.crash(victim);
       this.scheduleRestart(victim);
+    }
+    const running = this.liveNodes().filter((n) => !this.network.isPaused(n.id));
+    if (running.length > 1 && this.random.chance(faults.gracefulRestart)) {
+      const leaving = leader && running.includes(leader) && this.random.chance(0.7) ? leader : this.random.pick(running);
+      void this.stopCleanly(leaving);
     }
     const awake = this.liveNodes().filter((n) => !this.network.isPaused(n.id));
     if (awake.length > 0 && this.random.chance(faults.pause)) {

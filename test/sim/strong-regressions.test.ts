@@ -29,7 +29,7 @@ describe("the strong simulation's checks can fail", () => {
         acknowledgeEarly: true,
         maxDiskMs: 150,
         healDeadlineMs: 10_000,
-        faults: { partition: 0.2, isolateLeader: 0.3, oneWay: 0.2, crash: 0.9, crashLeader: 0.7, crashInSave: 0.05, pause: 0, clockJump: 0 },
+        faults: { partition: 0.2, isolateLeader: 0.3, oneWay: 0.2, crash: 0.9, crashLeader: 0.7, crashInSave: 0.05, gracefulRestart: 0, pause: 0, clockJump: 0 },
       },
       /two leaders in term|committed|went back|restarted (at|with)|overwrote|not linearizable|acknowledged push/,
     );
@@ -43,7 +43,7 @@ describe("the strong simulation's checks can fail", () => {
     const report = await firstFailure(
       1,
       30,
-      { staleReads: true, readShare: 0.6, faults: { partition: 0.8, isolateLeader: 0.7, oneWay: 0.2, crash: 0.1, crashLeader: 0.5, crashInSave: 0, pause: 0.2, clockJump: 0 } },
+      { staleReads: true, readShare: 0.6, faults: { partition: 0.8, isolateLeader: 0.7, oneWay: 0.2, crash: 0.1, crashLeader: 0.5, crashInSave: 0, gracefulRestart: 0, pause: 0.2, clockJump: 0 } },
       /not linearizable/,
     );
     expect(report).not.toBeNull();

@@ -58,6 +58,7 @@ describe("strong folder simulation", () => {
         clockJumps: 0,
         diskWritesLost: 0,
         terms: 0,
+        snapshots: 0,
         events: 0,
       };
       let slowestAgreementMs = 0;
@@ -87,6 +88,7 @@ describe("strong folder simulation", () => {
         totals.clockJumps += report.faults.clockJumps;
         totals.diskWritesLost += report.faults.diskWritesLost;
         totals.terms += report.raft.terms;
+        totals.snapshots += report.raft.snapshotsInstalled;
         totals.events += report.events;
         slowestAgreementMs = Math.max(slowestAgreementMs, report.agreedAfterHealMs ?? 0);
       }
@@ -97,7 +99,7 @@ describe("strong folder simulation", () => {
           `${totals.readsOk} linearizable reads; ${totals.redirects} redirects; ${totals.eventual} eventual pushes (${totals.eventualOnMinority} on a minority side); ` +
           `${totals.partitions} partitions (${totals.leaderIsolations} isolating the leader, ${totals.oneWay} one-way), ${totals.crashes} crashes ` +
           `(${totals.leaderCrashes} of the leader, ${totals.diskWritesLost} metadata writes lost), ${totals.pauses} pauses, ${totals.clockJumps} clock jumps; ` +
-          `${totals.terms} terms with a leader; slowest agreement ${slowestAgreementMs} ms after healing; ${failed.length} failed${failed.length ? `: ${failed.join(", ")}` : ""}`,
+          `${totals.terms} terms with a leader, ${totals.snapshots} snapshots installed; slowest agreement ${slowestAgreementMs} ms after healing; ${failed.length} failed${failed.length ? `: ${failed.join(", ")}` : ""}`,
       );
       expect(failed).toEqual([]);
       // The runs must reach the paths they are there to test.
@@ -112,6 +114,7 @@ describe("strong folder simulation", () => {
         expect(totals.clockJumps).toBeGreaterThan(0);
         expect(totals.diskWritesLost).toBeGreaterThan(0);
         expect(totals.eventualOnMinority).toBeGreaterThan(0);
+        expect(totals.snapshots).toBeGreaterThan(0);
       }
     },
     Math.max(120_000, seeds.length * 5_000),

@@ -25,6 +25,7 @@ export const STRONG_COMMAND_BYTES_MAX = 64 * 1024;
 
 const OP_CREATE_FOLDER = 1;
 const OP_MOVE_HEAD = 2;
+const OP_SET_RETENTION = 3;
 
 const ORIGINS: readonly VersionOrigin[] = ["push", "merge", "restore", "replica"];
 
@@ -42,6 +43,10 @@ export function encodeStrongCommand(command: StrongCommand): Uint8Array {
 function encodeUnchecked(command: StrongCommand): Uint8Array {
   if (command.op === "createFolder") {
     return encodeCanonical([STRONG_COMMAND_FORMAT, OP_CREATE_FOLDER, command.folder, command.keepVersions, command.keepDays, command.atMs]);
+  }
+  if (command.op === "setRetention") {
+    // An unchanged limit is `false`, apart from null (no limit) and a count.
+    return encodeCanonical([STRONG_COMMAND_FORMAT, OP_SET_RETENTION, command.folder, command.keepVersions ?? (command.keepVersions === null ? null : false), command.keepDays ?? (command.keepDays === null ? null : false), command.atMs]);
   }
   const versions = command.versions.map((v) => [
     v.id,
@@ -98,6 +103,16 @@ export function decodeStrongCommand(bytes: Uint8Array): StrongCommand {
         head,
         versions: decoded,
         atMs: count(value[6], "atMs"),
+      };
+    }
+    case OP_SET_RETENTION: {
+      if (value.length !== 6) throw new StrongCommandError("setRetention has 6 fields");
+      return {
+        op: "setRetention",
+        folder: folderName(value[2]),
+        ...(value[3] === false ? {} : { keepVersions: limitOrNull(value[3], "keepVersions") }),
+        ...(value[4] === false ? {} : { keepDays: limitOrNull(value[4], "keepDays") }),
+        atMs: count(value[5], "atMs"),
       };
     }
     default:

@@ -25,6 +25,15 @@ export type StrongCommand =
       /** Versions recorded with the move (the pushed one and, after a stale parent, the merge). */
       versions: NewVersionRecord[];
       atMs: number;
+    }
+  | {
+      /** A strong folder's retention, the same on every member (what gc then prunes stays each node's own). */
+      op: "setRetention";
+      folder: string;
+      /** Absent: unchanged; null: no limit. */
+      keepVersions?: number | null;
+      keepDays?: number | null;
+      atMs: number;
     };
 
 /** What applying a command did on this member (the same on every member: the log is the order). */
@@ -33,7 +42,9 @@ export type ApplyOutcome =
   /** moveHead whose `expected` was not the head when it was applied: nothing changed. */
   | { applied: false; reason: "head moved"; head: ObjectId | null }
   /** createFolder of a name that exists already (its mode and retention are unchanged). */
-  | { applied: false; reason: "exists" };
+  | { applied: false; reason: "exists" }
+  /** setRetention of a folder that is not a strong folder (nothing changed). */
+  | { applied: false; reason: "unknown folder" };
 
 export interface MemberAddress {
   id: RaftNodeId;

@@ -61,7 +61,21 @@ export class StrongStateMachine {
 
   /** Applies one committed command to this node's metadata; the outcome is the same on every member. */
   async apply(command: StrongCommand): Promise<ApplyOutcome> {
-    return command.op === "createFolder" ? this.createFolder(command) : this.moveHead(command);
+    if (command.op === "createFolder") return this.createFolder(command);
+    if (command.op === "setRetention") return this.setRetention(command);
+    return this.moveHead(command);
+  }
+
+  private async setRetention(command: Extract<StrongCommand, { op: "setRetention" }>): Promise<ApplyOutcome> {
+    const metadata = this.node.metadata;
+    const folder = await metadata.getFolder(command.folder);
+    // Only a folder the log created (a leader proposes no other): every member refuses it alike.
+    if (!folder || folder.mode !== "strong") return { applied: false, reason: "unknown folder" };
+    const change: { keepVersions?: number | null; keepDays?: number | null } = {};
+    if (command.keepVersions !== undefined) change.keepVersions = command.keepVersions;
+    if (command.keepDays !== undefined) change.keepDays = command.keepDays;
+    await metadata.setRetention(command.folder, change, command.atMs);
+    return { applied: true };
   }
 
   private async createFolder(command: Extract<StrongCommand, { op: "createFolder" }>): Promise<ApplyOutcome> {

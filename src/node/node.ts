@@ -431,9 +431,21 @@ export class DsyncNode {
     return matches[0]!;
   }
 
-  /** Sets a folder's retention; 404 for a folder that does not exist (only a commit or replication creates one). */
+  /**
+   * Sets a folder's retention; 404 for a folder that does not exist (only a commit or replication
+   * creates one). A strong folder's goes through the cluster's log (on the leader: the caller
+   * forwards otherwise), so every member keeps the same versions of it.
+   */
   async setRetention(folder: string, retention: RetentionChange): Promise<FolderRecord> {
-    await this.getFolder(folder);
+    const record = await this.getFolder(folder);
+    if (record.mode === "strong") {
+      if (!this.strongHeads) throw new Error(`folder ${folder} is strong, and this node runs without the cluster's log: its retention cannot change here`);
+      const change: RetentionChange = {};
+      if (retention.keepVersions !== undefined) change.keepVersions = retention.keepVersions;
+      if (retention.keepDays !== undefined) change.keepDays = retention.keepDays;
+      if ((await this.strongHeads.setRetention(folder, change)) === "unknown folder") throw new UserError(`folder ${folder} does not exist in the cluster's log`, 404);
+      return this.getFolder(folder);
+    }
     await this.metadata.setRetention(folder, retention, this.clock.nowMs());
     return this.getFolder(folder);
   }

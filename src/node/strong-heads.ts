@@ -19,6 +19,11 @@ export interface StrongHeads {
   /** Creates a strong folder through the log; "exists" when the log already held one of that name. */
   createFolder(name: string, retention: { keepVersions: number | null; keepDays: number | null }): Promise<"created" | "exists">;
   /**
+   * Changes a strong folder's retention through the log (an absent field is unchanged), so every
+   * member keeps the same versions; "unknown folder" when the log holds no strong folder of that name.
+   */
+  setRetention(folder: string, retention: { keepVersions?: number | null; keepDays?: number | null }): Promise<"applied" | "unknown folder">;
+  /**
    * Resolves once this node has applied every entry the log committed before the call (a
    * linearizable read point); rejects when that cannot be had within `timeoutMs` (no leader
    * with a quorum answers: a minority side).

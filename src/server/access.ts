@@ -59,6 +59,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   "POST /v1/peer/strong/restore": "cluster",
   "POST /v1/peer/strong/folders": "cluster",
   "POST /v1/peer/strong/members": "cluster",
+  "POST /v1/peer/strong/retention": "cluster",
   "POST /v1/peer/raft": "cluster",
 };
 

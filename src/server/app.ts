@@ -383,13 +383,30 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     return c.json(await folderWithRoot(await node.getFolder(c.req.param("folder"))));
   });
 
+  const retentionChange = (body: Record<string, unknown>) => ({
+    keepVersions: optionalNullableCount(body.keepVersions, "keepVersions"),
+    keepDays: optionalNullableCount(body.keepDays, "keepDays"),
+  });
+  const retentionHere = async (c: Context, folder: string, body: Record<string, unknown>): Promise<Response> =>
+    c.json(await folderWithRoot(await node.setRetention(folder, retentionChange(body))));
+
+  // A strong folder's retention is a command of the log (every member keeps the same versions):
+  // on a member that is not the leader it is handed to the leader, as a commit is.
   app.put("/v1/folders/:folder/retention", async (c) => {
     const body = await readJson(c);
-    const folder = await node.setRetention(c.req.param("folder"), {
-      keepVersions: optionalNullableCount(body.keepVersions, "keepVersions"),
-      keepDays: optionalNullableCount(body.keepDays, "keepDays"),
-    });
-    return c.json(await folderWithRoot(folder));
+    const folder = c.req.param("folder");
+    const change = retentionChange(body);
+    const toLeader = () => strong.forward(c, "retention", { ...change, folder });
+    if (await strong.writeGoesToLeader(folder)) return toLeader();
+    return strong.orToLeader(() => retentionHere(c, folder, body), toLeader);
+  });
+
+  app.post("/v1/peer/strong/retention", async (c) => {
+    const body = await readJson(c);
+    requireNodeId(body.from, "from");
+    const folder = requireFolderName(body.folder, "folder");
+    strong.requireLeader();
+    return retentionHere(c, folder, body);
   });
 
   // One page of the history, newest first (paging.ts): `cursor` is the `next` of the page

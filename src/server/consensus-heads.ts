@@ -30,6 +30,10 @@ export function strongHeadsOver(consensus: StrongConsensus, clock: Clock, timers
       const outcome = await propose({ op: "createFolder", folder: name, keepVersions: retention.keepVersions, keepDays: retention.keepDays, atMs: clock.nowMs() }, `the creation of ${name} was not committed (it may still be)`);
       return outcome.applied ? "created" : "exists";
     },
+    setRetention: async (folder, retention) => {
+      const outcome = await propose({ op: "setRetention", folder, ...retention, atMs: clock.nowMs() }, `the retention change of ${folder} was not committed (it may still be)`);
+      return outcome.applied ? "applied" : "unknown folder";
+    },
     caughtUp: (timeoutMs) => consensus.readBarrier(timeoutMs),
   };
 }

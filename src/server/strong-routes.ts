@@ -11,6 +11,7 @@
 //   POST   /v1/peer/strong/restore        ... a restore: {from, folder, version, message}
 //   POST   /v1/peer/strong/folders        ... a strong folder's creation: {from, name, consistency, keepVersions?, keepDays?}
 //   POST   /v1/peer/strong/members        ... a membership change: {from, action: "add", address} or {from, action: "remove", node}
+//   POST   /v1/peer/strong/retention      ... a strong folder's retention: {from, folder, keepVersions?, keepDays?} (app.ts)
 //
 // A forwarded request is answered by the leader as it would answer the client, and that answer
 // goes back to the client unchanged. A node that is handed one and is not the leader answers 503

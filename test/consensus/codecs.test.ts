@@ -35,6 +35,10 @@ const COMMANDS: StrongCommand[] = [
   { op: "createFolder", folder: "a.b_c-d", keepVersions: 10, keepDays: 0, atMs: 5 },
   { op: "moveHead", folder: "docs", expected: null, head: v1.id, versions: [v1.record], atMs: 1_700_000_000_123 },
   { op: "moveHead", folder: "docs", expected: v1.id, head: v2.id, versions: [{ ...v1.record, origin: "push", message: "" }, { ...v2.record, origin: "merge", author: "" }], atMs: 9 },
+  // Retention: a field left out is unchanged, null is no limit, 0 a limit of its own.
+  { op: "setRetention", folder: "docs", keepVersions: 5, keepDays: null, atMs: 11 },
+  { op: "setRetention", folder: "docs", keepDays: 0, atMs: 12 },
+  { op: "setRetention", folder: "docs", atMs: 13 },
 ];
 
 const MESSAGES: Message[] = [

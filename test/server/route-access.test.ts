@@ -165,6 +165,7 @@ const ROUTES: RouteCase[] = [
   { method: "POST", pattern: "/v1/peer/strong/restore", path: () => "/v1/peer/strong/restore", body: (s) => ({ from: "n2", folder: "f", version: hex(s.head) }), expect: { ok: 503, least: "cluster" } },
   { method: "POST", pattern: "/v1/peer/strong/folders", path: () => "/v1/peer/strong/folders", body: () => ({ from: "n2", name: "s", consistency: "strong" }), expect: { ok: 503, least: "cluster" } },
   { method: "POST", pattern: "/v1/peer/strong/members", path: () => "/v1/peer/strong/members", body: () => ({ from: "n2", action: "add", address: "http://127.0.0.1:9" }), expect: { ok: 503, least: "cluster" } },
+  { method: "POST", pattern: "/v1/peer/strong/retention", path: () => "/v1/peer/strong/retention", body: () => ({ from: "n2", folder: "f", keepVersions: 3 }), expect: { ok: 503, least: "cluster" } },
   // This app's PeerService runs no Raft group: the cluster token gets through, and the node says it has none.
   { method: "POST", pattern: "/v1/peer/raft", path: () => "/v1/peer/raft", body: () => encodeRaftMessages([]), expect: { ok: 503, least: "cluster" } },
 ];

@@ -184,7 +184,17 @@ export interface StrongSimReport {
   operations: { pushes: number; pushesOk: number; pushesFailed: number; pushesUnknown: number; landed: number; neverLanded: number; reads: number; readsOk: number; readsFailed: number; redirects: number };
   eventual: { pushes: number; acknowledged: number; acknowledgedOnMinority: number };
   faults: { partitions: number; leaderIsolations: number; oneWay: number; crashes: number; leaderCrashes: number; crashesInSave: number; cleanStops: number; pauses: number; clockJumps: number; restarts: number; diskWritesLost: number; storeWritesCut: number };
-  raft: { terms: number; committedIndex: number; headMoves: number; snapshotsInstalled: number; compactions: number; observations: number };
+  raft: {
+    terms: number;
+    committedIndex: number;
+    headMoves: number;
+    snapshotsInstalled: number;
+    compactions: number;
+    observations: number;
+    /** Times a node's Raft group was rebuilt from what is stored after a Ready it could not carry out, and the first few reasons. */
+    recoveries: number;
+    recoveryReasons: string[];
+  };
   network: NetworkStats;
 }
 
@@ -197,6 +207,8 @@ interface StrongNode {
   metadata: SqliteMetadataStore;
   incarnation: Incarnation;
   services: NodeServices | null;
+  /** Whether this incarnation's Raft group has started (loaded what is stored). */
+  started: boolean;
   /** Called when this incarnation crashes: what waits on it learns it will never hear back. */
   onCrash: Set<() => void>;
 }
@@ -248,7 +260,7 @@ export class StrongCluster {
       operations: { pushes: 0, pushesOk: 0, pushesFailed: 0, pushesUnknown: 0, landed: 0, neverLanded: 0, reads: 0, readsOk: 0, readsFailed: 0, redirects: 0 },
       eventual: { pushes: 0, acknowledged: 0, acknowledgedOnMinority: 0 },
       faults: { partitions: 0, leaderIsolations: 0, oneWay: 0, crashes: 0, leaderCrashes: 0, crashesInSave: 0, cleanStops: 0, pauses: 0, clockJumps: 0, restarts: 0, diskWritesLost: 0, storeWritesCut: 0 },
-      raft: { terms: 0, committedIndex: 0, headMoves: 0, snapshotsInstalled: 0, compactions: 0, observations: 0 },
+      raft: { terms: 0, committedIndex: 0, headMoves: 0, snapshotsInstalled: 0, compactions: 0, observations: 0, recoveries: 0, recoveryReasons: [] },
       network: this.network.stats,
     };
     for (let i = 1; i <= config.nodes; i++) {
@@ -261,6 +273,7 @@ export class StrongCluster {
         metadata: SqliteMetadataStore.open(":memory:"),
         incarnation: { address: id, number: 0, alive: false },
         services: null,
+        started: false,
         onCrash: new Set(),
       };
       sim.store = new MemoryObjectStore({ nowMs: () => sim.clock.nowMs() });
@@ -304,6 +317,7 @@ export class StrongCluster {
     if (sim.incarnation.alive) throw new Error(`${sim.id} is already running`);
     const incarnation: Incarnation = { address: sim.id, number: ++this.incarnations, alive: true };
     sim.incarnation = incarnation;
+    sim.started = false;
     const store = new IncarnationStore(sim.store, incarnation, this.scheduler, this.random, this.config.maxWriteMs, {
       onCut: () => this.report.faults.storeWritesCut++,
     });
@@ -326,7 +340,7 @@ export class StrongCluster {
       syncIntervalMs: 2_000,
       raftCompactEvery: this.config.compactEvery,
       scrubBytesPerSecond: 0,
-      log: () => {},
+      log: (line) => this.nodeLog(sim, line),
     });
     if (!incarnation.alive) return;
     if (!services.peerService || !services.replicator) throw new Error(`${sim.id}: assembled without replication (no transport)`);
@@ -334,7 +348,18 @@ export class StrongCluster {
     this.network.attach(incarnation, services.peerService);
     services.replicator.start();
     await this.consensusOf(sim).start();
+    if (!incarnation.alive) return;
+    // Its status is read from now on: before, the group has not loaded what is stored.
+    sim.started = true;
     this.scheduler.note(`started ${sim.id}#${incarnation.number}`);
+  }
+
+  /** What a node logs: its Raft group restarting from what is stored (after a Ready it could not carry out) is counted and kept in the trace. */
+  private nodeLog(sim: StrongNode, line: string): void {
+    if (!/Raft group stopped on an error|restarting the Raft group failed/.test(line)) return;
+    this.report.raft.recoveries++;
+    if (this.report.raft.recoveryReasons.length < 5) this.report.raft.recoveryReasons.push(`${sim.id}: ${line}`);
+    this.scheduler.note(`${sim.id} log: ${line}`);
   }
 
   /** kill -9: nothing is stopped cleanly; its timers, calls and writes in flight die with it. */
@@ -346,6 +371,7 @@ export class StrongCluster {
     this.network.detach(sim.id);
     this.network.discardPaused(sim.id);
     sim.services = null;
+    sim.started = false;
     this.report.faults.crashes++;
     this.scheduler.note(`crash ${sim.id}`);
     const waiting = [...sim.onCrash];
@@ -408,8 +434,13 @@ export class StrongCluster {
   /** Reads every live node's Raft status (after every event). */
   private observe(): void {
     for (const sim of this.nodes) {
-      if (!sim.incarnation.alive || sim.services === null || this.network.isPaused(sim.id)) continue;
-      this.safety.observe(sim.id, sim.incarnation.number, this.consensusOf(sim).status());
+      if (!sim.incarnation.alive || !sim.started || sim.services === null || this.network.isPaused(sim.id)) continue;
+      const status = this.consensusOf(sim).status();
+      // While the driver builds its member (starting after a restart, which may wait on peers
+      // for a stored snapshot's content, or rebuilding after a failed Ready) its status reads
+      // all zeros: nothing of the member to judge yet.
+      if (status.term === 0 && status.lastIndex === 0 && status.commit === 0) continue;
+      this.safety.observe(sim.id, sim.incarnation.number, status);
     }
   }
 
@@ -821,6 +852,7 @@ export class StrongCluster {
     this.report.events = this.scheduler.eventsRun;
     this.report.simulatedMs = this.scheduler.elapsedMs();
     this.report.raft = {
+      ...this.report.raft,
       terms: this.safety.terms(),
       committedIndex: this.safety.committedIndex(),
       headMoves: this.safety.headMoves,

@@ -58,6 +58,7 @@ import {
   type StrongConsensus,
 } from "./strong-consensus.ts";
 import { ensureVersionsHeld, fetchHeadWithHistory, replicaRecord } from "./strong-fetch.ts";
+import { checkMoveHead } from "./strong-move-check.ts";
 import { decodeSnapshotState, encodeSnapshotState, StrongStateMachine, type StrongSnapshotState } from "./strong-state-machine.ts";
 
 /** Defaults: a tick of 100 ms, a heartbeat every tick, an election after 6 to 12 ticks (failover well within 1.5 s). */
@@ -82,6 +83,11 @@ export const RECOVERY_DELAY_MS = 1_000;
 export const PEER_PROBE_INTERVAL_MS = 1_000;
 /** Appends waiting for their closure to be fetched, at most; more are dropped (the leader sends again). */
 export const APPENDS_WAITING_MAX = 64;
+/**
+ * How far past this node's term a message's terms may be: a term is one election, and a million
+ * elections while a member was away do not happen (pre-vote keeps a cut-off member's term).
+ */
+export const RAFT_TERM_JUMP_MAX = 2 ** 20;
 /** Read barriers waiting at once, at most (each is a timer and a map entry). */
 export const READ_BARRIERS_MAX = 4096;
 
@@ -526,6 +532,7 @@ export class RaftDriver implements StrongConsensus {
   /** Fetches what the moveHead entries name (every version's object and whole tree), bounded; throws when it cannot. */
   private async ensureEntriesHeld(entries: readonly Entry[], rounds: number, leaderFirst?: RaftNodeId): Promise<void> {
     const versions = [];
+    const moves: Extract<StrongCommand, { op: "moveHead" }>[] = [];
     for (const entry of entries) {
       if (entry.kind !== "normal" || entry.data.length === 0) continue;
       let command: StrongCommand;
@@ -534,13 +541,18 @@ export class RaftDriver implements StrongConsensus {
       } catch {
         continue; // applied as nothing, on every member alike (applyEntry)
       }
-      if (command.op === "moveHead") versions.push(...command.versions.map((v) => ({ id: v.id, root: v.root })));
+      if (command.op === "moveHead") {
+        versions.push(...command.versions.map((v) => ({ id: v.id, root: v.root })));
+        moves.push(command);
+      }
     }
     if (versions.length === 0) return;
     let sources = this.sources();
     const first = leaderFirst ? this.addresses.get(leaderFirst) : undefined;
     if (first) sources = [first, ...sources.filter((s) => s !== first)];
     await ensureVersionsHeld(this.options.node, this.options.transport, sources, versions, rounds);
+    // Held, and as its objects say: a move whose records lie, or whose head does not build on the head it moves from, is not acknowledged.
+    for (const move of moves) await checkMoveHead((id) => this.options.node.decodeVersion(id), move);
   }
 
   /** A snapshot's heads and their histories, fetched and checked before it is persisted. */
@@ -720,6 +732,15 @@ export class RaftDriver implements StrongConsensus {
       const outside = voters.length === 0 || !voters.includes(this.nodeId);
       const fromALeader = messages.every((m) => m.type === "append" || m.type === "heartbeat" || m.type === "snapshot");
       if (!outside || !fromALeader) throw new RaftRefusedError(`${from} is not a member of this node's Raft group`);
+    }
+    // Terms only grow: one message naming a term near 2^53 would leave the group no term to
+    // elect in (the next is not a safe integer, which no member decodes), for good, since the term
+    // is durable. A term far ahead of this node's is refused, so a member holding the cluster
+    // token needs about 2^33 rounds of the group adopting its terms, not one message.
+    const termMax = member.status().term + RAFT_TERM_JUMP_MAX;
+    for (const message of messages) {
+      const highest = Math.max(message.term, message.logTerm, message.snapshot?.meta.term ?? 0, ...message.entries.map((e) => e.term));
+      if (highest > termMax) throw new RaftRefusedError(`a message from ${from} names term ${highest}, more than ${RAFT_TERM_JUMP_MAX} past this node's ${termMax - RAFT_TERM_JUMP_MAX}`);
     }
     const nowMs = this.options.clock.nowMs();
     this.lastContactMs.set(from, nowMs);

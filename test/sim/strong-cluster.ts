@@ -231,6 +231,8 @@ export class StrongCluster {
   private readonly eventualAcks: EventualAck[] = [];
   private readonly createdFolders = new Set<string>();
   private healed = false;
+  /** Nodes whose clean stop is under way (they come back once it ends). */
+  private readonly stopping = new Set<string>();
   /** Set when the fault phase starts (the setup runs without faults). */
   private faultsOn = false;
   private incarnations = 0;
@@ -372,6 +374,8 @@ export class StrongCluster {
     this.network.discardPaused(sim.id);
     sim.services = null;
     sim.started = false;
+    // A clean stop it was in the middle of ends with the process.
+    this.stopping.delete(sim.id);
     this.report.faults.crashes++;
     this.scheduler.note(`crash ${sim.id}`);
     const waiting = [...sim.onCrash];
@@ -397,10 +401,12 @@ export class StrongCluster {
     if (!services) return;
     this.report.faults.cleanStops++;
     this.scheduler.note(`stop ${sim.id}`);
+    this.stopping.add(sim.id);
     services.replicator?.stop();
     await this.consensusOf(sim)
       .stop()
       .catch((error) => this.failures.push(`${sim.id}: stopping its Raft group failed: ${(error as Error)?.stack ?? String(error)}`));
+    this.stopping.delete(sim.id);
     if (sim.incarnation !== incarnation || !incarnation.alive) return;
     // What the process still had in flight goes with it, as at any exit.
     this.crash(sim);
@@ -438,8 +444,13 @@ export class StrongCluster {
       const status = this.consensusOf(sim).status();
       // While the driver builds its member (starting after a restart, which may wait on peers
       // for a stored snapshot's content, or rebuilding after a failed Ready) its status reads
-      // all zeros: nothing of the member to judge yet.
-      if (status.term === 0 && status.lastIndex === 0 && status.commit === 0) continue;
+      // all zeros: nothing of the member to judge yet. A member rebuilt from what is stored is
+      // a new life, as after a restart: judged against its disk, not its last status (a commit
+      // index learnt but not yet saved is forgotten then, as Raft allows).
+      if (status.term === 0 && status.lastIndex === 0 && status.commit === 0) {
+        this.safety.rebuilding(sim.id);
+        continue;
+      }
       this.safety.observe(sim.id, sim.incarnation.number, status);
     }
   }
@@ -870,7 +881,7 @@ export class StrongCluster {
 
   /** Null when every node runs and all agree on every folder's head (and the eventual folder exists everywhere once pushed); else what differs. */
   async disagreement(): Promise<string | null> {
-    const down = this.nodes.filter((n) => !n.incarnation.alive || n.services === null);
+    const down = this.nodes.filter((n) => !n.incarnation.alive || n.services === null || this.stopping.has(n.id));
     if (down.length > 0) return `down: ${down.map((n) => n.id).join(", ")}`;
     for (const folder of this.folderNames()) {
       const heads: string[] = [];

@@ -2,10 +2,11 @@
 //
 // - Election safety: at most one leader per term over the whole run. Every node's status is
 //   read after every event, so a second leader is seen even if it lasts one event.
-// - Terms, commit and applied indexes never go back on a node: within one incarnation by its
-//   status; across a crash, a restarted node starts at no less than what its disk held (the
-//   hard state and applied index of the last saves that landed; a save lost at the crash was
-//   never relied on, if the driver persists before it sends).
+// - Terms, commit and applied indexes never go back on a node: within one life of its member by
+//   its status; across a crash (or the driver rebuilding its member from what is stored), the
+//   new member starts at no less than what its disk held (the hard state and applied index of
+//   the last saves that landed; a save lost at the crash was never relied on, if the driver
+//   persists before it sends).
 // - Log matching for committed entries: once any node's disk holds index i as committed (i at
 //   or below the commit of the hard state that landed with it), every node whose disk holds i
 //   as committed holds the same term and data there, and no node overwrites an index its disk
@@ -116,6 +117,11 @@ export class RaftSafety {
       if (status.commit < disk.hardState.commit) this.fail(`${node} restarted with commit ${status.commit}, below the ${disk.hardState.commit} its disk held`);
     }
     this.seen.set(node, { incarnation, term: status.term, commit: status.commit, applied: status.applied });
+  }
+
+  /** The node's member is being built again from what is stored: its next status starts a new life (judged against its disk). */
+  rebuilding(node: string): void {
+    this.seen.delete(node);
   }
 
   /** A write that landed on `node`'s disk (durable-metadata.ts's onLanded). */

@@ -1,6 +1,7 @@
 // Three real nodes, one strong folder, two writers and a reader going through any node, while the
-// leader is killed with -9 again and again (and restarted on its data), or stopped (SIGSTOP) past
-// an election and let go. What a strong folder promises must hold over the whole run: every
+// leader is killed with -9 again and again (and restarted on its data), stopped (SIGSTOP) past
+// an election and let go, or killed with a follower (no majority: nothing may be acknowledged
+// until one comes back). What a strong folder promises must hold over the whole run: every
 // acknowledged push is in every node's history afterwards, exactly as it was acknowledged;
 // writes resume on a new leader; and the clients' history of pushes and linearizable reads is
 // linearizable (test/helpers/strong-cluster.ts, checkStrongRun).
@@ -121,4 +122,35 @@ test("the leader paused (SIGSTOP) past an election and let go again: what it ans
     await load.stop();
   }
   console.log(`strong pause: ${await checkStrongRun(c, clients)}`);
+}, 60_000);
+
+test("two of three killed: nothing is acknowledged while a majority is down, writes resume when one comes back", async () => {
+  const c = await startStrongCluster();
+  clusters.push(c);
+  const { clients } = await strongFolderWithClients(c, "outage", 2);
+  const load = workload(c, clients, 11);
+  try {
+    while (clients.tally.acknowledgedPushes < 5) await Bun.sleep(20);
+    const leader = await c.waitForLeader();
+    const follower = (leader + 1) % c.size;
+    const survivor = (leader + 2) % c.size;
+    await Promise.all([c.kill9(leader), c.kill9(follower)]);
+    const downAtMs = performance.now();
+    const unavailableBefore = clients.tally.unavailable;
+    await Bun.sleep(3_000);
+    // Whatever was in flight at the kills had its chance to be answered; nothing called after them was acknowledged.
+    const lateAcks = clients.history().filter((o) => o.kind === "push" && o.returnMs !== Infinity && o.callMs > downAtMs);
+    expect(lateAcks, "pushes acknowledged by a lone node").toEqual([]);
+    expect(clients.tally.unavailable, `the survivor ${c.nodeIds[survivor]} answers 503`).toBeGreaterThan(unavailableBefore);
+
+    await c.start(follower);
+    const backAtMs = performance.now();
+    const deadline = Date.now() + 15_000;
+    while (!clients.acknowledgedAtMs.some((t) => t > backAtMs) && Date.now() < deadline) await Bun.sleep(20);
+    expect(clients.acknowledgedAtMs.some((t) => t > backAtMs), "writes resume with a majority back").toBe(true);
+    await c.start(leader);
+  } finally {
+    await load.stop();
+  }
+  console.log(`strong outage: ${await checkStrongRun(c, clients)}`);
 }, 60_000);

@@ -64,7 +64,7 @@ export interface StrongCluster {
   stopAll(): Promise<void>;
 }
 
-export async function startStrongCluster(options: { size?: number; proxies?: boolean; extraArgs?: string[] } = {}): Promise<StrongCluster> {
+export async function startStrongCluster(options: { size?: number; proxies?: boolean; extraArgs?: string[]; argsOf?: (i: number) => string[] } = {}): Promise<StrongCluster> {
   const size = options.size ?? 3;
   const ports: number[] = [];
   for (let i = 0; i < size; i++) ports.push(await freePort());
@@ -82,7 +82,7 @@ export async function startStrongCluster(options: { size?: number; proxies?: boo
     processes[i] = await startNode({
       dataDir: dataDirs[i],
       listen: `127.0.0.1:${ports[i]}`,
-      args: ["--node-id", nodeIds[i], "--peers", peers.join(","), "--cluster-token", CLUSTER_TOKEN, ...(options.extraArgs ?? [])],
+      args: ["--node-id", nodeIds[i], "--peers", peers.join(","), "--cluster-token", CLUSTER_TOKEN, ...(options.extraArgs ?? []), ...(options.argsOf?.(i) ?? [])],
     });
   };
   const kill9 = async (i: number) => {

@@ -252,7 +252,7 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
   });
   if (peerService) peerService.raftReceiver = consensus;
   // A strong folder's commits and creation go through the group (server/consensus-heads.ts).
-  node.setStrongHeads(strongHeadsOver(consensus, node.clock, timers));
+  node.setStrongHeads(strongHeadsOver(consensus, node.clock, timers, node.metadata));
   return { node, replicator, peerService, repairer, scrubber, consensus, transport };
 }
 

@@ -19,6 +19,18 @@ import type { ApplyOutcome, StrongCommand } from "./strong-consensus.ts";
 /** Where a folder turned strong keeps the eventual head it had then (until the log first moves it). */
 const FOREIGN_HEAD_KEY = "raft_foreign_head:";
 
+/**
+ * A strong folder's head as the log set it, given the head this node's metadata holds: null
+ * while that is the eventual head the folder had when the log turned it strong (the log has not
+ * moved it since). What a proposer names as a move's `expected`, so the log's compare-and-set
+ * (the same on every member) starts from the head the log knows.
+ */
+export async function headAsTheLogSet(metadata: Pick<DsyncNode["metadata"], "getMeta">, folder: string, head: ObjectId | null): Promise<ObjectId | null> {
+  if (head === null) return null;
+  const foreign = await metadata.getMeta(FOREIGN_HEAD_KEY + folder);
+  return foreign && foreign === idToHex(head) ? null : head;
+}
+
 /** The format of a snapshot's data: bumped when its layout changes. */
 export const STRONG_SNAPSHOT_FORMAT = 1;
 
@@ -87,6 +99,10 @@ export class StrongStateMachine {
       // versions kept as history, and no head as far as the log knows.
       if (existing.head) await metadata.setMeta(FOREIGN_HEAD_KEY + command.folder, idToHex(existing.head));
       await metadata.setFolderMode(command.folder, "strong", command.atMs);
+      // An eventual commit may have moved the head between the read above and the mode change;
+      // none can after it (an eventual move checks the mode in its own compare-and-set).
+      const turned = await metadata.getFolder(command.folder);
+      if (turned?.head && !(existing.head && idEquals(turned.head, existing.head))) await metadata.setMeta(FOREIGN_HEAD_KEY + command.folder, idToHex(turned.head));
       await metadata.setRetention(command.folder, { keepVersions: command.keepVersions, keepDays: command.keepDays }, command.atMs);
       this.log(`dsync: folder ${command.folder} was eventual on this node; the log made it strong (its versions are kept as history)`);
       return { applied: true };
@@ -125,9 +141,7 @@ export class StrongStateMachine {
 
   /** The head as the log set it: a folder turned strong counts as headless until the log moves it. */
   private async logHead(folder: FolderRecord): Promise<ObjectId | null> {
-    if (folder.head === null) return null;
-    const foreign = await this.node.metadata.getMeta(FOREIGN_HEAD_KEY + folder.name);
-    return foreign && foreign === idToHex(folder.head) ? null : folder.head;
+    return headAsTheLogSet(this.node.metadata, folder.name, folder.head);
   }
 
   /** The state as of now (every strong folder by its log head), for a snapshot. */
@@ -154,6 +168,10 @@ export class StrongStateMachine {
       if (folder.mode !== "strong") {
         if (folder.head) await metadata.setMeta(FOREIGN_HEAD_KEY + wanted.name, idToHex(folder.head));
         await metadata.setFolderMode(wanted.name, "strong", nowMs);
+        // As in createFolder: an eventual move that landed before the mode changed is the head now.
+        const turned = (await metadata.getFolder(wanted.name))!;
+        if (turned.head && !(folder.head && idEquals(turned.head, folder.head))) await metadata.setMeta(FOREIGN_HEAD_KEY + wanted.name, idToHex(turned.head));
+        folder = turned;
       }
       if (folder.keepVersions !== wanted.keepVersions || folder.keepDays !== wanted.keepDays) {
         await metadata.setRetention(wanted.name, { keepVersions: wanted.keepVersions, keepDays: wanted.keepDays }, nowMs);

@@ -81,12 +81,14 @@ export async function integrateReplicaVersions(
   }
   if (records.length > 0) await ctx.metadata.recordVersions(folderName, records);
   const head = folder.head;
+  // Each move below checks the mode in its own step: a folder the log turned strong since is
+  // refused (FolderModeChangedError), never moved by a replica.
   const remoteRecord = await ctx.metadata.getVersion(folderName, remoteHead);
   if (!remoteRecord) throw new UserError(`the peer's head ${idToHex(remoteHead)} was not among the versions received`, 422);
   const unchanged = { head: head ?? remoteHead, outcome: "unchanged" as const, recorded: records.length, conflicts: [] };
   if (head !== null && idEquals(head, remoteHead)) return unchanged;
   if (head === null) {
-    await ctx.metadata.commitVersions(folderName, null, remoteHead, [], ctx.clock.nowMs());
+    await ctx.metadata.commitVersions(folderName, null, remoteHead, [], ctx.clock.nowMs(), { onlyIfMode: mode });
     return { head: remoteHead, outcome: "fast-forward", recorded: records.length, conflicts: [] };
   }
   const ours: KnownVersion = { id: head, version: await ctx.decodeVersion(head) };
@@ -96,7 +98,7 @@ export async function integrateReplicaVersions(
   if (order === "before" || (order === "equal" && Buffer.compare(remoteHead, head) > 0)) {
     // "equal" with different ids: two merges of the same writes built over different
     // histories (retention pruned a base on one node). The greater id wins everywhere.
-    await ctx.metadata.commitVersions(folderName, head, remoteHead, [], ctx.clock.nowMs());
+    await ctx.metadata.commitVersions(folderName, head, remoteHead, [], ctx.clock.nowMs(), { onlyIfMode: mode });
     return { head: remoteHead, outcome: "fast-forward", recorded: records.length, conflicts: [] };
   }
   if (order === "equal") return unchanged;
@@ -107,7 +109,7 @@ export async function integrateReplicaVersions(
     // shrink to one write; the head then moves only if that write covers it, never back.
     const covers = compareVectors(merged.single.version.versionVector, ours.version.versionVector);
     if (idEquals(merged.single.id, head) || (covers !== "after" && covers !== "equal")) return unchanged;
-    await ctx.metadata.commitVersions(folderName, head, merged.single.id, [], ctx.clock.nowMs());
+    await ctx.metadata.commitVersions(folderName, head, merged.single.id, [], ctx.clock.nowMs(), { onlyIfMode: mode });
     return { head: merged.single.id, outcome: "fast-forward", recorded: records.length, conflicts: [] };
   }
   await ctx.store.putMany(merged.newObjects.map((o) => ({ id: o.id, bytes: o.bytes })));
@@ -116,6 +118,6 @@ export async function integrateReplicaVersions(
   await ctx.store.putMany([{ id: sealed.id, bytes: sealed.bytes }]);
   const newest = (await ctx.metadata.getVersion(folderName, merged.frontier.at(-1)!.id))!;
   const mergeRecord = ctx.writer.record(sealed.id, merged.version, "merge", newest.files, newest.totalBytes);
-  await ctx.metadata.commitVersions(folderName, head, sealed.id, [mergeRecord], ctx.clock.nowMs());
+  await ctx.metadata.commitVersions(folderName, head, sealed.id, [mergeRecord], ctx.clock.nowMs(), { onlyIfMode: mode });
   return { head: sealed.id, outcome: "merged", recorded: records.length + 1, conflicts: merged.conflicts };
 }

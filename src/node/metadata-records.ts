@@ -96,6 +96,25 @@ export class HeadMovedError extends Error {
   }
 }
 
+/**
+ * A compare-and-set asked to move the head only while the folder is in one mode found it in the
+ * other (the Raft log turned an eventual folder strong since the commit read its mode): nothing
+ * was changed. A HeadMovedError, so a commit is made again, now through the log.
+ */
+export class FolderModeChangedError extends HeadMovedError {
+  override name = "FolderModeChangedError";
+  constructor(folder: string, expected: ObjectId | null, actual: ObjectId | null, readonly mode: ConsistencyMode) {
+    super(folder, expected, actual);
+    this.message = `folder ${folder} is ${mode} now: its head was not moved`;
+  }
+}
+
+/** What a compare-and-set of a head also requires. */
+export interface CommitConditions {
+  /** Moves the head only while the folder is in this mode (else FolderModeChangedError): an eventual commit must never move a strong folder's head. */
+  onlyIfMode?: ConsistencyMode;
+}
+
 /** A call that needs an existing folder was given one the store does not hold: nothing was changed. */
 export class UnknownFolderError extends Error {
   override name = "UnknownFolderError";

@@ -20,6 +20,7 @@ import type { ObjectId } from "../core/id.ts";
 import type { Snapshot } from "../core/raft/types.ts";
 import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
 import type {
+  CommitConditions,
   ConsistencyMode,
   FolderDefaults,
   FolderPage,
@@ -90,9 +91,10 @@ export interface MetadataStore {
    * `nowMs`. This compare-and-set is the only way a head moves. Throws HeadMovedError when the
    * head is not `expectedHead`, and UnknownFolderError when the folder does not exist; then
    * nothing is changed. The caller records `newHead` here or earlier: a head never names a
-   * version the store does not hold.
+   * version the store does not hold. `conditions.onlyIfMode`: the folder's mode is checked in
+   * the same step, FolderModeChangedError (nothing changed) when it is another.
    */
-  commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: readonly NewVersionRecord[], nowMs: number): Promise<void>;
+  commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: readonly NewVersionRecord[], nowMs: number, conditions?: CommitConditions): Promise<void>;
 
   /**
    * Records versions without moving the head (history received from a peer), atomically.

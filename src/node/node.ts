@@ -23,7 +23,7 @@ import { METADATA_FILE_NAME, MetadataDamagedError } from "./metadata-damage.ts";
 import type { SpaceReserve } from "./space-reserve.ts";
 import { systemClock, systemRandom, type Clock, type RandomSource } from "./clock.ts";
 import { verifyTreeClosure } from "./closure.ts";
-import { HeadMovedError, type ConsistencyMode, type FolderPage, type FolderRecord, type MetadataStoreStat, type RetentionChange, type VersionPage, type VersionRecord, type VersionTotals } from "./metadata-records.ts";
+import { FolderModeChangedError, HeadMovedError, type ConsistencyMode, type FolderPage, type FolderRecord, type MetadataStoreStat, type RetentionChange, type VersionPage, type VersionRecord, type VersionTotals } from "./metadata-records.ts";
 import type { MetadataStore } from "./metadata-store.ts";
 import { MetadataProbe, type MetadataAvailability } from "./metadata-probe.ts";
 import { conflictCopiesMadeBy } from "./conflict-copies.ts";
@@ -174,7 +174,10 @@ export class DsyncNode {
           movedByLog();
           return;
         }
-        await this.metadata.commitVersions(folder, expected, head, versions, this.clock.nowMs());
+        // The mode is checked again in the compare-and-set itself: should the log turn the folder
+        // strong between the read above and this move, it is refused (FolderModeChangedError, a
+        // HeadMovedError) and the commit is made again, through the log.
+        await this.metadata.commitVersions(folder, expected, head, versions, this.clock.nowMs(), { onlyIfMode: "eventual" });
       },
     };
   }
@@ -612,7 +615,14 @@ export class DsyncNode {
       // A strong folder's head moves only through the log: an eventual replica of it changes nothing here.
       const local = await this.metadata.getFolder(folderName);
       if (local?.mode === "strong" && mode !== "strong") return { head: local.head ?? remoteHead, outcome: "unchanged", recorded: 0, conflicts: [] };
-      return integrateReplicaVersions(this.writeContext, folderName, mode, versions, remoteHead);
+      try {
+        return await integrateReplicaVersions(this.writeContext, folderName, mode, versions, remoteHead);
+      } catch (error) {
+        // Turned strong by the log while this replica was taken in: its head was not moved.
+        if (!(error instanceof FolderModeChangedError)) throw error;
+        const now = await this.metadata.getFolder(folderName);
+        return { head: now?.head ?? remoteHead, outcome: "unchanged", recorded: 0, conflicts: [] };
+      }
     });
     if (result.outcome !== "unchanged") this.heads.changed(folderName, result.head);
     return result;

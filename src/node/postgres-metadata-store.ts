@@ -27,7 +27,9 @@ import type { ObjectId } from "../core/id.ts";
 import type { ClusterConfig, Entry, EntryKind, Snapshot } from "../core/raft/types.ts";
 import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
 import {
+  FolderModeChangedError,
   HeadMovedError,
+  type CommitConditions,
   MetadataSchemaTooNewError,
   UnknownFolderError,
   type ConsistencyMode,
@@ -541,14 +543,16 @@ export class PostgresMetadataStore implements MetadataStore {
 
   // ---------- heads and versions ----------
 
-  async commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: readonly NewVersionRecord[], nowMs: number): Promise<void> {
+  async commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: readonly NewVersionRecord[], nowMs: number, conditions: CommitConditions = {}): Promise<void> {
     await this.call("commitVersions", () =>
       this.sql.begin(async (tx) => {
         // The folder's row is locked until COMMIT: every other writer of this folder (a commit,
-        // a record of versions) waits here, so the head read is the head replaced.
-        const rows = await tx.unsafe(`SELECT f.head, ${HIGH_SEQUENCE} AS high FROM folders f WHERE f.name = $1 FOR UPDATE`, [folder]);
+        // a record of versions, a change of its mode) waits here, so the head and mode read are
+        // the ones replaced.
+        const rows = await tx.unsafe(`SELECT f.head, f.mode, ${HIGH_SEQUENCE} AS high FROM folders f WHERE f.name = $1 FOR UPDATE`, [folder]);
         if (rows.length === 0) throw new UnknownFolderError(folder);
         const current = rows[0].head ? asId(rows[0].head) : null;
+        if (conditions.onlyIfMode !== undefined && rows[0].mode !== conditions.onlyIfMode) throw new FolderModeChangedError(folder, expectedHead, current, rows[0].mode);
         const same = current === null ? expectedHead === null : expectedHead !== null && compareBytes(current, expectedHead) === 0;
         if (!same) throw new HeadMovedError(folder, expectedHead, current);
         const high = await this.insertVersions(tx, folder, Number(rows[0].high), versions);

@@ -20,7 +20,9 @@ import type { CheckedNode, NodeSummary } from "../core/tree-structure.ts";
 import { isSqliteDamage } from "../store/sqlite-damage.ts";
 import { MetadataDamagedError, metadataDamage } from "./metadata-damage.ts";
 import {
+  FolderModeChangedError,
   HeadMovedError,
+  type CommitConditions,
   MetadataSchemaTooNewError,
   UnknownFolderError,
   type ConsistencyMode,
@@ -357,10 +359,11 @@ export class SqliteMetadataStore implements MetadataStore {
     if (result.changes === 0) throw new UnknownFolderError(name);
   }
 
-  async commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: readonly NewVersionRecord[], nowMs: number): Promise<void> {
+  async commitVersions(folder: string, expectedHead: ObjectId | null, newHead: ObjectId, versions: readonly NewVersionRecord[], nowMs: number, conditions: CommitConditions = {}): Promise<void> {
     this.db.transaction(() => {
       const current = this.folder(folder);
       if (!current) throw new UnknownFolderError(folder);
+      if (conditions.onlyIfMode !== undefined && current.mode !== conditions.onlyIfMode) throw new FolderModeChangedError(folder, expectedHead, current.head, current.mode);
       const same = current.head === null ? expectedHead === null : expectedHead !== null && Buffer.compare(current.head, expectedHead) === 0;
       if (!same) throw new HeadMovedError(folder, expectedHead, current.head);
       this.insertVersions(folder, versions);

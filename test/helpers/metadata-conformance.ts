@@ -7,7 +7,7 @@ import { spawn } from "bun";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import type { CheckedNode } from "../../src/core/tree-structure.ts";
 import type { Entry, Snapshot } from "../../src/core/raft/types.ts";
-import { HeadMovedError, RAFT_SAVE_LIMITS, RaftStorageError, UnknownFolderError, type NewVersionRecord, type StoredRaft } from "../../src/node/metadata-records.ts";
+import { FolderModeChangedError, HeadMovedError, RAFT_SAVE_LIMITS, RaftStorageError, UnknownFolderError, type NewVersionRecord, type StoredRaft } from "../../src/node/metadata-records.ts";
 import type { MetadataStore } from "../../src/node/metadata-store.ts";
 import { openStoreOn, type MetadataBackendName } from "./metadata-backends.ts";
 import { REPO_ROOT } from "./processes.ts";
@@ -205,6 +205,28 @@ export function runMetadataConformance(name: string, under: MetadataBackendUnder
       expect(hex((await store.getFolder("f"))!.head)).toBe(idToHex(a.id));
       // The sequence b would have taken was not used up.
       await store.commitVersions("f", a.id, b.id, [b], 30);
+      expect((await store.getVersion("f", b.id))!.sequence).toBe(2);
+    });
+
+    test("commitVersions only if the folder is in a mode: refused with FolderModeChangedError (a HeadMovedError) in the other, nothing changed", async () => {
+      const { store } = await fresh();
+      await store.ensureFolder("f", 1);
+      const a = newVersion();
+      await store.commitVersions("f", null, a.id, [a], 10, { onlyIfMode: "eventual" });
+      expect(hex((await store.getFolder("f"))!.head)).toBe(idToHex(a.id));
+      // The log turns it strong: an eventual compare-and-set from the same head moves nothing.
+      await store.setFolderMode("f", "strong", 15);
+      const b = newVersion({ parents: [a.id] });
+      const refused = await store.commitVersions("f", a.id, b.id, [b], 20, { onlyIfMode: "eventual" }).catch((e) => e);
+      expect(refused).toBeInstanceOf(FolderModeChangedError);
+      expect(refused).toBeInstanceOf(HeadMovedError);
+      expect((refused as FolderModeChangedError).mode).toBe("strong");
+      expect(hex((await store.getFolder("f"))!.head)).toBe(idToHex(a.id));
+      expect(await store.getVersion("f", b.id)).toBeUndefined();
+      expect(await store.getFolder("f")).toMatchObject({ updatedMs: 15 });
+      // Without the condition (the log's own move), or with the mode it has, it moves.
+      await store.commitVersions("f", a.id, b.id, [b], 30, { onlyIfMode: "strong" });
+      expect(hex((await store.getFolder("f"))!.head)).toBe(idToHex(b.id));
       expect((await store.getVersion("f", b.id))!.sequence).toBe(2);
     });
 

@@ -181,7 +181,8 @@ export interface StrongSimReport {
   simulatedMs: number;
   agreedAfterHealMs: number | null;
   /** Strong folder operations by how they ended; landed/never: unknown pushes resolved by the final history. */
-  operations: { pushes: number; pushesOk: number; pushesFailed: number; pushesUnknown: number; landed: number; neverLanded: number; reads: number; readsOk: number; readsFailed: number; redirects: number };
+  /** toUnknownFolder: push attempts through a node that did not hold the folder as strong (with guardUnknownFolder off). */
+  operations: { toUnknownFolder: number; pushes: number; pushesOk: number; pushesFailed: number; pushesUnknown: number; landed: number; neverLanded: number; reads: number; readsOk: number; readsFailed: number; redirects: number };
   eventual: { pushes: number; acknowledged: number; acknowledgedOnMinority: number };
   faults: { partitions: number; leaderIsolations: number; oneWay: number; crashes: number; leaderCrashes: number; crashesInSave: number; cleanStops: number; pauses: number; clockJumps: number; restarts: number; diskWritesLost: number; storeWritesCut: number };
   raft: {
@@ -259,7 +260,7 @@ export class StrongCluster {
       events: 0,
       simulatedMs: 0,
       agreedAfterHealMs: null,
-      operations: { pushes: 0, pushesOk: 0, pushesFailed: 0, pushesUnknown: 0, landed: 0, neverLanded: 0, reads: 0, readsOk: 0, readsFailed: 0, redirects: 0 },
+      operations: { toUnknownFolder: 0, pushes: 0, pushesOk: 0, pushesFailed: 0, pushesUnknown: 0, landed: 0, neverLanded: 0, reads: 0, readsOk: 0, readsFailed: 0, redirects: 0 },
       eventual: { pushes: 0, acknowledged: 0, acknowledgedOnMinority: 0 },
       faults: { partitions: 0, leaderIsolations: 0, oneWay: 0, crashes: 0, leaderCrashes: 0, crashesInSave: 0, cleanStops: 0, pauses: 0, clockJumps: 0, restarts: 0, diskWritesLost: 0, storeWritesCut: 0 },
       raft: { terms: 0, committedIndex: 0, headMoves: 0, snapshotsInstalled: 0, compactions: 0, observations: 0, recoveries: 0, recoveryReasons: [] },
@@ -597,7 +598,10 @@ export class StrongCluster {
       sim,
       async (node) => {
         const record = await node.metadata.getFolder(folder);
-        if (this.config.guardUnknownFolder && record?.mode !== "strong") throw new FolderNotHereError(sim.id, folder);
+        if (record?.mode !== "strong") {
+          if (this.config.guardUnknownFolder) throw new FolderNotHereError(sim.id, folder);
+          this.report.operations.toUnknownFolder++;
+        }
         let parent = record?.head ?? null;
         if (parent !== null && stale) {
           const versions = await node.metadata.listVersions(folder);

@@ -17,6 +17,38 @@ async function firstFailure(first: number, count: number, overrides: Partial<Str
   return null;
 }
 
+/** Clients that push through any node, holding the folder or not, on a network that loses and duplicates messages but never splits; no crashes. */
+const UNGUARDED_NO_SPLITS: Partial<StrongSimConfig> = {
+  guardUnknownFolder: false,
+  faults: { partition: 0, isolateLeader: 0, oneWay: 0, crash: 0, crashLeader: 0, crashInSave: 0, gracefulRestart: 0, pause: 0, clockJump: 0.2 },
+};
+
+describe("pinned strong simulation seeds", () => {
+  // Failed (seed 1 of the first build, and most seeds since with the clients unguarded): a push
+  // to a strong folder through a node that had not applied the folder's createFolder yet was
+  // committed there as a new *eventual* folder and acknowledged; replication spread it, the log
+  // later turned it strong, and the acknowledged push was not in the strong history ("acknowledged
+  // push op-1 to ledger ((none) -> ...) is not in the history"). Fixed in node.ts (9e83a32): a
+  // commit naming a folder the node does not hold first takes a read barrier, so it applies the
+  // creation and goes the strong way. Seeds 4 (five nodes) and 11 (three) each send such a push;
+  // with the barrier taken out both fail again. (Still open: a node whose Raft group is starting,
+  // or on a side with no quorum, goes on without the barrier; the default runs keep clients off
+  // nodes that do not hold the folder until that is fixed: guardUnknownFolder.)
+  for (const [seed, nodes] of [
+    [4, 5],
+    [11, 3],
+  ] as const) {
+    test(`seed ${seed}: a push through a node that has not applied the strong folder's creation goes through the log`, async () => {
+      const report = await runStrongSimulation(seed, UNGUARDED_NO_SPLITS);
+      if (report.failures.length > 0) console.error(strongFailureLine(report));
+      expect(report.failures).toEqual([]);
+      expect(report.config.nodes).toBe(nodes);
+      expect(report.operations.toUnknownFolder).toBeGreaterThan(0);
+      expect(report.operations.pushesOk).toBeGreaterThan(5);
+    }, 60_000);
+  }
+});
+
 describe("the strong simulation's checks can fail", () => {
   // A disk that says "synced" before the Raft log's writes land (durable-metadata.ts's
   // acknowledgeEarly): a vote or an appended entry acknowledged and then lost at a crash. Slow

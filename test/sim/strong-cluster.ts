@@ -581,6 +581,7 @@ export class StrongCluster {
         return;
       }
       this.report.operations.redirects++;
+      this.scheduler.note(`${client} ${message} refused by ${target.id}: ${outcome.why}`);
       // A moment for an election to finish before the next node is asked.
       await this.sleep(this.random.between(20, 300));
       target = this.nextTarget(outcome.leader, tried);
@@ -887,6 +888,15 @@ export class StrongCluster {
   async disagreement(): Promise<string | null> {
     const down = this.nodes.filter((n) => !n.incarnation.alive || n.services === null || this.stopping.has(n.id));
     if (down.length > 0) return `down: ${down.map((n) => n.id).join(", ")}`;
+    // The log settled first: a leader whose whole log is committed, applied on every node (an
+    // entry proposed before healing may still commit after it, and move heads then).
+    const statuses = this.nodes.map((n) => this.consensusOf(n).status());
+    const leaders = statuses.filter((s) => s.role === "leader");
+    if (leaders.length !== 1) return `log: ${leaders.length} leaders`;
+    const leader = leaders[0]!;
+    if (leader.commit < leader.lastIndex) return `log: the leader ${leader.nodeId} has committed ${leader.commit} of ${leader.lastIndex}`;
+    const behind = statuses.filter((s) => s.applied < leader.commit);
+    if (behind.length > 0) return `log: ${behind.map((s) => `${s.nodeId} applied ${s.applied} of ${leader.commit}`).join(", ")}`;
     for (const folder of this.folderNames()) {
       const heads: string[] = [];
       for (const sim of this.nodes) {

@@ -491,6 +491,7 @@ export class DsyncNode {
     const nameProblem = validateFolderName(request.folder);
     if (nameProblem) throw new UserError(nameProblem);
     await this.catchUpOnUnknown(request.folder);
+    await this.refuseCaseVariant(request.folder, "eventual");
     let movedByLog = false;
     const result = await this.writeLock.run(async () => {
       for (let attempt = 1; ; attempt++) {
@@ -510,6 +511,23 @@ export class DsyncNode {
     if (!movedByLog) this.heads.changed(request.folder, result.version);
     await this.reportCommit(request, result);
     return result;
+  }
+
+  /**
+   * Before a client's write makes a new folder: a name that differs from a strong folder's only
+   * by case (`Ledger` beside `ledger`) is refused, 409 naming it, as is a new strong folder whose
+   * name differs so from any folder. Written by mistake, such a push would land in an eventual
+   * folder of its own while its writer believed it strong. Replication is not refused: a peer's
+   * folders are taken as they are. The check reads every folder's name, once per new folder.
+   */
+  private async refuseCaseVariant(name: string, mode: ConsistencyMode): Promise<void> {
+    if (await this.metadata.getFolder(name)) return;
+    const folded = name.toLowerCase();
+    for (const other of await this.metadata.listFolders()) {
+      if (other.name === name || other.name.toLowerCase() !== folded) continue;
+      if (other.mode !== "strong" && mode !== "strong") continue;
+      throw new UserError(`folder ${name} differs only by case from the ${other.mode} folder ${other.name}: use that name, or one that differs by more than case`, 409);
+    }
   }
 
   /**
@@ -541,6 +559,7 @@ export class DsyncNode {
       keepDays: retention.keepDays !== undefined ? retention.keepDays : (this.options.defaultKeepDays ?? null),
     };
     await this.catchUpOnUnknown(name);
+    await this.refuseCaseVariant(name, mode);
     return this.writeLock.run(async () => {
       const existing = await this.metadata.getFolder(name);
       if (existing) {

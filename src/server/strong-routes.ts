@@ -259,13 +259,23 @@ export function registerStrongRoutes(app: Hono, node: DsyncNode, routing: Strong
     const consensus = routing.requireLeader();
     const transport = routing.transport;
     if (!transport) throw new ConsensusUnavailableError("this node has no way to reach other nodes (start it with --cluster-token)", consensus.leader());
-    let nodeId: string;
+    // Asked through the Raft peer route, with the cluster token: only a dsync node of this
+    // cluster answers it (a server that merely answers like a node's folder listing does not),
+    // with its id and the group it is in.
+    if (!transport.raft) throw new ConsensusUnavailableError("this node has no way to send Raft messages to other nodes", consensus.leader());
+    let probe;
     try {
-      nodeId = (await transport.listFolders(address, { limit: 1 })).node;
+      probe = await transport.raft(address, []);
     } catch (error) {
-      throw new UserError(`cannot add ${address}: asking it its node id failed: ${(error as Error).message}`, 409);
+      throw new UserError(`cannot add ${address}: it did not answer as a dsync node of this cluster (asked its id with the cluster token): ${(error as Error).message}`, 409);
     }
-    if (consensus.status().members.some((m) => m.id === nodeId)) return c.json({ node: nodeId, address, added: false });
+    const nodeId = probe.node;
+    const status = consensus.status();
+    if (status.members.some((m) => m.id === nodeId)) return c.json({ node: nodeId, address, added: false });
+    // A node in a group of its own (another cluster, or one started with other --peers) is not taken over.
+    if (probe.voters !== null && probe.voters.length > 0 && !probe.voters.includes(status.nodeId)) {
+      throw new UserError(`cannot add ${address} (node ${nodeId}): it is a member of another Raft group (${probe.voters.join(", ")}); start it with an empty data folder, or remove it from that group first`, 409);
+    }
     await consensus.changeMembership({ type: "add", node: nodeId, address }, MEMBERSHIP_TIMEOUT_MS);
     return c.json({ node: nodeId, address, added: true });
   };

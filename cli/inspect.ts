@@ -1,7 +1,10 @@
-// dsync inspect chunks FILE [--json]: how a file is cut, chunk by chunk.
+// dsync inspect chunks FILE [--json]: how a file is cut, chunk by chunk, and (--json) what its
+// tree entry names: its one chunk ("c") or its file node ("f").
 import { closeSync, openSync, statSync } from "node:fs";
 import { DEFAULT_CHUNKER_PARAMS } from "../src/core/fastcdc.ts";
-import { idToHex } from "../src/core/id.ts";
+import { idToHex, type ObjectId } from "../src/core/id.ts";
+import { decodesAsObject } from "../src/core/objects.ts";
+import { FileNodeBuilder } from "../src/core/pages.ts";
 import { forEachChunk } from "../src/fs/chunk-reader.ts";
 import { UsageError } from "../src/client/sync-target.ts";
 import { terminalLines } from "../src/core/terminal-text.ts";
@@ -18,9 +21,14 @@ export async function inspectCommand(what: string, file: string, options: { json
   }
   if (!isFile) throw new Error(`${file} is not a regular file: dsync inspect chunks reads a file`);
   const chunks: { offset: number; length: number; id: string }[] = [];
+  // The file's node tree as a push builds it (one page of chunk references at a time).
+  const builder = new FileNodeBuilder();
+  let firstChunkIsObject = false;
   const fd = openSync(file, "r");
   try {
     await forEachChunk(fd, new Uint8Array(DEFAULT_CHUNKER_PARAMS.maxSizeBytes * 4), DEFAULT_CHUNKER_PARAMS, ({ id, offsetBytes, bytes }) => {
+      if (builder.chunkCount === 0) firstChunkIsObject = decodesAsObject(bytes);
+      builder.add({ id: id as ObjectId, lengthBytes: bytes.length });
       const chunk = { offset: offsetBytes, length: bytes.length, id: idToHex(id) };
       if (options.json) chunks.push(chunk);
       else process.stdout.write(terminalLines([`${chunk.offset}\t${chunk.length}\t${chunk.id}`]));
@@ -28,6 +36,15 @@ export async function inspectCommand(what: string, file: string, options: { json
   } finally {
     closeSync(fd);
   }
-  if (options.json) printJson({ chunks });
+  if (options.json) {
+    const single = builder.onlyChunk !== undefined && !firstChunkIsObject;
+    let entryId: ObjectId;
+    if (single) entryId = builder.onlyChunk!.id;
+    else {
+      builder.finish();
+      entryId = builder.rootId;
+    }
+    printJson({ chunks, entry: { names: single ? "chunk" : "file node", id: idToHex(entryId) } });
+  }
   return 0;
 }

@@ -15,7 +15,7 @@
 // writes that precede them, so a directory's attributes are set once nothing below it changes.
 import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { diffTrees, joinPath } from "../core/diff.ts";
+import { differOnlyInForm, diffTrees, entriesEqual, joinPath, sameFileContent } from "../core/diff.ts";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import { conflictCopyName } from "../core/conflict-name.ts";
 import { syncedMode } from "../core/file-mode.ts";
@@ -440,7 +440,7 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
    */
   const walk = async (prefix: string, ids: NonNullable<PlannedPath["below"]>, depth: number): Promise<boolean> => {
     if (depth > LIMITS.treeDepthMax) throw new Error(`tree deeper than ${LIMITS.treeDepthMax} levels at ${JSON.stringify(prefix)}`);
-    const [base, local, remote] = await Promise.all([entriesOf(ids.base), entriesOf(ids.local), entriesOf(ids.remote)]);
+    const [base, local, remote] = await alignFileForms(...(await Promise.all([entriesOf(ids.base), entriesOf(ids.local), entriesOf(ids.remote)])), load);
     const plan = planPull(base, local, remote, {
       holdsBack: (name, before, after) => notRead.setsAside({ path: joinPath(prefix, name), before, after }),
       reserved: reservedAt(prefix),
@@ -510,6 +510,31 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
   // What this pull could not apply: the directory still holds base's entry there (or its own).
   const heldBack = [...new Set(skipped.map((s) => s.path))];
   return { filesWritten, pathsRemoved, bytesWritten, conflicts, skipped: [...setAside, ...skipped, ...attributesNotSet], notApplied: notRead.count, heldBack };
+}
+
+/**
+ * The same bytes in the two forms of a file entry (named by its one chunk, or by a file node:
+ * a format-1 history against a scan that names small files by their chunk) are no change: a
+ * local file that only changed form is taken as base's entry, and when the local file did
+ * change, a node's entry that only changed form is taken as base, so neither makes a conflict.
+ */
+async function alignFileForms(base: TreeEntry[], local: TreeEntry[], remote: TreeEntry[], load: ObjectLoader): Promise<[TreeEntry[], TreeEntry[], TreeEntry[]]> {
+  const mixed = (list: TreeEntry[]) => list.some((e) => e.idNamesChunk);
+  if (!mixed(base) && !mixed(local) && !mixed(remote)) return [base, local, remote];
+  const byName = (list: TreeEntry[]) => new Map(list.map((e) => [e.name, e]));
+  const baseAt = byName(base);
+  const remoteAt = byName(remote);
+  const sameBytes = async (x: TreeEntry | undefined, y: TreeEntry | undefined) => x !== undefined && y !== undefined && differOnlyInForm(x, y) && (await sameFileContent(x, y, load));
+  const alignedLocal = await Promise.all(local.map(async (entry) => ((await sameBytes(entry, baseAt.get(entry.name))) ? baseAt.get(entry.name)! : entry)));
+  const localAt = byName(alignedLocal);
+  const alignedBase = await Promise.all(
+    base.map(async (entry) => {
+      const there = remoteAt.get(entry.name);
+      const localChanged = !entriesEqual(localAt.get(entry.name) ?? null, entry);
+      return localChanged && (await sameBytes(entry, there)) ? there! : entry;
+    }),
+  );
+  return [alignedBase, alignedLocal, remote];
 }
 
 function parentOf(path: string): string {

@@ -7,7 +7,9 @@
 // What counts as a change (entriesEqual):
 // - same kind, id, mode and symlink target: equal. The mtime is ignored unless asked for:
 //   a scanner or a copy can touch mtimes without changing anything a user can read, and a user
-//   who asks "what differs?" expects silence when contents and modes match.
+//   who asks "what differs?" expects silence when contents and modes match. A file entry in
+//   the other form of the same bytes (named by its one chunk on one side, by a file node of
+//   that one chunk on the other: tree formats 1 and 2) is equal too, after loading that node.
 // - a directory is reported as modified only for its own mode (or mtime, when asked); a change
 //   below it shows up as the changed paths below it, not as the directory itself.
 // - a directory that exists on one side only is reported as that directory AND every path under

@@ -125,7 +125,7 @@ export function encodeObject(object: StructuredObject): Uint8Array {
     case "tree":
       return encodeCanonical([
         "tree",
-        isTreeLeaf(object) && object.entries.some((e) => e.idNamesChunk === true) ? TREE_FORMAT_VERSION : 1,
+        TREE_FORMAT_VERSION,
         object.level,
         isTreeLeaf(object)
           ? object.entries.map((e) => [

@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
 import { forEachChunk } from "./chunk-reader.ts";
 import type { ObjectId } from "../core/id.ts";
-import type { ChunkRef, TreeEntry } from "../core/objects.ts";
+import { decodesAsObject, type ChunkRef, type TreeEntry } from "../core/objects.ts";
 import { syncedMode } from "../core/file-mode.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
 import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/pages.ts";
@@ -442,6 +442,7 @@ class Scanner {
       return undefined;
     }
     let builder: FileNodeBuilder;
+    let onlyChunkIsObject = false;
     let after: BigIntStats;
     try {
       const previous = !cached
@@ -451,7 +452,7 @@ class Scanner {
           : this.options.previousChunks
             ? await this.options.previousChunks(cached.fileId).catch(() => undefined)
             : undefined;
-      builder = await this.readChunks(fd, previous);
+      ({ builder, firstChunkIsObject: onlyChunkIsObject } = await this.readChunks(fd, previous));
       // The file's identity after reading: if it changed while we read, what we hashed may be a
       // mix of old and new bytes, so it must not be cached (the next scan reads it again).
       after = fstatSync(fd, { bigint: true });
@@ -465,9 +466,17 @@ class Scanner {
       closeSync(fd);
     }
     const sizeBytes = builder.sizeBytes;
-    const nodes = builder.finish();
-    for (const node of nodes) await this.options.sink.object(node);
-    const id = builder.rootId;
+    // A file of exactly one chunk is named by that chunk: no file node to store, send or check.
+    // Unless the chunk's bytes are themselves a structured object (a file that holds one, as a
+    // copy of dsync's test fixtures does): that stays behind a file node, as the format requires.
+    const single = builder.onlyChunk !== undefined && !onlyChunkIsObject ? builder.onlyChunk : undefined;
+    let id: ObjectId;
+    if (single) id = single.id;
+    else {
+      const nodes = builder.finish();
+      for (const node of nodes) await this.options.sink.object(node);
+      id = builder.rootId;
+    }
 
     this.counts.filesRead++;
     const stable = after.mtimeNs === stats.mtimeNs && after.size === stats.size && BigInt(sizeBytes) === after.size;
@@ -475,18 +484,21 @@ class Scanner {
     this.counts.chunks += builder.chunkCount;
     this.counts.chunksRead += builder.chunkCount;
     if (stable && !racy) {
-      this.statCache.set(relativePath, { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id, chunkCount: builder.chunkCount });
+      const entry: StatCacheEntry = { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id, chunkCount: builder.chunkCount };
+      if (single) entry.idNamesChunk = true;
+      this.statCache.set(relativePath, entry);
     }
-    return { id, idNamesChunk: false, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
+    return { id, idNamesChunk: single !== undefined, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
   }
 
   /**
    * Streams a file through the reused buffer, cutting and hashing chunks as they complete and
    * sealing its leaf pages as they fill, so memory does not grow with the file's size.
    */
-  private async readChunks(fd: number, previous: readonly ChunkRef[] | undefined): Promise<FileNodeBuilder> {
+  private async readChunks(fd: number, previous: readonly ChunkRef[] | undefined): Promise<{ builder: FileNodeBuilder; firstChunkIsObject: boolean }> {
     const sink = this.options.sink;
     const builder = new FileNodeBuilder();
+    let firstChunkIsObject = false;
     await forEachChunk(
       fd,
       this.buffer,
@@ -494,6 +506,7 @@ class Scanner {
       async ({ id, bytes }) => {
         try {
           if (sink.chunk) await sink.chunk(id, bytes);
+          if (builder.chunkCount === 0) firstChunkIsObject = decodesAsObject(bytes);
           const leaf = builder.add({ id, lengthBytes: bytes.length });
           if (leaf) await sink.object(leaf);
         } catch (error) {
@@ -506,6 +519,6 @@ class Scanner {
       },
       previous,
     );
-    return builder;
+    return { builder, firstChunkIsObject };
   }
 }

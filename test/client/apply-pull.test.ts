@@ -129,7 +129,7 @@ async function flatten(memory: MemoryObjects, root: ObjectId | null, prefix = ""
       out.set(path, "dir");
       await flatten(memory, entry.id, path, out);
     } else if (entry.kind === "symlink") out.set(path, `-> ${entry.target}`);
-    else out.set(path, await memory.fileText(entry.id!));
+    else out.set(path, await memory.fileText(entry));
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { comparePaths, diffTrees, missingChunks, unsharedLeaves, type DiffOptions, type TreeDiff } from "../../src/core/diff.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
-import { readFileChunks } from "../../src/core/pages.ts";
+import { readEntryChunks } from "../../src/core/pages.ts";
 import { blake3 } from "../../src/core/blake3.ts";
 import { DEFAULT_MTIME_MS, dir, file, MemoryObjects, symlink, type TreeLiteral } from "../helpers/memory-objects.ts";
 import { createPrng } from "../helpers/prng.ts";
@@ -292,7 +292,7 @@ describe("missingChunks", () => {
     const content = new Uint8Array([...bigContent.subarray(50 * 16), ...tail]);
     const b = memory.tree({ f: file(content, { chunkSizeBytes: 16 }) });
     const missing = await missingChunks(a, b, memory.load);
-    const all = async (root: ObjectId) => new Set((await readFileChunks((await memory.entryAt(root, "f"))!.id!, memory.load)).map((c) => idToHex(c.id)));
+    const all = async (root: ObjectId) => new Set((await readEntryChunks((await memory.entryAt(root, "f"))!, memory.load)).map((c) => idToHex(c.id)));
     const [inA, inB] = [await all(a), await all(b)];
     expect(new Set(hexes(missing.missingInA.chunks))).toEqual(new Set([...inB].filter((h) => !inA.has(h))));
     expect(new Set(hexes(missing.missingInB.chunks))).toEqual(new Set([...inA].filter((h) => !inB.has(h))));

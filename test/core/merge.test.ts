@@ -146,7 +146,7 @@ describe("mergeTrees: conflicts", () => {
     const [conflict] = result.conflicts;
     const oursEntry = (await memory.entryAt(ids.ours, "a"))!;
     expect(conflict!.losers).toEqual([oursEntry]);
-    expect(await memory.fileText(conflict!.losers[0]!.id!)).toBe("ours");
+    expect(await memory.fileText(conflict!.losers[0]!)).toBe("ours");
     expect(conflict!.extraPaths).toEqual([]);
   });
 

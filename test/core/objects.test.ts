@@ -23,6 +23,15 @@ const GOLDEN_TREE_HEX =
   "94a47472656501009397a9524541444d452e6d64a166cd01a4cb4278bcfe568000000bc4202e905c77dcda360f4724a11bebcfc5fd96954dbe9a7ceb54ef037da93f59bea7c0" +
   "97a46c696e6ba16ccd01ffcb4278bcfe5680100000c0a9524541444d452e6d64" +
   "97a3737263a164cd01edcb4278bcfe5680200000c420714ee071cd75dab4fcac8ba75b65f65472b4f25e2a91a3535204364a167b6ac5c0";
+// Trees are written in format 2 (the same tree as above, its directory the format-2 empty tree);
+// the format-1 bytes above are what dsync wrote before, and still decode.
+const GOLDEN_EMPTY_TREE_2_ID = "fd7fa5c8cb97e11bea825200fbdfecc3ed94230ab7ee48b596753f262f1e5361";
+const GOLDEN_EMPTY_TREE_2_HEX = "94a474726565020090";
+const GOLDEN_TREE_2_ID = "0597ab0d6fcdd9d133804773271ad2c185c85f6eb6e80b813623afa8a2638831";
+const GOLDEN_TREE_2_HEX =
+  "94a47472656502009397a9524541444d452e6d64a166cd01a4cb4278bcfe568000000bc4202e905c77dcda360f4724a11bebcfc5fd96954dbe9a7ceb54ef037da93f59bea7c0" +
+  "97a46c696e6ba16ccd01ffcb4278bcfe5680100000c0a9524541444d452e6d64" +
+  "97a3737263a164cd01edcb4278bcfe5680200000c420fd7fa5c8cb97e11bea825200fbdfecc3ed94230ab7ee48b596753f262f1e5361c0";
 const GOLDEN_VERSION_ID = "f60d2edbd243f636c9ca5ea680bc28bef8a1c8a164a36b5772fdcdd09e397763";
 const GOLDEN_VERSION_HEX =
   "9aa776657273696f6e01c420f253cf5b8ccaff8fe34a8545d679dd1cfec1486ab0fce6955167b7fbbe5e866790a66e6f64652d61cb4278bcfe5687b00002a56669727374" +
@@ -47,6 +56,11 @@ const goldenTree: StructuredObject = {
     { name: "src", kind: "dir", mode: 0o755, mtimeMs: 1_700_000_000_002, sizeBytes: 0, id: idFromHex(GOLDEN_EMPTY_TREE_ID), target: null },
   ],
 };
+const goldenTree2: StructuredObject = {
+  kind: "tree",
+  level: 0,
+  entries: (goldenTree as { entries: TreeEntry[] }).entries.map((e) => (e.kind === "dir" ? { ...e, id: idFromHex(GOLDEN_EMPTY_TREE_2_ID) } : e)),
+};
 const goldenVersion: StructuredObject = {
   kind: "version",
   root: idFromHex(GOLDEN_TREE_ID),
@@ -62,8 +76,8 @@ const goldenVersion: StructuredObject = {
 describe("golden fixtures", () => {
   test.each([
     ["file node", goldenFile, GOLDEN_FILE_HEX, GOLDEN_FILE_ID],
-    ["empty tree", goldenEmptyTree, GOLDEN_EMPTY_TREE_HEX, GOLDEN_EMPTY_TREE_ID],
-    ["tree with a file, a symlink and a dir", goldenTree, GOLDEN_TREE_HEX, GOLDEN_TREE_ID],
+    ["empty tree", goldenEmptyTree, GOLDEN_EMPTY_TREE_2_HEX, GOLDEN_EMPTY_TREE_2_ID],
+    ["tree with a file, a symlink and a dir", goldenTree2, GOLDEN_TREE_2_HEX, GOLDEN_TREE_2_ID],
     ["version", goldenVersion, GOLDEN_VERSION_HEX, GOLDEN_VERSION_ID],
   ] as const)("%s encodes to the pinned bytes and id", (_name, object, bytesHex, idHex) => {
     expect(hex(encodeObject(object))).toBe(bytesHex);
@@ -74,10 +88,17 @@ describe("golden fixtures", () => {
 
   test.each([
     ["file node", goldenFile, GOLDEN_FILE_HEX],
-    ["tree", goldenTree, GOLDEN_TREE_HEX],
+    ["tree", goldenTree2, GOLDEN_TREE_2_HEX],
+    ["format-1 tree", goldenTree, GOLDEN_TREE_HEX],
+    ["format-1 empty tree", goldenEmptyTree, GOLDEN_EMPTY_TREE_HEX],
     ["version", goldenVersion, GOLDEN_VERSION_HEX],
   ] as const)("the pinned %s bytes decode to the object", (_name, object, bytesHex) => {
     expect(decodeObject(fromHex(bytesHex))).toEqual(object);
+  });
+
+  test("the format-1 ids are the BLAKE3 of their bytes", () => {
+    expect(idToHex(blake3(fromHex(GOLDEN_TREE_HEX)))).toBe(GOLDEN_TREE_ID);
+    expect(idToHex(blake3(fromHex(GOLDEN_EMPTY_TREE_HEX)))).toBe(GOLDEN_EMPTY_TREE_ID);
   });
 });
 

@@ -67,6 +67,7 @@ describe("golden trees", () => {
   test("the empty directory in format 2", () => {
     const bytes = bytesOf("94a474726565020090");
     expect(decodeObject(bytes)).toEqual({ kind: "tree", level: 0, entries: [] });
+    expect(hexOf(encodeObject({ kind: "tree", level: 0, entries: [] }))).toBe("94a474726565020090");
     expect(idToHex(blake3(bytes))).toBe(format2.entries.find((e) => e.name === "src")!.id!);
   });
 });

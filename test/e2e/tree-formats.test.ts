@@ -2,7 +2,7 @@
 // one chunk (no file node), and a history of format-1 trees as older versions of dsync wrote
 // them; each is committed, pulled, diffed, verified and collected by real dsync processes.
 import { describe, expect, test } from "bun:test";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
@@ -134,5 +134,92 @@ describe("a tree whose small files are named by their chunk", () => {
     expect(response.status).toBe(409);
     expect((await response.json()).missing).toEqual([idToHex(blake3(absent))]);
     expect((await (await fetch(`${node().url}/v1/folders/chunk-missing`)).json()).head).toBe(head);
+  });
+});
+
+describe("a folder whose history was written in format 1", () => {
+  test("pulls, takes new pushes beside its old versions, diffs and merges by content across the two forms, and collects", async () => {
+    const p = new Parts();
+    const big = randomBytes(300_000, 11);
+    const sub = p.treeFormat1([p.fileNode("deep.txt", text("deep\n"))]);
+    const root1 = p.treeFormat1([
+      p.fileNode("big.bin", big, [120_000]),
+      p.fileNode("edit.txt", text("to be edited\n")),
+      p.fileNode("empty", new Uint8Array(0)),
+      p.fileNode("keep.txt", text("kept as it is\n")),
+      p.dir("sub", sub),
+      p.fileNode("touched.txt", text("touched, not changed\n")),
+    ]);
+    await upload(p.objects);
+    const v1 = await commit("old-format", root1, null);
+
+    const a = join(tempDir(), "a");
+    const b = join(tempDir(), "b");
+    for (const dir of [a, b]) expect((await runCli(["pull", dir, "--remote", node().url, "--folder", "old-format"])).code).toBe(0);
+    expect(fileAt(a, "big.bin")).toBe(hexOf(big));
+    expect(fileAt(a, "sub/deep.txt")).toBe(hexOf(text("deep\n")));
+
+    // A: one file edited, one only touched (read again, so named by its chunk from now on).
+    writeFileSync(join(a, "edit.txt"), "edited on a\n");
+    utimesSync(join(a, "touched.txt"), new Date("2026-03-01T00:00:00Z"), new Date("2026-03-01T00:00:00Z"));
+    const pushA = await runCli(["push", a, "--json"]);
+    expect(pushA.code).toBe(0);
+    const v2 = pushA.json().version as string;
+
+    // Between the two versions only edit.txt changed: touched.txt changed form, not bytes.
+    const diff = await runCli(["diff", `${node().url}/old-format@${v1}`, `${node().url}/old-format@${v2}`, "--json"]);
+    expect(diff.json()).toMatchObject({ modified: ["edit.txt"], added: [], removed: [], typeChanged: [] });
+
+    // B, still at the format-1 version, changes the touched file's bytes: the node merges its
+    // stale push by content, with no conflict (A never changed those bytes).
+    writeFileSync(join(b, "touched.txt"), "changed on b\n");
+    const pushB = await runCli(["push", b, "--json"]);
+    expect(pushB.code).toBe(0);
+    expect(pushB.json()).toMatchObject({ merged: true, conflicts: [] });
+
+    const head = join(tempDir(), "head");
+    expect((await runCli(["pull", head, "--remote", node().url, "--folder", "old-format"])).code).toBe(0);
+    expect(fileAt(head, "touched.txt")).toBe(hexOf(text("changed on b\n")));
+    expect(fileAt(head, "edit.txt")).toBe(hexOf(text("edited on a\n")));
+    expect(fileAt(head, "keep.txt")).toBe(hexOf(text("kept as it is\n")));
+    expect(fileAt(head, "big.bin")).toBe(hexOf(big));
+    // A pulls the merge over its own push: the bytes it has are the bytes the node has.
+    expect((await runCli(["pull", a])).code).toBe(0);
+    expect(fileAt(a, "touched.txt")).toBe(hexOf(text("changed on b\n")));
+    const old = join(tempDir(), "old");
+    expect((await runCli(["pull", old, "--remote", node().url, "--folder", "old-format", "--version", v1])).code).toBe(0);
+    expect(fileAt(old, "edit.txt")).toBe(hexOf(text("to be edited\n")));
+    expect(fileAt(old, "touched.txt")).toBe(hexOf(text("touched, not changed\n")));
+
+    // Both formats' versions are whole and keep the rules; then everything but the head goes.
+    expect((await runCli(["verify", "--remote", node().url, "--json"])).json()).toMatchObject({ healthy: true, corrupt: [], missing: [], structure: [] });
+    writeFileSync(join(head, "late.txt"), "late\n");
+    expect((await runCli(["push", head, "--json", "--keep-versions", "1"])).code).toBe(0);
+    const collected = (await runCli(["gc", "--remote", node().url, "--grace-ms", "0", "--json"])).json();
+    expect(collected.versionsPruned).toBeGreaterThanOrEqual(3);
+    expect(collected.objectsDeleted).toBeGreaterThan(0);
+    expect((await runCli(["verify", "--remote", node().url, "--json"])).json()).toMatchObject({ healthy: true, corrupt: [], missing: [] });
+    const last = join(tempDir(), "last");
+    expect((await runCli(["pull", last, "--remote", node().url, "--folder", "old-format"])).code).toBe(0);
+    expect(fileAt(last, "touched.txt")).toBe(hexOf(text("changed on b\n")));
+    expect(fileAt(last, "keep.txt")).toBe(hexOf(text("kept as it is\n")));
+    expect(fileAt(last, "big.bin")).toBe(hexOf(big));
+    expect(fileAt(last, "late.txt")).toBe(hexOf(text("late\n")));
+  });
+});
+
+describe("dsync inspect chunks", () => {
+  test("says what the file's tree entry names: its one chunk, or a file node when it has none or many, or when the chunk is an object's bytes", async () => {
+    const dir = tempDir();
+    const small = text("one chunk\n");
+    writeFileSync(join(dir, "small.txt"), small);
+    writeFileSync(join(dir, "empty"), "");
+    writeFileSync(join(dir, "big.bin"), randomBytes(400_000, 3));
+    writeFileSync(join(dir, "tree.bin"), sealObject({ kind: "tree", level: 0, entries: [] }).bytes);
+    const entryOf = async (name: string) => (await runCli(["inspect", "chunks", join(dir, name), "--json"])).json().entry;
+    expect(await entryOf("small.txt")).toEqual({ names: "chunk", id: idToHex(blake3(small)) });
+    expect(await entryOf("empty")).toEqual({ names: "file node", id: idToHex(sealObject({ kind: "file", level: 0, sizeBytes: 0, chunks: [] }).id) });
+    expect((await entryOf("big.bin")).names).toBe("file node");
+    expect((await entryOf("tree.bin")).names).toBe("file node");
   });
 });

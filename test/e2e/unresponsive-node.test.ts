@@ -72,6 +72,9 @@ function commands(url: string): Record<string, string[]> {
   const pushDir = join(tempDir(), "f");
   mkdirSync(pushDir);
   writeFileSync(join(pushDir, "a.txt"), "a\n");
+  // Two files, so the push's first "which do you lack?" names three ids (two chunks, the tree)
+  // and its reply's bound stays above the 160 bytes the fake servers declare.
+  writeFileSync(join(pushDir, "b.txt"), "b\n");
   return {
     ls: ["ls", "--remote", url],
     log: ["log", "--remote", url, "--folder", "f"],

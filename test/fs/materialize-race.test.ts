@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { decodeObject } from "../../src/core/objects.ts";
 import type { ObjectLoader } from "../../src/core/pages.ts";
-import { readFileChunks, readTreeEntries } from "../../src/core/pages.ts";
+import { readEntryChunks, readTreeEntries } from "../../src/core/pages.ts";
 import { ensureDirectory, materializeTree, moveAsideInside, removeInside, setDirectoryAttributes, writeFileAtomic, writeSymlinkAtomic } from "../../src/fs/materialize.ts";
 import { scanDirectory } from "../../src/fs/scanner.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
@@ -89,13 +89,13 @@ test("directories and a file swapped for links out of the root while a tree is w
       // Each entry by itself, so one refusal does not end the round.
       for (const top of await readTreeEntries(rootId, load)) {
         if (top.kind === "file") {
-          await writeFileAtomic(root, top.name, { chunks: await readFileChunks(top.id!, load), source: chunks, mode: top.mode, mtimeMs: top.mtimeMs }).catch(() => {});
+          await writeFileAtomic(root, top.name, { chunks: await readEntryChunks(top, load), source: chunks, mode: top.mode, mtimeMs: top.mtimeMs }).catch(() => {});
           continue;
         }
         for (const entry of await readTreeEntries(top.id!, load)) {
           const path = `${top.name}/${entry.name}`;
           if (entry.kind === "file") {
-            await writeFileAtomic(root, path, { chunks: await readFileChunks(entry.id!, load), source: chunks, mode: 0o666, mtimeMs: 0 }).catch(() => {});
+            await writeFileAtomic(root, path, { chunks: await readEntryChunks(entry, load), source: chunks, mode: 0o666, mtimeMs: 0 }).catch(() => {});
           }
         }
         try {

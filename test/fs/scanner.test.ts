@@ -25,8 +25,8 @@ import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { chunkLengths, type ChunkerParams } from "../../src/core/fastcdc.ts";
 import { idEquals, idToHex, type ObjectId } from "../../src/core/id.ts";
-import { compareNames, decodeObject, isTreeLeaf, type StructuredObject, type TreeEntry } from "../../src/core/objects.ts";
-import { buildFileNodes, buildTreeNodes, FileNodeBuilder, readFileChunks, readTreeEntries, type ObjectLoader, type SealedObject } from "../../src/core/pages.ts";
+import { compareNames, decodeObject, encodeObject, isTreeLeaf, type StructuredObject, type TreeEntry } from "../../src/core/objects.ts";
+import { buildFileNodes, buildTreeNodes, FileNodeBuilder, readEntryChunks, readFileChunks, readTreeEntries, type ObjectLoader, type SealedObject } from "../../src/core/pages.ts";
 import { scanDirectory, TEMP_FILE_PREFIX, type ScanOptions, type ScanResult, type ScanSink } from "../../src/fs/scanner.ts";
 import { RACY_WINDOW_NS, SqliteStatCache } from "../../src/fs/stat-cache.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
@@ -75,8 +75,8 @@ class CollectingSink implements ScanSink {
     return decodeObject(this.objects.get(idToHex(id))!);
   }
 
-  async fileBytes(fileId: ObjectId): Promise<Uint8Array> {
-    const parts = (await readFileChunks(fileId, this.load)).map((c) => {
+  async fileBytes(entry: TreeEntry): Promise<Uint8Array> {
+    const parts = (await readEntryChunks(entry, this.load)).map((c) => {
       const bytes = this.chunks.get(idToHex(c.id));
       if (bytes === undefined) throw new Error(`chunk ${idToHex(c.id)} never reached the sink`);
       return bytes;
@@ -266,7 +266,7 @@ describe("entries", () => {
     // Contents round-trip through the sink's chunks.
     for (const path of ["a.txt", "b.bin", "run.sh", "docs/img/logo.png"]) {
       const entry = (await entryAt(sink, result.rootId, path))!;
-      expect(Buffer.from(await sink.fileBytes(entry.id!)).equals(readFileSync(join(root, path)))).toBe(true);
+      expect(Buffer.from(await sink.fileBytes(entry)).equals(readFileSync(join(root, path)))).toBe(true);
     }
 
     expect(result).toMatchObject({ files: 6, directories: 3, symlinks: 1, totalBytes: 6 + 20_000 + 18 + 8 + 3_000, filesRead: 6, filesFromCache: 0 });
@@ -353,7 +353,7 @@ describe("entries", () => {
     expect(await flatten(sink, result.rootId)).toEqual({ dir: "dir 755", "dir/x\uFFFD.txt": "file 644 35", "dir/z.txt": "file 644 1" });
     // The stored file is the real one, not the one a lossy path would have opened.
     const entry = (await entryAt(sink, result.rootId, "dir/x\uFFFD.txt"))!;
-    expect(Buffer.from(await sink.fileBytes(entry.id!)).toString()).toBe("the real replacement-character file");
+    expect(Buffer.from(await sink.fileBytes(entry)).toString()).toBe("the real replacement-character file");
     expect(result.skipped).toEqual([{ path: "dir/x\\xff.txt", reason: "the name is not valid UTF-8; not synced", cause: "unsupported" }]);
     // No tree can hold that name: there is nothing to keep in its place.
     expect(result.notRead).toEqual([]);
@@ -637,17 +637,18 @@ describe("stat cache", () => {
     const second = await scan(root, { statCache, sink });
     expect(second.result.filesRead).toBe(1);
     const entry = (await entryAt(second.sink, second.result.rootId, "a.txt"))!;
-    expect(Buffer.from(await second.sink.fileBytes(entry.id!)).toString()).toBe("ALPHA\n");
+    expect(Buffer.from(await second.sink.fileBytes(entry)).toString()).toBe("ALPHA\n");
   });
 
-  test("a cache hit needs the sink to still have the file node", async () => {
+  test("a cache hit needs the sink to still have the file node; a file named by its chunk has none to need", async () => {
     const root = writeSample();
     const statCache = openCache();
     await scan(root, { statCache, sink });
     sink.hasObjectAnswer = false;
     const second = await scan(root, { statCache, sink });
-    expect(second.result.filesRead).toBe(6);
-    expect(second.result.filesFromCache).toBe(0);
+    // empty.txt (the empty file node) is read again; the five one-chunk files are not.
+    expect(second.result.filesRead).toBe(1);
+    expect(second.result.filesFromCache).toBe(5);
   });
 
   test("paths gone from the tree are dropped from the cache", async () => {
@@ -696,6 +697,57 @@ describe("stat cache", () => {
   });
 });
 
+describe("how a file entry names its content", () => {
+  test("a one-chunk file by its chunk, with no file node; an empty or a many-chunk file by its node", async () => {
+    const root = tempDir();
+    const one = randomBytes(5_000, 41);
+    const many = randomBytes(300_000, 42);
+    writeTree(root, { "one.bin": one, "many.bin": many, "empty.txt": "" });
+    const { result, sink } = await scan(root);
+    const single = (await entryAt(sink, result.rootId, "one.bin"))!;
+    expect(single).toMatchObject({ kind: "file", sizeBytes: 5_000, idNamesChunk: true });
+    expect(idToHex(single.id!)).toBe(idToHex(blake3(one)));
+    // The sink got the chunk and no node naming it.
+    expect(sink.chunks.has(idToHex(single.id!))).toBe(true);
+    const nodes = [...sink.objects.values()].map((bytes) => decodeObject(bytes));
+    expect(nodes.filter((n) => n.kind === "file" && "chunks" in n && n.chunks.some((c) => idEquals(c.id, single.id!)))).toEqual([]);
+    for (const name of ["many.bin", "empty.txt"]) {
+      const entry = (await entryAt(sink, result.rootId, name))!;
+      expect(entry.idNamesChunk).toBeUndefined();
+      expect(sink.node(entry.id!).kind).toBe("file");
+    }
+    expect(Buffer.from(await sink.fileBytes(single)).equals(Buffer.from(one))).toBe(true);
+    expect(Buffer.from(await sink.fileBytes((await entryAt(sink, result.rootId, "many.bin"))!)).equals(Buffer.from(many))).toBe(true);
+  });
+
+  test("a one-chunk file whose bytes are a structured object keeps a file node (no id is both)", async () => {
+    const root = tempDir();
+    const objectBytes = encodeObject({ kind: "tree", level: 0, entries: [] });
+    writeTree(root, { "tree.bin": objectBytes, "plain.txt": "not an object\n" });
+    const { result, sink } = await scan(root);
+    const kept = (await entryAt(sink, result.rootId, "tree.bin"))!;
+    expect(kept.idNamesChunk).toBeUndefined();
+    expect(sink.node(kept.id!)).toMatchObject({ kind: "file", level: 0, sizeBytes: objectBytes.length });
+    expect((await entryAt(sink, result.rootId, "plain.txt"))!.idNamesChunk).toBe(true);
+    expect(Buffer.from(await sink.fileBytes(kept)).equals(Buffer.from(objectBytes))).toBe(true);
+  });
+
+  test("the stat cache remembers the form: a second scan reads nothing and builds the same tree", async () => {
+    const root = writeSample();
+    const statCache = new SqliteStatCache(join(tempDir(), "forms.db"));
+    try {
+      const first = await scan(root, { statCache });
+      expect(statCache.get("a.txt")).toMatchObject({ idNamesChunk: true, chunkCount: 1 });
+      expect(statCache.get("empty.txt")!.idNamesChunk).toBeUndefined();
+      const second = await scan(root, { statCache, sink: first.sink });
+      expect(second.result.filesRead).toBe(0);
+      expect(idToHex(second.result.rootId)).toBe(idToHex(first.result.rootId));
+    } finally {
+      statCache.close();
+    }
+  });
+});
+
 describe("chunks", () => {
   // Sizes around the chunker's and the read buffer's edges; the buffer is its minimum, twice
   // the max chunk size, so it is refilled many times.
@@ -712,8 +764,10 @@ describe("chunks", () => {
     let call = 0;
     for (const [name, data] of contents) {
       const entry = (await entryAt(sink, result.rootId, name))!;
-      const refs = await readFileChunks(entry.id!, sink.load);
+      const refs = await readEntryChunks(entry, sink.load);
       const expectedLengths = chunkLengths(data, SMALL);
+      // A file of one chunk is named by it; any other (the empty one too) by its file node.
+      expect(entry.idNamesChunk === true).toBe(expectedLengths.length === 1);
       expect(refs.map((r) => r.lengthBytes)).toEqual(expectedLengths);
       // The sink saw this file's chunks one by one, in file order (files are scanned in name order).
       const calls = sink.chunkCalls.slice(call, call + refs.length);

@@ -7,7 +7,7 @@
 import { blake3 } from "../../src/core/blake3.ts";
 import { idFromHex, idToHex, type ObjectId } from "../../src/core/id.ts";
 import { decodeObject, type ChunkRef, type StructuredObject, type TreeEntry } from "../../src/core/objects.ts";
-import { readFileChunks, readTreeEntries, type ObjectLoader, type SealedObject } from "../../src/core/pages.ts";
+import { readEntryChunks, readFileChunks, readTreeEntries, type ObjectLoader, type SealedObject } from "../../src/core/pages.ts";
 import { sealFile, sealTree } from "../../src/core/tree-builder.ts";
 
 export const DEFAULT_MTIME_MS = 1_700_000_000_000;
@@ -194,9 +194,11 @@ export class MemoryObjects {
     return null;
   }
 
-  async fileText(fileId: ObjectId): Promise<string> {
+  /** A file's content, from its entry (or its file node's id). */
+  async fileText(file: ObjectId | TreeEntry): Promise<string> {
     const parts: Uint8Array[] = [];
-    for (const chunk of await readFileChunks(fileId, this.quietLoad)) {
+    const chunks = file instanceof Uint8Array ? await readFileChunks(file, this.quietLoad) : await readEntryChunks(file, this.quietLoad);
+    for (const chunk of chunks) {
       const bytes = this.chunk(chunk.id);
       if (bytes === undefined) throw new Error(`no chunk ${idToHex(chunk.id)}`);
       parts.push(bytes);
@@ -210,7 +212,7 @@ export class MemoryObjects {
     for (const entry of await readTreeEntries(root, this.quietLoad)) {
       if (entry.kind === "dir") out[entry.name] = await this.describe(entry.id!);
       else if (entry.kind === "symlink") out[entry.name] = { symlink: entry.target! };
-      else out[entry.name] = await this.fileText(entry.id!);
+      else out[entry.name] = await this.fileText(entry);
     }
     return out;
   }

@@ -120,12 +120,12 @@ class Cluster {
 }
 
 async function describeFrom(node: DsyncNode, root: ObjectId): Promise<Record<string, unknown>> {
-  const { readTreeEntries, readFileChunks } = await import("../../src/core/pages.ts");
+  const { readTreeEntries, readEntryChunks } = await import("../../src/core/pages.ts");
   const out: Record<string, unknown> = {};
   for (const entry of await readTreeEntries(root, node.load)) {
     if (entry.kind === "dir") out[entry.name] = await describeFrom(node, entry.id!);
     else if (entry.kind === "file") {
-      const chunks = await readFileChunks(entry.id!, node.load);
+      const chunks = await readEntryChunks(entry, node.load);
       const bytes = await node.getObjects(chunks.map((c) => c.id));
       out[entry.name] = Buffer.concat(bytes.map((b) => b!)).toString("utf8");
     }

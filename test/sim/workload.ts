@@ -4,7 +4,7 @@
 import { blake3 } from "../../src/core/blake3.ts";
 import type { ObjectId } from "../../src/core/id.ts";
 import type { ChunkRef, TreeEntry } from "../../src/core/objects.ts";
-import { readFileChunks, readTreeEntries } from "../../src/core/pages.ts";
+import { readEntryChunks, readTreeEntries } from "../../src/core/pages.ts";
 import { sealFile, sealTree } from "../../src/core/tree-builder.ts";
 import type { DsyncNode } from "../../src/node/node.ts";
 import type { StoredObject } from "../../src/store/object-store.ts";
@@ -57,7 +57,7 @@ async function readEntry(node: DsyncNode, entry: TreeEntry): Promise<SimEntry> {
     return { ...inner, mode: entry.mode, mtimeMs: entry.mtimeMs };
   }
   if (entry.kind === "symlink") return { kind: "symlink", mode: entry.mode, mtimeMs: entry.mtimeMs, target: entry.target! };
-  const chunks = await readFileChunks(entry.id!, node.load);
+  const chunks = await readEntryChunks(entry, node.load);
   const datas = await node.getObjects(chunks.map((c) => c.id));
   const parts = datas.map((bytes, i) => {
     if (!bytes) throw new Error(`chunk ${i} of a file in a stored tree is missing`);

@@ -64,14 +64,14 @@ export interface StrongCluster {
   stopAll(): Promise<void>;
 }
 
-export async function startStrongCluster(options: { size?: number; proxies?: boolean; extraArgs?: string[]; argsOf?: (i: number) => string[] } = {}): Promise<StrongCluster> {
+export async function startStrongCluster(options: { size?: number; proxies?: boolean; extraArgs?: string[]; argsOf?: (i: number) => string[]; dataDirOf?: (i: number) => string | undefined } = {}): Promise<StrongCluster> {
   const size = options.size ?? 3;
   const ports: number[] = [];
   for (let i = 0; i < size; i++) ports.push(await freePort());
   const urls = ports.map((port) => `http://127.0.0.1:${port}`);
   const nodeIds = ports.map((_, i) => `node-${String.fromCharCode(97 + i)}`);
   const root = tempDir("linearizability-cluster-");
-  const dataDirs = nodeIds.map((id) => join(root, id));
+  const dataDirs = nodeIds.map((id, i) => options.dataDirOf?.(i) ?? join(root, id));
   const mesh = options.proxies ? await startProxyMesh(ports) : null;
   const processes: (NodeProcess | null)[] = nodeIds.map(() => null);
   const outputs: string[] = nodeIds.map(() => "");

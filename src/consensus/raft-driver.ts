@@ -59,7 +59,7 @@ import {
 } from "./strong-consensus.ts";
 import { ensureVersionsHeld, fetchHeadWithHistory, replicaRecord } from "./strong-fetch.ts";
 import { checkMoveHead } from "./strong-move-check.ts";
-import { decodeSnapshotState, encodeSnapshotState, StrongStateMachine, type StrongSnapshotState } from "./strong-state-machine.ts";
+import { decodeSnapshotState, encodeSnapshotState, SNAPSHOT_FOLDERS_MAX, SNAPSHOT_MEMBERS_MAX, StrongStateMachine, type StrongSnapshotState } from "./strong-state-machine.ts";
 
 /** Defaults: a tick of 100 ms, a heartbeat every tick, an election after 6 to 12 ticks (failover well within 1.5 s). */
 export const RAFT_TICK_MS = 100;
@@ -645,8 +645,14 @@ export class RaftDriver implements StrongConsensus {
   private async maybeCompact(member: RaftMember): Promise<void> {
     if (this.applied - this.snapshotIndex < (this.options.compactEvery ?? RAFT_COMPACT_EVERY)) return;
     const index = this.applied;
-    const data = encodeSnapshotState(await this.stateMachine.state(this.addresses.entries()));
+    const state = await this.stateMachine.state(this.addresses.entries());
     if (this.member !== member || this.applied !== index) return;
+    if (state.folders.length > SNAPSHOT_FOLDERS_MAX || state.addresses.length > SNAPSHOT_MEMBERS_MAX) {
+      // More than a follower decodes (decodeSnapshotState): the log is kept, as for size.
+      this.logOnce("snapshot-count", `dsync: ${state.folders.length} strong folders and ${state.addresses.length} member addresses, above the ${SNAPSHOT_FOLDERS_MAX} and ${SNAPSHOT_MEMBERS_MAX} a snapshot may name; the Raft log is not compacted`);
+      return;
+    }
+    const data = encodeSnapshotState(state);
     if (data.length > SNAPSHOT_DATA_BYTES_MAX) {
       // A snapshot no follower could take in one request: the log is kept instead (it only grows).
       this.logOnce("snapshot-size", `dsync: the strong folders' snapshot is ${data.length} bytes, above the ${SNAPSHOT_DATA_BYTES_MAX} a snapshot may be; the Raft log is not compacted`);

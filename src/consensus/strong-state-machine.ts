@@ -37,6 +37,8 @@ export const STRONG_SNAPSHOT_FORMAT = 1;
 /** Most strong folders and members a snapshot may name (bounds what a follower decodes). */
 export const SNAPSHOT_FOLDERS_MAX = 400_000;
 export const SNAPSHOT_MEMBERS_MAX = 1024;
+/** The msgpack values a snapshot at those bounds holds (six a folder, three a member): above the decoder's default million. */
+export const SNAPSHOT_VALUES_MAX = 4 + 6 * SNAPSHOT_FOLDERS_MAX + 3 * SNAPSHOT_MEMBERS_MAX;
 
 /** The longest member address kept (a base URL). */
 export const MEMBER_ADDRESS_CHARS_MAX = 2048;
@@ -200,7 +202,7 @@ export function encodeSnapshotState(state: StrongSnapshotState): Uint8Array {
 export function decodeSnapshotState(bytes: Uint8Array): StrongSnapshotState {
   let value: unknown;
   try {
-    value = decodeMsgpack(bytes);
+    value = decodeMsgpack(bytes, SNAPSHOT_VALUES_MAX);
   } catch (error) {
     throw new StrongSnapshotError(`snapshot data is not msgpack: ${(error as Error).message}`);
   }

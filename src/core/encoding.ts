@@ -23,9 +23,10 @@ export class DecodeError extends Error {
  * Decodes msgpack, turning every failure (truncation, trailing bytes, bad types) into a DecodeError.
  * The bytes are first walked without building anything (checkMsgpackShape), so a body of a few
  * MiB that would unpack into millions of empty maps or arrays is refused before it costs memory.
+ * `valuesMax`: for a format whose own bounds allow more values than the default (a snapshot).
  */
-export function decodeMsgpack(bytes: Uint8Array): unknown {
-  checkMsgpackShape(bytes);
+export function decodeMsgpack(bytes: Uint8Array, valuesMax: number = LIMITS.msgpackValuesMax): unknown {
+  checkMsgpackShape(bytes, valuesMax);
   try {
     return unpacker.unpack(bytes);
   } catch (error) {

@@ -526,6 +526,7 @@ export class StrongCluster {
             this.scheduler.note(`created strong ${folder} on ${target.id}`);
             break;
           }
+          this.scheduler.note(`creating ${folder} on ${target.id}: ${outcome.why}`);
         }
         await this.sleep(200);
       }

@@ -48,7 +48,8 @@ export interface StrongCluster {
   readonly nodeIds: string[];
   readonly mesh: ProxyMesh | null;
   isRunning(i: number): boolean;
-  start(i: number): Promise<void>;
+  /** Starts node i on its data folder; `peers` in place of the other nodes' addresses as its --peers. */
+  start(i: number, peers?: readonly string[]): Promise<void>;
   kill9(i: number): Promise<void>;
   /** Stops node i's process where it stands (SIGSTOP) or lets it go on (SIGCONT): its sockets stay open, its timers late. */
   pause(i: number): void;
@@ -76,9 +77,9 @@ export async function startStrongCluster(options: { size?: number; proxies?: boo
   const processes: (NodeProcess | null)[] = nodeIds.map(() => null);
   const outputs: string[] = nodeIds.map(() => "");
 
-  const start = async (i: number) => {
+  const start = async (i: number, peersGiven?: readonly string[]) => {
     if (processes[i]) throw new Error(`${nodeIds[i]} is running already`);
-    const peers = mesh ? mesh.peersOf(i) : urls.filter((_, j) => j !== i);
+    const peers = peersGiven ?? (mesh ? mesh.peersOf(i) : urls.filter((_, j) => j !== i));
     processes[i] = await startNode({
       dataDir: dataDirs[i],
       listen: `127.0.0.1:${ports[i]}`,

@@ -1,0 +1,103 @@
+// Three real nodes, one strong folder, and an operator who is careless with them: two of the
+// three killed -9 at once (the leader among them) and started again; a member that is down
+// removed from the group, then another, until one member is left, which goes on alone; the two
+// added back with their data; a member restarted with another --peers list. Every acknowledged push is in every node's history at the end and
+// the clients' history is linearizable (test/helpers/strong-cluster.ts, checkStrongRun).
+import { afterAll, expect, test } from "bun:test";
+import { cleanupTempDirs } from "../helpers/processes.ts";
+import { checkStrongRun, startStrongCluster, strongFolderWithClients, waitForAgreement, type StrongClients, type StrongCluster } from "../helpers/strong-cluster.ts";
+
+const FOLDER = "ledger";
+const clusters: StrongCluster[] = [];
+
+afterAll(async () => {
+  for (const cluster of clusters) await cluster.stopAll();
+  cleanupTempDirs();
+});
+
+async function send(method: string, url: string, body?: unknown, timeoutMs = 20_000): Promise<{ status: number; body: any }> {
+  const response = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await response.text();
+  try {
+    return { status: response.status, body: JSON.parse(text) };
+  } catch {
+    return { status: response.status, body: text };
+  }
+}
+
+/** `count` pushes acknowledged through the nodes of `nodes`, in turn (bounded). */
+async function pushes(c: StrongCluster, clients: StrongClients, nodes: number[], count: number, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  let done = 0;
+  for (let turn = 0; done < count; turn++) {
+    if (Date.now() > deadline) throw new Error(`${what}: ${done} of ${count} pushes acknowledged within 20 s (${JSON.stringify(clients.tally)})`);
+    if (await clients.push(`writer-${turn % 2}`, c.urls[nodes[turn % nodes.length]!]!)) done++;
+    else await Bun.sleep(50);
+  }
+}
+
+async function membersSeenBy(c: StrongCluster, i: number): Promise<string[]> {
+  return ((await c.consensus(i))?.members ?? []).map((m) => m.id).sort();
+}
+
+test("two of three killed -9 and restarted; members removed while down until one is left, then added back: nothing acknowledged lost", async () => {
+  const c = await startStrongCluster();
+  clusters.push(c);
+  const { clients } = await strongFolderWithClients(c, FOLDER, 0);
+  await pushes(c, clients, [0, 1, 2], 6, "pushes before the kills");
+
+  // The leader and one follower killed at once: no majority; started again, the group recovers
+  // with everything it committed.
+  const leader = await c.waitForLeader();
+  const follower = (leader + 1) % 3;
+  await Promise.all([c.kill9(leader), c.kill9(follower)]);
+  const lone = 3 - leader - follower;
+  expect(await clients.push("writer-0", c.urls[lone]!, 3_000), "a push with two of three down").toBeNull();
+  await Promise.all([c.start(leader), c.start(follower)]);
+  await c.waitForLeader("a leader after two of three restarted");
+  await pushes(c, clients, [0, 1, 2], 6, "pushes after the restarts");
+  expect(clients.tally.unexpected).toEqual([]);
+
+  // A member that is down is removed through the others; then another, until one is left.
+  const first = (await c.waitForLeader() + 1) % 3;
+  await c.kill9(first);
+  let at = await c.waitForLeader("a leader with one member down");
+  const removedFirst = await send("DELETE", `${c.urls[at]}/v1/cluster/members/${c.nodeIds[first]}`);
+  expect(removedFirst.status, JSON.stringify(removedFirst.body)).toBe(200);
+  const two = [0, 1, 2].filter((i) => i !== first);
+  await pushes(c, clients, two, 4, "pushes with two members");
+  at = await c.waitForLeader("a leader of the two");
+  const second = two.find((i) => i !== at)!;
+  const removedSecond = await send("DELETE", `${c.urls[at]}/v1/cluster/members/${c.nodeIds[second]}`);
+  expect(removedSecond.status, JSON.stringify(removedSecond.body)).toBe(200);
+  await c.kill9(second);
+  const alone = at;
+  expect(await membersSeenBy(c, alone)).toEqual([c.nodeIds[alone]]);
+  await pushes(c, clients, [alone], 4, "pushes with one member left");
+
+  // Both started again with their data and added back: they catch up from the log.
+  await Promise.all([c.start(first), c.start(second)]);
+  for (const back of [first, second]) {
+    const added = await send("POST", `${c.urls[alone]}/v1/cluster/members`, { address: c.urls[back] });
+    expect(added.status, JSON.stringify(added.body)).toBe(200);
+  }
+  expect(await membersSeenBy(c, alone)).toEqual([...c.nodeIds].sort());
+  await waitForAgreement(c.urls, FOLDER, 30_000);
+  await pushes(c, clients, [0, 1, 2], 6, "pushes with all three back");
+
+  // A member restarted with another --peers list (one peer left out, an address where no node
+  // listens put in): it knows its members from its log, and goes on.
+  const restarted = (await c.waitForLeader() + 2) % 3;
+  await c.kill9(restarted);
+  const kept = [0, 1, 2].find((i) => i !== restarted)!;
+  await c.start(restarted, [c.urls[kept]!, "http://127.0.0.1:9"]);
+  await pushes(c, clients, [restarted, kept], 4, "pushes with a member on another --peers list");
+  expect(await membersSeenBy(c, restarted)).toEqual([...c.nodeIds].sort());
+  await waitForAgreement(c.urls, FOLDER, 30_000);
+  console.log(await checkStrongRun(c, clients));
+}, 120_000);

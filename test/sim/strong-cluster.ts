@@ -1015,6 +1015,18 @@ function firstDifference(a: readonly string[], b: readonly string[]): number {
   return i;
 }
 
+/**
+ * The harsh runs (SIM_HARSH=1), not part of the suite: 10% of messages lost and 10% delivered
+ * twice, partitions, one-way cuts and pauses far more often, crashes during Raft saves and clean
+ * restarts twice as often.
+ */
+export function harshOverrides(): Partial<StrongSimConfig> {
+  return {
+    network: { dropRate: 0.1, duplicateRate: 0.1 } as NetworkConfig,
+    faults: { partition: 0.6, isolateLeader: 0.35, oneWay: 0.5, crash: 0.3, crashLeader: 0.5, crashInSave: 0.03, gracefulRestart: 0.2, pause: 0.4, clockJump: 0.3 },
+  };
+}
+
 /** One strong simulation run for one seed. */
 export async function runStrongSimulation(seed: number, overrides: Partial<StrongSimConfig> = {}): Promise<StrongSimReport> {
   const random = new SimRandom(seed);

@@ -8,7 +8,10 @@
 //   SIM_SEEDS=1000 node_modules/.bin/bun test test/sim/strong-simulation.test.ts
 //   SIM_SEEDS=1234-1234 node_modules/.bin/bun test test/sim/strong-simulation.test.ts
 // A failing seed prints one line with its first failure and how to rerun it alone; seeds that
-// once failed get a named test in strong-regressions.test.ts.
+// once failed get a named test in strong-regressions.test.ts. SIM_HARSH=1 runs the same seeds on a
+// far worse network with far more faults (harshOverrides), which the suite does not.
+// STRONG_SIM_UNGUARDED=1 lets clients push through nodes that do not hold the folder yet
+// (strong-cluster.ts, guardUnknownFolder).
 import { afterEach, describe, expect, test } from "bun:test";
 import type { RaftRole } from "../../src/core/raft/types.ts";
 import type { ConsensusStatus } from "../../src/consensus/strong-consensus.ts";
@@ -18,24 +21,26 @@ import { seedsFromEnv } from "./cluster.ts";
 import { incarnationMetadata } from "./durable-metadata.ts";
 import { Network, type Incarnation } from "./network.ts";
 import { drainMicrotasks, Scheduler, SimRandom } from "./scheduler.ts";
-import { runStrongSimulation, strongFailureLine } from "./strong-cluster.ts";
+import { harshOverrides, runStrongSimulation, strongFailureLine } from "./strong-cluster.ts";
 import { RaftSafety } from "./strong-safety.ts";
 
 const DEFAULT_SEEDS = 200;
 const seeds = seedsFromEnv(process.env.SIM_SEEDS, DEFAULT_SEEDS);
 const range = `${seeds[0]}-${seeds.at(-1)}`;
+const harsh = process.env.SIM_HARSH === "1";
+const rerunPrefix = `${harsh ? "SIM_HARSH=1 " : ""}${process.env.STRONG_SIM_UNGUARDED === "1" ? "STRONG_SIM_UNGUARDED=1 " : ""}`;
 
 let running: number | null = null;
 afterEach(() => {
   if (running !== null) {
-    console.error(`strong simulation seed ${running} failed: it was running when the test ended (see the error above); rerun with SIM_SEEDS=${running}-${running} node_modules/.bin/bun test test/sim/strong-simulation.test.ts`);
+    console.error(`strong simulation seed ${running} failed: it was running when the test ended (see the error above); rerun with ${rerunPrefix}SIM_SEEDS=${running}-${running} node_modules/.bin/bun test test/sim/strong-simulation.test.ts`);
   }
   running = null;
 });
 
 describe("strong folder simulation", () => {
   test(
-    `seeds ${range}: one leader per term, committed entries kept, every strong history linearizable (SIM_SEEDS=N or A-B for other seeds)`,
+    `seeds ${range}${harsh ? " (harsh)" : ""}: one leader per term, committed entries kept, every strong history linearizable (SIM_SEEDS=N or A-B for other seeds)`,
     async () => {
       const started = performance.now();
       const failed: number[] = [];
@@ -64,10 +69,10 @@ describe("strong folder simulation", () => {
       let slowestAgreementMs = 0;
       for (const seed of seeds) {
         running = seed;
-        const report = await runStrongSimulation(seed);
+        const report = await runStrongSimulation(seed, harsh ? harshOverrides() : {});
         running = null;
         if (report.failures.length > 0) {
-          console.error(strongFailureLine(report));
+          console.error(strongFailureLine(report, rerunPrefix));
           failed.push(seed);
         }
         totals.pushesOk += report.operations.pushesOk;

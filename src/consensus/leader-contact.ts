@@ -66,7 +66,8 @@ export async function whileLeaderInContact<T>(watch: LeaderContactWatch, work: (
         return;
       }
       const named = watch.leaderId === null ? lastLeader : (status.members.find((m) => m.id === watch.leaderId) ?? lastLeader);
-      const leader = named ? { id: named.id, address: named.address } : null;
+      // This node itself (a leader cut off, stepped down) is no leader to send the client to.
+      const leader = named && named.id !== status.nodeId ? { id: named.id, address: named.address } : null;
       const error = new ConsensusUnavailableError(`${watch.what}: this node lost contact with the leader of the cluster's log (not heard from within ${LEADER_CONTACT_LOST_MS} ms)`, leader);
       controller.abort(error);
       reject(error);

@@ -902,7 +902,11 @@ export class StrongCluster {
       const heads: string[] = [];
       for (const sim of this.nodes) {
         const record = await sim.metadata.getFolder(folder);
-        heads.push(record ? `${record.mode === "strong" ? "" : "eventual:"}${record.head ? idToHex(record.head).slice(0, 12) : "empty"}` : "absent");
+        // An eventual folder without a head is as good as none: a crash between its creation and
+        // its first commit leaves one on that node alone (nothing was acknowledged), and an empty
+        // folder has nothing to replicate.
+        if (!record && folder === this.config.eventualFolder) heads.push("eventual:empty");
+        else heads.push(record ? `${record.mode === "strong" ? "" : "eventual:"}${record.head ? idToHex(record.head).slice(0, 12) : "empty"}` : "absent");
       }
       if (new Set(heads).size > 1) return `folder ${folder}: ${this.nodes.map((sim, i) => `${sim.id}=${heads[i]}`).join(" ")}`;
     }

@@ -162,6 +162,10 @@ export class RaftDriver implements StrongConsensus {
   private readonly loggedAt = new Map<string, number>();
   /** Leader changes seen since the start (metrics: dsync_raft_leader_changes_total). */
   leaderChanges = 0;
+  /** This process, as its replies name it: another process answering with this node's id holds a copy of its data. */
+  private readonly instance: string;
+  /** The address of another process answering with this node's id, when one did at the last probe. */
+  private twinAt: string | null = null;
 
   constructor(private readonly options: RaftDriverOptions) {
     this.nodeId = options.node.nodeId;
@@ -170,6 +174,9 @@ export class RaftDriver implements StrongConsensus {
       ensureVersionsHeld(options.node, options.transport, this.sources(), versions.map((v) => ({ id: v.id, root: v.root })), 1),
     );
     this.addresses = new MemberAddresses(options.node.metadata);
+    // Not from options.random: a draw there would move every seeded simulation's schedule, and
+    // the instance steers nothing but the comparison of two processes' answers.
+    this.instance = crypto.randomUUID();
   }
 
   private get tickMs(): number {
@@ -312,6 +319,13 @@ export class RaftDriver implements StrongConsensus {
         try {
           const reply = await transport.raft!(address, []);
           if (reply.node === this.nodeId) {
+            if (reply.instance !== undefined && reply.instance !== this.instance) {
+              // Another process with this node's id (a data folder copied, or this one a copy):
+              // two voters under one id could each vote in a term and elect two leaders.
+              this.twinAt = address;
+              this.logOnce(`twin:${address}`, `dsync: the node at ${address} answers with this node's id, ${this.nodeId}: one of the two runs on a copy of the other's data folder. This node takes no part in the Raft group while it answers; stop one of them (a copy is made a node of its own by removing its node-id file and its metadata, then dsync cluster add)`);
+              return undefined;
+            }
             // Counted as answered, and left out of the group (it would be this node twice).
             this.logOnce(`self:${address}`, `dsync: peer ${address} is this node itself; it is left out of the Raft group`);
             return { node: this.nodeId, voters: null };
@@ -333,7 +347,12 @@ export class RaftDriver implements StrongConsensus {
     if (this.phase === "stopped") return;
     void (async () => {
       try {
-        if (this.phase === "starting") await this.initialize();
+        if (this.phase === "starting") {
+          // Before this node's votes and acknowledgements go anywhere: no other process holds its id.
+          this.twinAt = null;
+          if ((await metadataHoldsRaft(this.options.node)) && this.phase === "starting") await this.askPeers();
+          if (this.twinAt === null) await this.initialize();
+        }
         // A member restarted from its stored state still learns at once where its peers are.
         if (this.phase === "running" && (this.options.peers ?? []).some((address) => this.addresses.idAt(address) === undefined)) await this.askPeers();
       } catch (error) {
@@ -719,7 +738,7 @@ export class RaftDriver implements StrongConsensus {
    * config yet, or is not in its own: how an added member catches up).
    */
   async receiveRaft(messages: Message[], senderFingerprint: string | undefined): Promise<RaftReply> {
-    const reply: RaftReply = { node: this.nodeId, voters: this.member ? this.member.status().config.voters : this.voters };
+    const reply: RaftReply = { node: this.nodeId, voters: this.member ? this.member.status().config.voters : this.voters, instance: this.instance };
     if (messages.length === 0) return reply;
     const member = this.member;
     if (!member || this.phase !== "running") throw new RaftUnavailableError("this node's Raft group is not running yet");
@@ -922,6 +941,11 @@ export class RaftDriver implements StrongConsensus {
     this.loggedAt.set(key, nowMs);
     this.options.log(line);
   }
+}
+
+/** Whether this node has Raft state stored (a restart, as against a first start, which asks its peers anyway). */
+async function metadataHoldsRaft(node: DsyncNode): Promise<boolean> {
+  return (await node.metadata.loadRaft()) !== undefined;
 }
 
 /**

@@ -54,7 +54,16 @@ const MEMBER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export interface RaftReply {
   node: RaftNodeId;
   voters: RaftNodeId[] | null;
+  /**
+   * Drawn by the answering process when it starts: a node that hears its own id from an address
+   * tells its own process (its --peers names itself) from another one holding its id (a data
+   * folder copied). Absent from members that do not send it.
+   */
+  instance?: string;
 }
+
+/** The longest instance a reply may carry. */
+const INSTANCE_CHARS_MAX = 64;
 
 export function encodeRaftMessages(messages: readonly Message[]): Uint8Array {
   return encodeCanonical([
@@ -158,10 +167,15 @@ function count(value: unknown, where: string): number {
 
 /** The receiver's reply, as the sender reads it. */
 export function decodeRaftReply(value: unknown): RaftReply {
-  const reply = value as { node?: unknown; voters?: unknown };
+  const reply = value as { node?: unknown; voters?: unknown; instance?: unknown };
   if (typeof reply?.node !== "string" || !MEMBER_ID.test(reply.node)) throw new RaftWireError("a raft reply names no member id");
   if (reply.voters !== null && (!Array.isArray(reply.voters) || reply.voters.length > RAFT_WIRE_LIMITS.votersMax)) throw new RaftWireError("a raft reply's voters are not a bounded list");
-  return { node: reply.node, voters: reply.voters === null ? null : (reply.voters as unknown[]).map((v, i) => memberId(v, `voters[${i}]`)) };
+  const decoded: RaftReply = { node: reply.node, voters: reply.voters === null ? null : (reply.voters as unknown[]).map((v, i) => memberId(v, `voters[${i}]`)) };
+  if (reply.instance !== undefined) {
+    if (typeof reply.instance !== "string" || reply.instance.length > INSTANCE_CHARS_MAX) throw new RaftWireError("a raft reply's instance is not a short string");
+    decoded.instance = reply.instance;
+  }
+  return decoded;
 }
 
 /** The receiver refuses the batch (HTTP 403): its sender is not a member, or not the node that sent the request, or it is meant for another node. Nothing was changed. */

@@ -4,13 +4,17 @@
 // added back with their data; a member restarted with another --peers list. Every acknowledged push is in every node's history at the end and
 // the clients' history is linearizable (test/helpers/strong-cluster.ts, checkStrongRun).
 import { afterAll, expect, test } from "bun:test";
-import { cleanupTempDirs } from "../helpers/processes.ts";
-import { checkStrongRun, startStrongCluster, strongFolderWithClients, waitForAgreement, type StrongClients, type StrongCluster } from "../helpers/strong-cluster.ts";
+import { cpSync } from "node:fs";
+import { join } from "node:path";
+import { cleanupTempDirs, freePort, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
+import { checkStrongRun, CLUSTER_TOKEN, startStrongCluster, strongFolderWithClients, waitForAgreement, type StrongClients, type StrongCluster } from "../helpers/strong-cluster.ts";
 
 const FOLDER = "ledger";
 const clusters: StrongCluster[] = [];
+const strays: NodeProcess[] = [];
 
 afterAll(async () => {
+  for (const node of strays) await node.stop().catch(() => undefined);
   for (const cluster of clusters) await cluster.stopAll();
   cleanupTempDirs();
 });
@@ -101,3 +105,34 @@ test("two of three killed -9 and restarted; members removed while down until one
   await waitForAgreement(c.urls, FOLDER, 30_000);
   console.log(await checkStrongRun(c, clients));
 }, 120_000);
+
+test("a node started on a copy of a member's data folder takes no part in the group while the member answers; the group goes on", async () => {
+  const c = await startStrongCluster();
+  clusters.push(c);
+  const { clients } = await strongFolderWithClients(c, FOLDER, 0);
+  await pushes(c, clients, [0, 1, 2], 4, "pushes before the copy");
+  // A follower's data folder copied (crash-consistent: the follower killed -9 first, then started again).
+  const original = (await c.waitForLeader() + 1) % 3;
+  await c.kill9(original);
+  const copyDir = join(tempDir("strong-copy-"), "data");
+  cpSync(c.dataDirs[original]!, copyDir, { recursive: true });
+  await c.start(original);
+  const port = await freePort();
+  const copy = await startNode({
+    dataDir: copyDir,
+    listen: `127.0.0.1:${port}`,
+    args: ["--node-id", c.nodeIds[original]!, "--peers", c.urls.join(","), "--cluster-token", CLUSTER_TOKEN],
+  });
+  strays.push(copy);
+  const said = Date.now() + 10_000;
+  while (!/answers with this node's id/.test(copy.output()) && Date.now() < said) await Bun.sleep(50);
+  expect(copy.output()).toContain(`answers with this node's id, ${c.nodeIds[original]}`);
+  // It runs no member: no term, no role but follower, nothing applied; a strong push through it is refused.
+  const status = (await (await fetch(`${copy.url}/v1/status`, { signal: AbortSignal.timeout(5_000) })).json()) as { consensus: { applied: number; term: number } | null };
+  expect(status.consensus?.term ?? 0).toBe(0);
+  expect(await clients.push("writer-copy", copy.url, 5_000)).toBeNull();
+  await pushes(c, clients, [0, 1, 2], 6, "pushes with the copy running");
+  for (let i = 0; i < 3; i++) expect(((await c.consensus(i))?.members ?? []).length).toBe(3);
+  await copy.stop();
+  console.log(await checkStrongRun(c, clients));
+}, 90_000);

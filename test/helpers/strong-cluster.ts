@@ -46,6 +46,8 @@ export interface StrongCluster {
   /** Where clients reach node i (directly, never through the proxies). */
   readonly urls: string[];
   readonly nodeIds: string[];
+  /** Where node i keeps its data. */
+  readonly dataDirs: string[];
   readonly mesh: ProxyMesh | null;
   isRunning(i: number): boolean;
   /** Starts node i on its data folder; `peers` in place of the other nodes' addresses as its --peers. */
@@ -119,6 +121,7 @@ export async function startStrongCluster(options: { size?: number; proxies?: boo
     size,
     urls,
     nodeIds,
+    dataDirs,
     mesh,
     isRunning: (i) => processes[i] !== null,
     start,

@@ -17,11 +17,17 @@
 //    Faults meanwhile: partitions (random splits, the leader alone, links cut one way: the
 //    leader hears nobody, or nobody hears it, or one link), kill -9 and restart (the metadata
 //    loses every write not landed yet, durable-metadata.ts; the object store too,
-//    durable-store.ts), paused nodes (no events for a while, then everything late, timers
+//    durable-store.ts), some of them timed to a Raft save, clean stops and restarts (a leader
+//    hands over first), paused nodes (no events for a while, then everything late, timers
 //    included), clock jumps (a node's wall clock leaps minutes forward or back: Raft counts
-//    ticks), and the network's loss, duplication and reordering of messages.
-// 3. Heal: faults stop, partitions heal, paused nodes resume, crashed ones restart; the run goes
-//    on until every node agrees on every folder's head, then a little longer.
+//    ticks), and the network's loss, duplication and reordering of messages. Some runs compact
+//    the log every few entries, so lagging and restarted members install snapshots.
+//    Until a push through a node that has not applied a strong folder's creation is safe there
+//    (see guardUnknownFolder), clients push only through nodes that hold the folder as strong.
+// 3. Heal: faults stop, partitions heal, paused nodes resume, crashed ones restart; the clients'
+//    last operations end; the run goes on until the log has settled (one leader, everything
+//    committed and applied everywhere) and every node agrees on every folder's head, then a
+//    little longer.
 // 4. Checks: Raft's safety as it went (strong-safety.ts: one leader per term, terms and commit
 //    forward only, committed entries never changed, one history of heads per strong folder);
 //    each strong folder's history linearizable (a budget-exhausted check counts as a failure,

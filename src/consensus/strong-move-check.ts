@@ -5,7 +5,7 @@
 // object does not have, or move a folder's head to a version that does not build on it (one of
 // another folder, whose parents are that folder's history). A commit never makes either
 // (node/commit.ts: the head's first parent is the head it moves from, a merge's second the
-// pushed version), so an honest member refuses to acknowledge such an entry; without a majority
+// pushed version; a folder's first move is free to name any parent), so an honest member refuses to acknowledge such an entry; without a majority
 // it never commits.
 //
 // Deterministic: it reads only the entry and the content-addressed objects (held by then,
@@ -32,12 +32,16 @@ export async function checkMoveHead(decodeVersion: (id: ObjectId) => Promise<Ver
     if (idEquals(record.id, command.head)) head = version;
   }
   if (!head) throw new StrongMoveError(`moveHead of ${command.folder}: the head is not one of the versions it records`);
+  // The log's first move of a folder has no head to build on; its head may still name a parent
+  // (a folder the log turned strong from eventual: the leader's old eventual head, kept as
+  // history there and perhaps nowhere else, server/consensus-heads.ts).
   const expected = command.expected;
-  if (expected !== null && !(head.parents.length > 0 && idEquals(head.parents[0]!, expected))) {
+  if (expected === null) return;
+  if (!(head.parents.length > 0 && idEquals(head.parents[0]!, expected))) {
     throw new StrongMoveError(`moveHead of ${command.folder}: head ${idToHex(command.head)} does not build on ${idToHex(expected)}, the head it moves from`);
   }
   for (const parent of head.parents) {
-    if ((expected !== null && idEquals(parent, expected)) || recorded.has(idToHex(parent))) continue;
+    if (idEquals(parent, expected) || recorded.has(idToHex(parent))) continue;
     throw new StrongMoveError(`moveHead of ${command.folder}: head ${idToHex(command.head)} names parent ${idToHex(parent)}, neither the head it moves from nor a version the move records`);
   }
 }

@@ -1,12 +1,13 @@
 // A member holding the cluster token that sends what no honest member would: a term near 2^53
 // (the group's next election would need a term that is not a safe integer, and the term is
 // durable, so the group would never elect again). Such a batch is refused whole and the group
-// goes on; a term ahead by what elections make (a member that was away) is still taken.
+// goes on; a term ahead by what elections make (a member that was away) is still taken. A
+// leader's move naming a version whose objects exist nowhere is acknowledged by no follower.
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Message } from "../../src/core/raft/types.ts";
 import { RAFT_TERM_JUMP_MAX } from "../../src/consensus/raft-driver.ts";
 import { RaftRefusedError } from "../../src/wire/raft-message.ts";
-import { createFolder, MemoryRaftNetwork, waitFor, type TestMember } from "./raft-cluster.ts";
+import { createFolder, makeVersion, MemoryRaftNetwork, moveHead, waitFor, type TestMember } from "./raft-cluster.ts";
 
 let running: TestMember[] = [];
 afterEach(async () => {
@@ -35,7 +36,7 @@ async function groupWithHostile(): Promise<{ network: MemoryRaftNetwork; leader:
   return { network, leader, hostile, victim };
 }
 
-describe("a hostile member's terms", () => {
+describe("a hostile member", () => {
   test("a term near 2^53, in a heartbeat, a vote, an entry or a snapshot, is refused whole and the group keeps electing and committing", async () => {
     const { network, leader, hostile, victim } = await groupWithHostile();
     const huge = Number.MAX_SAFE_INTEGER;
@@ -63,5 +64,23 @@ describe("a hostile member's terms", () => {
     await waitFor(() => (network.leader()?.driver.status().term ?? 0) > ahead, 5000, "a leader in a term past the one taken");
     const now = await network.waitForLeader();
     expect(await now.driver.propose(createFolder("later"), 3000)).toEqual({ applied: true });
+  }, 20_000);
+
+  test("a leader's move naming a version no member holds is acknowledged by no follower: it never commits, and the folder stays headless everywhere", async () => {
+    const network = new MemoryRaftNetwork();
+    const ids = ["n1", "n2", "n3"];
+    const members: TestMember[] = [];
+    for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id)));
+    running.push(...members);
+    await Promise.all(members.map((m) => m.driver.start()));
+    const leader = await network.waitForLeader();
+    await leader.driver.propose(createFolder("docs"), 5000);
+    // The version's objects are nowhere: not even the leader stored them.
+    const ghost = makeVersion(leader.id, "objects that exist nowhere");
+    await expect(leader.driver.propose(moveHead("docs", null, ghost), 1500)).rejects.toMatchObject({ name: "ConsensusUnavailableError" });
+    for (const m of members.filter((m) => m !== leader)) {
+      expect((await m.node.getFolder("docs")).head).toBeNull();
+      expect(m.log.join("\n")).toMatch(/an append from .* waits: could not fetch version/);
+    }
   }, 20_000);
 });

@@ -5,6 +5,7 @@
 // the clients' history is linearizable (test/helpers/strong-cluster.ts, checkStrongRun).
 import { afterAll, expect, test } from "bun:test";
 import { cpSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { cleanupTempDirs, freePort, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
 import { checkStrongRun, CLUSTER_TOKEN, startStrongCluster, strongFolderWithClients, waitForAgreement, type StrongClients, type StrongCluster } from "../helpers/strong-cluster.ts";
@@ -136,3 +137,50 @@ test("a node started on a copy of a member's data folder takes no part in the gr
   await copy.stop();
   console.log(await checkStrongRun(c, clients));
 }, 90_000);
+
+/** A TCP server that accepts and never answers (`trickle`: answers a byte a second, never finishing). */
+async function hungPeer(trickle: boolean): Promise<{ url: string; server: Server }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.on("close", () => sockets.delete(socket));
+    if (!trickle) return;
+    const reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{";
+    let at = 0;
+    const timer = setInterval(() => (at < reply.length ? socket.write(reply[at++]!) : socket.write(" ")), 1000);
+    socket.on("close", () => clearInterval(timer));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  const close = server.close.bind(server);
+  server.close = ((callback?: (error?: Error) => void) => {
+    for (const socket of sockets) socket.destroy();
+    return close(callback);
+  }) as typeof server.close;
+  return { url: `http://127.0.0.1:${port}`, server };
+}
+
+test("a member restarted with --peers naming a peer that never answers and one that answers a byte a second rejoins within its deadlines", async () => {
+  const c = await startStrongCluster();
+  clusters.push(c);
+  const { clients } = await strongFolderWithClients(c, FOLDER, 0);
+  const silent = await hungPeer(false);
+  const slow = await hungPeer(true);
+  try {
+    const restarted = (await c.waitForLeader() + 1) % 3;
+    await c.kill9(restarted);
+    const others = c.urls.filter((_, i) => i !== restarted);
+    const startedAt = Date.now();
+    await c.start(restarted, [...others, silent.url, slow.url]);
+    await pushes(c, clients, [restarted], 3, "pushes through the restarted member");
+    const tookMs = Date.now() - startedAt;
+    console.log(`restarted with a silent and a trickling peer: pushes through it again after ${tookMs} ms`);
+    expect(tookMs).toBeLessThan(15_000);
+    expect(((await c.consensus(restarted))?.members ?? []).map((m) => m.id).sort()).toEqual([...c.nodeIds].sort());
+  } finally {
+    silent.server.close();
+    slow.server.close();
+  }
+  console.log(await checkStrongRun(c, clients));
+}, 60_000);

@@ -66,7 +66,7 @@ describe("the strong simulation's checks can fail", () => {
       /two leaders in term|committed|went back|restarted (at|with)|overwrote|not linearizable|acknowledged push/,
     );
     expect(report).not.toBeNull();
-    console.log(`caught: ${strongFailureLine(report!)}`);
+    console.log(`caught, with the disk acknowledging early (this test's settings): ${strongFailureLine(report!)}`);
   }, 120_000);
 
   // Reads that skip the read barrier answer a follower's (or a deposed leader's) own head: stale
@@ -79,6 +79,6 @@ describe("the strong simulation's checks can fail", () => {
       /not linearizable/,
     );
     expect(report).not.toBeNull();
-    console.log(`caught: ${strongFailureLine(report!)}`);
+    console.log(`caught, with reads skipping the barrier (this test's settings): ${strongFailureLine(report!)}`);
   }, 120_000);
 });

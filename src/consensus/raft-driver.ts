@@ -88,6 +88,8 @@ export const APPENDS_WAITING_MAX = 64;
  * elections while a member was away do not happen (pre-vote keeps a cut-off member's term).
  */
 export const RAFT_TERM_JUMP_MAX = 2 ** 20;
+/** Proposals waiting at once, at most: a burst lands in one Ready, whose save carries at most RAFT_SAVE_LIMITS.maxEntries. */
+export const RAFT_PROPOSALS_MAX = 1024;
 /** Read barriers waiting at once, at most (each is a timer and a map entry). */
 export const READ_BARRIERS_MAX = 4096;
 
@@ -156,6 +158,8 @@ export class RaftDriver implements StrongConsensus {
   private lastLeaderContactMs: number | null = null;
   private readonly idOfFingerprint = new Map<string, RaftNodeId>();
   private appendChain: Promise<void> = Promise.resolve();
+  /** Proposals and config changes not yet settled (bounded by RAFT_PROPOSALS_MAX). */
+  private proposalsWaiting = 0;
   private appendsWaiting = 0;
   /** Histories fetched for a snapshot before it was persisted, by snapshot index: what installing it records. */
   private snapshotContent: { index: number; state: StrongSnapshotState; histories: Map<string, ReplicaVersion[]> } | null = null;
@@ -833,7 +837,11 @@ export class RaftDriver implements StrongConsensus {
 
   /** Appends through `append` and waits until that entry is applied here, at most `timeoutMs`. */
   private appendToLog(timeoutMs: number, append: (member: RaftMember) => { index: number; term: number }): Promise<ApplyOutcome | undefined> {
-    return new Promise((resolve, reject) => {
+    if (this.proposalsWaiting >= RAFT_PROPOSALS_MAX) {
+      return Promise.reject(new ConsensusUnavailableError(`${RAFT_PROPOSALS_MAX} proposals are waiting already; nothing was proposed`, this.leader()));
+    }
+    this.proposalsWaiting++;
+    const waited = new Promise<ApplyOutcome | undefined>((resolve, reject) => {
       let index: number | null = null;
       const waiter: ProposalWaiter = {
         term: 0,
@@ -858,6 +866,9 @@ export class RaftDriver implements StrongConsensus {
         }
       });
     });
+    const done = () => void this.proposalsWaiting--;
+    waited.then(done, done);
+    return waited;
   }
 
   async readBarrier(timeoutMs: number): Promise<void> {

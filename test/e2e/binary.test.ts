@@ -117,6 +117,41 @@ test("two binaries replicate a folder and report it in status", async () => {
   }
 }, 60_000);
 
+test("three binaries keep a strong folder: made on one, pushed through another, read linearizably on the third, with the Raft group in status", async () => {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+  const nodes: NodeProcess[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const peers = urls.filter((_, j) => j !== i).join(",");
+      nodes.push(await startNode({ binary, listen: `127.0.0.1:${ports[i]}`, args: ["--peers", peers, "--cluster-token", "binary-cluster-token"] }));
+    }
+    // The group forms once every initial member has answered; until then a strong creation is refused with 503.
+    let created: Awaited<ReturnType<typeof runCli>> | undefined;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      created = await runCli(["folder", "create", "ledger", "--consistency", "strong", "--remote", urls[0]!], { binary });
+      if (created.code === 0) break;
+      await Bun.sleep(200);
+    }
+    expect(created!.code).toBe(0);
+    const source = join(tempDir(), "ledger");
+    writeTree(source, { "entry.txt": "first\n", more: { "b.bin": randomBytes(200_000, 7) } });
+    expect((await runCli(["push", source, "--remote", urls[1]!, "--folder", "ledger"], { binary, cwd: tempDir() })).code).toBe(0);
+    // No waiting for replication: a strong read takes the ReadIndex barrier, so the third node answers with the pushed head at once.
+    const target = join(tempDir(), "from-third");
+    const pulled = await runCli(["pull", target, "--remote", urls[2]!, "--folder", "ledger"], { binary, cwd: tempDir() });
+    expect(pulled.code).toBe(0);
+    expect(describeTree(target)).toEqual(describeTree(source));
+    const status = (await runCli(["status", "--remote", urls[2]!, "--json"], { binary })).json();
+    expect(status.folders.find((f: { name: string }) => f.name === "ledger").mode).toBe("strong");
+    expect(status.consensus.term).toBeGreaterThan(0);
+    expect(status.consensus.leader).not.toBeNull();
+    expect(status.consensus.members).toHaveLength(3);
+  } finally {
+    for (const node of nodes) await node.stop();
+  }
+}, 90_000);
+
 test("the binary serves the dashboard from inside itself: page, bundled script and style, with the CSP", async () => {
   const page = await fetch(`${node.url}/`);
   expect(page.status).toBe(200);

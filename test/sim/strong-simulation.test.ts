@@ -8,10 +8,10 @@
 //   SIM_SEEDS=1000 node_modules/.bin/bun test test/sim/strong-simulation.test.ts
 //   SIM_SEEDS=1234-1234 node_modules/.bin/bun test test/sim/strong-simulation.test.ts
 // The 200 default seeds take about 21 s on the 2-core machine when it is otherwise quiet (up to
-// about 60 s while other work shares it); 10 000 more (1001-11000) ran in chunks of 500 in 20
-// minutes, none failing. A failing seed prints one line with its first failure and how to rerun
-// it alone; seeds that once failed get a named test in strong-regressions.test.ts.
-// SIM_HARSH=1 runs the same seeds on a far worse network with far more faults (harshOverrides),
+// about 60 s while other work shares it); 20 000 more (1001-21000) ran outside the suite in
+// chunks of 500, 10 000 in 17 to 20 minutes, none failing. A failing seed prints one line with
+// its first failure and how to rerun it alone; seeds that once failed get a named test in
+// strong-regressions.test.ts. SIM_HARSH=1 runs the same seeds on a far worse network with far more faults (harshOverrides),
 // which the suite does not. STRONG_SIM_UNGUARDED=1 lets clients push through nodes that do not
 // hold the folder yet (strong-cluster.ts, guardUnknownFolder).
 import { afterEach, describe, expect, test } from "bun:test";

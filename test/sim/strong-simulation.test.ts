@@ -11,9 +11,9 @@
 // about 60 s while other work shares it); 20 000 more (1001-21000) ran outside the suite in
 // chunks of 500, 10 000 in 17 to 20 minutes, none failing. A failing seed prints one line with
 // its first failure and how to rerun it alone; seeds that once failed get a named test in
-// strong-regressions.test.ts. SIM_HARSH=1 runs the same seeds on a far worse network with far more faults (harshOverrides),
-// which the suite does not. STRONG_SIM_UNGUARDED=1 lets clients push through nodes that do not
-// hold the folder yet (strong-cluster.ts, guardUnknownFolder).
+// strong-regressions.test.ts. SIM_HARSH=1 runs the same seeds on a far worse network with far
+// more faults (harshOverrides), which the suite does not. STRONG_SIM_UNGUARDED=1 lets clients
+// push through nodes that do not hold the folder yet (strong-cluster.ts, guardUnknownFolder).
 import { afterEach, describe, expect, test } from "bun:test";
 import type { RaftRole } from "../../src/core/raft/types.ts";
 import type { ConsensusStatus } from "../../src/consensus/strong-consensus.ts";

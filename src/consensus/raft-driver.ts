@@ -161,6 +161,10 @@ export class RaftDriver implements StrongConsensus {
   /** Proposals and config changes not yet settled (bounded by RAFT_PROPOSALS_MAX). */
   private proposalsWaiting = 0;
   private appendsWaiting = 0;
+  /** Bumped when the append chain is given up (abandonChain): what was queued on it is dropped. */
+  private appendChainGeneration = 0;
+  /** The term of the append whose closure the chain is fetching now, if any. */
+  private appendFetchTerm: number | null = null;
   /** Histories fetched for a snapshot before it was persisted, by snapshot index: what installing it records. */
   private snapshotContent: { index: number; state: StrongSnapshotState; histories: Map<string, ReplicaVersion[]> } | null = null;
   private readonly loggedAt = new Map<string, number>();
@@ -463,6 +467,7 @@ export class RaftDriver implements StrongConsensus {
     }
     for (const entry of ready.entries) if (entry.kind === "config") await this.learnAddressOf(entry);
     if (ready.hardState) this.voters = this.member?.status().config.voters ?? this.voters;
+    if (ready.hardState && this.appendFetchTerm !== null && ready.hardState.term > this.appendFetchTerm) this.abandonChain(ready.hardState.term);
     // 3. Send.
     this.send(ready.messages);
     // 4. Apply.
@@ -789,21 +794,48 @@ export class RaftDriver implements StrongConsensus {
    * An append naming versions is stepped once what they name is here (fetched from its sender
    * first), in the order appends arrived; heartbeats and votes go on meanwhile, so a follower
    * busy fetching a large push still answers its leader. One that cannot be fetched is dropped:
-   * the leader sends it again.
+   * the leader sends it again. The chain is given up when this member's term passes that of the
+   * append it is fetching for (abandonChain).
    */
   private afterClosure(message: Message): void {
     if (this.appendsWaiting >= APPENDS_WAITING_MAX) return;
     this.appendsWaiting++;
+    const generation = this.appendChainGeneration;
     this.appendChain = this.appendChain.then(async () => {
+      if (generation !== this.appendChainGeneration) return;
       try {
+        this.appendFetchTerm = message.term;
         await this.ensureEntriesHeld(message.entries, 1, message.from);
+        if (generation !== this.appendChainGeneration) return;
         this.act((m) => m.step(message));
       } catch (error) {
+        if (generation !== this.appendChainGeneration) return;
         this.logOnce(`fetch:${message.from}`, `dsync: an append from ${message.from} waits: ${(error as Error).message}`);
       } finally {
-        this.appendsWaiting--;
+        if (generation === this.appendChainGeneration) {
+          this.appendFetchTerm = null;
+          this.appendsWaiting--;
+        }
       }
     });
+  }
+
+  /**
+   * The term passed that of the append whose closure the chain is fetching: that append and
+   * what queued behind it are dropped (lost messages, to Raft: a leader sends again), and a new
+   * chain starts. A leader that stopped answering mid-fetch (SIGSTOP, a frozen VM) would
+   * otherwise hold the chain for the transport's whole deadline (two minutes for a download),
+   * and with it every append of the next leader, so nothing of the new term could commit.
+   * Stepped, the fetched append would be refused anyway (its term is past, durably: this runs
+   * once the new term is saved). The fetch given up goes on alone to its own deadline and
+   * changes nothing but the objects it stores (at most one a term).
+   */
+  private abandonChain(term: number): void {
+    this.logOnce("abandon-chain", `dsync: gave up fetching what an append of term ${this.appendFetchTerm} names: this member is at term ${term} now`);
+    this.appendChainGeneration++;
+    this.appendChain = Promise.resolve();
+    this.appendsWaiting = 0;
+    this.appendFetchTerm = null;
   }
 
   // ---------- StrongConsensus ----------

@@ -2,7 +2,8 @@
 // DsyncNode (memory objects, in-memory SQLite metadata) with its real RaftDriver; messages go
 // through the wire codec (src/wire/raft-message.ts) both ways, as over HTTP, and downloads and
 // histories through each node's PeerService. A node can be cut off (its calls and calls to it
-// fail, as a dead peer's would) and messages can be watched on their way out.
+// fail, as a dead peer's would) or stopped (they are never answered, as a SIGSTOPped peer's),
+// and messages can be watched on their way out.
 import { sealObject, type Version } from "../../src/core/objects.ts";
 import type { ObjectId } from "../../src/core/id.ts";
 import type { Message } from "../../src/core/raft/types.ts";
@@ -38,12 +39,16 @@ export class MemoryRaftNetwork {
   readonly members = new Map<string, TestMember>();
   /** Nodes cut off from everyone (calls to and from them fail). */
   readonly cut = new Set<string>();
+  /** Nodes stopped as by SIGSTOP: calls to and from them are taken and never answered. */
+  readonly stopped = new Set<string>();
   /** Sees every batch of Raft messages before it is delivered (the test's eyes on the wire). */
   onSend: (from: string, to: string, messages: readonly Message[]) => void = () => {};
   /** Objects downloads served, per serving node. */
   readonly downloads = new Map<string, number>();
 
-  private reach(from: string, to: string): TestMember {
+  private async reach(from: string, to: string): Promise<TestMember> {
+    // A stopped process's sockets take the call; no answer ever comes.
+    if (this.stopped.has(from) || this.stopped.has(to)) await new Promise<never>(() => {});
     const target = this.members.get(to);
     if (!target || this.cut.has(from) || this.cut.has(to)) throw new Error(`cannot reach peer ${to}`);
     return target;
@@ -51,17 +56,17 @@ export class MemoryRaftNetwork {
 
   transportFor(from: string): PeerTransport {
     return {
-      listFolders: async (peer, page) => this.reach(from, peer).service.listFolders(page),
-      history: async (peer, request) => this.reach(from, peer).service.history(request),
+      listFolders: async (peer, page) => (await this.reach(from, peer)).service.listFolders(page),
+      history: async (peer, request) => (await this.reach(from, peer)).service.history(request),
       download: async (peer, ids) => {
-        const target = this.reach(from, peer);
+        const target = await this.reach(from, peer);
         this.downloads.set(peer, (this.downloads.get(peer) ?? 0) + 1);
         const reply = await target.service.download(ids);
         return { objects: reply.objects.map((o) => ({ id: o.id, bytes: new Uint8Array(o.bytes) })), missing: reply.missing };
       },
       notify: async () => {},
       raft: async (peer, messages): Promise<RaftReply> => {
-        const target = this.reach(from, peer);
+        const target = await this.reach(from, peer);
         this.onSend(from, peer, messages);
         // Through the wire format both ways, as the HTTP route would.
         const delivered = decodeRaftMessages(encodeRaftMessages(messages));

@@ -57,7 +57,7 @@ import {
   type StrongCommand,
   type StrongConsensus,
 } from "./strong-consensus.ts";
-import { ensureVersionsHeld, fetchHeadWithHistory, replicaRecord } from "./strong-fetch.ts";
+import { ensureVersionsHeld, fetchHeadWithHistory, replicaRecord, type SourceBound } from "./strong-fetch.ts";
 import { checkMoveHead } from "./strong-move-check.ts";
 import { decodeSnapshotState, encodeSnapshotState, SNAPSHOT_FOLDERS_MAX, SNAPSHOT_MEMBERS_MAX, StrongStateMachine, type StrongSnapshotState } from "./strong-state-machine.ts";
 
@@ -179,7 +179,7 @@ export class RaftDriver implements StrongConsensus {
     this.nodeId = options.node.nodeId;
     // Checked again at apply time: a collection may have taken objects of an entry acknowledged long ago.
     this.stateMachine = new StrongStateMachine(options.node, options.log, (versions) =>
-      ensureVersionsHeld(options.node, options.transport, this.sources(), versions.map((v) => ({ id: v.id, root: v.root })), 1),
+      ensureVersionsHeld(options.node, options.transport, this.sources(), versions.map((v) => ({ id: v.id, root: v.root })), 1, this.whileLeaderHeard()),
     );
     this.addresses = new MemberAddresses(options.node.metadata);
     // Not from options.random: a draw there would move every seeded simulation's schedule, and
@@ -555,6 +555,48 @@ export class RaftDriver implements StrongConsensus {
     for (const [id, address] of this.addresses.entries()) if (id !== this.nodeId) out.push(address);
     for (const address of this.options.peers ?? []) if (!out.includes(address)) out.push(address);
     return out;
+  }
+
+  /**
+   * Bounds a fetch made at apply time: the one from the leader is given up (for the next member)
+   * once the leader is not heard from for the longest election timeout. A committed entry cannot
+   * be dropped as an append can (abandonChain): it must be applied before the next, with the loop
+   * waiting on it, so a leader stopped mid-fetch (SIGSTOP) would hold this member (no vote, no
+   * append) for the download's two-minute deadline. A majority acknowledged the entry, each
+   * holding what it names; a leader that is alive sends heartbeats every tick, even while it
+   * serves a long fetch, so that one runs to its own deadline. Other members' fetches do too.
+   */
+  private whileLeaderHeard(): SourceBound {
+    const leader = this.soft.leader && this.soft.leader !== this.nodeId ? this.soft.leader : null;
+    const leaderAddress = leader ? this.addresses.get(leader) : undefined;
+    const lostAfterMs = 2 * (this.options.electionTicks ?? RAFT_ELECTION_TICKS) * this.tickMs;
+    const pollMs = Math.max(10, Math.min(200, lostAfterMs / 4));
+    return (source, fetch) => {
+      if (leader === null || source !== leaderAddress) return fetch;
+      const startedMs = this.options.clock.nowMs();
+      let done = false;
+      let timer: unknown = null;
+      const lost = new Promise<never>((_, reject) => {
+        const check = () => {
+          timer = null;
+          if (done) return;
+          const heardMs = Math.max(startedMs, this.lastContactMs.get(leader) ?? 0);
+          if (this.options.clock.nowMs() - heardMs <= lostAfterMs) {
+            timer = this.options.timers.setTimeout(check, pollMs);
+            return;
+          }
+          this.logOnce("refetch-leader-lost", `dsync: gave up fetching a committed move's versions from the leader ${leader}: not heard from within ${lostAfterMs} ms; asking the other members`);
+          reject(new Error(`the leader ${leader} was not heard from within ${lostAfterMs} ms`));
+        };
+        timer = this.options.timers.setTimeout(check, pollMs);
+      });
+      // The loser of the race is not waited for: its rejection is taken here, not reported as unhandled.
+      fetch.catch(() => {});
+      return Promise.race([fetch, lost]).finally(() => {
+        done = true;
+        if (timer !== null) this.options.timers.clearTimeout(timer);
+      });
+    };
   }
 
   /** Fetches what the moveHead entries name (every version's object and whole tree), bounded; throws when it cannot. */

@@ -44,9 +44,16 @@ export async function holdsVersions(node: DsyncNode, versions: readonly NamedVer
 }
 
 /**
+ * Bounds the fetch from one source: returns `fetch` itself to let it run to its own deadline, or
+ * a promise that also rejects once that source is given up (a leader no longer heard from).
+ */
+export type SourceBound = (source: string, fetch: Promise<void>) => Promise<void>;
+
+/**
  * Makes sure this node holds `versions` whole (holdsVersions), fetching what it lacks from
- * `sources` in order (the leader first), each tried in turn for `rounds` rounds. Throws
- * StrongFetchError naming the last failure when no source could supply them.
+ * `sources` in order (the leader first), each tried in turn for `rounds` rounds, each fetch
+ * bounded by `bound` when given. Throws StrongFetchError naming the last failure when no source
+ * could supply them.
  */
 export async function ensureVersionsHeld(
   node: DsyncNode,
@@ -54,6 +61,7 @@ export async function ensureVersionsHeld(
   sources: readonly string[],
   versions: readonly NamedVersion[],
   rounds = 2,
+  bound?: SourceBound,
 ): Promise<void> {
   if (versions.length === 0 || (await holdsVersions(node, versions))) return;
   if (!transport || sources.length === 0) throw new StrongFetchError(`this node lacks version ${idToHex(versions[0]!.id)} and has no member to fetch it from`);
@@ -61,7 +69,8 @@ export async function ensureVersionsHeld(
   for (let round = 0; round < rounds; round++) {
     for (const source of sources) {
       try {
-        await fetchVersionsFrom(node, transport, source, versions);
+        const fetch = fetchVersionsFrom(node, transport, source, versions);
+        await (bound ? bound(source, fetch) : fetch);
         if (await holdsVersions(node, versions)) return;
         last = new Error(`${source} sent versions whose trees are not whole`);
       } catch (error) {

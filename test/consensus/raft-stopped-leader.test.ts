@@ -42,3 +42,52 @@ test("a leader stopped while its followers fetch what its last append names: the
   expect(follower.log.join("\n")).toContain("gave up fetching what an append of term");
   expect(await lost).toBeInstanceOf(Error);
 }, 20_000);
+
+// The same stop at apply time: a follower that acknowledged a move, and whose copy of the
+// version a collection took before it learned the move committed (cut off from the leader for
+// longer than the collection's grace), fetches it again from the leader first. A leader stopped
+// then must not hold that fetch, and with it the follower's whole loop (no vote, no append), for
+// the download's deadline: the fetch from a leader not heard from within an election timeout is
+// given up for the next member, which acknowledged the move and holds it.
+test("a leader stopped while a follower fetches again at apply time what a committed move names: the follower fetches it from another member and the group goes on", async () => {
+  const network = new MemoryRaftNetwork();
+  const ids = ["n1", "n2", "n3"];
+  const members: TestMember[] = [];
+  for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id)));
+  running.push(...members);
+  await Promise.all(members.map((m) => m.driver.start()));
+  const leader = await network.waitForLeader();
+  await leader.driver.propose(createFolder("docs"), 5000);
+  const [late, other] = members.filter((m) => m !== leader) as [TestMember, TestMember];
+  await waitFor(async () => (await late.node.findFolder("docs")) !== null, 5000, `${late.id} to apply the folder`);
+
+  // `late` hears from the leader only up to its acknowledgement of the move: the commit never reaches it.
+  let holding = false;
+  let commitSeen = 0;
+  network.onSend = (from, to, messages) => {
+    if (from !== leader.id || to !== late.id) return;
+    if (!holding) for (const m of messages) commitSeen = Math.max(commitSeen, m.commit);
+    else if (messages.some((m) => m.commit > commitSeen)) throw new Error("held back");
+  };
+  await waitFor(() => commitSeen > 0, 5000, `the leader's commit to reach ${late.id}`);
+  holding = true;
+  const v = makeVersion(leader.id, "fetched, acknowledged, collected");
+  await leader.node.putObjects(v.objects);
+  expect(await leader.driver.propose(moveHead("docs", null, v), 5000)).toEqual({ applied: true });
+  await waitFor(async () => (await other.node.findFolder("docs"))?.head != null, 5000, `${other.id} to apply the move`);
+  expect((await late.node.findFolder("docs"))?.head ?? null).toBeNull();
+  // A collection took the version's objects on `late` (their grace long past).
+  await late.node.store.deleteUnusedSince(v.objects.map((o) => o.id), Date.now() + 3_600_000);
+
+  // The leader stops as `late` asks it for them again.
+  leader.service.download = async () => {
+    network.stopped.add(leader.id);
+    return new Promise<never>(() => {});
+  };
+  holding = false;
+  await waitFor(() => network.stopped.has(leader.id), 5000, `${late.id} to ask the leader for the version again`);
+  await waitFor(async () => (await late.node.findFolder("docs"))?.head != null, 8000, `${late.id} to apply the move with the version fetched elsewhere`);
+  const next = await waitFor(() => [late, other].find((m) => m.driver.isLeader()), 8000, "one of the other two to lead");
+  expect(await next.driver.propose(createFolder("after"), 5000)).toEqual({ applied: true });
+  expect(late.log.join("\n")).toContain("gave up fetching a committed move's versions from the leader");
+}, 30_000);

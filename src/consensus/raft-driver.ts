@@ -179,7 +179,7 @@ export class RaftDriver implements StrongConsensus {
     this.nodeId = options.node.nodeId;
     // Checked again at apply time: a collection may have taken objects of an entry acknowledged long ago.
     this.stateMachine = new StrongStateMachine(options.node, options.log, (versions) =>
-      ensureVersionsHeld(options.node, options.transport, this.sources(), versions.map((v) => ({ id: v.id, root: v.root })), 1, this.whileLeaderHeard()),
+      ensureVersionsHeld(options.node, options.transport, this.sources(), versions.map((v) => ({ id: v.id, root: v.root })), 1, this.whileLeaderHeard("a committed move's versions")),
     );
     this.addresses = new MemberAddresses(options.node.metadata);
     // Not from options.random: a draw there would move every seeded simulation's schedule, and
@@ -566,12 +566,12 @@ export class RaftDriver implements StrongConsensus {
    * holding what it names; a leader that is alive sends heartbeats every tick, even while it
    * serves a long fetch, so that one runs to its own deadline. Other members' fetches do too.
    */
-  private whileLeaderHeard(): SourceBound {
+  private whileLeaderHeard(what: string): SourceBound {
     const leader = this.soft.leader && this.soft.leader !== this.nodeId ? this.soft.leader : null;
     const leaderAddress = leader ? this.addresses.get(leader) : undefined;
     const lostAfterMs = 2 * (this.options.electionTicks ?? RAFT_ELECTION_TICKS) * this.tickMs;
     const pollMs = Math.max(10, Math.min(200, lostAfterMs / 4));
-    return (source, fetch) => {
+    return <T>(source: string, fetch: Promise<T>): Promise<T> => {
       if (leader === null || source !== leaderAddress) return fetch;
       const startedMs = this.options.clock.nowMs();
       let done = false;
@@ -585,7 +585,7 @@ export class RaftDriver implements StrongConsensus {
             timer = this.options.timers.setTimeout(check, pollMs);
             return;
           }
-          this.logOnce("refetch-leader-lost", `dsync: gave up fetching a committed move's versions from the leader ${leader}: not heard from within ${lostAfterMs} ms; asking the other members`);
+          this.logOnce("fetch-leader-lost", `dsync: gave up fetching ${what} from the leader ${leader}: not heard from within ${lostAfterMs} ms; asking the other members`);
           reject(new Error(`the leader ${leader} was not heard from within ${lostAfterMs} ms`));
         };
         timer = this.options.timers.setTimeout(check, pollMs);
@@ -639,9 +639,10 @@ export class RaftDriver implements StrongConsensus {
       if (!transport) throw new Error(`a snapshot names head ${idToHex(folder.head)} of ${folder.name}, and this node has no peer to fetch it from`);
       let last: unknown;
       let fetched: ReplicaVersion[] | undefined;
+      const bound = this.whileLeaderHeard("the history a snapshot names");
       for (const source of sources) {
         try {
-          fetched = await fetchHeadWithHistory(node, transport, source, folder.name, folder.head, local?.head ? await node.vectorOf(local.head) : undefined);
+          fetched = await bound(source, fetchHeadWithHistory(node, transport, source, folder.name, folder.head, local?.head ? await node.vectorOf(local.head) : undefined));
           break;
         } catch (error) {
           last = error;

@@ -47,7 +47,7 @@ export async function holdsVersions(node: DsyncNode, versions: readonly NamedVer
  * Bounds the fetch from one source: returns `fetch` itself to let it run to its own deadline, or
  * a promise that also rejects once that source is given up (a leader no longer heard from).
  */
-export type SourceBound = (source: string, fetch: Promise<void>) => Promise<void>;
+export type SourceBound = <T>(source: string, fetch: Promise<T>) => Promise<T>;
 
 /**
  * Makes sure this node holds `versions` whole (holdsVersions), fetching what it lacks from

@@ -91,3 +91,41 @@ test("a leader stopped while a follower fetches again at apply time what a commi
   expect(await next.driver.propose(createFolder("after"), 5000)).toEqual({ applied: true });
   expect(late.log.join("\n")).toContain("gave up fetching a committed move's versions from the leader");
 }, 30_000);
+
+// And for a snapshot: a follower behind the leader's compacted log is sent one, and fetches the
+// history behind each head it names before persisting it (the leader first), with its loop
+// waiting on that fetch. A leader stopped then is given up for the other members the same way.
+test("a leader stopped while a follower fetches the history a snapshot names: the follower fetches it from another member and the group goes on", async () => {
+  const network = new MemoryRaftNetwork();
+  const ids = ["n1", "n2", "n3"];
+  const members: TestMember[] = [];
+  for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id), { compactEvery: 3 }));
+  running.push(...members);
+  await Promise.all(members.map((m) => m.driver.start()));
+  const leader = await network.waitForLeader();
+  const [late, other] = members.filter((m) => m !== leader) as [TestMember, TestMember];
+  await waitFor(() => late.driver.status().members.every((s) => s.self || s.address !== null), 5000, `${late.id} to know its peers`);
+  network.cut.add(late.id);
+  await leader.driver.propose(createFolder("docs"), 5000);
+  let head: Uint8Array | null = null;
+  for (let i = 1; i <= 6; i++) {
+    const v = makeVersion(leader.id, `v${i}`, head ? [head as never] : [], i);
+    await leader.node.putObjects(v.objects);
+    expect(await leader.driver.propose(moveHead("docs", head as never, v), 5000)).toEqual({ applied: true });
+    head = v.id;
+  }
+  expect((await leader.node.metadata.loadRaft())!.snapshot).toBeDefined();
+
+  // The leader stops as `late` asks it for the history behind the snapshot's head.
+  leader.service.history = async () => {
+    network.stopped.add(leader.id);
+    return new Promise<never>(() => {});
+  };
+  network.cut.delete(late.id);
+  await waitFor(() => network.stopped.has(leader.id), 5000, `${late.id} to ask the leader for the snapshot's history`);
+  await waitFor(async () => (await late.node.findFolder("docs"))?.head != null, 8000, `${late.id} to install the snapshot with the history fetched elsewhere`);
+  const next = await waitFor(() => [late, other].find((m) => m.driver.isLeader()), 8000, "one of the other two to lead");
+  expect(await next.driver.propose(createFolder("after"), 5000)).toEqual({ applied: true });
+  expect((await late.node.listVersions("docs")).length).toBe(6);
+  expect(late.log.join("\n")).toContain("gave up fetching the history a snapshot names from the leader");
+}, 30_000);

@@ -3,6 +3,7 @@
 // descent (replication/fetch-closure.ts), from the leader first and then the other members.
 // A member acknowledges an entry only once it holds everything the entry's head names, so a
 // head acknowledged by a majority is readable from a majority.
+import { parentsFirst } from "../core/parents-first.ts";
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
@@ -149,36 +150,6 @@ export async function fetchHeadWithHistory(
   await fetchClosure(node, transport, source, fresh.map((v) => v.version.root));
   for (const v of fresh) await node.checkClosure(v.version.root);
   return fresh.map(({ bytes: _bytes, ...rest }) => rest);
-}
-
-/** Versions ordered so each comes after those of its parents that are among them. */
-function parentsFirst<T extends { id: ObjectId; version: Version }>(versions: T[]): T[] {
-  const byId = new Map(versions.map((v) => [idToHex(v.id), v]));
-  const out: T[] = [];
-  const done = new Set<string>();
-  const visit = (start: T) => {
-    // Iterative depth-first: histories may be thousands of versions deep.
-    const stack: { v: T; next: number }[] = [{ v: start, next: 0 }];
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1]!;
-      const key = idToHex(top.v.id);
-      if (done.has(key)) {
-        stack.pop();
-        continue;
-      }
-      const parents = top.v.version.parents;
-      if (top.next < parents.length) {
-        const parent = byId.get(idToHex(parents[top.next++]!));
-        if (parent && !done.has(idToHex(parent.id))) stack.push({ v: parent, next: 0 });
-        continue;
-      }
-      done.add(key);
-      out.push(top.v);
-      stack.pop();
-    }
-  };
-  for (const v of versions) visit(v);
-  return out;
 }
 
 /** A received version as the metadata records it (its origin by its kind: a merge has two parents or more). */

@@ -20,6 +20,7 @@
 // strong folder (here, or as the peer reports it) is never pulled, merged or announced here; its
 // head moves only through the cluster's log (src/consensus), whose followers fetch its objects
 // by the same Merkle descent (fetch-closure.ts), and DsyncNode.integrateReplica refuses to move it.
+import { parentsFirst } from "../core/parents-first.ts";
 import { blake3 } from "../core/blake3.ts";
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
@@ -404,7 +405,8 @@ export class Replicator {
     if (!(await this.node.hasVersion(folderName, remote.head))) {
       const received = await this.history(peer, folderName, remote.head, known);
       if (received === undefined) return;
-      versions = parentsFirst(received);
+      // Sorted by id first, so every node records the same versions in the same order.
+      versions = parentsFirst([...received].sort((a, b) => Buffer.compare(a.id, b.id)));
       if (!versions.some((v) => idEquals(v.id, remote.head!))) throw new Error(`${peer.address} did not send its head ${idToHex(remote.head)}`);
       const roots: ObjectId[] = [];
       for (const v of versions) if (!(await this.node.hasVersion(folderName, v.id))) roots.push(v.version.root);
@@ -608,34 +610,5 @@ export class Replicator {
 /** The key of what is heard of one folder of one peer. */
 function hearingKey(peer: PeerState, folder: string): string {
   return `${peer.address}\u0000${folder}`;
-}
-
-/** Orders versions so each comes after those of its parents that are in the list. */
-function parentsFirst<T extends ReplicaVersion>(versions: T[]): T[] {
-  const byKey = new Map(versions.map((v) => [idToHex(v.id), v]));
-  const out: T[] = [];
-  const placed = new Set<string>();
-  const visit = (v: T) => {
-    const stack: { v: T; next: number }[] = [{ v, next: 0 }];
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1]!;
-      const key = idToHex(top.v.id);
-      if (placed.has(key)) {
-        stack.pop();
-        continue;
-      }
-      const parents = top.v.version.parents;
-      if (top.next < parents.length) {
-        const parent = byKey.get(idToHex(parents[top.next++]!));
-        if (parent && !placed.has(idToHex(parent.id))) stack.push({ v: parent, next: 0 });
-        continue;
-      }
-      placed.add(key);
-      out.push(top.v);
-      stack.pop();
-    }
-  };
-  [...versions].sort((a, b) => Buffer.compare(a.id, b.id)).forEach(visit);
-  return out;
 }
 

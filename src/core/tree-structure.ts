@@ -78,6 +78,12 @@ export interface StructureSources {
    * recorded must be findable through `known` from then on (or is read again when met again).
    */
   record?(nodes: CheckedNode[]): Promise<void> | void;
+  /**
+   * Lengths of chunks already known to be stored and not to decode as a structured object, one
+   * answer per id, in order (undefined: not known, the chunk is read). When given, a "c" entry
+   * whose chunk it knows is settled from that length instead of a read of the chunk.
+   */
+  chunkLengths?(ids: readonly ObjectId[]): Promise<(number | undefined)[]>;
 }
 
 export interface StructureReport {
@@ -92,7 +98,14 @@ type Role =
   | { as: "tree-page"; level: number; firstName: string; before: string | null; depth: number }
   | { as: "file"; sizeBytes: number }
   | { as: "file-page"; level: number; sizeBytes: number }
-  | { as: "chunk-file"; sizeBytes: number };
+  | { as: "chunk-file"; sizeBytes: number }
+  /**
+   * An object checked for itself, from no parent (an upload's tree or file node at ingest): a
+   * tree node as a directory at depth 0, a file node as a file of its own size. Its summary is
+   * what any place that names it is matched against later, so nothing is vouched for that a
+   * check from a root would not establish.
+   */
+  | { as: "node" };
 
 /** A place an object is named from: what it must be there, and whose check waits for it. */
 interface Pending {
@@ -154,6 +167,8 @@ function describe(role: Role): string {
       return `a level-${role.level} page of a file`;
     case "chunk-file":
       return "a file named by its chunk";
+    case "node":
+      return "an object";
   }
 }
 
@@ -171,6 +186,7 @@ function pagePath(path: string, index: number, parentLevel: number): string {
  * rule when not. Only a final summary is matched (a node is settled once its children are).
  */
 function matchSummary(role: Role, summary: NodeSummary): string | undefined {
+  if (role.as === "node") return summary.kind === "tree" && summary.heightDirs > LIMITS.treeDepthMax ? `directories nest deeper than ${LIMITS.treeDepthMax}` : undefined;
   // A summary is only ever of a structured object (a node), which such an entry must not name.
   if (role.as === "chunk-file") return `${describe(role)} must name a chunk, this is a ${summary.kind} node`;
   if (role.as === "dir" || role.as === "tree-page") {
@@ -208,7 +224,7 @@ function matchSummary(role: Role, summary: NodeSummary): string | undefined {
  * walk; with it, only the open nodes (the path being walked and what waits beside it), the
  * places still to visit and a bounded set of recent summaries, whatever the size of the tree.
  */
-export async function checkTreeStructure(rootId: ObjectId, sources: StructureSources): Promise<StructureReport> {
+export async function checkTreeStructure(rootId: ObjectId, sources: StructureSources, rootAs: "dir" | "node" = "dir"): Promise<StructureReport> {
   const recording = sources.record !== undefined;
   const recent = new Map<string, NodeSummary>();
   const open = new Map<string, Open>();
@@ -216,7 +232,7 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
   let toRecord: CheckedNode[] = [];
   const missing: ObjectId[] = [];
   const missingKeys = new Set<string>();
-  const stack: Pending[] = [{ id: rootId, role: { as: "dir", depth: 0 }, path: "", parent: null }];
+  const stack: Pending[] = [{ id: rootId, role: rootAs === "node" ? { as: "node" } : { as: "dir", depth: 0 }, path: "", parent: null }];
   const chunkQueue: { id: ObjectId; owner: Open }[] = [];
   /** Chunks found stored in this run (bounded like `recent`): a chunk many files share is asked about once. */
   const presentChunks = new Set<string>();
@@ -267,7 +283,19 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
     if (lengthBytes !== sizeBytes) throw new TreeStructureError(item.id, item.path, `the directory entry says the file holds ${sizeBytes} bytes, its chunk holds ${lengthBytes}`);
     release(item.parent!);
   };
-  const readChunkFiles = async (items: readonly Pending[]) => {
+  const readChunkFiles = async (all: readonly Pending[]) => {
+    let items = all;
+    if (sources.chunkLengths !== undefined) {
+      const lengths = await sources.chunkLengths(all.map((item) => item.id));
+      items = all.filter((item, i) => {
+        const lengthBytes = lengths[i];
+        if (lengthBytes === undefined) return true;
+        if (chunkLengths.size >= RECENT_SUMMARIES_MAX) chunkLengths.clear();
+        chunkLengths.set(idToHex(item.id), lengthBytes);
+        settleChunkFile(item, lengthBytes);
+        return false;
+      });
+    }
     let at = 0;
     while (at < items.length) {
       const group: Pending[] = [];
@@ -432,7 +460,10 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
  * it names (and the chunks of a file leaf). Returns it open, with one extra child to release
  * once the caller has registered it.
  */
-function checkNode(item: Pending, object: StructuredObject, stack: Pending[], chunkQueue: { id: ObjectId; owner: Open }[]): Open {
+function checkNode(named: Pending, object: StructuredObject, stack: Pending[], chunkQueue: { id: ObjectId; owner: Open }[]): Open {
+  // An object checked for itself takes the role its kind gives it (a version is refused below).
+  const item: Pending =
+    named.role.as !== "node" || object.kind === "version" ? named : { ...named, role: object.kind === "tree" ? { as: "dir", depth: 0 } : { as: "file", sizeBytes: object.sizeBytes } };
   const { role, path } = item;
   const broken = (rule: string): never => {
     throw new TreeStructureError(item.id, path, rule);

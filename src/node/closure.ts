@@ -32,7 +32,12 @@ export class InvalidTreeError extends Error {
  * of a check that then fails (IncompleteTreeError, InvalidTreeError) stay true, and the next
  * attempt does not read those subtrees again. The root is marked last, only when all passed.
  */
-export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, metadata: Pick<MetadataStore, "completeSummary" | "completeSummaries" | "markComplete">): Promise<void> {
+export async function verifyTreeClosure(
+  rootId: ObjectId,
+  store: ObjectStore,
+  metadata: Pick<MetadataStore, "completeSummary" | "completeSummaries" | "markComplete">,
+  chunkLengths?: StructureSources["chunkLengths"],
+): Promise<void> {
   // Paced by what the check reads (nodes, and the chunks that files named by their chunk are
   // checked against), not by what it marks: a tree of 100 000 small files reads 100 000 chunks
   // and marks only its few hundred directories' nodes.
@@ -50,7 +55,7 @@ export async function verifyTreeClosure(rootId: ObjectId, store: ObjectStore, me
     hasMany: (ids) => store.hasMany(ids),
   };
   const record = (nodes: CheckedNode[]) => metadata.markComplete(nodes);
-  const report = await checkTree(rootId, reading, (id) => metadata.completeSummary(id), record, (ids) => metadata.completeSummaries(ids));
+  const report = await checkTree(rootId, reading, (id) => metadata.completeSummary(id), record, (ids) => metadata.completeSummaries(ids), chunkLengths);
   if (report.missing.length > 0) throw new IncompleteTreeError(report.missing);
 }
 
@@ -72,9 +77,10 @@ export async function checkTree(
   known: StructureSources["known"],
   record?: StructureSources["record"],
   knownMany?: StructureSources["knownMany"],
+  chunkLengths?: StructureSources["chunkLengths"],
 ): Promise<StructureReport> {
   try {
-    return await checkTreeStructure(rootId, { getMany: (ids) => store.getMany(ids), hasMany: (ids) => store.hasMany(ids), known, knownMany, record });
+    return await checkTreeStructure(rootId, { getMany: (ids) => store.getMany(ids), hasMany: (ids) => store.hasMany(ids), known, knownMany, record, chunkLengths });
   } catch (error) {
     if (error instanceof TreeStructureError) throw new InvalidTreeError(error.message, error.objectId, error.path, error.rule);
     throw error;

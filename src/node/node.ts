@@ -32,6 +32,7 @@ import { nodeIdProblem } from "./node-id.ts";
 import { CoalescingRunner } from "./coalesce.ts";
 import type { Repairer } from "./repair.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "./gc.ts";
+import { IngestMarks } from "./ingest-marks.ts";
 import { EVENT_LOG_CAPACITY, EventLog, firstEventId } from "./events.ts";
 import { commitPush, type CommitRequest, type CommitResult } from "./commit.ts";
 import { integrateReplicaVersions, replicaVersionNamesProblem, type IntegrateResult, type ReplicaVersion } from "./integrate-replica.ts";
@@ -109,6 +110,8 @@ export class DsyncNode {
   /** How strong folders' heads move (the cluster's log); absent on a node assembled without consensus. */
   private strongHeads: StrongHeads | undefined;
   private readonly stopHearingQuarantine: () => void;
+  /** Completeness marks made as uploads arrive (ingest-marks.ts). */
+  readonly ingestMarks: IngestMarks;
   /** What happened on this node, for GET /v1/events and the dashboard (events.ts). */
   readonly events: EventLog;
 
@@ -131,7 +134,9 @@ export class DsyncNode {
     // no mark can be trusted to (a mark does not say what lies below it), so all are dropped and
     // the next commit or pull checks its tree again, finding the quarantined object missing.
     this.events = new EventLog(clock, EVENT_LOG_CAPACITY, firstEventId(clock.nowMs()));
+    this.ingestMarks = new IngestMarks(store, metadata, () => this.marksDropped);
     this.stopHearingQuarantine = store.onQuarantine((ids) => {
+      this.ingestMarks.forgetAll();
       // Before the event: whoever hears of the quarantine finds the marks gone. A failure is
       // logged, not thrown into the store's read; the next quarantine drops them again.
       this.marksDropped = metadata.unmarkAllComplete().catch((error: unknown) => console.error("dsync: dropping completeness marks failed:", error));
@@ -162,7 +167,7 @@ export class DsyncNode {
       checkClosure: async (root) => {
         // A quarantine's drop of every mark goes first: no mark it dropped is trusted again.
         await this.marksDropped;
-        await verifyTreeClosure(root, this.store, this.metadata);
+        await verifyTreeClosure(root, this.store, this.metadata, (ids) => this.ingestMarks.knownChunkLengths(ids));
       },
       moveHead: async (folder, expected, head, versions) => {
         // The mode is read right before the move, so a folder the log made strong a moment ago
@@ -301,6 +306,16 @@ export class DsyncNode {
   /** Stores objects after verifying each id; durable when it resolves. */
   async putObjects(objects: readonly StoredObject[]): Promise<void> {
     await this.store.putMany(objects);
+  }
+
+  /**
+   * A client's upload: stored as putObjects does, then, once durable, what of it can be marked
+   * complete from what is already here is marked (ingest-marks.ts), so the push's commit checks
+   * little. The bytes must stay unchanged until it resolves.
+   */
+  async putUploaded(objects: readonly StoredObject[]): Promise<void> {
+    await this.store.putMany(objects);
+    await this.ingestMarks.markStored(objects);
   }
 
   /**
@@ -680,7 +695,7 @@ export class DsyncNode {
   /** Applies retention, then deletes what no kept version (and no push in flight) reaches. */
   async gc(options: GcOptions = {}): Promise<GcReport> {
     // One gc at a time; requests during one share the next (coalesce.ts).
-    return this.gcRuns.run(JSON.stringify([options.graceMs ?? null, options.dryRun === true]), () => this.writeLock.run(() => collectGarbage(this, options)));
+    return this.gcRuns.run(JSON.stringify([options.graceMs ?? null, options.dryRun === true]), () => this.writeLock.run(() => this.ingestMarks.pauseWhile(() => collectGarbage(this, options))));
   }
 
   /**

@@ -312,9 +312,10 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   });
 
   app.post("/v1/objects/upload", async (c) => {
-    // Stored group by group as the body arrives (object-batch-stream.ts), answered once all are durable.
+    // Stored group by group as the body arrives (object-batch-stream.ts), answered once all are
+    // durable; what each group lets the node mark complete is marked as it lands (ingest-marks.ts).
     const stored = await readObjectBatch(c, async (objects) => {
-      await node.putObjects(objects);
+      await node.putUploaded(objects);
       visibility.recordUploads(c, objects.map((o) => o.id));
     });
     node.events.emit("push", transferFolder(c), { objects: stored.objects, bytes: stored.bytes });
@@ -334,7 +335,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const id = pathId(c, "id");
     // One object: refused past its bound as declared or as read, not after reading 64 MiB.
     const bytes = await readBody(c, LIMITS.objectBytesMax);
-    await node.putObjects([{ id, bytes }]);
+    await node.putUploaded([{ id, bytes }]);
     visibility.recordUploads(c, [id]);
     node.events.emit("push", transferFolder(c), { objects: 1, bytes: bytes.length });
     return c.json({ id: idToHex(id), stored: true }, 201);

@@ -51,6 +51,8 @@ export interface KeepFrom {
 const FLUSH_OBJECTS = 2048;
 /** Nodes noted between two looks at the process's memory (memory-budget.ts). */
 const MEMORY_CHECK_OBJECTS = 2048;
+/** Files scanned between two looks at the process's memory. */
+const MEMORY_CHECK_FILES = 1024;
 /** Ids of nodes already put remembered to skip a node built twice; forgotten at a flush beyond this. */
 const RECENT_IDS_MAX = 32_768;
 /** Memory the in-memory copies in `newObjects` may take (bytes plus about 200 per entry for key and map). */
@@ -97,6 +99,7 @@ export async function scanIntoCache(
     return true;
   };
   let lastBytes = 0;
+  let lastFilesDone = 0;
   // Totals for the bar, counted only when it is drawn. A directory scanned before: the files the
   // stat cache remembers (about the last scan's count) and no bytes (most are not read again).
   // A first scan: a pre-walk, one lstat per entry, counts the files and bytes. The pre-walk costs
@@ -121,9 +124,15 @@ export async function scanIntoCache(
         pending.push({ id: sealed.id, bytes: sealed.bytes });
         if (pending.length >= FLUSH_OBJECTS) await flush();
       },
+      // A stat cache hit (a file node) or a directory's record (a tree) counts only with its node
+      // in the cache, from an earlier scan: one this scan built itself is still being noted.
+      hasObject: (id) => caches.objects.has(id),
     },
     previousChunks: (fileId) => readFileChunks(fileId, cachedRemoteLoader(undefined, caches.objects)),
     onProgress: ({ bytesRead, filesDone }) => {
+      // Tiny files make no nodes (each is named by its chunk), only garbage: look per file too.
+      if (filesDone !== lastFilesDone && filesDone % MEMORY_CHECK_FILES === 0) memory.check();
+      lastFilesDone = filesDone;
       progress.advance(bytesRead - lastBytes, filesDone);
       lastBytes = bytesRead;
     },

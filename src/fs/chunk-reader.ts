@@ -22,7 +22,12 @@ export interface ChunkVisit {
   bytes: Uint8Array;
 }
 
-/** Reads fd from its start to its end; returns the number of bytes read. */
+/**
+ * Reads fd from its start to its end; returns the number of bytes read. With `sizeBytes` (what
+ * an fstat of fd said), a read that comes up short exactly at that size is taken as the end, so
+ * a small file takes one read instead of two (the second finding nothing); a caller that caches
+ * the result checks the size again after (scanner.ts), as a file that grew meanwhile is cut short.
+ */
 export async function forEachChunk(
   fd: number,
   buffer: Uint8Array,
@@ -30,6 +35,7 @@ export async function forEachChunk(
   visit: (chunk: ChunkVisit) => void | Promise<void>,
   onRead?: (bytes: number) => void,
   previous?: readonly ChunkRef[],
+  sizeBytes?: number,
 ): Promise<number> {
   let filled = 0;
   let start = 0;
@@ -50,8 +56,9 @@ export async function forEachChunk(
 
   for (;;) {
     while (!eof && filled < buffer.length) {
-      const n = readSync(fd, buffer, filled, buffer.length - filled, position);
-      if (n === 0) eof = true;
+      const asked = buffer.length - filled;
+      const n = readSync(fd, buffer, filled, asked, position);
+      if (n === 0 || (n < asked && position + n === sizeBytes)) eof = true;
       filled += n;
       position += n;
       onRead?.(n);

@@ -18,17 +18,19 @@
 // elsewhere after it was listed is not gone through, and a file is opened without following a
 // link or blocking and must be the regular file its lstat saw. A racing process that swaps an
 // entry makes it unreadable for this scan (its synced entry stands), never a window outside.
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
 import { forEachChunk } from "./chunk-reader.ts";
-import type { ObjectId } from "../core/id.ts";
+import { idEquals, type ObjectId } from "../core/id.ts";
 import { decodesAsObject, type ChunkRef, type TreeEntry } from "../core/objects.ts";
 import { syncedMode } from "../core/file-mode.ts";
 import { validateName, validateSymlinkTarget } from "../core/names.ts";
 import { buildTreeNodes, FileNodeBuilder, type SealedObject } from "../core/pages.ts";
 import { decodeNameBytes, escapeNameBytes, readDirectoryNames, type DirectoryNames } from "./directory-names.ts";
 import { handlesResolveNames, pathInHandle } from "./directory-handle.ts";
+import { DirectoryFingerprint } from "./directory-fingerprint.ts";
+import { entryCalls, type EntryCalls, type EntryStat } from "./entry-calls.ts";
 import { IGNORE_FILE_NAME, ignoredInWalk, parseIgnoreFile, type IgnoreRules } from "./ignore.ts";
 import { NoStatCache, RACY_WINDOW_NS, type StatCache, type StatCacheEntry } from "./stat-cache.ts";
 
@@ -191,24 +193,6 @@ class ChangedWhileScanned extends Error {
   }
 }
 
-/** Opens a directory child without following a link, and checks it is the directory lstat saw. */
-function openListedDirectory(path: string, absolutePath: string, seen: BigIntStats): number {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ELOOP" || code === "ENOTDIR") throw new ChangedWhileScanned(absolutePath);
-    throw naming(error, path, absolutePath);
-  }
-  const opened = fstatSync(fd, { bigint: true });
-  if (!opened.isDirectory() || opened.dev !== seen.dev || opened.ino !== seen.ino) {
-    closeSync(fd);
-    throw new ChangedWhileScanned(absolutePath);
-  }
-  return fd;
-}
-
 /** A .dsyncignore that is there and cannot be read (permissions, not a regular file, I/O). */
 export class IgnoreFileUnreadable extends Error {
   constructor(readonly path: string, override readonly cause: unknown) {
@@ -232,11 +216,15 @@ class Scanner {
   readonly tempLeftovers: string[] = [];
   readonly counts = { files: 0, directories: 0, symlinks: 0, totalBytes: 0, bytesRead: 0, filesRead: 0, filesFromCache: 0, chunksRead: 0, chunks: 0 };
   private readonly params: ChunkerParams;
+  /** The chunker's descriptor, which leads every directory fingerprint. */
+  private readonly chunking: string;
+  private readonly calls: EntryCalls = entryCalls();
   private readonly buffer: Uint8Array;
   private readonly startNs: bigint;
 
   constructor(private readonly options: ScanOptions) {
     this.params = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
+    this.chunking = `fastcdc2020:${this.params.minSizeBytes}:${this.params.avgSizeBytes}:${this.params.maxSizeBytes}`;
     this.statCache = options.statCache ?? new NoStatCache();
     const size = Math.max(options.readBufferBytes ?? READ_BUFFER_BYTES_DEFAULT, this.params.maxSizeBytes * 2);
     this.buffer = new Uint8Array(size);
@@ -287,13 +275,19 @@ class Scanner {
       this.skip(relativePath === "" ? escaped : `${relativePath}/${escaped}`, "the name is not valid UTF-8; not synced", "unsupported", false);
     }
     this.rulesByDirectory.set(relativePath, ruleSets);
-    // This directory's remembered files alone, dropped when it is done: memory follows the
-    // directories the walk is inside, not the tree. What the walk sees is noted so the cache
-    // forgets the rest (files gone, ignored or unreadable; subdirectories not scanned).
-    const remembered = this.statCache.directory(relativePath);
-    const seenFiles = new Set<string>();
+    // First every entry is looked at (and every subdirectory scanned), files only by lstat: when
+    // the fingerprint of what was seen is the one recorded last time, with the tree still at
+    // hand, that tree id is this directory's, and no file is opened, no stat cache row read, no
+    // tree built. Otherwise the files are taken in turn, through the stat cache as before.
+    const record = this.statCache.directoryRecord(relativePath);
+    const fingerprint = new DirectoryFingerprint(this.chunking);
+    // Whether every entry was stored, each file on a stat the stat cache holds (or now takes):
+    // only then may this directory be recorded for the next scan.
+    let recordable = true;
+    // Files are placed in `entries` (in tree order) once taken: null until then, and for good when skipped.
+    const files: { name: string; childRelative: string; childAbsolute: string; stats: EntryStat; at: number }[] = [];
     const seenSubdirectories = new Set<string>();
-    const entries: TreeEntry[] = [];
+    const entries: (TreeEntry | null)[] = [];
     for (const name of names) {
       const childRelative = relativePath === "" ? name : `${relativePath}/${name}`;
       if (relativePath === "" && this.options.excludeTopLevel?.includes(name)) continue;
@@ -306,32 +300,34 @@ class Scanner {
         this.skip(childRelative, nameProblem, "unsupported", false);
         continue;
       }
-      const childAbsolute = join(absolutePath, name);
-      const childPath = entryOf(fd, absolutePath, name);
-      let stats: BigIntStats;
+      const childAbsolute = relativePath === "" ? join(absolutePath, name) : `${absolutePath}/${name}`;
+      let stats: EntryStat;
       try {
-        stats = lstatSync(childPath, { bigint: true });
+        stats = this.calls.lstatAt(fd, absolutePath, name);
       } catch (error) {
-        this.skip(childRelative, `cannot stat: ${naming(error, childPath, childAbsolute).message}`, "unreadable");
+        this.skip(childRelative, `cannot stat: ${naming(error, entryOf(fd, absolutePath, name), childAbsolute).message}`, "unreadable");
+        recordable = false;
         continue;
       }
+      const kind = stats.kind;
       // Nothing above is ignored (the walk does not go below an ignored directory).
-      if (ignoredInWalk(ruleSets, childRelative, stats.isDirectory())) {
+      if (ignoredInWalk(ruleSets, childRelative, kind === "directory")) {
         this.notRead.push({ path: childRelative, cause: "ignored" });
         continue;
       }
       // Permission bits alone: setuid, setgid and sticky are never synced (core/file-mode.ts).
-      const mode = syncedMode(Number(stats.mode & 0o7777n));
-      const mtimeMs = Number(stats.mtimeNs / 1_000_000n);
-      if (stats.isDirectory()) {
+      const mode = syncedMode(stats.mode & 0o7777);
+      const mtimeMs = stats.mtimeMs;
+      if (kind === "directory") {
         // Only listing the directory counts as "cannot read it": any other error (the sink's,
         // say) is a failure of the scan, never a reason to leave the directory out.
         let childFd: number;
         let listing: DirectoryNames;
         try {
-          childFd = openListedDirectory(childPath, childAbsolute, stats);
+          childFd = this.openListedDirectory(fd, absolutePath, name, childAbsolute, stats);
         } catch (error) {
           this.skip(childRelative, `cannot read directory: ${(error as Error).message}`, "unreadable");
+          recordable = false;
           continue;
         }
         let id: ObjectId;
@@ -341,6 +337,7 @@ class Scanner {
             listing = readDirectoryNames(handle);
           } catch (error) {
             this.skip(childRelative, `cannot read directory: ${naming(error, handle, childAbsolute).message}`, "unreadable");
+            recordable = false;
             continue;
           }
           try {
@@ -350,6 +347,7 @@ class Scanner {
             if (!(error instanceof IgnoreFileUnreadable) || error.path !== `${childRelative}/${IGNORE_FILE_NAME}`) throw error;
             // Without its rules the directory is not read at all: its synced entry stands for it.
             this.skip(childRelative, error.message, "unreadable");
+            recordable = false;
             continue;
           }
         } finally {
@@ -357,93 +355,153 @@ class Scanner {
         }
         seenSubdirectories.add(name);
         this.counts.directories++;
+        fingerprint.directory(name, mode, mtimeMs, id);
         entries.push({ name, kind: "dir", mode, mtimeMs, sizeBytes: 0, id, target: null });
-      } else if (stats.isFile()) {
-        seenFiles.add(name);
-        const file = await this.scanFileAt(childRelative, childAbsolute, childPath, stats, remembered.files.get(name));
-        if (!file) continue;
-        this.counts.files++;
-        this.counts.totalBytes += file.sizeBytes;
-        // Per file too, not only per block read: files the stat cache serves advance the count.
-        this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
-        entries.push(
-          file.idNamesChunk
-            ? { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null, idNamesChunk: true }
-            : { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null },
-        );
-      } else if (stats.isSymbolicLink()) {
+      } else if (kind === "file") {
+        fingerprint.file(name, stats);
+        files.push({ name, childRelative, childAbsolute, stats, at: entries.length });
+        entries.push(null);
+      } else if (kind === "symlink") {
+        const childPath = entryOf(fd, absolutePath, name);
         let targetBytes: Buffer;
         try {
           targetBytes = readlinkSync(childPath, "buffer");
         } catch (error) {
           this.skip(childRelative, `cannot read link: ${naming(error, childPath, childAbsolute).message}`, "unreadable");
+          recordable = false;
           continue;
         }
         // As for names: a lossy decoding would store a link to somewhere else.
         const target = decodeNameBytes(targetBytes);
         if (target === undefined) {
           this.skip(childRelative, `the link target ${escapeNameBytes(targetBytes)} is not valid UTF-8`, "unsupported");
+          recordable = false;
           continue;
         }
         const targetProblem = validateSymlinkTarget(target);
         if (targetProblem) {
           this.skip(childRelative, targetProblem, "unsupported");
+          recordable = false;
           continue;
         }
         this.counts.symlinks++;
+        fingerprint.symlink(name, mode, mtimeMs, target);
         entries.push({ name, kind: "symlink", mode, mtimeMs, sizeBytes: 0, id: null, target });
       } else {
         this.skip(childRelative, "not a regular file, directory or symlink", "unsupported");
+        recordable = false;
       }
     }
+    const digest = fingerprint.digest();
+    if (
+      recordable &&
+      record !== undefined &&
+      idEquals(record.fingerprint, digest) &&
+      (!this.options.sink.hasObject || (await this.options.sink.hasObject(record.treeId)))
+    ) {
+      // The same entries, each file on the stat its id was taken for: the same tree. The stat
+      // cache's rows for these files stand as they are (the same names, nothing gone).
+      for (const file of files) this.counts.totalBytes += file.stats.sizeBytes;
+      this.counts.files += files.length;
+      this.counts.filesFromCache += files.length;
+      this.counts.chunks += record.chunkCount;
+      this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
+      return record.treeId;
+    }
+    // This directory's remembered files alone, dropped when it is done: memory follows the
+    // directories the walk is inside, not the tree. What the walk sees is noted so the cache
+    // forgets the rest (files gone, ignored or unreadable; subdirectories not scanned).
+    const remembered = this.statCache.directory(relativePath);
+    const seenFiles = new Set<string>();
+    let chunkCount = 0;
+    for (const { name, childRelative, childAbsolute, stats, at } of files) {
+      seenFiles.add(name);
+      const file = await this.scanFileAt(childRelative, childAbsolute, fd, absolutePath, name, stats, remembered.files.get(name));
+      if (!file) {
+        recordable = false;
+        continue;
+      }
+      if (!file.cachedAsSeen) recordable = false;
+      chunkCount += file.chunkCount;
+      this.counts.files++;
+      this.counts.totalBytes += file.sizeBytes;
+      // Per file too, not only per block read: files the stat cache serves advance the count.
+      this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
+      const mode = syncedMode(stats.mode & 0o7777);
+      entries[at] = file.idNamesChunk
+        ? { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null, idNamesChunk: true }
+        : { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null };
+    }
     this.statCache.leaveDirectory(relativePath, remembered, seenFiles, seenSubdirectories);
-    const nodes = buildTreeNodes(entries);
+    const nodes = buildTreeNodes(entries.filter((entry) => entry !== null));
     for (const node of nodes) await this.options.sink.object(node);
-    return nodes[nodes.length - 1]!.id;
+    const treeId = nodes[nodes.length - 1]!.id;
+    if (recordable) this.statCache.setDirectoryRecord(relativePath, { fingerprint: digest, treeId, chunkCount });
+    return treeId;
   }
 
-  /** Reads the file at `path` (through its directory's handle), which lstat saw as `stats`. */
+  /** Opens a directory child without following a link, and checks it is the directory lstat saw. */
+  private openListedDirectory(dirFd: number, dirPath: string, name: string, absolutePath: string, seen: EntryStat): number {
+    let fd: number;
+    try {
+      fd = this.calls.openAt(dirFd, dirPath, name, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ELOOP" || code === "ENOTDIR") throw new ChangedWhileScanned(absolutePath);
+      throw naming(error, entryOf(dirFd, dirPath, name), absolutePath);
+    }
+    const opened = this.calls.fstat(fd);
+    if (opened.kind !== "directory" || !opened.sameFile(seen)) {
+      closeSync(fd);
+      throw new ChangedWhileScanned(absolutePath);
+    }
+    return fd;
+  }
+
+  /** Reads the file `name` in the directory open as `dirFd` (at `dirPath`), which lstat saw as `stats`. */
   private async scanFileAt(
     relativePath: string,
     absolutePath: string,
-    path: string,
-    stats: BigIntStats,
+    dirFd: number,
+    dirPath: string,
+    name: string,
+    stats: EntryStat,
     cached: StatCacheEntry | undefined,
-  ): Promise<{ id: ObjectId; idNamesChunk: boolean; sizeBytes: number; mtimeMs: number } | undefined> {
-    const mode = syncedMode(Number(stats.mode & 0o7777n));
+  ): Promise<{ id: ObjectId; idNamesChunk: boolean; sizeBytes: number; mtimeMs: number; chunkCount: number; cachedAsSeen: boolean } | undefined> {
+    const mode = syncedMode(stats.mode & 0o7777);
     if (
       cached &&
-      cached.sizeBytes === Number(stats.size) &&
+      cached.sizeBytes === stats.sizeBytes &&
       cached.mtimeNs === stats.mtimeNs &&
       cached.ctimeNs === stats.ctimeNs &&
-      cached.inode === stats.ino &&
+      cached.inode === stats.inode &&
       // A file named by its one chunk has no node to keep (the cache never holds chunks).
       (cached.idNamesChunk || !this.options.sink.hasObject || (await this.options.sink.hasObject(cached.fileId)))
     ) {
       this.counts.filesFromCache++;
       this.counts.chunks += cached.chunkCount;
       if (cached.mode !== mode) this.statCache.set(relativePath, { ...cached, mode });
-      return { id: cached.fileId, idNamesChunk: cached.idNamesChunk === true, sizeBytes: cached.sizeBytes, mtimeMs: Number(stats.mtimeNs / 1_000_000n) };
+      return { id: cached.fileId, idNamesChunk: cached.idNamesChunk === true, sizeBytes: cached.sizeBytes, mtimeMs: stats.mtimeMs, chunkCount: cached.chunkCount, cachedAsSeen: true };
     }
     let fd: number;
     try {
       // Never through a link, never blocking on a FIFO swapped in since the lstat.
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      fd = this.calls.openAt(dirFd, dirPath, name, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      const message = code === "ELOOP" ? new ChangedWhileScanned(absolutePath).message : naming(error, path, absolutePath).message;
+      const message = code === "ELOOP" ? new ChangedWhileScanned(absolutePath).message : naming(error, entryOf(dirFd, dirPath, name), absolutePath).message;
       this.skip(relativePath, `cannot open: ${message}`, "unreadable");
       return undefined;
     }
-    const opened = fstatSync(fd, { bigint: true });
-    if (!opened.isFile() || opened.dev !== stats.dev || opened.ino !== stats.ino) {
+    const opened = this.calls.fstat(fd);
+    if (opened.kind !== "file" || !opened.sameFile(stats)) {
       closeSync(fd);
       this.skip(relativePath, `cannot open: ${new ChangedWhileScanned(absolutePath).message}`, "unreadable");
       return undefined;
     }
     let builder: FileNodeBuilder;
     let onlyChunkIsObject = false;
-    let after: BigIntStats;
+    let after: EntryStat;
     try {
       const previous = !cached
         ? undefined
@@ -452,10 +510,10 @@ class Scanner {
           : this.options.previousChunks
             ? await this.options.previousChunks(cached.fileId).catch(() => undefined)
             : undefined;
-      ({ builder, firstChunkIsObject: onlyChunkIsObject } = await this.readChunks(fd, previous));
+      ({ builder, firstChunkIsObject: onlyChunkIsObject } = await this.readChunks(fd, previous, opened.sizeBytes));
       // The file's identity after reading: if it changed while we read, what we hashed may be a
       // mix of old and new bytes, so it must not be cached (the next scan reads it again).
-      after = fstatSync(fd, { bigint: true });
+      after = this.calls.fstat(fd);
     } catch (error) {
       // The sink failing (a full cache, a failed upload) fails the scan; only reading the file
       // makes it "unreadable".
@@ -479,23 +537,28 @@ class Scanner {
     }
 
     this.counts.filesRead++;
-    const stable = after.mtimeNs === stats.mtimeNs && after.size === stats.size && BigInt(sizeBytes) === after.size;
-    const racy = this.startNs - after.mtimeNs < RACY_WINDOW_NS || this.startNs - after.ctimeNs < RACY_WINDOW_NS;
+    const afterMtimeNs = after.mtimeNs;
+    const afterCtimeNs = after.ctimeNs;
+    const stable = afterMtimeNs === stats.mtimeNs && after.sizeBytes === stats.sizeBytes && sizeBytes === after.sizeBytes;
+    const racy = this.startNs - afterMtimeNs < RACY_WINDOW_NS || this.startNs - afterCtimeNs < RACY_WINDOW_NS;
     this.counts.chunks += builder.chunkCount;
     this.counts.chunksRead += builder.chunkCount;
-    if (stable && !racy) {
-      const entry: StatCacheEntry = { sizeBytes, mtimeNs: after.mtimeNs, ctimeNs: after.ctimeNs, inode: after.ino, mode, fileId: id, chunkCount: builder.chunkCount };
+    const remembered = stable && !racy;
+    if (remembered) {
+      const entry: StatCacheEntry = { sizeBytes, mtimeNs: afterMtimeNs, ctimeNs: afterCtimeNs, inode: after.inode, mode, fileId: id, chunkCount: builder.chunkCount };
       if (single) entry.idNamesChunk = true;
       this.statCache.set(relativePath, entry);
     }
-    return { id, idNamesChunk: single !== undefined, sizeBytes, mtimeMs: Number(after.mtimeNs / 1_000_000n) };
+    // The directory's fingerprint holds the lstat: it stands for this id only if the cache now holds that very stat.
+    const cachedAsSeen = remembered && after.sameIdentity(stats);
+    return { id, idNamesChunk: single !== undefined, sizeBytes, mtimeMs: after.mtimeMs, chunkCount: builder.chunkCount, cachedAsSeen };
   }
 
   /**
    * Streams a file through the reused buffer, cutting and hashing chunks as they complete and
    * sealing its leaf pages as they fill, so memory does not grow with the file's size.
    */
-  private async readChunks(fd: number, previous: readonly ChunkRef[] | undefined): Promise<{ builder: FileNodeBuilder; firstChunkIsObject: boolean }> {
+  private async readChunks(fd: number, previous: readonly ChunkRef[] | undefined, sizeBytes: number): Promise<{ builder: FileNodeBuilder; firstChunkIsObject: boolean }> {
     const sink = this.options.sink;
     const builder = new FileNodeBuilder();
     let firstChunkIsObject = false;
@@ -518,6 +581,7 @@ class Scanner {
         this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
       },
       previous,
+      sizeBytes,
     );
     return { builder, firstChunkIsObject };
   }

@@ -27,6 +27,18 @@ export interface StatCacheDirectory {
   readonly subdirectories: ReadonlySet<string>;
 }
 
+/**
+ * What a scan recorded of a directory all of whose entries it stored, so the next scan can take
+ * its tree id without building, encoding or hashing the tree (scanner.ts says when).
+ */
+export interface DirectoryRecord {
+  /** A digest of every entry's name, kind and what fixes its tree entry (stat, link target, subdirectory's tree id). */
+  fingerprint: Uint8Array;
+  treeId: ObjectId;
+  /** Chunks across the directory's own files, so a reused directory still counts them. */
+  chunkCount: number;
+}
+
 export interface StatCache {
   /** One path's entry (a point lookup; a scan uses `directory`). */
   get(path: string): StatCacheEntry | undefined;
@@ -41,6 +53,10 @@ export interface StatCache {
    */
   leaveDirectory(relativePath: string, remembered: StatCacheDirectory, seenFiles: ReadonlySet<string>, seenSubdirectories: ReadonlySet<string>): void;
   set(path: string, entry: StatCacheEntry): void;
+  /** The record of the directory at `relativePath` from an earlier scan (one point lookup). */
+  directoryRecord(relativePath: string): DirectoryRecord | undefined;
+  /** Records a directory for the next scan (written with the entries). */
+  setDirectoryRecord(relativePath: string, record: DirectoryRecord): void;
   /** Drops what leaveDirectory found gone, writes what was set, then persists. */
   finish(): void;
   /** Persists entries for files dsync itself just wrote (a pull), leaving other paths alone. */
@@ -100,6 +116,7 @@ function entryOfRow(row: StatCacheRow): StatCacheEntry {
 export class SqliteStatCache implements StatCache {
   private readonly db: Database;
   private readonly pending = new Map<string, StatCacheEntry>();
+  private readonly pendingDirectories = new Map<string, DirectoryRecord>();
   /** Paths of files found gone, and prefixes (`d/x/`) of subtrees found gone, not yet dropped. */
   private goneFiles: string[] = [];
   private goneSubtrees: string[] = [];
@@ -109,6 +126,7 @@ export class SqliteStatCache implements StatCache {
   private readonly rootRowsFrom: Statement;
   private readonly rootRowsAfter: Statement;
   private readonly rowAt: Statement;
+  private readonly directoryRecordAt: Statement;
 
   constructor(path: string) {
     this.db = new Database(path, { create: true });
@@ -120,6 +138,10 @@ export class SqliteStatCache implements StatCache {
     // A cache from before files could be named by their one chunk: every id it holds is a file node's.
     const columns = this.db.prepare("PRAGMA table_info(stat_cache)").all() as { name: string }[];
     if (!columns.some((c) => c.name === "file_id_names_chunk")) this.db.exec("ALTER TABLE stat_cache ADD COLUMN file_id_names_chunk INTEGER NOT NULL DEFAULT 0");
+    // One row per directory a scan could record (scanner.ts); a cache from before it has none
+    // and gains them as it scans.
+    this.db.exec(`CREATE TABLE IF NOT EXISTS directory_records (
+      path TEXT PRIMARY KEY, fingerprint BLOB NOT NULL, tree_id BLOB NOT NULL, chunk_count INTEGER NOT NULL) WITHOUT ROWID`);
     // Both bounds in the key's range: an end only tested per row ("?2 IS NULL OR path < ?2")
     // would let a directory's query read on through the rest of the table.
     this.rowsFrom = this.db.prepare("SELECT * FROM stat_cache WHERE path >= ?1 AND path < ?2 ORDER BY path LIMIT ?3");
@@ -127,6 +149,7 @@ export class SqliteStatCache implements StatCache {
     this.rootRowsFrom = this.db.prepare("SELECT * FROM stat_cache WHERE path >= ?1 ORDER BY path LIMIT ?2");
     this.rootRowsAfter = this.db.prepare("SELECT * FROM stat_cache WHERE path > ?1 ORDER BY path LIMIT ?2");
     this.rowAt = this.db.prepare("SELECT * FROM stat_cache WHERE path = ?");
+    this.directoryRecordAt = this.db.prepare("SELECT fingerprint, tree_id, chunk_count FROM directory_records WHERE path = ?");
   }
 
   get(path: string): StatCacheEntry | undefined {
@@ -183,10 +206,21 @@ export class SqliteStatCache implements StatCache {
     return (this.db.query("SELECT count(*) AS n FROM stat_cache").get() as { n: number }).n;
   }
 
+  directoryRecord(relativePath: string): DirectoryRecord | undefined {
+    const row = this.directoryRecordAt.get(relativePath) as { fingerprint: Uint8Array; tree_id: Uint8Array; chunk_count: number } | null;
+    return row ? { fingerprint: new Uint8Array(row.fingerprint), treeId: new Uint8Array(row.tree_id) as ObjectId, chunkCount: row.chunk_count } : undefined;
+  }
+
+  setDirectoryRecord(relativePath: string, record: DirectoryRecord): void {
+    this.pendingDirectories.set(relativePath, record);
+    if (this.pendingDirectories.size >= PENDING_ROWS_MAX) this.writePending();
+  }
+
   /** Forgets everything (when the objects it points at are gone). */
   clear(): void {
-    this.db.exec("DELETE FROM stat_cache");
+    this.db.exec("DELETE FROM stat_cache; DELETE FROM directory_records");
     this.pending.clear();
+    this.pendingDirectories.clear();
     this.goneFiles = [];
     this.goneSubtrees = [];
   }
@@ -203,29 +237,52 @@ export class SqliteStatCache implements StatCache {
    * entered), so the order does not matter. An unchanged tree writes nothing (no transaction).
    */
   private writePending(): void {
-    if (this.pending.size === 0 && this.goneFiles.length === 0 && this.goneSubtrees.length === 0) return;
+    if (this.pending.size === 0 && this.pendingDirectories.size === 0 && this.goneFiles.length === 0 && this.goneSubtrees.length === 0) return;
     const insert = this.db.prepare(INSERT_ROW);
+    const insertDirectory = this.db.prepare("INSERT OR REPLACE INTO directory_records (path, fingerprint, tree_id, chunk_count) VALUES (?, ?, ?, ?)");
     const removeFile = this.db.prepare("DELETE FROM stat_cache WHERE path = ?");
     // Everything below `d/x/` lies in [`d/x/`, `d/x0`).
     const removeSubtree = this.db.prepare("DELETE FROM stat_cache WHERE path >= ?1 AND path < ?2");
+    // A gone directory's own record and its subdirectories' (a stale one could never be taken
+    // wrongly, its fingerprint would have to match, but it would be kept for nothing).
+    const removeDirectories = this.db.prepare("DELETE FROM directory_records WHERE path = ?1 OR (path >= ?2 AND path < ?3)");
     this.db.transaction(() => {
       for (const path of this.goneFiles) removeFile.run(path);
-      for (const prefix of this.goneSubtrees) removeSubtree.run(prefix, `${prefix.slice(0, -1)}0`);
+      for (const prefix of this.goneSubtrees) {
+        removeSubtree.run(prefix, `${prefix.slice(0, -1)}0`);
+        removeDirectories.run(prefix.slice(0, -1), prefix, `${prefix.slice(0, -1)}0`);
+      }
       for (const [path, e] of this.pending) {
         insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount, e.idNamesChunk ? 1 : 0);
       }
+      for (const [path, record] of this.pendingDirectories) insertDirectory.run(path, record.fingerprint, record.treeId, record.chunkCount);
     })();
     this.pending.clear();
+    this.pendingDirectories.clear();
     this.goneFiles = [];
     this.goneSubtrees = [];
   }
 
   remember(entries: ReadonlyMap<string, StatCacheEntry>): void {
     const insert = this.db.prepare(INSERT_ROW);
+    // Rows written from outside a scan: the records of every directory above them go, so the
+    // next scan goes through each such directory's rows and drops what is not on disk (a file a
+    // pull wrote in a directory removed since), instead of taking its record and keeping them.
+    const above = new Set<string>();
+    for (const path of entries.keys()) {
+      for (let end = path.lastIndexOf("/"); end > 0; end = path.lastIndexOf("/", end - 1)) {
+        const directory = path.slice(0, end);
+        if (above.has(directory)) break;
+        above.add(directory);
+      }
+    }
+    if (entries.size > 0) above.add("");
+    const removeDirectory = this.db.prepare("DELETE FROM directory_records WHERE path = ?");
     this.db.transaction(() => {
       for (const [path, e] of entries) {
         insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount, e.idNamesChunk ? 1 : 0);
       }
+      for (const directory of above) removeDirectory.run(directory);
     })();
   }
 
@@ -248,6 +305,10 @@ export class NoStatCache implements StatCache {
   }
   leaveDirectory(): void {}
   set(): void {}
+  directoryRecord(): undefined {
+    return undefined;
+  }
+  setDirectoryRecord(): void {}
   finish(): void {}
   remember(): void {}
   size(): number {

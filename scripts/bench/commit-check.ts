@@ -6,8 +6,15 @@
 // RSS of the process (the node) while it ran (VmHWM, reset before it; Linux). The folder is stored one
 // directory at a time, so what the bench holds itself stays small beside the node.
 //
-//   bun scripts/bench/commit-check.ts [--files N] [--dirs N] [--data DIR]
+//   bun scripts/bench/commit-check.ts [--files N] [--dirs N] [--data DIR] [--format 1|2] [--ingest upload|store]
 //   bun scripts/bench/commit-check.ts --files 1000000 --dirs 1000   (the 1 000 000-file push's tree)
+//
+// --format 2 (default): each file named by its one chunk in its directory's entry, as clients
+// write trees now; 1: a file node per file. --ingest upload (default): the folder is stored the
+// way the upload route stores a push (DsyncNode.putUploaded: marked complete as it lands, groups
+// of 10 000 objects, children first); store: stored without marks (putObjects), so the commit's
+// check reads the whole tree, as every commit did before marks were made at ingest. The time to
+// store the folder is printed too: what ingest marking costs moves there.
 //
 // The first commit reads everything; the second should read only the new nodes (the changed
 // file's node, its leaf page and the pages above it), whatever the size of the folder.
@@ -28,6 +35,10 @@ function flag(name: string, fallback: string): string {
 const files = Number(flag("files", "100000"));
 const dirs = Math.max(1, Number(flag("dirs", "1")));
 const dataDir = join(flag("data", "/tmp/dsync-bench"), "commit-check");
+const format = Number(flag("format", "2"));
+const ingest = flag("ingest", "upload");
+if (format !== 1 && format !== 2) throw new Error("--format is 1 or 2");
+if (ingest !== "upload" && ingest !== "store") throw new Error("--ingest is upload or store");
 
 rmSync(dataDir, { recursive: true, force: true });
 mkdirSync(dataDir, { recursive: true });
@@ -48,16 +59,28 @@ const text = new TextEncoder();
 function fileEntry(name: string, content: string, objects: StoredObject[]): TreeEntry {
   const bytes = text.encode(content);
   const chunk = blake3(bytes);
+  if (format === 2) {
+    objects.push({ id: chunk, bytes });
+    return { name, kind: "file", mode: 0o644, mtimeMs: 0, sizeBytes: bytes.length, id: chunk, target: null, idNamesChunk: true };
+  }
   const sealed = sealFile([{ id: chunk, lengthBytes: bytes.length }]);
   objects.push({ id: chunk, bytes }, ...sealed.objects.map((o) => ({ id: o.id, bytes: o.bytes })));
   return { name, kind: "file", mode: 0o644, mtimeMs: 0, sizeBytes: bytes.length, id: sealed.id, target: null };
 }
 
 /** The folder's tree with file `changed` (if any) holding other content; returns its root. */
+let storeMs = 0;
 async function storeFolder(changed: number | null): Promise<ObjectId> {
+  storeMs = 0;
   let objects: StoredObject[] = [];
   const flush = async () => {
-    for (let i = 0; i < objects.length; i += 10_000) await node.putObjects(objects.slice(i, i + 10_000));
+    for (let i = 0; i < objects.length; i += 10_000) {
+      const group = objects.slice(i, i + 10_000);
+      const started = performance.now();
+      if (ingest === "upload") await node.putUploaded(group);
+      else await node.putObjects(group);
+      storeMs += performance.now() - started;
+    }
     objects = [];
   };
   const perDir = Math.ceil(files / dirs);
@@ -96,12 +119,12 @@ async function timedCommit(label: string, root: ObjectId, parent: ObjectId | nul
   const rssPeakBytes = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
   const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
   process.stdout.write(
-    `${label}: ${counts.objectsRead} objects read, ${counts.chunksAsked} chunks asked about, ${ms.toFixed(1)} ms, RSS ${mb(rssBeforeBytes)} MB before, peak ${mb(rssPeakBytes)} MB\n`,
+    `${label}: stored in ${storeMs.toFixed(0)} ms (${node.ingestMarks.totals.marked} marked as they landed so far); commit: ${counts.objectsRead} objects read, ${counts.chunksAsked} chunks asked about, ${ms.toFixed(1)} ms, RSS ${mb(rssBeforeBytes)} MB before, peak ${mb(rssPeakBytes)} MB\n`,
   );
   return result.version;
 }
 
-process.stdout.write(`${files} files in ${dirs} director${dirs === 1 ? "y" : "ies"}\n`);
+process.stdout.write(`${files} files in ${dirs} director${dirs === 1 ? "y" : "ies"}, tree format ${format}, ingest by ${ingest}\n`);
 const first = await timedCommit("first commit (everything new)", await storeFolder(null), null);
 await timedCommit("one file changed", await storeFolder(Math.floor(files / 2)), first);
 await node.close();

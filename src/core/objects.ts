@@ -350,15 +350,19 @@ function decodeVersion(top: unknown[]): Version {
  * walks that key what they passed by id alone (gc's mark, descents) never take one for the other.
  */
 export function decodesAsObject(bytes: Uint8Array): boolean {
+  return decodeIfObject(bytes) !== undefined;
+}
+
+/** The structured object the bytes decode as, or undefined when they do not (decodesAsObject). */
+export function decodeIfObject(bytes: Uint8Array): StructuredObject | undefined {
   const first = bytes[0];
   // Every object is a msgpack array: fixarray, array16 or array32.
-  if (first === undefined || !((first & 0xf0) === 0x90 || first === 0xdc || first === 0xdd)) return false;
-  if (bytes.length > LIMITS.structuredObjectBytesMax) return false;
+  if (first === undefined || !((first & 0xf0) === 0x90 || first === 0xdc || first === 0xdd)) return undefined;
+  if (bytes.length > LIMITS.structuredObjectBytesMax) return undefined;
   try {
-    decodeObject(bytes);
-    return true;
+    return decodeObject(bytes);
   } catch {
-    return false;
+    return undefined;
   }
 }
 

@@ -21,14 +21,19 @@
 //   child gc is deleting), and a quarantine cancels the marks of a group still being checked
 //   (they may rest on a mark the quarantine dropped) and forgets every chunk length known.
 import { idEquals, idToHex, type ObjectId } from "../core/id.ts";
-import { decodeObject, decodesAsObject, isTreeLeaf } from "../core/objects.ts";
+import { decodeIfObject, decodeObject, isTreeLeaf, type StructuredObject } from "../core/objects.ts";
 import { checkTreeStructure, TreeStructureError, type CheckedNode, type NodeSummary } from "../core/tree-structure.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import type { MetadataStore } from "./metadata-store.ts";
 import type { NodeStore } from "./node-store.ts";
 
-/** Chunk lengths remembered from recent groups (a directory's chunks usually arrive a group or two before its node). */
-const CHUNK_LENGTHS_MAX = 32_768;
+/**
+ * Chunk lengths remembered from recent groups (a directory's chunks usually arrive a group or two
+ * before its node): two generations of at most this many each, the older dropped whole when the
+ * newer fills (deleting a Map's oldest keys one by one costs JavaScriptCore a scan past every
+ * key deleted before: 2 s for 100 000 chunks).
+ */
+const CHUNK_LENGTHS_GENERATION_MAX = 16_384;
 /** Bytes of chunks one group may read from the store to check "c" entries whose length it does not know. */
 const CHUNK_READ_BUDGET_BYTES = 4 * 1024 * 1024;
 
@@ -40,8 +45,13 @@ export interface IngestMarkReport {
 }
 
 export class IngestMarks {
-  /** Lengths of stored chunks that are no structured object, by hex id, oldest first. */
-  private readonly chunkLengths = new Map<string, number>();
+  /**
+   * Lengths of stored chunks that are no structured object, by hex id (newer generation first).
+   * Only a gc deletes objects, and it forgets them all, as does a quarantine: what is here was
+   * stored and still is.
+   */
+  private chunkLengths = new Map<string, number>();
+  private olderChunkLengths = new Map<string, number>();
   /** Bumped by every quarantine: a group checked across one writes nothing. */
   private epoch = 0;
   private paused = 0;
@@ -59,31 +69,35 @@ export class IngestMarks {
   /** Called (synchronously) when objects are quarantined, before the marks are dropped. */
   forgetAll(): void {
     this.epoch += 1;
-    this.chunkLengths.clear();
+    this.forgetChunkLengths();
   }
 
-  /** Runs `task` (gc) with no ingest marking in flight or started meanwhile. */
+  private forgetChunkLengths(): void {
+    this.chunkLengths = new Map();
+    this.olderChunkLengths = new Map();
+  }
+
+  /**
+   * Runs `task` (gc) with no ingest marking in flight or started meanwhile; the chunk lengths
+   * known are forgotten once it ends, since it may have deleted some of those chunks.
+   */
   async pauseWhile<T>(task: () => Promise<T>): Promise<T> {
     this.paused += 1;
     try {
       await Promise.allSettled([...this.inFlight]);
       return await task();
     } finally {
+      this.forgetChunkLengths();
       this.paused -= 1;
     }
   }
 
-  /**
-   * Lengths of chunks known stored and no structured object, for the checks (undefined: not
-   * known). Each known one is asked of the store again, so a chunk deleted since is not vouched for.
-   */
+  /** Lengths of chunks known stored and no structured object, for the checks (undefined: not known). */
   async knownChunkLengths(ids: readonly ObjectId[]): Promise<(number | undefined)[]> {
-    const lengths = ids.map((id) => this.chunkLengths.get(idToHex(id)));
-    const asked = ids.filter((_, i) => lengths[i] !== undefined);
-    if (asked.length === 0) return lengths;
-    const present = await this.store.hasMany(asked);
-    let next = 0;
-    return lengths.map((length) => (length === undefined ? undefined : present[next++] ? length : undefined));
+    return ids.map((id) => {
+      const key = idToHex(id);
+      return this.chunkLengths.get(key) ?? this.olderChunkLengths.get(key);
+    });
   }
 
   /**
@@ -105,17 +119,21 @@ export class IngestMarks {
   }
 
   private remember(key: string, lengthBytes: number): void {
-    if (this.chunkLengths.size >= CHUNK_LENGTHS_MAX) this.chunkLengths.delete(this.chunkLengths.keys().next().value!);
+    if (this.chunkLengths.size >= CHUNK_LENGTHS_GENERATION_MAX) {
+      this.olderChunkLengths = this.chunkLengths;
+      this.chunkLengths = new Map();
+    }
     this.chunkLengths.set(key, lengthBytes);
   }
 
   private async mark(objects: readonly StoredObject[]): Promise<IngestMarkReport> {
     const epoch = this.epoch;
     await this.marksSettled();
-    const nodes: StoredObject[] = [];
-    for (const object of objects) {
-      if (decodesAsObject(object.bytes)) nodes.push(object);
-      else this.remember(idToHex(object.id), object.bytes.length);
+    const nodes: (StoredObject & { object: StructuredObject })[] = [];
+    for (const stored of objects) {
+      const object = decodeIfObject(stored.bytes);
+      if (object !== undefined) nodes.push({ ...stored, object });
+      else this.remember(idToHex(stored.id), stored.bytes.length);
     }
     if (nodes.length === 0 || epoch !== this.epoch) return { nodes: nodes.length, marked: 0 };
 
@@ -132,7 +150,7 @@ export class IngestMarks {
       return answers.map((answer) => answer ?? stored[next++]);
     };
     for (const node of nodes) {
-      const object = decodeObject(node.bytes);
+      const object = node.object;
       if (object.kind === "version") continue;
       // The chunks this node names by "c" entries: the only objects besides itself its check may read.
       const namedChunks = new Set<string>();
@@ -154,6 +172,7 @@ export class IngestMarks {
               return answers;
             },
             hasMany: (ids) => this.store.hasMany(ids),
+            decode: (bytes) => (bytes === node.bytes ? object : decodeObject(bytes)),
             known: async (id) => (await knownMany([id]))[0],
             knownMany,
             chunkLengths: (ids) => this.knownChunkLengths(ids),

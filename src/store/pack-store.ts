@@ -448,11 +448,14 @@ export class PackObjectStore implements ObjectStore {
     let records: PendingRecord[] = [];
     let presentIds: ObjectId[] = [];
     let stepBytes = 0;
-    for (const { id, bytes } of objects) {
+    // Asked once for the whole batch (one statement per 512 ids, not one per object): inside the
+    // write queue nothing else changes what is present, and a repeat within the batch is `seen`.
+    const present = this.index.hasMany(objects.map((o) => o.id));
+    for (const [at, { id, bytes }] of objects.entries()) {
       const hex = idToHex(id);
       if (seen.has(hex)) continue;
       seen.add(hex);
-      if (this.index.has(id)) {
+      if (present[at]) {
         presentIds.push(id);
         continue;
       }

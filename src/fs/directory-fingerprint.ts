@@ -39,9 +39,20 @@ export class DirectoryFingerprint {
 
   private addText(text: string): void {
     this.room();
-    const { written } = this.encoder.encodeInto(text, this.bytes.subarray(this.length + 2));
-    this.view.setUint16(this.length, written, true);
-    this.length += 2 + written;
+    const bytes = this.bytes;
+    const start = this.length + 2;
+    let at = start;
+    // ASCII by hand (most names), anything else through the encoder.
+    for (let i = 0; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) {
+        at = start + this.encoder.encodeInto(text, bytes.subarray(start)).written;
+        break;
+      }
+      bytes[at++] = code;
+    }
+    this.view.setUint16(this.length, at - start, true);
+    this.length = at;
   }
 
   private addKind(name: string, kind: number): void {

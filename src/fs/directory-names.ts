@@ -51,8 +51,16 @@ export function escapeNameBytes(bytes: Uint8Array): string {
   return out;
 }
 
+/** A character outside ASCII: a name holding one may not be what its bytes are (see below). */
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** Lists a directory by name bytes. Throws what readdir throws (the directory cannot be read). */
 export function readDirectoryNames(absolutePath: string): DirectoryNames {
+  // Most listings are ASCII alone. Listed as strings, a name whose bytes are not UTF-8 comes back
+  // with a character outside ASCII (U+FFFD), so a listing of ASCII names is exactly the bytes on
+  // disk, and sorts bytewise as strings do. Anything else is listed again as bytes.
+  const listed = readdirSync(absolutePath);
+  if (!listed.some((name) => NON_ASCII.test(name))) return { names: listed.sort(), undecodable: [] };
   const names: string[] = [];
   const undecodable: string[] = [];
   for (const raw of readdirSync(absolutePath, { encoding: "buffer" })) {

@@ -162,6 +162,8 @@ class LibcEntryCalls implements EntryCalls {
   private readonly view = new DataView(this.statBuffer.buffer);
   /** A name is at most 255 bytes (NAME_MAX); a longer one is left to node:fs, which reports it. */
   private readonly nameBuffer = new Uint8Array(1024);
+  /** Where a name is encoded: the buffer less the room for its NUL. */
+  private readonly nameRoom = this.nameBuffer.subarray(0, this.nameBuffer.length - 1);
   private readonly emptyName = new Uint8Array(1);
   private readonly encoder = new TextEncoder();
 
@@ -169,7 +171,7 @@ class LibcEntryCalls implements EntryCalls {
 
   /** The name in `nameBuffer`, NUL-terminated; false when it does not fit. */
   private encodeName(name: string): boolean {
-    const { read, written } = this.encoder.encodeInto(name, this.nameBuffer.subarray(0, this.nameBuffer.length - 1));
+    const { read, written } = this.encoder.encodeInto(name, this.nameRoom);
     if (read !== name.length) return false;
     this.nameBuffer[written] = 0;
     return true;

@@ -214,6 +214,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--max-delete-percent <p>", description: "Guard: refuse deleting more than P% of the folder's files (default 50)" },
       { flags: "--max-delete-min-files <n>", description: "Guard: apply only when that is at least N files (default 100)" },
       { flags: "--dry-run", description: "List what would be sent (new, changed), skipped and deleted; send and record nothing" },
+      { flags: "--compress <mode>", description: "auto (default): zstd per batch only where it saves time on this link, by what the push measured; never; or a zstd level 1-19 for every batch that shrinks" },
       ...PROGRESS_OPTIONS,
       JSON_OPTION,
     ],

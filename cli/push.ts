@@ -8,6 +8,7 @@ import { counted } from "../src/core/plural.ts";
 import { parseCount, parseMessage, printJson } from "./errors.ts";
 import { previewPush } from "../src/client/push-preview.ts";
 import { ensureFolderModeFor, parseConsistency } from "../src/client/folder-mode.ts";
+import { parseCompressSetting } from "../src/client/upload-compression.ts";
 
 /**
  * The push committed, but some paths could not be read (their last synced entries were kept).
@@ -30,6 +31,7 @@ export interface PushFlags {
   maxDeleteMinFiles?: string;
   rebind?: boolean;
   consistency?: string;
+  compress?: string;
 }
 
 function deletionLimits(flags: PushFlags) {
@@ -43,6 +45,7 @@ function deletionLimits(flags: PushFlags) {
 
 export async function pushCommand(dir: string | undefined, flags: PushFlags): Promise<number> {
   const consistency = parseConsistency(flags.consistency);
+  const compress = parseCompressSetting(flags.compress);
   if (consistency && flags.dryRun) throw new UsageError("--consistency makes the folder, which --dry-run does not: run dsync folder create first, or leave one out");
   if (flags.dryRun) return dryRun(dir ?? ".", flags);
   // The folder in the mode asked before anything is sent: in the other mode, nothing is pushed.
@@ -66,6 +69,7 @@ export async function pushCommand(dir: string | undefined, flags: PushFlags): Pr
     allowDeletes: flags.allowDeletes === true,
     rebind: flags.rebind === true,
     deletionLimits: deletionLimits(flags),
+    compress,
   });
   const code = report.unreadable > 0 ? EXIT_PUSHED_WITH_UNREADABLE : 0;
   if (report.unreadable > 0) {

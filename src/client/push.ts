@@ -23,6 +23,7 @@ import { RemoteError, RemoteNode, type CommitInfo } from "./remote.ts";
 import { lastSyncedTree, scanIntoCache, type LocalScan } from "./scan-local.ts";
 import { checkDeletions, countDeletedFiles, DEFAULT_DELETION_LIMITS, type DeletionLimits } from "./deletion-guard.ts";
 import { clientToken, resolveSyncTarget } from "./sync-target.ts";
+import type { CompressSetting } from "./upload-compression.ts";
 
 export interface PushOptions {
   remote?: string;
@@ -37,6 +38,8 @@ export interface PushOptions {
   deletionLimits?: DeletionLimits;
   /** Sync DIR with this remote and folder although it remembers others (sync-target.ts). */
   rebind?: boolean;
+  /** `--compress`: whether upload batches go zstd-compressed (upload-compression.ts); default auto. */
+  compress?: CompressSetting;
 }
 
 export interface PushReport {
@@ -59,6 +62,9 @@ export interface PushReport {
   /** Object bytes sent (chunks and nodes, before wire compression). */
   bytes_sent: number;
   objects_sent: number;
+  /** Upload batches sent zstd-compressed and as they were (`--compress`). */
+  batches_compressed: number;
+  batches_plain: number;
   wire_bytes_sent: number;
   wire_bytes_received: number;
   requests: number;
@@ -266,7 +272,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
   }
   const { remote: remoteUrl, folder, rebound } = resolveSyncTarget(dir, state, options);
   const progress = options.progress ?? silentProgress;
-  const remote = new RemoteNode(remoteUrl, clientToken());
+  const remote = new RemoteNode(remoteUrl, clientToken(), { compress: options.compress });
   const sameTarget = !rebound && state.remote === remoteUrl && state.folder === folder;
   const parent = sameTarget ? state.lastVersion ?? null : null;
 
@@ -363,6 +369,8 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       chunks_sent: plan.chunks.length + (streamer?.chunksSent ?? 0),
       bytes_sent: sent.bytesSent,
       objects_sent: sent.objectsSent,
+      batches_compressed: remote.uploadCompression.batches.compressed,
+      batches_plain: remote.uploadCompression.batches.plain,
       wire_bytes_sent: remote.counters.wireBytesSent,
       wire_bytes_received: remote.counters.wireBytesReceived,
       requests: remote.counters.requests,

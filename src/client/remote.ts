@@ -13,7 +13,7 @@ import type { StoredObject } from "../store/object-store.ts";
 import { commitReply, folderPageReply, folderReply, MalformedReplyError, statusReply, versionPageReply, versionReply, type ListPage } from "./reply-shapes.ts";
 import { UsageError } from "./sync-target.ts";
 import { createdTokenReply, tokenInfoReply, tokenListReply, TOKENS_REPLY_BYTES_MAX, type TokenInfo } from "./token-replies.ts";
-import { BodyTooLargeError, compressIfWorthIt, ZSTD_LEVEL_UPLOAD, decodeDownloadReply, decodeIdList, decompressBody, encodeIdList } from "../wire/formats.ts";
+import { BodyTooLargeError, decodeDownloadReply, decodeIdList, decompressBody, encodeIdList } from "../wire/formats.ts";
 import { NODE_ID_HEADER } from "../wire/node-header.ts";
 import { attemptRequest, CONNECT_TIMEOUT_MS_DEFAULT, replyTooLarge, routeOf, type NodeReply, type RequestTimeouts } from "./node-request.ts";
 import { RemoteError } from "./remote-error.ts";
@@ -34,6 +34,7 @@ import {
 import type { CommitJson, FolderJson, VersionJson } from "../wire/api-json.ts";
 import type { TlsTrust } from "../wire/tls-trust.ts";
 import { tlsTrustFor } from "./tls-settings.ts";
+import { COMPRESS_AUTO, UploadCompression, type CompressSetting } from "./upload-compression.ts";
 import type { NodeStatus } from "../wire/node-status.ts";
 import type { VerifyReport } from "../wire/verify-report.ts";
 
@@ -64,6 +65,8 @@ export interface RemoteOptions {
    * it has applied, which may be behind the leader, and answers on a minority side too.
    */
   stale?: boolean;
+  /** Upload batches compressed as `--compress` says (upload-compression.ts); default auto. */
+  compress?: CompressSetting;
 }
 
 /** What one request needs besides its method, path and body. */
@@ -117,6 +120,8 @@ export interface TransferCounters {
 export class RemoteNode {
   readonly counters: TransferCounters = { requests: 0, wireBytesSent: 0, wireBytesReceived: 0 };
   readonly baseUrl: string;
+  /** Whether each upload batch goes compressed, from what this remote's uploads measured. */
+  readonly uploadCompression: UploadCompression;
   /**
    * The folder this remote's object transfers serve: the last one a request named (a pull reads
    * its folder first). Sent as X-Dsync-Folder with object requests, only so the node can say in
@@ -149,6 +154,7 @@ export class RemoteNode {
     this.tls = options.tls;
     this.workHoldMs = options.workHoldMs ?? NODE_WORK_HOLD_MS;
     this.stale = options.stale === true;
+    this.uploadCompression = new UploadCompression(options.compress ?? COMPRESS_AUTO);
     // Unless told otherwise, what this process chose (--tls-fingerprint, DSYNC_TLS_FINGERPRINT, a remembered pin, --ca).
     this.trust = options.trust ?? (options.tls ? undefined : tlsTrustFor(this.baseUrl));
   }
@@ -406,13 +412,20 @@ export class RemoteNode {
     return out;
   }
 
-  /** Uploads a batch encoded as a msgpack array of [id, bytes] pairs (compressed when that pays); returns the bytes put on the wire. */
+  /** Uploads a batch encoded as a msgpack array of [id, bytes] pairs (compressed when that pays: upload-compression.ts); returns the bytes put on the wire. */
   async uploadEncoded(batch: Uint8Array): Promise<number> {
-    const { body, encoding } = compressIfWorthIt(batch, ZSTD_LEVEL_UPLOAD);
+    const { body, encoding } = this.uploadCompression.encode(batch);
     const headers: Record<string, string> = { "content-type": "application/msgpack" };
     if (encoding) headers["content-encoding"] = encoding;
     // Idempotent: an object is named by its content, so storing it twice stores it once.
-    await this.send("POST", "/v1/objects/upload", body, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true, headers });
+    const upload = this.uploadCompression.startUpload(batch.length);
+    try {
+      await this.send("POST", "/v1/objects/upload", body, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true, headers });
+    } catch (error) {
+      upload.failed();
+      throw error;
+    }
+    upload.succeeded();
     return body.length;
   }
 

@@ -1,0 +1,264 @@
+// Whether an upload batch goes compressed: `dsync push --compress auto|never|LEVEL`.
+//
+// zstd at the upload level costs the client about 1 s of CPU per 100 MiB of text on a 2-core
+// machine (docs/benchmarks.md); on loopback or a fast LAN the node takes plain bytes faster
+// than that, so compressing only slows the push down, while on a slow link every byte saved
+// is time saved. `auto` (the default) decides batch by batch from what it measured on this
+// push: the ratio of a sample of the batch, the compressor's speed at that level, and the rate
+// at which the node took upload bodies so far. A batch is compressed when compressing it takes
+// less time than sending the bytes it saves would:
+//
+//     plainBytes / compressRate  <  (1 - ratio) * plainBytes / linkRate
+//
+// The link's rate is counted in object bytes (as they were before compression) per second of
+// request, each request weighted by how many were in flight with it (they share the link). A
+// compressed batch so reads as a faster link than a plain one on a slow line (by 1/ratio at
+// most), which leans the choice toward plain only near the point where the two cost the same;
+// on loopback, where the node's own work sets the rate, it keeps batches plain. Until a first
+// upload finished or has been in flight long enough to bound the rate, batches the sample says
+// shrink go at the fastest level (1): cheap on a fast link, and most of the saving on a slow one.
+//
+// The node takes either (Content-Encoding: zstd or none), inflating within its body bound.
+import { ZSTD_LEVEL_UPLOAD } from "../wire/formats.ts";
+import { UsageError } from "./sync-target.ts";
+
+/** `--compress`: decide per batch, never compress, or always try this zstd level. */
+export type CompressSetting = { kind: "auto" } | { kind: "never" } | { kind: "level"; level: number };
+
+export const COMPRESS_AUTO: CompressSetting = { kind: "auto" };
+export const COMPRESS_LEVEL_MIN = 1;
+export const COMPRESS_LEVEL_MAX = 19;
+/** The level `auto` compresses at once the link is measured (the upload level of src/wire/formats.ts). */
+export const AUTO_LEVEL = ZSTD_LEVEL_UPLOAD;
+/** The level `auto` uses while nothing bounds the link's rate yet. */
+export const PROBE_LEVEL = 1;
+/** Compression is kept only when it saves at least this fraction. */
+export const SAVING_MIN = 0.05;
+/** Batches below this are sent as they are (zstd's frame eats the gain). */
+const COMPRESS_BYTES_MIN = 512;
+/** The sample: this many slices spread over the batch, compressed together. */
+const SAMPLE_SLICES = 4;
+const SAMPLE_SLICE_BYTES = 16 * 1024;
+/** How much each older measurement still counts when a new one comes (recent ones weigh most). */
+const DECAY = 0.8;
+
+export function parseCompressSetting(text: string | undefined): CompressSetting {
+  if (text === undefined || text === "auto") return COMPRESS_AUTO;
+  if (text === "never") return { kind: "never" };
+  if (/^\d+$/.test(text)) {
+    const level = Number(text);
+    if (level >= COMPRESS_LEVEL_MIN && level <= COMPRESS_LEVEL_MAX) return { kind: "level", level };
+  }
+  throw new UsageError(`--compress takes auto, never or a zstd level from ${COMPRESS_LEVEL_MIN} to ${COMPRESS_LEVEL_MAX}, got ${JSON.stringify(text)}`);
+}
+
+/** What `auto` decides a batch by. */
+export interface CompressionMeasurements {
+  /** Compressed over plain length of the batch's sample at the level considered. */
+  sampleRatio: number;
+  /** Plain bytes per second the compressor went through at that level on this push. */
+  compressBytesPerSecond: number;
+  /** Object bytes per second the node took uploads at; undefined while nothing bounds it. */
+  linkBytesPerSecond: number | undefined;
+}
+
+/** Pure: whether compressing the batch costs less time than sending what it saves. */
+export function compressionPays(m: CompressionMeasurements): boolean {
+  if (!(m.sampleRatio <= 1 - SAVING_MIN)) return false;
+  if (m.linkBytesPerSecond === undefined) return true;
+  return (1 - m.sampleRatio) * m.compressBytesPerSecond > m.linkBytesPerSecond;
+}
+
+export interface EncodedBatch {
+  body: Uint8Array;
+  encoding: "zstd" | null;
+}
+
+export interface UploadCompressionOptions {
+  /** Milliseconds, monotonic. Default performance.now. */
+  nowMs?: () => number;
+  /** zstd at a level. Default Bun.zstdCompressSync. */
+  compress?: (bytes: Uint8Array, level: number) => Uint8Array;
+}
+
+/** A decaying rate: bytes over milliseconds, older measurements counting less and less. */
+class DecayingRate {
+  private bytes = 0;
+  private ms = 0;
+  private samples = 0;
+
+  add(bytes: number, ms: number): void {
+    this.bytes = this.bytes * DECAY + bytes;
+    this.ms = this.ms * DECAY + ms;
+    this.samples++;
+  }
+
+  /** Bytes per second; Infinity when all of it took no measurable time; undefined before any. */
+  perSecond(): number | undefined {
+    if (this.samples === 0) return undefined;
+    return this.ms <= 0 ? Number.POSITIVE_INFINITY : (this.bytes / this.ms) * 1000;
+  }
+}
+
+/**
+ * The link's rate: a moving geometric mean of each upload's rate, so a change of speed either
+ * way shows within a few uploads (a mean of bytes over time would let one slow minute outweigh
+ * many fast uploads, and a mean of rates the other way round).
+ */
+class LinkRate {
+  private logRate: number | undefined;
+
+  add(bytesPerSecond: number): void {
+    if (!(bytesPerSecond > 0 && Number.isFinite(bytesPerSecond))) return;
+    const log = Math.log(bytesPerSecond);
+    this.logRate = this.logRate === undefined ? log : this.logRate * DECAY + log * (1 - DECAY);
+  }
+
+  perSecond(): number | undefined {
+    return this.logRate === undefined ? undefined : Math.exp(this.logRate);
+  }
+}
+
+interface Upload {
+  startMs: number;
+  plainBytes: number;
+  /** The in-flight area (requests × ms) when it started. */
+  areaAtStartMs: number;
+}
+
+/**
+ * One push's compression of its upload batches (shared by the requests in flight): chooses per
+ * batch, and measures the link from the uploads it is told about.
+ */
+export class UploadCompression {
+  private readonly nowMs: () => number;
+  private readonly compressWith: (bytes: Uint8Array, level: number) => Uint8Array;
+  private readonly compressRates = new Map<number, DecayingRate>();
+  private readonly link = new LinkRate();
+  private readonly uploads = new Set<Upload>();
+  /** ∫ (uploads in flight) dt, in request-milliseconds, up to `areaUpToMs`. */
+  private areaMs = 0;
+  private areaUpToMs = 0;
+  /** Batches sent each way (for the push's report). */
+  readonly batches = { compressed: 0, plain: 0 };
+
+  constructor(
+    readonly setting: CompressSetting = COMPRESS_AUTO,
+    options: UploadCompressionOptions = {},
+  ) {
+    this.nowMs = options.nowMs ?? (() => performance.now());
+    this.compressWith = options.compress ?? ((bytes, level) => Bun.zstdCompressSync(bytes, { level }));
+  }
+
+  /** The body to send for an encoded batch, compressed or not as the setting and measurements say. */
+  encode(batch: Uint8Array): EncodedBatch {
+    const level = this.levelFor(batch);
+    if (level === null) return this.plain(batch);
+    const compressed = this.timedCompress(batch, level);
+    if (compressed.length > batch.length * (1 - SAVING_MIN)) return this.plain(batch);
+    this.batches.compressed++;
+    return { body: compressed, encoding: "zstd" };
+  }
+
+  /**
+   * Notes an upload of `plainBytes` (object bytes, before compression) starting: `succeeded`
+   * once the node answered it measures the link; `failed` drops it (a failure says nothing of
+   * the link's rate, and a retried request's time is not one transfer's).
+   */
+  startUpload(plainBytes: number): { succeeded(): void; failed(): void } {
+    const now = this.advance();
+    const upload: Upload = { startMs: now, plainBytes, areaAtStartMs: this.areaMs };
+    this.uploads.add(upload);
+    const end = (measured: boolean) => {
+      if (!this.uploads.has(upload)) return;
+      const endMs = this.advance();
+      this.uploads.delete(upload);
+      if (!measured) return;
+      const durationMs = endMs - upload.startMs;
+      // An upload too quick for the clock says only that the link is fast: nothing to average.
+      if (durationMs <= 0) return;
+      // Weighted by the uploads it shared the link with: k at once each get a k-th of it.
+      const sharing = Math.max(1, (this.areaMs - upload.areaAtStartMs) / durationMs);
+      this.link.add(((upload.plainBytes * sharing) / durationMs) * 1000);
+    };
+    return { succeeded: () => end(true), failed: () => end(false) };
+  }
+
+  /**
+   * The rate the node took object bytes at: the measured uploads', lowered by any still in
+   * flight for longer than the rate allows (a slow request says the link is slow before it ends).
+   */
+  linkBytesPerSecond(): number | undefined {
+    const now = this.advance();
+    let rate = this.link.perSecond();
+    for (const upload of this.uploads) {
+      const elapsedMs = now - upload.startMs;
+      if (elapsedMs <= 0) continue;
+      const sharing = Math.max(1, (this.areaMs - upload.areaAtStartMs) / elapsedMs);
+      const atMost = ((upload.plainBytes * sharing) / elapsedMs) * 1000;
+      rate = rate === undefined ? atMost : Math.min(rate, atMost);
+    }
+    return rate;
+  }
+
+  /** Plain bytes per second zstd went through at `level` on this push; undefined before it ran. */
+  compressBytesPerSecond(level: number): number | undefined {
+    return this.compressRates.get(level)?.perSecond();
+  }
+
+  private plain(batch: Uint8Array): EncodedBatch {
+    this.batches.plain++;
+    return { body: batch, encoding: null };
+  }
+
+  /** The level to compress the batch at, or null to send it plain. */
+  private levelFor(batch: Uint8Array): number | null {
+    if (batch.length < COMPRESS_BYTES_MIN) return null;
+    const setting = this.setting;
+    if (setting.kind === "never") return null;
+    if (setting.kind === "level") {
+      // A fixed level still skips what the sample says is already compressed or random.
+      return this.sampleRatio(batch, PROBE_LEVEL) <= 1 - SAVING_MIN ? setting.level : null;
+    }
+    const link = this.linkBytesPerSecond();
+    const level = link === undefined ? PROBE_LEVEL : AUTO_LEVEL;
+    // No ratio could pay when the link outruns the compressor itself: no sample needed.
+    const known = this.compressBytesPerSecond(level);
+    if (link !== undefined && known !== undefined && known <= link) return null;
+    const sampleRatio = this.sampleRatio(batch, level);
+    const compressBytesPerSecond = this.compressBytesPerSecond(level) ?? Number.POSITIVE_INFINITY;
+    return compressionPays({ sampleRatio, compressBytesPerSecond, linkBytesPerSecond: link }) ? level : null;
+  }
+
+  /** Compressed over plain length of slices spread over the batch (the whole batch when small). */
+  private sampleRatio(batch: Uint8Array, level: number): number {
+    const sliceBytes = SAMPLE_SLICE_BYTES;
+    let sample: Uint8Array;
+    if (batch.length <= SAMPLE_SLICES * sliceBytes * 2) sample = batch;
+    else {
+      sample = new Uint8Array(SAMPLE_SLICES * sliceBytes);
+      const stride = Math.floor((batch.length - sliceBytes) / (SAMPLE_SLICES - 1));
+      for (let i = 0; i < SAMPLE_SLICES; i++) sample.set(batch.subarray(i * stride, i * stride + sliceBytes), i * sliceBytes);
+    }
+    return this.timedCompress(sample, level).length / sample.length;
+  }
+
+  private timedCompress(bytes: Uint8Array, level: number): Uint8Array {
+    const start = this.nowMs();
+    const out = this.compressWith(bytes, level);
+    let rate = this.compressRates.get(level);
+    if (!rate) this.compressRates.set(level, (rate = new DecayingRate()));
+    rate.add(bytes.length, this.nowMs() - start);
+    return out;
+  }
+
+  /** Brings the in-flight area up to now and returns now. */
+  private advance(): number {
+    const now = this.nowMs();
+    if (now > this.areaUpToMs) {
+      this.areaMs += this.uploads.size * (now - this.areaUpToMs);
+      this.areaUpToMs = now;
+    }
+    return now;
+  }
+}

@@ -1,0 +1,204 @@
+// The choice `dsync push --compress auto` makes per upload batch, driven by measurements this
+// test injects (a clock it moves, a compressor that takes the time it is told to), never by the
+// speed of the machine running it.
+import { describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import zlib from "node:zlib";
+import {
+  AUTO_LEVEL,
+  compressionPays,
+  parseCompressSetting,
+  PROBE_LEVEL,
+  UploadCompression,
+  type CompressSetting,
+} from "../../src/client/upload-compression.ts";
+
+const MIB = 1024 * 1024;
+
+/** 4 MiB of words: zstd shrinks it well. */
+function compressibleBatch(): Uint8Array {
+  const words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"];
+  const parts: string[] = [];
+  let seed = 7;
+  let length = 0;
+  while (length < 4 * MIB) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const word = words[seed % words.length]! + (seed % 97 === 0 ? "\n" : " ");
+    parts.push(word);
+    length += word.length;
+  }
+  return new TextEncoder().encode(parts.join("")).subarray(0, 4 * MIB);
+}
+
+const incompressibleBatch = () => new Uint8Array(randomBytes(4 * MIB));
+
+/**
+ * A push's compression on a simulated clock: zstd "takes" `compressMBps`, and `upload` makes an
+ * upload of a batch take as long as a link of `linkMBps` needs for it.
+ */
+function simulated(setting: CompressSetting, compressMBps: number) {
+  let nowMs = 0;
+  const levels: number[] = [];
+  const compression = new UploadCompression(setting, {
+    nowMs: () => nowMs,
+    compress: (bytes, level) => {
+      levels.push(level);
+      nowMs += (bytes.length / (compressMBps * 1e6)) * 1000;
+      return Bun.zstdCompressSync(bytes, { level });
+    },
+  });
+  return {
+    compression,
+    levels,
+    advance: (ms: number) => (nowMs += ms),
+    /** One upload of `plainBytes` over a link of `linkMBps`, nothing else in flight. */
+    upload(plainBytes: number, linkMBps: number) {
+      const upload = compression.startUpload(plainBytes);
+      nowMs += (plainBytes / (linkMBps * 1e6)) * 1000;
+      upload.succeeded();
+    },
+  };
+}
+
+describe("compressionPays (pure)", () => {
+  test("a fast link and incompressible data: plain", () => {
+    expect(compressionPays({ sampleRatio: 1.0, compressBytesPerSecond: 100e6, linkBytesPerSecond: 1e9 })).toBe(false);
+  });
+  test("a slow link and compressible data: zstd", () => {
+    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, linkBytesPerSecond: 1e6 })).toBe(true);
+  });
+  test("a fast link and compressible data: plain (compressing takes longer than sending what it saves)", () => {
+    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, linkBytesPerSecond: 200e6 })).toBe(false);
+  });
+  test("a slow link and incompressible data: plain", () => {
+    expect(compressionPays({ sampleRatio: 0.99, compressBytesPerSecond: 100e6, linkBytesPerSecond: 1e6 })).toBe(false);
+  });
+  test("the break-even point: compress while (1 - ratio) × compressor speed is above the link's", () => {
+    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, linkBytesPerSecond: 49e6 })).toBe(true);
+    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, linkBytesPerSecond: 51e6 })).toBe(false);
+  });
+  test("a link not measured yet and compressible data: zstd (the cheap level, chosen by the caller)", () => {
+    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, linkBytesPerSecond: undefined })).toBe(true);
+  });
+});
+
+describe("UploadCompression auto, on injected measurements", () => {
+  test("a fast link (1 GB/s) and compressible data: plain", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    sim.upload(4 * MIB, 1000);
+    const encoded = sim.compression.encode(compressibleBatch());
+    expect(encoded.encoding).toBeNull();
+    expect(sim.compression.batches).toEqual({ compressed: 0, plain: 1 });
+  });
+
+  test("a fast link and incompressible data: plain", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    sim.upload(4 * MIB, 1000);
+    expect(sim.compression.encode(incompressibleBatch()).encoding).toBeNull();
+  });
+
+  test("a slow link (2 MB/s) and compressible data: zstd at the upload level, and the body inflates to the batch", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    sim.upload(4 * MIB, 2);
+    const batch = compressibleBatch();
+    const encoded = sim.compression.encode(batch);
+    expect(encoded.encoding).toBe("zstd");
+    expect(sim.levels.at(-1)).toBe(AUTO_LEVEL);
+    expect(encoded.body.length).toBeLessThan(batch.length / 2);
+    expect(Buffer.from(zlib.zstdDecompressSync(encoded.body)).equals(Buffer.from(batch))).toBe(true);
+  });
+
+  test("a slow link and incompressible data: plain", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    sim.upload(4 * MIB, 2);
+    expect(sim.compression.encode(incompressibleBatch()).encoding).toBeNull();
+  });
+
+  test("the same data goes plain or compressed as the link's measured rate changes", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    const batch = compressibleBatch();
+    sim.upload(4 * MIB, 1000);
+    expect(sim.compression.encode(batch).encoding).toBeNull();
+    // The link slows down (recent uploads weigh most).
+    for (let i = 0; i < 6; i++) sim.upload(4 * MIB, 2);
+    expect(sim.compression.encode(batch).encoding).toBe("zstd");
+    for (let i = 0; i < 12; i++) sim.upload(4 * MIB, 1000);
+    expect(sim.compression.encode(batch).encoding).toBeNull();
+  });
+
+  test("before any upload is measured, a compressible batch goes at the cheap level", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    expect(sim.compression.linkBytesPerSecond()).toBeUndefined();
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBe("zstd");
+    expect(new Set(sim.levels)).toEqual(new Set([PROBE_LEVEL]));
+  });
+
+  test("an upload still in flight bounds the link: 4 MiB unanswered after 10 s means a slow link", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    sim.compression.startUpload(4 * MIB);
+    sim.advance(10_000);
+    expect(sim.compression.linkBytesPerSecond()!).toBeLessThan(0.5e6);
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBe("zstd");
+    expect(sim.levels.at(-1)).toBe(AUTO_LEVEL);
+  });
+
+  test("uploads in flight together share the link: four 4 MiB uploads in 16 ms measure 1 GB/s, not a quarter of it", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    const uploads = [0, 1, 2, 3].map(() => sim.compression.startUpload(4 * MIB));
+    sim.advance((4 * 4 * MIB) / 1e6);
+    for (const upload of uploads) upload.succeeded();
+    const rate = sim.compression.linkBytesPerSecond()!;
+    expect(rate).toBeGreaterThan(0.95e9);
+    expect(rate).toBeLessThan(1.05e9);
+  });
+
+  test("a failed upload measures nothing", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    const upload = sim.compression.startUpload(4 * MIB);
+    sim.advance(60_000);
+    upload.failed();
+    expect(sim.compression.linkBytesPerSecond()).toBeUndefined();
+  });
+
+  test("once the link outruns the compressor itself, no sample is compressed at all", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    sim.upload(4 * MIB, 2);
+    sim.compression.encode(compressibleBatch()); // measures the compressor at the upload level
+    for (let i = 0; i < 12; i++) sim.upload(4 * MIB, 1000);
+    const compressions = sim.levels.length;
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBeNull();
+    expect(sim.levels.length).toBe(compressions);
+  });
+});
+
+describe("UploadCompression never and LEVEL", () => {
+  test("never: plain on a slow link with compressible data", () => {
+    const sim = simulated({ kind: "never" }, 80);
+    sim.upload(4 * MIB, 0.1);
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBeNull();
+    expect(sim.levels).toEqual([]);
+  });
+
+  test("a level: compressible data at that level on a fast link, random data plain", () => {
+    const sim = simulated({ kind: "level", level: 3 }, 80);
+    sim.upload(4 * MIB, 1000);
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBe("zstd");
+    expect(sim.levels.at(-1)).toBe(3);
+    expect(sim.compression.encode(incompressibleBatch()).encoding).toBeNull();
+  });
+});
+
+describe("parseCompressSetting", () => {
+  test("auto (and no flag), never, and levels 1-19", () => {
+    expect(parseCompressSetting(undefined)).toEqual({ kind: "auto" });
+    expect(parseCompressSetting("auto")).toEqual({ kind: "auto" });
+    expect(parseCompressSetting("never")).toEqual({ kind: "never" });
+    expect(parseCompressSetting("1")).toEqual({ kind: "level", level: 1 });
+    expect(parseCompressSetting("19")).toEqual({ kind: "level", level: 19 });
+  });
+  for (const bad of ["0", "20", "fast", "-3", "5.5", ""]) {
+    test(`refuses ${JSON.stringify(bad)}`, () => {
+      expect(() => parseCompressSetting(bad)).toThrow(/--compress takes auto, never or a zstd level from 1 to 19/);
+    });
+  }
+});

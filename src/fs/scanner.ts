@@ -4,7 +4,9 @@
 // bounded whatever the file sizes. Each chunk is hashed and handed to the sink (which may store
 // it, or only note it); file and tree nodes are built bottom-up and handed over too. Symlinks are
 // recorded as links and never followed. Files unchanged since the last scan (size, mtime, ctime
-// and inode all equal, per the stat cache) are not read again.
+// and inode all equal, per the stat cache) are not read again, and a directory whose entries
+// are all as the last scan recorded them (directory-fingerprint.ts) takes the tree id recorded
+// for them, with nothing read, built or hashed but its fingerprint.
 //
 // The scan also says exactly which paths it saw and did not store, and why (`notRead`): an
 // ignored path, one it could not read, one it cannot sync. "Not stored" must never be taken for

@@ -12,4 +12,6 @@ export type NodeStore = ObjectStore &
     /** SQLite's structural check of the store's own database, where it has one. */
     integrityCheck?(): Promise<string>;
     repack(): Promise<unknown>;
+    /** Buffers kept for the next write, let go while the node is quiet, where the store keeps any. */
+    releaseBuffers?(): void;
   };

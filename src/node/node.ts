@@ -308,6 +308,11 @@ export class DsyncNode {
     await this.store.putMany(objects);
   }
 
+  /** Lets go of the buffers kept for the next write (the node went quiet; idle-collect.ts). */
+  releaseIdleMemory(): void {
+    this.store.releaseBuffers?.();
+  }
+
   /**
    * A client's upload: stored as putObjects does, then, once durable, what of it can be marked
    * complete from what is already here is marked (ingest-marks.ts), so the push's commit checks

@@ -3,6 +3,7 @@ import { LIMITS } from "../core/limits.ts";
 import { ERROR_MESSAGE_CHARS_MAX, terminalLines, truncateText } from "../core/terminal-text.ts";
 import type { DsyncNode } from "../node/node.ts";
 import { createApp } from "./app.ts";
+import { idleCollector } from "./idle-collect.ts";
 import type { FolderMembership } from "../node/folder-membership.ts";
 import type { TokenStore } from "../node/token-store.ts";
 import { guardAgainstBrowsers } from "./browser-guard.ts";
@@ -84,6 +85,8 @@ export function startServer(services: NodeServices, address: ListenAddress, opti
   const { node, replicator, peerService, repairer, scrubber, consensus, transport } = services;
   const log = serverLog;
   const metrics = new NodeMetrics({ node, version: options.version ?? "dev", replicator, repairer, scrubber, consensus });
+  // The node's write buffers are let go whenever it goes quiet (idle-collect.ts), until it stops.
+  const stopReleasing = idleCollector.onQuiet(() => node.releaseIdleMemory());
   const app = createApp(node, {
     metrics,
     metricsToken: options.metricsToken,
@@ -133,6 +136,7 @@ export function startServer(services: NodeServices, address: ListenAddress, opti
     url: urlOf(address, server.port),
     metricsUrl: metricsServer ? urlOf(options.metricsListen!, metricsServer.port) : undefined,
     stop: async () => {
+      stopReleasing();
       // First, while the routes still answer: a leader hands leadership over (bounded), so the
       // others need not wait an election timeout.
       await consensus?.stop().catch((error: unknown) => log(`dsync: stopping the Raft group: ${(error as Error).message}`));

@@ -368,6 +368,11 @@ export class PackObjectStore implements ObjectStore {
     return this.queue.run(() => this.index.dropQuarantined(ids));
   }
 
+  /** Lets the pack writer's buffer go until the next write (a node gone quiet gives its 4 MiB back). */
+  releaseBuffers(): void {
+    if (this.closing === undefined) this.writer.releaseBuffer();
+  }
+
   /** SQLite's structural check of the index file: "ok", or what is wrong. */
   async integrityCheck(): Promise<string> {
     this.assertOpen();

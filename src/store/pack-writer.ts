@@ -201,6 +201,15 @@ export class PackWriter {
     packEnds.set(this.packNumber!, this.appendOffsetBytes);
   }
 
+  /**
+   * Lets the write buffer go (the next append makes a new one): for a node gone quiet, whose
+   * 4 MiB would otherwise stay resident until the next push. Safe at any time: an append in
+   * progress holds its own reference.
+   */
+  releaseBuffer(): void {
+    this.reusedBuffer = new Uint8Array(0);
+  }
+
   /** The reused write buffer (allocating a fresh zeroed one per batch costs page faults on every write). */
   private writeBuffer(): Uint8Array {
     if (this.reusedBuffer.length === 0) this.reusedBuffer = new Uint8Array(WRITE_BUFFER_BYTES);

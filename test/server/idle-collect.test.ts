@@ -70,3 +70,17 @@ test("commits in a row share a collection: one right after the first, the next o
   expect(runs).toBe(2);
   collector.stop();
 });
+
+test("what is kept for the next transfer is let go right before the quiet-time collection, never at a busy one", async () => {
+  const order: string[] = [];
+  const collector = new IdleCollector(() => void order.push("collect"), 40, () => void order.push("busy"));
+  const stop = collector.onQuiet(() => void order.push("release"));
+  collector.noteBytes(BUSY_COLLECT_BYTES);
+  expect(order).toEqual(["busy"]);
+  await sleep(90);
+  expect(order).toEqual(["busy", "release", "collect"]);
+  stop();
+  collector.noteCommit();
+  await sleep(90);
+  expect(order).toEqual(["busy", "release", "collect", "collect"]);
+});

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { join } from "node:path";
 import { idFromHex, idToHex, type ObjectId } from "../../src/core/id.ts";
+import { blake3 } from "../../src/core/blake3.ts";
 import { CorruptObjectError } from "../../src/store/object-store.ts";
 import { PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES, writeRecordHeader } from "../../src/store/pack-format.ts";
 import { StoreInUseError } from "../../src/store/pack-index.ts";
@@ -57,6 +58,22 @@ async function damageRecord(store: PackObjectStore, id: ObjectId): Promise<void>
 runQuarantineConformance("PackObjectStore", () => PackObjectStore.open(tempDir()), damageRecord);
 
 describe("PackObjectStore on disk", () => {
+  test("writes go on after the write buffer was let go, between and after batches", async () => {
+    const store = await PackObjectStore.open(tempDir());
+    const objects = [0, 1, 2].map((n) => {
+      const bytes = new TextEncoder().encode(`object ${n} `.repeat(100 + n));
+      return { id: blake3(bytes), bytes };
+    });
+    await store.putMany([objects[0]!]);
+    store.releaseBuffers();
+    const both = store.putMany([objects[1]!]);
+    store.releaseBuffers();
+    await both;
+    await store.putMany([objects[2]!]);
+    expect((await store.getMany(objects.map((o) => o.id))).map((b) => new TextDecoder().decode(b))).toEqual(objects.map((o) => new TextDecoder().decode(o.bytes)));
+    await store.close();
+  });
+
   test("reopening keeps every object, deletion and count", async () => {
     const dir = tempDir();
     const objects = [...Array.from({ length: 300 }, (_, i) => smallObject(i)), randomObject(100_000), compressibleObject(200_000, 1)];

@@ -503,7 +503,6 @@ class Scanner {
     }
     let builder: FileNodeBuilder;
     let onlyChunkIsObject = false;
-    let after: EntryStat;
     try {
       const previous = !cached
         ? undefined
@@ -513,9 +512,6 @@ class Scanner {
             ? await this.options.previousChunks(cached.fileId).catch(() => undefined)
             : undefined;
       ({ builder, firstChunkIsObject: onlyChunkIsObject } = await this.readChunks(fd, previous, opened.sizeBytes));
-      // The file's identity after reading: if it changed while we read, what we hashed may be a
-      // mix of old and new bytes, so it must not be cached (the next scan reads it again).
-      after = this.calls.fstat(fd);
     } catch (error) {
       // The sink failing (a full cache, a failed upload) fails the scan; only reading the file
       // makes it "unreadable".
@@ -539,21 +535,28 @@ class Scanner {
     }
 
     this.counts.filesRead++;
-    const afterMtimeNs = after.mtimeNs;
-    const afterCtimeNs = after.ctimeNs;
-    const stable = afterMtimeNs === stats.mtimeNs && after.sizeBytes === stats.sizeBytes && sizeBytes === after.sizeBytes;
-    const racy = this.startNs - afterMtimeNs < RACY_WINDOW_NS || this.startNs - afterCtimeNs < RACY_WINDOW_NS;
+    // What is cached is the stat taken once the file was open, before a byte of it was read. A
+    // change while it is read (or after) sets its mtime and ctime to a time after the scan's
+    // start, while a stat cached here is older than the start by RACY_WINDOW_NS (else it is not
+    // cached): the next scan finds the stat changed and reads the file again, so bytes hashed
+    // mid-change are never taken for the file's. This saves the fstat after reading that used
+    // to check the same. A file that shrank while read (fewer bytes than that stat's size) is
+    // not cached; one that grew is read up to that size.
+    const openedMtimeNs = opened.mtimeNs;
+    const openedCtimeNs = opened.ctimeNs;
+    const stable = openedMtimeNs === stats.mtimeNs && opened.sizeBytes === stats.sizeBytes && sizeBytes === opened.sizeBytes;
+    const racy = this.startNs - openedMtimeNs < RACY_WINDOW_NS || this.startNs - openedCtimeNs < RACY_WINDOW_NS;
     this.counts.chunks += builder.chunkCount;
     this.counts.chunksRead += builder.chunkCount;
     const remembered = stable && !racy;
     if (remembered) {
-      const entry: StatCacheEntry = { sizeBytes, mtimeNs: afterMtimeNs, ctimeNs: afterCtimeNs, inode: after.inode, mode, fileId: id, chunkCount: builder.chunkCount };
+      const entry: StatCacheEntry = { sizeBytes, mtimeNs: openedMtimeNs, ctimeNs: openedCtimeNs, inode: opened.inode, mode, fileId: id, chunkCount: builder.chunkCount };
       if (single) entry.idNamesChunk = true;
       this.statCache.set(relativePath, entry);
     }
     // The directory's fingerprint holds the lstat: it stands for this id only if the cache now holds that very stat.
-    const cachedAsSeen = remembered && after.sameIdentity(stats);
-    return { id, idNamesChunk: single !== undefined, sizeBytes, mtimeMs: after.mtimeMs, chunkCount: builder.chunkCount, cachedAsSeen };
+    const cachedAsSeen = remembered && opened.sameIdentity(stats);
+    return { id, idNamesChunk: single !== undefined, sizeBytes, mtimeMs: opened.mtimeMs, chunkCount: builder.chunkCount, cachedAsSeen };
   }
 
   /**

@@ -189,6 +189,35 @@ describe("the racily-clean rule", () => {
   });
 });
 
+describe("a file changed while it is read", () => {
+  test("is read again by the next scan, which sees the change (same size, mtime put back)", async () => {
+    const root = sampleTree();
+    const path = join(root, "c/four.txt");
+    const { mtime } = statSync(path);
+    const scans = new Scans();
+    let changed = false;
+    // The sink hears of the file's chunk while the file is open and read: change it right then.
+    const changing: ScanSink = {
+      chunk(_id, bytes) {
+        if (!changed && new TextDecoder().decode(bytes) === "four") {
+          changed = true;
+          writeFileSync(path, "vier");
+          utimesSync(path, mtime, mtime);
+        }
+      },
+      object: (sealed) => scans.sink.object(sealed),
+      hasObject: (id) => scans.sink.hasObject(id),
+    };
+    const first = await scanDirectory(root, { sink: changing, statCache: scans.cache, nowNs: LATE_NS });
+    expect(changed).toBe(true);
+    const second = await scans.scan(root);
+    expect(second.result.filesRead).toBe(1);
+    expect(idToHex(second.result.rootId)).toBe(second.uncachedRoot);
+    expect(idToHex(second.result.rootId)).not.toBe(idToHex(first.rootId));
+    scans.cache.close();
+  });
+});
+
 describe("rows written outside a scan", () => {
   test("drop the records above them, so a directory removed since is found gone and its rows dropped", async () => {
     const root = sampleTree();

@@ -3,6 +3,10 @@
 //
 //   bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4]
 //                             [--dsync auto|binary|source|build] [--release NAME@FROM..TO]
+//                             [--compress auto|never|LEVEL]
+//
+// --compress is passed to every `dsync push` (default: none, so the push's own default, auto),
+// to compare the upload compression choices on the same data.
 //
 // --dsync: auto (default) runs dist/dsync when it exists (what users run; warns when it is older
 // than the sources), else bun on cli/main.ts; build compiles the committed HEAD into --data first.
@@ -53,12 +57,14 @@ interface Options {
   cases: Set<number>;
   dsync: "auto" | "binary" | "source" | "build";
   release: { name: string; from: string; to: string };
+  /** `dsync push --compress`, when given. */
+  compress?: string;
 }
 
 function usage(message?: string): never {
   process.stderr.write(
     (message ? `push bench: ${message}\n` : "") +
-      "usage: bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4] [--dsync auto|binary|source|build] [--release NAME@FROM..TO]\n",
+      "usage: bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4] [--dsync auto|binary|source|build] [--release NAME@FROM..TO] [--compress auto|never|LEVEL]\n",
   );
   process.exit(message ? 2 : 0);
 }
@@ -85,7 +91,8 @@ function parseOptions(argv: string[]): Options {
       const match = /^(@?[^@]+)@([^.][^ ]*?)\.\.(.+)$/.exec(value());
       if (!match) usage("--release is NAME@FROM..TO, e.g. @oven/bun-linux-x64@1.4.4..1.4.5");
       options.release = { name: match[1]!, from: match[2]!, to: match[3]! };
-    } else if (flag === "--help" || flag === "-h") usage();
+    } else if (flag === "--compress") options.compress = value();
+    else if (flag === "--help" || flag === "-h") usage();
     else usage(`unknown argument ${flag}`);
   }
   for (const c of options.cases) if (![1, 2, 3, 4].includes(c)) usage(`no case ${c}`);
@@ -110,6 +117,9 @@ interface PushReportFields {
   requests: number;
   files_read: number;
   elapsed_ms: number;
+  /** Upload batches sent zstd-compressed and plain (NaN from builds before push --compress). */
+  batches_compressed: number;
+  batches_plain: number;
   /** From phases_ms in the report (absent from older builds). */
   phase_scan_ms: number;
   phase_plan_ms: number;
@@ -131,6 +141,8 @@ const REPORT_FIELDS = [
   "requests",
   "files_read",
   "elapsed_ms",
+  "batches_compressed",
+  "batches_plain",
 ] as const;
 
 function parseReport(stdout: string, seconds: number): PushReportFields {
@@ -286,7 +298,7 @@ class Bench {
   }
 
   push(dir: string, folder: string): Promise<Sample> {
-    return this.measure(this.dsyncProxy, this.node!, [...this.dsync.argv, "push", dir, "--remote", this.remote, "--folder", folder, "--json"], true);
+    return this.measure(this.dsyncProxy, this.node!, [...this.dsync.argv, "push", dir, "--remote", this.remote, "--folder", folder, "--json", ...(this.options.compress ? ["--compress", this.options.compress] : [])], true);
   }
 
   rsync(variant: "rsync -a" | "rsync -az", source: string, dest: string, extra: string[] = []): Promise<Sample> {
@@ -559,7 +571,8 @@ function reportLines(summary: Summary): string[] {
   return [
     `dsync report (medians): chunks_sent ${r.chunks_sent} of ${r.chunks}, bytes_sent ${formatBytes(r.bytes_sent)}, objects_sent ${r.objects_sent}, ` +
       `wire_bytes_sent ${formatBytes(r.wire_bytes_sent)}, wire_bytes_received ${formatBytes(r.wire_bytes_received)}, requests ${r.requests}, ` +
-      `files_read ${r.files_read}, elapsed_ms ${Math.round(r.elapsed_ms)}`,
+      `files_read ${r.files_read}, elapsed_ms ${Math.round(r.elapsed_ms)}` +
+      (Number.isNaN(r.batches_compressed) ? "" : `, batches compressed ${r.batches_compressed} of ${r.batches_compressed + r.batches_plain}`),
     `dsync time split (medians): start-up and exit ${ms(r.outside_ms)} | scan ${ms(r.phase_scan_ms)} | plan (missing checks) ${ms(r.phase_plan_ms)} | ` +
       `upload ${ms(r.phase_upload_ms)} | commit ${ms(r.phase_commit_ms)}`,
   ];
@@ -629,7 +642,7 @@ async function main(): Promise<void> {
     `date ${startedAt.toISOString()}, commit ${commit}${dirty ? " (the working tree has uncommitted changes in src/ or cli/)" : ""}`,
     `dsync: ${dsync.label}${dsync.staleNote ? ` (${dsync.staleNote})` : ""}; ${rsyncVersion}`,
     `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memTotal}, kernel ${machine.kernel}, load at start ${machine.loadAverage}`,
-    `runs: ${options.runs} (medians), size: ${options.sizeMiB} MiB; process start-up (--version): dsync ${seconds(startup.dsync)}, rsync ${seconds(startup.rsync)}; load at end ${loadavg().map((v) => v.toFixed(2)).join(" ")}`,
+    `runs: ${options.runs} (medians), size: ${options.sizeMiB} MiB${options.compress ? `, dsync push --compress ${options.compress}` : ""}; process start-up (--version): dsync ${seconds(startup.dsync)}, rsync ${seconds(startup.rsync)}; load at end ${loadavg().map((v) => v.toFixed(2)).join(" ")}`,
   ];
   text.push(...heading, "");
   markdown.push(...heading.map((line) => `${line}  `), "");

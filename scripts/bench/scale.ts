@@ -3,6 +3,7 @@
 //
 //   bun scripts/bench/scale.ts [--data DIR] [--runs N] [--cases small,nochange,tree,million,big]
 //                              [--files N] [--big-gib 1,4,10] [--tree DIR] [--dsync auto|binary|source]
+//                              [--compress auto|never|LEVEL]
 //
 // Cases:
 //   small     first push of --files files (default 100 000) of 100-500 B in 100 directories
@@ -29,12 +30,14 @@ interface Options {
   bigGiB: number[];
   tree: string;
   dsync: "auto" | "binary" | "source";
+  /** Passed to every `dsync push` as --compress (default: the push's own, auto). */
+  compress?: string;
 }
 
 function usage(message?: string): never {
   process.stderr.write(
     (message ? `scale bench: ${message}\n` : "") +
-      "usage: bun scripts/bench/scale.ts [--data DIR] [--runs N] [--cases small,nochange,tree,million,big] [--files N] [--big-gib 1,4,10] [--tree DIR] [--dsync auto|binary|source]\n",
+      "usage: bun scripts/bench/scale.ts [--data DIR] [--runs N] [--cases small,nochange,tree,million,big] [--files N] [--big-gib 1,4,10] [--tree DIR] [--dsync auto|binary|source] [--compress auto|never|LEVEL]\n",
   );
   process.exit(message ? 2 : 0);
 }
@@ -56,6 +59,7 @@ function parseOptions(argv: string[]): Options {
     else if (flag === "--files") options.files = count(1);
     else if (flag === "--big-gib") options.bigGiB = value().split(",").map(Number);
     else if (flag === "--tree") options.tree = resolve(value());
+    else if (flag === "--compress") options.compress = value();
     else if (flag === "--dsync") {
       const choice = value();
       if (choice !== "auto" && choice !== "binary" && choice !== "source") usage(`--dsync must be auto, binary or source`);
@@ -117,12 +121,12 @@ function ensureBigFile(dir: string, sizeGiB: number): string {
 interface Measured {
   seconds: number;
   peakRssBytes: number;
-  report?: { elapsed_ms: number; phases_ms: Record<string, number>; objects_sent: number; files: number };
+  report?: { elapsed_ms: number; phases_ms: Record<string, number>; objects_sent: number; files: number; batches_compressed?: number; batches_plain?: number };
 }
 
-async function dsyncPush(dsync: DsyncCommand, dir: string, url: string, folder: string): Promise<Measured> {
+async function dsyncPush(dsync: DsyncCommand, dir: string, url: string, folder: string, compress?: string): Promise<Measured> {
   await runTimed(["sync"]);
-  const run = await runWithPeakRss([...dsync.argv, "push", dir, "--remote", url, "--folder", folder, "--json"]);
+  const run = await runWithPeakRss([...dsync.argv, "push", dir, "--remote", url, "--folder", folder, "--json", ...(compress ? ["--compress", compress] : [])]);
   return { seconds: run.seconds, peakRssBytes: run.polledPeakBytes, report: JSON.parse(run.stdout) };
 }
 
@@ -178,9 +182,9 @@ async function main(): Promise<void> {
       const node = await startDsyncNode(dsync, join(options.dataDir, "node"));
       try {
         rmSync(join(source, ".dsync"), { recursive: true, force: true });
-        const first = await dsyncPush(dsync, source, node.url, "bench");
+        const first = await dsyncPush(dsync, source, node.url, "bench", options.compress);
         if (noChange) {
-          const again = await dsyncPush(dsync, source, node.url, "bench");
+          const again = await dsyncPush(dsync, source, node.url, "bench", options.compress);
           row.dsync.push(again);
         } else row.dsync.push(first);
         row.nodePeakBytes = Math.max(row.nodePeakBytes ?? 0, readVmHwmBytes(node.pid) ?? 0);
@@ -201,6 +205,7 @@ async function main(): Promise<void> {
       const last = row.dsync.at(-1)!;
       log(
         `${name} run ${run + 1}: dsync ${last.seconds.toFixed(2)} s, peak RSS ${formatBytes(last.peakRssBytes)} (node ${formatBytes(row.nodePeakBytes ?? 0)}), phases ${JSON.stringify(last.report?.phases_ms)}, ${last.report?.objects_sent ?? "?"} objects sent` +
+          (last.report?.batches_compressed !== undefined ? `, ${last.report.batches_compressed} of ${last.report.batches_compressed + (last.report.batches_plain ?? 0)} batches compressed` : "") +
           (withRsync ? `; rsync ${row.rsync.at(-1)!.seconds.toFixed(2)} s` : ""),
       );
     }

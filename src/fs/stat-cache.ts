@@ -238,14 +238,15 @@ export class SqliteStatCache implements StatCache {
    */
   private writePending(): void {
     if (this.pending.size === 0 && this.pendingDirectories.size === 0 && this.goneFiles.length === 0 && this.goneSubtrees.length === 0) return;
-    const insert = this.db.prepare(INSERT_ROW);
-    const insertDirectory = this.db.prepare("INSERT OR REPLACE INTO directory_records (path, fingerprint, tree_id, chunk_count) VALUES (?, ?, ?, ?)");
-    const removeFile = this.db.prepare("DELETE FROM stat_cache WHERE path = ?");
+    // Cached statements (query, not prepare): a first scan of 100 000 files writes 13 times.
+    const insert = this.db.query(INSERT_ROW);
+    const insertDirectory = this.db.query("INSERT OR REPLACE INTO directory_records (path, fingerprint, tree_id, chunk_count) VALUES (?, ?, ?, ?)");
+    const removeFile = this.db.query("DELETE FROM stat_cache WHERE path = ?");
     // Everything below `d/x/` lies in [`d/x/`, `d/x0`).
-    const removeSubtree = this.db.prepare("DELETE FROM stat_cache WHERE path >= ?1 AND path < ?2");
+    const removeSubtree = this.db.query("DELETE FROM stat_cache WHERE path >= ?1 AND path < ?2");
     // A gone directory's own record and its subdirectories' (a stale one could never be taken
     // wrongly, its fingerprint would have to match, but it would be kept for nothing).
-    const removeDirectories = this.db.prepare("DELETE FROM directory_records WHERE path = ?1 OR (path >= ?2 AND path < ?3)");
+    const removeDirectories = this.db.query("DELETE FROM directory_records WHERE path = ?1 OR (path >= ?2 AND path < ?3)");
     this.db.transaction(() => {
       for (const path of this.goneFiles) removeFile.run(path);
       for (const prefix of this.goneSubtrees) {
@@ -253,7 +254,8 @@ export class SqliteStatCache implements StatCache {
         removeDirectories.run(prefix.slice(0, -1), prefix, `${prefix.slice(0, -1)}0`);
       }
       for (const [path, e] of this.pending) {
-        insert.run(path, e.sizeBytes, e.mtimeNs.toString(), e.ctimeNs.toString(), e.inode.toString(), e.mode, e.fileId, e.chunkCount, e.idNamesChunk ? 1 : 0);
+        // The times bound as integers (a TEXT column stores them as the same decimal text).
+        insert.run(path, e.sizeBytes, e.mtimeNs, e.ctimeNs, e.inode.toString(), e.mode, e.fileId, e.chunkCount, e.idNamesChunk ? 1 : 0);
       }
       for (const [path, record] of this.pendingDirectories) insertDirectory.run(path, record.fingerprint, record.treeId, record.chunkCount);
     })();

@@ -11,13 +11,14 @@ const ARRAY32 = 0xdd;
 const FIXARRAY_2 = 0x92;
 const BIN8 = 0xc4;
 const BIN32 = 0xc6;
-const HEADER_BYTES = 5;
+/** The array32 header before the first item. */
+export const BATCH_HEADER_BYTES = 5;
 /** fixarray(2) + bin8 header + 32-byte id + bin32 header. */
 export const BATCH_ITEM_OVERHEAD_BYTES = 1 + 2 + 32 + 5;
 
 export class ObjectBatchWriter {
   private readonly view: DataView;
-  private position = HEADER_BYTES;
+  private position = BATCH_HEADER_BYTES;
   count = 0;
   /** Object bytes in the batch (without framing). */
   objectBytes = 0;
@@ -65,8 +66,8 @@ export class ObjectBatchWriter {
 
   /** Keeps only the objects whose id `keep` accepts, compacting the batch in place. */
   retain(keep: (id: Uint8Array) => boolean): void {
-    let read = HEADER_BYTES;
-    let write = HEADER_BYTES;
+    let read = BATCH_HEADER_BYTES;
+    let write = BATCH_HEADER_BYTES;
     let count = 0;
     let objectBytes = 0;
     while (read < this.position) {
@@ -98,7 +99,7 @@ export class ObjectBatchWriter {
   }
 
   reset(): void {
-    this.position = HEADER_BYTES;
+    this.position = BATCH_HEADER_BYTES;
     this.count = 0;
     this.objectBytes = 0;
   }

@@ -216,7 +216,7 @@ export async function executeUpload(
   /** Sends the current batch if it cannot take `lengthBytes` more (or is full), and makes sure there is one. */
   const room = async (lengthBytes: number): Promise<ObjectBatchWriter> => {
     if (writer && (!writer.fits(lengthBytes) || writer.encodedBytes >= LIMITS.batchBytesTarget)) await flush();
-    writer ??= await pipeline.writer();
+    writer ??= await pipeline.writer(lengthBytes);
     return writer;
   };
   const flush = async () => {

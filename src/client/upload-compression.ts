@@ -4,19 +4,20 @@
 // machine (docs/benchmarks.md); on loopback or a fast LAN the node takes plain bytes faster
 // than that, so compressing only slows the push down, while on a slow link every byte saved
 // is time saved. `auto` (the default) decides batch by batch from what it measured on this
-// push: the ratio of a sample of the batch, the compressor's speed at that level, and the rate
-// at which the node took upload bodies so far. A batch is compressed when compressing it takes
-// less time than sending the bytes it saves would:
+// push: the ratio of a sample of the batch, the compressor's speed at that level, and the rates
+// at which the node took plain and compressed uploads so far, each in object bytes (as before
+// compression) per second of request, weighted by how many requests were in flight with it
+// (they share the link). A batch is compressed when that takes less time per object byte:
 //
-//     plainBytes / compressRate  <  (1 - ratio) * plainBytes / linkRate
+//     1 / compressRate + 1 / compressedRate  <  1 / plainRate
 //
-// The link's rate is counted in object bytes (as they were before compression) per second of
-// request, each request weighted by how many were in flight with it (they share the link). A
-// compressed batch so reads as a faster link than a plain one on a slow line (by 1/ratio at
-// most), which leans the choice toward plain only near the point where the two cost the same;
-// on loopback, where the node's own work sets the rate, it keeps batches plain. Until a first
-// upload finished or has been in flight long enough to bound the rate, batches the sample says
-// shrink go at the fastest level (1): cheap on a fast link, and most of the saving on a slow one.
+// With one rate measured the other is predicted as a link would make it (a compressed batch
+// ratio times faster). Measuring both matters where the node's own work, not the link, sets the
+// pace (loopback, a busy node): there compressed batches come no faster than plain ones, and the
+// client's CPU is spent for nothing. So while compressing, one batch in EXPLORE_EVERY goes plain
+// to keep the plain rate known. Until a first upload finished or has been in flight long enough
+// to bound the rate, batches the sample says shrink go at the fastest level (1): cheap on a fast
+// link, and most of the saving on a slow one.
 //
 // The node takes either (Content-Encoding: zstd or none), inflating within its body bound.
 import { ZSTD_LEVEL_UPLOAD } from "../wire/formats.ts";
@@ -41,6 +42,8 @@ const SAMPLE_SLICES = 4;
 const SAMPLE_SLICE_BYTES = 16 * 1024;
 /** How much each older measurement still counts when a new one comes (recent ones weigh most). */
 const DECAY = 0.8;
+/** While compressing, every this many batches one goes plain, so the plain rate stays measured. */
+export const EXPLORE_EVERY = 16;
 
 export function parseCompressSetting(text: string | undefined): CompressSetting {
   if (text === undefined || text === "auto") return COMPRESS_AUTO;
@@ -58,15 +61,21 @@ export interface CompressionMeasurements {
   sampleRatio: number;
   /** Plain bytes per second the compressor went through at that level on this push. */
   compressBytesPerSecond: number;
-  /** Object bytes per second the node took uploads at; undefined while nothing bounds it. */
-  linkBytesPerSecond: number | undefined;
+  /** Object bytes per second the node took plain uploads at; undefined while nothing bounds it. */
+  plainBytesPerSecond: number | undefined;
+  /** Object bytes (before compression) per second it took compressed uploads at; undefined while unmeasured. */
+  compressedBytesPerSecond?: number | undefined;
 }
 
-/** Pure: whether compressing the batch costs less time than sending what it saves. */
+/** Pure: whether compressing the batch takes less time per object byte than sending it plain. */
 export function compressionPays(m: CompressionMeasurements): boolean {
   if (!(m.sampleRatio <= 1 - SAVING_MIN)) return false;
-  if (m.linkBytesPerSecond === undefined) return true;
-  return (1 - m.sampleRatio) * m.compressBytesPerSecond > m.linkBytesPerSecond;
+  const measuredCompressed = m.compressedBytesPerSecond;
+  // What a link would make of the rate not measured: wire bytes cost the same either way.
+  const plain = m.plainBytesPerSecond ?? (measuredCompressed === undefined ? undefined : measuredCompressed * m.sampleRatio);
+  if (plain === undefined) return true;
+  const compressed = measuredCompressed ?? plain / m.sampleRatio;
+  return 1 / m.compressBytesPerSecond + 1 / compressed < 1 / plain;
 }
 
 export interface EncodedBatch {
@@ -122,6 +131,7 @@ class LinkRate {
 interface Upload {
   startMs: number;
   plainBytes: number;
+  compressed: boolean;
   /** The in-flight area (requests × ms) when it started. */
   areaAtStartMs: number;
 }
@@ -134,7 +144,10 @@ export class UploadCompression {
   private readonly nowMs: () => number;
   private readonly compressWith: (bytes: Uint8Array, level: number) => Uint8Array;
   private readonly compressRates = new Map<number, DecayingRate>();
-  private readonly link = new LinkRate();
+  /** The node's intake of plain and of compressed uploads, in object bytes per second. */
+  private readonly links = { plain: new LinkRate(), compressed: new LinkRate() };
+  /** Compressed batches sent since the last plain one (auto's exploration). */
+  private compressedInARow = 0;
   private readonly uploads = new Set<Upload>();
   /** ∫ (uploads in flight) dt, in request-milliseconds, up to `areaUpToMs`. */
   private areaMs = 0;
@@ -157,6 +170,7 @@ export class UploadCompression {
     const compressed = this.timedCompress(batch, level);
     if (compressed.length > batch.length * (1 - SAVING_MIN)) return this.plain(batch);
     this.batches.compressed++;
+    this.compressedInARow++;
     return { body: compressed, encoding: "zstd" };
   }
 
@@ -165,9 +179,9 @@ export class UploadCompression {
    * once the node answered it measures the link; `failed` drops it (a failure says nothing of
    * the link's rate, and a retried request's time is not one transfer's).
    */
-  startUpload(plainBytes: number): { succeeded(): void; failed(): void } {
+  startUpload(plainBytes: number, compressed: boolean): { succeeded(): void; failed(): void } {
     const now = this.advance();
-    const upload: Upload = { startMs: now, plainBytes, areaAtStartMs: this.areaMs };
+    const upload: Upload = { startMs: now, plainBytes, compressed, areaAtStartMs: this.areaMs };
     this.uploads.add(upload);
     const end = (measured: boolean) => {
       if (!this.uploads.has(upload)) return;
@@ -179,19 +193,21 @@ export class UploadCompression {
       if (durationMs <= 0) return;
       // Weighted by the uploads it shared the link with: k at once each get a k-th of it.
       const sharing = Math.max(1, (this.areaMs - upload.areaAtStartMs) / durationMs);
-      this.link.add(((upload.plainBytes * sharing) / durationMs) * 1000);
+      this.links[upload.compressed ? "compressed" : "plain"].add(((upload.plainBytes * sharing) / durationMs) * 1000);
     };
     return { succeeded: () => end(true), failed: () => end(false) };
   }
 
   /**
-   * The rate the node took object bytes at: the measured uploads', lowered by any still in
-   * flight for longer than the rate allows (a slow request says the link is slow before it ends).
+   * The rate the node took plain (or compressed) uploads at, in object bytes per second: the
+   * measured uploads', lowered by any still in flight for longer than that rate allows (a slow
+   * request says the link is slow before it ends).
    */
-  linkBytesPerSecond(): number | undefined {
+  linkBytesPerSecond(kind: "plain" | "compressed" = "plain"): number | undefined {
     const now = this.advance();
-    let rate = this.link.perSecond();
+    let rate = this.links[kind].perSecond();
     for (const upload of this.uploads) {
+      if (upload.compressed !== (kind === "compressed")) continue;
       const elapsedMs = now - upload.startMs;
       if (elapsedMs <= 0) continue;
       const sharing = Math.max(1, (this.areaMs - upload.areaAtStartMs) / elapsedMs);
@@ -208,6 +224,7 @@ export class UploadCompression {
 
   private plain(batch: Uint8Array): EncodedBatch {
     this.batches.plain++;
+    this.compressedInARow = 0;
     return { body: batch, encoding: null };
   }
 
@@ -220,14 +237,18 @@ export class UploadCompression {
       // A fixed level still skips what the sample says is already compressed or random.
       return this.sampleRatio(batch, PROBE_LEVEL) <= 1 - SAVING_MIN ? setting.level : null;
     }
-    const link = this.linkBytesPerSecond();
-    const level = link === undefined ? PROBE_LEVEL : AUTO_LEVEL;
-    // No ratio could pay when the link outruns the compressor itself: no sample needed.
+    const plain = this.linkBytesPerSecond("plain");
+    const compressed = this.linkBytesPerSecond("compressed");
+    // Compressed uploads measured and plain ones not (or not for a while): this one goes plain,
+    // so the choice compares two measured rates rather than one and a guess.
+    if (compressed !== undefined && this.links.compressed.perSecond() !== undefined && (this.links.plain.perSecond() === undefined || this.compressedInARow >= EXPLORE_EVERY - 1)) return null;
+    const level = plain === undefined && compressed === undefined ? PROBE_LEVEL : AUTO_LEVEL;
+    // No ratio could pay when plain batches outrun the compressor itself: no sample needed.
     const known = this.compressBytesPerSecond(level);
-    if (link !== undefined && known !== undefined && known <= link) return null;
+    if (plain !== undefined && known !== undefined && known <= plain) return null;
     const sampleRatio = this.sampleRatio(batch, level);
     const compressBytesPerSecond = this.compressBytesPerSecond(level) ?? Number.POSITIVE_INFINITY;
-    return compressionPays({ sampleRatio, compressBytesPerSecond, linkBytesPerSecond: link }) ? level : null;
+    return compressionPays({ sampleRatio, compressBytesPerSecond, plainBytesPerSecond: plain, compressedBytesPerSecond: compressed }) ? level : null;
   }
 
   /** Compressed over plain length of slices spread over the batch (the whole batch when small). */

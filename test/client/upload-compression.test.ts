@@ -7,6 +7,7 @@ import zlib from "node:zlib";
 import {
   AUTO_LEVEL,
   compressionPays,
+  EXPLORE_EVERY,
   parseCompressSetting,
   PROBE_LEVEL,
   UploadCompression,
@@ -51,10 +52,10 @@ function simulated(setting: CompressSetting, compressMBps: number) {
     compression,
     levels,
     advance: (ms: number) => (nowMs += ms),
-    /** One upload of `plainBytes` over a link of `linkMBps`, nothing else in flight. */
-    upload(plainBytes: number, linkMBps: number) {
-      const upload = compression.startUpload(plainBytes);
-      nowMs += (plainBytes / (linkMBps * 1e6)) * 1000;
+    /** One upload of `plainBytes` (sent as `wireBytes`) taking what a rate of `MBps` wire bytes needs, nothing else in flight. */
+    upload(plainBytes: number, MBps: number, wireBytes = plainBytes) {
+      const upload = compression.startUpload(plainBytes, wireBytes !== plainBytes);
+      nowMs += (wireBytes / (MBps * 1e6)) * 1000;
       upload.succeeded();
     },
   };
@@ -62,23 +63,32 @@ function simulated(setting: CompressSetting, compressMBps: number) {
 
 describe("compressionPays (pure)", () => {
   test("a fast link and incompressible data: plain", () => {
-    expect(compressionPays({ sampleRatio: 1.0, compressBytesPerSecond: 100e6, linkBytesPerSecond: 1e9 })).toBe(false);
+    expect(compressionPays({ sampleRatio: 1.0, compressBytesPerSecond: 100e6, plainBytesPerSecond: 1e9 })).toBe(false);
   });
   test("a slow link and compressible data: zstd", () => {
-    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, linkBytesPerSecond: 1e6 })).toBe(true);
+    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, plainBytesPerSecond: 1e6 })).toBe(true);
   });
   test("a fast link and compressible data: plain (compressing takes longer than sending what it saves)", () => {
-    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, linkBytesPerSecond: 200e6 })).toBe(false);
+    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, plainBytesPerSecond: 200e6 })).toBe(false);
   });
   test("a slow link and incompressible data: plain", () => {
-    expect(compressionPays({ sampleRatio: 0.99, compressBytesPerSecond: 100e6, linkBytesPerSecond: 1e6 })).toBe(false);
+    expect(compressionPays({ sampleRatio: 0.99, compressBytesPerSecond: 100e6, plainBytesPerSecond: 1e6 })).toBe(false);
   });
   test("the break-even point: compress while (1 - ratio) × compressor speed is above the link's", () => {
-    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, linkBytesPerSecond: 49e6 })).toBe(true);
-    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, linkBytesPerSecond: 51e6 })).toBe(false);
+    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, plainBytesPerSecond: 49e6 })).toBe(true);
+    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, plainBytesPerSecond: 51e6 })).toBe(false);
+  });
+  test("both rates measured: compressed uploads no faster than plain ones (the node sets the pace) means plain", () => {
+    // A link of 60 MB/s would take 4 MiB at ratio 0.35 in a third of the time: compress.
+    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 400e6, plainBytesPerSecond: 60e6, compressedBytesPerSecond: 171e6 })).toBe(true);
+    // The node took both at 60 MB/s of object bytes: compressing gains nothing.
+    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 400e6, plainBytesPerSecond: 60e6, compressedBytesPerSecond: 60e6 })).toBe(false);
+  });
+  test("only the compressed rate measured: the plain one is predicted as a link would make it", () => {
+    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, plainBytesPerSecond: undefined, compressedBytesPerSecond: 3e6 })).toBe(true);
   });
   test("a link not measured yet and compressible data: zstd (the cheap level, chosen by the caller)", () => {
-    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, linkBytesPerSecond: undefined })).toBe(true);
+    expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, plainBytesPerSecond: undefined })).toBe(true);
   });
 });
 
@@ -135,7 +145,7 @@ describe("UploadCompression auto, on injected measurements", () => {
 
   test("an upload still in flight bounds the link: 4 MiB unanswered after 10 s means a slow link", () => {
     const sim = simulated({ kind: "auto" }, 80);
-    sim.compression.startUpload(4 * MIB);
+    sim.compression.startUpload(4 * MIB, false);
     sim.advance(10_000);
     expect(sim.compression.linkBytesPerSecond()!).toBeLessThan(0.5e6);
     expect(sim.compression.encode(compressibleBatch()).encoding).toBe("zstd");
@@ -144,7 +154,7 @@ describe("UploadCompression auto, on injected measurements", () => {
 
   test("uploads in flight together share the link: four 4 MiB uploads in 16 ms measure 1 GB/s, not a quarter of it", () => {
     const sim = simulated({ kind: "auto" }, 80);
-    const uploads = [0, 1, 2, 3].map(() => sim.compression.startUpload(4 * MIB));
+    const uploads = [0, 1, 2, 3].map(() => sim.compression.startUpload(4 * MIB, false));
     sim.advance((4 * 4 * MIB) / 1e6);
     for (const upload of uploads) upload.succeeded();
     const rate = sim.compression.linkBytesPerSecond()!;
@@ -154,7 +164,7 @@ describe("UploadCompression auto, on injected measurements", () => {
 
   test("a failed upload measures nothing", () => {
     const sim = simulated({ kind: "auto" }, 80);
-    const upload = sim.compression.startUpload(4 * MIB);
+    const upload = sim.compression.startUpload(4 * MIB, false);
     sim.advance(60_000);
     upload.failed();
     expect(sim.compression.linkBytesPerSecond()).toBeUndefined();
@@ -168,6 +178,54 @@ describe("UploadCompression auto, on injected measurements", () => {
     const compressions = sim.levels.length;
     expect(sim.compression.encode(compressibleBatch()).encoding).toBeNull();
     expect(sim.levels.length).toBe(compressions);
+  });
+});
+
+describe("UploadCompression auto, when the node and not the link sets the pace", () => {
+  test("compressed batches the node takes no faster than plain ones: back to plain", () => {
+    const sim = simulated({ kind: "auto" }, 400);
+    const batch = compressibleBatch();
+    // Plain at 60 MB/s: a link that slow makes compressing at 400 MB/s worth it.
+    sim.upload(4 * MIB, 60);
+    const first = sim.compression.encode(batch);
+    expect(first.encoding).toBe("zstd");
+    // But the compressed upload took as long as a plain one (the node's work, not the wire).
+    sim.upload(4 * MIB, (60 * first.body.length) / (4 * MIB), first.body.length);
+    expect(sim.compression.encode(batch).encoding).toBeNull();
+  });
+
+  test("compressed batches that do come faster (a real link): kept compressed", () => {
+    const sim = simulated({ kind: "auto" }, 400);
+    const batch = compressibleBatch();
+    sim.upload(4 * MIB, 60);
+    const first = sim.compression.encode(batch);
+    sim.upload(4 * MIB, 60, first.body.length);
+    expect(sim.compression.encode(batch).encoding).toBe("zstd");
+  });
+
+  test("only compressed uploads measured: the next batch goes plain to measure the plain rate", () => {
+    const sim = simulated({ kind: "auto" }, 400);
+    const batch = compressibleBatch();
+    const first = sim.compression.encode(batch);
+    expect(first.encoding).toBe("zstd");
+    sim.upload(4 * MIB, 2, first.body.length);
+    expect(sim.compression.encode(batch).encoding).toBeNull();
+    sim.upload(4 * MIB, 2);
+    expect(sim.compression.encode(batch).encoding).toBe("zstd");
+  });
+
+  test(`while compressing, one batch in ${EXPLORE_EVERY} goes plain`, () => {
+    const sim = simulated({ kind: "auto" }, 400);
+    const batch = compressibleBatch();
+    sim.upload(4 * MIB, 2);
+    const encodings: (string | null)[] = [];
+    for (let i = 0; i < 2 * EXPLORE_EVERY; i++) {
+      const encoded = sim.compression.encode(batch);
+      encodings.push(encoded.encoding);
+      sim.upload(4 * MIB, 2, encoded.body.length);
+    }
+    expect(encodings.filter((e) => e === null).length).toBe(2);
+    expect(encodings[EXPLORE_EVERY - 1]).toBeNull();
   });
 });
 

@@ -2,6 +2,7 @@
 // two real nodes ends as the same version with the same stored objects, byte for byte, and
 // the compressed push puts fewer bytes on the wire. The node takes both kinds of batch.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { childRefs, decodeIfObject } from "../../src/core/objects.ts";
 import { idFromHex, idToHex, type ObjectId } from "../../src/core/id.ts";
@@ -93,6 +94,50 @@ async function compareStored(a: NodeProcess, b: NodeProcess, root: ObjectId): Pr
   return seen.size;
 }
 
+/**
+ * A TCP proxy to `targetPort` that lets at most `bytesPerSecond` through from client to node (a
+ * slow uplink); replies pass as they come.
+ */
+async function startSlowUplink(targetPort: number, bytesPerSecond: number): Promise<{ url: string; stop(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const node = connect(targetPort, "127.0.0.1");
+    for (const socket of [client, node]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => {
+        client.destroy();
+        node.destroy();
+      });
+    }
+    node.on("data", (data) => client.write(data));
+    node.on("end", () => client.end());
+    // 16 KiB at a time, each after the time the rate allows for it.
+    let queue = Promise.resolve();
+    client.on("data", (data: Buffer) => {
+      client.pause();
+      queue = queue.then(async () => {
+        for (let at = 0; at < data.length; at += 16 * 1024) {
+          const piece = data.subarray(at, at + 16 * 1024);
+          await Bun.sleep((piece.length / bytesPerSecond) * 1000);
+          node.write(piece);
+        }
+        client.resume();
+      });
+    });
+    client.on("end", () => void queue.then(() => node.end()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
 describe("push --compress", () => {
   test("never and a level store the same version and the same objects; the level sends fewer bytes", async () => {
     const plainDir = copyOfSource("plain");
@@ -125,6 +170,39 @@ describe("push --compress", () => {
     const reference = await runCli(["diff", dir, `${autoNode.url}/mixed`]);
     expect(reference.code).toBe(0);
     await compareStored(autoNode, plainNode, idFromHex(auto.root));
+  }, 120_000);
+
+  test("auto over a slow link (2 MB/s up) compresses the text it sends", async () => {
+    const node = await startNode();
+    const link = await startSlowUplink(Number(new URL(node.url).port), 2_000_000);
+    try {
+      const dir = join(tempDir(), "slow");
+      const words = "the quick brown fox jumps over a lazy dog while seven wizards quietly hex jolly boxes".split(" ");
+      const files: DiskTree = {};
+      for (let f = 0; f < 3; f++) {
+        const out: string[] = [];
+        let state = 11 + f;
+        for (let length = 0; length < 4 * 1024 * 1024; ) {
+          state = (state * 1103515245 + 12345) >>> 0;
+          const word = words[state % words.length]! + (state % 13 === 0 ? "\n" : " ");
+          out.push(word);
+          length += word.length;
+        }
+        files[`part-${f}.txt`] = out.join("");
+      }
+      writeTree(dir, files);
+      const result = await runCli(["push", dir, "--remote", link.url, "--folder", "slow", "--json"]);
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      const report = result.json();
+      expect(report.batches_compressed).toBeGreaterThanOrEqual(2);
+      expect(report.wire_bytes_sent).toBeLessThan(report.bytes_sent * 0.6);
+      const diff = await runCli(["diff", dir, `${node.url}/slow`]);
+      expect(diff.code).toBe(0);
+    } finally {
+      await link.stop();
+      await node.stop();
+    }
   }, 120_000);
 
   test("an unknown --compress is a usage error, nothing sent", async () => {

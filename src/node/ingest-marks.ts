@@ -112,7 +112,10 @@ export class IngestMarks {
     });
     this.inFlight.add(run);
     try {
-      return await run;
+      const report = await run;
+      this.totals.nodes += report.nodes;
+      this.totals.marked += report.marked;
+      return report;
     } finally {
       this.inFlight.delete(run);
     }
@@ -132,8 +135,8 @@ export class IngestMarks {
     const nodes: (StoredObject & { object: StructuredObject })[] = [];
     for (const stored of objects) {
       const object = decodeIfObject(stored.bytes);
-      if (object !== undefined) nodes.push({ ...stored, object });
-      else this.remember(idToHex(stored.id), stored.bytes.length);
+      if (object === undefined) this.remember(idToHex(stored.id), stored.bytes.length);
+      else if (object.kind !== "version") nodes.push({ ...stored, object });
     }
     if (nodes.length === 0 || epoch !== this.epoch) return { nodes: nodes.length, marked: 0 };
 
@@ -199,8 +202,6 @@ export class IngestMarks {
     await this.metadata.markComplete(toMark);
     // An asynchronous store (PostgreSQL) may have written them after a quarantine's drop: drop again.
     if (epoch !== this.epoch) await this.metadata.unmarkAllComplete();
-    this.totals.nodes += nodes.length;
-    this.totals.marked += toMark.length;
     return { nodes: nodes.length, marked: toMark.length };
   }
 }

@@ -1,7 +1,9 @@
 // Wire formats for object transfer, shared by the client, replication and the server (none
 // imports another for them). Data travels as msgpack; batches of object bytes are
 // zstd-compressed as a whole when that pays (compressing a 4 MiB batch finds more redundancy
-// than compressing chunks one by one), announced with `Content-Encoding: zstd`.
+// than compressing chunks one by one), announced with `Content-Encoding: zstd`. Download replies
+// are compressed here (compressIfWorthIt); an upload's client decides per batch from what it
+// measured of the link (src/client/upload-compression.ts), and the node takes either.
 import zlib from "node:zlib";
 import { DecodeError, decodeMsgpack, encodeCanonical } from "../core/encoding.ts";
 import { isObjectIdBytes, type ObjectId } from "../core/id.ts";
@@ -11,9 +13,9 @@ import type { StoredObject } from "../store/object-store.ts";
 /** Compression is kept only when it saves at least this fraction. */
 const COMPRESSION_SAVING_MIN = 0.05;
 /**
- * Levels: uploads compress harder (5), since what a push sends is the new data of a change and
- * every byte saved crosses the network; on a real release update level 5 saved 5% over level 3
- * for ~1 s more CPU per 100 MiB (docs/benchmarks.md). Download replies stay at 3: a node
+ * Levels: uploads compress harder (5) where they compress at all (a link slow enough for it to
+ * pay), since every byte saved crosses that link; on a real release update level 5 saved 5% over
+ * level 3 for ~1 s more CPU per 100 MiB (docs/benchmarks.md). Download replies stay at 3: a node
  * serves many clients and its CPU is shared.
  */
 export const ZSTD_LEVEL_UPLOAD = 5;

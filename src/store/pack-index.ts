@@ -110,6 +110,7 @@ export class PackIndex {
   private readonly deleteEntryAt: Statement<RemovedRow, [Uint8Array, number, number]>;
   private readonly upsertQuarantine: Statement<unknown, [Uint8Array, number, number, number, number, number, number, string, string]>;
   private readonly markRepaired: Statement<unknown, [number, Uint8Array]>;
+  private readonly anyUnrepaired: Statement<unknown, []>;
   private readonly deleteQuarantined: Statement<unknown, [Uint8Array]>;
 
   /** Every prepared statement, finalized on close: SQLite keeps the file (and its lock) open until they are. */
@@ -195,6 +196,7 @@ export class PackIndex {
          found_ms = excluded.found_ms, found_by = excluded.found_by, detail = excluded.detail, repaired_ms = NULL`,
     );
     this.markRepaired = this.prepare(`UPDATE quarantine SET repaired_ms = ? WHERE id = ? AND repaired_ms IS NULL`);
+    this.anyUnrepaired = this.prepare(`SELECT 1 FROM quarantine WHERE repaired_ms IS NULL LIMIT 1`);
     this.deleteQuarantined = this.prepare(`DELETE FROM quarantine WHERE id = ? AND repaired_ms IS NULL`);
   }
 
@@ -270,14 +272,18 @@ export class PackIndex {
    * refreshes used_ms of ids the batch found already present. One transaction.
    */
   commitAppends(entries: readonly IndexEntry[], packEnds: ReadonlyMap<number, number>, presentIds: readonly ObjectId[], nowMs: number): void {
+    // In id order: inserts into the id-keyed table then land near each other instead of all over it.
+    const sorted = entries.length > 1 ? [...entries].sort((a, b) => Buffer.compare(a.id, b.id)) : entries;
     this.db.transaction(() => {
       const deltas = new PackDeltas();
-      for (const e of entries) {
+      // Asked once per transaction: with nothing awaiting repair, no object needs the quarantine looked up.
+      const repairing = this.anyUnrepaired.get() !== null;
+      for (const e of sorted) {
         const { changes } = this.insertEntry.run(e.id, e.packNumber, e.offsetBytes, e.storedLengthBytes, e.rawLengthBytes, e.flags, nowMs);
         if (changes === 1) {
           deltas.add(e.packNumber, 1, e.storedLengthBytes, e.rawLengthBytes);
           // A good copy of a quarantined object: its damaged record is garbage from now on.
-          this.markRepaired.run(nowMs, e.id);
+          if (repairing) this.markRepaired.run(nowMs, e.id);
         }
       }
       for (const [packNumber, endBytes] of packEnds) deltas.end(packNumber, endBytes);

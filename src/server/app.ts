@@ -453,7 +453,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   const commitHere = async (c: Context, request: CommitRequest): Promise<Response> => {
     const result = await node.commit(request);
     metrics?.observeCommit("push", result);
-    // What the commit's check read is given back once the node is quiet (idle-collect.ts).
+    // What the push and the commit's check left is given back: before the reply after a big
+    // push, else once the node is quiet (idle-collect.ts).
     idleCollector.noteCommit();
     return c.json(commitJson(result));
   };

@@ -84,3 +84,18 @@ test("what is kept for the next transfer is let go right before the quiet-time c
   await sleep(90);
   expect(order).toEqual(["busy", "release", "collect", "collect"]);
 });
+
+test("a commit after a push of many bytes collects at once, before its reply; after a small one, just after", async () => {
+  let runs = 0;
+  const collector = new IdleCollector(() => void runs++, 1000, () => undefined);
+  collector.noteBytes(HEAVY_BYTES_MIN);
+  collector.noteCommit();
+  expect(runs).toBe(1);
+  await sleep(1100);
+  collector.noteBytes(1000);
+  collector.noteCommit();
+  expect(runs).toBe(1);
+  await sleep(20);
+  expect(runs).toBe(2);
+  collector.stop();
+});

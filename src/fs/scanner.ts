@@ -287,7 +287,9 @@ class Scanner {
     // only then may this directory be recorded for the next scan.
     let recordable = true;
     // Files are placed in `entries` (in tree order) once taken: null until then, and for good when skipped.
-    const files: { name: string; childRelative: string; childAbsolute: string; stats: EntryStat; at: number }[] = [];
+    // Names and stats alone (paths are made again when a file is taken): a flat directory of a
+    // million files holds these while its subdirectories are scanned.
+    const files: { name: string; stats: EntryStat; at: number }[] = [];
     const seenSubdirectories = new Set<string>();
     const entries: (TreeEntry | null)[] = [];
     for (const name of names) {
@@ -361,7 +363,7 @@ class Scanner {
         entries.push({ name, kind: "dir", mode, mtimeMs, sizeBytes: 0, id, target: null });
       } else if (kind === "file") {
         fingerprint.file(name, stats);
-        files.push({ name, childRelative, childAbsolute, stats, at: entries.length });
+        files.push({ name, stats, at: entries.length });
         entries.push(null);
       } else if (kind === "symlink") {
         const childPath = entryOf(fd, absolutePath, name);
@@ -416,8 +418,10 @@ class Scanner {
     const remembered = this.statCache.directory(relativePath);
     const seenFiles = new Set<string>();
     let chunkCount = 0;
-    for (const { name, childRelative, childAbsolute, stats, at } of files) {
+    for (const { name, stats, at } of files) {
       seenFiles.add(name);
+      const childRelative = relativePath === "" ? name : `${relativePath}/${name}`;
+      const childAbsolute = relativePath === "" ? join(absolutePath, name) : `${absolutePath}/${name}`;
       const file = await this.scanFileAt(childRelative, childAbsolute, fd, absolutePath, name, stats, remembered.files.get(name));
       if (!file) {
         recordable = false;

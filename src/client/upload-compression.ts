@@ -154,6 +154,8 @@ export class UploadCompression {
   private areaUpToMs = 0;
   /** Batches sent each way (for the push's report). */
   readonly batches = { compressed: 0, plain: 0 };
+  /** The batch being encoded, compressed whole as its own sample (a small batch). */
+  private wholeBatchSample: { level: number; out: Uint8Array } | undefined;
 
   constructor(
     readonly setting: CompressSetting = COMPRESS_AUTO,
@@ -165,9 +167,13 @@ export class UploadCompression {
 
   /** The body to send for an encoded batch, compressed or not as the setting and measurements say. */
   encode(batch: Uint8Array): EncodedBatch {
+    this.wholeBatchSample = undefined;
     const level = this.levelFor(batch);
     if (level === null) return this.plain(batch);
-    const compressed = this.timedCompress(batch, level);
+    // A small batch was its own sample: compressed once.
+    const sampled = this.wholeBatchSample as { level: number; out: Uint8Array } | undefined;
+    const compressed = sampled?.level === level ? sampled.out : this.timedCompress(batch, level);
+    this.wholeBatchSample = undefined;
     if (compressed.length > batch.length * (1 - SAVING_MIN)) return this.plain(batch);
     this.batches.compressed++;
     this.compressedInARow++;
@@ -177,7 +183,7 @@ export class UploadCompression {
   /**
    * Notes an upload of `plainBytes` (object bytes, before compression) starting: `succeeded`
    * once the node answered it measures the link; `failed` drops it (a failure says nothing of
-   * the link's rate, and a retried request's time is not one transfer's).
+   * the link's rate).
    */
   startUpload(plainBytes: number, compressed: boolean): { succeeded(): void; failed(): void } {
     const now = this.advance();
@@ -241,7 +247,7 @@ export class UploadCompression {
     const compressed = this.linkBytesPerSecond("compressed");
     // Compressed uploads measured and plain ones not (or not for a while): this one goes plain,
     // so the choice compares two measured rates rather than one and a guess.
-    if (compressed !== undefined && this.links.compressed.perSecond() !== undefined && (this.links.plain.perSecond() === undefined || this.compressedInARow >= EXPLORE_EVERY - 1)) return null;
+    if (this.links.compressed.perSecond() !== undefined && (this.links.plain.perSecond() === undefined || this.compressedInARow >= EXPLORE_EVERY - 1)) return null;
     const level = plain === undefined && compressed === undefined ? PROBE_LEVEL : AUTO_LEVEL;
     // No ratio could pay when plain batches outrun the compressor itself: no sample needed.
     const known = this.compressBytesPerSecond(level);
@@ -261,7 +267,9 @@ export class UploadCompression {
       const stride = Math.floor((batch.length - sliceBytes) / (SAMPLE_SLICES - 1));
       for (let i = 0; i < SAMPLE_SLICES; i++) sample.set(batch.subarray(i * stride, i * stride + sliceBytes), i * sliceBytes);
     }
-    return this.timedCompress(sample, level).length / sample.length;
+    const out = this.timedCompress(sample, level);
+    if (sample === batch) this.wholeBatchSample = { level, out };
+    return out.length / sample.length;
   }
 
   private timedCompress(bytes: Uint8Array, level: number): Uint8Array {

@@ -118,6 +118,16 @@ describe("UploadCompression auto, on injected measurements", () => {
     expect(Buffer.from(zlib.zstdDecompressSync(encoded.body)).equals(Buffer.from(batch))).toBe(true);
   });
 
+  test("a small batch is its own sample: compressed once, and the body inflates to it", () => {
+    const sim = simulated({ kind: "auto" }, 80);
+    sim.upload(4 * MIB, 2);
+    const batch = compressibleBatch().subarray(0, 100 * 1024);
+    const encoded = sim.compression.encode(batch);
+    expect(encoded.encoding).toBe("zstd");
+    expect(sim.levels).toEqual([AUTO_LEVEL]);
+    expect(Buffer.from(zlib.zstdDecompressSync(encoded.body)).equals(Buffer.from(batch))).toBe(true);
+  });
+
   test("a slow link and incompressible data: plain", () => {
     const sim = simulated({ kind: "auto" }, 80);
     sim.upload(4 * MIB, 2);

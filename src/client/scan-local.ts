@@ -18,7 +18,7 @@ import type { StoredObject } from "../store/object-store.ts";
 import { STATE_DIR_NAME, type LocalCaches } from "./local-state.ts";
 import type { Progress } from "./progress.ts";
 import { stillHeldBack, withEntriesOf, type HeldBack } from "./held-back.ts";
-import { MemoryBudget } from "./memory-budget.ts";
+import { COLLECTABLE_GROWTH_BYTES, MemoryBudget } from "./memory-budget.ts";
 
 export interface LocalScan extends ScanResult {
   /**
@@ -51,8 +51,9 @@ export interface KeepFrom {
 const FLUSH_OBJECTS = 2048;
 /** Nodes noted between two looks at the process's memory (memory-budget.ts). */
 const MEMORY_CHECK_OBJECTS = 2048;
-/** Files scanned between two looks at the process's memory. */
+/** Files scanned, and bytes read, between two looks at the process's memory. */
 const MEMORY_CHECK_FILES = 1024;
+const MEMORY_CHECK_BYTES = 64 * 1024 * 1024;
 /** Ids of nodes already put remembered to skip a node built twice; forgotten at a flush beyond this. */
 const RECENT_IDS_MAX = 32_768;
 /**
@@ -84,7 +85,7 @@ export async function scanIntoCache(
   // Keys of `pending` and of the last batches written: a node the scan builds twice (identical
   // files or directories) is put once. Bounded, like everything held per object.
   let recent = new Set<string>();
-  const memory = new MemoryBudget();
+  const memory = new MemoryBudget(COLLECTABLE_GROWTH_BYTES, "collectable");
   let noted = 0;
   const flush = async () => {
     if (pending.length === 0) return;
@@ -137,7 +138,14 @@ export async function scanIntoCache(
     previousChunks: (fileId) => readFileChunks(fileId, cachedRemoteLoader(undefined, caches.objects)),
     onProgress: ({ bytesRead, filesDone }) => {
       // Tiny files make no nodes (each is named by its chunk), only garbage: look per file too.
-      if (filesDone !== lastFilesDone && filesDone % MEMORY_CHECK_FILES === 0) memory.check();
+      // (A directory taken whole from its record advances the count by all its files at once.)
+      // A large file: per 64 MiB read (its chunks' ids and keys are garbage too).
+      if (
+        Math.floor(filesDone / MEMORY_CHECK_FILES) !== Math.floor(lastFilesDone / MEMORY_CHECK_FILES) ||
+        Math.floor(bytesRead / MEMORY_CHECK_BYTES) !== Math.floor(lastBytes / MEMORY_CHECK_BYTES)
+      ) {
+        memory.check();
+      }
       lastFilesDone = filesDone;
       progress.advance(bytesRead - lastBytes, filesDone);
       lastBytes = bytesRead;

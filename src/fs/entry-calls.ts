@@ -8,9 +8,9 @@
 // name takes about half the time and fills one reused buffer, read as plain numbers (inode and
 // nanosecond times are only turned into BigInts where a stat cache entry needs them).
 //
-// Everywhere else (not Linux, no libc statx, a kernel or sandbox that refuses it) the same
-// answers come from node:fs through `pathInHandle` (or the absolute path without /proc), as
-// before. A call that fails through libc is made again through node:fs, which throws the error
+// Everywhere else (not Linux, no libc statx, a kernel or sandbox that refuses it, or
+// DSYNC_ENTRY_CALLS=node) the same answers come from node:fs through `pathInHandle` (or the
+// absolute path without /proc), as before. A call that fails through libc is made again through node:fs, which throws the error
 // Node would have (its code and message), or succeeds if the entry was back meanwhile: errors are
 // rare, and errno read after an FFI call is not reliable.
 import { dlopen, FFIType, type Pointer } from "bun:ffi";

@@ -298,6 +298,14 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
         return false;
       });
     }
+    // What is to be read is first asked for a summary: a node an earlier check established is
+    // refused by it (a "c" entry must name a chunk), without being read again.
+    if (items.length > 0) {
+      const summaries = sources.knownMany ? await sources.knownMany(items.map((item) => item.id)) : await Promise.all(items.map((item) => sources.known(item.id)));
+      summaries.forEach((summary, i) => {
+        if (summary !== undefined) settle(items[i]!, summary);
+      });
+    }
     let at = 0;
     while (at < items.length) {
       const group: Pending[] = [];
@@ -368,8 +376,8 @@ export async function checkTreeStructure(rootId: ObjectId, sources: StructureSou
         settleChunkFile(item, lengthBytes);
         return "done";
       }
-      // No summary is asked for: one would only say it is a node, which reading it (or the
-      // chunk lengths given, of chunks known to be none) finds as surely.
+      // Its summary, if it has one, is asked for only if it is to be read (readChunkFiles):
+      // chunk lengths known from elsewhere say it is no node as surely.
       return "read";
     }
     const summary = recent.get(key) ?? (asked?.has(key) ? asked.get(key) : await sources.known(item.id));

@@ -86,7 +86,11 @@ export interface EncodedBatch {
 export interface UploadCompressionOptions {
   /** Milliseconds, monotonic. Default performance.now. */
   nowMs?: () => number;
-  /** zstd at a level. Default Bun.zstdCompressSync. */
+  /**
+   * zstd at a level, for samples and batches alike. Default: Bun.zstdCompressSync for samples,
+   * and for a whole batch Bun.zstdCompress, which runs on a worker thread while this one goes
+   * on reading the next batch.
+   */
   compress?: (bytes: Uint8Array, level: number) => Uint8Array;
 }
 
@@ -143,6 +147,7 @@ interface Upload {
 export class UploadCompression {
   private readonly nowMs: () => number;
   private readonly compressWith: (bytes: Uint8Array, level: number) => Uint8Array;
+  private readonly compressBatchWith: (bytes: Uint8Array, level: number) => Promise<Uint8Array>;
   private readonly compressRates = new Map<number, DecayingRate>();
   /** The node's intake of plain and of compressed uploads, in object bytes per second. */
   private readonly links = { plain: new LinkRate(), compressed: new LinkRate() };
@@ -162,18 +167,24 @@ export class UploadCompression {
     options: UploadCompressionOptions = {},
   ) {
     this.nowMs = options.nowMs ?? (() => performance.now());
-    this.compressWith = options.compress ?? ((bytes, level) => Bun.zstdCompressSync(bytes, { level }));
+    const injected = options.compress;
+    this.compressWith = injected ?? ((bytes, level) => Bun.zstdCompressSync(bytes, { level }));
+    this.compressBatchWith = injected ? async (bytes, level) => injected(bytes, level) : (bytes, level) => Bun.zstdCompress(bytes, { level });
   }
 
-  /** The body to send for an encoded batch, compressed or not as the setting and measurements say. */
-  encode(batch: Uint8Array): EncodedBatch {
+  /**
+   * The body to send for an encoded batch, compressed or not as the setting and measurements
+   * say. The batch's bytes must not change until it resolves (they are compressed off this thread).
+   */
+  async encode(batch: Uint8Array): Promise<EncodedBatch> {
     this.wholeBatchSample = undefined;
     const level = this.levelFor(batch);
     if (level === null) return this.plain(batch);
-    // A small batch was its own sample: compressed once.
+    // A small batch was its own sample: compressed once. (Read before any await: encodes of
+    // batches in flight together share this object.)
     const sampled = this.wholeBatchSample as { level: number; out: Uint8Array } | undefined;
-    const compressed = sampled?.level === level ? sampled.out : this.timedCompress(batch, level);
     this.wholeBatchSample = undefined;
+    const compressed = sampled?.level === level ? sampled.out : await this.timedCompressBatch(batch, level);
     if (compressed.length > batch.length * (1 - SAVING_MIN)) return this.plain(batch);
     this.batches.compressed++;
     this.compressedInARow++;
@@ -245,9 +256,10 @@ export class UploadCompression {
     }
     const plain = this.linkBytesPerSecond("plain");
     const compressed = this.linkBytesPerSecond("compressed");
-    // Compressed uploads measured and plain ones not (or not for a while): this one goes plain,
-    // so the choice compares two measured rates rather than one and a guess.
-    if (this.links.compressed.perSecond() !== undefined && (this.links.plain.perSecond() === undefined || this.compressedInARow >= EXPLORE_EVERY - 1)) return null;
+    // Compressed uploads measured and plain ones not (or not for a while), and none on its way:
+    // this one goes plain, so the choice compares two measured rates rather than one and a guess.
+    const plainUnmeasured = this.links.plain.perSecond() === undefined && ![...this.uploads].some((upload) => !upload.compressed);
+    if (this.links.compressed.perSecond() !== undefined && (plainUnmeasured || this.compressedInARow >= EXPLORE_EVERY - 1)) return null;
     const level = plain === undefined && compressed === undefined ? PROBE_LEVEL : AUTO_LEVEL;
     // No ratio could pay when plain batches outrun the compressor itself: no sample needed.
     const known = this.compressBytesPerSecond(level);
@@ -275,10 +287,21 @@ export class UploadCompression {
   private timedCompress(bytes: Uint8Array, level: number): Uint8Array {
     const start = this.nowMs();
     const out = this.compressWith(bytes, level);
+    this.noteCompressed(level, bytes.length, this.nowMs() - start);
+    return out;
+  }
+
+  private async timedCompressBatch(bytes: Uint8Array, level: number): Promise<Uint8Array> {
+    const start = this.nowMs();
+    const out = await this.compressBatchWith(bytes, level);
+    this.noteCompressed(level, bytes.length, this.nowMs() - start);
+    return out;
+  }
+
+  private noteCompressed(level: number, bytes: number, ms: number): void {
     let rate = this.compressRates.get(level);
     if (!rate) this.compressRates.set(level, (rate = new DecayingRate()));
-    rate.add(bytes.length, this.nowMs() - start);
-    return out;
+    rate.add(bytes, ms);
   }
 
   /** Brings the in-flight area up to now and returns now. */

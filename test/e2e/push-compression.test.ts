@@ -195,6 +195,7 @@ describe("push --compress", () => {
       expect(result.stderr).toBe("");
       expect(result.code).toBe(0);
       const report = result.json();
+      if (report.batches_compressed < 2) console.error(JSON.stringify({ batches_compressed: report.batches_compressed, batches_plain: report.batches_plain, wire: report.wire_bytes_sent, bytes: report.bytes_sent }));
       expect(report.batches_compressed).toBeGreaterThanOrEqual(2);
       expect(report.wire_bytes_sent).toBeLessThan(report.bytes_sent * 0.6);
       const diff = await runCli(["diff", dir, `${node.url}/slow`]);

@@ -2,7 +2,7 @@
 // it, serving and syncing end to end, with the native BLAKE3 embedded.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex } from "../../src/core/id.ts";
@@ -14,11 +14,20 @@ import { RUNTIME_METRICS } from "../../src/server/metrics.ts";
 let binary: string;
 let node: NodeProcess;
 
+/** `npm run build`'s own arguments (package.json), writing to `outfile`: the binary tested is the one users get. */
+function buildArguments(outfile: string): string[] {
+  const script: string = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).scripts.build;
+  const words = script.split(/\s+/);
+  if (words[0] !== "bun" || words[1] !== "build" || !words.includes("--outfile")) throw new Error(`package.json's build script is not a bun build with --outfile: ${script}`);
+  words[words.indexOf("--outfile") + 1] = outfile;
+  return words.slice(1).map((word) => (word.endsWith(".ts") ? join(REPO_ROOT, word) : word));
+}
+
 beforeAll(async () => {
   // Build into an empty directory: nothing but the binary is there when it runs.
   const outDir = tempDir("dsync-bin-");
   binary = join(outDir, "dsync");
-  const build = spawnSync([process.execPath, "build", "--compile", "--outfile", binary, join(REPO_ROOT, "cli/main.ts")], { cwd: REPO_ROOT });
+  const build = spawnSync([process.execPath, ...buildArguments(binary)], { cwd: REPO_ROOT });
   if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
   node = await startNode({ binary });
 }, 120_000);

@@ -414,7 +414,7 @@ export class RemoteNode {
 
   /** Uploads a batch encoded as a msgpack array of [id, bytes] pairs (compressed when that pays: upload-compression.ts); returns the bytes put on the wire. */
   async uploadEncoded(batch: Uint8Array): Promise<number> {
-    const { body, encoding } = await this.uploadCompression.encode(batch);
+    const { body, encoding } = this.uploadCompression.encode(batch);
     const headers: Record<string, string> = { "content-type": "application/msgpack" };
     if (encoding) headers["content-encoding"] = encoding;
     // Idempotent: an object is named by its content, so storing it twice stores it once.

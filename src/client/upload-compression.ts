@@ -87,9 +87,8 @@ export interface UploadCompressionOptions {
   /** Milliseconds, monotonic. Default performance.now. */
   nowMs?: () => number;
   /**
-   * zstd at a level, for samples and batches alike. Default: Bun.zstdCompressSync for samples,
-   * and for a whole batch Bun.zstdCompress, which runs on a worker thread while this one goes
-   * on reading the next batch.
+   * zstd at a level. Default Bun.zstdCompressSync. (Bun.zstdCompress, on a worker thread, was
+   * tried for whole batches: no faster on 2 shared cores, and a little more CPU.)
    */
   compress?: (bytes: Uint8Array, level: number) => Uint8Array;
 }
@@ -147,7 +146,6 @@ interface Upload {
 export class UploadCompression {
   private readonly nowMs: () => number;
   private readonly compressWith: (bytes: Uint8Array, level: number) => Uint8Array;
-  private readonly compressBatchWith: (bytes: Uint8Array, level: number) => Promise<Uint8Array>;
   private readonly compressRates = new Map<number, DecayingRate>();
   /** The node's intake of plain and of compressed uploads, in object bytes per second. */
   private readonly links = { plain: new LinkRate(), compressed: new LinkRate() };
@@ -167,24 +165,18 @@ export class UploadCompression {
     options: UploadCompressionOptions = {},
   ) {
     this.nowMs = options.nowMs ?? (() => performance.now());
-    const injected = options.compress;
-    this.compressWith = injected ?? ((bytes, level) => Bun.zstdCompressSync(bytes, { level }));
-    this.compressBatchWith = injected ? async (bytes, level) => injected(bytes, level) : (bytes, level) => Bun.zstdCompress(bytes, { level });
+    this.compressWith = options.compress ?? ((bytes, level) => Bun.zstdCompressSync(bytes, { level }));
   }
 
-  /**
-   * The body to send for an encoded batch, compressed or not as the setting and measurements
-   * say. The batch's bytes must not change until it resolves (they are compressed off this thread).
-   */
-  async encode(batch: Uint8Array): Promise<EncodedBatch> {
+  /** The body to send for an encoded batch, compressed or not as the setting and measurements say. */
+  encode(batch: Uint8Array): EncodedBatch {
     this.wholeBatchSample = undefined;
     const level = this.levelFor(batch);
     if (level === null) return this.plain(batch);
-    // A small batch was its own sample: compressed once. (Read before any await: encodes of
-    // batches in flight together share this object.)
+    // A small batch was its own sample: compressed once.
     const sampled = this.wholeBatchSample as { level: number; out: Uint8Array } | undefined;
     this.wholeBatchSample = undefined;
-    const compressed = sampled?.level === level ? sampled.out : await this.timedCompressBatch(batch, level);
+    const compressed = sampled?.level === level ? sampled.out : this.timedCompress(batch, level);
     if (compressed.length > batch.length * (1 - SAVING_MIN)) return this.plain(batch);
     this.batches.compressed++;
     this.compressedInARow++;
@@ -287,13 +279,6 @@ export class UploadCompression {
   private timedCompress(bytes: Uint8Array, level: number): Uint8Array {
     const start = this.nowMs();
     const out = this.compressWith(bytes, level);
-    this.noteCompressed(level, bytes.length, this.nowMs() - start);
-    return out;
-  }
-
-  private async timedCompressBatch(bytes: Uint8Array, level: number): Promise<Uint8Array> {
-    const start = this.nowMs();
-    const out = await this.compressBatchWith(bytes, level);
     this.noteCompressed(level, bytes.length, this.nowMs() - start);
     return out;
   }

@@ -62,107 +62,107 @@ function simulated(setting: CompressSetting, compressMBps: number) {
 }
 
 describe("compressionPays (pure)", () => {
-  test("a fast link and incompressible data: plain", async () => {
+  test("a fast link and incompressible data: plain", () => {
     expect(compressionPays({ sampleRatio: 1.0, compressBytesPerSecond: 100e6, plainBytesPerSecond: 1e9 })).toBe(false);
   });
-  test("a slow link and compressible data: zstd", async () => {
+  test("a slow link and compressible data: zstd", () => {
     expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, plainBytesPerSecond: 1e6 })).toBe(true);
   });
-  test("a fast link and compressible data: plain (compressing takes longer than sending what it saves)", async () => {
+  test("a fast link and compressible data: plain (compressing takes longer than sending what it saves)", () => {
     expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, plainBytesPerSecond: 200e6 })).toBe(false);
   });
-  test("a slow link and incompressible data: plain", async () => {
+  test("a slow link and incompressible data: plain", () => {
     expect(compressionPays({ sampleRatio: 0.99, compressBytesPerSecond: 100e6, plainBytesPerSecond: 1e6 })).toBe(false);
   });
-  test("the break-even point: compress while (1 - ratio) × compressor speed is above the link's", async () => {
+  test("the break-even point: compress while (1 - ratio) × compressor speed is above the link's", () => {
     expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, plainBytesPerSecond: 49e6 })).toBe(true);
     expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, plainBytesPerSecond: 51e6 })).toBe(false);
   });
-  test("both rates measured: compressed uploads no faster than plain ones (the node sets the pace) means plain", async () => {
+  test("both rates measured: compressed uploads no faster than plain ones (the node sets the pace) means plain", () => {
     // A link of 60 MB/s would take 4 MiB at ratio 0.35 in a third of the time: compress.
     expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 400e6, plainBytesPerSecond: 60e6, compressedBytesPerSecond: 171e6 })).toBe(true);
     // The node took both at 60 MB/s of object bytes: compressing gains nothing.
     expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 400e6, plainBytesPerSecond: 60e6, compressedBytesPerSecond: 60e6 })).toBe(false);
   });
-  test("only the compressed rate measured: the plain one is predicted as a link would make it", async () => {
+  test("only the compressed rate measured: the plain one is predicted as a link would make it", () => {
     expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, plainBytesPerSecond: undefined, compressedBytesPerSecond: 3e6 })).toBe(true);
   });
-  test("a link not measured yet and compressible data: zstd (the cheap level, chosen by the caller)", async () => {
+  test("a link not measured yet and compressible data: zstd (the cheap level, chosen by the caller)", () => {
     expect(compressionPays({ sampleRatio: 0.35, compressBytesPerSecond: 100e6, plainBytesPerSecond: undefined })).toBe(true);
   });
 });
 
 describe("UploadCompression auto, on injected measurements", () => {
-  test("a fast link (1 GB/s) and compressible data: plain", async () => {
+  test("a fast link (1 GB/s) and compressible data: plain", () => {
     const sim = simulated({ kind: "auto" }, 80);
     sim.upload(4 * MIB, 1000);
-    const encoded = await sim.compression.encode(compressibleBatch());
+    const encoded = sim.compression.encode(compressibleBatch());
     expect(encoded.encoding).toBeNull();
     expect(sim.compression.batches).toEqual({ compressed: 0, plain: 1 });
   });
 
-  test("a fast link and incompressible data: plain", async () => {
+  test("a fast link and incompressible data: plain", () => {
     const sim = simulated({ kind: "auto" }, 80);
     sim.upload(4 * MIB, 1000);
-    expect((await sim.compression.encode(incompressibleBatch())).encoding).toBeNull();
+    expect(sim.compression.encode(incompressibleBatch()).encoding).toBeNull();
   });
 
-  test("a slow link (2 MB/s) and compressible data: zstd at the upload level, and the body inflates to the batch", async () => {
+  test("a slow link (2 MB/s) and compressible data: zstd at the upload level, and the body inflates to the batch", () => {
     const sim = simulated({ kind: "auto" }, 80);
     sim.upload(4 * MIB, 2);
     const batch = compressibleBatch();
-    const encoded = await sim.compression.encode(batch);
+    const encoded = sim.compression.encode(batch);
     expect(encoded.encoding).toBe("zstd");
     expect(sim.levels.at(-1)).toBe(AUTO_LEVEL);
     expect(encoded.body.length).toBeLessThan(batch.length / 2);
     expect(Buffer.from(zlib.zstdDecompressSync(encoded.body)).equals(Buffer.from(batch))).toBe(true);
   });
 
-  test("a small batch is its own sample: compressed once, and the body inflates to it", async () => {
+  test("a small batch is its own sample: compressed once, and the body inflates to it", () => {
     const sim = simulated({ kind: "auto" }, 80);
     sim.upload(4 * MIB, 2);
     const batch = compressibleBatch().subarray(0, 100 * 1024);
-    const encoded = await sim.compression.encode(batch);
+    const encoded = sim.compression.encode(batch);
     expect(encoded.encoding).toBe("zstd");
     expect(sim.levels).toEqual([AUTO_LEVEL]);
     expect(Buffer.from(zlib.zstdDecompressSync(encoded.body)).equals(Buffer.from(batch))).toBe(true);
   });
 
-  test("a slow link and incompressible data: plain", async () => {
+  test("a slow link and incompressible data: plain", () => {
     const sim = simulated({ kind: "auto" }, 80);
     sim.upload(4 * MIB, 2);
-    expect((await sim.compression.encode(incompressibleBatch())).encoding).toBeNull();
+    expect(sim.compression.encode(incompressibleBatch()).encoding).toBeNull();
   });
 
-  test("the same data goes plain or compressed as the link's measured rate changes", async () => {
+  test("the same data goes plain or compressed as the link's measured rate changes", () => {
     const sim = simulated({ kind: "auto" }, 80);
     const batch = compressibleBatch();
     sim.upload(4 * MIB, 1000);
-    expect((await sim.compression.encode(batch)).encoding).toBeNull();
+    expect(sim.compression.encode(batch).encoding).toBeNull();
     // The link slows down (recent uploads weigh most).
     for (let i = 0; i < 6; i++) sim.upload(4 * MIB, 2);
-    expect((await sim.compression.encode(batch)).encoding).toBe("zstd");
+    expect(sim.compression.encode(batch).encoding).toBe("zstd");
     for (let i = 0; i < 12; i++) sim.upload(4 * MIB, 1000);
-    expect((await sim.compression.encode(batch)).encoding).toBeNull();
+    expect(sim.compression.encode(batch).encoding).toBeNull();
   });
 
-  test("before any upload is measured, a compressible batch goes at the cheap level", async () => {
+  test("before any upload is measured, a compressible batch goes at the cheap level", () => {
     const sim = simulated({ kind: "auto" }, 80);
     expect(sim.compression.linkBytesPerSecond()).toBeUndefined();
-    expect((await sim.compression.encode(compressibleBatch())).encoding).toBe("zstd");
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBe("zstd");
     expect(new Set(sim.levels)).toEqual(new Set([PROBE_LEVEL]));
   });
 
-  test("an upload still in flight bounds the link: 4 MiB unanswered after 10 s means a slow link", async () => {
+  test("an upload still in flight bounds the link: 4 MiB unanswered after 10 s means a slow link", () => {
     const sim = simulated({ kind: "auto" }, 80);
     sim.compression.startUpload(4 * MIB, false);
     sim.advance(10_000);
     expect(sim.compression.linkBytesPerSecond()!).toBeLessThan(0.5e6);
-    expect((await sim.compression.encode(compressibleBatch())).encoding).toBe("zstd");
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBe("zstd");
     expect(sim.levels.at(-1)).toBe(AUTO_LEVEL);
   });
 
-  test("uploads in flight together share the link: four 4 MiB uploads in 16 ms measure 1 GB/s, not a quarter of it", async () => {
+  test("uploads in flight together share the link: four 4 MiB uploads in 16 ms measure 1 GB/s, not a quarter of it", () => {
     const sim = simulated({ kind: "auto" }, 80);
     const uploads = [0, 1, 2, 3].map(() => sim.compression.startUpload(4 * MIB, false));
     sim.advance((4 * 4 * MIB) / 1e6);
@@ -172,7 +172,7 @@ describe("UploadCompression auto, on injected measurements", () => {
     expect(rate).toBeLessThan(1.05e9);
   });
 
-  test("a failed upload measures nothing", async () => {
+  test("a failed upload measures nothing", () => {
     const sim = simulated({ kind: "auto" }, 80);
     const upload = sim.compression.startUpload(4 * MIB, false);
     sim.advance(60_000);
@@ -180,67 +180,67 @@ describe("UploadCompression auto, on injected measurements", () => {
     expect(sim.compression.linkBytesPerSecond()).toBeUndefined();
   });
 
-  test("once the link outruns the compressor itself, no sample is compressed at all", async () => {
+  test("once the link outruns the compressor itself, no sample is compressed at all", () => {
     const sim = simulated({ kind: "auto" }, 80);
     sim.upload(4 * MIB, 2);
-    await sim.compression.encode(compressibleBatch()); // measures the compressor at the upload level
+    sim.compression.encode(compressibleBatch()); // measures the compressor at the upload level
     for (let i = 0; i < 12; i++) sim.upload(4 * MIB, 1000);
     const compressions = sim.levels.length;
-    expect((await sim.compression.encode(compressibleBatch())).encoding).toBeNull();
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBeNull();
     expect(sim.levels.length).toBe(compressions);
   });
 });
 
 describe("UploadCompression auto, when the node and not the link sets the pace", () => {
-  test("compressed batches the node takes no faster than plain ones: back to plain", async () => {
+  test("compressed batches the node takes no faster than plain ones: back to plain", () => {
     const sim = simulated({ kind: "auto" }, 400);
     const batch = compressibleBatch();
     // Plain at 60 MB/s: a link that slow makes compressing at 400 MB/s worth it.
     sim.upload(4 * MIB, 60);
-    const first = await sim.compression.encode(batch);
+    const first = sim.compression.encode(batch);
     expect(first.encoding).toBe("zstd");
     // But the compressed upload took as long as a plain one (the node's work, not the wire).
     sim.upload(4 * MIB, (60 * first.body.length) / (4 * MIB), first.body.length);
-    expect((await sim.compression.encode(batch)).encoding).toBeNull();
+    expect(sim.compression.encode(batch).encoding).toBeNull();
   });
 
-  test("compressed batches that do come faster (a real link): kept compressed", async () => {
+  test("compressed batches that do come faster (a real link): kept compressed", () => {
     const sim = simulated({ kind: "auto" }, 400);
     const batch = compressibleBatch();
     sim.upload(4 * MIB, 60);
-    const first = await sim.compression.encode(batch);
+    const first = sim.compression.encode(batch);
     sim.upload(4 * MIB, 60, first.body.length);
-    expect((await sim.compression.encode(batch)).encoding).toBe("zstd");
+    expect(sim.compression.encode(batch).encoding).toBe("zstd");
   });
 
-  test("only compressed uploads measured: the next batch goes plain to measure the plain rate", async () => {
+  test("only compressed uploads measured: the next batch goes plain to measure the plain rate", () => {
     const sim = simulated({ kind: "auto" }, 400);
     const batch = compressibleBatch();
-    const first = await sim.compression.encode(batch);
+    const first = sim.compression.encode(batch);
     expect(first.encoding).toBe("zstd");
     sim.upload(4 * MIB, 2, first.body.length);
-    expect((await sim.compression.encode(batch)).encoding).toBeNull();
+    expect(sim.compression.encode(batch).encoding).toBeNull();
     sim.upload(4 * MIB, 2);
-    expect((await sim.compression.encode(batch)).encoding).toBe("zstd");
+    expect(sim.compression.encode(batch).encoding).toBe("zstd");
   });
 
-  test("a plain batch on its way to measure the plain rate: the next one is not sent plain as well", async () => {
+  test("a plain batch on its way to measure the plain rate: the next one is not sent plain as well", () => {
     const sim = simulated({ kind: "auto" }, 400);
     const batch = compressibleBatch();
-    const first = await sim.compression.encode(batch);
+    const first = sim.compression.encode(batch);
     sim.upload(4 * MIB, 2, first.body.length);
-    expect((await sim.compression.encode(batch)).encoding).toBeNull();
+    expect(sim.compression.encode(batch).encoding).toBeNull();
     sim.compression.startUpload(4 * MIB, false);
-    expect((await sim.compression.encode(batch)).encoding).toBe("zstd");
+    expect(sim.compression.encode(batch).encoding).toBe("zstd");
   });
 
-  test(`while compressing, one batch in ${EXPLORE_EVERY} goes plain`, async () => {
+  test(`while compressing, one batch in ${EXPLORE_EVERY} goes plain`, () => {
     const sim = simulated({ kind: "auto" }, 400);
     const batch = compressibleBatch();
     sim.upload(4 * MIB, 2);
     const encodings: (string | null)[] = [];
     for (let i = 0; i < 2 * EXPLORE_EVERY; i++) {
-      const encoded = await sim.compression.encode(batch);
+      const encoded = sim.compression.encode(batch);
       encodings.push(encoded.encoding);
       sim.upload(4 * MIB, 2, encoded.body.length);
     }
@@ -250,24 +250,24 @@ describe("UploadCompression auto, when the node and not the link sets the pace",
 });
 
 describe("UploadCompression never and LEVEL", () => {
-  test("never: plain on a slow link with compressible data", async () => {
+  test("never: plain on a slow link with compressible data", () => {
     const sim = simulated({ kind: "never" }, 80);
     sim.upload(4 * MIB, 0.1);
-    expect((await sim.compression.encode(compressibleBatch())).encoding).toBeNull();
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBeNull();
     expect(sim.levels).toEqual([]);
   });
 
-  test("a level: compressible data at that level on a fast link, random data plain", async () => {
+  test("a level: compressible data at that level on a fast link, random data plain", () => {
     const sim = simulated({ kind: "level", level: 3 }, 80);
     sim.upload(4 * MIB, 1000);
-    expect((await sim.compression.encode(compressibleBatch())).encoding).toBe("zstd");
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBe("zstd");
     expect(sim.levels.at(-1)).toBe(3);
-    expect((await sim.compression.encode(incompressibleBatch())).encoding).toBeNull();
+    expect(sim.compression.encode(incompressibleBatch()).encoding).toBeNull();
   });
 });
 
 describe("parseCompressSetting", () => {
-  test("auto (and no flag), never, and levels 1-19", async () => {
+  test("auto (and no flag), never, and levels 1-19", () => {
     expect(parseCompressSetting(undefined)).toEqual({ kind: "auto" });
     expect(parseCompressSetting("auto")).toEqual({ kind: "auto" });
     expect(parseCompressSetting("never")).toEqual({ kind: "never" });
@@ -275,7 +275,7 @@ describe("parseCompressSetting", () => {
     expect(parseCompressSetting("19")).toEqual({ kind: "level", level: 19 });
   });
   for (const bad of ["0", "20", "fast", "-3", "5.5", ""]) {
-    test(`refuses ${JSON.stringify(bad)}`, async () => {
+    test(`refuses ${JSON.stringify(bad)}`, () => {
       expect(() => parseCompressSetting(bad)).toThrow(/--compress takes auto, never or a zstd level from 1 to 19/);
     });
   }

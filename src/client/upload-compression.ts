@@ -1,6 +1,6 @@
 // Whether an upload batch goes compressed: `dsync push --compress auto|never|LEVEL`.
 //
-// zstd at the upload level costs the client about 1 s of CPU per 100 MiB of text on a 2-core
+// zstd at the upload level costs the client 1-1.5 s of CPU per 100 MiB of text on a 2-core
 // machine (docs/benchmarks.md); on loopback or a fast LAN the node takes plain bytes faster
 // than that, so compressing only slows the push down, while on a slow link every byte saved
 // is time saved. `auto` (the default) decides batch by batch from what it measured on this
@@ -14,8 +14,9 @@
 // With one rate measured the other is predicted as a link would make it (a compressed batch
 // ratio times faster). Measuring both matters where the node's own work, not the link, sets the
 // pace (loopback, a busy node): there compressed batches come no faster than plain ones, and the
-// client's CPU is spent for nothing. So while compressing, one batch in EXPLORE_EVERY goes plain
-// to keep the plain rate known. Until a first upload finished or has been in flight long enough
+// client's CPU is spent for nothing. So once a compressed upload is measured and no plain one,
+// the next batch goes plain, and while compressing one batch in EXPLORE_EVERY does, to keep the
+// plain rate known. Until a first upload finished or has been in flight long enough
 // to bound the rate, batches the sample says shrink go at the fastest level (1): cheap on a fast
 // link, and most of the saving on a slow one.
 //

@@ -13,7 +13,8 @@ import type { StoredObject } from "../store/object-store.ts";
 import { commitReply, folderPageReply, folderReply, MalformedReplyError, statusReply, versionPageReply, versionReply, type ListPage } from "./reply-shapes.ts";
 import { UsageError } from "./sync-target.ts";
 import { createdTokenReply, tokenInfoReply, tokenListReply, TOKENS_REPLY_BYTES_MAX, type TokenInfo } from "./token-replies.ts";
-import { BodyTooLargeError, decodeDownloadReply, decodeIdList, decompressBody, encodeIdList } from "../wire/formats.ts";
+import { BodyTooLargeError, decodeDownloadReply, decodeMissingReply, decompressBody, encodeIdList } from "../wire/formats.ts";
+import { LACKING_BITS_REPLY } from "../wire/id-list.ts";
 import { NODE_ID_HEADER } from "../wire/node-header.ts";
 import { attemptRequest, CONNECT_TIMEOUT_MS_DEFAULT, replyTooLarge, routeOf, type NodeReply, type RequestTimeouts } from "./node-request.ts";
 import { RemoteError } from "./remote-error.ts";
@@ -402,12 +403,13 @@ export class RemoteNode {
     for (let i = 0; i < ids.length; i += step) {
       const asked = ids.slice(i, i + step);
       const replyBytesMax = missingReplyBytesMax(asked.length);
-      const reply = await this.send("POST", "/v1/objects/missing", encodeIdList(asked), {
+      // Asked for bits, one per id (wire/id-list.ts); a node that answers with the ids is read too.
+      const reply = await this.send("POST", "/v1/objects/missing", encodeIdList(asked, LACKING_BITS_REPLY), {
         replyBytesMax,
         idempotent: true,
         headers: { "content-type": "application/msgpack" },
       });
-      out.push(...(await this.decoded(reply, "POST /v1/objects/missing", replyBytesMax, (bytes) => decodeIdList(bytes, "missing"))));
+      out.push(...(await this.decoded(reply, "POST /v1/objects/missing", replyBytesMax, (bytes) => decodeMissingReply(bytes, asked))));
     }
     return out;
   }

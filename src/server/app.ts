@@ -41,9 +41,12 @@ import {
   BodyTooLargeError,
   compressIfWorthIt,
   decodeIdList,
+  decodeIdQuestion,
   decompressBody,
   encodeDownloadReply,
+  encodeLackingReply,
 } from "../wire/formats.ts";
+import { LACKING_BITS_REPLY } from "../wire/id-list.ts";
 import { terminalLines } from "../core/terminal-text.ts";
 import { checkRouteParams } from "./route-params.ts";
 import { NODE_ID_HEADER } from "../wire/node-header.ts";
@@ -306,9 +309,24 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
 
   app.post("/v1/objects/missing", async (c) => {
     // What a scoped token may not know of is lacking, whether stored or not (object-visibility.ts).
-    const { shown, hidden } = await visibility.split(c, decodeIdList(await readBody(c)));
-    const missing = [...(await node.missing(shown)), ...hidden];
-    return msgpackResponse(c, encodeCanonical({ missing }));
+    const question = decodeIdQuestion(await readBody(c));
+    const { shown, hidden } = await visibility.split(c, question.ids);
+    const lackingShown = await node.missing(shown);
+    // Asked for bits (wire/id-list.ts): one per id asked, in its place. Else the ids themselves,
+    // as every client before the bits understood.
+    if (question.reply === LACKING_BITS_REPLY) {
+      // Both lists are filtered from the ids asked, so they hold the very same id objects; were
+      // one ever a copy, the count would not match and the ids are matched by value instead.
+      const lackingCount = lackingShown.length + hidden.length;
+      const same = new Set<ObjectId>([...lackingShown, ...hidden]);
+      let lacking = (i: number) => same.has(question.ids[i]!);
+      if (question.ids.reduce((n, _, i) => n + (lacking(i) ? 1 : 0), 0) !== lackingCount) {
+        const byValue = new Set([...lackingShown, ...hidden].map(idToHex));
+        lacking = (i) => byValue.has(idToHex(question.ids[i]!));
+      }
+      return msgpackResponse(c, encodeLackingReply(question.ids.length, lacking));
+    }
+    return msgpackResponse(c, encodeCanonical({ missing: [...lackingShown, ...hidden] }));
   });
 
   app.post("/v1/objects/upload", async (c) => {

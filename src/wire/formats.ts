@@ -9,6 +9,7 @@ import { DecodeError, decodeMsgpack, encodeCanonical } from "../core/encoding.ts
 import { isObjectIdBytes, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { StoredObject } from "../store/object-store.ts";
+import { encodeIdListMessage, idsFromLackingBits, lackingBits, readIdListMessage } from "./id-list.ts";
 
 /** Compression is kept only when it saves at least this fraction. */
 const COMPRESSION_SAVING_MIN = 0.05;
@@ -79,8 +80,8 @@ export class BodyTooLargeError extends Error {
   override name = "BodyTooLargeError";
 }
 
-export function encodeIdList(ids: readonly ObjectId[]): Uint8Array {
-  return encodeCanonical({ ids });
+export function encodeIdList(ids: readonly ObjectId[], reply?: string): Uint8Array {
+  return encodeIdListMessage("ids", ids, reply);
 }
 
 function parseIdArray(list: unknown, field: string): ObjectId[] {
@@ -106,9 +107,45 @@ function parseObjectPairs(value: unknown): StoredObject[] {
 }
 
 export function decodeIdList(bytes: Uint8Array, field = "ids"): ObjectId[] {
+  return decodeIdQuestion(bytes, field).ids;
+}
+
+/** An id list and the reply format it asks for (`"reply"`, a short string, when given). */
+export function decodeIdQuestion(bytes: Uint8Array, field = "ids"): { ids: ObjectId[]; reply?: string } {
+  const direct = readIdListMessage(bytes, field, LIMITS.batchIdsMax);
+  if (direct) return direct;
   const value = decodeMsgpack(bytes);
   if (!(value instanceof Map)) throw new DecodeError(`expected a map with an array "${field}"`);
-  return parseIdArray(value.get(field), field);
+  const ids = parseIdArray(value.get(field), field);
+  const reply = value.get("reply");
+  if (reply === undefined) return { ids };
+  if (typeof reply !== "string" || reply.length > 16) throw new DecodeError(`"reply" is a short string`);
+  return { ids, reply };
+}
+
+/**
+ * The answer to "which of `asked` do you lack?": `{"missing": [bin32, ...]}` (every node), or
+ * `{"lacking": bin}`, one bit per id asked (a node asked for `"reply": "bits"`). The ids lacking,
+ * in the order asked.
+ */
+export function decodeMissingReply(bytes: Uint8Array, asked: readonly ObjectId[]): ObjectId[] {
+  const direct = readIdListMessage(bytes, "missing", asked.length);
+  if (direct) return direct.ids;
+  const value = decodeMsgpack(bytes);
+  if (!(value instanceof Map)) throw new DecodeError(`expected a map with "missing" or "lacking"`);
+  const bits = value.get("lacking");
+  if (bits !== undefined) {
+    if (!(bits instanceof Uint8Array)) throw new DecodeError(`"lacking" must be binary`);
+    return idsFromLackingBits(asked, bits);
+  }
+  const missing = parseIdArray(value.get("missing"), "missing");
+  if (missing.length > asked.length) throw new DecodeError(`the node named ${missing.length} ids missing of ${asked.length} asked`);
+  return missing;
+}
+
+/** The node's answer in bits (`"reply": "bits"`): bit i set when `lacking(i)`. */
+export function encodeLackingReply(count: number, lacking: (index: number) => boolean): Uint8Array {
+  return encodeCanonical({ lacking: lackingBits(count, lacking) });
 }
 
 /** A batch of objects: msgpack array of [id, bytes] pairs. */

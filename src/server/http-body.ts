@@ -68,9 +68,16 @@ async function* countedPieces(body: ReadableStream<Uint8Array> | null, maxBytes:
   }
 }
 
+/**
+ * Inflated pieces of this size rather than zlib's 16 KiB: a 4 MiB batch comes in 32 pieces, not
+ * 256, and each piece costs the batch reader a turn (4.6 against 2.8 ms of CPU per 4 MiB batch of
+ * text, inflated and read). The reader bounds the total, not the piece.
+ */
+const INFLATED_PIECE_BYTES = 128 * 1024;
+
 /** A zstd stream inflated piece by piece; the reader bounds the inflated total, so a bomb stops there. */
 async function* inflatedPieces(compressed: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const inflate = zlib.createZstdDecompress();
+  const inflate = zlib.createZstdDecompress({ chunkSize: INFLATED_PIECE_BYTES });
   const feeding = (async () => {
     try {
       for await (const piece of compressed) if (!inflate.write(piece)) await once(inflate, "drain");

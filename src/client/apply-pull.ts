@@ -69,6 +69,8 @@ export interface ApplyPullInput {
   nowMs: () => number;
   /** The durability of each group of file writes (a test injects a failing one); by default syncfs, or an fsync per file. */
   newFileGroupSync?: () => FileGroupSync;
+  /** Called once each group of file writes is done with (pull.ts looks at the process's memory there). */
+  afterGroup?: () => void;
 }
 
 export interface ApplyPullResult {
@@ -334,6 +336,7 @@ export async function applyPull(input: ApplyPullInput): Promise<ApplyPullResult>
     if (writtenStats.size > 0) input.statCache.remember(writtenStats);
     group = [];
     groupBytes = 0;
+    input.afterGroup?.();
   };
   /** Writes the files planned so far, then does what was queued behind them. */
   const flush = async () => {

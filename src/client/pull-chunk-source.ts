@@ -20,6 +20,10 @@ export class PullChunkSource implements ChunkSource {
   /** Chunks of the files the current group replaces (their old versions): all of them, until the group is written. */
   readonly replaced = new Map<string, ChunkLocation>();
   readonly prefetched = new Map<string, Uint8Array>();
+  /** The reply buffers prefetch's chunks are views of, freed with them (releasePrefetched). */
+  private prefetchedReplies: ArrayBufferLike[] = [];
+  /** Reply buffers getChunks handed out, each to one caller, until that caller releases them. */
+  private readonly handedOut = new WeakSet<ArrayBufferLike>();
   readonly reader = new FileChunkReader();
   chunksFetched = 0;
   bytesFetched = 0;
@@ -57,6 +61,7 @@ export class PullChunkSource implements ChunkSource {
         if (reply.missing.length > 0) throw new RemoteError("rejected", `the node lacks chunk ${idToHex(reply.missing[0]!)} of its own tree`);
         for (const object of reply.objects) {
           if (!idEquals(blake3(object.bytes), object.id)) throw new RemoteError("rejected", `the node sent chunk ${idToHex(object.id)} with wrong bytes`);
+          if (this.prefetchedReplies.at(-1) !== object.bytes.buffer) this.prefetchedReplies.push(object.bytes.buffer);
           this.prefetched.set(idToHex(object.id), object.bytes);
           this.chunksFetched++;
           this.bytesFetched += object.bytes.length;
@@ -86,6 +91,7 @@ export class PullChunkSource implements ChunkSource {
     const missing = [...new Map(ids.filter((_, i) => out[i] === undefined).map((id) => [idToHex(id), id])).values()];
     if (missing.length > 0) {
       const reply = await this.remote.download(missing);
+      for (const object of reply.objects) this.handedOut.add(object.bytes.buffer);
       const counted = new Set<string>();
       const byId = new Map(reply.objects.map((o) => [idToHex(o.id), o.bytes]));
       for (let i = 0; i < ids.length; i++) {
@@ -131,9 +137,37 @@ export class PullChunkSource implements ChunkSource {
     }
   }
 
+  /**
+   * A writer is done with bytes getChunks returned: the reply buffers they are views of are
+   * freed at once (detached), not at the next collection. Only buffers this source downloaded
+   * for getChunks, and each once: prefetched chunks wait for releasePrefetched, and chunks read
+   * from local files are the collector's.
+   */
+  release(chunks: readonly Uint8Array[]): void {
+    for (const chunk of chunks) freeReplyBuffer(chunk.buffer, this.handedOut);
+  }
+
+  /** Drops what prefetch brought (freeing its reply buffers: the group is written) and the replaced files' chunks. */
   releasePrefetched(): void {
     this.prefetched.clear();
+    const replies = this.prefetchedReplies;
+    this.prefetchedReplies = [];
+    for (const buffer of replies) freeReplyBuffer(buffer);
     this.replaced.clear();
   }
 }
 
+/**
+ * Detaches a download reply's buffer, which frees its memory in Bun at once: a pull of a large
+ * file receives its whole size in ~4 MiB replies, and left to the collector they were tens of
+ * MiB of its peak. With `only`, just a buffer in that set (removed from it, so freed once).
+ * A small one is left to the collector: it may be a slab of Buffer's pool, shared with others.
+ */
+function freeReplyBuffer(buffer: ArrayBufferLike, only?: WeakSet<ArrayBufferLike>): void {
+  if (only !== undefined && !only.delete(buffer)) return;
+  if (buffer.byteLength < REPLY_BUFFER_FREED_BYTES_MIN) return;
+  if (buffer instanceof ArrayBuffer && typeof buffer.transfer === "function" && !buffer.detached) buffer.transfer(0);
+}
+
+/** Reply buffers smaller than this are not freed early (Buffer's pool slabs are 8 KiB). */
+const REPLY_BUFFER_FREED_BYTES_MIN = 64 * 1024;

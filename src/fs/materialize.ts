@@ -42,6 +42,11 @@ export { setDirectoryAttributes, UnsafePathError };
 /** Supplies chunk bytes by id (from a local store, a remote node, or an existing local file). */
 export interface ChunkSource {
   getChunks(ids: readonly ObjectId[]): Promise<Uint8Array[]>;
+  /**
+   * The writer is done with these bytes (a batch getChunks returned, all of it written): a
+   * source that owns them may free them now rather than wait for the collector.
+   */
+  release?(chunks: readonly Uint8Array[]): void;
 }
 
 /** Tracks directories whose entries changed, so each is fsynced once at the end. */
@@ -355,6 +360,7 @@ async function writeChunks(fd: number, relativePath: string, options: FileWriteO
       const expected = batch.toFetch[i]!;
       fetched.set(idToHex(expected.id), verified(datas[i], expected));
     }
+    const returned = datas;
     datas = null;
     for (const { chunk, position } of batch.planned) {
       const key = idToHex(chunk.id);
@@ -374,6 +380,7 @@ async function writeChunks(fd: number, relativePath: string, options: FileWriteO
     for (const chunk of batch.toFetch) pendingFetch.delete(idToHex(chunk.id));
     // The batch's bytes are written: nothing here holds them any more.
     fetched.clear();
+    options.source.release?.(returned);
   };
   const flush = async () => {
     if (planned.length === 0) return;
@@ -410,8 +417,12 @@ async function writeChunks(fd: number, relativePath: string, options: FileWriteO
   ftruncateSync(fd, position);
 }
 
-/** Batches of one file fetched at once (each ~LIMITS.batchBytesTarget): the transfer's concurrency, so the memory they hold stays bounded. */
-const BATCHES_IN_FLIGHT_MAX = LIMITS.transferConcurrency;
+/**
+ * Batches of one file fetched at once (each ~LIMITS.batchBytesTarget): one written while the
+ * next arrives. Four (LIMITS.transferConcurrency) bought no measurable time on a 1 GiB pull and
+ * held ~10 MiB more at its peak (121-128 MiB in-process against 106-116 MiB with two).
+ */
+const BATCHES_IN_FLIGHT_MAX = 2;
 /** A bound on chunk positions waiting for one fetch (a long run of one repeated chunk). */
 const PLANNED_CHUNKS_MAX = 65_536;
 /**

@@ -110,7 +110,11 @@ class PieceReader {
     let length = 0;
     for (let i = 0; i < width; i++) length = length * 256 + piece[at++]!;
     this.offset = at;
-    return { id: piece.slice(idAt, idAt + ID_LENGTH_BYTES), length };
+    // Copied with set, not slice: a piece may be a Buffer (an inflated body), whose slice is a
+    // view into memory the inflater goes on to reuse.
+    const id = new Uint8Array(ID_LENGTH_BYTES);
+    id.set(piece.subarray(idAt, idAt + ID_LENGTH_BYTES));
+    return { id, length };
   }
 
   /** Copies into `target` from `at` what the current piece holds, without waiting; the position reached. */

@@ -66,6 +66,24 @@ describe("reading an upload batch as it arrives", () => {
     }
   });
 
+  test("keeps ids intact when the pieces are Buffers the source reuses (as an inflater may)", async () => {
+    const objects = objectsOf(Array.from({ length: 300 }, (_, i) => 10 + (i % 50)), 11);
+    const body = encodeObjectBatch(objects);
+    const expected = decodeObjectBatch(body).map((o) => ({ id: idToHex(o.id), bytes: o.bytes }));
+    // One Buffer, refilled for every piece: a Buffer's slice is a view, so an id the reader kept
+    // as a slice of an earlier piece would read as whatever came after it.
+    async function* reusedPieces(): AsyncGenerator<Uint8Array> {
+      const shared = Buffer.alloc(4096);
+      for (let at = 0; at < body.length; at += shared.length) {
+        const n = Math.min(shared.length, body.length - at);
+        shared.set(body.subarray(at, at + n));
+        yield shared.subarray(0, n);
+      }
+    }
+    const { stored } = await readAll(reusedPieces());
+    expect(stored).toEqual(expected);
+  });
+
   test("hands on groups of at most one client batch, each intact though the buffer is reused, and an object larger than the buffer alone", async () => {
     const sizes = [...Array.from({ length: 40 }, () => 256 * 1024), GROUP_BYTES_MAX + 1, 10, LIMITS.objectBytesMax, 7];
     const objects = objectsOf(sizes, 11);

@@ -49,6 +49,7 @@ export const ENVIRONMENT = {
   DSYNC_DEBUG: "When set, errors also print their stack trace",
   DSYNC_BLAKE3: "\"portable\" skips the native BLAKE3 and uses the ~25x slower portable one",
   TMPDIR: "Where the compiled binary unpacks its native BLAKE3; must be writable",
+  DSYNC_ENTRY_CALLS: "\"node\" makes the scan look at entries through node:fs instead of statx/openat on libc (same answers, slower)",
 } as const;
 
 export type EnvironmentName = keyof typeof ENVIRONMENT;
@@ -56,7 +57,7 @@ export type EnvironmentName = keyof typeof ENVIRONMENT;
 const CLIENT_ENVIRONMENT: EnvironmentName[] = ["DSYNC_REMOTE", "DSYNC_TOKEN", "DSYNC_TLS_FINGERPRINT", "DSYNC_DEBUG"];
 
 /** What every command that hashes also reads (its help lists them). */
-export const HASHING_ENVIRONMENT: EnvironmentName[] = ["DSYNC_BLAKE3", "TMPDIR"];
+export const HASHING_ENVIRONMENT: EnvironmentName[] = ["DSYNC_BLAKE3", "TMPDIR", "DSYNC_ENTRY_CALLS"];
 
 const OK_FAILURE_USAGE: [number, string][] = [
   [0, "success"],

@@ -84,7 +84,13 @@ interface StatCacheRow {
   file_id_names_chunk: number;
 }
 
-/** Rows read per query while listing a directory's entries. */
+/**
+ * Rows read per query while listing a directory's entries. The first query, and each after a
+ * jump over a subdirectory, reads one row: a row below a subdirectory ends its query, so a
+ * batch there would be read only for its first row. At 512 after every jump, the root of a
+ * cache of 1 000 000 files in 1 000 directories read 512 000 rows to use 1 000 of them, and a
+ * first push's client grew by ~110 MB in that one call at the end of its scan.
+ */
 const DIRECTORY_ROWS_BATCH = 512;
 
 /** Paths of gone files (or prefixes of gone subtrees) held before they are dropped at once. */
@@ -164,11 +170,12 @@ export class SqliteStatCache implements StatCache {
     const subdirectories = new Set<string>();
     let cursor = prefix;
     let inclusive = true;
+    let limit = 1;
     for (;;) {
       const rows = (
         end === null
-          ? (inclusive ? this.rootRowsFrom : this.rootRowsAfter).all(cursor, DIRECTORY_ROWS_BATCH)
-          : (inclusive ? this.rowsFrom : this.rowsAfter).all(cursor, end, DIRECTORY_ROWS_BATCH)
+          ? (inclusive ? this.rootRowsFrom : this.rootRowsAfter).all(cursor, limit)
+          : (inclusive ? this.rowsFrom : this.rowsAfter).all(cursor, end, limit)
       ) as StatCacheRow[];
       let jumped = false;
       for (const row of rows) {
@@ -186,10 +193,14 @@ export class SqliteStatCache implements StatCache {
         jumped = true;
         break;
       }
-      if (jumped) continue;
-      if (rows.length < DIRECTORY_ROWS_BATCH) break;
+      if (jumped) {
+        limit = 1;
+        continue;
+      }
+      if (rows.length < limit) break;
       cursor = rows[rows.length - 1]!.path;
       inclusive = false;
+      limit = DIRECTORY_ROWS_BATCH;
     }
     return { files, subdirectories };
   }

@@ -85,11 +85,13 @@ interface StatCacheRow {
 }
 
 /**
- * Rows read per query while listing a directory's entries. The first query, and each after a
- * jump over a subdirectory, reads one row: a row below a subdirectory ends its query, so a
- * batch there would be read only for its first row. At 512 after every jump, the root of a
- * cache of 1 000 000 files in 1 000 directories read 512 000 rows to use 1 000 of them, and a
- * first push's client grew by ~110 MB in that one call at the end of its scan.
+ * Rows read per query at most while listing a directory's entries. A row below a subdirectory
+ * ends its query (the walk jumps past the subdirectory), so the rows after it in the batch are
+ * read for nothing: the first query, and each after a jump, reads one row, and each query of
+ * the directory's own files twice as many as the last, up to this. Rows read for nothing are
+ * then at most as many as rows used. At 512 per query, the root of a cache of 1 000 000 files
+ * in 1 000 directories read 512 000 rows to use 1 000, and a first push's client grew by
+ * ~110 MB in that one call at the end of its scan.
  */
 const DIRECTORY_ROWS_BATCH = 512;
 
@@ -200,7 +202,7 @@ export class SqliteStatCache implements StatCache {
       if (rows.length < limit) break;
       cursor = rows[rows.length - 1]!.path;
       inclusive = false;
-      limit = DIRECTORY_ROWS_BATCH;
+      limit = Math.min(limit * 2, DIRECTORY_ROWS_BATCH);
     }
     return { files, subdirectories };
   }

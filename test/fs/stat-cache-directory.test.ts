@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import type { SealedObject } from "../../src/core/pages.ts";
 import { scanDirectory, type ScanSink } from "../../src/fs/scanner.ts";
+import { Database } from "bun:sqlite";
 import { SqliteStatCache, type StatCacheEntry } from "../../src/fs/stat-cache.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/processes.ts";
 
@@ -61,6 +62,44 @@ describe("directory()", () => {
     const d = cache.directory("d");
     expect(d.files.size).toBe(1500);
     expect(d.subdirectories.size).toBe(15);
+    cache.close();
+  });
+
+  test("a directory of many subdirectories reads about one row per subdirectory, not a query batch each", () => {
+    // The root of a first push of 1 000 000 files in 1 000 directories read 512 rows per
+    // subdirectory to use one (and grew the client by ~110 MB): count the rows SQLite returns.
+    let rowsRead = 0;
+    const prepare = Database.prototype.prepare;
+    Database.prototype.prepare = function (this: Database, ...args: Parameters<typeof prepare>) {
+      const statement = prepare.apply(this, args);
+      const all = statement.all.bind(statement);
+      statement.all = (...params: Parameters<typeof all>) => {
+        const rows = all(...params);
+        rowsRead += rows.length;
+        return rows;
+      };
+      return statement;
+    } as typeof prepare;
+    let cache: SqliteStatCache;
+    try {
+      cache = openCache();
+    } finally {
+      Database.prototype.prepare = prepare;
+    }
+    const remembered = new Map<string, StatCacheEntry>();
+    for (let d = 0; d < 200; d++) for (let f = 0; f < 600; f++) remembered.set(`d${String(d).padStart(3, "0")}/f${f}`, entry(f));
+    for (let f = 0; f < 700; f++) remembered.set(`top${f}`, entry(f));
+    for (let f = 0; f < 3; f++) remembered.set(`d050x${f}`, entry(f));
+    cache.remember(remembered);
+    const root = cache.directory("");
+    expect(root.files.size).toBe(703);
+    expect(root.subdirectories.size).toBe(200);
+    // A row per subdirectory (the one that makes the walk jump past it), and per own file at
+    // most two (the batches grow from one, so what is read past a run of files is at most the run).
+    expect(rowsRead).toBeLessThanOrEqual(200 + 2 * 703);
+    rowsRead = 0;
+    expect(cache.directory("d007").files.size).toBe(600);
+    expect(rowsRead).toBe(600);
     cache.close();
   });
 });

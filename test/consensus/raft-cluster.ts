@@ -103,6 +103,19 @@ export class MemoryRaftNetwork {
     return member;
   }
 
+  /**
+   * A group of `ids`, each member listing the others as its peers, every driver started. The
+   * members go into `running` before they start, so a test's cleanup stops them even when a
+   * start fails.
+   */
+  async startGroup(ids: string[], running: TestMember[], options: MemberOptions = {}): Promise<TestMember[]> {
+    const members: TestMember[] = [];
+    for (const id of ids) members.push(await this.add(id, ids.filter((other) => other !== id), options));
+    running.push(...members);
+    await Promise.all(members.map((m) => m.driver.start()));
+    return members;
+  }
+
   leader(): TestMember | undefined {
     const leaders = [...this.members.values()].filter((m) => !this.cut.has(m.id) && m.driver.isLeader());
     return leaders.length === 1 ? leaders[0] : undefined;

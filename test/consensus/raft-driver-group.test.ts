@@ -17,11 +17,7 @@ afterEach(async () => {
 
 async function group(options: MemberOptions = {}): Promise<{ network: MemoryRaftNetwork; members: TestMember[] }> {
   const network = new MemoryRaftNetwork();
-  const ids = ["n1", "n2", "n3"];
-  const members: TestMember[] = [];
-  for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id), options));
-  running.push(...members);
-  await Promise.all(members.map((m) => m.driver.start()));
+  const members = await network.startGroup(["n1", "n2", "n3"], running, options);
   return { network, members };
 }
 

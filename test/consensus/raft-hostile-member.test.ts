@@ -21,11 +21,7 @@ function message(type: Message["type"], from: string, to: string, term: number, 
 
 async function groupWithHostile(): Promise<{ network: MemoryRaftNetwork; leader: TestMember; hostile: TestMember; victim: TestMember }> {
   const network = new MemoryRaftNetwork();
-  const ids = ["n1", "n2", "n3"];
-  const members: TestMember[] = [];
-  for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id)));
-  running.push(...members);
-  await Promise.all(members.map((m) => m.driver.start()));
+  const members = await network.startGroup(["n1", "n2", "n3"], running);
   const leader = await network.waitForLeader();
   await leader.driver.propose(createFolder("docs"), 5000);
   const [hostile, victim] = members.filter((m) => m !== leader) as [TestMember, TestMember];
@@ -68,11 +64,7 @@ describe("a hostile member", () => {
 
   test("a leader's move naming a version no member holds is acknowledged by no follower: it never commits, and the folder stays headless everywhere", async () => {
     const network = new MemoryRaftNetwork();
-    const ids = ["n1", "n2", "n3"];
-    const members: TestMember[] = [];
-    for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id)));
-    running.push(...members);
-    await Promise.all(members.map((m) => m.driver.start()));
+    const members = await network.startGroup(["n1", "n2", "n3"], running);
     const leader = await network.waitForLeader();
     await leader.driver.propose(createFolder("docs"), 5000);
     // The version's objects are nowhere: not even the leader stored them.

@@ -16,10 +16,7 @@ describe("membership", () => {
   test("a node joining a running group waits to be added, then catches up and votes", async () => {
     const network = new MemoryRaftNetwork();
     const ids = ["n1", "n2", "n3"];
-    const members: TestMember[] = [];
-    for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id)));
-    running.push(...members);
-    await Promise.all(members.map((m) => m.driver.start()));
+    const members = await network.startGroup(ids, running);
     const leader = await network.waitForLeader();
     await leader.driver.propose(createFolder("docs"), 5000);
     const v = makeVersion(leader.id, "before n4 joined");
@@ -55,10 +52,7 @@ describe("membership", () => {
   test("an added member's address survives a restart; a removed member leaves every config", async () => {
     const network = new MemoryRaftNetwork();
     const ids = ["n1", "n2", "n3"];
-    const members: TestMember[] = [];
-    for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id)));
-    running.push(...members);
-    await Promise.all(members.map((m) => m.driver.start()));
+    const members = await network.startGroup(ids, running);
     let leader = await network.waitForLeader();
     // n4 is known to no one's --peers: only the config change says where it is.
     const joiner = await network.add("n4", ids);

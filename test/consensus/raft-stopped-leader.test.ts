@@ -14,11 +14,7 @@ afterEach(async () => {
 
 test("a leader stopped while its followers fetch what its last append names: the next leader commits without waiting on that fetch", async () => {
   const network = new MemoryRaftNetwork();
-  const ids = ["n1", "n2", "n3"];
-  const members: TestMember[] = [];
-  for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id)));
-  running.push(...members);
-  await Promise.all(members.map((m) => m.driver.start()));
+  const members = await network.startGroup(["n1", "n2", "n3"], running);
   const leader = await network.waitForLeader();
   await leader.driver.propose(createFolder("docs"), 5000);
 
@@ -51,11 +47,7 @@ test("a leader stopped while its followers fetch what its last append names: the
 // given up for the next member, which acknowledged the move and holds it.
 test("a leader stopped while a follower fetches again at apply time what a committed move names: the follower fetches it from another member and the group goes on", async () => {
   const network = new MemoryRaftNetwork();
-  const ids = ["n1", "n2", "n3"];
-  const members: TestMember[] = [];
-  for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id)));
-  running.push(...members);
-  await Promise.all(members.map((m) => m.driver.start()));
+  const members = await network.startGroup(["n1", "n2", "n3"], running);
   const leader = await network.waitForLeader();
   await leader.driver.propose(createFolder("docs"), 5000);
   const [late, other] = members.filter((m) => m !== leader) as [TestMember, TestMember];
@@ -97,11 +89,7 @@ test("a leader stopped while a follower fetches again at apply time what a commi
 // waiting on that fetch. A leader stopped then is given up for the other members the same way.
 test("a leader stopped while a follower fetches the history a snapshot names: the follower fetches it from another member and the group goes on", async () => {
   const network = new MemoryRaftNetwork();
-  const ids = ["n1", "n2", "n3"];
-  const members: TestMember[] = [];
-  for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id), { compactEvery: 3 }));
-  running.push(...members);
-  await Promise.all(members.map((m) => m.driver.start()));
+  const members = await network.startGroup(["n1", "n2", "n3"], running, { compactEvery: 3 });
   const leader = await network.waitForLeader();
   const [late, other] = members.filter((m) => m !== leader) as [TestMember, TestMember];
   await waitFor(() => late.driver.status().members.every((s) => s.self || s.address !== null), 5000, `${late.id} to know its peers`);

@@ -53,11 +53,7 @@ describe("a moveHead checked against its version objects", () => {
 
   test("a leader's lying move is acknowledged by no follower and never commits; an honest leader then goes on", async () => {
     const network = new MemoryRaftNetwork();
-    const ids = ["n1", "n2", "n3"];
-    const members: TestMember[] = [];
-    for (const id of ids) members.push(await network.add(id, ids.filter((other) => other !== id)));
-    running.push(...members);
-    await Promise.all(members.map((m) => m.driver.start()));
+    const members = await network.startGroup(["n1", "n2", "n3"], running);
     const leader = await network.waitForLeader();
     await leader.driver.propose(createFolder("docs"), 5000);
     const v1 = makeVersion(leader.id, "one");

@@ -14,7 +14,7 @@ import { spawnSync } from "bun";
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { cleanupTempDirs, runCli, tempDir } from "../helpers/processes.ts";
-import { checkStrongRun, startStrongCluster, strongFolderWithClients, waitForAgreement, type StrongClients, type StrongCluster } from "../helpers/strong-cluster.ts";
+import { acknowledgedMore, checkStrongRun, startStrongCluster, startWriters, strongFolderWithClients, waitForAgreement, type StrongCluster } from "../helpers/strong-cluster.ts";
 
 const FOLDER = "ledger";
 const DISK_BYTES = 24 * 1024 * 1024;
@@ -60,29 +60,6 @@ function fillDisk(path: string): void {
   }
 }
 
-function writers(c: StrongCluster, clients: StrongClients, nodes: number[]) {
-  let running = true;
-  const loop = async (clientId: string, offset: number) => {
-    for (let turn = offset; running; turn++) {
-      if (!(await clients.push(clientId, c.urls[nodes[turn % nodes.length]!]!))) await Bun.sleep(20);
-    }
-  };
-  const loops = [loop("writer-1", 0), loop("writer-2", 1)];
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
-
-async function acknowledgedMore(clients: StrongClients, count: number, capMs: number): Promise<number> {
-  const before = clients.tally.acknowledgedPushes;
-  const deadline = Date.now() + capMs;
-  while (clients.tally.acknowledgedPushes < before + count && Date.now() < deadline) await Bun.sleep(20);
-  return clients.tally.acknowledgedPushes - before;
-}
-
 async function appliedOf(c: StrongCluster, i: number): Promise<number> {
   return (await c.consensus(i))?.applied ?? -1;
 }
@@ -92,7 +69,7 @@ test("a member whose disk fills stops acknowledging, answers with errors, catche
   const c = await startStrongCluster({ dataDirOf: (i) => (i === 2 ? join(mountDir, "node-c") : undefined) });
   clusters.push(c);
   const { clients } = await strongFolderWithClients(c, FOLDER, 0);
-  let load = writers(c, clients, [0, 1, 2]);
+  let load = startWriters(c, clients, [0, 1, 2]);
   try {
     expect(await acknowledgedMore(clients, 6, 15_000), "pushes through every node").toBeGreaterThanOrEqual(6);
     await load.stop();
@@ -104,7 +81,7 @@ test("a member whose disk fills stops acknowledging, answers with errors, catche
     }
 
     fillDisk(join(mountDir, "filler"));
-    load = writers(c, clients, [0, 1]);
+    load = startWriters(c, clients, [0, 1]);
     expect(await acknowledgedMore(clients, 8, 20_000), "pushes with node 2's disk full").toBeGreaterThanOrEqual(8);
     const leader = (await c.consensus(0))!.leader!.id;
     expect(leader).not.toBe(c.nodeIds[2]);
@@ -131,7 +108,7 @@ test("a member whose disk fills stops acknowledging, answers with errors, catche
     }
     await c.start(killed);
     await c.waitForLeader("a leader once the killed node is back");
-    load = writers(c, clients, [0, 1]);
+    load = startWriters(c, clients, [0, 1]);
     const answers: string[] = [];
     for (let i = 0; i < 2; i++) {
       answers.push((await clients.push("writer-3", c.urls[2]!, 8_000)) ? "push acknowledged" : "push refused");
@@ -149,7 +126,7 @@ test("a member whose disk fills stops acknowledging, answers with errors, catche
     while ((await appliedOf(c, 2)) < applied0 && Date.now() < deadline) await Bun.sleep(50);
     expect(await appliedOf(c, 2)).toBeGreaterThanOrEqual(applied0);
     await load.stop();
-    load = writers(c, clients, [0, 1, 2]);
+    load = startWriters(c, clients, [0, 1, 2]);
     expect(await acknowledgedMore(clients, 4, 15_000), "pushes through every node again").toBeGreaterThanOrEqual(4);
   } finally {
     await load.stop();

@@ -8,7 +8,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { cleanupTempDirs } from "../helpers/processes.ts";
 import { DROP_DATABASES_TIMEOUT_MS, dropTestDatabases, freshDatabase, postgresTestUrl, startOwnCluster, type OwnCluster } from "../helpers/postgres.ts";
-import { checkStrongRun, startStrongCluster, strongFolderWithClients, waitForAgreement, type StrongClients, type StrongCluster } from "../helpers/strong-cluster.ts";
+import { acknowledgedMore, checkStrongRun, startStrongCluster, startWriters, strongFolderWithClients, waitForAgreement, type StrongCluster } from "../helpers/strong-cluster.ts";
 
 const FOLDER = "ledger";
 
@@ -22,32 +22,6 @@ afterAll(async () => {
   cleanupTempDirs();
 }, DROP_DATABASES_TIMEOUT_MS);
 
-/** A writer through each node in turn of `nodes()`, until stopped. */
-function writers(c: StrongCluster, clients: StrongClients, nodes: () => number[]) {
-  let running = true;
-  const loop = async (clientId: string, offset: number) => {
-    for (let turn = offset; running; turn++) {
-      const choices = nodes();
-      const output = await clients.push(clientId, c.urls[choices[turn % choices.length]!]!);
-      if (!output) await Bun.sleep(20);
-    }
-  };
-  const loops = [loop("writer-1", 0), loop("writer-2", 1)];
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
-
-async function acknowledgedMore(clients: StrongClients, count: number, capMs: number): Promise<number> {
-  const before = clients.tally.acknowledgedPushes;
-  const deadline = Date.now() + capMs;
-  while (clients.tally.acknowledgedPushes < before + count && Date.now() < deadline) await Bun.sleep(20);
-  return clients.tally.acknowledgedPushes - before;
-}
-
 test("strong mode on PostgreSQL: the leader killed -9 and restarted, a follower's database stopped and started again, nothing acknowledged lost", async () => {
   // Nodes 0 and 1 on the shared test server; node 2 on a server of its own, which the test stops.
   const own = startOwnCluster();
@@ -57,7 +31,7 @@ test("strong mode on PostgreSQL: the leader killed -9 and restarted, a follower'
   clusters.push(c);
   const { clients } = await strongFolderWithClients(c, FOLDER, 0);
   const all = () => c.urls.map((_, i) => i).filter((i) => c.isRunning(i));
-  let load = writers(c, clients, all);
+  let load = startWriters(c, clients, all);
   try {
     expect(await acknowledgedMore(clients, 6, 15_000), "pushes through every node").toBeGreaterThanOrEqual(6);
 
@@ -80,7 +54,7 @@ test("strong mode on PostgreSQL: the leader killed -9 and restarted, a follower'
     // any other answer as unexpected).
     await load.stop();
     own.halt();
-    load = writers(c, clients, () => [0, 1]);
+    load = startWriters(c, clients, () => [0, 1]);
     expect(await acknowledgedMore(clients, 6, 20_000), "pushes with node 2's database down").toBeGreaterThanOrEqual(6);
     const unavailableBefore = clients.tally.unavailable;
     for (let i = 0; i < 3; i++) {
@@ -93,7 +67,7 @@ test("strong mode on PostgreSQL: the leader killed -9 and restarted, a follower'
     // Its database back: node 2 catches up and takes pushes again.
     own.start();
     await load.stop();
-    load = writers(c, clients, all);
+    load = startWriters(c, clients, all);
     const head = await waitForAgreement(c.urls, FOLDER, 30_000);
     expect(head).not.toBeNull();
     const through2 = Date.now() + 20_000;

@@ -390,3 +390,33 @@ export async function checkStrongRun(cluster: StrongCluster, clients: StrongClie
   const landed = resolved.filter((o) => o.kind === PUSH && o.returnMs === Infinity).length;
   return `${folder}: ${resolved.length} operations linearizable, ${histories[0].length} versions on every node; ${unanswered} pushes unanswered, ${landed} of them landed; ${JSON.stringify(clients.tally)}`;
 }
+
+/**
+ * Two writers pushing to `cluster`'s strong folder, each through the nodes of `nodes` in turn
+ * (a list, or a function read at every turn for a set that changes), until stopped.
+ */
+export function startWriters(cluster: StrongCluster, clients: StrongClients, nodes: number[] | (() => number[])): { stop(): Promise<void> } {
+  let running = true;
+  const choices = typeof nodes === "function" ? nodes : () => nodes;
+  const loop = async (clientId: string, offset: number) => {
+    for (let turn = offset; running; turn++) {
+      const now = choices();
+      if (!(await clients.push(clientId, cluster.urls[now[turn % now.length]!]!))) await Bun.sleep(20);
+    }
+  };
+  const loops = [loop("writer-1", 0), loop("writer-2", 1)];
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** Waits (at most `capMs`) for `count` more acknowledged pushes; returns how many came. */
+export async function acknowledgedMore(clients: StrongClients, count: number, capMs: number): Promise<number> {
+  const before = clients.tally.acknowledgedPushes;
+  const deadline = Date.now() + capMs;
+  while (clients.tally.acknowledgedPushes < before + count && Date.now() < deadline) await Bun.sleep(20);
+  return clients.tally.acknowledgedPushes - before;
+}

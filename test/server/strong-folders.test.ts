@@ -5,12 +5,11 @@
 // without `stale`, the status's `consensus`, and the 503 of a node that runs no log.
 import { afterAll, describe, expect, test } from "bun:test";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
-import { systemClock, systemRandom, systemTimers } from "../../src/node/clock.ts";
 import type { DsyncNode } from "../../src/node/node.ts";
-import { RaftDriver } from "../../src/consensus/raft-driver.ts";
+import type { RaftDriver } from "../../src/consensus/raft-driver.ts";
 import { createApp } from "../../src/server/app.ts";
-import { strongHeadsOver } from "../../src/server/consensus-heads.ts";
 import { memoryNode } from "../helpers/memory-node.ts";
+import { leadAlone } from "../helpers/strong-single-node.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
@@ -24,15 +23,7 @@ afterAll(async () => {
 /** A node whose Raft group is this node alone, led by it, and the app over both. */
 async function strongNode(): Promise<{ node: DsyncNode; driver: RaftDriver; app: ReturnType<typeof createApp> }> {
   const node = await memoryNode("n1");
-  const driver = new RaftDriver({ node, timers: systemTimers, clock: systemClock, random: systemRandom, log: () => {} });
-  drivers.push(driver);
-  await driver.start();
-  node.setStrongHeads(strongHeadsOver(driver, node.clock));
-  const deadline = Date.now() + 10_000;
-  while (!driver.isLeader()) {
-    if (Date.now() > deadline) throw new Error("a one-member Raft group did not elect itself within 10 s");
-    await Bun.sleep(20);
-  }
+  const driver = await leadAlone(node, drivers);
   return { node, driver, app: createApp(node, { consensus: driver }) };
 }
 

@@ -6,11 +6,10 @@
 // real driver, the node's real metadata); the log's creation is applied at exactly that moment.
 import { afterAll, describe, expect, test } from "bun:test";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
-import { systemClock, systemRandom, systemTimers } from "../../src/node/clock.ts";
 import { FolderModeChangedError, type CommitConditions, type NewVersionRecord } from "../../src/node/metadata-records.ts";
-import { RaftDriver } from "../../src/consensus/raft-driver.ts";
-import { strongHeadsOver } from "../../src/server/consensus-heads.ts";
+import type { RaftDriver } from "../../src/consensus/raft-driver.ts";
 import { memoryNode } from "../helpers/memory-node.ts";
+import { leadAlone } from "../helpers/strong-single-node.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 
 const drivers: RaftDriver[] = [];
@@ -21,15 +20,7 @@ afterAll(async () => {
 describe("an eventual commit racing the log turning its folder strong", () => {
   test("the eventual compare-and-set is refused, and the commit goes through the log instead", async () => {
     const node = await memoryNode("n1");
-    const driver = new RaftDriver({ node, timers: systemTimers, clock: systemClock, random: systemRandom, log: () => {} });
-    drivers.push(driver);
-    await driver.start();
-    node.setStrongHeads(strongHeadsOver(driver, node.clock, systemTimers, node.metadata));
-    const deadline = Date.now() + 10_000;
-    while (!driver.isLeader()) {
-      if (Date.now() > deadline) throw new Error("a one-member Raft group did not elect itself within 10 s");
-      await Bun.sleep(20);
-    }
+    const driver = await leadAlone(node, drivers);
     const tree = async (files: Record<string, string>): Promise<ObjectId> => {
       const objects = new MemoryObjects();
       const root = objects.tree(files);

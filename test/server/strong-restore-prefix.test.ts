@@ -5,11 +5,10 @@
 // hex digits.
 import { afterAll, describe, expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
-import { systemClock, systemRandom, systemTimers } from "../../src/node/clock.ts";
-import { RaftDriver } from "../../src/consensus/raft-driver.ts";
+import type { RaftDriver } from "../../src/consensus/raft-driver.ts";
 import { createApp } from "../../src/server/app.ts";
-import { strongHeadsOver } from "../../src/server/consensus-heads.ts";
 import { memoryNode } from "../helpers/memory-node.ts";
+import { leadAlone } from "../helpers/strong-single-node.ts";
 import { MemoryObjects } from "../helpers/memory-objects.ts";
 
 const drivers: RaftDriver[] = [];
@@ -20,15 +19,7 @@ afterAll(async () => {
 describe("restore of a strong folder by a version prefix", () => {
   test("an ambiguous prefix is 400 and proposes nothing; a unique one restores", async () => {
     const node = await memoryNode("n1");
-    const driver = new RaftDriver({ node, timers: systemTimers, clock: systemClock, random: systemRandom, log: () => {} });
-    drivers.push(driver);
-    await driver.start();
-    node.setStrongHeads(strongHeadsOver(driver, node.clock, systemTimers, node.metadata));
-    const deadline = Date.now() + 10_000;
-    while (!driver.isLeader()) {
-      if (Date.now() > deadline) throw new Error("a one-member Raft group did not elect itself within 10 s");
-      await Bun.sleep(20);
-    }
+    const driver = await leadAlone(node, drivers);
     const app = createApp(node, { consensus: driver });
     const post = async (path: string, body: unknown) => {
       const response = await app.request(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });

@@ -456,7 +456,7 @@ function treeSize(dir: string): { files: number; bytes: number } {
 }
 
 /** Fetches `name@version` with `npm pack` (once; cached) and extracts it; returns the package directory. */
-async function ensureRelease(dataDir: string, name: string, version: string, log: (line: string) => void) {
+export async function ensureRelease(dataDir: string, name: string, version: string, log: (line: string) => void) {
   const safe = name.replace(/^@/, "").replace(/\//g, "-");
   const root = join(dataDir, "releases", `${safe}-${version}`);
   const packageDir = join(root, "package");

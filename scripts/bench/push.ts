@@ -3,11 +3,15 @@
 //
 //   bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4]
 //                             [--dsync auto|binary|source|build] [--release NAME@FROM..TO]
-//                             [--compress auto|never|LEVEL]
+//                             [--compress auto|never|LEVEL] [--link-mbit N [--latency-ms N]]
 //
 // --compress is passed to every `dsync push` (default: none, so the push's own default, auto),
 // to compare the upload compression choices on the same data; case 4, which measures what
 // compression saves against rsync -az, pushes with --compress 5 unless --compress is given.
+//
+// --link-mbit N puts both proxies (dsync's and rsync's) on a link of N Mbit/s each way (a token
+// bucket in tcp-proxy.ts, with --latency-ms one way added); the rate a plain transfer achieves
+// through it is measured and printed first.
 //
 // --dsync: auto (default) runs dist/dsync when it exists (what users run; warns when it is older
 // than the sources), else bun on cli/main.ts; build compiles the committed HEAD into --data first.
@@ -19,13 +23,15 @@
 //   2. push after a 1 KiB edit in the middle of a large file (256 MiB by default)
 //   3. no-change push of a 10 000-file tree (files of 1-8 KiB)
 //   4. a real update: two releases of an npm package with a native binary, v1 then v2
+//   5. a first push of compressible data to an empty node: the Bun binary's npm package and the
+//      typescript package (about 125 MB, 124 files), the case for upload compression
 //
 // Times are medians over --runs runs, from process spawn to exit (start-up included for both
 // tools); bytes are what crossed each proxy (up = client to server); CPU is the client's own
 // (rusage) and the node's or the daemon's with its reaped children (/proc), plus this process's
 // (the proxies). Before each timed run the tool's destination holds the case's starting state
 // and `sync` has flushed dirty pages. Generated data is cached under --data, so reruns skip it.
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { commandFlags, formatBytes, formatMarkdownTable, formatTable, gitCommit, machineInfo, median, warmPageCache } from "./lib.ts";
@@ -35,6 +41,7 @@ import {
   editMiddle,
   ensureEditBase,
   ensureMixedTree,
+  ensureRelease,
   ensureReleasePair,
   ensureSmallFilesTree,
   REPO_ROOT,
@@ -46,7 +53,7 @@ import {
   type DsyncCommand,
   type Service,
 } from "./push-lib.ts";
-import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
+import { measureLinkMbit, startTcpProxy, type LinkSettings, type TcpProxy } from "./tcp-proxy.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -60,12 +67,14 @@ interface Options {
   release: { name: string; from: string; to: string };
   /** `dsync push --compress`, when given. */
   compress?: string;
+  /** Both proxies throttled to this link, when given. */
+  link?: LinkSettings;
 }
 
 function usage(message?: string): never {
   process.stderr.write(
     (message ? `push bench: ${message}\n` : "") +
-      "usage: bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4] [--dsync auto|binary|source|build] [--release NAME@FROM..TO] [--compress auto|never|LEVEL]\n",
+      "usage: bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4,5] [--dsync auto|binary|source|build] [--release NAME@FROM..TO] [--compress auto|never|LEVEL] [--link-mbit N [--latency-ms N]]\n",
   );
   process.exit(message ? 2 : 0);
 }
@@ -78,6 +87,12 @@ function parseOptions(argv: string[]): Options {
     cases: new Set([1, 2, 3, 4]),
     dsync: "auto",
     release: { name: "@oven/bun-linux-x64", from: "1.4.4", to: "1.4.5" },
+  };
+  let latencyMs: number | undefined;
+  const positive = (text: string, flag: string) => {
+    const n = Number(text);
+    if (!(n > 0) || !Number.isFinite(n)) usage(`${flag} needs a positive number`);
+    return n;
   };
   for (const { flag, value, count } of commandFlags(argv, usage)) {
     if (flag === "--data") options.dataDir = resolve(value());
@@ -93,10 +108,16 @@ function parseOptions(argv: string[]): Options {
       if (!match) usage("--release is NAME@FROM..TO, e.g. @oven/bun-linux-x64@1.4.4..1.4.5");
       options.release = { name: match[1]!, from: match[2]!, to: match[3]! };
     } else if (flag === "--compress") options.compress = value();
+    else if (flag === "--link-mbit") options.link = { ...options.link, mbit: positive(value(), flag) };
+    else if (flag === "--latency-ms") latencyMs = positive(value(), flag);
     else if (flag === "--help" || flag === "-h") usage();
     else usage(`unknown argument ${flag}`);
   }
-  for (const c of options.cases) if (![1, 2, 3, 4].includes(c)) usage(`no case ${c}`);
+  if (latencyMs !== undefined) {
+    if (!options.link) usage("--latency-ms needs --link-mbit");
+    options.link.latencyMs = latencyMs;
+  }
+  for (const c of options.cases) if (![1, 2, 3, 4, 5].includes(c)) usage(`no case ${c}`);
   return options;
 }
 
@@ -256,8 +277,8 @@ class Bench {
     rmSync(join(this.options.dataDir, "run"), { recursive: true, force: true });
     mkdirSync(this.workDir, { recursive: true });
     this.rsyncd = await startRsyncDaemon(join(this.options.dataDir, "run", "rsyncd"), this.moduleDir);
-    this.rsyncProxy = await startTcpProxy({ targetPort: this.rsyncd.port });
-    this.dsyncProxy = await startTcpProxy({ targetPort: 1 });
+    this.rsyncProxy = await startTcpProxy({ targetPort: this.rsyncd.port, link: this.options.link });
+    this.dsyncProxy = await startTcpProxy({ targetPort: 1, link: this.options.link });
     await this.freshNode();
   }
 
@@ -520,6 +541,67 @@ async function caseRelease(bench: Bench): Promise<CaseResult[]> {
   ];
 }
 
+/** Case 5's data: the Bun binary's npm package and a JavaScript package, side by side. */
+const COMPRESSIBLE_PACKAGES = [
+  { name: "@oven/bun-linux-x64", version: "1.4.5", as: "bun-linux-x64" },
+  { name: "typescript", version: "5.6.3", as: "typescript" },
+];
+
+async function caseCompressible(bench: Bench): Promise<CaseResult> {
+  const { options } = bench;
+  const root = join(options.dataDir, "compressible");
+  const done = join(options.dataDir, "compressible.done");
+  if (!existsSync(done)) {
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(root, { recursive: true });
+    for (const pkg of COMPRESSIBLE_PACKAGES) {
+      const release = await ensureRelease(options.dataDir, pkg.name, pkg.version, log);
+      cpSync(release.dir, join(root, pkg.as), { recursive: true });
+    }
+    writeFileSync(done, `${COMPRESSIBLE_PACKAGES.map((p) => `${p.name}@${p.version}`).join(" ")}\n`);
+  }
+  const stateDir = join(root, ".dsync");
+  rmSync(stateDir, { recursive: true, force: true });
+  const files = listFiles(root);
+  warmPageCache(files, new Uint8Array(4 * 1024 * 1024));
+  const bytes = files.reduce((sum, path) => sum + statSync(path).size, 0);
+  const samples = emptySamples();
+  try {
+    for (let run = 0; run < options.runs; run++) {
+      for (const tool of toolOrder(run)) {
+        const dest = `c5-${tool === "rsync -a" ? "a" : "az"}-${run}`;
+        if (tool === "dsync") {
+          await bench.freshNode();
+          rmSync(stateDir, { recursive: true, force: true });
+        }
+        const sample = await bench.runTool(tool, root, "compressible", dest);
+        samples[tool].push(sample);
+        const batches = sample.report ? `, batches compressed ${sample.report.batches_compressed} of ${sample.report.batches_compressed + sample.report.batches_plain}` : "";
+        log(`  case 5 run ${run + 1} ${tool}: ${sample.seconds.toFixed(2)} s, ${formatBytes(sample.up + sample.down)}${batches}`);
+        if (tool === "dsync" && run === 0) await runTimed([...bench.dsync.argv, "diff", root, `${bench.node!.url}/compressible`], { env: bench.env });
+        if (tool !== "dsync") {
+          if (run === 0) await runTimed(["diff", "-r", "-q", "--exclude=.dsync", root, join(bench.moduleDir, dest)]);
+          bench.removeDest(dest);
+        }
+      }
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+  const slow = options.link !== undefined;
+  const baseline: Tool = slow ? "rsync -az" : "rsync -a";
+  return {
+    id: "5",
+    title: "First push of compressible data (a native binary and a JavaScript package) to an empty node / module",
+    data: `${files.length} files, ${formatBytes(bytes)}: ${COMPRESSIBLE_PACKAGES.map((p) => `${p.name}@${p.version}`).join(" and ")}`,
+    samples,
+    target: {
+      text: `dsync time <= ${baseline} time${slow ? ` (on the ${options.link!.mbit} Mbit/s link)` : " (loopback)"}`,
+      check: (s) => ratioCheck(s.dsync.seconds, s[baseline].seconds, 1, `time vs ${baseline}`),
+    },
+    notes: [FIRST_PUSH_NOTE, `dsync pushed with --compress ${options.compress ?? "auto (its default)"}; rsync -az negotiates zstd with the daemon (rsync 3.2 and later)`],
+  };
+}
 
 function ratioCheck(value: number, reference: number, limit: number, what: string): { met: boolean; detail: string } {
   const ratio = value / reference;
@@ -610,6 +692,12 @@ async function main(): Promise<void> {
     return median(out);
   };
   const startup = { dsync: await startupTimes([...dsync.argv, "--version"]), rsync: await startupTimes(["rsync", "--version"]) };
+  // The throttle's accuracy, by a plain transfer through a proxy on the same link.
+  const linkAchieved = options.link ? await measureLinkMbit(options.link, 8 * 1024 * 1024) : undefined;
+  const linkLine = options.link
+    ? `link: ${options.link.mbit} Mbit/s each way${options.link.latencyMs ? `, ${options.link.latencyMs} ms one way` : ""} for both proxies; a plain 8 MiB transfer through it achieved ${linkAchieved!.up.toFixed(1)} up, ${linkAchieved!.down.toFixed(1)} down`
+    : "link: loopback, unthrottled";
+  log(linkLine);
 
   const bench = new Bench(options, dsync);
   const results: CaseResult[] = [];
@@ -637,6 +725,10 @@ async function main(): Promise<void> {
       log(`case 4: release update ${options.release.name} ${options.release.from} -> ${options.release.to}`);
       results.push(...(await caseRelease(bench)));
     }
+    if (options.cases.has(5)) {
+      log("case 5: first push of compressible data (a native binary and a JavaScript package)");
+      results.push(await caseCompressible(bench));
+    }
   } finally {
     await bench.stop();
     process.off("SIGINT", onSignal);
@@ -651,6 +743,7 @@ async function main(): Promise<void> {
     `date ${startedAt.toISOString()}, commit ${commit}${dirty ? " (the working tree has uncommitted changes in src/ or cli/)" : ""}`,
     `dsync: ${dsync.label}${dsync.staleNote ? ` (${dsync.staleNote})` : ""}; ${rsyncVersion}`,
     `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memTotal}, kernel ${machine.kernel}, load at start ${machine.loadAverage}`,
+    linkLine,
     `runs: ${options.runs} (medians), size: ${options.sizeMiB} MiB${options.compress ? `, dsync push --compress ${options.compress}` : ""}; process start-up (--version): dsync ${seconds(startup.dsync)}, rsync ${seconds(startup.rsync)}; load at end ${loadavg().map((v) => v.toFixed(2)).join(" ")}`,
   ];
   text.push(...heading, "");

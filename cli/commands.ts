@@ -129,6 +129,10 @@ export const COMMANDS: CommandSpec[] = [
       { flags: "--cluster-token-file <file>", description: "The --cluster-token on FILE's first line" },
       { flags: "--sync-interval-ms <ms>", description: "Period of the full comparison with each peer (default 2000)" },
       {
+        flags: "--replication-streaming <on|off>",
+        description: "on (the default): tell peers what each push's upload stores as it lands, and fetch what peers tell of theirs, so a push reaches the peers while it arrives; off: peers fetch at the head",
+      },
+      {
         flags: "--scrub-bytes-per-second <n>",
         description: "Re-verify stored objects in the background at this rate; 0 = off (default off, 8388608 with --peers)",
       },

@@ -30,6 +30,7 @@ export interface ServeFlags {
   clusterToken?: string;
   clusterTokenFile?: string;
   syncIntervalMs?: string;
+  replicationStreaming?: string;
   scrubBytesPerSecond?: string;
   metricsToken?: string;
   metricsTokenFile?: string;
@@ -119,6 +120,8 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   const tls = serveTls(flags, peerSpecs);
   const syncIntervalMs = parseCount(flags.syncIntervalMs, "--sync-interval-ms") ?? 2000;
   if (syncIntervalMs < 50) throw new UsageError("--sync-interval-ms must be at least 50");
+  const streaming = flags.replicationStreaming ?? "on";
+  if (streaming !== "on" && streaming !== "off") throw new UsageError("--replication-streaming is on or off");
   const scrubBytesPerSecond = parseCount(flags.scrubBytesPerSecond, "--scrub-bytes-per-second");
   if (flags.nodeId !== undefined) {
     const problem = nodeIdProblem(String(flags.nodeId));
@@ -161,7 +164,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   // Replication, repair from peers and the scrub, as the assembly makes them.
   let services;
   try {
-    services = await assembleServices(node, { clusterToken, peers, syncIntervalMs, scrubBytesPerSecond, peerTrust: tls.peerTrust, tls: tls.identity });
+    services = await assembleServices(node, { clusterToken, peers, syncIntervalMs, replicationStreaming: streaming === "on", scrubBytesPerSecond, peerTrust: tls.peerTrust, tls: tls.identity });
   } catch (error) {
     await closeStores();
     await node.close();

@@ -159,6 +159,8 @@ export interface ServiceAssembly {
   /** Peer base URLs to replicate with. */
   peers?: string[];
   syncIntervalMs?: number;
+  /** Whether pushes stream to the peers as they arrive (stored-objects notices, fetching ahead); default true. */
+  replicationStreaming?: boolean;
   /**
    * Rate of the background scrub (node/scrub.ts); 0 turns it off. Default: off on a node without
    * peers (nothing could repair what it finds but a push), 8 MiB/s with peers.
@@ -207,12 +209,17 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
       transport,
       timers,
       intervalMs: options.syncIntervalMs ?? 2000,
+      streaming: options.replicationStreaming,
       log,
       // What no peer had a moment ago may be on the one that just came back.
       onPeerBack: () => repairer?.retryNow(),
     });
     const running = replicator;
-    peerService = new PeerService(node, (notice) => running.onNotice(notice));
+    peerService = new PeerService(
+      node,
+      (notice) => running.onNotice(notice),
+      (notice) => running.onStoredNotice(notice),
+    );
     if ((options.peers ?? []).length > 0) {
       // Peers that answered last are asked first for copies of what this node found corrupt.
       const peersInOrder = () => running.peerStates().sort((a, b) => Number(b.reachable === true) - Number(a.reachable === true)).map((peer) => peer.address);

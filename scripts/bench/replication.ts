@@ -37,20 +37,21 @@
 // run in this process through src/client/push.ts. Everything lives in a temporary directory,
 // removed at the end (unless --keep); every process started is stopped, also on error or Ctrl-C.
 // Progress goes to stderr, the results to stdout.
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { push } from "../../src/client/push.ts";
-import { commandFlags, formatBytes, formatMarkdownTable, formatTable, gitCommit, loadAverageText, machineInfo, median, Xorshift128Plus } from "./lib.ts";
-import { buildDsyncAtHead, cleanEnv, freePort, KIB, REPO_ROOT, resolveDsync, runTimed, startRsyncDaemon, stopProcess, writeTextFile, type DsyncCommand, type Service } from "./push-lib.ts";
+import { commandFlags, formatBytes, formatMarkdownTable, formatTable, gitCommit, hasCommand, loadAverageText, machineInfo, median, writeRandomFile, Xorshift128Plus } from "./lib.ts";
+import { buildDsyncAtHead, cleanEnv, freePort, KIB, processCpuSeconds, REPO_ROOT, resolveDsync, runTimed, startRsyncDaemon, stopProcess, writeTextFile, type DsyncCommand, type Service } from "./push-lib.ts";
+import { configureSyncthing, countFiles, generateSyncthing, startSyncthing, syncthingRest, workerPid, type SyncthingInstance } from "./syncthing.ts";
 import type { SyncStats } from "../../src/replication/replicator.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
-type Case = "lag" | "partition" | "diff";
+type Case = "lag" | "partition" | "diff" | "bulk";
 
 interface Options {
   pushes: number;
@@ -67,6 +68,13 @@ interface Options {
   diffFiles: number;
   diffRuns: number;
   cases: Set<Case>;
+  bulkFiles: number;
+  bulkMiB: number;
+  bulkRuns: number;
+  bulkPollMs: number;
+  /** Streaming on, off, or both (each run in turn), for the bulk case. */
+  bulkModes: boolean[];
+  syncthing: boolean;
   dsync: "source" | "build" | "binary";
   json?: string;
   markdown: boolean;
@@ -76,7 +84,8 @@ interface Options {
 const USAGE =
   "usage: bun scripts/bench/replication.ts [--pushes N] [--warmup N] [--files N] [--poll-ms MS] [--lag-interval-ms MS]\n" +
   "       [--tree-files N] [--changed N] [--runs N] [--interval-ms MS] [--conv-poll-ms MS]\n" +
-  "       [--no-diff | --with-diff] [--diff-files N] [--diff-runs N] [--cases lag,partition,diff]\n" +
+  "       [--no-diff | --with-diff] [--diff-files N] [--diff-runs N] [--cases lag,partition,diff,bulk]\n" +
+  "       [--bulk-files N] [--bulk-mib N] [--bulk-runs N] [--bulk-poll-ms MS] [--bulk-streaming on|off|both] [--no-syncthing]\n" +
   "       [--dsync source|build|binary] [--json FILE] [--markdown] [--keep]\n";
 
 function usage(message?: string): never {
@@ -99,7 +108,13 @@ function parseOptions(argv: string[]): Options {
     withDiff: true,
     diffFiles: 100_000,
     diffRuns: 3,
-    cases: new Set<Case>(["lag", "partition", "diff"]),
+    cases: new Set<Case>(["lag", "partition", "diff", "bulk"]),
+    bulkFiles: 2000,
+    bulkMiB: 200,
+    bulkRuns: 3,
+    bulkPollMs: 5,
+    bulkModes: [true, false],
+    syncthing: true,
     dsync: "source",
     markdown: false,
     keep: false,
@@ -119,9 +134,18 @@ function parseOptions(argv: string[]): Options {
     else if (flag === "--with-diff") options.withDiff = true;
     else if (flag === "--diff-files") options.diffFiles = count(2);
     else if (flag === "--diff-runs") options.diffRuns = count(1);
+    else if (flag === "--bulk-files") options.bulkFiles = count(20);
+    else if (flag === "--bulk-mib") options.bulkMiB = count(1);
+    else if (flag === "--bulk-runs") options.bulkRuns = count(1);
+    else if (flag === "--bulk-poll-ms") options.bulkPollMs = count(0);
+    else if (flag === "--bulk-streaming") {
+      const choice = value();
+      if (choice !== "on" && choice !== "off" && choice !== "both") usage("--bulk-streaming is on, off or both");
+      options.bulkModes = choice === "both" ? [true, false] : [choice === "on"];
+    } else if (flag === "--no-syncthing") options.syncthing = false;
     else if (flag === "--cases") {
       const names = value().split(",").map((c) => c.trim());
-      for (const name of names) if (name !== "lag" && name !== "partition" && name !== "diff") usage(`no case ${name} (lag, partition, diff)`);
+      for (const name of names) if (name !== "lag" && name !== "partition" && name !== "diff" && name !== "bulk") usage(`no case ${name} (lag, partition, diff, bulk)`);
       options.cases = new Set(names as Case[]);
     } else if (flag === "--dsync") {
       const choice = value();
@@ -219,7 +243,7 @@ function logTail(path: string, bytes = 2000): string {
 }
 
 /** `dsync serve` on 127.0.0.1:port with the given peers; output goes to a log file; waits for /v1/health. */
-async function startNode(dsync: DsyncCommand, root: string, name: string, port: number, peers: string[], clusterToken: string, intervalMs: number): Promise<Node> {
+async function startNode(dsync: DsyncCommand, root: string, name: string, port: number, peers: string[], clusterToken: string, intervalMs: number, extraArgs: string[] = []): Promise<Node> {
   const dataDir = join(root, `node-${name}`);
   mkdirSync(dataDir, { recursive: true });
   const logPath = join(root, `node-${name}.log`);
@@ -242,6 +266,7 @@ async function startNode(dsync: DsyncCommand, root: string, name: string, port: 
         clusterToken,
         "--sync-interval-ms",
         String(intervalMs),
+        ...extraArgs,
       ],
       { cwd: REPO_ROOT, env: cleanEnv(), stdin: "ignore", stdout: fd, stderr: fd },
     );
@@ -691,6 +716,267 @@ async function partitionCase(options: Options, dsync: DsyncCommand, root: string
 }
 
 // ---------------------------------------------------------------------------------------------
+// 4. Bulk replication beside Syncthing
+
+interface BulkRun {
+  run: number;
+  streaming: boolean;
+  /** Push start (spawn of `dsync push`) until B's head is the pushed version, as B's API showed it. */
+  totalMs: number;
+  /** Push start until the push process exited. */
+  pushMs: number;
+  /** Push start until A's commit event, B's fetch event (its closure all here) and B's merge event (head moved). */
+  commitMs: number;
+  fetchedMs: number;
+  mergedMs: number;
+  /** What B fetched ahead of the head (stored-objects notices) and at the head. */
+  aheadObjects: number;
+  aheadBytes: number;
+  atHeadObjects: number;
+  atHeadBytes: number;
+  /** CPU seconds (user + system) of A, B and the pushing process over the run. */
+  cpuA: number;
+  cpuB: number;
+  cpuPush: number;
+}
+
+interface SyncthingRun {
+  run: number;
+  /** Data moved into the sender's folder and a scan asked for, until the receiver reports every file and nothing needed. */
+  totalMs: number;
+  /** Until the sender reports the folder scanned (idle, every file indexed). */
+  scanMs: number;
+  cpuSender: number;
+  cpuReceiver: number;
+}
+
+interface BulkResult {
+  files: number;
+  bytes: number;
+  runs: number;
+  pollMs: number;
+  dsync: BulkRun[];
+  syncthing: SyncthingRun[] | string;
+  syncthingVersion: string;
+  medians: { streaming: number; notStreaming: number; syncthing: number };
+}
+
+/** `files` files making `totalBytes` in 20 directories: even ones seeded random bytes, odd ones seeded text (compressible). */
+function writeBulkTree(dir: string, files: number, totalBytes: number, seed: string): void {
+  const buffer = new Uint8Array(64 * KIB);
+  const size = Math.floor(totalBytes / files);
+  for (let i = 0; i < files; i++) {
+    const sub = join(dir, `d${String(i % 20).padStart(2, "0")}`);
+    if (i < 20) mkdirSync(sub, { recursive: true });
+    const path = join(sub, `f${String(i).padStart(5, "0")}${i % 2 === 0 ? ".bin" : ".txt"}`);
+    if (i % 2 === 0) writeRandomFile(path, size, `${seed}/${i}`, buffer);
+    else writeTextFile(path, size, `${seed}/${i}`, buffer);
+  }
+}
+
+/** The node's events of this run (each with its wall-clock time in ms). */
+async function eventsOf(node: Node): Promise<{ type: string; timeMs: number; folder: string | null }[]> {
+  const events = (await getJson(`${node.url}/v1/events?since=0&wait=0`)).body.events as { type: string; time: string; folder: string | null }[];
+  return events.map((e) => ({ type: e.type, timeMs: Date.parse(e.time), folder: e.folder }));
+}
+
+/** Until each node has answered the other's listing: A's notices then reach B at once. */
+async function waitPeersReachable(nodes: readonly Node[], timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (const node of nodes) {
+    for (;;) {
+      const status = (await getJson(`${node.url}/v1/status`)).body;
+      if ((status.peers as { reachable: boolean | null }[]).every((p) => p.reachable === true)) break;
+      if (performance.now() > deadline) throw new Error(`node ${node.name} did not reach its peers within ${timeoutMs} ms`);
+      await Bun.sleep(20);
+    }
+  }
+}
+
+async function dsyncBulkRun(options: Options, dsync: DsyncCommand, dir: string, source: string, run: number, streaming: boolean): Promise<BulkRun> {
+  const runDir = join(dir, `run-${run}-${streaming ? "streaming" : "at-head"}`);
+  mkdirSync(runDir, { recursive: true });
+  const token = `bench-${crypto.randomUUID()}`;
+  const [portA, portB] = [freePort(), freePort()];
+  const mode = ["--replication-streaming", streaming ? "on" : "off"];
+  const a = await startNode(dsync, runDir, "a", portA, [`http://127.0.0.1:${portB}`], token, 2000, mode);
+  const b = await startNode(dsync, runDir, "b", portB, [`http://127.0.0.1:${portA}`], token, 2000, mode);
+  try {
+    await waitPeersReachable([a, b], 30_000);
+    rmSync(join(source, ".dsync"), { recursive: true, force: true });
+    const cpuA0 = processCpuSeconds(a.proc.pid);
+    const cpuB0 = processCpuSeconds(b.proc.pid);
+    const startWall = Date.now();
+    const started = performance.now();
+    const pusher = Bun.spawn([...dsync.argv, "push", source, "--remote", a.url, "--folder", "bulk"], { cwd: REPO_ROOT, env: cleanEnv(), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    let pushMs = NaN;
+    const pushed = Promise.all([new Response(pusher.stdout).text(), new Response(pusher.stderr).text(), pusher.exited]).then(([stdout, stderr, code]) => {
+      pushMs = performance.now() - started;
+      if (code !== 0) throw new Error(`dsync push exited with ${code}: ${(stderr || stdout).trim().slice(0, 800)}`);
+      return stdout;
+    });
+    let failure: unknown;
+    pushed.catch((error) => (failure = error));
+    // B's head is null until it integrates the push: the folder has no other version.
+    let totalMs = NaN;
+    for (;;) {
+      if (failure) throw failure;
+      const { status, body, atMs } = await getJson(`${b.url}/v1/folders/bulk`);
+      if (status === 200 && body.head) {
+        totalMs = atMs - started;
+        break;
+      }
+      if (atMs - started > 600_000) throw new Error(`B did not hold the head within 600 s; log: ${logTail(b.logPath, 800)}`);
+      if (options.bulkPollMs > 0) await Bun.sleep(options.bulkPollMs);
+    }
+    await pushed;
+    const cpuPush = Number(pusher.resourceUsage()?.cpuTime.total ?? 0n) / 1e6;
+    const cpuA = processCpuSeconds(a.proc.pid) - cpuA0;
+    const cpuB = processCpuSeconds(b.proc.pid) - cpuB0;
+    const headA = await headOf(a, "bulk");
+    const headB = await headOf(b, "bulk");
+    if (!headA || headA !== headB) throw new Error(`B's head ${headB} is not A's ${headA}`);
+    if ((await rootOf(a, "bulk", headA)) !== (await rootOf(b, "bulk", headA))) throw new Error("B's root differs from A's");
+    const at = (events: { type: string; timeMs: number; folder: string | null }[], type: string) => {
+      const event = events.find((e) => e.type === type && e.folder === "bulk");
+      return event ? event.timeMs - startWall : NaN;
+    };
+    const eventsA = await eventsOf(a);
+    const eventsB = await eventsOf(b);
+    const stats = await statsOf(b);
+    return {
+      run,
+      streaming,
+      totalMs,
+      pushMs,
+      commitMs: at(eventsA, "commit"),
+      fetchedMs: at(eventsB, "fetch"),
+      mergedMs: at(eventsB, "merge"),
+      aheadObjects: stats.objectsFetchedAhead ?? 0,
+      aheadBytes: stats.bytesFetchedAhead ?? 0,
+      atHeadObjects: stats.objectsFetched,
+      atHeadBytes: stats.bytesFetched,
+      cpuA,
+      cpuB,
+      cpuPush,
+    };
+  } finally {
+    await a.stop();
+    await b.stop();
+    rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+async function syncthingStatus(instance: SyncthingInstance): Promise<{ state: string; localFiles: number; globalFiles: number; needTotalItems: number }> {
+  return (await syncthingRest(instance, "/rest/db/status?folder=bench")) as { state: string; localFiles: number; globalFiles: number; needTotalItems: number };
+}
+
+/**
+ * The same data through two Syncthing instances on loopback, timed the way that matches a
+ * push: both running, connected and idle over empty folders; the data is moved (renamed) into
+ * the sender's folder and a scan asked for (Syncthing then hashes it, as a push chunks and
+ * hashes it) until the receiver reports every file held and nothing needed (it has written
+ * them to its folder).
+ */
+async function syncthingBulkRun(options: Options, dir: string, source: string, files: number, run: number): Promise<SyncthingRun> {
+  const runDir = join(dir, `syncthing-${run}`);
+  const sendDir = join(runDir, "send");
+  const receiveDir = join(runDir, "receive");
+  mkdirSync(sendDir, { recursive: true });
+  mkdirSync(receiveDir, { recursive: true });
+  const sender = await generateSyncthing(join(runDir, "sender-home"));
+  const receiver = await generateSyncthing(join(runDir, "receiver-home"));
+  configureSyncthing(sender, receiver, sendDir, "sendonly");
+  configureSyncthing(receiver, sender, receiveDir, "receiveonly");
+  const moved = join(sendDir, "data");
+  try {
+    await startSyncthing(sender);
+    await startSyncthing(receiver);
+    for (const deadline = performance.now() + 60_000; ; await Bun.sleep(100)) {
+      const connections = (await syncthingRest(sender, "/rest/system/connections")) as { connections: Record<string, { connected: boolean }> };
+      const senderIdle = (await syncthingStatus(sender)).state === "idle";
+      const receiverIdle = (await syncthingStatus(receiver)).state === "idle";
+      if (connections.connections[receiver.deviceId]?.connected && senderIdle && receiverIdle) break;
+      if (performance.now() > deadline) throw new Error("the two Syncthing instances did not connect within 60 s");
+    }
+    rmSync(join(source, ".dsync"), { recursive: true, force: true });
+    const cpuSender0 = processCpuSeconds(workerPid(sender.proc!.pid));
+    const cpuReceiver0 = processCpuSeconds(workerPid(receiver.proc!.pid));
+    const started = performance.now();
+    renameSync(source, moved);
+    await syncthingRest(sender, "/rest/db/scan?folder=bench", { method: "POST" });
+    let scanMs = NaN;
+    let totalMs = NaN;
+    for (;;) {
+      if (Number.isNaN(scanMs)) {
+        const status = await syncthingStatus(sender);
+        if (status.state === "idle" && status.localFiles >= files) scanMs = performance.now() - started;
+      }
+      const status = await syncthingStatus(receiver);
+      if (status.state === "idle" && status.localFiles >= files && status.needTotalItems === 0) {
+        totalMs = performance.now() - started;
+        break;
+      }
+      if (performance.now() - started > 600_000) throw new Error(`the receiving Syncthing did not finish within 600 s (${JSON.stringify(status)})`);
+      if (options.bulkPollMs > 0) await Bun.sleep(Math.max(options.bulkPollMs, 20));
+    }
+    const cpuSender = processCpuSeconds(workerPid(sender.proc!.pid)) - cpuSender0;
+    const cpuReceiver = processCpuSeconds(workerPid(receiver.proc!.pid)) - cpuReceiver0;
+    const received = countFiles(join(receiveDir, "data"));
+    if (received < files) throw new Error(`Syncthing said it was done with ${received} of ${files} files on disk`);
+    return { run, totalMs, scanMs, cpuSender, cpuReceiver };
+  } finally {
+    for (const instance of [receiver, sender]) if (instance.proc) await stopProcess(instance.proc);
+    if (existsSync(moved)) renameSync(moved, source);
+    rmSync(runDir, { recursive: true, force: true });
+  }
+}
+
+async function bulkCase(options: Options, dsync: DsyncCommand, root: string): Promise<BulkResult> {
+  const files = options.bulkFiles;
+  const bytes = options.bulkMiB * 1024 * KIB;
+  log(`\n== 4. bulk replication: A and B, ${files} files of ${formatBytes(Math.floor(bytes / files))} (${formatBytes(bytes)}, half random, half text), ${options.bulkRuns} runs, beside Syncthing`);
+  const dir = join(root, "bulk");
+  const source = join(dir, "data");
+  mkdirSync(dir, { recursive: true });
+  writeBulkTree(source, files, bytes, "replication/bulk");
+  let syncthingVersion = "";
+  let syncthing: SyncthingRun[] | string = [];
+  if (!options.syncthing) syncthing = "not run (--no-syncthing)";
+  else if (!hasCommand("syncthing")) syncthing = "not run: no syncthing on PATH";
+  else syncthingVersion = (await runTimed(["syncthing", "--version"])).stdout.trim().split(" ").slice(0, 2).join(" ");
+  const runs: BulkRun[] = [];
+  for (let run = 0; run < options.bulkRuns; run++) {
+    for (const streaming of options.bulkModes) {
+      const result = await dsyncBulkRun(options, dsync, dir, source, run, streaming);
+      runs.push(result);
+      log(
+        `  run ${run + 1} dsync ${streaming ? "streaming" : "at the head"}: B holds the head ${ms(result.totalMs)} after the push started ` +
+          `(push ${ms(result.pushMs)}, A commit ${ms(result.commitMs)}, B all objects ${ms(result.fetchedMs)}, B head ${ms(result.mergedMs)}; ` +
+          `fetched ahead ${formatBytes(result.aheadBytes)}, at the head ${formatBytes(result.atHeadBytes)}; CPU A ${result.cpuA.toFixed(2)} s, B ${result.cpuB.toFixed(2)} s, push ${result.cpuPush.toFixed(2)} s)`,
+      );
+    }
+    if (Array.isArray(syncthing)) {
+      const result = await syncthingBulkRun(options, dir, source, files, run);
+      syncthing.push(result);
+      log(`  run ${run + 1} Syncthing: receiver holds all ${ms(result.totalMs)} after the scan was asked for (sender scanned ${ms(result.scanMs)}; CPU sender ${result.cpuSender.toFixed(2)} s, receiver ${result.cpuReceiver.toFixed(2)} s)`);
+    }
+  }
+  rmSync(source, { recursive: true, force: true });
+  const medianOf = (streaming: boolean) => median(runs.filter((r) => r.streaming === streaming).map((r) => r.totalMs));
+  return {
+    files,
+    bytes,
+    runs: options.bulkRuns,
+    pollMs: options.bulkPollMs,
+    dsync: runs,
+    syncthing,
+    syncthingVersion,
+    medians: { streaming: medianOf(true), notStreaming: medianOf(false), syncthing: Array.isArray(syncthing) ? median(syncthing.map((r) => r.totalMs)) : NaN },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. Replica diff (replica-diff.ts)
 
 interface DiffSummary {
@@ -751,6 +1037,7 @@ async function main(argv: string[]): Promise<void> {
   let lag: LagResult | undefined;
   let conv: ConvergenceResult | undefined;
   let diff: DiffSummary | string = "not run (--cases)";
+  let bulk: BulkResult | undefined;
   let dsync: DsyncCommand;
   try {
     dsync = await resolveNodeCommand(options.dsync);
@@ -759,6 +1046,7 @@ async function main(argv: string[]): Promise<void> {
     if (options.cases.has("lag")) lag = await lagCase(options, dsync, root);
     if (options.cases.has("partition")) conv = await partitionCase(options, dsync, root);
     if (options.cases.has("diff")) diff = await diffCase(options, dsync);
+    if (options.cases.has("bulk")) bulk = await bulkCase(options, dsync, root);
   } finally {
     await runCleanups();
   }
@@ -819,6 +1107,38 @@ async function main(argv: string[]): Promise<void> {
     );
   }
 
+  if (bulk) {
+    out.push("");
+    out.push(
+      `4. Bulk replication: nodes A and B (peers, eventual), \`dsync push\` of ${bulk.files} files (${formatBytes(bulk.bytes)}, half seeded random, half seeded text) to A, ` +
+        `from the push's start until B's head is the pushed version (B polled every ${bulk.pollMs} ms); phases from the nodes' events (A commit, B fetch: its closure all here, B merge: head moved). ` +
+        `Syncthing (${bulk.syncthingVersion || "n/a"}): both running and connected over empty folders, the data renamed into the sender's folder and a scan asked for, until the receiver reports every file and nothing needed.`,
+    );
+    out.push(
+      formatTable(
+        ["run", "mode", "B holds head", "push", "A commit", "B all objects", "B head", "fetched ahead", "at the head", "CPU A / B / push"],
+        bulk.dsync.map((r) => [
+          String(r.run + 1),
+          r.streaming ? "streaming" : "at the head",
+          ms(r.totalMs),
+          ms(r.pushMs),
+          ms(r.commitMs),
+          ms(r.fetchedMs),
+          ms(r.mergedMs),
+          formatBytes(r.aheadBytes),
+          formatBytes(r.atHeadBytes),
+          `${r.cpuA.toFixed(2)} / ${r.cpuB.toFixed(2)} / ${r.cpuPush.toFixed(2)} s`,
+        ]),
+      ),
+    );
+    if (typeof bulk.syncthing === "string") out.push(`Syncthing: ${bulk.syncthing}`);
+    else out.push(formatTable(["run", "Syncthing receiver holds all", "sender scanned", "CPU sender / receiver"], bulk.syncthing.map((r) => [String(r.run + 1), ms(r.totalMs), ms(r.scanMs), `${r.cpuSender.toFixed(2)} / ${r.cpuReceiver.toFixed(2)} s`])));
+    out.push(
+      `medians: streaming ${ms(bulk.medians.streaming)}, at the head ${ms(bulk.medians.notStreaming)}, Syncthing ${ms(bulk.medians.syncthing)}; ` +
+        `streaming / Syncthing ${ratio(bulk.medians.streaming, bulk.medians.syncthing)}, at the head / Syncthing ${ratio(bulk.medians.notStreaming, bulk.medians.syncthing)}`,
+    );
+  }
+
   const header = ["metric", "figure", "baseline", "ratio", "target", "met?"];
   const rows: string[][] = [];
   if (lag) {
@@ -841,6 +1161,12 @@ async function main(argv: string[]): Promise<void> {
     rows.push(["replica diff requests (pinned)", String(diff.pinned.requests), "", "", `<= ${diff.pinned.bound} (2·depth+2)`, diff.pinned.met ? "met" : "MISSED"]);
     rows.push(["replica diff time (heads)", ms(diff.heads.medianSeconds * 1000), `rsync -rn --checksum: ${ms(diff.rsyncMedianSeconds * 1000)}`, ratio(diff.heads.medianSeconds, diff.rsyncMedianSeconds), "", ""]);
   }
+  if (bulk) {
+    const base = `Syncthing: ${ms(bulk.medians.syncthing)}`;
+    const met = bulk.medians.streaming <= 0.5 * bulk.medians.syncthing;
+    if (Number.isFinite(bulk.medians.streaming)) rows.push([`bulk ${formatBytes(bulk.bytes)} in ${bulk.files} files, push start to B's head, streaming (median)`, ms(bulk.medians.streaming), base, ratio(bulk.medians.streaming, bulk.medians.syncthing), "<= 0.5x", Number.isFinite(bulk.medians.syncthing) ? (met ? "met" : "MISSED") : ""]);
+    if (Number.isFinite(bulk.medians.notStreaming)) rows.push(["  the same, fetched at the head (--replication-streaming off)", ms(bulk.medians.notStreaming), base, ratio(bulk.medians.notStreaming, bulk.medians.syncthing), "", ""]);
+  }
   out.push("");
   out.push("Summary");
   out.push(formatTable(header, rows));
@@ -853,7 +1179,7 @@ async function main(argv: string[]): Promise<void> {
   }
   process.stdout.write(out.join("\n") + "\n");
   if (options.json) {
-    writeFileSync(options.json, JSON.stringify({ commit, startedAt: startedAt.toISOString(), machine, loadEnd, options: { ...options, cases: [...options.cases] }, lag, convergence: conv, diff }, null, 2));
+    writeFileSync(options.json, JSON.stringify({ commit, startedAt: startedAt.toISOString(), machine, loadEnd, options: { ...options, cases: [...options.cases] }, lag, convergence: conv, diff, bulk }, null, 2));
     log(`figures written to ${options.json}`);
   }
 }

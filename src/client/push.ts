@@ -273,6 +273,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
   const { remote: remoteUrl, folder, rebound } = resolveSyncTarget(dir, state, options);
   const progress = options.progress ?? silentProgress;
   const remote = new RemoteNode(remoteUrl, clientToken(), { compress: options.compress });
+  remote.useFolder(folder);
   const sameTarget = !rebound && state.remote === remoteUrl && state.folder === folder;
   const parent = sameTarget ? state.lastVersion ?? null : null;
 

@@ -129,6 +129,15 @@ export class RemoteNode {
    * its events which folder a pull moved bytes for; objects themselves belong to no folder.
    */
   private folderInUse: string | null = null;
+
+  /**
+   * Names the folder this remote's object transfers serve from now on, before any request names
+   * it (a push uploads before its commit): the node tells its peers per folder what each upload
+   * stored, so they fetch it while the push goes on.
+   */
+  useFolder(name: string): void {
+    if (validateFolderName(name) === undefined) this.folderInUse = name;
+  }
   readonly timeouts: RequestTimeouts;
   private readonly retryPolicy: RetryPolicy;
   private readonly notice: (line: string) => void;

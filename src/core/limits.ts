@@ -77,4 +77,10 @@ export const LIMITS = {
   /** Most ids a history request may resume from, and where a page may say its walk stopped (at most twice those, so a page that resumes from the most can always say where it stopped). */
   historyResumeIdsMax: 10_000,
   historyFrontierIdsMax: 20_000,
+  /**
+   * Most objects one stored-objects notice names (POST /v1/peer/stored: a pushing node telling
+   * its peers what an upload group stored, so they fetch it ahead of the head): about 300 KB of
+   * JSON, well under jsonBodyBytesMax.
+   */
+  storedNoticeObjectsMax: 4096,
 } as const;

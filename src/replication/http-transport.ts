@@ -14,7 +14,7 @@ import type { PeerProofSigner } from "../wire/peer-proof.ts";
 import type { Message } from "../core/raft/types.ts";
 import { decodeRaftReply, encodeRaftMessages, type RaftReply } from "../wire/raft-message.ts";
 import type { TlsTrust } from "../wire/tls-trust.ts";
-import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport, StrongForward, StrongForwardReply } from "./transport.ts";
+import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport, StoredNotice, StrongForward, StrongForwardReply } from "./transport.ts";
 
 export interface HttpTransportOptions {
   clusterToken: string;
@@ -35,6 +35,9 @@ export const PEER_REPLY_BYTES_MAX = LIMITS.requestBodyBytesMax * 2;
 
 /** The most of a peer's error reason kept (in an error message, the status, logs). */
 export const PEER_ERROR_CHARS_MAX = 500;
+
+/** Deadline of a stored-objects notice: a hint, so a peer that hangs is given up on sooner than for a head notice. */
+export const STORED_NOTICE_TIMEOUT_MS = 5000;
 
 export class PeerRequestError extends Error {
   override name = "PeerRequestError";
@@ -183,5 +186,10 @@ export class HttpPeerTransport implements PeerTransport {
   async notify(peer: string, notice: HeadNotice): Promise<void> {
     const body = JSON.stringify({ from: notice.from, folder: notice.folder, head: idToHex(notice.head), vector: vectorToRecord(notice.vector) });
     await this.call(peer, "POST", "/v1/peer/notify", body, "application/json", this.options.requestTimeoutMs ?? 10_000);
+  }
+
+  async notifyStored(peer: string, notice: StoredNotice): Promise<void> {
+    const body = JSON.stringify({ from: notice.from, folder: notice.folder, objects: notice.objects.map((o) => [idToHex(o.id), o.lengthBytes]) });
+    await this.call(peer, "POST", "/v1/peer/stored", body, "application/json", Math.min(this.options.requestTimeoutMs ?? STORED_NOTICE_TIMEOUT_MS, STORED_NOTICE_TIMEOUT_MS));
   }
 }

@@ -8,13 +8,15 @@ import type { StoredObject } from "../store/object-store.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { Message } from "../core/raft/types.ts";
 import { RaftUnavailableError } from "../wire/raft-message.ts";
-import type { HeadNotice, HistoryItem, HistoryPage, HistoryRequest, ListingRequest, PeerListing, RaftReceiver, RaftReply } from "./transport.ts";
+import type { HeadNotice, HistoryItem, HistoryPage, HistoryRequest, ListingRequest, PeerListing, RaftReceiver, RaftReply, StoredNotice } from "./transport.ts";
 
 export class PeerService {
   constructor(
     private readonly node: DsyncNode,
     /** Called when a peer says one of its heads changed. */
     private readonly onNotice: (notice: HeadNotice) => void = () => {},
+    /** Called when a peer says what it stored of a push still arriving (the replicator fetches it ahead). */
+    private readonly onStored: (notice: StoredNotice) => void = () => {},
   ) {}
 
   /** One page of this node's folders by name, each with its head's vector (at most LIMITS.foldersPageMax). */
@@ -86,6 +88,12 @@ export class PeerService {
 
   notify(notice: HeadNotice): void {
     this.onNotice(notice);
+  }
+
+  /** A peer's stored-objects notice (at most LIMITS.storedNoticeObjectsMax objects, checked by the caller). */
+  notifyStored(notice: StoredNotice): void {
+    if (notice.objects.length > LIMITS.storedNoticeObjectsMax) throw new Error(`a stored-objects notice names at most ${LIMITS.storedNoticeObjectsMax} objects`);
+    this.onStored(notice);
   }
 
   /** Takes the strong mode's Raft messages to the node's driver (set by the assembly). */

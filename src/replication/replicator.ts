@@ -30,10 +30,20 @@ import type { DsyncNode, ReplicaVersion } from "../node/node.ts";
 import { Mutex } from "../node/mutex.ts";
 import { MetadataUnavailableError } from "../node/metadata-unavailable.ts";
 import { fetchClosure } from "./fetch-closure.ts";
-import type { HeadNotice, PeerFolder, PeerTransport, Timers } from "./transport.ts";
+import { Prefetcher } from "./prefetch.ts";
+import { StoredNoticeSender } from "./stored-notices.ts";
+import type { StoredObject } from "../store/object-store.ts";
+import type { HeadNotice, PeerFolder, PeerTransport, StoredNotice, Timers } from "./transport.ts";
 
 /** How soon an unreachable peer is tried again (at most the round interval). */
 export const UNREACHABLE_RETRY_MS = 200;
+/**
+ * A pull waits for what is being fetched ahead from its peer (prefetch.ts) before its descent,
+ * so it does not download the same objects again: until nothing is left, or no batch ended for
+ * PREFETCH_STALL_MS, and never longer than PREFETCH_WAIT_MS.
+ */
+export const PREFETCH_STALL_MS = 2000;
+export const PREFETCH_WAIT_MS = 30_000;
 
 export interface ReplicatorOptions {
   node: DsyncNode;
@@ -46,6 +56,8 @@ export interface ReplicatorOptions {
   log?: (line: string) => void;
   /** Called when a peer answers that had not (first contact, or back after a failure): repair asks it at once. */
   onPeerBack?: (address: string) => void;
+  /** Whether pushes stream to the peers (stored-objects notices and fetching ahead); default true. */
+  streaming?: boolean;
 }
 
 export interface PeerState {
@@ -103,6 +115,12 @@ export interface SyncStats {
   conflicts: number;
   noticesSent: number;
   noticesReceived: number;
+  /** Stored-objects notices sent to peers and received from them (streamed replication). */
+  storedNoticesSent: number;
+  storedNoticesReceived: number;
+  /** Objects (and their bytes) fetched ahead of a head on a peer's stored-objects notice. */
+  objectsFetchedAhead: number;
+  bytesFetchedAhead: number;
 }
 
 interface PullTask {
@@ -128,7 +146,26 @@ export class Replicator {
    * failure is never counted against the peer: the peer stays reachable.
    */
   localMetadataError: string | null = null;
-  readonly stats: SyncStats = { pulls: 0, pullsCompleted: 0, pullFailures: 0, versionsReceived: 0, objectsFetched: 0, bytesFetched: 0, merges: 0, fastForwards: 0, conflicts: 0, noticesSent: 0, noticesReceived: 0 };
+  readonly stats: SyncStats = {
+    pulls: 0,
+    pullsCompleted: 0,
+    pullFailures: 0,
+    versionsReceived: 0,
+    objectsFetched: 0,
+    bytesFetched: 0,
+    merges: 0,
+    fastForwards: 0,
+    conflicts: 0,
+    noticesSent: 0,
+    noticesReceived: 0,
+    storedNoticesSent: 0,
+    storedNoticesReceived: 0,
+    objectsFetchedAhead: 0,
+    bytesFetchedAhead: 0,
+  };
+  /** Streamed replication, made at start (null while stopped, or without streaming). */
+  private storedNotices: StoredNoticeSender | null = null;
+  private prefetcher: Prefetcher | null = null;
 
   constructor(private readonly options: ReplicatorOptions) {
     for (const address of options.peers) {
@@ -144,13 +181,76 @@ export class Replicator {
     if (!this.stopped) return;
     this.stopped = false;
     this.unsubscribe = this.node.onHeadChanged((folder, head) => void this.announce(folder, head));
+    if (this.options.streaming !== false) this.startStreaming();
     this.schedule(0);
+  }
+
+  private startStreaming(): void {
+    const transport = this.options.transport;
+    const notifyStored = transport.notifyStored?.bind(transport);
+    if (notifyStored) {
+      this.storedNotices = new StoredNoticeSender({
+        nodeId: this.node.nodeId,
+        // Not a peer known unreachable: it would only fail; its round brings it up to date.
+        peers: () => [...this.peers.values()].filter((peer) => peer.reachable !== false).map((peer) => peer.address),
+        send: async (peer, notice) => {
+          await notifyStored(peer, notice);
+          this.stats.storedNoticesSent++;
+        },
+        folderStreams: async (folder) => ((await this.node.findFolder(folder))?.mode ?? "eventual") === "eventual",
+        nowMs: () => this.node.clock.nowMs(),
+      });
+    }
+    this.prefetcher = new Prefetcher({
+      node: this.node,
+      transport,
+      timers: this.options.timers,
+      log: this.options.log,
+      onFetched: (objects, bytes) => {
+        this.stats.objectsFetchedAhead += objects;
+        this.stats.bytesFetchedAhead += bytes;
+      },
+    });
+  }
+
+  /**
+   * A client's upload group is durable here: the peers are told which objects it stored, so
+   * they fetch them while the push goes on (stored-notices.ts). Returns at once; `folder` is what
+   * the upload said it serves (none: nothing is told, the peers fetch at the head).
+   */
+  objectsStored(folder: string | null, objects: readonly StoredObject[]): void {
+    if (this.stopped || folder === null || !this.storedNotices) return;
+    this.storedNotices.stored(
+      folder,
+      // Copied: an upload's buffers may be reused once its group is stored.
+      objects.map((object) => ({ id: new Uint8Array(object.id) as ObjectId, lengthBytes: object.bytes.length })),
+    );
+  }
+
+  /**
+   * A peer's stored-objects notice: fetched ahead from that peer (prefetch.ts), if it is one of
+   * this node's peers and the folder is replicated in eventual mode here. Never throws.
+   */
+  onStoredNotice(notice: StoredNotice): void {
+    if (this.stopped || !this.prefetcher) return;
+    this.stats.storedNoticesReceived++;
+    // Only from a configured peer that answered as that node: a notice cannot send this node to fetch elsewhere.
+    const peer = [...this.peers.values()].find((p) => p.node === notice.from);
+    if (!peer || peer.folders.get(notice.folder)?.mode === "strong") return;
+    const prefetcher = this.prefetcher;
+    prefetcher.take(peer.address, notice).catch((error: unknown) => {
+      if (!this.localMetadataUnavailable(error)) this.options.log?.(`dsync: a stored-objects notice from ${peer.address} for ${notice.folder} failed: ${(error as Error).message}`);
+    });
   }
 
   stop(): void {
     this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribe = null;
+    this.storedNotices?.stop();
+    this.storedNotices = null;
+    this.prefetcher?.stop();
+    this.prefetcher = null;
     if (this.timer !== null) this.options.timers.clearTimeout(this.timer);
     this.timer = null;
     for (const handle of this.retryTimers.values()) this.options.timers.clearTimeout(handle);
@@ -412,6 +512,9 @@ export class Replicator {
       for (const v of versions) if (!(await this.node.hasVersion(folderName, v.id))) roots.push(v.version.root);
       // The version objects themselves are stored too: peers and restores read them by id.
       await this.node.putObjects(versions.map((v) => ({ id: v.id, bytes: v.bytes })));
+      // What is on its way from this peer ahead of the head lands first: the descent then finds it here.
+      if (this.prefetcher?.busy(peer.address)) await this.prefetcher.settled(peer.address, PREFETCH_STALL_MS, PREFETCH_WAIT_MS);
+      if (this.stopped) return;
       const fetched = await fetchClosure(this.node, transport, peer.address, roots);
       if (this.stopped) return;
       this.stats.objectsFetched += fetched.objectsFetched;

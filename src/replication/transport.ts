@@ -58,6 +58,21 @@ export interface HeadNotice {
 }
 
 /**
+ * What a node stored of a push still arriving (one upload group or a few, coalesced): the peers
+ * that replicate the folder fetch these objects ahead of the head (prefetch.ts), so the head's
+ * closure is mostly here once the push commits. Only a hint: nothing is recorded from it, and a
+ * lost one costs only time. At most LIMITS.storedNoticeObjectsMax objects.
+ */
+export interface StoredNotice {
+  /** The id of the node that stored them. */
+  from: string;
+  /** The folder the upload said it serves (X-Dsync-Folder). */
+  folder: string;
+  /** Each object's id and its length in bytes as stored there (for sizing the fetches; not trusted beyond that). */
+  objects: { id: ObjectId; lengthBytes: number }[];
+}
+
+/**
  * A write to a strong folder that a member took from a client and hands to the leader, one hop
  * (src/server/strong-routes.ts): a commit (the client's commit body and the folder; the leader
  * first fetches the pushed tree's objects from the member), a restore, a strong folder's
@@ -81,6 +96,11 @@ export interface PeerTransport {
   history(peer: string, request: HistoryRequest): Promise<HistoryPage>;
   download(peer: string, ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }>;
   notify(peer: string, notice: HeadNotice): Promise<void>;
+  /**
+   * Tells the peer what this node stored of a push still arriving (a hint: the peer fetches it
+   * ahead of the head). Absent from a transport without it: the peer then fetches at the head.
+   */
+  notifyStored?(peer: string, notice: StoredNotice): Promise<void>;
   /**
    * Hands a strong folder's write to the leader `peer` and brings back its answer whatever its
    * status (a failure to reach it rejects). Absent from a transport that carries replication only

@@ -335,6 +335,8 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const stored = await readObjectBatch(c, async (objects) => {
       await node.putUploaded(objects);
       visibility.recordUploads(c, objects.map((o) => o.id));
+      // Durable now: the peers may fetch these while the rest of the push arrives.
+      options.replicator?.objectsStored(transferFolder(c), objects);
     });
     node.events.emit("push", transferFolder(c), { objects: stored.objects, bytes: stored.bytes });
     return c.json({ stored: stored.objects });
@@ -355,6 +357,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
     const bytes = await readBody(c, LIMITS.objectBytesMax);
     await node.putUploaded([{ id, bytes }]);
     visibility.recordUploads(c, [id]);
+    options.replicator?.objectsStored(transferFolder(c), [{ id, bytes }]);
     node.events.emit("push", transferFolder(c), { objects: 1, bytes: bytes.length });
     return c.json({ id: idToHex(id), stored: true }, 201);
   });

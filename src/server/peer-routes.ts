@@ -8,6 +8,8 @@
 //                                           (one page; `more` is where to resume, empty on the last)
 //   POST /v1/peer/objects/download          msgpack id list -> msgpack {objects, missing} (as /v1/objects/download)
 //   POST /v1/peer/notify                    JSON {from, folder, head, vector} -> 202
+//   POST /v1/peer/stored                    JSON {from, folder, objects: [[id, lengthBytes]]} -> 202 (objects of a push
+//                                           still arriving, to fetch ahead; at most 4096, else 400)
 //   POST /v1/peer/raft                      msgpack Raft messages (wire/raft-message.ts) -> JSON {node, voters}
 //                                           (403 when their sender is no member or not the calling node, 503 without a group)
 import type { Hono } from "hono";
@@ -71,6 +73,15 @@ export function registerPeerRoutes(app: Hono, options: { clusterToken?: string; 
     return c.json({ ok: true }, 202);
   });
 
+  // What the calling node stored of a push still arriving: a hint to fetch ahead, bounded.
+  app.post("/v1/peer/stored", async (c) => {
+    const body = await readJson(c);
+    const from = requireNodeId(body.from, "from");
+    const folder = requireFolderName(body.folder, "folder");
+    service().notifyStored({ from, folder, objects: parseStoredObjects(body.objects) });
+    return c.json({ ok: true }, 202);
+  });
+
   // The strong mode's Raft group. The messages' sender is checked by the driver against its
   // config and, over TLS, against the certificate this request proved it holds (peer-identity.ts
   // checked the proof before this runs).
@@ -105,6 +116,18 @@ export function listingToJson(listing: PeerListing) {
     folders: listing.folders.map((f) => ({ name: f.name, mode: f.mode, head: f.head ? idToHex(f.head) : null, vector: vectorToRecord(f.vector) })),
     next: listing.next ?? null,
   };
+}
+
+/** A stored-objects notice's list: at most LIMITS.storedNoticeObjectsMax pairs of an id and a length within LIMITS.objectBytesMax. */
+function parseStoredObjects(value: unknown): { id: ObjectId; lengthBytes: number }[] {
+  if (!Array.isArray(value)) throw new UserError("objects must be a list of [id, lengthBytes]");
+  if (value.length > LIMITS.storedNoticeObjectsMax) throw new UserError(`objects names more than ${LIMITS.storedNoticeObjectsMax} objects`);
+  return value.map((pair, i) => {
+    if (!Array.isArray(pair) || pair.length !== 2) throw new UserError(`objects[${i}] must be [id, lengthBytes]`);
+    const lengthBytes = pair[1];
+    if (!Number.isSafeInteger(lengthBytes) || lengthBytes < 0 || lengthBytes > LIMITS.objectBytesMax) throw new UserError(`objects[${i}]: lengthBytes must be a whole number of at most ${LIMITS.objectBytesMax}`);
+    return { id: requireId(pair[0], `objects[${i}]`), lengthBytes };
+  });
 }
 
 /** Where a history page resumes: absent, or a list of at most LIMITS.historyResumeIdsMax version ids. */

@@ -65,6 +65,8 @@ export interface PushReport {
   /** Upload batches sent zstd-compressed and as they were (`--compress`). */
   batches_compressed: number;
   batches_plain: number;
+  /** Compressed batches by zstd level ("3": 12), for seeing what auto chose. */
+  batches_by_level: Record<string, number>;
   wire_bytes_sent: number;
   wire_bytes_received: number;
   requests: number;
@@ -372,6 +374,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       objects_sent: sent.objectsSent,
       batches_compressed: remote.uploadCompression.batches.compressed,
       batches_plain: remote.uploadCompression.batches.plain,
+      batches_by_level: Object.fromEntries([...remote.uploadCompression.batchesByLevel].sort(([a], [b]) => a - b)),
       wire_bytes_sent: remote.counters.wireBytesSent,
       wire_bytes_received: remote.counters.wireBytesReceived,
       requests: remote.counters.requests,

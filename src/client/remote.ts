@@ -429,7 +429,7 @@ export class RemoteNode {
     const headers: Record<string, string> = { "content-type": "application/msgpack" };
     if (encoding) headers["content-encoding"] = encoding;
     // Idempotent: an object is named by its content, so storing it twice stores it once.
-    const upload = this.uploadCompression.startUpload(batch.length, encoding !== null);
+    const upload = this.uploadCompression.startUpload(batch.length, encoding !== null, body.length);
     try {
       await this.send("POST", "/v1/objects/upload", body, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true, headers });
     } catch (error) {

@@ -5,13 +5,16 @@ import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import zlib from "node:zlib";
 import {
-  AUTO_LEVEL,
+  AUTO_LEVELS,
+  chooseLevel,
   compressionPays,
   EXPLORE_EVERY,
+  EXPLORE_SPREAD,
   parseCompressSetting,
   PROBE_LEVEL,
   UploadCompression,
   type CompressSetting,
+  type LevelMeasurement,
 } from "../../src/client/upload-compression.ts";
 
 const MIB = 1024 * 1024;
@@ -33,18 +36,22 @@ function compressibleBatch(): Uint8Array {
 
 const incompressibleBatch = () => new Uint8Array(randomBytes(4 * MIB));
 
+/** zstd's speed at each level as measured on the Bun binary and typescript (MB/s, one thread). */
+const MEASURED_MBPS: Record<number, number> = { 1: 411, 3: 240, 5: 132, 7: 85, 9: 65 };
+
 /**
- * A push's compression on a simulated clock: zstd "takes" `compressMBps`, and `upload` makes an
- * upload of a batch take as long as a link of `linkMBps` needs for it.
+ * A push's compression on a simulated clock: zstd "takes" `compressMBps` (one speed, or one per
+ * level), and `upload` makes an upload of a batch take as long as a link of `linkMBps` needs for it.
  */
-function simulated(setting: CompressSetting, compressMBps: number) {
+function simulated(setting: CompressSetting, compressMBps: number | Record<number, number>) {
   let nowMs = 0;
   const levels: number[] = [];
   const compression = new UploadCompression(setting, {
     nowMs: () => nowMs,
     compress: (bytes, level) => {
       levels.push(level);
-      nowMs += (bytes.length / (compressMBps * 1e6)) * 1000;
+      const speed = typeof compressMBps === "number" ? compressMBps : compressMBps[level]!;
+      nowMs += (bytes.length / (speed * 1e6)) * 1000;
       return Bun.zstdCompressSync(bytes, { level });
     },
   });
@@ -92,6 +99,40 @@ describe("compressionPays (pure)", () => {
   });
 });
 
+describe("chooseLevel (pure): the level that shrinks most while the compressor keeps ahead of the link", () => {
+  // Each level's ratio and speed as measured on a first push of the Bun binary and typescript.
+  const measured: LevelMeasurement[] = [
+    { level: 1, sampleRatio: 0.466, compressBytesPerSecond: 411e6 },
+    { level: 3, sampleRatio: 0.417, compressBytesPerSecond: 240e6 },
+    { level: 5, sampleRatio: 0.397, compressBytesPerSecond: 132e6 },
+    { level: 7, sampleRatio: 0.385, compressBytesPerSecond: 85e6 },
+    { level: 9, sampleRatio: 0.379, compressBytesPerSecond: 65e6 },
+  ];
+  const table: [string, number | undefined, number][] = [
+    ["no link measured yet: the fastest", undefined, 1],
+    ["10 Mbit/s: every level keeps ahead, the smallest output", 1.25e6, 9],
+    ["100 Mbit/s: level 9 would need more than half the time the wire takes", 12.5e6, 7],
+    ["320 Mbit/s", 40e6, 3],
+    ["1 Gbit/s: none keeps ahead, the least compress-then-send time", 125e6, 1],
+  ];
+  for (const [what, wire, level] of table) test(what, () => expect(chooseLevel(measured, wire)).toBe(level));
+
+  test("a level that shrinks no more than a faster one is not taken", () => {
+    const flat = measured.map((m) => ({ ...m, sampleRatio: 0.5 }));
+    expect(chooseLevel(flat, 1e6)).toBe(1);
+  });
+
+  test("a loaded machine (every level at a third of its speed) chooses lower on the same link", () => {
+    const slow = measured.map((m) => ({ ...m, compressBytesPerSecond: m.compressBytesPerSecond / 3 }));
+    expect(chooseLevel(slow, 12.5e6)).toBe(3);
+  });
+
+  test("only the levels given are chosen from", () => {
+    expect(chooseLevel(measured.slice(0, 2), 1e6)).toBe(3);
+    expect(() => chooseLevel([], 1e6)).toThrow(RangeError);
+  });
+});
+
 describe("UploadCompression auto, on injected measurements", () => {
   test("a fast link (1 GB/s) and compressible data: plain", () => {
     const sim = simulated({ kind: "auto" }, 80);
@@ -107,24 +148,31 @@ describe("UploadCompression auto, on injected measurements", () => {
     expect(sim.compression.encode(incompressibleBatch()).encoding).toBeNull();
   });
 
-  test("a slow link (2 MB/s) and compressible data: zstd at the upload level, and the body inflates to the batch", () => {
-    const sim = simulated({ kind: "auto" }, 80);
+  test("a slow link (2 MB/s) and compressible data: zstd at a level above the probe's, and the body inflates to the batch", () => {
+    const sim = simulated({ kind: "auto" }, MEASURED_MBPS);
     sim.upload(4 * MIB, 2);
     const batch = compressibleBatch();
     const encoded = sim.compression.encode(batch);
     expect(encoded.encoding).toBe("zstd");
-    expect(sim.levels.at(-1)).toBe(AUTO_LEVEL);
+    // The levels were sampled fastest first, up to one that cannot keep ahead of the link (this
+    // text shrinks so much that 2 MB/s of it is a lot of plain bytes), and the batch went at one of them.
+    const sampled = sim.levels.slice(0, -1);
+    expect(sampled).toEqual(AUTO_LEVELS.slice(0, sampled.length));
+    expect(sampled.length).toBeGreaterThanOrEqual(3);
+    expect(sampled).toContain(sim.levels.at(-1)!);
+    expect(sim.levels.at(-1)).toBeGreaterThan(PROBE_LEVEL);
+    expect(sim.compression.batchesByLevel.get(sim.levels.at(-1)!)).toBe(1);
     expect(encoded.body.length).toBeLessThan(batch.length / 2);
     expect(Buffer.from(zlib.zstdDecompressSync(encoded.body)).equals(Buffer.from(batch))).toBe(true);
   });
 
-  test("a small batch is its own sample: compressed once, and the body inflates to it", () => {
+  test("a small batch is its own sample: compressed once per level sampled, and the body inflates to it", () => {
     const sim = simulated({ kind: "auto" }, 80);
     sim.upload(4 * MIB, 2);
     const batch = compressibleBatch().subarray(0, 100 * 1024);
     const encoded = sim.compression.encode(batch);
     expect(encoded.encoding).toBe("zstd");
-    expect(sim.levels).toEqual([AUTO_LEVEL]);
+    expect(sim.levels).toEqual([...AUTO_LEVELS]);
     expect(Buffer.from(zlib.zstdDecompressSync(encoded.body)).equals(Buffer.from(batch))).toBe(true);
   });
 
@@ -159,7 +207,7 @@ describe("UploadCompression auto, on injected measurements", () => {
     sim.advance(10_000);
     expect(sim.compression.linkBytesPerSecond()!).toBeLessThan(0.5e6);
     expect(sim.compression.encode(compressibleBatch()).encoding).toBe("zstd");
-    expect(sim.levels.at(-1)).toBe(AUTO_LEVEL);
+    expect(sim.levels.at(-1)).toBeGreaterThan(PROBE_LEVEL);
   });
 
   test("uploads in flight together share the link: four 4 MiB uploads in 16 ms measure 1 GB/s, not a quarter of it", () => {
@@ -234,18 +282,33 @@ describe("UploadCompression auto, when the node and not the link sets the pace",
     expect(sim.compression.encode(batch).encoding).toBe("zstd");
   });
 
-  test(`while compressing, one batch in ${EXPLORE_EVERY} goes plain`, () => {
+  test(`while compressing gains little, one batch in ${EXPLORE_EVERY} goes plain`, () => {
+    // 400 MB/s of zstd against a link of 300 MB/s: compressing takes some 4/5 of plain's time per byte.
+    const sim = simulated({ kind: "auto" }, 400);
+    const batch = compressibleBatch();
+    sim.upload(4 * MIB, 300);
+    const encodings: (string | null)[] = [];
+    for (let i = 0; i < 2 * EXPLORE_EVERY; i++) {
+      const encoded = sim.compression.encode(batch);
+      encodings.push(encoded.encoding);
+      sim.upload(4 * MIB, 300, encoded.body.length);
+    }
+    expect(encodings.filter((e) => e === null).length).toBe(2);
+    expect(encodings[EXPLORE_EVERY - 1]).toBeNull();
+  });
+
+  test(`while compressing gains much (a slow link), one batch in ${EXPLORE_EVERY * EXPLORE_SPREAD} goes plain`, () => {
     const sim = simulated({ kind: "auto" }, 400);
     const batch = compressibleBatch();
     sim.upload(4 * MIB, 2);
     const encodings: (string | null)[] = [];
-    for (let i = 0; i < 2 * EXPLORE_EVERY; i++) {
+    for (let i = 0; i < 2 * EXPLORE_EVERY * EXPLORE_SPREAD; i++) {
       const encoded = sim.compression.encode(batch);
       encodings.push(encoded.encoding);
       sim.upload(4 * MIB, 2, encoded.body.length);
     }
     expect(encodings.filter((e) => e === null).length).toBe(2);
-    expect(encodings[EXPLORE_EVERY - 1]).toBeNull();
+    expect(encodings[EXPLORE_EVERY * EXPLORE_SPREAD - 1]).toBeNull();
   });
 });
 

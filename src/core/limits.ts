@@ -61,6 +61,13 @@ export const LIMITS = {
    * statements, not millions.
    */
   indexLookupBatchIds: 512,
+  /**
+   * Old chunks one block-signature request may name (POST /v1/objects/signatures), and the most
+   * signature bytes its reply holds (ids past that are answered with none): 256 default chunks
+   * are about 1.5 MiB of signatures.
+   */
+  signatureIdsMax: 256,
+  signatureReplyBytesMax: 8 * 1024 * 1024,
   /** Target size of one upload/download batch, in bytes. */
   batchBytesTarget: 4 * 1024 * 1024,
   /** Requests a client keeps in flight at once. */

@@ -39,6 +39,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   "GET /v1/objects/:id": "read",
   "POST /v1/objects/missing": "write",
   "POST /v1/objects/upload": "write",
+  "POST /v1/objects/signatures": "read",
   "PUT /v1/objects/:id": "write",
   "POST /v1/folders": "write",
   "POST /v1/folders/:folder/commit": "write",

@@ -30,6 +30,8 @@ import { registerTokenRoutes } from "./token-routes.ts";
 import type { FolderMembership } from "../node/folder-membership.ts";
 import type { TokenStore } from "../node/token-store.ts";
 import { registerPeerRoutes } from "./peer-routes.ts";
+import { deltaRebuilder, registerDeltaRoutes } from "./delta-routes.ts";
+import { UPLOAD_ITEM_KINDS } from "./object-batch-stream.ts";
 import { idleCollector } from "./idle-collect.ts";
 import { msgpackResponse, readBody, readJson, readObjectBatch } from "./http-body.ts";
 import type { PeerService } from "../replication/peer-service.ts";
@@ -265,7 +267,7 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
   // at the status code takes the node out while it cannot serve (docs/api.md).
   app.get("/v1/health", async (c) => {
     const availability = await node.metadataAvailability();
-    const health = { node: node.nodeId, version: options.version ?? "dev", blake3: blake3BackendName, ...(options.tlsFingerprint ? { tlsFingerprint: options.tlsFingerprint } : {}) };
+    const health = { node: node.nodeId, version: options.version ?? "dev", blake3: blake3BackendName, uploadItems: UPLOAD_ITEM_KINDS, ...(options.tlsFingerprint ? { tlsFingerprint: options.tlsFingerprint } : {}) };
     if (availability.available) return c.json({ ok: true, ...health, metadata: "ok" });
     c.header("retry-after", "5");
     return c.json({ ok: false, ...health, metadata: "unavailable", metadataError: availability.reason }, 503);
@@ -337,10 +339,13 @@ export function createApp(node: DsyncNode, options: AppOptions = {}): Hono {
       visibility.recordUploads(c, objects.map((o) => o.id));
       // Durable now: the peers may fetch these while the rest of the push arrives.
       options.replicator?.objectsStored(transferFolder(c), objects);
-    });
+    }, undefined, deltaRebuilder(c, node, visibility));
     node.events.emit("push", transferFolder(c), { objects: stored.objects, bytes: stored.bytes });
     return c.json({ stored: stored.objects });
   });
+
+  // Block signatures of old chunks, for a client's deltas (delta-routes.ts).
+  registerDeltaRoutes(app, node, visibility);
 
   app.post("/v1/objects/download", async (c) => {
     const { shown, hidden } = await visibility.split(c, decodeIdList(await readBody(c)));

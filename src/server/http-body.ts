@@ -9,7 +9,7 @@ import zlib from "node:zlib";
 import { once } from "node:events";
 import { DecodeError } from "../core/encoding.ts";
 import type { StoredObject } from "../store/object-store.ts";
-import { readObjectBatchStream, type BatchTotals } from "./object-batch-stream.ts";
+import { readObjectBatchStream, type BatchTotals, type DeltaRebuilder } from "./object-batch-stream.ts";
 import { countBodyBytes } from "./metrics.ts";
 import { idleCollector } from "./idle-collect.ts";
 
@@ -31,7 +31,7 @@ export async function readBody(c: Context, maxBytes: number = LIMITS.requestBody
  * groups of about one client batch, each awaited before the next is read, so a 64 MiB body
  * never sits in memory whole. At most `maxBytes` as sent and once inflated (413 beyond).
  */
-export async function readObjectBatch(c: Context, onGroup: (objects: StoredObject[]) => Promise<void>, maxBytes: number = LIMITS.requestBodyBytesMax): Promise<BatchTotals> {
+export async function readObjectBatch(c: Context, onGroup: (objects: StoredObject[]) => Promise<void>, maxBytes: number = LIMITS.requestBodyBytesMax, rebuildDelta?: DeltaRebuilder): Promise<BatchTotals> {
   const tooLarge = () => new BodyTooLargeError(`request body larger than ${maxBytes} bytes`);
   const declared = Number(c.req.header("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge();
@@ -41,7 +41,7 @@ export async function readObjectBatch(c: Context, onGroup: (objects: StoredObjec
   const sent = countedPieces(c.req.raw.body, maxBytes, (n) => (sentBytes += n));
   const pieces = encoding === "zstd" ? inflatedPieces(sent) : sent;
   try {
-    return await readObjectBatchStream(pieces, onGroup, maxBytes);
+    return await readObjectBatchStream(pieces, onGroup, maxBytes, rebuildDelta);
   } finally {
     countBodyBytes(c, "received", sentBytes);
     idleCollector.noteBytes(sentBytes);

@@ -96,7 +96,7 @@ class PieceReader {
    * path (pairHeader) then reads it, waiting for pieces, and refuses what is malformed. Most
    * pairs are taken here, without the promise per byte the general path costs.
    */
-  pairHeaderNow(): { id: Uint8Array; length: number } | undefined {
+  pairHeaderNow(): ItemHeader | undefined {
     const piece = this.piece;
     let at = this.offset;
     if (piece.length - at < 3 + ID_LENGTH_BYTES + 1) return undefined;
@@ -114,7 +114,7 @@ class PieceReader {
     // view into memory the inflater goes on to reuse.
     const id = new Uint8Array(ID_LENGTH_BYTES);
     id.set(piece.subarray(idAt, idAt + ID_LENGTH_BYTES));
-    return { id, length };
+    return { id, length, kind: PLAIN_ITEM };
   }
 
   /** Copies into `target` from `at` what the current piece holds, without waiting; the position reached. */
@@ -131,15 +131,42 @@ class PieceReader {
   }
 }
 
-/** An [id, bytes] pair's header read whatever its spelling and wherever the pieces split it; refuses what is not one. */
-async function pairHeader(reader: PieceReader, index: number): Promise<{ id: Uint8Array; length: number }> {
+/** An item's id, the length of the bin that follows (the object's bytes, or a delta), and its kind. */
+interface ItemHeader {
+  id: Uint8Array;
+  length: number;
+  kind: number;
+}
+
+/** A plain [id, bytes] pair. */
+const PLAIN_ITEM = 0;
+/** [id, 2, delta, base id]: the object rebuilt from old objects the node holds (wire/delta-frame.ts). */
+export const DELTA_ITEM = 2;
+/** The item kinds beyond plain pairs an upload takes, as GET /v1/health lists them ("uploadItems"). */
+export const UPLOAD_ITEM_KINDS: readonly number[] = [DELTA_ITEM];
+
+/**
+ * An item's header read whatever its spelling and wherever the pieces split it: an [id, bytes]
+ * pair, or [id, kind, ...] of a kind this reader takes; refuses anything else (an unknown kind
+ * is an error, never skipped).
+ */
+async function pairHeader(reader: PieceReader, index: number): Promise<ItemHeader> {
   const item = `batch item ${index}`;
-  if ((await arrayLength(reader, item)) !== 2) throw new DecodeError(`${item} is not an [id, bytes] pair`);
+  const elements = await arrayLength(reader, item);
+  if (elements !== 2 && elements !== 4) throw new DecodeError(`${item} is not an [id, bytes] pair`);
   if ((await binLength(reader, `${item}: the id`)) !== ID_LENGTH_BYTES) throw new DecodeError(`${item}: id is not 32 bytes`);
   const id = new Uint8Array(ID_LENGTH_BYTES);
   await reader.fill(id, `${item}: the id`);
-  return { id, length: await binLength(reader, `${item}: the bytes`) };
+  let kind = PLAIN_ITEM;
+  if (elements === 4) {
+    kind = await reader.byte(`${item}: the kind`);
+    if (kind !== DELTA_ITEM) throw new DecodeError(`${item}: unknown item kind ${kind}`);
+  }
+  return { id, length: await binLength(reader, `${item}: the bytes`), kind };
 }
+
+/** Rebuilds a kind-2 item's object from its delta and base (the route's: it reads the bases); throws when it cannot. */
+export type DeltaRebuilder = (id: ObjectId, delta: Uint8Array, baseId: ObjectId) => Promise<Uint8Array>;
 
 /** The element count after an array header of any width. */
 async function arrayLength(reader: PieceReader, what: string): Promise<number> {
@@ -173,10 +200,14 @@ export async function readObjectBatchStream(
   pieces: AsyncIterable<Uint8Array>,
   onGroup: (objects: StoredObject[]) => Promise<void>,
   bodyBytesMax: number = LIMITS.requestBodyBytesMax,
+  /** Takes items of kind 2 (deltas) with this; without it they are refused. */
+  rebuildDelta?: DeltaRebuilder,
 ): Promise<BatchTotals> {
   const reader = new PieceReader(pieces, bodyBytesMax);
   const buffer = takeBuffer();
   let used = 0;
+  /** Bytes of rebuilt objects in the group (each in a buffer of its own). */
+  let rebuiltBytes = 0;
   let group: StoredObject[] = [];
   const totals: BatchTotals = { objects: 0, bytes: 0 };
   const handOn = async () => {
@@ -185,13 +216,29 @@ export async function readObjectBatchStream(
     group = [];
     await onGroup(objects);
     used = 0;
+    rebuiltBytes = 0;
   };
   try {
     const count = await arrayLength(reader, "an object batch");
     if (count > LIMITS.batchIdsMax) throw new DecodeError(`at most ${LIMITS.batchIdsMax} objects per batch`);
     for (let i = 0; i < count; i++) {
-      const { id: idBytes, length } = reader.pairHeaderNow() ?? (await pairHeader(reader, i));
+      const { id: idBytes, length, kind } = reader.pairHeaderNow() ?? (await pairHeader(reader, i));
       if (length > LIMITS.objectBytesMax) throw new DecodeError(`batch item ${i}: object larger than ${LIMITS.objectBytesMax} bytes`);
+      if (kind === DELTA_ITEM) {
+        if (!rebuildDelta) throw new DecodeError(`batch item ${i}: deltas are not taken here`);
+        const delta = new Uint8Array(length);
+        await reader.fill(delta, `batch item ${i}: the delta`);
+        if ((await binLength(reader, `batch item ${i}: the base id`)) !== ID_LENGTH_BYTES) throw new DecodeError(`batch item ${i}: base id is not 32 bytes`);
+        const baseId = new Uint8Array(ID_LENGTH_BYTES);
+        await reader.fill(baseId, `batch item ${i}: the base id`);
+        const bytes = await rebuildDelta(idBytes as ObjectId, delta, baseId as ObjectId);
+        group.push({ id: idBytes as ObjectId, bytes });
+        totals.objects += 1;
+        totals.bytes += bytes.length;
+        rebuiltBytes += bytes.length;
+        if (rebuiltBytes >= GROUP_BYTES_MAX) await handOn();
+        continue;
+      }
       if (used + length > buffer.length) await handOn();
       // An object larger than the buffer gets one of its own, handed on alone.
       const bytes = length > buffer.length ? new Uint8Array(length) : buffer.subarray(used, used + length);

@@ -123,6 +123,7 @@ const ROUTES: RouteCase[] = [
   { method: "POST", pattern: "/v1/objects/download", path: () => "/v1/objects/download", body: (s) => encodeIdList([s.root]), expect: { ok: 200, least: "read" } },
   { method: "GET", pattern: "/v1/objects/:id", path: (s) => `/v1/objects/${hex(s.root)}`, expect: { ok: 200, least: "read", other: 404 } },
   { method: "POST", pattern: "/v1/objects/missing", path: () => "/v1/objects/missing", body: (s) => encodeIdList([s.root]), expect: { ok: 200, least: "write" } },
+  { method: "POST", pattern: "/v1/objects/signatures", path: () => "/v1/objects/signatures", body: (s) => encodeIdList([s.root]), expect: { ok: 200, least: "read" } },
   { method: "POST", pattern: "/v1/objects/upload", path: () => "/v1/objects/upload", body: () => encodeObjectBatch([freshObject("uploaded")]), expect: { ok: 200, least: "write" } },
   { method: "PUT", pattern: "/v1/objects/:id", path: () => `/v1/objects/${hex(freshObject("put").id)}`, body: () => freshObject("put").bytes, expect: { ok: 201, least: "write" } },
   // f exists as an eventual folder: 200, nothing changes. A token for g may make only g (403).

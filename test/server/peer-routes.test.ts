@@ -2,6 +2,7 @@
 // never a 500, and changes nothing; the credential rules hold route by route.
 import { describe, expect, test } from "bun:test";
 import { idToHex } from "../../src/core/id.ts";
+import { LIMITS } from "../../src/core/limits.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
 import { createApp } from "../../src/server/app.ts";
 import { decodeDownloadReply, encodeIdList } from "../../src/wire/formats.ts";
@@ -84,6 +85,35 @@ describe("peer routes", () => {
     const reply = decodeDownloadReply(new Uint8Array(await response.arrayBuffer()));
     expect(reply.objects).toEqual([]);
     expect(reply.missing.map(idToHex)).toEqual(["07".repeat(32)]);
+  });
+
+  test("stored-objects notices: only with the cluster token, malformed or too many refused with a reason, a valid one reaches the hook", async () => {
+    const { node, commit } = await memoryNodeWithOneCommit();
+    const stored: { from: string; folder: string; objects: { id: Uint8Array; lengthBytes: number }[] }[] = [];
+    const app = createApp(node, { token: CLIENT, clusterToken: CLUSTER, peerService: new PeerService(node, () => {}, (n) => stored.push(n)) });
+    const post = (body: string, token = CLUSTER) => app.request("/v1/peer/stored", { method: "POST", body, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" } });
+    const id = idToHex(commit.version);
+    expect((await post(JSON.stringify({ from: "n2", folder: "f", objects: [] }), CLIENT)).status).toBe(401);
+    const cases: [unknown, string][] = [
+      [{ from: "", folder: "f", objects: [] }, "node id"],
+      [{ from: "n2", folder: "../x", objects: [] }, "folder"],
+      [{ from: "n2", folder: "f", objects: "x" }, "objects"],
+      [{ from: "n2", folder: "f", objects: [[id]] }, "objects[0]"],
+      [{ from: "n2", folder: "f", objects: [["zz", 1]] }, "objects[0]"],
+      [{ from: "n2", folder: "f", objects: [[id, -1]] }, "lengthBytes"],
+      [{ from: "n2", folder: "f", objects: [[id, 1.5]] }, "lengthBytes"],
+      [{ from: "n2", folder: "f", objects: [[id, LIMITS.objectBytesMax + 1]] }, "lengthBytes"],
+      [{ from: "n2", folder: "f", objects: Array(LIMITS.storedNoticeObjectsMax + 1).fill([id, 1]) }, "more than"],
+    ];
+    for (const [body, reason] of cases) {
+      const response = await post(JSON.stringify(body));
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: string }).error.toLowerCase()).toContain(reason.toLowerCase());
+    }
+    expect(stored).toEqual([]);
+    const response = await post(JSON.stringify({ from: "n2", folder: "f", objects: [[id, 1234]] }));
+    expect(response.status).toBe(202);
+    expect(stored.map((n) => ({ from: n.from, folder: n.folder, objects: n.objects.map((o) => [idToHex(o.id), o.lengthBytes]) }))).toEqual([{ from: "n2", folder: "f", objects: [[id, 1234]] }]);
   });
 
   test("a valid notice reaches the replicator's hook", async () => {

@@ -127,12 +127,16 @@ export function chooseLevel(levels: readonly LevelMeasurement[], wireBytesPerSec
   return levels.reduce((a, b) => (serialSecondsPerByte(b) < serialSecondsPerByte(a) ? b : a)).level;
 }
 
-/** How many times less time per object byte compressing takes than sending plain, by the same model as compressionPays. */
-function gain(m: CompressionMeasurements): number {
+/**
+ * How many times faster object bytes go compressed than plain, with compressing overlapped with
+ * sending (as the pipeline does): the slower of the compressor (its share of the thread) and the
+ * node's compressed intake, against the plain intake.
+ */
+function overlappedGain(m: CompressionMeasurements): number {
   const plain = m.plainBytesPerSecond ?? (m.compressedBytesPerSecond === undefined ? undefined : m.compressedBytesPerSecond * m.sampleRatio);
   if (plain === undefined) return Number.POSITIVE_INFINITY;
   const compressed = m.compressedBytesPerSecond ?? plain / m.sampleRatio;
-  return 1 / plain / (1 / m.compressBytesPerSecond + 1 / compressed);
+  return Math.min(m.compressBytesPerSecond * LINK_BUSY_CPU_SHARE, compressed) / plain;
 }
 
 export interface EncodedBatch {
@@ -323,11 +327,17 @@ export class UploadCompression {
       const sampleRatio = this.sampleRatio(batch, PROBE_LEVEL);
       return compressionPays({ sampleRatio, compressBytesPerSecond: this.compressBytesPerSecond(PROBE_LEVEL) ?? Number.POSITIVE_INFINITY, plainBytesPerSecond: undefined }) ? PROBE_LEVEL : null;
     }
-    // No ratio could pay when plain batches outrun the compressor itself: no sample needed.
-    const fastest = this.compressBytesPerSecond(AUTO_LEVELS[0]);
-    if (plain !== undefined && fastest !== undefined && fastest <= plain) return null;
     // The link's wire rate: as compressed uploads measured it, else as plain ones did.
     const compressedWire = this.linkBytesPerSecond("compressedWire");
+    // Rates of uploads still in flight are upper bounds that fall as they go on, so two of them
+    // started at different times do not compare. Until a plain upload has come back, plain is
+    // taken to go no faster than compressed uploads put bytes on the wire (as a link would
+    // make it), and the compressed intake counts once one has come back.
+    const plainForChoice = this.links.plain.perSecond() === undefined && compressedWire !== undefined ? Math.min(plain ?? Number.POSITIVE_INFINITY, compressedWire) : plain;
+    const compressedForChoice = this.links.compressed.perSecond() === undefined ? undefined : compressed;
+    // No ratio could pay when plain batches outrun the compressor itself: no sample needed.
+    const fastest = this.compressBytesPerSecond(AUTO_LEVELS[0]);
+    if (plainForChoice !== undefined && fastest !== undefined && fastest <= plainForChoice) return null;
     const wire = compressedWire ?? plain!;
     // Each level's sample, fastest first, up to the first that cannot keep ahead of the link
     // (the slower ones cannot either).
@@ -340,11 +350,11 @@ export class UploadCompression {
       if (compressBytesPerSecond * LINK_BUSY_CPU_SHARE < wire / sampleRatio) break;
     }
     const chosen = measured.find((m) => m.level === chooseLevel(measured, wire))!;
-    // The compressed intake as measured, not scaled to this level's ratio: where the node sets
-    // the pace a smaller ratio gains nothing, and on a slow link compressing pays either way.
-    const m: CompressionMeasurements = { sampleRatio: chosen.sampleRatio, compressBytesPerSecond: chosen.compressBytesPerSecond, plainBytesPerSecond: plain, compressedBytesPerSecond: compressed };
+    // The compressed intake is taken as measured, not scaled to this level's ratio: where the
+    // node sets the pace a smaller ratio gains nothing, and on a slow link compressing pays either way.
+    const m: CompressionMeasurements = { sampleRatio: chosen.sampleRatio, compressBytesPerSecond: chosen.compressBytesPerSecond, plainBytesPerSecond: plainForChoice, compressedBytesPerSecond: compressedForChoice };
     if (!compressionPays(m)) return null;
-    this.lastGain = gain(m);
+    this.lastGain = overlappedGain(m);
     return chosen.level;
   }
 

@@ -61,7 +61,7 @@ function simulated(setting: CompressSetting, compressMBps: number | Record<numbe
     advance: (ms: number) => (nowMs += ms),
     /** One upload of `plainBytes` (sent as `wireBytes`) taking what a rate of `MBps` wire bytes needs, nothing else in flight. */
     upload(plainBytes: number, MBps: number, wireBytes = plainBytes) {
-      const upload = compression.startUpload(plainBytes, wireBytes !== plainBytes);
+      const upload = compression.startUpload(plainBytes, wireBytes !== plainBytes, wireBytes);
       nowMs += (wireBytes / (MBps * 1e6)) * 1000;
       upload.succeeded();
     },
@@ -279,6 +279,19 @@ describe("UploadCompression auto, when the node and not the link sets the pace",
     sim.upload(4 * MIB, 2, first.body.length);
     expect(sim.compression.encode(batch).encoding).toBeNull();
     sim.compression.startUpload(4 * MIB, false);
+    expect(sim.compression.encode(batch).encoding).toBe("zstd");
+  });
+
+  test("a plain upload only just started bounds nothing yet: the compressed uploads' wire rate stands for the link", () => {
+    const sim = simulated({ kind: "auto" }, MEASURED_MBPS);
+    const batch = compressibleBatch();
+    const first = sim.compression.encode(batch);
+    sim.upload(4 * MIB, 2, first.body.length);
+    expect(sim.compression.encode(batch).encoding).toBeNull();
+    // The plain batch has been on its way 5 ms: "at most 800 MB/s" says nothing of a 2 MB/s link.
+    sim.compression.startUpload(4 * MIB, false);
+    sim.advance(5);
+    expect(sim.compression.linkBytesPerSecond("plain")!).toBeGreaterThan(500e6);
     expect(sim.compression.encode(batch).encoding).toBe("zstd");
   });
 

@@ -14,7 +14,7 @@
 import type { ObjectId } from "../../src/core/id.ts";
 import type { PeerService } from "../../src/replication/peer-service.ts";
 import type { Message } from "../../src/core/raft/types.ts";
-import type { HeadNotice, HistoryPage, HistoryRequest, PeerListing, PeerTransport, RaftReply } from "../../src/replication/transport.ts";
+import type { HeadNotice, HistoryPage, HistoryRequest, PeerListing, PeerTransport, RaftReply, StoredNotice } from "../../src/replication/transport.ts";
 import type { StoredObject } from "../../src/store/object-store.ts";
 import type { Scheduler, SimEvent, SimRandom } from "./scheduler.ts";
 
@@ -179,6 +179,11 @@ export class Network {
       notify: (peer, notice: HeadNotice) => {
         const sent = copyPayload(notice);
         return this.call<void>(caller, peer, "notify", (s) => s.notify(sent));
+      },
+      // What a push stored so far, so peers fetch it ahead of the head (streamed replication).
+      notifyStored: (peer, notice: StoredNotice) => {
+        const sent = copyPayload(notice);
+        return this.call<void>(caller, peer, "notifyStored", (s) => s.notifyStored(sent));
       },
       // The strong mode's Raft messages, to the peer's driver (through its PeerService, as the HTTP route does).
       raft: (peer, messages: readonly Message[]) => {

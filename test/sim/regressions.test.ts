@@ -16,7 +16,8 @@
 import { describe, expect, test } from "bun:test";
 import { failureLine, retentionOverrides, runSimulation, type RetentionConfig, type SimConfig, type SimReport } from "./cluster.ts";
 
-const FAULTS_EVERY_TICK: Partial<SimConfig> = { partitionRate: 1, crashRate: 1 };
+// These seeds were found before pushes streamed to the peers; without it they run the course they were pinned for.
+const FAULTS_EVERY_TICK: Partial<SimConfig> = { partitionRate: 1, crashRate: 1, streamPushes: false };
 
 async function run(seed: number): Promise<SimReport> {
   const report = await runSimulation(seed, FAULTS_EVERY_TICK);
@@ -56,7 +57,7 @@ function retention(changes: Partial<RetentionConfig>): Partial<SimConfig> {
 }
 
 async function runRetention(seed: number, overrides: Partial<SimConfig>): Promise<SimReport> {
-  const report = await runSimulation(seed, overrides);
+  const report = await runSimulation(seed, { streamPushes: false, ...overrides });
   if (report.failures.length > 0) console.error(failureLine(report, "", "SIM_RETENTION_SEEDS"));
   expect(report.failures).toEqual([]);
   expect(report.retention.versionsPruned).toBeGreaterThan(0);

@@ -37,7 +37,7 @@ describe("replication simulation", () => {
     async () => {
       const started = performance.now();
       const failed: number[] = [];
-      const totals = { pushes: 0, stale: 0, restores: 0, partitions: 0, crashes: 0, writesCut: 0, merges: 0, conflicts: 0, conflictCopies: 0, copiesInHeads: 0, events: 0 };
+      const totals = { pushes: 0, stale: 0, restores: 0, partitions: 0, crashes: 0, writesCut: 0, merges: 0, conflicts: 0, conflictCopies: 0, copiesInHeads: 0, events: 0, fetchedAhead: 0, fetchedAtHead: 0 };
       let slowestAgreementMs = 0;
       for (const seed of seeds) {
         running = seed;
@@ -58,6 +58,8 @@ describe("replication simulation", () => {
         totals.conflictCopies += report.merges.conflictCopies;
         totals.copiesInHeads += report.conflictCopiesInHeads;
         totals.events += report.events;
+        totals.fetchedAhead += report.replication.objectsFetchedAhead;
+        totals.fetchedAtHead += report.replication.objectsFetched;
         slowestAgreementMs = Math.max(slowestAgreementMs, report.agreedAfterHealMs ?? 0);
       }
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -66,6 +68,7 @@ describe("replication simulation", () => {
           `(${totals.stale} from stale clients, ${totals.restores} restores), ${totals.partitions} partitions, ${totals.crashes} crashes ` +
           `(cutting ${totals.writesCut} store writes short), ${totals.merges} replication merges ` +
           `with ${totals.conflicts} conflicts and ${totals.conflictCopies} conflict copies (${totals.copiesInHeads} left in final heads); ` +
+          `objects fetched ahead of a head ${totals.fetchedAhead}, at a head ${totals.fetchedAtHead}; ` +
           `slowest agreement ${slowestAgreementMs} ms after healing; ${failed.length} failed${failed.length ? `: ${failed.join(", ")}` : ""}`,
       );
       expect(failed).toEqual([]);
@@ -75,6 +78,8 @@ describe("replication simulation", () => {
         expect(totals.crashes).toBeGreaterThan(0);
         expect(totals.conflictCopies).toBeGreaterThan(0);
         expect(totals.stale).toBeGreaterThan(0);
+        // Pushes stream to the peers (stored-objects notices, fetching ahead) as well as at the head.
+        expect(totals.fetchedAhead).toBeGreaterThan(0);
       }
     },
     Math.max(120_000, seeds.length * (long ? 20_000 : 3_000)),

@@ -50,6 +50,7 @@ export const ENVIRONMENT = {
   DSYNC_BLAKE3: "\"portable\" skips the native BLAKE3 and uses the ~25x slower portable one",
   TMPDIR: "Where the compiled binary unpacks its native BLAKE3; must be writable",
   DSYNC_ENTRY_CALLS: "\"node\" makes the scan look at entries through node:fs instead of statx/openat on libc (same answers, slower)",
+  DSYNC_CHUNK_THREADS: "Threads that cut and hash large files while scanning (1: no worker threads; default: the machine's cores, at most 4; same chunks either way)",
 } as const;
 
 export type EnvironmentName = keyof typeof ENVIRONMENT;
@@ -57,7 +58,7 @@ export type EnvironmentName = keyof typeof ENVIRONMENT;
 const CLIENT_ENVIRONMENT: EnvironmentName[] = ["DSYNC_REMOTE", "DSYNC_TOKEN", "DSYNC_TLS_FINGERPRINT", "DSYNC_DEBUG"];
 
 /** What every command that hashes also reads (its help lists them). */
-export const HASHING_ENVIRONMENT: EnvironmentName[] = ["DSYNC_BLAKE3", "TMPDIR", "DSYNC_ENTRY_CALLS"];
+export const HASHING_ENVIRONMENT: EnvironmentName[] = ["DSYNC_BLAKE3", "TMPDIR", "DSYNC_ENTRY_CALLS", "DSYNC_CHUNK_THREADS"];
 
 const OK_FAILURE_USAGE: [number, string][] = [
   [0, "success"],

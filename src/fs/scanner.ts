@@ -23,7 +23,8 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
-import { forEachChunk } from "./chunk-reader.ts";
+import { forEachChunk, type ChunkVisit } from "./chunk-reader.ts";
+import { ChunkWorkerFailure, ChunkWorkerPool, chunkThreadsFromEnvironment, SegmentReadFailure, type FileChunking } from "./chunk-worker-pool.ts";
 import { idEquals, type ObjectId } from "../core/id.ts";
 import { decodesAsObject, type ChunkRef, type TreeEntry } from "../core/objects.ts";
 import { syncedMode } from "../core/file-mode.ts";
@@ -62,6 +63,13 @@ export interface ScanOptions {
    * since is then checked chunk by chunk against it instead of being cut afresh (same result).
    */
   previousChunks?: (fileId: ObjectId) => Promise<readonly ChunkRef[] | undefined>;
+  /**
+   * Who cuts and hashes large files: a number of threads (1: this thread alone; default
+   * DSYNC_CHUNK_THREADS, else the machine's cores), the workers started only once the scan
+   * meets enough bytes to repay their start, and stopped at its end; or a pool the caller
+   * started and stops, for several scans. The chunks are the same either way.
+   */
+  chunkThreads?: number | ChunkWorkerPool;
 }
 
 export interface ScanProgress {
@@ -104,6 +112,8 @@ export interface ScanResult {
   chunksRead: number;
   /** Chunk references across all files (read now or known from the stat cache). */
   chunks: number;
+  /** Files read that worker threads cut and hashed (the rest were cut on the scanning thread). */
+  filesOnWorkers: number;
   /** Paths not stored, with the reason, for reports (ignored paths are counted, not listed here). */
   skipped: SkippedPath[];
   /**
@@ -127,6 +137,17 @@ export const TEMP_FILE_PREFIX = ".dsync-tmp-";
 
 const READ_BUFFER_BYTES_DEFAULT = 4 * 1024 * 1024;
 
+/** Files from this size are cut by the worker threads (when there are any); smaller ones cost more to hand over than to cut. */
+export const WORKER_FILE_BYTES_MIN = 1024 * 1024;
+/**
+ * The workers start at the first file of this size, or once files of WORKER_FILE_BYTES_MIN and
+ * more add up to it: starting them costs some 30 ms of both cores, what one thread cuts and
+ * hashes of ~40 MB, so a scan of a few small files never pays it.
+ */
+const WORKERS_START_BYTES = 32 * 1024 * 1024;
+/** Files opened and handed to the workers ahead of their turn, per directory, so both cores are busy while the scan takes the current one. */
+const FILES_AHEAD_MAX = 8;
+
 export async function scanDirectory(rootPath: string, options: ScanOptions): Promise<ScanResult> {
   const scanner = new Scanner(options);
   // The root itself must be readable: a scan of nothing would look like a deleted folder.
@@ -143,6 +164,8 @@ export async function scanDirectory(rootPath: string, options: ScanOptions): Pro
     throw error;
   } finally {
     closeSync(rootFd);
+    // Workers it started itself (none before a large file): stopped however the scan ended.
+    await scanner.stopWorkers();
   }
   scanner.statCache.finish();
   return {
@@ -202,6 +225,13 @@ export class IgnoreFileUnreadable extends Error {
   }
 }
 
+/** A file opened and handed to the workers ahead of its turn. */
+interface OpenedAhead {
+  fd: number;
+  opened: EntryStat;
+  chunking: FileChunking;
+}
+
 /** An error of the sink while a file was read: it fails the scan, it does not make the file unreadable. */
 class SinkFailure extends Error {
   constructor(override readonly cause: unknown) {
@@ -216,13 +246,19 @@ class Scanner {
   /** The ignore rules in force in each directory read, by its relative path. */
   private readonly rulesByDirectory = new Map<string, IgnoreRules[]>();
   readonly tempLeftovers: string[] = [];
-  readonly counts = { files: 0, directories: 0, symlinks: 0, totalBytes: 0, bytesRead: 0, filesRead: 0, filesFromCache: 0, chunksRead: 0, chunks: 0 };
+  readonly counts = { files: 0, directories: 0, symlinks: 0, totalBytes: 0, bytesRead: 0, filesRead: 0, filesFromCache: 0, chunksRead: 0, chunks: 0, filesOnWorkers: 0 };
   private readonly params: ChunkerParams;
   /** The chunker's descriptor, which leads every directory fingerprint. */
   private readonly chunking: string;
   private readonly calls: EntryCalls = entryCalls();
   private readonly buffer: Uint8Array;
   private readonly startNs: bigint;
+  /** Threads that cut and hash: 1 for this thread alone. */
+  private readonly chunkThreads: number;
+  /** The workers, once started (or the caller's pool). */
+  private pool: ChunkWorkerPool | undefined;
+  /** Bytes of files large enough for the workers met before they were started. */
+  private workerBytesSeen = 0;
 
   constructor(private readonly options: ScanOptions) {
     this.params = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
@@ -231,6 +267,72 @@ class Scanner {
     const size = Math.max(options.readBufferBytes ?? READ_BUFFER_BYTES_DEFAULT, this.params.maxSizeBytes * 2);
     this.buffer = new Uint8Array(size);
     this.startNs = (options.nowNs ?? (() => BigInt(Date.now()) * 1_000_000n))();
+    const threads = options.chunkThreads ?? chunkThreadsFromEnvironment();
+    if (threads instanceof ChunkWorkerPool) {
+      this.pool = threads;
+      this.chunkThreads = threads.threads;
+    } else {
+      if (!Number.isSafeInteger(threads) || threads < 1) throw new Error(`chunkThreads must be a whole number from 1, got ${threads}`);
+      this.chunkThreads = threads;
+    }
+  }
+
+  /** Stops the workers this scan started (a caller's pool is the caller's to stop). */
+  async stopWorkers(): Promise<void> {
+    if (this.pool && this.pool !== this.options.chunkThreads) await this.pool.close();
+    this.pool = undefined;
+  }
+
+  /**
+   * The workers to cut a file of `sizeBytes` with, started here when the scan has met enough
+   * large files to repay their start; undefined for this thread.
+   */
+  private workersFor(sizeBytes: number): ChunkWorkerPool | undefined {
+    if (this.chunkThreads < 2 || sizeBytes < WORKER_FILE_BYTES_MIN) return undefined;
+    if (!this.pool) {
+      this.workerBytesSeen += sizeBytes;
+      if (sizeBytes < WORKERS_START_BYTES && this.workerBytesSeen < WORKERS_START_BYTES) return undefined;
+      this.pool = new ChunkWorkerPool({ threads: this.chunkThreads });
+    }
+    return this.pool;
+  }
+
+  /** The workers for a file opened ahead of its turn: only once started (or started by this file's size alone), its bytes counted at its turn. */
+  private workersAhead(sizeBytes: number): ChunkWorkerPool | undefined {
+    if (this.chunkThreads < 2 || sizeBytes < WORKER_FILE_BYTES_MIN) return undefined;
+    if (!this.pool && sizeBytes >= WORKERS_START_BYTES) this.pool = new ChunkWorkerPool({ threads: this.chunkThreads });
+    return this.pool;
+  }
+
+  /**
+   * Opens the file `from` (whose turn it is) and the ones after it that the stat cache does not
+   * know (so none is a cache hit, and none has an old chunk list to check) and that are large
+   * enough for the workers, and hands them over, up to FILES_AHEAD_MAX ahead. A file that cannot
+   * be opened as seen is left for its turn, which reports it in order. Files reach the workers
+   * in the order they are taken, so the one being taken is never stuck behind later ones for a
+   * segment buffer.
+   */
+  private openAhead(files: readonly { name: string; stats: EntryStat }[], from: number, remembered: ReadonlyMap<string, StatCacheEntry>, dirFd: number, dirPath: string, ahead: Map<number, OpenedAhead>): void {
+    for (let i = from; i < files.length && i <= from + FILES_AHEAD_MAX; i++) {
+      if (ahead.has(i)) continue;
+      const { name, stats } = files[i]!;
+      if (remembered.has(name) || stats.sizeBytes < WORKER_FILE_BYTES_MIN) continue;
+      // Each file's bytes count towards starting the workers once, at its turn.
+      const pool = i === from ? this.workersFor(stats.sizeBytes) : this.workersAhead(stats.sizeBytes);
+      if (!pool) continue;
+      let fd: number;
+      try {
+        fd = this.calls.openAt(dirFd, dirPath, name, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      } catch {
+        continue;
+      }
+      const opened = this.calls.fstat(fd);
+      if (opened.kind !== "file" || !opened.sameFile(stats)) {
+        closeSync(fd);
+        continue;
+      }
+      ahead.set(i, { fd, opened, chunking: pool.submitFile(fd, opened.sizeBytes, this.params) });
+    }
   }
 
   ignoredAt(path: string, isDirectory: boolean): string | undefined {
@@ -418,25 +520,39 @@ class Scanner {
     const remembered = this.statCache.directory(relativePath);
     const seenFiles = new Set<string>();
     let chunkCount = 0;
-    for (const { name, stats, at } of files) {
-      seenFiles.add(name);
-      const childRelative = relativePath === "" ? name : `${relativePath}/${name}`;
-      const childAbsolute = relativePath === "" ? join(absolutePath, name) : `${absolutePath}/${name}`;
-      const file = await this.scanFileAt(childRelative, childAbsolute, fd, absolutePath, name, stats, remembered.files.get(name));
-      if (!file) {
-        recordable = false;
-        continue;
+    // Files handed to the workers ahead of their turn, by index in `files`.
+    const ahead = new Map<number, OpenedAhead>();
+    try {
+      for (let index = 0; index < files.length; index++) {
+        const { name, stats, at } = files[index]!;
+        if (this.chunkThreads > 1) this.openAhead(files, index, remembered.files, fd, absolutePath, ahead);
+        const early = ahead.get(index);
+        ahead.delete(index);
+        seenFiles.add(name);
+        const childRelative = relativePath === "" ? name : `${relativePath}/${name}`;
+        const childAbsolute = relativePath === "" ? join(absolutePath, name) : `${absolutePath}/${name}`;
+        const file = await this.scanFileAt(childRelative, childAbsolute, fd, absolutePath, name, stats, remembered.files.get(name), early, ahead.size === 0);
+        if (!file) {
+          recordable = false;
+          continue;
+        }
+        if (!file.cachedAsSeen) recordable = false;
+        chunkCount += file.chunkCount;
+        this.counts.files++;
+        this.counts.totalBytes += file.sizeBytes;
+        // Per file too, not only per block read: files the stat cache serves advance the count.
+        this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
+        const mode = syncedMode(stats.mode & 0o7777);
+        entries[at] = file.idNamesChunk
+          ? { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null, idNamesChunk: true }
+          : { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null };
       }
-      if (!file.cachedAsSeen) recordable = false;
-      chunkCount += file.chunkCount;
-      this.counts.files++;
-      this.counts.totalBytes += file.sizeBytes;
-      // Per file too, not only per block read: files the stat cache serves advance the count.
-      this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
-      const mode = syncedMode(stats.mode & 0o7777);
-      entries[at] = file.idNamesChunk
-        ? { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null, idNamesChunk: true }
-        : { name, kind: "file", mode, mtimeMs: file.mtimeMs, sizeBytes: file.sizeBytes, id: file.id, target: null };
+    } finally {
+      // A scan that failed midway: no worker reads a file once it is closed.
+      for (const early of ahead.values()) {
+        await early.chunking.abandon();
+        closeSync(early.fd);
+      }
     }
     this.statCache.leaveDirectory(relativePath, remembered, seenFiles, seenSubdirectories);
     const nodes = buildTreeNodes(entries.filter((entry) => entry !== null));
@@ -473,9 +589,12 @@ class Scanner {
     name: string,
     stats: EntryStat,
     cached: StatCacheEntry | undefined,
+    early: OpenedAhead | undefined,
+    workersIdle: boolean,
   ): Promise<{ id: ObjectId; idNamesChunk: boolean; sizeBytes: number; mtimeMs: number; chunkCount: number; cachedAsSeen: boolean } | undefined> {
     const mode = syncedMode(stats.mode & 0o7777);
     if (
+      !early &&
       cached &&
       cached.sizeBytes === stats.sizeBytes &&
       cached.mtimeNs === stats.mtimeNs &&
@@ -490,39 +609,51 @@ class Scanner {
       return { id: cached.fileId, idNamesChunk: cached.idNamesChunk === true, sizeBytes: cached.sizeBytes, mtimeMs: stats.mtimeMs, chunkCount: cached.chunkCount, cachedAsSeen: true };
     }
     let fd: number;
-    try {
-      // Never through a link, never blocking on a FIFO swapped in since the lstat.
-      fd = this.calls.openAt(dirFd, dirPath, name, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const message = code === "ELOOP" ? new ChangedWhileScanned(absolutePath).message : naming(error, entryOf(dirFd, dirPath, name), absolutePath).message;
-      this.skip(relativePath, `cannot open: ${message}`, "unreadable");
-      return undefined;
-    }
-    const opened = this.calls.fstat(fd);
-    if (opened.kind !== "file" || !opened.sameFile(stats)) {
-      closeSync(fd);
-      this.skip(relativePath, `cannot open: ${new ChangedWhileScanned(absolutePath).message}`, "unreadable");
-      return undefined;
+    let opened: EntryStat;
+    if (early) ({ fd, opened } = early);
+    else {
+      try {
+        // Never through a link, never blocking on a FIFO swapped in since the lstat.
+        fd = this.calls.openAt(dirFd, dirPath, name, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        const message = code === "ELOOP" ? new ChangedWhileScanned(absolutePath).message : naming(error, entryOf(dirFd, dirPath, name), absolutePath).message;
+        this.skip(relativePath, `cannot open: ${message}`, "unreadable");
+        return undefined;
+      }
+      opened = this.calls.fstat(fd);
+      if (opened.kind !== "file" || !opened.sameFile(stats)) {
+        closeSync(fd);
+        this.skip(relativePath, `cannot open: ${new ChangedWhileScanned(absolutePath).message}`, "unreadable");
+        return undefined;
+      }
     }
     let builder: FileNodeBuilder;
     let onlyChunkIsObject = false;
+    let chunking = early?.chunking;
     try {
-      const previous = !cached
+      const previous = early || !cached
         ? undefined
         : cached.idNamesChunk
           ? [{ id: cached.fileId, lengthBytes: cached.sizeBytes }]
           : this.options.previousChunks
             ? await this.options.previousChunks(cached.fileId).catch(() => undefined)
             : undefined;
-      ({ builder, firstChunkIsObject: onlyChunkIsObject } = await this.readChunks(fd, previous, opened.sizeBytes));
+      // A changed file with no old chunk list to check goes to the workers too, when none are
+      // busy with files after it (those would hold the buffers it waits for).
+      if (!chunking && previous === undefined && workersIdle) chunking = this.workersFor(opened.sizeBytes)?.submitFile(fd, opened.sizeBytes, this.params);
+      ({ builder, firstChunkIsObject: onlyChunkIsObject } = await this.readChunks(fd, previous, opened.sizeBytes, chunking));
     } catch (error) {
-      // The sink failing (a full cache, a failed upload) fails the scan; only reading the file
-      // makes it "unreadable".
+      // The sink failing (a full cache, a failed upload) fails the scan, and so does a worker
+      // failing; only reading the file makes it "unreadable".
       if (error instanceof SinkFailure) throw error.cause;
-      this.skip(relativePath, `cannot read: ${(error as Error).message}`, "unreadable");
+      if (error instanceof ChunkWorkerFailure) throw error;
+      const message = error instanceof SegmentReadFailure ? naming(error, entryOf(dirFd, dirPath, name), absolutePath).message : (error as Error).message;
+      this.skip(relativePath, `cannot read: ${message}`, "unreadable");
       return undefined;
     } finally {
+      // No worker reads the file once it is closed.
+      await chunking?.abandon();
       closeSync(fd);
     }
     const sizeBytes = builder.sizeBytes;
@@ -567,31 +698,34 @@ class Scanner {
    * Streams a file through the reused buffer, cutting and hashing chunks as they complete and
    * sealing its leaf pages as they fill, so memory does not grow with the file's size.
    */
-  private async readChunks(fd: number, previous: readonly ChunkRef[] | undefined, sizeBytes: number): Promise<{ builder: FileNodeBuilder; firstChunkIsObject: boolean }> {
+  private async readChunks(
+    fd: number,
+    previous: readonly ChunkRef[] | undefined,
+    sizeBytes: number,
+    chunking: FileChunking | undefined,
+  ): Promise<{ builder: FileNodeBuilder; firstChunkIsObject: boolean }> {
     const sink = this.options.sink;
     const builder = new FileNodeBuilder();
     let firstChunkIsObject = false;
-    await forEachChunk(
-      fd,
-      this.buffer,
-      this.params,
-      async ({ id, bytes }) => {
-        try {
-          if (sink.chunk) await sink.chunk(id, bytes);
-          if (builder.chunkCount === 0) firstChunkIsObject = decodesAsObject(bytes);
-          const leaf = builder.add({ id, lengthBytes: bytes.length });
-          if (leaf) await sink.object(leaf);
-        } catch (error) {
-          throw new SinkFailure(error);
-        }
-      },
-      (n) => {
-        this.counts.bytesRead += n;
-        this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
-      },
-      previous,
-      sizeBytes,
-    );
+    const visit = async ({ id, bytes }: ChunkVisit) => {
+      try {
+        if (sink.chunk) await sink.chunk(id, bytes);
+        if (builder.chunkCount === 0) firstChunkIsObject = decodesAsObject(bytes);
+        const leaf = builder.add({ id, lengthBytes: bytes.length });
+        if (leaf) await sink.object(leaf);
+      } catch (error) {
+        throw new SinkFailure(error);
+      }
+    };
+    const onRead = (n: number) => {
+      this.counts.bytesRead += n;
+      this.options.onProgress?.({ bytesRead: this.counts.bytesRead, filesDone: this.counts.files });
+    };
+    // The workers' chunks are the ones this thread would cut (chunk-worker-pool.ts).
+    if (chunking) {
+      await chunking.forEachChunk(visit, onRead);
+      this.counts.filesOnWorkers++;
+    } else await forEachChunk(fd, this.buffer, this.params, visit, onRead, previous, sizeBytes);
     return { builder, firstChunkIsObject };
   }
 }

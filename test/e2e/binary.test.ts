@@ -2,7 +2,7 @@
 // it, serving and syncing end to end, with the native BLAKE3 embedded.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex } from "../../src/core/id.ts";
@@ -90,6 +90,23 @@ test("inspect chunks: offsets and lengths tile the file and each id is the BLAKE
     expect(out).toBe(chunks[0]!.id);
   }
 });
+
+test("the binary cuts large files on its worker threads (an extra entry point inside it): the same root as on one thread", async () => {
+  // 40 MiB starts the workers (scanner.ts); a worker module missing from the binary fails the push.
+  const source = join(tempDir(), "binworkers");
+  writeTree(source, { "large.bin": randomBytes(40 * 1024 * 1024, 43), "small.txt": "s\n" });
+  const roots: string[] = [];
+  for (const threads of ["2", "1"]) {
+    // No state from the push before: no stat cache, every file read again.
+    rmSync(join(source, ".dsync"), { recursive: true, force: true });
+    const pushed = await runCli(["push", source, "--remote", node.url, "--folder", `binworkers-${threads}`, "--json"], { binary, cwd: tempDir(), env: { DSYNC_CHUNK_THREADS: threads } });
+    expect(pushed.code).toBe(0);
+    const report = pushed.json<{ root: string; files_read: number }>();
+    expect(report.files_read).toBe(2);
+    roots.push(report.root);
+  }
+  expect(roots[0]).toBe(roots[1]!);
+}, 60_000);
 
 test("two binaries replicate a folder and report it in status", async () => {
   const ports = [await freePort(), await freePort()];

@@ -26,11 +26,12 @@
 // `chooseLevel` takes the level that shrinks the sample most among those whose measured speed
 // keeps ahead of the link's measured wire rate with room to spare (LINK_BUSY_CPU_SHARE of the
 // time the wire takes); where none does (a fast link), the one with the least compress-then-send
-// time. A first push of the Bun binary and typescript on a 100 Mbit/s link: level 7 (0.385 of
-// the bytes; level 5 0.397, level 1 0.466), the compressor busy ~40% of the time.
+// time. The wire rate is the lower of the compressed uploads' (each weighted by the uploads it
+// shared the link with) and all uploads' bytes over the time any was in flight, so the level errs
+// towards compressing more. A first push of the Bun binary and typescript on a 100 Mbit/s link:
+// mostly level 9 (0.379 of the bytes in 4 MiB batches; level 7 0.385, 5 0.397, 1 0.466).
 //
 // The node takes either (Content-Encoding: zstd or none), inflating within its body bound.
-import { ZSTD_LEVEL_UPLOAD } from "../wire/formats.ts";
 import { UsageError } from "./sync-target.ts";
 
 /** `--compress`: decide per batch, never compress, or always try this zstd level. */
@@ -39,15 +40,13 @@ export type CompressSetting = { kind: "auto" } | { kind: "never" } | { kind: "le
 export const COMPRESS_AUTO: CompressSetting = { kind: "auto" };
 export const COMPRESS_LEVEL_MIN = 1;
 export const COMPRESS_LEVEL_MAX = 19;
-/** The level `auto` compresses at once the link is measured, when the sample does not say more (the upload level of src/wire/formats.ts). */
-export const AUTO_LEVEL = ZSTD_LEVEL_UPLOAD;
 /** The levels `auto` chooses among, fastest first (above 9 zstd slows down far more than it gains). */
 export const AUTO_LEVELS = [1, 3, 5, 7, 9] as const;
 /**
  * A level keeps the link busy when compressing a batch takes at most this share of the time its
  * compressed bytes take on the wire: the rest of the thread is the scan's and the requests'.
  */
-export const LINK_BUSY_CPU_SHARE = 0.5;
+export const LINK_BUSY_CPU_SHARE = 0.7;
 /** The level `auto` uses while nothing bounds the link's rate yet. */
 export const PROBE_LEVEL = 1;
 /** Compression is kept only when it saves at least this fraction. */
@@ -220,6 +219,9 @@ export class UploadCompression {
   /** ∫ (uploads in flight) dt, in request-milliseconds, up to `areaUpToMs`. */
   private areaMs = 0;
   private areaUpToMs = 0;
+  /** Milliseconds with at least one upload in flight, and the wire bytes of those that came back (up to the last one back). */
+  private busyMs = 0;
+  private readonly wireDone = { bytes: 0, busyMs: 0 };
   /** Batches sent each way (for the push's report). */
   readonly batches = { compressed: 0, plain: 0 };
   /** Batches compressed at each level (for the push's report). */
@@ -265,6 +267,8 @@ export class UploadCompression {
       const endMs = this.advance();
       this.uploads.delete(upload);
       if (!measured) return;
+      this.wireDone.bytes += upload.wireBytes;
+      this.wireDone.busyMs = this.busyMs;
       const durationMs = endMs - upload.startMs;
       // An upload too quick for the clock says only that the link is fast: nothing to average.
       if (durationMs <= 0) return;
@@ -293,6 +297,17 @@ export class UploadCompression {
       rate = rate === undefined ? atMost : Math.min(rate, atMost);
     }
     return rate;
+  }
+
+  /**
+   * Wire bytes per second of time with uploads in flight, over the push so far: the bytes of the
+   * uploads that came back over the busy time up to the last one back. Steadier than each upload's
+   * rate (which requests sharing the link make jump about), and never above what the link took,
+   * so the level chosen errs towards compressing more.
+   */
+  wireBytesPerBusySecond(): number | undefined {
+    if (this.wireDone.bytes === 0 || this.wireDone.busyMs <= 0) return undefined;
+    return (this.wireDone.bytes / this.wireDone.busyMs) * 1000;
   }
 
   /** Plain bytes per second zstd went through at `level` on this push; undefined before it ran. */
@@ -338,7 +353,7 @@ export class UploadCompression {
     // No ratio could pay when plain batches outrun the compressor itself: no sample needed.
     const fastest = this.compressBytesPerSecond(AUTO_LEVELS[0]);
     if (plainForChoice !== undefined && fastest !== undefined && fastest <= plainForChoice) return null;
-    const wire = compressedWire ?? plain!;
+    const wire = Math.min(compressedWire ?? plain!, this.wireBytesPerBusySecond() ?? Number.POSITIVE_INFINITY);
     // Each level's sample, fastest first, up to the first that cannot keep ahead of the link
     // (the slower ones cannot either).
     const measured: LevelMeasurement[] = [];
@@ -391,6 +406,7 @@ export class UploadCompression {
     const now = this.nowMs();
     if (now > this.areaUpToMs) {
       this.areaMs += this.uploads.size * (now - this.areaUpToMs);
+      if (this.uploads.size > 0) this.busyMs += now - this.areaUpToMs;
       this.areaUpToMs = now;
     }
     return now;

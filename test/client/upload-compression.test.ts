@@ -111,9 +111,11 @@ describe("chooseLevel (pure): the level that shrinks most while the compressor k
   const table: [string, number | undefined, number][] = [
     ["no link measured yet: the fastest", undefined, 1],
     ["10 Mbit/s: every level keeps ahead, the smallest output", 1.25e6, 9],
-    ["100 Mbit/s: level 9 would need more than half the time the wire takes", 12.5e6, 7],
+    ["100 Mbit/s: level 9 keeps ahead (zstd busy 72% of the time its share allows)", 12.5e6, 9],
+    ["160 Mbit/s: level 9 would need more than its share of the time the wire takes", 20e6, 7],
     ["320 Mbit/s", 40e6, 3],
-    ["1 Gbit/s: none keeps ahead, the least compress-then-send time", 125e6, 1],
+    ["1 Gbit/s: level 1 keeps ahead", 125e6, 1],
+    ["1.6 Gbit/s: none keeps ahead, the least compress-then-send time", 200e6, 1],
   ];
   for (const [what, wire, level] of table) test(what, () => expect(chooseLevel(measured, wire)).toBe(level));
 

@@ -50,6 +50,7 @@ export const ENVIRONMENT = {
   DSYNC_BLAKE3: "\"portable\" skips the native BLAKE3 and uses the ~25x slower portable one",
   TMPDIR: "Where the compiled binary unpacks its native BLAKE3; must be writable",
   DSYNC_ENTRY_CALLS: "\"node\" makes the scan look at entries through node:fs instead of statx/openat on libc (same answers, slower)",
+  DSYNC_DELTA: "\"0\" makes push send changed files' chunks whole instead of as deltas against the chunks they replaced (same version either way)",
   DSYNC_CHUNK_THREADS: "Threads that cut and hash large files while scanning (1: no worker threads; default: the machine's cores, at most 4; same chunks either way)",
 } as const;
 
@@ -224,7 +225,7 @@ export const COMMANDS: CommandSpec[] = [
       ...PROGRESS_OPTIONS,
       JSON_OPTION,
     ],
-    environment: CLIENT_ENVIRONMENT,
+    environment: [...CLIENT_ENVIRONMENT, "DSYNC_DELTA"],
     examples: [
       { command: "dsync push ~/notes", explanation: "first push: folder \"notes\" on the local node" },
       { command: "dsync push ~/notes --message \"before the trip\"", explanation: "a new version with a message" },

@@ -11,10 +11,14 @@ const ARRAY32 = 0xdd;
 const FIXARRAY_2 = 0x92;
 const BIN8 = 0xc4;
 const BIN32 = 0xc6;
+const FIXARRAY_4 = 0x94;
+const DELTA_KIND = 2;
 /** The array32 header before the first item. */
 export const BATCH_HEADER_BYTES = 5;
 /** fixarray(2) + bin8 header + 32-byte id + bin32 header. */
 export const BATCH_ITEM_OVERHEAD_BYTES = 1 + 2 + 32 + 5;
+/** fixarray(4) + bin8 header + 32-byte id + the kind + bin32 header + bin8 header + 32-byte base id. */
+export const DELTA_ITEM_OVERHEAD_BYTES = 1 + 2 + 32 + 1 + 5 + 2 + 32;
 
 export class ObjectBatchWriter {
   private readonly view: DataView;
@@ -57,6 +61,42 @@ export class ObjectBatchWriter {
     return true;
   }
 
+  /**
+   * Appends an item of kind 2, [id, 2, delta, base id]: the object as a delta against old
+   * chunks the node holds (wire/delta-frame.ts). Only for a node that lists 2 in "uploadItems".
+   */
+  appendDelta(id: ObjectId, delta: Uint8Array, baseId: ObjectId): void {
+    if (!this.fitsDelta(delta.length)) throw new RangeError("delta does not fit in this batch");
+    const start = this.position;
+    const buffer = this.buffer;
+    buffer[start] = FIXARRAY_4;
+    buffer[start + 1] = BIN8;
+    buffer[start + 2] = 32;
+    buffer.set(id, start + 3);
+    buffer[start + 35] = DELTA_KIND;
+    buffer[start + 36] = BIN32;
+    this.view.setUint32(start + 37, delta.length);
+    buffer.set(delta, start + 41);
+    const baseAt = start + 41 + delta.length;
+    buffer[baseAt] = BIN8;
+    buffer[baseAt + 1] = 32;
+    buffer.set(baseId, baseAt + 2);
+    this.position = baseAt + 34;
+    this.count++;
+    this.objectBytes += delta.length;
+  }
+
+  /** Whether a delta of this size still fits. */
+  fitsDelta(deltaBytes: number): boolean {
+    return this.count < LIMITS.batchIdsMax && this.position + DELTA_ITEM_OVERHEAD_BYTES + deltaBytes <= this.buffer.length;
+  }
+
+  /** Bytes of the item at `at` (a pair or a delta, as this writer writes them), framing included. */
+  private itemBytes(at: number): number {
+    if (this.buffer[at] === FIXARRAY_4) return DELTA_ITEM_OVERHEAD_BYTES + this.view.getUint32(at + 37);
+    return BATCH_ITEM_OVERHEAD_BYTES + this.view.getUint32(at + 36);
+  }
+
   append(id: ObjectId, bytes: Uint8Array): void {
     this.appendWith(id, bytes.length, (target) => {
       target.set(bytes);
@@ -71,8 +111,8 @@ export class ObjectBatchWriter {
     let count = 0;
     let objectBytes = 0;
     while (read < this.position) {
-      const lengthBytes = this.view.getUint32(read + 36);
-      const itemBytes = BATCH_ITEM_OVERHEAD_BYTES + lengthBytes;
+      const itemBytes = this.itemBytes(read);
+      const lengthBytes = itemBytes - (this.buffer[read] === FIXARRAY_4 ? DELTA_ITEM_OVERHEAD_BYTES : BATCH_ITEM_OVERHEAD_BYTES);
       if (keep(this.buffer.subarray(read + 3, read + 35))) {
         if (write !== read) this.buffer.copyWithin(write, read, read + itemBytes);
         write += itemBytes;

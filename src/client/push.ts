@@ -13,7 +13,8 @@ import { cachedRemoteLoader } from "./remote-objects.ts";
 import { TreeLookup } from "../core/tree-lookup.ts";
 import { LIMITS } from "../core/limits.ts";
 import { decodeObject, isFileLeaf, isTreeLeaf } from "../core/objects.ts";
-import type { ObjectBatchWriter } from "./batch-writer.ts";
+import { DELTA_ITEM_OVERHEAD_BYTES, type ObjectBatchWriter } from "./batch-writer.ts";
+import { DeltaEncoder, DELTA_ITEM_KIND, type PreviousChunks } from "./delta-upload.ts";
 import { UploadPipeline } from "./upload-pipeline.ts";
 import { StreamingChunkUploader } from "./streaming-upload.ts";
 import { FileChangedError, FileChunkReader, type ChunkLocation } from "./file-chunks.ts";
@@ -40,6 +41,13 @@ export interface PushOptions {
   rebind?: boolean;
   /** `--compress`: whether upload batches go zstd-compressed (upload-compression.ts); default auto. */
   compress?: CompressSetting;
+  /** Changed files' chunks as deltas against their old chunks (delta-upload.ts); default on, off with DSYNC_DELTA=0. */
+  delta?: boolean;
+}
+
+/** Whether a push sends deltas: the option, else DSYNC_DELTA (0 turns them off). */
+function deltasWanted(options: PushOptions): boolean {
+  return options.delta ?? process.env.DSYNC_DELTA !== "0";
 }
 
 export interface PushReport {
@@ -65,6 +73,10 @@ export interface PushReport {
   /** Upload batches sent zstd-compressed and as they were (`--compress`). */
   batches_compressed: number;
   batches_plain: number;
+  /** Chunks sent as deltas against the chunks their file held before, the deltas' bytes, and the block signatures received for them. */
+  chunks_as_delta: number;
+  delta_bytes: number;
+  signature_bytes: number;
   /** Compressed batches by zstd level ("3": 12), for seeing what auto chose. */
   batches_by_level: Record<string, number>;
   wire_bytes_sent: number;
@@ -92,6 +104,8 @@ interface Pending {
   offsetBytes: number;
   /** The node a tree entry names (a file's top node), as opposed to one of its pages. */
   top?: boolean;
+  /** The chunks the same path held in the last synced version (bases for deltas: delta-upload.ts). */
+  previous?: PreviousChunks;
 }
 
 /** The version the directory last synced, whose chunks the node holds already. */
@@ -103,7 +117,7 @@ export interface PreviousTree {
 export interface UploadPlan {
   /** Nodes the remote lacks, deepest last in discovery order. */
   objects: ObjectId[];
-  chunks: { id: ObjectId; location: ChunkLocation }[];
+  chunks: { id: ObjectId; location: ChunkLocation; previous?: PreviousChunks }[];
   chunkBytes: number;
 }
 
@@ -128,7 +142,7 @@ export async function planUpload(
   const previousLookup = previous && new TreeLookup(previous.root, previous.load);
   const knownPresent = new Set<string>();
   let level: Pending[] = [{ id: rootId, kind: "tree", path: "", offsetBytes: 0 }];
-  let chunkCandidates = new Map<string, { id: ObjectId; location: ChunkLocation }>();
+  let chunkCandidates = new Map<string, UploadPlan["chunks"][number]>();
   while (level.length > 0 || chunkCandidates.size > 0) {
     const candidates = [...chunkCandidates.values()];
     const query = [...level.map((p) => p.id), ...candidates.map((c) => c.id)];
@@ -155,13 +169,17 @@ export async function planUpload(
               // A file that is its one chunk: no node to ask about, only the chunk (unless the
               // same path held it in the last synced version).
               const key = idToHex(entry.id!);
+              let before: PreviousChunks | undefined;
               if (previousLookup && !knownPresent.has(key)) {
-                const before = await previousLookup.entryAt(path).catch(() => undefined);
-                if (before?.kind === "file") for (const chunk of await readEntryChunks(before, previous!.load).catch(() => [])) knownPresent.add(idToHex(chunk.id));
+                const entryBefore = await previousLookup.entryAt(path).catch(() => undefined);
+                if (entryBefore?.kind === "file") {
+                  before = { chunks: await readEntryChunks(entryBefore, previous!.load).catch(() => []) };
+                  for (const chunk of before.chunks) knownPresent.add(idToHex(chunk.id));
+                }
               }
               if (!chunkCandidates.has(key) && !seen.has(key) && !knownPresent.has(key)) {
                 seen.add(key);
-                chunkCandidates.set(key, { id: entry.id!, location: { path: join(dir, path), offsetBytes: 0, lengthBytes: entry.sizeBytes } });
+                chunkCandidates.set(key, { id: entry.id!, location: { path: join(dir, path), offsetBytes: 0, lengthBytes: entry.sizeBytes }, previous: before });
               }
             } else if (entry.kind === "file") next.push({ id: entry.id!, kind: "file", path, offsetBytes: 0, top: true });
           }
@@ -174,6 +192,7 @@ export async function planUpload(
           if (before?.kind === "file") {
             const chunks = await readEntryChunks(before, previous!.load).catch(() => []);
             for (const chunk of chunks) knownPresent.add(idToHex(chunk.id));
+            item.previous = { chunks };
           }
         }
         let offset = item.offsetBytes;
@@ -182,13 +201,13 @@ export async function planUpload(
             const key = idToHex(chunk.id);
             if (!chunkCandidates.has(key) && !seen.has(key) && !knownPresent.has(key)) {
               seen.add(key);
-              chunkCandidates.set(key, { id: chunk.id, location: { path: join(dir, item.path), offsetBytes: offset, lengthBytes: chunk.lengthBytes } });
+              chunkCandidates.set(key, { id: chunk.id, location: { path: join(dir, item.path), offsetBytes: offset, lengthBytes: chunk.lengthBytes }, previous: item.previous });
             }
             offset += chunk.lengthBytes;
           }
         } else {
           for (const page of object.pages) {
-            next.push({ id: page.id, kind: "file", path: item.path, offsetBytes: offset });
+            next.push({ id: page.id, kind: "file", path: item.path, offsetBytes: offset, previous: item.previous });
             offset += page.sizeBytes;
           }
         }
@@ -211,6 +230,8 @@ export async function executeUpload(
   readNode: (id: ObjectId) => Promise<Uint8Array>,
   progress: Progress,
   pipeline: UploadPipeline = new UploadPipeline(remote),
+  /** Sends changed files' chunks as deltas against their old chunks where that pays (delta-upload.ts). */
+  deltas?: DeltaEncoder,
 ): Promise<{ objectsSent: number; bytesSent: number }> {
   const reader = new FileChunkReader();
   let bytesSent = 0;
@@ -232,6 +253,20 @@ export async function executeUpload(
   try {
     // Chunks first, then the nodes that name them, deepest first.
     for (const chunk of plan.chunks) {
+      if (deltas && chunk.previous) {
+        const bytes = reader.tryRead(chunk.id, chunk.location);
+        if (!bytes) throw new FileChangedError(`${chunk.location.path} changed while dsync was reading it; run the command again`);
+        const encoded = await deltas.encode(chunk.id, bytes, chunk.location.offsetBytes, chunk.previous);
+        if (encoded) {
+          if (writer && (!writer.fitsDelta(encoded.delta.length) || writer.encodedBytes >= LIMITS.batchBytesTarget)) await flush();
+          writer ??= await pipeline.writer(encoded.delta.length + DELTA_ITEM_OVERHEAD_BYTES);
+          writer.appendDelta(chunk.id, encoded.delta, encoded.baseId);
+        } else {
+          (await room(bytes.length)).append(chunk.id, bytes);
+        }
+        bytesSent += chunk.location.lengthBytes;
+        continue;
+      }
       const target = await room(chunk.location.lengthBytes);
       const ok = target.appendWith(chunk.id, chunk.location.lengthBytes, (target) => reader.readInto(chunk.id, chunk.location, target));
       if (!ok) throw new FileChangedError(`${chunk.location.path} changed while dsync was reading it; run the command again`);
@@ -308,7 +343,18 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     const plan: UploadPlan = unchanged || streamed ? { objects: [], chunks: [], chunkBytes: 0 } : await planUpload(remote, scan.rootId, dir, readNode, previous);
     progress.phase("pushing", plan.chunkBytes);
     const uploadStartMs = Date.now();
-    const uploaded = await executeUpload(remote, plan, readNode, progress, pipeline);
+    // Deltas only in an update, only to a node that takes them (an old node gets only pairs).
+    const deltas = previous && deltasWanted(options) && plan.chunks.some((c) => c.previous) && (await remote.uploadItemKinds()).has(DELTA_ITEM_KIND) ? new DeltaEncoder(remote) : undefined;
+    let uploaded: { objectsSent: number; bytesSent: number };
+    try {
+      uploaded = await executeUpload(remote, plan, readNode, progress, pipeline, deltas);
+    } catch (error) {
+      // A delta the node could not rebuild (its base gone since it signed it, by gc): the same
+      // plan once more without deltas. What the first try stored stays stored.
+      if (!(deltas && error instanceof RemoteError && error.kind === "rejected")) throw error;
+      await pipeline.drain().catch(() => undefined);
+      uploaded = await executeUpload(remote, plan, readNode, progress, pipeline);
+    }
     let sent = { objectsSent: uploaded.objectsSent + (streamer?.objectsSent ?? 0), bytesSent: uploaded.bytesSent + (streamer?.bytesSent ?? 0) };
     const commitStartMs = Date.now();
     const commitBody = {
@@ -374,6 +420,9 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       objects_sent: sent.objectsSent,
       batches_compressed: remote.uploadCompression.batches.compressed,
       batches_plain: remote.uploadCompression.batches.plain,
+      chunks_as_delta: deltas?.counters.chunksAsDelta ?? 0,
+      delta_bytes: deltas?.counters.deltaBytes ?? 0,
+      signature_bytes: deltas?.counters.signatureBytes ?? 0,
       batches_by_level: Object.fromEntries([...remote.uploadCompression.batchesByLevel].sort(([a], [b]) => a - b)),
       wire_bytes_sent: remote.counters.wireBytesSent,
       wire_bytes_received: remote.counters.wireBytesReceived,

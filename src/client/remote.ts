@@ -5,6 +5,7 @@
 // (node-request.ts, reply-limits.ts) and the idempotent ones are tried again when that can help
 // (request-retry.ts).
 import { idToHex, type ObjectId } from "../core/id.ts";
+import { decodeSignaturesReply, type SignaturesReply } from "../wire/signatures-reply.ts";
 import { parseJsonBounded } from "../core/json-shape.ts";
 import { LIMITS } from "../core/limits.ts";
 import { validateFolderName, validateVersionRef } from "../core/names.ts";
@@ -403,6 +404,31 @@ export class RemoteNode {
 
   health(): Promise<{ ok: boolean; node: string; version: string }> {
     return this.json("GET", "/v1/health", undefined, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true });
+  }
+
+  private itemKinds: Promise<ReadonlySet<number>> | undefined;
+
+  /**
+   * The upload item kinds beyond plain pairs the node takes (GET /v1/health "uploadItems"),
+   * asked once: none from a node that predates the field or whose health cannot be read, so it
+   * gets only [id, bytes] pairs.
+   */
+  uploadItemKinds(): Promise<ReadonlySet<number>> {
+    this.itemKinds ??= this.health().then(
+      (health) => {
+        const list = (health as { uploadItems?: unknown }).uploadItems;
+        return new Set(Array.isArray(list) ? list.filter((kind): kind is number => Number.isInteger(kind)).slice(0, 16) : []);
+      },
+      () => new Set<number>(),
+    );
+    return this.itemKinds;
+  }
+
+  /** The block signatures of old chunks the node holds (POST /v1/objects/signatures), at most LIMITS.signatureIdsMax ids. */
+  async signatures(ids: readonly ObjectId[]): Promise<SignaturesReply> {
+    const replyBytesMax = LIMITS.signatureReplyBytesMax + 64 * 1024 + ids.length * 8;
+    const reply = await this.send("POST", "/v1/objects/signatures", encodeIdList(ids), { replyBytesMax, idempotent: true, headers: { "content-type": "application/msgpack" } });
+    return this.decoded(reply, "POST /v1/objects/signatures", replyBytesMax, (bytes) => decodeSignaturesReply(bytes, ids.length));
   }
 
   /** The ids the node lacks, in the order given. */

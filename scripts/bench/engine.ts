@@ -3,16 +3,17 @@
 //
 //   bun scripts/bench/engine.ts [--data DIR] [--size-mib N] [--runs N] [--rss | --no-rss]
 //                               [--rss-gib N] [--keep] [--json FILE] [--markdown] [--no-tmpfs]
-//                               [--batch-mib N]
+//                               [--batch-mib N] [--chunk-threads N]
 //   bun scripts/bench/engine.ts --child-scan FILE STOREDIR [BATCH_MIB]   (used by the memory measurement)
 //
 // See scripts/bench/README.md for what each figure means.
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { blake3, blake3BackendName, blake3Portable } from "../../src/core/blake3.ts";
 import { DEFAULT_CHUNKER_PARAMS, findCutPoint, type ChunkerParams } from "../../src/core/fastcdc.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
 import { forEachChunk } from "../../src/fs/chunk-reader.ts";
+import { ChunkWorkerPool, chunkThreadsFromEnvironment, type FileChunking } from "../../src/fs/chunk-worker-pool.ts";
 import { scanDirectory, type ScanResult, type ScanSink } from "../../src/fs/scanner.ts";
 import type { StoredObject } from "../../src/store/object-store.ts";
 import { PackObjectStore } from "../../src/store/pack-store.ts";
@@ -51,6 +52,9 @@ const HASH_SAMPLE_BYTES = 64 * MIB;
 const TARGET_LARGE_MBPS = 400;
 const TARGET_SMALL_FILES_PER_S = 3000;
 const TARGET_RSS_MB = 200;
+/** The throughput targets: chunk + hash on all cores against one thread, and scan -> store against cp -r + sync. */
+const TARGET_ALL_CORES_RATIO = 1.6;
+const TARGET_STORE_VS_COPY_RATIO = 0.8;
 const TMPFS_DIR = "/dev/shm";
 
 interface Options {
@@ -65,6 +69,8 @@ interface Options {
   tmpfs: boolean;
   batchMiB: number;
   seed: string;
+  /** Threads that cut and hash in the scans (DSYNC_CHUNK_THREADS, else the machine's cores, at most 4). */
+  chunkThreads: number;
 }
 
 const USAGE = `usage: bun scripts/bench/engine.ts [options]
@@ -79,7 +85,9 @@ const USAGE = `usage: bun scripts/bench/engine.ts [options]
   --markdown       also print the summary as a Markdown table
   --batch-mib N    bytes per putMany batch of the store scans, in MiB (default 4)
   --no-tmpfs       skip the extra store scan on tmpfs (/dev/shm)
-  --seed TEXT      data seed (default "dsync-bench")`;
+  --seed TEXT      data seed (default "dsync-bench")
+  --chunk-threads N  threads that cut and hash in the scans and the all-cores row (default
+                   DSYNC_CHUNK_THREADS, else the machine's cores, at most 4)`;
 
 function parseOptions(argv: readonly string[]): Options {
   const options: Options = {
@@ -94,6 +102,7 @@ function parseOptions(argv: readonly string[]): Options {
     tmpfs: true,
     batchMiB: 4,
     seed: "dsync-bench",
+    chunkThreads: chunkThreadsFromEnvironment(),
   };
   const value = (i: number, name: string): string => {
     const v = argv[i + 1];
@@ -144,6 +153,9 @@ function parseOptions(argv: readonly string[]): Options {
         break;
       case "--seed":
         options.seed = value(i++, arg);
+        break;
+      case "--chunk-threads":
+        options.chunkThreads = Math.round(positive(value(i++, arg), arg));
         break;
       case "--help":
       case "-h":
@@ -234,7 +246,7 @@ interface StoreScan {
 }
 
 /** Opens a fresh store, scans `dir` into it, waits for the last flush, closes it: all timed. */
-async function scanIntoStore(dir: string, storeDir: string, batchBytes: number): Promise<StoreScan> {
+async function scanIntoStore(dir: string, storeDir: string, batchBytes: number, chunkThreads: number): Promise<StoreScan> {
   removeDir(storeDir);
   const started = performance.now();
   const store = await PackObjectStore.open(storeDir);
@@ -242,7 +254,8 @@ async function scanIntoStore(dir: string, storeDir: string, batchBytes: number):
   let stats: { objects: number; storedBytes: number };
   try {
     const sink = new StoreSink(store, batchBytes, DEFAULT_CHUNKER_PARAMS.maxSizeBytes);
-    result = await scanDirectory(dir, { sink, chunker: DEFAULT_CHUNKER_PARAMS, readBufferBytes: READ_BUFFER_BYTES });
+    // The scan starts its own workers (their start-up is timed, as in a push) when chunkThreads > 1.
+    result = await scanDirectory(dir, { sink, chunker: DEFAULT_CHUNKER_PARAMS, readBufferBytes: READ_BUFFER_BYTES, chunkThreads });
     await sink.finish();
     stats = await store.stats();
   } finally {
@@ -315,6 +328,26 @@ async function chunkAndHashFiles(files: readonly string[], buffer: Uint8Array): 
   return { bytes, chunks };
 }
 
+/** Chunk + hash on the pool's workers, every file handed over at once and taken in order, as the scan takes them. */
+async function chunkAndHashOnWorkers(files: readonly string[], pool: ChunkWorkerPool): Promise<{ bytes: number; chunks: number }> {
+  let bytes = 0;
+  let chunks = 0;
+  const fds = files.map((path) => openSync(path, "r"));
+  const jobs: FileChunking[] = [];
+  try {
+    for (const fd of fds) jobs.push(pool.submitFile(fd, fstatSync(fd).size, DEFAULT_CHUNKER_PARAMS));
+    for (const job of jobs) {
+      bytes += await job.forEachChunk(() => {
+        chunks++;
+      });
+    }
+  } finally {
+    for (const job of jobs) await job.abandon();
+    for (const fd of fds) closeSync(fd);
+  }
+  return { bytes, chunks };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The child process of the memory measurement
 
@@ -335,7 +368,7 @@ async function childScan(path: string, storeDir: string, batchBytes: number): Pr
     const others = readdirSync(dir).filter((name) => name !== basename(path));
     if (others.length > 0) throw new Error(`--child-scan scans the directory of ${path}, which must hold only that file; it also holds ${others.slice(0, 3).join(", ")}`);
   }
-  const scan = await scanIntoStore(dir, storeDir, batchBytes);
+  const scan = await scanIntoStore(dir, storeDir, batchBytes, chunkThreadsFromEnvironment());
   const report: ChildReport = {
     bytes: scan.result.totalBytes,
     files: scan.result.files,
@@ -391,7 +424,7 @@ async function main(): Promise<void> {
   log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memTotal} RAM, Linux ${machine.kernel}, Bun ${machine.bun}`);
   log(`BLAKE3 backend: ${blake3BackendName}; chunker: FastCDC ${DEFAULT_CHUNKER_PARAMS.minSizeBytes / 1024}/${DEFAULT_CHUNKER_PARAMS.avgSizeBytes / 1024}/${DEFAULT_CHUNKER_PARAMS.maxSizeBytes / 1024} KiB`);
   log(`load average at start: ${machine.loadAverage}${Number(machine.loadAverage.split(" ")[0]) > machine.cores * 0.5 ? "  (busy machine: figures will be low and noisy)" : ""}`);
-  log(`runs per figure: ${options.runs} (median reported); MB = 10^6 bytes`);
+  log(`runs per figure: ${options.runs} (median reported); MB = 10^6 bytes; chunk threads in the scans: ${options.chunkThreads}`);
   for (const tool of ["b3sum", "cp", "sync", "find", "xargs"]) {
     if (!hasCommand(tool)) throw new Error(`${tool} is needed for the baselines`);
   }
@@ -437,6 +470,29 @@ async function main(): Promise<void> {
   const chunkHashSeconds = await repeat(runs, () => chunkAndHashFiles(data.largeFiles, buffer));
   const chunkHash = add({ name: "chunk + hash (1 thread), large files", unit: "MB/s", runs: chunkHashSeconds.map((s) => mbPerSecond(data.largeBytes, s)) });
 
+  // 2b. Chunk + hash on every core: the scan's worker threads, started (untimed) beforehand.
+  let chunkHashAll: Figure | undefined;
+  if (options.chunkThreads > 1) {
+    log(`chunk + hash on ${options.chunkThreads} worker threads (ChunkWorkerPool, 4 MiB segments, taken in order), large files:`);
+    const pool = new ChunkWorkerPool({ threads: options.chunkThreads });
+    try {
+      let workerChunks = 0;
+      await chunkAndHashOnWorkers(data.largeFiles, pool); // the workers' start-up and JIT, untimed
+      const seconds = await repeat(runs, async () => {
+        workerChunks = (await chunkAndHashOnWorkers(data.largeFiles, pool)).chunks;
+      });
+      if (workerChunks !== chunkCount) throw new Error(`the workers cut ${workerChunks} chunks, one thread ${chunkCount}`);
+      chunkHashAll = add({ name: `chunk + hash (${options.chunkThreads} threads), large files`, unit: "MB/s", runs: seconds.map((s) => mbPerSecond(data.largeBytes, s)) });
+      const ratio = chunkHashAll.median / chunkHash.median;
+      chunkHashAll.target = { text: `>= ${TARGET_ALL_CORES_RATIO}x 1 thread`, met: ratio >= TARGET_ALL_CORES_RATIO };
+      log(`    ${workerChunks} chunks (as one thread); ${formatNumber(ratio)}x one thread`);
+    } finally {
+      await pool.close();
+    }
+  } else {
+    log("chunk + hash on worker threads: skipped (one chunk thread)");
+  }
+
   // 3. Hash alone: native and portable, on the same in-memory bytes.
   const sample = new Uint8Array(HASH_SAMPLE_BYTES);
   new Xorshift128Plus(`${options.seed}/hash-sample`).fill(new Uint32Array(sample.buffer));
@@ -456,7 +512,7 @@ async function main(): Promise<void> {
 
   // 4. The scanner alone (chunks hashed, nothing kept), to separate its cost from the store's.
   log("scan only (scanDirectory, sink discards everything), large files:");
-  const scanOnlySeconds = await repeat(runs, () => scanDirectory(data.largeDir, { sink: { object: () => undefined }, readBufferBytes: READ_BUFFER_BYTES }));
+  const scanOnlySeconds = await repeat(runs, () => scanDirectory(data.largeDir, { sink: { object: () => undefined }, readBufferBytes: READ_BUFFER_BYTES, chunkThreads: options.chunkThreads }));
   const scanOnly = add({ name: "scan only (no store), large files", unit: "MB/s", runs: scanOnlySeconds.map((s) => mbPerSecond(data.largeBytes, s)) });
 
   // 5. Full scans into a fresh on-disk store.
@@ -465,18 +521,24 @@ async function main(): Promise<void> {
   log(`scan into a fresh pack store (scanDirectory -> putMany in ${formatBytes(batchBytes)} batches, one in flight, chunks copied into two reused arenas; open to close, fdatasync included), large files:`);
   let lastLarge: StoreScan | undefined;
   const largeScanSeconds = await repeat(runs, async () => {
-    lastLarge = await scanIntoStore(data.largeDir, storeDir, batchBytes);
+    lastLarge = await scanIntoStore(data.largeDir, storeDir, batchBytes, options.chunkThreads);
   }, cleanStore);
   const scanLarge = add({
-    name: "scan -> store, large files",
+    name: `scan -> store, large files${options.chunkThreads > 1 ? ` (${options.chunkThreads} chunk threads)` : ""}`,
     unit: "MB/s",
     runs: largeScanSeconds.map((s) => mbPerSecond(data.largeBytes, s)),
   });
-  log(`    ${lastLarge!.objects} objects, ${formatBytes(lastLarge!.storedBytes)} stored`);
+  log(`    ${lastLarge!.objects} objects, ${formatBytes(lastLarge!.storedBytes)} stored, ${lastLarge!.result.filesOnWorkers} of ${lastLarge!.result.filesRead} files cut on worker threads`);
+  let scanLargeOneThread: Figure | undefined;
+  if (options.chunkThreads > 1) {
+    log("the same scan into a fresh pack store on one thread (chunkThreads: 1), large files:");
+    const seconds = await repeat(runs, () => scanIntoStore(data.largeDir, storeDir, batchBytes, 1), cleanStore);
+    scanLargeOneThread = add({ name: "scan -> store (1 thread), large files", unit: "MB/s", runs: seconds.map((s) => mbPerSecond(data.largeBytes, s)) });
+  }
   log("scan into a fresh pack store, small-file tree:");
   let lastSmall: StoreScan | undefined;
   const smallScanSeconds = await repeat(runs, async () => {
-    lastSmall = await scanIntoStore(data.smallDir, storeDir, batchBytes);
+    lastSmall = await scanIntoStore(data.smallDir, storeDir, batchBytes, options.chunkThreads);
   }, cleanStore);
   const scanSmallFiles = add({
     name: "scan -> store, small-file tree",
@@ -495,7 +557,7 @@ async function main(): Promise<void> {
   if (options.tmpfs && existsSync(TMPFS_DIR) && freeBytes(TMPFS_DIR) > 2 * data.largeBytes && (availableMemoryBytes() ?? 0) > 3 * data.largeBytes) {
     log(`scan into a fresh pack store on tmpfs (${TMPFS_DIR}: no disk, fdatasync is free), large files:`);
     try {
-      const seconds = await repeat(runs, () => scanIntoStore(data.largeDir, tmpfsStoreDir, batchBytes), { before: () => removeDir(tmpfsStoreDir), after: () => removeDir(tmpfsStoreDir) });
+      const seconds = await repeat(runs, () => scanIntoStore(data.largeDir, tmpfsStoreDir, batchBytes, options.chunkThreads), { before: () => removeDir(tmpfsStoreDir), after: () => removeDir(tmpfsStoreDir) });
       scanTmpfs = add({ name: "scan -> store on tmpfs, large files", unit: "MB/s", runs: seconds.map((s) => mbPerSecond(data.largeBytes, s)) });
     } finally {
       removeDir(tmpfsStoreDir);
@@ -525,6 +587,7 @@ async function main(): Promise<void> {
     unit: "MB/s",
     runs: (await repeat(runs, () => copyCommand(data.largeDir), cleanCopy)).map((s) => mbPerSecond(data.largeBytes, s)),
   });
+  const storeVsCopy = scanLarge.median / cpLarge.median;
   log("baseline: cp -r + sync, small-file tree:");
   const cpSmallSeconds = await repeat(runs, () => copyCommand(data.smallDir), cleanCopy);
   const cpSmallFiles = add({ name: "cp -r + sync, small-file tree", unit: "files/s", runs: cpSmallSeconds.map((s) => data.smallFiles.length / s) });
@@ -553,11 +616,13 @@ async function main(): Promise<void> {
   const rows: string[][] = [
     row(chunking, b3Large, "b3sum -t1"),
     row(chunkHash, b3Large, "b3sum -t1"),
+    ...(chunkHashAll ? [row(chunkHashAll, chunkHash, "1 thread")] : []),
     row(hashNative, hashPortable, "portable"),
     row(hashPortable),
     row(scanOnly, chunkHash, "chunk + hash"),
     row(scanLarge, b3Large, "b3sum -t1"),
-    row({ ...scanLarge, name: "  (same) vs copy", target: undefined }, cpLarge, "cp -r + sync"),
+    row({ ...scanLarge, name: "  (same) vs copy", target: { text: `>= ${TARGET_STORE_VS_COPY_RATIO}x cp -r + sync`, met: storeVsCopy >= TARGET_STORE_VS_COPY_RATIO } }, cpLarge, "cp -r + sync"),
+    ...(scanLargeOneThread ? [row(scanLargeOneThread, cpLarge, "cp -r + sync")] : []),
     ...(scanTmpfs ? [row(scanTmpfs, scanLarge, "on disk")] : []),
     row(scanSmallFiles, cpSmallFiles, "cp -r + sync"),
     row({ ...scanSmallFiles, name: "  (same) vs hash only", target: undefined }, b3SmallFiles, "b3sum -t1"),

@@ -18,16 +18,22 @@
 // The pool holds a bounded number of segment buffers (`buffersMax`); a segment is given a worker
 // only with a free buffer, and its buffer comes back once its chunks have been delivered, so
 // memory stays bounded whatever the files' sizes and however far ahead files are submitted.
-// Segments are handed out first come, first served, and delivered in the same order, so the one
-// being waited for is always running or done. A worker that fails (throws, exits) fails every
-// segment waiting and every later one with ChunkWorkerFailure: the scan fails, it never falls
-// back to another result. Waits are tied to the workers' exit.
+// Segments are handed out first come, first served, and delivered in the same order. When the
+// segment to deliver next has not been taken by a worker (the workers are still starting, some
+// 40 ms with their compilers cold, or all busy), this thread cuts it itself, in one buffer of
+// its own, rather than wait: the workers only ever add to what one thread does. A worker that
+// fails (throws, exits) fails every segment waiting and every later one with
+// ChunkWorkerFailure: the scan fails, it never falls back to another result. Waits are tied to
+// the workers' exit.
 import { availableParallelism } from "node:os";
 import { blake3 } from "../core/blake3.ts";
 import { findCutPoint, type ChunkerParams } from "../core/fastcdc.ts";
 import { ID_LENGTH_BYTES, type ObjectId } from "../core/id.ts";
 import type { ChunkVisit } from "./chunk-reader.ts";
 import type { SegmentReply, SegmentRequest } from "./chunk-worker.ts";
+import { chunkSegment, SegmentReadFailure, type SegmentChunks } from "./segment-chunker.ts";
+
+export { SegmentReadFailure };
 
 /**
  * Bytes per segment. Small enough to share a file of a few tens of MiB between two cores and to
@@ -63,19 +69,14 @@ export function chunkThreadsFromEnvironment(env: Record<string, string | undefin
 /** A worker thread failed (threw or exited): the scan fails with it. */
 export class ChunkWorkerFailure extends Error {}
 
-/** A segment could not be read (an errno, or the file shrank while read): the file is unreadable for this scan. */
-export class SegmentReadFailure extends Error {
-  constructor(message: string, readonly code?: string) {
-    super(message);
-  }
-}
-
 export interface ChunkWorkerPoolOptions {
   /** Worker threads to start (at least 1). */
   threads: number;
   segmentBytes?: number;
   /** The worker's module; tests pass one that fails. Default: chunk-worker.ts, also inside the compiled binary. */
   workerSpecifier?: string;
+  /** Whether this thread cuts a segment no worker has taken rather than wait (default true; tests turn it off to see the workers alone). */
+  cutWhileWaiting?: boolean;
 }
 
 /**
@@ -94,16 +95,20 @@ interface Segment {
   startBytes: number;
   endBytes: number;
   /** Settles when the worker answers (or the pool fails); a ChunkWorkerFailure or SegmentReadFailure on failure. */
-  reply: Promise<SegmentReply & { ok: true }>;
-  resolve(reply: SegmentReply & { ok: true }): void;
+  reply: Promise<SegmentChunks>;
+  resolve(reply: SegmentChunks): void;
   reject(error: Error): void;
   state: "queued" | "running" | "done" | "dropped";
   worker?: WorkerSlot;
   buffer?: ArrayBuffer;
+  /** Cut on this thread, in its own buffer. */
+  here?: boolean;
 }
 
 interface WorkerSlot {
   worker: Worker;
+  /** Loaded and listening: only then is it sent work. */
+  ready: boolean;
   running: number;
 }
 
@@ -119,6 +124,15 @@ export class ChunkWorkerPool {
   private readonly freeBuffers: ArrayBuffer[] = [];
   private buffersMade = 0;
   private readonly buffersMax: number;
+  /** This thread's own buffer, for the segments it cuts itself. */
+  private hereBuffer: ArrayBuffer | undefined;
+  /** Whether a segment cut here is being delivered from it. */
+  private hereBusy = false;
+  /** Segments this thread cut itself. */
+  segmentsHere = 0;
+  /** Checks waiting for the workers to be ready, run at each change. */
+  private readyWaiters: (() => void)[] = [];
+  private readonly cutWhileWaiting: boolean;
   private nextJob = 1;
   private failure: ChunkWorkerFailure | undefined;
   private closed = false;
@@ -130,13 +144,14 @@ export class ChunkWorkerPool {
     if (!Number.isSafeInteger(options.threads) || options.threads < 1) throw new Error(`a chunk worker pool needs at least one thread, got ${options.threads}`);
     this.threads = options.threads;
     this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
+    this.cutWhileWaiting = options.cutWhileWaiting ?? true;
     if (!Number.isSafeInteger(this.segmentBytes) || this.segmentBytes < 64 * 1024) throw new Error(`segments must be at least 64 KiB, got ${this.segmentBytes}`);
     // Two sent to each worker, and one being delivered.
     this.buffersMax = RUNNING_PER_WORKER * this.threads + 1;
     const specifier = options.workerSpecifier ?? defaultWorkerSpecifier();
     for (let i = 0; i < this.threads; i++) {
       const worker = new Worker(specifier);
-      const slot: WorkerSlot = { worker, running: 0 };
+      const slot: WorkerSlot = { worker, ready: false, running: 0 };
       worker.addEventListener("message", (event: MessageEvent) => this.answered(slot, event.data as SegmentReply));
       worker.addEventListener("error", (event: ErrorEvent) => {
         event.preventDefault();
@@ -150,9 +165,22 @@ export class ChunkWorkerPool {
     }
   }
 
-  /** Segment buffers made so far (a buffer goes back and forth between the threads, transferred, so this is their memory). */
+  /** Segment buffers made so far, this thread's own included (a buffer goes back and forth between the threads, transferred, so this is their memory). */
   get buffersAllocated(): number {
-    return this.buffersMade;
+    return this.buffersMade + (this.hereBuffer ? 1 : 0);
+  }
+
+  /** Settles once every worker is loaded and listening, or rejects when one fails first (for benchmarks and tests that time or test the workers alone). */
+  whenReady(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.failure) reject(this.failure);
+        else if (this.closed) reject(new ChunkWorkerFailure("the chunk worker pool was closed"));
+        else if (this.slots.every((slot) => slot.ready)) resolve();
+        else this.readyWaiters.push(check);
+      };
+      check();
+    });
   }
 
   /** Whether a worker has failed: every segment from now on fails too. */
@@ -179,9 +207,9 @@ export class ChunkWorkerPool {
     for (let k = 0; k < count; k++) {
       const startBytes = k * this.segmentBytes;
       const endBytes = k === count - 1 ? sizeBytes : startBytes + this.segmentBytes;
-      let resolve!: (reply: SegmentReply & { ok: true }) => void;
+      let resolve!: (reply: SegmentChunks) => void;
       let reject!: (error: Error) => void;
-      const reply = new Promise<SegmentReply & { ok: true }>((res, rej) => {
+      const reply = new Promise<SegmentChunks>((res, rej) => {
         resolve = res;
         reject = rej;
       });
@@ -210,9 +238,34 @@ export class ChunkWorkerPool {
   release(segment: Segment): void {
     const buffer = segment.buffer;
     segment.buffer = undefined;
-    if (buffer && buffer.byteLength === this.bufferBytes) this.freeBuffers.push(buffer);
-    else if (buffer) this.buffersMade--;
+    if (buffer && segment.here) this.hereBusy = false;
+    else if (buffer) {
+      if (buffer.byteLength === this.bufferBytes) this.freeBuffers.push(buffer);
+      else this.buffersMade--;
+    }
     this.dispatch();
+  }
+
+  /**
+   * Cuts a segment no worker has taken on this thread, now, instead of waiting for one; a
+   * segment already taken is left to its worker.
+   */
+  cutHereIfWaiting(segment: Segment): void {
+    if (!this.cutWhileWaiting || segment.state !== "queued" || this.hereBusy || this.failure || this.closed) return;
+    const at = this.queue.indexOf(segment);
+    if (at < 0) return;
+    this.queue.splice(at, 1);
+    this.hereBuffer ??= new ArrayBuffer(this.bufferBytes);
+    segment.here = true;
+    this.hereBusy = true;
+    segment.buffer = this.hereBuffer;
+    segment.state = "done";
+    this.segmentsHere++;
+    try {
+      segment.resolve(chunkSegment({ fd: segment.file.fd, startBytes: segment.startBytes, endBytes: segment.endBytes, fileSizeBytes: segment.file.sizeBytes, params: segment.file.params, buffer: this.hereBuffer }));
+    } catch (error) {
+      segment.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   /** Takes the file's segments not yet running out of the queue. */
@@ -228,8 +281,9 @@ export class ChunkWorkerPool {
 
   private dispatch(): void {
     while (this.queue.length > 0 && !this.failure && !this.closed) {
-      const slot = this.slots.reduce((best, s) => (s.running < best.running ? s : best));
-      if (slot.running >= RUNNING_PER_WORKER) return;
+      let slot: WorkerSlot | undefined;
+      for (const s of this.slots) if (s.ready && s.running < RUNNING_PER_WORKER && (!slot || s.running < slot.running)) slot = s;
+      if (!slot) return;
       let buffer = this.freeBuffers.pop();
       if (!buffer) {
         if (this.buffersMade >= this.buffersMax) return;
@@ -255,6 +309,12 @@ export class ChunkWorkerPool {
   }
 
   private answered(slot: WorkerSlot, reply: SegmentReply): void {
+    if (reply.ready) {
+      slot.ready = true;
+      this.wakeReadyWaiters();
+      this.dispatch();
+      return;
+    }
     const segment = this.running.get(reply.job);
     if (!segment || segment.worker !== slot) {
       this.fail(`a chunk worker answered for a segment it was not given (${reply.job})`);
@@ -275,8 +335,15 @@ export class ChunkWorkerPool {
     for (const slot of this.slots) slot.worker.terminate();
   }
 
+  private wakeReadyWaiters(): void {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const check of waiters) check();
+  }
+
   private failAll(failure: ChunkWorkerFailure): void {
     this.failure ??= failure;
+    this.wakeReadyWaiters();
     for (const segment of [...this.queue, ...this.running.values()]) {
       segment.state = "done";
       segment.reject(failure);
@@ -307,10 +374,11 @@ export class FileChunking {
     let position = 0;
     try {
       for (const segment of this.segments) {
+        this.pool.cutHereIfWaiting(segment);
         const reply = await segment.reply;
         const delivered = position;
         try {
-          const bytes = new Uint8Array(reply.buffer, 0, reply.filledBytes);
+          const bytes = new Uint8Array(segment.buffer!, 0, reply.filledBytes);
           const base = segment.startBytes;
           const eof = base + reply.filledBytes === this.sizeBytes;
           const { lengths, ids } = reply;

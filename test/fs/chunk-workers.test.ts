@@ -71,7 +71,8 @@ async function workerChunks(pool: ChunkWorkerPool, path: string, params: Chunker
 }
 
 describe("one file on the workers gives the one-thread chunks", () => {
-  const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: SEGMENT });
+  // The workers alone: this thread never cuts a segment itself here (see "this thread's share" below).
+  const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: SEGMENT, cutWhileWaiting: false });
   afterAll(() => pool.close());
   const dir = tempDir();
   const max = DEFAULT_CHUNKER_PARAMS.maxSizeBytes;
@@ -126,8 +127,9 @@ describe("one file on the workers gives the one-thread chunks", () => {
         await file.forEachChunk((c) => void chunks.push(`${c.offsetBytes}:${c.bytes.length}:${idToHex(c.id)}`));
         expect(chunks).toEqual(expected[i]!);
       }
-      // Two segments sent to each of the 2 workers and one being delivered (a transferred buffer is a new object each way, the same memory).
-      expect(pool.buffersAllocated).toBeLessThanOrEqual(5);
+      // Two segments sent to each of the 2 workers, one being delivered, and this thread's own (a
+      // transferred buffer is a new object each way, the same memory).
+      expect(pool.buffersAllocated).toBeLessThanOrEqual(6);
     } finally {
       // Files not taken (a failed expectation) give their buffers back before their files close.
       for (const file of files) await file.abandon();
@@ -170,6 +172,49 @@ describe("one file on the workers gives the one-thread chunks", () => {
       closeSync(fd);
     }
     expect(await workerChunks(pool, path, DEFAULT_CHUNKER_PARAMS)).toEqual(await oneThreadChunks(path, DEFAULT_CHUNKER_PARAMS));
+  });
+
+  test("the workers cut every segment (this thread only stitched)", () => {
+    expect(pool.segmentsHere).toBe(0);
+  });
+});
+
+describe("this thread's share: segments no worker took are cut here, with the same chunks", () => {
+  test("workers that never get ready: every segment cut here, the one-thread chunks", async () => {
+    const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: SEGMENT, workerSpecifier: join(import.meta.dir, "fixtures", "silent-chunk-worker.ts") });
+    try {
+      const dir = tempDir();
+      for (const [name, bytes] of [["random", randomBytes(3 * MiB + 7, 80)], ["mixed", mixedBytes(4 * MiB + 1, 81)]] as const) {
+        const path = join(dir, name);
+        writeFileSync(path, bytes);
+        expect(await workerChunks(pool, path, DEFAULT_CHUNKER_PARAMS)).toEqual(await oneThreadChunks(path, DEFAULT_CHUNKER_PARAMS));
+      }
+      expect(pool.segmentsHere).toBe(Math.ceil((3 * MiB + 7) / SEGMENT) + Math.ceil((4 * MiB + 1) / SEGMENT));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("ready workers and this thread together (as a scan runs): the one-thread chunks", async () => {
+    const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: SEGMENT });
+    try {
+      await pool.whenReady();
+      const dir = tempDir();
+      const path = join(dir, "together");
+      writeFileSync(path, mixedBytes(8 * MiB + 3, 82));
+      // A sink that takes chunks at once: this thread reaches segments still waiting for a worker and cuts them.
+      const expected = await oneThreadChunks(path, DEFAULT_CHUNKER_PARAMS);
+      const fd = openSync(path, "r");
+      try {
+        const chunks: string[] = [];
+        await pool.submitFile(fd, fstatSync(fd).size, DEFAULT_CHUNKER_PARAMS).forEachChunk((c) => void chunks.push(`${c.offsetBytes}:${c.bytes.length}:${idToHex(c.id)}`));
+        expect(chunks).toEqual(expected);
+      } finally {
+        closeSync(fd);
+      }
+    } finally {
+      await pool.close();
+    }
   });
 });
 
@@ -214,7 +259,7 @@ describe("a scan on the workers gives the one-thread scan", () => {
       },
     });
     const one = await scanRecorded(root, { chunkThreads: 1 });
-    const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: SEGMENT });
+    const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: SEGMENT, cutWhileWaiting: false });
     try {
       const workers = await scanRecorded(root, { chunkThreads: pool });
       expect(workers.calls).toEqual(one.calls);
@@ -244,6 +289,8 @@ describe("a scan on the workers gives the one-thread scan", () => {
     writeTree(root, { "big.bin": randomBytes(2 * MiB, 70), "small.txt": "s" });
     const pool = new ChunkWorkerPool({ threads: 2, workerSpecifier: join(import.meta.dir, "fixtures", "failing-chunk-worker.ts") });
     try {
+      // Ready first: a scan that meets its first file before the workers are up cuts it on its own thread.
+      await pool.whenReady();
       const failure = await scanDirectory(root, { sink: { object: () => undefined }, chunkThreads: pool }).catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(ChunkWorkerFailure);
       expect((failure as Error).message).toContain("this chunk worker fails on purpose");
@@ -253,7 +300,7 @@ describe("a scan on the workers gives the one-thread scan", () => {
     }
   });
 
-  test("a 64 MiB file on the workers: RSS growth well under the file size, at most 5 segment buffers", async () => {
+  test("a 64 MiB file on the workers: RSS growth well under the file size, at most 6 segment buffers", async () => {
     const root = tempDir();
     const fd = openSync(join(root, "big.bin"), "w");
     try {
@@ -283,7 +330,7 @@ describe("a scan on the workers gives the one-thread scan", () => {
       peak = Math.max(peak, process.memoryUsage().rss);
       expect(result.bytesRead).toBe(64 * MiB);
       expect(chunkBytes).toBe(64 * MiB);
-      expect(pool.buffersAllocated).toBeLessThanOrEqual(5);
+      expect(pool.buffersAllocated).toBeLessThanOrEqual(6);
       expect(peak - before).toBeLessThan(48 * MiB);
     } finally {
       await pool.close();

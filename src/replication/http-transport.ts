@@ -14,7 +14,7 @@ import type { PeerProofSigner } from "../wire/peer-proof.ts";
 import type { Message } from "../core/raft/types.ts";
 import { decodeRaftReply, encodeRaftMessages, type RaftReply } from "../wire/raft-message.ts";
 import type { TlsTrust } from "../wire/tls-trust.ts";
-import type { HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport, StoredNotice, StrongForward, StrongForwardReply } from "./transport.ts";
+import type { DownloadOptions, HeadNotice, HistoryPage, HistoryRequest, ListingRequest, PeerListing, PeerTransport, StoredNotice, StrongForward, StrongForwardReply } from "./transport.ts";
 
 export interface HttpTransportOptions {
   clusterToken: string;
@@ -49,8 +49,8 @@ export class HttpPeerTransport implements PeerTransport {
 
   constructor(private readonly options: HttpTransportOptions) {}
 
-  private async call(peer: string, method: string, path: string, body: Uint8Array | string | undefined, contentType: string, timeoutMs: number): Promise<Uint8Array> {
-    const { response, bytes } = await this.exchange(peer, method, path, body, contentType, timeoutMs);
+  private async call(peer: string, method: string, path: string, body: Uint8Array | string | undefined, contentType: string, timeoutMs: number, acceptCompressed = true): Promise<Uint8Array> {
+    const { response, bytes } = await this.exchange(peer, method, path, body, contentType, timeoutMs, undefined, acceptCompressed);
     if (!response.ok) {
       let reason = response.statusText;
       try {
@@ -74,9 +74,11 @@ export class HttpPeerTransport implements PeerTransport {
     timeoutMs: number,
     /** Ends the request before its deadline (a forward whose leader was lost). */
     signal?: AbortSignal,
+    /** Whether the reply may come zstd-compressed; without it the peer sends it plain. */
+    acceptCompressed = true,
   ): Promise<{ response: Response; bytes: Uint8Array }> {
     this.requests.set(peer, (this.requests.get(peer) ?? 0) + 1);
-    const headers: Record<string, string> = { authorization: `Bearer ${this.options.clusterToken}`, "accept-encoding": "zstd" };
+    const headers: Record<string, string> = { authorization: `Bearer ${this.options.clusterToken}`, "accept-encoding": acceptCompressed ? "zstd" : "identity" };
     if (body !== undefined) headers["content-type"] = contentType;
     const url = peer.replace(/\/+$/, "") + path;
     const trust = this.options.trustFor?.(peer);
@@ -153,8 +155,8 @@ export class HttpPeerTransport implements PeerTransport {
     return decodeHistory(await this.call(peer, "POST", path, body, "application/json", this.options.downloadTimeoutMs ?? 120_000));
   }
 
-  async download(peer: string, ids: readonly ObjectId[]) {
-    const bytes = await this.call(peer, "POST", "/v1/peer/objects/download", encodeIdList(ids), "application/msgpack", this.options.downloadTimeoutMs ?? 120_000);
+  async download(peer: string, ids: readonly ObjectId[], options: DownloadOptions = {}) {
+    const bytes = await this.call(peer, "POST", "/v1/peer/objects/download", encodeIdList(ids), "application/msgpack", this.options.downloadTimeoutMs ?? 120_000, options.compressed !== false);
     return decodeDownloadReply(bytes);
   }
 

@@ -29,6 +29,14 @@ export const CONCURRENT_FETCHES = 2;
 export const FETCH_BYTES_MAX = 8 * 1024 * 1024;
 /** Objects asked for in one request. */
 export const FETCH_OBJECTS_MAX = 4096;
+/**
+ * Replies are asked for plain while the link carries them faster than this (the peer's zstd at
+ * level 3 runs at roughly this speed on one core, so on a faster link compressing only adds CPU
+ * on both sides: loopback, a LAN), compressed below it. Measured on plain replies; while
+ * compressing, every PLAIN_PROBE_EVERY-th request goes plain to measure again.
+ */
+export const COMPRESS_BELOW_BYTES_PER_SECOND = 32 * 1024 * 1024;
+export const PLAIN_PROBE_EVERY = 8;
 
 interface Wanted {
   id: ObjectId;
@@ -43,6 +51,13 @@ interface PeerFetches {
   inFlight: number;
   /** Called when a batch ends (settled() waits on it). */
   waiters: Set<() => void>;
+}
+
+/** What plain replies from one peer showed of its link (kept while the peer is this node's). */
+interface LinkRate {
+  /** Bytes per second of plain replies, smoothed; null before the first. */
+  plainBytesPerSecond: number | null;
+  requests: number;
 }
 
 export interface PrefetchStats {
@@ -71,6 +86,7 @@ export interface PrefetcherOptions {
 
 export class Prefetcher {
   private readonly peers = new Map<string, PeerFetches>();
+  private readonly links = new Map<string, LinkRate>();
   private stopped = false;
   private failureLogged = false;
   readonly stats: PrefetchStats = { noticesReceived: 0, objectsQueued: 0, objectsDropped: 0, objectsFetched: 0, bytesFetched: 0, objectsPresent: 0, objectsMissing: 0, batchFailures: 0 };
@@ -178,7 +194,13 @@ export class Prefetcher {
       const lacking = batch.filter((_, i) => !present[i]);
       this.stats.objectsPresent += batch.length - lacking.length;
       if (lacking.length === 0 || this.stopped) return;
-      const reply = await this.options.transport.download(address, lacking.map((w) => w.id));
+      let link = this.links.get(address);
+      if (!link) this.links.set(address, (link = { plainBytesPerSecond: null, requests: 0 }));
+      const slow = link.plainBytesPerSecond !== null && link.plainBytesPerSecond < COMPRESS_BELOW_BYTES_PER_SECOND;
+      const compressed = slow && ++link.requests % PLAIN_PROBE_EVERY !== 0;
+      const startedMs = performance.now();
+      const reply = await this.options.transport.download(address, lacking.map((w) => w.id), { compressed });
+      const elapsedMs = performance.now() - startedMs;
       if (this.stopped) return;
       const asked = new Set(lacking.map((w) => w.key));
       for (const object of reply.objects) {
@@ -191,6 +213,11 @@ export class Prefetcher {
       await node.putUploaded(reply.objects);
       let bytes = 0;
       for (const object of reply.objects) bytes += object.bytes.length;
+      // A reply of a few KiB says more about the round trip than about the link.
+      if (!compressed && bytes >= 256 * 1024 && elapsedMs > 0) {
+        const rate = (bytes * 1000) / elapsedMs;
+        link.plainBytesPerSecond = link.plainBytesPerSecond === null ? rate : 0.7 * link.plainBytesPerSecond + 0.3 * rate;
+      }
       this.stats.objectsFetched += reply.objects.length;
       this.stats.bytesFetched += bytes;
       this.options.onFetched?.(reply.objects.length, bytes);

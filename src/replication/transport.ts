@@ -91,10 +91,15 @@ export interface StrongForwardReply {
   retryAfter: string | null;
 }
 
+export interface DownloadOptions {
+  /** Whether the reply may come zstd-compressed (the default): on a fast link compressing costs more than it saves (prefetch.ts). */
+  compressed?: boolean;
+}
+
 export interface PeerTransport {
   listFolders(peer: string, page?: ListingRequest): Promise<PeerListing>;
   history(peer: string, request: HistoryRequest): Promise<HistoryPage>;
-  download(peer: string, ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }>;
+  download(peer: string, ids: readonly ObjectId[], options?: DownloadOptions): Promise<{ objects: StoredObject[]; missing: ObjectId[] }>;
   notify(peer: string, notice: HeadNotice): Promise<void>;
   /**
    * Tells the peer what this node stored of a push still arriving (a hint: the peer fetches it

@@ -12,7 +12,7 @@ import { LIMITS } from "../../src/core/limits.ts";
 import { DsyncNode } from "../../src/node/node.ts";
 import { SqliteMetadataStore } from "../../src/node/sqlite-metadata-store.ts";
 import { PeerService } from "../../src/replication/peer-service.ts";
-import { QUEUED_OBJECTS_MAX } from "../../src/replication/prefetch.ts";
+import { FETCH_BYTES_MAX, Prefetcher, QUEUED_OBJECTS_MAX } from "../../src/replication/prefetch.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
 import { PENDING_OBJECTS_MAX } from "../../src/replication/stored-notices.ts";
 import type { PeerTransport, StoredNotice } from "../../src/replication/transport.ts";
@@ -364,4 +364,46 @@ describe("a hostile peer's notices", () => {
       pair.stop();
     }
   });
+});
+
+describe("fetching ahead asks for compressed replies only where the link is slow", () => {
+  /** Prefetches `batches` batches of ~1 MiB from a peer whose replies take `delayMs`; the compression asked for each. */
+  async function askedFor(delayMs: number, batches: number): Promise<boolean[]> {
+    const clock = new ManualClock();
+    const node = await DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "b", clock });
+    const objects = new MemoryObjects();
+    for (let i = 0; i < batches; i++) {
+      const bytes = new Uint8Array(FETCH_BYTES_MAX - 1024);
+      new DataView(bytes.buffer).setUint32(0, i + 1);
+      objects.tree({ [`f${i}`]: file(bytes) });
+    }
+    const byId = new Map(objects.all().map((o) => [idToHex(o.id), o]));
+    const asked: boolean[] = [];
+    const transport: PeerTransport = {
+      listFolders: async () => ({ node: "a", folders: [], next: null }),
+      history: async () => ({ versions: [], more: [] }),
+      notify: async () => {},
+      download: async (_peer, ids, options) => {
+        asked.push(options?.compressed !== false);
+        await Bun.sleep(delayMs);
+        return { objects: ids.map((id) => byId.get(idToHex(id))!), missing: [] };
+      },
+    };
+    const prefetcher = new Prefetcher({ node, transport, timers });
+    // One chunk per notice, one at a time: each is a batch of its own.
+    for (const chunk of objects.all().filter((o) => o.bytes.length > 1024 * 1024)) {
+      await prefetcher.take("http://a", { from: "a", folder: "f", objects: [{ id: chunk.id, lengthBytes: chunk.bytes.length }] });
+      await prefetcher.settled("http://a", 5000, 10_000);
+    }
+    prefetcher.stop();
+    return asked;
+  }
+
+  test("a fast link (8 MiB in a few ms) gets plain replies throughout; a slow one (8 MiB in 500 ms: 16 MiB/s) compressed ones after the first, with a plain one now and then to measure again", async () => {
+    expect(await askedFor(2, 6)).toEqual([false, false, false, false, false, false]);
+    const slow = await askedFor(500, 10);
+    expect(slow[0]).toBe(false);
+    expect(slow.slice(1).filter((c) => c).length).toBeGreaterThanOrEqual(7);
+    expect(slow.slice(1).filter((c) => !c).length).toBeGreaterThanOrEqual(1);
+  }, 30_000);
 });

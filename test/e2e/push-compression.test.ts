@@ -2,8 +2,9 @@
 // two real nodes ends as the same version with the same stored objects, byte for byte, and
 // the compressed push puts fewer bytes on the wire. The node takes both kinds of batch.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+// The benchmarks' throttled link (a token bucket each way), so the test goes through the same one.
+import { measureLinkMbit, startTcpProxy } from "../../scripts/bench/tcp-proxy.ts";
 import { childRefs, decodeIfObject } from "../../src/core/objects.ts";
 import { idFromHex, idToHex, type ObjectId } from "../../src/core/id.ts";
 import { blake3 } from "../../src/core/blake3.ts";
@@ -60,7 +61,7 @@ function mixedTree(): DiskTree {
   };
 }
 
-async function pushWith(node: NodeProcess, dir: string, compress: string) {
+async function pushWith(node: { url: string }, dir: string, compress: string) {
   const result = await runCli(["push", dir, "--remote", node.url, "--folder", "mixed", "--compress", compress, "--json"]);
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
@@ -92,50 +93,6 @@ async function compareStored(a: NodeProcess, b: NodeProcess, root: ObjectId): Pr
     }
   }
   return seen.size;
-}
-
-/**
- * A TCP proxy to `targetPort` that lets at most `bytesPerSecond` through from client to node (a
- * slow uplink); replies pass as they come.
- */
-async function startSlowUplink(targetPort: number, bytesPerSecond: number): Promise<{ url: string; stop(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const node = connect(targetPort, "127.0.0.1");
-    for (const socket of [client, node]) {
-      sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
-      socket.on("error", () => {
-        client.destroy();
-        node.destroy();
-      });
-    }
-    node.on("data", (data) => client.write(data));
-    node.on("end", () => client.end());
-    // 16 KiB at a time, each after the time the rate allows for it.
-    let queue = Promise.resolve();
-    client.on("data", (data: Buffer) => {
-      client.pause();
-      queue = queue.then(async () => {
-        for (let at = 0; at < data.length; at += 16 * 1024) {
-          const piece = data.subarray(at, at + 16 * 1024);
-          await Bun.sleep((piece.length / bytesPerSecond) * 1000);
-          node.write(piece);
-        }
-        client.resume();
-      });
-    });
-    client.on("end", () => void queue.then(() => node.end()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 describe("push --compress", () => {
@@ -172,37 +129,36 @@ describe("push --compress", () => {
     await compareStored(autoNode, plainNode, idFromHex(auto.root));
   }, 120_000);
 
-  test("auto over a slow link (2 MB/s up) compresses the text it sends", async () => {
-    const node = await startNode();
-    const link = await startSlowUplink(Number(new URL(node.url).port), 2_000_000);
+  test("the throttled link of the benchmarks delivers its rate each way (within 15%)", async () => {
+    const achieved = await measureLinkMbit({ mbit: 16 }, 1024 * 1024);
+    for (const mbit of [achieved.up, achieved.down]) {
+      expect(mbit).toBeGreaterThan(16 * 0.85);
+      expect(mbit).toBeLessThan(16 * 1.15);
+    }
+  }, 30_000);
+
+  test("auto over a slow link (16 Mbit/s each way) compresses, and stores what a --compress never push stores", async () => {
+    const [throttledNode, referenceNode] = await Promise.all([startNode(), startNode()]);
+    const link = await startTcpProxy({ targetPort: Number(new URL(throttledNode.url).port), link: { mbit: 16 } });
     try {
-      const dir = join(tempDir(), "slow");
-      const words = "the quick brown fox jumps over a lazy dog while seven wizards quietly hex jolly boxes".split(" ");
-      const files: DiskTree = {};
-      for (let f = 0; f < 3; f++) {
-        const out: string[] = [];
-        let state = 11 + f;
-        for (let length = 0; length < 4 * 1024 * 1024; ) {
-          state = (state * 1103515245 + 12345) >>> 0;
-          const word = words[state % words.length]! + (state % 13 === 0 ? "\n" : " ");
-          out.push(word);
-          length += word.length;
-        }
-        files[`part-${f}.txt`] = out.join("");
-      }
-      writeTree(dir, files);
-      const result = await runCli(["push", dir, "--remote", link.url, "--folder", "slow", "--json"]);
-      expect(result.stderr).toBe("");
-      expect(result.code).toBe(0);
-      const report = result.json();
-      if (report.batches_compressed < 2) console.error(JSON.stringify({ batches_compressed: report.batches_compressed, batches_plain: report.batches_plain, wire: report.wire_bytes_sent, bytes: report.bytes_sent }));
-      expect(report.batches_compressed).toBeGreaterThanOrEqual(2);
-      expect(report.wire_bytes_sent).toBeLessThan(report.bytes_sent * 0.6);
-      const diff = await runCli(["diff", dir, `${node.url}/slow`]);
-      expect(diff.code).toBe(0);
+      const auto = await pushWith({ url: `http://127.0.0.1:${link.port}` }, copyOfSource("slow-auto"), "auto");
+      const never = await pushWith(referenceNode, copyOfSource("slow-never"), "never");
+      if (auto.batches_compressed < 2) console.error(JSON.stringify({ batches_compressed: auto.batches_compressed, batches_plain: auto.batches_plain, wire: auto.wire_bytes_sent, bytes: auto.bytes_sent }));
+      // The text shrinks, the random files do not: most batches compressed, at a level above the probe's.
+      expect(auto.batches_compressed).toBeGreaterThanOrEqual(2);
+      expect(Object.keys(auto.batches_by_level).some((level) => Number(level) > 1)).toBe(true);
+      expect(auto.wire_bytes_sent).toBeLessThan(never.wire_bytes_sent * 0.8);
+      // The same version, and the same objects byte for byte.
+      expect(auto.root).toBe(never.root);
+      expect(auto.bytes_sent).toBe(never.bytes_sent);
+      expect(await compareStored(throttledNode, referenceNode, idFromHex(auto.root))).toBeGreaterThan(200);
+      // What crossed the link is what the client says it sent, give or take HTTP's framing.
+      const { up } = link.counters();
+      expect(up).toBeGreaterThanOrEqual(auto.wire_bytes_sent);
+      expect(up).toBeLessThan(auto.wire_bytes_sent * 1.05 + 64 * 1024);
     } finally {
-      await link.stop();
-      await node.stop();
+      link.stop();
+      await Promise.all([throttledNode.stop(), referenceNode.stop()]);
     }
   }, 120_000);
 

@@ -62,11 +62,11 @@ async function push(node: NodeProcess, dir: string, env: Record<string, string> 
   const result = await runCli(["push", dir, "--remote", node.url, "--folder", "rel", "--compress", "never", "--json"], { env: { DSYNC_TOKEN: ADMIN, ...env } });
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
-  return result.json<Record<string, number & string>>();
+  return result.json<{ root: string; chunks_sent: number; chunks_as_delta: number; signature_bytes: number; wire_bytes_sent: number }>();
 }
 
 function call(node: NodeProcess, token: string, path: string, body: Uint8Array, headers: Record<string, string> = {}) {
-  return fetch(`${node.url}${path}`, { method: "POST", body, headers: { authorization: `Bearer ${token}`, "content-type": "application/msgpack", ...headers } });
+  return fetch(`${node.url}${path}`, { method: "POST", body: body as Uint8Array<ArrayBuffer>, headers: { authorization: `Bearer ${token}`, "content-type": "application/msgpack", ...headers } });
 }
 
 async function getObject(node: NodeProcess, id: ObjectId): Promise<Uint8Array | undefined> {

@@ -7,6 +7,12 @@
 // spelling of that shape is read (array and bin headers of every width), nothing else: a body
 // this reader refuses is one decodeObjectBatch refuses too.
 //
+// An item of kind 1, [id, 1, frame], carries the object as one zstd frame: the frame is checked
+// to be exactly one frame declaring at most LIMITS.objectBytesMax of content before it is
+// inflated (core/zstd-frame.ts), and handed on with the object's bytes so the store may keep it
+// as the stored payload instead of compressing the bytes again. The store verifies the bytes
+// against the id, as for a plain pair: once per object.
+//
 // A group's objects are views into the reader's buffer, valid until the promise `onGroup`
 // returned settles; the buffer is then reused for the next group. Groups already handed on stay
 // stored when a later part of the body turns out bad: each object was verified against its id
@@ -14,6 +20,7 @@
 import { DecodeError } from "../core/encoding.ts";
 import type { ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
+import { readZstdFrameOutline } from "../core/zstd-frame.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { BodyTooLargeError } from "../wire/formats.ts";
 import { idleCollector } from "./idle-collect.ts";
@@ -99,11 +106,14 @@ class PieceReader {
   pairHeaderNow(): ItemHeader | undefined {
     const piece = this.piece;
     let at = this.offset;
-    if (piece.length - at < 3 + ID_LENGTH_BYTES + 1) return undefined;
-    if (piece[at] !== 0x92 || piece[at + 1] !== 0xc4 || piece[at + 2] !== ID_LENGTH_BYTES) return undefined;
+    if (piece.length - at < 3 + ID_LENGTH_BYTES + 2) return undefined;
+    // A pair, or an item of kind 1 ([id, 1, frame]: one more element, the kind before the bin).
+    const framed = piece[at] === 0x93;
+    if ((piece[at] !== 0x92 && !framed) || piece[at + 1] !== 0xc4 || piece[at + 2] !== ID_LENGTH_BYTES) return undefined;
     at += 3;
     const idAt = at;
     at += ID_LENGTH_BYTES;
+    if (framed && piece[at++] !== FRAME_ITEM) return undefined;
     const type = piece[at++];
     const width = type === 0xc4 ? 1 : type === 0xc5 ? 2 : type === 0xc6 ? 4 : 0;
     if (width === 0 || piece.length - at < width) return undefined;
@@ -114,7 +124,7 @@ class PieceReader {
     // view into memory the inflater goes on to reuse.
     const id = new Uint8Array(ID_LENGTH_BYTES);
     id.set(piece.subarray(idAt, idAt + ID_LENGTH_BYTES));
-    return { id, length, kind: PLAIN_ITEM };
+    return { id, length, kind: framed ? FRAME_ITEM : PLAIN_ITEM };
   }
 
   /** Copies into `target` from `at` what the current piece holds, without waiting; the position reached. */
@@ -140,10 +150,12 @@ interface ItemHeader {
 
 /** A plain [id, bytes] pair. */
 const PLAIN_ITEM = 0;
+/** [id, 1, frame]: the object as one zstd frame, which the store may keep as it is. */
+export const FRAME_ITEM = 1;
 /** [id, 2, delta, base id]: the object rebuilt from old objects the node holds (wire/delta-frame.ts). */
 export const DELTA_ITEM = 2;
 /** The item kinds beyond plain pairs an upload takes, as GET /v1/health lists them ("uploadItems"). */
-export const UPLOAD_ITEM_KINDS: readonly number[] = [DELTA_ITEM];
+export const UPLOAD_ITEM_KINDS: readonly number[] = [FRAME_ITEM, DELTA_ITEM];
 
 /**
  * An item's header read whatever its spelling and wherever the pieces split it: an [id, bytes]
@@ -153,14 +165,15 @@ export const UPLOAD_ITEM_KINDS: readonly number[] = [DELTA_ITEM];
 async function pairHeader(reader: PieceReader, index: number): Promise<ItemHeader> {
   const item = `batch item ${index}`;
   const elements = await arrayLength(reader, item);
-  if (elements !== 2 && elements !== 4) throw new DecodeError(`${item} is not an [id, bytes] pair`);
+  if (elements !== 2 && elements !== 3 && elements !== 4) throw new DecodeError(`${item} is not an [id, bytes] pair`);
   if ((await binLength(reader, `${item}: the id`)) !== ID_LENGTH_BYTES) throw new DecodeError(`${item}: id is not 32 bytes`);
   const id = new Uint8Array(ID_LENGTH_BYTES);
   await reader.fill(id, `${item}: the id`);
   let kind = PLAIN_ITEM;
-  if (elements === 4) {
+  if (elements > 2) {
     kind = await reader.byte(`${item}: the kind`);
-    if (kind !== DELTA_ITEM) throw new DecodeError(`${item}: unknown item kind ${kind}`);
+    // Each kind has its own element count: [id, 1, frame], [id, 2, delta, base id].
+    if (kind !== (elements === 3 ? FRAME_ITEM : DELTA_ITEM)) throw new DecodeError(`${item}: unknown item kind ${kind} of ${elements} elements`);
   }
   return { id, length: await binLength(reader, `${item}: the bytes`), kind };
 }
@@ -184,6 +197,25 @@ async function binLength(reader: PieceReader, what: string): Promise<number> {
   if (type === 0xc5) return reader.uint(2, what);
   if (type === 0xc6) return reader.uint(4, what);
   throw new DecodeError(`${what} must be binary`);
+}
+
+/**
+ * The content of a kind-1 item's frame: refused (DecodeError, nothing of it stored) unless it is
+ * one zstd frame declaring at most LIMITS.objectBytesMax, checked before a byte is inflated, and
+ * inflating to exactly what it declares. Whether that content is the item's id the store checks.
+ */
+function inflateFrame(frame: Uint8Array, index: number): Uint8Array {
+  const outline = readZstdFrameOutline(frame, LIMITS.objectBytesMax);
+  if (typeof outline === "string") throw new DecodeError(`batch item ${index}: ${outline}`);
+  let bytes: Uint8Array;
+  try {
+    bytes = Bun.zstdDecompressSync(frame);
+  } catch (error) {
+    throw new DecodeError(`batch item ${index}: the zstd frame does not inflate (${error instanceof Error ? error.message : String(error)})`);
+  }
+  if (bytes.length !== outline.contentBytes) throw new DecodeError(`batch item ${index}: the zstd frame inflates to ${bytes.length} bytes, not the ${outline.contentBytes} it declares`);
+  // A plain Uint8Array, as every other object is (Bun returns a Buffer).
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export interface BatchTotals {
@@ -241,11 +273,21 @@ export async function readObjectBatchStream(
       }
       if (used + length > buffer.length) await handOn();
       // An object larger than the buffer gets one of its own, handed on alone.
-      const bytes = length > buffer.length ? new Uint8Array(length) : buffer.subarray(used, used + length);
-      const filled = reader.fillNow(bytes, 0);
-      if (filled < length) await reader.fill(bytes.subarray(filled), `batch item ${i}: the bytes`);
+      const bin = length > buffer.length ? new Uint8Array(length) : buffer.subarray(used, used + length);
+      const filled = reader.fillNow(bin, 0);
+      if (filled < length) await reader.fill(bin.subarray(filled), `batch item ${i}: the bytes`);
       if (length <= buffer.length) used += length;
-      group.push({ id: idBytes as ObjectId, bytes });
+      if (kind === FRAME_ITEM) {
+        // The frame stays in the buffer (the store may keep it); its content gets a buffer of its own.
+        const bytes = inflateFrame(bin, i);
+        group.push({ id: idBytes as ObjectId, bytes, frame: bin });
+        totals.objects += 1;
+        totals.bytes += bytes.length;
+        rebuiltBytes += bytes.length;
+        if (length > buffer.length || rebuiltBytes >= GROUP_BYTES_MAX) await handOn();
+        continue;
+      }
+      group.push({ id: idBytes as ObjectId, bytes: bin });
       totals.objects += 1;
       totals.bytes += length;
       if (length > buffer.length) await handOn();

@@ -19,6 +19,12 @@ import { LIMITS } from "../core/limits.ts";
 export interface StoredObject {
   id: ObjectId;
   bytes: Uint8Array;
+  /**
+   * One zstd frame that inflates to `bytes` (an upload item of kind 1, inflated by its reader),
+   * which a store that compresses may keep as the stored payload instead of compressing `bytes`
+   * again. `bytes` is what is verified against the id; the frame is trusted to inflate to them.
+   */
+  frame?: Uint8Array;
 }
 
 export interface ObjectStore {

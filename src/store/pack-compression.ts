@@ -16,9 +16,17 @@ export interface EncodedPayload {
   payload: Uint8Array;
 }
 
-export function encodePayload(bytes: Uint8Array, compressionLevel: number | undefined): EncodedPayload {
+/**
+ * The payload to store for `bytes`: `frame` as it is when one came with them (a zstd frame that
+ * inflates to them, compressed by the client) and it is shorter, else compressed here where that
+ * pays, else the bytes. A frame that does not shrink the object says it is incompressible, so no
+ * attempt is made. The store's read (decodePayload) is the same inflater the frame's reader used.
+ */
+export function encodePayload(bytes: Uint8Array, compressionLevel: number | undefined, frame?: Uint8Array): EncodedPayload {
   const raw = { flags: 0, payload: bytes };
-  if (compressionLevel === undefined || bytes.length < COMPRESS_LENGTH_BYTES_MIN) return raw;
+  if (compressionLevel === undefined) return raw;
+  if (frame !== undefined) return frame.length <= bytes.length * KEEP_RATIO_MAX ? { flags: RECORD_FLAG_ZSTD, payload: frame } : raw;
+  if (bytes.length < COMPRESS_LENGTH_BYTES_MIN) return raw;
   const sample = bytes.length <= SAMPLE_LENGTH_BYTES ? bytes : bytes.subarray(0, SAMPLE_LENGTH_BYTES);
   const compressedSample = Bun.zstdCompressSync(sample, { level: compressionLevel });
   if (compressedSample.length > sample.length * KEEP_RATIO_MAX) return raw;

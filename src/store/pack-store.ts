@@ -456,7 +456,7 @@ export class PackObjectStore implements ObjectStore {
     // Asked once for the whole batch (one statement per 512 ids, not one per object): inside the
     // write queue nothing else changes what is present, and a repeat within the batch is `seen`.
     const present = this.index.hasMany(objects.map((o) => o.id));
-    for (const [at, { id, bytes }] of objects.entries()) {
+    for (const [at, { id, bytes, frame }] of objects.entries()) {
       const hex = idToHex(id);
       if (seen.has(hex)) continue;
       seen.add(hex);
@@ -464,7 +464,7 @@ export class PackObjectStore implements ObjectStore {
         presentIds.push(id);
         continue;
       }
-      const { flags, payload } = encodePayload(bytes, this.compressionLevel);
+      const { flags, payload } = encodePayload(bytes, this.compressionLevel, frame);
       records.push({ id, flags, rawLengthBytes: bytes.length, payload });
       stepBytes += payload.length;
       if (stepBytes >= COMMIT_STEP_BYTES) {

@@ -110,7 +110,7 @@ describe("reading an upload batch as it arrives", () => {
     const cases: [string, Uint8Array, RegExp][] = [
       ["not an array", new Uint8Array([0x80]), /not an array/],
       ["too many objects", new Uint8Array([0xdd, 0, 0x01, 0x86, 0xa1]), /at most 100000 objects/],
-      ["not a pair", new Uint8Array([0x91, 0x93]), /batch item 0 is not an \[id, bytes\] pair/],
+      ["not a pair", new Uint8Array([0x91, 0x95]), /batch item 0 is not an \[id, bytes\] pair/],
       ["short id", new Uint8Array([0x91, 0x92, 0xc4, 31, ...new Uint8Array(31), 0xc4, 0]), /batch item 0: id is not 32 bytes/],
       ["id as a string", new Uint8Array([0x91, 0x92, 0xd9, 32, ...new Uint8Array(32)]), /must be binary/],
       ["bytes as a number", new Uint8Array([0x91, 0x92, 0xc4, 32, ...new Uint8Array(32), 0x01]), /must be binary/],

@@ -220,6 +220,7 @@ export async function assembleServices(node: DsyncNode, options: ServiceAssembly
       (notice) => running.onNotice(notice),
       (notice) => running.onStoredNotice(notice),
     );
+    peerService.recentUploads = running.recentUploads;
     if ((options.peers ?? []).length > 0) {
       // Peers that answered last are asked first for copies of what this node found corrupt.
       const peersInOrder = () => running.peerStates().sort((a, b) => Number(b.reachable === true) - Number(a.reachable === true)).map((peer) => peer.address);

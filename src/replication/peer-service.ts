@@ -4,6 +4,7 @@ import { idToHex, type ObjectId } from "../core/id.ts";
 import { isReplicationMerge } from "../core/concurrent-merge.ts";
 import { coversDot, counterOf } from "../core/version-vector.ts";
 import type { DsyncNode } from "../node/node.ts";
+import type { RecentUploads } from "./recent-uploads.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { Message } from "../core/raft/types.ts";
@@ -81,10 +82,25 @@ export class PeerService {
     return { versions: out, more: [] };
   }
 
-  /** What this node holds of `ids`; what it found corrupt is listed as missing, and the asker tries another peer. */
-  download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
-    return this.node.download(ids, { repair: false });
+  /**
+   * What this node holds of `ids`; what it found corrupt is listed as missing, and the asker tries
+   * another peer. Objects of the last upload groups (recentUploads, streamed replication) are
+   * answered from memory, the rest read from the store.
+   */
+  async download(ids: readonly ObjectId[]): Promise<{ objects: StoredObject[]; missing: ObjectId[] }> {
+    const recent = this.recentUploads?.take(ids);
+    if (!recent || !recent.some((bytes) => bytes !== undefined)) return this.node.download(ids, { repair: false });
+    const rest = ids.filter((_, i) => recent[i] === undefined);
+    const read = rest.length > 0 ? await this.node.download(rest, { repair: false }) : { objects: [], missing: [] };
+    const objects: StoredObject[] = [];
+    recent.forEach((bytes, i) => {
+      if (bytes !== undefined) objects.push({ id: ids[i]!, bytes });
+    });
+    return { objects: [...objects, ...read.objects], missing: read.missing };
   }
+
+  /** The replicator's last upload groups, set by the assembly (absent: every download reads the store). */
+  recentUploads: RecentUploads | undefined;
 
   notify(notice: HeadNotice): void {
     this.onNotice(notice);

@@ -31,6 +31,7 @@ import { Mutex } from "../node/mutex.ts";
 import { MetadataUnavailableError } from "../node/metadata-unavailable.ts";
 import { fetchClosure } from "./fetch-closure.ts";
 import { Prefetcher } from "./prefetch.ts";
+import { RECENT_UPLOAD_AGE_MS, RecentUploads } from "./recent-uploads.ts";
 import { StoredNoticeSender } from "./stored-notices.ts";
 import type { StoredObject } from "../store/object-store.ts";
 import type { HeadNotice, PeerFolder, PeerTransport, StoredNotice, Timers } from "./transport.ts";
@@ -166,8 +167,12 @@ export class Replicator {
   /** Streamed replication, made at start (null while stopped, or without streaming). */
   private storedNotices: StoredNoticeSender | null = null;
   private prefetcher: Prefetcher | null = null;
+  /** The last upload groups, for the peers told of them to fetch without a read of the store (the peer service answers from it). */
+  readonly recentUploads: RecentUploads;
+  private recentSweep: unknown = null;
 
   constructor(private readonly options: ReplicatorOptions) {
+    this.recentUploads = new RecentUploads(() => this.node.clock.nowMs());
     for (const address of options.peers) {
       this.peers.set(address, { address, node: null, reachable: null, lastContactMs: null, lastError: null, lastErrorFolder: null, folders: new Map(), objectsFetched: 0, bytesFetched: 0 });
     }
@@ -219,12 +224,24 @@ export class Replicator {
    * the upload said it serves (none: nothing is told, the peers fetch at the head).
    */
   objectsStored(folder: string | null, objects: readonly StoredObject[]): void {
-    if (this.stopped || folder === null || !this.storedNotices) return;
+    if (this.stopped || folder === null || !this.storedNotices || this.peers.size === 0) return;
+    this.recentUploads.add(objects);
+    this.sweepRecentLater();
     this.storedNotices.stored(
       folder,
       // Copied: an upload's buffers may be reused once its group is stored.
       objects.map((object) => ({ id: new Uint8Array(object.id) as ObjectId, lengthBytes: object.bytes.length })),
     );
+  }
+
+  /** What no peer asked for within its age is let go, also when no upload follows. */
+  private sweepRecentLater(): void {
+    if (this.recentSweep !== null || this.recentUploads.size === 0) return;
+    this.recentSweep = this.options.timers.setTimeout(() => {
+      this.recentSweep = null;
+      this.recentUploads.expire();
+      if (!this.stopped) this.sweepRecentLater();
+    }, RECENT_UPLOAD_AGE_MS + 100);
   }
 
   /**
@@ -251,6 +268,9 @@ export class Replicator {
     this.storedNotices = null;
     this.prefetcher?.stop();
     this.prefetcher = null;
+    if (this.recentSweep !== null) this.options.timers.clearTimeout(this.recentSweep);
+    this.recentSweep = null;
+    this.recentUploads.clear();
     if (this.timer !== null) this.options.timers.clearTimeout(this.timer);
     this.timer = null;
     for (const handle of this.retryTimers.values()) this.options.timers.clearTimeout(handle);

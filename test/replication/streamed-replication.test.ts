@@ -15,6 +15,7 @@ import { PeerService } from "../../src/replication/peer-service.ts";
 import { FETCH_BYTES_MAX, Prefetcher, QUEUED_OBJECTS_MAX } from "../../src/replication/prefetch.ts";
 import { Replicator } from "../../src/replication/replicator.ts";
 import { PENDING_OBJECTS_MAX } from "../../src/replication/stored-notices.ts";
+import { RecentUploads } from "../../src/replication/recent-uploads.ts";
 import type { PeerTransport, StoredNotice } from "../../src/replication/transport.ts";
 import { MemoryObjectStore } from "../../src/store/memory-store.ts";
 import type { StoredObject } from "../../src/store/object-store.ts";
@@ -59,7 +60,10 @@ class Pair {
     pair.replicatorA = new Replicator({ node: pair.a, peers: ["b"], transport: pair.transport("a"), timers, intervalMs: 60_000, streaming });
     pair.replicatorB = new Replicator({ node: pair.b, peers: ["a"], transport: pair.transport("b"), timers, intervalMs: 60_000, streaming });
     for (const [name, node, replicator] of [["a", pair.a, pair.replicatorA], ["b", pair.b, pair.replicatorB]] as const) {
-      pair.services.set(name, new PeerService(node, (notice) => replicator.onNotice(notice), (notice) => replicator.onStoredNotice(notice)));
+      const service = new PeerService(node, (notice) => replicator.onNotice(notice), (notice) => replicator.onStoredNotice(notice));
+      // As the assembly wires it: fetches of the last upload groups are answered from memory.
+      service.recentUploads = replicator.recentUploads;
+      pair.services.set(name, service);
     }
     pair.replicatorA.start();
     pair.replicatorB.start();
@@ -188,6 +192,7 @@ describe("streamed replication gives B what replication at the head gives it", (
         }
         // Never fetched twice: ahead and at the head together are each object once.
         expect(new Set(pair.downloadedByB).size).toBe(pair.downloadedByB.length);
+        if (streaming) expect(pair.replicatorA.recentUploads.stats.served).toBeGreaterThan(0);
         outcomes.push({ streaming, b: await stateOf(pair.b, "docs"), a: await stateOf(pair.a, "docs"), atHead: stats.objectsFetched, ahead: stats.objectsFetchedAhead });
       } finally {
         pair.stop();
@@ -406,4 +411,53 @@ describe("fetching ahead asks for compressed replies only where the link is slow
     expect(slow.slice(1).filter((c) => c).length).toBeGreaterThanOrEqual(7);
     expect(slow.slice(1).filter((c) => !c).length).toBeGreaterThanOrEqual(1);
   }, 30_000);
+});
+
+describe("the last upload groups, kept for the peers told of them", () => {
+  const object = (i: number, length: number) => ({ id: new Uint8Array(32).fill(i) as ObjectId, bytes: new Uint8Array(length).fill(i) });
+
+  test("bounded by bytes and age, each handed out once, copies of what was stored", () => {
+    let now = 0;
+    const recent = new RecentUploads(() => now, 1000, 5000);
+    const first = object(1, 400);
+    recent.add([first, object(2, 400)]);
+    first.bytes.fill(99); // the upload's buffer reused: what is kept is a copy
+    recent.add([object(3, 400)]); // past 1000 bytes: the oldest goes
+    expect(recent.bytes).toBe(800);
+    const [one, two, three] = recent.take([object(1, 0).id, object(2, 0).id, object(3, 0).id]);
+    expect(one).toBeUndefined();
+    expect(two).toEqual(new Uint8Array(400).fill(2));
+    expect(three).toEqual(new Uint8Array(400).fill(3));
+    expect(recent.take([object(2, 0).id])[0]).toBeUndefined(); // once
+    const kept = object(4, 10);
+    recent.add([kept]);
+    kept.bytes.fill(0);
+    expect(recent.take([kept.id])[0]).toEqual(new Uint8Array(10).fill(4));
+    recent.add([object(5, 10)]);
+    now += 6000;
+    recent.expire();
+    expect(recent.size).toBe(0);
+    expect(recent.bytes).toBe(0);
+  });
+
+  test("a peer's download takes what is held here and reads the rest from the store, the same objects either way", async () => {
+    const clock = new ManualClock();
+    const node = await DsyncNode.over(new MemoryObjectStore({ nowMs: clock.nowMs }), SqliteMetadataStore.open(":memory:"), { dataDir: "", nodeId: "a", clock });
+    const objects = new MemoryObjects();
+    objects.tree(folderLiteral(7, 10));
+    const all = objects.all();
+    await node.putUploaded(all);
+    const plain = new PeerService(node);
+    const served = new PeerService(node);
+    served.recentUploads = new RecentUploads(clock.nowMs);
+    served.recentUploads.add(all.filter((_, i) => i % 2 === 0));
+    const missingId = new Uint8Array(32).fill(0xee) as ObjectId;
+    const ids = [...all.map((o) => o.id), missingId];
+    const sorted = (reply: { objects: StoredObject[]; missing: ObjectId[] }) => ({
+      objects: reply.objects.map((o) => [idToHex(o.id), Buffer.from(o.bytes).toString("base64")]).sort(),
+      missing: reply.missing.map(idToHex),
+    });
+    expect(sorted(await served.download(ids))).toEqual(sorted(await plain.download(ids)));
+    expect(served.recentUploads.stats.served).toBe(Math.ceil(all.length / 2));
+  });
 });

@@ -53,6 +53,8 @@ export class Scrubber {
   private timer: unknown = null;
   private stopped = true;
   private lastSavedMs = Number.NEGATIVE_INFINITY;
+  /** The position last saved (or loaded): one that has not moved is not written again. */
+  private lastSavedValue: string | undefined = undefined;
   private readonly stepMs: number;
   private readonly saveEveryMs: number;
   private readonly counters = { passes: 0, checkedObjects: 0, checkedBytes: 0, corruptFound: 0 };
@@ -78,6 +80,7 @@ export class Scrubber {
 
   private resumeFrom(saved: string | undefined): void {
     if (saved !== undefined && isIdHex(saved)) this.afterId = idFromHex(saved);
+    if (saved === "" || this.afterId !== null) this.lastSavedValue = saved;
   }
 
   get enabled(): boolean {
@@ -139,7 +142,7 @@ export class Scrubber {
     if (result.corrupt.length > 0) this.options.log?.(`dsync: scrub found ${result.corrupt.length} corrupt object(s); quarantined`);
     this.afterId = result.nextAfterId;
     if (result.nextAfterId === null) this.counters.passes++;
-    this.savePosition(result.nextAfterId === null);
+    this.savePosition(false);
     return result.checkedBytes;
   }
 
@@ -177,14 +180,27 @@ export class Scrubber {
     this.schedule(Math.max(0, paceMs - (this.options.clock.nowMs() - startMs)));
   }
 
+  /**
+   * Saves where the pass stands, at most every `saveEveryMs` unless forced (at stop), and only
+   * when it moved: a node whose store is empty or small ends a pass every step, and writing the
+   * same position durably each second would be a synchronous metadata write (an fsync on the
+   * event loop, stalling whatever the node is doing) for nothing. A pass's end is not forced
+   * either: at worst a restart re-verifies what the last pass checked since its last save.
+   */
   private savePosition(force: boolean): void {
     const position = this.options.position;
     if (position === undefined) return;
+    const value = this.afterId === null ? "" : idToHex(this.afterId);
+    if (value === this.lastSavedValue) return;
     const nowMs = this.options.clock.nowMs();
     if (!force && nowMs - this.lastSavedMs < this.saveEveryMs) return;
     this.lastSavedMs = nowMs;
-    const failed = (error: unknown) => this.options.log?.(`dsync: saving the scrub position failed: ${(error as Error).message}`);
-    const value = this.afterId === null ? "" : idToHex(this.afterId);
+    this.lastSavedValue = value;
+    const failed = (error: unknown) => {
+      // Not known to be saved: the next step writes it again.
+      if (this.lastSavedValue === value) this.lastSavedValue = undefined;
+      this.options.log?.(`dsync: saving the scrub position failed: ${(error as Error).message}`);
+    };
     this.saving = this.saving.then(async () => {
       try {
         await position.save(value);

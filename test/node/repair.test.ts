@@ -330,4 +330,40 @@ describe("quarantine and repair between two nodes", () => {
     expect(landed.length).toBe(saves);
     expect(landed.at(-1)).toBe(stoppedAt!);
   });
+
+  test("the scrub writes its position only when it moved: an empty or small store ends a pass every step without a write each time", async () => {
+    const time = new ManualTime();
+    const empty = await makeNode("empty", time);
+    const saved: string[] = [];
+    const position = { load: () => saved.at(-1), save: (value: string) => void saved.push(value) };
+    const idle = new Scrubber({ store: empty.store, bytesPerSecond: 10_000, clock: time.clock, timers: time, position, saveEveryMs: 0 });
+    idle.start();
+    await time.advance(20_500); // 21 steps, each a whole (empty) pass
+    expect(idle.stats.passes).toBeGreaterThanOrEqual(20);
+    // The start of a pass, once; nothing more while it stays there, nor at stop.
+    expect(saved).toEqual([""]);
+    idle.stop();
+    await idle.settled();
+    expect(saved).toEqual([""]);
+    // A restart from that position writes nothing either.
+    const again = new Scrubber({ store: empty.store, bytesPerSecond: 10_000, clock: time.clock, timers: time, position, saveEveryMs: 0 });
+    again.start();
+    await time.advance(5_500);
+    again.stop();
+    await again.settled();
+    expect(saved).toEqual([""]);
+
+    // A store that fits one step: each pass ends at the start again, so the position never moves once saved.
+    const small = await makeNode("small", time);
+    await pushTo(small.node, "team", CONTENT);
+    const smallSaved: string[] = [];
+    const smallPosition = { load: () => undefined, save: (value: string) => void smallSaved.push(value) };
+    const whole = new Scrubber({ store: small.store, bytesPerSecond: 100_000_000, clock: time.clock, timers: time, position: smallPosition, saveEveryMs: 0 });
+    whole.start();
+    await time.advance(10_500);
+    whole.stop();
+    await whole.settled();
+    expect(whole.stats.passes).toBeGreaterThanOrEqual(10);
+    expect(smallSaved).toEqual([""]);
+  });
 });

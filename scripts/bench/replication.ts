@@ -4,7 +4,8 @@
 //   bun scripts/bench/replication.ts [--pushes N] [--files N] [--poll-ms MS] [--lag-interval-ms MS]
 //                                    [--tree-files N] [--changed N] [--runs N] [--interval-ms MS]
 //                                    [--conv-poll-ms MS] [--no-diff | --with-diff] [--diff-files N] [--diff-runs N]
-//                                    [--cases lag,partition,diff] [--dsync source|build|binary]
+//                                    [--cases lag,partition,diff,bulk] [--bulk-files N] [--bulk-mib N] [--bulk-runs N]
+//                                    [--bulk-poll-ms MS] [--bulk-streaming on|off|both] [--no-syncthing] [--dsync source|build|binary]
 //                                    [--json FILE] [--markdown] [--keep]
 //
 // 1. Replication lag. Three nodes A, B, C (peers of each other, directly). A folder of --files
@@ -31,6 +32,17 @@
 //    `rsync -rn --checksum` over the two trees). Its data set is generated once under
 //    .bench/replication/replica-diff (~80 s, ~1 GiB on disk) and reused; the case then takes
 //    about a minute. --no-diff skips it.
+// 4. Bulk replication beside Syncthing. Nodes A and B (peers of each other, eventual mode), fresh
+//    for each run: a `dsync push` process sends --bulk-mib (200) MiB in --bulk-files (2 000) files
+//    (half seeded random, half seeded text, in 20 directories) to A, timed from its spawn until
+//    B's head is the pushed version (B polled every --bulk-poll-ms, 5 ms). Phases from the nodes'
+//    events: A's commit, B's fetch (its closure all here), B's merge (head moved); what B fetched
+//    ahead of the head and at it; CPU of A, B and the push. Each run is made with streaming on and
+//    with --replication-streaming off (--bulk-streaming picks one). Baseline: two Syncthing
+//    instances (syncthing.ts) running and connected over empty folders; the same data is renamed
+//    into the sender's folder and a scan asked for (Syncthing then hashes it, as the push chunks
+//    and hashes it), timed until the receiver reports every file held and nothing needed (it has
+//    written them). Medians of --bulk-runs (3).
 //
 // The nodes run `bun cli/main.ts serve` (--dsync source, the default), dist/dsync (binary) or a
 // binary compiled from the committed HEAD (build, cached under .bench/replication). The pushes

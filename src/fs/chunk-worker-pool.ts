@@ -37,8 +37,9 @@ export { SegmentReadFailure };
 
 /**
  * Bytes per segment. Small enough to share a file of a few tens of MiB between two cores and to
- * keep the buffers small (2 x threads + 1 of them), large enough that handing one over and the
- * chunk or two cut twice at its start cost a few percent.
+ * keep the buffers small (threads + 1 of them, each a segment and a largest chunk), large enough
+ * that handing one over and the chunk or two cut twice at its start cost a few percent (6.5% of
+ * the bytes at 4 MiB on random data: 2.8% cut again here, 3.8% hashed by a worker and dropped).
  */
 export const SEGMENT_BYTES_DEFAULT = 4 * 1024 * 1024;
 
@@ -112,7 +113,7 @@ interface WorkerSlot {
   running: number;
 }
 
-/** Segments sent to one worker before it answers: two, so it does not wait for this thread to take its answer and send the next. */
+/** Segments sent to one worker before it answers: up to two, so it need not wait for this thread to take its answer and send the next. */
 const RUNNING_PER_WORKER = 2;
 
 export class ChunkWorkerPool {
@@ -130,6 +131,10 @@ export class ChunkWorkerPool {
   private hereBusy = false;
   /** Segments this thread cut itself. */
   segmentsHere = 0;
+  /** Bytes of true chunks this thread cut where a segment's chain had not yet met the file's (the price of segments). */
+  bytesStitched = 0;
+  /** Bytes of the workers' chunks dropped before the meeting points (hashed for nothing). */
+  bytesDropped = 0;
   /** Checks waiting for the workers to be ready, run at each change. */
   private readyWaiters: (() => void)[] = [];
   private readonly cutWhileWaiting: boolean;
@@ -146,8 +151,10 @@ export class ChunkWorkerPool {
     this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
     this.cutWhileWaiting = options.cutWhileWaiting ?? true;
     if (!Number.isSafeInteger(this.segmentBytes) || this.segmentBytes < 64 * 1024) throw new Error(`segments must be at least 64 KiB, got ${this.segmentBytes}`);
-    // Two sent to each worker, and one being delivered.
-    this.buffersMax = RUNNING_PER_WORKER * this.threads + 1;
+    // One more than the workers: each has one to cut while another is delivered, and one of
+    // them the next queued behind it. Memory over speed: each buffer is 4.25 MiB, and a push of
+    // one large file is bounded by its upload, not by cutting (docs/benchmarks.md, "Engine").
+    this.buffersMax = this.threads + 1;
     const specifier = options.workerSpecifier ?? defaultWorkerSpecifier();
     for (let i = 0; i < this.threads; i++) {
       const worker = new Worker(specifier);
@@ -250,19 +257,19 @@ export class ChunkWorkerPool {
    * Cuts a segment no worker has taken on this thread, now, instead of waiting for one; a
    * segment already taken is left to its worker.
    */
-  cutHereIfWaiting(segment: Segment): void {
+  cutHereIfWaiting(segment: Segment, lent?: ArrayBuffer): void {
     if (!this.cutWhileWaiting || segment.state !== "queued" || this.hereBusy || this.failure || this.closed) return;
     const at = this.queue.indexOf(segment);
     if (at < 0) return;
     this.queue.splice(at, 1);
-    this.hereBuffer ??= new ArrayBuffer(this.bufferBytes);
+    const buffer = lent && lent.byteLength >= this.bufferBytes ? lent : (this.hereBuffer ??= new ArrayBuffer(this.bufferBytes));
     segment.here = true;
     this.hereBusy = true;
-    segment.buffer = this.hereBuffer;
+    segment.buffer = buffer;
     segment.state = "done";
     this.segmentsHere++;
     try {
-      segment.resolve(chunkSegment({ fd: segment.file.fd, startBytes: segment.startBytes, endBytes: segment.endBytes, fileSizeBytes: segment.file.sizeBytes, params: segment.file.params, buffer: this.hereBuffer }));
+      segment.resolve(chunkSegment({ fd: segment.file.fd, startBytes: segment.startBytes, endBytes: segment.endBytes, fileSizeBytes: segment.file.sizeBytes, params: segment.file.params, buffer }));
     } catch (error) {
       segment.reject(error instanceof Error ? error : new Error(String(error)));
     }
@@ -365,16 +372,18 @@ export class FileChunking {
    * `bytes` is a view valid until the callback returns or its promise settles. `onRead` hears
    * the bytes delivered, per segment. Returns the file's size. Rejects with SegmentReadFailure
    * when a segment could not be read, ChunkWorkerFailure when a worker failed, or what `visit`
-   * threw; either way, once it settles no worker reads the file any more.
+   * threw; either way, once it settles no worker reads the file any more. `lent`, when at least
+   * a segment buffer's size, is where this thread cuts the segments it cuts itself (the
+   * scanner's read buffer, idle meanwhile), instead of a buffer of the pool's.
    */
-  async forEachChunk(visit: (chunk: ChunkVisit) => void | Promise<void>, onRead?: (bytes: number) => void): Promise<number> {
+  async forEachChunk(visit: (chunk: ChunkVisit) => void | Promise<void>, onRead?: (bytes: number) => void, lent?: ArrayBuffer): Promise<number> {
     if (this.finished) throw new Error("a file's chunks are delivered once");
     this.finished = true;
     const params = this.params;
     let position = 0;
     try {
       for (const segment of this.segments) {
-        this.pool.cutHereIfWaiting(segment);
+        this.pool.cutHereIfWaiting(segment, lent);
         const reply = await segment.reply;
         const delivered = position;
         try {
@@ -393,10 +402,15 @@ export class FileChunking {
             if (length <= 0) throw new ChunkWorkerFailure(`no cut at ${position} within the segment ${base}..${segment.endBytes}`);
             await visit({ id: blake3(bytes.subarray(from, from + length)), offsetBytes: position, bytes: bytes.subarray(from, from + length) });
             position += length;
+            this.pool.bytesStitched += length;
             while (next < lengths.length && at < position) at += lengths[next++]!;
           }
-          // From the meeting point on, the worker's chunks are the file's.
-          if (next < lengths.length && at === position) {
+          // From the meeting point on, the worker's chunks are the file's; those before it are dropped.
+          const met = next < lengths.length && at === position;
+          let workerBytes = 0;
+          for (const length of lengths) workerBytes += length;
+          this.pool.bytesDropped += met ? at - base : workerBytes;
+          if (met) {
             for (; next < lengths.length; next++) {
               const length = lengths[next]!;
               const from = position - base;

@@ -24,7 +24,7 @@ import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync }
 import { join } from "node:path";
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from "../core/fastcdc.ts";
 import { forEachChunk, type ChunkVisit } from "./chunk-reader.ts";
-import { ChunkWorkerFailure, ChunkWorkerPool, chunkThreadsFromEnvironment, SegmentReadFailure, type FileChunking } from "./chunk-worker-pool.ts";
+import { ChunkWorkerFailure, ChunkWorkerPool, chunkThreadsFromEnvironment, SEGMENT_BYTES_DEFAULT, SegmentReadFailure, type FileChunking } from "./chunk-worker-pool.ts";
 import { idEquals, type ObjectId } from "../core/id.ts";
 import { decodesAsObject, type ChunkRef, type TreeEntry } from "../core/objects.ts";
 import { syncedMode } from "../core/file-mode.ts";
@@ -264,8 +264,6 @@ class Scanner {
     this.params = options.chunker ?? DEFAULT_CHUNKER_PARAMS;
     this.chunking = `fastcdc2020:${this.params.minSizeBytes}:${this.params.avgSizeBytes}:${this.params.maxSizeBytes}`;
     this.statCache = options.statCache ?? new NoStatCache();
-    const size = Math.max(options.readBufferBytes ?? READ_BUFFER_BYTES_DEFAULT, this.params.maxSizeBytes * 2);
-    this.buffer = new Uint8Array(size);
     this.startNs = (options.nowNs ?? (() => BigInt(Date.now()) * 1_000_000n))();
     const threads = options.chunkThreads ?? chunkThreadsFromEnvironment();
     if (threads instanceof ChunkWorkerPool) {
@@ -275,6 +273,10 @@ class Scanner {
       if (!Number.isSafeInteger(threads) || threads < 1) throw new Error(`chunkThreads must be a whole number from 1, got ${threads}`);
       this.chunkThreads = threads;
     }
+    // With workers, room for a segment too: the segments this thread cuts itself use this buffer.
+    const segmentBuffer = this.chunkThreads > 1 ? (this.pool?.segmentBytes ?? SEGMENT_BYTES_DEFAULT) + this.params.maxSizeBytes : 0;
+    const size = Math.max(options.readBufferBytes ?? READ_BUFFER_BYTES_DEFAULT, this.params.maxSizeBytes * 2, segmentBuffer);
+    this.buffer = new Uint8Array(size);
   }
 
   /** Stops the workers this scan started (a caller's pool is the caller's to stop). */
@@ -723,7 +725,8 @@ class Scanner {
     };
     // The workers' chunks are the ones this thread would cut (chunk-worker-pool.ts).
     if (chunking) {
-      await chunking.forEachChunk(visit, onRead);
+      // The read buffer is idle meanwhile: segments this thread cuts itself are cut there.
+      await chunking.forEachChunk(visit, onRead, this.buffer.buffer as ArrayBuffer);
       this.counts.filesOnWorkers++;
     } else await forEachChunk(fd, this.buffer, this.params, visit, onRead, previous, sizeBytes);
     return { builder, firstChunkIsObject };

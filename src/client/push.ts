@@ -79,6 +79,8 @@ export interface PushReport {
   signature_bytes: number;
   /** Compressed batches by zstd level ("3": 12), for seeing what auto chose. */
   batches_by_level: Record<string, number>;
+  /** Plain batches by why: "setting", "small", "incompressible", "measuring", "faster plain". */
+  batches_plain_because: Record<string, number>;
   wire_bytes_sent: number;
   wire_bytes_received: number;
   requests: number;
@@ -345,6 +347,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
     const uploadStartMs = Date.now();
     // Deltas only in an update, only to a node that takes them (an old node gets only pairs).
     const deltas = previous && deltasWanted(options) && plan.chunks.some((c) => c.previous) && (await remote.uploadItemKinds()).has(DELTA_ITEM_KIND) ? new DeltaEncoder(remote) : undefined;
+    deltas?.prefetch(plan.chunks);
     let uploaded: { objectsSent: number; bytesSent: number };
     try {
       uploaded = await executeUpload(remote, plan, readNode, progress, pipeline, deltas);
@@ -424,6 +427,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       delta_bytes: deltas?.counters.deltaBytes ?? 0,
       signature_bytes: deltas?.counters.signatureBytes ?? 0,
       batches_by_level: Object.fromEntries([...remote.uploadCompression.batchesByLevel].sort(([a], [b]) => a - b)),
+      batches_plain_because: Object.fromEntries(remote.uploadCompression.plainBecause),
       wire_bytes_sent: remote.counters.wireBytesSent,
       wire_bytes_received: remote.counters.wireBytesReceived,
       requests: remote.counters.requests,

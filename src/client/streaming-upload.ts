@@ -80,18 +80,24 @@ export class StreamingChunkUploader {
     this.writer = undefined;
     this.ids = [];
     this.chunkFlags = [];
-    this.tail = this.tail.then(() => this.checkAndSend(writer, ids, chunkFlags)).catch((error) => {
+    // The question goes now, while earlier batches are still waiting for a slot or on the wire:
+    // asked only once the batch before had its slot, its answer (behind the uploads on a slow
+    // link) came after the next slot was free, and the wire waited for it. The batches are
+    // still sent in order. At most one question per pooled buffer is out at a time.
+    const missing = this.failure ? undefined : this.remote.missing(ids);
+    missing?.catch(() => {});
+    this.tail = this.tail.then(() => this.checkAndSend(writer, ids, chunkFlags, missing)).catch((error) => {
       this.failure ??= error;
       this.active = false;
     });
   }
 
-  private async checkAndSend(writer: ObjectBatchWriter, ids: ObjectId[], chunkFlags: boolean[]): Promise<void> {
-    if (this.failure) {
+  private async checkAndSend(writer: ObjectBatchWriter, ids: ObjectId[], chunkFlags: boolean[], asked: Promise<ObjectId[]> | undefined): Promise<void> {
+    if (this.failure || !asked) {
       this.pipeline.release(writer);
       return;
     }
-    const missing = await this.remote.missing(ids);
+    const missing = await asked;
     if (missing.length < ids.length * MISSING_SHARE_MIN) this.active = false;
     if (missing.length === 0) {
       this.pipeline.release(writer);

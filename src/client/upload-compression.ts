@@ -7,9 +7,12 @@
 // push: the ratio of a sample of the batch, the compressor's speed at that level, and the rates
 // at which the node took plain and compressed uploads so far, each in object bytes (as before
 // compression) per second of request, weighted by how many requests were in flight with it
-// (they share the link). A batch is compressed when that takes less time per object byte:
+// (they share the link). Batches are compressed on the main thread while earlier ones are on
+// the wire, so compressed object bytes go at the slower of the compressor (the share of the
+// thread left to it by the scan and the requests) and the node's compressed intake, and a batch
+// is compressed when that is faster than plain:
 //
-//     1 / compressRate + 1 / compressedRate  <  1 / plainRate
+//     min(compressRate × LINK_BUSY_CPU_SHARE, compressedRate)  >  plainRate
 //
 // With one rate measured the other is predicted as a link would make it (a compressed batch
 // ratio times faster). Measuring both matters where the node's own work, not the link, sets the
@@ -32,6 +35,7 @@
 // mostly level 9 (0.379 of the bytes in 4 MiB batches; level 7 0.385, 5 0.397, 1 0.466).
 //
 // The node takes either (Content-Encoding: zstd or none), inflating within its body bound.
+import { LIMITS } from "../core/limits.ts";
 import { UsageError } from "./sync-target.ts";
 
 /** `--compress`: decide per batch, never compress, or always try this zstd level. */
@@ -86,16 +90,17 @@ export interface CompressionMeasurements {
   compressedBytesPerSecond?: number | undefined;
 }
 
-/** Pure: whether compressing the batch takes less time per object byte than sending it plain. */
+/** Pure: whether object bytes go faster compressed (compressing overlapped with sending) than plain. */
 export function compressionPays(m: CompressionMeasurements): boolean {
   if (!(m.sampleRatio <= 1 - SAVING_MIN)) return false;
-  const measuredCompressed = m.compressedBytesPerSecond;
-  // What a link would make of the rate not measured: wire bytes cost the same either way.
-  const plain = m.plainBytesPerSecond ?? (measuredCompressed === undefined ? undefined : measuredCompressed * m.sampleRatio);
-  if (plain === undefined) return true;
-  const compressed = measuredCompressed ?? plain / m.sampleRatio;
-  return 1 / m.compressBytesPerSecond + 1 / compressed < 1 / plain;
+  return overlappedGain(m) > 1;
 }
+
+/**
+ * Why a batch went plain: the setting (never), too small to gain, the sample or the output did not
+ * shrink, measuring the plain rate (auto's exploration), or plain measured faster.
+ */
+export type PlainReason = "setting" | "small" | "incompressible" | "measuring" | "faster plain";
 
 /** One level as the sample saw it. */
 export interface LevelMeasurement {
@@ -132,6 +137,7 @@ export function chooseLevel(levels: readonly LevelMeasurement[], wireBytesPerSec
  * node's compressed intake, against the plain intake.
  */
 function overlappedGain(m: CompressionMeasurements): number {
+  // What a link would make of the rate not measured: wire bytes cost the same either way.
   const plain = m.plainBytesPerSecond ?? (m.compressedBytesPerSecond === undefined ? undefined : m.compressedBytesPerSecond * m.sampleRatio);
   if (plain === undefined) return Number.POSITIVE_INFINITY;
   const compressed = m.compressedBytesPerSecond ?? plain / m.sampleRatio;
@@ -151,6 +157,8 @@ export interface UploadCompressionOptions {
    * tried for whole batches: no faster on 2 shared cores, and a little more CPU.)
    */
   compress?: (bytes: Uint8Array, level: number) => Uint8Array;
+  /** The most uploads in flight at once (the pipeline's bound). Default LIMITS.transferConcurrency. */
+  uploadsInFlightMax?: number;
 }
 
 /** A decaying rate: bytes over milliseconds, older measurements counting less and less. */
@@ -224,8 +232,20 @@ export class UploadCompression {
   private readonly wireDone = { bytes: 0, busyMs: 0 };
   /** Batches sent each way (for the push's report). */
   readonly batches = { compressed: 0, plain: 0 };
-  /** Batches compressed at each level (for the push's report). */
+  /** Batches compressed at each level, and batches sent plain by why (for the push's report). */
   readonly batchesByLevel = new Map<number, number>();
+  readonly plainBecause = new Map<PlainReason, number>();
+  private plainReason: PlainReason = "setting";
+  private readonly uploadsInFlightMax: number;
+  /**
+   * The slowest of AUTO_LEVELS auto may take (an index). When a batch is encoded with fewer
+   * uploads in flight than the pipeline holds (after it was once full), the wire is waiting for
+   * the client, so the next batch may go no slower than one level faster; when the pipeline is
+   * full the cap rises one level. This keeps a loaded machine from choosing levels its measured
+   * speeds said it could afford when the link's rate it measured fell because the client was late.
+   */
+  private levelCap = AUTO_LEVELS.length - 1;
+  private pipelineWasFull = false;
   /** The batch being encoded, compressed whole as its own sample at these levels (a small batch). */
   private readonly wholeBatchSamples = new Map<number, Uint8Array>();
 
@@ -235,6 +255,7 @@ export class UploadCompression {
   ) {
     this.nowMs = options.nowMs ?? (() => performance.now());
     this.compressWith = options.compress ?? ((bytes, level) => Bun.zstdCompressSync(bytes, { level }));
+    this.uploadsInFlightMax = options.uploadsInFlightMax ?? LIMITS.transferConcurrency;
   }
 
   /** The body to send for an encoded batch, compressed or not as the setting and measurements say. */
@@ -244,9 +265,9 @@ export class UploadCompression {
     // A small batch was its own sample: compressed once.
     const sampled = level === null ? undefined : this.wholeBatchSamples.get(level);
     this.wholeBatchSamples.clear();
-    if (level === null) return this.plain(batch);
+    if (level === null) return this.plain(batch, this.plainReason);
     const compressed = sampled ?? this.timedCompress(batch, level);
-    if (compressed.length > batch.length * (1 - SAVING_MIN)) return this.plain(batch);
+    if (compressed.length > batch.length * (1 - SAVING_MIN)) return this.plain(batch, "incompressible");
     this.batches.compressed++;
     this.batchesByLevel.set(level, (this.batchesByLevel.get(level) ?? 0) + 1);
     this.compressedInARow++;
@@ -315,8 +336,9 @@ export class UploadCompression {
     return this.compressRates.get(level)?.perSecond();
   }
 
-  private plain(batch: Uint8Array): EncodedBatch {
+  private plain(batch: Uint8Array, reason: PlainReason): EncodedBatch {
     this.batches.plain++;
+    this.plainBecause.set(reason, (this.plainBecause.get(reason) ?? 0) + 1);
     this.compressedInARow = 0;
     this.lastGain = 0;
     return { body: batch, encoding: null };
@@ -324,13 +346,17 @@ export class UploadCompression {
 
   /** The level to compress the batch at, or null to send it plain. */
   private levelFor(batch: Uint8Array): number | null {
+    this.plainReason = "small";
     if (batch.length < COMPRESS_BYTES_MIN) return null;
     const setting = this.setting;
+    this.plainReason = "setting";
     if (setting.kind === "never") return null;
+    this.plainReason = "incompressible";
     if (setting.kind === "level") {
       // A fixed level still skips what the sample says is already compressed or random.
       return this.sampleRatio(batch, PROBE_LEVEL) <= 1 - SAVING_MIN ? setting.level : null;
     }
+    this.plainReason = "measuring";
     const plain = this.linkBytesPerSecond("plain");
     const compressed = this.linkBytesPerSecond("compressed");
     // Compressed uploads measured and plain ones not (or not for a while), and none on its way:
@@ -338,6 +364,7 @@ export class UploadCompression {
     const plainUnmeasured = this.links.plain.perSecond() === undefined && ![...this.uploads].some((upload) => !upload.compressed);
     const exploreEvery = this.lastGain >= CLEAR_GAIN ? EXPLORE_EVERY * EXPLORE_SPREAD : EXPLORE_EVERY;
     if (this.links.compressed.perSecond() !== undefined && (plainUnmeasured || this.compressedInARow >= exploreEvery - 1)) return null;
+    this.plainReason = "incompressible";
     if (plain === undefined && compressed === undefined) {
       const sampleRatio = this.sampleRatio(batch, PROBE_LEVEL);
       return compressionPays({ sampleRatio, compressBytesPerSecond: this.compressBytesPerSecond(PROBE_LEVEL) ?? Number.POSITIVE_INFINITY, plainBytesPerSecond: undefined }) ? PROBE_LEVEL : null;
@@ -352,12 +379,13 @@ export class UploadCompression {
     const compressedForChoice = this.links.compressed.perSecond() === undefined ? undefined : compressed;
     // No ratio could pay when plain batches outrun the compressor itself: no sample needed.
     const fastest = this.compressBytesPerSecond(AUTO_LEVELS[0]);
+    this.plainReason = "faster plain";
     if (plainForChoice !== undefined && fastest !== undefined && fastest <= plainForChoice) return null;
     const wire = Math.min(compressedWire ?? plain!, this.wireBytesPerBusySecond() ?? Number.POSITIVE_INFINITY);
     // Each level's sample, fastest first, up to the first that cannot keep ahead of the link
-    // (the slower ones cannot either).
+    // (the slower ones cannot either), and no slower than the cap.
     const measured: LevelMeasurement[] = [];
-    for (const level of AUTO_LEVELS) {
+    for (const level of AUTO_LEVELS.slice(0, this.adjustLevelCap() + 1)) {
       const sampleRatio = this.sampleRatio(batch, level);
       const compressBytesPerSecond = this.compressBytesPerSecond(level) ?? Number.POSITIVE_INFINITY;
       measured.push({ level, sampleRatio, compressBytesPerSecond });
@@ -365,12 +393,31 @@ export class UploadCompression {
       if (compressBytesPerSecond * LINK_BUSY_CPU_SHARE < wire / sampleRatio) break;
     }
     const chosen = measured.find((m) => m.level === chooseLevel(measured, wire))!;
+    if (!(chosen.sampleRatio <= 1 - SAVING_MIN)) this.plainReason = "incompressible";
     // The compressed intake is taken as measured, not scaled to this level's ratio: where the
     // node sets the pace a smaller ratio gains nothing, and on a slow link compressing pays either way.
     const m: CompressionMeasurements = { sampleRatio: chosen.sampleRatio, compressBytesPerSecond: chosen.compressBytesPerSecond, plainBytesPerSecond: plainForChoice, compressedBytesPerSecond: compressedForChoice };
-    if (!compressionPays(m)) return null;
+    this.plainReason = "faster plain";
+    if (!compressionPays(m)) {
+      // Nothing has come back yet: the rates are only upper bounds, which err towards plain, so
+      // a batch that shrinks goes at the fastest level until an upload measures the link.
+      const nothingBack = this.links.plain.perSecond() === undefined && this.links.compressed.perSecond() === undefined;
+      if (nothingBack && measured[0]!.level === PROBE_LEVEL && measured[0]!.sampleRatio <= 1 - SAVING_MIN) return PROBE_LEVEL;
+      return null;
+    }
     this.lastGain = overlappedGain(m);
     return chosen.level;
+  }
+
+  /** Moves the level cap by how full the pipeline is as this batch is encoded; returns it. */
+  private adjustLevelCap(): number {
+    // The batch being encoded takes the slot that became free: a full pipeline has the rest in flight.
+    const full = this.uploads.size >= this.uploadsInFlightMax - 1;
+    if (full) {
+      this.pipelineWasFull = true;
+      this.levelCap = Math.min(AUTO_LEVELS.length - 1, this.levelCap + 1);
+    } else if (this.pipelineWasFull) this.levelCap = Math.max(0, this.levelCap - 1);
+    return this.levelCap;
   }
 
   /** Compressed over plain length of slices spread over the batch (the whole batch when small). */

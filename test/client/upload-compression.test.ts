@@ -81,9 +81,18 @@ describe("compressionPays (pure)", () => {
   test("a slow link and incompressible data: plain", () => {
     expect(compressionPays({ sampleRatio: 0.99, compressBytesPerSecond: 100e6, plainBytesPerSecond: 1e6 })).toBe(false);
   });
-  test("the break-even point: compress while (1 - ratio) × compressor speed is above the link's", () => {
-    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, plainBytesPerSecond: 49e6 })).toBe(true);
-    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, plainBytesPerSecond: 51e6 })).toBe(false);
+  test("the break-even point: compress while the compressor's share of the thread outruns the link", () => {
+    // zstd at 100 MB/s gets 70 MB/s of the thread; the link at ratio 0.5 takes twice its plain rate.
+    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, plainBytesPerSecond: 69e6 })).toBe(true);
+    expect(compressionPays({ sampleRatio: 0.5, compressBytesPerSecond: 100e6, plainBytesPerSecond: 71e6 })).toBe(false);
+    // A ratio that barely shrinks: the link sets the limit, at 1/ratio of its plain rate.
+    expect(compressionPays({ sampleRatio: 0.9, compressBytesPerSecond: 1e9, plainBytesPerSecond: 100e6 })).toBe(true);
+  });
+
+  test("a slow level on a slow link: the compressor's speed, not its time added to the wire's, is what counts", () => {
+    // 20 MB/s of zstd (a loaded machine at level 9) against 12 MB/s of plain and 30 MB/s of compressed
+    // intake: overlapped, 14 MB/s > 12 MB/s; one after the other it would be 1/20 + 1/30 > 1/12.
+    expect(compressionPays({ sampleRatio: 0.4, compressBytesPerSecond: 20e6, plainBytesPerSecond: 12e6, compressedBytesPerSecond: 30e6 })).toBe(true);
   });
   test("both rates measured: compressed uploads no faster than plain ones (the node sets the pace) means plain", () => {
     // A link of 60 MB/s would take 4 MiB at ratio 0.35 in a third of the time: compress.
@@ -297,16 +306,39 @@ describe("UploadCompression auto, when the node and not the link sets the pace",
     expect(sim.compression.encode(batch).encoding).toBe("zstd");
   });
 
+  test("batches encoded while the pipeline waits for them (a client slower than its link) go one level faster each time", () => {
+    const sim = simulated({ kind: "auto" }, MEASURED_MBPS);
+    const batch = compressibleBatch();
+    sim.upload(4 * MIB, 0.5);
+    sim.upload(4 * MIB, 0.5, MIB);
+    const chosen = () => {
+      const before = sim.levels.length;
+      expect(sim.compression.encode(batch).encoding).toBe("zstd");
+      return Math.max(...sim.levels.slice(before));
+    };
+    // Three of the four uploads in flight as the batch is encoded: the wire waits for nothing, the slowest level.
+    const inFlight = [0, 1, 2].map(() => sim.compression.startUpload(4 * MIB, true, MIB));
+    expect(chosen()).toBe(9);
+    sim.advance(8000);
+    for (const upload of inFlight) upload.succeeded();
+    // Then none in flight as each batch is encoded: the client is late, a step faster each time.
+    expect([chosen(), chosen(), chosen(), chosen(), chosen()]).toEqual([7, 5, 3, 1, 1]);
+    // Full again: back up a step at a time.
+    const again = [0, 1, 2].map(() => sim.compression.startUpload(4 * MIB, true, MIB));
+    expect([chosen(), chosen()]).toEqual([3, 5]);
+    for (const upload of again) upload.succeeded();
+  });
+
   test(`while compressing gains little, one batch in ${EXPLORE_EVERY} goes plain`, () => {
-    // 400 MB/s of zstd against a link of 300 MB/s: compressing takes some 4/5 of plain's time per byte.
+    // 400 MB/s of zstd (280 of them its share of the thread) against a link of 200 MB/s: 1.4 times faster.
     const sim = simulated({ kind: "auto" }, 400);
     const batch = compressibleBatch();
-    sim.upload(4 * MIB, 300);
+    sim.upload(4 * MIB, 200);
     const encodings: (string | null)[] = [];
     for (let i = 0; i < 2 * EXPLORE_EVERY; i++) {
       const encoded = sim.compression.encode(batch);
       encodings.push(encoded.encoding);
-      sim.upload(4 * MIB, 300, encoded.body.length);
+      sim.upload(4 * MIB, 200, encoded.body.length);
     }
     expect(encodings.filter((e) => e === null).length).toBe(2);
     expect(encodings[EXPLORE_EVERY - 1]).toBeNull();

@@ -144,9 +144,9 @@ describe("push --compress", () => {
       const auto = await pushWith({ url: `http://127.0.0.1:${link.port}` }, copyOfSource("slow-auto"), "auto");
       const never = await pushWith(referenceNode, copyOfSource("slow-never"), "never");
       if (auto.batches_compressed < 2) console.error(JSON.stringify({ batches_compressed: auto.batches_compressed, batches_plain: auto.batches_plain, wire: auto.wire_bytes_sent, bytes: auto.bytes_sent }));
-      // The text shrinks, the random files do not: most batches compressed, at a level above the probe's.
+      // The text shrinks, the random files do not. (Which level: test/client/upload-compression.test.ts;
+      // a tree this small is sent before the first upload comes back, at the fastest level.)
       expect(auto.batches_compressed).toBeGreaterThanOrEqual(2);
-      expect(Object.keys(auto.batches_by_level).some((level) => Number(level) > 1)).toBe(true);
       expect(auto.wire_bytes_sent).toBeLessThan(never.wire_bytes_sent * 0.8);
       // The same version, and the same objects byte for byte.
       expect(auto.root).toBe(never.root);

@@ -383,7 +383,13 @@ export class FileChunking {
     let position = 0;
     try {
       for (const segment of this.segments) {
-        this.pool.cutHereIfWaiting(segment, lent);
+        if (segment.state === "queued") {
+          // The workers' messages (ready, done) wait for this thread to yield to its event
+          // loop: without this, a thread whose sink never waits on I/O would cut every segment
+          // itself, the workers never heard.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          this.pool.cutHereIfWaiting(segment, lent);
+        }
         const reply = await segment.reply;
         const delivered = position;
         try {

@@ -195,6 +195,32 @@ describe("this thread's share: segments no worker took are cut here, with the sa
     }
   });
 
+  test("a sink that never waits on I/O still lets the workers in once they are up", async () => {
+    // Fresh workers: this thread cuts the first segments itself, and must hear the workers when
+    // they are ready even though its sink never yields (a synchronous sink, busy for a while).
+    const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: SEGMENT });
+    try {
+      const path = join(tempDir(), "sync-sink");
+      writeFileSync(path, randomBytes(16 * MiB, 83));
+      const expected = await oneThreadChunks(path, DEFAULT_CHUNKER_PARAMS);
+      const fd = openSync(path, "r");
+      try {
+        const chunks: string[] = [];
+        await pool.submitFile(fd, fstatSync(fd).size, DEFAULT_CHUNKER_PARAMS).forEachChunk((c) => {
+          const until = performance.now() + 0.3;
+          while (performance.now() < until);
+          chunks.push(`${c.offsetBytes}:${c.bytes.length}:${idToHex(c.id)}`);
+        });
+        expect(chunks).toEqual(expected);
+      } finally {
+        closeSync(fd);
+      }
+      expect(pool.segmentsHere).toBeLessThan((16 * MiB) / SEGMENT / 2);
+    } finally {
+      await pool.close();
+    }
+  });
+
   test("ready workers and this thread together (as a scan runs): the one-thread chunks", async () => {
     const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: SEGMENT });
     try {

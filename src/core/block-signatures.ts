@@ -58,9 +58,13 @@ export function blockSignatures(old: Uint8Array, blockBytes: number): Uint8Array
   return out;
 }
 
-/** Bits of the weak checksums' filter: a set bit may name a block, a clear one names none. */
-const FILTER_BITS_LOG2 = 22;
-const FILTER_MASK = (1 << FILTER_BITS_LOG2) - 1;
+/**
+ * Bits of the weak checksums' filter (a set bit may name a block, a clear one names none): about
+ * 64 per block expected, so that one rolled position in 64 asks the Map, between 2^16 and 2^24
+ * (2 MiB, for 256 000 blocks: 128 MiB of old chunks).
+ */
+const FILTER_BITS_LOG2_MIN = 16;
+const FILTER_BITS_LOG2_MAX = 24;
 
 /** Whether the strong prefix in `strong` at `at` equals the start of `hash`. */
 function strongEquals(strong: Uint8Array, at: number, hash: Uint8Array): boolean {
@@ -81,15 +85,20 @@ export interface BlockMatch {
  * against many new chunks.
  */
 export class BlockIndex {
-  private readonly filter = new Uint32Array(1 << (FILTER_BITS_LOG2 - 5));
+  private readonly filter: Uint32Array;
+  private readonly filterMask: number;
   /** The last block added with each weak checksum; `previous` chains to the earlier ones. */
   private readonly latest = new Map<number, number>();
   private previous = new Int32Array(1024);
   private strong = new Uint8Array(1024 * SIGNATURE_STRONG_BYTES);
   blocks = 0;
 
-  constructor(readonly blockBytes: number) {
+  /** `expectedBlocks` sizes the filter (more blocks than that still work, with more false hits). */
+  constructor(readonly blockBytes: number, expectedBlocks = 1 << 18) {
     if (!isValidBlockBytes(blockBytes)) throw new RangeError(`block size ${blockBytes} is not a power of two in [${BLOCK_BYTES_MIN}, ${BLOCK_BYTES_MAX}]`);
+    const bitsLog2 = Math.min(FILTER_BITS_LOG2_MAX, Math.max(FILTER_BITS_LOG2_MIN, Math.ceil(Math.log2(Math.max(1, expectedBlocks) * 64))));
+    this.filter = new Uint32Array(1 << (bitsLog2 - 5));
+    this.filterMask = (1 << bitsLog2) - 1;
   }
 
   /** Adds the blocks of `signatures` (blockSignatures' output), numbered from `blocks` on. */
@@ -110,7 +119,7 @@ export class BlockIndex {
     for (let i = 0; i < count; i++) {
       const b = this.blocks + i;
       const weak = view.getUint32(i * SIGNATURE_BYTES);
-      const at = (weak ^ (weak >>> 11)) & FILTER_MASK;
+      const at = (weak ^ (weak >>> 11)) & this.filterMask;
       this.filter[at >>> 5]! |= 1 << (at & 31);
       this.previous[b] = this.latest.get(weak) ?? -1;
       this.latest.set(weak, b);
@@ -129,35 +138,33 @@ export class BlockIndex {
     const blockBytes = this.blockBytes;
     if (this.blocks === 0 || fresh.length < blockBytes) return matches;
     const filter = this.filter;
+    const filterMask = this.filterMask;
     const last = fresh.length - blockBytes;
     let p = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let restart = true;
     while (p <= last) {
-      if (restart) {
-        const weak = weakChecksum(fresh, p, blockBytes);
-        s1 = weak & 0xffff;
-        s2 = weak >>> 16;
-        restart = false;
-      }
-      const weak = ((s2 << 16) | s1) >>> 0;
-      const at = (weak ^ (weak >>> 11)) & FILTER_MASK;
-      if ((filter[at >>> 5]! & (1 << (at & 31))) !== 0) {
-        const block = this.strongMatch(weak, fresh.subarray(p, p + blockBytes));
-        if (block !== -1) {
-          matches.push({ block, offset: p });
-          p += blockBytes;
-          restart = true;
-          continue;
+      const weak = weakChecksum(fresh, p, blockBytes);
+      let s1 = weak & 0xffff;
+      let s2 = weak >>> 16;
+      // Roll until the filter says a block may start here (the low bits of the hash are the same
+      // whether the checksum is read signed or not, so the hot loop never makes it unsigned).
+      for (;;) {
+        const w = (s2 << 16) | s1;
+        const at = (w ^ (w >>> 11)) & filterMask;
+        if ((filter[at >>> 5]! & (1 << (at & 31))) !== 0) {
+          const block = this.strongMatch(w >>> 0, fresh.subarray(p, p + blockBytes));
+          if (block !== -1) {
+            matches.push({ block, offset: p });
+            p += blockBytes;
+            break;
+          }
         }
+        if (p === last) return matches;
+        // Roll one byte: out goes fresh[p], in comes fresh[p + blockBytes].
+        const out = fresh[p]!;
+        s1 = (s1 - out + fresh[p + blockBytes]!) & 0xffff;
+        s2 = (s2 - blockBytes * out + s1) & 0xffff;
+        p++;
       }
-      if (p === last) break;
-      // Roll one byte: out goes fresh[p], in comes fresh[p + blockBytes].
-      const out = fresh[p]!;
-      s1 = (s1 - out + fresh[p + blockBytes]!) & 0xffff;
-      s2 = (s2 - blockBytes * out + s1) & 0xffff;
-      p++;
     }
     return matches;
   }

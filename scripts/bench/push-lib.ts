@@ -72,8 +72,14 @@ export async function buildDsyncAtHead(dataDir: string, log: (line: string) => v
     log(`build: compiling ${commit.slice(0, 12)} into ${binary}`);
     await runTimed(["sh", "-c", `git archive --format=tar ${commit} | tar -x -C '${tree}'`]);
     symlinkSync(join(REPO_ROOT, "node_modules"), join(tree, "node_modules"));
-    // As package.json's build script: bytecode compiled ahead, so start-up does not parse the bundle.
-    await runTimed([process.execPath, "build", "--compile", "--bytecode", "--format=esm", "--outfile", binary, "cli/main.ts"], { cwd: tree });
+    // package.json's own build script (its flags and every entry point, the chunk worker's
+    // included), with the output put here instead of dist/dsync.
+    const script = (JSON.parse(readFileSync(join(tree, "package.json"), "utf8")) as { scripts: { build: string } }).scripts.build;
+    const words = script.trim().split(/\s+/);
+    const outfile = words.indexOf("--outfile");
+    if (words[0] !== "bun" || words[1] !== "build" || outfile < 0) throw new Error(`package.json's build script is not "bun build ... --outfile FILE ...": ${script}`);
+    words[outfile + 1] = binary;
+    await runTimed([process.execPath, ...words.slice(1)], { cwd: tree });
     rmSync(tree, { recursive: true, force: true });
   }
   return { argv: [binary], label: `compiled binary of commit ${commit.slice(0, 12)} (bun build --compile, as npm run build)` };

@@ -142,10 +142,12 @@ interface Row {
   rsync: Measured[];
   files: number;
   nodePeakBytes?: number;
+  /** The node's CPU (user + sys) through each timed push. */
+  nodeCpuSeconds: number[];
 }
 
 function summarize(rows: Row[]): string {
-  const header = ["case", "files", "dsync s", "rsync -a s", "ratio", "dsync files/s", "rsync files/s", "dsync peak RSS", "rsync peak RSS", "node peak RSS", "dsync phases (ms)"];
+  const header = ["case", "files", "dsync s", "rsync -a s", "ratio", "dsync files/s", "rsync files/s", "node CPU s", "dsync peak RSS", "rsync peak RSS", "node peak RSS", "dsync phases (ms)"];
   const body = rows.map((row) => {
     const d = median(row.dsync.map((m) => m.seconds));
     const r = row.rsync.length ? median(row.rsync.map((m) => m.seconds)) : NaN;
@@ -158,6 +160,7 @@ function summarize(rows: Row[]): string {
       Number.isNaN(r) ? "-" : `${(d / r).toFixed(2)}×`,
       Math.round(row.files / d).toString(),
       Number.isNaN(r) ? "-" : Math.round(row.files / r).toString(),
+      median(row.nodeCpuSeconds).toFixed(2),
       formatBytes(Math.max(...row.dsync.map((m) => m.peakRssBytes))),
       row.rsync.length ? formatBytes(Math.max(...row.rsync.map((m) => m.peakRssBytes))) : "-",
       row.nodePeakBytes ? formatBytes(row.nodePeakBytes) : "-",
@@ -177,16 +180,22 @@ async function main(): Promise<void> {
 
   /** A first push of `source` by both tools, each into an empty destination, `runs` times. */
   const firstPushes = async (name: string, source: string, files: number, withRsync: boolean, noChange = false) => {
-    const row: Row = { name, dsync: [], rsync: [], files };
+    const row: Row = { name, dsync: [], rsync: [], files, nodeCpuSeconds: [] };
     for (let run = 0; run < options.runs; run++) {
       const node = await startDsyncNode(dsync, join(options.dataDir, "node"));
       try {
         rmSync(join(source, ".dsync"), { recursive: true, force: true });
+        const cpuBefore = node.cpuSeconds();
         const first = await dsyncPush(dsync, source, node.url, "bench", options.compress);
         if (noChange) {
+          const cpuBeforeAgain = node.cpuSeconds();
           const again = await dsyncPush(dsync, source, node.url, "bench", options.compress);
           row.dsync.push(again);
-        } else row.dsync.push(first);
+          row.nodeCpuSeconds.push(node.cpuSeconds() - cpuBeforeAgain);
+        } else {
+          row.dsync.push(first);
+          row.nodeCpuSeconds.push(node.cpuSeconds() - cpuBefore);
+        }
         row.nodePeakBytes = Math.max(row.nodePeakBytes ?? 0, readVmHwmBytes(node.pid) ?? 0);
       } finally {
         await node.stop();
@@ -204,7 +213,7 @@ async function main(): Promise<void> {
       }
       const last = row.dsync.at(-1)!;
       log(
-        `${name} run ${run + 1}: dsync ${last.seconds.toFixed(2)} s, peak RSS ${formatBytes(last.peakRssBytes)} (node ${formatBytes(row.nodePeakBytes ?? 0)}), phases ${JSON.stringify(last.report?.phases_ms)}, ${last.report?.objects_sent ?? "?"} objects sent` +
+        `${name} run ${run + 1}: dsync ${last.seconds.toFixed(2)} s, node CPU ${row.nodeCpuSeconds.at(-1)!.toFixed(2)} s, peak RSS ${formatBytes(last.peakRssBytes)} (node ${formatBytes(row.nodePeakBytes ?? 0)}), phases ${JSON.stringify(last.report?.phases_ms)}, ${last.report?.objects_sent ?? "?"} objects sent` +
           (last.report?.batches_compressed !== undefined ? `, ${last.report.batches_compressed} of ${last.report.batches_compressed + (last.report.batches_plain ?? 0)} batches compressed` : "") +
           (withRsync ? `; rsync ${row.rsync.at(-1)!.seconds.toFixed(2)} s` : ""),
       );

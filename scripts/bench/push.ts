@@ -68,6 +68,8 @@ interface Options {
   dsync: "auto" | "binary" | "source" | "build";
   /** Case 4's packages, each updated from `from` to `to` in its own subdirectory of the folder. */
   releases: { name: string; from: string; to: string }[];
+  /** Push with DSYNC_DELTA=0: changed chunks whole (case 4 with and without deltas). */
+  noDelta?: boolean;
   /** `dsync push --compress`, when given. */
   compress?: string;
   /** Both proxies throttled to this link, when given. */
@@ -77,7 +79,7 @@ interface Options {
 function usage(message?: string): never {
   process.stderr.write(
     (message ? `push bench: ${message}\n` : "") +
-      "usage: bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4,5] [--dsync auto|binary|source|build] [--release NAME@FROM..TO ...] [--compress auto|never|LEVEL] [--link-mbit N [--latency-ms N]]\n",
+      "usage: bun scripts/bench/push.ts [--data DIR] [--runs N] [--size-mib N] [--cases 1,2,3,4,5] [--dsync auto|binary|source|build] [--release NAME@FROM..TO ...] [--compress auto|never|LEVEL] [--no-delta] [--link-mbit N [--latency-ms N]]\n",
   );
   process.exit(message ? 2 : 0);
 }
@@ -117,6 +119,7 @@ function parseOptions(argv: string[]): Options {
       releasesGiven = true;
       options.releases.push({ name: match[1]!, from: match[2]!, to: match[3]! });
     } else if (flag === "--compress") options.compress = value();
+    else if (flag === "--no-delta") options.noDelta = true;
     else if (flag === "--link-mbit") options.link = { ...options.link, mbit: positive(value(), flag) };
     else if (flag === "--latency-ms") latencyMs = positive(value(), flag);
     else if (flag === "--help" || flag === "-h") usage();
@@ -284,6 +287,8 @@ class Bench {
   readonly env = cleanEnv();
 
   constructor(readonly options: Options, readonly dsync: DsyncCommand) {
+    // --no-delta: the same pushes with changed chunks sent whole, to compare in the same conditions.
+    if (options.noDelta) this.env.DSYNC_DELTA = "0";
     this.nodeDir = join(options.dataDir, "run", "node");
     this.moduleDir = join(options.dataDir, "run", "rsync-module");
     this.workDir = join(options.dataDir, "run", "work");

@@ -61,6 +61,8 @@ export const SAVING_MIN = 0.05;
  * batches of a loopback push compressed (at load 7) when any gain above 1 counted.
  */
 export const GAIN_MIN = 1.2;
+/** Compressed uploads whose wire rate is at least this share of plain's are taken as limited by the wire. */
+const WIRE_BOUND_SHARE = 0.8;
 /** Batches below this are sent as they are (zstd's frame eats the gain). */
 const COMPRESS_BYTES_MIN = 512;
 /** The sample: this many slices spread over the batch, compressed together. */
@@ -382,11 +384,13 @@ export class UploadCompression {
     // taken to go no faster than compressed uploads put bytes on the wire (as a link would
     // make it), and the compressed intake counts once one has come back.
     const plainForChoice = this.links.plain.perSecond() === undefined && compressedWire !== undefined ? Math.min(plain ?? Number.POSITIVE_INFINITY, compressedWire) : plain;
-    const compressedForChoice = this.links.compressed.perSecond() === undefined ? undefined : compressed;
     // No ratio could pay when plain batches outrun the compressor itself: no sample needed.
     const fastest = this.compressBytesPerSecond(AUTO_LEVELS[0]);
     this.plainReason = "faster plain";
-    if (plainForChoice !== undefined && fastest !== undefined && fastest <= plainForChoice) return null;
+    // Nothing back yet: the rates are only upper bounds (4 MiB in flight for 2 ms: "at most 2 GB/s"),
+    // which can show a link is slow but never that it is fast.
+    const nothingBack = this.links.plain.perSecond() === undefined && this.links.compressed.perSecond() === undefined;
+    if (!nothingBack && plainForChoice !== undefined && fastest !== undefined && fastest <= plainForChoice) return null;
     const wire = Math.min(compressedWire ?? plain!, this.wireBytesPerBusySecond() ?? Number.POSITIVE_INFINITY);
     // Each level's sample, fastest first, up to the first that cannot keep ahead of the link
     // (the slower ones cannot either), and no slower than the cap.
@@ -400,19 +404,23 @@ export class UploadCompression {
     }
     const chosen = measured.find((m) => m.level === chooseLevel(measured, wire))!;
     if (!(chosen.sampleRatio <= 1 - SAVING_MIN)) this.plainReason = "incompressible";
-    // The compressed intake is taken as measured, not scaled to this level's ratio: where the
-    // node sets the pace a smaller ratio gains nothing, and on a slow link compressing pays either way.
+    // The compressed intake: where the wire sets the pace (compressed uploads put bytes on it
+    // about as fast as plain ones), as the wire rate makes it at this batch's ratio: measured as
+    // is, it would mix batches that shrank little with ones that shrank much. Where the node sets
+    // the pace (compressed uploads' wire rate well below plain's), as measured: a smaller ratio
+    // gains nothing there.
+    const compressedMeasured = this.links.compressed.perSecond() === undefined ? undefined : compressed;
+    const wireSetsPace = compressedWire !== undefined && plainForChoice !== undefined && compressedWire >= WIRE_BOUND_SHARE * plainForChoice;
+    const compressedForChoice = compressedMeasured !== undefined && wireSetsPace ? compressedWire / chosen.sampleRatio : compressedMeasured;
     const m: CompressionMeasurements = { sampleRatio: chosen.sampleRatio, compressBytesPerSecond: chosen.compressBytesPerSecond, plainBytesPerSecond: plainForChoice, compressedBytesPerSecond: compressedForChoice };
     this.plainReason = "faster plain";
-    if (!compressionPays(m)) {
-      // Nothing has come back yet: the rates are only upper bounds, which err towards plain, so
-      // a batch that shrinks goes at the fastest level until an upload measures the link.
-      const nothingBack = this.links.plain.perSecond() === undefined && this.links.compressed.perSecond() === undefined;
-      if (nothingBack && measured[0]!.level === PROBE_LEVEL && measured[0]!.sampleRatio <= 1 - SAVING_MIN) return PROBE_LEVEL;
-      return null;
-    }
     this.lastGain = overlappedGain(m);
-    return chosen.level;
+    if (compressionPays(m)) return chosen.level;
+    // Nothing has come back yet: the bounds err towards plain, so a batch that shrinks goes
+    // compressed until an upload measures the link, at the level the bound on the wire's rate
+    // allows (an upper bound: the level errs towards the faster).
+    if (nothingBack && chosen.sampleRatio <= 1 - SAVING_MIN) return chosen.level;
+    return null;
   }
 
   /** Moves the level cap by how full the pipeline is as this batch is encoded; returns it. */

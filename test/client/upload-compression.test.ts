@@ -274,6 +274,17 @@ describe("UploadCompression auto, when the node and not the link sets the pace",
     expect(sim.compression.encode(batch).encoding).toBe("zstd");
   });
 
+  test("on a link, compressed batches that shrank little do not hold back one that shrinks much", () => {
+    const sim = simulated({ kind: "auto" }, MEASURED_MBPS);
+    // 100 Mbit/s for plain bytes and for compressed ones (the wire sets the pace), the compressed
+    // batches so far at ratio 0.9: their intake, 13.9 MB/s of object bytes, is barely above plain's.
+    sim.upload(4 * MIB, 12.5);
+    for (let i = 0; i < 3; i++) sim.upload(4 * MIB, 12.5, Math.round(0.9 * 4 * MIB));
+    expect(sim.compression.linkBytesPerSecond("compressed")! / 12.5e6).toBeLessThan(1.2);
+    // This batch shrinks far more: at the wire's rate it goes many times faster compressed.
+    expect(sim.compression.encode(compressibleBatch()).encoding).toBe("zstd");
+  });
+
   test("only compressed uploads measured: the next batch goes plain to measure the plain rate", () => {
     const sim = simulated({ kind: "auto" }, 400);
     const batch = compressibleBatch();

@@ -15,8 +15,14 @@ export interface SegmentRequest extends SegmentWork {
 
 export type SegmentReply =
   | { ready: true }
-  | ({ ready?: undefined; job: number; ok: true; buffer: ArrayBuffer } & SegmentChunks)
-  | { ready?: undefined; job: number; ok: false; buffer: ArrayBuffer; message: string; code?: string };
+  | ({ ready?: undefined; job: number; ok: true; buffer: ArrayBuffer; threadCpuMicros: number } & SegmentChunks)
+  | { ready?: undefined; job: number; ok: false; buffer: ArrayBuffer; message: string; code?: string; threadCpuMicros: number };
+
+/** This thread's CPU time so far (user + system), for the benchmarks' load-independent figures. */
+function threadCpuMicros(): number {
+  const usage = process.threadCpuUsage();
+  return usage.user + usage.system;
+}
 
 declare const self: Worker;
 
@@ -24,10 +30,10 @@ self.onmessage = (event: MessageEvent) => {
   const request = event.data as SegmentRequest;
   let reply: SegmentReply;
   try {
-    reply = { job: request.job, ok: true, buffer: request.buffer, ...chunkSegment(request) };
+    reply = { job: request.job, ok: true, buffer: request.buffer, ...chunkSegment(request), threadCpuMicros: threadCpuMicros() };
   } catch (error) {
     if (!(error instanceof SegmentReadFailure)) throw error;
-    reply = { job: request.job, ok: false, buffer: request.buffer, message: error.message, code: error.code };
+    reply = { job: request.job, ok: false, buffer: request.buffer, message: error.message, code: error.code, threadCpuMicros: threadCpuMicros() };
   }
   postMessage(reply, reply.ok ? [reply.buffer, reply.lengths.buffer, reply.ids.buffer] : [reply.buffer]);
 };

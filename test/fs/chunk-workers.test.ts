@@ -127,9 +127,9 @@ describe("one file on the workers gives the one-thread chunks", () => {
         await file.forEachChunk((c) => void chunks.push(`${c.offsetBytes}:${c.bytes.length}:${idToHex(c.id)}`));
         expect(chunks).toEqual(expected[i]!);
       }
-      // One per worker and one more, and this thread's own (a transferred buffer is a new object
-      // each way, the same memory).
-      expect(pool.buffersAllocated).toBeLessThanOrEqual(4);
+      // Two per worker, and this thread's own (a transferred buffer is a new object each way,
+      // the same memory).
+      expect(pool.buffersAllocated).toBeLessThanOrEqual(5);
     } finally {
       // Files not taken (a failed expectation) give their buffers back before their files close.
       for (const file of files) await file.abandon();
@@ -326,7 +326,7 @@ describe("a scan on the workers gives the one-thread scan", () => {
     }
   });
 
-  test("a 64 MiB file on the workers: RSS growth well under the file size, at most 3 segment buffers besides the read buffer", async () => {
+  test("a 64 MiB file on the workers: RSS growth well under the file size, at most 4 segment buffers besides the read buffer", async () => {
     const root = tempDir();
     const fd = openSync(join(root, "big.bin"), "w");
     try {
@@ -356,8 +356,8 @@ describe("a scan on the workers gives the one-thread scan", () => {
       peak = Math.max(peak, process.memoryUsage().rss);
       expect(result.bytesRead).toBe(64 * MiB);
       expect(chunkBytes).toBe(64 * MiB);
-      // One per worker and one more; the segments this thread cuts go into the scan's read buffer.
-      expect(pool.buffersAllocated).toBeLessThanOrEqual(3);
+      // Two per worker; the segments this thread cuts go into the scan's read buffer.
+      expect(pool.buffersAllocated).toBeLessThanOrEqual(4);
       expect(peak - before).toBeLessThan(48 * MiB);
     } finally {
       await pool.close();

@@ -48,8 +48,13 @@ const WINDOW_AHEAD_BYTES = 4 * 1024 * 1024;
 const BASE_BYTES_MIN = 4 * 1024;
 /** Files whose block index is kept while others are encoded. */
 const INDEXES_KEPT = 4;
-/** Signature requests asked ahead of the encoder, at most. */
-const REQUESTS_AHEAD_MAX = 64;
+/**
+ * Signature requests waiting ahead of the encoder, at most (each at most LIMITS.signatureIdsMax
+ * ids), and files whose probe is asked for ahead of the one being encoded: what is held stays
+ * bounded (at most some 256 probes of 48 KiB) however many files an update changes.
+ */
+const REQUESTS_AHEAD_MAX = 8;
+const FILES_AHEAD_MAX = 256;
 
 export interface DeltaCounters {
   /** Chunks sent as deltas, and the bytes of those deltas against the chunks' own length. */
@@ -127,6 +132,14 @@ class FileBases {
     return this.savedBytes >= 2 * this.signatureBytes;
   }
 
+  /** Lets go of the index and the signatures; the file takes no more deltas. */
+  forget(): void {
+    this.index = undefined;
+    this.received.length = 0;
+    this.indexed = 0;
+    this.off = true;
+  }
+
   /** A new window of signatures asked for: what it costs and saves is counted afresh. */
   newWindow(): void {
     this.savedBytes = 0;
@@ -143,6 +156,12 @@ export class DeltaEncoder {
   /** Requests go one after another, in the order asked: each file's signatures arrive in chunk order. */
   private chain: Promise<void> = Promise.resolve();
   private queued = 0;
+  /** The files the plan's chunks replace, in its order, and the first whose probe is not asked for yet. */
+  private readonly upcoming: PreviousChunks[] = [];
+  private nextUpcoming = 0;
+  /** The furthest place in `upcoming` the encoder has reached. */
+  private reached = 0;
+  private readonly placeInUpcoming = new Map<PreviousChunks, number>();
   /** The files whose index is held, the latest last (a large file's chunks come a page at a time, between other files'). */
   private readonly recent: FileBases[] = [];
   /** The block size the node signs with, from its replies; the default until one arrives. */
@@ -154,17 +173,32 @@ export class DeltaEncoder {
 
   constructor(private readonly remote: RemoteNode) {}
 
-  /** Starts asking for the signatures of the first PROBE_BYTES of each file the chunks replace, in their order. */
+  /**
+   * Notes the files the chunks replace, in their order, and starts asking for the signatures
+   * of each one's first PROBE_BYTES; as the encoder moves on, more are asked for, so that at
+   * most REQUESTS_AHEAD_MAX requests are ever waiting.
+   */
   prefetch(chunks: readonly { previous?: PreviousChunks }[]): void {
+    const seen = new Set<PreviousChunks>(this.upcoming);
+    for (const { previous } of chunks) {
+      if (!previous || seen.has(previous)) continue;
+      seen.add(previous);
+      this.placeInUpcoming.set(previous, this.upcoming.length);
+      this.upcoming.push(previous);
+    }
+    this.topUp();
+  }
+
+  /** Asks for the next files' probes while fewer than REQUESTS_AHEAD_MAX requests wait. */
+  private topUp(): void {
     let parts: Part[] = [];
     let ids = 0;
-    for (const { previous } of chunks) {
-      if (!previous || this.files.has(previous)) continue;
-      const file = this.fileFor(previous);
+    while (this.queued < REQUESTS_AHEAD_MAX && this.nextUpcoming < this.upcoming.length && this.nextUpcoming < this.reached + FILES_AHEAD_MAX) {
+      const file = this.fileFor(this.upcoming[this.nextUpcoming++]!);
+      if (file.asked > 0) continue;
       const wanted = this.nextChunks(file, PROBE_BYTES, LIMITS.signatureIdsMax);
       for (let at = 0; at < wanted.length; ) {
-        const room = LIMITS.signatureIdsMax - ids;
-        const piece = wanted.slice(at, at + room);
+        const piece = wanted.slice(at, at + LIMITS.signatureIdsMax - ids);
         parts.push({ file, chunks: piece });
         ids += piece.length;
         at += piece.length;
@@ -174,7 +208,6 @@ export class DeltaEncoder {
           ids = 0;
         }
       }
-      if (this.queued >= REQUESTS_AHEAD_MAX) break;
     }
     if (parts.length > 0) this.enqueue(parts);
   }
@@ -222,7 +255,7 @@ export class DeltaEncoder {
         for (const chunk of part.chunks) {
           const signatures = reply.signatures[at++]!;
           // None (the node lacks it, or the reply's bound), or not the blocks a chunk of its length has: not a base.
-          if (signatures.length === 0 || signatures.length / SIGNATURE_BYTES !== blockCount(part.file.previous.chunks[chunk]!.lengthBytes, reply.blockBytes)) continue;
+          if (part.file.off || signatures.length === 0 || signatures.length / SIGNATURE_BYTES !== blockCount(part.file.previous.chunks[chunk]!.lengthBytes, reply.blockBytes)) continue;
           part.file.received.push({ chunk, signatures });
           part.file.signatureBytes += signatures.length;
           this.counters.signatureBytes += signatures.length;
@@ -239,6 +272,8 @@ export class DeltaEncoder {
    */
   async encode(id: ObjectId, bytes: Uint8Array, offsetBytes: number, previous: PreviousChunks): Promise<{ delta: Uint8Array; baseId: ObjectId } | undefined> {
     if (this.off || previous.chunks.length === 0 || bytes.length < BASE_BYTES_MIN) return undefined;
+    this.reached = Math.max(this.reached, this.placeInUpcoming.get(previous) ?? 0);
+    this.topUp();
     const file = this.fileFor(previous);
     if (file.off) return undefined;
     // Not prefetched (past the prefetch's reach), or paying and near the end of what was asked: ask for more.
@@ -260,7 +295,9 @@ export class DeltaEncoder {
     if (this.off) return undefined;
     if (!this.recent.includes(file)) {
       this.recent.push(file);
-      if (this.recent.length > INDEXES_KEPT) this.recent.shift()!.index = undefined;
+      // The file left behind lets go of its signatures too (memory stays bounded however many
+      // files change); should a later page of it come, its chunks go whole.
+      if (this.recent.length > INDEXES_KEPT) this.recent.shift()!.forget();
     }
     const index = file.indexFor(this.blockBytes);
     if (index.blocks === 0) return undefined;

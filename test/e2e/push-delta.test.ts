@@ -6,7 +6,7 @@
 // the node lacks, and given no signatures), a base the node lacks, a rebuilt object that is not
 // the id named, a declared length past an object's bound, an unknown item kind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blake3 } from "../../src/core/blake3.ts";
 import { BlockIndex, blockSignatures } from "../../src/core/block-signatures.ts";
@@ -15,7 +15,7 @@ import { idFromHex, idToHex, type ObjectId } from "../../src/core/id.ts";
 import { childRefs, decodeIfObject } from "../../src/core/objects.ts";
 import { ObjectBatchWriter } from "../../src/client/batch-writer.ts";
 import { compressWithDictionary, encodeDeltaFrame } from "../../src/wire/delta-frame.ts";
-import { encodeIdList } from "../../src/wire/formats.ts";
+import { decodeObjectBatch, encodeIdList } from "../../src/wire/formats.ts";
 import { decodeSignaturesReply } from "../../src/wire/signatures-reply.ts";
 import { createPrng } from "../helpers/prng.ts";
 import { runCli, startNode, tempDir, type NodeProcess } from "../helpers/processes.ts";
@@ -117,11 +117,13 @@ describe("push with deltas", () => {
     const v1 = join(tempDir(), "v1");
     const library = text(1, 1_500_000);
     const binary = createPrng(2).bytes(600_000);
-    const { mkdirSync } = await import("node:fs");
     mkdirSync(join(v1, "lib"), { recursive: true });
     writeFileSync(join(v1, "lib", "library.js"), library);
     writeFileSync(join(v1, "app.bin"), binary);
     writeFileSync(join(v1, "README"), "version 1\n");
+    // Many small changed files: their signatures are asked for ahead, in requests spanning files.
+    const modules = Array.from({ length: 40 }, (_, i) => text(100 + i, 9_000 + i * 300));
+    modules.forEach((module, i) => writeFileSync(join(v1, "lib", `module-${i}.js`), module));
     const dirs = { delta: join(tempDir(), "d"), whole: join(tempDir(), "w") };
     for (const dir of Object.values(dirs)) cpSync(v1, dir, { recursive: true });
     await push(deltaNode, dirs.delta);
@@ -134,10 +136,10 @@ describe("push with deltas", () => {
       writeFileSync(join(dir, "lib", "library.js"), library2);
       writeFileSync(join(dir, "app.bin"), binary2);
       writeFileSync(join(dir, "README"), "version 2\n");
+      modules.forEach((module, i) => writeFileSync(join(dir, "lib", `module-${i}.js`), edited(module, 200 + i)));
     }
     // The same mtimes on both sides, so the two trees are the same version root.
-    const { utimesSync } = await import("node:fs");
-    for (const dir of Object.values(dirs)) for (const path of ["lib/library.js", "app.bin", "README", "lib"]) utimesSync(join(dir, path), 1_700_000_000, 1_700_000_000);
+    for (const dir of Object.values(dirs)) for (const path of ["lib/library.js", "app.bin", "README", ...modules.map((_, i) => `lib/module-${i}.js`), "lib"]) utimesSync(join(dir, path), 1_700_000_000, 1_700_000_000);
     const sent = await push(deltaNode, dirs.delta);
     const whole = await push(wholeNode, dirs.whole, { DSYNC_DELTA: "0" });
     expect(sent.root).toBe(whole.root);
@@ -154,56 +156,97 @@ describe("push with deltas", () => {
   }, 60_000);
 
   test("a node that does not list kind 2 in its health gets no delta", async () => {
-    // A proxy in front of a real node that drops "uploadItems" from the health (an older node)
-    // and records every upload body.
+    // In front of a real node, an older one: its health without "uploadItems".
     const target = await startNode();
-    const uploads: Uint8Array[] = [];
-    const proxy = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      async fetch(request) {
-        const url = new URL(request.url);
-        const body = request.method === "GET" ? undefined : new Uint8Array(await request.arrayBuffer());
-        if (url.pathname === "/v1/objects/upload" && body) uploads.push(body);
-        const headers = new Headers(request.headers);
-        headers.delete("host");
-        const reply = await fetch(`${target.url}${url.pathname}${url.search}`, { method: request.method, headers, body });
-        if (url.pathname !== "/v1/health") return reply;
-        const health = (await reply.json()) as Record<string, unknown>;
-        delete health.uploadItems;
-        return Response.json(health, { status: reply.status, headers: { "x-dsync-node": reply.headers.get("x-dsync-node") ?? "" } });
-      },
-    });
+    const proxy = proxyTo(target, { hideItems: true });
     try {
       const dir = join(tempDir(), "old-node");
-      const { mkdirSync } = await import("node:fs");
       mkdirSync(dir, { recursive: true });
       const library = text(7, 400_000);
       writeFileSync(join(dir, "library.js"), library);
-      const remote = `http://127.0.0.1:${proxy.port}`;
-      expect((await runCli(["push", dir, "--remote", remote, "--folder", "old", "--compress", "never"])).code).toBe(0);
+      expect((await runCli(["push", dir, "--remote", proxy.url, "--folder", "old", "--compress", "never"])).code).toBe(0);
       writeFileSync(join(dir, "library.js"), edited(library, 8));
-      uploads.length = 0;
-      const result = await runCli(["push", dir, "--remote", remote, "--folder", "old", "--compress", "never", "--json"]);
+      proxy.uploads.length = 0;
+      const result = await runCli(["push", dir, "--remote", proxy.url, "--folder", "old", "--compress", "never", "--json"]);
       expect(result.code).toBe(0);
-      expect(result.json<{ chunks_as_delta: number; chunks_sent: number }>().chunks_as_delta).toBe(0);
-      expect(uploads.length).toBeGreaterThan(0);
+      expect(result.json<{ chunks_as_delta: number }>().chunks_as_delta).toBe(0);
+      expect(proxy.uploads.length).toBeGreaterThan(0);
       // Every item of every upload is a plain [id, bytes] pair: the generic decoder, which takes nothing else, reads them all.
-      const { decodeObjectBatch } = await import("../../src/wire/formats.ts");
-      for (const body of uploads) expect(() => decodeObjectBatch(body)).not.toThrow();
+      for (const body of proxy.uploads) expect(() => decodeObjectBatch(body)).not.toThrow();
     } finally {
-      proxy.stop(true);
+      proxy.stop();
+      await target.stop();
+    }
+  }, 60_000);
+
+  test("a batch of deltas the node refuses (its base gone meanwhile) is sent again whole, and the push ends as without deltas", async () => {
+    const target = await startNode();
+    // Refuses the first upload that holds a delta, as a node whose gc took a base after signing it would.
+    const proxy = proxyTo(target, { refuseFirstDelta: true });
+    try {
+      const dir = join(tempDir(), "refused");
+      mkdirSync(dir, { recursive: true });
+      const library = text(9, 600_000);
+      writeFileSync(join(dir, "library.js"), library);
+      expect((await runCli(["push", dir, "--remote", proxy.url, "--folder", "gone", "--compress", "never"])).code).toBe(0);
+      writeFileSync(join(dir, "library.js"), edited(library, 10));
+      const result = await runCli(["push", dir, "--remote", proxy.url, "--folder", "gone", "--compress", "never", "--json"]);
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      expect(proxy.refused()).toBe(1);
+      const diff = await runCli(["diff", dir, `${target.url}/gone`]);
+      expect(diff.code).toBe(0);
+    } finally {
+      proxy.stop();
       await target.stop();
     }
   }, 60_000);
 });
+
+/** Whether an upload body holds an item of kind 2 (the writer's spelling: fixarray(4), bin8 id, kind 2). */
+function holdsDelta(body: Uint8Array): boolean {
+  for (let at = 0; at + 36 < body.length; at++) if (body[at] === 0x94 && body[at + 1] === 0xc4 && body[at + 2] === 32 && body[at + 35] === 2) return true;
+  return false;
+}
+
+/**
+ * An HTTP proxy in front of a real node that records upload bodies, and may play an older node
+ * (its health without "uploadItems") or refuse the first upload holding a delta with the node's
+ * words for a base it lacks.
+ */
+function proxyTo(target: NodeProcess, options: { hideItems?: boolean; refuseFirstDelta?: boolean }) {
+  const uploads: Uint8Array[] = [];
+  let refused = 0;
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      const url = new URL(request.url);
+      const body = request.method === "GET" ? undefined : new Uint8Array(await request.arrayBuffer());
+      if (url.pathname === "/v1/objects/upload" && body) {
+        uploads.push(body);
+        if (options.refuseFirstDelta && refused === 0 && request.headers.get("content-encoding") === null && holdsDelta(body)) {
+          refused++;
+          return Response.json({ error: "delta base 00 of object 00 is not held here; send the object whole" }, { status: 400, headers: { "x-dsync-node": "proxy" } });
+        }
+      }
+      const headers = new Headers(request.headers);
+      headers.delete("host");
+      const reply = await fetch(`${target.url}${url.pathname}${url.search}`, { method: request.method, headers, body: body as Uint8Array<ArrayBuffer> | undefined });
+      if (url.pathname !== "/v1/health" || !options.hideItems) return reply;
+      const health = (await reply.json()) as Record<string, unknown>;
+      delete health.uploadItems;
+      return Response.json(health, { status: reply.status, headers: { "x-dsync-node": reply.headers.get("x-dsync-node") ?? "" } });
+    },
+  });
+  return { url: `http://127.0.0.1:${server.port}`, uploads, refused: () => refused, stop: () => server.stop(true) };
+}
 
 describe("hostile deltas", () => {
   test("a base the token may not read, a missing base, a wrong id, a huge length, an unknown kind: refused, nothing stored", async () => {
     const node = deltaNode;
     // A folder the scoped token does not see holds the old chunk.
     const secretDir = join(tempDir(), "secret");
-    const { mkdirSync } = await import("node:fs");
     mkdirSync(secretDir, { recursive: true });
     const old = createPrng(40).bytes(60_000);
     writeFileSync(join(secretDir, "old.bin"), old);

@@ -416,10 +416,10 @@ export class UploadCompression {
     this.plainReason = "faster plain";
     this.lastGain = overlappedGain(m);
     if (compressionPays(m)) return chosen.level;
-    // Nothing has come back yet: the bounds err towards plain, so a batch that shrinks goes
-    // compressed until an upload measures the link, at the level the bound on the wire's rate
-    // allows (an upper bound: the level errs towards the faster).
-    if (nothingBack && chosen.sampleRatio <= 1 - SAVING_MIN) return chosen.level;
+    // Nothing has come back yet: the bounds err towards plain, so a batch that shrinks goes at
+    // the fastest level until an upload measures the link (a slow node looks like a slow link
+    // until then: a loopback push at load 7 sent its first 5-9 batches before any came back).
+    if (nothingBack && measured[0]!.level === PROBE_LEVEL && measured[0]!.sampleRatio <= 1 - SAVING_MIN) return PROBE_LEVEL;
     return null;
   }
 

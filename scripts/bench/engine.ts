@@ -240,6 +240,8 @@ class StoreSink implements ScanSink {
 
 interface StoreScan {
   seconds: number;
+  /** CPU time of this thread (the one that stores), user + system. */
+  threadCpuSeconds: number;
   result: ScanResult;
   objects: number;
   storedBytes: number;
@@ -249,6 +251,7 @@ interface StoreScan {
 async function scanIntoStore(dir: string, storeDir: string, batchBytes: number, chunkThreads: number): Promise<StoreScan> {
   removeDir(storeDir);
   const started = performance.now();
+  const cpuStarted = threadCpuSeconds();
   const store = await PackObjectStore.open(storeDir);
   let result: ScanResult;
   let stats: { objects: number; storedBytes: number };
@@ -262,8 +265,9 @@ async function scanIntoStore(dir: string, storeDir: string, batchBytes: number, 
     await store.close();
   }
   const seconds = (performance.now() - started) / 1000;
+  const cpu = threadCpuSeconds() - cpuStarted;
   if (result.skipped.length > 0) throw new Error(`scan skipped ${result.skipped.length} paths, e.g. ${JSON.stringify(result.skipped[0])}`);
-  return { seconds, result, objects: stats.objects, storedBytes: stats.storedBytes };
+  return { seconds, threadCpuSeconds: cpu, result, objects: stats.objects, storedBytes: stats.storedBytes };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -546,20 +550,24 @@ async function main(): Promise<void> {
   const cleanStore = { before: async () => { removeDir(storeDir); await syncAll(); }, after: () => removeDir(storeDir) };
   log(`scan into a fresh pack store (scanDirectory -> putMany in ${formatBytes(batchBytes)} batches, one in flight, chunks copied into two reused arenas; open to close, fdatasync included), large files:`);
   let lastLarge: StoreScan | undefined;
+  const largeCpu: number[] = [];
   const largeScanSeconds = await repeat(runs, async () => {
     lastLarge = await scanIntoStore(data.largeDir, storeDir, batchBytes, options.chunkThreads);
+    largeCpu.push(lastLarge.threadCpuSeconds);
   }, cleanStore);
   const scanLarge = add({
     name: `scan -> store, large files${options.chunkThreads > 1 ? ` (${options.chunkThreads} chunk threads)` : ""}`,
     unit: "MB/s",
     runs: largeScanSeconds.map((s) => mbPerSecond(data.largeBytes, s)),
   });
-  log(`    ${lastLarge!.objects} objects, ${formatBytes(lastLarge!.storedBytes)} stored, ${lastLarge!.result.filesOnWorkers} of ${lastLarge!.result.filesRead} files cut on worker threads`);
+  log(`    ${lastLarge!.objects} objects, ${formatBytes(lastLarge!.storedBytes)} stored, ${lastLarge!.result.filesOnWorkers} of ${lastLarge!.result.filesRead} files cut on worker threads; the storing thread's CPU: ${formatNumber(median(largeCpu) * 1000)} ms (runs: ${runsText(largeCpu.map((c) => c * 1000))})`);
   let scanLargeOneThread: Figure | undefined;
   if (options.chunkThreads > 1) {
     log("the same scan into a fresh pack store on one thread (chunkThreads: 1), large files:");
-    const seconds = await repeat(runs, () => scanIntoStore(data.largeDir, storeDir, batchBytes, 1), cleanStore);
+    const oneCpu: number[] = [];
+    const seconds = await repeat(runs, async () => oneCpu.push((await scanIntoStore(data.largeDir, storeDir, batchBytes, 1)).threadCpuSeconds), cleanStore);
     scanLargeOneThread = add({ name: "scan -> store (1 thread), large files", unit: "MB/s", runs: seconds.map((s) => mbPerSecond(data.largeBytes, s)) });
+    log(`    the storing thread's CPU: ${formatNumber(median(oneCpu) * 1000)} ms (runs: ${runsText(oneCpu.map((c) => c * 1000))})`);
   }
   log("scan into a fresh pack store, small-file tree:");
   let lastSmall: StoreScan | undefined;

@@ -18,30 +18,11 @@ export interface EncodedPayload {
 
 /**
  * The payload to store for `bytes`: `frame` as it is when one came with them (a zstd frame that
- * inflates to them, compressed by the client) and it saves 5%, else compressed here where that
+ * inflates to them, compressed by the client) and it is shorter, else compressed here where that
  * pays, else the bytes. A frame that does not shrink the object says it is incompressible, so no
  * attempt is made. The store's read (decodePayload) is the same inflater the frame's reader used.
  */
 export function encodePayload(bytes: Uint8Array, compressionLevel: number | undefined, frame?: Uint8Array): EncodedPayload {
-  const decided = decideBeforeCompressing(bytes, compressionLevel, frame);
-  if (decided !== undefined) return decided;
-  return keepIfSmaller(bytes, Bun.zstdCompressSync(bytes, { level: compressionLevel }));
-}
-
-/**
- * encodePayload with the whole object compressed on Bun's thread pool, not the calling thread:
- * a store's writes then compress their objects on every core while the event loop goes on
- * reading the next uploads (the sample and the small objects stay on the calling thread, where
- * they cost less than the hand-over).
- */
-export async function encodePayloadOffThread(bytes: Uint8Array, compressionLevel: number | undefined, frame?: Uint8Array): Promise<EncodedPayload> {
-  const decided = decideBeforeCompressing(bytes, compressionLevel, frame);
-  if (decided !== undefined) return decided;
-  return keepIfSmaller(bytes, await Bun.zstdCompress(bytes, { level: compressionLevel }));
-}
-
-/** The payload when it is known without compressing the whole object: a frame, too small, a sample that does not shrink, or an object no larger than its sample. */
-function decideBeforeCompressing(bytes: Uint8Array, compressionLevel: number | undefined, frame: Uint8Array | undefined): EncodedPayload | undefined {
   const raw = { flags: 0, payload: bytes };
   if (compressionLevel === undefined) return raw;
   if (frame !== undefined) return frame.length <= bytes.length * KEEP_RATIO_MAX ? { flags: RECORD_FLAG_ZSTD, payload: frame } : raw;
@@ -49,12 +30,8 @@ function decideBeforeCompressing(bytes: Uint8Array, compressionLevel: number | u
   const sample = bytes.length <= SAMPLE_LENGTH_BYTES ? bytes : bytes.subarray(0, SAMPLE_LENGTH_BYTES);
   const compressedSample = Bun.zstdCompressSync(sample, { level: compressionLevel });
   if (compressedSample.length > sample.length * KEEP_RATIO_MAX) return raw;
-  if (sample === bytes) return keepIfSmaller(bytes, compressedSample);
-  return undefined;
-}
-
-function keepIfSmaller(bytes: Uint8Array, compressed: Uint8Array): EncodedPayload {
-  if (compressed.length > bytes.length * KEEP_RATIO_MAX) return { flags: 0, payload: bytes };
+  const compressed = sample === bytes ? compressedSample : Bun.zstdCompressSync(bytes, { level: compressionLevel });
+  if (compressed.length > bytes.length * KEEP_RATIO_MAX) return raw;
   return { flags: RECORD_FLAG_ZSTD, payload: asPlainBytes(compressed) };
 }
 

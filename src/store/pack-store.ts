@@ -20,7 +20,7 @@ import {
   type StoredObject,
 } from "./object-store.ts";
 import { nodeFileSystem, type FileSystem } from "./file-system.ts";
-import { encodePayload, encodePayloadOffThread, type EncodedPayload } from "./pack-compression.ts";
+import { encodePayload } from "./pack-compression.ts";
 import { packFileName, parsePackFileName, PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES } from "./pack-format.ts";
 import { PackIndex, StoreInUseError, type EntryMove, type IndexEntry, type PackRow } from "./pack-index.ts";
 import { fileSizeBytes, isNotFound, readFully, truncateDurably } from "./pack-io.ts";
@@ -110,8 +110,6 @@ export interface VerifyProgress {
 
 interface WaitingPut {
   objects: readonly StoredObject[];
-  /** The payload of each object found absent before it queued, encoded then (undefined: present, encoded in the queue if it went since). */
-  payloads: readonly (EncodedPayload | undefined)[];
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -229,10 +227,8 @@ export class PackObjectStore implements ObjectStore {
     this.assertOpen();
     verifyObjects(objects);
     if (objects.length === 0) return;
-    const payloads = await this.encodeAbsent(objects);
-    this.assertOpen();
     return new Promise<void>((resolve, reject) => {
-      this.waitingPuts.push({ objects, payloads, resolve, reject });
+      this.waitingPuts.push({ objects, resolve, reject });
       if (this.waitingPuts.length === 1) void this.queue.run(() => this.storeWaitingPuts());
     });
   }
@@ -444,27 +440,14 @@ export class PackObjectStore implements ObjectStore {
     const group = this.waitingPuts;
     this.waitingPuts = [];
     try {
-      const objects = group.length === 1 ? group[0]!.objects : group.flatMap((put) => put.objects);
-      const payloads = group.length === 1 ? group[0]!.payloads : group.flatMap((put) => put.payloads);
-      await this.storeVerified(objects, payloads);
+      await this.storeVerified(group.length === 1 ? group[0]!.objects : group.flatMap((put) => put.objects));
       for (const put of group) put.resolve();
     } catch (error) {
       for (const put of group) put.reject(error);
     }
   }
 
-  /**
-   * The payload of each object not present now, compressed on Bun's thread pool, all of them at
-   * once, before the put queues: the compression of one upload then overlaps the write and flush
-   * of the one before it and the reading of the next, on every core, instead of running on the
-   * event loop inside the write queue. Present objects are left to the queue's own check.
-   */
-  private async encodeAbsent(objects: readonly StoredObject[]): Promise<(EncodedPayload | undefined)[]> {
-    const present = this.index.hasMany(objects.map((o) => o.id));
-    return Promise.all(objects.map((o, at) => (present[at] ? undefined : encodePayloadOffThread(o.bytes, this.compressionLevel, o.frame))));
-  }
-
-  private async storeVerified(objects: readonly StoredObject[], payloads: readonly (EncodedPayload | undefined)[]): Promise<void> {
+  private async storeVerified(objects: readonly StoredObject[]): Promise<void> {
     const nowMs = this.nowMs();
     const seen = new Set<string>();
     let records: PendingRecord[] = [];
@@ -481,7 +464,7 @@ export class PackObjectStore implements ObjectStore {
         presentIds.push(id);
         continue;
       }
-      const { flags, payload } = payloads[at] ?? encodePayload(bytes, this.compressionLevel, frame);
+      const { flags, payload } = encodePayload(bytes, this.compressionLevel, frame);
       records.push({ id, flags, rawLengthBytes: bytes.length, payload });
       stepBytes += payload.length;
       if (stepBytes >= COMMIT_STEP_BYTES) {

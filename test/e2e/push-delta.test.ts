@@ -270,6 +270,10 @@ describe("hostile deltas", () => {
       return decodeSignaturesReply(new Uint8Array(await reply.arrayBuffer()), 1).signatures[0]!;
     };
     expect((await signaturesFor(scoped)).length).toBe(0);
+    // At most 256 ids per request.
+    const tooMany = await call(node, ADMIN, "/v1/objects/signatures", encodeIdList(Array.from({ length: 257 }, () => oldId)));
+    expect(tooMany.status).toBe(400);
+    expect(await tooMany.text()).toContain("at most 256 ids");
     expect((await signaturesFor(ADMIN)).length).toBe(Math.floor(old.length / 512) * 12);
 
     const refused = async (token: string, body: Uint8Array, status: number, words: string) => {

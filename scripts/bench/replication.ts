@@ -5,7 +5,7 @@
 //                                    [--tree-files N] [--changed N] [--runs N] [--interval-ms MS]
 //                                    [--conv-poll-ms MS] [--no-diff | --with-diff] [--diff-files N] [--diff-runs N]
 //                                    [--cases lag,partition,diff,bulk] [--bulk-files N] [--bulk-mib N] [--bulk-runs N]
-//                                    [--bulk-poll-ms MS] [--bulk-streaming on|off|both] [--no-syncthing] [--dsync source|build|binary]
+//                                    [--bulk-streaming on|off|both] [--no-syncthing] [--dsync source|build|binary]
 //                                    [--json FILE] [--markdown] [--keep]
 //
 // 1. Replication lag. Three nodes A, B, C (peers of each other, directly). A folder of --files
@@ -35,7 +35,8 @@
 // 4. Bulk replication beside Syncthing. Nodes A and B (peers of each other, eventual mode), fresh
 //    for each run: a `dsync push` process sends --bulk-mib (200) MiB in --bulk-files (2 000) files
 //    (half seeded random, half seeded text, in 20 directories) to A, timed from its spawn until
-//    B's head is the pushed version (B polled every --bulk-poll-ms, 5 ms). Phases from the nodes'
+//    B's head is the pushed version (B's merge event, by long polls of its event log: polling its
+//    API every few ms cost it ~10% of its CPU; Syncthing's event API likewise). Phases from the nodes'
 //    events: A's commit, B's fetch (its closure all here), B's merge (head moved); what B fetched
 //    ahead of the head and at it; CPU of A, B and the push. Each run is made with streaming on and
 //    with --replication-streaming off (--bulk-streaming picks one). Baseline: two Syncthing
@@ -83,7 +84,6 @@ interface Options {
   bulkFiles: number;
   bulkMiB: number;
   bulkRuns: number;
-  bulkPollMs: number;
   /** Streaming on, off, or both (each run in turn), for the bulk case. */
   bulkModes: boolean[];
   syncthing: boolean;
@@ -97,7 +97,7 @@ const USAGE =
   "usage: bun scripts/bench/replication.ts [--pushes N] [--warmup N] [--files N] [--poll-ms MS] [--lag-interval-ms MS]\n" +
   "       [--tree-files N] [--changed N] [--runs N] [--interval-ms MS] [--conv-poll-ms MS]\n" +
   "       [--no-diff | --with-diff] [--diff-files N] [--diff-runs N] [--cases lag,partition,diff,bulk]\n" +
-  "       [--bulk-files N] [--bulk-mib N] [--bulk-runs N] [--bulk-poll-ms MS] [--bulk-streaming on|off|both] [--no-syncthing]\n" +
+  "       [--bulk-files N] [--bulk-mib N] [--bulk-runs N] [--bulk-streaming on|off|both] [--no-syncthing]\n" +
   "       [--dsync source|build|binary] [--json FILE] [--markdown] [--keep]\n";
 
 function usage(message?: string): never {
@@ -124,7 +124,6 @@ function parseOptions(argv: string[]): Options {
     bulkFiles: 2000,
     bulkMiB: 200,
     bulkRuns: 3,
-    bulkPollMs: 5,
     bulkModes: [true, false],
     syncthing: true,
     dsync: "source",
@@ -149,7 +148,6 @@ function parseOptions(argv: string[]): Options {
     else if (flag === "--bulk-files") options.bulkFiles = count(20);
     else if (flag === "--bulk-mib") options.bulkMiB = count(1);
     else if (flag === "--bulk-runs") options.bulkRuns = count(1);
-    else if (flag === "--bulk-poll-ms") options.bulkPollMs = count(0);
     else if (flag === "--bulk-streaming") {
       const choice = value();
       if (choice !== "on" && choice !== "off" && choice !== "both") usage("--bulk-streaming is on, off or both");
@@ -766,7 +764,6 @@ interface BulkResult {
   files: number;
   bytes: number;
   runs: number;
-  pollMs: number;
   dsync: BulkRun[];
   syncthing: SyncthingRun[] | string;
   syncthingVersion: string;
@@ -784,6 +781,10 @@ function writeBulkTree(dir: string, files: number, totalBytes: number, seed: str
     if (i % 2 === 0) writeRandomFile(path, size, `${seed}/${i}`, buffer);
     else writeTextFile(path, size, `${seed}/${i}`, buffer);
   }
+}
+
+function lastEventIdOf(reply: { body: { lastId: number } }): number {
+  return reply.body.lastId;
 }
 
 /** The node's events of this run (each with its wall-clock time in ms). */
@@ -829,18 +830,21 @@ async function dsyncBulkRun(options: Options, dsync: DsyncCommand, dir: string, 
     });
     let failure: unknown;
     pushed.catch((error) => (failure = error));
-    // B's head is null until it integrates the push: the folder has no other version.
+    // B's merge event says its head moved (the folder has no other version). Waited for by long
+    // polls of B's event log, which answer the moment it happens and cost B nothing meanwhile
+    // (polling its API every few ms took ~10% of B's CPU); then B's API is asked to confirm.
     let totalMs = NaN;
-    for (;;) {
+    for (let since = lastEventIdOf(await getJson(`${b.url}/v1/events?since=0&wait=0`)); ; ) {
       if (failure) throw failure;
-      const { status, body, atMs } = await getJson(`${b.url}/v1/folders/bulk`);
-      if (status === 200 && body.head) {
+      const { body, atMs } = await getJson(`${b.url}/v1/events?since=${since}&wait=1000`);
+      since = body.lastId;
+      if ((body.events as { type: string; folder: string | null }[]).some((e) => e.type === "merge" && e.folder === "bulk")) {
         totalMs = atMs - started;
         break;
       }
       if (atMs - started > 600_000) throw new Error(`B did not hold the head within 600 s; log: ${logTail(b.logPath, 800)}`);
-      if (options.bulkPollMs > 0) await Bun.sleep(options.bulkPollMs);
     }
+    if (!(await headOf(b, "bulk"))) throw new Error("B's merge event came but its API shows no head");
     await pushed;
     const cpuPush = Number(pusher.resourceUsage()?.cpuTime.total ?? 0n) / 1e6;
     const cpuA = processCpuSeconds(a.proc.pid) - cpuA0;
@@ -917,21 +921,23 @@ async function syncthingBulkRun(options: Options, dir: string, source: string, f
     const started = performance.now();
     renameSync(source, moved);
     await syncthingRest(sender, "/rest/db/scan?folder=bench", { method: "POST" });
-    let scanMs = NaN;
-    let totalMs = NaN;
-    for (;;) {
-      if (Number.isNaN(scanMs)) {
-        const status = await syncthingStatus(sender);
-        if (status.state === "idle" && status.localFiles >= files) scanMs = performance.now() - started;
+    // Both waited for by long polls of Syncthing's event API (as for dsync: polling its status
+    // every few ms would cost it CPU). The status is read again whenever an event of the folder's
+    // state or completion comes back, and at least once a second: the sender's folder idle with
+    // every file indexed ends its scan; the receiver's idle with every file held and nothing
+    // needed ends the run.
+    const waitFor = async (instance: SyncthingInstance, done: (status: Awaited<ReturnType<typeof syncthingStatus>>) => boolean, what: string): Promise<number> => {
+      for (let since = 0; ; ) {
+        const events = (await syncthingRest(instance, `/rest/events?events=StateChanged,FolderSummary,FolderCompletion&since=${since}&timeout=1`, {}, 15_000)) as { id: number }[] | null;
+        const atMs = performance.now();
+        for (const event of events ?? []) since = Math.max(since, event.id);
+        if (done(await syncthingStatus(instance))) return atMs - started;
+        if (atMs - started > 600_000) throw new Error(`${what} within 600 s`);
       }
-      const status = await syncthingStatus(receiver);
-      if (status.state === "idle" && status.localFiles >= files && status.needTotalItems === 0) {
-        totalMs = performance.now() - started;
-        break;
-      }
-      if (performance.now() - started > 600_000) throw new Error(`the receiving Syncthing did not finish within 600 s (${JSON.stringify(status)})`);
-      if (options.bulkPollMs > 0) await Bun.sleep(Math.max(options.bulkPollMs, 20));
-    }
+    };
+    const scanned = waitFor(sender, (status) => status.state === "idle" && status.localFiles >= files, "the sending Syncthing did not scan");
+    const totalMs = await waitFor(receiver, (status) => status.state === "idle" && status.localFiles >= files && status.needTotalItems === 0, "the receiving Syncthing did not finish");
+    const scanMs = await scanned;
     const cpuSender = processCpuSeconds(workerPid(sender.proc!.pid)) - cpuSender0;
     const cpuReceiver = processCpuSeconds(workerPid(receiver.proc!.pid)) - cpuReceiver0;
     const received = countFiles(join(receiveDir, "data"));
@@ -980,7 +986,6 @@ async function bulkCase(options: Options, dsync: DsyncCommand, root: string): Pr
     files,
     bytes,
     runs: options.bulkRuns,
-    pollMs: options.bulkPollMs,
     dsync: runs,
     syncthing,
     syncthingVersion,
@@ -1123,8 +1128,8 @@ async function main(argv: string[]): Promise<void> {
     out.push("");
     out.push(
       `4. Bulk replication: nodes A and B (peers, eventual), \`dsync push\` of ${bulk.files} files (${formatBytes(bulk.bytes)}, half seeded random, half seeded text) to A, ` +
-        `from the push's start until B's head is the pushed version (B polled every ${bulk.pollMs} ms); phases from the nodes' events (A commit, B fetch: its closure all here, B merge: head moved). ` +
-        `Syncthing (${bulk.syncthingVersion || "n/a"}): both running and connected over empty folders, the data renamed into the sender's folder and a scan asked for, until the receiver reports every file and nothing needed.`,
+        `from the push's start until B's head is the pushed version (B's merge event, long-polled); phases from the nodes' events (A commit, B fetch: its closure all here, B merge: head moved). ` +
+        `Syncthing (${bulk.syncthingVersion || "n/a"}): both running and connected over empty folders, the data renamed into the sender's folder and a scan asked for, until the receiver reports every file and nothing needed (its events long-polled).`,
     );
     out.push(
       formatTable(

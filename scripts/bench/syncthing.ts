@@ -75,8 +75,9 @@ export function configureSyncthing(self: SyncthingInstance, peer: SyncthingInsta
   writeFileSync(path, xml);
 }
 
-export async function syncthingRest(instance: SyncthingInstance, path: string, init: RequestInit = {}): Promise<unknown> {
-  const response = await fetch(`http://127.0.0.1:${instance.guiPort}${path}`, { ...init, headers: { "X-API-Key": instance.apiKey }, signal: AbortSignal.timeout(10_000) });
+/** One REST call; `timeoutMs` past 10 s for a long poll of the event API. */
+export async function syncthingRest(instance: SyncthingInstance, path: string, init: RequestInit = {}, timeoutMs = 10_000): Promise<unknown> {
+  const response = await fetch(`http://127.0.0.1:${instance.guiPort}${path}`, { ...init, headers: { "X-API-Key": instance.apiKey }, signal: AbortSignal.timeout(timeoutMs) });
   if (!response.ok) throw new Error(`syncthing ${path}: ${response.status} ${await response.text()}`);
   const text = await response.text();
   return text ? JSON.parse(text) : null;

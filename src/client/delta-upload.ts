@@ -266,6 +266,11 @@ export class DeltaEncoder {
     for (const part of parts) part.file.ready = request;
   }
 
+  /** Whether a chunk of `lengthBytes` replacing chunks of `previous` may go as a delta (else it is read straight into its batch). */
+  mayEncode(previous: PreviousChunks, lengthBytes: number): boolean {
+    return !this.off && previous.chunks.length > 0 && lengthBytes >= BASE_BYTES_MIN && this.files.get(previous)?.off !== true;
+  }
+
   /**
    * The chunk `bytes` (named `id`, at `offsetBytes` of its file) as a delta against the old
    * chunks of `previous`, or undefined when none pays.

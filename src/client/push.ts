@@ -255,7 +255,7 @@ export async function executeUpload(
   try {
     // Chunks first, then the nodes that name them, deepest first.
     for (const chunk of plan.chunks) {
-      if (deltas && chunk.previous) {
+      if (deltas && chunk.previous && deltas.mayEncode(chunk.previous, chunk.location.lengthBytes)) {
         const bytes = reader.tryRead(chunk.id, chunk.location);
         if (!bytes) throw new FileChangedError(`${chunk.location.path} changed while dsync was reading it; run the command again`);
         const encoded = await deltas.encode(chunk.id, bytes, chunk.location.offsetBytes, chunk.previous);

@@ -113,6 +113,8 @@ interface WorkerSlot {
   running: number;
   /** The thread's CPU time as of its last answer. */
   cpuMicros: number;
+  /** Settles when the thread has exited. */
+  exited: Promise<void>;
 }
 
 /** Segments sent to one worker before it answers: up to two, so it need not wait for this thread to take its answer and send the next. */
@@ -161,7 +163,8 @@ export class ChunkWorkerPool {
     for (let i = 0; i < this.threads; i++) {
       // The small heap: a worker holds a segment's lengths and ids at a time, and it took ~7 MB off a push's peak.
       const worker = new Worker(specifier, { smol: true });
-      const slot: WorkerSlot = { worker, ready: false, running: 0, cpuMicros: 0 };
+      let exited!: () => void;
+      const slot: WorkerSlot = { worker, ready: false, running: 0, cpuMicros: 0, exited: new Promise<void>((resolve) => (exited = resolve)) };
       worker.addEventListener("message", (event: MessageEvent) => this.answered(slot, event.data as SegmentReply));
       worker.addEventListener("error", (event: ErrorEvent) => {
         event.preventDefault();
@@ -169,6 +172,7 @@ export class ChunkWorkerPool {
       });
       worker.addEventListener("messageerror", () => this.fail("a chunk worker sent a message that could not be read"));
       worker.addEventListener("close", (event: Event) => {
+        exited();
         if (!this.closed) this.fail(`a chunk worker exited${"code" in event ? ` with code ${String((event as CloseEvent).code)}` : ""}`);
       });
       this.slots.push(slot);
@@ -196,6 +200,11 @@ export class ChunkWorkerPool {
   /** Each worker thread's CPU time (user + system, µs) as of its last answer: with this thread's, what a benchmark needs to tell the work's split from the machine's load. */
   workerCpuMicros(): number[] {
     return this.slots.map((slot) => slot.cpuMicros);
+  }
+
+  /** Settles once every worker thread has exited (after a failure or close, which stop them all). */
+  async workersExited(): Promise<void> {
+    await Promise.all(this.slots.map((slot) => slot.exited));
   }
 
   /** Whether a worker has failed: every segment from now on fails too. */
@@ -449,6 +458,8 @@ export class FileChunking {
   /** Stops the file's segments: the queued ones are dropped, the running ones awaited. Afterwards no worker reads fd. */
   async abandon(): Promise<void> {
     this.finished = true;
+    // A failed pool stops its threads: a segment it was cutting is read no more once they have exited.
+    if (this.pool.failed) await this.pool.workersExited();
     this.pool.drop(this);
     for (const segment of this.segments) {
       if (segment.state !== "running") {

@@ -56,6 +56,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, RouteAccess>> = {
   "POST /v1/peer/folders/:folder/history": "cluster",
   "POST /v1/peer/objects/download": "cluster",
   "POST /v1/peer/notify": "cluster",
+  "POST /v1/peer/stored": "cluster",
   "POST /v1/peer/strong/commit": "cluster",
   "POST /v1/peer/strong/restore": "cluster",
   "POST /v1/peer/strong/folders": "cluster",

@@ -9,6 +9,7 @@ import { DecodeError, decodeMsgpack, encodeCanonical } from "../core/encoding.ts
 import { isObjectIdBytes, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 import type { StoredObject } from "../store/object-store.ts";
+import { encodeDownloadReplyDirect } from "./download-reply.ts";
 import { encodeIdListMessage, idsFromLackingBits, lackingBits, readIdListMessage } from "./id-list.ts";
 
 /** Compression is kept only when it saves at least this fraction. */
@@ -158,8 +159,9 @@ export function decodeObjectBatch(bytes: Uint8Array): StoredObject[] {
 }
 
 /** Download reply: the objects found, and the ids that were not. */
+/** `{"objects": [[id, bytes], ...], "missing": [id, ...]}`, written directly (download-reply.ts): the canonical encoder's bytes. */
 export function encodeDownloadReply(found: readonly StoredObject[], missing: readonly ObjectId[]): Uint8Array {
-  return encodeCanonical({ objects: found.map((o) => [o.id, o.bytes]), missing });
+  return encodeDownloadReplyDirect(found, missing);
 }
 
 export function decodeDownloadReply(bytes: Uint8Array): { objects: StoredObject[]; missing: ObjectId[] } {

@@ -155,6 +155,7 @@ const ROUTES: RouteCase[] = [
   },
   { method: "POST", pattern: "/v1/peer/objects/download", path: () => "/v1/peer/objects/download", body: (s) => encodeIdList([s.root]), expect: { ok: 200, least: "cluster" } },
   { method: "POST", pattern: "/v1/peer/notify", path: () => "/v1/peer/notify", body: (s) => ({ from: "n2", folder: "f", head: hex(s.head), vector: {} }), expect: { ok: 202, least: "cluster" } },
+  { method: "POST", pattern: "/v1/peer/stored", path: () => "/v1/peer/stored", body: () => ({ from: "n2", folder: "f", objects: [] }), expect: { ok: 202, least: "cluster" } },
   // Strong writes handed over by a member: this node leads no Raft group, so each is 503 (one hop, never on).
   {
     method: "POST",

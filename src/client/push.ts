@@ -240,17 +240,21 @@ export async function executeUpload(
   let writer: ObjectBatchWriter | undefined;
   /** Sends the current batch if it cannot take `lengthBytes` more (or is full), and makes sure there is one. */
   const room = async (lengthBytes: number): Promise<ObjectBatchWriter> => {
-    if (writer && (!writer.fits(lengthBytes) || writer.encodedBytes >= LIMITS.batchBytesTarget)) await flush();
+    if (writer && (!writer.fits(lengthBytes) || writer.encodedBytes + deltaSavedBytes >= LIMITS.batchBytesTarget)) await flush();
     writer ??= await pipeline.writer(lengthBytes);
     return writer;
   };
+  /** Bytes the deltas in the current batch stand for beyond their own (progress counts the objects sent). */
+  let deltaSavedBytes = 0;
   const flush = async () => {
     if (!writer) return;
     const batch = writer;
+    const advance = batch.objectBytes + deltaSavedBytes;
     writer = undefined;
+    deltaSavedBytes = 0;
     if (batch.count === 0) return pipeline.release(batch);
     await pipeline.send(batch);
-    progress.advance(batch.objectBytes);
+    progress.advance(advance);
   };
   try {
     // Chunks first, then the nodes that name them, deepest first.
@@ -260,9 +264,12 @@ export async function executeUpload(
         if (!bytes) throw new FileChangedError(`${chunk.location.path} changed while dsync was reading it; run the command again`);
         const encoded = await deltas.encode(chunk.id, bytes, chunk.location.offsetBytes, chunk.previous);
         if (encoded) {
-          if (writer && (!writer.fitsDelta(encoded.delta.length) || writer.encodedBytes >= LIMITS.batchBytesTarget)) await flush();
+          // A batch of deltas closes by the bytes they rebuild, as any batch by its objects': the
+          // node rebuilds and stores each while the next is encoded, not all at the end.
+          if (writer && (!writer.fitsDelta(encoded.delta.length) || writer.encodedBytes + deltaSavedBytes >= LIMITS.batchBytesTarget)) await flush();
           writer ??= await pipeline.writer(encoded.delta.length + DELTA_ITEM_OVERHEAD_BYTES);
           writer.appendDelta(chunk.id, encoded.delta, encoded.baseId);
+          deltaSavedBytes += bytes.length - encoded.delta.length;
         } else {
           (await room(bytes.length)).append(chunk.id, bytes);
         }

@@ -271,9 +271,49 @@ export class PackIndex {
    * Makes flushed records visible: inserts their rows, advances each pack's committed end, and
    * refreshes used_ms of ids the batch found already present. One transaction.
    */
-  commitAppends(entries: readonly IndexEntry[], packEnds: ReadonlyMap<number, number>, presentIds: readonly ObjectId[], nowMs: number): void {
+  commitAppends(
+    entries: readonly IndexEntry[],
+    packEnds: ReadonlyMap<number, number>,
+    presentIds: readonly ObjectId[],
+    nowMs: number,
+    /**
+     * False: the commit does not wait for the disk (SQLite's synchronous=NORMAL: the WAL is
+     * flushed by a later commit that waits, or a checkpoint). Only for rows whose records are
+     * already flushed: a crash may lose the rows, never the records, and the store's recovery
+     * indexes the flushed records past each pack's committed end again.
+     */
+    waitForDisk = true,
+  ): void {
     // In id order: inserts into the id-keyed table then land near each other instead of all over it.
     const sorted = entries.length > 1 ? [...entries].sort((a, b) => Buffer.compare(a.id, b.id)) : entries;
+    if (!waitForDisk) this.db.run("PRAGMA synchronous = NORMAL");
+    try {
+      this.commitAppendsNow(sorted, packEnds, presentIds, nowMs);
+    } finally {
+      if (!waitForDisk) this.db.run("PRAGMA synchronous = FULL");
+    }
+  }
+
+  /**
+   * Pack ends past which recovery must not index records (their batch failed and its bytes
+   * could not be cut off: they were written, maybe never flushed, and are not to be trusted).
+   */
+  sealedPackEnds(): Map<number, number> {
+    const rows = this.db.query<{ key: string; value: string }, []>(`SELECT key, value FROM meta WHERE key LIKE 'sealed:%'`).all();
+    return new Map(rows.map((row) => [Number(row.key.slice("sealed:".length)), Number(row.value)]));
+  }
+
+  /** Records that nothing past `endBytes` of a pack may be indexed by recovery (a durable commit). */
+  sealPack(packNumber: number, endBytes: number): void {
+    this.db.query(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`).run(`sealed:${packNumber}`, String(endBytes));
+  }
+
+  /** Forgets a pack's seal once the bytes past it are gone. */
+  unsealPack(packNumber: number): void {
+    this.db.query(`DELETE FROM meta WHERE key = ?`).run(`sealed:${packNumber}`);
+  }
+
+  private commitAppendsNow(sorted: readonly IndexEntry[], packEnds: ReadonlyMap<number, number>, presentIds: readonly ObjectId[], nowMs: number): void {
     this.db.transaction(() => {
       const deltas = new PackDeltas();
       // Asked once per transaction: with nothing awaiting repair, no object needs the quarantine looked up.

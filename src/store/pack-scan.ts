@@ -1,4 +1,5 @@
-// Reading a whole pack front to back to find its valid records, for rebuilding the index.
+// Reading a whole pack front to back to find its valid records, for rebuilding the index, and
+// the valid records past a pack's committed end, for recovery.
 //
 // Only records whose bytes hash to their id count. After anything that is not a valid record
 // (a torn tail, a damaged header, flipped bits) the scan searches forward for the next record
@@ -45,6 +46,29 @@ export function scanPack(
   } finally {
     files.close(fd);
   }
+}
+
+/**
+ * The whole, valid records that follow each other from `fromBytes` (a pack's committed end), up
+ * to `limitBytes`: the first byte that does not start one ends the tail, since an acknowledged
+ * batch follows the one before it with no gap and everything after a torn record was never
+ * acknowledged. For recovery, whose index rows may have been lost with a commit that did not
+ * wait for the disk.
+ */
+export function scanTail(files: FileSystem, fd: number, fromBytes: number, limitBytes: number, onRecord: (record: ScannedRecord) => void): { records: number; endBytes: number } {
+  const window = new PackWindow(files, fd, Math.min(limitBytes, files.sizeBytes(fd)));
+  let position = fromBytes;
+  let records = 0;
+  while (position + RECORD_HEADER_LENGTH_BYTES <= window.sizeBytes) {
+    const header = readRecordHeader(window.bytesAt(position, RECORD_HEADER_LENGTH_BYTES), 0);
+    if (typeof header === "string") break;
+    const endBytes = position + RECORD_HEADER_LENGTH_BYTES + header.storedLengthBytes;
+    if (endBytes > window.sizeBytes || typeof verifyRecord(window.bytesAt(position, endBytes - position)) === "string") break;
+    onRecord({ ...header, offsetBytes: position });
+    records++;
+    position = endBytes;
+  }
+  return { records, endBytes: position };
 }
 
 function scanWindow(window: PackWindow, onRecord: (record: ScannedRecord) => void, onDamaged?: (record: DamagedRecord) => void): PackScanResult {

@@ -3,8 +3,9 @@
 // A file per 64 KiB chunk costs a create and an fsync per chunk (44 MB/s measured); appending
 // records to a pack costs one flush per batch. An object is visible exactly when its index row
 // exists, and rows are committed only after their bytes are flushed, so a crash can leave
-// unacknowledged bytes at a pack's end but never a visible half object. Layout and recovery
-// rules: docs/format-store.md.
+// unacknowledged bytes at a pack's end but never a visible half object; rows lost with a commit
+// that did not wait for the disk are found again from the flushed records past the committed
+// end. Layout and recovery rules: docs/format.md ("Opening and crash recovery").
 import { join } from "node:path";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import {
@@ -21,15 +22,15 @@ import {
 } from "./object-store.ts";
 import { nodeFileSystem, type FileSystem } from "./file-system.ts";
 import { encodePayload } from "./pack-compression.ts";
-import { packFileName, parsePackFileName, PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES } from "./pack-format.ts";
+import { isPackHeader, packFileName, parsePackFileName, PACK_HEADER_LENGTH_BYTES, RECORD_HEADER_LENGTH_BYTES } from "./pack-format.ts";
 import { PackIndex, StoreInUseError, type EntryMove, type IndexEntry, type PackRow } from "./pack-index.ts";
 import { fileSizeBytes, isNotFound, readFully, truncateDurably } from "./pack-io.ts";
 import { PackReadCache } from "./pack-read-cache.ts";
 import { verifyRecord, type VerifiedRecord } from "./pack-record.ts";
-import { scanPack, type ScannedRecord } from "./pack-scan.ts";
+import { scanPack, scanTail, type ScannedRecord } from "./pack-scan.ts";
 import { PackWriteQueue } from "./pack-write-queue.ts";
 import { hasOrphanedCompanions, isSqliteDamage, moveAsideDamaged } from "./sqlite-damage.ts";
-import { NEW_PACK_SUFFIX, PackWriter, type PendingRecord } from "./pack-writer.ts";
+import { NEW_PACK_SUFFIX, PackWriter, type AbandonedPack, type PendingRecord } from "./pack-writer.ts";
 
 export const PACKS_DIR_NAME = "packs";
 export const INDEX_FILE_NAME = "index.sqlite";
@@ -38,6 +39,13 @@ const PACK_SIZE_BYTES_MAX_DEFAULT = 256 * 1024 * 1024;
 const COMPRESSION_LEVEL_DEFAULT = 1;
 /** A put batch is flushed and committed in steps of about this many stored bytes, bounding memory. */
 const COMMIT_STEP_BYTES = 32 * 1024 * 1024;
+/**
+ * An upload group's index commit does not wait for the disk (its records were flushed first,
+ * and recovery finds them again past the pack's committed end), except one at least this long
+ * after the last that did: a crash then costs recovery at most about this much of the last
+ * writes to read again, and each upload group one fsync (its pack's) instead of two.
+ */
+const INDEX_SYNC_INTERVAL_MS = 1000;
 /** Rows committed per transaction while rebuilding the index. */
 const REBUILD_COMMIT_ROWS = 4096;
 const LIST_PAGE_IDS = 1024;
@@ -75,6 +83,11 @@ export interface RecoveryReport {
    * was wrong, and where the damaged file was moved to. The index was then rebuilt from the packs.
    */
   damagedIndex: { problem: string; movedTo: string } | null;
+  /**
+   * Records past a pack's committed end (or in a pack the index had no row for) indexed again:
+   * flushed before an index commit that did not wait for the disk, whose rows the crash lost.
+   */
+  recordsRecovered: number;
   /** Bytes after the last acknowledged record of a pack (an interrupted batch), cut off. */
   truncatedBytes: number;
   /** Pack files without any acknowledged record (created by an interrupted batch or repack), removed. */
@@ -127,6 +140,8 @@ export class PackObjectStore implements ObjectStore {
   /** Verified putMany calls waiting for the writer. */
   private waitingPuts: WaitingPut[] = [];
   private lastRecovery!: RecoveryReport;
+  /** When an index commit last waited for the disk (performance.now()). */
+  private lastIndexSyncMs = Number.NEGATIVE_INFINITY;
   private readonly quarantineListeners = new QuarantineListeners();
 
   private constructor(readonly dir: string, private readonly packsDir: string, index: PackIndex, options: PackObjectStoreOptions) {
@@ -489,11 +504,29 @@ export class PackObjectStore implements ObjectStore {
         rawLengthBytes: record.rawLengthBytes,
         flags: record.flags,
       }));
-      this.index.commitAppends(entries, packEnds, presentIds, nowMs);
+      // Touches of present objects wait for the disk: gc goes by them, and no record brings them back.
+      const waitForDisk = presentIds.length > 0 || performance.now() - this.lastIndexSyncMs >= INDEX_SYNC_INTERVAL_MS;
+      this.index.commitAppends(entries, packEnds, presentIds, nowMs, waitForDisk);
+      if (waitForDisk) this.lastIndexSyncMs = performance.now();
       this.writer.markCommitted();
     } catch (error) {
-      this.writer.rewind();
+      this.sealAbandoned(this.writer.rewind());
       throw error;
+    }
+  }
+
+  /**
+   * Packs a failed batch left untrusted bytes in (the cut or the removal failed): recovery must
+   * not index those bytes as records flushed before a lost index commit, since their flush may
+   * have failed. Best effort: the batch has failed already, and this is one more write.
+   */
+  private sealAbandoned(abandoned: readonly AbandonedPack[]): void {
+    for (const { packNumber, trustedEndBytes } of abandoned) {
+      try {
+        this.index.sealPack(packNumber, trustedEndBytes);
+      } catch (error) {
+        console.error(`dsync: could not record where pack ${packFileName(packNumber)}'s trusted bytes end:`, error);
+      }
     }
   }
 
@@ -601,7 +634,7 @@ export class PackObjectStore implements ObjectStore {
       this.index.commitMoves(moves, packEnds);
       this.writer.markCommitted();
     } catch (error) {
-      this.writer.rewind();
+      this.sealAbandoned(this.writer.rewind());
       throw error;
     }
     report.objectsMoved += kept.length;
@@ -609,16 +642,19 @@ export class PackObjectStore implements ObjectStore {
 
   /** Brings the directory back to a state where every pack byte after each committed end is gone. */
   private recover(): void {
-    const report: RecoveryReport = { rebuiltIndex: false, recordsIndexed: 0, recordsQuarantined: 0, damagedIndex: null, truncatedBytes: 0, packFilesRemoved: 0 };
+    const report: RecoveryReport = { rebuiltIndex: false, recordsIndexed: 0, recordsQuarantined: 0, damagedIndex: null, recordsRecovered: 0, truncatedBytes: 0, packFilesRemoved: 0 };
     if (!this.index.isComplete()) {
       report.rebuiltIndex = true;
       Object.assign(report, this.rebuildFromPacks());
     }
-    const rows = new Map(this.index.packRows().map((row) => [row.packNumber, row]));
+    const sealed = this.index.sealedPackEnds();
     const kept: number[] = [];
     for (const packNumber of this.packFileNumbers()) {
       const path = join(this.packsDir, packFileName(packNumber));
-      const row = rows.get(packNumber);
+      // Rows lost with an index commit that did not wait for the disk: the records they named were
+      // flushed before it, and follow the committed end (or a new pack's header) without a gap.
+      report.recordsRecovered += this.recoverTail(packNumber, path, sealed.get(packNumber));
+      const row = this.index.packRows().find((r) => r.packNumber === packNumber);
       if (row === undefined) {
         this.files.unlink(path);
         report.packFilesRemoved++;
@@ -631,6 +667,9 @@ export class PackObjectStore implements ObjectStore {
         report.truncatedBytes += sizeBytes - row.committedEndBytes;
       }
     }
+    // The untrusted bytes of sealed packs are gone now (cut, or the pack removed).
+    for (const packNumber of sealed.keys()) this.index.unsealPack(packNumber);
+    const rows = new Map(this.index.packRows().map((row) => [row.packNumber, row]));
     // A pack whose creation was interrupted before its rename never held anything.
     for (const name of this.files.readdir(this.packsDir)) {
       if (!name.endsWith(NEW_PACK_SUFFIX) || parsePackFileName(name.slice(0, -NEW_PACK_SUFFIX.length)) === undefined) continue;
@@ -647,6 +686,44 @@ export class PackObjectStore implements ObjectStore {
       nextPackNumber: highestPackNumber + 1,
     });
     this.lastRecovery = report;
+  }
+
+  /**
+   * Indexes the whole, valid records that follow a pack's committed end (from its header for a
+   * pack the index has no row for), up to its seal if a failed batch left one: the rows a crash
+   * took with an index commit that did not wait for the disk. The records are flushed again
+   * before their rows commit (waiting for the disk), so what was read from the page cache of a
+   * process that died before its flush is on the disk before the index counts on it. Returns how
+   * many records were indexed.
+   */
+  private recoverTail(packNumber: number, path: string, sealedEndBytes: number | undefined): number {
+    const row = this.index.packRows().find((r) => r.packNumber === packNumber);
+    const fromBytes = row?.committedEndBytes ?? PACK_HEADER_LENGTH_BYTES;
+    const limitBytes = sealedEndBytes ?? Number.POSITIVE_INFINITY;
+    if (fromBytes >= limitBytes) return 0;
+    const fd = this.files.open(path, "read-write");
+    try {
+      if ((fileSizeBytes(this.files, path) ?? 0) <= fromBytes) return 0;
+      if (row === undefined) {
+        const header = new Uint8Array(PACK_HEADER_LENGTH_BYTES);
+        if (readFully(this.files, fd, header, 0) !== PACK_HEADER_LENGTH_BYTES || !isPackHeader(header)) return 0;
+      }
+      const entries: IndexEntry[] = [];
+      const tail = scanTail(this.files, fd, fromBytes, limitBytes, (record) => {
+        entries.push({ id: record.id, packNumber, offsetBytes: record.offsetBytes, storedLengthBytes: record.storedLengthBytes, rawLengthBytes: record.rawLengthBytes, flags: record.flags });
+      });
+      if (tail.records === 0) return 0;
+      this.files.fsync(fd);
+      const nowMs = this.nowMs();
+      for (let at = 0; at < entries.length; at += REBUILD_COMMIT_ROWS) {
+        const step = entries.slice(at, at + REBUILD_COMMIT_ROWS);
+        const last = step[step.length - 1]!;
+        this.index.commitAppends(step, new Map([[packNumber, last.offsetBytes + RECORD_HEADER_LENGTH_BYTES + last.storedLengthBytes]]), [], nowMs);
+      }
+      return tail.records;
+    } finally {
+      this.files.close(fd);
+    }
   }
 
   /**

@@ -17,7 +17,7 @@ import {
   RECORD_HEADER_LENGTH_BYTES,
   writeRecordHeader,
 } from "./pack-format.ts";
-import { readFully, truncateDurably, writeFully } from "./pack-io.ts";
+import { isNotFound, readFully, truncateDurably, writeFully } from "./pack-io.ts";
 
 /** A pack being created is written under this suffix and renamed into place once its header is durable. */
 export const NEW_PACK_SUFFIX = ".new";
@@ -28,6 +28,12 @@ export interface PendingRecord {
   rawLengthBytes: number;
   /** The bytes stored after the header: the object itself, or its zstd frame. */
   payload: Uint8Array;
+}
+
+/** A pack a failed append left bytes in that are not to be trusted, past `trustedEndBytes`. */
+export interface AbandonedPack {
+  packNumber: number;
+  trustedEndBytes: number;
 }
 
 export interface RecordLocation {
@@ -128,24 +134,34 @@ export class PackWriter {
    * The last append was not committed: its bytes are cut off the committed pack (durably, so the
    * space comes back now, not at the next start) and packs it created are removed. Never throws:
    * when the cut itself fails, the pack is left as it is (its committed end in the index still
-   * bounds what is read; open() cuts the rest) and the next append starts a new pack.
+   * bounds what is read; open() cuts the rest) and the next append starts a new pack. Returns the
+   * packs left holding bytes of the failed append, each with where its trusted bytes end, which
+   * the store seals so that recovery never indexes those bytes; none is appended to again.
    */
-  rewind(): void {
+  rewind(): AbandonedPack[] {
     this.closeFd();
-    if (!this.uncommittedWrites) return;
+    if (!this.uncommittedWrites) return [];
     this.uncommittedWrites = false;
-    for (const packNumber of this.packsCreatedSinceCommit) this.removeQuietly(join(this.packsDir, packFileName(packNumber)));
-    if (this.packsCreatedSinceCommit.length > 0) this.fsyncDirectoryQuietly();
+    const abandoned: AbandonedPack[] = [];
+    for (const packNumber of this.packsCreatedSinceCommit) {
+      if (!this.removeQuietly(join(this.packsDir, packFileName(packNumber)))) abandoned.push({ packNumber, trustedEndBytes: PACK_HEADER_LENGTH_BYTES });
+    }
+    // A removal that did not become durable may come back after a crash.
+    if (this.packsCreatedSinceCommit.length > 0 && !this.fsyncDirectoryQuietly()) {
+      for (const packNumber of this.packsCreatedSinceCommit) if (!abandoned.some((a) => a.packNumber === packNumber)) abandoned.push({ packNumber, trustedEndBytes: PACK_HEADER_LENGTH_BYTES });
+    }
     this.packsCreatedSinceCommit = [];
     this.packNumber = this.committedPackNumber;
     this.appendOffsetBytes = this.committedPackEndBytes;
-    if (this.packNumber === undefined) return;
+    if (this.packNumber === undefined) return abandoned;
     try {
       truncateDurably(this.files, join(this.packsDir, packFileName(this.packNumber)), this.committedPackEndBytes);
     } catch {
+      abandoned.push({ packNumber: this.packNumber, trustedEndBytes: this.committedPackEndBytes });
       this.packNumber = undefined;
       this.committedPackNumber = undefined;
     }
+    return abandoned;
   }
 
   /** Closes the active pack; the next append starts a new one. Repack uses this to empty the active pack. */
@@ -261,20 +277,24 @@ export class PackWriter {
     this.appendOffsetBytes = PACK_HEADER_LENGTH_BYTES;
   }
 
-  /** Removal of a file that holds nothing acknowledged; if it fails, open() removes it later. */
-  private removeQuietly(path: string): void {
+  /** Removal of a file that holds nothing acknowledged; if it fails, open() removes it later. False when it failed. */
+  private removeQuietly(path: string): boolean {
     try {
       this.files.unlink(path);
-    } catch {
+      return true;
+    } catch (error) {
       // Already gone, or left for open() to remove.
+      return isNotFound(error);
     }
   }
 
-  private fsyncDirectoryQuietly(): void {
+  private fsyncDirectoryQuietly(): boolean {
     try {
       this.files.fsyncDirectory(this.packsDir);
+      return true;
     } catch {
       // A removal that did not become durable comes back after a crash as a pack without rows, which open() removes.
+      return false;
     }
   }
 

@@ -84,7 +84,7 @@ describe("PackObjectStore on disk", () => {
     await store.close();
 
     const reopened = await PackObjectStore.open(dir);
-    expect(reopened.recovery).toEqual({ rebuiltIndex: false, recordsIndexed: 0, recordsQuarantined: 0, damagedIndex: null, truncatedBytes: 0, packFilesRemoved: 0 });
+    expect(reopened.recovery).toEqual({ rebuiltIndex: false, recordsIndexed: 0, recordsQuarantined: 0, damagedIndex: null, recordsRecovered: 0, truncatedBytes: 0, packFilesRemoved: 0 });
     expect(await reopened.stats()).toEqual(stats);
     expect(await reopened.hasMany(objects.slice(0, 50).map((o) => o.id))).toEqual(Array(50).fill(false));
     expect(await reopened.getMany(objects.slice(50).map((o) => o.id))).toEqual(objects.slice(50).map((o) => o.bytes));
@@ -218,7 +218,7 @@ describe("PackObjectStore on disk", () => {
     await reopened.close();
   });
 
-  test("bytes left after the last acknowledged record are cut off on open and never indexed", async () => {
+  test("records that follow the committed end whole are indexed again on open; from the first torn one on, all is cut off and never indexed", async () => {
     const dir = tempDir();
     const objects = Array.from({ length: 30 }, (_, i) => (i % 2 ? randomObject(3000) : compressibleObject(3000, i)));
     const store = await PackObjectStore.open(dir);
@@ -227,24 +227,33 @@ describe("PackObjectStore on disk", () => {
     const [packPath] = packPaths(dir);
     const acknowledgedBytes = fs.statSync(packPath!).size;
 
-    // What a crash mid-batch leaves: one whole unacknowledged record, one torn record, garbage.
+    // What a crash leaves: one whole record past the committed end (flushed, its index row lost
+    // with a commit that did not wait for the disk), one torn record, garbage, and a whole record
+    // after them (of a batch never acknowledged, since the one before it is torn).
     const whole = randomObject(2000);
     const torn = randomObject(64 * 1024);
-    const tail = new Uint8Array(RECORD_HEADER_LENGTH_BYTES * 2 + 2000 + 5000 + 777);
+    const after = randomObject(1000);
+    const tail = new Uint8Array(RECORD_HEADER_LENGTH_BYTES * 3 + 2000 + 5000 + 777 + 1000);
     writeRecordHeader(tail, 0, { id: whole.id, flags: 0, rawLengthBytes: 2000, storedLengthBytes: 2000 });
     tail.set(whole.bytes, RECORD_HEADER_LENGTH_BYTES);
     const tornAt = RECORD_HEADER_LENGTH_BYTES + 2000;
     writeRecordHeader(tail, tornAt, { id: torn.id, flags: 0, rawLengthBytes: 64 * 1024, storedLengthBytes: 64 * 1024 });
     tail.set(torn.bytes.subarray(0, 5000), tornAt + RECORD_HEADER_LENGTH_BYTES);
     tail.fill(0xab, tornAt + RECORD_HEADER_LENGTH_BYTES + 5000);
+    const afterAt = tornAt + RECORD_HEADER_LENGTH_BYTES + 5000 + 777;
+    writeRecordHeader(tail, afterAt, { id: after.id, flags: 0, rawLengthBytes: 1000, storedLengthBytes: 1000 });
+    tail.set(after.bytes, afterAt + RECORD_HEADER_LENGTH_BYTES);
     fs.appendFileSync(packPath!, tail);
 
     const reopened = await PackObjectStore.open(dir);
-    expect(reopened.recovery.truncatedBytes).toBe(tail.length);
-    expect(fs.statSync(packPath!).size).toBe(acknowledgedBytes);
-    expect(await reopened.hasMany([whole.id, torn.id])).toEqual([false, false]);
+    expect(reopened.recovery.recordsRecovered).toBe(1);
+    expect(reopened.recovery.truncatedBytes).toBe(tail.length - tornAt);
+    expect(fs.statSync(packPath!).size).toBe(acknowledgedBytes + tornAt);
+    expect(await reopened.hasMany([whole.id, torn.id, after.id])).toEqual([true, false, false]);
+    expect(await reopened.get(whole.id)).toEqual(whole.bytes);
     expect(await reopened.getMany(objects.map((o) => o.id))).toEqual(objects.map((o) => o.bytes));
-    expect(await collect(reopened.list())).toHaveLength(objects.length);
+    expect(await collect(reopened.list())).toHaveLength(objects.length + 1);
+    objects.push(whole);
     const more = [randomObject(4000), compressibleObject(9000, 99)];
     await reopened.putMany(more);
     await reopened.close();

@@ -119,6 +119,9 @@ export interface TransferCounters {
   wireBytesReceived: number;
 }
 
+/** The upload item kind of an object sent as a zstd frame of its own, as a node lists it in GET /v1/health "uploadItems". */
+const FRAME_ITEM_KIND = 1;
+
 export class RemoteNode {
   readonly counters: TransferCounters = { requests: 0, wireBytesSent: 0, wireBytesReceived: 0 };
   readonly baseUrl: string;
@@ -451,11 +454,13 @@ export class RemoteNode {
 
   /** Uploads a batch encoded as a msgpack array of [id, bytes] pairs (compressed when that pays: upload-compression.ts); returns the bytes put on the wire. */
   async uploadEncoded(batch: Uint8Array): Promise<number> {
-    const { body, encoding } = this.uploadCompression.encode(batch);
+    // Objects go as zstd frames of their own only to a node that says it takes them (asked once).
+    this.uploadCompression.framesAccepted = (await this.uploadItemKinds()).has(FRAME_ITEM_KIND);
+    const { body, encoding, compressed } = this.uploadCompression.encode(batch);
     const headers: Record<string, string> = { "content-type": "application/msgpack" };
     if (encoding) headers["content-encoding"] = encoding;
     // Idempotent: an object is named by its content, so storing it twice stores it once.
-    const upload = this.uploadCompression.startUpload(batch.length, encoding !== null, body.length);
+    const upload = this.uploadCompression.startUpload(batch.length, compressed, body.length);
     try {
       await this.send("POST", "/v1/objects/upload", body, { replyBytesMax: JSON_REPLY_BYTES_MAX, idempotent: true, headers });
     } catch (error) {

@@ -4,6 +4,8 @@
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import zlib from "node:zlib";
+import { blake3 } from "../../src/core/blake3.ts";
+import { ObjectBatchWriter } from "../../src/client/batch-writer.ts";
 import {
   AUTO_LEVELS,
   chooseLevel,
@@ -152,7 +154,7 @@ describe("UploadCompression auto, on injected measurements", () => {
     sim.upload(4 * MIB, 1000);
     const encoded = sim.compression.encode(compressibleBatch());
     expect(encoded.encoding).toBeNull();
-    expect(sim.compression.batches).toEqual({ compressed: 0, plain: 1 });
+    expect(sim.compression.batches).toEqual({ compressed: 0, plain: 1, framed: 0 });
   });
 
   test("a fast link and incompressible data: plain", () => {
@@ -369,6 +371,74 @@ describe("UploadCompression auto, when the node and not the link sets the pace",
     }
     expect(encodings.filter((e) => e === null).length).toBe(2);
     expect(encodings[EXPLORE_EVERY * EXPLORE_SPREAD - 1]).toBeNull();
+  });
+});
+
+describe("UploadCompression with a node that takes objects as frames (upload item kind 1)", () => {
+  /** A batch as the batch writer builds it: 16 objects of 64 KiB of the compressible text. */
+  function objectBatch(): { batch: Uint8Array; objects: Uint8Array[] } {
+    const text = compressibleBatch();
+    const writer = new ObjectBatchWriter(new Uint8Array(5 * MIB));
+    const objects: Uint8Array[] = [];
+    for (let i = 0; i < 16; i++) {
+      const bytes = text.subarray(i * 65536, (i + 1) * 65536);
+      objects.push(bytes);
+      writer.append(blake3(bytes), bytes);
+    }
+    return { batch: writer.finish().slice(), objects };
+  }
+
+  /** The items of a framed body: each [id, 1, frame] inflated, or [id, bytes] as it is. */
+  function readFramed(body: Uint8Array): { kind: number; bytes: Uint8Array }[] {
+    const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    expect(body[0]).toBe(0xdd);
+    const items: { kind: number; bytes: Uint8Array }[] = [];
+    let at = 5;
+    for (let i = 0; i < view.getUint32(1); i++) {
+      const framed = body[at] === 0x93;
+      const lengthAt = at + 35 + (framed ? 1 : 0);
+      if (framed) expect(body[at + 35]).toBe(1);
+      expect(body[lengthAt]).toBe(0xc6);
+      const length = view.getUint32(lengthAt + 1);
+      const payload = body.subarray(lengthAt + 5, lengthAt + 5 + length);
+      items.push({ kind: framed ? 1 : 0, bytes: framed ? new Uint8Array(zlib.zstdDecompressSync(payload)) : payload });
+      at = lengthAt + 5 + length;
+    }
+    expect(at).toBe(body.length);
+    return items;
+  }
+
+  test("nothing measured yet, or the node setting the pace: the objects go as frames, each inflating to its object", () => {
+    const sim = simulated({ kind: "auto" }, MEASURED_MBPS);
+    sim.compression.framesAccepted = true;
+    const { batch, objects } = objectBatch();
+    const encoded = sim.compression.encode(batch);
+    expect(encoded.encoding).toBeNull();
+    expect(encoded.compressed).toBe(true);
+    expect(encoded.body.length).toBeLessThan(batch.length / 2);
+    const items = readFramed(encoded.body);
+    expect(items.map((item) => item.kind)).toEqual(objects.map(() => 1));
+    items.forEach((item, i) => expect(Buffer.from(item.bytes).equals(Buffer.from(objects[i]!))).toBe(true));
+    expect(sim.compression.batches).toEqual({ compressed: 1, plain: 0, framed: 1 });
+  });
+
+  test("the wire setting the pace (compressed uploads put bytes on it as fast as plain ones): the body compressed whole", () => {
+    const sim = simulated({ kind: "auto" }, MEASURED_MBPS);
+    sim.compression.framesAccepted = true;
+    const { batch } = objectBatch();
+    sim.upload(4 * MIB, 2);
+    sim.upload(4 * MIB, 2, MIB);
+    const encoded = sim.compression.encode(batch);
+    expect(encoded.encoding).toBe("zstd");
+    expect(Buffer.from(zlib.zstdDecompressSync(encoded.body)).equals(Buffer.from(batch))).toBe(true);
+    expect(sim.compression.batches.framed).toBe(0);
+  });
+
+  test("a node that does not list kind 1 never gets frames", () => {
+    const sim = simulated({ kind: "level", level: 3 }, MEASURED_MBPS);
+    const encoded = sim.compression.encode(objectBatch().batch);
+    expect(encoded.encoding).toBe("zstd");
+    expect(sim.compression.batches.framed).toBe(0);
   });
 });
 

@@ -134,11 +134,18 @@ export class CorruptObjectError extends Error {
  * within the size limit (RangeError) and hashing to its id (ObjectHashMismatchError).
  */
 export function verifyObjects(objects: readonly StoredObject[]): void {
+  checkObjectSizes(objects);
+  for (const { id, bytes } of objects) {
+    const actual = blake3(bytes);
+    if (!idEquals(actual, id)) throw new ObjectHashMismatchError(idToHex(id), idToHex(actual));
+  }
+}
+
+/** Every object within the size limit (RangeError), before any of the batch is stored. */
+export function checkObjectSizes(objects: readonly StoredObject[]): void {
   for (const { id, bytes } of objects) {
     if (bytes.length > LIMITS.objectBytesMax) {
       throw new RangeError(`object ${idToHex(id)} is ${bytes.length} bytes, above the ${LIMITS.objectBytesMax}-byte limit`);
     }
-    const actual = blake3(bytes);
-    if (!idEquals(actual, id)) throw new ObjectHashMismatchError(idToHex(id), idToHex(actual));
   }
 }

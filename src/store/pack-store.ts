@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import {
   CorruptObjectError,
+  checkObjectSizes,
   QuarantineListeners,
   verifyObjects,
   type ObjectStore,
@@ -241,7 +242,23 @@ export class PackObjectStore implements ObjectStore {
   async putMany(objects: readonly StoredObject[]): Promise<void> {
     this.assertOpen();
     verifyObjects(objects);
-    if (objects.length === 0) return;
+    return this.enqueuePut(objects);
+  }
+
+  /**
+   * putMany for objects whose ids the caller computed from these very bytes, in this process, a
+   * moment ago (a scan that hashed what it read): the store does not hash them a second time, so
+   * each chunk is hashed once. Anything from outside the process (uploads, peers, a cache read
+   * back) goes through putMany, which verifies. Every read still re-hashes what it returns.
+   */
+  async putHashed(objects: readonly StoredObject[]): Promise<void> {
+    this.assertOpen();
+    checkObjectSizes(objects);
+    return this.enqueuePut(objects);
+  }
+
+  private enqueuePut(objects: readonly StoredObject[]): Promise<void> {
+    if (objects.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.waitingPuts.push({ objects, resolve, reject });
       if (this.waitingPuts.length === 1) void this.queue.run(() => this.storeWaitingPuts());

@@ -25,6 +25,7 @@
 // fails (throws, exits) fails every segment waiting and every later one with
 // ChunkWorkerFailure: the scan fails, it never falls back to another result. Waits are tied to
 // the workers' exit.
+import { readdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { blake3 } from "../core/blake3.ts";
 import { findCutPoint, type ChunkerParams } from "../core/fastcdc.ts";
@@ -80,14 +81,34 @@ export interface ChunkWorkerPoolOptions {
   cutWhileWaiting?: boolean;
 }
 
+const EMBEDDED_ROOT = "/$bunfs/root";
+const EMBEDDED_WORKER = "src/fs/chunk-worker.js";
+
 /**
  * Where the worker's module is. Inside a binary built by `bun build --compile` with
- * src/fs/chunk-worker.ts as an extra entry point (package.json "build"), entry points sit under
- * /$bunfs/root by their path from the common root of the entry points (the repository).
+ * src/fs/chunk-worker.ts as an extra entry point (package.json "build"), it sits under
+ * /$bunfs/root by its path from where the build ran: src/fs/chunk-worker.js from a checkout,
+ * something like ../../work/src/fs/chunk-worker.js when the build went through a symlinked
+ * src/ (the path is the file's real one). So it is looked up among the embedded files, once.
  */
 function defaultWorkerSpecifier(): string {
-  if (import.meta.url.startsWith("file:///$bunfs/") || import.meta.path.startsWith("/$bunfs/")) return "/$bunfs/root/src/fs/chunk-worker.ts";
-  return new URL("./chunk-worker.ts", import.meta.url).href;
+  if (!(import.meta.url.startsWith("file:///$bunfs/") || import.meta.path.startsWith("/$bunfs/"))) return new URL("./chunk-worker.ts", import.meta.url).href;
+  embeddedWorker ??= findEmbeddedWorker();
+  return embeddedWorker;
+}
+
+let embeddedWorker: string | undefined;
+
+function findEmbeddedWorker(): string {
+  let names: string[];
+  try {
+    names = readdirSync(EMBEDDED_ROOT, { recursive: true, encoding: "utf8" });
+  } catch (error) {
+    throw new ChunkWorkerFailure(`cannot list the files inside this binary to find its chunk worker: ${(error as Error).message}`);
+  }
+  const found = names.find((name) => name === EMBEDDED_WORKER) ?? names.find((name) => name.endsWith(`/${EMBEDDED_WORKER}`));
+  if (!found) throw new ChunkWorkerFailure(`this binary was built without its chunk worker (src/fs/chunk-worker.ts as an extra entry point of bun build --compile); DSYNC_CHUNK_THREADS=1 scans without it`);
+  return `${EMBEDDED_ROOT}/${found}`;
 }
 
 interface Segment {

@@ -20,8 +20,9 @@
 // memory stays bounded whatever the files' sizes and however far ahead files are submitted.
 // Segments are handed out first come, first served, and delivered in the same order. When the
 // segment to deliver next has not been taken by a worker (the workers are still starting, some
-// 40 ms with their compilers cold, or all busy), this thread cuts it itself, in one buffer of
-// its own, rather than wait: the workers only ever add to what one thread does. A worker that
+// 40 ms with their compilers cold, or all busy), this thread cuts it itself (in the scan's read
+// buffer, idle meanwhile), rather than wait: the workers only ever add to what one thread does.
+// It yields to its event loop first, so the workers' messages are heard. A worker that
 // fails (throws, exits) fails every segment waiting and every later one with
 // ChunkWorkerFailure: the scan fails, it never falls back to another result. Waits are tied to
 // the workers' exit.
@@ -309,7 +310,8 @@ export class ChunkWorkerPool {
     try {
       segment.resolve(chunkSegment({ fd: segment.file.fd, startBytes: segment.startBytes, endBytes: segment.endBytes, fileSizeBytes: segment.file.sizeBytes, params: segment.file.params, buffer }));
     } catch (error) {
-      segment.reject(error instanceof Error ? error : new Error(String(error)));
+      // A read that failed makes the file unreadable; anything else is a fault of the pool's, and fails the scan.
+      segment.reject(error instanceof SegmentReadFailure ? error : new ChunkWorkerFailure(`cutting a segment on the scanning thread failed: ${error instanceof Error ? error.message : String(error)}`));
     }
   }
 

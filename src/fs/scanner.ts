@@ -112,7 +112,7 @@ export interface ScanResult {
   chunksRead: number;
   /** Chunk references across all files (read now or known from the stat cache). */
   chunks: number;
-  /** Files read that worker threads cut and hashed (the rest were cut on the scanning thread). */
+  /** Files read through the worker threads (chunk-worker-pool.ts; the scanning thread may have cut some of their segments while the workers started); the rest were cut on the scanning thread. */
   filesOnWorkers: number;
   /** Paths not stored, with the reason, for reports (ignored paths are counted, not listed here). */
   skipped: SkippedPath[];

@@ -64,6 +64,8 @@ export const SAVING_MIN = 0.05;
 export const GAIN_MIN = 1.2;
 /** Compressed uploads whose wire rate is at least this share of plain's are taken as limited by the wire. */
 const WIRE_BOUND_SHARE = 0.8;
+/** ... and at most this share, as limited by the node's work. */
+const NODE_BOUND_SHARE = 0.6;
 /** Batches below this are sent as they are (zstd's frame eats the gain). */
 const COMPRESS_BYTES_MIN = 512;
 /** The sample: this many slices spread over the batch, compressed together. */
@@ -252,6 +254,7 @@ export class UploadCompression {
    * as it gets them): set by the caller from the node's health before the first batch.
    */
   framesAccepted = false;
+  private pace: "wire" | "node" | undefined;
   /** Batches compressed at each level, and batches sent plain by why (for the push's report). */
   readonly batchesByLevel = new Map<number, number>();
   readonly plainBecause = new Map<PlainReason, number>();
@@ -286,7 +289,7 @@ export class UploadCompression {
     const sampled = level === null ? undefined : this.wholeBatchSamples.get(level);
     this.wholeBatchSamples.clear();
     if (level === null) return this.plain(batch, this.plainReason);
-    const framed = this.framesAccepted && !this.wireSetsPace();
+    const framed = this.framesAccepted && this.paceSetter() === "node";
     const compressed = framed ? this.timedFrames(batch, level) : sampled ?? this.timedCompress(batch, level);
     if (compressed.length > batch.length * (1 - SAVING_MIN)) return this.plain(batch, "incompressible");
     this.batches.compressed++;
@@ -297,16 +300,23 @@ export class UploadCompression {
   }
 
   /**
-   * Whether the wire, not the node, sets the pace: compressed uploads put bytes on it at least
-   * WIRE_BOUND_SHARE as fast as plain ones. There a batch goes compressed whole, which saves
-   * 3-11% more bytes than frames of each object (docs/benchmarks.md, case 5); elsewhere (the
-   * node's work sets the pace, or nothing says yet) as frames, which the node keeps as they
+   * What sets the pace, once both kinds of upload came back: the wire when compressed uploads
+   * put bytes on it at least WIRE_BOUND_SHARE as fast as plain ones, the node when at most
+   * NODE_BOUND_SHARE (in between, as it was). Where the wire does, or nothing says yet, a batch
+   * goes compressed whole, which saves 3-11% more bytes than frames of each object
+   * (docs/benchmarks.md, case 5); where the node does, as frames, which the node keeps as they
    * come instead of inflating the body and compressing each object again for its store.
    */
-  private wireSetsPace(): boolean {
-    const compressedWire = this.linkBytesPerSecond("compressedWire");
+  private paceSetter(): "wire" | "node" | undefined {
     const plain = this.links.plain.perSecond() === undefined ? undefined : this.linkBytesPerSecond("plain");
-    return compressedWire !== undefined && plain !== undefined && compressedWire >= WIRE_BOUND_SHARE * plain;
+    // (Where the client is late on a loaded machine, the link waits and compressed uploads' wire
+    // rate falls too: frames then, which cost the client what a whole body does and the node less.)
+    const compressedWire = this.links.compressedWire.perSecond() === undefined ? undefined : this.linkBytesPerSecond("compressedWire");
+    if (plain !== undefined && compressedWire !== undefined) {
+      if (compressedWire >= WIRE_BOUND_SHARE * plain) this.pace = "wire";
+      else if (compressedWire <= NODE_BOUND_SHARE * plain) this.pace = "node";
+    }
+    return this.pace;
   }
 
   /**

@@ -408,10 +408,21 @@ describe("UploadCompression with a node that takes objects as frames (upload ite
     return items;
   }
 
-  test("nothing measured yet, or the node setting the pace: the objects go as frames, each inflating to its object", () => {
+  test("nothing measured yet: the body compressed whole (the saving a link would want)", () => {
     const sim = simulated({ kind: "auto" }, MEASURED_MBPS);
     sim.compression.framesAccepted = true;
+    const encoded = sim.compression.encode(objectBatch().batch);
+    expect(encoded.encoding).toBe("zstd");
+    expect(sim.compression.batches.framed).toBe(0);
+  });
+
+  test("the node setting the pace (compressed uploads' wire rate far below plain's): the objects go as frames, each inflating to its object", () => {
+    const sim = simulated({ kind: "level", level: 3 }, MEASURED_MBPS);
+    sim.compression.framesAccepted = true;
     const { batch, objects } = objectBatch();
+    // The node took 100 MB/s of object bytes either way: compressed uploads' wire rate a quarter of plain's.
+    sim.upload(4 * MIB, 100);
+    sim.upload(4 * MIB, 25, MIB);
     const encoded = sim.compression.encode(batch);
     expect(encoded.encoding).toBeNull();
     expect(encoded.compressed).toBe(true);
@@ -420,6 +431,10 @@ describe("UploadCompression with a node that takes objects as frames (upload ite
     expect(items.map((item) => item.kind)).toEqual(objects.map(() => 1));
     items.forEach((item, i) => expect(Buffer.from(item.bytes).equals(Buffer.from(objects[i]!))).toBe(true));
     expect(sim.compression.batches).toEqual({ compressed: 1, plain: 0, framed: 1 });
+    // Measured in between (half plain's wire rate): as it was, frames.
+    sim.upload(4 * MIB, 50, MIB);
+    sim.upload(4 * MIB, 50, MIB);
+    expect(sim.compression.encode(batch).encoding).toBeNull();
   });
 
   test("the wire setting the pace (compressed uploads put bytes on it as fast as plain ones): the body compressed whole", () => {

@@ -79,6 +79,8 @@ export interface PushReport {
   signature_bytes: number;
   /** Compressed batches by zstd level ("3": 12), for seeing what auto chose. */
   batches_by_level: Record<string, number>;
+  /** Of the compressed batches, those sent as a zstd frame per object (upload item kind 1) rather than compressed whole. */
+  batches_framed: number;
   /** Plain batches by why: "setting", "small", "incompressible", "measuring", "faster plain". */
   batches_plain_because: Record<string, number>;
   wire_bytes_sent: number;
@@ -434,6 +436,7 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
       delta_bytes: deltas?.counters.deltaBytes ?? 0,
       signature_bytes: deltas?.counters.signatureBytes ?? 0,
       batches_by_level: Object.fromEntries([...remote.uploadCompression.batchesByLevel].sort(([a], [b]) => a - b)),
+      batches_framed: remote.uploadCompression.batches.framed,
       batches_plain_because: Object.fromEntries(remote.uploadCompression.plainBecause),
       wire_bytes_sent: remote.counters.wireBytesSent,
       wire_bytes_received: remote.counters.wireBytesReceived,

@@ -217,6 +217,8 @@ interface Sample {
   /** CPU seconds of this process (the two proxies) during the run. */
   proxyCpu: number;
   report?: PushReportFields;
+  /** How dsync sent its batches: "L1 3, L7 9, frames 0; plain: measuring 1" (from its report, when it says). */
+  batchesText?: string;
 }
 
 interface CaseResult {
@@ -344,7 +346,10 @@ class Bench {
     await Bun.sleep(50);
     const { up, down } = proxy.counters();
     const sample: Sample = { seconds: timed.seconds, up, down, clientCpu: timed.cpuSeconds, serverCpu: server.cpuSeconds() - serverCpuBefore, proxyCpu: cpuSecondsSince(ownCpuBefore) };
-    if (withReport) sample.report = parseReport(timed.stdout, timed.seconds);
+    if (withReport) {
+      sample.report = parseReport(timed.stdout, timed.seconds);
+      sample.batchesText = batchesText(JSON.parse(timed.stdout) as Record<string, unknown>);
+    }
     return sample;
   }
 
@@ -370,6 +375,16 @@ class Bench {
     for (const dest of dests) await runTimed(["diff", "-r", "-q", "--exclude=.dsync", dir, join(this.moduleDir, dest)]);
     await runTimed([...this.dsync.argv, "diff", dir, `${this.node!.url}/${folder}`], { env: this.env });
   }
+}
+
+/** The report's batches by level, framed, and plain by why, in one line (empty from builds without them). */
+function batchesText(raw: Record<string, unknown>): string | undefined {
+  const byLevel = raw.batches_by_level as Record<string, number> | undefined;
+  const because = raw.batches_plain_because as Record<string, number> | undefined;
+  if (!byLevel || !because) return undefined;
+  const levels = Object.entries(byLevel).map(([level, n]) => `L${level} ${n}`).join(", ") || "none compressed";
+  const plain = Object.entries(because).map(([why, n]) => `${why} ${n}`).join(", ") || "none";
+  return `${levels}${typeof raw.batches_framed === "number" ? `, framed ${raw.batches_framed}` : ""}; plain: ${plain}`;
 }
 
 function cpuSecondsSince(before: NodeJS.CpuUsage): number {
@@ -627,7 +642,7 @@ async function caseCompressible(bench: Bench): Promise<CaseResult> {
         }
         const sample = await bench.runTool(tool, root, "compressible", dest);
         samples[tool].push(sample);
-        const batches = sample.report ? `, batches compressed ${sample.report.batches_compressed} of ${sample.report.batches_compressed + sample.report.batches_plain}` : "";
+        const batches = sample.report ? `, batches compressed ${sample.report.batches_compressed} of ${sample.report.batches_compressed + sample.report.batches_plain}${sample.batchesText ? ` (${sample.batchesText})` : ""}` : "";
         log(`  case 5 run ${run + 1} ${tool}: ${sample.seconds.toFixed(2)} s, ${formatBytes(sample.up + sample.down)}${batches}`);
         if (tool === "dsync" && run === 0) await runTimed([...bench.dsync.argv, "diff", root, `${bench.node!.url}/compressible`], { env: bench.env });
         if (tool !== "dsync") {

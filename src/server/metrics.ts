@@ -130,6 +130,8 @@ export class NodeMetrics {
   private readonly pulls: Counter<"result">;
   private readonly replicationVersions: Counter;
   private readonly notices: Counter<"direction">;
+  private readonly storedNotices: Counter<"direction">;
+  private readonly fetchedAhead: Counter<"unit">;
   private readonly gauges: Record<string, Gauge<string>>;
   private readonly mirrored: Record<string, Counter<string>>;
 
@@ -165,6 +167,8 @@ export class NodeMetrics {
     this.pulls = counter("dsync_replication_pulls_total", "Replication pulls from peers: ok (the peer's head integrated) or failed.", ["result"]);
     this.replicationVersions = counter("dsync_replication_versions_received_total", "Versions received from peers and recorded.");
     this.notices = counter("dsync_replication_notices_total", "Head-change notices sent to and received from peers.", ["direction"]);
+    this.storedNotices = counter("dsync_replication_stored_notices_total", "Stored-objects notices (a push's upload groups, for fetching ahead) sent to and received from peers.", ["direction"]);
+    this.fetchedAhead = counter("dsync_replication_fetched_ahead_total", "Objects and their bytes fetched from peers ahead of a head, on their stored-objects notices.", ["unit"]);
     this.mirrored = {
       scrubBytes: counter("dsync_scrub_verified_bytes_total", "Bytes re-read by the background scrub."),
       scrubPasses: counter("dsync_scrub_passes_total", "Complete passes of the background scrub over the store."),
@@ -337,6 +341,10 @@ export class NodeMetrics {
     setCounter(this.replicationVersions, {}, stats?.versionsReceived ?? 0);
     setCounter(this.notices, { direction: "sent" }, stats?.noticesSent ?? 0);
     setCounter(this.notices, { direction: "received" }, stats?.noticesReceived ?? 0);
+    setCounter(this.storedNotices, { direction: "sent" }, stats?.storedNoticesSent ?? 0);
+    setCounter(this.storedNotices, { direction: "received" }, stats?.storedNoticesReceived ?? 0);
+    setCounter(this.fetchedAhead, { unit: "objects" }, stats?.objectsFetchedAhead ?? 0);
+    setCounter(this.fetchedAhead, { unit: "bytes" }, stats?.bytesFetchedAhead ?? 0);
     // Replication's head changes join those the API made in one counter.
     setCounter(this.commits, { origin: "replication", outcome: "fast_forward" }, stats?.fastForwards ?? 0);
     setCounter(this.commits, { origin: "replication", outcome: "merged" }, stats?.merges ?? 0);

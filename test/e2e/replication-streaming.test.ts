@@ -101,6 +101,10 @@ test("a streaming peer fetches a push while it arrives and ends with what a peer
   expect(atHead.objectsFetchedAhead).toBe(0);
   // Every object came once: what came ahead was not fetched again at the head.
   expect(streamed.objectsFetchedAhead + streamed.objectsFetched).toBe(atHead.objectsFetched);
+  // And an operator sees it in the metrics.
+  const metrics = await (await fetch(`${b.url}/metrics`)).text();
+  expect(Number(/^dsync_replication_fetched_ahead_total\{unit="objects"\} (\d+)$/m.exec(metrics)?.[1])).toBe(streamed.objectsFetchedAhead);
+  expect(Number(/^dsync_replication_stored_notices_total\{direction="sent"\} (\d+)$/m.exec(await (await fetch(`${a.url}/metrics`)).text())?.[1])).toBeGreaterThan(0);
 
   // A pull from the streaming peer is the pushed directory.
   const pulled = join(tempDir(), "pulled");

@@ -53,6 +53,22 @@ test("the binary serves, pushes and pulls, with native BLAKE3 inside", async () 
   expect((await runCli(["diff", source, target], { binary })).code).toBe(0);
 });
 
+test("the binary sends an update's changed chunks as deltas (zstd with a dictionary inside it), and the node rebuilds them", async () => {
+  const dir = join(tempDir(), "bindelta");
+  const words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split(" ");
+  const text = (seed: number) => Array.from({ length: 60_000 }, (_, i) => words[(i * 7 + seed * (i % 13)) % words.length]).join(" ");
+  const before = text(1);
+  writeTree(dir, { "library.js": before });
+  expect((await runCli(["push", dir, "--remote", node.url, "--folder", "bindelta"], { binary, cwd: tempDir() })).code).toBe(0);
+  // Every 20 000 characters a few change: each chunk differs a little from the one it replaces.
+  const after = before.replace(/(.{20000})/gs, "$1/* 2 */");
+  writeFileSync(join(dir, "library.js"), after);
+  const pushed = await runCli(["push", dir, "--remote", node.url, "--folder", "bindelta", "--json"], { binary, cwd: tempDir() });
+  expect(pushed.code).toBe(0);
+  expect(pushed.json<{ chunks_as_delta: number }>().chunks_as_delta).toBeGreaterThan(0);
+  expect((await runCli(["diff", dir, `${node.url}/bindelta`], { binary })).code).toBe(0);
+});
+
 test("the binary carries the ignore package: git's POSIX classes and nested files, seen by push --dry-run", async () => {
   const dir = join(tempDir(), "binignore");
   writeTree(dir, { ".dsyncignore": "[[:digit:]]*.dat\n", "1data.dat": "1", "data.dat": "d", sub: { ".dsyncignore": "!2keep.dat\n", "2keep.dat": "k" } });

@@ -64,8 +64,16 @@ export const SAVING_MIN = 0.05;
 export const GAIN_MIN = 1.2;
 /** Compressed uploads whose wire rate is at least this share of plain's are taken as limited by the wire. */
 const WIRE_BOUND_SHARE = 0.8;
-/** ... and at most this share, as limited by the node's work. */
-const NODE_BOUND_SHARE = 0.6;
+/**
+ * What sets the pace, by the node's intake of object bytes in compressed uploads against plain
+ * ones: the wire when compressed ones come at least this many times faster (a link takes them
+ * about 1/ratio times faster), the node when at most NODE_BOUND_GAIN (its work is the same for
+ * the same objects). Object rates, not wire rates: a fixed round trip per request makes small
+ * compressed bodies look slower per wire byte than large plain ones (20 ms each way sent three
+ * batches of case 5 as frames, read as the node setting the pace, on a 100 Mbit/s link).
+ */
+const WIRE_BOUND_GAIN = 1.5;
+const NODE_BOUND_GAIN = 1.15;
 /** Batches below this are sent as they are (zstd's frame eats the gain). */
 const COMPRESS_BYTES_MIN = 512;
 /** The sample: this many slices spread over the batch, compressed together. */
@@ -300,21 +308,18 @@ export class UploadCompression {
   }
 
   /**
-   * What sets the pace, once both kinds of upload came back: the wire when compressed uploads
-   * put bytes on it at least WIRE_BOUND_SHARE as fast as plain ones, the node when at most
-   * NODE_BOUND_SHARE (in between, as it was). Where the wire does, or nothing says yet, a batch
-   * goes compressed whole, which saves 3-11% more bytes than frames of each object
-   * (docs/benchmarks.md, case 5); where the node does, as frames, which the node keeps as they
-   * come instead of inflating the body and compressing each object again for its store.
+   * What sets the pace, once both kinds of upload came back (WIRE_BOUND_GAIN, NODE_BOUND_GAIN;
+   * in between, as it was). Where the wire does, or nothing says yet, a batch goes compressed
+   * whole, which saves 3-11% more bytes than frames of each object (docs/benchmarks.md, case 5);
+   * where the node does, as frames, which the node keeps as they come instead of inflating the
+   * body and compressing each object again for its store.
    */
   private paceSetter(): "wire" | "node" | undefined {
     const plain = this.links.plain.perSecond() === undefined ? undefined : this.linkBytesPerSecond("plain");
-    // (Where the client is late on a loaded machine, the link waits and compressed uploads' wire
-    // rate falls too: frames then, which cost the client what a whole body does and the node less.)
-    const compressedWire = this.links.compressedWire.perSecond() === undefined ? undefined : this.linkBytesPerSecond("compressedWire");
-    if (plain !== undefined && compressedWire !== undefined) {
-      if (compressedWire >= WIRE_BOUND_SHARE * plain) this.pace = "wire";
-      else if (compressedWire <= NODE_BOUND_SHARE * plain) this.pace = "node";
+    const compressed = this.links.compressed.perSecond() === undefined ? undefined : this.linkBytesPerSecond("compressed");
+    if (plain !== undefined && compressed !== undefined) {
+      if (compressed >= WIRE_BOUND_GAIN * plain) this.pace = "wire";
+      else if (compressed <= NODE_BOUND_GAIN * plain) this.pace = "node";
     }
     return this.pace;
   }

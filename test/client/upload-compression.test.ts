@@ -449,6 +449,21 @@ describe("UploadCompression with a node that takes objects as frames (upload ite
     expect(sim.compression.batches.framed).toBe(0);
   });
 
+  test("a round trip per request on a slow link does not read as the node setting the pace", () => {
+    const sim = simulated({ kind: "auto" }, MEASURED_MBPS);
+    sim.compression.framesAccepted = true;
+    const { batch } = objectBatch();
+    // 100 Mbit/s and 40 ms per request: 4 MiB plain in 0.375 s, its tenth compressed in 0.074 s.
+    // Per wire byte the compressed upload went at half plain's rate; per object byte five times faster.
+    const plainSeconds = (4 * MIB) / 12.5e6 + 0.04;
+    const compressedSeconds = (0.4 * MIB) / 12.5e6 + 0.04;
+    sim.upload(4 * MIB, (4 * MIB) / plainSeconds / 1e6);
+    sim.upload(4 * MIB, (0.4 * MIB) / compressedSeconds / 1e6, Math.round(0.4 * MIB));
+    const encoded = sim.compression.encode(batch);
+    expect(encoded.encoding).toBe("zstd");
+    expect(sim.compression.batches.framed).toBe(0);
+  });
+
   test("a node that does not list kind 1 never gets frames", () => {
     const sim = simulated({ kind: "level", level: 3 }, MEASURED_MBPS);
     const encoded = sim.compression.encode(objectBatch().batch);

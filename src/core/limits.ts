@@ -68,6 +68,13 @@ export const LIMITS = {
    */
   signatureIdsMax: 256,
   signatureReplyBytesMax: 8 * 1024 * 1024,
+  /**
+   * Work one upload request's deltas (items of kind 2) may cost the node: the bytes they rebuild
+   * (a client closes a batch at 4 MiB of them) and the bytes of bases read for them. A delta is
+   * small on the wire and the work it names is not, so it is bounded per request, not by the body.
+   */
+  deltaRebuiltBytesMaxPerRequest: 64 * 1024 * 1024,
+  deltaBaseBytesMaxPerRequest: 256 * 1024 * 1024,
   /** Target size of one upload/download batch, in bytes. */
   batchBytesTarget: 4 * 1024 * 1024,
   /** Requests a client keeps in flight at once. */

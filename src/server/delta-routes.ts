@@ -8,7 +8,9 @@
 //
 // A delta is rebuilt from bases the token may read and the node holds, each read verified; a
 // base that is neither is a clear refusal of the batch (400), and the rebuilt bytes must hash to
-// the item's id (422 otherwise) before anything is stored.
+// the item's id (422 otherwise) before anything is stored. What one request's deltas may cost is
+// bounded (LIMITS.deltaRebuiltBytesMaxPerRequest, deltaBaseBytesMaxPerRequest), since a delta of
+// a few bytes can name megabytes of work.
 import type { Context, Hono } from "hono";
 import { blake3 } from "../core/blake3.ts";
 import { blockSignatures, DEFAULT_BLOCK_BYTES } from "../core/block-signatures.ts";
@@ -37,11 +39,14 @@ export function registerDeltaRoutes(app: Hono, node: DsyncNode, visibility: Obje
     const shownKeys = new Set(shown.map(idToHex));
     const signatures: Uint8Array[] = [];
     let total = 0;
+    // Objects read to sign, bounded like a download's (64 MiB): ids past it get no signatures.
+    let readBytes = 0;
     // A few objects per read (one index lookup for them), let go as soon as they are signed.
     for (let at = 0; at < ids.length; at += SIGNED_PER_READ) {
       const group = ids.slice(at, at + SIGNED_PER_READ);
       const readable = group.filter((id) => shownKeys.has(idToHex(id)));
-      const read = total < LIMITS.signatureReplyBytesMax && readable.length > 0 ? await node.getObjects(readable) : [];
+      const read = total < LIMITS.signatureReplyBytesMax && readBytes < LIMITS.requestBodyBytesMax && readable.length > 0 ? await node.getObjects(readable) : [];
+      for (const bytes of read) readBytes += bytes?.length ?? 0;
       let next = 0;
       for (const id of group) {
         let signed: Uint8Array = new Uint8Array(0);
@@ -60,8 +65,12 @@ export function registerDeltaRoutes(app: Hono, node: DsyncNode, visibility: Obje
 
 /** The rebuilder of the upload route for one request: bases read within what its token may see. */
 export function deltaRebuilder(c: Context, node: DsyncNode, visibility: ObjectVisibility): DeltaRebuilder {
+  let rebuiltBytes = 0;
+  let baseBytes = 0;
   return async (id: ObjectId, deltaBytes: Uint8Array, baseId: ObjectId) => {
     const delta = decodeDeltaFrame(deltaBytes);
+    rebuiltBytes += delta.rebuiltBytes;
+    if (rebuiltBytes > LIMITS.deltaRebuiltBytesMaxPerRequest) throw new DecodeError(`the deltas of one upload rebuild at most ${LIMITS.deltaRebuiltBytesMaxPerRequest} bytes; send fewer per batch`);
     const ids = deltaBases(baseId, delta);
     const { hidden } = await visibility.split(c, ids);
     // A base the token may not read is refused in the same words as one the node lacks.
@@ -72,8 +81,10 @@ export function deltaRebuilder(c: Context, node: DsyncNode, visibility: ObjectVi
     for (const base of ids) {
       const found = hiddenKeys.has(idToHex(base)) ? undefined : bytes[read++];
       if (!found) throw new DecodeError(`delta base ${idToHex(base)} of object ${idToHex(id)} is not held here; send the object whole`);
+      baseBytes += found.length;
       bases.push(found);
     }
+    if (baseBytes > LIMITS.deltaBaseBytesMaxPerRequest) throw new DecodeError(`the deltas of one upload read at most ${LIMITS.deltaBaseBytesMaxPerRequest} bytes of bases; send fewer per batch`);
     const rebuilt = rebuildFromDelta(delta, bases);
     const actual = blake3(rebuilt);
     if (!idEquals(actual, id)) throw new ObjectHashMismatchError(idToHex(id), idToHex(actual));

@@ -93,8 +93,12 @@ export function decodeDeltaFrame(bytes: Uint8Array): DeltaFrame {
     runs.push(run);
     at += RUN_BYTES;
   }
-  // The dictionary is bounded like an object: a delta naming more is refused before any base is read.
-  if (dictionaryBytes(runs, blockBytes) > LIMITS.objectBytesMax) throw new DecodeError(`the delta's dictionary exceeds ${LIMITS.objectBytesMax} bytes`);
+  // The dictionary is blocks found in the rebuilt object, none overlapping: never longer than it.
+  // A delta naming more is refused before any base is read.
+  if (dictionaryBytes(runs, blockBytes) > rebuiltBytes) throw new DecodeError(`the delta's dictionary is longer than the ${rebuiltBytes} bytes it rebuilds`);
+  // Every base is one a run takes blocks of (a base named for nothing would only cost its read).
+  const used = new Set(runs.map((run) => run.base));
+  if (used.size !== further + 1) throw new DecodeError(`the delta names ${further + 1} bases and takes blocks of ${used.size}`);
   return { blockBytes, rebuiltBytes, furtherBases, runs, frame: bytes.subarray(at) };
 }
 

@@ -145,6 +145,11 @@ describe("delta frames", () => {
     expect(bad((b) => (b[6] = 200))).toThrow("bases");
     expect(() => decodeDeltaFrame(good.bytes.subarray(0, 9))).toThrow();
     expect(bad((b) => new DataView(b.buffer).setUint32(7, 1_000_000))).toThrow("ends inside its runs");
+    // A dictionary longer than the object (blocks found never overlap in it), a base no run uses.
+    const runs = (list: { base: number; firstBlock: number; blocks: number }[], further: Uint8Array[] = [], rebuiltBytes = 10000) =>
+      () => decodeDeltaFrame(encodeDeltaFrame({ blockBytes: 512, rebuiltBytes, furtherBases: further as never, runs: list, frame: new Uint8Array(4) }));
+    expect(runs([{ base: 0, firstBlock: 0, blocks: 19 }], [], 9000)).toThrow("longer than the 9000 bytes");
+    expect(runs([{ base: 0, firstBlock: 0, blocks: 2 }], [new Uint8Array(32)])).toThrow("names 2 bases and takes blocks of 1");
     // A run past its base, a base not given, a declared length the frame does not have.
     expect(() => rebuildFromDelta({ ...decoded, runs: [{ base: 0, firstBlock: 19, blocks: 1 }] }, good.bases)).toThrow("of a base of 19 blocks");
     expect(() => rebuildFromDelta(decoded, [])).toThrow("names base 0 of 0");

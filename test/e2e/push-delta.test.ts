@@ -296,6 +296,20 @@ describe("hostile deltas", () => {
     unknownKind[5 + 35] = 3;
     await refused(ADMIN, unknownKind, 400, "unknown item kind 3");
     expect(await getObject(node, freshId)).toBeUndefined();
+    // One request's deltas rebuild at most 64 MiB: eight of 8 MiB pass, a ninth is refused.
+    const bigDeltas = Array.from({ length: 9 }, (_, i) => {
+      const big = new Uint8Array(8 * 1024 * 1024);
+      big.set(old, i * 1000);
+      return { id: blake3(big), delta: deltaAgainst(big, old), base: oldId };
+    });
+    const bigBody = (items: typeof bigDeltas) => {
+      const writer = new ObjectBatchWriter(new Uint8Array(4 * 1024 * 1024));
+      for (const item of items) writer.appendDelta(item.id, item.delta, item.base);
+      return writer.finish().slice();
+    };
+    await refused(ADMIN, bigBody(bigDeltas), 400, "rebuild at most 67108864 bytes");
+    expect(await getObject(node, bigDeltas[8]!.id)).toBeUndefined();
+    expect((await call(node, ADMIN, "/v1/objects/upload", bigBody(bigDeltas.slice(0, 8)))).status).toBe(200);
     // The same delta from a token that may read the base is taken, and the object is the new bytes.
     const taken = await call(node, ADMIN, "/v1/objects/upload", batchOf([{ id: freshId, delta, base: oldId }]));
     expect(taken.status).toBe(200);

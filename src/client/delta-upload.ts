@@ -1,4 +1,4 @@
-// Deltas for an update push (docs/formats.md, "Delta frames"): a changed file's new chunks sent
+// Deltas for an update push (docs/format.md, "Delta frames"): a changed file's new chunks sent
 // as zstd frames whose dictionary is made of blocks of the chunks the same path held in the last
 // synced version. The client no longer holds those old bytes (the file was overwritten), but it
 // knows their ids (the local node cache), and the node holds them: the node sends their block
@@ -9,13 +9,14 @@
 //
 // Signatures are asked for ahead of need, in the plan's order and in requests of up to
 // LIMITS.signatureIdsMax ids that span files, one after another in the background while the
-// upload goes on: first each file's first PROBE_BYTES of old chunks, then, for a file whose
-// deltas pay, up to WINDOW_AHEAD_BYTES past the chunk being sent. A delta is sent only where it
-// pays: it must come to less than DELTA_PAYS of the chunk's own zstd frame at the same level
-// (plain chunks travel in batches compressed as a whole, which gain some 10% over chunk by
-// chunk); a file whose deltas have saved less than twice the signature bytes they cost asks for
-// no more (a rebuilt binary shares few whole blocks with its old build: its deltas would cost
-// more than they save).
+// upload goes on: first each file's first PROBE_BYTES of old chunks (at most REQUESTS_AHEAD_MAX
+// requests waiting, FILES_AHEAD_MAX files ahead), then, for a file whose deltas pay, up to
+// WINDOW_AHEAD_BYTES past the chunk being sent. A delta is sent only where it pays: it must come
+// to less than DELTA_PAYS of the chunk's own zstd frame at the same level (plain chunks travel in
+// batches compressed as a whole, which gain some 10% over chunk by chunk); a file whose deltas
+// saved less than twice the signature bytes of the last window asks for no more, and the rest of
+// it is neither matched nor sent as deltas (a rebuilt binary shares few whole blocks with its old
+// build: its deltas would cost more than they save).
 import { BlockIndex, blockCount, DEFAULT_BLOCK_BYTES, SIGNATURE_BYTES, type BlockMatch } from "../core/block-signatures.ts";
 import { dictionaryFromFresh, runsFromMatches } from "../core/delta-base.ts";
 import type { ObjectId } from "../core/id.ts";

@@ -1,5 +1,5 @@
 // Block signatures of an old chunk, and finding its blocks again in new bytes: the first half of
-// a delta against a chunk only the receiving side holds (docs/formats.md, "Delta frames").
+// a delta against a chunk only the receiving side holds (docs/format.md, "Delta frames").
 //
 // The node cuts the old chunk into fixed blocks and sends, per block, a weak rolling checksum
 // (rsync's, 32 bits) and the first 8 bytes of the block's BLAKE3. The sender rolls the weak

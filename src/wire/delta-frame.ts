@@ -1,4 +1,4 @@
-// The delta of an upload item of kind 2 (docs/formats.md, "Delta frames"): an object sent as a
+// The delta of an upload item of kind 2 (docs/format.md, "Delta frames"): an object sent as a
 // zstd frame compressed with a dictionary made of blocks of old chunks the node holds (the
 // bases), so what the old chunks share with it costs matches, not bytes. The sender found those
 // blocks by the node's block signatures (src/core/block-signatures.ts) in its own new bytes;

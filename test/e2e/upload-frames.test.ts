@@ -3,11 +3,15 @@
 // (no recompression); a batch holding a frame whose content is not its id (422), a frame
 // inflating past the object bound, a malformed frame or an unknown kind (400) is refused with a
 // reason and stores nothing of its group; an old client's plain pairs keep working beside them,
-// whole-body zstd included.
+// whole-body zstd included; and the client sends frames only to a node whose health lists kind 1
+// (an older node, its health without "uploadItems", gets plain pairs or a zstd body).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ObjectBatchWriter } from "../../src/client/batch-writer.ts";
+import { RemoteNode } from "../../src/client/remote.ts";
+import { parseCompressSetting } from "../../src/client/upload-compression.ts";
+import { decodeObjectBatch } from "../../src/wire/formats.ts";
 import { reframeBatch } from "../../src/client/batch-frames.ts";
 import { blake3 } from "../../src/core/blake3.ts";
 import { idToHex, type ObjectId } from "../../src/core/id.ts";
@@ -134,5 +138,63 @@ describe("upload items of kind 1 on a node", () => {
     const reply = await upload(new Uint8Array(Bun.zstdCompressSync(body, { level: 1 })), { "content-encoding": "zstd" });
     expect(reply.status).toBe(200);
     expect(await getObject(id)).toEqual(bytes);
+  });
+});
+
+/** Whether an upload body holds an item of kind 1 (the writer's spelling: fixarray(3), bin8 id, kind 1). */
+function holdsFrame(body: Uint8Array): boolean {
+  for (let at = 0; at + 36 < body.length; at++) if (body[at] === 0x93 && body[at + 1] === 0xc4 && body[at + 2] === 32 && body[at + 35] === 1) return true;
+  return false;
+}
+
+/** A proxy in front of the node that records upload bodies and, with `hideItems`, plays an older node: its health without "uploadItems". */
+function proxyTo(target: NodeProcess, hideItems: boolean) {
+  const uploads: { body: Uint8Array; encoding: string | null }[] = [];
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      const url = new URL(request.url);
+      const body = request.method === "GET" ? undefined : new Uint8Array(await request.arrayBuffer());
+      if (url.pathname === "/v1/objects/upload" && body) uploads.push({ body, encoding: request.headers.get("content-encoding") });
+      const headers = new Headers(request.headers);
+      headers.delete("host");
+      const reply = await fetch(`${target.url}${url.pathname}${url.search}`, { method: request.method, headers, body: body as Uint8Array<ArrayBuffer> | undefined });
+      if (url.pathname !== "/v1/health" || !hideItems) return reply;
+      const health = (await reply.json()) as Record<string, unknown>;
+      delete health.uploadItems;
+      return Response.json(health, { status: reply.status, headers: { "x-dsync-node": reply.headers.get("x-dsync-node") ?? "" } });
+    },
+  });
+  return { url: `http://127.0.0.1:${server.port}`, uploads, stop: () => server.stop(true) };
+}
+
+describe("which nodes get frames", () => {
+  test("a batch the client would send as frames goes as frames only to a node that lists kind 1", async () => {
+    const objects = [textOf(40, 60_000), textOf(41, 30_000)].map((bytes) => ({ id: blake3(bytes), bytes }));
+    for (const hideItems of [false, true]) {
+      const proxy = proxyTo(node, hideItems);
+      try {
+        const remote = new RemoteNode(proxy.url, undefined, { compress: parseCompressSetting("3") });
+        // As push --compress does once it finds the node sets the pace: frames, where they are taken.
+        (remote.uploadCompression as unknown as { paceSetter: () => string }).paceSetter = () => "node";
+        await remote.uploadEncoded(plainBatch(objects));
+        expect(proxy.uploads.length).toBe(1);
+        const [{ body, encoding }] = proxy.uploads as [{ body: Uint8Array; encoding: string | null }];
+        if (hideItems) {
+          // The older node: a zstd body of plain pairs, which any reader of the batch takes.
+          expect(encoding).toBe("zstd");
+          const inflated = new Uint8Array(Bun.zstdDecompressSync(body));
+          expect(holdsFrame(inflated)).toBe(false);
+          expect(decodeObjectBatch(inflated).map((o) => idToHex(o.id))).toEqual(objects.map((o) => idToHex(o.id)));
+        } else {
+          expect(encoding).toBeNull();
+          expect(holdsFrame(body)).toBe(true);
+        }
+        for (const o of objects) expect(await getObject(o.id)).toEqual(o.bytes);
+      } finally {
+        proxy.stop();
+      }
+    }
   });
 });

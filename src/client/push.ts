@@ -324,6 +324,10 @@ export async function push(dir: string, options: PushOptions = {}): Promise<Push
   remote.useFolder(folder);
   const sameTarget = !rebound && state.remote === remoteUrl && state.folder === folder;
   const parent = sameTarget ? state.lastVersion ?? null : null;
+  // A first push uploads: which upload items the node takes (asked once, before the first batch
+  // goes) is asked now, so the answer comes while the local caches open, not in front of the
+  // first upload. A later push asks only if it sends anything.
+  if (parent === null) void remote.uploadItemKinds();
 
   const caches = await openLocalCaches(dir);
   try {

@@ -124,6 +124,10 @@ describe("push with deltas", () => {
     // Many small changed files: their signatures are asked for ahead, in requests spanning files.
     const modules = Array.from({ length: 40 }, (_, i) => text(100 + i, 9_000 + i * 300));
     modules.forEach((module, i) => writeFileSync(join(v1, "lib", `module-${i}.js`), module));
+    // Stretches moved and cut: a new chunk's blocks come from several old chunks (further bases).
+    const bundle = text(50, 800_000);
+    writeFileSync(join(v1, "lib", "bundle.js"), bundle);
+    const bundle2 = bundle.slice(300_000, 420_000) + bundle.slice(0, 150_000) + bundle.slice(160_000, 300_000) + bundle.slice(420_000);
     const dirs = { delta: join(tempDir(), "d"), whole: join(tempDir(), "w") };
     for (const dir of Object.values(dirs)) cpSync(v1, dir, { recursive: true });
     await push(deltaNode, dirs.delta);
@@ -137,9 +141,10 @@ describe("push with deltas", () => {
       writeFileSync(join(dir, "app.bin"), binary2);
       writeFileSync(join(dir, "README"), "version 2\n");
       modules.forEach((module, i) => writeFileSync(join(dir, "lib", `module-${i}.js`), edited(module, 200 + i)));
+      writeFileSync(join(dir, "lib", "bundle.js"), bundle2);
     }
     // The same mtimes on both sides, so the two trees are the same version root.
-    for (const dir of Object.values(dirs)) for (const path of ["lib/library.js", "app.bin", "README", ...modules.map((_, i) => `lib/module-${i}.js`), "lib"]) utimesSync(join(dir, path), 1_700_000_000, 1_700_000_000);
+    for (const dir of Object.values(dirs)) for (const path of ["lib/library.js", "lib/bundle.js", "app.bin", "README", ...modules.map((_, i) => `lib/module-${i}.js`), "lib"]) utimesSync(join(dir, path), 1_700_000_000, 1_700_000_000);
     const sent = await push(deltaNode, dirs.delta);
     const whole = await push(wholeNode, dirs.whole, { DSYNC_DELTA: "0" });
     expect(sent.root).toBe(whole.root);

@@ -150,7 +150,9 @@ export class ChunkWorkerPool {
   private readonly running = new Map<number, Segment>();
   private readonly freeBuffers: ArrayBuffer[] = [];
   private buffersMade = 0;
-  private readonly buffersMax: number;
+  /** Buffers that may be made now: one per worker, up to `buffersLimit` once this thread has had to wait. */
+  private buffersMax: number;
+  private readonly buffersLimit: number;
   /** This thread's own buffer, for the segments it cuts itself. */
   private hereBuffer: ArrayBuffer | undefined;
   /** Whether a segment cut here is being delivered from it. */
@@ -177,10 +179,14 @@ export class ChunkWorkerPool {
     this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
     this.cutWhileWaiting = options.cutWhileWaiting ?? true;
     if (!Number.isSafeInteger(this.segmentBytes) || this.segmentBytes < 64 * 1024) throw new Error(`segments must be at least 64 KiB, got ${this.segmentBytes}`);
-    // Two per worker: each has the next queued behind the one it cuts. With one more than the
-    // workers instead (4.25 MiB less for two), one worker waited on the other's segment ahead of
-    // its own and cut 40% less (109 + 67 ms of CPU against 91 + 88 ms for 192 MiB).
-    this.buffersMax = RUNNING_PER_WORKER * this.threads;
+    // One per worker to begin with, two once this thread has waited for a worker within a file
+    // (it takes chunks faster than they come): then each worker has the next queued behind the
+    // one it cuts. With one more than the workers instead, one worker waited on the other's
+    // segment ahead of its own and cut 40% less (109 + 67 ms of CPU against 91 + 88 ms for 192
+    // MiB). A scan whose sink is the slower side (a push, a store) never waits, and keeps one
+    // per worker: 8.5 MiB less for two.
+    this.buffersLimit = RUNNING_PER_WORKER * this.threads;
+    this.buffersMax = this.threads;
     const specifier = options.workerSpecifier ?? defaultWorkerSpecifier();
     for (let i = 0; i < this.threads; i++) {
       // The small heap: a worker holds a segment's lengths and ids at a time, and it took ~7 MB off a push's peak.
@@ -278,6 +284,13 @@ export class ChunkWorkerPool {
     this.closed = true;
     this.failAll(new ChunkWorkerFailure("the chunk worker pool was closed"));
     for (const slot of this.slots) slot.worker.terminate();
+  }
+
+  /** This thread is about to wait for a worker's segment: the workers are the slower side, so each may have one more queued. */
+  waitingForWorkers(): void {
+    if (this.buffersMax >= this.buffersLimit) return;
+    this.buffersMax++;
+    this.dispatch();
   }
 
   /** Gives a delivered segment's buffer back for the next one. */
@@ -431,6 +444,9 @@ export class FileChunking {
           await new Promise<void>((resolve) => setImmediate(resolve));
           this.pool.cutHereIfWaiting(segment, lent);
         }
+        // Waiting within a file (not for its first segment, which every file waits for): the
+        // workers are behind.
+        if (segment.state === "running" && segment !== this.segments[0]) this.pool.waitingForWorkers();
         const reply = await segment.reply;
         const delivered = position;
         try {

@@ -221,6 +221,37 @@ describe("this thread's share: segments no worker took are cut here, with the sa
     }
   });
 
+  test("a sink slower than the workers keeps one segment buffer per worker; one that waits for them gets two", async () => {
+    // Segments of 1 MiB, some 16 chunks each: delivering one takes the slow sink ~32 ms, cutting one a worker ~1 ms.
+    const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: MiB, cutWhileWaiting: false });
+    try {
+      await pool.whenReady();
+      const dir = tempDir();
+      const path = join(dir, "slow-sink");
+      writeFileSync(path, randomBytes(8 * MiB, 84));
+      const expected = await oneThreadChunks(path, DEFAULT_CHUNKER_PARAMS);
+      const fd = openSync(path, "r");
+      try {
+        const chunks: string[] = [];
+        await pool.submitFile(fd, fstatSync(fd).size, DEFAULT_CHUNKER_PARAMS).forEachChunk(async (c) => {
+          await Bun.sleep(2);
+          chunks.push(`${c.offsetBytes}:${c.bytes.length}:${idToHex(c.id)}`);
+        });
+        expect(chunks).toEqual(expected);
+      } finally {
+        closeSync(fd);
+      }
+      expect(pool.buffersAllocated).toBe(2);
+      // A sink that takes chunks at once waits for the workers: each gets a second buffer.
+      const fast = join(dir, "fast-sink");
+      writeFileSync(fast, randomBytes(24 * MiB, 85));
+      expect(await workerChunks(pool, fast, DEFAULT_CHUNKER_PARAMS)).toEqual(await oneThreadChunks(fast, DEFAULT_CHUNKER_PARAMS));
+      expect(pool.buffersAllocated).toBe(4);
+    } finally {
+      await pool.close();
+    }
+  });
+
   test("ready workers and this thread together (as a scan runs): the one-thread chunks", async () => {
     const pool = new ChunkWorkerPool({ threads: 2, segmentBytes: SEGMENT });
     try {

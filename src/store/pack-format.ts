@@ -2,7 +2,7 @@
 //
 // Every record carries the id of its object, so the index can be rebuilt from the packs alone.
 // There is no checksum: the id is the BLAKE3 of the raw bytes, and every read re-hashes.
-// docs/format-store.md describes the same layout in prose.
+// docs/format.md ("Object store on disk") describes the same layout in prose.
 import { ID_LENGTH_BYTES, idFromBytes, type ObjectId } from "../core/id.ts";
 import { LIMITS } from "../core/limits.ts";
 

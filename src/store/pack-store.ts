@@ -5,7 +5,7 @@
 // exists, and rows are committed only after their bytes are flushed, so a crash can leave
 // unacknowledged bytes at a pack's end but never a visible half object; rows lost with a commit
 // that did not wait for the disk are found again from the flushed records past the committed
-// end. Layout and recovery rules: docs/format.md ("Opening and crash recovery").
+// end. Layout and recovery rules: docs/format.md ("Object store on disk", "Opening and crash recovery").
 import { join } from "node:path";
 import { idToHex, type ObjectId } from "../core/id.ts";
 import {

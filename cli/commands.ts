@@ -51,7 +51,7 @@ export const ENVIRONMENT = {
   TMPDIR: "Where the compiled binary unpacks its native BLAKE3; must be writable",
   DSYNC_ENTRY_CALLS: "\"node\" makes the scan look at entries through node:fs instead of statx/openat on libc (same answers, slower)",
   DSYNC_DELTA: "\"0\" makes push send changed files' chunks whole instead of as deltas against the chunks they replaced (same version either way)",
-  DSYNC_CHUNK_THREADS: "Threads that cut and hash large files while scanning (1: no worker threads; default: the machine's cores, at most 4; same chunks either way)",
+  DSYNC_CHUNK_THREADS: "Threads that cut and hash large files while scanning, the scanning thread included (1: no worker threads; default: the machine's cores, at most 4; same chunks either way)",
 } as const;
 
 export type EnvironmentName = keyof typeof ENVIRONMENT;

@@ -294,7 +294,7 @@ class Scanner {
     if (!this.pool) {
       this.workerBytesSeen += sizeBytes;
       if (sizeBytes < WORKERS_START_BYTES && this.workerBytesSeen < WORKERS_START_BYTES) return undefined;
-      this.pool = new ChunkWorkerPool({ threads: this.chunkThreads });
+      this.pool = new ChunkWorkerPool({ threads: workerThreadsFor(this.chunkThreads) });
     }
     return this.pool;
   }
@@ -302,7 +302,7 @@ class Scanner {
   /** The workers for a file opened ahead of its turn: only once started (or started by this file's size alone), its bytes counted at its turn. */
   private workersAhead(sizeBytes: number): ChunkWorkerPool | undefined {
     if (this.chunkThreads < 2 || sizeBytes < WORKER_FILE_BYTES_MIN) return undefined;
-    if (!this.pool && sizeBytes >= WORKERS_START_BYTES) this.pool = new ChunkWorkerPool({ threads: this.chunkThreads });
+    if (!this.pool && sizeBytes >= WORKERS_START_BYTES) this.pool = new ChunkWorkerPool({ threads: workerThreadsFor(this.chunkThreads) });
     return this.pool;
   }
 
@@ -731,4 +731,16 @@ class Scanner {
     } else await forEachChunk(fd, this.buffer, this.params, visit, onRead, previous, sizeBytes);
     return { builder, firstChunkIsObject };
   }
+}
+
+/**
+ * Worker threads for a scan that cuts and hashes on `chunkThreads` threads: the scanning thread
+ * is one of them (it cuts a segment itself whenever no worker has taken it, and it has the
+ * stitching, the sink and the upload besides). One worker per core took the storing thread's
+ * core away on 2 cores: the engine's scan -> store fell from 699 to 392 MB/s against one thread,
+ * and a push of one 1 GiB file peaked 10-15 MB higher for no gain; one worker fewer gives 719 MB/s
+ * and a push 5-10% faster than one thread (docs/benchmarks.md, "Both cores").
+ */
+export function workerThreadsFor(chunkThreads: number): number {
+  return Math.max(1, chunkThreads - 1);
 }

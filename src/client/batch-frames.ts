@@ -93,3 +93,35 @@ export function reframeBatch(batch: Uint8Array, frame: (bytes: Uint8Array) => Ui
   result.body = out.subarray(0, write);
   return result;
 }
+
+/**
+ * `batch` cut in two batches between items: the first holds the items that start within its
+ * first `headBytesMax` bytes (at least one), the second the rest. Null when the batch has a
+ * single item or its first item already passes the bound. Each is a batch of its own (its own
+ * array32 header), so either can be sent, compressed or framed like any other.
+ */
+export function splitBatch(batch: Uint8Array, headBytesMax: number): { head: Uint8Array; tail: Uint8Array } | null {
+  const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+  if (batch.length < HEADER_BYTES || batch[0] !== ARRAY32) throw new DecodeError("not an upload batch as the batch writer writes it");
+  const count = view.getUint32(1);
+  let read = HEADER_BYTES;
+  let headCount = 0;
+  for (; headCount < count; headCount++) {
+    const kindByte = batch[read];
+    let itemBytes: number;
+    if (kindByte === FIXARRAY_4) itemBytes = DELTA_OVERHEAD_BYTES + view.getUint32(read + 1 + 2 + ID_BYTES + 2);
+    else if (kindByte === FIXARRAY_2 && batch[read + 35] === BIN32) itemBytes = PAIR_OVERHEAD_BYTES + view.getUint32(read + 36);
+    else throw new DecodeError(`upload batch item ${headCount} is not as the batch writer writes it`);
+    if (read + itemBytes > headBytesMax && headCount > 0) break;
+    read += itemBytes;
+  }
+  if (headCount === 0 || headCount === count) return null;
+  const head = new Uint8Array(read);
+  head.set(batch.subarray(0, read));
+  new DataView(head.buffer).setUint32(1, headCount);
+  const tail = new Uint8Array(HEADER_BYTES + batch.length - read);
+  tail[0] = ARRAY32;
+  new DataView(tail.buffer).setUint32(1, count - headCount);
+  tail.set(batch.subarray(read), HEADER_BYTES);
+  return { head, tail };
+}

@@ -37,6 +37,7 @@ import type { CommitJson, FolderJson, VersionJson } from "../wire/api-json.ts";
 import type { TlsTrust } from "../wire/tls-trust.ts";
 import { tlsTrustFor } from "./tls-settings.ts";
 import { COMPRESS_AUTO, UploadCompression, type CompressSetting } from "./upload-compression.ts";
+import { splitBatch } from "./batch-frames.ts";
 import type { NodeStatus } from "../wire/node-status.ts";
 import type { VerifyReport } from "../wire/verify-report.ts";
 
@@ -456,6 +457,19 @@ export class RemoteNode {
   async uploadEncoded(batch: Uint8Array): Promise<number> {
     // Objects go as zstd frames of their own only to a node that says it takes them (asked once).
     this.uploadCompression.framesAccepted = (await this.uploadItemKinds()).has(FRAME_ITEM_KIND);
+    // A measurement of the plain rate due on a slow link: a part of the batch goes plain, the
+    // rest beside it as the choice says (encoded after the part is on its way, so it is not
+    // taken for a second measurement).
+    const part = this.uploadCompression.plainMeasurePart(batch.length);
+    const split = part === undefined ? null : splitBatch(batch, part);
+    if (split) {
+      const sent = await Promise.all([this.uploadOneBatch(split.head), this.uploadOneBatch(split.tail)]);
+      return sent[0] + sent[1];
+    }
+    return this.uploadOneBatch(batch);
+  }
+
+  private async uploadOneBatch(batch: Uint8Array): Promise<number> {
     const { body, encoding, compressed } = this.uploadCompression.encode(batch);
     const headers: Record<string, string> = { "content-type": "application/msgpack" };
     if (encoding) headers["content-encoding"] = encoding;

@@ -76,6 +76,10 @@ const WIRE_BOUND_GAIN = 1.5;
 const NODE_BOUND_GAIN = 1.15;
 /** Batches below this are sent as they are (zstd's frame eats the gain). */
 const COMPRESS_BYTES_MIN = 512;
+/** A plain measurement sent as part of a batch takes at least this long at the link's measured wire rate (plainMeasurePart). */
+export const PLAIN_MEASURE_MS = 100;
+/** ... and is at least this large. */
+export const PLAIN_MEASURE_BYTES_MIN = 256 * 1024;
 /** The sample: this many slices spread over the batch, compressed together. */
 const SAMPLE_SLICES = 4;
 const SAMPLE_SLICE_BYTES = 16 * 1024;
@@ -394,6 +398,35 @@ export class UploadCompression {
     return { body: batch, encoding: null, compressed: false };
   }
 
+  /**
+   * Whether auto's next batch goes plain to measure the plain rate: compressed uploads measured
+   * and plain ones not (or not for a while), and none on its way, so the choice compares two
+   * measured rates rather than one and a guess.
+   */
+  private measuresPlainNext(): boolean {
+    if (this.setting.kind !== "auto" || this.links.compressed.perSecond() === undefined) return false;
+    const plainUnmeasured = this.links.plain.perSecond() === undefined && ![...this.uploads].some((upload) => !upload.compressed);
+    const exploreEvery = this.lastGain >= CLEAR_GAIN ? EXPLORE_EVERY * EXPLORE_SPREAD : EXPLORE_EVERY;
+    return plainUnmeasured || this.compressedInARow >= exploreEvery - 1;
+  }
+
+  /**
+   * The bytes of `batchBytes` to send plain when the next batch is to measure the plain rate,
+   * the rest going as usual beside it; undefined to send the whole batch plain (or no measuring
+   * due). On a slow link a whole plain batch costs every byte zstd would have saved on it (two
+   * such batches were the 6% a first push of compressible data at 100 Mbit/s lost against
+   * rsync -az); a part that takes PLAIN_MEASURE_MS at the compressed uploads' wire rate still
+   * measures a rate a request's fixed cost does not skew. On a fast link that part is the whole
+   * batch or more, and the batch goes plain whole as before.
+   */
+  plainMeasurePart(batchBytes: number): number | undefined {
+    if (batchBytes < COMPRESS_BYTES_MIN || !this.measuresPlainNext()) return undefined;
+    const wire = this.linkBytesPerSecond("compressedWire");
+    if (wire === undefined) return undefined;
+    const partBytes = Math.max(PLAIN_MEASURE_BYTES_MIN, Math.ceil((wire * PLAIN_MEASURE_MS) / 1000));
+    return partBytes * 2 <= batchBytes ? partBytes : undefined;
+  }
+
   /** The level to compress the batch at, or null to send it plain. */
   private levelFor(batch: Uint8Array): number | null {
     this.plainReason = "small";
@@ -409,11 +442,7 @@ export class UploadCompression {
     this.plainReason = "measuring";
     const plain = this.linkBytesPerSecond("plain");
     const compressed = this.linkBytesPerSecond("compressed");
-    // Compressed uploads measured and plain ones not (or not for a while), and none on its way:
-    // this one goes plain, so the choice compares two measured rates rather than one and a guess.
-    const plainUnmeasured = this.links.plain.perSecond() === undefined && ![...this.uploads].some((upload) => !upload.compressed);
-    const exploreEvery = this.lastGain >= CLEAR_GAIN ? EXPLORE_EVERY * EXPLORE_SPREAD : EXPLORE_EVERY;
-    if (this.links.compressed.perSecond() !== undefined && (plainUnmeasured || this.compressedInARow >= exploreEvery - 1)) return null;
+    if (this.measuresPlainNext()) return null;
     this.plainReason = "incompressible";
     if (plain === undefined && compressed === undefined) {
       const sampleRatio = this.sampleRatio(batch, PROBE_LEVEL);

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import zlib from "node:zlib";
 import { blake3 } from "../../src/core/blake3.ts";
 import { ObjectBatchWriter } from "../../src/client/batch-writer.ts";
+import { splitBatch } from "../../src/client/batch-frames.ts";
 import {
   AUTO_LEVELS,
   chooseLevel,
@@ -13,6 +14,7 @@ import {
   EXPLORE_EVERY,
   EXPLORE_SPREAD,
   parseCompressSetting,
+  PLAIN_MEASURE_BYTES_MIN,
   PROBE_LEVEL,
   UploadCompression,
   type CompressSetting,
@@ -296,6 +298,69 @@ describe("UploadCompression auto, when the node and not the link sets the pace",
     expect(sim.compression.encode(batch).encoding).toBeNull();
     sim.upload(4 * MIB, 2);
     expect(sim.compression.encode(batch).encoding).toBe("zstd");
+  });
+
+  test("on a slow link the plain rate is measured on a part of a batch, the rest compressed beside it; on a fast link on a whole batch", () => {
+    const slow = simulated({ kind: "auto" }, 400);
+    const batch = compressibleBatch();
+    expect(slow.compression.plainMeasurePart(batch.length)).toBeUndefined(); // nothing measured: nothing to measure against
+    const first = slow.compression.encode(batch);
+    slow.upload(4 * MIB, 2, first.body.length); // 2 MB/s of wire bytes
+    // A part that takes 100 ms at 2 MB/s is 200 KB: the least part, 256 KiB, is taken.
+    const part = slow.compression.plainMeasurePart(batch.length);
+    expect(part).toBe(PLAIN_MEASURE_BYTES_MIN);
+    // The part goes plain (the measurement) and, once it is on its way, the rest compressed.
+    const head = slow.compression.encode(batch.subarray(0, part!));
+    expect(head.encoding).toBeNull();
+    slow.compression.startUpload(part!, false);
+    expect(slow.compression.plainMeasurePart(batch.length)).toBeUndefined();
+    expect(slow.compression.encode(batch.subarray(part!)).encoding).toBe("zstd");
+
+    // 1 GB/s of wire bytes: 100 ms of it is more than the batch, so the batch goes plain whole.
+    const fast = simulated({ kind: "auto" }, 400);
+    const compressed = fast.compression.encode(batch);
+    fast.upload(4 * MIB, 1000, compressed.body.length);
+    expect(fast.compression.plainMeasurePart(batch.length)).toBeUndefined();
+    // never and LEVEL measure nothing.
+    for (const setting of [{ kind: "never" }, { kind: "level", level: 3 }] as const) {
+      const other = simulated(setting, 400);
+      other.upload(4 * MIB, 2, MIB);
+      expect(other.compression.plainMeasurePart(batch.length)).toBeUndefined();
+    }
+  });
+
+  test("splitBatch cuts a batch between items into two batches holding every item once, in order", () => {
+    const writer = new ObjectBatchWriter(new Uint8Array(2 * MIB));
+    const objects: Uint8Array[] = [];
+    for (let i = 0; i < 20; i++) {
+      const bytes = new Uint8Array(randomBytes(10_000 + i * 1000));
+      objects.push(bytes);
+      writer.append(blake3(bytes), bytes);
+    }
+    const batch = writer.finish().slice();
+    const items = (body: Uint8Array): Uint8Array[] => {
+      const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+      expect(body[0]).toBe(0xdd);
+      const out: Uint8Array[] = [];
+      let at = 5;
+      for (let i = 0; i < view.getUint32(1); i++) {
+        expect(body[at]).toBe(0x92);
+        const length = view.getUint32(at + 36);
+        out.push(body.subarray(at + 40, at + 40 + length));
+        at += 40 + length;
+      }
+      expect(at).toBe(body.length);
+      return out;
+    };
+    const split = splitBatch(batch, 50_000)!;
+    const head = items(split.head);
+    const tail = items(split.tail);
+    expect(head.length).toBe(4); // 10 000 + 11 000 + 12 000 + 13 000 bytes and their framing start within 50 000
+    expect(split.head.length).toBeLessThanOrEqual(50_000);
+    expect([...head, ...tail].map((bytes) => Buffer.from(bytes).toString("hex"))).toEqual(objects.map((bytes) => Buffer.from(bytes).toString("hex")));
+    // A first item past the bound still goes whole in the head; one item, or all within the bound: no split.
+    expect(items(splitBatch(batch, 10)!.head).length).toBe(1);
+    expect(splitBatch(batch, batch.length)).toBeNull();
   });
 
   test("a plain batch on its way to measure the plain rate: the next one is not sent plain as well", () => {

@@ -89,8 +89,9 @@ const EMBEDDED_WORKER = "src/fs/chunk-worker.js";
  * Where the worker's module is. Inside a binary built by `bun build --compile` with
  * src/fs/chunk-worker.ts as an extra entry point (package.json "build"), it sits under
  * /$bunfs/root by its path from where the build ran: src/fs/chunk-worker.js from a checkout,
- * something like ../../work/src/fs/chunk-worker.js when the build went through a symlinked
- * src/ (the path is the file's real one). So it is looked up among the embedded files, once.
+ * a path climbing out of the checkout and ending in src/fs/chunk-worker.js when the build went
+ * through a symlinked src/ (the path is the file's real one). So it is looked up among the
+ * embedded files, once.
  */
 function defaultWorkerSpecifier(): string {
   if (!(import.meta.url.startsWith("file:///$bunfs/") || import.meta.path.startsWith("/$bunfs/"))) return new URL("./chunk-worker.ts", import.meta.url).href;

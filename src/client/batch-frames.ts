@@ -30,6 +30,16 @@ export const FRAME_ITEM_OVERHEAD_BYTES = PAIR_OVERHEAD_BYTES + 1;
 /** fixarray(4), bin8 id, the kind, bin32 header of the delta, then bin8 base id. */
 const DELTA_OVERHEAD_BYTES = 1 + 2 + ID_BYTES + 1 + 5 + 2 + ID_BYTES;
 
+/** The length of the item at `at` (the `index`th): a plain pair or a delta, as the batch writer writes them. */
+function itemBytesAt(batch: Uint8Array, view: DataView, at: number, index: number): number {
+  const kindByte = batch[at];
+  if (kindByte === FIXARRAY_4) return DELTA_OVERHEAD_BYTES + view.getUint32(at + 1 + 2 + ID_BYTES + 2);
+  if (kindByte !== FIXARRAY_2 || batch[at + 1] !== BIN8 || batch[at + 2] !== ID_BYTES || batch[at + 35] !== BIN32) {
+    throw new DecodeError(`upload batch item ${index} is not as the batch writer writes it`);
+  }
+  return PAIR_OVERHEAD_BYTES + view.getUint32(at + 36);
+}
+
 /** What reframeBatch made: the body to send, and how many objects went as frames. */
 export interface FramedBatch {
   body: Uint8Array;
@@ -58,18 +68,14 @@ export function reframeBatch(batch: Uint8Array, frame: (bytes: Uint8Array) => Ui
   let write = HEADER_BYTES;
   const result: FramedBatch = { body: out, framed: 0, framedRawBytes: 0, framedBytes: 0 };
   for (let i = 0; i < count; i++) {
-    const kindByte = batch[read];
-    if (kindByte === FIXARRAY_4) {
-      const itemBytes = DELTA_OVERHEAD_BYTES + view.getUint32(read + 1 + 2 + ID_BYTES + 2);
+    const itemBytes = itemBytesAt(batch, view, read, i);
+    if (batch[read] === FIXARRAY_4) {
       out.set(batch.subarray(read, read + itemBytes), write);
       read += itemBytes;
       write += itemBytes;
       continue;
     }
-    if (kindByte !== FIXARRAY_2 || batch[read + 1] !== BIN8 || batch[read + 2] !== ID_BYTES || batch[read + 35] !== BIN32) {
-      throw new DecodeError(`upload batch item ${i} is not as the batch writer writes it`);
-    }
-    const lengthBytes = view.getUint32(read + 36);
+    const lengthBytes = itemBytes - PAIR_OVERHEAD_BYTES;
     const bytes = batch.subarray(read + PAIR_OVERHEAD_BYTES, read + PAIR_OVERHEAD_BYTES + lengthBytes);
     const framed = frame(bytes);
     if (framed === null || framed.length >= lengthBytes) {
@@ -107,11 +113,7 @@ export function splitBatch(batch: Uint8Array, headBytesMax: number): { head: Uin
   let read = HEADER_BYTES;
   let headCount = 0;
   for (; headCount < count; headCount++) {
-    const kindByte = batch[read];
-    let itemBytes: number;
-    if (kindByte === FIXARRAY_4) itemBytes = DELTA_OVERHEAD_BYTES + view.getUint32(read + 1 + 2 + ID_BYTES + 2);
-    else if (kindByte === FIXARRAY_2 && batch[read + 35] === BIN32) itemBytes = PAIR_OVERHEAD_BYTES + view.getUint32(read + 36);
-    else throw new DecodeError(`upload batch item ${headCount} is not as the batch writer writes it`);
+    const itemBytes = itemBytesAt(batch, view, read, headCount);
     if (read + itemBytes > headBytesMax && headCount > 0) break;
     read += itemBytes;
   }

@@ -47,10 +47,7 @@ export class ObjectBatchWriter {
     if (!this.fits(lengthBytes)) throw new RangeError("object does not fit in this batch");
     const start = this.position;
     const buffer = this.buffer;
-    buffer[start] = FIXARRAY_2;
-    buffer[start + 1] = BIN8;
-    buffer[start + 2] = 32;
-    buffer.set(id, start + 3);
+    this.itemHead(start, FIXARRAY_2, id);
     buffer[start + 35] = BIN32;
     this.view.setUint32(start + 36, lengthBytes);
     const payload = buffer.subarray(start + BATCH_ITEM_OVERHEAD_BYTES, start + BATCH_ITEM_OVERHEAD_BYTES + lengthBytes);
@@ -69,10 +66,7 @@ export class ObjectBatchWriter {
     if (!this.fitsDelta(delta.length)) throw new RangeError("delta does not fit in this batch");
     const start = this.position;
     const buffer = this.buffer;
-    buffer[start] = FIXARRAY_4;
-    buffer[start + 1] = BIN8;
-    buffer[start + 2] = 32;
-    buffer.set(id, start + 3);
+    this.itemHead(start, FIXARRAY_4, id);
     buffer[start + 35] = DELTA_KIND;
     buffer[start + 36] = BIN32;
     this.view.setUint32(start + 37, delta.length);
@@ -84,6 +78,14 @@ export class ObjectBatchWriter {
     this.position = baseAt + 34;
     this.count++;
     this.objectBytes += delta.length;
+  }
+
+  /** An item's array header and its id (bin8 of 32 bytes), at `start`. */
+  private itemHead(start: number, arrayHeader: number, id: ObjectId): void {
+    this.buffer[start] = arrayHeader;
+    this.buffer[start + 1] = BIN8;
+    this.buffer[start + 2] = 32;
+    this.buffer.set(id, start + 3);
   }
 
   /** Whether a delta of this size still fits. */
